@@ -1,0 +1,12 @@
+//! polyprune: does the language of the calibration data change what post-training pruning keeps?
+//!
+//! Data flows one way through the modules: `model` (graph, import) and `runtime` (ONNX Runtime)
+//! run a model; `data` supplies multilingual text; `eval` measures it; `calibrate` and `prune`
+//! produce masks; `stats` tests differences; `report` renders what the study runner stored.
+
+pub mod model;
+pub mod data;
+pub mod eval;
+pub mod runtime;
+pub mod stats;
+pub mod util;

@@ -1,0 +1,223 @@
+//! Writing ONNX graphs: a small node-by-node builder and an external-data weight file.
+//!
+//! Weights go to one `.onnx.data` file beside the graph and are referenced by offset, so a
+//! graph file stays small, several graphs (the full model and its per-block parts) can share
+//! one copy of the weights, and ONNX Runtime can memory-map them.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::onnx::{
+    data_type, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    DATA_LOCATION_EXTERNAL,
+};
+use super::onnx::tensor_shape_proto::{dimension, Dimension};
+
+/// The opset our generated graphs use: every op we emit has its current semantics there
+/// (ReduceMean/ReduceLogSumExp still take `axes` as an attribute).
+pub const OPSET: i64 = 17;
+
+/// Offsets in the weight file are aligned so that memory-mapped tensors are aligned for SIMD loads.
+const WEIGHT_ALIGNMENT: u64 = 64;
+
+/// Appends tensors to an external-data file and hands back `TensorProto`s that point at them.
+pub struct WeightFile {
+    path: PathBuf,
+    location: String,
+    out: BufWriter<File>,
+    offset: u64,
+}
+
+impl WeightFile {
+    /// `location` is the file name recorded in each tensor: relative to the graph's folder.
+    pub fn create(dir: &Path, location: &str) -> std::io::Result<Self> {
+        let path = dir.join(location);
+        let out = BufWriter::with_capacity(1 << 22, File::create(&path)?);
+        Ok(WeightFile { path, location: location.to_string(), out, offset: 0 })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn append_f32(&mut self, name: &str, dims: &[usize], data: &[f32]) -> std::io::Result<TensorProto> {
+        debug_assert_eq!(dims.iter().product::<usize>(), data.len());
+        let pad = (WEIGHT_ALIGNMENT - self.offset % WEIGHT_ALIGNMENT) % WEIGHT_ALIGNMENT;
+        self.out.write_all(&vec![0u8; pad as usize])?;
+        self.offset += pad;
+        let start = self.offset;
+        for chunk in data.chunks(1 << 16) {
+            let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
+            self.out.write_all(&bytes)?;
+        }
+        let length = (data.len() * 4) as u64;
+        self.offset += length;
+        Ok(external_tensor(name, dims, data_type::FLOAT, &self.location, start, length))
+    }
+
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().sync_all()
+    }
+}
+
+fn external_tensor(name: &str, dims: &[usize], dt: i32, location: &str, offset: u64, length: u64) -> TensorProto {
+    let entry = |k: &str, v: String| StringStringEntryProto { key: k.into(), value: v };
+    TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: dt,
+        data_location: DATA_LOCATION_EXTERNAL,
+        external_data: vec![
+            entry("location", location.into()),
+            entry("offset", offset.to_string()),
+            entry("length", length.to_string()),
+        ],
+        ..Default::default()
+    }
+}
+
+/// A dimension of a graph input or output: fixed, or named and dynamic.
+#[derive(Clone, Copy, Debug)]
+pub enum Dim<'a> {
+    Fixed(i64),
+    Named(&'a str),
+}
+
+fn value_info(name: &str, elem_type: i32, dims: &[Dim]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Dim::Fixed(v) => dimension::Value::DimValue(*v),
+                Dim::Named(p) => dimension::Value::DimParam(p.to_string()),
+            }),
+            denotation: String::new(),
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type,
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            denotation: String::new(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Builds one graph node by node. Intermediate names are generated unless the caller names a
+/// tensor, which it does for every tensor someone else needs to find (taps, weights, outputs).
+#[derive(Default)]
+pub struct GraphBuilder {
+    graph: GraphProto,
+    next_id: usize,
+}
+
+impl GraphBuilder {
+    pub fn new(name: &str) -> Self {
+        GraphBuilder { graph: GraphProto { name: name.into(), ..Default::default() }, next_id: 0 }
+    }
+
+    /// Continues an existing graph (an exported model being given extra heads or outputs).
+    pub fn wrap(graph: GraphProto) -> Self {
+        GraphBuilder { graph, next_id: 0 }
+    }
+
+    pub fn into_graph(self) -> GraphProto {
+        self.graph
+    }
+
+    fn fresh(&mut self, op: &str) -> String {
+        self.next_id += 1;
+        format!("pp/{}_{}", op.to_ascii_lowercase(), self.next_id)
+    }
+
+    /// Adds a node with one generated output and returns that output's name.
+    pub fn op(&mut self, op: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> String {
+        let out = self.fresh(op);
+        self.op_named(op, inputs, &out, attrs);
+        out
+    }
+
+    /// Adds a node whose single output has a chosen name.
+    pub fn op_named(&mut self, op: &str, inputs: &[&str], output: &str, attrs: Vec<AttributeProto>) {
+        let name = format!("{}#{}", op, self.graph.node.len());
+        self.graph.node.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.to_string()],
+            name,
+            op_type: op.into(),
+            attribute: attrs,
+            ..Default::default()
+        });
+    }
+
+    pub fn initializer(&mut self, tensor: TensorProto) -> String {
+        let name = tensor.name.clone();
+        if !self.graph.initializer.iter().any(|t| t.name == name) {
+            self.graph.initializer.push(tensor);
+        }
+        name
+    }
+
+    /// A small constant stored inline in the graph (shapes, axes, scalars).
+    pub fn const_i64(&mut self, values: &[i64], dims: &[i64]) -> String {
+        let name = self.fresh("const_i64");
+        self.graph.initializer.push(TensorProto {
+            name: name.clone(),
+            dims: dims.to_vec(),
+            data_type: data_type::INT64,
+            int64_data: values.to_vec(),
+            ..Default::default()
+        });
+        name
+    }
+
+    pub fn scalar_i64(&mut self, v: i64) -> String {
+        self.const_i64(&[v], &[])
+    }
+
+    pub fn vec_i64(&mut self, values: &[i64]) -> String {
+        self.const_i64(values, &[values.len() as i64])
+    }
+
+    pub fn scalar_f32(&mut self, v: f32) -> String {
+        let name = self.fresh("const_f32");
+        self.graph.initializer.push(TensorProto {
+            name: name.clone(),
+            dims: vec![],
+            data_type: data_type::FLOAT,
+            float_data: vec![v],
+            ..Default::default()
+        });
+        name
+    }
+
+    pub fn input(&mut self, name: &str, elem_type: i32, dims: &[Dim]) {
+        self.graph.input.push(value_info(name, elem_type, dims));
+    }
+
+    pub fn output(&mut self, name: &str, elem_type: i32, dims: &[Dim]) {
+        self.graph.output.push(value_info(name, elem_type, dims));
+    }
+
+    pub fn finish(self, producer: &str, metadata: &[(&str, String)]) -> ModelProto {
+        ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+            producer_name: producer.into(),
+            producer_version: env!("CARGO_PKG_VERSION").into(),
+            graph: Some(self.graph),
+            metadata_props: metadata
+                .iter()
+                .map(|(k, v)| StringStringEntryProto { key: k.to_string(), value: v.clone() })
+                .collect(),
+            ..Default::default()
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The model card: a small JSON file beside `model.onnx` that says what the graph is.
+//!
+//! It names the architecture, where the weights came from, the tokenizer, and, most
+//! importantly for pruning, every prunable linear layer: which initializer, which block, which
+//! role, its shape and the tensor that feeds it.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::decoder::{DecoderSpec, LinearLayer};
+use super::ModelError;
+
+pub const CARD_FILE: &str = "card.json";
+pub const CARD_FORMAT: &str = "polyprune-model-card/1";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SourceFile {
+    pub file: String,
+    pub sha256: String,
+}
+
+/// Per-block graphs sharing the main weight file (imported models only).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Parts {
+    pub embed: String,
+    pub blocks: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub format: String,
+    pub name: String,
+    pub architecture: String,
+    pub source: Option<SourceFile>,
+    pub graph: String,
+    pub tokenizer: String,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_id: Option<u32>,
+    /// Longest input the graph accepts (rotary tables or position embeddings).
+    pub max_positions: usize,
+    pub vocab_size: usize,
+    pub blocks: usize,
+    /// Graph inputs polyprune feeds, by name.
+    pub inputs: Vec<String>,
+    /// True when the graph already has `token_logprobs` and `argmax` outputs.
+    pub has_scoring_heads: bool,
+    pub layers: Vec<LinearLayer>,
+    pub spec: Option<DecoderSpec>,
+    pub parts: Option<Parts>,
+}
+
+impl ModelCard {
+    pub fn read(dir: &Path) -> Result<Self, ModelError> {
+        let path = dir.join(CARD_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
+        let card: ModelCard = serde_json::from_str(&text).map_err(|e| ModelError::BadCard {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        if card.format != CARD_FORMAT {
+            return Err(ModelError::BadCard {
+                path,
+                reason: format!("format '{}' is not '{}'", card.format, CARD_FORMAT),
+            });
+        }
+        Ok(card)
+    }
+
+    pub fn write(&self, dir: &Path) -> Result<(), ModelError> {
+        let path = dir.join(CARD_FILE);
+        let text = serde_json::to_string_pretty(self).expect("card serialises");
+        crate::util::write_atomic(&path, text.as_bytes()).map_err(|e| ModelError::io(&path, e))
+    }
+}

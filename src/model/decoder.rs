@@ -1,0 +1,530 @@
+//! The decoder-only transformer, written once as an ONNX graph for every imported architecture.
+//!
+//! Gemma 3, Llama and Qwen2 differ in a handful of switches (normalisation placement, q/k norms,
+//! activation, biases, embedding scale, sliding windows, rope bases), collected in
+//! [`DecoderSpec`]. Tensor names are the GGUF checkpoint's own (`blk.3.ffn_up.weight`), so a
+//! pruned weight is found by the name a user sees in the checkpoint.
+//!
+//! Conventions of the emitted graphs:
+//! * `input_ids`: int64 `[batch, sequence]`. Batches are RIGHT-padded. Attention is causal, so a
+//!   padding token can only influence positions after it: outputs at real positions are exact and
+//!   outputs at padded positions are ignored. No attention mask input is needed.
+//! * Linear layers are `MatMul(x, W)` with `W` a 2-D float initializer of shape `[in, out]`.
+//! * Outputs: `logits` `[batch, seq, vocab]`; `token_logprobs` `[batch, seq-1]`, where entry
+//!   `[b, t]` is `log p(input_ids[b, t+1] | input_ids[b, ..=t])`, computed inside the runtime so
+//!   scoring never copies the vocabulary-sized logits out; `argmax` `[batch, seq]` (int64), the
+//!   greedy next token at every position, for generation.
+//! * Per-block parts (`model.blockNN.onnx`) take `hidden` `[batch, seq, d]` and give `hidden_out`
+//!   plus the input of every linear layer (the "taps" calibration needs), sharing the weight file.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::builder::{Dim, GraphBuilder};
+use super::onnx::{data_type, AttributeProto as A, ModelProto, TensorProto};
+
+/// Additive mask value for disallowed attention: large enough that exp() underflows to exactly 0.
+const MASKED: f32 = -1.0e9;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// GELU with the tanh approximation (Gemma).
+    GeluTanh,
+    /// x * sigmoid(x) (Llama, Qwen2).
+    Silu,
+}
+
+/// Everything that distinguishes one decoder architecture from another in the graph.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DecoderSpec {
+    pub architecture: String,
+    pub blocks: usize,
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub ffn_dim: usize,
+    pub vocab_size: usize,
+    pub rms_eps: f32,
+    pub activation: Activation,
+    /// RMS norms on each head's queries and keys (Gemma 3).
+    pub qk_norm: bool,
+    /// Norms on the attention and MLP outputs before the residual add (Gemma 2/3 "sandwich").
+    pub sandwich_norms: bool,
+    /// Biases on the q/k/v projections (Qwen2).
+    pub qkv_bias: bool,
+    /// Multiply token embeddings by this (Gemma: sqrt(d_model)).
+    pub embed_scale: Option<f32>,
+    /// The output layer reuses `token_embd.weight` when true, else `output.weight`.
+    pub tied_output: bool,
+    /// Scale applied to q·k.
+    pub attn_scale: f32,
+    /// Rotary base of each block.
+    pub rope_base: Vec<f64>,
+    /// Sliding-window length of each block, `None` for global attention.
+    pub sliding_window: Vec<Option<usize>>,
+    /// Longest sequence the precomputed rotary tables cover.
+    pub max_positions: usize,
+}
+
+/// The role of a linear layer inside a block, as the pruning literature names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Q,
+    K,
+    V,
+    O,
+    Gate,
+    Up,
+    Down,
+    /// A fused q/k/v projection (GPT-2 style exports).
+    Qkv,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Q => "q",
+            Role::K => "k",
+            Role::V => "v",
+            Role::O => "o",
+            Role::Gate => "gate",
+            Role::Up => "up",
+            Role::Down => "down",
+            Role::Qkv => "qkv",
+        }
+    }
+}
+
+/// One prunable linear layer: a 2-D initializer `[in, out]` consumed by a MatMul.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinearLayer {
+    /// The initializer's name (the checkpoint's tensor name).
+    pub name: String,
+    pub block: usize,
+    pub role: Role,
+    /// `[in_features, out_features]`, the initializer's shape.
+    pub shape: [usize; 2],
+    /// The graph tensor feeding this layer; layers sharing it share calibration statistics.
+    pub input: String,
+    /// True when the initializer holds `[out, in]` and the graph transposes it (some exports).
+    #[serde(default)]
+    pub transposed: bool,
+}
+
+impl DecoderSpec {
+    fn q_dim(&self) -> usize {
+        self.n_heads * self.head_dim
+    }
+    fn kv_dim(&self) -> usize {
+        self.n_kv_heads * self.head_dim
+    }
+
+    /// Names and shapes of every weight the graph reads, in the layout the graph expects.
+    pub fn weight_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let d = self.d_model;
+        let mut out = vec![("token_embd.weight".to_string(), vec![self.vocab_size, d])];
+        for i in 0..self.blocks {
+            let p = |s: &str| format!("blk.{i}.{s}");
+            out.push((p("attn_norm.weight"), vec![d]));
+            for l in self.linear_layers_of_block(i) {
+                out.push((l.name.clone(), l.shape.to_vec()));
+            }
+            if self.qkv_bias {
+                out.push((p("attn_q.bias"), vec![self.q_dim()]));
+                out.push((p("attn_k.bias"), vec![self.kv_dim()]));
+                out.push((p("attn_v.bias"), vec![self.kv_dim()]));
+            }
+            if self.qk_norm {
+                out.push((p("attn_q_norm.weight"), vec![self.head_dim]));
+                out.push((p("attn_k_norm.weight"), vec![self.head_dim]));
+            }
+            if self.sandwich_norms {
+                out.push((p("post_attention_norm.weight"), vec![d]));
+                out.push((p("post_ffw_norm.weight"), vec![d]));
+            }
+            out.push((p("ffn_norm.weight"), vec![d]));
+        }
+        out.push(("output_norm.weight".to_string(), vec![d]));
+        if !self.tied_output {
+            out.push(("output.weight".to_string(), vec![self.vocab_size, d]));
+        }
+        out
+    }
+
+    /// The prunable layers of block `i`, with the tap that feeds each.
+    pub fn linear_layers_of_block(&self, i: usize) -> Vec<LinearLayer> {
+        let (d, f) = (self.d_model, self.ffn_dim);
+        let layer = |role: Role, gguf: &str, shape: [usize; 2], tap: &str| LinearLayer {
+            name: format!("blk.{i}.{gguf}.weight"),
+            block: i,
+            role,
+            shape,
+            input: format!("blk.{i}.{tap}"),
+            transposed: false,
+        };
+        vec![
+            layer(Role::Q, "attn_q", [d, self.q_dim()], "attn_in"),
+            layer(Role::K, "attn_k", [d, self.kv_dim()], "attn_in"),
+            layer(Role::V, "attn_v", [d, self.kv_dim()], "attn_in"),
+            layer(Role::O, "attn_output", [self.q_dim(), d], "attn_output_in"),
+            layer(Role::Gate, "ffn_gate", [d, f], "ffn_in"),
+            layer(Role::Up, "ffn_up", [d, f], "ffn_in"),
+            layer(Role::Down, "ffn_down", [f, d], "ffn_down_in"),
+        ]
+    }
+
+    pub fn linear_layers(&self) -> Vec<LinearLayer> {
+        (0..self.blocks).flat_map(|i| self.linear_layers_of_block(i)).collect()
+    }
+
+    /// Distinct rotary bases, each of which gets one pair of cos/sin tables.
+    pub fn distinct_rope_bases(&self) -> Vec<f64> {
+        let mut bases: Vec<f64> = Vec::new();
+        for &b in &self.rope_base {
+            if !bases.iter().any(|&x| x == b) {
+                bases.push(b);
+            }
+        }
+        bases
+    }
+}
+
+/// Name of the rotary tables for one base.
+pub fn rope_table_names(base: f64) -> (String, String) {
+    (format!("rope.{base}.cos"), format!("rope.{base}.sin"))
+}
+
+/// Rotary tables `[max_positions, head_dim]`: cos and sin of each position's angles, each half
+/// repeated, computed in f64 then rounded (the rotate-half layout: pairs are (j, j + head_dim/2)).
+pub fn rope_tables(base: f64, head_dim: usize, max_positions: usize) -> (Vec<f32>, Vec<f32>) {
+    let half = head_dim / 2;
+    let mut cos = vec![0f32; max_positions * head_dim];
+    let mut sin = vec![0f32; max_positions * head_dim];
+    for p in 0..max_positions {
+        for j in 0..half {
+            let inv = base.powf(-(2.0 * j as f64) / head_dim as f64);
+            let ang = p as f64 * inv;
+            let (s, c) = ang.sin_cos();
+            for k in [j, j + half] {
+                cos[p * head_dim + k] = c as f32;
+                sin[p * head_dim + k] = s as f32;
+            }
+        }
+    }
+    (cos, sin)
+}
+
+/// The external weight tensors, by name, shared by all graphs written for one model.
+pub type WeightTable = BTreeMap<String, TensorProto>;
+
+/// Emits graph pieces for one decoder into a [`GraphBuilder`].
+struct Emitter<'a> {
+    g: GraphBuilder,
+    spec: &'a DecoderSpec,
+    weights: &'a WeightTable,
+    /// Sequence length as a 1-D int64 tensor `[T]`, computed once per graph.
+    seq_len: Option<String>,
+    masks: BTreeMap<Option<usize>, String>,
+}
+
+impl<'a> Emitter<'a> {
+    fn new(name: &str, spec: &'a DecoderSpec, weights: &'a WeightTable) -> Self {
+        Emitter { g: GraphBuilder::new(name), spec, weights, seq_len: None, masks: BTreeMap::new() }
+    }
+
+    fn w(&mut self, name: &str) -> String {
+        let t = self.weights.get(name).unwrap_or_else(|| panic!("weight table lacks {name}"));
+        self.g.initializer(t.clone())
+    }
+
+    fn rms_norm(&mut self, x: &str, weight: &str, out: Option<&str>) -> String {
+        let sq = self.g.op("Mul", &[x, x], vec![]);
+        let ms = self.g.op("ReduceMean", &[&sq], vec![A::ints("axes", &[-1]), A::int("keepdims", 1)]);
+        let eps = self.g.scalar_f32(self.spec.rms_eps);
+        let ms = self.g.op("Add", &[&ms, &eps], vec![]);
+        let rms = self.g.op("Sqrt", &[&ms], vec![]);
+        let y = self.g.op("Div", &[x, &rms], vec![]);
+        let w = self.w(weight);
+        match out {
+            Some(name) => {
+                self.g.op_named("Mul", &[&y, &w], name, vec![]);
+                name.to_string()
+            }
+            None => self.g.op("Mul", &[&y, &w], vec![]),
+        }
+    }
+
+    fn linear(&mut self, x: &str, weight: &str, bias: Option<&str>) -> String {
+        let w = self.w(weight);
+        let y = self.g.op("MatMul", &[x, &w], vec![]);
+        match bias {
+            Some(b) => {
+                let b = self.w(b);
+                self.g.op("Add", &[&y, &b], vec![])
+            }
+            None => y,
+        }
+    }
+
+    /// `[T]` as int64, from the sequence axis of `like` (`[B, T, ...]`).
+    fn seq_len(&mut self, like: &str) -> String {
+        if let Some(t) = &self.seq_len {
+            return t.clone();
+        }
+        let t = self.g.op("Shape", &[like], vec![A::int("start", 1), A::int("end", 2)]);
+        self.seq_len = Some(t.clone());
+        t
+    }
+
+    /// Additive `[T, T]` mask: causal, and limited to `window` positions back when given.
+    fn mask(&mut self, like: &str, window: Option<usize>) -> String {
+        if let Some(m) = self.masks.get(&window) {
+            return m.clone();
+        }
+        let t = self.seq_len(like);
+        let zero_axis = self.g.vec_i64(&[0]);
+        let t_scalar = self.g.op("Squeeze", &[&t, &zero_axis], vec![]);
+        let (start, step) = (self.g.scalar_i64(0), self.g.scalar_i64(1));
+        let r = self.g.op("Range", &[&start, &t_scalar, &step], vec![]);
+        let (ax1, ax0) = (self.g.vec_i64(&[1]), self.g.vec_i64(&[0]));
+        let rows = self.g.op("Unsqueeze", &[&r, &ax1], vec![]);
+        let cols = self.g.op("Unsqueeze", &[&r, &ax0], vec![]);
+        let back = self.g.op("Sub", &[&rows, &cols], vec![]); // row - col: how far back a key is
+        let zero = self.g.scalar_i64(0);
+        let mut blocked = self.g.op("Less", &[&back, &zero], vec![]);
+        if let Some(w) = window {
+            let w = self.g.scalar_i64(w as i64);
+            let too_old = self.g.op("GreaterOrEqual", &[&back, &w], vec![]);
+            blocked = self.g.op("Or", &[&blocked, &too_old], vec![]);
+        }
+        let (neg, z) = (self.g.scalar_f32(MASKED), self.g.scalar_f32(0.0));
+        let m = self.g.op("Where", &[&blocked, &neg, &z], vec![]);
+        self.masks.insert(window, m.clone());
+        m
+    }
+
+    /// Rotary embedding on `[B, heads, T, head_dim]`, rotate-half layout.
+    fn rope(&mut self, x: &str, base: f64, like: &str) -> String {
+        let hd = self.spec.head_dim as i64;
+        let (cos_name, sin_name) = rope_table_names(base);
+        let (cos_t, sin_t) = (self.w(&cos_name), self.w(&sin_name));
+        let t = self.seq_len(like);
+        let (s0, ax0) = (self.g.vec_i64(&[0]), self.g.vec_i64(&[0]));
+        let cos = self.g.op("Slice", &[&cos_t, &s0, &t, &ax0], vec![]);
+        let sin = self.g.op("Slice", &[&sin_t, &s0, &t, &ax0], vec![]);
+        let (h0, h1, h2, ax3) =
+            (self.g.vec_i64(&[0]), self.g.vec_i64(&[hd / 2]), self.g.vec_i64(&[hd]), self.g.vec_i64(&[3]));
+        let x1 = self.g.op("Slice", &[x, &h0, &h1, &ax3], vec![]);
+        let x2 = self.g.op("Slice", &[x, &h1, &h2, &ax3], vec![]);
+        let neg_x2 = self.g.op("Neg", &[&x2], vec![]);
+        let rotated = self.g.op("Concat", &[&neg_x2, &x1], vec![A::int("axis", 3)]);
+        let a = self.g.op("Mul", &[x, &cos], vec![]);
+        let b = self.g.op("Mul", &[&rotated, &sin], vec![]);
+        self.g.op("Add", &[&a, &b], vec![])
+    }
+
+    /// `[B, T, heads*hd]` -> `[B, heads, T, hd]`.
+    fn split_heads(&mut self, x: &str, heads: usize) -> String {
+        let shape = self.g.vec_i64(&[0, 0, heads as i64, self.spec.head_dim as i64]);
+        let r = self.g.op("Reshape", &[x, &shape], vec![]);
+        self.g.op("Transpose", &[&r], vec![A::ints("perm", &[0, 2, 1, 3])])
+    }
+
+    fn attention(&mut self, i: usize, x: &str) -> String {
+        let s = self.spec;
+        let p = |n: &str| format!("blk.{i}.{n}");
+        let h = self.rms_norm(x, &p("attn_norm.weight"), Some(&p("attn_in")));
+        let bias = |n: &str| if s.qkv_bias { Some(p(n)) } else { None };
+        let q = self.linear(&h, &p("attn_q.weight"), bias("attn_q.bias").as_deref());
+        let k = self.linear(&h, &p("attn_k.weight"), bias("attn_k.bias").as_deref());
+        let v = self.linear(&h, &p("attn_v.weight"), bias("attn_v.bias").as_deref());
+        let mut q = self.split_heads(&q, s.n_heads);
+        let mut k = self.split_heads(&k, s.n_kv_heads);
+        let v = self.split_heads(&v, s.n_kv_heads);
+        if s.qk_norm {
+            q = self.rms_norm(&q, &p("attn_q_norm.weight"), None);
+            k = self.rms_norm(&k, &p("attn_k_norm.weight"), None);
+        }
+        let q = self.rope(&q, s.rope_base[i], x);
+        let k = self.rope(&k, s.rope_base[i], x);
+        // Grouped-query attention: queries [B, kv, group, T, hd] against keys [B, kv, 1, T, hd].
+        let (kv, group, hd) = (s.n_kv_heads as i64, (s.n_heads / s.n_kv_heads) as i64, s.head_dim as i64);
+        let q_shape = self.g.vec_i64(&[0, kv, group, -1, hd]);
+        let q5 = self.g.op("Reshape", &[&q, &q_shape], vec![]);
+        let ax2 = self.g.vec_i64(&[2]);
+        let k5 = self.g.op("Unsqueeze", &[&k, &ax2], vec![]);
+        let v5 = self.g.op("Unsqueeze", &[&v, &ax2], vec![]);
+        let kt = self.g.op("Transpose", &[&k5], vec![A::ints("perm", &[0, 1, 2, 4, 3])]);
+        let scores = self.g.op("MatMul", &[&q5, &kt], vec![]);
+        let scale = self.g.scalar_f32(s.attn_scale);
+        let scores = self.g.op("Mul", &[&scores, &scale], vec![]);
+        let mask = self.mask(x, s.sliding_window[i]);
+        let scores = self.g.op("Add", &[&scores, &mask], vec![]);
+        let probs = self.g.op("Softmax", &[&scores], vec![A::int("axis", -1)]);
+        let ctx = self.g.op("MatMul", &[&probs, &v5], vec![]);
+        let heads_shape = self.g.vec_i64(&[0, s.n_heads as i64, -1, hd]);
+        let ctx = self.g.op("Reshape", &[&ctx, &heads_shape], vec![]);
+        let ctx = self.g.op("Transpose", &[&ctx], vec![A::ints("perm", &[0, 2, 1, 3])]);
+        let flat = self.g.vec_i64(&[0, 0, (s.n_heads * s.head_dim) as i64]);
+        let tap = p("attn_output_in");
+        self.g.op_named("Reshape", &[&ctx, &flat], &tap, vec![]);
+        self.linear(&tap, &p("attn_output.weight"), None)
+    }
+
+    fn activation(&mut self, x: &str) -> String {
+        match self.spec.activation {
+            Activation::Silu => {
+                let sig = self.g.op("Sigmoid", &[x], vec![]);
+                self.g.op("Mul", &[x, &sig], vec![])
+            }
+            Activation::GeluTanh => {
+                let x2 = self.g.op("Mul", &[x, x], vec![]);
+                let x3 = self.g.op("Mul", &[&x2, x], vec![]);
+                let c = self.g.scalar_f32(0.044715);
+                let cx3 = self.g.op("Mul", &[&x3, &c], vec![]);
+                let inner = self.g.op("Add", &[x, &cx3], vec![]);
+                let k = self.g.scalar_f32((2.0 / std::f64::consts::PI).sqrt() as f32);
+                let inner = self.g.op("Mul", &[&inner, &k], vec![]);
+                let t = self.g.op("Tanh", &[&inner], vec![]);
+                let one = self.g.scalar_f32(1.0);
+                let t1 = self.g.op("Add", &[&t, &one], vec![]);
+                let half = self.g.scalar_f32(0.5);
+                let hx = self.g.op("Mul", &[x, &half], vec![]);
+                self.g.op("Mul", &[&hx, &t1], vec![])
+            }
+        }
+    }
+
+    fn mlp(&mut self, i: usize, x: &str) -> String {
+        let p = |n: &str| format!("blk.{i}.{n}");
+        let h = self.rms_norm(x, &p("ffn_norm.weight"), Some(&p("ffn_in")));
+        let gate = self.linear(&h, &p("ffn_gate.weight"), None);
+        let up = self.linear(&h, &p("ffn_up.weight"), None);
+        let act = self.activation(&gate);
+        let tap = p("ffn_down_in");
+        self.g.op_named("Mul", &[&act, &up], &tap, vec![]);
+        self.linear(&tap, &p("ffn_down.weight"), None)
+    }
+
+    /// One transformer block from hidden state `x`; its output gets the name `out`.
+    fn block(&mut self, i: usize, x: &str, out: &str) {
+        let p = |n: &str| format!("blk.{i}.{n}");
+        let mut a = self.attention(i, x);
+        if self.spec.sandwich_norms {
+            a = self.rms_norm(&a, &p("post_attention_norm.weight"), None);
+        }
+        let x = self.g.op("Add", &[x, &a], vec![]);
+        let mut m = self.mlp(i, &x);
+        if self.spec.sandwich_norms {
+            m = self.rms_norm(&m, &p("post_ffw_norm.weight"), None);
+        }
+        self.g.op_named("Add", &[&x, &m], out, vec![]);
+    }
+
+    fn embed(&mut self, ids: &str, out: &str) {
+        let table = self.w("token_embd.weight");
+        match self.spec.embed_scale {
+            Some(scale) => {
+                let e = self.g.op("Gather", &[&table, ids], vec![A::int("axis", 0)]);
+                let s = self.g.scalar_f32(scale);
+                self.g.op_named("Mul", &[&e, &s], out, vec![]);
+            }
+            None => self.g.op_named("Gather", &[&table, ids], out, vec![A::int("axis", 0)]),
+        }
+    }
+
+    /// Final norm, output layer and the scoring heads.
+    fn head(&mut self, x: &str, ids: &str) {
+        let s = self.spec;
+        let h = self.rms_norm(x, "output_norm.weight", None);
+        let out_w = if s.tied_output { "token_embd.weight" } else { "output.weight" };
+        let w = self.w(out_w);
+        // Gemm with transB reads the [vocab, d] table as is: no transposed copy of the largest tensor.
+        let flat_shape = self.g.vec_i64(&[-1, s.d_model as i64]);
+        let flat = self.g.op("Reshape", &[&h, &flat_shape], vec![]);
+        let logits2 = self.g.op("Gemm", &[&flat, &w], vec![A::int("transB", 1)]);
+        let bt = self.g.op("Shape", &[ids], vec![]);
+        let v = self.g.vec_i64(&[s.vocab_size as i64]);
+        let shape3 = self.g.op("Concat", &[&bt, &v], vec![A::int("axis", 0)]);
+        self.g.op_named("Reshape", &[&logits2, &shape3], "logits", vec![]);
+
+        emit_scoring_heads(&mut self.g, "logits", ids);
+    }
+}
+
+
+/// Appends `token_logprobs` and `argmax` after a `[B, T, V]` logits tensor, so that scoring and
+/// greedy decoding read `B x T` numbers out of the runtime instead of `B x T x V`.
+pub fn emit_scoring_heads(g: &mut GraphBuilder, logits: &str, ids: &str) {
+    // log p(next) = logit[next] - logsumexp(logits), at every position; the last position's
+    // "next" is a dummy 0 and is sliced away.
+    let lse = g.op("ReduceLogSumExp", &[logits], vec![A::ints("axes", &[2]), A::int("keepdims", 0)]);
+    let (one, big, zero, ax1) =
+        (g.vec_i64(&[1]), g.vec_i64(&[i64::MAX]), g.vec_i64(&[0]), g.vec_i64(&[1]));
+    let next = g.op("Slice", &[ids, &one, &big, &ax1], vec![]);
+    let first = g.op("Slice", &[ids, &zero, &one, &ax1], vec![]);
+    let zeros = g.op("Mul", &[&first, &zero], vec![]);
+    let targets = g.op("Concat", &[&next, &zeros], vec![A::int("axis", 1)]);
+    let ax2 = g.vec_i64(&[2]);
+    let targets3 = g.op("Unsqueeze", &[&targets, &ax2], vec![]);
+    let picked = g.op("GatherElements", &[logits, &targets3], vec![A::int("axis", 2)]);
+    let picked = g.op("Squeeze", &[&picked, &ax2], vec![]);
+    let lp = g.op("Sub", &[&picked, &lse], vec![]);
+    let minus1 = g.vec_i64(&[-1]);
+    g.op_named("Slice", &[&lp, &zero, &minus1, &ax1], "token_logprobs", vec![]);
+    g.op_named("ArgMax", &[logits], "argmax", vec![A::int("axis", 2), A::int("keepdims", 0)]);
+}
+
+const PRODUCER: &str = "polyprune";
+
+/// The whole model: `input_ids` -> `logits`, `token_logprobs`, `argmax`.
+pub fn full_model(spec: &DecoderSpec, weights: &WeightTable) -> ModelProto {
+    let mut e = Emitter::new("polyprune_decoder", spec, weights);
+    e.g.input("input_ids", data_type::INT64, &[Dim::Named("batch"), Dim::Named("sequence")]);
+    e.embed("input_ids", "embed.out");
+    let mut x = "embed.out".to_string();
+    for i in 0..spec.blocks {
+        let out = format!("blk.{i}.out");
+        e.block(i, &x, &out);
+        x = out;
+    }
+    e.head(&x, "input_ids");
+    let (b, t) = (Dim::Named("batch"), Dim::Named("sequence"));
+    e.g.output("logits", data_type::FLOAT, &[b, t, Dim::Fixed(spec.vocab_size as i64)]);
+    e.g.output("token_logprobs", data_type::FLOAT, &[b, Dim::Named("sequence_minus_1")]);
+    e.g.output("argmax", data_type::INT64, &[b, t]);
+    e.g.finish(PRODUCER, &[("polyprune.part", "full".into())])
+}
+
+/// The embedding alone: `input_ids` -> `hidden`.
+pub fn embed_part(spec: &DecoderSpec, weights: &WeightTable) -> ModelProto {
+    let mut e = Emitter::new("polyprune_embed", spec, weights);
+    e.g.input("input_ids", data_type::INT64, &[Dim::Named("batch"), Dim::Named("sequence")]);
+    e.embed("input_ids", "hidden");
+    e.g.output("hidden", data_type::FLOAT, &[Dim::Named("batch"), Dim::Named("sequence"), Dim::Fixed(spec.d_model as i64)]);
+    e.g.finish(PRODUCER, &[("polyprune.part", "embed".into())])
+}
+
+/// Block `i` alone: `hidden` -> `hidden_out` plus the input of each of its linear layers.
+pub fn block_part(spec: &DecoderSpec, weights: &WeightTable, i: usize) -> ModelProto {
+    let mut e = Emitter::new(&format!("polyprune_block_{i}"), spec, weights);
+    let (b, t) = (Dim::Named("batch"), Dim::Named("sequence"));
+    let d = Dim::Fixed(spec.d_model as i64);
+    e.g.input("hidden", data_type::FLOAT, &[b, t, d]);
+    e.block(i, "hidden", "hidden_out");
+    e.g.output("hidden_out", data_type::FLOAT, &[b, t, d]);
+    let mut taps: Vec<(String, usize)> = Vec::new();
+    for l in spec.linear_layers_of_block(i) {
+        if !taps.iter().any(|(n, _)| *n == l.input) {
+            taps.push((l.input.clone(), l.shape[0]));
+        }
+    }
+    for (name, width) in taps {
+        e.g.output(&name, data_type::FLOAT, &[b, t, Dim::Fixed(width as i64)]);
+    }
+    e.g.finish(PRODUCER, &[("polyprune.part", format!("block {i}"))])
+}

@@ -1,0 +1,53 @@
+//! Gemma 3 (`general.architecture = gemma3`).
+//!
+//! Differences from Llama that the graph must honour: embeddings scaled by sqrt(d); RMS norms
+//! on each head's queries and keys; "sandwich" norms on the attention and MLP outputs; GELU
+//! (tanh) gating; five sliding-window layers (rope base 10,000) then one global layer (rope base
+//! from the file, 1,000,000) repeating; the norm weights already include Gemma's `1 +` offset
+//! in GGUF files, so they are used as they are.
+
+use super::super::decoder::{Activation, DecoderSpec};
+use super::super::gguf::{GgufError, GgufFile};
+use super::{Architecture, ImportOptions};
+
+pub struct Gemma3;
+
+/// Every sixth layer attends globally; the others use the sliding window.
+const GLOBAL_EVERY: usize = 6;
+/// The local layers' rotary base is fixed by the architecture, not stored in GGUF.
+const LOCAL_ROPE_BASE: f64 = 10_000.0;
+
+impl Architecture for Gemma3 {
+    fn spec(&self, g: &GgufFile, opts: &ImportOptions) -> Result<DecoderSpec, GgufError> {
+        let k = |s: &str| format!("gemma3.{s}");
+        let blocks = g.metadata().get_u32(&k("block_count"))? as usize;
+        let d_model = g.metadata().get_u32(&k("embedding_length"))? as usize;
+        let n_heads = g.metadata().get_u32(&k("attention.head_count"))? as usize;
+        let head_dim = g.metadata().get_u32(&k("attention.key_length"))? as usize;
+        let window = g.metadata().get_u32(&k("attention.sliding_window"))? as usize;
+        let global_base = g.metadata().get_f32(&k("rope.freq_base")).unwrap_or(1_000_000.0) as f64;
+        let context = g.metadata().get_u32(&k("context_length")).map(|c| c as usize).unwrap_or(opts.max_positions);
+        let is_global = |i: usize| (i + 1) % GLOBAL_EVERY == 0;
+        Ok(DecoderSpec {
+            architecture: "gemma3".into(),
+            blocks,
+            d_model,
+            n_heads,
+            n_kv_heads: g.metadata().get_u32(&k("attention.head_count_kv"))? as usize,
+            head_dim,
+            ffn_dim: g.metadata().get_u32(&k("feed_forward_length"))? as usize,
+            vocab_size: super::vocab_rows(g)?,
+            rms_eps: g.metadata().get_f32(&k("attention.layer_norm_rms_epsilon"))?,
+            activation: Activation::GeluTanh,
+            qk_norm: true,
+            sandwich_norms: true,
+            qkv_bias: false,
+            embed_scale: Some((d_model as f32).sqrt()),
+            tied_output: g.tensor_info("output.weight").is_none(),
+            attn_scale: 1.0 / (head_dim as f32).sqrt(),
+            rope_base: (0..blocks).map(|i| if is_global(i) { global_base } else { LOCAL_ROPE_BASE }).collect(),
+            sliding_window: (0..blocks).map(|i| if is_global(i) { None } else { Some(window) }).collect(),
+            max_positions: context.min(opts.max_positions),
+        })
+    }
+}

@@ -1,0 +1,183 @@
+//! GGUF to ONNX, natively: read a (possibly quantized) GGUF checkpoint, dequantize it, and
+//! write `model.onnx` + `model.onnx.data`, per-block parts, `tokenizer.json` and `card.json`.
+//!
+//! One file per architecture maps GGUF metadata to a [`DecoderSpec`]; the graph itself is
+//! written once, in `decoder.rs`. Tensors are streamed: each is dequantized, laid out for
+//! the graph and appended to the weight file before the next is read.
+
+mod gemma3;
+mod llama;
+pub mod tokenizer;
+
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+
+use super::builder::WeightFile;
+use super::card::{ModelCard, Parts, SourceFile, CARD_FORMAT};
+use super::decoder::{self, rope_table_names, rope_tables, DecoderSpec, WeightTable};
+use super::gguf::{GgufError, GgufFile};
+use super::ModelError;
+
+pub const GRAPH_FILE: &str = "model.onnx";
+pub const WEIGHTS_FILE: &str = "model.onnx.data";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+
+/// Architectures polyprune can import, with the GGUF `general.architecture` names.
+pub const SUPPORTED: &[&str] = &["gemma3", "llama", "qwen2"];
+
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// Cap on the rotary tables' length (the checkpoint's context can be far longer than any
+    /// evaluation window; the tables cost `2 x positions x head_dim` floats per rope base).
+    pub max_positions: usize,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions { max_positions: 8192 }
+    }
+}
+
+/// How one architecture turns GGUF metadata into a spec and GGUF tensors into graph weights.
+trait Architecture {
+    fn spec(&self, gguf: &GgufFile, opts: &ImportOptions) -> Result<DecoderSpec, GgufError>;
+    /// Rewrites a dequantized tensor (row-major, PyTorch layout) before it is laid out
+    /// (e.g. undoing a converter's row permutation).
+    fn adjust(&self, _name: &str, _spec: &DecoderSpec, data: Vec<f32>) -> Vec<f32> {
+        data
+    }
+}
+
+fn architecture(name: &str) -> Option<Box<dyn Architecture>> {
+    match name {
+        "gemma3" => Some(Box::new(gemma3::Gemma3)),
+        "llama" => Some(Box::new(llama::Llama { qwen2: false })),
+        "qwen2" => Some(Box::new(llama::Llama { qwen2: true })),
+        _ => None,
+    }
+}
+
+/// Imports `gguf_path` into the folder `out_dir` (created if needed) and returns its card.
+pub fn import_gguf(gguf_path: &Path, out_dir: &Path, opts: &ImportOptions) -> Result<ModelCard, ModelError> {
+    let gguf = GgufFile::open(gguf_path)?;
+    let arch_name = gguf.metadata().get_str("general.architecture")?.to_string();
+    let arch = architecture(&arch_name).ok_or_else(|| ModelError::UnsupportedArchitecture {
+        path: gguf_path.to_path_buf(),
+        found: arch_name.clone(),
+    })?;
+    let spec = arch.spec(&gguf, opts)?;
+    std::fs::create_dir_all(out_dir).map_err(|e| ModelError::io(out_dir, e))?;
+
+    let weights = write_weights(&gguf, arch.as_ref(), &spec, out_dir)?;
+    let parts = write_graphs(&spec, &weights, out_dir)?;
+    let tok = tokenizer::tokenizer_json(&gguf)?;
+    let tok_path = out_dir.join(TOKENIZER_FILE);
+    crate::util::write_atomic(&tok_path, tok.json.as_bytes()).map_err(|e| ModelError::io(&tok_path, e))?;
+
+    let sha = crate::util::sha256_file(gguf_path).map_err(|e| ModelError::io(gguf_path, e))?;
+    let name = gguf.metadata().get_str("general.name").map(|s| s.to_string()).unwrap_or_else(|_| arch_name.clone());
+    let card = ModelCard {
+        format: CARD_FORMAT.into(),
+        name,
+        architecture: arch_name,
+        source: Some(SourceFile { file: file_name(gguf_path), sha256: sha }),
+        graph: GRAPH_FILE.into(),
+        tokenizer: TOKENIZER_FILE.into(),
+        bos_token_id: tok.bos,
+        eos_token_id: tok.eos,
+        max_positions: spec.max_positions,
+        vocab_size: spec.vocab_size,
+        blocks: spec.blocks,
+        inputs: vec!["input_ids".into()],
+        has_scoring_heads: true,
+        layers: spec.linear_layers(),
+        spec: Some(spec),
+        parts: Some(parts),
+    };
+    card.write(out_dir)?;
+    Ok(card)
+}
+
+/// Rows of the embedding table: the vocabulary the graph scores over. Converters may pad it
+/// beyond the tokenizer's pieces (Qwen2 does), so the tensor, not the token list, decides.
+fn vocab_rows(g: &GgufFile) -> Result<usize, GgufError> {
+    match g.tensor_info("token_embd.weight") {
+        Some(t) if t.dims().len() == 2 => Ok(t.dims()[1] as usize),
+        _ => Ok(g.metadata().get_str_array("tokenizer.ggml.tokens")?.len()),
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Dequantizes every weight the graph needs and appends it to the weight file.
+fn write_weights(
+    gguf: &GgufFile,
+    arch: &dyn Architecture,
+    spec: &DecoderSpec,
+    out_dir: &Path,
+) -> Result<WeightTable, ModelError> {
+    let mut file = WeightFile::create(out_dir, WEIGHTS_FILE).map_err(|e| ModelError::io(out_dir, e))?;
+    let io = |e| ModelError::io(&out_dir.join(WEIGHTS_FILE), e);
+    let mut table = WeightTable::new();
+    let linear: std::collections::HashSet<String> = spec.linear_layers().into_iter().map(|l| l.name).collect();
+    for (name, shape) in spec.weight_shapes() {
+        let info = gguf.tensor_info(&name).ok_or_else(|| ModelError::MissingTensor {
+            path: gguf.path().to_path_buf(),
+            tensor: name.clone(),
+        })?;
+        let expected: usize = shape.iter().product();
+        let data = gguf.dequantize(&name)?;
+        if data.len() != expected {
+            return Err(ModelError::TensorShape { tensor: name, expected: shape, found: info.dims().to_vec() });
+        }
+        let data = arch.adjust(&name, spec, data);
+        // GGUF rows are outputs ([out][in]); MatMul wants [in][out].
+        let data = if linear.contains(&name) { transpose(&data, shape[1], shape[0]) } else { data };
+        let t = file.append_f32(&name, &shape, &data).map_err(io)?;
+        table.insert(name, t);
+    }
+    for base in spec.distinct_rope_bases() {
+        let (cos, sin) = rope_tables(base, spec.head_dim, spec.max_positions);
+        let (cn, sn) = rope_table_names(base);
+        let dims = [spec.max_positions, spec.head_dim];
+        table.insert(cn.clone(), file.append_f32(&cn, &dims, &cos).map_err(io)?);
+        table.insert(sn.clone(), file.append_f32(&sn, &dims, &sin).map_err(io)?);
+    }
+    file.finish().map_err(io)?;
+    Ok(table)
+}
+
+/// `rows x cols` row-major to `cols x rows` row-major.
+pub fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; data.len()];
+    const TILE: usize = 32;
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    out[c * rows + r] = data[r * cols + c];
+                }
+            }
+        }
+    }
+    out
+}
+
+fn write_graphs(spec: &DecoderSpec, weights: &WeightTable, out_dir: &Path) -> Result<Parts, ModelError> {
+    let write = |file: &str, model: onnx_model::ModelProto| -> Result<String, ModelError> {
+        let path: PathBuf = out_dir.join(file);
+        crate::util::write_atomic(&path, &model.encode_to_vec()).map_err(|e| ModelError::io(&path, e))?;
+        Ok(file.to_string())
+    };
+    write(GRAPH_FILE, decoder::full_model(spec, weights))?;
+    let embed = write("model.embed.onnx", decoder::embed_part(spec, weights))?;
+    let blocks = (0..spec.blocks)
+        .map(|i| write(&format!("model.block{i:02}.onnx"), decoder::block_part(spec, weights, i)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Parts { embed, blocks })
+}
+
+use super::onnx as onnx_model;

@@ -1,0 +1,169 @@
+//! `tokenizer.json` derived from the vocabulary stored in a GGUF file.
+//!
+//! Two GGUF tokenizer families are covered:
+//! * `llama` (SentencePiece-style, Gemma's): spaces become U+2581, no prefix space, then adjacent
+//!   pieces are merged greedily, always the pair whose merged piece has the highest score;
+//!   characters that are not pieces fall back to `<0xNN>` byte tokens. This is exactly a BPE whose
+//!   merge list holds every split of every piece into two pieces, ranked by the merged piece's
+//!   score (ties by id), so it is written as a `tokenizers` BPE model with byte fallback.
+//! * `gpt2` (byte-level BPE, Llama 3 / Qwen2 / SmolLM2): the file stores the merges; the
+//!   pre-tokenizer is chosen from `tokenizer.ggml.pre`.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+
+use super::super::gguf::GgufFile;
+use super::super::ModelError;
+
+pub struct TokenizerJson {
+    pub json: String,
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+}
+
+pub fn tokenizer_json(g: &GgufFile) -> Result<TokenizerJson, ModelError> {
+    let kind = g.metadata().get_str("tokenizer.ggml.model")?.to_string();
+    let tokens = g.metadata().get_str_array("tokenizer.ggml.tokens")?;
+    let bos = g.metadata().get_u32("tokenizer.ggml.bos_token_id").ok();
+    let eos = g.metadata().get_u32("tokenizer.ggml.eos_token_id").ok();
+    let add_bos = g.metadata().get_bool("tokenizer.ggml.add_bos_token").unwrap_or(kind == "llama");
+    let bos_for_template = if add_bos { bos.map(|id| (id, tokens[id as usize].clone())) } else { None };
+    let json = match kind.as_str() {
+        "llama" => {
+            let scores = g.metadata().get_f32_array("tokenizer.ggml.scores")?;
+            sentencepiece_bpe(&tokens, &scores, bos_for_template)
+        }
+        "gpt2" => {
+            let merges = g.metadata().get_str_array("tokenizer.ggml.merges")?;
+            let pre = g.metadata().get_str("tokenizer.ggml.pre").unwrap_or("default").to_string();
+            byte_level_bpe(&tokens, &merges, &pre, bos_for_template).map_err(|reason| {
+                ModelError::UnsupportedTokenizer { path: g.path().to_path_buf(), reason }
+            })?
+        }
+        other => {
+            return Err(ModelError::UnsupportedTokenizer {
+                path: g.path().to_path_buf(),
+                reason: format!("tokenizer.ggml.model '{other}' (supported: llama, gpt2)"),
+            })
+        }
+    };
+    Ok(TokenizerJson { json: serde_json::to_string(&json).expect("json serialises"), bos, eos })
+}
+
+/// Piece -> id, the later id winning when a piece repeats (as a dictionary built in order would).
+fn vocab_map(tokens: &[String]) -> HashMap<&str, u32> {
+    tokens.iter().enumerate().map(|(i, t)| (t.as_str(), i as u32)).collect()
+}
+
+fn vocab_json(vocab: &HashMap<&str, u32>) -> Value {
+    let mut entries: Vec<(&str, u32)> = vocab.iter().map(|(k, v)| (*k, *v)).collect();
+    entries.sort_by_key(|e| e.1);
+    Value::Object(entries.into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect())
+}
+
+/// Every way to build a piece from two pieces, best score first.
+fn sentencepiece_merges<'a>(vocab: &HashMap<&'a str, u32>, scores: &[f32]) -> Vec<(&'a str, &'a str)> {
+    let mut ranked: Vec<(f32, u32, usize, &str, &str)> = Vec::new();
+    for (&piece, &id) in vocab {
+        for (split, _) in piece.char_indices().skip(1) {
+            let (left, right) = piece.split_at(split);
+            if let (Some((l, _)), Some((r, _))) = (vocab.get_key_value(left), vocab.get_key_value(right)) {
+                ranked.push((scores[id as usize], id, split, l, r));
+            }
+        }
+    }
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    ranked.into_iter().map(|(_, _, _, l, r)| (l, r)).collect()
+}
+
+fn bos_template(bos: Option<(u32, String)>) -> Value {
+    match bos {
+        None => Value::Null,
+        Some((id, piece)) => json!({
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": piece, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": piece, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {piece.clone(): {"id": piece, "ids": [id], "tokens": [piece]}}
+        }),
+    }
+}
+
+fn sentencepiece_bpe(tokens: &[String], scores: &[f32], bos: Option<(u32, String)>) -> Value {
+    let vocab = vocab_map(tokens);
+    let merges: Vec<Value> = sentencepiece_merges(&vocab, scores).into_iter().map(|(l, r)| json!([l, r])).collect();
+    let unk = tokens.iter().find(|t| t.as_str() == "<unk>").cloned();
+    json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [],
+        "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"},
+        "pre_tokenizer": null,
+        "post_processor": bos_template(bos),
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "},
+            {"type": "ByteFallback"},
+            {"type": "Fuse"}
+        ]},
+        "model": {
+            "type": "BPE", "dropout": null, "unk_token": unk, "continuing_subword_prefix": null,
+            "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": true, "ignore_merges": false,
+            "vocab": vocab_json(&vocab), "merges": merges
+        }
+    })
+}
+
+/// Split patterns of the byte-level pre-tokenizers GGUF files name in `tokenizer.ggml.pre`.
+fn pre_tokenizer(pre: &str) -> Result<Value, String> {
+    let byte_level = |use_regex: bool| {
+        json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex})
+    };
+    let split = |pattern: &str| {
+        json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false})
+    };
+    const LLAMA3: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    const QWEN2: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    Ok(match pre {
+        "default" | "gpt2" | "gpt-2" => byte_level(true),
+        "smollm" | "starcoder" => json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": true}, byte_level(true)]}),
+        "llama-bpe" | "llama3" => json!({"type": "Sequence", "pretokenizers": [split(LLAMA3), byte_level(false)]}),
+        "qwen2" => json!({"type": "Sequence", "pretokenizers": [split(QWEN2), byte_level(false)]}),
+        other => {
+            return Err(format!(
+                "pre-tokenizer '{other}' is not supported (supported: default, gpt2, smollm, starcoder, llama-bpe, qwen2); \
+                 export the model with its own tokenizer.json and use `polyprune model inspect` instead"
+            ))
+        }
+    })
+}
+
+fn byte_level_bpe(tokens: &[String], merges: &[String], pre: &str, bos: Option<(u32, String)>) -> Result<Value, String> {
+    let vocab = vocab_map(tokens);
+    let merges: Vec<Value> = merges
+        .iter()
+        .map(|m| match m.split_once(' ') {
+            Some((l, r)) => Ok(json!([l, r])),
+            None => Err(format!("merge '{m}' is not two pieces separated by a space")),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": pre_tokenizer(pre)?,
+        "post_processor": bos_template(bos),
+        "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+        "model": {
+            "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+            "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
+            // Llama 3's tokenizer takes a pre-token that is itself in the vocabulary as one token.
+            "ignore_merges": matches!(pre, "llama-bpe" | "llama3"),
+            "vocab": vocab_json(&vocab), "merges": merges
+        }
+    }))
+}

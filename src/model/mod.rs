@@ -1,0 +1,92 @@
+//! The model: its ONNX graph, the card describing it, and import from GGUF.
+//!
+//! A model is a folder holding `model.onnx` (+ external weights), `tokenizer.json`, and
+//! usually `card.json`. Imported models always have a card; an exported model without one is
+//! understood by inspecting its graph ([`graph::inspect`]).
+
+pub mod builder;
+pub mod card;
+pub mod decoder;
+pub mod fetch;
+pub mod gguf;
+pub mod graph;
+pub mod import;
+pub mod onnx;
+
+use std::path::{Path, PathBuf};
+
+pub use card::ModelCard;
+pub use decoder::{LinearLayer, Role};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read or write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Gguf(#[from] gguf::GgufError),
+    #[error("{path}: architecture '{found}' is not supported for import (supported: {}); export the model to ONNX with its tokenizer.json instead and point --model at that folder", import::SUPPORTED.join(", "))]
+    UnsupportedArchitecture { path: PathBuf, found: String },
+    #[error("{path}: tensor '{tensor}' is missing; the file is incomplete or not a standard checkpoint of its architecture")]
+    MissingTensor { path: PathBuf, tensor: String },
+    #[error("tensor '{tensor}' has dims {found:?} but the architecture needs {expected:?} elements-wise; the file's metadata and tensors disagree")]
+    TensorShape { tensor: String, expected: Vec<usize>, found: Vec<u64> },
+    #[error("{path}: unsupported tokenizer: {reason}")]
+    UnsupportedTokenizer { path: PathBuf, reason: String },
+    #[error("{path}: not a usable model card ({reason}); re-create it with `polyprune model import`")]
+    BadCard { path: PathBuf, reason: String },
+    #[error("{path} is not a model folder: it has no model.onnx. Create one with `polyprune model import <file.gguf> -o <dir>` or export a model to ONNX there")]
+    NotAModel { path: PathBuf },
+    #[error("{path}: cannot parse the ONNX graph ({reason}); the file is truncated or not ONNX: re-export or re-import it")]
+    BadGraph { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Unusable { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Fetch(String),
+}
+
+impl ModelError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        ModelError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+/// A model folder opened for use: where its files are and what its card says.
+#[derive(Clone, Debug)]
+pub struct ModelDir {
+    pub dir: PathBuf,
+    pub card: ModelCard,
+}
+
+impl ModelDir {
+    /// Opens a folder: reads `card.json` if present, otherwise inspects the graph.
+    pub fn open(dir: &Path) -> Result<Self, ModelError> {
+        if !dir.join("model.onnx").is_file() {
+            return Err(ModelError::NotAModel { path: dir.to_path_buf() });
+        }
+        let card = if dir.join(card::CARD_FILE).is_file() { ModelCard::read(dir)? } else { graph::inspect(dir)? };
+        let tok = dir.join(&card.tokenizer);
+        if !tok.is_file() {
+            return Err(ModelError::Unusable {
+                path: dir.to_path_buf(),
+                reason: format!("no {} beside model.onnx; copy the model's tokenizer.json there", card.tokenizer),
+            });
+        }
+        Ok(ModelDir { dir: dir.to_path_buf(), card })
+    }
+
+    pub fn graph_path(&self) -> PathBuf {
+        self.dir.join(&self.card.graph)
+    }
+
+    pub fn tokenizer_path(&self) -> PathBuf {
+        self.dir.join(&self.card.tokenizer)
+    }
+
+    /// A stable identity for provenance: the source checksum for imports, else the graph's.
+    pub fn identity(&self) -> String {
+        match &self.card.source {
+            Some(s) => format!("{}:{}", s.file, &s.sha256[..16.min(s.sha256.len())]),
+            None => format!("{}:{}", self.card.graph, self.dir.display()),
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! ONNX Runtime through the `ort` crate, loaded dynamically from the project cache.
+//!
+//! The library is found at run time (no build-time linking), so a missing or wrong library is a
+//! clear error at the first use, not a failed build. The execution provider is chosen in one
+//! place ([`ExecutionProvider`]); CPU is the default and needs nothing else.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use ort::environment::Environment;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::session::{OutputSelector, RunOptions, Session};
+use ort::value::{DynValue, Tensor};
+
+use super::WeightOverride;
+
+/// The ONNX Runtime release the `ort` binding was built against (API 24).
+pub const ORT_VERSION: &str = "1.31.1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("ONNX Runtime library not found at {path}. Run `make runtime` in the polyprune checkout (it unpacks onnxruntime {ORT_VERSION} into .cache/ort), or set ORT_DYLIB_PATH to a libonnxruntime.so of version >= 1.24")]
+    LibraryMissing { path: PathBuf },
+    #[error("cannot load ONNX Runtime from {path}: {message}. Re-run `make runtime`, or point ORT_DYLIB_PATH at a working libonnxruntime.so (version >= 1.24)")]
+    LibraryLoad { path: PathBuf, message: String },
+    #[error("ONNX Runtime could not {action} ({target}): {message}")]
+    Ort { action: &'static str, target: String, message: String },
+    #[error("graph {target} has no output '{name}'")]
+    MissingOutput { target: String, name: String },
+}
+
+fn ort_err<'a, R>(action: &'static str, target: &'a str) -> impl FnOnce(ort::Error<R>) -> RuntimeError + 'a {
+    move |e| RuntimeError::Ort { action, target: target.to_string(), message: e.message().to_string() }
+}
+
+/// Where the computation runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExecutionProvider {
+    #[default]
+    Cpu,
+    /// CUDA device `n`; needs the GPU build of ONNX Runtime (see README).
+    Cuda(i32),
+}
+
+#[derive(Clone, Debug)]
+pub struct RuntimeOptions {
+    pub provider: ExecutionProvider,
+    /// Threads ONNX Runtime uses inside one operator; 0 = one per core.
+    pub intra_threads: usize,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions { provider: ExecutionProvider::Cpu, intra_threads: 0 }
+    }
+}
+
+/// `ORT_DYLIB_PATH`, else `<cache>/ort/libonnxruntime.so.<version>`.
+pub fn find_library() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        return PathBuf::from(p);
+    }
+    crate::util::cache_dir().join("ort").join(format!("libonnxruntime.so.{ORT_VERSION}"))
+}
+
+fn environment() -> Result<&'static Environment, RuntimeError> {
+    static ENV: OnceLock<Result<Environment, RuntimeError>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let path = find_library();
+        if !path.is_file() {
+            return Err(RuntimeError::LibraryMissing { path });
+        }
+        let builder = ort::init_from(&path)
+            .map_err(|e| RuntimeError::LibraryLoad { path: path.clone(), message: e.to_string() })?;
+        builder
+            .with_name("polyprune")
+            .build()
+            .map_err(|e| RuntimeError::LibraryLoad { path: path.clone(), message: e.message().to_string() })
+    })
+    .as_ref()
+    .map_err(|e| match e {
+        RuntimeError::LibraryMissing { path } => RuntimeError::LibraryMissing { path: path.clone() },
+        RuntimeError::LibraryLoad { path, message } => RuntimeError::LibraryLoad { path: path.clone(), message: message.clone() },
+        other => RuntimeError::LibraryLoad { path: find_library(), message: other.to_string() },
+    })
+}
+
+/// Where a graph comes from: a file, or bytes built in memory whose external weights live in `folder`.
+pub enum GraphSource<'a> {
+    File(&'a Path),
+    Memory { bytes: &'a [u8], folder: &'a Path, label: &'a str },
+}
+
+impl GraphSource<'_> {
+    fn label(&self) -> String {
+        match self {
+            GraphSource::File(p) => p.display().to_string(),
+            GraphSource::Memory { label, .. } => label.to_string(),
+        }
+    }
+}
+
+pub enum Input<'a> {
+    I64 { shape: Vec<usize>, data: Vec<i64> },
+    F32 { shape: Vec<usize>, data: &'a [f32] },
+}
+
+/// One output read back: its shape and values.
+pub struct Output<T> {
+    pub shape: Vec<usize>,
+    pub data: Vec<T>,
+}
+
+/// A loaded graph, ready to run.
+pub struct Graph {
+    session: Session,
+    label: String,
+}
+
+fn configure(
+    mut b: SessionBuilder,
+    opts: &RuntimeOptions,
+    overrides: &[(String, Arc<DynValue>)],
+) -> Result<SessionBuilder, ort::Error<SessionBuilder>> {
+    b = b.with_optimization_level(GraphOptimizationLevel::Level3)?;
+    if opts.intra_threads > 0 {
+        b = b.with_intra_threads(opts.intra_threads)?;
+    }
+    #[cfg(feature = "cuda")]
+    if let ExecutionProvider::Cuda(device) = opts.provider {
+        b = b.with_execution_providers([ort::ep::CUDA::default().with_device_id(device).build().error_on_failure()])?;
+    }
+    for (name, value) in overrides {
+        b = b.with_initializer(name, value.clone())?;
+    }
+    Ok(b)
+}
+
+fn override_values(overrides: &[WeightOverride], label: &str) -> Result<Vec<(String, Arc<DynValue>)>, RuntimeError> {
+    overrides
+        .iter()
+        .map(|w| {
+            let shape: Vec<i64> = w.shape.iter().map(|&d| d as i64).collect();
+            let tensor = Tensor::from_array((shape, w.data.as_ref().clone())).map_err(ort_err("build a weight tensor", label))?;
+            Ok((w.name.clone(), Arc::new(tensor.into_dyn())))
+        })
+        .collect()
+}
+
+impl Graph {
+    /// Loads a graph, replacing the named initializers by `overrides` (pruned weights) without
+    /// rewriting any file.
+    pub fn load(source: GraphSource, opts: &RuntimeOptions, overrides: &[WeightOverride]) -> Result<Self, RuntimeError> {
+        let env = environment()?;
+        let label = source.label();
+        #[cfg(not(feature = "cuda"))]
+        if let ExecutionProvider::Cuda(_) = opts.provider {
+            return Err(RuntimeError::Ort {
+                action: "use CUDA",
+                target: label,
+                message: "this build has no CUDA support; rebuild with `cargo build --release --features cuda`".into(),
+            });
+        }
+        let overrides = override_values(overrides, &label)?;
+        let builder = Session::builder(env).map_err(ort_err("create a session builder", &label))?;
+        let mut builder = configure(builder, opts, &overrides).map_err(ort_err("configure the session", &label))?;
+        let session = match source {
+            GraphSource::File(path) => builder.commit_from_file(path),
+            GraphSource::Memory { bytes, folder, .. } => {
+                let folder = folder.to_string_lossy().into_owned();
+                builder = builder
+                    .with_config_entry("session.model_external_initializers_file_folder_path", folder)
+                    .map_err(ort_err("configure the session", &label))?;
+                builder.commit_from_memory(bytes)
+            }
+        }
+        .map_err(ort_err("load the graph", &label))?;
+        Ok(Graph { session, label })
+    }
+
+    pub fn input_names(&self) -> Vec<String> {
+        self.session.inputs().iter().map(|i| i.name().to_string()).collect()
+    }
+
+    pub fn output_names(&self) -> Vec<String> {
+        self.session.outputs().iter().map(|o| o.name().to_string()).collect()
+    }
+
+    /// Runs the graph and reads back only the named outputs, each handed to `read` without an
+    /// intermediate copy.
+    pub fn run_with<F>(&mut self, inputs: Vec<(&str, Input)>, outputs: &[&str], mut read: F) -> Result<(), RuntimeError>
+    where
+        F: FnMut(&str, &[usize], OutputView) -> Result<(), RuntimeError>,
+    {
+        let label = self.label.clone();
+        let mut values: Vec<(String, DynValue)> = Vec::with_capacity(inputs.len());
+        for (name, input) in inputs {
+            let v = match input {
+                Input::I64 { shape, data } => Tensor::from_array((shape, data)).map(|t| t.into_dyn()),
+                Input::F32 { shape, data } => Tensor::from_array((shape, data.to_vec())).map(|t| t.into_dyn()),
+            }
+            .map_err(ort_err("build an input tensor", &label))?;
+            values.push((name.to_string(), v));
+        }
+        let mut selector = OutputSelector::no_default();
+        for o in outputs {
+            selector = selector.with(o.to_string());
+        }
+        let run_options = RunOptions::new().map_err(ort_err("create run options", &label))?.with_outputs(selector);
+        let inputs: Vec<(std::borrow::Cow<str>, ort::session::SessionInputValue)> =
+            values.iter().map(|(n, v)| (std::borrow::Cow::from(n.as_str()), v.into())).collect();
+        let result = self.session.run_with_options(inputs, &run_options).map_err(ort_err("run the graph", &label))?;
+        for name in outputs {
+            let value = result
+                .get(*name)
+                .ok_or_else(|| RuntimeError::MissingOutput { target: label.clone(), name: name.to_string() })?;
+            if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
+                let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+                read(name, &dims, OutputView::F32(data))?;
+            } else {
+                let (shape, data) = value.try_extract_tensor::<i64>().map_err(ort_err("read an output", &label))?;
+                let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+                read(name, &dims, OutputView::I64(data))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs and copies the named float outputs out.
+    pub fn run_f32(&mut self, inputs: Vec<(&str, Input)>, outputs: &[&str]) -> Result<Vec<Output<f32>>, RuntimeError> {
+        let mut out = Vec::new();
+        self.run_with(inputs, outputs, |_, shape, view| {
+            if let OutputView::F32(d) = view {
+                out.push(Output { shape: shape.to_vec(), data: d.to_vec() });
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+/// A borrowed view of one output tensor's values.
+pub enum OutputView<'a> {
+    F32(&'a [f32]),
+    I64(&'a [i64]),
+}

@@ -1,0 +1,62 @@
+//! Statistics for comparing pruned models calibrated on different languages.
+//!
+//! Pure maths, no I/O. Inputs are validated once into newtypes
+//! ([`Sample`], [`PairedSamples`], [`BlockDesign`], [`PValues`], [`Alpha`],
+//! [`ConfidenceLevel`], [`Resamples`]); NaN, infinities and too-small inputs are
+//! [`StatsError`]s that name the input and say how to fix it.
+//!
+//! * Across seeds: [`Descriptives`] and the Student-t [`t_interval`].
+//! * Paired comparisons (same documents/examples under two conditions):
+//!   [`bootstrap_mean_difference`] (percentile and BCa, seeded, thread-count
+//!   independent), [`sign_flip_test`] (exact for n ≤ 20), [`wilcoxon_signed_rank`],
+//!   effect sizes [`cohens_dz`] / [`hedges_gz`], all bundled by [`compare_paired`]
+//!   into the flat, serialisable [`PairedComparison`].
+//! * Many treatments over many evaluation sets: [`friedman_test`], the
+//!   [`nemenyi`] post-hoc test and [`critical_difference_diagram`] data.
+//! * Families of p-values: [`holm`] and [`benjamini_hochberg`].
+//!
+//! Reference values for the tests come from `scripts/stats_reference.py`
+//! (SciPy and statsmodels).
+
+mod bca;
+mod bootstrap;
+mod cd_diagram;
+mod descriptive;
+mod effect_size;
+mod error;
+mod friedman;
+mod interval;
+mod multiple_comparisons;
+mod nemenyi;
+mod normal;
+mod paired_summary;
+mod permutation;
+mod probability;
+mod quantile;
+mod ranks;
+mod resampling;
+mod sample;
+mod studentized_range;
+mod wilcoxon;
+
+pub use bootstrap::{bootstrap_mean, bootstrap_mean_difference, BootstrapInterval};
+pub use cd_diagram::{critical_difference_diagram, CriticalDifferenceDiagram, RankedTreatment};
+pub use descriptive::{t_interval, Descriptives};
+pub use effect_size::{cohens_dz, hedges_correction, hedges_gz};
+pub use error::StatsError;
+pub use friedman::{friedman_test, BlockDesign, FriedmanTest, RankDirection};
+pub use interval::ConfidenceInterval;
+pub use multiple_comparisons::{benjamini_hochberg, holm, AdjustedPValues, Adjustment, PValues};
+pub use nemenyi::{critical_difference, nemenyi, NemenyiTest};
+pub use paired_summary::{compare_paired, ComparisonConfig, PairedComparison};
+pub use permutation::{
+    sign_flip_test, PermutationMethod, PermutationTest, EXACT_ENUMERATION_MAX_PAIRS,
+};
+pub use probability::{Alpha, ConfidenceLevel};
+pub use resampling::{Resamples, ResamplingConfig};
+pub use sample::{PairedSamples, Sample};
+pub use studentized_range::{nemenyi_q, studentized_range_cdf, studentized_range_critical_value};
+pub use wilcoxon::{
+    wilcoxon_signed_rank, ContinuityCorrection, WilcoxonMethod, WilcoxonTest,
+    EXACT_CONDITIONAL_MAX_PAIRS, EXACT_MAX_PAIRS,
+};
