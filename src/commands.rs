@@ -6,6 +6,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use polyprune::data::{Language, Split, TextRegistry};
+use polyprune::results::{Machine, Provenance};
 use polyprune::eval::{score_documents, LanguageScore, Scorer, WindowOptions};
 use polyprune::model::{fetch, import, ModelDir};
 use polyprune::runtime::{ExecutionProvider, RuntimeOptions};
@@ -117,9 +119,26 @@ fn eval_ppl(args: PplArgs) -> Result<()> {
         };
         sets.push(("file".into(), file.display().to_string(), docs));
     }
+    if !args.langs.is_empty() {
+        let mut registry = TextRegistry::for_project(&polyprune::util::project_root());
+        if let Some(root) = &args.flores {
+            registry = registry.with_flores_root(root);
+        }
+        for code in &args.langs {
+            let lang = Language::parse(code)?;
+            let source = match &args.source {
+                Some(spec) => registry.source(spec)?,
+                None => registry.default_for(lang),
+            };
+            let docs = registry.documents(lang, &source, Split::Evaluation)?;
+            let docs = docs.into_iter().map(|d| (d.id, d.text)).collect();
+            sets.push((lang.flores_code().to_string(), source.name().to_string(), docs));
+        }
+    }
     if sets.is_empty() {
         bail!("nothing to score: give --file <path> or --langs <codes>");
     }
+    let started = std::time::Instant::now();
     let mut scores = Vec::new();
     for (lang, source, mut docs) in sets {
         if let Some(n) = args.limit {
@@ -131,6 +150,24 @@ fn eval_ppl(args: PplArgs) -> Result<()> {
         scores.push(LanguageScore { language: lang, source, documents });
     }
     print_ppl(&scores, args.format, args.per_line)?;
+    let settings = serde_json::json!({
+        "langs": args.langs, "source": args.source, "file": args.file, "per_line": args.per_line,
+        "limit": args.limit, "context": window.context, "stride": window.stride,
+    });
+    let provenance = Provenance {
+        tool: "polyprune".into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        command: "eval ppl".into(),
+        model: model.identity(),
+        settings,
+        machine: Machine::this(),
+        started_unix: polyprune::results::unix_now(),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let dir = polyprune::results::run_dir(&args.results, "ppl", &model.card.name);
+    polyprune::results::write_perplexity(&dir, &scores, &provenance)
+        .with_context(|| format!("cannot write results to {}; check --results", dir.display()))?;
+    eprintln!("results: {}", dir.display());
     Ok(())
 }
 

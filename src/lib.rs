@@ -7,6 +7,8 @@
 pub mod model;
 pub mod data;
 pub mod eval;
+pub mod results;
 pub mod runtime;
 pub mod stats;
+pub mod tasks;
 pub mod util;

@@ -66,3 +66,9 @@ pub fn cache_dir() -> PathBuf {
     }
     starts.first().cloned().unwrap_or_default().join(".cache")
 }
+
+/// The polyprune checkout: the folder holding `.cache` (text sources are found relative to it).
+pub fn project_root() -> PathBuf {
+    let cache = cache_dir();
+    cache.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}

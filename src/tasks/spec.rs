@@ -1,0 +1,621 @@
+//! Task specifications: what each task is, read from the data file `tasks/tasks.toml`.
+//!
+//! A task family is described by data, not code: its output type, metrics, file layout
+//! per split, target delimiter, few-shot separator and the per-language words its prompt
+//! needs (XCOPA's "because"/"therefore", MGSM's "Question"/"Answer", ...). The file is
+//! embedded at compile time and parsed once; it is checked by the tests, so a broken
+//! catalogue is a build defect, not a user error.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+use super::error::{Result, TaskError};
+use super::language::{FloresCode, LanguageTable, TaskLanguage};
+pub(super) use super::schema::*;
+use super::suggest::closest;
+use super::template::Template;
+
+const CATALOG_TOML: &str = include_str!("../../tasks/tasks.toml");
+
+/// The tasks this module knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskName {
+    /// XCOPA causal commonsense.
+    Xcopa,
+    /// XWinograd, partial scoring.
+    Xwinograd,
+    /// SIB-200 topic classification.
+    Sib200,
+    /// Translation choice on Tatoeba pairs.
+    Tatoeba,
+    /// Translation choice on FLORES-200 sentences (from SIB-200 files).
+    Flores,
+    /// MGSM maths word problems (generation).
+    Mgsm,
+    /// XNLI inference (user-supplied files).
+    Xnli,
+    /// XStoryCloze (user-supplied files).
+    Xstorycloze,
+    /// PAWS-X paraphrase (user-supplied files).
+    Pawsx,
+    /// Belebele reading comprehension (user-supplied files).
+    Belebele,
+    /// Translated ARC (user-supplied files).
+    MArc,
+    /// Translated MMLU (user-supplied files).
+    MMmlu,
+    /// Translated HellaSwag (user-supplied files).
+    MHellaswag,
+}
+
+impl TaskName {
+    /// Every task, in the order they are listed to users.
+    pub const ALL: [TaskName; 13] = [
+        TaskName::Xcopa,
+        TaskName::Xwinograd,
+        TaskName::Sib200,
+        TaskName::Tatoeba,
+        TaskName::Flores,
+        TaskName::Mgsm,
+        TaskName::Xnli,
+        TaskName::Xstorycloze,
+        TaskName::Pawsx,
+        TaskName::Belebele,
+        TaskName::MArc,
+        TaskName::MMmlu,
+        TaskName::MHellaswag,
+    ];
+
+    /// The name used on the command line and in tasks.toml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskName::Xcopa => "xcopa",
+            TaskName::Xwinograd => "xwinograd",
+            TaskName::Sib200 => "sib200",
+            TaskName::Tatoeba => "tatoeba",
+            TaskName::Flores => "flores",
+            TaskName::Mgsm => "mgsm",
+            TaskName::Xnli => "xnli",
+            TaskName::Xstorycloze => "xstorycloze",
+            TaskName::Pawsx => "pawsx",
+            TaskName::Belebele => "belebele",
+            TaskName::MArc => "m_arc",
+            TaskName::MMmlu => "m_mmlu",
+            TaskName::MHellaswag => "m_hellaswag",
+        }
+    }
+}
+
+impl fmt::Display for TaskName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskName {
+    type Err = TaskError;
+
+    fn from_str(given: &str) -> Result<Self> {
+        let wanted = given.trim().to_lowercase().replace('-', "_");
+        if let Some(name) = TaskName::ALL.into_iter().find(|n| n.as_str() == wanted) {
+            return Ok(name);
+        }
+        let names = TaskName::ALL.map(TaskName::as_str);
+        let hint =
+            closest(&wanted, names).map_or_else(String::new, |c| format!("did you mean '{c}'? "));
+        Err(TaskError::UnknownTask {
+            given: given.to_string(),
+            hint,
+            known: names.join(", "),
+        })
+    }
+}
+
+/// How a task's examples are scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputType {
+    /// One context, several continuations; the likeliest continuation is the answer.
+    MultipleChoice,
+    /// One continuation, several contexts; the context under which the shared
+    /// continuation is likeliest is the answer.
+    PartialChoice,
+    /// Free generation, checked against a gold answer.
+    Generation,
+}
+
+/// A reported metric.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Accuracy of the argmax of summed log-likelihoods.
+    Acc,
+    /// Accuracy of the argmax of log-likelihood per character of the target.
+    AccNorm,
+    /// Accuracy of the argmax of log-likelihood per UTF-8 byte of the target.
+    AccBytes,
+    /// Exact match of the normalised generated answer (generation tasks).
+    ExactMatch,
+}
+
+impl Metric {
+    /// Every metric.
+    pub const ALL: [Metric; 4] = [
+        Metric::Acc,
+        Metric::AccNorm,
+        Metric::AccBytes,
+        Metric::ExactMatch,
+    ];
+
+    /// The snake_case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Acc => "acc",
+            Metric::AccNorm => "acc_norm",
+            Metric::AccBytes => "acc_bytes",
+            Metric::ExactMatch => "exact_match",
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Metric {
+    type Err = TaskError;
+
+    fn from_str(given: &str) -> Result<Self> {
+        Metric::ALL
+            .into_iter()
+            .find(|m| m.as_str() == given.trim())
+            .ok_or_else(|| TaskError::UnknownMetric {
+                given: given.to_string(),
+                known: Metric::ALL.map(Metric::as_str).join(", "),
+            })
+    }
+}
+
+/// A data split.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    /// Training data.
+    Train,
+    /// Development / validation data (few-shot demonstrations usually come from here).
+    Dev,
+    /// Test data.
+    Test,
+}
+
+impl Split {
+    /// The name used in tasks.toml and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Dev => "dev",
+            Split::Test => "test",
+        }
+    }
+}
+
+impl fmt::Display for Split {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Split {
+    type Err = TaskError;
+
+    fn from_str(given: &str) -> Result<Self> {
+        match given.trim().to_lowercase().as_str() {
+            "train" => Ok(Split::Train),
+            "dev" | "val" | "validation" => Ok(Split::Dev),
+            "test" => Ok(Split::Test),
+            _ => Err(TaskError::UnknownSplit {
+                given: given.to_string(),
+            }),
+        }
+    }
+}
+
+/// Which languages a task accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LanguageScope {
+    /// Exactly those in its `languages` table.
+    Listed,
+    /// Any FLORES-200 code (Belebele names its files that way).
+    AnyFlores,
+    /// Any short code (the translated ARC/MMLU/HellaSwag files are named that way).
+    AnyShort,
+    /// Pairs "A-B" of listed languages, where one side must be `pivot` if given.
+    Pairs {
+        /// Language every pair must contain (English for Tatoeba).
+        pivot: Option<FloresCode>,
+    },
+}
+
+/// The public description of one task.
+#[derive(Debug, Clone)]
+pub struct TaskSpec {
+    /// Task name.
+    pub name: TaskName,
+    /// One-line description.
+    pub description: String,
+    /// How its examples are scored.
+    pub output: OutputType,
+    /// Metrics to report.
+    pub metrics: Vec<Metric>,
+    /// Text between context and target; put at the start of each continuation.
+    pub target_delimiter: String,
+    /// Text between few-shot demonstrations, and between them and the question.
+    pub fewshot_separator: String,
+    /// Split demonstrations come from; `None` means the evaluated split, self excluded.
+    pub fewshot_split: Option<Split>,
+    /// Path template per split, relative to the data directory (`{lang}` = file code).
+    pub files: BTreeMap<Split, String>,
+    /// Listed languages (file code and FLORES code).
+    pub languages: Vec<TaskLanguage>,
+    /// Which languages are accepted.
+    pub scope: LanguageScope,
+}
+
+impl TaskSpec {
+    /// The file for `split` and file code `lang`, relative to the data directory.
+    pub fn file_for(&self, split: Split, lang: &str) -> Result<String> {
+        let template = self
+            .files
+            .get(&split)
+            .ok_or_else(|| TaskError::MissingSplit {
+                task: self.name.to_string(),
+                split: split.to_string(),
+                available: self
+                    .files
+                    .keys()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        Ok(template.replace("{lang}", lang))
+    }
+
+    /// Splits that have files.
+    pub fn splits(&self) -> Vec<Split> {
+        self.files.keys().copied().collect()
+    }
+}
+
+/// The parsed, checked catalogue of tasks.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub(super) file: CatalogFile,
+    languages: LanguageTable,
+    specs: BTreeMap<TaskName, TaskSpec>,
+}
+
+impl Catalog {
+    /// The catalogue embedded in the binary. Parsed on first use.
+    pub fn get() -> &'static Catalog {
+        static CATALOG: OnceLock<Catalog> = OnceLock::new();
+        CATALOG.get_or_init(|| {
+            // The text is compiled in and checked by the tests: failing here is a build defect.
+            Catalog::parse(CATALOG_TOML)
+                .unwrap_or_else(|e| panic!("embedded tasks/tasks.toml is invalid: {e}"))
+        })
+    }
+
+    /// Parses and checks a catalogue text.
+    pub(super) fn parse(text: &str) -> std::result::Result<Catalog, String> {
+        let file: CatalogFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        check_templates(&file)?;
+        let specs = build_specs(&file)?;
+        let languages = LanguageTable::new(file.language.clone());
+        Ok(Catalog {
+            file,
+            languages,
+            specs,
+        })
+    }
+
+    /// The spec of one task.
+    pub fn spec(&self, name: TaskName) -> &TaskSpec {
+        // build_specs fills every TaskName; a gap is a bug in this module.
+        self.specs
+            .get(&name)
+            .unwrap_or_else(|| panic!("catalogue has no spec for {name}"))
+    }
+
+    /// All specs, in [`TaskName::ALL`] order.
+    pub fn specs(&self) -> impl Iterator<Item = &TaskSpec> {
+        TaskName::ALL.into_iter().map(|n| self.spec(n))
+    }
+
+    /// The short-code table.
+    pub fn languages(&self) -> &LanguageTable {
+        &self.languages
+    }
+}
+
+fn listed<L: HasFlores>(languages: &BTreeMap<String, L>) -> Vec<TaskLanguage> {
+    languages
+        .iter()
+        .map(|(code, l)| TaskLanguage {
+            code: code.clone(),
+            flores: l.flores().clone(),
+        })
+        .collect()
+}
+
+fn spec_of<L, X>(
+    name: TaskName,
+    section: &Section<L, X>,
+    languages: Vec<TaskLanguage>,
+    scope: LanguageScope,
+) -> TaskSpec {
+    let c = &section.common;
+    TaskSpec {
+        name,
+        description: c.description.clone(),
+        output: c.output,
+        metrics: c.metrics.clone(),
+        target_delimiter: c.target_delimiter.clone(),
+        fewshot_separator: c.fewshot_separator.clone(),
+        fewshot_split: c.fewshot_split,
+        files: c.files.clone(),
+        languages,
+        scope,
+    }
+}
+
+fn build_specs(f: &CatalogFile) -> std::result::Result<BTreeMap<TaskName, TaskSpec>, String> {
+    let english = FloresCode::parse("eng_Latn").ok_or("eng_Latn must parse")?;
+    let any = |flag: bool| {
+        if flag {
+            LanguageScope::AnyShort
+        } else {
+            LanguageScope::Listed
+        }
+    };
+    let specs = [
+        spec_of(
+            TaskName::Xcopa,
+            &f.xcopa,
+            listed(&f.xcopa.languages),
+            LanguageScope::Listed,
+        ),
+        spec_of(
+            TaskName::Xwinograd,
+            &f.xwinograd,
+            listed(&f.xwinograd.languages),
+            LanguageScope::Listed,
+        ),
+        spec_of(
+            TaskName::Sib200,
+            &f.sib200,
+            listed(&f.sib200.languages),
+            LanguageScope::Listed,
+        ),
+        spec_of(
+            TaskName::Tatoeba,
+            &f.tatoeba,
+            listed(&f.tatoeba.languages),
+            LanguageScope::Pairs {
+                pivot: Some(english),
+            },
+        ),
+        // FLORES pairs use the SIB-200 files, so they have the SIB-200 languages.
+        spec_of(
+            TaskName::Flores,
+            &f.flores,
+            listed(&f.sib200.languages),
+            LanguageScope::Pairs { pivot: None },
+        ),
+        spec_of(
+            TaskName::Mgsm,
+            &f.mgsm,
+            listed(&f.mgsm.languages),
+            LanguageScope::Listed,
+        ),
+        spec_of(
+            TaskName::Xnli,
+            &f.xnli,
+            listed(&f.xnli.languages),
+            LanguageScope::Listed,
+        ),
+        spec_of(
+            TaskName::Xstorycloze,
+            &f.xstorycloze,
+            listed(&f.xstorycloze.languages),
+            LanguageScope::Listed,
+        ),
+        spec_of(
+            TaskName::Pawsx,
+            &f.pawsx,
+            listed(&f.pawsx.languages),
+            LanguageScope::Listed,
+        ),
+        spec_of(
+            TaskName::Belebele,
+            &f.belebele,
+            listed(&f.belebele.languages),
+            if f.belebele.extra.any_flores_language {
+                LanguageScope::AnyFlores
+            } else {
+                LanguageScope::Listed
+            },
+        ),
+        spec_of(
+            TaskName::MArc,
+            &f.m_arc,
+            listed(&f.m_arc.languages),
+            any(f.m_arc.extra.any_short_language),
+        ),
+        spec_of(
+            TaskName::MMmlu,
+            &f.m_mmlu,
+            listed(&f.m_mmlu.languages),
+            any(f.m_mmlu.extra.any_short_language),
+        ),
+        spec_of(
+            TaskName::MHellaswag,
+            &f.m_hellaswag,
+            listed(&f.m_hellaswag.languages),
+            any(f.m_hellaswag.extra.any_short_language),
+        ),
+    ];
+    for spec in &specs {
+        check_spec(spec)?;
+    }
+    Ok(specs.into_iter().map(|s| (s.name, s)).collect())
+}
+
+/// Checks that the data agrees with what the loaders implement.
+fn check_spec(spec: &TaskSpec) -> std::result::Result<(), String> {
+    let expected = match spec.name {
+        TaskName::Xwinograd => OutputType::PartialChoice,
+        TaskName::Mgsm => OutputType::Generation,
+        _ => OutputType::MultipleChoice,
+    };
+    if spec.output != expected {
+        return Err(format!(
+            "task {}: output must be {expected:?}, the data says {:?}",
+            spec.name, spec.output
+        ));
+    }
+    let generation = spec.output == OutputType::Generation;
+    if spec
+        .metrics
+        .iter()
+        .any(|m| (*m == Metric::ExactMatch) != generation)
+    {
+        return Err(format!(
+            "task {}: metrics {:?} do not fit output {:?}",
+            spec.name, spec.metrics, spec.output
+        ));
+    }
+    if spec.files.is_empty() {
+        return Err(format!("task {}: no files", spec.name));
+    }
+    if spec.scope == LanguageScope::Listed && spec.languages.is_empty() {
+        return Err(format!("task {}: no languages", spec.name));
+    }
+    Ok(())
+}
+
+fn check_templates(f: &CatalogFile) -> std::result::Result<(), String> {
+    let check = |task: &str, t: &Template, names: &[&str]| {
+        t.check_names(names)
+            .map_err(|e| format!("task {task}: {e}"))
+    };
+    check("sib200", &f.sib200.extra.template, &["text"])?;
+    let pair = ["source_language", "source", "target_language"];
+    check("tatoeba", &f.tatoeba.extra.template, &pair)?;
+    check("flores", &f.flores.extra.template, &pair)?;
+    check(
+        "belebele",
+        &f.belebele.extra.template,
+        &["passage", "question", "a", "b", "c", "d"],
+    )?;
+    let mcqa = ["question", "a", "b", "c", "d", "e"];
+    check("m_arc", &f.m_arc.extra.template, &mcqa)?;
+    check("m_mmlu", &f.m_mmlu.extra.template, &mcqa)?;
+    if f.tatoeba.extra.choices < 2 || f.flores.extra.choices < 2 {
+        return Err("translation tasks need choices >= 2".into());
+    }
+    if f.belebele.extra.letters.len() != 4 {
+        return Err("belebele needs exactly four letters".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_catalog_parses_and_covers_every_task() {
+        let catalog = Catalog::get();
+        let names: Vec<TaskName> = catalog.specs().map(|s| s.name).collect();
+        assert_eq!(names, TaskName::ALL.to_vec());
+        let xcopa = catalog.spec(TaskName::Xcopa);
+        assert_eq!(xcopa.output, OutputType::MultipleChoice);
+        assert_eq!(
+            xcopa.file_for(Split::Dev, "it").unwrap(),
+            "xcopa/val.it.jsonl"
+        );
+        assert_eq!(catalog.file.xcopa.languages["it"].effect, "quindi");
+        assert_eq!(
+            catalog.spec(TaskName::Xwinograd).output,
+            OutputType::PartialChoice
+        );
+        assert_eq!(
+            catalog.spec(TaskName::Mgsm).metrics,
+            vec![Metric::ExactMatch]
+        );
+        // FLORES pairs borrow SIB-200's 27 languages.
+        assert_eq!(catalog.spec(TaskName::Flores).languages.len(), 27);
+    }
+
+    #[test]
+    fn unknown_task_suggests_the_near_miss_and_lists_all() {
+        let err = "xcpa".parse::<TaskName>().unwrap_err().to_string();
+        assert!(
+            err.starts_with("unknown task 'xcpa': did you mean 'xcopa'? known: xcopa, xwinograd"),
+            "{err}"
+        );
+        assert_eq!("M-ARC".parse::<TaskName>().unwrap(), TaskName::MArc);
+    }
+
+    #[test]
+    fn missing_split_lists_the_ones_there() {
+        let err = Catalog::get()
+            .spec(TaskName::Mgsm)
+            .file_for(Split::Dev, "en")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "task 'mgsm' has no 'dev' split: it has test; pick one of these"
+        );
+    }
+
+    #[test]
+    fn data_that_contradicts_the_loader_is_rejected() {
+        let broken = CATALOG_TOML.replacen(
+            "output = \"partial_choice\"",
+            "output = \"multiple_choice\"",
+            1,
+        );
+        let err = Catalog::parse(&broken).unwrap_err();
+        assert!(err.contains("xwinograd"), "{err}");
+        let typo =
+            CATALOG_TOML.replacen("template = \"Text: {text}", "template = \"Text: {txt}", 1);
+        assert!(Catalog::parse(&typo).unwrap_err().contains("{txt}"));
+        let misspelt = CATALOG_TOML.replacen("cause = \"perché\"", "cuase = \"perché\"", 1);
+        assert!(Catalog::parse(&misspelt).unwrap_err().contains("cuase"));
+    }
+
+    #[test]
+    fn split_and_metric_names_parse() {
+        assert_eq!("validation".parse::<Split>().unwrap(), Split::Dev);
+        assert!("tests".parse::<Split>().is_err());
+        assert_eq!("acc_norm".parse::<Metric>().unwrap(), Metric::AccNorm);
+        assert!("accuracy"
+            .parse::<Metric>()
+            .unwrap_err()
+            .to_string()
+            .contains("acc, acc_norm"));
+    }
+}
