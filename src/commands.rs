@@ -43,8 +43,8 @@ fn model(cmd: ModelCommand) -> Result<()> {
             );
         }
         ModelCommand::Inspect { dir } => {
-            let m = ModelDir::open(&dir)?;
-            let c = &m.card;
+            let card = ModelDir::card_of(&dir)?;
+            let c = &card;
             println!("model: {} ({})", c.name, c.architecture);
             println!("inputs: {}", c.inputs.join(", "));
             println!("vocabulary: {}   blocks: {}   max positions: {}", c.vocab_size, c.blocks, c.max_positions);

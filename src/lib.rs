@@ -5,6 +5,7 @@
 //! produce masks; `stats` tests differences; `report` renders what the study runner stored.
 
 pub mod model;
+pub mod prune;
 pub mod data;
 pub mod eval;
 pub mod results;

@@ -209,7 +209,7 @@ impl GraphBuilder {
     pub fn finish(self, producer: &str, metadata: &[(&str, String)]) -> ModelProto {
         ModelProto {
             ir_version: 8,
-            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+            opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: OPSET }],
             producer_name: producer.into(),
             producer_version: env!("CARGO_PKG_VERSION").into(),
             graph: Some(self.graph),

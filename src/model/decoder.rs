@@ -452,17 +452,23 @@ impl<'a> Emitter<'a> {
         let shape3 = self.g.op("Concat", &[&bt, &v], vec![A::int("axis", 0)]);
         self.g.op_named("Reshape", &[&logits2, &shape3], "logits", vec![]);
 
-        emit_scoring_heads(&mut self.g, "logits", ids);
+        emit_scoring_heads(&mut self.g, "logits", ids, super::builder::OPSET);
     }
 }
 
 
 /// Appends `token_logprobs` and `argmax` after a `[B, T, V]` logits tensor, so that scoring and
 /// greedy decoding read `B x T` numbers out of the runtime instead of `B x T x V`.
-pub fn emit_scoring_heads(g: &mut GraphBuilder, logits: &str, ids: &str) {
+/// `opset` is the graph's: from opset 18 on, reductions take their axes as an input.
+pub fn emit_scoring_heads(g: &mut GraphBuilder, logits: &str, ids: &str, opset: i64) {
     // log p(next) = logit[next] - logsumexp(logits), at every position; the last position's
     // "next" is a dummy 0 and is sliced away.
-    let lse = g.op("ReduceLogSumExp", &[logits], vec![A::ints("axes", &[2]), A::int("keepdims", 0)]);
+    let lse = if opset >= 18 {
+        let axes = g.vec_i64(&[2]);
+        g.op("ReduceLogSumExp", &[logits, &axes], vec![A::int("keepdims", 0)])
+    } else {
+        g.op("ReduceLogSumExp", &[logits], vec![A::ints("axes", &[2]), A::int("keepdims", 0)])
+    };
     let (one, big, zero, ax1) =
         (g.vec_i64(&[1]), g.vec_i64(&[i64::MAX]), g.vec_i64(&[0]), g.vec_i64(&[1]));
     let next = g.op("Slice", &[ids, &one, &big, &ax1], vec![]);

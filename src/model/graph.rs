@@ -59,7 +59,7 @@ fn trace_weight<'a>(
 }
 
 fn attr_i(node: &NodeProto, name: &str) -> Option<i64> {
-    node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
+    node.attribute.iter().find(|a| a.name == name).and_then(|a| a.i)
 }
 
 /// The first integer that follows a layer-ish word in a tensor or node name (`h.3`, `layers.3`).
@@ -203,10 +203,11 @@ pub fn inspect(dir: &Path) -> Result<ModelCard, ModelError> {
 /// taps), ready to be handed to the runtime from memory.
 pub fn with_heads_and_outputs(model: &ModelProto, add_heads: bool, extra_outputs: &[String]) -> ModelProto {
     let mut model = model.clone();
+    let opset = model.opset_import.iter().find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx"))).map_or(17, |o| o.version);
     let graph = model.graph.take().unwrap_or_default();
     let mut b = GraphBuilder::wrap(graph);
     if add_heads {
-        emit_scoring_heads(&mut b, "logits", "input_ids");
+        emit_scoring_heads(&mut b, "logits", "input_ids", opset);
         b.output("token_logprobs", data_type::FLOAT, &[Dim::Named("batch"), Dim::Named("sequence_minus_1")]);
         b.output("argmax", data_type::INT64, &[Dim::Named("batch"), Dim::Named("sequence")]);
     }

@@ -60,10 +60,7 @@ pub struct ModelDir {
 impl ModelDir {
     /// Opens a folder: reads `card.json` if present, otherwise inspects the graph.
     pub fn open(dir: &Path) -> Result<Self, ModelError> {
-        if !dir.join("model.onnx").is_file() {
-            return Err(ModelError::NotAModel { path: dir.to_path_buf() });
-        }
-        let card = if dir.join(card::CARD_FILE).is_file() { ModelCard::read(dir)? } else { graph::inspect(dir)? };
+        let card = Self::card_of(dir)?;
         let tok = dir.join(&card.tokenizer);
         if !tok.is_file() {
             return Err(ModelError::Unusable {
@@ -72,6 +69,19 @@ impl ModelDir {
             });
         }
         Ok(ModelDir { dir: dir.to_path_buf(), card })
+    }
+
+    /// The card of a model folder (read, or built by inspecting the graph), without checking
+    /// that the folder is complete enough to run.
+    pub fn card_of(dir: &Path) -> Result<ModelCard, ModelError> {
+        if !dir.join("model.onnx").is_file() {
+            return Err(ModelError::NotAModel { path: dir.to_path_buf() });
+        }
+        if dir.join(card::CARD_FILE).is_file() {
+            ModelCard::read(dir)
+        } else {
+            graph::inspect(dir)
+        }
     }
 
     pub fn graph_path(&self) -> PathBuf {

@@ -3,6 +3,9 @@
 //! Declared by hand from the published field numbers rather than generated, so the build needs no
 //! `protoc` and no build script. Every field of the messages a decoder-only export uses is present,
 //! because prost drops unknown fields: a model read and written back must keep all of its content.
+//! Fields are declared in tag order because prost encodes them in declaration order, and
+//! protobuf writers (and so byte-identical round trips) use tag order. ONNX is proto2: `dims`,
+//! `ints` and `floats` are unpacked, scalar attribute values keep their presence.
 
 use prost::Message;
 
@@ -10,8 +13,6 @@ use prost::Message;
 pub struct ModelProto {
     #[prost(int64, tag = "1")]
     pub ir_version: i64,
-    #[prost(message, repeated, tag = "8")]
-    pub opset_import: Vec<OperatorSetIdProto>,
     #[prost(string, tag = "2")]
     pub producer_name: String,
     #[prost(string, tag = "3")]
@@ -24,6 +25,8 @@ pub struct ModelProto {
     pub doc_string: String,
     #[prost(message, optional, tag = "7")]
     pub graph: Option<GraphProto>,
+    #[prost(message, repeated, tag = "8")]
+    pub opset_import: Vec<OperatorSetIdProto>,
     #[prost(message, repeated, tag = "14")]
     pub metadata_props: Vec<StringStringEntryProto>,
     #[prost(message, repeated, tag = "20")]
@@ -34,8 +37,9 @@ pub struct ModelProto {
 
 #[derive(Clone, PartialEq, Message)]
 pub struct OperatorSetIdProto {
-    #[prost(string, tag = "1")]
-    pub domain: String,
+    /// `None` and `""` both mean the default ONNX domain; exporters write either.
+    #[prost(string, optional, tag = "1")]
+    pub domain: Option<String>,
     #[prost(int64, tag = "2")]
     pub version: i64,
 }
@@ -70,8 +74,6 @@ pub struct FunctionProto {
     pub output: Vec<String>,
     #[prost(string, repeated, tag = "6")]
     pub attribute: Vec<String>,
-    #[prost(message, repeated, tag = "11")]
-    pub attribute_proto: Vec<AttributeProto>,
     #[prost(message, repeated, tag = "7")]
     pub node: Vec<NodeProto>,
     #[prost(string, tag = "8")]
@@ -80,10 +82,12 @@ pub struct FunctionProto {
     pub opset_import: Vec<OperatorSetIdProto>,
     #[prost(string, tag = "10")]
     pub domain: String,
-    #[prost(string, tag = "13")]
-    pub overload: String,
+    #[prost(message, repeated, tag = "11")]
+    pub attribute_proto: Vec<AttributeProto>,
     #[prost(message, repeated, tag = "12")]
     pub value_info: Vec<ValueInfoProto>,
+    #[prost(string, tag = "13")]
+    pub overload: String,
     #[prost(message, repeated, tag = "14")]
     pub metadata_props: Vec<StringStringEntryProto>,
 }
@@ -96,8 +100,6 @@ pub struct GraphProto {
     pub name: String,
     #[prost(message, repeated, tag = "5")]
     pub initializer: Vec<TensorProto>,
-    #[prost(message, repeated, tag = "15")]
-    pub sparse_initializer: Vec<SparseTensorProto>,
     #[prost(string, tag = "10")]
     pub doc_string: String,
     #[prost(message, repeated, tag = "11")]
@@ -108,6 +110,8 @@ pub struct GraphProto {
     pub value_info: Vec<ValueInfoProto>,
     #[prost(message, repeated, tag = "14")]
     pub quantization_annotation: Vec<TensorAnnotation>,
+    #[prost(message, repeated, tag = "15")]
+    pub sparse_initializer: Vec<SparseTensorProto>,
     #[prost(message, repeated, tag = "16")]
     pub metadata_props: Vec<StringStringEntryProto>,
 }
@@ -130,14 +134,14 @@ pub struct NodeProto {
     pub name: String,
     #[prost(string, tag = "4")]
     pub op_type: String,
-    #[prost(string, tag = "7")]
-    pub domain: String,
-    #[prost(string, tag = "8")]
-    pub overload: String,
     #[prost(message, repeated, tag = "5")]
     pub attribute: Vec<AttributeProto>,
     #[prost(string, tag = "6")]
     pub doc_string: String,
+    #[prost(string, tag = "7")]
+    pub domain: String,
+    #[prost(string, tag = "8")]
+    pub overload: String,
     #[prost(message, repeated, tag = "9")]
     pub metadata_props: Vec<StringStringEntryProto>,
 }
@@ -158,29 +162,20 @@ pub mod attribute_type {
 pub struct AttributeProto {
     #[prost(string, tag = "1")]
     pub name: String,
-    #[prost(string, tag = "21")]
-    pub ref_attr_name: String,
-    #[prost(string, tag = "13")]
-    pub doc_string: String,
-    #[prost(int32, tag = "20")]
-    pub r#type: i32,
-    #[prost(float, tag = "2")]
-    pub f: f32,
-    #[prost(int64, tag = "3")]
-    pub i: i64,
-    #[prost(bytes = "vec", tag = "4")]
-    pub s: Vec<u8>,
+    // proto2 fields with presence: exporters write explicit zeros, which a round trip must keep.
+    #[prost(float, optional, tag = "2")]
+    pub f: Option<f32>,
+    #[prost(int64, optional, tag = "3")]
+    pub i: Option<i64>,
+    #[prost(bytes = "vec", optional, tag = "4")]
+    pub s: Option<Vec<u8>>,
     #[prost(message, optional, tag = "5")]
     pub t: Option<TensorProto>,
     #[prost(message, optional, tag = "6")]
     pub g: Option<GraphProto>,
-    #[prost(message, optional, tag = "22")]
-    pub sparse_tensor: Option<SparseTensorProto>,
-    #[prost(message, optional, tag = "14")]
-    pub tp: Option<TypeProto>,
-    #[prost(float, repeated, tag = "7")]
+    #[prost(float, repeated, packed = "false", tag = "7")]
     pub floats: Vec<f32>,
-    #[prost(int64, repeated, tag = "8")]
+    #[prost(int64, repeated, packed = "false", tag = "8")]
     pub ints: Vec<i64>,
     #[prost(bytes = "vec", repeated, tag = "9")]
     pub strings: Vec<Vec<u8>>,
@@ -188,10 +183,20 @@ pub struct AttributeProto {
     pub tensors: Vec<TensorProto>,
     #[prost(message, repeated, tag = "11")]
     pub graphs: Vec<GraphProto>,
-    #[prost(message, repeated, tag = "23")]
-    pub sparse_tensors: Vec<SparseTensorProto>,
+    #[prost(string, tag = "13")]
+    pub doc_string: String,
+    #[prost(message, optional, tag = "14")]
+    pub tp: Option<TypeProto>,
     #[prost(message, repeated, tag = "15")]
     pub type_protos: Vec<TypeProto>,
+    #[prost(int32, tag = "20")]
+    pub r#type: i32,
+    #[prost(string, tag = "21")]
+    pub ref_attr_name: String,
+    #[prost(message, optional, tag = "22")]
+    pub sparse_tensor: Option<SparseTensorProto>,
+    #[prost(message, repeated, tag = "23")]
+    pub sparse_tensors: Vec<SparseTensorProto>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -323,7 +328,7 @@ pub const DATA_LOCATION_EXTERNAL: i32 = 1;
 
 #[derive(Clone, PartialEq, Message)]
 pub struct TensorProto {
-    #[prost(int64, repeated, tag = "1")]
+    #[prost(int64, repeated, packed = "false", tag = "1")]
     pub dims: Vec<i64>,
     #[prost(int32, tag = "2")]
     pub data_type: i32,
@@ -339,18 +344,18 @@ pub struct TensorProto {
     pub int64_data: Vec<i64>,
     #[prost(string, tag = "8")]
     pub name: String,
-    #[prost(string, tag = "12")]
-    pub doc_string: String,
-    #[prost(bytes = "vec", tag = "9")]
-    pub raw_data: Vec<u8>,
-    #[prost(message, repeated, tag = "13")]
-    pub external_data: Vec<StringStringEntryProto>,
-    #[prost(int32, tag = "14")]
-    pub data_location: i32,
+    #[prost(bytes = "vec", optional, tag = "9")]
+    pub raw_data: Option<Vec<u8>>,
     #[prost(double, repeated, tag = "10")]
     pub double_data: Vec<f64>,
     #[prost(uint64, repeated, tag = "11")]
     pub uint64_data: Vec<u64>,
+    #[prost(string, tag = "12")]
+    pub doc_string: String,
+    #[prost(message, repeated, tag = "13")]
+    pub external_data: Vec<StringStringEntryProto>,
+    #[prost(int32, tag = "14")]
+    pub data_location: i32,
     #[prost(message, repeated, tag = "16")]
     pub metadata_props: Vec<StringStringEntryProto>,
 }
@@ -371,7 +376,7 @@ pub struct SparseTensorProto {
     pub values: Option<TensorProto>,
     #[prost(message, optional, tag = "2")]
     pub indices: Option<TensorProto>,
-    #[prost(int64, repeated, tag = "3")]
+    #[prost(int64, repeated, packed = "false", tag = "3")]
     pub dims: Vec<i64>,
 }
 
@@ -392,10 +397,10 @@ impl TensorProto {
 
 impl AttributeProto {
     pub fn int(name: &str, value: i64) -> Self {
-        AttributeProto { name: name.into(), r#type: attribute_type::INT, i: value, ..Default::default() }
+        AttributeProto { name: name.into(), r#type: attribute_type::INT, i: Some(value), ..Default::default() }
     }
     pub fn float(name: &str, value: f32) -> Self {
-        AttributeProto { name: name.into(), r#type: attribute_type::FLOAT, f: value, ..Default::default() }
+        AttributeProto { name: name.into(), r#type: attribute_type::FLOAT, f: Some(value), ..Default::default() }
     }
     pub fn ints(name: &str, values: &[i64]) -> Self {
         AttributeProto { name: name.into(), r#type: attribute_type::INTS, ints: values.to_vec(), ..Default::default() }
@@ -404,7 +409,7 @@ impl AttributeProto {
         AttributeProto {
             name: name.into(),
             r#type: attribute_type::STRING,
-            s: value.as_bytes().to_vec(),
+            s: Some(value.as_bytes().to_vec()),
             ..Default::default()
         }
     }

@@ -154,7 +154,8 @@ fn byte_level_bpe(tokens: &[String], merges: &[String], pre: &str, bos: Option<(
         "truncation": null,
         "padding": null,
         "added_tokens": [],
-        "normalizer": null,
+        // Qwen2's tokenizer composes Unicode (NFC) before splitting; GGUF does not record it.
+        "normalizer": if pre == "qwen2" { json!({"type": "NFC"}) } else { Value::Null },
         "pre_tokenizer": pre_tokenizer(pre)?,
         "post_processor": bos_template(bos),
         "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},

@@ -1,0 +1,184 @@
+//! [`Method`]: the single entry point that dispatches to the three pruning methods.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::PruneError;
+use super::magnitude::{magnitude_mask, MagnitudeScope};
+use super::mask::Mask;
+use super::sparsegpt::{sparsegpt_prune, SparseGptConfig};
+use super::sparsity::SparsityTarget;
+use super::statistics::InputStatistics;
+use super::wanda::wanda_mask;
+use super::weight::LinearWeight;
+
+/// A pruning method with its settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "kebab-case")]
+pub enum Method {
+    /// `|W_ij|`, no calibration data.
+    Magnitude {
+        /// Which weights compete (unstructured targets only).
+        #[serde(default)]
+        scope: MagnitudeScope,
+    },
+    /// `|W_ij| * ||X_j||_2` per output row.
+    Wanda,
+    /// OBS-based pruning with weight reconstruction.
+    #[serde(rename = "sparsegpt")]
+    SparseGpt(SparseGptConfig),
+}
+
+/// What calibration data a method needs, so the caller collects only that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatisticsNeed {
+    /// No calibration pass.
+    None,
+    /// Per-channel sums of squares ([`InputStatistics::new`] with `collect_gram = false`).
+    ChannelNorms,
+    /// Sums of squares and the Gram matrix (`collect_gram = true`).
+    Gram,
+}
+
+/// A layer's pruning result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrunedLayer {
+    /// Which weights survive.
+    pub mask: Mask,
+    /// Replacement weights for methods that update the survivors (SparseGPT); `None` means
+    /// "apply the mask to the original weights".
+    pub new_weights: Option<Vec<f32>>,
+}
+
+impl Method {
+    /// Short stable name: "magnitude", "wanda" or "sparsegpt".
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Magnitude { .. } => "magnitude",
+            Method::Wanda => "wanda",
+            Method::SparseGpt(_) => "sparsegpt",
+        }
+    }
+
+    /// Which statistics [`Method::prune`] will need.
+    pub fn statistics_need(&self) -> StatisticsNeed {
+        match self {
+            Method::Magnitude { .. } => StatisticsNeed::None,
+            Method::Wanda => StatisticsNeed::ChannelNorms,
+            Method::SparseGpt(_) => StatisticsNeed::Gram,
+        }
+    }
+
+    /// Prunes one layer. `layer` names it in errors; `statistics` are its input's calibration
+    /// statistics (ignored by magnitude, required by the others).
+    pub fn prune(
+        &self,
+        layer: &str,
+        weight: &LinearWeight,
+        statistics: Option<&InputStatistics>,
+        target: SparsityTarget,
+    ) -> Result<PrunedLayer, PruneError> {
+        let require = || {
+            statistics.ok_or(PruneError::MissingStatistics {
+                layer: layer.to_string(),
+                method: self.name(),
+            })
+        };
+        match self {
+            Method::Magnitude { scope } => Ok(PrunedLayer {
+                mask: magnitude_mask(layer, weight, target, *scope)?,
+                new_weights: None,
+            }),
+            Method::Wanda => Ok(PrunedLayer {
+                mask: wanda_mask(layer, weight, require()?, target)?,
+                new_weights: None,
+            }),
+            Method::SparseGpt(config) => {
+                let result = sparsegpt_prune(layer, weight, require()?, target, *config)?;
+                Ok(PrunedLayer {
+                    mask: result.mask,
+                    new_weights: Some(result.weights),
+                })
+            }
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Method {
+    type Err = PruneError;
+
+    /// Parses a method name with default settings: "magnitude" (per matrix), "magnitude-row",
+    /// "wanda", "sparsegpt".
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "magnitude" => Ok(Method::Magnitude {
+                scope: MagnitudeScope::PerMatrix,
+            }),
+            "magnitude-row" => Ok(Method::Magnitude {
+                scope: MagnitudeScope::PerRow,
+            }),
+            "wanda" => Ok(Method::Wanda),
+            "sparsegpt" => Ok(Method::SparseGpt(SparseGptConfig::default())),
+            _ => Err(PruneError::UnknownMethod {
+                text: text.to_string(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{correlated_inputs, normal_layer};
+    use super::*;
+
+    #[test]
+    fn dispatch_requires_statistics_where_needed() {
+        let weight = normal_layer(3, 4, 8);
+        let target = SparsityTarget::new(None, "2:4".parse().unwrap()).unwrap();
+        for name in ["wanda", "sparsegpt"] {
+            let method: Method = name.parse().unwrap();
+            let err = method.prune("mlp.up", &weight, None, target).unwrap_err();
+            assert!(
+                matches!(err, PruneError::MissingStatistics { .. }),
+                "{name}"
+            );
+        }
+        let magnitude: Method = "magnitude".parse().unwrap();
+        let result = magnitude.prune("mlp.up", &weight, None, target).unwrap();
+        assert_eq!(result.mask.count_pruned(), 16);
+        assert!(result.new_weights.is_none());
+
+        let mut stats = InputStatistics::new("mlp.up", 8, true);
+        stats.accumulate(&correlated_inputs(4, 32, 8), 32).unwrap();
+        let sparsegpt: Method = "sparsegpt".parse().unwrap();
+        let result = sparsegpt
+            .prune("mlp.up", &weight, Some(&stats), target)
+            .unwrap();
+        assert!(result.mask.is_nm_valid(match target {
+            SparsityTarget::NM(nm) => nm,
+            _ => unreachable!(),
+        }));
+        assert_eq!(result.new_weights.map(|w| w.len()), Some(32));
+        assert!("obs".parse::<Method>().is_err());
+    }
+
+    #[test]
+    fn method_serialises_with_defaults() {
+        let method: Method = serde_json::from_str(r#"{"method":"sparsegpt"}"#).unwrap();
+        assert_eq!(method, Method::SparseGpt(SparseGptConfig::default()));
+        let json = serde_json::to_string(&Method::Magnitude {
+            scope: MagnitudeScope::PerRow,
+        });
+        assert_eq!(json.unwrap(), r#"{"method":"magnitude","scope":"per-row"}"#);
+        let bad = r#"{"method":"sparsegpt","percdamp":-1.0,"block_size":128}"#;
+        assert!(serde_json::from_str::<Method>(bad).is_err());
+    }
+}

@@ -1,0 +1,45 @@
+//! Post-training pruning of linear layers as pure linear algebra.
+//!
+//! The model-facing code finds each linear layer, streams its calibration inputs into
+//! [`InputStatistics`], calls [`Method::prune`] and applies the resulting [`Mask`] (and, for
+//! SparseGPT, the updated weights). This module knows nothing about models or files other than
+//! its own mask format; it only does the maths:
+//!
+//! * [`sparsity`]: what to prune ([`Sparsity`], [`Pattern`], validated into a [`SparsityTarget`]);
+//! * [`statistics`]: streaming per-channel norms and Gram matrices of layer inputs;
+//! * [`magnitude`], [`wanda`], [`sparsegpt`]: the three methods (each cites its paper);
+//! * `selection` (private): scores to masks under one documented tie rule (lower index first);
+//! * [`mask`], [`mask_file`], [`report`]: the bit-packed result, its file format, its summary.
+//!
+//! Conventions: weights are PyTorch `nn.Linear` weights, row-major `[out][in]` (`y = W x`), so
+//! rows are outputs and columns are input channels.
+
+pub mod error;
+pub mod magnitude;
+pub mod mask;
+pub mod mask_file;
+pub mod method;
+pub mod report;
+mod selection;
+pub mod sparsegpt;
+pub mod sparsity;
+pub mod statistics;
+pub mod wanda;
+pub mod weight;
+
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod timing;
+
+pub use error::PruneError;
+pub use magnitude::{magnitude_mask, MagnitudeScope};
+pub use mask::{Mask, NmViolation};
+pub use mask_file::{decode_mask, encode_mask, read_mask, write_mask};
+pub use method::{Method, PrunedLayer, StatisticsNeed};
+pub use report::SparsityReport;
+pub use sparsegpt::{sparsegpt_prune, SparseGptConfig, SparseGptResult};
+pub use sparsity::{NmPattern, Pattern, Sparsity, SparsityTarget};
+pub use statistics::{GramPrecision, InputStatistics, GRAM_CHUNK_TOKENS};
+pub use wanda::{wanda_mask, wanda_scores};
+pub use weight::LinearWeight;

@@ -1,0 +1,71 @@
+//! Shared helpers for the end-to-end tests: where things are, and skipping with a reason when
+//! something a test needs is absent (as in a user's own clone without `../shared`).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared` (benchmark data and the oracle), or `None` after printing why the test skips.
+pub fn shared() -> Option<PathBuf> {
+    let p = repo().join("../shared");
+    if p.join("data").is_dir() {
+        Some(p)
+    } else {
+        eprintln!("skipping: ../shared is absent (it holds the test data and the oracle)");
+        None
+    }
+}
+
+/// An imported model folder under `.cache/models`, or `None` after printing how to make it.
+pub fn model(name: &str) -> Option<PathBuf> {
+    let p = repo().join(".cache/models").join(name);
+    if p.join("card.json").is_file() {
+        Some(p)
+    } else {
+        eprintln!("skipping: {} is missing; run `make models`", p.display());
+        None
+    }
+}
+
+pub fn gguf(name: &str) -> Option<PathBuf> {
+    let p = repo().join(".cache/models").join(format!("{name}.gguf"));
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!("skipping: {} is missing; run `make models`", p.display());
+        None
+    }
+}
+
+/// The project's Python (NumPy + gguf), for the oracle.
+pub fn python() -> Option<PathBuf> {
+    let p = repo().join(".cache/venv/bin/python");
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!("skipping: {} is missing; run `make venv`", p.display());
+        None
+    }
+}
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_polyprune"))
+}
+
+/// The `text` column of the first `n` rows of a SIB-200 split file.
+pub fn sib200_sentences(shared: &Path, lang: &str, split: &str, n: usize) -> Vec<String> {
+    let path = shared.join("data/sib200").join(lang).join(format!("{split}.tsv"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines().skip(1).take(n).map(|l| l.splitn(3, '\t').nth(2).expect("three columns").to_string()).collect()
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("polyprune-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

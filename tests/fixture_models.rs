@@ -1,0 +1,145 @@
+//! Small real models made by `scripts/make_fixtures.py` (random tiny Llama, Qwen2 and GPT-2
+//! configurations run through transformers/torch): our GGUF import, tokenizer derivation and
+//! generic ONNX handling against the logits and ids transformers produced.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use polyprune::eval::Scorer;
+use polyprune::model::import::{import_gguf, ImportOptions};
+use polyprune::model::{ModelDir, Role};
+use polyprune::runtime::RuntimeOptions;
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    common::repo().join("tests/fixtures").join(name)
+}
+
+fn reference(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(name).join("reference.json")).unwrap()).unwrap()
+}
+
+fn ids_of(reference: &Value) -> Vec<Vec<u32>> {
+    reference["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect())
+        .collect()
+}
+
+/// Next-token log-probabilities within 1e-4 + 1e-4|x| of transformers' (float64 from the same
+/// weights): float32 round-off in a 2-layer model is ~1e-6, while any wrong operation (rope
+/// pairing, missing bias, wrong norm) moves them by more than 0.1.
+fn assert_logprobs_match(scorer: &mut Scorer, ids: &[Vec<u32>], expected: &Value, what: &str) {
+    let seqs: Vec<&[u32]> = ids.iter().map(|r| r.as_slice()).collect();
+    let ours = scorer.token_logprobs(&seqs).unwrap();
+    for (row, exp_row) in ours.iter().zip(expected.as_array().unwrap()) {
+        let exp: Vec<f64> = exp_row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(row.len(), exp.len(), "{what}");
+        for (a, b) in row.iter().zip(&exp) {
+            assert!((*a as f64 - b).abs() <= 1e-4 + 1e-4 * b.abs(), "{what}: {a} vs {b}");
+        }
+    }
+}
+
+fn import(gguf: &Path, tag: &str) -> ModelDir {
+    let out = common::temp_dir(tag);
+    import_gguf(gguf, &out, &ImportOptions { max_positions: 128 }).unwrap();
+    ModelDir::open(&out).unwrap()
+}
+
+fn check_gguf_variant(model: &str, file: &str) {
+    let r = reference(model);
+    let dir = import(&fixture(model).join(file), &format!("{model}-{file}"));
+    let mut scorer = Scorer::load(&dir, &RuntimeOptions::default(), &[]).unwrap();
+    assert_logprobs_match(&mut scorer, &ids_of(&r), &r["variants"][file]["next_token_logprob"], &format!("{model}/{file}"));
+    // The tokenizer derived from GGUF metadata gives transformers' ids.
+    let tok = tokenizers::Tokenizer::from_file(dir.tokenizer_path()).unwrap();
+    for case in r["tokenizer_cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let ours: Vec<u64> = tok.encode(text, true).unwrap().get_ids().iter().map(|&i| i as u64).collect();
+        let theirs: Vec<u64> = case["ids_with_special_tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!(ours, theirs, "{model}: {text:?}");
+    }
+}
+
+#[test]
+fn llama_gguf_import_matches_transformers() {
+    check_gguf_variant("tiny-llama", "model.gguf");
+}
+
+#[test]
+fn llama_q8_0_gguf_import_matches_transformers() {
+    check_gguf_variant("tiny-llama", "model-q8_0.gguf");
+}
+
+#[test]
+fn qwen2_gguf_import_matches_transformers() {
+    check_gguf_variant("tiny-qwen2", "model.gguf");
+}
+
+#[test]
+fn imported_card_lists_every_projection_with_its_role_and_tap() {
+    let dir = import(&fixture("tiny-qwen2").join("model.gguf"), "qwen2-card");
+    let layers = &dir.card.layers;
+    assert_eq!(layers.len(), 2 * 7);
+    let roles: Vec<Role> = layers.iter().filter(|l| l.block == 1).map(|l| l.role).collect();
+    assert_eq!(roles, [Role::Q, Role::K, Role::V, Role::O, Role::Gate, Role::Up, Role::Down]);
+    let k = layers.iter().find(|l| l.name == "blk.0.attn_k.weight").unwrap();
+    assert_eq!(k.shape, [64, 32], "[in, out]: 2 kv heads x 16");
+    assert_eq!(k.input, "blk.0.attn_in");
+    let down = layers.iter().find(|l| l.name == "blk.1.ffn_down.weight").unwrap();
+    assert_eq!((down.shape, down.input.as_str()), ([128, 64], "blk.1.ffn_down_in"));
+}
+
+/// A GPT-2 exported by torch (legacy exporter: Gemm on [in, out]; the tied output layer folded
+/// into a separate initializer) is understood from its graph alone: 4 linear layers per block
+/// with the right roles, the output layer and embeddings excluded, and scoring heads added in
+/// memory give transformers' log-probabilities.
+#[test]
+fn exported_gpt2_is_inspected_and_scored() {
+    let r = reference("tiny-gpt2");
+    let dir = ModelDir::open(&fixture("tiny-gpt2")).unwrap();
+    let c = &dir.card;
+    assert_eq!(c.layers.len(), 8);
+    assert_eq!(c.blocks, 2);
+    assert_eq!(c.vocab_size, 384);
+    let block0: Vec<(Role, [usize; 2])> = c.layers.iter().filter(|l| l.block == 0).map(|l| (l.role, l.shape)).collect();
+    assert_eq!(block0, [(Role::Qkv, [64, 192]), (Role::O, [64, 64]), (Role::Up, [64, 256]), (Role::Down, [256, 64])]);
+    assert!(!c.has_scoring_heads);
+    let mut scorer = Scorer::load(&dir, &RuntimeOptions::default(), &[]).unwrap();
+    assert_logprobs_match(&mut scorer, &ids_of(&r), &r["next_token_logprob"], "tiny-gpt2");
+}
+
+/// The dynamo export keeps weights in external data and ties the output layer to the
+/// embedding through a Transpose; the tied table must not be listed as prunable.
+#[test]
+fn dynamo_exported_gpt2_with_external_data_is_scored() {
+    let r = reference("tiny-gpt2");
+    let dir = common::temp_dir("dynamo");
+    for f in ["model.onnx", "model.onnx.data"] {
+        std::fs::copy(fixture("tiny-gpt2-dynamo").join(f), dir.join(f)).unwrap();
+    }
+    std::fs::copy(fixture("tiny-gpt2").join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    let model = ModelDir::open(&dir).unwrap();
+    assert_eq!(model.card.layers.len(), 8);
+    assert!(model.card.layers.iter().all(|l| !l.name.contains("wte") && !l.name.contains("lm_head")));
+    let mut scorer = Scorer::load(&model, &RuntimeOptions::default(), &[]).unwrap();
+    assert_logprobs_match(&mut scorer, &ids_of(&r), &r["next_token_logprob"], "tiny-gpt2-dynamo");
+}
+
+/// Our ONNX schema keeps every field real exports use: decode then encode is byte-identical.
+#[test]
+fn onnx_schema_round_trips_exported_models_byte_for_byte() {
+    use prost::Message;
+    for f in ["tiny-gpt2/model.onnx", "tiny-gpt2-dynamo/model.onnx"] {
+        let bytes = std::fs::read(fixture(f)).unwrap();
+        let model = polyprune::model::onnx::ModelProto::decode(bytes.as_slice()).unwrap();
+        let again = model.encode_to_vec();
+        let first_difference = again.iter().zip(&bytes).position(|(a, b)| a != b);
+        assert!(again.len() == bytes.len() && first_difference.is_none(), "{f}: lengths {} vs {}, first difference at {first_difference:?}", again.len(), bytes.len());
+    }
+}
+

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Batch front end to ../shared/oracle/gemma3_reference.py for the Rust tests.
+
+Loads the model once and answers many questions, one JSON object per line on stdout:
+  gemma_oracle.py MODEL.gguf ids FILE...        -> {"file": F, "ids": [[...], ...]} per file (every non-empty line)
+  gemma_oracle.py MODEL.gguf logprobs FILE      -> {"ids": [...], "logprobs": [...]} per non-empty line
+The per-token log-probabilities are log p(ids[t+1] | ids[..=t]), computed in float64 from the
+oracle's float32 logits.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ORACLE = os.environ.get("POLYPRUNE_ORACLE_DIR", os.path.join(HERE, "..", "..", "..", "shared", "oracle"))
+sys.path.insert(0, ORACLE)
+from gemma3_reference import Gemma3  # noqa: E402
+
+
+def lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [l.rstrip("\n") for l in f if l.strip()]
+
+
+def main(argv):
+    model, cmd, files = Gemma3(argv[1]), argv[2], argv[3:]
+    if cmd == "ids":
+        for path in files:
+            print(json.dumps({"file": path, "ids": [model.encode(l) for l in lines(path)]}))
+    elif cmd == "logprobs":
+        for line in lines(files[0]):
+            ids = model.encode(line)
+            lg = model.logits(ids).astype(np.float64)
+            lg -= lg.max(-1, keepdims=True)
+            lp = lg - np.log(np.exp(lg).sum(-1, keepdims=True))
+            out = [float(lp[t, ids[t + 1]]) for t in range(len(ids) - 1)]
+            print(json.dumps({"ids": ids, "logprobs": out}), flush=True)
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
