@@ -1,89 +1,17 @@
-//! What each subcommand does: glue between the command line and the library.
+//! `polyprune eval ppl`: perplexity and bits per byte per language or file.
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use polyprune::data::{Language, Split, TextRegistry};
-use polyprune::results::{Machine, Provenance};
 use polyprune::eval::{score_documents, LanguageScore, Scorer, WindowOptions};
-use polyprune::model::{fetch, import, ModelDir};
-use polyprune::runtime::{ExecutionProvider, RuntimeOptions};
+use polyprune::model::ModelDir;
+use polyprune::results::{Machine, Provenance};
 
-use crate::cli::{Cli, Command, EvalCommand, Format, ModelCommand, PplArgs, RuntimeArgs};
-
-pub fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Model(m) => model(m),
-        Command::Eval(EvalCommand::Ppl(args)) => eval_ppl(args),
-    }
-}
-
-fn model(cmd: ModelCommand) -> Result<()> {
-    match cmd {
-        ModelCommand::Fetch { name } => {
-            let known = fetch::known(&name)?;
-            let path = fetch::fetch(known, &polyprune::util::cache_dir())?;
-            println!("{}", path.display());
-            eprintln!("licence: {}", known.licence);
-        }
-        ModelCommand::Import { gguf, out, max_positions } => {
-            let spinner = spinner(&format!("importing {}", gguf.display()));
-            let card = import::import_gguf(&gguf, &out, &import::ImportOptions { max_positions })?;
-            spinner.finish_and_clear();
-            println!(
-                "imported {} ({}, {} blocks, {} prunable layers) into {}",
-                card.name,
-                card.architecture,
-                card.blocks,
-                card.layers.len(),
-                out.display()
-            );
-        }
-        ModelCommand::Inspect { dir } => {
-            let card = ModelDir::card_of(&dir)?;
-            let c = &card;
-            println!("model: {} ({})", c.name, c.architecture);
-            println!("inputs: {}", c.inputs.join(", "));
-            println!("vocabulary: {}   blocks: {}   max positions: {}", c.vocab_size, c.blocks, c.max_positions);
-            println!("{:<44} {:>5} {:>6} {:>14} {}", "layer", "block", "role", "shape [in,out]", "input");
-            for l in &c.layers {
-                let shape = format!("{}x{}", l.shape[0], l.shape[1]);
-                println!("{:<44} {:>5} {:>6} {:>14} {}", l.name, l.block, l.role.as_str(), shape, l.input);
-            }
-            let params: usize = c.layers.iter().map(|l| l.shape[0] * l.shape[1]).sum();
-            println!("{} prunable layers, {} prunable weights", c.layers.len(), params);
-        }
-    }
-    Ok(())
-}
-
-pub fn runtime_options(args: &RuntimeArgs) -> Result<RuntimeOptions> {
-    let provider = match args.device.as_str() {
-        "cpu" => ExecutionProvider::Cpu,
-        "cuda" => ExecutionProvider::Cuda(0),
-        d if d.starts_with("cuda:") => ExecutionProvider::Cuda(d[5..].parse().with_context(|| format!("--device {d}: expected cuda:N"))?),
-        other => bail!("--device {other}: expected cpu, cuda or cuda:N"),
-    };
-    Ok(RuntimeOptions { provider, intra_threads: args.threads })
-}
-
-fn spinner(msg: &str) -> ProgressBar {
-    let pb = ProgressBar::new_spinner();
-    pb.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("template"));
-    pb.set_message(msg.to_string());
-    pb.enable_steady_tick(std::time::Duration::from_millis(200));
-    pb
-}
-
-fn bar(len: u64, msg: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    pb.set_style(ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} [{elapsed} < {eta}]").expect("template"));
-    pb.set_message(msg.to_string());
-    pb
-}
+use super::{bar, runtime_options};
+use crate::cli::{Format, PplArgs};
 
 /// Non-empty lines of a file, each with its 1-based line number.
 fn read_lines(path: &Path) -> Result<Vec<(String, String)>> {
@@ -100,7 +28,7 @@ fn read_lines(path: &Path) -> Result<Vec<(String, String)>> {
     Ok(lines)
 }
 
-fn eval_ppl(args: PplArgs) -> Result<()> {
+pub fn run(args: PplArgs) -> Result<()> {
     let model = ModelDir::open(&args.model)?;
     let opts = runtime_options(&args.runtime)?;
     let mut scorer = Scorer::load(&model, &opts, &[])?;
