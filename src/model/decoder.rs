@@ -10,10 +10,11 @@
 //!   padding token can only influence positions after it: outputs at real positions are exact and
 //!   outputs at padded positions are ignored. No attention mask input is needed.
 //! * Linear layers are `MatMul(x, W)` with `W` a 2-D float initializer of shape `[in, out]`.
-//! * Outputs: `logits` `[batch, seq, vocab]`; `token_logprobs` `[batch, seq-1]`, where entry
-//!   `[b, t]` is `log p(input_ids[b, t+1] | input_ids[b, ..=t])`, computed inside the runtime so
-//!   scoring never copies the vocabulary-sized logits out; `argmax` `[batch, seq]` (int64), the
-//!   greedy next token at every position, for generation.
+//! * `model.onnx` outputs `token_logprobs` `[batch, seq-1]`, where entry `[b, t]` is
+//!   `log p(input_ids[b, t+1] | input_ids[b, ..=t])`, computed inside the runtime so scoring
+//!   never copies the vocabulary-sized logits out, and `argmax` `[batch, seq]` (int64), the greedy
+//!   next token at every position, for generation. The variant `model.logits.onnx` outputs
+//!   `logits` `[batch, seq, vocab]` instead (same weights).
 //! * Per-block parts (`model.blockNN.onnx`) take `hidden` `[batch, seq, d]` and give `hidden_out`
 //!   plus the input of every linear layer (the "taps" calibration needs), sharing the weight file.
 
@@ -437,8 +438,8 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    /// Final norm, output layer and the scoring heads.
-    fn head(&mut self, x: &str, ids: &str) {
+    /// Final norm and output layer: `[B*T, vocab]` logits, flat so that no reshape copies them.
+    fn logits_flat(&mut self, x: &str) -> String {
         let s = self.spec;
         let h = self.rms_norm(x, "output_norm.weight", None);
         let out_w = if s.tied_output { "token_embd.weight" } else { "output.weight" };
@@ -446,49 +447,53 @@ impl<'a> Emitter<'a> {
         // Gemm with transB reads the [vocab, d] table as is: no transposed copy of the largest tensor.
         let flat_shape = self.g.vec_i64(&[-1, s.d_model as i64]);
         let flat = self.g.op("Reshape", &[&h, &flat_shape], vec![]);
-        let logits2 = self.g.op("Gemm", &[&flat, &w], vec![A::int("transB", 1)]);
-        let bt = self.g.op("Shape", &[ids], vec![]);
-        let v = self.g.vec_i64(&[s.vocab_size as i64]);
-        let shape3 = self.g.op("Concat", &[&bt, &v], vec![A::int("axis", 0)]);
-        self.g.op_named("Reshape", &[&logits2, &shape3], "logits", vec![]);
-
-        emit_scoring_heads(&mut self.g, "logits", ids, super::builder::OPSET);
+        self.g.op("Gemm", &[&flat, &w], vec![A::int("transB", 1)])
     }
 }
 
-
-/// Appends `token_logprobs` and `argmax` after a `[B, T, V]` logits tensor, so that scoring and
-/// greedy decoding read `B x T` numbers out of the runtime instead of `B x T x V`.
-/// `opset` is the graph's: from opset 18 on, reductions take their axes as an input.
-pub fn emit_scoring_heads(g: &mut GraphBuilder, logits: &str, ids: &str, opset: i64) {
-    // log p(next) = logit[next] - logsumexp(logits), at every position; the last position's
-    // "next" is a dummy 0 and is sliced away.
-    let lse = if opset >= 18 {
-        let axes = g.vec_i64(&[2]);
-        g.op("ReduceLogSumExp", &[logits, &axes], vec![A::int("keepdims", 0)])
-    } else {
-        g.op("ReduceLogSumExp", &[logits], vec![A::ints("axes", &[2]), A::int("keepdims", 0)])
-    };
-    let (one, big, zero, ax1) =
-        (g.vec_i64(&[1]), g.vec_i64(&[i64::MAX]), g.vec_i64(&[0]), g.vec_i64(&[1]));
+/// Appends `token_logprobs` and `argmax` after flat `[B*T, V]` logits, so that scoring and greedy
+/// decoding read `B x T` numbers out of the runtime instead of `B x T x V`.
+pub fn emit_scoring_heads(g: &mut GraphBuilder, logits_flat: &str, ids: &str) {
+    // log p(next) at every position from a log-softmax (ONNX Runtime's is vectorised and
+    // threaded, unlike its log-sum-exp reduction); the last position's "next" is a dummy 0.
+    let lsm = g.op("LogSoftmax", &[logits_flat], vec![A::int("axis", 1)]);
+    let (one, big, zero, ax1) = (g.vec_i64(&[1]), g.vec_i64(&[i64::MAX]), g.vec_i64(&[0]), g.vec_i64(&[1]));
     let next = g.op("Slice", &[ids, &one, &big, &ax1], vec![]);
     let first = g.op("Slice", &[ids, &zero, &one, &ax1], vec![]);
     let zeros = g.op("Mul", &[&first, &zero], vec![]);
     let targets = g.op("Concat", &[&next, &zeros], vec![A::int("axis", 1)]);
-    let ax2 = g.vec_i64(&[2]);
-    let targets3 = g.op("Unsqueeze", &[&targets, &ax2], vec![]);
-    let picked = g.op("GatherElements", &[logits, &targets3], vec![A::int("axis", 2)]);
-    let picked = g.op("Squeeze", &[&picked, &ax2], vec![]);
-    let lp = g.op("Sub", &[&picked, &lse], vec![]);
+    let column = g.vec_i64(&[-1, 1]);
+    let targets = g.op("Reshape", &[&targets, &column], vec![]);
+    let picked = g.op("GatherElements", &[&lsm, &targets], vec![A::int("axis", 1)]);
+    let bt = g.op("Shape", &[ids], vec![]);
+    let lp = g.op("Reshape", &[&picked, &bt], vec![]);
     let minus1 = g.vec_i64(&[-1]);
     g.op_named("Slice", &[&lp, &zero, &minus1, &ax1], "token_logprobs", vec![]);
-    g.op_named("ArgMax", &[logits], "argmax", vec![A::int("axis", 2), A::int("keepdims", 0)]);
+    let am = g.op("ArgMax", &[logits_flat], vec![A::int("axis", 1), A::int("keepdims", 0)]);
+    g.op_named("Reshape", &[&am, &bt], "argmax", vec![]);
+}
+
+/// `[B, T, V]` logits from a `[B, T, ...]`-shaped id tensor and flat logits.
+fn emit_logits_3d(g: &mut GraphBuilder, logits_flat: &str, ids: &str, vocab: usize) {
+    let bt = g.op("Shape", &[ids], vec![]);
+    let v = g.vec_i64(&[vocab as i64]);
+    let shape3 = g.op("Concat", &[&bt, &v], vec![A::int("axis", 0)]);
+    g.op_named("Reshape", &[logits_flat, &shape3], "logits", vec![]);
 }
 
 const PRODUCER: &str = "polyprune";
 
-/// The whole model: `input_ids` -> `logits`, `token_logprobs`, `argmax`.
-pub fn full_model(spec: &DecoderSpec, weights: &WeightTable) -> ModelProto {
+/// Which outputs a whole-model graph has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heads {
+    /// `token_logprobs` and `argmax`: what scoring and generation read (`model.onnx`).
+    Scoring,
+    /// `logits` `[B, T, V]`, for users who want the distribution (`model.logits.onnx`).
+    Logits,
+}
+
+/// The whole model: `input_ids` -> the chosen heads.
+pub fn full_model(spec: &DecoderSpec, weights: &WeightTable, heads: Heads) -> ModelProto {
     let mut e = Emitter::new("polyprune_decoder", spec, weights);
     e.g.input("input_ids", data_type::INT64, &[Dim::Named("batch"), Dim::Named("sequence")]);
     e.embed("input_ids", "embed.out");
@@ -498,12 +503,20 @@ pub fn full_model(spec: &DecoderSpec, weights: &WeightTable) -> ModelProto {
         e.block(i, &x, &out);
         x = out;
     }
-    e.head(&x, "input_ids");
+    let flat = e.logits_flat(&x);
     let (b, t) = (Dim::Named("batch"), Dim::Named("sequence"));
-    e.g.output("logits", data_type::FLOAT, &[b, t, Dim::Fixed(spec.vocab_size as i64)]);
-    e.g.output("token_logprobs", data_type::FLOAT, &[b, Dim::Named("sequence_minus_1")]);
-    e.g.output("argmax", data_type::INT64, &[b, t]);
-    e.g.finish(PRODUCER, &[("polyprune.part", "full".into())])
+    match heads {
+        Heads::Scoring => {
+            emit_scoring_heads(&mut e.g, &flat, "input_ids");
+            e.g.output("token_logprobs", data_type::FLOAT, &[b, Dim::Named("sequence_minus_1")]);
+            e.g.output("argmax", data_type::INT64, &[b, t]);
+        }
+        Heads::Logits => {
+            emit_logits_3d(&mut e.g, &flat, "input_ids", spec.vocab_size);
+            e.g.output("logits", data_type::FLOAT, &[b, t, Dim::Fixed(spec.vocab_size as i64)]);
+        }
+    }
+    e.g.finish(PRODUCER, &[("polyprune.part", format!("{heads:?}"))])
 }
 
 /// The embedding alone: `input_ids` -> `hidden`.

@@ -203,11 +203,15 @@ pub fn inspect(dir: &Path) -> Result<ModelCard, ModelError> {
 /// taps), ready to be handed to the runtime from memory.
 pub fn with_heads_and_outputs(model: &ModelProto, add_heads: bool, extra_outputs: &[String]) -> ModelProto {
     let mut model = model.clone();
-    let opset = model.opset_import.iter().find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx"))).map_or(17, |o| o.version);
     let graph = model.graph.take().unwrap_or_default();
     let mut b = GraphBuilder::wrap(graph);
     if add_heads {
-        emit_scoring_heads(&mut b, "logits", "input_ids", opset);
+        // Flatten to [B*T, V] (a copy, since `logits` stays a graph output) for the shared heads.
+        let shape = b.op("Shape", &["logits"], vec![super::onnx::AttributeProto::int("start", -1)]);
+        let minus_one = b.vec_i64(&[-1]);
+        let flat_shape = b.op("Concat", &[&minus_one, &shape], vec![super::onnx::AttributeProto::int("axis", 0)]);
+        let flat = b.op("Reshape", &["logits", &flat_shape], vec![]);
+        emit_scoring_heads(&mut b, &flat, "input_ids");
         b.output("token_logprobs", data_type::FLOAT, &[Dim::Named("batch"), Dim::Named("sequence_minus_1")]);
         b.output("argmax", data_type::INT64, &[Dim::Named("batch"), Dim::Named("sequence")]);
     }

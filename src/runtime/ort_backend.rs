@@ -123,6 +123,10 @@ fn configure(
     overrides: &[(String, Arc<DynValue>)],
 ) -> Result<SessionBuilder, ort::Error<SessionBuilder>> {
     b = b.with_optimization_level(GraphOptimizationLevel::Level3)?;
+    // Per-operator timings for performance work: POLYPRUNE_ORT_PROFILE=<file prefix>.
+    if let Some(prefix) = std::env::var_os("POLYPRUNE_ORT_PROFILE") {
+        b = b.with_profiling(prefix)?;
+    }
     if opts.intra_threads > 0 {
         b = b.with_intra_threads(opts.intra_threads)?;
     }

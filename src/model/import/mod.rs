@@ -20,6 +20,8 @@ use super::gguf::{GgufError, GgufFile};
 use super::ModelError;
 
 pub const GRAPH_FILE: &str = "model.onnx";
+/// The same model with a `logits` output instead of the scoring heads.
+pub const LOGITS_GRAPH_FILE: &str = "model.logits.onnx";
 pub const WEIGHTS_FILE: &str = "model.onnx.data";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
@@ -172,7 +174,8 @@ fn write_graphs(spec: &DecoderSpec, weights: &WeightTable, out_dir: &Path) -> Re
         crate::util::write_atomic(&path, &model.encode_to_vec()).map_err(|e| ModelError::io(&path, e))?;
         Ok(file.to_string())
     };
-    write(GRAPH_FILE, decoder::full_model(spec, weights))?;
+    write(GRAPH_FILE, decoder::full_model(spec, weights, decoder::Heads::Scoring))?;
+    write(LOGITS_GRAPH_FILE, decoder::full_model(spec, weights, decoder::Heads::Logits))?;
     let embed = write("model.embed.onnx", decoder::embed_part(spec, weights))?;
     let blocks = (0..spec.blocks)
         .map(|i| write(&format!("model.block{i:02}.onnx"), decoder::block_part(spec, weights, i)))
