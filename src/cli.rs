@@ -19,6 +19,79 @@ pub enum Command {
     /// Evaluate a model (language modelling; downstream tasks).
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Calibrate in any language(s) and prune with Magnitude, Wanda or SparseGPT.
+    Prune(PruneArgs),
+}
+
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Model folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// magnitude, magnitude-row, wanda or sparsegpt.
+    #[arg(long)]
+    pub method: String,
+    /// Fraction of each layer's weights to prune, in [0, 1) (implied by an N:M pattern).
+    #[arg(long)]
+    pub sparsity: Option<f64>,
+    /// unstructured, or N:M such as 2:4 (N of every M consecutive inputs pruned).
+    #[arg(long, default_value = "unstructured")]
+    pub pattern: String,
+    /// Calibration languages, comma-separated (FLORES codes or ISO codes).
+    #[arg(long, value_delimiter = ',')]
+    pub calib: Vec<String>,
+    /// How several calibration languages share the windows: even, concat, or weights:w1,w2,...
+    #[arg(long, default_value = "even")]
+    pub mix: String,
+    /// Text source for calibration (handbook, udhr, flores, file:<path>...; default per language).
+    #[arg(long)]
+    pub calib_source: Option<String>,
+    /// FLORES/SIB-200 folder for the `flores` source.
+    #[arg(long)]
+    pub flores: Option<PathBuf>,
+    #[arg(long, default_value_t = 128)]
+    pub samples: usize,
+    #[arg(long, default_value_t = 512)]
+    pub seqlen: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Statistics of block k on the outputs of pruned blocks 0..k-1 (the default).
+    #[arg(long, conflicts_with = "one_shot")]
+    pub sequential: bool,
+    /// All statistics from the dense model (one pass, cheaper).
+    #[arg(long)]
+    pub one_shot: bool,
+    /// SparseGPT dampening, as a fraction of the mean Hessian diagonal.
+    #[arg(long, default_value_t = 0.01)]
+    pub percdamp: f64,
+    /// SparseGPT column block size.
+    #[arg(long, default_value_t = 128)]
+    pub blocksize: usize,
+    /// Prune only layers whose name contains, or whose role (q,k,v,o,gate,up,down) is, one of these.
+    #[arg(long, value_delimiter = ',')]
+    pub include: Vec<String>,
+    /// Never prune layers matching these (same matching as --include).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// Windows per runtime call during calibration.
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// Write the pruned model (ONNX + weights + tokenizer + card) and its masks here.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Print perplexity / bits per byte before and after pruning on these languages.
+    #[arg(long, value_delimiter = ',')]
+    pub eval_ppl: Vec<String>,
+    /// Text source for --eval-ppl (default per language).
+    #[arg(long)]
+    pub eval_source: Option<String>,
+    /// Documents per language for --eval-ppl.
+    #[arg(long)]
+    pub eval_limit: Option<usize>,
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 #[derive(Subcommand)]

@@ -6,6 +6,8 @@
 
 pub mod model;
 pub mod prune;
+pub mod pruning;
+pub mod calibrate;
 pub mod data;
 pub mod eval;
 pub mod results;

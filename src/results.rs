@@ -48,6 +48,15 @@ pub fn run_dir(results: &Path, kind: &str, label: &str) -> PathBuf {
     results.join(kind).join(format!("{}-{}", unix_now(), safe))
 }
 
+/// Writes rows as CSV (header from the field names), atomically.
+pub fn write_csv<T: Serialize>(path: &Path, rows: &[T]) -> std::io::Result<()> {
+    crate::util::write_atomic(path, &csv_bytes(rows)?)
+}
+
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    crate::util::write_atomic(path, &serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?)
+}
+
 fn csv_bytes<T: Serialize>(rows: &[T]) -> std::io::Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {

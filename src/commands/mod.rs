@@ -9,11 +9,13 @@ use crate::cli::{Cli, Command, EvalCommand, RuntimeArgs};
 
 mod model;
 mod ppl;
+mod prune;
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Model(m) => model::run(m),
         Command::Eval(EvalCommand::Ppl(args)) => ppl::run(args),
+        Command::Prune(args) => prune::run(args),
     }
 }
 

@@ -13,6 +13,42 @@ use polyprune::results::{Machine, Provenance};
 use super::{bar, runtime_options};
 use crate::cli::{Format, PplArgs};
 
+/// One evaluation text set: language label, source name, documents `(id, text)`.
+pub type TextSet = (String, String, Vec<(String, String)>);
+
+/// The evaluation-split documents of each language from `source` (default per language).
+pub fn language_sets(langs: &[String], source: Option<&str>, flores: Option<&Path>) -> Result<Vec<TextSet>> {
+    let mut registry = TextRegistry::for_project(&polyprune::util::project_root());
+    if let Some(root) = flores {
+        registry = registry.with_flores_root(root);
+    }
+    let mut sets = Vec::new();
+    for code in langs {
+        let lang = Language::parse(code)?;
+        let source = match source {
+            Some(spec) => registry.source(spec)?,
+            None => registry.default_for(lang),
+        };
+        let docs = registry.documents(lang, &source, Split::Evaluation)?;
+        let docs = docs.into_iter().map(|d| (d.id, d.text)).collect();
+        sets.push((lang.flores_code().to_string(), source.name().to_string(), docs));
+    }
+    Ok(sets)
+}
+
+/// Scores every set with a progress bar per set.
+pub fn score_sets(scorer: &mut Scorer, sets: &[TextSet], limit: Option<usize>, window: WindowOptions) -> Result<Vec<LanguageScore>> {
+    let mut scores = Vec::new();
+    for (lang, source, docs) in sets {
+        let docs = &docs[..limit.unwrap_or(usize::MAX).min(docs.len())];
+        let pb = bar(docs.len() as u64, lang);
+        let documents = score_documents(scorer, docs, window, |n| pb.set_position(n as u64))?;
+        pb.finish_and_clear();
+        scores.push(LanguageScore { language: lang.clone(), source: source.clone(), documents });
+    }
+    Ok(scores)
+}
+
 /// Non-empty lines of a file, each with its 1-based line number.
 fn read_lines(path: &Path) -> Result<Vec<(String, String)>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read --file {}", path.display()))?;
@@ -47,36 +83,12 @@ pub fn run(args: PplArgs) -> Result<()> {
         };
         sets.push(("file".into(), file.display().to_string(), docs));
     }
-    if !args.langs.is_empty() {
-        let mut registry = TextRegistry::for_project(&polyprune::util::project_root());
-        if let Some(root) = &args.flores {
-            registry = registry.with_flores_root(root);
-        }
-        for code in &args.langs {
-            let lang = Language::parse(code)?;
-            let source = match &args.source {
-                Some(spec) => registry.source(spec)?,
-                None => registry.default_for(lang),
-            };
-            let docs = registry.documents(lang, &source, Split::Evaluation)?;
-            let docs = docs.into_iter().map(|d| (d.id, d.text)).collect();
-            sets.push((lang.flores_code().to_string(), source.name().to_string(), docs));
-        }
-    }
+    sets.extend(language_sets(&args.langs, args.source.as_deref(), args.flores.as_deref())?);
     if sets.is_empty() {
         bail!("nothing to score: give --file <path> or --langs <codes>");
     }
     let started = std::time::Instant::now();
-    let mut scores = Vec::new();
-    for (lang, source, mut docs) in sets {
-        if let Some(n) = args.limit {
-            docs.truncate(n);
-        }
-        let pb = bar(docs.len() as u64, &lang);
-        let documents = score_documents(&mut scorer, &docs, window, |n| pb.set_position(n as u64))?;
-        pb.finish_and_clear();
-        scores.push(LanguageScore { language: lang, source, documents });
-    }
+    let scores = score_sets(&mut scorer, &sets, args.limit, window)?;
     print_ppl(&scores, args.format, args.per_line)?;
     let settings = serde_json::json!({
         "langs": args.langs, "source": args.source, "file": args.file, "per_line": args.per_line,

@@ -12,6 +12,7 @@ pub mod gguf;
 pub mod graph;
 pub mod import;
 pub mod onnx;
+pub mod weights;
 
 use std::path::{Path, PathBuf};
 

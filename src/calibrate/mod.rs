@@ -1,0 +1,28 @@
+//! Calibration: which text the pruning methods see (`set`), and what they measure on it
+//! (`capture`: per-layer input statistics, block by block).
+
+pub mod capture;
+pub mod set;
+
+pub use capture::{capture_and_prune, CaptureMode, CaptureOptions, CaptureTimings, LayerPruner};
+pub use set::{CalibrationSet, CalibrationSpec, Mix, WindowRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrationError {
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    #[error(transparent)]
+    Prune(#[from] crate::prune::PruneError),
+    #[error("cannot tokenize calibration text with {path}: {message}")]
+    Tokenizer { path: std::path::PathBuf, message: String },
+    #[error("{language} from '{source_name}' has {tokens} tokens in its calibration split, fewer than one window of {seqlen}; use a shorter --seqlen or a source with more text (--calib-source)")]
+    TooLittleText { language: String, source_name: String, tokens: usize, seqlen: usize },
+    #[error("--mix {given}: {reason}")]
+    BadMix { given: String, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+}

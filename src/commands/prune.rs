@@ -1,0 +1,193 @@
+//! `polyprune prune`: calibrate, prune, report sparsity, optionally save and compare perplexity.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use polyprune::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions, Mix};
+use polyprune::data::{Language, TextRegistry};
+use polyprune::eval::{LanguageScore, Scorer, WindowOptions};
+use polyprune::model::ModelDir;
+use polyprune::prune::{Method, Pattern, SparseGptConfig, Sparsity, SparsityTarget};
+use polyprune::pruning::{prune_model, save_pruned, LayerFilter, PrunedModel};
+use polyprune::results::{Machine, Provenance};
+
+use super::ppl::{language_sets, score_sets};
+use super::{bar, runtime_options};
+use crate::cli::PruneArgs;
+
+fn parse_method(args: &PruneArgs) -> Result<Method> {
+    let method: Method = args.method.parse()?;
+    Ok(match method {
+        Method::SparseGpt(_) => Method::SparseGpt(SparseGptConfig::new(args.percdamp, args.blocksize)?),
+        m => m,
+    })
+}
+
+fn parse_target(args: &PruneArgs) -> Result<SparsityTarget> {
+    let pattern: Pattern = args.pattern.parse()?;
+    let sparsity = args.sparsity.map(Sparsity::new).transpose()?;
+    Ok(SparsityTarget::new(sparsity, pattern)?)
+}
+
+#[derive(Serialize)]
+struct SparsityRow<'a> {
+    layer: &'a str,
+    block: usize,
+    role: &'a str,
+    requested: f64,
+    pattern: String,
+    pruned: u64,
+    total: u64,
+    achieved: f64,
+    nm_valid: Option<bool>,
+}
+
+pub fn run(args: PruneArgs) -> Result<()> {
+    let model = ModelDir::open(&args.model)?;
+    let method = parse_method(&args)?;
+    let target = parse_target(&args)?;
+    let opts = runtime_options(&args.runtime)?;
+    let started = std::time::Instant::now();
+
+    let set = if args.calib.is_empty() {
+        None
+    } else {
+        let languages = args.calib.iter().map(|c| Language::parse(c)).collect::<Result<Vec<_>, _>>()?;
+        let spec = CalibrationSpec {
+            mix: Mix::parse(&args.mix, languages.len())?,
+            languages,
+            samples: args.samples,
+            seqlen: args.seqlen.min(model.card.max_positions),
+            seed: args.seed,
+            source: args.calib_source.clone(),
+        };
+        let mut registry = TextRegistry::for_project(&polyprune::util::project_root());
+        if let Some(root) = &args.flores {
+            registry = registry.with_flores_root(root);
+        }
+        let tokenizer = tokenizers::Tokenizer::from_file(model.tokenizer_path())
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", model.tokenizer_path().display()))?;
+        let start = model.card.bos_token_id.or(model.card.eos_token_id).unwrap_or(0);
+        Some(CalibrationSet::draw(&spec, &registry, &tokenizer, start)?)
+    };
+    let capture = CaptureOptions {
+        mode: if args.one_shot { CaptureMode::OneShot } else { CaptureMode::Sequential },
+        batch: args.batch,
+        runtime: opts.clone(),
+        gram: false,
+    };
+    let filter = LayerFilter { include: args.include.clone(), exclude: args.exclude.clone() };
+    let pb = bar(model.card.blocks as u64, &format!("{} {}", method.name(), set.as_ref().map(|s| s.spec.label()).unwrap_or_default()));
+    let pruned = prune_model(&model, &method, target, &filter, set.as_ref(), &capture, |k, stage| {
+        pb.set_position(k as u64);
+        pb.set_message(format!("{} block {k}: {stage}", method.name()));
+    })?;
+    pb.finish_and_clear();
+    print_sparsity(&pruned)?;
+
+    let record = serde_json::json!({
+        "method": method, "target": format!("{target:?}"), "pattern": args.pattern, "sparsity": args.sparsity,
+        "calibration": set.as_ref().map(|s| &s.spec), "mode": capture.mode, "include": filter.include, "exclude": filter.exclude,
+        "model": model.identity(), "timings": pruned.timings,
+        "overall_sparsity": pruned.overall_sparsity(),
+    });
+    let dir = polyprune::results::run_dir(&args.results, "prune", &format!("{}-{}", method.name(), set.as_ref().map(|s| s.spec.label()).unwrap_or_default()));
+    write_prune_results(&dir, &model, &pruned, set.as_ref(), &record, started)?;
+    eprintln!("results: {}", dir.display());
+    if let Some(out) = &args.save {
+        save_pruned(&model, &pruned, out, &record)?;
+        eprintln!("pruned model and masks: {}", out.display());
+    }
+    if !args.eval_ppl.is_empty() {
+        let sets = language_sets(&args.eval_ppl, args.eval_source.as_deref(), args.flores.as_deref())?;
+        let window = WindowOptions::default();
+        let mut dense = Scorer::load(&model, &opts, &[])?;
+        let before = score_sets(&mut dense, &sets, args.eval_limit, window)?;
+        drop(dense);
+        let mut sparse = Scorer::load(&model, &opts, &pruned.overrides)?;
+        let after = score_sets(&mut sparse, &sets, args.eval_limit, window)?;
+        print_before_after(&before, &after)?;
+    }
+    Ok(())
+}
+
+fn print_sparsity(pruned: &PrunedModel) -> Result<()> {
+    let mut by_role: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    for l in &pruned.layers {
+        let e = by_role.entry(l.layer.role.as_str()).or_default();
+        e.0 += l.report.pruned;
+        e.1 += l.report.total;
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{:<6} {:>12} {:>12} {:>9}", "role", "pruned", "weights", "sparsity")?;
+    for (role, (p, t)) in &by_role {
+        writeln!(out, "{:<6} {:>12} {:>12} {:>9.5}", role, p, t, *p as f64 / *t as f64)?;
+    }
+    let invalid = pruned.layers.iter().filter(|l| l.report.nm_valid == Some(false)).count();
+    writeln!(out, "overall sparsity {:.6} over {} layers{}", pruned.overall_sparsity(), pruned.layers.len(),
+        if pruned.layers.iter().any(|l| l.report.nm_valid.is_some()) { format!("; N:M groups invalid in {invalid} layers") } else { String::new() })?;
+    let t = &pruned.timings;
+    writeln!(out, "time: calibration forward {:.1} s, statistics {:.1} s, pruning solve {:.1} s", t.forward_s, t.statistics_s, t.solve_s)?;
+    Ok(())
+}
+
+fn write_prune_results(
+    dir: &std::path::Path,
+    model: &ModelDir,
+    pruned: &PrunedModel,
+    set: Option<&CalibrationSet>,
+    record: &serde_json::Value,
+    started: std::time::Instant,
+) -> Result<()> {
+    let rows: Vec<SparsityRow> = pruned
+        .layers
+        .iter()
+        .map(|l| SparsityRow {
+            layer: &l.layer.name,
+            block: l.layer.block,
+            role: l.layer.role.as_str(),
+            requested: l.report.requested,
+            pattern: l.report.pattern.to_string(),
+            pruned: l.report.pruned,
+            total: l.report.total,
+            achieved: l.report.achieved,
+            nm_valid: l.report.nm_valid,
+        })
+        .collect();
+    polyprune::results::write_csv(&dir.join("sparsity.csv"), &rows).with_context(|| format!("cannot write {}", dir.display()))?;
+    if let Some(set) = set {
+        polyprune::results::write_csv(&dir.join("calibration_manifest.csv"), &set.manifest)?;
+    }
+    let provenance = Provenance {
+        tool: "polyprune".into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        command: "prune".into(),
+        model: model.identity(),
+        settings: record.clone(),
+        machine: Machine::this(),
+        started_unix: polyprune::results::unix_now(),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    polyprune::results::write_json(&dir.join("provenance.json"), &provenance)?;
+    Ok(())
+}
+
+fn print_before_after(before: &[LanguageScore], after: &[LanguageScore]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{:<10} {:>10} {:>10} {:>10} {:>10} {:>8}", "language", "ppl dense", "ppl pruned", "bpb dense", "bpb pruned", "Δbpb")?;
+    for (b, a) in before.iter().zip(after) {
+        writeln!(
+            out,
+            "{:<10} {:>10.3} {:>10.3} {:>10.4} {:>10.4} {:>+8.4}",
+            b.language,
+            b.perplexity(),
+            a.perplexity(),
+            b.bits_per_byte(),
+            a.bits_per_byte(),
+            a.bits_per_byte() - b.bits_per_byte()
+        )?;
+    }
+    Ok(())
+}

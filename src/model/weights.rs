@@ -1,0 +1,116 @@
+//! Reading and rewriting the float weights of a model folder, wherever the graph keeps them
+//! (inline `raw_data`, `float_data`, or an external data file at an offset).
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::onnx::{data_type, ModelProto, TensorProto};
+use super::{graph, ModelError};
+
+/// Where one initializer's bytes are.
+#[derive(Clone, Debug)]
+enum Location {
+    Inline,
+    External { file: PathBuf, offset: u64, length: u64 },
+}
+
+/// The float initializers of one model folder, readable by name.
+pub struct WeightStore {
+    dir: PathBuf,
+    model: ModelProto,
+    index: HashMap<String, (usize, Location)>,
+}
+
+impl WeightStore {
+    pub fn open(dir: &Path, graph_file: &str) -> Result<Self, ModelError> {
+        let model = graph::read_model(&dir.join(graph_file))?;
+        let mut index = HashMap::new();
+        if let Some(g) = &model.graph {
+            for (i, t) in g.initializer.iter().enumerate() {
+                let loc = if t.is_external() {
+                    let file = dir.join(t.external_entry("location").unwrap_or_default());
+                    let offset = t.external_entry("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+                    let length = t.external_entry("length").and_then(|v| v.parse().ok()).unwrap_or((t.element_count() * 4) as u64);
+                    Location::External { file, offset, length }
+                } else {
+                    Location::Inline
+                };
+                index.insert(t.name.clone(), (i, loc));
+            }
+        }
+        Ok(WeightStore { dir: dir.to_path_buf(), model, index })
+    }
+
+    fn tensor(&self, i: usize) -> &TensorProto {
+        &self.model.graph.as_ref().expect("graph").initializer[i]
+    }
+
+    /// The values of a float initializer, in its stored (row-major) layout.
+    pub fn read(&self, name: &str) -> Result<Vec<f32>, ModelError> {
+        let unusable = |reason: String| ModelError::Unusable { path: self.dir.clone(), reason };
+        let (i, loc) = self.index.get(name).ok_or_else(|| unusable(format!("no initializer named '{name}'")))?;
+        let t = self.tensor(*i);
+        if t.data_type != data_type::FLOAT {
+            return Err(unusable(format!("initializer '{name}' is not float32 (type {})", t.data_type)));
+        }
+        let n = t.element_count();
+        match loc {
+            Location::Inline if !t.float_data.is_empty() => Ok(t.float_data.clone()),
+            Location::Inline => Ok(le_f32(t.raw_data.as_deref().unwrap_or_default())),
+            Location::External { file, offset, length } => {
+                let mut f = std::fs::File::open(file).map_err(|e| ModelError::io(file, e))?;
+                f.seek(SeekFrom::Start(*offset)).map_err(|e| ModelError::io(file, e))?;
+                let mut buf = vec![0u8; (*length as usize).min(n * 4)];
+                f.read_exact(&mut buf).map_err(|e| ModelError::io(file, e))?;
+                Ok(le_f32(&buf))
+            }
+        }
+    }
+
+    /// Writes a copy of the model folder to `out` with the given initializers replaced.
+    /// External weight files are copied and patched in place (offsets unchanged, so every graph
+    /// of the folder stays valid); inline weights are re-encoded into the graph.
+    pub fn save_with(&self, out: &Path, replaced: &[(String, &[f32])]) -> Result<(), ModelError> {
+        std::fs::create_dir_all(out).map_err(|e| ModelError::io(out, e))?;
+        for entry in std::fs::read_dir(&self.dir).map_err(|e| ModelError::io(&self.dir, e))? {
+            let entry = entry.map_err(|e| ModelError::io(&self.dir, e))?;
+            if entry.path().is_file() {
+                let to = out.join(entry.file_name());
+                std::fs::copy(entry.path(), &to).map_err(|e| ModelError::io(&to, e))?;
+            }
+        }
+        let mut model = self.model.clone();
+        let mut inline_changed = false;
+        for (name, values) in replaced {
+            let (i, loc) = self.index.get(name).ok_or_else(|| ModelError::Unusable {
+                path: self.dir.clone(),
+                reason: format!("no initializer named '{name}'"),
+            })?;
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            match loc {
+                Location::External { file, offset, .. } => {
+                    let target = out.join(file.file_name().unwrap_or_default());
+                    let mut f = std::fs::OpenOptions::new().write(true).open(&target).map_err(|e| ModelError::io(&target, e))?;
+                    f.seek(SeekFrom::Start(*offset)).map_err(|e| ModelError::io(&target, e))?;
+                    f.write_all(&bytes).map_err(|e| ModelError::io(&target, e))?;
+                }
+                Location::Inline => {
+                    let t = &mut model.graph.as_mut().expect("graph").initializer[*i];
+                    t.float_data.clear();
+                    t.raw_data = Some(bytes);
+                    inline_changed = true;
+                }
+            }
+        }
+        if inline_changed {
+            let path = out.join("model.onnx");
+            crate::util::write_atomic(&path, &prost::Message::encode_to_vec(&model)).map_err(|e| ModelError::io(&path, e))?;
+        }
+        Ok(())
+    }
+}
+
+fn le_f32(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}

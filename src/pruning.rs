@@ -1,0 +1,241 @@
+//! Pruning a whole model: the glue between calibration (what the layers see), the pruning
+//! maths (`prune`), and the model's weights. Produces replacement weights for the runtime (no
+//! file rewritten), bit-packed masks, and an exact sparsity report; can save all of it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::calibrate::{capture_and_prune, CalibrationError, CalibrationSet, CaptureOptions, CaptureTimings, LayerPruner};
+use crate::model::import::transpose;
+use crate::model::weights::WeightStore;
+use crate::model::{LinearLayer, ModelDir, ModelError};
+use crate::prune::{InputStatistics, LinearWeight, Mask, Method, SparsityReport, SparsityTarget, StatisticsNeed};
+use crate::runtime::WeightOverride;
+
+/// Which layers to prune: all prunable layers, narrowed by name/role filters.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LayerFilter {
+    /// Keep only layers whose name contains one of these, or whose role is one of them.
+    pub include: Vec<String>,
+    /// Then drop layers whose name contains one of these, or whose role is one of them.
+    pub exclude: Vec<String>,
+}
+
+impl LayerFilter {
+    fn hits(patterns: &[String], l: &LinearLayer) -> bool {
+        patterns.iter().any(|p| l.name.contains(p.as_str()) || l.role.as_str() == p)
+    }
+    pub fn selects(&self, l: &LinearLayer) -> bool {
+        (self.include.is_empty() || Self::hits(&self.include, l)) && !Self::hits(&self.exclude, l)
+    }
+}
+
+pub struct PrunedLayerOutput {
+    pub layer: LinearLayer,
+    pub mask: Mask,
+    pub report: SparsityReport,
+}
+
+/// The result of pruning: what to hand the runtime, and what to keep.
+pub struct PrunedModel {
+    pub overrides: Vec<WeightOverride>,
+    pub layers: Vec<PrunedLayerOutput>,
+    pub timings: CaptureTimings,
+}
+
+impl PrunedModel {
+    /// Pruned weights / all weights of the pruned layers, exact to the element.
+    pub fn overall_sparsity(&self) -> f64 {
+        let pruned: u64 = self.layers.iter().map(|l| l.report.pruned).sum();
+        let total: u64 = self.layers.iter().map(|l| l.report.total).sum();
+        pruned as f64 / total.max(1) as f64
+    }
+}
+
+/// One layer: read, prune, and lay the result out as the graph stores it.
+fn prune_layer(
+    store: &WeightStore,
+    layer: &LinearLayer,
+    method: &Method,
+    target: SparsityTarget,
+    stats: Option<&InputStatistics>,
+) -> Result<(WeightOverride, PrunedLayerOutput), CalibrationError> {
+    let stored = store.read(&layer.name)?;
+    let [d_in, d_out] = layer.shape;
+    // The maths wants PyTorch's [out][in]; imported graphs store [in][out].
+    let rows_out = if layer.transposed { stored } else { transpose(&stored, d_in, d_out) };
+    let weight = LinearWeight::new(&layer.name, d_out, d_in, rows_out)?;
+    let result = method.prune(&layer.name, &weight, stats, target)?;
+    let mut new = match result.new_weights {
+        Some(w) => w,
+        None => weight.into_data(),
+    };
+    if result_needs_mask(method) {
+        result.mask.apply(&mut new)?;
+    }
+    let data = if layer.transposed { new } else { transpose(&new, d_out, d_in) };
+    let shape = if layer.transposed { vec![d_out, d_in] } else { vec![d_in, d_out] };
+    let report = SparsityReport::new(&layer.name, target, &result.mask);
+    Ok((
+        WeightOverride { name: layer.name.clone(), shape, data: std::sync::Arc::new(data) },
+        PrunedLayerOutput { layer: layer.clone(), mask: result.mask, report },
+    ))
+}
+
+/// Magnitude and Wanda return a mask only; SparseGPT returns weights with zeros already in place.
+fn result_needs_mask(method: &Method) -> bool {
+    !matches!(method, Method::SparseGpt(_))
+}
+
+struct MethodPruner<'a> {
+    store: &'a WeightStore,
+    method: &'a Method,
+    target: SparsityTarget,
+    filter: &'a LayerFilter,
+    outputs: Vec<PrunedLayerOutput>,
+}
+
+impl LayerPruner for MethodPruner<'_> {
+    fn prune_block(
+        &mut self,
+        _block: usize,
+        layers: &[LinearLayer],
+        statistics: &BTreeMap<String, InputStatistics>,
+    ) -> Result<Vec<WeightOverride>, CalibrationError> {
+        let chosen: Vec<&LinearLayer> = layers.iter().filter(|l| self.filter.selects(l)).collect();
+        let results: Vec<_> = chosen
+            .par_iter()
+            .map(|l| prune_layer(self.store, l, self.method, self.target, statistics.get(&l.input)))
+            .collect::<Result<_, _>>()?;
+        let mut overrides = Vec::new();
+        for (o, out) in results {
+            overrides.push(o);
+            self.outputs.push(out);
+        }
+        Ok(overrides)
+    }
+}
+
+/// Prunes `model`: Magnitude needs no calibration; Wanda and SparseGPT calibrate on `set`.
+pub fn prune_model(
+    model: &ModelDir,
+    method: &Method,
+    target: SparsityTarget,
+    filter: &LayerFilter,
+    set: Option<&CalibrationSet>,
+    capture: &CaptureOptions,
+    on_block: impl FnMut(usize, &str),
+) -> Result<PrunedModel, CalibrationError> {
+    let store = WeightStore::open(&model.dir, &model.card.graph)?;
+    let mut pruner = MethodPruner { store: &store, method, target, filter, outputs: Vec::new() };
+    let need = method.statistics_need();
+    let (overrides, timings) = match (need, set) {
+        (StatisticsNeed::None, _) => {
+            let t0 = std::time::Instant::now();
+            let layers = model.card.layers.clone();
+            let overrides = pruner.prune_block(0, &layers, &BTreeMap::new())?;
+            (overrides, CaptureTimings { solve_s: t0.elapsed().as_secs_f64(), ..Default::default() })
+        }
+        (_, None) => {
+            return Err(CalibrationError::Invalid(format!("{} needs calibration data: give --calib <languages>", method.name())))
+        }
+        (need, Some(set)) => {
+            let opts = CaptureOptions { gram: need == StatisticsNeed::Gram, ..capture.clone() };
+            capture_and_prune(model, set, &opts, &mut pruner, on_block)?
+        }
+    };
+    Ok(PrunedModel { overrides, layers: pruner.outputs, timings })
+}
+
+/// What `masks/index.json` lists for each layer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MaskEntry {
+    pub layer: String,
+    pub file: String,
+    /// The mask is `[out][in]` (PyTorch layout), bit set = weight kept.
+    pub out_features: usize,
+    pub in_features: usize,
+    pub report: SparsityReport,
+}
+
+pub const MASK_DIR: &str = "masks";
+pub const MASK_INDEX: &str = "index.json";
+
+fn mask_file_name(layer: &str) -> String {
+    format!("{}.mask", layer.replace(['/', '\\', ':'], "_"))
+}
+
+/// Writes the masks (bit-packed, one file per layer) and their index into `dir/masks/`.
+pub fn write_masks(dir: &Path, pruned: &PrunedModel) -> Result<(), ModelError> {
+    let masks = dir.join(MASK_DIR);
+    std::fs::create_dir_all(&masks).map_err(|e| ModelError::io(&masks, e))?;
+    let mut index = Vec::new();
+    for l in &pruned.layers {
+        let file = mask_file_name(&l.layer.name);
+        crate::prune::write_mask(&l.mask, &masks.join(&file)).map_err(|e| ModelError::Unusable {
+            path: masks.join(&file),
+            reason: e.to_string(),
+        })?;
+        index.push(MaskEntry {
+            layer: l.layer.name.clone(),
+            file,
+            out_features: l.layer.shape[1],
+            in_features: l.layer.shape[0],
+            report: l.report.clone(),
+        });
+    }
+    let path = masks.join(MASK_INDEX);
+    crate::util::write_atomic(&path, serde_json::to_string_pretty(&index).expect("json").as_bytes()).map_err(|e| ModelError::io(&path, e))
+}
+
+/// Reads `masks/index.json` and the masks it lists.
+pub fn read_masks(dir: &Path) -> Result<Vec<(MaskEntry, Mask)>, ModelError> {
+    let masks = if dir.join(MASK_INDEX).is_file() { dir.to_path_buf() } else { dir.join(MASK_DIR) };
+    let path = masks.join(MASK_INDEX);
+    let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
+    let index: Vec<MaskEntry> = serde_json::from_str(&text)
+        .map_err(|e| ModelError::Unusable { path: path.clone(), reason: format!("not a mask index ({e}); re-create it with `polyprune prune --save`") })?;
+    index
+        .into_iter()
+        .map(|e| {
+            let p = masks.join(&e.file);
+            let m = crate::prune::read_mask(&p).map_err(|err| ModelError::Unusable { path: p.clone(), reason: err.to_string() })?;
+            Ok((e, m))
+        })
+        .collect()
+}
+
+/// Dense weights with saved masks applied: the overrides that evaluate a masked model
+/// (exact for Magnitude and Wanda; SparseGPT also moves the kept weights, so use its saved model).
+pub fn overrides_from_masks(model: &ModelDir, masks: &[(MaskEntry, Mask)]) -> Result<Vec<WeightOverride>, ModelError> {
+    let store = WeightStore::open(&model.dir, &model.card.graph)?;
+    masks
+        .iter()
+        .map(|(entry, mask)| {
+            let layer = model.card.layers.iter().find(|l| l.name == entry.layer).ok_or_else(|| ModelError::Unusable {
+                path: model.dir.clone(),
+                reason: format!("the masks name layer '{}', which this model does not have; use the masks with the model they were made for", entry.layer),
+            })?;
+            let [d_in, d_out] = layer.shape;
+            let stored = store.read(&layer.name)?;
+            let mut rows = if layer.transposed { stored } else { transpose(&stored, d_in, d_out) };
+            mask.apply(&mut rows).map_err(|e| ModelError::Unusable { path: model.dir.clone(), reason: e.to_string() })?;
+            let data = if layer.transposed { rows } else { transpose(&rows, d_out, d_in) };
+            let shape = if layer.transposed { vec![d_out, d_in] } else { vec![d_in, d_out] };
+            Ok(WeightOverride { name: layer.name.clone(), shape, data: std::sync::Arc::new(data) })
+        })
+        .collect()
+}
+
+/// Saves the pruned model as a model folder (graphs, patched weights, tokenizer, card) plus its masks.
+pub fn save_pruned(model: &ModelDir, pruned: &PrunedModel, out: &Path, record: &serde_json::Value) -> Result<(), ModelError> {
+    let store = WeightStore::open(&model.dir, &model.card.graph)?;
+    let replaced: Vec<(String, &[f32])> = pruned.overrides.iter().map(|o| (o.name.clone(), o.data.as_slice())).collect();
+    store.save_with(out, &replaced)?;
+    write_masks(out, pruned)?;
+    let path = out.join("pruning.json");
+    crate::util::write_atomic(&path, serde_json::to_string_pretty(record).expect("json").as_bytes()).map_err(|e| ModelError::io(&path, e))
+}
