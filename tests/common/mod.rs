@@ -63,8 +63,11 @@ pub fn sib200_sentences(shared: &Path, lang: &str, split: &str, n: usize) -> Vec
     text.lines().skip(1).take(n).map(|l| l.splitn(3, '\t').nth(2).expect("three columns").to_string()).collect()
 }
 
+/// A fresh, empty folder unique to this call (tests in one binary run in parallel).
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("polyprune-test-{tag}-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("polyprune-test-{tag}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d

@@ -1,0 +1,136 @@
+//! Bad input gets one line on stderr that names the cause and the fix, a non-zero exit code,
+//! and never a panic trace.
+
+mod common;
+
+use std::path::Path;
+
+fn fails_clearly(args: &[&str], env: &[(&str, &str)], needles: &[&str]) {
+    let mut cmd = common::bin();
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{args:?}: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: one line expected, got {err}");
+    assert!(lines[0].starts_with("error:"), "{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "{args:?}: '{n}' missing from: {err}");
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn tiny_gpt2() -> std::path::PathBuf {
+    common::repo().join("tests/fixtures/tiny-gpt2")
+}
+
+#[test]
+fn missing_runtime_library_names_the_fix() {
+    let m = tiny_gpt2();
+    fails_clearly(
+        &["eval", "ppl", "--model", m.to_str().unwrap(), "--file", "Cargo.toml"],
+        &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")],
+        &["ONNX Runtime library not found", "make runtime"],
+    );
+}
+
+#[test]
+fn truncated_and_corrupt_gguf_files_are_named() {
+    let dir = common::temp_dir("bad-gguf");
+    let good = std::fs::read(common::repo().join("tests/fixtures/tiny-llama/model.gguf")).unwrap();
+    let truncated = dir.join("truncated.gguf");
+    std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
+    let out = dir.join("out");
+    fails_clearly(&["model", "import", truncated.to_str().unwrap(), "-o", out.to_str().unwrap()], &[], &["truncated.gguf"]);
+    let garbage = dir.join("garbage.gguf");
+    std::fs::write(&garbage, b"this is not a gguf file at all").unwrap();
+    fails_clearly(&["model", "import", garbage.to_str().unwrap(), "-o", out.to_str().unwrap()], &[], &["garbage.gguf"]);
+    fails_clearly(&["model", "import", dir.join("absent.gguf").to_str().unwrap(), "-o", out.to_str().unwrap()], &[], &["absent.gguf"]);
+}
+
+/// A GGUF whose architecture is not one we import: the error lists the supported ones.
+#[test]
+fn unsupported_architecture_is_named() {
+    let dir = common::temp_dir("arch");
+    let mut bytes = std::fs::read(common::repo().join("tests/fixtures/tiny-llama/model.gguf")).unwrap();
+    // The value of general.architecture is the first length-prefixed "llama" after the key.
+    let key = b"general.architecture";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    let value = bytes[at..].windows(5).position(|w| w == b"llama").unwrap() + at;
+    bytes[value..value + 5].copy_from_slice(b"bloom");
+    let path = dir.join("bloom.gguf");
+    std::fs::write(&path, bytes).unwrap();
+    fails_clearly(&["model", "import", path.to_str().unwrap(), "-o", dir.join("o").to_str().unwrap()], &[], &["bloom", "gemma3, llama, qwen2"]);
+}
+
+#[test]
+fn unknown_language_suggests_one() {
+    let m = tiny_gpt2();
+    fails_clearly(&["eval", "ppl", "--model", m.to_str().unwrap(), "--langs", "deu_Ltn"], &[], &["deu_Ltn", "deu_Latn"]);
+}
+
+#[test]
+fn empty_text_is_refused() {
+    let dir = common::temp_dir("empty");
+    let f = dir.join("blank.txt");
+    std::fs::write(&f, "\n   \n\n").unwrap();
+    let m = tiny_gpt2();
+    fails_clearly(&["eval", "ppl", "--model", m.to_str().unwrap(), "--file", f.to_str().unwrap(), "--per-line"], &[], &["blank.txt"]);
+    fails_clearly(&["eval", "ppl", "--model", m.to_str().unwrap(), "--file", f.to_str().unwrap()], &[], &["blank.txt", "empty"]);
+}
+
+#[test]
+fn unreadable_tokenizer_and_missing_model_are_named() {
+    let dir = common::temp_dir("badtok");
+    copy_dir(&tiny_gpt2(), &dir);
+    std::fs::write(dir.join("tokenizer.json"), "{ not json").unwrap();
+    fails_clearly(&["eval", "ppl", "--model", dir.to_str().unwrap(), "--file", "Cargo.toml"], &[], &["tokenizer.json"]);
+    let empty = common::temp_dir("nomodel");
+    fails_clearly(&["eval", "ppl", "--model", empty.to_str().unwrap(), "--file", "Cargo.toml"], &[], &["model.onnx", "polyprune model import"]);
+}
+
+#[test]
+fn corrupt_onnx_graph_is_named() {
+    let dir = common::temp_dir("badgraph");
+    copy_dir(&tiny_gpt2(), &dir);
+    let bytes = std::fs::read(dir.join("model.onnx")).unwrap();
+    std::fs::write(dir.join("model.onnx"), &bytes[..bytes.len() / 3]).unwrap();
+    fails_clearly(&["model", "inspect", dir.to_str().unwrap()], &[], &["model.onnx"]);
+}
+
+/// The scripted form prints exactly a header and one row per non-empty line on stdout.
+#[test]
+fn per_line_csv_is_exactly_one_row_per_line() {
+    let dir = common::temp_dir("csv");
+    let f = dir.join("lines.txt");
+    std::fs::write(&f, "Hello world\n\nthe cat sat\nand then\n").unwrap();
+    let m = tiny_gpt2();
+    let out = common::bin()
+        .args(["eval", "ppl", "--model", m.to_str().unwrap(), "--file", f.to_str().unwrap(), "--per-line", "--format", "csv", "--results"])
+        .arg(dir.join("results"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "line,nll,tokens,bytes");
+    assert_eq!(lines.len(), 4);
+    let first: Vec<&str> = lines[1].split(',').collect();
+    assert_eq!((first[0], first[3]), ("1", "11"));
+    assert_eq!(lines[2].split(',').next(), Some("3"), "line numbers are the file's");
+    let nll: f64 = first[1].parse().unwrap();
+    assert!(nll.is_finite() && nll > 0.0);
+}
