@@ -44,7 +44,7 @@ fn spec(langs: &[&str], seed: u64, samples: usize) -> CalibrationSpec {
 
 fn draw(model: &ModelDir, shared: &std::path::Path, spec: &CalibrationSpec) -> CalibrationSet {
     let tok = tokenizers::Tokenizer::from_file(model.tokenizer_path()).unwrap();
-    CalibrationSet::draw(spec, &registry(shared), &tok, model.card.bos_token_id.unwrap()).unwrap()
+    CalibrationSet::draw(spec, &registry(shared), &tok, model.card.start_token().unwrap()).unwrap()
 }
 
 fn capture_opts(mode: CaptureMode) -> CaptureOptions {
@@ -156,7 +156,7 @@ fn same_seed_same_masks_other_seed_other_windows() {
     assert_eq!(a.manifest, b.manifest);
     assert_ne!(a.windows, c.windows);
     assert_eq!(a.manifest.iter().filter(|w| w.language == "deu_Latn").count(), 3, "even mix of 6");
-    assert!(a.windows.iter().all(|w| w.len() == 32 && w[0] == model.card.bos_token_id.unwrap()));
+    assert!(a.windows.iter().all(|w| w.len() == 32 && w[0] == model.card.start_token().unwrap()));
     for method in ["wanda", "sparsegpt"] {
         let x = prune_with(&model, method, 42, &shared);
         let y = prune_with(&model, method, 42, &shared);

@@ -69,7 +69,7 @@ pub fn run(args: PruneArgs) -> Result<()> {
         }
         let tokenizer = tokenizers::Tokenizer::from_file(model.tokenizer_path())
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", model.tokenizer_path().display()))?;
-        let start = model.card.bos_token_id.or(model.card.eos_token_id).unwrap_or(0);
+        let start = model.card.start_token().unwrap_or(0);
         Some(CalibrationSet::draw(&spec, &registry, &tokenizer, start)?)
     };
     let capture = CaptureOptions {

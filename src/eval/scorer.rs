@@ -68,7 +68,7 @@ impl Scorer {
             message: e.to_string(),
         })?;
         let mut ids = enc.get_ids().to_vec();
-        if let Some(bos) = self.model.card.bos_token_id.or(self.model.card.eos_token_id) {
+        if let Some(bos) = self.model.card.start_token() {
             if ids.first() != Some(&bos) {
                 ids.insert(0, bos);
             }

@@ -37,6 +37,11 @@ pub struct ModelCard {
     pub tokenizer: String,
     pub bos_token_id: Option<u32>,
     pub eos_token_id: Option<u32>,
+    /// The token prepended to every text before scoring (and to calibration windows): BOS
+    /// where the model's tokenizer adds one, else the end-of-text token that separated
+    /// documents in pre-training.
+    #[serde(default)]
+    pub start_token_id: Option<u32>,
     /// Longest input the graph accepts (rotary tables or position embeddings).
     pub max_positions: usize,
     pub vocab_size: usize,
@@ -51,6 +56,11 @@ pub struct ModelCard {
 }
 
 impl ModelCard {
+    /// The start token to prepend, if the model has any.
+    pub fn start_token(&self) -> Option<u32> {
+        self.start_token_id.or(self.bos_token_id).or(self.eos_token_id)
+    }
+
     pub fn read(dir: &Path) -> Result<Self, ModelError> {
         let path = dir.join(CARD_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;

@@ -188,6 +188,7 @@ pub fn inspect(dir: &Path) -> Result<ModelCard, ModelError> {
         tokenizer: "tokenizer.json".into(),
         bos_token_id: None,
         eos_token_id: None,
+        start_token_id: None,
         max_positions: positions,
         vocab_size: vocab,
         blocks,

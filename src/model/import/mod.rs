@@ -88,6 +88,7 @@ pub fn import_gguf(gguf_path: &Path, out_dir: &Path, opts: &ImportOptions) -> Re
         tokenizer: TOKENIZER_FILE.into(),
         bos_token_id: tok.bos,
         eos_token_id: tok.eos,
+        start_token_id: tok.start,
         max_positions: spec.max_positions,
         vocab_size: spec.vocab_size,
         blocks: spec.blocks,

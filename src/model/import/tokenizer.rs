@@ -20,6 +20,8 @@ pub struct TokenizerJson {
     pub json: String,
     pub bos: Option<u32>,
     pub eos: Option<u32>,
+    /// BOS when the tokenizer adds it, else `<|endoftext|>` if the vocabulary has it, else EOS.
+    pub start: Option<u32>,
 }
 
 pub fn tokenizer_json(g: &GgufFile) -> Result<TokenizerJson, ModelError> {
@@ -48,7 +50,9 @@ pub fn tokenizer_json(g: &GgufFile) -> Result<TokenizerJson, ModelError> {
             })
         }
     };
-    Ok(TokenizerJson { json: serde_json::to_string(&json).expect("json serialises"), bos, eos })
+    let end_of_text = tokens.iter().position(|t| t == "<|endoftext|>").map(|i| i as u32);
+    let start = if add_bos { bos } else { end_of_text.or(eos) };
+    Ok(TokenizerJson { json: serde_json::to_string(&json).expect("json serialises"), bos, eos, start })
 }
 
 /// Piece -> id, the later id winning when a piece repeats (as a dictionary built in order would).
