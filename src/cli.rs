@@ -21,6 +21,9 @@ pub enum Command {
     Eval(EvalCommand),
     /// Calibrate in any language(s) and prune with Magnitude, Wanda or SparseGPT.
     Prune(PruneArgs),
+    /// Get the data of downstream tasks.
+    #[command(subcommand)]
+    Data(DataCommand),
 }
 
 #[derive(Args)]
@@ -92,6 +95,26 @@ pub struct PruneArgs {
     pub results: PathBuf,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Download a task's files from their public source into the data folder, checking
+    /// each against its pinned SHA-256 (files already there and verified are kept).
+    Fetch {
+        /// Task names (xcopa, xwinograd, sib200, tatoeba, flores, mgsm), comma-separated.
+        #[arg(value_delimiter = ',', required = true)]
+        tasks: Vec<String>,
+        /// Data folder (default: $POLYPRUNE_DATA_DIR, else ~/.cache/polyprune/data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Base URL of a mirror with the data folder's layout, replacing the upstream
+        /// sources (default: $POLYPRUNE_DATA_MIRROR).
+        #[arg(long)]
+        mirror: Option<String>,
+        /// Seconds allowed for connecting and for each download.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -135,6 +158,61 @@ pub struct RuntimeArgs {
 pub enum EvalCommand {
     /// Perplexity and bits per byte, per language or per file.
     Ppl(PplArgs),
+    /// Downstream tasks (XCOPA, XWinograd, SIB-200, translation choice, MGSM, ...) per
+    /// language: table on stdout, per-example CSV under --results.
+    Tasks(TasksArgs),
+}
+
+#[derive(Args)]
+pub struct TasksArgs {
+    /// Model folder (a dense model, or a pruned model saved as a folder).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Folder of pruning masks to apply to --model (not supported yet; see the error).
+    #[arg(long)]
+    pub masks: Option<PathBuf>,
+    /// Tasks, comma-separated (xcopa, xwinograd, sib200, tatoeba, flores, mgsm, xnli,
+    /// xstorycloze, pawsx, belebele, m_arc, m_mmlu, m_hellaswag).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub tasks: Vec<String>,
+    /// Languages, comma-separated: FLORES (zho_Hans) or short codes (zh), pairs "A-B" for
+    /// tatoeba/flores. Prefix an entry with "task:" to give it to one task only
+    /// (e.g. xcopa:zh,sib200:rus_Cyrl,tatoeba:deu-eng); plain entries go to every task.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub langs: Vec<String>,
+    /// Split to evaluate.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Solved demonstrations before each prompt (drawn with --seed).
+    #[arg(long, default_value_t = 0)]
+    pub shots: usize,
+    /// Seed for demonstrations, translation distractors and the --limit subsample.
+    #[arg(long, default_value_t = 1234)]
+    pub seed: u64,
+    /// At most this many examples per task and language: a seeded subsample, the same
+    /// rows for every model (paired comparisons stay paired).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Lower cap on generated tokens for generation tasks (MGSM's own cap is 32);
+    /// generation costs O(tokens^2) without a key/value cache.
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
+    /// Data folder (default: $POLYPRUNE_DATA_DIR, else ~/.cache/polyprune/data).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Skip task/language combinations that do not exist instead of failing.
+    #[arg(long)]
+    pub skip_unavailable: bool,
+    /// Maximum batch x sequence tokens per runtime call.
+    #[arg(long, default_value_t = 2048)]
+    pub batch_tokens: usize,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Where results are written (CSV + provenance).
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 #[derive(Args)]

@@ -120,3 +120,157 @@ pub fn write_perplexity(dir: &Path, scores: &[LanguageScore], provenance: &Prove
     let prov = serde_json::to_vec_pretty(provenance).map_err(std::io::Error::other)?;
     crate::util::write_atomic(&dir.join("provenance.json"), &prov)
 }
+
+/// One row per example of every task and language: what paired tests between two runs
+/// (e.g. two calibration languages) join on `task, language, example`. Columns that do
+/// not apply to the example's kind are empty.
+#[derive(Serialize)]
+struct TaskExampleRow<'a> {
+    task: &'a str,
+    language: &'a str,
+    split: &'a str,
+    shots: usize,
+    example: &'a str,
+    kind: &'static str,
+    gold: String,
+    pred: Option<usize>,
+    pred_norm: Option<usize>,
+    pred_bytes: Option<usize>,
+    acc: Option<u8>,
+    acc_norm: Option<u8>,
+    acc_bytes: Option<u8>,
+    exact_match: Option<u8>,
+    output: Option<&'a str>,
+    extracted: Option<&'a str>,
+    new_tokens: Option<usize>,
+    stop: Option<String>,
+}
+
+/// One row per choice of every choice example: the raw log-likelihoods behind `acc`,
+/// `acc_norm` and `acc_bytes`.
+#[derive(Serialize)]
+struct TaskChoiceRow<'a> {
+    task: &'a str,
+    language: &'a str,
+    example: &'a str,
+    choice: usize,
+    is_gold: u8,
+    log_likelihood: f64,
+    tokens: usize,
+    chars: usize,
+    bytes: usize,
+    is_greedy: u8,
+}
+
+/// One row per task, language and metric.
+#[derive(Serialize)]
+struct TaskSummaryRow<'a> {
+    task: &'a str,
+    language: &'a str,
+    split: &'a str,
+    shots: usize,
+    metric: &'a str,
+    value: f64,
+    stderr: Option<f64>,
+    n: usize,
+    chance: f64,
+    seconds: f64,
+}
+
+/// Writes `examples.csv`, `choices.csv`, `summary.csv` and `provenance.json` for
+/// downstream-task results.
+pub fn write_tasks(dir: &Path, results: &[crate::eval::TaskResult], provenance: &Provenance) -> std::io::Result<()> {
+    use crate::eval::TaskRecords;
+    let mut examples = Vec::new();
+    let mut choices = Vec::new();
+    let mut summary = Vec::new();
+    for r in results {
+        let task = r.task.as_str();
+        let language = r.language.as_str();
+        let split = r.split.as_str();
+        let flag = |b: bool| u8::from(b);
+        match &r.records {
+            TaskRecords::Choice(records) => {
+                for rec in records {
+                    examples.push(TaskExampleRow {
+                        task,
+                        language,
+                        split,
+                        shots: r.shots,
+                        example: &rec.id,
+                        kind: "choice",
+                        gold: rec.gold.to_string(),
+                        pred: Some(rec.pred),
+                        pred_norm: Some(rec.pred_norm),
+                        pred_bytes: Some(rec.pred_bytes),
+                        acc: Some(flag(rec.pred == rec.gold)),
+                        acc_norm: Some(flag(rec.pred_norm == rec.gold)),
+                        acc_bytes: Some(flag(rec.pred_bytes == rec.gold)),
+                        exact_match: None,
+                        output: None,
+                        extracted: None,
+                        new_tokens: None,
+                        stop: None,
+                    });
+                    for (i, ll) in rec.lls.iter().enumerate() {
+                        choices.push(TaskChoiceRow {
+                            task,
+                            language,
+                            example: &rec.id,
+                            choice: i,
+                            is_gold: flag(i == rec.gold),
+                            log_likelihood: *ll,
+                            tokens: rec.tokens[i],
+                            chars: rec.chars[i],
+                            bytes: rec.bytes[i],
+                            is_greedy: flag(rec.greedy[i]),
+                        });
+                    }
+                }
+            }
+            TaskRecords::Generation(records) => {
+                for (rec, generated) in records {
+                    examples.push(TaskExampleRow {
+                        task,
+                        language,
+                        split,
+                        shots: r.shots,
+                        example: &rec.id,
+                        kind: "generation",
+                        gold: rec.gold.clone(),
+                        pred: None,
+                        pred_norm: None,
+                        pred_bytes: None,
+                        acc: None,
+                        acc_norm: None,
+                        acc_bytes: None,
+                        exact_match: Some(flag(rec.correct)),
+                        output: Some(&rec.output),
+                        extracted: rec.extracted.as_deref(),
+                        new_tokens: Some(generated.new_tokens),
+                        stop: serde_json::to_value(generated.stop).ok().and_then(|v| v.as_str().map(str::to_string)),
+                    });
+                }
+            }
+        }
+        for m in &r.summary.metrics {
+            summary.push(TaskSummaryRow {
+                task,
+                language,
+                split,
+                shots: r.shots,
+                metric: m.metric.as_str(),
+                value: m.mean,
+                stderr: m.stderr,
+                n: m.n,
+                chance: r.summary.chance,
+                seconds: r.seconds,
+            });
+        }
+    }
+    crate::util::write_atomic(&dir.join("examples.csv"), &csv_bytes(&examples)?)?;
+    crate::util::write_atomic(&dir.join("choices.csv"), &csv_bytes(&choices)?)?;
+    crate::util::write_atomic(&dir.join("summary.csv"), &csv_bytes(&summary)?)?;
+    let prov = serde_json::to_vec_pretty(provenance).map_err(std::io::Error::other)?;
+    crate::util::write_atomic(&dir.join("provenance.json"), &prov)
+}

@@ -7,15 +7,19 @@ use polyprune::runtime::{ExecutionProvider, RuntimeOptions};
 
 use crate::cli::{Cli, Command, EvalCommand, RuntimeArgs};
 
+mod data;
 mod model;
 mod ppl;
 mod prune;
+mod tasks;
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Model(m) => model::run(m),
         Command::Eval(EvalCommand::Ppl(args)) => ppl::run(args),
         Command::Prune(args) => prune::run(args),
+        Command::Eval(EvalCommand::Tasks(args)) => tasks::run(args),
+        Command::Data(cmd) => data::run(cmd),
     }
 }
 

@@ -1,8 +1,14 @@
-//! Measuring a model: language-modelling quality (`perplexity`) through one scoring path
-//! (`scorer`), which every other evaluation reuses.
+//! Measuring a model: language-modelling quality (`perplexity`) and downstream tasks
+//! (`choices`, `generate`, `downstream`), all through one scoring path (`scorer`).
 
+pub mod choices;
+pub mod downstream;
+pub mod generate;
 pub mod perplexity;
 pub mod scorer;
 
+pub use choices::{ChoiceStats, PreparedChoice, TaskEvalError};
+pub use downstream::{evaluate, limit_items, RunStats, TaskRecords, TaskResult};
+pub use generate::{Generated, GenerationStats, StopReason};
 pub use perplexity::{score_documents, DocumentScore, LanguageScore, WindowOptions};
-pub use scorer::{Scorer, ScorerError};
+pub use scorer::{ScoredSequence, Scorer, ScorerError};

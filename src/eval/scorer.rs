@@ -23,6 +23,14 @@ pub enum ScorerError {
     EmptyText { what: String },
 }
 
+/// What one scored sequence gives back: `logprobs[t] = log p(s[t+1] | s[..=t])` and, when
+/// asked for, `greedy[t]` = the argmax prediction for position t+1.
+#[derive(Clone, Debug, Default)]
+pub struct ScoredSequence {
+    pub logprobs: Vec<f32>,
+    pub greedy: Vec<u32>,
+}
+
 /// Token ids of a text, with the model's start token first.
 pub struct Tokenized {
     pub ids: Vec<u32>,
@@ -78,7 +86,26 @@ impl Scorer {
 
     /// Log-probability of each next token of every sequence: `out[i][t] = log p(s_i[t+1] | s_i[..=t])`.
     pub fn token_logprobs(&mut self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>, ScorerError> {
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); seqs.len()];
+        let rows = self.in_batches(seqs, |scorer, batch, width| scorer.run_batch(batch, width, false))?;
+        Ok(rows.into_iter().map(|r| r.logprobs).collect())
+    }
+
+    /// As [`Scorer::token_logprobs`], plus the greedy (argmax) next token at every position
+    /// from the same run: `greedy[t]` is the model's top prediction for `s[t+1]`. Choice
+    /// scoring uses it to tell whether a continuation is what greedy decoding would write.
+    pub fn token_logprobs_and_greedy(&mut self, seqs: &[&[u32]]) -> Result<Vec<ScoredSequence>, ScorerError> {
+        self.in_batches(seqs, |scorer, batch, width| scorer.run_batch(batch, width, true))
+    }
+
+    /// Runs `seqs` (those of at least two tokens; shorter ones get empty rows) in
+    /// right-padded batches of similar length, longest first, each bounded by
+    /// `batch_tokens`, and returns the rows in the input order.
+    fn in_batches(
+        &mut self,
+        seqs: &[&[u32]],
+        mut run: impl FnMut(&mut Self, &[&[u32]], usize) -> Result<Vec<ScoredSequence>, ScorerError>,
+    ) -> Result<Vec<ScoredSequence>, ScorerError> {
+        let mut out: Vec<ScoredSequence> = vec![ScoredSequence::default(); seqs.len()];
         let mut order: Vec<usize> = (0..seqs.len()).filter(|&i| seqs[i].len() >= 2).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].len()));
         let mut start = 0;
@@ -87,7 +114,7 @@ impl Scorer {
             let fit = (self.batch_tokens / longest).max(1);
             let batch: Vec<usize> = order[start..(start + fit).min(order.len())].to_vec();
             start += batch.len();
-            let rows = self.run_batch(&batch.iter().map(|&i| seqs[i]).collect::<Vec<_>>(), longest)?;
+            let rows = run(self, &batch.iter().map(|&i| seqs[i]).collect::<Vec<_>>(), longest)?;
             for (i, row) in batch.into_iter().zip(rows) {
                 out[i] = row;
             }
@@ -95,15 +122,25 @@ impl Scorer {
         Ok(out)
     }
 
-    fn run_batch(&mut self, seqs: &[&[u32]], width: usize) -> Result<Vec<Vec<f32>>, ScorerError> {
+    fn run_batch(&mut self, seqs: &[&[u32]], width: usize, with_greedy: bool) -> Result<Vec<ScoredSequence>, ScorerError> {
         let (ids, shape) = pad_right(seqs, width);
         let inputs = self.feed(ids, &shape);
-        let mut rows = Vec::with_capacity(seqs.len());
-        self.graph.run_with(inputs, &["token_logprobs"], |_, dims, view| {
-            if let OutputView::F32(lp) = view {
-                let stride = dims[1];
-                for (b, s) in seqs.iter().enumerate() {
-                    rows.push(lp[b * stride..b * stride + s.len() - 1].to_vec());
+        let mut rows = vec![ScoredSequence::default(); seqs.len()];
+        let outputs: &[&str] = if with_greedy { &["token_logprobs", "argmax"] } else { &["token_logprobs"] };
+        self.graph.run_with(inputs, outputs, |_, dims, view| {
+            let stride = dims[1];
+            match view {
+                OutputView::F32(lp) => {
+                    for (b, s) in seqs.iter().enumerate() {
+                        rows[b].logprobs = lp[b * stride..b * stride + s.len() - 1].to_vec();
+                    }
+                }
+                OutputView::I64(am) => {
+                    // argmax has one entry per position; the last real one predicts past the
+                    // sequence and is not needed here.
+                    for (b, s) in seqs.iter().enumerate() {
+                        rows[b].greedy = am[b * stride..b * stride + s.len() - 1].iter().map(|&t| t as u32).collect();
+                    }
                 }
             }
             Ok(())

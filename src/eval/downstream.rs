@@ -1,0 +1,198 @@
+//! One downstream task in one language, end to end: the loaded examples go through the
+//! model (`choices.rs` or `generate.rs`) and come back as per-example records and
+//! mean ± standard error per metric (`tasks::scoring`).
+//!
+//! Metrics: those `tasks.toml` lists for the task and, for multiple-choice tasks, always
+//! both `acc` (argmax of the summed log-likelihood) and `acc_norm` (argmax of the
+//! log-likelihood divided by the target's length in Unicode characters, delimiter
+//! excluded; see `tasks::scoring`). Partial-choice tasks (XWinograd) score one shared
+//! continuation, so their `acc_norm` would equal `acc` and is not reported.
+
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::choices::{score_examples, ChoiceStats, TaskEvalError};
+use super::generate::{generate, GenerationStats, Generated};
+use super::scorer::Scorer;
+use crate::tasks::{
+    score_generation, summarize_choices, summarize_generations, Catalog, ChoiceRecord, GenerationRecord,
+    LoadedTask, Metric, OutputType, Split, TaskItems, TaskName, TaskSpec, TaskSummary,
+};
+
+/// Keeps the subsample draw apart from the other uses of the user's seed (few-shot
+/// demonstrations, translation distractors).
+const SUBSAMPLE_STREAM: u64 = 0x5ab5_a3b1_e000_0001;
+
+/// Per-example results of one task and language.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", content = "records", rename_all = "snake_case")]
+pub enum TaskRecords {
+    Choice(Vec<ChoiceRecord>),
+    Generation(Vec<(GenerationRecord, Generated)>),
+}
+
+/// What the model did, counted.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum RunStats {
+    Choice(ChoiceStats),
+    Generation(GenerationStats),
+}
+
+/// One task in one language (or pair), scored.
+#[derive(Clone, Debug, Serialize)]
+pub struct TaskResult {
+    pub task: TaskName,
+    /// FLORES code, or "source-target" for translation pairs.
+    pub language: String,
+    pub split: Split,
+    pub shots: usize,
+    pub summary: TaskSummary,
+    pub records: TaskRecords,
+    pub stats: RunStats,
+    pub seconds: f64,
+}
+
+/// The metrics reported for `spec` (see the module documentation).
+pub fn reported_metrics(spec: &TaskSpec) -> Vec<Metric> {
+    let mut metrics = spec.metrics.clone();
+    if spec.output == OutputType::MultipleChoice {
+        for m in [Metric::Acc, Metric::AccNorm] {
+            if !metrics.contains(&m) {
+                metrics.push(m);
+            }
+        }
+    }
+    metrics
+}
+
+/// At most `n` examples, drawn with a seeded generator and kept in file order. The draw
+/// depends only on (seed, number of examples), so languages with equally long files
+/// (SIB-200, FLORES, XCOPA, MGSM are parallel) get the same rows, and every model gets
+/// the same rows: per-example results stay paired. A prefix would not do: some files are
+/// sorted by label (SIB-200's test split starts with 50 science/technology rows).
+pub fn limit_items(items: TaskItems, n: usize, seed: u64) -> TaskItems {
+    fn pick<T>(v: Vec<T>, n: usize, seed: u64) -> Vec<T> {
+        if n >= v.len() {
+            return v;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(SUBSAMPLE_STREAM);
+        let mut keep = sample(&mut rng, v.len(), n).into_vec();
+        keep.sort_unstable();
+        let mut keep = keep.into_iter().peekable();
+        v.into_iter()
+            .enumerate()
+            .filter_map(|(i, x)| {
+                (keep.peek() == Some(&i)).then(|| {
+                    keep.next();
+                    x
+                })
+            })
+            .collect()
+    }
+    match items {
+        TaskItems::Choice(v) => TaskItems::Choice(pick(v, n, seed)),
+        TaskItems::Generation(v) => TaskItems::Generation(pick(v, n, seed)),
+    }
+}
+
+/// Runs a loaded task through the model. `max_new_tokens` lowers the task's own cap on
+/// generated tokens; `on_progress` gets the number of examples done.
+pub fn evaluate(
+    scorer: &mut Scorer,
+    loaded: &LoadedTask,
+    max_new_tokens: Option<usize>,
+    on_progress: impl FnMut(usize),
+) -> Result<TaskResult, TaskEvalError> {
+    let started = std::time::Instant::now();
+    let spec = Catalog::get().spec(loaded.task);
+    let (summary, records, stats) = match &loaded.items {
+        TaskItems::Choice(examples) => {
+            let (records, stats) = score_examples(scorer, examples, on_progress)?;
+            let metrics = reported_metrics(spec)
+                .into_iter()
+                .map(|m| summarize_choices(&records, m))
+                .collect::<Result<Vec<_>, _>>()?;
+            let chance = if records.is_empty() {
+                0.0
+            } else {
+                records.iter().map(ChoiceRecord::chance).sum::<f64>() / records.len() as f64
+            };
+            let summary = TaskSummary { task: loaded.task, n: records.len(), chance, metrics };
+            (summary, TaskRecords::Choice(records), RunStats::Choice(stats))
+        }
+        TaskItems::Generation(examples) => {
+            let requests: Vec<(&str, _)> = examples.iter().map(|e| (e.id.as_str(), &e.request)).collect();
+            let (outputs, stats) = generate(scorer, &requests, max_new_tokens, on_progress)?;
+            let records: Vec<(GenerationRecord, Generated)> = examples
+                .iter()
+                .zip(outputs)
+                .map(|(e, g)| (score_generation(e, &g.text), g))
+                .collect();
+            let plain: Vec<GenerationRecord> = records.iter().map(|(r, _)| r.clone()).collect();
+            let summary =
+                TaskSummary { task: loaded.task, n: plain.len(), chance: 0.0, metrics: vec![summarize_generations(&plain)] };
+            (summary, TaskRecords::Generation(records), RunStats::Generation(stats))
+        }
+    };
+    Ok(TaskResult {
+        task: loaded.task,
+        language: loaded.language.label(),
+        split: loaded.split,
+        shots: loaded.shots,
+        summary,
+        records,
+        stats,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::{Choice, Example};
+
+    fn examples(n: usize) -> TaskItems {
+        TaskItems::Choice(
+            (0..n)
+                .map(|i| {
+                    Example::new(format!("t/{i}"), 0, vec![Choice::new("c", " ", "a"), Choice::new("c", " ", "b")])
+                        .unwrap()
+                })
+                .collect(),
+        )
+    }
+
+    fn ids(items: &TaskItems) -> Vec<String> {
+        match items {
+            TaskItems::Choice(v) => v.iter().map(|e| e.id.clone()).collect(),
+            TaskItems::Generation(v) => v.iter().map(|e| e.id.clone()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_subsample_is_seeded_ordered_and_the_same_for_equal_sizes() {
+        let a = ids(&limit_items(examples(200), 10, 7));
+        let b = ids(&limit_items(examples(200), 10, 7));
+        let c = ids(&limit_items(examples(200), 10, 8));
+        assert_eq!(a.len(), 10);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let pos: Vec<usize> = a.iter().map(|s| s[2..].parse().unwrap()).collect();
+        assert!(pos.windows(2).all(|w| w[0] < w[1]), "{pos:?}");
+        // Not a prefix: label-sorted files would otherwise give one label only.
+        assert_ne!(pos, (0..10).collect::<Vec<_>>());
+        assert_eq!(ids(&limit_items(examples(5), 10, 7)).len(), 5);
+    }
+
+    #[test]
+    fn multiple_choice_always_reports_acc_and_acc_norm() {
+        let catalog = Catalog::get();
+        assert_eq!(reported_metrics(catalog.spec(TaskName::Xcopa)), vec![Metric::Acc, Metric::AccNorm]);
+        assert_eq!(reported_metrics(catalog.spec(TaskName::Xwinograd)), vec![Metric::Acc]);
+        assert_eq!(reported_metrics(catalog.spec(TaskName::Mgsm)), vec![Metric::ExactMatch]);
+    }
+}
