@@ -60,10 +60,15 @@ impl LanguageScore {
 
 /// The `(window start, first scored target, end)` triples covering `n` tokens.
 pub fn windows(n: usize, opts: WindowOptions) -> Vec<(usize, usize, usize)> {
+    // A window needs one context token and one target.
+    let opts = WindowOptions { context: opts.context.max(2), stride: opts.stride };
     let mut out = Vec::new();
     let mut scored_to = 1; // target index 0 is the start token: never predicted
     while scored_to < n {
-        let end = if out.is_empty() { opts.context.min(n) } else { (scored_to + opts.stride).min(n) };
+        // A window must keep the token before its first target, so it advances by at most
+        // context - 1 whatever the stride.
+        let step = opts.stride.clamp(1, opts.context.saturating_sub(1).max(1));
+        let end = if out.is_empty() { opts.context.min(n) } else { (scored_to + step).min(n) };
         let start = end.saturating_sub(opts.context);
         out.push((start, scored_to, end));
         scored_to = end;
