@@ -95,6 +95,7 @@ pub struct PruneArgs {
     pub results: PathBuf,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
 
 #[derive(Subcommand)]
 pub enum DataCommand {
