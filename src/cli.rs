@@ -169,7 +169,7 @@ pub struct TasksArgs {
     /// Model folder (a dense model, or a pruned model saved as a folder).
     #[arg(long)]
     pub model: PathBuf,
-    /// Folder of pruning masks to apply to --model (not supported yet; see the error).
+    /// Masks saved by `polyprune prune --save` (Magnitude or Wanda) to apply to --model in memory.
     #[arg(long)]
     pub masks: Option<PathBuf>,
     /// Tasks, comma-separated (xcopa, xwinograd, sib200, tatoeba, flores, mgsm, xnli,
@@ -221,6 +221,9 @@ pub struct PplArgs {
     /// Model folder.
     #[arg(long)]
     pub model: PathBuf,
+    /// Masks saved by `polyprune prune --save` (Magnitude or Wanda) to apply to --model in memory.
+    #[arg(long)]
+    pub masks: Option<PathBuf>,
     /// Languages (FLORES codes such as deu_Latn, or de / deu), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub langs: Vec<String>,

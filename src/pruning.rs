@@ -230,6 +230,26 @@ pub fn overrides_from_masks(model: &ModelDir, masks: &[(MaskEntry, Mask)]) -> Re
         .collect()
 }
 
+/// The overrides that evaluate `model` with the masks saved in `dir` (a `--save` folder or its
+/// `masks/`). Refuses SparseGPT masks: SparseGPT also updates the kept weights, so its masks
+/// alone do not reproduce the pruned model; evaluate the saved model folder instead.
+pub fn overrides_from_mask_dir(model: &ModelDir, dir: &Path) -> Result<Vec<WeightOverride>, ModelError> {
+    let record = [dir.join("pruning.json"), dir.join("..").join("pruning.json")].into_iter().find(|p| p.is_file());
+    if let Some(path) = record {
+        let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let method = value.get("method").map(|m| m.to_string().to_ascii_lowercase()).unwrap_or_default();
+        if method.contains("sparsegpt") {
+            return Err(ModelError::Unusable {
+                path: dir.to_path_buf(),
+                reason: "these masks come from SparseGPT, which also changes the weights it keeps; pass the saved folder as --model instead of --masks".into(),
+            });
+        }
+    }
+    let masks = read_masks(dir)?;
+    overrides_from_masks(model, &masks)
+}
+
 /// Saves the pruned model as a model folder (graphs, patched weights, tokenizer, card) plus its masks.
 pub fn save_pruned(model: &ModelDir, pruned: &PrunedModel, out: &Path, record: &serde_json::Value) -> Result<(), ModelError> {
     let store = WeightStore::open(&model.dir, &model.card.graph)?;

@@ -5,46 +5,35 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use polyprune::data::{Language, Split, TextRegistry};
-use polyprune::eval::{score_documents, LanguageScore, Scorer, WindowOptions};
+use polyprune::eval::{LanguageScore, Scorer, TextSet, WindowOptions};
 use polyprune::model::ModelDir;
 use polyprune::results::{Machine, Provenance};
 
 use super::{bar, runtime_options};
 use crate::cli::{Format, PplArgs};
 
-/// One evaluation text set: language label, source name, documents `(id, text)`.
-pub type TextSet = (String, String, Vec<(String, String)>);
-
-/// The evaluation-split documents of each language from `source` (default per language).
+/// The evaluation documents of each language (see `polyprune::eval::evaluation_sets`).
 pub fn language_sets(langs: &[String], source: Option<&str>, flores: Option<&Path>) -> Result<Vec<TextSet>> {
-    let mut registry = TextRegistry::for_project(&polyprune::util::project_root());
-    if let Some(root) = flores {
-        registry = registry.with_flores_root(root);
-    }
-    let mut sets = Vec::new();
-    for code in langs {
-        let lang = Language::parse(code)?;
-        let source = match source {
-            Some(spec) => registry.source(spec)?,
-            None => registry.default_for(lang),
-        };
-        let docs = registry.documents(lang, &source, Split::Evaluation)?;
-        let docs = docs.into_iter().map(|d| (d.id, d.text)).collect();
-        sets.push((lang.flores_code().to_string(), source.name().to_string(), docs));
-    }
-    Ok(sets)
+    Ok(polyprune::eval::evaluation_sets(langs, source, &polyprune::eval::registry(flores))?)
 }
 
 /// Scores every set with a progress bar per set.
 pub fn score_sets(scorer: &mut Scorer, sets: &[TextSet], limit: Option<usize>, window: WindowOptions) -> Result<Vec<LanguageScore>> {
-    let mut scores = Vec::new();
-    for (lang, source, docs) in sets {
-        let docs = &docs[..limit.unwrap_or(usize::MAX).min(docs.len())];
-        let pb = bar(docs.len() as u64, lang);
-        let documents = score_documents(scorer, docs, window, |n| pb.set_position(n as u64))?;
-        pb.finish_and_clear();
-        scores.push(LanguageScore { language: lang.clone(), source: source.clone(), documents });
+    let mut pb: Option<(usize, indicatif::ProgressBar)> = None;
+    let scores = polyprune::eval::score_sets(scorer, sets, limit, window, |i, n| {
+        if pb.as_ref().map(|(j, _)| *j) != Some(i) {
+            if let Some((_, old)) = pb.take() {
+                old.finish_and_clear();
+            }
+            let len = limit.unwrap_or(usize::MAX).min(sets[i].documents.len());
+            pb = Some((i, bar(len as u64, &sets[i].language)));
+        }
+        if let Some((_, b)) = &pb {
+            b.set_position(n as u64);
+        }
+    })?;
+    if let Some((_, b)) = pb {
+        b.finish_and_clear();
     }
     Ok(scores)
 }
@@ -67,10 +56,14 @@ fn read_lines(path: &Path) -> Result<Vec<(String, String)>> {
 pub fn run(args: PplArgs) -> Result<()> {
     let model = ModelDir::open(&args.model)?;
     let opts = runtime_options(&args.runtime)?;
-    let mut scorer = Scorer::load(&model, &opts, &[])?;
+    let overrides = match &args.masks {
+        Some(dir) => polyprune::pruning::overrides_from_mask_dir(&model, dir)?,
+        None => Vec::new(),
+    };
+    let mut scorer = Scorer::load(&model, &opts, &overrides)?;
     scorer.batch_tokens = args.batch_tokens;
     let window = WindowOptions { context: args.context.min(model.card.max_positions), stride: args.stride };
-    let mut sets: Vec<(String, String, Vec<(String, String)>)> = Vec::new();
+    let mut sets: Vec<TextSet> = Vec::new();
     if let Some(file) = &args.file {
         let docs = if args.per_line {
             read_lines(file)?
@@ -81,7 +74,7 @@ pub fn run(args: PplArgs) -> Result<()> {
             }
             vec![("1".to_string(), text)]
         };
-        sets.push(("file".into(), file.display().to_string(), docs));
+        sets.push(TextSet { language: "file".into(), source: file.display().to_string(), documents: docs });
     }
     sets.extend(language_sets(&args.langs, args.source.as_deref(), args.flores.as_deref())?);
     if sets.is_empty() {
@@ -92,7 +85,7 @@ pub fn run(args: PplArgs) -> Result<()> {
     print_ppl(&scores, args.format, args.per_line)?;
     let settings = serde_json::json!({
         "langs": args.langs, "source": args.source, "file": args.file, "per_line": args.per_line,
-        "limit": args.limit, "context": window.context, "stride": window.stride,
+        "limit": args.limit, "masks": args.masks, "context": window.context, "stride": window.stride,
     });
     let provenance = Provenance {
         tool: "polyprune".into(),

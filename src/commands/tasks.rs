@@ -46,14 +46,6 @@ fn is_unavailable(e: &TaskError) -> bool {
 }
 
 pub fn run(args: TasksArgs) -> Result<()> {
-    if let Some(masks) = &args.masks {
-        // TODO(prune --save): apply a saved mask folder once `polyprune prune --save` defines
-        // its layout (src/prune/mask_file.rs already reads single masks).
-        bail!(
-            "--masks {} is not supported yet: the folder format for masks lands with `polyprune prune --save`; save the pruned model as a folder and pass it with --model instead",
-            masks.display()
-        );
-    }
     let split: Split = args.split.parse()?;
     let mut tasks: Vec<TaskName> = Vec::new();
     for t in args.tasks.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
@@ -91,7 +83,11 @@ pub fn run(args: TasksArgs) -> Result<()> {
 
     let model = ModelDir::open(&args.model)?;
     let opts = runtime_options(&args.runtime)?;
-    let mut scorer = Scorer::load(&model, &opts, &[])?;
+    let overrides = match &args.masks {
+        Some(dir) => polyprune::pruning::overrides_from_mask_dir(&model, dir)?,
+        None => Vec::new(),
+    };
+    let mut scorer = Scorer::load(&model, &opts, &overrides)?;
     scorer.batch_tokens = args.batch_tokens.max(1);
     let started = std::time::Instant::now();
     let mut results: Vec<TaskResult> = Vec::new();

@@ -6,9 +6,11 @@ pub mod downstream;
 pub mod generate;
 pub mod perplexity;
 pub mod scorer;
+pub mod text_sets;
 
 pub use choices::{ChoiceStats, PreparedChoice, TaskEvalError};
 pub use downstream::{evaluate, limit_items, RunStats, TaskRecords, TaskResult};
 pub use generate::{Generated, GenerationStats, StopReason};
 pub use perplexity::{score_documents, DocumentScore, LanguageScore, WindowOptions};
 pub use scorer::{ScoredSequence, Scorer, ScorerError};
+pub use text_sets::{evaluation_sets, registry, score_sets, TextSet};

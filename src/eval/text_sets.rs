@@ -1,0 +1,61 @@
+//! Evaluation text per language: which documents a perplexity measurement scores.
+
+use std::path::Path;
+
+use crate::data::{DataError, Language, Split, TextRegistry};
+
+use super::perplexity::{score_documents, LanguageScore, WindowOptions};
+use super::scorer::{Scorer, ScorerError};
+
+/// One language's evaluation documents from one source.
+#[derive(Clone, Debug)]
+pub struct TextSet {
+    /// FLORES-style code (`deu_Latn`) or another label (`file`).
+    pub language: String,
+    pub source: String,
+    /// `(id, text)` pairs in a stable order.
+    pub documents: Vec<(String, String)>,
+}
+
+/// The evaluation-split documents of each language from `source` (default per language).
+/// `flores` points the `flores` source at another SIB-200/FLORES folder.
+pub fn evaluation_sets(langs: &[String], source: Option<&str>, registry: &TextRegistry) -> Result<Vec<TextSet>, DataError> {
+    let mut sets = Vec::new();
+    for code in langs {
+        let lang = Language::parse(code)?;
+        let source = match source {
+            Some(spec) => registry.source(spec)?,
+            None => registry.default_for(lang),
+        };
+        let docs = registry.documents(lang, &source, Split::Evaluation)?;
+        let documents = docs.into_iter().map(|d| (d.id, d.text)).collect();
+        sets.push(TextSet { language: lang.flores_code().to_string(), source: source.name().to_string(), documents });
+    }
+    Ok(sets)
+}
+
+/// The project's text registry, with the `flores` source moved to `flores` when given.
+pub fn registry(flores: Option<&Path>) -> TextRegistry {
+    let registry = TextRegistry::for_project(&crate::util::project_root());
+    match flores {
+        Some(root) => registry.with_flores_root(root),
+        None => registry,
+    }
+}
+
+/// Scores the first `limit` documents of every set; `progress(set index, documents done)`.
+pub fn score_sets(
+    scorer: &mut Scorer,
+    sets: &[TextSet],
+    limit: Option<usize>,
+    window: WindowOptions,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<LanguageScore>, ScorerError> {
+    let mut scores = Vec::new();
+    for (i, set) in sets.iter().enumerate() {
+        let docs = &set.documents[..limit.unwrap_or(usize::MAX).min(set.documents.len())];
+        let documents = score_documents(scorer, docs, window, |n| progress(i, n))?;
+        scores.push(LanguageScore { language: set.language.clone(), source: set.source.clone(), documents });
+    }
+    Ok(scores)
+}
