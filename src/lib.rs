@@ -10,6 +10,7 @@ pub mod pruning;
 pub mod calibrate;
 pub mod data;
 pub mod eval;
+pub mod report;
 pub mod results;
 pub mod runtime;
 pub mod stats;

@@ -1,0 +1,120 @@
+//! What an analysis hands to the report: titled sections of tables and chart *data*.
+//!
+//! Analyses never draw. They describe a chart as data ([`Chart`]); the report module decides
+//! how it looks (as criterion keeps measurement apart from its HTML). This keeps every figure's
+//! numbers exportable as CSV/JSON next to the picture.
+
+use serde::{Deserialize, Serialize};
+
+/// One section of the study report, e.g. "Mask overlap".
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReportSection {
+    /// HTML anchor and export file prefix, e.g. `masks`.
+    pub id: String,
+    pub title: String,
+    /// Plain language: what is shown and how to read it.
+    pub caption: String,
+    pub figures: Vec<Figure>,
+    pub tables: Vec<Table>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Figure {
+    pub chart: Chart,
+    /// How to read this chart, in a sentence or two.
+    pub caption: String,
+}
+
+/// A table; `name` is the stem of its CSV/JSON export.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Table {
+    pub name: String,
+    pub caption: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<TableCell>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TableCell {
+    Number(f64),
+    Text(String),
+}
+
+/// Chart data. `f64::NAN` marks a missing value wherever a number is expected.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Chart {
+    /// A grid of values, rows x columns (e.g. calibration language x evaluation language).
+    Heatmap {
+        title: String,
+        row_label: String,
+        column_label: String,
+        rows: Vec<String>,
+        columns: Vec<String>,
+        /// `values[r][c]`.
+        values: Vec<Vec<f64>>,
+        value_label: String,
+        /// Centre the colour scale on zero (differences) instead of spanning min..max.
+        diverging: bool,
+    },
+    /// Grouped bars with confidence intervals, one group per label, one bar per series.
+    Bars {
+        title: String,
+        labels: Vec<String>,
+        series: Vec<BarSeries>,
+        value_label: String,
+    },
+    /// Points coloured by group (e.g. sentences by language), optionally several panels side
+    /// by side sharing nothing but the legend (e.g. dense next to pruned).
+    Scatter {
+        title: String,
+        panels: Vec<ScatterPanel>,
+        x_label: String,
+        y_label: String,
+    },
+    /// Lines over a numeric x (e.g. a statistic by layer depth).
+    Lines {
+        title: String,
+        x_label: String,
+        y_label: String,
+        series: Vec<LineSeries>,
+    },
+    /// Critical-difference diagram: average ranks (1 = best) and groups not told apart.
+    CriticalDifference {
+        title: String,
+        /// `(treatment name, average rank)`, best first.
+        ranks: Vec<(String, f64)>,
+        critical_difference: f64,
+        /// Groups of treatment names joined by a bar.
+        groups: Vec<Vec<String>>,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BarSeries {
+    pub name: String,
+    pub values: Vec<f64>,
+    /// Interval bounds per label; NaN where there is none.
+    pub lower: Vec<f64>,
+    pub upper: Vec<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScatterPanel {
+    pub title: String,
+    pub points: Vec<ScatterPoint>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScatterPoint {
+    pub x: f64,
+    pub y: f64,
+    pub group: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LineSeries {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
