@@ -31,7 +31,8 @@ pub struct PruneArgs {
     /// Model folder.
     #[arg(long)]
     pub model: PathBuf,
-    /// magnitude, magnitude-row, wanda or sparsegpt.
+    /// magnitude, magnitude-row, wanda or sparsegpt; several comma-separated share one
+    /// calibration set (and, with --one-shot, one calibration pass).
     #[arg(long)]
     pub method: String,
     /// Fraction of each layer's weights to prune, in [0, 1) (implied by an N:M pattern).

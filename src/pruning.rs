@@ -150,6 +150,85 @@ pub fn prune_model(
     Ok(PrunedModel { overrides, layers: pruner.outputs, timings })
 }
 
+/// One pruning of a model: a method at a sparsity target.
+#[derive(Clone, Debug)]
+pub struct PruneJob {
+    pub method: Method,
+    pub target: SparsityTarget,
+}
+
+/// Several methods/targets fed by one calibration pass where the statistics allow it: the
+/// one-shot mode's statistics come from the dense model, so they are captured once and every
+/// job is solved from them. In sequential mode block k's statistics depend on how blocks
+/// 0..k-1 were pruned, i.e. on the job, so each job gets its own pass. Magnitude needs none.
+struct SharedStatisticsPruner<'a> {
+    jobs: Vec<MethodPruner<'a>>,
+    overrides: Vec<Vec<WeightOverride>>,
+    solve_s: Vec<f64>,
+}
+
+impl LayerPruner for SharedStatisticsPruner<'_> {
+    fn prune_block(
+        &mut self,
+        block: usize,
+        layers: &[LinearLayer],
+        statistics: &BTreeMap<String, InputStatistics>,
+    ) -> Result<Vec<WeightOverride>, CalibrationError> {
+        for (i, job) in self.jobs.iter_mut().enumerate() {
+            let t0 = std::time::Instant::now();
+            let o = job.prune_block(block, layers, statistics)?;
+            self.overrides[i].extend(o);
+            self.solve_s[i] += t0.elapsed().as_secs_f64();
+        }
+        // One-shot capture never feeds pruned weights forward, so nothing is returned.
+        Ok(Vec::new())
+    }
+}
+
+/// Prunes `model` once per job, sharing the calibration statistics between jobs wherever the
+/// capture mode allows (see [`SharedStatisticsPruner`]). Results come back in job order.
+/// `on_progress(job, block, stage)`; a shared pass reports job 0.
+pub fn prune_many(
+    model: &ModelDir,
+    jobs: &[PruneJob],
+    filter: &LayerFilter,
+    set: Option<&CalibrationSet>,
+    capture: &CaptureOptions,
+    mut on_progress: impl FnMut(usize, usize, &str),
+) -> Result<Vec<PrunedModel>, CalibrationError> {
+    let calibrated: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].method.statistics_need() != StatisticsNeed::None).collect();
+    let share = capture.mode == crate::calibrate::CaptureMode::OneShot && calibrated.len() > 1;
+    let mut results: Vec<Option<PrunedModel>> = (0..jobs.len()).map(|_| None).collect();
+    if share {
+        let Some(set) = set else {
+            return Err(CalibrationError::Invalid(format!("{} needs calibration data: give --calib <languages>", jobs[calibrated[0]].method.name())));
+        };
+        let store = WeightStore::open(&model.dir, &model.card.graph)?;
+        let gram = calibrated.iter().any(|&i| jobs[i].method.statistics_need() == StatisticsNeed::Gram);
+        let mut shared = SharedStatisticsPruner {
+            jobs: calibrated
+                .iter()
+                .map(|&i| MethodPruner { store: &store, method: &jobs[i].method, target: jobs[i].target, filter, outputs: Vec::new() })
+                .collect(),
+            overrides: vec![Vec::new(); calibrated.len()],
+            solve_s: vec![0.0; calibrated.len()],
+        };
+        let opts = CaptureOptions { gram, ..capture.clone() };
+        let (_, timings) = capture_and_prune(model, set, &opts, &mut shared, |k, stage| on_progress(0, k, stage))?;
+        let SharedStatisticsPruner { jobs: pruners, overrides, solve_s } = shared;
+        for (((&i, pruner), overrides), solve_s) in calibrated.iter().zip(pruners).zip(overrides).zip(solve_s) {
+            let timings = CaptureTimings { solve_s, ..timings };
+            results[i] = Some(PrunedModel { overrides, layers: pruner.outputs, timings });
+        }
+    }
+    for (i, job) in jobs.iter().enumerate() {
+        if results[i].is_none() {
+            results[i] = Some(prune_model(model, &job.method, job.target, filter, set, capture, |k, stage| on_progress(i, k, stage))?);
+        }
+    }
+    Ok(results.into_iter().map(|r| r.expect("every job pruned")).collect())
+}
+
 /// What `masks/index.json` lists for each layer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MaskEntry {
@@ -238,8 +317,8 @@ pub fn overrides_from_mask_dir(model: &ModelDir, dir: &Path) -> Result<Vec<Weigh
     if let Some(path) = record {
         let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
         let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        let method = value.get("method").map(|m| m.to_string().to_ascii_lowercase()).unwrap_or_default();
-        if method.contains("sparsegpt") {
+        let method = value.get("method").cloned().and_then(|m| serde_json::from_value::<Method>(m).ok());
+        if matches!(method, Some(Method::SparseGpt(_))) {
             return Err(ModelError::Unusable {
                 path: dir.to_path_buf(),
                 reason: "these masks come from SparseGPT, which also changes the weights it keeps; pass the saved folder as --model instead of --masks".into(),

@@ -15,7 +15,7 @@ use polyprune::model::graph::{read_model, with_heads_and_outputs};
 use polyprune::model::import::{import_gguf, ImportOptions};
 use polyprune::model::{LinearLayer, ModelDir};
 use polyprune::prune::{InputStatistics, Method, Sparsity, SparsityTarget};
-use polyprune::pruning::{overrides_from_masks, prune_model, read_masks, save_pruned, LayerFilter};
+use polyprune::pruning::{overrides_from_mask_dir, overrides_from_masks, prune_many, prune_model, read_masks, save_pruned, LayerFilter, PruneJob};
 use polyprune::runtime::{Graph, GraphSource, Input, OutputView, RuntimeOptions, WeightOverride};
 
 fn tiny_llama() -> ModelDir {
@@ -196,6 +196,29 @@ fn saved_model_and_masks_reproduce_the_pruned_model() {
     }
 }
 
+/// `--masks` applies a Wanda save exactly, and refuses SparseGPT masks (its kept weights moved).
+#[test]
+fn mask_folders_apply_wanda_and_refuse_sparsegpt() {
+    let Some(shared) = common::shared() else { return };
+    let model = tiny_llama();
+    for method in ["wanda", "sparsegpt"] {
+        let pruned = prune_with(&model, method, 0, &shared);
+        let out: PathBuf = common::temp_dir(&format!("maskdir-{method}"));
+        let record = serde_json::json!({ "method": method.parse::<Method>().unwrap() });
+        save_pruned(&model, &pruned, &out, &record).unwrap();
+        let applied = overrides_from_mask_dir(&model, &out);
+        if method == "wanda" {
+            let applied = applied.unwrap();
+            for o in &pruned.overrides {
+                assert_eq!(applied.iter().find(|a| a.name == o.name).unwrap().data, o.data, "{}", o.name);
+            }
+        } else {
+            let err = applied.err().expect("SparseGPT masks refused").to_string();
+            assert!(err.contains("SparseGPT") && err.contains("--model"), "{err}");
+        }
+    }
+}
+
 /// 2:4 through the whole pipeline: every group of four inputs in every row has two zeros.
 #[test]
 fn two_four_pattern_is_valid_in_every_group() {
@@ -215,6 +238,35 @@ fn two_four_pattern_is_valid_in_every_group() {
                     assert!(zeros >= 2, "{method} {} out {col} group {g}", o.name);
                 }
             }
+        }
+    }
+}
+
+/// Several jobs from one shared one-shot capture give exactly what separate runs give.
+#[test]
+fn shared_one_shot_statistics_equal_separate_runs() {
+    let Some(shared) = common::shared() else { return };
+    let model = tiny_llama();
+    let set = draw(&model, &shared, &spec(&["deu_Latn"], 3, 4));
+    let half = SparsityTarget::new(Some(Sparsity::new(0.5).unwrap()), "unstructured".parse().unwrap()).unwrap();
+    let two_four = SparsityTarget::new(None, "2:4".parse().unwrap()).unwrap();
+    let jobs: Vec<PruneJob> = [("wanda", half), ("sparsegpt", half), ("wanda", two_four), ("magnitude", half)]
+        .iter()
+        .map(|(m, t)| PruneJob { method: m.parse().unwrap(), target: *t })
+        .collect();
+    let opts = capture_opts(CaptureMode::OneShot);
+    let together = prune_many(&model, &jobs, &LayerFilter::default(), Some(&set), &opts, |_, _, _| {}).unwrap();
+    assert_eq!(together.len(), jobs.len());
+    for (job, got) in jobs.iter().zip(&together) {
+        let alone = prune_model(&model, &job.method, job.target, &LayerFilter::default(), Some(&set), &opts, |_, _| {}).unwrap();
+        assert_eq!(got.layers.len(), alone.layers.len());
+        for (a, b) in got.layers.iter().zip(&alone.layers) {
+            assert_eq!(a.layer.name, b.layer.name);
+            assert!(a.mask == b.mask, "{} {}: shared and separate masks differ", job.method.name(), a.layer.name);
+        }
+        for (a, b) in got.overrides.iter().zip(&alone.overrides) {
+            assert_eq!(a.name, b.name);
+            assert_eq!(a.data, b.data, "{} {}", job.method.name(), a.name);
         }
     }
 }

@@ -6,23 +6,31 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use polyprune::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions, Mix};
-use polyprune::data::{Language, TextRegistry};
+use polyprune::data::Language;
 use polyprune::eval::{LanguageScore, Scorer, WindowOptions};
 use polyprune::model::ModelDir;
 use polyprune::prune::{Method, Pattern, SparseGptConfig, Sparsity, SparsityTarget};
-use polyprune::pruning::{prune_model, save_pruned, LayerFilter, PrunedModel};
+use polyprune::pruning::{prune_many, save_pruned, LayerFilter, PruneJob, PrunedModel};
 use polyprune::results::{Machine, Provenance};
 
 use super::ppl::{language_sets, score_sets};
 use super::{bar, runtime_options};
 use crate::cli::PruneArgs;
 
-fn parse_method(args: &PruneArgs) -> Result<Method> {
-    let method: Method = args.method.parse()?;
-    Ok(match method {
-        Method::SparseGpt(_) => Method::SparseGpt(SparseGptConfig::new(args.percdamp, args.blocksize)?),
-        m => m,
-    })
+/// One or more methods (`wanda,sparsegpt`): several share one calibration pass in one-shot mode.
+fn parse_methods(args: &PruneArgs) -> Result<Vec<Method>> {
+    let mut methods = Vec::new();
+    for name in args.method.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        let method: Method = name.parse()?;
+        methods.push(match method {
+            Method::SparseGpt(_) => Method::SparseGpt(SparseGptConfig::new(args.percdamp, args.blocksize)?),
+            m => m,
+        });
+    }
+    if methods.is_empty() {
+        anyhow::bail!("--method is empty; give magnitude, magnitude-row, wanda or sparsegpt (comma-separated for several)");
+    }
+    Ok(methods)
 }
 
 fn parse_target(args: &PruneArgs) -> Result<SparsityTarget> {
@@ -46,32 +54,11 @@ struct SparsityRow<'a> {
 
 pub fn run(args: PruneArgs) -> Result<()> {
     let model = ModelDir::open(&args.model)?;
-    let method = parse_method(&args)?;
+    let methods = parse_methods(&args)?;
     let target = parse_target(&args)?;
     let opts = runtime_options(&args.runtime)?;
     let started = std::time::Instant::now();
-
-    let set = if args.calib.is_empty() {
-        None
-    } else {
-        let languages = args.calib.iter().map(|c| Language::parse(c)).collect::<Result<Vec<_>, _>>()?;
-        let spec = CalibrationSpec {
-            mix: Mix::parse(&args.mix, languages.len())?,
-            languages,
-            samples: args.samples,
-            seqlen: args.seqlen.min(model.card.max_positions),
-            seed: args.seed,
-            source: args.calib_source.clone(),
-        };
-        let mut registry = TextRegistry::for_project(&polyprune::util::project_root());
-        if let Some(root) = &args.flores {
-            registry = registry.with_flores_root(root);
-        }
-        let tokenizer = tokenizers::Tokenizer::from_file(model.tokenizer_path())
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", model.tokenizer_path().display()))?;
-        let start = model.card.start_token().unwrap_or(0);
-        Some(CalibrationSet::draw(&spec, &registry, &tokenizer, start)?)
-    };
+    let set = draw_calibration_set(&args, &model)?;
     let capture = CaptureOptions {
         mode: if args.one_shot { CaptureMode::OneShot } else { CaptureMode::Sequential },
         batch: args.batch,
@@ -79,26 +66,34 @@ pub fn run(args: PruneArgs) -> Result<()> {
         gram: false,
     };
     let filter = LayerFilter { include: args.include.clone(), exclude: args.exclude.clone() };
-    let pb = bar(model.card.blocks as u64, &format!("{} {}", method.name(), set.as_ref().map(|s| s.spec.label()).unwrap_or_default()));
-    let pruned = prune_model(&model, &method, target, &filter, set.as_ref(), &capture, |k, stage| {
-        pb.set_position(k as u64);
-        pb.set_message(format!("{} block {k}: {stage}", method.name()));
+    let jobs: Vec<PruneJob> = methods.iter().map(|m| PruneJob { method: m.clone(), target }).collect();
+    let calib_label = set.as_ref().map(|s| s.spec.label()).unwrap_or_default();
+    let pb = bar((model.card.blocks * jobs.len()) as u64, &calib_label);
+    let all = prune_many(&model, &jobs, &filter, set.as_ref(), &capture, |job, k, stage| {
+        pb.set_position((job * model.card.blocks + k) as u64);
+        pb.set_message(format!("{} block {k}: {stage}", jobs[job].method.name()));
     })?;
     pb.finish_and_clear();
-    print_sparsity(&pruned)?;
 
-    let record = serde_json::json!({
-        "method": method, "target": format!("{target:?}"), "pattern": args.pattern, "sparsity": args.sparsity,
-        "calibration": set.as_ref().map(|s| &s.spec), "mode": capture.mode, "include": filter.include, "exclude": filter.exclude,
-        "model": model.identity(), "timings": pruned.timings,
-        "overall_sparsity": pruned.overall_sparsity(),
-    });
-    let dir = polyprune::results::run_dir(&args.results, "prune", &format!("{}-{}", method.name(), set.as_ref().map(|s| s.spec.label()).unwrap_or_default()));
-    write_prune_results(&dir, &model, &pruned, set.as_ref(), &record, started)?;
-    eprintln!("results: {}", dir.display());
-    if let Some(out) = &args.save {
-        save_pruned(&model, &pruned, out, &record)?;
-        eprintln!("pruned model and masks: {}", out.display());
+    let mut pruned_models = Vec::new();
+    for (method, pruned) in methods.iter().zip(all) {
+        println!("{} ({})", method.name(), if calib_label.is_empty() { "no calibration".to_string() } else { calib_label.clone() });
+        print_sparsity(&pruned)?;
+        let record = serde_json::json!({
+            "method": method, "target": format!("{target:?}"), "pattern": args.pattern, "sparsity": args.sparsity,
+            "calibration": set.as_ref().map(|s| &s.spec), "mode": capture.mode, "include": filter.include, "exclude": filter.exclude,
+            "model": model.identity(), "timings": pruned.timings,
+            "overall_sparsity": pruned.overall_sparsity(),
+        });
+        let dir = polyprune::results::run_dir(&args.results, "prune", &format!("{}-{}", method.name(), calib_label));
+        write_prune_results(&dir, &model, &pruned, set.as_ref(), &record, started)?;
+        eprintln!("results: {}", dir.display());
+        if let Some(out) = &args.save {
+            let out = if methods.len() > 1 { out.join(method.name()) } else { out.clone() };
+            save_pruned(&model, &pruned, &out, &record)?;
+            eprintln!("pruned model and masks: {}", out.display());
+        }
+        pruned_models.push((method.name(), pruned));
     }
     if !args.eval_ppl.is_empty() {
         let sets = language_sets(&args.eval_ppl, args.eval_source.as_deref(), args.flores.as_deref())?;
@@ -106,11 +101,34 @@ pub fn run(args: PruneArgs) -> Result<()> {
         let mut dense = Scorer::load(&model, &opts, &[])?;
         let before = score_sets(&mut dense, &sets, args.eval_limit, window)?;
         drop(dense);
-        let mut sparse = Scorer::load(&model, &opts, &pruned.overrides)?;
-        let after = score_sets(&mut sparse, &sets, args.eval_limit, window)?;
-        print_before_after(&before, &after)?;
+        for (name, pruned) in &pruned_models {
+            let mut sparse = Scorer::load(&model, &opts, &pruned.overrides)?;
+            let after = score_sets(&mut sparse, &sets, args.eval_limit, window)?;
+            println!("{name} ({calib_label}):");
+            print_before_after(&before, &after)?;
+        }
     }
     Ok(())
+}
+
+fn draw_calibration_set(args: &PruneArgs, model: &ModelDir) -> Result<Option<CalibrationSet>> {
+    if args.calib.is_empty() {
+        return Ok(None);
+    }
+    let languages = args.calib.iter().map(|c| Language::parse(c)).collect::<Result<Vec<_>, _>>()?;
+    let spec = CalibrationSpec {
+        mix: Mix::parse(&args.mix, languages.len())?,
+        languages,
+        samples: args.samples,
+        seqlen: args.seqlen.min(model.card.max_positions),
+        seed: args.seed,
+        source: args.calib_source.clone(),
+    };
+    let registry = polyprune::eval::registry(args.flores.as_deref());
+    let tokenizer = tokenizers::Tokenizer::from_file(model.tokenizer_path())
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", model.tokenizer_path().display()))?;
+    let start = model.card.start_token().unwrap_or(0);
+    Ok(Some(CalibrationSet::draw(&spec, &registry, &tokenizer, start)?))
 }
 
 fn print_sparsity(pruned: &PrunedModel) -> Result<()> {
