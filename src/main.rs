@@ -6,6 +6,7 @@ mod commands;
 use clap::Parser;
 
 fn main() {
+    restore_default_sigpipe();
     let cli = cli::Cli::parse();
     if let Err(e) = commands::run(cli) {
         eprintln!("error: {}", one_line(&e));
@@ -28,4 +29,14 @@ fn one_line(e: &anyhow::Error) -> String {
         text.push_str(&part);
     }
     text.replace('\n', " ")
+}
+
+/// Rust ignores SIGPIPE, so `polyprune model inspect dir | head` would make every later print
+/// fail (and `println!` panic). A command-line tool should instead end quietly when its reader
+/// goes away, as C tools do.
+fn restore_default_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

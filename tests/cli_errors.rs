@@ -134,3 +134,24 @@ fn per_line_csv_is_exactly_one_row_per_line() {
     let nll: f64 = first[1].parse().unwrap();
     assert!(nll.is_finite() && nll > 0.0);
 }
+
+/// `polyprune model inspect dir | head`: a reader that goes away ends the tool quietly
+/// (killed by SIGPIPE like any C tool), never with a panic message.
+#[test]
+fn closed_stdout_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_polyprune"))
+        .args(["model", "inspect", tiny_gpt2().to_str().unwrap()])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run polyprune");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(SIGPIPE), "status {:?}, stderr {stderr}", out.status);
+}
+
+/// SIGPIPE's number on Linux (every architecture this project builds for).
+const SIGPIPE: i32 = 13;
