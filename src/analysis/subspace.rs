@@ -13,15 +13,15 @@
 //! * **Cross-lingual retrieval**: for each sentence of language a, its nearest neighbour by
 //!   cosine among language b's sentences; correct when that is its translation (same id).
 //!   High accuracy means sentences are placed by meaning, not by language.
-//! * **PCA** uses linfa-reduction; explained-variance ratios are the squared singular values
-//!   over the squared Frobenius norm of the centred data (linfa's own ratio divides by the kept
-//!   components only).
+//! * **PCA** is a thin SVD of the centred data (faer): coordinates `U_k S_k`, explained-variance
+//!   ratios `s_i^2 / ||X_c||_F^2` (the total variance, not the sum over kept components). Not
+//!   linfa-reduction: its truncated SVD (LOBPCG, linfa-linalg 0.2.1) panicked with "NaN values in
+//!   array" on Gemma 3's block-9 sentence states (120 x 640; a few channels are orders of
+//!   magnitude larger than the rest), and a panic cannot be turned into an error message.
 
 use std::collections::BTreeMap;
 
 use faer::Mat;
-use linfa::traits::{Fit, Predict};
-use linfa::DatasetBase;
 use ndarray::{Array1, Array2, ArrayView1, Axis};
 use serde::Serialize;
 
@@ -105,12 +105,10 @@ pub fn pca(states: &Array2<f64>, components: usize) -> Result<PcaSummary, Analys
     let mean = states.mean_axis(Axis(0)).expect("rows");
     let centred = states - &mean;
     let total: f64 = centred.iter().map(|x| x * x).sum();
-    let model = linfa_reduction::Pca::params(components)
-        .fit(&DatasetBase::from(states.clone()))
-        .map_err(|e| AnalysisError::invalid("PCA", e.to_string()))?;
-    let ratios = model.singular_values().iter().map(|s| s * s / total).collect();
-    let projected: Array2<f64> = model.predict(states);
-    Ok(PcaSummary { explained_variance_ratio: ratios, coordinates: projected.outer_iter().map(|r| r.to_vec()).collect() })
+    let (s, u) = thin_svd(&centred)?;
+    let ratios = s[..components].iter().map(|x| if total == 0.0 { 0.0 } else { x * x / total }).collect();
+    let coordinates = (0..states.nrows()).map(|i| (0..components).map(|j| u[(i, j)] * s[j]).collect()).collect();
+    Ok(PcaSummary { explained_variance_ratio: ratios, coordinates })
 }
 
 /// An orthonormal basis (columns, `d x rank`) of the span of the centred language means.
@@ -330,10 +328,24 @@ mod tests {
     fn explained_variance_ratios_match_numpy() {
         // `python scripts/analysis_reference.py` (NumPy SVD of the centred 30 x 8 matrix).
         const NUMPY: [f64; 3] = [0.14164268522642706, 0.13655561890587317, 0.13572747938499855];
-        let p = pca(&formula_data(30, 8), 3).unwrap();
+        let data = formula_data(30, 8);
+        let p = pca(&data, 3).unwrap();
         for (got, want) in p.explained_variance_ratio.iter().zip(NUMPY) {
             assert!((got - want).abs() < 1e-9, "{got} vs {want}");
         }
+        // The coordinates carry exactly their component's share of the total variance.
+        let centred = &data - &data.mean_axis(Axis(0)).unwrap();
+        let total: f64 = centred.iter().map(|x| x * x).sum();
+        for (j, want) in NUMPY.iter().enumerate() {
+            let got: f64 = p.coordinates.iter().map(|c| c[j] * c[j]).sum::<f64>() / total;
+            assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+        }
+        // One channel ten thousand times larger than the rest (as in Gemma's hidden states):
+        // the first component is that channel and takes almost all the variance.
+        let mut skewed = data.clone();
+        skewed.column_mut(3).mapv_inplace(|x| x * 1e4);
+        let q = pca(&skewed, 2).unwrap();
+        assert!(q.explained_variance_ratio[0] > 0.999 && q.explained_variance_ratio[1].is_finite());
     }
 
     #[test]
