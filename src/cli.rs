@@ -369,7 +369,8 @@ pub struct SignificanceArgs {
     pub study: PathBuf,
     #[command(flatten)]
     pub tests: TestArgs,
-    /// Default: <study>/analysis.
+    /// Write the significance tables here instead of into <study>/analysis (which also gets
+    /// the mask-overlap sections of the study's masks).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }

@@ -8,7 +8,8 @@
 //! * [`neurons`]: language-specific neurons (LAPE), dense vs pruned;
 //! * [`pruning_error`]: per-layer output error on each evaluation language;
 //! * [`records`] and [`significance`]: paired tests over stored per-document/per-example scores;
-//! * [`sections`]: the report sections and their CSV/JSON exports.
+//! * [`sections`]: the report sections and their CSV/JSON exports;
+//! * [`study`]: the stored-results analyses of a finished study, for the study runner.
 
 mod error;
 pub mod masks;
@@ -18,6 +19,7 @@ pub mod pruning_error;
 pub mod records;
 pub mod sections;
 pub mod significance;
+pub mod study;
 pub mod subspace;
 
 pub use error::AnalysisError;

@@ -288,6 +288,9 @@ pub fn check(baseline: &Path, candidate: &Path, settings: &TestSettings, toleran
 pub struct StudyCell {
     pub id: String,
     pub model: String,
+    pub method: String,
+    /// `<pattern> <sparsity>`.
+    pub target: String,
     /// Method, pattern and sparsity: cells of one condition differ only in calibration and seed.
     pub condition: String,
     pub calibration: String,
@@ -321,6 +324,8 @@ pub fn read_study_cells(study: &Path) -> Result<(Vec<StudyCell>, Vec<String>), A
             StudyCell {
                 id: text(c, "id"),
                 model: text(c, "model"),
+                method: text(c, "method"),
+                target: format!("{} {}", text(c, "pattern"), text(c, "sparsity")),
                 condition: format!("{} {} {}", text(c, "method"), text(c, "pattern"), text(c, "sparsity")),
                 calibration,
                 seed: c.get("seed").and_then(|s| s.as_u64()).unwrap_or(0),

@@ -11,6 +11,7 @@ use polyprune::analysis::probe::{probe, tokenize, ProbeOptions, ProbeResult, Pro
 use polyprune::analysis::pruning_error::{error_grid, text_windows, Candidate};
 use polyprune::analysis::sections::{error_section, export_section, masks_section, neurons_section, significance_section, subspace_section};
 use polyprune::analysis::significance::{study_significance, Correction, TestSettings};
+use polyprune::analysis::study::analyze_study;
 use polyprune::analysis::subspace::{language_subspace, principal_angles, summarise};
 use polyprune::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions, Mix};
 use polyprune::data::Language;
@@ -280,6 +281,13 @@ fn significance(args: SignificanceArgs) -> Result<()> {
     for r in &s.rankings {
         println!("Friedman {}: p = {:.4}, CD = {:.3}", r.group, r.friedman.p_value, r.nemenyi.critical_difference);
     }
-    let out = args.out.clone().unwrap_or_else(|| args.study.join("analysis"));
-    export(Some(&out), &significance_section(&s, settings.correction.as_str(), settings.alpha.value()))
+    match &args.out {
+        Some(out) => export(Some(out), &significance_section(&s, settings.correction.as_str(), settings.alpha.value())),
+        None => {
+            // Into the study itself, with the mask-overlap sections the study's masks allow.
+            let sections = analyze_study(&args.study, &settings)?;
+            eprintln!("sections: {} under {}", sections.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "), args.study.join("analysis").display());
+            Ok(())
+        }
+    }
 }
