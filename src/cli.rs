@@ -24,6 +24,13 @@ pub enum Command {
     /// Get the data of downstream tasks.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Look inside pruned models and test differences: masks, subspaces, neurons, layer error,
+    /// significance (CSV/JSON under --out).
+    #[command(subcommand)]
+    Analyze(AnalyzeCommand),
+    /// Compare two result folders with paired tests; exit 0 when nothing got significantly
+    /// worse, 1 when something did (beyond the tolerance), 2 for bad input.
+    Check(CheckArgs),
 }
 
 #[derive(Args)]
@@ -259,4 +266,134 @@ pub struct PplArgs {
     pub results: PathBuf,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
+
+#[derive(Subcommand)]
+pub enum AnalyzeCommand {
+    /// Overlap (IoU of kept weights) between masks, per layer and by depth.
+    Masks(MasksArgs),
+    /// PCA, language subspace, principal angles and translation retrieval on parallel sentences.
+    Subspace(ProbeArgs),
+    /// Language-specific neurons (LAPE) of the dense model and their fate in pruned models.
+    Neurons(NeuronsArgs),
+    /// Per-layer output error of pruned weights on each evaluation language.
+    Error(ErrorArgs),
+    /// Paired tests, Friedman/Nemenyi and seed summaries over a finished study folder.
+    Significance(SignificanceArgs),
+}
+
+#[derive(Args)]
+pub struct MasksArgs {
+    /// Masks to compare, as label=folder (a `prune --save` folder or its masks/), e.g.
+    /// eng=pruned/wanda-eng deu=pruned/wanda-deu magnitude=pruned/mag. At least two.
+    #[arg(required = true, num_args = 2..)]
+    pub masks: Vec<String>,
+    /// Write CSV/JSON tables here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ProbeArgs {
+    /// The dense model folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Pruned models as label=folder: a saved pruned model folder, or a masks folder applied
+    /// to --model (Magnitude/Wanda).
+    #[arg(long = "pruned")]
+    pub pruned: Vec<String>,
+    /// Languages of the parallel FLORES/SIB-200 sentences, comma-separated (at least two).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub langs: Vec<String>,
+    /// Sentences per language (the first N test sentences that every language has).
+    #[arg(long, default_value_t = 50)]
+    pub sentences: usize,
+    /// FLORES/SIB-200 folder (default: the project's).
+    #[arg(long)]
+    pub flores: Option<PathBuf>,
+    /// Blocks whose output is pooled (0-based); default: the middle block.
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Vec<usize>,
+    /// Rank of the language subspace (at most languages - 1; default languages - 1).
+    #[arg(long)]
+    pub rank: Option<usize>,
+    /// Sentences per runtime call.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Args)]
+pub struct NeuronsArgs {
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+    /// Quantile of all activation probabilities a neuron's highest must clear.
+    #[arg(long, default_value_t = 0.95)]
+    pub filter_percentile: f64,
+    /// Share of all neurons kept as language-specific, lowest entropy first.
+    #[arg(long, default_value_t = 0.01)]
+    pub entropy_fraction: f64,
+}
+
+#[derive(Args)]
+pub struct ErrorArgs {
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+    /// Windows of evaluation text per language for the Gram matrices.
+    #[arg(long, default_value_t = 8)]
+    pub windows: usize,
+    #[arg(long, default_value_t = 128)]
+    pub seqlen: usize,
+}
+
+#[derive(Args, Clone)]
+pub struct TestArgs {
+    /// Family-wise (Holm) or false-discovery (BH) level.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// holm or bh.
+    #[arg(long, default_value = "holm")]
+    pub correction: String,
+    /// Bootstrap and permutation resamples.
+    #[arg(long, default_value_t = 10_000)]
+    pub resamples: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Args)]
+pub struct SignificanceArgs {
+    /// A study folder (with study.json).
+    pub study: PathBuf,
+    #[command(flatten)]
+    pub tests: TestArgs,
+    /// Write the significance tables here instead of into <study>/analysis (which also gets
+    /// the mask-overlap sections of the study's masks).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+#[command(after_help = "Exit status: 0 nothing got significantly worse; 1 something got significantly worse beyond the tolerance; 2 bad input (missing folder, no results in common, unreadable file).")]
+pub struct CheckArgs {
+    /// Results to compare against: a run folder of `polyprune eval` or a study folder.
+    #[arg(long)]
+    pub baseline: PathBuf,
+    /// The new results, same layout (files are paired by relative path).
+    #[arg(long)]
+    pub candidate: PathBuf,
+    #[command(flatten)]
+    pub tests: TestArgs,
+    /// Bits per byte the candidate may lose (rise) before a significant change fails.
+    #[arg(long, default_value_t = 0.0)]
+    pub tolerance: f64,
+    /// Accuracy (0..1) the candidate may lose before a significant change fails.
+    #[arg(long, default_value_t = 0.0)]
+    pub accuracy_tolerance: f64,
+    /// Write the comparison table (CSV/JSON) here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }

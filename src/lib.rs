@@ -4,6 +4,7 @@
 //! run a model; `data` supplies multilingual text; `eval` measures it; `calibrate` and `prune`
 //! produce masks; `stats` tests differences; `report` renders what the study runner stored.
 
+pub mod analysis;
 pub mod model;
 pub mod prune;
 pub mod pruning;

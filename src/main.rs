@@ -8,9 +8,13 @@ use clap::Parser;
 fn main() {
     restore_default_sigpipe();
     let cli = cli::Cli::parse();
-    if let Err(e) = commands::run(cli) {
-        eprintln!("error: {}", one_line(&e));
-        std::process::exit(1);
+    match commands::run(cli) {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            std::process::exit(commands::exit_code(&e));
+        }
     }
 }
 

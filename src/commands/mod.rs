@@ -7,20 +7,31 @@ use polyprune::runtime::{ExecutionProvider, RuntimeOptions};
 
 use crate::cli::{Cli, Command, EvalCommand, RuntimeArgs};
 
+mod analyze;
+pub mod check;
 mod data;
 mod model;
 mod ppl;
 mod prune;
 mod tasks;
 
-pub fn run(cli: Cli) -> Result<()> {
+/// Runs a command; `Ok` carries the exit status (0 but for `check`, which exits 1 on a
+/// regression).
+pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Model(m) => model::run(m),
-        Command::Eval(EvalCommand::Ppl(args)) => ppl::run(args),
-        Command::Prune(args) => prune::run(args),
-        Command::Eval(EvalCommand::Tasks(args)) => tasks::run(args),
-        Command::Data(cmd) => data::run(cmd),
+        Command::Model(m) => model::run(m).map(|_| 0),
+        Command::Eval(EvalCommand::Ppl(args)) => ppl::run(args).map(|_| 0),
+        Command::Prune(args) => prune::run(args).map(|_| 0),
+        Command::Eval(EvalCommand::Tasks(args)) => tasks::run(args).map(|_| 0),
+        Command::Data(cmd) => data::run(cmd).map(|_| 0),
+        Command::Analyze(cmd) => analyze::run(cmd).map(|_| 0),
+        Command::Check(args) => check::run(args),
     }
+}
+
+/// The exit status of a failed command: 2 for `check`'s bad input (1 means "worse" there).
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    if e.is::<check::BadInput>() { 2 } else { 1 }
 }
 
 pub fn runtime_options(args: &RuntimeArgs) -> Result<RuntimeOptions> {

@@ -1,0 +1,25 @@
+//! Looking inside pruned models and testing differences for significance.
+//!
+//! Reads what the pipeline stored (masks, model folders, result tables) and produces numbers
+//! and report sections of chart data ([`crate::report::section`]); it never draws.
+//! * [`masks`]: overlap of pruning masks across calibration languages (exact, on bits);
+//! * [`probe`]: hidden states and MLP activity of a (pruned) model on parallel sentences;
+//! * [`subspace`]: PCA, language-specific subspace, principal angles, retrieval;
+//! * [`neurons`]: language-specific neurons (LAPE), dense vs pruned;
+//! * [`pruning_error`]: per-layer output error on each evaluation language;
+//! * [`records`] and [`significance`]: paired tests over stored per-document/per-example scores;
+//! * [`sections`]: the report sections and their CSV/JSON exports;
+//! * [`study`]: the stored-results analyses of a finished study, for the study runner.
+
+mod error;
+pub mod masks;
+pub mod neurons;
+pub mod probe;
+pub mod pruning_error;
+pub mod records;
+pub mod sections;
+pub mod significance;
+pub mod study;
+pub mod subspace;
+
+pub use error::AnalysisError;

@@ -1,0 +1,471 @@
+//! Which differences between calibration languages (and against the dense model) are real.
+//!
+//! * **Paired comparisons** on the same units (documents: bits per byte; examples: accuracy):
+//!   mean difference with a paired bootstrap interval, sign-flip permutation p, Wilcoxon p and
+//!   Cohen's d_z, from [`crate::stats::compare_paired`]. The permutation p is the one corrected
+//!   and decided on (it assumes nothing about the shape of the differences).
+//! * **Families**: in a study, one family is one evaluation set (one language's text, or one
+//!   task in one language) within one model/method/pattern/sparsity/seed: every pair of
+//!   calibration languages plus each of them against the dense model. In `polyprune check`, the
+//!   family is every comparison of the run. Holm (family-wise error) by default, or
+//!   Benjamini-Hochberg (false discovery rate).
+//! * **Across evaluation sets**: Friedman test of calibration languages (treatments) over
+//!   evaluation sets (blocks) on each set's mean, with the Nemenyi post-hoc test and the data of
+//!   a critical-difference diagram.
+//! * **Across seeds**: mean, standard deviation and Student-t interval.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::records::{find_score_files, read_scores, Metric, ScoreFile, UnitScores};
+use super::AnalysisError;
+use crate::stats::{
+    benjamini_hochberg, compare_paired, critical_difference_diagram, friedman_test, holm, nemenyi, t_interval, Alpha,
+    BlockDesign, ComparisonConfig, ConfidenceLevel, CriticalDifferenceDiagram, Descriptives, FriedmanTest, NemenyiTest,
+    PValues, PairedComparison, PairedSamples, RankDirection, Sample,
+};
+
+/// How p-values of one family are corrected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Correction {
+    Holm,
+    BenjaminiHochberg,
+}
+
+impl Correction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Correction::Holm => "holm",
+            Correction::BenjaminiHochberg => "benjamini_hochberg",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct TestSettings {
+    pub comparison: ComparisonConfig,
+    pub alpha: Alpha,
+    pub correction: Correction,
+}
+
+impl Default for TestSettings {
+    fn default() -> Self {
+        TestSettings { comparison: ComparisonConfig::default(), alpha: Alpha::new(0.05).expect("0.05"), correction: Correction::Holm }
+    }
+}
+
+/// One paired comparison, `first - second`, with its corrected decision.
+#[derive(Clone, Debug, Serialize)]
+pub struct ComparisonRow {
+    pub family: String,
+    pub evaluation_set: String,
+    pub metric: Metric,
+    pub first: String,
+    pub second: String,
+    pub n: usize,
+    pub mean_first: f64,
+    pub mean_second: f64,
+    pub mean_difference: f64,
+    pub ci_lower: f64,
+    pub ci_upper: f64,
+    pub permutation_p: f64,
+    pub wilcoxon_p: Option<f64>,
+    pub cohens_dz: Option<f64>,
+    pub adjusted_p: f64,
+    pub correction: &'static str,
+    pub significant: bool,
+}
+
+/// Pairs the units both score tables have and compares them (first - second); `names` label
+/// the two in messages.
+pub fn compare_units(names: (&str, &str), first: &UnitScores, second: &UnitScores, config: &ComparisonConfig) -> Result<PairedComparison, AnalysisError> {
+    let (a, b): (Vec<f64>, Vec<f64>) = first.iter().filter_map(|(unit, &x)| second.get(unit).map(|&y| (x, y))).unzip();
+    if a.len() < 2 {
+        return Err(AnalysisError::invalid(
+            format!("{} vs {}", names.0, names.1),
+            format!("only {} unit(s) in common; paired tests need the same documents or examples in both results", a.len()),
+        ));
+    }
+    let pairs = PairedSamples::new(names.0, a, names.1, b)?;
+    Ok(compare_paired(&pairs, config))
+}
+
+fn row(family: &str, set: &str, metric: Metric, first: &str, second: &str, c: &PairedComparison, correction: Correction) -> ComparisonRow {
+    ComparisonRow {
+        family: family.to_string(),
+        evaluation_set: set.to_string(),
+        metric,
+        first: first.to_string(),
+        second: second.to_string(),
+        n: c.n,
+        mean_first: c.mean_first,
+        mean_second: c.mean_second,
+        mean_difference: c.mean_difference,
+        ci_lower: c.bootstrap_lower,
+        ci_upper: c.bootstrap_upper,
+        permutation_p: c.permutation_p,
+        wilcoxon_p: c.wilcoxon_p,
+        cohens_dz: c.cohens_dz,
+        adjusted_p: c.permutation_p,
+        correction: correction.as_str(),
+        significant: false,
+    }
+}
+
+/// Corrects the permutation p-values of `rows`, which form one family.
+pub fn adjust_family(rows: &mut [ComparisonRow], settings: &TestSettings) -> Result<(), AnalysisError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let family = rows[0].family.clone();
+    let p = PValues::new(&family, rows.iter().map(|r| r.permutation_p).collect())?;
+    let adjusted = match settings.correction {
+        Correction::Holm => holm(&p, settings.alpha),
+        Correction::BenjaminiHochberg => benjamini_hochberg(&p, settings.alpha),
+    };
+    for ((r, q), reject) in rows.iter_mut().zip(adjusted.adjusted).zip(adjusted.reject) {
+        r.adjusted_p = q;
+        r.significant = reject;
+    }
+    Ok(())
+}
+
+/// Every pair of treatments on one evaluation set, as one corrected family. Pairs without
+/// enough units in common are skipped.
+pub fn compare_treatments(family: &str, set: &str, metric: Metric, treatments: &[(String, &UnitScores)], settings: &TestSettings) -> Result<Vec<ComparisonRow>, AnalysisError> {
+    let mut rows = Vec::new();
+    for i in 0..treatments.len() {
+        for j in i + 1..treatments.len() {
+            let (a, b) = (&treatments[i], &treatments[j]);
+            let names = (format!("{set}: {}", a.0), format!("{set}: {}", b.0));
+            if let Ok(c) = compare_units((&names.0, &names.1), a.1, b.1, &settings.comparison) {
+                rows.push(row(family, set, metric, &a.0, &b.0, &c, settings.correction));
+            }
+        }
+    }
+    adjust_family(&mut rows, settings)?;
+    Ok(rows)
+}
+
+/// Friedman + Nemenyi over evaluation sets, with the critical-difference diagram data.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ranking {
+    pub group: String,
+    pub treatments: Vec<String>,
+    pub blocks: Vec<String>,
+    pub friedman: FriedmanTest,
+    pub nemenyi: NemenyiTest,
+    pub diagram: CriticalDifferenceDiagram,
+}
+
+/// Ranks treatments over the evaluation sets all of them have; `means[t][set]` = treatment
+/// t's mean score on that set.
+pub fn rank_treatments(group: &str, names: &[String], means: &[BTreeMap<String, f64>], metric: Metric, alpha: Alpha) -> Result<Ranking, AnalysisError> {
+    let blocks: Vec<String> = means.first().map(|m| m.keys().filter(|k| means.iter().all(|t| t.contains_key(*k))).cloned().collect()).unwrap_or_default();
+    let design = BlockDesign::new(group, blocks.iter().map(|b| means.iter().map(|t| t[b]).collect()).collect())?;
+    let direction = if metric.lower_is_better() { RankDirection::LowerIsBetter } else { RankDirection::HigherIsBetter };
+    let friedman = friedman_test(&design, direction)?;
+    let nemenyi = nemenyi(&friedman, alpha)?;
+    let diagram = critical_difference_diagram(&nemenyi);
+    Ok(Ranking { group: group.to_string(), treatments: names.to_vec(), blocks, friedman, nemenyi, diagram })
+}
+
+/// Mean, standard deviation and t-interval of one quantity over seeds.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedSummary {
+    pub group: String,
+    pub evaluation_set: String,
+    pub seeds: usize,
+    pub mean: f64,
+    pub std_dev: f64,
+    pub t_lower: f64,
+    pub t_upper: f64,
+}
+
+pub fn across_seeds(group: &str, set: &str, values: &[f64], level: ConfidenceLevel) -> Result<SeedSummary, AnalysisError> {
+    let sample = Sample::new(&format!("{group} {set} over seeds"), values.to_vec())?;
+    let d = Descriptives::of(&sample);
+    let t = t_interval(&sample, level);
+    Ok(SeedSummary { group: group.to_string(), evaluation_set: set.to_string(), seeds: d.n, mean: d.mean, std_dev: d.std_dev, t_lower: t.lower(), t_upper: t.upper() })
+}
+
+fn set_mean(units: &UnitScores) -> f64 {
+    units.values().sum::<f64>() / units.len().max(1) as f64
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regression check: two result folders, cell by cell.
+
+/// What a comparison says about the candidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Significantly worse by more than the tolerance.
+    Worse,
+    /// Significantly better.
+    Better,
+    /// Not significant, or within the tolerance.
+    Same,
+}
+
+/// How much worse is tolerated before a significant change fails the check.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tolerance {
+    /// Bits per byte the candidate may rise by.
+    pub bits_per_byte: f64,
+    /// Accuracy (0..1) the candidate may lose.
+    pub accuracy: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckRow {
+    /// The results file, relative to both folders.
+    pub file: String,
+    pub verdict: Verdict,
+    #[serde(flatten)]
+    pub comparison: ComparisonRow,
+}
+
+/// Compares `candidate` with `baseline` on every results file both have (same relative path),
+/// every evaluation set both have; differences are candidate - baseline. All comparisons form
+/// one family.
+pub fn check(baseline: &Path, candidate: &Path, settings: &TestSettings, tolerance: Tolerance) -> Result<Vec<CheckRow>, AnalysisError> {
+    let files = find_score_files(baseline)?;
+    if files.is_empty() {
+        return Err(AnalysisError::invalid(format!("--baseline {}", baseline.display()), "holds no documents.csv or examples.csv; give a folder written by `polyprune eval` or `polyprune study run`"));
+    }
+    let candidate_files = find_score_files(candidate)?;
+    let common: Vec<PathBuf> = files.into_iter().filter(|f| candidate_files.contains(f)).collect();
+    if common.is_empty() {
+        return Err(AnalysisError::invalid(
+            format!("--candidate {}", candidate.display()),
+            "has no results file at the same relative path as the baseline's; compare folders of the same layout",
+        ));
+    }
+    let mut rows = Vec::new();
+    for file in &common {
+        let base: ScoreFile = read_scores(&baseline.join(file))?;
+        let cand: ScoreFile = read_scores(&candidate.join(file))?;
+        let metric = base.metric.expect("read_scores sets the metric");
+        for (set, base_units) in &base.sets {
+            let Some(cand_units) = cand.sets.get(set) else { continue };
+            let names = (format!("candidate {}: {set}", file.display()), format!("baseline {}: {set}", file.display()));
+            let c = compare_units((&names.0, &names.1), cand_units, base_units, &settings.comparison)?;
+            rows.push(CheckRow {
+                file: file.display().to_string(),
+                verdict: Verdict::Same,
+                comparison: row("check", set, metric, "candidate", "baseline", &c, settings.correction),
+            });
+        }
+    }
+    if rows.is_empty() {
+        return Err(AnalysisError::invalid("check", "the two folders share no evaluation set (language/source or task/language)"));
+    }
+    let mut comparisons: Vec<ComparisonRow> = rows.iter().map(|r| r.comparison.clone()).collect();
+    adjust_family(&mut comparisons, settings)?;
+    for (r, c) in rows.iter_mut().zip(comparisons) {
+        let d = c.mean_difference;
+        let worse = if c.metric.lower_is_better() { d > tolerance.bits_per_byte } else { -d > tolerance.accuracy };
+        let better = if c.metric.lower_is_better() { d < 0.0 } else { d > 0.0 };
+        r.verdict = match (c.significant, worse, better) {
+            (true, true, _) => Verdict::Worse,
+            (true, false, true) => Verdict::Better,
+            _ => Verdict::Same,
+        };
+        r.comparison = c;
+    }
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A whole study: cells from `study.json`, results under `cells/<id>/` and `dense/<model>/`.
+
+/// What the significance analysis needs to know about a cell.
+#[derive(Clone, Debug, Serialize)]
+pub struct StudyCell {
+    pub id: String,
+    pub model: String,
+    pub method: String,
+    /// `<pattern> <sparsity>`.
+    pub target: String,
+    /// Method, pattern and sparsity: cells of one condition differ only in calibration and seed.
+    pub condition: String,
+    pub calibration: String,
+    pub seed: u64,
+}
+
+fn text(v: &serde_json::Value, key: &str) -> String {
+    match v.get(key) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Reads the cells of `<study>/study.json` (the study runner's expanded plan).
+pub fn read_study_cells(study: &Path) -> Result<(Vec<StudyCell>, Vec<String>), AnalysisError> {
+    let path = study.join("study.json");
+    let raw = std::fs::read_to_string(&path).map_err(|e| AnalysisError::io(&path, e))?;
+    let v: serde_json::Value = serde_json::from_str(&raw).map_err(|e| AnalysisError::BadFile { path: path.clone(), reason: format!("not JSON ({e})") })?;
+    let cells = v.get("cells").and_then(|c| c.as_array()).ok_or_else(|| AnalysisError::BadFile { path: path.clone(), reason: "no `cells` list; is this a study folder?".into() })?;
+    let parsed = cells
+        .iter()
+        .map(|c| {
+            let calib = c.get("calibration").cloned().unwrap_or_default();
+            let languages: Vec<String> = calib.get("languages").and_then(|l| l.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
+            let mix = text(&calib, "mix");
+            let mut calibration = if languages.is_empty() { "none".to_string() } else { languages.join("+") };
+            if languages.len() > 1 && !mix.is_empty() && mix != "even" {
+                calibration = format!("{calibration} ({mix})");
+            }
+            StudyCell {
+                id: text(c, "id"),
+                model: text(c, "model"),
+                method: text(c, "method"),
+                target: format!("{} {}", text(c, "pattern"), text(c, "sparsity")),
+                condition: format!("{} {} {}", text(c, "method"), text(c, "pattern"), text(c, "sparsity")),
+                calibration,
+                seed: c.get("seed").and_then(|s| s.as_u64()).unwrap_or(0),
+            }
+        })
+        .collect();
+    let dense = v.get("dense").or_else(|| v.get("baselines")).and_then(|d| d.as_array()).map(|a| a.iter().map(|d| text(d, "model")).collect()).unwrap_or_default();
+    Ok((parsed, dense))
+}
+
+/// Everything the significance section shows.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StudySignificance {
+    pub comparisons: Vec<ComparisonRow>,
+    pub rankings: Vec<Ranking>,
+    pub seeds: Vec<SeedSummary>,
+}
+
+fn read_if_present(path: &Path) -> Result<Option<ScoreFile>, AnalysisError> {
+    if path.is_file() { read_scores(path).map(Some) } else { Ok(None) }
+}
+
+/// Runs the study's families of tests.
+pub fn study_significance(study: &Path, settings: &TestSettings) -> Result<StudySignificance, AnalysisError> {
+    let (cells, _) = read_study_cells(study)?;
+    let mut out = StudySignificance::default();
+    for file in [super::records::DOCUMENTS_FILE, super::records::EXAMPLES_FILE] {
+        let sub = if file == super::records::DOCUMENTS_FILE { "ppl" } else { "tasks" };
+        // (model, condition, seed) -> [(calibration, scores)]
+        let mut groups: BTreeMap<(String, String, u64), Vec<(String, ScoreFile)>> = BTreeMap::new();
+        for c in &cells {
+            if let Some(scores) = read_if_present(&study.join("cells").join(&c.id).join(sub).join(file))? {
+                groups.entry((c.model.clone(), c.condition.clone(), c.seed)).or_default().push((c.calibration.clone(), scores));
+            }
+        }
+        // Pairwise families per evaluation set, with the dense model as one more treatment.
+        for ((model, condition, seed), members) in &groups {
+            let dense = read_if_present(&study.join("dense").join(model).join(sub).join(file))?;
+            let metric = members[0].1.metric.expect("set by reader");
+            let sets: Vec<&String> = members[0].1.sets.keys().collect();
+            for set in sets {
+                let mut treatments: Vec<(String, &UnitScores)> = members.iter().filter_map(|(cal, s)| s.sets.get(set).map(|u| (cal.clone(), u))).collect();
+                if let Some(d) = dense.as_ref().and_then(|d| d.sets.get(set)) {
+                    treatments.push(("dense".to_string(), d));
+                }
+                let family = format!("{model} {condition} seed {seed}: {set}");
+                out.comparisons.extend(compare_treatments(&family, set, metric, &treatments, settings)?);
+            }
+        }
+        // Across seeds: per (model, condition, calibration, set) the set mean of each seed.
+        let mut per_seed: BTreeMap<(String, String, String, String), Vec<f64>> = BTreeMap::new();
+        for ((model, condition, _), members) in &groups {
+            for (cal, scores) in members {
+                for (set, units) in &scores.sets {
+                    per_seed.entry((model.clone(), condition.clone(), cal.clone(), set.clone())).or_default().push(set_mean(units));
+                }
+            }
+        }
+        let mut seed_means: BTreeMap<(String, String), BTreeMap<String, BTreeMap<String, f64>>> = BTreeMap::new();
+        for ((model, condition, cal, set), values) in &per_seed {
+            let group = format!("{model} {condition} {cal}");
+            if values.len() >= 2 {
+                out.seeds.push(across_seeds(&group, set, values, settings.comparison.level)?);
+            }
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            seed_means.entry((model.clone(), condition.clone())).or_default().entry(cal.clone()).or_default().insert(set.clone(), mean);
+        }
+        // Friedman + Nemenyi: calibration languages over evaluation sets, seeds averaged.
+        for ((model, condition), by_cal) in seed_means {
+            if by_cal.len() < 2 {
+                continue;
+            }
+            let metric = if sub == "ppl" { Metric::BitsPerByte } else { Metric::Accuracy };
+            let names: Vec<String> = by_cal.keys().cloned().collect();
+            let means: Vec<BTreeMap<String, f64>> = by_cal.into_values().collect();
+            let group = format!("{model} {condition} ({})", metric.as_str());
+            if let Ok(r) = rank_treatments(&group, &names, &means, metric, settings.alpha) {
+                out.rankings.push(r);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn units(values: &[f64]) -> UnitScores {
+        values.iter().enumerate().map(|(i, &v)| (format!("d{i:02}"), v)).collect()
+    }
+
+    #[test]
+    fn a_clear_difference_is_significant_and_none_is_not() {
+        let settings = TestSettings::default();
+        let base: Vec<f64> = (0..30).map(|i| 1.0 + 0.1 * ((i * 7 % 11) as f64)).collect();
+        let shifted: Vec<f64> = base.iter().enumerate().map(|(i, x)| x + 0.2 + 0.01 * (i % 3) as f64).collect();
+        let (a, b, c) = (units(&base), units(&shifted), units(&base));
+        let rows = compare_treatments("f", "eng", Metric::BitsPerByte, &[("eng".into(), &a), ("deu".into(), &b), ("fra".into(), &c)], &settings).unwrap();
+        // Pairs in order: eng-deu, eng-fra, deu-fra.
+        assert_eq!(rows.len(), 3);
+        assert!(rows[0].significant && rows[0].mean_difference < 0.0, "{:?}", rows[0]);
+        assert!(!rows[1].significant && rows[1].mean_difference == 0.0, "identical scores: {:?}", rows[1]);
+        assert!(rows[2].significant && rows[2].mean_difference > 0.0, "{:?}", rows[2]);
+        // Holm: the adjusted p is at least the raw one, and at most 1.
+        for r in &rows {
+            assert!(r.adjusted_p >= r.permutation_p && r.adjusted_p <= 1.0);
+        }
+    }
+
+    #[test]
+    fn units_are_joined_by_id() {
+        let a: UnitScores = [("x".to_string(), 1.0), ("y".to_string(), 2.0), ("z".to_string(), 3.0)].into();
+        let b: UnitScores = [("y".to_string(), 1.0), ("z".to_string(), 1.0), ("w".to_string(), 9.0)].into();
+        let c = compare_units(("a", "b"), &a, &b, &ComparisonConfig::default()).unwrap();
+        assert_eq!(c.n, 2);
+        assert!((c.mean_difference - 1.5).abs() < 1e-12);
+        let lonely: UnitScores = [("q".to_string(), 1.0)].into();
+        assert!(compare_units(("a", "lonely"), &a, &lonely, &ComparisonConfig::default()).unwrap_err().to_string().contains("in common"));
+    }
+
+    #[test]
+    fn friedman_ranks_a_consistently_best_treatment_first() {
+        let names: Vec<String> = ["eng", "deu", "zho"].iter().map(|s| s.to_string()).collect();
+        let sets = ["a", "b", "c", "d", "e", "f"];
+        let means: Vec<BTreeMap<String, f64>> = (0..3).map(|t| sets.iter().enumerate().map(|(i, s)| (s.to_string(), 1.0 + t as f64 * 0.1 + i as f64)).collect()).collect();
+        let r = rank_treatments("g", &names, &means, Metric::BitsPerByte, Alpha::new(0.05).unwrap()).unwrap();
+        assert_eq!(r.friedman.average_ranks, vec![1.0, 2.0, 3.0]);
+        // Closed form: chi2_F = 12 N / (k (k+1)) * sum (R_j - (k+1)/2)^2 = 12*6/12 * 2 = 12.
+        assert!((r.friedman.statistic - 12.0).abs() < 1e-10);
+        assert_eq!(r.diagram.ranked[0].treatment, 0);
+    }
+
+    #[test]
+    fn seeds_summary_matches_the_closed_form() {
+        let s = across_seeds("g", "eng", &[1.0, 2.0, 3.0], ConfidenceLevel::new(0.95).unwrap()).unwrap();
+        assert_eq!(s.mean, 2.0);
+        assert!((s.std_dev - 1.0).abs() < 1e-12);
+        // t_{0.975, 2} = 4.302652729911275 (SciPy), se = 1/sqrt(3).
+        let half = 4.302652729911275 / 3f64.sqrt();
+        assert!((s.t_upper - (2.0 + half)).abs() < 1e-10, "{}", s.t_upper);
+    }
+}

@@ -1,0 +1,109 @@
+//! `polyprune check` and `polyprune analyze masks|significance` on small result folders that
+//! the test writes itself: a clear regression exits 1 naming the file, no difference exits 0,
+//! bad input exits 2 with a one-line error.
+
+mod common;
+
+use std::path::Path;
+
+use common::{bin, temp_dir};
+
+/// A run folder with `documents.csv` for two languages; `shift` adds NLL to every deu document.
+fn write_run(dir: &Path, shift: f64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut csv = String::from("language,source,document,nll,tokens,bytes\n");
+    for lang in ["eng_Latn", "deu_Latn"] {
+        for d in 0..40 {
+            // Varied per-document NLL (nats) around 1 bit per byte on 120 bytes.
+            let base = 120.0 * std::f64::consts::LN_2 * (0.9 + 0.2 * ((d * 7 % 13) as f64 / 13.0));
+            let nll = if lang == "deu_Latn" { base + shift * (1.0 + 0.1 * (d % 3) as f64) } else { base };
+            csv.push_str(&format!("{lang},flores,{d},{nll},30,120\n"));
+        }
+    }
+    std::fs::write(dir.join("documents.csv"), csv).unwrap();
+}
+
+fn write_examples(dir: &Path, flip: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut csv = String::from("task,language,split,shots,example,kind,gold,pred,acc\n");
+    for e in 0..30 {
+        let acc = u8::from(e % 2 == 0 || e < flip);
+        csv.push_str(&format!("xcopa,it,test,0,{e},choice,0,0,{acc}\n"));
+    }
+    std::fs::write(dir.join("examples.csv"), csv).unwrap();
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = bin().args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn check_flags_a_regression_and_passes_no_change() {
+    let root = temp_dir("check");
+    let (base, same, worse) = (root.join("base"), root.join("same"), root.join("worse"));
+    write_run(&base.join("ppl/run"), 0.0);
+    write_run(&same.join("ppl/run"), 0.0);
+    write_run(&worse.join("ppl/run"), 8.0); // about +0.1 bits per byte on deu
+    for d in [&base, &same, &worse] {
+        write_examples(&d.join("tasks/run"), 0);
+    }
+    let (code, stdout, stderr) = run(&["check", "--baseline", base.to_str().unwrap(), "--candidate", worse.to_str().unwrap(), "--resamples", "2000"]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("WORSE: ppl/run/documents.csv deu_Latn/flores"), "{stdout}");
+    assert!(!stdout.contains("WORSE: ppl/run/documents.csv eng_Latn"), "{stdout}");
+
+    let (code, stdout, stderr) = run(&["check", "--baseline", base.to_str().unwrap(), "--candidate", same.to_str().unwrap(), "--resamples", "2000"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("0 significantly worse"), "{stdout}");
+
+    // A tolerance larger than the change lets it pass; the comparison table is exported.
+    let out = root.join("out");
+    let (code, stdout, _) = run(&["check", "--baseline", base.to_str().unwrap(), "--candidate", worse.to_str().unwrap(), "--tolerance", "0.5", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}");
+    let table = std::fs::read_to_string(out.join("check/check.csv")).unwrap();
+    assert_eq!(table.lines().count(), 1 + 3, "{table}");
+}
+
+#[test]
+fn check_rejects_bad_input_with_exit_2() {
+    let root = temp_dir("check-bad");
+    write_run(&root.join("base"), 0.0);
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    let (code, _, stderr) = run(&["check", "--baseline", root.join("base").to_str().unwrap(), "--candidate", root.join("empty").to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--candidate"), "{stderr}");
+    let (code, _, stderr) = run(&["check", "--baseline", root.join("missing").to_str().unwrap(), "--candidate", root.join("base").to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("missing"), "{stderr}");
+    std::fs::write(root.join("base/documents.csv"), "language,source\nx,y\n").unwrap();
+    write_run(&root.join("cand"), 0.0);
+    let (code, _, stderr) = run(&["check", "--baseline", root.join("base").to_str().unwrap(), "--candidate", root.join("cand").to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("documents.csv"), "{stderr}");
+}
+
+#[test]
+fn significance_over_a_fabricated_study() {
+    let study = temp_dir("study");
+    let cells: Vec<serde_json::Value> = ["eng_Latn", "deu_Latn", "zho_Hans"]
+        .iter()
+        .map(|l| serde_json::json!({"id": format!("wanda-{l}"), "model": "m", "method": "wanda", "pattern": "unstructured", "sparsity": 0.5,
+            "calibration": {"languages": [l], "mix": "even", "samples": 8, "seqlen": 64, "source": null}, "seed": 0, "mode": "one-shot"}))
+        .collect();
+    std::fs::write(study.join("study.json"), serde_json::to_vec(&serde_json::json!({"name": "t", "cells": cells, "dense": [{"id": "dense-m", "model": "m"}]})).unwrap()).unwrap();
+    write_run(&study.join("cells/wanda-eng_Latn/ppl"), 0.0);
+    write_run(&study.join("cells/wanda-deu_Latn/ppl"), 0.0);
+    write_run(&study.join("cells/wanda-zho_Hans/ppl"), 10.0);
+    write_run(&study.join("dense/m/ppl"), -10.0);
+    let (code, stdout, stderr) = run(&["analyze", "significance", study.to_str().unwrap(), "--resamples", "2000"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let table = std::fs::read_to_string(study.join("analysis/significance/comparisons.csv")).unwrap();
+    // Two evaluation sets x (3 calibrations + dense choose 2) = 12 comparisons.
+    assert_eq!(table.lines().count(), 1 + 12, "{table}");
+    // On deu text, zho-calibrated is worse than eng-calibrated: significant after Holm.
+    assert!(table.lines().any(|l| l.contains("deu_Latn/flores") && l.contains("eng_Latn,zho_Hans") && l.ends_with(",yes")), "{table}");
+    assert!(table.lines().any(|l| l.contains("eng_Latn/flores") && l.contains("eng_Latn,deu_Latn") && l.ends_with(",no")), "{table}");
+    assert!(study.join("analysis/significance/section.json").is_file());
+}
