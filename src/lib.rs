@@ -14,5 +14,6 @@ pub mod report;
 pub mod results;
 pub mod runtime;
 pub mod stats;
+pub mod study;
 pub mod tasks;
 pub mod util;

@@ -11,6 +11,8 @@ mod data;
 mod model;
 mod ppl;
 mod prune;
+mod report;
+mod study;
 mod tasks;
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -20,6 +22,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Prune(args) => prune::run(args),
         Command::Eval(EvalCommand::Tasks(args)) => tasks::run(args),
         Command::Data(cmd) => data::run(cmd),
+        Command::Study(cmd) => study::run(cmd),
+        Command::Report(args) => report::run(args),
     }
 }
 
