@@ -74,7 +74,9 @@ fn result_files(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
                 continue;
             }
             let name = p.file_name().unwrap().to_string_lossy().to_string();
-            let keep = name.ends_with(".csv") || name.ends_with(".mask") || name == "index.json";
+            // Results only: tasks/summary.csv also holds seconds, and the records hold times.
+            let timed = name == "summary.csv" && p.parent().is_some_and(|d| d.ends_with("tasks"));
+            let keep = (name.ends_with(".csv") && !timed) || name.ends_with(".mask") || name == "index.json";
             if keep {
                 files.insert(p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap());
             }

@@ -415,10 +415,11 @@ mod tests {
             value_label: "acc".into(),
         };
         let svg = draw(&chart).unwrap();
-        // Background + 3 bars + 2 legend swatches + the legend box.
-        assert_eq!(count(&svg, "<rect"), 1 + 3 + 2 + 1, "{svg}");
-        // Three whiskers (polylines with six points).
-        assert_eq!(count(&svg, "<polyline"), 3 + count(&svg, "<polyline") - 3);
+        // Background + 3 bars + 2 legend swatches + the legend box (fill and border).
+        assert_eq!(count(&svg, "<rect"), 1 + 3 + 2 + 2, "{svg}");
+        // Three whiskers: polylines of six points (low cap, stem, high cap).
+        let six_points = svg.split("<polyline").skip(1).filter(|p| p.split("points=\"").nth(1).map_or(0, |pts| pts.split('"').next().unwrap().split_whitespace().count()) == 6).count();
+        assert_eq!(six_points, 3, "{svg}");
         for label in ["xcopa it", "sib200 deu", "dense", "wanda eng", "accuracy", "acc"] {
             assert!(svg.contains(label), "{label} missing");
         }
