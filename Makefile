@@ -14,7 +14,7 @@ GEMMA_DIR := $(CACHE)/models/gemma-3-270m
 SMOL_DIR := $(CACHE)/models/smollm2-135m
 SIB200 := ../shared/data/sib200
 
-.PHONY: setup venv runtime build models data fixtures test demo bench clean-cache
+.PHONY: setup venv runtime build models data fixtures test demo bench clean-cache chromium screenshot study-data
 
 setup: venv runtime build
 
@@ -54,11 +54,36 @@ data:
 fixtures: | $(PY)
 	$(PY) scripts/gguf_fixture.py $(CACHE)/fixtures/gguf
 
-test: setup models fixtures
+test: setup models fixtures chromium
 	cargo test --release -- --test-threads=1
 
-demo: setup models data
-	$(BIN) eval ppl --model $(GEMMA_DIR) --langs eng_Latn,deu_Latn,spa_Latn,rus_Cyrl,zho_Hans,arb_Arab,swh_Latn --limit 100
+QUICKSTART := results/studies/quickstart
+
+# The quickstart study end to end (about 30 minutes on 2 CPU cores; re-running resumes), then
+# its report. Opens nothing: prints where the report is.
+demo: setup models data study-data
+	$(BIN) study plan configs/quickstart.toml
+	$(BIN) study run configs/quickstart.toml
+	$(BIN) report $(QUICKSTART) -o $(QUICKSTART)/report.html --latex $(QUICKSTART)/latex
+	@echo "report: $(abspath $(QUICKSTART)/report.html)"
+
+# SIB-200 (FLORES sentences: calibration text, evaluation text and a task) for the studies:
+# the shared copy when there is one, else downloaded with its pinned checksums.
+study-data: build
+	@if [ ! -d $(CACHE)/data/sib200 ]; then \
+	    if [ -d $(SIB200) ]; then mkdir -p $(CACHE) && ln -sfn $(abspath $(dir $(SIB200))) $(CACHE)/data; \
+	    else $(BIN) data fetch sib200 --data $(CACHE)/data; fi; fi
+
+# Headless Chromium for the report's browser test (skipped when absent) and for screenshots.
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium) \
+	    || echo "chromium could not be installed: the report's browser test will skip"
+
+# A picture of the demo report: make demo chromium screenshot
+screenshot:
+	chromium --headless --disable-gpu --no-sandbox --window-size=1280,3000 \
+	    --screenshot=$(QUICKSTART)/report.png file://$(abspath $(QUICKSTART)/report.html)
+	@echo "screenshot: $(abspath $(QUICKSTART)/report.png)"
 
 bench: setup models
 	cargo run --release --bin polyprune-bench

@@ -31,6 +31,79 @@ pub enum Command {
     /// Compare two result folders with paired tests; exit 0 when nothing got significantly
     /// worse, 1 when something did (beyond the tolerance), 2 for bad input.
     Check(CheckArgs),
+    /// Run a whole study (grid of models, methods, sparsities, calibration sets, seeds) from one config file.
+    #[command(subcommand)]
+    Study(StudyCommand),
+    /// Render a study's results as one self-contained HTML file (plus LaTeX tables, CSV/JSON exports).
+    Report(ReportArgs),
+}
+
+#[derive(Subcommand)]
+pub enum StudyCommand {
+    /// Run (or resume) a study: finished cells are skipped, failed ones retried.
+    Run {
+        /// Study config (TOML), e.g. configs/quickstart.toml.
+        config: PathBuf,
+        /// Results folder (default: [study] out in the config, else results/studies/<name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Run only share i of n of the cells (i/n, 0-based), e.g. for a Slurm job array.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Stop after computing this many cells (dense baselines count as cells).
+        #[arg(long)]
+        max_cells: Option<usize>,
+    },
+    /// Print the cells a config expands to and an estimate of their cost; runs nothing.
+    Plan {
+        config: PathBuf,
+        /// Results folder to read finished cells (and measured throughput) from.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Gather the results of several shards of one study into one folder.
+    Merge {
+        /// Shard results folders.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Write a Slurm job-array script (one task per shard) and a merge job for a study.
+    Slurm {
+        config: PathBuf,
+        /// Number of shards (array tasks).
+        #[arg(long, default_value_t = 4)]
+        shards: usize,
+        /// Where the scripts go.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Results folder (default: as `study run`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Wall-clock limit per array task (Slurm --time).
+        #[arg(long, default_value = "24:00:00")]
+        time: String,
+        #[arg(long, default_value_t = 8)]
+        cpus: usize,
+        /// Extra #SBATCH lines, e.g. --sbatch=--gres=gpu:1.
+        #[arg(long)]
+        sbatch: Vec<String>,
+    },
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// A study results folder (from `polyprune study run` or `study merge`).
+    pub study: PathBuf,
+    /// The HTML file to write (default: <study>/report.html).
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+    /// Also write booktabs LaTeX tables of the main grids into this folder.
+    #[arg(long)]
+    pub latex: Option<PathBuf>,
 }
 
 #[derive(Args)]

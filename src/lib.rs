@@ -15,5 +15,6 @@ pub mod report;
 pub mod results;
 pub mod runtime;
 pub mod stats;
+pub mod study;
 pub mod tasks;
 pub mod util;

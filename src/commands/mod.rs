@@ -13,6 +13,8 @@ mod data;
 mod model;
 mod ppl;
 mod prune;
+mod report;
+mod study;
 mod tasks;
 
 /// Runs a command; `Ok` carries the exit status (0 but for `check`, which exits 1 on a
@@ -26,6 +28,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Data(cmd) => data::run(cmd).map(|_| 0),
         Command::Analyze(cmd) => analyze::run(cmd).map(|_| 0),
         Command::Check(args) => check::run(args),
+        Command::Study(cmd) => study::run(cmd).map(|_| 0),
+        Command::Report(args) => report::run(args).map(|_| 0),
     }
 }
 

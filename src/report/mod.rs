@@ -1,5 +1,140 @@
 //! The study report: HTML (tera templates, inline SVG charts), LaTeX tables, CSV/JSON exports.
+//!
+//! Everything in the report is a [`ReportSection`] of tables and chart data: the built-in
+//! sections come from `study_sections` (setup, perplexity change, tasks, sparsity, timings),
+//! analyses add theirs through [`write_report`]'s `extra`; `html` renders them all alike and
+//! `charts` is the only drawing code. The report reads stored results (`study_results`) and
+//! never runs a model.
 
+pub mod charts;
+pub mod html;
+pub mod latex;
 pub mod section;
+pub mod study_results;
+pub mod study_sections;
+
+use std::path::{Path, PathBuf};
 
 pub use section::{BarSeries, Chart, Figure, LineSeries, ReportSection, ScatterPanel, ScatterPoint, Table, TableCell};
+pub use study_results::StudyResults;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Results(#[from] study_results::ResultsError),
+    #[error(transparent)]
+    Html(#[from] html::HtmlError),
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// What a report run wrote.
+#[derive(Debug, Default)]
+pub struct ReportOutput {
+    pub html: PathBuf,
+    pub exports: Vec<PathBuf>,
+    pub latex: Vec<PathBuf>,
+    pub figures: usize,
+}
+
+/// A table's rows as JSON objects keyed by column (numbers stay numbers, NaN becomes null).
+fn table_json(table: &Table) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = table
+        .rows
+        .iter()
+        .map(|r| {
+            let mut obj = serde_json::Map::new();
+            for (c, cell) in table.columns.iter().zip(r) {
+                let v = match cell {
+                    TableCell::Text(s) => serde_json::Value::String(s.clone()),
+                    TableCell::Number(x) => serde_json::Number::from_f64(*x).map_or(serde_json::Value::Null, serde_json::Value::Number),
+                };
+                obj.insert(c.clone(), v);
+            }
+            serde_json::Value::Object(obj)
+        })
+        .collect();
+    serde_json::json!({ "name": table.name, "caption": table.caption, "columns": table.columns, "rows": rows })
+}
+
+fn table_csv(table: &Table) -> Result<Vec<u8>, std::io::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&table.columns).map_err(std::io::Error::other)?;
+    for r in &table.rows {
+        w.write_record(r.iter().map(|c| match c {
+            TableCell::Text(s) => s.clone(),
+            TableCell::Number(x) if x.is_finite() => format!("{x}"),
+            TableCell::Number(_) => String::new(),
+        }))
+        .map_err(std::io::Error::other)?;
+    }
+    w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// Writes every table of every section as `<dir>/<section>-<table>.csv` and `.json`, and every
+/// figure's data as `<dir>/<section>-figure<k>.json`.
+pub fn export_tables(dir: &Path, sections: &[ReportSection]) -> Result<Vec<PathBuf>, ReportError> {
+    let mut written = Vec::new();
+    let write = |path: PathBuf, bytes: &[u8]| crate::util::write_atomic(&path, bytes).map(|_| path.clone()).map_err(|source| ReportError::Write { path, source });
+    for s in sections {
+        for t in &s.tables {
+            let stem = html::export_stem(&s.id, &t.name);
+            written.push(write(dir.join(format!("{stem}.csv")), &table_csv(t).map_err(|source| ReportError::Write { path: dir.join(&stem), source })?)?);
+            written.push(write(dir.join(format!("{stem}.json")), &serde_json::to_vec_pretty(&table_json(t)).expect("json"))?);
+        }
+        for (k, f) in s.figures.iter().enumerate() {
+            let stem = html::export_stem(&s.id, &format!("figure{}", k + 1));
+            written.push(write(dir.join(format!("{stem}.json")), &serde_json::to_vec_pretty(&f.chart).expect("json"))?);
+        }
+    }
+    Ok(written)
+}
+
+/// The main grids as LaTeX: Δ bits per byte (lower is better) and downstream accuracy (higher).
+pub fn write_latex(dir: &Path, sections: &[ReportSection]) -> Result<Vec<PathBuf>, ReportError> {
+    let mut written = Vec::new();
+    let mut inputs = Vec::new();
+    for s in sections {
+        for t in &s.tables {
+            let better = if t.name.starts_with("bpb_change") || t.name == "dense_bpb" {
+                latex::Better::Lower
+            } else if t.name == "downstream" {
+                latex::Better::Higher
+            } else {
+                continue;
+            };
+            let stem = html::export_stem(&s.id, &t.name);
+            let path = dir.join(format!("{stem}.tex"));
+            crate::util::write_atomic(&path, latex::booktabs(t, better, &stem).as_bytes()).map_err(|source| ReportError::Write { path: path.clone(), source })?;
+            inputs.push(format!("{stem}.tex"));
+            written.push(path);
+        }
+    }
+    let path = dir.join("tables.tex");
+    crate::util::write_atomic(&path, latex::document(&inputs).as_bytes()).map_err(|source| ReportError::Write { path: path.clone(), source })?;
+    written.push(path);
+    Ok(written)
+}
+
+/// Renders the report of the study in `study_dir` to `html_out`, with `extra` sections after the
+/// built-in ones; exports every table next to the study (`<study>/report/`), and LaTeX when asked.
+pub fn write_report(study_dir: &Path, html_out: &Path, latex_dir: Option<&Path>, extra: Vec<ReportSection>) -> Result<ReportOutput, ReportError> {
+    let results = StudyResults::load(study_dir)?;
+    let mut sections = study_sections::sections(&results);
+    sections.extend(extra);
+    let export_dir = results.dir.report_dir();
+    let info = html::PageInfo {
+        title: &format!("polyprune study: {}", results.record.study),
+        study_dir: &study_dir.display().to_string(),
+        config_hash: &results.record.config_hash[..16.min(results.record.config_hash.len())],
+        export_dir: &export_dir.display().to_string(),
+    };
+    let page = html::render(&info, &sections)?;
+    crate::util::write_atomic(html_out, page.as_bytes()).map_err(|source| ReportError::Write { path: html_out.to_path_buf(), source })?;
+    let exports = export_tables(&export_dir, &sections)?;
+    let latex = match latex_dir {
+        Some(d) => write_latex(d, &sections)?,
+        None => Vec::new(),
+    };
+    Ok(ReportOutput { html: html_out.to_path_buf(), exports, latex, figures: sections.iter().map(|s| s.figures.len()).sum() })
+}

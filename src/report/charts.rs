@@ -1,0 +1,470 @@
+//! Drawing [`Chart`] data as SVG with plotters (SVG backend only; text is written as SVG
+//! `<text>` in a generic sans-serif family, so no font files are needed and none are embedded).
+//!
+//! Every variant of [`Chart`] is drawn here and nowhere else: analyses hand over numbers, the
+//! report decides how they look.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::section::{BarSeries, Chart, LineSeries, ScatterPanel};
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw chart '{title}': {message}")]
+pub struct ChartError {
+    pub title: String,
+    pub message: String,
+}
+
+/// Ten distinguishable colours (colour-blind-safe order after Okabe and Ito, extended).
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(0, 114, 178),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(213, 94, 0),
+    RGBColor(240, 228, 66),
+    RGBColor(90, 90, 90),
+    RGBColor(150, 75, 160),
+    RGBColor(120, 170, 60),
+];
+
+const FONT: &str = "sans-serif";
+const MISSING: RGBColor = RGBColor(220, 220, 220);
+
+pub fn colour(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// Draws `chart` as an SVG document (a string starting with `<svg`).
+pub fn draw(chart: &Chart) -> Result<String, ChartError> {
+    let title = chart_title(chart).to_string();
+    let fail = |e: String| ChartError { title: title.clone(), message: e };
+    let (w, h) = size(chart);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
+        let result = match chart {
+            Chart::Heatmap { title, row_label, column_label, rows, columns, values, value_label, diverging } => {
+                heatmap(&root, title, row_label, column_label, rows, columns, values, value_label, *diverging)
+            }
+            Chart::Bars { title, labels, series, value_label } => bars(&root, title, labels, series, value_label),
+            Chart::Scatter { title, panels, x_label, y_label } => scatter(&root, title, panels, x_label, y_label),
+            Chart::Lines { title, x_label, y_label, series } => lines(&root, title, x_label, y_label, series),
+            Chart::CriticalDifference { title, ranks, critical_difference, groups } => cd_diagram(&root, title, ranks, *critical_difference, groups),
+        };
+        result.map_err(fail)?;
+        root.present().map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(svg)
+}
+
+fn chart_title(chart: &Chart) -> &str {
+    match chart {
+        Chart::Heatmap { title, .. } | Chart::Bars { title, .. } | Chart::Scatter { title, .. } | Chart::Lines { title, .. } | Chart::CriticalDifference { title, .. } => title,
+    }
+}
+
+/// Pixels: wide enough for the labels the chart carries.
+fn size(chart: &Chart) -> (u32, u32) {
+    match chart {
+        Chart::Heatmap { rows, columns, .. } => ((220 + 70 * columns.len()).clamp(420, 1200) as u32, (140 + 34 * rows.len()).clamp(220, 900) as u32),
+        Chart::Bars { labels, series, .. } => ((160 + labels.len() * (24 * series.len().max(1) + 20)).clamp(480, 1200) as u32, 380),
+        Chart::Scatter { panels, .. } => ((380 * panels.len().max(1) + 140).min(1400) as u32, 400),
+        Chart::Lines { .. } => (640, 380),
+        Chart::CriticalDifference { ranks, .. } => (720, (150 + 18 * ranks.len()) as u32),
+    }
+}
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+fn text_style(size: u32) -> TextStyle<'static> {
+    (FONT, size).into_font().color(&BLACK)
+}
+
+/// Linear blend of two colours.
+fn blend(a: RGBColor, b: RGBColor, t: f64) -> RGBColor {
+    let t = t.clamp(0.0, 1.0);
+    let mix = |x: u8, y: u8| (x as f64 + (y as f64 - x as f64) * t).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// Blue for negative, white at zero, red for positive (diverging); white to blue otherwise.
+fn heat_colour(v: f64, lo: f64, hi: f64, diverging: bool) -> RGBColor {
+    const BLUE: RGBColor = RGBColor(33, 102, 172);
+    const RED: RGBColor = RGBColor(178, 24, 43);
+    if !v.is_finite() {
+        return MISSING;
+    }
+    if diverging {
+        let m = lo.abs().max(hi.abs()).max(1e-12);
+        if v < 0.0 {
+            blend(WHITE, BLUE, -v / m)
+        } else {
+            blend(WHITE, RED, v / m)
+        }
+    } else {
+        blend(RGBColor(247, 251, 255), BLUE, if hi > lo { (v - lo) / (hi - lo) } else { 0.5 })
+    }
+}
+
+fn finite_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    values.filter(|v| v.is_finite()).fold(None, |acc, v| match acc {
+        None => Some((v, v)),
+        Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+    })
+}
+
+fn format_value(v: f64) -> String {
+    if !v.is_finite() {
+        "–".into()
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn heatmap(
+    root: &Area,
+    title: &str,
+    row_label: &str,
+    column_label: &str,
+    rows: &[String],
+    columns: &[String],
+    values: &[Vec<f64>],
+    value_label: &str,
+    diverging: bool,
+) -> Result<(), String> {
+    let (nr, nc) = (rows.len().max(1), columns.len().max(1));
+    let at = |r: usize, c: usize| values.get(r).and_then(|row| row.get(c)).copied().unwrap_or(f64::NAN);
+    let (lo, hi) = finite_range(values.iter().flatten().copied()).unwrap_or((0.0, 0.0));
+    let longest = rows.iter().map(|r| r.chars().count()).max().unwrap_or(4);
+    let scale = if diverging {
+        format!("{value_label}: blue < 0 < red, |max| = {}", format_value(lo.abs().max(hi.abs())))
+    } else {
+        format!("{value_label}: {} (light) to {} (dark)", format_value(lo), format_value(hi))
+    };
+    let area = root.titled(title, text_style(16)).map_err(|e| e.to_string())?;
+    let area = area.titled(&scale, text_style(11)).map_err(|e| e.to_string())?;
+    // Cell (r, c) spans [c, c+1] x [nr-1-r, nr-r]: the first row on top.
+    let mut chart = ChartBuilder::on(&area)
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size((longest * 7 + 34).clamp(60, 280) as u32)
+        .build_cartesian_2d(0f64..nc as f64, 0f64..nr as f64)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(0)
+        .y_labels(0)
+        .x_label_formatter(&|_| String::new())
+        .y_label_formatter(&|_| String::new())
+        .x_desc(column_label)
+        .y_desc(row_label)
+        .axis_desc_style(text_style(12))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let cells = (0..nr).flat_map(|r| (0..nc).map(move |c| (r, c)));
+    let top = |r: usize| (nr - 1 - r) as f64;
+    chart
+        .draw_series(cells.clone().map(|(r, c)| {
+            let fill = heat_colour(at(r, c), lo, hi, diverging);
+            Rectangle::new([(c as f64, top(r)), (c as f64 + 1.0, top(r) + 1.0)], fill.filled())
+        }))
+        .map_err(|e| e.to_string())?;
+    let span = if diverging { lo.abs().max(hi.abs()).max(1e-12) } else { (hi - lo).max(1e-12) };
+    chart
+        .draw_series(cells.map(|(r, c)| {
+            let v = at(r, c);
+            let strength = if diverging { v.abs() / span } else { (v - lo) / span };
+            let style = text_style(11).color(if v.is_finite() && strength > 0.6 { &WHITE } else { &BLACK }).pos(Pos::new(HPos::Center, VPos::Center));
+            Text::new(format_value(v), (c as f64 + 0.5, top(r) + 0.5), style)
+        }))
+        .map_err(|e| e.to_string())?;
+    // Category labels centred on their cells: backend pixels, so drawn on the unshifted root.
+    for (c, label) in columns.iter().enumerate() {
+        let (px, py) = chart.backend_coord(&(c as f64 + 0.5, 0.0));
+        root.draw(&Text::new(label.clone(), (px, py + 6), text_style(11).pos(Pos::new(HPos::Center, VPos::Top)))).map_err(|e| e.to_string())?;
+    }
+    for (r, label) in rows.iter().enumerate() {
+        let (px, py) = chart.backend_coord(&(0.0, top(r) + 0.5));
+        root.draw(&Text::new(label.clone(), (px - 6, py), text_style(11).pos(Pos::new(HPos::Right, VPos::Center)))).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn bars(root: &Area, title: &str, labels: &[String], series: &[BarSeries], value_label: &str) -> Result<(), String> {
+    let n = labels.len().max(1);
+    let s = series.len().max(1);
+    let all = series.iter().flat_map(|b| b.values.iter().chain(&b.lower).chain(&b.upper)).copied();
+    let (lo, hi) = finite_range(all.chain([0.0])).unwrap_or((0.0, 1.0));
+    let pad = ((hi - lo) * 0.08).max(1e-9);
+    let y_min = if lo >= 0.0 { 0.0 } else { lo - pad };
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, text_style(16))
+        .margin(12)
+        .x_label_area_size(50)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..n as f64, y_min..hi + pad)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(0)
+        .x_label_formatter(&|_| String::new())
+        .y_desc(value_label)
+        .label_style(text_style(12))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let width = 0.8 / s as f64;
+    for (j, b) in series.iter().enumerate() {
+        let c = colour(j);
+        let x0 = |i: usize| i as f64 + 0.1 + j as f64 * width;
+        chart
+            .draw_series(b.values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, &v)| Rectangle::new([(x0(i), 0f64.max(y_min)), (x0(i) + width * 0.9, v)], c.filled())))
+            .map_err(|e| e.to_string())?
+            .label(b.name.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], c.filled()));
+        // Confidence intervals: a vertical whisker with caps.
+        let whiskers = b.values.iter().enumerate().filter_map(|(i, _)| {
+            let (l, u) = (*b.lower.get(i)?, *b.upper.get(i)?);
+            (l.is_finite() && u.is_finite()).then(|| {
+                let xm = x0(i) + width * 0.45;
+                let cap = width * 0.2;
+                PathElement::new(vec![(xm - cap, l), (xm + cap, l), (xm, l), (xm, u), (xm - cap, u), (xm + cap, u)], BLACK.stroke_width(1))
+            })
+        });
+        chart.draw_series(whiskers).map_err(|e| e.to_string())?;
+    }
+    if series.len() > 1 {
+        chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(text_style(11)).draw().map_err(|e| e.to_string())?;
+    }
+    for (i, label) in labels.iter().enumerate() {
+        let (px, py) = chart.backend_coord(&(i as f64 + 0.5, y_min));
+        root.draw(&Text::new(label.clone(), (px, py + 8), text_style(11).pos(Pos::new(HPos::Center, VPos::Top)))).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Group names in first-seen order across panels, so colours agree between panels.
+fn groups_of(panels: &[ScatterPanel]) -> Vec<String> {
+    let mut groups: Vec<String> = Vec::new();
+    for p in panels.iter().flat_map(|p| &p.points) {
+        if !groups.contains(&p.group) {
+            groups.push(p.group.clone());
+        }
+    }
+    groups
+}
+
+fn scatter(root: &Area, title: &str, panels: &[ScatterPanel], x_label: &str, y_label: &str) -> Result<(), String> {
+    let groups = groups_of(panels);
+    let titled = root.titled(title, text_style(16)).map_err(|e| e.to_string())?;
+    let (w, _) = titled.dim_in_pixel();
+    let (plots, legend) = titled.split_horizontally(w as i32 - 130);
+    let areas = plots.split_evenly((1, panels.len().max(1)));
+    for (panel, area) in panels.iter().zip(&areas) {
+        let (xl, xh) = finite_range(panel.points.iter().map(|p| p.x)).unwrap_or((0.0, 1.0));
+        let (yl, yh) = finite_range(panel.points.iter().map(|p| p.y)).unwrap_or((0.0, 1.0));
+        let (px, py) = (((xh - xl) * 0.05).max(1e-9), ((yh - yl) * 0.05).max(1e-9));
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.title, text_style(13))
+            .margin(8)
+            .x_label_area_size(36)
+            .y_label_area_size(50)
+            .build_cartesian_2d(xl - px..xh + px, yl - py..yh + py)
+            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style(text_style(10)).draw().map_err(|e| e.to_string())?;
+        chart
+            .draw_series(panel.points.iter().filter(|p| p.x.is_finite() && p.y.is_finite()).map(|p| {
+                let g = groups.iter().position(|g| *g == p.group).unwrap_or(0);
+                Circle::new((p.x, p.y), 3, colour(g).mix(0.8).filled())
+            }))
+            .map_err(|e| e.to_string())?;
+    }
+    for (g, name) in groups.iter().enumerate() {
+        let y = 40 + 18 * g as i32;
+        legend.draw(&Circle::new((12, y), 4, colour(g).filled())).map_err(|e| e.to_string())?;
+        legend.draw(&Text::new(name.clone(), (22, y), text_style(11).pos(Pos::new(HPos::Left, VPos::Center)))).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn lines(root: &Area, title: &str, x_label: &str, y_label: &str, series: &[LineSeries]) -> Result<(), String> {
+    let (xl, xh) = finite_range(series.iter().flat_map(|s| s.points.iter().map(|p| p.0))).unwrap_or((0.0, 1.0));
+    let (yl, yh) = finite_range(series.iter().flat_map(|s| s.points.iter().map(|p| p.1))).unwrap_or((0.0, 1.0));
+    let py = ((yh - yl) * 0.08).max(1e-9);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, text_style(16))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(xl..xh.max(xl + 1e-9), yl - py..yh + py)
+        .map_err(|e| e.to_string())?;
+    chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style(text_style(11)).draw().map_err(|e| e.to_string())?;
+    for (j, s) in series.iter().enumerate() {
+        let c = colour(j);
+        let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+        chart
+            .draw_series(plotters::series::LineSeries::new(pts.clone(), c.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(s.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2)));
+        chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled()))).map_err(|e| e.to_string())?;
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(text_style(11)).draw().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Demšar's diagram: an axis of average ranks (1 = best, on the left), each treatment's name
+/// tied to its rank, bars joining treatments not told apart, and the critical difference.
+fn cd_diagram(root: &Area, title: &str, ranks: &[(String, f64)], cd: f64, groups: &[Vec<String>]) -> Result<(), String> {
+    let k = ranks.len().max(2) as f64;
+    let rows = ranks.len() as f64;
+    let height = 4.0 + rows.max(2.0);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, text_style(16))
+        .margin(20)
+        .build_cartesian_2d(0.5f64..k + 0.5, 0f64..height)
+        .map_err(|e| e.to_string())?;
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let axis_y = height - 1.5;
+    chart.draw_series([PathElement::new(vec![(1.0, axis_y), (k, axis_y)], BLACK.stroke_width(1))]).map_err(e)?;
+    for r in 1..=ranks.len().max(2) {
+        let x = r as f64;
+        chart.draw_series([PathElement::new(vec![(x, axis_y), (x, axis_y + 0.25)], BLACK.stroke_width(1))]).map_err(e)?;
+        chart
+            .draw_series([Text::new(r.to_string(), (x, axis_y + 0.35), text_style(11).pos(Pos::new(HPos::Center, VPos::Bottom)))])
+            .map_err(e)?;
+    }
+    // The critical difference as a bar from rank 1.
+    chart.draw_series([PathElement::new(vec![(1.0, height - 0.3), (1.0 + cd, height - 0.3)], BLACK.stroke_width(2))]).map_err(e)?;
+    chart.draw_series([Text::new(format!("CD = {cd:.3}"), (1.0 + cd / 2.0, height - 0.45), text_style(11).pos(Pos::new(HPos::Center, VPos::Top)))]).map_err(e)?;
+    // Treatments: the better half labelled on the left, the rest on the right.
+    let half = ranks.len().div_ceil(2);
+    for (i, (name, rank)) in ranks.iter().enumerate() {
+        let (line_y, x_end, anchor) = if i < half {
+            (axis_y - 1.0 - i as f64 * 0.8, 0.6, HPos::Left)
+        } else {
+            (axis_y - 1.0 - (ranks.len() - 1 - i) as f64 * 0.8, k + 0.4, HPos::Right)
+        };
+        chart.draw_series([PathElement::new(vec![(*rank, axis_y), (*rank, line_y), (x_end, line_y)], BLACK.stroke_width(1))]).map_err(e)?;
+        chart.draw_series([Circle::new((*rank, axis_y), 3, BLACK.filled())]).map_err(e)?;
+        chart
+            .draw_series([Text::new(format!("{name} ({rank:.2})"), (x_end, line_y + 0.1), text_style(11).pos(Pos::new(anchor, VPos::Bottom)))])
+            .map_err(e)?;
+    }
+    // Groups not told apart: thick bars just under the axis.
+    for (g, members) in groups.iter().enumerate() {
+        let rs: Vec<f64> = members.iter().filter_map(|m| ranks.iter().find(|(n, _)| n == m).map(|(_, r)| *r)).collect();
+        if let Some((lo, hi)) = finite_range(rs.into_iter()) {
+            let y = axis_y - 0.35 - g as f64 * 0.2;
+            chart.draw_series([PathElement::new(vec![(lo - 0.03, y), (hi + 0.03, y)], BLACK.stroke_width(4))]).map_err(e)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::section::ScatterPoint;
+
+    fn count(svg: &str, needle: &str) -> usize {
+        svg.matches(needle).count()
+    }
+
+    #[test]
+    fn a_heatmap_has_one_rect_per_cell_and_its_labels() {
+        let chart = Chart::Heatmap {
+            title: "Δ bits per byte".into(),
+            row_label: "calibration".into(),
+            column_label: "evaluation".into(),
+            rows: vec!["eng_Latn".into(), "deu_Latn".into(), "zho_Hans".into()],
+            columns: vec!["eng_Latn".into(), "deu_Latn".into()],
+            values: vec![vec![0.1, 0.2], vec![-0.05, f64::NAN], vec![0.0, 0.4]],
+            value_label: "Δ bpb".into(),
+            diverging: true,
+        };
+        let svg = draw(&chart).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
+        // One background rect plus one per cell.
+        assert_eq!(count(&svg, "<rect"), 1 + 6, "{svg}");
+        for label in ["eng_Latn", "deu_Latn", "zho_Hans", "calibration", "evaluation", "Δ bits per byte", "0.200", "–"] {
+            assert!(svg.contains(label), "{label} missing");
+        }
+    }
+
+    #[test]
+    fn bars_draw_one_rect_per_finite_value_and_whiskers_for_intervals() {
+        let chart = Chart::Bars {
+            title: "accuracy".into(),
+            labels: vec!["xcopa it".into(), "sib200 deu".into()],
+            series: vec![
+                BarSeries { name: "dense".into(), values: vec![0.6, 0.5], lower: vec![0.5, 0.4], upper: vec![0.7, 0.6] },
+                BarSeries { name: "wanda eng".into(), values: vec![0.55, f64::NAN], lower: vec![0.45, f64::NAN], upper: vec![0.65, f64::NAN] },
+            ],
+            value_label: "acc".into(),
+        };
+        let svg = draw(&chart).unwrap();
+        // Background + 3 bars + 2 legend swatches + the legend box (fill and border).
+        assert_eq!(count(&svg, "<rect"), 1 + 3 + 2 + 2, "{svg}");
+        // Three whiskers: polylines of six points (low cap, stem, high cap).
+        let six_points = svg.split("<polyline").skip(1).filter(|p| p.split("points=\"").nth(1).map_or(0, |pts| pts.split('"').next().unwrap().split_whitespace().count()) == 6).count();
+        assert_eq!(six_points, 3, "{svg}");
+        for label in ["xcopa it", "sib200 deu", "dense", "wanda eng", "accuracy", "acc"] {
+            assert!(svg.contains(label), "{label} missing");
+        }
+    }
+
+    #[test]
+    fn scatter_panels_draw_every_point_and_a_shared_legend() {
+        let pts = |dx: f64| (0..5).map(|i| ScatterPoint { x: i as f64 + dx, y: (i * i) as f64, group: if i % 2 == 0 { "eng".into() } else { "deu".into() } }).collect();
+        let chart = Chart::Scatter {
+            title: "PCA".into(),
+            panels: vec![ScatterPanel { title: "dense".into(), points: pts(0.0) }, ScatterPanel { title: "pruned".into(), points: pts(0.5) }],
+            x_label: "PC1".into(),
+            y_label: "PC2".into(),
+        };
+        let svg = draw(&chart).unwrap();
+        assert_eq!(count(&svg, "<circle"), 10 + 2, "10 points and 2 legend marks");
+        for label in ["dense", "pruned", "PC1", "PC2", "eng", "deu"] {
+            assert!(svg.contains(label), "{label} missing");
+        }
+    }
+
+    #[test]
+    fn lines_and_cd_diagrams_draw_their_marks() {
+        let chart = Chart::Lines {
+            title: "IoU by depth".into(),
+            x_label: "block".into(),
+            y_label: "IoU".into(),
+            series: vec![
+                LineSeries { name: "wanda".into(), points: vec![(0.0, 0.8), (1.0, 0.7), (2.0, 0.75)] },
+                LineSeries { name: "sparsegpt".into(), points: vec![(0.0, 0.6), (1.0, 0.65)] },
+            ],
+        };
+        let svg = draw(&chart).unwrap();
+        assert_eq!(count(&svg, "<circle"), 5);
+        assert!(svg.contains("wanda") && svg.contains("sparsegpt") && svg.contains("IoU by depth"));
+        let cd = Chart::CriticalDifference {
+            title: "ranks".into(),
+            ranks: vec![("eng".into(), 1.4), ("deu".into(), 2.1), ("zho".into(), 2.5)],
+            critical_difference: 0.9,
+            groups: vec![vec!["eng".into(), "deu".into()], vec!["deu".into(), "zho".into()]],
+        };
+        let svg = draw(&cd).unwrap();
+        assert_eq!(count(&svg, "<circle"), 3);
+        for label in ["eng (1.40)", "deu (2.10)", "zho (2.50)", "CD = 0.900"] {
+            assert!(svg.contains(label), "{label} missing: {svg}");
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The HTML report: one self-contained file rendered with tera from `templates/report.html.tera`
+//! (compiled in). Charts are inline SVG, styles inline, no scripts, no external assets, so the
+//! file reads offline and prints. The template receives pre-formatted strings only.
+
+use serde::Serialize;
+
+use super::charts::{draw, ChartError};
+use super::section::{ReportSection, TableCell};
+
+const TEMPLATE: &str = include_str!("../../templates/report.html.tera");
+
+#[derive(Debug, thiserror::Error)]
+pub enum HtmlError {
+    #[error(transparent)]
+    Chart(#[from] ChartError),
+    #[error("the report template failed: {0}")]
+    Template(String),
+}
+
+#[derive(Serialize)]
+struct CellView {
+    text: String,
+    numeric: bool,
+}
+
+#[derive(Serialize)]
+struct TableView {
+    name: String,
+    export: String,
+    caption: String,
+    columns: Vec<String>,
+    rows: Vec<Vec<CellView>>,
+}
+
+#[derive(Serialize)]
+struct FigureView {
+    svg: String,
+    caption: String,
+}
+
+#[derive(Serialize)]
+struct SectionView {
+    id: String,
+    title: String,
+    caption: String,
+    figures: Vec<FigureView>,
+    tables: Vec<TableView>,
+}
+
+/// What the page says about itself.
+pub struct PageInfo<'a> {
+    pub title: &'a str,
+    pub study_dir: &'a str,
+    pub config_hash: &'a str,
+    pub export_dir: &'a str,
+}
+
+/// A number as the tables show it: 4 significant decimals, integers plain, NaN as a dash.
+pub fn format_cell(cell: &TableCell) -> (String, bool) {
+    match cell {
+        TableCell::Text(s) => (s.clone(), false),
+        TableCell::Number(x) if !x.is_finite() => ("–".into(), true),
+        TableCell::Number(x) if x.fract() == 0.0 && x.abs() < 1e15 => (format!("{x:.0}"), true),
+        TableCell::Number(x) if x.abs() >= 100.0 => (format!("{x:.1}"), true),
+        TableCell::Number(x) => (format!("{x:.4}"), true),
+    }
+}
+
+/// The export stem of a table: `<section>-<table>`.
+pub fn export_stem(section: &str, table: &str) -> String {
+    let raw = format!("{section}-{table}");
+    raw.chars().map(|c| if c.is_ascii_alphanumeric() || "-_+.".contains(c) { c } else { '_' }).collect()
+}
+
+pub fn render(info: &PageInfo, sections: &[ReportSection]) -> Result<String, HtmlError> {
+    let mut views = Vec::new();
+    for s in sections {
+        let figures = s.figures.iter().map(|f| Ok(FigureView { svg: draw(&f.chart)?, caption: f.caption.clone() })).collect::<Result<Vec<_>, ChartError>>()?;
+        let tables = s
+            .tables
+            .iter()
+            .map(|t| TableView {
+                name: t.name.clone(),
+                export: export_stem(&s.id, &t.name),
+                caption: t.caption.clone(),
+                columns: t.columns.clone(),
+                rows: t.rows.iter().map(|r| r.iter().map(|c| { let (text, numeric) = format_cell(c); CellView { text, numeric } }).collect()).collect(),
+            })
+            .collect();
+        views.push(SectionView { id: s.id.clone(), title: s.title.clone(), caption: s.caption.clone(), figures, tables });
+    }
+    let mut tera = tera::Tera::default();
+    // The name ends in .html, so tera escapes every value except the SVG marked `safe`.
+    tera.add_raw_template("report.html", TEMPLATE).map_err(|e| HtmlError::Template(e.to_string()))?;
+    let mut context = tera::Context::new();
+    context.insert("title", info.title);
+    context.insert("version", env!("CARGO_PKG_VERSION"));
+    context.insert("study_dir", info.study_dir);
+    context.insert("config_hash", info.config_hash);
+    context.insert("export_dir", info.export_dir);
+    context.insert("sections", &views);
+    tera.render("report.html", &context).map_err(|e| HtmlError::Template(format!("{e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::section::{Chart, Figure, Table};
+
+    #[test]
+    fn sections_render_generically_with_escaped_text_and_inline_svg() {
+        let section = ReportSection {
+            id: "masks".into(),
+            title: "Mask overlap <IoU>".into(),
+            caption: "How to read & use it.".into(),
+            figures: vec![Figure {
+                chart: Chart::Lines { title: "IoU".into(), x_label: "block".into(), y_label: "IoU".into(), series: vec![] },
+                caption: "by depth".into(),
+            }],
+            tables: vec![Table { name: "iou".into(), caption: "IoU".into(), columns: vec!["layer".into(), "iou".into()], rows: vec![vec![TableCell::Text("blk.0".into()), TableCell::Number(0.5)]] }],
+        };
+        let info = PageInfo { title: "t", study_dir: "d", config_hash: "h", export_dir: "e" };
+        let html = render(&info, &[section]).unwrap();
+        assert!(html.contains("<section id=\"masks\">"));
+        assert!(html.contains("Mask overlap &lt;IoU&gt;"), "titles are escaped");
+        assert!(html.contains("How to read &amp; use it."));
+        assert_eq!(html.matches("<svg").count(), 1);
+        assert!(html.contains("<td class=\"num\">0.5000</td>"));
+        assert!(html.contains("masks-iou.csv"));
+        assert!(!html.contains("<script"), "no scripts");
+        assert!(!html.contains("src=") && !html.contains("<link") && !html.contains("url("), "no external assets");
+    }
+}

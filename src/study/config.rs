@@ -1,0 +1,734 @@
+//! The study file: one TOML document that names the whole grid (models, methods, targets,
+//! calibration sets, seeds, evaluation), parsed in two steps as ripgrep splits low- and
+//! high-level arguments: `Raw*` structs mirror the file (unknown keys rejected, every value
+//! that can be wrong kept with its byte span), then [`StudyConfig::parse`] resolves them into
+//! typed values and checks every combination before any work starts. Each error names the
+//! key and the line, so a typo in a grid of hundreds of cells costs a second, not an hour.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::calibrate::{CaptureMode, Mix};
+use crate::data::{Language, TextRegistry};
+use crate::eval::WindowOptions;
+use crate::prune::{Method, Pattern, SparseGptConfig, Sparsity, SparsityTarget};
+use crate::runtime::{ExecutionProvider, RuntimeOptions};
+use crate::tasks::{Catalog, Split, TaskName};
+
+/// A study file that cannot be used, with where it went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read study config {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: {message}")]
+    Syntax { path: PathBuf, line: usize, message: String },
+    #[error("{path}:{line}: {key}: {message}")]
+    Invalid { path: PathBuf, line: usize, key: String, message: String },
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file as written.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    study: RawStudy,
+    models: Vec<RawModel>,
+    pruning: RawPruning,
+    calibration: Option<RawCalibration>,
+    perplexity: Option<RawPerplexity>,
+    tasks: Option<RawTasks>,
+    #[serde(default)]
+    analysis: AnalysisSwitches,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStudy {
+    name: Spanned<String>,
+    out: Option<PathBuf>,
+    seeds: Option<Spanned<Vec<u64>>>,
+    mode: Option<Spanned<String>>,
+    device: Option<Spanned<String>>,
+    #[serde(default)]
+    threads: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    name: Spanned<String>,
+    path: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPruning {
+    methods: Spanned<Vec<Spanned<String>>>,
+    sparsities: Option<Vec<Spanned<f64>>>,
+    patterns: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    percdamp: Option<Spanned<f64>>,
+    blocksize: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalibration {
+    source: Option<Spanned<String>>,
+    samples: Spanned<usize>,
+    seqlen: Spanned<usize>,
+    batch: Option<Spanned<usize>>,
+    sets: Spanned<Vec<RawCalibrationSet>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalibrationSet {
+    languages: Spanned<Vec<Spanned<String>>>,
+    mix: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPerplexity {
+    languages: Spanned<Vec<Spanned<String>>>,
+    source: Option<Spanned<String>>,
+    limit: Option<Spanned<usize>>,
+    context: Option<Spanned<usize>>,
+    stride: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTasks {
+    names: Spanned<Vec<Spanned<String>>>,
+    languages: Spanned<Vec<Spanned<String>>>,
+    limit: Option<Spanned<usize>>,
+    #[serde(default)]
+    shots: usize,
+    #[serde(default = "default_task_seed")]
+    seed: u64,
+    split: Option<Spanned<String>>,
+    data: Option<PathBuf>,
+}
+
+fn default_task_seed() -> u64 {
+    1234
+}
+
+// ---------------------------------------------------------------------------------------------
+// The resolved study.
+
+/// Which analyses (issue 6) run on the finished cells; switches only, read by the analyses.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisSwitches {
+    #[serde(default)]
+    pub masks: bool,
+    #[serde(default)]
+    pub subspaces: bool,
+    #[serde(default)]
+    pub neurons: bool,
+    #[serde(default)]
+    pub pruning_error: bool,
+    #[serde(default)]
+    pub significance: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelSpec {
+    /// Short name used in cell ids and folder names (`dense/<name>`).
+    pub name: String,
+    /// Model folder; a relative path is taken from the folder the study runs in.
+    pub path: PathBuf,
+}
+
+/// One calibration set of the grid, without its seed (seeds are a grid axis of their own).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationChoice {
+    pub languages: Vec<Language>,
+    pub mix: Mix,
+    pub samples: usize,
+    pub seqlen: usize,
+    /// Text source (`flores`, `handbook`, `udhr`, `file:...`); `None` = each language's default.
+    pub source: Option<String>,
+}
+
+impl CalibrationChoice {
+    /// `eng_Latn`, or `deu_Latn+eng_Latn` for a mixture (plus its mix when not even).
+    pub fn languages_label(&self) -> String {
+        let codes: Vec<&str> = self.languages.iter().map(|l| l.flores_code()).collect();
+        let mix = match &self.mix {
+            Mix::Even => String::new(),
+            Mix::Concat if self.languages.len() > 1 => "(concat)".to_string(),
+            Mix::Concat => String::new(),
+            Mix::Weights(w) => format!("({})", w.iter().map(|x| format!("{x}")).collect::<Vec<_>>().join(":")),
+        };
+        format!("{}{mix}", codes.join("+"))
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CalibrationGrid {
+    pub sets: Vec<CalibrationChoice>,
+    /// Windows per runtime call during calibration.
+    pub batch: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PerplexityPlan {
+    pub languages: Vec<Language>,
+    pub source: Option<String>,
+    pub limit: Option<usize>,
+    pub context: usize,
+    pub stride: usize,
+}
+
+impl PerplexityPlan {
+    pub fn window(&self) -> WindowOptions {
+        WindowOptions { context: self.context, stride: self.stride }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TaskPlan {
+    pub names: Vec<TaskName>,
+    /// As the user wrote them; each is checked against every task's languages.
+    pub languages: Vec<String>,
+    pub limit: Option<usize>,
+    pub shots: usize,
+    pub seed: u64,
+    pub split: Split,
+    pub data: PathBuf,
+}
+
+/// Everything a study needs, checked.
+#[derive(Clone, Debug)]
+pub struct StudyConfig {
+    pub name: String,
+    /// Where results go unless `--out` says otherwise.
+    pub out: PathBuf,
+    pub seeds: Vec<u64>,
+    pub mode: CaptureMode,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    pub threads: usize,
+    pub models: Vec<ModelSpec>,
+    pub methods: Vec<Method>,
+    pub targets: Vec<SparsityTarget>,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub calibration: Option<CalibrationGrid>,
+    pub perplexity: Option<PerplexityPlan>,
+    pub tasks: Option<TaskPlan>,
+    pub analysis: AnalysisSwitches,
+    /// SHA-256 (hex) of the study file's bytes: shards and resumed runs must agree on it.
+    pub hash: String,
+}
+
+impl StudyConfig {
+    /// Reads and checks a study file.
+    pub fn load(path: &Path, registry: &TextRegistry) -> Result<StudyConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
+        StudyConfig::parse(&text, path, registry)
+    }
+
+    /// Parses and checks the text of a study file; `path` only names it in errors.
+    pub fn parse(text: &str, path: &Path, registry: &TextRegistry) -> Result<StudyConfig, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
+            message: e.message().trim().to_string(),
+        })?;
+        Resolver { text, path, registry }.resolve(raw, crate::util::sha256_bytes(text.as_bytes()))
+    }
+
+    pub fn runtime(&self) -> RuntimeOptions {
+        let provider = match self.device.as_str() {
+            "cpu" => ExecutionProvider::Cpu,
+            d => ExecutionProvider::Cuda(d.strip_prefix("cuda:").and_then(|n| n.parse().ok()).unwrap_or(0)),
+        };
+        RuntimeOptions { provider, intra_threads: self.threads }
+    }
+
+    pub fn model(&self, name: &str) -> Option<&ModelSpec> {
+        self.models.iter().find(|m| m.name == name)
+    }
+
+    /// The first 12 hex digits of [`StudyConfig::hash`], for ids and messages.
+    pub fn short_hash(&self) -> &str {
+        &self.hash[..12]
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+struct Resolver<'a> {
+    text: &'a str,
+    path: &'a Path,
+    registry: &'a TextRegistry,
+}
+
+impl Resolver<'_> {
+    fn err(&self, key: &str, span: std::ops::Range<usize>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid { path: self.path.to_path_buf(), line: line_of(self.text, span.start), key: key.to_string(), message: message.into() }
+    }
+
+    fn resolve(&self, raw: RawConfig, hash: String) -> Result<StudyConfig, ConfigError> {
+        let name = raw.study.name.get_ref().trim().to_string();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(self.err("study.name", raw.study.name.span(), "use letters, digits, '-', '_' or '.' (it names the results folder)"));
+        }
+        let seeds = match &raw.study.seeds {
+            None => vec![0],
+            Some(s) if s.get_ref().is_empty() => return Err(self.err("study.seeds", s.span(), "give at least one seed, e.g. seeds = [0]")),
+            Some(s) => dedup(s.get_ref().clone()),
+        };
+        let mode = match raw.study.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+            None | Some(("sequential", _)) => CaptureMode::Sequential,
+            Some(("one-shot", _)) => CaptureMode::OneShot,
+            Some((other, span)) => return Err(self.err("study.mode", span, format!("'{other}' is not a capture mode; use \"sequential\" or \"one-shot\""))),
+        };
+        let device = match raw.study.device.as_ref() {
+            None => "cpu".to_string(),
+            Some(d) => {
+                let v = d.get_ref().trim();
+                let ok = v == "cpu" || v == "cuda" || v.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
+                if !ok {
+                    return Err(self.err("study.device", d.span(), format!("'{v}' is not a device; use \"cpu\", \"cuda\" or \"cuda:N\"")));
+                }
+                v.to_string()
+            }
+        };
+        let models = self.models(&raw.models)?;
+        let (methods, needs_calibration) = self.methods(&raw.pruning)?;
+        let targets = self.targets(&raw.pruning)?;
+        let calibration = match (raw.calibration, needs_calibration) {
+            (Some(c), _) => Some(self.calibration(c)?),
+            (None, Some((method, span))) => {
+                return Err(self.err("pruning.methods", span, format!("{method} needs calibration data: add a [calibration] table with samples, seqlen and sets")))
+            }
+            (None, None) => None,
+        };
+        let perplexity = raw.perplexity.map(|p| self.perplexity(p)).transpose()?;
+        let tasks = raw.tasks.map(|t| self.tasks(t)).transpose()?;
+        if perplexity.is_none() && tasks.is_none() {
+            return Err(ConfigError::Invalid {
+                path: self.path.to_path_buf(),
+                line: 1,
+                key: "perplexity".into(),
+                message: "the study measures nothing: add a [perplexity] or [tasks] table".into(),
+            });
+        }
+        let out = raw.study.out.unwrap_or_else(|| PathBuf::from("results/studies").join(&name));
+        Ok(StudyConfig {
+            name,
+            out,
+            seeds,
+            mode,
+            device,
+            threads: raw.study.threads,
+            models,
+            methods,
+            targets,
+            include: raw.pruning.include,
+            exclude: raw.pruning.exclude,
+            calibration,
+            perplexity,
+            tasks,
+            analysis: raw.analysis,
+            hash,
+        })
+    }
+
+    fn models(&self, raw: &[RawModel]) -> Result<Vec<ModelSpec>, ConfigError> {
+        if raw.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: self.path.to_path_buf(),
+                line: 1,
+                key: "models".into(),
+                message: "no model: add [[models]] with name and path".into(),
+            });
+        }
+        let mut models: Vec<ModelSpec> = Vec::new();
+        for m in raw {
+            let name = m.name.get_ref().trim();
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(self.err("models.name", m.name.span(), "use letters, digits, '-', '_' or '.' (it names folders)"));
+            }
+            if models.iter().any(|x| x.name == name) {
+                return Err(self.err("models.name", m.name.span(), format!("model '{name}' is listed twice; give each model its own name")));
+            }
+            models.push(ModelSpec { name: name.to_string(), path: m.path.clone() });
+        }
+        Ok(models)
+    }
+
+    /// The methods, and the first one that needs calibration data (for the error if none is given).
+    fn methods(&self, raw: &RawPruning) -> Result<(Vec<Method>, Option<(String, std::ops::Range<usize>)>), ConfigError> {
+        if raw.methods.get_ref().is_empty() {
+            return Err(self.err("pruning.methods", raw.methods.span(), "give at least one method: magnitude, wanda or sparsegpt"));
+        }
+        let percdamp = raw.percdamp.as_ref().map(|p| (*p.get_ref(), p.span()));
+        let blocksize = raw.blocksize.as_ref().map(|b| (*b.get_ref(), b.span()));
+        let mut methods = Vec::new();
+        let mut needs = None;
+        for m in raw.methods.get_ref() {
+            let method: Method = m.get_ref().parse().map_err(|e: crate::prune::PruneError| self.err("pruning.methods", m.span(), e.to_string()))?;
+            let method = match method {
+                Method::SparseGpt(_) => {
+                    let config = SparseGptConfig::new(percdamp.as_ref().map_or(0.01, |p| p.0), blocksize.as_ref().map_or(128, |b| b.0))
+                        .map_err(|e| self.err("pruning.percdamp", percdamp.as_ref().map(|x| x.1.clone()).or(blocksize.as_ref().map(|x| x.1.clone())).unwrap_or(m.span()), e.to_string()))?;
+                    Method::SparseGpt(config)
+                }
+                other => other,
+            };
+            if methods.contains(&method) {
+                return Err(self.err("pruning.methods", m.span(), format!("'{}' is listed twice", m.get_ref())));
+            }
+            if method.statistics_need() != crate::prune::StatisticsNeed::None && needs.is_none() {
+                needs = Some((method.name().to_string(), m.span()));
+            }
+            methods.push(method);
+        }
+        Ok((methods, needs))
+    }
+
+    /// Every (pattern, sparsity) pair of the grid; an N:M pattern with a sparsity other than N/M is an error.
+    fn targets(&self, raw: &RawPruning) -> Result<Vec<SparsityTarget>, ConfigError> {
+        let mut patterns = Vec::new();
+        for p in raw.patterns.as_deref().unwrap_or_default() {
+            let pattern: Pattern = p.get_ref().parse().map_err(|e: crate::prune::PruneError| self.err("pruning.patterns", p.span(), e.to_string()))?;
+            patterns.push((pattern, p.span()));
+        }
+        if patterns.is_empty() {
+            patterns.push((Pattern::Unstructured, raw.methods.span()));
+        }
+        let mut sparsities = Vec::new();
+        for s in raw.sparsities.as_deref().unwrap_or_default() {
+            let value = Sparsity::new(*s.get_ref()).map_err(|e| self.err("pruning.sparsities", s.span(), e.to_string()))?;
+            sparsities.push((value, s.span()));
+        }
+        let mut targets: Vec<SparsityTarget> = Vec::new();
+        for (pattern, pspan) in &patterns {
+            match pattern {
+                Pattern::Unstructured if sparsities.is_empty() => {
+                    return Err(self.err("pruning.sparsities", pspan.clone(), "the unstructured pattern needs sparsities, e.g. sparsities = [0.5]"))
+                }
+                Pattern::Unstructured => {
+                    for (s, _) in &sparsities {
+                        targets.push(SparsityTarget::Unstructured(*s));
+                    }
+                }
+                Pattern::NM(nm) => {
+                    for (s, sspan) in &sparsities {
+                        if (s.get() - nm.implied_sparsity()).abs() > 1e-4 {
+                            return Err(self.err(
+                                "pruning.sparsities",
+                                sspan.clone(),
+                                format!(
+                                    "pattern {nm} (line {}) prunes exactly {} of the weights, so sparsity {} is impossible with it; drop {} or list the {nm} pattern in a study of its own",
+                                    line_of(self.text, pspan.start),
+                                    nm.implied_sparsity(),
+                                    s.get(),
+                                    s.get()
+                                ),
+                            ));
+                        }
+                    }
+                    targets.push(SparsityTarget::NM(*nm));
+                }
+            }
+        }
+        let mut unique: Vec<SparsityTarget> = Vec::new();
+        for t in targets {
+            if !unique.contains(&t) {
+                unique.push(t);
+            }
+        }
+        Ok(unique)
+    }
+
+    fn language(&self, key: &str, code: &Spanned<String>) -> Result<Language, ConfigError> {
+        Language::parse(code.get_ref()).map_err(|e| self.err(key, code.span(), e.to_string()))
+    }
+
+    /// Checks that `source` (or each language's default) has text for `language`.
+    fn has_text(&self, key: &str, code: &Spanned<String>, language: Language, source: Option<&Spanned<String>>) -> Result<(), ConfigError> {
+        let text_source = match source {
+            Some(s) => self.registry.source(s.get_ref()).map_err(|e| self.err(&key.replace("languages", "source"), s.span(), e.to_string()))?,
+            None => self.registry.default_for(language),
+        };
+        if text_source.has_language(language) {
+            Ok(())
+        } else {
+            Err(self.err(
+                key,
+                code.span(),
+                format!(
+                    "{} has no text in source '{}' ({}); pick another source or language",
+                    language.flores_code(),
+                    text_source.name(),
+                    text_source.location().display()
+                ),
+            ))
+        }
+    }
+
+    fn calibration(&self, raw: RawCalibration) -> Result<CalibrationGrid, ConfigError> {
+        if *raw.samples.get_ref() == 0 {
+            return Err(self.err("calibration.samples", raw.samples.span(), "zero samples: give at least 1 window (the paper used 128)"));
+        }
+        if *raw.seqlen.get_ref() < 2 {
+            return Err(self.err("calibration.seqlen", raw.seqlen.span(), "a window needs at least 2 tokens (the start token and one of text)"));
+        }
+        let batch = match &raw.batch {
+            Some(b) if *b.get_ref() == 0 => return Err(self.err("calibration.batch", b.span(), "batch must be at least 1")),
+            Some(b) => *b.get_ref(),
+            None => 4,
+        };
+        if raw.sets.get_ref().is_empty() {
+            return Err(self.err("calibration.sets", raw.sets.span(), "no calibration set: add e.g. sets = [{ languages = [\"eng_Latn\"] }]"));
+        }
+        let source = raw.source.as_ref().map(|s| s.get_ref().clone());
+        let mut sets: Vec<CalibrationChoice> = Vec::new();
+        for set in raw.sets.get_ref() {
+            if set.languages.get_ref().is_empty() {
+                return Err(self.err("calibration.sets.languages", set.languages.span(), "a calibration set needs at least one language"));
+            }
+            let mut languages = Vec::new();
+            for code in set.languages.get_ref() {
+                let language = self.language("calibration.sets.languages", code)?;
+                self.has_text("calibration.sets.languages", code, language, raw.source.as_ref())?;
+                if languages.contains(&language) {
+                    return Err(self.err("calibration.sets.languages", code.span(), format!("{language} is listed twice in one set")));
+                }
+                languages.push(language);
+            }
+            let mix = match &set.mix {
+                None => Mix::Even,
+                Some(m) => Mix::parse(m.get_ref(), languages.len()).map_err(|e| self.err("calibration.sets.mix", m.span(), e.to_string()))?,
+            };
+            let choice = CalibrationChoice { languages, mix, samples: *raw.samples.get_ref(), seqlen: *raw.seqlen.get_ref(), source: source.clone() };
+            if sets.contains(&choice) {
+                return Err(self.err("calibration.sets", set.languages.span(), "this calibration set is listed twice"));
+            }
+            sets.push(choice);
+        }
+        Ok(CalibrationGrid { sets, batch })
+    }
+
+    fn perplexity(&self, raw: RawPerplexity) -> Result<PerplexityPlan, ConfigError> {
+        if raw.languages.get_ref().is_empty() {
+            return Err(self.err("perplexity.languages", raw.languages.span(), "give at least one evaluation language"));
+        }
+        let mut languages = Vec::new();
+        for code in raw.languages.get_ref() {
+            let language = self.language("perplexity.languages", code)?;
+            self.has_text("perplexity.languages", code, language, raw.source.as_ref())?;
+            if !languages.contains(&language) {
+                languages.push(language);
+            }
+        }
+        if let Some(l) = raw.limit.as_ref().filter(|l| *l.get_ref() == 0) {
+            return Err(self.err("perplexity.limit", l.span(), "limit 0 scores nothing; give at least 1 document or drop the key"));
+        }
+        let context = raw.context.as_ref().map_or(512, |c| *c.get_ref());
+        let stride = raw.stride.as_ref().map_or(256, |s| *s.get_ref());
+        if context < 2 {
+            return Err(self.err("perplexity.context", raw.context.as_ref().map_or(0..0, |c| c.span()), "context must be at least 2 tokens"));
+        }
+        if stride == 0 {
+            return Err(self.err("perplexity.stride", raw.stride.as_ref().map_or(0..0, |c| c.span()), "stride must be at least 1 token"));
+        }
+        Ok(PerplexityPlan {
+            languages,
+            source: raw.source.map(|s| s.into_inner()),
+            limit: raw.limit.map(|l| l.into_inner()),
+            context,
+            stride,
+        })
+    }
+
+    fn tasks(&self, raw: RawTasks) -> Result<TaskPlan, ConfigError> {
+        if raw.names.get_ref().is_empty() {
+            return Err(self.err("tasks.names", raw.names.span(), "give at least one task, e.g. names = [\"sib200\"]"));
+        }
+        if raw.languages.get_ref().is_empty() {
+            return Err(self.err("tasks.languages", raw.languages.span(), "give at least one language"));
+        }
+        let catalog = Catalog::get();
+        let mut names = Vec::new();
+        for n in raw.names.get_ref() {
+            let task: TaskName = n.get_ref().parse().map_err(|e: crate::tasks::TaskError| self.err("tasks.names", n.span(), e.to_string()))?;
+            if !names.contains(&task) {
+                names.push(task);
+            }
+        }
+        for code in raw.languages.get_ref() {
+            for &task in &names {
+                crate::tasks::load::resolve_language(catalog, catalog.spec(task), code.get_ref())
+                    .map_err(|e| self.err("tasks.languages", code.span(), e.to_string()))?;
+            }
+        }
+        if let Some(l) = raw.limit.as_ref().filter(|l| *l.get_ref() == 0) {
+            return Err(self.err("tasks.limit", l.span(), "limit 0 evaluates nothing; give at least 1 example or drop the key"));
+        }
+        let split = match &raw.split {
+            None => Split::Test,
+            Some(s) => s.get_ref().parse().map_err(|e: crate::tasks::TaskError| self.err("tasks.split", s.span(), e.to_string()))?,
+        };
+        Ok(TaskPlan {
+            names,
+            languages: raw.languages.into_inner().into_iter().map(|l| l.into_inner()).collect(),
+            limit: raw.limit.map(|l| l.into_inner()),
+            shots: raw.shots,
+            seed: raw.seed,
+            split,
+            data: raw.data.unwrap_or_else(crate::tasks::default_data_dir),
+        })
+    }
+}
+
+fn dedup(v: Vec<u64>) -> Vec<u64> {
+    let mut out = Vec::new();
+    for x in v {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn registry() -> TextRegistry {
+        TextRegistry::for_project(Path::new("/nonexistent-project"))
+    }
+
+    pub(crate) fn parse(text: &str) -> Result<StudyConfig, ConfigError> {
+        StudyConfig::parse(text, Path::new("study.toml"), &registry())
+    }
+
+    pub(crate) fn parse_ok(text: &str) -> StudyConfig {
+        parse(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const GOOD: &str = r#"[study]
+name = "demo"
+seeds = [0]
+
+[[models]]
+name = "gemma"
+path = "models/gemma"
+
+[pruning]
+methods = ["wanda", "sparsegpt"]
+sparsities = [0.5]
+patterns = ["unstructured", "2:4"]
+
+[calibration]
+source = "udhr"
+samples = 16
+seqlen = 128
+sets = [{ languages = ["eng_Latn"] }, { languages = ["deu_Latn"] }]
+
+[perplexity]
+languages = ["eng_Latn", "deu_Latn"]
+source = "udhr"
+limit = 5
+
+[tasks]
+names = ["xcopa"]
+languages = ["it"]
+limit = 10
+"#;
+
+    fn error(text: &str) -> String {
+        match parse(text) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_good_file_resolves_to_typed_values() {
+        let c = parse_ok(GOOD);
+        assert_eq!(c.name, "demo");
+        assert_eq!(c.methods.len(), 2);
+        assert_eq!(c.targets.len(), 2);
+        assert_eq!(c.calibration.as_ref().unwrap().sets.len(), 2);
+        assert_eq!(c.perplexity.as_ref().unwrap().limit, Some(5));
+        assert_eq!(c.tasks.as_ref().unwrap().names, vec![TaskName::Xcopa]);
+        assert_eq!(c.mode, CaptureMode::Sequential);
+        assert_eq!(c.hash.len(), 64);
+        assert_eq!(c.out, PathBuf::from("results/studies/demo"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let text = GOOD.replace("seqlen = 128", "seqlen = 128\nsampels = 3");
+        let e = error(&text);
+        assert!(e.starts_with("study.toml:18: "), "{e}");
+        assert!(e.contains("unknown field `sampels`"), "{e}");
+    }
+
+    #[test]
+    fn an_nm_pattern_with_another_sparsity_is_impossible() {
+        let text = GOOD.replace("sparsities = [0.5]", "sparsities = [0.5, 0.3]");
+        let e = error(&text);
+        assert!(e.starts_with("study.toml:11: pruning.sparsities: pattern 2:4 (line 12) prunes exactly 0.5"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_language_is_named_with_its_line() {
+        let e = error(&GOOD.replace("languages = [\"deu_Latn\"] }]", "languages = [\"klingon\"] }]"));
+        assert!(e.starts_with("study.toml:18: calibration.sets.languages: "), "{e}");
+        assert!(e.contains("klingon"), "{e}");
+        let e = error(&GOOD.replace("languages = [\"eng_Latn\", \"deu_Latn\"]", "languages = [\"eng_Latn\", \"xx_Yyyy\"]"));
+        assert!(e.starts_with("study.toml:21: perplexity.languages: "), "{e}");
+    }
+
+    #[test]
+    fn a_language_without_text_in_the_source_is_an_error() {
+        let root = std::env::temp_dir().join(format!("polyprune-config-flores-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("eng_Latn")).unwrap();
+        let text = GOOD.replace("source = \"udhr\"\nsamples", &format!("source = \"flores:{}\"\nsamples", root.display()));
+        let e = error(&text);
+        assert!(e.starts_with("study.toml:18: calibration.sets.languages: deu_Latn has no text in source 'flores'"), "{e}");
+        std::fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn unknown_methods_tasks_and_zero_samples_are_errors() {
+        let e = error(&GOOD.replace("\"sparsegpt\"]", "\"sparsegtp\"]"));
+        assert!(e.starts_with("study.toml:10: pruning.methods: "), "{e}");
+        let e = error(&GOOD.replace("names = [\"xcopa\"]", "names = [\"xcopaa\"]"));
+        assert!(e.starts_with("study.toml:26: tasks.names: "), "{e}");
+        let e = error(&GOOD.replace("samples = 16", "samples = 0"));
+        assert!(e.starts_with("study.toml:16: calibration.samples: zero samples"), "{e}");
+        let e = error(&GOOD.replace("languages = [\"it\"]", "languages = [\"de\"]"));
+        assert!(e.starts_with("study.toml:27: tasks.languages: "), "{e}");
+        let e = error(&GOOD.replace("seeds = [0]", "seeds = []"));
+        assert!(e.starts_with("study.toml:3: study.seeds: "), "{e}");
+        let e = error(&GOOD.replace("[calibration]", "[calibrations]"));
+        assert!(e.starts_with("study.toml:14: unknown field `calibrations`"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_carry_their_line() {
+        let e = error(&GOOD.replace("limit = 5", "limit = "));
+        assert!(e.starts_with("study.toml:23: "), "{e}");
+    }
+}

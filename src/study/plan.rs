@@ -1,0 +1,144 @@
+//! `study plan`: the cells a study file expands to, and what they will cost, before anything runs.
+//!
+//! Cost = tokens x seconds per token. Tokens are counted exactly with each model's tokenizer:
+//! the perplexity documents (after `limit`), every task choice (context + continuation; a
+//! generation example counts its prompt plus its token cap), and the calibration windows.
+//! Seconds per token come from this study's own finished units when there are any (their
+//! records keep tokens and seconds per stage), else from [`DEFAULT_THROUGHPUT`].
+
+use serde::Serialize;
+
+use super::cells::Grid;
+use super::config::StudyConfig;
+use super::layout::{StudyDir, Unit, UnitStatus};
+use super::runner::Evaluation;
+use crate::tasks::TaskItems;
+
+/// Throughput assumed before anything was measured: Gemma 3 270M on 2 CPU cores (STACK.md:
+/// about 0.5 GFLOP per scored token, two thirds of it the output layer; calibration skips the
+/// output layer). Rough on purpose: the plan replaces them with measurements once a unit finished.
+pub const DEFAULT_THROUGHPUT: Throughput = Throughput {
+    score_tokens_per_s: 300.0,
+    calibration_tokens_per_s: 900.0,
+    solve_s_per_cell: 20.0,
+    measured_units: 0,
+};
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Throughput {
+    /// Scoring (perplexity and tasks) through the full model.
+    pub score_tokens_per_s: f64,
+    /// Calibration forward passes and statistics.
+    pub calibration_tokens_per_s: f64,
+    /// The pruning solve per cell (SparseGPT dominates).
+    pub solve_s_per_cell: f64,
+    /// How many finished units these figures come from (0 = defaults).
+    pub measured_units: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct UnitCost {
+    pub id: String,
+    pub kind: &'static str,
+    pub model: String,
+    pub label: String,
+    pub done: bool,
+    pub score_tokens: usize,
+    pub calibration_tokens: usize,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PlanEstimate {
+    pub units: Vec<UnitCost>,
+    pub throughput: Throughput,
+    /// Seconds for the units not yet done.
+    pub remaining_s: f64,
+}
+
+/// Tokens scored per unit for one model's tokenizer.
+fn scored_tokens(tokenizer: &tokenizers::Tokenizer, evaluation: &Evaluation, limit: Option<usize>) -> usize {
+    let count = |text: &str| tokenizer.encode(text, false).map(|e| e.len()).unwrap_or(text.len() / 4);
+    let mut total = 0;
+    for set in &evaluation.text {
+        let n = limit.unwrap_or(usize::MAX).min(set.documents.len());
+        total += set.documents[..n].iter().map(|(_, t)| count(t) + 1).sum::<usize>();
+    }
+    for task in &evaluation.tasks {
+        total += match &task.items {
+            TaskItems::Choice(examples) => examples
+                .iter()
+                .flat_map(|e| e.choices.iter())
+                .map(|c| count(c.context()) + count(c.continuation()))
+                .sum::<usize>(),
+            TaskItems::Generation(examples) => examples.iter().map(|g| count(&g.request.context) + 32).sum(),
+        };
+    }
+    total
+}
+
+/// Throughput measured from the finished units in `dir`, if any.
+pub fn measured_throughput(dir: &StudyDir, grid: &Grid) -> Option<Throughput> {
+    let (mut score_tokens, mut score_s, mut calib_tokens, mut calib_s, mut solve_s, mut cells, mut units) = (0usize, 0.0, 0usize, 0.0, 0.0, 0usize, 0usize);
+    for unit in super::runner::units(grid, None) {
+        let Ok(Some(r)) = dir.read_record(&unit) else { continue };
+        if r.status != UnitStatus::Done {
+            continue;
+        }
+        units += 1;
+        // Task tokens are not recorded per unit; perplexity alone gives the scoring rate.
+        score_tokens += r.eval_tokens;
+        score_s += r.timings.perplexity_s;
+        calib_tokens += r.calibration_tokens;
+        calib_s += r.timings.calibration_forward_s + r.timings.statistics_s;
+        if matches!(unit, Unit::Cell(_)) {
+            solve_s += r.timings.prune_solve_s;
+            cells += 1;
+        }
+    }
+    (units > 0).then(|| Throughput {
+        score_tokens_per_s: if score_s > 0.0 { score_tokens as f64 / score_s } else { DEFAULT_THROUGHPUT.score_tokens_per_s },
+        calibration_tokens_per_s: if calib_s > 0.0 { calib_tokens as f64 / calib_s } else { DEFAULT_THROUGHPUT.calibration_tokens_per_s },
+        solve_s_per_cell: if cells > 0 { solve_s / cells as f64 } else { DEFAULT_THROUGHPUT.solve_s_per_cell },
+        measured_units: units,
+    })
+}
+
+/// The estimate for every unit of the study (tokenizers are read from the model folders; a
+/// model that cannot be read is estimated with 4 bytes per token).
+pub fn estimate(config: &StudyConfig, evaluation: &Evaluation, dir: &StudyDir) -> PlanEstimate {
+    let grid = Grid::expand(config);
+    let throughput = measured_throughput(dir, &grid).unwrap_or(DEFAULT_THROUGHPUT);
+    let limit = config.perplexity.as_ref().and_then(|p| p.limit);
+    let mut per_model = std::collections::BTreeMap::new();
+    for m in &config.models {
+        let tokens = crate::model::ModelDir::open(&m.path)
+            .ok()
+            .and_then(|d| tokenizers::Tokenizer::from_file(d.tokenizer_path()).ok())
+            .map(|t| scored_tokens(&t, evaluation, limit))
+            .unwrap_or_else(|| {
+                let bytes: usize = evaluation.text.iter().map(|s| s.documents.iter().take(limit.unwrap_or(usize::MAX)).map(|(_, t)| t.len()).sum::<usize>()).sum();
+                bytes / 4
+            });
+        per_model.insert(m.name.clone(), tokens);
+    }
+    let mut units = Vec::new();
+    let mut remaining_s = 0.0;
+    for unit in super::runner::units(&grid, None) {
+        let done = matches!(dir.read_record(&unit), Ok(Some(r)) if r.status == UnitStatus::Done);
+        let score_tokens = per_model.get(unit.model()).copied().unwrap_or(0);
+        let (kind, label, calibration_tokens, solve) = match &unit {
+            Unit::Dense(_) => ("dense", "dense".to_string(), 0, 0.0),
+            Unit::Cell(c) => {
+                let tokens = c.calibration.as_ref().map_or(0, |k| k.samples * k.seqlen);
+                ("cell", c.label(), tokens, throughput.solve_s_per_cell)
+            }
+        };
+        let seconds = score_tokens as f64 / throughput.score_tokens_per_s + calibration_tokens as f64 / throughput.calibration_tokens_per_s + solve;
+        if !done {
+            remaining_s += seconds;
+        }
+        units.push(UnitCost { id: unit.id().to_string(), kind, model: unit.model().to_string(), label, done, score_tokens, calibration_tokens, seconds });
+    }
+    PlanEstimate { units, throughput, remaining_s }
+}

@@ -1,0 +1,457 @@
+//! Running a study: every unit (dense baseline or pruned cell) in order, each written to its
+//! own folder, resumable.
+//!
+//! Crash safety comes from the order of writes: a unit's files are each written atomically
+//! (temporary file + rename), and its record (`cell.json` / `dense.json`) with `status = done`
+//! is written last. A re-run skips units whose record says done and recomputes the rest, so
+//! Ctrl-C or a crash loses at most the unit in flight. A unit that fails gets a record with
+//! its cause and the run goes on; the caller turns failures into the exit code.
+//!
+//! Shared work is done once: evaluation text and task examples are loaded before the first
+//! unit (so a missing data file fails in a second, not after an hour), a calibration set is
+//! drawn and tokenized once for all the cells that use it (cells come grouped by set), and
+//! dense measurements once per model.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::cells::{Cell, DenseBaseline, Grid};
+use super::config::StudyConfig;
+use super::layout::{LayoutError, MachineRecord, StageTimings, StudyDir, StudyRecord, Unit, UnitRecord, UnitStatus};
+use super::shard::Shard;
+use crate::calibrate::{CalibrationError, CalibrationSet, CaptureMode, CaptureOptions};
+use crate::prune::StatisticsNeed;
+use crate::eval::{downstream, LanguageScore, Scorer, ScorerError, TaskEvalError, TaskResult, TextSet};
+use crate::model::{ModelDir, ModelError};
+use crate::pruning::{prune_many, prune_model, write_masks, LayerFilter, PruneJob, PrunedModel};
+use crate::results::{Machine, Provenance};
+use crate::runtime::WeightOverride;
+use crate::tasks::{LoadOptions, LoadedTask, TaskError};
+
+/// Why a study could not start (nothing has been computed when these happen).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{dir} holds results of another study file (config hash {found:.12}, this one {expected:.12}); give another --out, or delete the folder to start over")]
+    OtherStudy { dir: PathBuf, found: String, expected: String },
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("perplexity text: {0}")]
+    Text(#[from] crate::data::DataError),
+    #[error("task {task} in '{language}': {source}")]
+    Task { task: String, language: String, source: TaskError },
+    #[error("task {task} in '{language}' has no examples in the '{split}' split; check [tasks] data")]
+    NoExamples { task: String, language: String, split: String },
+}
+
+/// Why one unit failed (recorded in its `cell.json`; the others still run).
+#[derive(Debug, thiserror::Error)]
+pub enum UnitError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Calibration(#[from] CalibrationError),
+    #[error(transparent)]
+    Scorer(#[from] ScorerError),
+    #[error(transparent)]
+    Task(#[from] TaskEvalError),
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot read the tokenizer {path}: {message}")]
+    Tokenizer { path: PathBuf, message: String },
+}
+
+/// What the runner tells whoever shows progress.
+pub trait Observer {
+    /// `total` units in this run (after sharding), `done` of them finished earlier.
+    fn begin(&mut self, _total: usize, _done: usize) {}
+    fn unit_started(&mut self, _id: &str) {}
+    /// The current unit's stage, e.g. "wanda block 3: statistics".
+    fn stage(&mut self, _message: &str) {}
+    fn unit_finished(&mut self, _id: &str, _status: &UnitStatus) {}
+}
+
+/// An observer that shows nothing (tests, scripts).
+pub struct Silent;
+impl Observer for Silent {}
+
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub shard: Option<Shard>,
+    /// Stop after computing this many units (finished earlier ones do not count): a controlled
+    /// interruption, as Ctrl-C would leave it.
+    pub max_units: Option<usize>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunSummary {
+    /// Units finished by an earlier run, not recomputed.
+    pub skipped: Vec<String>,
+    pub computed: Vec<String>,
+    /// `(id, error)` of units that failed in this run.
+    pub failed: Vec<(String, String)>,
+    /// Units left for a later run (`max_units`).
+    pub left: usize,
+}
+
+/// The study's plan record, as written to `study.json`.
+pub fn study_record(config: &StudyConfig, grid: &Grid) -> StudyRecord {
+    StudyRecord {
+        study: config.name.clone(),
+        config_hash: config.hash.clone(),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        cells: grid.cells.clone(),
+        dense: grid.dense.clone(),
+        models: config.models.iter().map(|m| (m.name.clone(), m.path.clone())).collect(),
+        evaluation: serde_json::json!({ "perplexity": config.perplexity, "tasks": config.tasks }),
+        analysis: config.analysis.clone(),
+    }
+}
+
+/// Creates `dir` for this study, or checks that it already belongs to it.
+pub fn prepare_dir(dir: &StudyDir, config: &StudyConfig, config_text: &str, grid: &Grid) -> Result<(), RunError> {
+    if dir.study_file().is_file() {
+        let existing = dir.read_study()?;
+        if existing.config_hash != config.hash {
+            return Err(RunError::OtherStudy { dir: dir.root.clone(), found: existing.config_hash, expected: config.hash.clone() });
+        }
+        return Ok(());
+    }
+    let write = |path: PathBuf, bytes: &[u8]| crate::util::write_atomic(&path, bytes).map_err(|source| RunError::Write { path, source });
+    write(dir.config_file(), config_text.as_bytes())?;
+    write(dir.study_file(), &serde_json::to_vec_pretty(&study_record(config, grid)).expect("json"))
+}
+
+/// What every unit is measured on, loaded once.
+pub struct Evaluation {
+    pub text: Vec<TextSet>,
+    pub tasks: Vec<LoadedTask>,
+}
+
+/// Loads the perplexity text and task examples the config names; fails before any model work.
+pub fn load_evaluation(config: &StudyConfig) -> Result<Evaluation, RunError> {
+    let registry = crate::eval::registry(None);
+    let text = match &config.perplexity {
+        Some(p) => {
+            let codes: Vec<String> = p.languages.iter().map(|l| l.flores_code().to_string()).collect();
+            crate::eval::evaluation_sets(&codes, p.source.as_deref(), &registry)?
+        }
+        None => Vec::new(),
+    };
+    let mut tasks = Vec::new();
+    if let Some(t) = &config.tasks {
+        let options = LoadOptions { split: t.split, shots: t.shots, seed: t.seed };
+        for &task in &t.names {
+            for language in &t.languages {
+                let mut loaded = crate::tasks::load(task, language, &t.data, &options)
+                    .map_err(|source| RunError::Task { task: task.to_string(), language: language.clone(), source })?;
+                if let Some(n) = t.limit {
+                    loaded.items = downstream::limit_items(loaded.items, n, t.seed);
+                }
+                if loaded.items.is_empty() {
+                    return Err(RunError::NoExamples { task: task.to_string(), language: language.clone(), split: t.split.to_string() });
+                }
+                tasks.push(loaded);
+            }
+        }
+    }
+    Ok(Evaluation { text, tasks })
+}
+
+/// The units of this run, in order: baselines first, then cells grouped by calibration set.
+pub fn units(grid: &Grid, shard: Option<Shard>) -> Vec<Unit> {
+    let all: Vec<Unit> = grid.dense.iter().cloned().map(Unit::Dense).chain(grid.cells.iter().cloned().map(Unit::Cell)).collect();
+    match shard {
+        Some(s) => s.select(all),
+        None => all,
+    }
+}
+
+/// Runs (or resumes) a study in `dir`.
+pub fn run_study(config: &StudyConfig, config_text: &str, dir: &StudyDir, options: &RunOptions, observer: &mut dyn Observer) -> Result<RunSummary, RunError> {
+    let grid = Grid::expand(config);
+    let evaluation = load_evaluation(config)?;
+    prepare_dir(dir, config, config_text, &grid)?;
+    let units = units(&grid, options.shard);
+    let mut pending = Vec::new();
+    let mut summary = RunSummary::default();
+    for unit in units {
+        match dir.read_record(&unit) {
+            Ok(Some(r)) if r.status == UnitStatus::Done => summary.skipped.push(unit.id().to_string()),
+            _ => pending.push(unit),
+        }
+    }
+    observer.begin(pending.len() + summary.skipped.len(), summary.skipped.len());
+    let siblings: Vec<Cell> = pending.iter().filter_map(|u| if let Unit::Cell(c) = u { Some(c.clone()) } else { None }).collect();
+    let mut worker = Worker { config, dir, evaluation: &evaluation, calibration: None, siblings, prepruned: HashMap::new() };
+    for (k, unit) in pending.iter().enumerate() {
+        if options.max_units.is_some_and(|m| k >= m) {
+            summary.left = pending.len() - k;
+            break;
+        }
+        observer.unit_started(unit.id());
+        let started = Instant::now();
+        let previous_runs = dir.read_record(unit).ok().flatten().map_or(0, |r| r.runs);
+        let status = match worker.run(unit, observer) {
+            Ok(mut record) => {
+                record.runs = previous_runs + 1;
+                record.timings.total_s = started.elapsed().as_secs_f64();
+                match write_record(dir, unit, &record) {
+                    Ok(()) => UnitStatus::Done,
+                    Err(e) => UnitStatus::Failed { error: e.to_string() },
+                }
+            }
+            Err(e) => {
+                let status = UnitStatus::Failed { error: e.to_string() };
+                let mut record = worker.empty_record(unit, status.clone());
+                record.runs = previous_runs + 1;
+                record.timings.total_s = started.elapsed().as_secs_f64();
+                // Best effort: if even the record cannot be written, the summary still says why.
+                let _ = write_record(dir, unit, &record);
+                status
+            }
+        };
+        match &status {
+            UnitStatus::Done => summary.computed.push(unit.id().to_string()),
+            UnitStatus::Failed { error } => summary.failed.push((unit.id().to_string(), error.clone())),
+        }
+        observer.unit_finished(unit.id(), &status);
+    }
+    Ok(summary)
+}
+
+fn write_record(dir: &StudyDir, unit: &Unit, record: &UnitRecord) -> Result<(), UnitError> {
+    let path = dir.unit_record(unit);
+    crate::results::write_json(&path, record).map_err(|source| UnitError::Write { path, source })
+}
+
+/// The calibration set in use, kept while consecutive cells share it.
+type CachedSet = ((String, String, u64), Arc<CalibrationSet>);
+
+struct Worker<'a> {
+    config: &'a StudyConfig,
+    dir: &'a StudyDir,
+    evaluation: &'a Evaluation,
+    calibration: Option<CachedSet>,
+    /// The cells this run will compute, for sharing one-shot calibration passes.
+    siblings: Vec<Cell>,
+    /// Pruned models computed early by a shared pass, waiting for their cell's turn.
+    prepruned: HashMap<String, PrunedModel>,
+}
+
+/// The sparsity of one layer, as `sparsity.csv` lists it.
+#[derive(Serialize)]
+struct SparsityRow<'a> {
+    layer: &'a str,
+    block: usize,
+    role: &'a str,
+    requested: f64,
+    pattern: String,
+    pruned: u64,
+    total: u64,
+    achieved: f64,
+}
+
+impl Worker<'_> {
+    fn empty_record(&self, unit: &Unit, status: UnitStatus) -> UnitRecord {
+        let machine = Machine::this();
+        UnitRecord {
+            id: unit.id().to_string(),
+            status,
+            runs: 0,
+            model: unit.model().to_string(),
+            model_hash: String::new(),
+            config_hash: self.config.hash.clone(),
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            seed: match unit {
+                Unit::Cell(c) => c.seed,
+                Unit::Dense(_) => None,
+            },
+            started_unix: crate::results::unix_now(),
+            timings: StageTimings::default(),
+            eval_tokens: 0,
+            calibration_tokens: 0,
+            overall_sparsity: None,
+            machine: MachineRecord { hostname: machine.hostname, cores: machine.cores, os: machine.os, device: self.config.device.clone() },
+        }
+    }
+
+    fn open_model(&self, name: &str) -> Result<ModelDir, UnitError> {
+        // The config checked that every unit's model is listed.
+        let spec = self.config.model(name).expect("unit of a listed model");
+        Ok(ModelDir::open(&spec.path)?)
+    }
+
+    fn run(&mut self, unit: &Unit, observer: &mut dyn Observer) -> Result<UnitRecord, UnitError> {
+        match unit {
+            Unit::Dense(d) => self.run_dense(unit, d, observer),
+            Unit::Cell(c) => self.run_cell(unit, c, observer),
+        }
+    }
+
+    fn run_dense(&mut self, unit: &Unit, dense: &DenseBaseline, observer: &mut dyn Observer) -> Result<UnitRecord, UnitError> {
+        let mut record = self.empty_record(unit, UnitStatus::Done);
+        let model = self.open_model(&dense.model)?;
+        record.model_hash = model.identity();
+        let out = self.dir.dense_dir(&dense.model);
+        self.measure(&model, &[], &out, &mut record, observer, "dense")?;
+        Ok(record)
+    }
+
+    fn calibration_set(&mut self, model: &ModelDir, cell: &Cell) -> Result<Option<Arc<CalibrationSet>>, UnitError> {
+        let (Some(spec), Some(key)) = (cell.calibration_spec(), cell.calibration_key()) else {
+            return Ok(None);
+        };
+        if let Some((k, set)) = &self.calibration {
+            if *k == key {
+                return Ok(Some(set.clone()));
+            }
+        }
+        let spec = crate::calibrate::CalibrationSpec { seqlen: spec.seqlen.min(model.card.max_positions), ..spec };
+        let tokenizer = tokenizers::Tokenizer::from_file(model.tokenizer_path())
+            .map_err(|e| UnitError::Tokenizer { path: model.tokenizer_path(), message: e.to_string() })?;
+        let registry = crate::eval::registry(None);
+        let set = Arc::new(CalibrationSet::draw(&spec, &registry, &tokenizer, model.card.start_token().unwrap_or(0))?);
+        self.calibration = Some((key, set.clone()));
+        Ok(Some(set))
+    }
+
+    fn run_cell(&mut self, unit: &Unit, cell: &Cell, observer: &mut dyn Observer) -> Result<UnitRecord, UnitError> {
+        let mut record = self.empty_record(unit, UnitStatus::Done);
+        let model = self.open_model(&cell.model)?;
+        record.model_hash = model.identity();
+        observer.stage(&format!("{}: calibration set", cell.id));
+        let t0 = Instant::now();
+        let set = self.calibration_set(&model, cell)?;
+        record.timings.calibration_draw_s = t0.elapsed().as_secs_f64();
+        record.calibration_tokens = set.as_ref().map_or(0, |s| s.tokens());
+        let calibration_batch = self.config.calibration.as_ref().map_or(4, |c| c.batch);
+        let capture = CaptureOptions { mode: cell.mode, batch: calibration_batch, runtime: self.config.runtime(), gram: false };
+        let filter = LayerFilter { include: self.config.include.clone(), exclude: self.config.exclude.clone() };
+        let blocks = model.card.blocks;
+        let pruned = match self.prepruned.remove(&cell.id) {
+            Some(p) => p,
+            None => {
+                let group = self.shared_pass_group(cell);
+                if group.len() > 1 {
+                    let jobs: Vec<PruneJob> = group.iter().map(|c| PruneJob { method: c.method, target: c.target() }).collect();
+                    let names: Vec<String> = group.iter().map(|c| c.method.name().to_string()).collect();
+                    let mut all = prune_many(&model, &jobs, &filter, set.as_deref(), &capture, |_, k, stage| {
+                        observer.stage(&format!("{} (shared pass) block {}/{blocks}: {stage}", names.join("+"), k + 1));
+                    })?;
+                    let mine = group.iter().position(|c| c.id == cell.id).expect("the cell is in its own group");
+                    let pruned = all.remove(mine);
+                    for (c, p) in group.iter().filter(|c| c.id != cell.id).zip(all) {
+                        self.prepruned.insert(c.id.clone(), p);
+                    }
+                    pruned
+                } else {
+                    prune_model(&model, &cell.method, cell.target(), &filter, set.as_deref(), &capture, |k, stage| {
+                        observer.stage(&format!("{} block {}/{blocks}: {stage}", cell.method.name(), k + 1));
+                    })?
+                }
+            }
+        };
+        record.timings.calibration_forward_s = pruned.timings.forward_s;
+        record.timings.statistics_s = pruned.timings.statistics_s;
+        record.timings.prune_solve_s = pruned.timings.solve_s;
+        record.overall_sparsity = Some(pruned.overall_sparsity());
+        let out = self.dir.cell_dir(&cell.id);
+        write_pruned(&out, &pruned, set.as_deref())?;
+        self.measure(&model, &pruned.overrides, &out, &mut record, observer, cell.method.name())?;
+        Ok(record)
+    }
+
+    /// The cells still to run that can share `cell`'s calibration pass: one-shot statistics come
+    /// from the dense model, so every calibrated cell of the same model and calibration set
+    /// (any method, sparsity, pattern) is solved from one capture. Sequential cells cannot share:
+    /// their statistics depend on how the earlier blocks were pruned.
+    fn shared_pass_group(&self, cell: &Cell) -> Vec<Cell> {
+        let calibrated = |c: &Cell| c.method.statistics_need() != StatisticsNeed::None;
+        if cell.mode != CaptureMode::OneShot || !calibrated(cell) {
+            return vec![cell.clone()];
+        }
+        let key = cell.calibration_key();
+        self.siblings
+            .iter()
+            .filter(|c| c.mode == CaptureMode::OneShot && calibrated(c) && c.calibration_key() == key && !self.prepruned.contains_key(&c.id))
+            .filter(|c| c.id == cell.id || !matches!(self.dir.read_record(&Unit::Cell((*c).clone())), Ok(Some(r)) if r.status == UnitStatus::Done))
+            .cloned()
+            .collect()
+    }
+
+    /// Perplexity and tasks of `model` with `overrides`, written under `out/ppl` and `out/tasks`.
+    fn measure(&self, model: &ModelDir, overrides: &[WeightOverride], out: &Path, record: &mut UnitRecord, observer: &mut dyn Observer, what: &str) -> Result<(), UnitError> {
+        let mut scorer = Scorer::load(model, &self.config.runtime(), overrides)?;
+        if let Some(plan) = &self.config.perplexity {
+            let t0 = Instant::now();
+            let window = crate::eval::WindowOptions { context: plan.context.min(model.card.max_positions), stride: plan.stride };
+            let sets = &self.evaluation.text;
+            let scores = crate::eval::score_sets(&mut scorer, sets, plan.limit, window, |i, n| {
+                observer.stage(&format!("{what}: perplexity {} ({n} documents)", sets[i].language));
+            })?;
+            record.timings.perplexity_s = t0.elapsed().as_secs_f64();
+            record.eval_tokens = scores.iter().map(LanguageScore::tokens).sum();
+            let provenance = self.provenance(model, "study perplexity", serde_json::json!({ "plan": plan, "unit": record.id }), t0);
+            let dir = out.join("ppl");
+            crate::results::write_perplexity(&dir, &scores, &provenance).map_err(|source| UnitError::Write { path: dir, source })?;
+        }
+        if !self.evaluation.tasks.is_empty() {
+            let t0 = Instant::now();
+            let mut results: Vec<TaskResult> = Vec::new();
+            for loaded in &self.evaluation.tasks {
+                let label = format!("{what}: {} {}", loaded.task, loaded.language.label());
+                results.push(downstream::evaluate(&mut scorer, loaded, None, |n| observer.stage(&format!("{label} ({n} examples)")))?);
+            }
+            record.timings.tasks_s = t0.elapsed().as_secs_f64();
+            let provenance = self.provenance(model, "study tasks", serde_json::json!({ "plan": self.config.tasks, "unit": record.id }), t0);
+            let dir = out.join("tasks");
+            crate::results::write_tasks(&dir, &results, &provenance).map_err(|source| UnitError::Write { path: dir, source })?;
+        }
+        Ok(())
+    }
+
+    fn provenance(&self, model: &ModelDir, command: &str, settings: serde_json::Value, started: Instant) -> Provenance {
+        Provenance {
+            tool: "polyprune".into(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            command: command.into(),
+            model: model.identity(),
+            settings: serde_json::json!({ "config_hash": self.config.hash, "settings": settings }),
+            machine: Machine::this(),
+            started_unix: crate::results::unix_now(),
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// `sparsity.csv`, the masks, and the calibration manifest of a pruned cell.
+fn write_pruned(out: &Path, pruned: &PrunedModel, set: Option<&CalibrationSet>) -> Result<(), UnitError> {
+    let rows: Vec<SparsityRow> = pruned
+        .layers
+        .iter()
+        .map(|l| SparsityRow {
+            layer: &l.layer.name,
+            block: l.layer.block,
+            role: l.layer.role.as_str(),
+            requested: l.report.requested,
+            pattern: l.report.pattern.to_string(),
+            pruned: l.report.pruned,
+            total: l.report.total,
+            achieved: l.report.achieved,
+        })
+        .collect();
+    let path = out.join("sparsity.csv");
+    crate::results::write_csv(&path, &rows).map_err(|source| UnitError::Write { path, source })?;
+    write_masks(out, pruned)?;
+    if let Some(set) = set {
+        let path = out.join("calibration_manifest.csv");
+        crate::results::write_csv(&path, &set.manifest).map_err(|source| UnitError::Write { path, source })?;
+    }
+    Ok(())
+}
