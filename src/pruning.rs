@@ -325,6 +325,12 @@ pub fn overrides_from_mask_dir(model: &ModelDir, dir: &Path) -> Result<Vec<Weigh
             });
         }
     }
+    if !dir.join(MASK_INDEX).is_file() && !dir.join(MASK_DIR).join(MASK_INDEX).is_file() {
+        return Err(ModelError::Unusable {
+            path: dir.to_path_buf(),
+            reason: format!("no {MASK_INDEX} here or in {MASK_DIR}/; give --masks a folder written by `polyprune prune --save`"),
+        });
+    }
     let masks = read_masks(dir)?;
     overrides_from_masks(model, &masks)
 }

@@ -215,7 +215,7 @@ fn cli_errors_are_one_line_and_name_the_culprit() {
     let e = run(&["--tasks", "mgsm", "--langs", "sw"], &empty);
     assert!(e.contains("mgsm/mgsm_sw.tsv") && e.contains("polyprune data fetch mgsm"), "{e}");
     let e = run(&["--tasks", "xcopa", "--langs", "zh", "--masks", "/nonexistent"], &data);
-    assert!(e.contains("--masks") && e.contains("not supported yet"), "{e}");
+    assert!(e.contains("/nonexistent") && e.contains("polyprune prune --save"), "{e}");
 }
 
 /// A damaged data file is named with its line.
