@@ -18,15 +18,19 @@ SIB200 := ../shared/data/sib200
 
 setup: venv runtime build
 
-# Python is used only for set-up (pip downloads) and for the test oracles (NumPy + gguf).
-$(PY):
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet numpy==2.4.6 gguf==0.19.0
+# Python is used only for set-up (pip downloads, the model fixtures) and for the test oracles.
+# The stamp names the pinned set, so changing a pin reinstalls into an existing venv.
+PY_PACKAGES := numpy==2.4.6 gguf==0.19.0 onnx==1.23.2 tokenizers==0.23.3
+PY_STAMP := $(VENV)/.installed-$(shell echo '$(PY_PACKAGES)' | cksum | cut -d' ' -f1)
+$(PY_STAMP):
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet $(PY_PACKAGES)
+	touch $@
 
-venv: $(PY)
+venv: $(PY_STAMP)
 
 # The ONNX Runtime CPU library, unpacked from its Python wheel: no Python needed at run time.
-$(ORT_LIB): | $(PY)
+$(ORT_LIB): | $(PY_STAMP)
 	mkdir -p $(CACHE)/dl $(CACHE)/ort
 	$(VENV)/bin/pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
 	    --platform manylinux_2_28_x86_64 -d $(CACHE)/dl onnxruntime==$(ORT_VERSION)
@@ -51,8 +55,11 @@ models: $(GEMMA_DIR)/card.json $(SMOL_DIR)/card.json
 data:
 	bash scripts/data_setup.sh .
 
-fixtures: | $(PY)
+# Model fixtures: the repository keeps their graphs, tokenizers and reference logits; the
+# weights are redrawn from their seeds here (tests/fixtures/README.md).
+fixtures: | $(PY_STAMP)
 	$(PY) scripts/gguf_fixture.py $(CACHE)/fixtures/gguf
+	$(PY) scripts/fixture_files.py --src tests/fixtures --out $(CACHE)/fixtures
 
 test: setup models fixtures chromium
 	cargo test --release -- --test-threads=1

@@ -1,29 +1,33 @@
 #!/usr/bin/env python3
-"""Build the small, random-weight model fixtures that polyprune's Rust tests load.
+"""Author the small, random-weight model fixtures that polyprune's Rust tests load.
 
 Every fixture is made from a fixed seed and a tiny configuration; nothing is downloaded.
-The script writes, under ``--out`` (normally ``tests/fixtures``):
+The repository keeps no weights: this script writes, under ``--out`` (normally
+``tests/fixtures``), what the weights cannot be redrawn into, and ``scripts/fixture_files.py``
+(run by ``make fixtures``, NumPy only) redraws the weights and writes the model files.
 
 * ``tiny-gpt2/``         GPT-2 (2 layers) exported with the legacy TorchScript ONNX exporter,
-                          its byte-level BPE ``tokenizer.json`` and ``reference.json``.
-* ``tiny-gpt2-dynamo/``  the same weights exported with ``dynamo=True`` (external data file),
-                          skipped with a message when the dynamo exporter is unavailable.
-* ``tiny-llama/``        a LlamaForCausalLM written as GGUF v3 the way llama.cpp's HF->GGUF
-                          converter lays it out (q/k rows permuted for interleaved rope), an
-                          extra F16/Q8_0 variant, ``tokenizer.json`` and ``reference.json``.
+                          kept as ``graph.onnx`` with empty weights plus ``weights.json``; its
+                          byte-level BPE ``tokenizer.json`` and ``reference.json``.
+* ``tiny-gpt2-dynamo/``  the same weights exported with ``dynamo=True`` (written with external
+                          data at set-up), skipped with a message when the exporter is unavailable.
+* ``tiny-llama/``        a LlamaForCausalLM, written at set-up as GGUF v3 the way llama.cpp's
+                          HF->GGUF converter lays it out (q/k rows permuted for interleaved rope)
+                          plus an F16/Q8_0 variant; ``tokenizer.json`` and ``reference.json``.
 * ``tiny-qwen2/``        a Qwen2ForCausalLM as GGUF v3 (HF row order, "neox" rope, q/k/v biases,
                           tied embeddings, vocabulary padded with ``[PADi]`` tokens).
 
 Reference logits come from the transformers models in float32 after their weights were
 rounded exactly the way the files store them, so a correct reader reproduces them up to
-float32 round-off.  After writing, the script checks its own output independently:
+float32 round-off.  After writing, the script runs fixture_files.py into ``--build`` and checks
+those files independently:
 onnxruntime against torch for the ONNX files, and a from-scratch numpy forward pass that
 reads only the GGUF file (ggml rope conventions) against the transformers logits.
 
 Run with the fixture virtual environment (torch, transformers, tokenizers, onnx,
 onnxscript, onnxruntime, gguf, numpy):
 
-    /tmp/fixvenv/bin/python scripts/make_fixtures.py --out tests/fixtures
+    /tmp/fixvenv/bin/python scripts/make_fixtures.py --out tests/fixtures --build .cache/fixtures
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ import math
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 # Tokenizer training uses a thread pool; a single thread keeps the merge order reproducible.
@@ -42,7 +45,30 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 
-SEED = 20240611
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fixture_files import (  # noqa: E402
+    GPT2_TOKENIZER,
+    LLAMA_TOKENIZER,
+    QWEN2_TOKENIZER,
+    BIAS_STD,
+    EMBED_STD,
+    NORM_GAIN_STD,
+    SEED,
+    TokenizerSpec,
+    WEIGHTS_RECIPE,
+    bpe_merges,
+    deinterleave_rope_rows,
+    gguf_tensors,
+    gguf_variants,
+    write_fixtures,
+    model_weights,
+    rope_head_count,
+    stored_values,
+    strip_weights,
+    tensor_type,
+    weights_digest,
+)
+
 SEQ_LEN = 12
 BATCH = 2
 # Significant digits kept when writing float32 values to JSON: 9 round-trips any float32.
@@ -125,41 +151,6 @@ LLAMA_BPE_SPLIT = (
 QWEN2_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-
-
-@dataclass
-class TokenizerSpec:
-    """How one fixture tokenizer is trained and which special tokens it carries."""
-
-    pre: str  # llama.cpp pre-tokenizer name ("gpt2", "llama-bpe", "qwen2")
-    size: int  # total size after training and adding trailing specials
-    leading_specials: list[str] = field(default_factory=list)  # get ids 0.. (trained in)
-    trailing_specials: list[str] = field(default_factory=list)  # appended after the merges
-    bos: str | None = None
-    eos: str | None = None
-    pad: str | None = None
-    add_bos: bool = False
-
-
-GPT2_TOKENIZER = TokenizerSpec(
-    pre="gpt2", size=384, trailing_specials=["<|endoftext|>"], bos="<|endoftext|>", eos="<|endoftext|>"
-)
-LLAMA_TOKENIZER = TokenizerSpec(
-    pre="llama-bpe",
-    size=352,
-    leading_specials=["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"],
-    bos="<|begin_of_text|>",
-    eos="<|end_of_text|>",
-    add_bos=True,
-)
-QWEN2_TOKENIZER = TokenizerSpec(
-    pre="qwen2",
-    size=396,
-    trailing_specials=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-    bos="<|endoftext|>",
-    eos="<|im_end|>",
-    pad="<|endoftext|>",
 )
 
 
@@ -248,39 +239,6 @@ def reference_ids(tok, add_special_tokens: bool) -> list[list[int]]:
             raise SystemExit(f"reference text too short after tokenization: {text!r}")
         rows.append(ids[:SEQ_LEN])
     return rows
-
-
-# ---------------------------------------------------------------------------------------------
-# Weights: wider-than-default random init so logits spread over several nats (the default 0.02
-# init gives near-uniform logits, which would let a broken reader pass a tolerance check), and
-# norm gains / biases away from 1 / 0 so a reader that ignores them is caught.
-# ---------------------------------------------------------------------------------------------
-
-EMBED_STD = 0.25
-NORM_GAIN_STD = 0.1
-BIAS_STD = 0.1
-
-
-def randomize_weights(model, seed: int) -> None:
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    conv1d_weights = {
-        f"{name}.weight" for name, module in model.named_modules() if type(module).__name__ == "Conv1D"
-    }
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            noise = torch.randn(param.shape, generator=gen, dtype=torch.float32)
-            if param.ndim == 1 and name.endswith("bias"):
-                param.copy_(BIAS_STD * noise)
-            elif param.ndim == 1:
-                param.copy_(1.0 + NORM_GAIN_STD * noise)
-            elif "wte" in name or "wpe" in name or "embed_tokens" in name or "lm_head" in name:
-                param.copy_(EMBED_STD * noise)
-            else:
-                # GPT-2's Conv1D stores [in, out]; nn.Linear stores [out, in].
-                fan_in = param.shape[0] if name in conv1d_weights else param.shape[1]
-                param.copy_(noise / math.sqrt(fan_in))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,10 +373,23 @@ def build_gpt2(tok):
         eos_token_id=eot,
         tie_word_embeddings=True,
     )
-    torch.manual_seed(SEED)
     model = GPT2LMHeadModel._from_config(config, attn_implementation="eager").eval()
-    randomize_weights(model, SEED + 1)
+    load_weights(model, model_weights("gpt2", config))
     return model
+
+
+def load_weights(model, weights: dict) -> None:
+    """Put the seeded NumPy weights into a transformers model; every parameter must be covered."""
+    import torch
+
+    params = dict(model.named_parameters())
+    if set(params) != set(weights):
+        raise SystemExit(f"parameter names differ: model only {sorted(set(params) - set(weights))}, weights only {sorted(set(weights) - set(params))}")
+    with torch.no_grad():
+        for name, param in params.items():
+            if tuple(param.shape) != weights[name].shape:
+                raise SystemExit(f"{name}: model {tuple(param.shape)}, weights {weights[name].shape}")
+            param.copy_(torch.from_numpy(weights[name]))
 
 
 def export_legacy_onnx(model, path: Path, example_ids) -> None:
@@ -486,11 +457,31 @@ def onnx_summary(path: Path) -> dict:
     }
 
 
+def save_graph_without_weights(exported: Path, target_dir: Path, weights: dict) -> None:
+    """Keep an exported graph in the repository, minus its weights (fixture_files.py refills them)."""
+    import onnx
+
+    model = onnx.load(str(exported), load_external_data=True)
+    recipe = strip_weights(model, weights)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(target_dir / "graph.onnx"))
+    write_json(target_dir / WEIGHTS_RECIPE, recipe)
+
+
+def weights_record(weights: dict) -> dict:
+    return {
+        "init": {"embed_std": EMBED_STD, "norm_gain_std": NORM_GAIN_STD, "bias_std": BIAS_STD, "rng": "numpy PCG64 per parameter"},
+    }
+
+
 def make_gpt2(out: Path, with_dynamo: bool) -> dict:
+    import tempfile
+
     import torch
 
     tok = build_tokenizer(GPT2_TOKENIZER)
     model = build_gpt2(tok)
+    weights = model_weights("gpt2", model.config)
     ids = reference_ids(tok, add_special_tokens=False)
     logits = torch_logits(model, ids)
 
@@ -498,14 +489,17 @@ def make_gpt2(out: Path, with_dynamo: bool) -> dict:
     legacy_dir.mkdir(parents=True, exist_ok=True)
     tok.save(str(legacy_dir / "tokenizer.json"))
     example = torch.tensor(ids, dtype=torch.long)
-    export_legacy_onnx(model, legacy_dir / "model.onnx", example)
+    scratch = Path(tempfile.mkdtemp(prefix="fixture-export-"))
+    export_legacy_onnx(model, scratch / "legacy.onnx", example)
+    save_graph_without_weights(scratch / "legacy.onnx", legacy_dir, weights)
 
     dynamo_status = "skipped (--no-dynamo)"
     if with_dynamo:
         dynamo_dir = out / "tiny-gpt2-dynamo"
-        dynamo_dir.mkdir(parents=True, exist_ok=True)
         try:
-            export_dynamo_onnx(model, dynamo_dir / "model.onnx", example)
+            (scratch / "dynamo").mkdir()
+            export_dynamo_onnx(model, scratch / "dynamo" / "model.onnx", example)
+            save_graph_without_weights(scratch / "dynamo" / "model.onnx", dynamo_dir, weights)
             dynamo_status = "exported"
         except Exception as err:  # the exporter is optional; report and carry on
             shutil.rmtree(dynamo_dir, ignore_errors=True)
@@ -534,16 +528,19 @@ def make_gpt2(out: Path, with_dynamo: bool) -> dict:
                 "eos_token_id",
             )
         },
-        "weights": "float32, inline in model.onnx",
-        "init": {"embed_std": EMBED_STD, "norm_gain_std": NORM_GAIN_STD, "bias_std": BIAS_STD},
+        "weights": "float32; graph.onnx keeps the graph, `make fixtures` writes model.onnx with the weights inline",
+        **weights_record(weights),
     }
+    reference["weights_sha256"] = weights_digest(weights)
+    reference["numpy"] = np.__version__
     reference["tokenizer"] = tokenizer_summary(tok, GPT2_TOKENIZER)
-    reference["onnx"] = onnx_summary(legacy_dir / "model.onnx")
+    reference["onnx"] = onnx_summary(scratch / "legacy.onnx")
     reference["dynamo_export"] = dynamo_status
     reference["input_ids"] = ids
     reference.update(logits_block(logits, np.array(ids)))
     reference["tokenizer_cases"] = tokenizer_cases(tok)
     write_json(legacy_dir / "reference.json", reference)
+    shutil.rmtree(scratch, ignore_errors=True)
     return {"model": model, "reference": reference, "dynamo": dynamo_status}
 
 
@@ -582,191 +579,7 @@ QWEN2_CONFIG = dict(
 # the gap with "[PAD<i>]" tokens of type UNUSED. Reproduced here on a small scale.
 QWEN2_VOCAB_PADDING = 4
 
-# HF parameter name (after "model.layers.N.") -> GGUF name (after "blk.N.").
-LAYER_TENSOR_NAMES = {
-    "input_layernorm.weight": "attn_norm.weight",
-    "self_attn.q_proj.weight": "attn_q.weight",
-    "self_attn.k_proj.weight": "attn_k.weight",
-    "self_attn.v_proj.weight": "attn_v.weight",
-    "self_attn.q_proj.bias": "attn_q.bias",
-    "self_attn.k_proj.bias": "attn_k.bias",
-    "self_attn.v_proj.bias": "attn_v.bias",
-    "self_attn.o_proj.weight": "attn_output.weight",
-    "post_attention_layernorm.weight": "ffn_norm.weight",
-    "mlp.gate_proj.weight": "ffn_gate.weight",
-    "mlp.up_proj.weight": "ffn_up.weight",
-    "mlp.down_proj.weight": "ffn_down.weight",
-}
-GLOBAL_TENSOR_NAMES = {
-    "model.embed_tokens.weight": "token_embd.weight",
-    "model.norm.weight": "output_norm.weight",
-    "lm_head.weight": "output.weight",
-}
-
-
-def gguf_name(hf_name: str) -> str:
-    if hf_name in GLOBAL_TENSOR_NAMES:
-        return GLOBAL_TENSOR_NAMES[hf_name]
-    parts = hf_name.split(".")
-    if parts[:2] == ["model", "layers"]:
-        return f"blk.{parts[2]}.{LAYER_TENSOR_NAMES['.'.join(parts[3:])]}"
-    raise KeyError(f"no GGUF name for {hf_name}")
-
-
-def interleave_rope_rows(weight: np.ndarray, n_heads: int) -> np.ndarray:
-    """HF llama -> GGUF row order for q/k.
-
-    HF's rotate_half pairs dimension i with i + d/2 inside each head; ggml's "normal" rope
-    pairs 2i with 2i+1.  Moving HF row i to 2i and HF row i + d/2 to 2i + 1 in every head makes
-    the two agree (this is the converter's LlamaModel.permute).
-    """
-    head_dim = weight.shape[0] // n_heads
-    split = weight.reshape(n_heads, 2, head_dim // 2, *weight.shape[1:])
-    return split.swapaxes(1, 2).reshape(weight.shape)
-
-
-def deinterleave_rope_rows(weight: np.ndarray, n_heads: int) -> np.ndarray:
-    """Inverse of interleave_rope_rows."""
-    head_dim = weight.shape[0] // n_heads
-    split = weight.reshape(n_heads, head_dim // 2, 2, *weight.shape[1:])
-    return split.swapaxes(1, 2).reshape(weight.shape)
-
-
-def rope_head_count(arch: str, gguf_tensor: str, cfg) -> int | None:
-    """Heads to interleave for this tensor, or None when the layout stays in HF order."""
-    if arch != "llama":
-        return None
-    if gguf_tensor.endswith("attn_q.weight"):
-        return cfg.num_attention_heads
-    if gguf_tensor.endswith("attn_k.weight"):
-        return cfg.num_key_value_heads
-    return None
-
-
-def round_f16(values: np.ndarray) -> np.ndarray:
-    return values.astype(np.float16).astype(np.float32)
-
-
-def stored_values(values: np.ndarray, qtype) -> np.ndarray:
-    """What a reader gets back after the value is written with qtype (float32)."""
-    import gguf
-
-    if qtype == gguf.GGMLQuantizationType.F32:
-        return values.astype(np.float32)
-    if qtype == gguf.GGMLQuantizationType.F16:
-        return round_f16(values)
-    return gguf.quants.dequantize(gguf.quants.quantize(values, qtype), qtype).astype(np.float32)
-
-
-def gguf_vocab(tok, vocab_size: int):
-    """Token strings and types in id order, as the converter's get_vocab_base writes them."""
-    import gguf
-
-    by_id = {i: t for t, i in tok.get_vocab(with_added_tokens=True).items()}
-    added = {t.content for t in tok.get_added_tokens_decoder().values() if t.special}
-    tokens, types = [], []
-    for i in range(vocab_size):
-        if i not in by_id:
-            tokens.append(f"[PAD{i}]")
-            types.append(int(gguf.TokenType.UNUSED))
-        else:
-            tokens.append(by_id[i])
-            types.append(int(gguf.TokenType.CONTROL if by_id[i] in added else gguf.TokenType.NORMAL))
-    return tokens, types
-
-
-def bpe_merges(tok) -> list[str]:
-    merges = json.loads(tok.to_str())["model"]["merges"]
-    return [m if isinstance(m, str) else " ".join(m) for m in merges]
-
-
-@dataclass
-class GgufVariant:
-    file_name: str
-    file_type: int  # general.file_type (gguf.LlamaFileType)
-    matrix_types: dict  # GGUF tensor name suffix -> GGMLQuantizationType for 2-D tensors
-
-
-def write_gguf(path: Path, arch: str, cfg, spec: TokenizerSpec, tok, tensors, variant: GgufVariant, name: str):
-    """tensors: (gguf name, float32 array in GGUF row order, HF parameter name) triples."""
-    import gguf
-
-    writer = gguf.GGUFWriter(str(path), arch)
-    writer.add_type("model")
-    writer.add_name(name)
-    writer.add_block_count(cfg.num_hidden_layers)
-    writer.add_context_length(cfg.max_position_embeddings)
-    writer.add_embedding_length(cfg.hidden_size)
-    writer.add_feed_forward_length(cfg.intermediate_size)
-    writer.add_head_count(cfg.num_attention_heads)
-    writer.add_head_count_kv(cfg.num_key_value_heads)
-    writer.add_rope_freq_base(float(cfg.rope_parameters["rope_theta"]))
-    writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
-    writer.add_file_type(variant.file_type)
-    if arch == "llama":
-        # Only the converter's LlamaModel writes these two; Qwen2 files omit them and readers
-        # default rope.dimension_count to embedding_length / head_count.
-        writer.add_vocab_size(cfg.vocab_size)
-        writer.add_rope_dimension_count(cfg.hidden_size // cfg.num_attention_heads)
-    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-
-    tokens, types = gguf_vocab(tok, cfg.vocab_size)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(spec.pre)
-    writer.add_token_list(tokens)
-    writer.add_token_types(types)
-    writer.add_token_merges(bpe_merges(tok))
-    writer.add_bos_token_id(tok.token_to_id(spec.bos))
-    writer.add_eos_token_id(tok.token_to_id(spec.eos))
-    if spec.pad is not None:
-        writer.add_pad_token_id(tok.token_to_id(spec.pad))
-    writer.add_add_bos_token(spec.add_bos)
-
-    for tensor_name, values, _ in tensors:
-        qtype = tensor_type(tensor_name, values, variant)
-        if qtype == gguf.GGMLQuantizationType.F32:
-            writer.add_tensor(tensor_name, values.astype(np.float32))
-        elif qtype == gguf.GGMLQuantizationType.F16:
-            writer.add_tensor(tensor_name, values.astype(np.float16))
-        else:
-            writer.add_tensor(tensor_name, gguf.quants.quantize(values, qtype), raw_dtype=qtype)
-
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-
-
-def tensor_type(tensor_name: str, values: np.ndarray, variant: GgufVariant):
-    import gguf
-
-    if values.ndim == 1:
-        return gguf.GGMLQuantizationType.F32  # norms and biases stay F32, as in the converter
-    for suffix, qtype in variant.matrix_types.items():
-        if tensor_name.endswith(suffix):
-            return qtype
-    return gguf.GGMLQuantizationType.F16
-
-
-def gguf_tensors_from_model(model, arch: str):
-    """(gguf name, GGUF-order float32 array, HF name) for every stored tensor, in HF order."""
-    cfg = model.config
-    out = []
-    for hf_name, param in model.state_dict().items():
-        if hf_name == "lm_head.weight" and cfg.tie_word_embeddings:
-            continue  # tied: no output.weight, llama.cpp falls back to token_embd.weight
-        if hf_name.endswith("rotary_emb.inv_freq"):
-            continue  # computed from rope_theta, never stored
-        name = gguf_name(hf_name)
-        values = param.detach().float().numpy().copy()
-        heads = rope_head_count(arch, name, cfg)
-        if heads is not None:
-            values = interleave_rope_rows(values, heads)
-        out.append((name, values, hf_name))
-    return out
-
-
-def load_stored_weights(model, arch: str, tensors, variant: GgufVariant) -> None:
+def load_stored_weights(model, arch: str, tensors, variant) -> None:
     """Put into the HF model exactly the values a reader decodes from the GGUF variant."""
     import torch
 
@@ -796,9 +609,8 @@ def build_decoder(arch: str, tok, spec: TokenizerSpec):
         pad_token_id=None if spec.pad is None else tok.token_to_id(spec.pad),
         **settings,
     )
-    torch.manual_seed(SEED)
     model = model_cls._from_config(config, attn_implementation="eager").eval()
-    randomize_weights(model, SEED + {"llama": 2, "qwen2": 3}[arch])
+    load_weights(model, model_weights(arch, config))
     return model
 
 
@@ -827,7 +639,7 @@ def decoder_config_record(model) -> dict:
     return record
 
 
-def variant_record(path: Path, tensors, variant: GgufVariant) -> dict:
+def variant_record(path: Path, tensors, variant) -> dict:
     return {
         "file": path.name,
         "general.file_type": variant.file_type,
@@ -836,38 +648,17 @@ def variant_record(path: Path, tensors, variant: GgufVariant) -> dict:
 
 
 def make_decoder(out: Path, arch: str) -> dict:
-    import gguf
-
     spec = {"llama": LLAMA_TOKENIZER, "qwen2": QWEN2_TOKENIZER}[arch]
     tok = build_tokenizer(spec)
     model = build_decoder(arch, tok, spec)
+    weights = model_weights(arch, model.config)
     directory = out / f"tiny-{arch}"
     directory.mkdir(parents=True, exist_ok=True)
     tok.save(str(directory / "tokenizer.json"))
 
     ids = reference_ids(tok, add_special_tokens=True)
-    tensors = gguf_tensors_from_model(model, arch)
-
-    main = GgufVariant("model.gguf", int(gguf.LlamaFileType.MOSTLY_F16), {})
-    variants = [main]
-    if arch == "llama":
-        q8 = gguf.GGMLQuantizationType.Q8_0
-        variants.append(
-            GgufVariant(
-                "model-q8_0.gguf",
-                int(gguf.LlamaFileType.MOSTLY_Q8_0),
-                {
-                    "attn_q.weight": q8,
-                    "attn_k.weight": q8,
-                    "attn_v.weight": q8,
-                    "attn_output.weight": q8,
-                    "ffn_gate.weight": q8,
-                    "ffn_up.weight": q8,
-                    "output.weight": q8,
-                    # token_embd and ffn_down stay F16: the file mixes both matrix encodings.
-                },
-            )
-        )
+    tensors = gguf_tensors(weights, arch, model.config)
+    variants = gguf_variants(arch)
 
     reference = reference_header(
         f"tiny {arch} (random weights) written as GGUF; logits from transformers with the decoded GGUF weights"
@@ -876,19 +667,22 @@ def make_decoder(out: Path, arch: str) -> dict:
         "family": arch,
         "transformers_class": type(model).__name__,
         "config": decoder_config_record(model),
-        "init": {"embed_std": EMBED_STD, "norm_gain_std": NORM_GAIN_STD, "bias_std": BIAS_STD},
+        **weights_record(weights),
         "rope_style": "normal (adjacent pairs 2i, 2i+1; q/k rows permuted)" if arch == "llama" else "neox (pairs i, i+d/2; HF row order)",
     }
+    reference["weights_sha256"] = weights_digest(weights)
+    reference["numpy"] = np.__version__
     reference["tokenizer"] = tokenizer_summary(tok, spec)
     reference["input_ids"] = ids
     reference["input_ids_note"] = (
         "encoded with add_special_tokens=True, so rows start with the BOS id" if spec.add_bos else "no BOS is added"
     )
 
+    # The reference logits come from the values a reader decodes from each file, which
+    # stored_values reproduces without writing the file (fixture_files.py writes it at set-up).
     for variant in variants:
-        write_gguf(directory / variant.file_name, arch, model.config, spec, tok, tensors, variant, f"tiny-{arch}-fixture")
         load_stored_weights(model, arch, tensors, variant)
-        block = variant_record(directory / variant.file_name, tensors, variant)
+        block = variant_record(Path(variant.file_name), tensors, variant)
         block.update(logits_block(torch_logits(model, ids), np.array(ids)))
         reference.setdefault("variants", {})[variant.file_name] = block
 
@@ -1073,6 +867,7 @@ def check_gguf(directory: Path, reference: dict) -> None:
         gap = np.abs(variant_logits[1] - variant_logits[0]).max()
         print(f"info {directory.name}: quantized variant logits differ from F16 ones by up to {gap:.3g}")
     meta = gguf_metadata(GGUFReader(str(directory / "model.gguf")))
+    # tokenizer.json here is the committed one, copied by fixture_files.py.
     if meta["tokenizer.ggml.merges"] != bpe_merges(Tokenizer.from_file(str(directory / "tokenizer.json"))):
         raise SystemExit(f"FAIL {directory.name}: GGUF merges differ from tokenizer.json")
     check_tokenizer_cases(f"{directory.name}/tokenizer.json", Tokenizer.from_file(str(directory / "tokenizer.json")), reference["tokenizer_cases"])
@@ -1107,6 +902,7 @@ def list_files(out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("tests/fixtures"), help="fixture root directory")
+    parser.add_argument("--build", type=Path, default=Path(".cache/fixtures"), help="where the model files are written and checked")
     parser.add_argument("--no-dynamo", action="store_true", help="skip the optional dynamo ONNX export")
     parser.add_argument("--no-verify", action="store_true", help="skip the independent checks")
     args = parser.parse_args()
@@ -1117,9 +913,11 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     gpt2 = make_gpt2(args.out, with_dynamo=not args.no_dynamo)
     decoders = [make_decoder(args.out, "llama"), make_decoder(args.out, "qwen2")]
+    write_fixtures(args.out, args.build)
     if not args.no_verify:
-        verify(args.out, gpt2, decoders)
+        verify(args.build, gpt2, decoders)
     list_files(args.out)
+    list_files(args.build)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn tiny_gpt2() -> std::path::PathBuf {
-    common::repo().join("tests/fixtures/tiny-gpt2")
+    common::model_fixture("tiny-gpt2")
 }
 
 #[test]
@@ -50,7 +50,7 @@ fn missing_runtime_library_names_the_fix() {
 #[test]
 fn truncated_and_corrupt_gguf_files_are_named() {
     let dir = common::temp_dir("bad-gguf");
-    let good = std::fs::read(common::repo().join("tests/fixtures/tiny-llama/model.gguf")).unwrap();
+    let good = std::fs::read(common::model_fixture("tiny-llama").join("model.gguf")).unwrap();
     let truncated = dir.join("truncated.gguf");
     std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
     let out = dir.join("out");
@@ -65,7 +65,7 @@ fn truncated_and_corrupt_gguf_files_are_named() {
 #[test]
 fn unsupported_architecture_is_named() {
     let dir = common::temp_dir("arch");
-    let mut bytes = std::fs::read(common::repo().join("tests/fixtures/tiny-llama/model.gguf")).unwrap();
+    let mut bytes = std::fs::read(common::model_fixture("tiny-llama").join("model.gguf")).unwrap();
     // The value of general.architecture is the first length-prefixed "llama" after the key.
     let key = b"general.architecture";
     let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len();

@@ -1,6 +1,7 @@
-//! Small real models made by `scripts/make_fixtures.py` (random tiny Llama, Qwen2 and GPT-2
-//! configurations run through transformers/torch): our GGUF import, tokenizer derivation and
-//! generic ONNX handling against the logits and ids transformers produced.
+//! Small real models (random tiny Llama, Qwen2 and GPT-2 configurations) authored with
+//! transformers/torch by `scripts/make_fixtures.py` and written at set-up by
+//! `scripts/fixture_files.py`: our GGUF import, tokenizer derivation and generic ONNX handling
+//! against the logits and ids transformers produced.
 
 mod common;
 
@@ -12,12 +13,13 @@ use polyprune::model::{ModelDir, Role};
 use polyprune::runtime::RuntimeOptions;
 use serde_json::Value;
 
+/// The model files `make fixtures` writes (weights redrawn from their seeds).
 fn fixture(name: &str) -> PathBuf {
-    common::repo().join("tests/fixtures").join(name)
+    common::model_fixture(name)
 }
 
 fn reference(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture(name).join("reference.json")).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(common::fixture_source(name).join("reference.json")).unwrap()).unwrap()
 }
 
 fn ids_of(reference: &Value) -> Vec<Vec<u32>> {
@@ -134,8 +136,9 @@ fn dynamo_exported_gpt2_with_external_data_is_scored() {
 #[test]
 fn onnx_schema_round_trips_exported_models_byte_for_byte() {
     use prost::Message;
-    for f in ["tiny-gpt2/model.onnx", "tiny-gpt2-dynamo/model.onnx"] {
-        let bytes = std::fs::read(fixture(f)).unwrap();
+    let files = [fixture("tiny-gpt2").join("model.onnx"), fixture("tiny-gpt2-dynamo").join("model.onnx")];
+    for f in files.iter().map(|p| p.display().to_string()) {
+        let bytes = std::fs::read(&f).unwrap();
         let model = polyprune::model::onnx::ModelProto::decode(bytes.as_slice()).unwrap();
         let again = model.encode_to_vec();
         let first_difference = again.iter().zip(&bytes).position(|(a, b)| a != b);

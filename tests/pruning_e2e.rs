@@ -20,7 +20,7 @@ use polyprune::runtime::{Graph, GraphSource, Input, OutputView, RuntimeOptions, 
 
 fn tiny_llama() -> ModelDir {
     let out = common::temp_dir("prune-llama");
-    import_gguf(&common::repo().join("tests/fixtures/tiny-llama/model.gguf"), &out, &ImportOptions { max_positions: 128 }).unwrap();
+    import_gguf(&common::model_fixture("tiny-llama").join("model.gguf"), &out, &ImportOptions { max_positions: 128 }).unwrap();
     ModelDir::open(&out).unwrap()
 }
 

@@ -15,7 +15,7 @@ use polyprune::runtime::RuntimeOptions;
 use polyprune::tasks::{load, Example, LoadOptions, TaskItems, TaskName};
 
 fn tiny() -> PathBuf {
-    common::repo().join("tests/fixtures/tiny-gpt2")
+    common::model_fixture("tiny-gpt2")
 }
 
 fn choice_examples(shared: &Path, task: TaskName, lang: &str, n: usize) -> Vec<Example> {

@@ -41,6 +41,19 @@ pub fn gguf(name: &str) -> Option<PathBuf> {
     }
 }
 
+/// A model fixture folder written by `make fixtures` (the repository keeps no weights; see
+/// tests/fixtures/README.md). Missing fixtures fail the test: they need only the set-up venv.
+pub fn model_fixture(name: &str) -> PathBuf {
+    let p = repo().join(".cache/fixtures").join(name);
+    assert!(p.is_dir(), "{} is missing; run `make fixtures` to write the model fixtures", p.display());
+    p
+}
+
+/// A committed fixture source: tokenizer.json, reference.json, the weightless graph.
+pub fn fixture_source(name: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(name)
+}
+
 /// The project's Python (NumPy + gguf), for the oracle.
 pub fn python() -> Option<PathBuf> {
     let p = repo().join(".cache/venv/bin/python");
