@@ -9,8 +9,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::calibrate::{capture_and_prune, CalibrationError, CalibrationSet, CaptureOptions, CaptureTimings, LayerPruner};
-use crate::model::import::transpose;
-use crate::model::weights::WeightStore;
+use crate::model::weights::{stored_layout, WeightStore};
 use crate::model::{LinearLayer, ModelDir, ModelError};
 use crate::prune::{InputStatistics, LinearWeight, Mask, Method, SparsityReport, SparsityTarget, StatisticsNeed};
 use crate::runtime::WeightOverride;
@@ -63,11 +62,8 @@ fn prune_layer(
     target: SparsityTarget,
     stats: Option<&InputStatistics>,
 ) -> Result<(WeightOverride, PrunedLayerOutput), CalibrationError> {
-    let stored = store.read(&layer.name)?;
     let [d_in, d_out] = layer.shape;
-    // The maths wants PyTorch's [out][in]; imported graphs store [in][out].
-    let rows_out = if layer.transposed { stored } else { transpose(&stored, d_in, d_out) };
-    let weight = LinearWeight::new(&layer.name, d_out, d_in, rows_out)?;
+    let weight = LinearWeight::new(&layer.name, d_out, d_in, store.read_rows(layer)?)?;
     let result = method.prune(&layer.name, &weight, stats, target)?;
     let mut new = match result.new_weights {
         Some(w) => w,
@@ -76,13 +72,17 @@ fn prune_layer(
     if result_needs_mask(method) {
         result.mask.apply(&mut new)?;
     }
-    let data = if layer.transposed { new } else { transpose(&new, d_out, d_in) };
-    let shape = if layer.transposed { vec![d_out, d_in] } else { vec![d_in, d_out] };
     let report = SparsityReport::new(&layer.name, target, &result.mask);
     Ok((
-        WeightOverride { name: layer.name.clone(), shape, data: std::sync::Arc::new(data) },
+        weight_override(layer, new),
         PrunedLayerOutput { layer: layer.clone(), mask: result.mask, report },
     ))
+}
+
+/// The override that puts `[out][in]` rows into the graph in place of the layer's weights.
+fn weight_override(layer: &LinearLayer, rows: Vec<f32>) -> WeightOverride {
+    let (shape, data) = stored_layout(layer, rows);
+    WeightOverride { name: layer.name.clone(), shape, data: std::sync::Arc::new(data) }
 }
 
 /// Magnitude and Wanda return a mask only; SparseGPT returns weights with zeros already in place.
@@ -298,13 +298,9 @@ pub fn overrides_from_masks(model: &ModelDir, masks: &[(MaskEntry, Mask)]) -> Re
                 path: model.dir.clone(),
                 reason: format!("the masks name layer '{}', which this model does not have; use the masks with the model they were made for", entry.layer),
             })?;
-            let [d_in, d_out] = layer.shape;
-            let stored = store.read(&layer.name)?;
-            let mut rows = if layer.transposed { stored } else { transpose(&stored, d_in, d_out) };
+            let mut rows = store.read_rows(layer)?;
             mask.apply(&mut rows).map_err(|e| ModelError::Unusable { path: model.dir.clone(), reason: e.to_string() })?;
-            let data = if layer.transposed { rows } else { transpose(&rows, d_out, d_in) };
-            let shape = if layer.transposed { vec![d_out, d_in] } else { vec![d_in, d_out] };
-            Ok(WeightOverride { name: layer.name.clone(), shape, data: std::sync::Arc::new(data) })
+            Ok(weight_override(layer, rows))
         })
         .collect()
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::eval::LanguageScore;
+use crate::pruning::PrunedModel;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Provenance {
@@ -26,6 +27,22 @@ pub struct Machine {
     pub hostname: String,
     pub cores: usize,
     pub os: String,
+}
+
+impl Provenance {
+    /// The record of one run of `command` that began at `started`, finished now.
+    pub fn new(command: &str, model: String, settings: serde_json::Value, started: std::time::Instant) -> Self {
+        Provenance {
+            tool: "polyprune".into(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            command: command.into(),
+            model,
+            settings,
+            machine: Machine::this(),
+            started_unix: unix_now().saturating_sub(started.elapsed().as_secs()),
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
 }
 
 impl Machine {
@@ -63,6 +80,41 @@ fn csv_bytes<T: Serialize>(rows: &[T]) -> std::io::Result<Vec<u8>> {
         w.serialize(r).map_err(std::io::Error::other)?;
     }
     w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// The sparsity of one layer, as `sparsity.csv` lists it.
+#[derive(Serialize)]
+struct SparsityRow<'a> {
+    layer: &'a str,
+    block: usize,
+    role: &'a str,
+    requested: f64,
+    pattern: String,
+    pruned: u64,
+    total: u64,
+    achieved: f64,
+    /// Whether every group obeys the N:M pattern; empty for unstructured targets.
+    nm_valid: Option<bool>,
+}
+
+/// Writes `sparsity.csv`: requested and achieved sparsity of every pruned layer.
+pub fn write_sparsity(path: &Path, pruned: &PrunedModel) -> std::io::Result<()> {
+    let rows: Vec<SparsityRow> = pruned
+        .layers
+        .iter()
+        .map(|l| SparsityRow {
+            layer: &l.layer.name,
+            block: l.layer.block,
+            role: l.layer.role.as_str(),
+            requested: l.report.requested,
+            pattern: l.report.pattern.to_string(),
+            pruned: l.report.pruned,
+            total: l.report.total,
+            achieved: l.report.achieved,
+            nm_valid: l.report.nm_valid,
+        })
+        .collect();
+    write_csv(path, &rows)
 }
 
 #[derive(Serialize)]

@@ -21,7 +21,6 @@ use serde::Serialize;
 use super::masks::{LayerPlace, MaskSet};
 use super::AnalysisError;
 use crate::calibrate::{capture_and_prune, CalibrationError, CalibrationSet, CaptureMode, CaptureOptions, LayerPruner};
-use crate::model::import::transpose;
 use crate::model::weights::WeightStore;
 use crate::model::{LinearLayer, ModelDir};
 use crate::prune::InputStatistics;
@@ -102,14 +101,9 @@ impl Candidate {
                 mask.apply(&mut rows).map_err(|e| AnalysisError::invalid(format!("mask of {} for {}", self.label, layer.name), e.to_string()))?;
                 Ok(Some(rows))
             }
-            PrunedWeights::Model(store) => Ok(Some(rows_out_in(layer, store.read(&layer.name)?))),
+            PrunedWeights::Model(store) => Ok(Some(store.read_rows(layer)?)),
         }
     }
-}
-
-fn rows_out_in(layer: &LinearLayer, stored: Vec<f32>) -> Vec<f32> {
-    let [d_in, d_out] = layer.shape;
-    if layer.transposed { stored } else { transpose(&stored, d_in, d_out) }
 }
 
 /// One cell of the grid.
@@ -135,7 +129,7 @@ struct ErrorCollector<'a> {
 impl ErrorCollector<'_> {
     fn layer(&mut self, layer: &LinearLayer, stats: &InputStatistics) -> Result<(), AnalysisError> {
         let gram = stats.gram().ok_or_else(|| AnalysisError::invalid("pruning error", "the capture collected no Gram matrix"))?;
-        let dense_rows = rows_out_in(layer, self.dense.read(&layer.name)?);
+        let dense_rows = self.dense.read_rows(layer)?;
         let out_features = layer.shape[1];
         let place = LayerPlace::of(&layer.name);
         for c in self.candidates {

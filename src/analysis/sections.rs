@@ -337,33 +337,18 @@ pub fn check_section(rows: &[CheckRow], correction: &str, alpha: f64) -> ReportS
     }
 }
 
-fn cell_text(c: &TableCell) -> String {
-    match c {
-        TableCell::Number(x) if x.is_nan() => String::new(),
-        TableCell::Number(x) => format!("{x}"),
-        TableCell::Text(s) => s.clone(),
-    }
-}
-
-/// Writes `<out>/<id>/section.json` and each table as CSV and JSON (records keyed by column).
+/// Writes `<out>/<id>/section.json` and each table as CSV and JSON (`Table::to_csv`, `to_json`).
 pub fn export_section(out: &Path, section: &ReportSection) -> Result<(), AnalysisError> {
     let dir = out.join(&section.id);
     std::fs::create_dir_all(&dir).map_err(|e| AnalysisError::io(&dir, e))?;
     let path = dir.join("section.json");
     crate::results::write_json(&path, section).map_err(|e| AnalysisError::io(&path, e))?;
     for t in &section.tables {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        let io = |e: csv::Error| AnalysisError::io(&dir, std::io::Error::other(e.to_string()));
-        w.write_record(&t.columns).map_err(io)?;
-        for r in &t.rows {
-            w.write_record(r.iter().map(cell_text)).map_err(io)?;
-        }
-        let bytes = w.into_inner().map_err(|e| AnalysisError::io(&dir, std::io::Error::other(e.to_string())))?;
         let csv_path = dir.join(format!("{}.csv", t.name));
+        let bytes = t.to_csv().map_err(|e| AnalysisError::io(&csv_path, e))?;
         crate::util::write_atomic(&csv_path, &bytes).map_err(|e| AnalysisError::io(&csv_path, e))?;
-        let records: Vec<BTreeMap<&str, &TableCell>> = t.rows.iter().map(|r| t.columns.iter().map(String::as_str).zip(r.iter()).collect()).collect();
         let json_path = dir.join(format!("{}.json", t.name));
-        crate::results::write_json(&json_path, &records).map_err(|e| AnalysisError::io(&json_path, e))?;
+        crate::results::write_json(&json_path, &t.to_json()).map_err(|e| AnalysisError::io(&json_path, e))?;
     }
     Ok(())
 }

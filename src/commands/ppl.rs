@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 
 use polyprune::eval::{LanguageScore, Scorer, TextSet, WindowOptions};
 use polyprune::model::ModelDir;
-use polyprune::results::{Machine, Provenance};
+use polyprune::results::Provenance;
 
 use super::{bar, runtime_options};
 use crate::cli::{Format, PplArgs};
@@ -87,16 +87,7 @@ pub fn run(args: PplArgs) -> Result<()> {
         "langs": args.langs, "source": args.source, "file": args.file, "per_line": args.per_line,
         "limit": args.limit, "masks": args.masks, "context": window.context, "stride": window.stride,
     });
-    let provenance = Provenance {
-        tool: "polyprune".into(),
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        command: "eval ppl".into(),
-        model: model.identity(),
-        settings,
-        machine: Machine::this(),
-        started_unix: polyprune::results::unix_now(),
-        seconds: started.elapsed().as_secs_f64(),
-    };
+    let provenance = Provenance::new("eval ppl", model.identity(), settings, started);
     let dir = polyprune::results::run_dir(&args.results, "ppl", &model.card.name);
     polyprune::results::write_perplexity(&dir, &scores, &provenance)
         .with_context(|| format!("cannot write results to {}; check --results", dir.display()))?;

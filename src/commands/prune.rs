@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 
 use polyprune::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions, Mix};
 use polyprune::data::Language;
@@ -11,7 +10,7 @@ use polyprune::eval::{LanguageScore, Scorer, WindowOptions};
 use polyprune::model::ModelDir;
 use polyprune::prune::{Method, Pattern, SparseGptConfig, Sparsity, SparsityTarget};
 use polyprune::pruning::{prune_many, save_pruned, LayerFilter, PruneJob, PrunedModel};
-use polyprune::results::{Machine, Provenance};
+use polyprune::results::Provenance;
 
 use super::ppl::{language_sets, score_sets};
 use super::{bar, runtime_options};
@@ -37,19 +36,6 @@ fn parse_target(args: &PruneArgs) -> Result<SparsityTarget> {
     let pattern: Pattern = args.pattern.parse()?;
     let sparsity = args.sparsity.map(Sparsity::new).transpose()?;
     Ok(SparsityTarget::new(sparsity, pattern)?)
-}
-
-#[derive(Serialize)]
-struct SparsityRow<'a> {
-    layer: &'a str,
-    block: usize,
-    role: &'a str,
-    requested: f64,
-    pattern: String,
-    pruned: u64,
-    total: u64,
-    achieved: f64,
-    nm_valid: Option<bool>,
 }
 
 pub fn run(args: PruneArgs) -> Result<()> {
@@ -159,35 +145,12 @@ fn write_prune_results(
     record: &serde_json::Value,
     started: std::time::Instant,
 ) -> Result<()> {
-    let rows: Vec<SparsityRow> = pruned
-        .layers
-        .iter()
-        .map(|l| SparsityRow {
-            layer: &l.layer.name,
-            block: l.layer.block,
-            role: l.layer.role.as_str(),
-            requested: l.report.requested,
-            pattern: l.report.pattern.to_string(),
-            pruned: l.report.pruned,
-            total: l.report.total,
-            achieved: l.report.achieved,
-            nm_valid: l.report.nm_valid,
-        })
-        .collect();
-    polyprune::results::write_csv(&dir.join("sparsity.csv"), &rows).with_context(|| format!("cannot write {}", dir.display()))?;
+    let sparsity = dir.join("sparsity.csv");
+    polyprune::results::write_sparsity(&sparsity, pruned).with_context(|| format!("cannot write {}", sparsity.display()))?;
     if let Some(set) = set {
         polyprune::results::write_csv(&dir.join("calibration_manifest.csv"), &set.manifest)?;
     }
-    let provenance = Provenance {
-        tool: "polyprune".into(),
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        command: "prune".into(),
-        model: model.identity(),
-        settings: record.clone(),
-        machine: Machine::this(),
-        started_unix: polyprune::results::unix_now(),
-        seconds: started.elapsed().as_secs_f64(),
-    };
+    let provenance = Provenance::new("prune", model.identity(), record.clone(), started);
     polyprune::results::write_json(&dir.join("provenance.json"), &provenance)?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 
 use polyprune::eval::{downstream, Scorer, TaskResult};
 use polyprune::model::ModelDir;
-use polyprune::results::{Machine, Provenance};
+use polyprune::results::Provenance;
 use polyprune::tasks::{default_data_dir, load, LoadOptions, LoadedTask, Split, TaskError, TaskName};
 
 use super::{bar, runtime_options};
@@ -108,16 +108,7 @@ pub fn run(args: TasksArgs) -> Result<()> {
         "limit": args.limit, "max_new_tokens": args.max_new_tokens, "data": data_dir,
         "batch_tokens": scorer.batch_tokens, "masks": args.masks, "runs": runs,
     });
-    let provenance = Provenance {
-        tool: "polyprune".into(),
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        command: "eval tasks".into(),
-        model: model.identity(),
-        settings,
-        machine: Machine::this(),
-        started_unix: polyprune::results::unix_now(),
-        seconds: started.elapsed().as_secs_f64(),
-    };
+    let provenance = Provenance::new("eval tasks", model.identity(), settings, started);
     let dir = polyprune::results::run_dir(&args.results, "tasks", &model.card.name);
     polyprune::results::write_tasks(&dir, &results, &provenance)
         .map_err(|e| anyhow::anyhow!("cannot write results to {}: {e}; check --results", dir.display()))?;

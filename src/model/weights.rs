@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use super::decoder::LinearLayer;
+use super::import::transpose;
 use super::onnx::{data_type, ModelProto, TensorProto};
 use super::{graph, ModelError};
 
@@ -44,6 +46,14 @@ impl WeightStore {
 
     fn tensor(&self, i: usize) -> &TensorProto {
         &self.model.graph.as_ref().expect("graph").initializer[i]
+    }
+
+    /// A linear layer's weights as `[out][in]` rows, the layout the pruning maths and the
+    /// papers use, whichever way the graph stores them (imported graphs keep `[in][out]`).
+    pub fn read_rows(&self, layer: &LinearLayer) -> Result<Vec<f32>, ModelError> {
+        let stored = self.read(&layer.name)?;
+        let [d_in, d_out] = layer.shape;
+        Ok(if layer.transposed { stored } else { transpose(&stored, d_in, d_out) })
     }
 
     /// The values of a float initializer, in its stored (row-major) layout.
@@ -113,4 +123,14 @@ impl WeightStore {
 
 fn le_f32(bytes: &[u8]) -> Vec<f32> {
     bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// `[out][in]` rows of a linear layer back in the layout its graph stores, with that shape.
+pub fn stored_layout(layer: &LinearLayer, rows: Vec<f32>) -> (Vec<usize>, Vec<f32>) {
+    let [d_in, d_out] = layer.shape;
+    if layer.transposed {
+        (vec![d_out, d_in], rows)
+    } else {
+        (vec![d_in, d_out], transpose(&rows, d_out, d_in))
+    }
 }

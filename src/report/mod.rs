@@ -37,40 +37,6 @@ pub struct ReportOutput {
     pub figures: usize,
 }
 
-/// A table's rows as JSON objects keyed by column (numbers stay numbers, NaN becomes null).
-fn table_json(table: &Table) -> serde_json::Value {
-    let rows: Vec<serde_json::Value> = table
-        .rows
-        .iter()
-        .map(|r| {
-            let mut obj = serde_json::Map::new();
-            for (c, cell) in table.columns.iter().zip(r) {
-                let v = match cell {
-                    TableCell::Text(s) => serde_json::Value::String(s.clone()),
-                    TableCell::Number(x) => serde_json::Number::from_f64(*x).map_or(serde_json::Value::Null, serde_json::Value::Number),
-                };
-                obj.insert(c.clone(), v);
-            }
-            serde_json::Value::Object(obj)
-        })
-        .collect();
-    serde_json::json!({ "name": table.name, "caption": table.caption, "columns": table.columns, "rows": rows })
-}
-
-fn table_csv(table: &Table) -> Result<Vec<u8>, std::io::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(&table.columns).map_err(std::io::Error::other)?;
-    for r in &table.rows {
-        w.write_record(r.iter().map(|c| match c {
-            TableCell::Text(s) => s.clone(),
-            TableCell::Number(x) if x.is_finite() => format!("{x}"),
-            TableCell::Number(_) => String::new(),
-        }))
-        .map_err(std::io::Error::other)?;
-    }
-    w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))
-}
-
 /// Writes every table of every section as `<dir>/<section>-<table>.csv` and `.json`, and every
 /// figure's data as `<dir>/<section>-figure<k>.json`.
 pub fn export_tables(dir: &Path, sections: &[ReportSection]) -> Result<Vec<PathBuf>, ReportError> {
@@ -79,8 +45,8 @@ pub fn export_tables(dir: &Path, sections: &[ReportSection]) -> Result<Vec<PathB
     for s in sections {
         for t in &s.tables {
             let stem = html::export_stem(&s.id, &t.name);
-            written.push(write(dir.join(format!("{stem}.csv")), &table_csv(t).map_err(|source| ReportError::Write { path: dir.join(&stem), source })?)?);
-            written.push(write(dir.join(format!("{stem}.json")), &serde_json::to_vec_pretty(&table_json(t)).expect("json"))?);
+            written.push(write(dir.join(format!("{stem}.csv")), &t.to_csv().map_err(|source| ReportError::Write { path: dir.join(&stem), source })?)?);
+            written.push(write(dir.join(format!("{stem}.json")), &serde_json::to_vec_pretty(&t.to_json()).expect("json"))?);
         }
         for (k, f) in s.figures.iter().enumerate() {
             let stem = html::export_stem(&s.id, &format!("figure{}", k + 1));

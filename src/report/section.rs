@@ -34,6 +34,44 @@ pub struct Table {
     pub rows: Vec<Vec<TableCell>>,
 }
 
+impl Table {
+    /// The table as CSV: a header of column names, numbers as Rust prints them, and an empty
+    /// field where a number is not finite (so spreadsheets see a gap, not "NaN").
+    pub fn to_csv(&self) -> std::io::Result<Vec<u8>> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(&self.columns).map_err(std::io::Error::other)?;
+        for r in &self.rows {
+            w.write_record(r.iter().map(|c| match c {
+                TableCell::Text(s) => s.clone(),
+                TableCell::Number(x) if x.is_finite() => format!("{x}"),
+                TableCell::Number(_) => String::new(),
+            }))
+            .map_err(std::io::Error::other)?;
+        }
+        w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    /// The table as JSON: name, caption, columns, and rows as objects keyed by column (numbers
+    /// stay numbers, a non-finite number becomes null).
+    pub fn to_json(&self) -> serde_json::Value {
+        let rows: Vec<serde_json::Value> = self
+            .rows
+            .iter()
+            .map(|r| {
+                let cells = self.columns.iter().zip(r).map(|(c, cell)| {
+                    let v = match cell {
+                        TableCell::Text(s) => serde_json::Value::String(s.clone()),
+                        TableCell::Number(x) => serde_json::Number::from_f64(*x).map_or(serde_json::Value::Null, serde_json::Value::Number),
+                    };
+                    (c.clone(), v)
+                });
+                serde_json::Value::Object(cells.collect())
+            })
+            .collect();
+        serde_json::json!({ "name": self.name, "caption": self.caption, "columns": self.columns, "rows": rows })
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum TableCell {

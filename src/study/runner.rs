@@ -244,19 +244,6 @@ struct Worker<'a> {
     prepruned: HashMap<String, PrunedModel>,
 }
 
-/// The sparsity of one layer, as `sparsity.csv` lists it.
-#[derive(Serialize)]
-struct SparsityRow<'a> {
-    layer: &'a str,
-    block: usize,
-    role: &'a str,
-    requested: f64,
-    pattern: String,
-    pruned: u64,
-    total: u64,
-    achieved: f64,
-}
-
 impl Worker<'_> {
     fn empty_record(&self, unit: &Unit, status: UnitStatus) -> UnitRecord {
         let machine = Machine::this();
@@ -417,37 +404,14 @@ impl Worker<'_> {
     }
 
     fn provenance(&self, model: &ModelDir, command: &str, settings: serde_json::Value, started: Instant) -> Provenance {
-        Provenance {
-            tool: "polyprune".into(),
-            tool_version: env!("CARGO_PKG_VERSION").into(),
-            command: command.into(),
-            model: model.identity(),
-            settings: serde_json::json!({ "config_hash": self.config.hash, "settings": settings }),
-            machine: Machine::this(),
-            started_unix: crate::results::unix_now(),
-            seconds: started.elapsed().as_secs_f64(),
-        }
+        Provenance::new(command, model.identity(), serde_json::json!({ "config_hash": self.config.hash, "settings": settings }), started)
     }
 }
 
 /// `sparsity.csv`, the masks, and the calibration manifest of a pruned cell.
 fn write_pruned(out: &Path, pruned: &PrunedModel, set: Option<&CalibrationSet>) -> Result<(), UnitError> {
-    let rows: Vec<SparsityRow> = pruned
-        .layers
-        .iter()
-        .map(|l| SparsityRow {
-            layer: &l.layer.name,
-            block: l.layer.block,
-            role: l.layer.role.as_str(),
-            requested: l.report.requested,
-            pattern: l.report.pattern.to_string(),
-            pruned: l.report.pruned,
-            total: l.report.total,
-            achieved: l.report.achieved,
-        })
-        .collect();
     let path = out.join("sparsity.csv");
-    crate::results::write_csv(&path, &rows).map_err(|source| UnitError::Write { path, source })?;
+    crate::results::write_sparsity(&path, pruned).map_err(|source| UnitError::Write { path, source })?;
     write_masks(out, pruned)?;
     if let Some(set) = set {
         let path = out.join("calibration_manifest.csv");
