@@ -66,7 +66,7 @@ test: setup models fixtures chromium
 
 QUICKSTART := results/studies/quickstart
 
-# The quickstart study end to end (about 30 minutes on 2 CPU cores; re-running resumes), then
+# The quickstart study end to end (about 20 minutes on 2 CPU cores; re-running resumes), then
 # its report. Opens nothing: prints where the report is.
 demo: setup models data study-data
 	$(BIN) study plan configs/quickstart.toml

@@ -366,7 +366,7 @@ pub struct MasksArgs {
     pub out: Option<PathBuf>,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct ProbeArgs {
     /// The dense model folder.
     #[arg(long)]

@@ -211,6 +211,13 @@ pub struct Protection {
     pub others_survival: f64,
 }
 
+/// Whether a pruned model's label names `language` as its calibration: the label is the language
+/// itself (`eng_Latn=...` on the command line) or one of its `-`-separated parts (a study cell,
+/// `wanda-u50-eng_Latn-s0`).
+fn calibrated_in(label: &str, language: &str) -> bool {
+    label == language || label.split('-').any(|part| part == language)
+}
+
 pub fn protection(changes: &[NeuronChange]) -> Vec<Protection> {
     let mut by_model: BTreeMap<&str, Vec<&NeuronChange>> = BTreeMap::new();
     for c in changes {
@@ -219,8 +226,8 @@ pub fn protection(changes: &[NeuronChange]) -> Vec<Protection> {
     by_model
         .into_iter()
         .filter_map(|(model, rows)| {
-            let own = rows.iter().find(|r| r.language == model)?;
-            let others: Vec<f64> = rows.iter().filter(|r| r.language != model && r.survival_rate.is_finite()).map(|r| r.survival_rate).collect();
+            let own = rows.iter().find(|r| calibrated_in(model, &r.language))?;
+            let others: Vec<f64> = rows.iter().filter(|r| r.language != own.language && r.survival_rate.is_finite()).map(|r| r.survival_rate).collect();
             let others_survival = if others.is_empty() { f64::NAN } else { others.iter().sum::<f64>() / others.len() as f64 };
             Some(Protection { calibration: model.to_string(), own_survival: own.survival_rate, others_survival })
         })
@@ -280,6 +287,11 @@ mod tests {
         let p = protection(&c);
         assert_eq!(p[0].own_survival, 0.5);
         assert_eq!(p[0].others_survival, 1.0);
+        // A study cell's label names its calibration language among other parts.
+        let c = compare("wanda-u50-deu-s0", &dense, &pruned, &langs);
+        let p = protection(&c);
+        assert_eq!((p[0].calibration.as_str(), p[0].own_survival, p[0].others_survival), ("wanda-u50-deu-s0", 1.0, 0.5));
+        assert!(protection(&compare("wanda-u50-ita-s0", &dense, &pruned, &langs)).is_empty());
     }
 
     #[test]

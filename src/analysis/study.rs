@@ -59,5 +59,86 @@ pub fn analyze_study(study: &Path, settings: &TestSettings) -> Result<Vec<Report
     let section = significance_section(&significance, settings.correction.as_str(), settings.alpha.value());
     export_section(&out, &section)?;
     sections.push(section);
+    sections.extend(model_sections(&out)?);
     Ok(sections)
+}
+
+/// Sections the model-running analyses (subspaces, neurons, pruning error) exported under
+/// `<study>/analysis/` during `study run`, or under `<study>/analysis/<model>/` for studies of
+/// several models (titled with the model's name).
+fn model_sections(out: &Path) -> Result<Vec<ReportSection>, AnalysisError> {
+    const IDS: [&str; 3] = ["subspace", "neurons", "pruning_error"];
+    let read = |path: &Path| -> Result<ReportSection, AnalysisError> {
+        let raw = std::fs::read_to_string(path).map_err(|e| AnalysisError::io(path, e))?;
+        serde_json::from_str(&raw).map_err(|e| AnalysisError::BadFile { path: path.to_path_buf(), reason: format!("not a report section ({e}); delete it and re-run `polyprune study run`") })
+    };
+    let mut sections = Vec::new();
+    for id in IDS {
+        let path = out.join(id).join("section.json");
+        if path.is_file() {
+            sections.push(read(&path)?);
+        }
+    }
+    let mut models: Vec<_> = std::fs::read_dir(out).map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default();
+    models.sort();
+    for model_dir in models {
+        let model = model_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        for id in IDS {
+            let path = model_dir.join(id).join("section.json");
+            if path.is_file() {
+                let mut section = read(&path)?;
+                section.id = format!("{id}-{model}");
+                section.title = format!("{} ({model})", section.title);
+                sections.push(section);
+            }
+        }
+    }
+    Ok(sections)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::section::{BarSeries, Chart, Figure, Table, TableCell};
+
+    fn section(id: &str) -> ReportSection {
+        ReportSection {
+            id: id.into(),
+            title: format!("{id} title"),
+            caption: String::new(),
+            figures: vec![Figure {
+                caption: "f".into(),
+                chart: Chart::Bars {
+                    title: "b".into(),
+                    labels: vec!["eng".into()],
+                    series: vec![BarSeries { name: "s".into(), values: vec![2.0], lower: vec![f64::NAN], upper: vec![f64::NAN] }],
+                    value_label: "v".into(),
+                },
+            }],
+            tables: vec![Table { name: "t".into(), caption: "c".into(), columns: vec!["x".into(), "y".into()], rows: vec![vec![TableCell::Number(1.5), TableCell::Number(f64::NAN)]] }],
+        }
+    }
+
+    /// What `study run` exported is read back in report order; a nested model folder gets its
+    /// name in the id and title; other folders (masks, significance) are not model sections.
+    #[test]
+    fn model_sections_are_picked_up_from_the_analysis_folder() {
+        let out = std::env::temp_dir().join(format!("polyprune-model-sections-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        export_section(&out, &section("neurons")).unwrap();
+        export_section(&out, &section("masks")).unwrap();
+        export_section(&out.join("tiny"), &section("subspace")).unwrap();
+        let found = model_sections(&out).unwrap();
+        let ids: Vec<&str> = found.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["neurons", "subspace-tiny"]);
+        assert_eq!(found[1].title, "subspace title (tiny)");
+        // NaN is written as null (JSON has no NaN) and read back as NaN.
+        assert!(matches!(found[0].tables[0].rows[0][0], TableCell::Number(x) if x == 1.5));
+        assert!(matches!(found[0].tables[0].rows[0][1], TableCell::Number(x) if x.is_nan()));
+        let Chart::Bars { series, .. } = &found[0].figures[0].chart else { panic!("bars") };
+        assert!(series[0].values == [2.0] && series[0].lower[0].is_nan());
+        std::fs::write(out.join("neurons/section.json"), "{").unwrap();
+        assert!(model_sections(&out).unwrap_err().to_string().contains("neurons"));
+        let _ = std::fs::remove_dir_all(&out);
+    }
 }

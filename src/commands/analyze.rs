@@ -151,7 +151,7 @@ fn probe_options(args: &ProbeArgs, model: &ModelDir, activity: bool) -> Result<P
     Ok(ProbeOptions { layers, activity, batch: args.batch, runtime: runtime_options(&args.runtime)? })
 }
 
-fn subspace(args: ProbeArgs) -> Result<()> {
+pub(crate) fn subspace(args: ProbeArgs) -> Result<()> {
     let (dense, variants) = variants(&args)?;
     let sentences = parallel_sentences(&dense, &args)?;
     let opts = probe_options(&args, &dense, false)?;
@@ -184,7 +184,7 @@ fn subspace(args: ProbeArgs) -> Result<()> {
     export(args.out.as_deref(), &subspace_section(&summaries, &languages, &angles))
 }
 
-fn neurons(args: NeuronsArgs) -> Result<()> {
+pub(crate) fn neurons(args: NeuronsArgs) -> Result<()> {
     let params = LapeParams { filter_percentile: args.filter_percentile, entropy_fraction: args.entropy_fraction }.validated()?;
     let probe_args = &args.probe;
     let (dense, variants) = variants(probe_args)?;
@@ -218,7 +218,7 @@ fn neurons(args: NeuronsArgs) -> Result<()> {
     export(probe_args.out.as_deref(), &neurons_section(dense_result, &langs, &changes, &prot))
 }
 
-fn error(args: ErrorArgs) -> Result<()> {
+pub(crate) fn error(args: ErrorArgs) -> Result<()> {
     let p = &args.probe;
     let dense = ModelDir::open(&p.model)?;
     if p.pruned.is_empty() {

@@ -11,7 +11,7 @@ use polyprune::study::runner::load_evaluation;
 use polyprune::study::{plan, Grid, Observer, RunOptions, Shard, StudyConfig, StudyDir};
 
 use super::bar;
-use crate::cli::{Format, StudyCommand};
+use crate::cli::{ErrorArgs, Format, NeuronsArgs, ProbeArgs, RuntimeArgs, StudyCommand};
 
 pub fn run(cmd: StudyCommand) -> Result<()> {
     match cmd {
@@ -79,7 +79,72 @@ fn run_study(config_path: &Path, out: Option<PathBuf>, shard: Option<String>, ma
         }
         bail!("{} of the study's cells failed (causes above and in their cell.json); fix them and re-run to compute only those", summary.failed.len());
     }
+    if summary.left == 0 {
+        model_analyses(&config, &dir)?;
+    }
     Ok(())
+}
+
+/// The analyses that run models (subspaces, LAPE neurons, pruning error), when the study file's
+/// `[analysis]` asks for them: the dense model against every cell whose masks reproduce it
+/// (Magnitude and Wanda; SparseGPT also moves the kept weights and saves no model in a study),
+/// on the perplexity languages' parallel FLORES sentences. Each writes its section under
+/// `<study>/analysis/` (`<study>/analysis/<model>/` when the study has several models), where
+/// `polyprune report` picks it up. A section already there is kept: delete it to recompute.
+fn model_analyses(config: &StudyConfig, dir: &StudyDir) -> Result<()> {
+    let switches = &config.analysis;
+    if !(switches.subspaces || switches.neurons || switches.pruning_error) {
+        return Ok(());
+    }
+    let Some(perplexity) = &config.perplexity else {
+        bail!("[analysis] subspaces/neurons/pruning_error need [perplexity] languages (their parallel FLORES sentences are probed)");
+    };
+    let langs: Vec<String> = perplexity.languages.iter().map(|l| l.flores_code().to_string()).collect();
+    let flores = perplexity.source.as_deref().and_then(|s| s.strip_prefix("flores:")).map(PathBuf::from);
+    let (cells, _) = polyprune::analysis::significance::read_study_cells(&dir.root)?;
+    for model in &config.models {
+        let out = if config.models.len() > 1 { dir.root.join("analysis").join(&model.name) } else { dir.root.join("analysis") };
+        let pruned: Vec<String> = cells
+            .iter()
+            .filter(|c| c.model == model.name && !c.method.contains("sparsegpt"))
+            .filter(|c| dir.root.join("cells").join(&c.id).join("masks/index.json").is_file())
+            .map(|c| format!("{}={}", cell_label(&c.id), dir.root.join("cells").join(&c.id).join("masks").display()))
+            .collect();
+        let probe = ProbeArgs {
+            model: model.path.clone(),
+            pruned,
+            langs: langs.clone(),
+            sentences: 50,
+            flores: flores.clone(),
+            layers: Vec::new(),
+            rank: None,
+            batch: 8,
+            out: Some(out.clone()),
+            runtime: RuntimeArgs { threads: config.threads, device: config.device.clone() },
+        };
+        let pending = |id: &str| !out.join(id).join("section.json").is_file();
+        if switches.subspaces && pending("subspace") {
+            eprintln!("analysis: subspaces of {}", model.name);
+            super::analyze::subspace(probe.clone())?;
+        }
+        if switches.neurons && pending("neurons") {
+            eprintln!("analysis: LAPE neurons of {}", model.name);
+            super::analyze::neurons(NeuronsArgs { probe: probe.clone(), filter_percentile: 0.95, entropy_fraction: 0.01 })?;
+        }
+        if switches.pruning_error && pending("pruning_error") {
+            eprintln!("analysis: pruning error of {}", model.name);
+            super::analyze::error(ErrorArgs { probe, windows: 8, seqlen: 128 })?;
+        }
+    }
+    Ok(())
+}
+
+/// A cell id without its trailing config hash: `wanda-u50-eng_Latn-s0`.
+fn cell_label(id: &str) -> &str {
+    match id.rsplit_once('-') {
+        Some((head, hash)) if hash.len() == 8 && hash.chars().all(|c| c.is_ascii_hexdigit()) => head,
+        _ => id,
+    }
 }
 
 fn print_plan(config_path: &Path, out: Option<PathBuf>, format: Format) -> Result<()> {

@@ -73,10 +73,59 @@ impl Table {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, from = "RawCell")]
 pub enum TableCell {
     Number(f64),
     Text(String),
+}
+
+/// JSON has no NaN: serde_json writes a missing number as `null`. Sections are read back from
+/// `section.json` (analyses computed during `study run`), so every number accepts `null` as NaN.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawCell {
+    Number(f64),
+    Text(String),
+    Missing(()),
+}
+
+impl From<RawCell> for TableCell {
+    fn from(raw: RawCell) -> Self {
+        match raw {
+            RawCell::Number(x) => TableCell::Number(x),
+            RawCell::Text(s) => TableCell::Text(s),
+            RawCell::Missing(()) => TableCell::Number(f64::NAN),
+        }
+    }
+}
+
+/// `null`-as-NaN readers for the chart fields (see [`RawCell`]).
+mod nan {
+    use serde::{Deserialize, Deserializer};
+
+    fn or_nan(x: Option<f64>) -> f64 {
+        x.unwrap_or(f64::NAN)
+    }
+
+    pub fn one<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(or_nan(Option::deserialize(d)?))
+    }
+
+    pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        Ok(Vec::<Option<f64>>::deserialize(d)?.into_iter().map(or_nan).collect())
+    }
+
+    pub fn grid<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<f64>>, D::Error> {
+        Ok(Vec::<Vec<Option<f64>>>::deserialize(d)?.into_iter().map(|r| r.into_iter().map(or_nan).collect()).collect())
+    }
+
+    pub fn pairs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(f64, f64)>, D::Error> {
+        Ok(Vec::<(Option<f64>, Option<f64>)>::deserialize(d)?.into_iter().map(|(x, y)| (or_nan(x), or_nan(y))).collect())
+    }
+
+    pub fn named<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, f64)>, D::Error> {
+        Ok(Vec::<(String, Option<f64>)>::deserialize(d)?.into_iter().map(|(n, x)| (n, or_nan(x))).collect())
+    }
 }
 
 /// Chart data. `f64::NAN` marks a missing value wherever a number is expected.
@@ -91,6 +140,7 @@ pub enum Chart {
         rows: Vec<String>,
         columns: Vec<String>,
         /// `values[r][c]`.
+        #[serde(deserialize_with = "nan::grid")]
         values: Vec<Vec<f64>>,
         value_label: String,
         /// Centre the colour scale on zero (differences) instead of spanning min..max.
@@ -122,7 +172,9 @@ pub enum Chart {
     CriticalDifference {
         title: String,
         /// `(treatment name, average rank)`, best first.
+        #[serde(deserialize_with = "nan::named")]
         ranks: Vec<(String, f64)>,
+        #[serde(deserialize_with = "nan::one")]
         critical_difference: f64,
         /// Groups of treatment names joined by a bar.
         groups: Vec<Vec<String>>,
@@ -132,9 +184,12 @@ pub enum Chart {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BarSeries {
     pub name: String,
+    #[serde(deserialize_with = "nan::list")]
     pub values: Vec<f64>,
     /// Interval bounds per label; NaN where there is none.
+    #[serde(deserialize_with = "nan::list")]
     pub lower: Vec<f64>,
+    #[serde(deserialize_with = "nan::list")]
     pub upper: Vec<f64>,
 }
 
@@ -146,7 +201,9 @@ pub struct ScatterPanel {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ScatterPoint {
+    #[serde(deserialize_with = "nan::one")]
     pub x: f64,
+    #[serde(deserialize_with = "nan::one")]
     pub y: f64,
     pub group: String,
 }
@@ -154,5 +211,6 @@ pub struct ScatterPoint {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LineSeries {
     pub name: String,
+    #[serde(deserialize_with = "nan::pairs")]
     pub points: Vec<(f64, f64)>,
 }
