@@ -370,14 +370,11 @@ def write_gguf(path: Path, arch: str, cfg, spec: TokenizerSpec, tok, tensors, va
     writer.close()
 
 
-def write_decoder_files(directory: Path, arch: str, cfg, weights: dict[str, np.ndarray], tok):
-    """Every GGUF variant of one decoder fixture; returns the tensors and variants written."""
+def write_decoder_files(directory: Path, arch: str, cfg, weights: dict[str, np.ndarray], tok) -> None:
+    """Every GGUF variant of one decoder fixture."""
     tensors = gguf_tensors(weights, arch, cfg)
-    written = []
     for variant in gguf_variants(arch):
         write_gguf(directory / variant.file_name, arch, cfg, DECODER_TOKENIZERS[arch], tok, tensors, variant, f"tiny-{arch}-fixture")
-        written.append(variant)
-    return tensors, written
 
 
 # ---------------------------------------------------------------------------------------------

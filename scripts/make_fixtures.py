@@ -468,10 +468,7 @@ def save_graph_without_weights(exported: Path, target_dir: Path, weights: dict) 
     write_json(target_dir / WEIGHTS_RECIPE, recipe)
 
 
-def weights_record(weights: dict) -> dict:
-    return {
-        "init": {"embed_std": EMBED_STD, "norm_gain_std": NORM_GAIN_STD, "bias_std": BIAS_STD, "rng": "numpy PCG64 per parameter"},
-    }
+WEIGHTS_INIT = {"embed_std": EMBED_STD, "norm_gain_std": NORM_GAIN_STD, "bias_std": BIAS_STD, "rng": "numpy PCG64 per parameter"}
 
 
 def make_gpt2(out: Path, with_dynamo: bool) -> dict:
@@ -529,7 +526,7 @@ def make_gpt2(out: Path, with_dynamo: bool) -> dict:
             )
         },
         "weights": "float32; graph.onnx keeps the graph, `make fixtures` writes model.onnx with the weights inline",
-        **weights_record(weights),
+        "init": WEIGHTS_INIT,
     }
     reference["weights_sha256"] = weights_digest(weights)
     reference["numpy"] = np.__version__
@@ -667,7 +664,7 @@ def make_decoder(out: Path, arch: str) -> dict:
         "family": arch,
         "transformers_class": type(model).__name__,
         "config": decoder_config_record(model),
-        **weights_record(weights),
+        "init": WEIGHTS_INIT,
         "rope_style": "normal (adjacent pairs 2i, 2i+1; q/k rows permuted)" if arch == "llama" else "neox (pairs i, i+d/2; HF row order)",
     }
     reference["weights_sha256"] = weights_digest(weights)

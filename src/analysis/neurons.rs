@@ -212,10 +212,10 @@ pub struct Protection {
 }
 
 /// Whether a pruned model's label names `language` as its calibration: the label is the language
-/// itself (`eng_Latn=...` on the command line) or one of its `-`-separated parts (a study cell,
-/// `wanda-u50-eng_Latn-s0`).
+/// itself (`eng_Latn=...` on the command line) or one of its words (a study cell's label,
+/// `wanda u50 eng_Latn s0`).
 fn calibrated_in(label: &str, language: &str) -> bool {
-    label == language || label.split('-').any(|part| part == language)
+    label == language || label.split(' ').any(|word| word == language)
 }
 
 pub fn protection(changes: &[NeuronChange]) -> Vec<Protection> {
@@ -288,10 +288,10 @@ mod tests {
         assert_eq!(p[0].own_survival, 0.5);
         assert_eq!(p[0].others_survival, 1.0);
         // A study cell's label names its calibration language among other parts.
-        let c = compare("wanda-u50-deu-s0", &dense, &pruned, &langs);
+        let c = compare("wanda u50 deu s0", &dense, &pruned, &langs);
         let p = protection(&c);
-        assert_eq!((p[0].calibration.as_str(), p[0].own_survival, p[0].others_survival), ("wanda-u50-deu-s0", 1.0, 0.5));
-        assert!(protection(&compare("wanda-u50-ita-s0", &dense, &pruned, &langs)).is_empty());
+        assert_eq!((p[0].calibration.as_str(), p[0].own_survival, p[0].others_survival), ("wanda u50 deu s0", 1.0, 0.5));
+        assert!(protection(&compare("wanda u50 ita s0", &dense, &pruned, &langs)).is_empty());
     }
 
     #[test]

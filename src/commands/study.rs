@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 
+use polyprune::prune::Method;
 use polyprune::study::layout::UnitStatus;
 use polyprune::study::runner::load_evaluation;
 use polyprune::study::{plan, Grid, Observer, RunOptions, Shard, StudyConfig, StudyDir};
@@ -101,14 +102,15 @@ fn model_analyses(config: &StudyConfig, dir: &StudyDir) -> Result<()> {
     };
     let langs: Vec<String> = perplexity.languages.iter().map(|l| l.flores_code().to_string()).collect();
     let flores = perplexity.source.as_deref().and_then(|s| s.strip_prefix("flores:")).map(PathBuf::from);
-    let (cells, _) = polyprune::analysis::significance::read_study_cells(&dir.root)?;
+    let grid = Grid::expand(config);
     for model in &config.models {
         let out = if config.models.len() > 1 { dir.root.join("analysis").join(&model.name) } else { dir.root.join("analysis") };
-        let pruned: Vec<String> = cells
+        let pruned: Vec<String> = grid
+            .cells
             .iter()
-            .filter(|c| c.model == model.name && !c.method.contains("sparsegpt"))
+            .filter(|c| c.model == model.name && !matches!(c.method, Method::SparseGpt(_)))
             .filter(|c| dir.root.join("cells").join(&c.id).join("masks/index.json").is_file())
-            .map(|c| format!("{}={}", cell_label(&c.id), dir.root.join("cells").join(&c.id).join("masks").display()))
+            .map(|c| format!("{}={}", c.label(), dir.root.join("cells").join(&c.id).join("masks").display()))
             .collect();
         let probe = ProbeArgs {
             model: model.path.clone(),
@@ -137,14 +139,6 @@ fn model_analyses(config: &StudyConfig, dir: &StudyDir) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A cell id without its trailing config hash: `wanda-u50-eng_Latn-s0`.
-fn cell_label(id: &str) -> &str {
-    match id.rsplit_once('-') {
-        Some((head, hash)) if hash.len() == 8 && hash.chars().all(|c| c.is_ascii_hexdigit()) => head,
-        _ => id,
-    }
 }
 
 fn print_plan(config_path: &Path, out: Option<PathBuf>, format: Format) -> Result<()> {
