@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "polyprune", version, about = "Does the calibration language change what pruning keeps? Prune, evaluate and compare multilingual LMs.")]
+#[command(
+    name = "polyprune",
+    version,
+    about = "Does the calibration language change what pruning keeps? Prune, evaluate and compare multilingual LMs."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -450,7 +454,9 @@ pub struct SignificanceArgs {
 }
 
 #[derive(Args)]
-#[command(after_help = "Exit status: 0 nothing got significantly worse; 1 something got significantly worse beyond the tolerance; 2 bad input (missing folder, no results in common, unreadable file).")]
+#[command(
+    after_help = "Exit status: 0 nothing got significantly worse; 1 something got significantly worse beyond the tolerance; 2 bad input (missing folder, no results in common, unreadable file)."
+)]
 pub struct CheckArgs {
     /// Results to compare against: a run folder of `polyprune eval` or a study folder.
     #[arg(long)]

@@ -5,12 +5,12 @@
 //! produce masks; `stats` tests differences; `report` renders what the study runner stored.
 
 pub mod analysis;
-pub mod model;
-pub mod prune;
-pub mod pruning;
 pub mod calibrate;
 pub mod data;
 pub mod eval;
+pub mod model;
+pub mod prune;
+pub mod pruning;
 pub mod report;
 pub mod results;
 pub mod runtime;

@@ -73,10 +73,7 @@ fn prune_layer(
         result.mask.apply(&mut new)?;
     }
     let report = SparsityReport::new(&layer.name, target, &result.mask);
-    Ok((
-        weight_override(layer, new),
-        PrunedLayerOutput { layer: layer.clone(), mask: result.mask, report },
-    ))
+    Ok((weight_override(layer, new), PrunedLayerOutput { layer: layer.clone(), mask: result.mask, report }))
 }
 
 /// The override that puts `[out][in]` rows into the graph in place of the layer's weights.
@@ -139,9 +136,7 @@ pub fn prune_model(
             let overrides = pruner.prune_block(0, &layers, &BTreeMap::new())?;
             (overrides, CaptureTimings { solve_s: t0.elapsed().as_secs_f64(), ..Default::default() })
         }
-        (_, None) => {
-            return Err(CalibrationError::Invalid(format!("{} needs calibration data: give --calib <languages>", method.name())))
-        }
+        (_, None) => return Err(CalibrationError::Invalid(format!("{} needs calibration data: give --calib <languages>", method.name()))),
         (need, Some(set)) => {
             let opts = CaptureOptions { gram: need == StatisticsNeed::Gram, ..capture.clone() };
             capture_and_prune(model, set, &opts, &mut pruner, on_block)?
@@ -201,7 +196,10 @@ pub fn prune_many(
     let mut results: Vec<Option<PrunedModel>> = (0..jobs.len()).map(|_| None).collect();
     if share {
         let Some(set) = set else {
-            return Err(CalibrationError::Invalid(format!("{} needs calibration data: give --calib <languages>", jobs[calibrated[0]].method.name())));
+            return Err(CalibrationError::Invalid(format!(
+                "{} needs calibration data: give --calib <languages>",
+                jobs[calibrated[0]].method.name()
+            )));
         };
         let store = WeightStore::open(&model.dir, &model.card.graph)?;
         let gram = calibrated.iter().any(|&i| jobs[i].method.statistics_need() == StatisticsNeed::Gram);
@@ -254,10 +252,8 @@ pub fn write_masks(dir: &Path, pruned: &PrunedModel) -> Result<(), ModelError> {
     let mut index = Vec::new();
     for l in &pruned.layers {
         let file = mask_file_name(&l.layer.name);
-        crate::prune::write_mask(&l.mask, &masks.join(&file)).map_err(|e| ModelError::Unusable {
-            path: masks.join(&file),
-            reason: e.to_string(),
-        })?;
+        crate::prune::write_mask(&l.mask, &masks.join(&file))
+            .map_err(|e| ModelError::Unusable { path: masks.join(&file), reason: e.to_string() })?;
         index.push(MaskEntry {
             layer: l.layer.name.clone(),
             file,
@@ -275,8 +271,10 @@ pub fn read_masks(dir: &Path) -> Result<Vec<(MaskEntry, Mask)>, ModelError> {
     let masks = if dir.join(MASK_INDEX).is_file() { dir.to_path_buf() } else { dir.join(MASK_DIR) };
     let path = masks.join(MASK_INDEX);
     let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
-    let index: Vec<MaskEntry> = serde_json::from_str(&text)
-        .map_err(|e| ModelError::Unusable { path: path.clone(), reason: format!("not a mask index ({e}); re-create it with `polyprune prune --save`") })?;
+    let index: Vec<MaskEntry> = serde_json::from_str(&text).map_err(|e| ModelError::Unusable {
+        path: path.clone(),
+        reason: format!("not a mask index ({e}); re-create it with `polyprune prune --save`"),
+    })?;
     index
         .into_iter()
         .map(|e| {
@@ -296,7 +294,10 @@ pub fn overrides_from_masks(model: &ModelDir, masks: &[(MaskEntry, Mask)]) -> Re
         .map(|(entry, mask)| {
             let layer = model.card.layers.iter().find(|l| l.name == entry.layer).ok_or_else(|| ModelError::Unusable {
                 path: model.dir.clone(),
-                reason: format!("the masks name layer '{}', which this model does not have; use the masks with the model they were made for", entry.layer),
+                reason: format!(
+                    "the masks name layer '{}', which this model does not have; use the masks with the model they were made for",
+                    entry.layer
+                ),
             })?;
             let mut rows = store.read_rows(layer)?;
             mask.apply(&mut rows).map_err(|e| ModelError::Unusable { path: model.dir.clone(), reason: e.to_string() })?;

@@ -48,18 +48,30 @@ fn check_flags_a_regression_and_passes_no_change() {
     for d in [&base, &same, &worse] {
         write_examples(&d.join("tasks/run"), 0);
     }
-    let (code, stdout, stderr) = run(&["check", "--baseline", base.to_str().unwrap(), "--candidate", worse.to_str().unwrap(), "--resamples", "2000"]);
+    let (code, stdout, stderr) =
+        run(&["check", "--baseline", base.to_str().unwrap(), "--candidate", worse.to_str().unwrap(), "--resamples", "2000"]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(stdout.contains("WORSE: ppl/run/documents.csv deu_Latn/flores"), "{stdout}");
     assert!(!stdout.contains("WORSE: ppl/run/documents.csv eng_Latn"), "{stdout}");
 
-    let (code, stdout, stderr) = run(&["check", "--baseline", base.to_str().unwrap(), "--candidate", same.to_str().unwrap(), "--resamples", "2000"]);
+    let (code, stdout, stderr) =
+        run(&["check", "--baseline", base.to_str().unwrap(), "--candidate", same.to_str().unwrap(), "--resamples", "2000"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("0 significantly worse"), "{stdout}");
 
     // A tolerance larger than the change lets it pass; the comparison table is exported.
     let out = root.join("out");
-    let (code, stdout, _) = run(&["check", "--baseline", base.to_str().unwrap(), "--candidate", worse.to_str().unwrap(), "--tolerance", "0.5", "--out", out.to_str().unwrap()]);
+    let (code, stdout, _) = run(&[
+        "check",
+        "--baseline",
+        base.to_str().unwrap(),
+        "--candidate",
+        worse.to_str().unwrap(),
+        "--tolerance",
+        "0.5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stdout}");
     let table = std::fs::read_to_string(out.join("check/check.csv")).unwrap();
     assert_eq!(table.lines().count(), 1 + 3, "{table}");
@@ -70,16 +82,19 @@ fn check_rejects_bad_input_with_exit_2() {
     let root = temp_dir("check-bad");
     write_run(&root.join("base"), 0.0);
     std::fs::create_dir_all(root.join("empty")).unwrap();
-    let (code, _, stderr) = run(&["check", "--baseline", root.join("base").to_str().unwrap(), "--candidate", root.join("empty").to_str().unwrap()]);
+    let (code, _, stderr) =
+        run(&["check", "--baseline", root.join("base").to_str().unwrap(), "--candidate", root.join("empty").to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--candidate"), "{stderr}");
-    let (code, _, stderr) = run(&["check", "--baseline", root.join("missing").to_str().unwrap(), "--candidate", root.join("base").to_str().unwrap()]);
+    let (code, _, stderr) =
+        run(&["check", "--baseline", root.join("missing").to_str().unwrap(), "--candidate", root.join("base").to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("missing"), "{stderr}");
     std::fs::write(root.join("base/documents.csv"), "language,source\nx,y\n").unwrap();
     write_run(&root.join("cand"), 0.0);
-    let (code, _, stderr) = run(&["check", "--baseline", root.join("base").to_str().unwrap(), "--candidate", root.join("cand").to_str().unwrap()]);
+    let (code, _, stderr) =
+        run(&["check", "--baseline", root.join("base").to_str().unwrap(), "--candidate", root.join("cand").to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("documents.csv"), "{stderr}");
 }
@@ -89,10 +104,16 @@ fn significance_over_a_fabricated_study() {
     let study = temp_dir("study");
     let cells: Vec<serde_json::Value> = ["eng_Latn", "deu_Latn", "zho_Hans"]
         .iter()
-        .map(|l| serde_json::json!({"id": format!("wanda-{l}"), "model": "m", "method": "wanda", "pattern": "unstructured", "sparsity": 0.5,
-            "calibration": {"languages": [l], "mix": "even", "samples": 8, "seqlen": 64, "source": null}, "seed": 0, "mode": "one-shot"}))
+        .map(|l| {
+            serde_json::json!({"id": format!("wanda-{l}"), "model": "m", "method": "wanda", "pattern": "unstructured", "sparsity": 0.5,
+            "calibration": {"languages": [l], "mix": "even", "samples": 8, "seqlen": 64, "source": null}, "seed": 0, "mode": "one-shot"})
+        })
         .collect();
-    std::fs::write(study.join("study.json"), serde_json::to_vec(&serde_json::json!({"name": "t", "cells": cells, "dense": [{"id": "dense-m", "model": "m"}]})).unwrap()).unwrap();
+    std::fs::write(
+        study.join("study.json"),
+        serde_json::to_vec(&serde_json::json!({"name": "t", "cells": cells, "dense": [{"id": "dense-m", "model": "m"}]})).unwrap(),
+    )
+    .unwrap();
     write_run(&study.join("cells/wanda-eng_Latn/ppl"), 0.0);
     write_run(&study.join("cells/wanda-deu_Latn/ppl"), 0.0);
     write_run(&study.join("cells/wanda-zho_Hans/ppl"), 10.0);

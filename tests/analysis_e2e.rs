@@ -22,7 +22,8 @@ fn direct_counts(model: &ModelDir, sentences: &[&ProbeSentence], gate: &[f32], f
     let parts = model.card.parts.as_ref().unwrap();
     let opts = RuntimeOptions::default();
     let mut embed = Graph::load(GraphSource::File(&model.dir.join(&parts.embed)), &opts, &[]).unwrap();
-    let mut blocks: Vec<Graph> = (0..=BLOCK).map(|k| Graph::load(GraphSource::File(&model.dir.join(&parts.blocks[k])), &opts, &[]).unwrap()).collect();
+    let mut blocks: Vec<Graph> =
+        (0..=BLOCK).map(|k| Graph::load(GraphSource::File(&model.dir.join(&parts.blocks[k])), &opts, &[]).unwrap()).collect();
     let d = 640;
     let mut counts = vec![0u64; f];
     let mut near_zero = 0u64;

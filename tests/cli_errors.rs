@@ -73,7 +73,11 @@ fn unsupported_architecture_is_named() {
     bytes[value..value + 5].copy_from_slice(b"bloom");
     let path = dir.join("bloom.gguf");
     std::fs::write(&path, bytes).unwrap();
-    fails_clearly(&["model", "import", path.to_str().unwrap(), "-o", dir.join("o").to_str().unwrap()], &[], &["bloom", "gemma3, llama, qwen2"]);
+    fails_clearly(
+        &["model", "import", path.to_str().unwrap(), "-o", dir.join("o").to_str().unwrap()],
+        &[],
+        &["bloom", "gemma3, llama, qwen2"],
+    );
 }
 
 #[test]
@@ -99,7 +103,11 @@ fn unreadable_tokenizer_and_missing_model_are_named() {
     std::fs::write(dir.join("tokenizer.json"), "{ not json").unwrap();
     fails_clearly(&["eval", "ppl", "--model", dir.to_str().unwrap(), "--file", "Cargo.toml"], &[], &["tokenizer.json"]);
     let empty = common::temp_dir("nomodel");
-    fails_clearly(&["eval", "ppl", "--model", empty.to_str().unwrap(), "--file", "Cargo.toml"], &[], &["model.onnx", "polyprune model import"]);
+    fails_clearly(
+        &["eval", "ppl", "--model", empty.to_str().unwrap(), "--file", "Cargo.toml"],
+        &[],
+        &["model.onnx", "polyprune model import"],
+    );
 }
 
 #[test]

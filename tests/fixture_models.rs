@@ -142,7 +142,11 @@ fn onnx_schema_round_trips_exported_models_byte_for_byte() {
         let model = polyprune::model::onnx::ModelProto::decode(bytes.as_slice()).unwrap();
         let again = model.encode_to_vec();
         let first_difference = again.iter().zip(&bytes).position(|(a, b)| a != b);
-        assert!(again.len() == bytes.len() && first_difference.is_none(), "{f}: lengths {} vs {}, first difference at {first_difference:?}", again.len(), bytes.len());
+        assert!(
+            again.len() == bytes.len() && first_difference.is_none(),
+            "{f}: lengths {} vs {}, first difference at {first_difference:?}",
+            again.len(),
+            bytes.len()
+        );
     }
 }
-

@@ -12,20 +12,16 @@ use polyprune::runtime::RuntimeOptions;
 fn oracle(args: &[&str]) -> Option<Vec<serde_json::Value>> {
     let py = common::python()?;
     let gguf = common::gguf("gemma-3-270m")?;
-    let out = Command::new(py)
-        .arg(common::repo().join("tests/oracle/gemma_oracle.py"))
-        .arg(gguf)
-        .args(args)
-        .output()
-        .expect("run the oracle");
+    let out =
+        Command::new(py).arg(common::repo().join("tests/oracle/gemma_oracle.py")).arg(gguf).args(args).output().expect("run the oracle");
     assert!(out.status.success(), "oracle failed: {}", String::from_utf8_lossy(&out.stderr));
     Some(String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect())
 }
 
 const SIB200_LANGS: &[&str] = &[
-    "eng_Latn", "arb_Arab", "deu_Latn", "spa_Latn", "rus_Cyrl", "swh_Latn", "zho_Hans", "fra_Latn", "ita_Latn",
-    "por_Latn", "nld_Latn", "pol_Latn", "tur_Latn", "vie_Latn", "ind_Latn", "jpn_Jpan", "kor_Hang", "hin_Deva",
-    "ben_Beng", "tha_Thai", "heb_Hebr", "ukr_Cyrl", "fin_Latn", "ell_Grek", "yor_Latn", "hau_Latn", "amh_Ethi",
+    "eng_Latn", "arb_Arab", "deu_Latn", "spa_Latn", "rus_Cyrl", "swh_Latn", "zho_Hans", "fra_Latn", "ita_Latn", "por_Latn", "nld_Latn",
+    "pol_Latn", "tur_Latn", "vie_Latn", "ind_Latn", "jpn_Jpan", "kor_Hang", "hin_Deva", "ben_Beng", "tha_Thai", "heb_Hebr", "ukr_Cyrl",
+    "fin_Latn", "ell_Grek", "yor_Latn", "hau_Latn", "amh_Ethi",
 ];
 
 /// tokenizer.json derived from the GGUF vocabulary gives the oracle's ids (BOS first) on the
@@ -102,11 +98,8 @@ fn bits_per_byte_match_the_oracle_on_flores() {
     ];
     let mut scorer = Scorer::load(&ModelDir::open(&model).unwrap(), &RuntimeOptions::default(), &[]).unwrap();
     for (lang, bpb) in expected {
-        let docs: Vec<(String, String)> = common::sib200_sentences(&shared, lang, "test", 40)
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| (i.to_string(), s))
-            .collect();
+        let docs: Vec<(String, String)> =
+            common::sib200_sentences(&shared, lang, "test", 40).into_iter().enumerate().map(|(i, s)| (i.to_string(), s)).collect();
         let scores = score_documents(&mut scorer, &docs, WindowOptions::default(), |_| {}).unwrap();
         let nll: f64 = scores.iter().map(|d| d.nll).sum();
         let bytes: usize = scores.iter().map(|d| d.bytes).sum();

@@ -15,7 +15,9 @@ use polyprune::model::graph::{read_model, with_heads_and_outputs};
 use polyprune::model::import::{import_gguf, ImportOptions};
 use polyprune::model::{LinearLayer, ModelDir};
 use polyprune::prune::{InputStatistics, Method, Sparsity, SparsityTarget};
-use polyprune::pruning::{overrides_from_mask_dir, overrides_from_masks, prune_many, prune_model, read_masks, save_pruned, LayerFilter, PruneJob};
+use polyprune::pruning::{
+    overrides_from_mask_dir, overrides_from_masks, prune_many, prune_model, read_masks, save_pruned, LayerFilter, PruneJob,
+};
 use polyprune::runtime::{Graph, GraphSource, Input, OutputView, RuntimeOptions, WeightOverride};
 
 fn tiny_llama() -> ModelDir {
@@ -25,10 +27,7 @@ fn tiny_llama() -> ModelDir {
 }
 
 fn registry(shared: &std::path::Path) -> TextRegistry {
-    TextRegistry::new(SourceLocations {
-        flores_root: shared.join("data/sib200"),
-        ..SourceLocations::for_project(&common::repo())
-    })
+    TextRegistry::new(SourceLocations { flores_root: shared.join("data/sib200"), ..SourceLocations::for_project(&common::repo()) })
 }
 
 fn spec(langs: &[&str], seed: u64, samples: usize) -> CalibrationSpec {
@@ -105,7 +104,9 @@ fn sequential_statistics_equal_a_full_pruned_forward() {
     assert_eq!(taps.len(), 4, "q/k/v share one input, gate/up another");
     let full = with_heads_and_outputs(&read_model(&model.graph_path()).unwrap(), false, &taps);
     let bytes = prost::Message::encode_to_vec(&full);
-    let mut g = Graph::load(GraphSource::Memory { bytes: &bytes, folder: &model.dir, label: "full+taps" }, &RuntimeOptions::default(), &block0).unwrap();
+    let mut g =
+        Graph::load(GraphSource::Memory { bytes: &bytes, folder: &model.dir, label: "full+taps" }, &RuntimeOptions::default(), &block0)
+            .unwrap();
     let ids: Vec<i64> = set.windows.iter().flatten().map(|&t| t as i64).collect();
     let names: Vec<&str> = taps.iter().map(|s| s.as_str()).collect();
     let mut direct: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -141,7 +142,16 @@ fn sequential_statistics_equal_a_full_pruned_forward() {
 fn prune_with(model: &ModelDir, method: &str, seed: u64, shared: &std::path::Path) -> polyprune::pruning::PrunedModel {
     let set = draw(model, shared, &spec(&["eng_Latn", "deu_Latn"], seed, 6));
     let target = SparsityTarget::new(Some(Sparsity::new(0.5).unwrap()), "unstructured".parse().unwrap()).unwrap();
-    prune_model(model, &method.parse().unwrap(), target, &LayerFilter::default(), Some(&set), &capture_opts(CaptureMode::Sequential), |_, _| {}).unwrap()
+    prune_model(
+        model,
+        &method.parse().unwrap(),
+        target,
+        &LayerFilter::default(),
+        Some(&set),
+        &capture_opts(CaptureMode::Sequential),
+        |_, _| {},
+    )
+    .unwrap()
 }
 
 /// Same seed: the same windows and the same masks, bit for bit. Another seed: other windows.
@@ -227,7 +237,16 @@ fn two_four_pattern_is_valid_in_every_group() {
     let set = draw(&model, &shared, &spec(&["eng_Latn"], 0, 4));
     let target = SparsityTarget::new(None, "2:4".parse().unwrap()).unwrap();
     for method in ["wanda", "sparsegpt", "magnitude"] {
-        let p = prune_model(&model, &method.parse().unwrap(), target, &LayerFilter::default(), Some(&set), &capture_opts(CaptureMode::OneShot), |_, _| {}).unwrap();
+        let p = prune_model(
+            &model,
+            &method.parse().unwrap(),
+            target,
+            &LayerFilter::default(),
+            Some(&set),
+            &capture_opts(CaptureMode::OneShot),
+            |_, _| {},
+        )
+        .unwrap();
         assert!(p.layers.iter().all(|l| l.report.nm_valid == Some(true)), "{method}");
         for o in &p.overrides {
             let layer = model.card.layers.iter().find(|l| l.name == o.name).unwrap();

@@ -25,7 +25,10 @@ fn study_config(models: &[(&str, &Path)], shared: &Path, tasks: bool) -> String 
          [perplexity]\nlanguages = [\"eng_Latn\", \"deu_Latn\"]\nsource = \"flores\"\nlimit = 3\n\n",
     );
     if tasks {
-        s.push_str(&format!("[tasks]\nnames = [\"xcopa\"]\nlanguages = [\"it\"]\nlimit = 4\ndata = \"{}\"\n", shared.join("data").display()));
+        s.push_str(&format!(
+            "[tasks]\nnames = [\"xcopa\"]\nlanguages = [\"it\"]\nlimit = 4\ndata = \"{}\"\n",
+            shared.join("data").display()
+        ));
     }
     s
 }
@@ -121,7 +124,15 @@ fn a_killed_study_resumes_without_recomputing_and_ends_equal_to_an_uninterrupted
     let (Some(s), Some(full)) = (setup(), uninterrupted()) else { return };
     let out = common::temp_dir("study-killed").join("out");
     let t0 = Instant::now();
-    let mut child = common::bin().args(["study", "run"]).arg(&s.config).arg("--out").arg(&out).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = common::bin()
+        .args(["study", "run"])
+        .arg(&s.config)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     // Kill it (SIGKILL: no chance to tidy up) as soon as the first unit is done.
     loop {
         if records(&out).iter().any(|(_, r)| r["status"] == "done") {
@@ -135,7 +146,8 @@ fn a_killed_study_resumes_without_recomputing_and_ends_equal_to_an_uninterrupted
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait().unwrap();
-    let before: Vec<(PathBuf, Vec<u8>)> = records(&out).iter().filter(|(_, r)| r["status"] == "done").map(|(p, _)| (p.clone(), std::fs::read(p).unwrap())).collect();
+    let before: Vec<(PathBuf, Vec<u8>)> =
+        records(&out).iter().filter(|(_, r)| r["status"] == "done").map(|(p, _)| (p.clone(), std::fs::read(p).unwrap())).collect();
     assert!(!before.is_empty() && before.len() < 3, "killed mid-study: {} of 3 units done", before.len());
 
     let o = run_study(&s.config, &out, &[]);
@@ -180,7 +192,8 @@ fn two_shards_merged_equal_one_unsharded_run() {
     let o = run_study(&other, &root.join("other"), &["--shard", "0/2", "--max-cells", "0"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("2 left for a later run"), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = common::bin().args(["study", "merge"]).arg(&shards[0]).arg(root.join("other")).arg("-o").arg(root.join("bad")).output().unwrap();
+    let o =
+        common::bin().args(["study", "merge"]).arg(&shards[0]).arg(root.join("other")).arg("-o").arg(root.join("bad")).output().unwrap();
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("comes from another study file"), "{e}");
     eprintln!("shards and merge: {:.1} s", t0.elapsed().as_secs_f64());
@@ -222,7 +235,10 @@ fn config_errors_name_the_key_and_the_line_before_any_work() {
     let config = dir.join("bad.toml");
     let good = "[study]\nname = \"x\"\n[[models]]\nname = \"m\"\npath = \"m\"\n[pruning]\nmethods = [\"magnitude\"]\nsparsities = [0.5]\n[perplexity]\nlanguages = [\"eng_Latn\"]\nsource = \"udhr\"\n";
     for (text, expected) in [
-        (good.replace("sparsities = [0.5]", "sparsities = [0.3]\npatterns = [\"2:4\"]"), "bad.toml:8: pruning.sparsities: pattern 2:4 (line 9)"),
+        (
+            good.replace("sparsities = [0.5]", "sparsities = [0.3]\npatterns = [\"2:4\"]"),
+            "bad.toml:8: pruning.sparsities: pattern 2:4 (line 9)",
+        ),
         (good.replace("[\"eng_Latn\"]", "[\"english-ish\"]"), "bad.toml:10: perplexity.languages:"),
         (good.replace("name = \"x\"", "name = \"x\"\ncolour = \"red\""), "bad.toml:3: unknown field `colour`"),
     ] {
@@ -251,10 +267,12 @@ fn plan_lists_every_cell_with_a_cost_and_measures_throughput_from_finished_ones(
 }
 
 fn chromium() -> Option<PathBuf> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].iter().map(PathBuf::from).find(|p| p.is_file()).or_else(|| {
-        eprintln!("skipping the browser check: chromium is absent (`make chromium` installs it)");
-        None
-    })
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].iter().map(PathBuf::from).find(|p| p.is_file()).or_else(
+        || {
+            eprintln!("skipping the browser check: chromium is absent (`make chromium` installs it)");
+            None
+        },
+    )
 }
 
 #[test]
@@ -280,7 +298,11 @@ fn the_report_of_a_finished_study_renders_in_headless_chromium() {
     assert!(tex.contains("\\toprule") && tex.contains("\\textbf{") && tex.contains("eng\\_Latn"), "{tex}");
     if let Ok(status) = Command::new("pdflatex").arg("-version").stdout(Stdio::null()).status() {
         if status.success() {
-            let o = Command::new("pdflatex").args(["-interaction=nonstopmode", "-halt-on-error", "tables.tex"]).current_dir(&latex).output().unwrap();
+            let o = Command::new("pdflatex")
+                .args(["-interaction=nonstopmode", "-halt-on-error", "tables.tex"])
+                .current_dir(&latex)
+                .output()
+                .unwrap();
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
         }
     } else {
@@ -306,5 +328,9 @@ fn the_report_of_a_finished_study_renders_in_headless_chromium() {
         .arg(format!("file://{}", html.display()))
         .output()
         .unwrap();
-    assert!(o.status.success() && std::fs::metadata(&shot).map(|m| m.len() > 10_000).unwrap_or(false), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success() && std::fs::metadata(&shot).map(|m| m.len() > 10_000).unwrap_or(false),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

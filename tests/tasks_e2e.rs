@@ -267,7 +267,8 @@ fn data_fetch_downloads_verifies_and_explains_offline() {
     let Some(shared) = common::shared() else { return };
     let mirror = serve(shared.join("data"));
     let dir = common::temp_dir("fetch");
-    let fetch = |mirror: &str| common::bin().args(["data", "fetch", "xcopa,mgsm", "--mirror", mirror, "--data"]).arg(&dir).output().unwrap();
+    let fetch =
+        |mirror: &str| common::bin().args(["data", "fetch", "xcopa,mgsm", "--mirror", mirror, "--data"]).arg(&dir).output().unwrap();
     let out = fetch(&mirror);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();

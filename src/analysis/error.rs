@@ -18,7 +18,9 @@ pub enum AnalysisError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {reason}")]
     BadFile { path: PathBuf, reason: String },
-    #[error("layer '{layer}': mask of {first} is {a_rows}x{a_cols} but mask of {second} is {b_rows}x{b_cols}; compare masks of the same model")]
+    #[error(
+        "layer '{layer}': mask of {first} is {a_rows}x{a_cols} but mask of {second} is {b_rows}x{b_cols}; compare masks of the same model"
+    )]
     MaskShapes { layer: String, first: String, second: String, a_rows: usize, a_cols: usize, b_rows: usize, b_cols: usize },
     #[error("{what}: {reason}")]
     Invalid { what: String, reason: String },

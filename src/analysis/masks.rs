@@ -92,7 +92,11 @@ impl OverlapCounts {
         let a = self.kept_first as f64 / self.total.max(1) as f64;
         let b = self.kept_second as f64 / self.total.max(1) as f64;
         let union = a + b - a * b;
-        if union == 0.0 { 1.0 } else { a * b / union }
+        if union == 0.0 {
+            1.0
+        } else {
+            a * b / union
+        }
     }
     fn add(self, o: OverlapCounts) -> OverlapCounts {
         OverlapCounts {
@@ -106,7 +110,11 @@ impl OverlapCounts {
 }
 
 fn ratio_or_one(num: u64, den: u64) -> f64 {
-    if den == 0 { 1.0 } else { num as f64 / den as f64 }
+    if den == 0 {
+        1.0
+    } else {
+        num as f64 / den as f64
+    }
 }
 
 /// Counts the overlap of two masks of the same shape, exactly, from their packed words.

@@ -79,10 +79,16 @@ impl Default for LapeParams {
 impl LapeParams {
     pub fn validated(self) -> Result<Self, AnalysisError> {
         if !(self.filter_percentile > 0.0 && self.filter_percentile < 1.0) {
-            return Err(AnalysisError::invalid("--filter-percentile", format!("{} is not in (0, 1); the original method uses 0.95", self.filter_percentile)));
+            return Err(AnalysisError::invalid(
+                "--filter-percentile",
+                format!("{} is not in (0, 1); the original method uses 0.95", self.filter_percentile),
+            ));
         }
         if !(self.entropy_fraction > 0.0 && self.entropy_fraction <= 1.0) {
-            return Err(AnalysisError::invalid("--entropy-fraction", format!("{} is not in (0, 1]; the original method uses 0.01 to 0.05", self.entropy_fraction)));
+            return Err(AnalysisError::invalid(
+                "--entropy-fraction",
+                format!("{} is not in (0, 1]; the original method uses 0.01 to 0.05", self.entropy_fraction),
+            ));
         }
         Ok(self)
     }
@@ -119,10 +125,14 @@ pub fn normalised_entropy(probabilities: &[f64]) -> f64 {
     if total <= 0.0 {
         return f64::INFINITY;
     }
-    probabilities.iter().filter(|&&p| p > 0.0).map(|&p| {
-        let q = p / total;
-        -q * q.ln()
-    }).sum()
+    probabilities
+        .iter()
+        .filter(|&&p| p > 0.0)
+        .map(|&p| {
+            let q = p / total;
+            -q * q.ln()
+        })
+        .sum()
 }
 
 /// The k-th smallest value (1-based k = round(n * quantile), clamped to 1..=n).
@@ -227,7 +237,8 @@ pub fn protection(changes: &[NeuronChange]) -> Vec<Protection> {
         .into_iter()
         .filter_map(|(model, rows)| {
             let own = rows.iter().find(|r| calibrated_in(model, &r.language))?;
-            let others: Vec<f64> = rows.iter().filter(|r| r.language != own.language && r.survival_rate.is_finite()).map(|r| r.survival_rate).collect();
+            let others: Vec<f64> =
+                rows.iter().filter(|r| r.language != own.language && r.survival_rate.is_finite()).map(|r| r.survival_rate).collect();
             let others_survival = if others.is_empty() { f64::NAN } else { others.iter().sum::<f64>() / others.len() as f64 };
             Some(Protection { calibration: model.to_string(), own_survival: own.survival_rate, others_survival })
         })
@@ -241,10 +252,8 @@ mod tests {
     /// 2 layers x 5 neurons, 3 languages (a, b, c), 10 tokens each; probabilities = counts / 10.
     #[test]
     fn lape_on_a_hand_made_table() {
-        let rows: [[u64; 3]; 10] = [
-            [9, 0, 0], [5, 5, 5], [0, 8, 1], [1, 1, 1], [9, 9, 0],
-            [0, 0, 0], [2, 3, 0], [0, 0, 10], [4, 4, 4], [6, 7, 6],
-        ];
+        let rows: [[u64; 3]; 10] =
+            [[9, 0, 0], [5, 5, 5], [0, 8, 1], [1, 1, 1], [9, 9, 0], [0, 0, 0], [2, 3, 0], [0, 0, 10], [4, 4, 4], [6, 7, 6]];
         let mut counts = ActivationCounts::new(vec!["a".into(), "b".into(), "c".into()], 2, 5);
         counts.tokens = vec![10, 10, 10];
         for (cell, r) in rows.iter().enumerate() {
@@ -262,10 +271,7 @@ mod tests {
         // Entropies: L0N0 0, L1N2 0 (one language each); L0N2: q = 8/9, 1/9 -> 0.3488;
         // L0N4: ln 2 = 0.6931; L1N4: q = 6/19, 7/19, 6/19 -> 1.0947. keep = round(10 * .3) = 3.
         let got: Vec<(usize, usize, Vec<String>)> = r.neurons.iter().map(|n| (n.layer, n.neuron, n.languages.clone())).collect();
-        assert_eq!(
-            got,
-            vec![(0, 0, vec!["a".to_string()]), (1, 2, vec!["c".to_string()]), (0, 2, vec!["b".to_string()])]
-        );
+        assert_eq!(got, vec![(0, 0, vec!["a".to_string()]), (1, 2, vec!["c".to_string()]), (0, 2, vec!["b".to_string()])]);
         let q = [8.0 / 9.0, 1.0 / 9.0];
         let h: f64 = q.iter().map(|x: &f64| -x * x.ln()).sum();
         assert!((r.neurons[2].entropy - h).abs() < 1e-12);
@@ -277,9 +283,24 @@ mod tests {
 
     #[test]
     fn dense_versus_pruned_counts_survivors() {
-        let n = |layer, neuron, langs: &[&str]| SpecificNeuron { layer, neuron, entropy: 0.0, languages: langs.iter().map(|s| s.to_string()).collect() };
-        let dense = LapeResult { params: LapeParams::default(), threshold: 0.5, candidates: 3, neurons: vec![n(0, 1, &["eng"]), n(0, 2, &["eng"]), n(1, 0, &["deu"])] };
-        let pruned = LapeResult { params: LapeParams::default(), threshold: 0.5, candidates: 3, neurons: vec![n(0, 1, &["eng"]), n(1, 0, &["deu"]), n(1, 1, &["deu"])] };
+        let n = |layer, neuron, langs: &[&str]| SpecificNeuron {
+            layer,
+            neuron,
+            entropy: 0.0,
+            languages: langs.iter().map(|s| s.to_string()).collect(),
+        };
+        let dense = LapeResult {
+            params: LapeParams::default(),
+            threshold: 0.5,
+            candidates: 3,
+            neurons: vec![n(0, 1, &["eng"]), n(0, 2, &["eng"]), n(1, 0, &["deu"])],
+        };
+        let pruned = LapeResult {
+            params: LapeParams::default(),
+            threshold: 0.5,
+            candidates: 3,
+            neurons: vec![n(0, 1, &["eng"]), n(1, 0, &["deu"]), n(1, 1, &["deu"])],
+        };
         let langs = vec!["eng".to_string(), "deu".to_string()];
         let c = compare("eng", &dense, &pruned, &langs);
         assert_eq!((c[0].dense, c[0].survive, c[0].vanish, c[0].appear), (2, 1, 1, 0));

@@ -55,13 +55,16 @@ fn unusable(model: &ModelDir, reason: impl Into<String>) -> AnalysisError {
 }
 
 /// The gate weight of block `k` as `[in][out]` (`d x f`), the pruned one if overridden.
-fn gate_weight(model: &ModelDir, store: &WeightStore, k: usize, overrides: &[WeightOverride]) -> Result<(Vec<f32>, usize, usize), AnalysisError> {
-    let layer: &LinearLayer = model
-        .card
-        .layers
-        .iter()
-        .find(|l| l.block == k && l.role == Role::Gate)
-        .ok_or_else(|| unusable(model, format!("block {k} has no gate projection; MLP activity needs a gated MLP (Gemma, Llama, Qwen)")))?;
+fn gate_weight(
+    model: &ModelDir,
+    store: &WeightStore,
+    k: usize,
+    overrides: &[WeightOverride],
+) -> Result<(Vec<f32>, usize, usize), AnalysisError> {
+    let layer: &LinearLayer =
+        model.card.layers.iter().find(|l| l.block == k && l.role == Role::Gate).ok_or_else(|| {
+            unusable(model, format!("block {k} has no gate projection; MLP activity needs a gated MLP (Gemma, Llama, Qwen)"))
+        })?;
     let [d_in, d_out] = layer.shape;
     let stored = match overrides.iter().find(|o| o.name == layer.name) {
         Some(o) => o.data.as_ref().clone(),
@@ -93,16 +96,24 @@ pub fn probe(
     opts: &ProbeOptions,
     mut on_block: impl FnMut(usize),
 ) -> Result<ProbeResult, AnalysisError> {
-    let parts = model.card.parts.as_ref().ok_or_else(|| unusable(model, "probing needs the per-block graphs that `polyprune model import` writes"))?;
+    let parts = model
+        .card
+        .parts
+        .as_ref()
+        .ok_or_else(|| unusable(model, "probing needs the per-block graphs that `polyprune model import` writes"))?;
     let d = model.card.spec.as_ref().map(|s| s.d_model).ok_or_else(|| unusable(model, "the card has no decoder spec"))?;
     if sentences.is_empty() || sentences.iter().any(|s| s.tokens.len() < 2) {
         return Err(AnalysisError::invalid("probe sentences", "give at least one sentence, each with a start token and some text"));
     }
     if let Some(&bad) = opts.layers.iter().find(|&&l| l >= parts.blocks.len()) {
-        return Err(AnalysisError::invalid("--layers", format!("block {bad} does not exist; the model has blocks 0..{}", parts.blocks.len() - 1)));
+        return Err(AnalysisError::invalid(
+            "--layers",
+            format!("block {bad} does not exist; the model has blocks 0..{}", parts.blocks.len() - 1),
+        ));
     }
     let last = if opts.activity { parts.blocks.len() - 1 } else { *opts.layers.iter().max().unwrap_or(&0) };
-    let batches: Vec<std::ops::Range<usize>> = (0..sentences.len()).step_by(opts.batch.max(1)).map(|s| s..(s + opts.batch.max(1)).min(sentences.len())).collect();
+    let batches: Vec<std::ops::Range<usize>> =
+        (0..sentences.len()).step_by(opts.batch.max(1)).map(|s| s..(s + opts.batch.max(1)).min(sentences.len())).collect();
     let width = |r: &std::ops::Range<usize>| sentences[r.clone()].iter().map(|s| s.tokens.len()).max().unwrap_or(0);
 
     // Hidden states per batch, `[b, t, d]` with t the batch's longest sentence.
@@ -110,7 +121,10 @@ pub fn probe(
     let mut hidden: Vec<Vec<f32>> = Vec::with_capacity(batches.len());
     for r in &batches {
         let t = width(r);
-        let ids: Vec<i64> = sentences[r.clone()].iter().flat_map(|s| s.tokens.iter().map(|&x| x as i64).chain(std::iter::repeat(0).take(t - s.tokens.len()))).collect();
+        let ids: Vec<i64> = sentences[r.clone()]
+            .iter()
+            .flat_map(|s| s.tokens.iter().map(|&x| x as i64).chain(std::iter::repeat(0).take(t - s.tokens.len())))
+            .collect();
         let out = embed.run_f32(vec![("input_ids", Input::I64 { shape: vec![r.len(), t], data: ids })], &["hidden"])?;
         hidden.push(out.into_iter().next().map(|o| o.data).unwrap_or_default());
     }
@@ -155,7 +169,11 @@ pub fn probe(
             let mut tap_values: Vec<f32> = Vec::new();
             graph.run_with(vec![("hidden", Input::F32 { shape: vec![r.len(), t, d], data: h })], &outputs, |name, _, v| {
                 if let OutputView::F32(x) = v {
-                    if name == "hidden_out" { next = x.to_vec() } else { tap_values = x.to_vec() }
+                    if name == "hidden_out" {
+                        next = x.to_vec()
+                    } else {
+                        tap_values = x.to_vec()
+                    }
                 }
                 Ok(())
             })?;
@@ -185,12 +203,18 @@ pub fn probe(
 }
 
 /// Tokenizes parallel sentences for [`probe`]: the model's start token, then the text.
-pub fn tokenize(model: &ModelDir, tokenizer: &tokenizers::Tokenizer, sentences: &[(String, String, String)]) -> Result<Vec<ProbeSentence>, AnalysisError> {
+pub fn tokenize(
+    model: &ModelDir,
+    tokenizer: &tokenizers::Tokenizer,
+    sentences: &[(String, String, String)],
+) -> Result<Vec<ProbeSentence>, AnalysisError> {
     let start = model.card.start_token();
     sentences
         .iter()
         .map(|(language, id, text)| {
-            let enc = tokenizer.encode(text.as_str(), false).map_err(|e| AnalysisError::invalid(format!("sentence {id} ({language})"), format!("cannot tokenize: {e}")))?;
+            let enc = tokenizer
+                .encode(text.as_str(), false)
+                .map_err(|e| AnalysisError::invalid(format!("sentence {id} ({language})"), format!("cannot tokenize: {e}")))?;
             let tokens: Vec<u32> = start.into_iter().chain(enc.get_ids().iter().copied()).collect();
             Ok(ProbeSentence { language: language.clone(), id: id.clone(), tokens })
         })

@@ -35,7 +35,11 @@ pub struct OutputError {
 
 impl OutputError {
     pub fn relative(&self) -> f64 {
-        if self.signal == 0.0 { f64::NAN } else { self.error / self.signal }
+        if self.signal == 0.0 {
+            f64::NAN
+        } else {
+            self.error / self.signal
+        }
     }
     /// Signal over error in decibels (infinite when the layer is unchanged).
     pub fn snr_db(&self) -> f64 {
@@ -98,7 +102,8 @@ impl Candidate {
             PrunedWeights::Masks(set) => {
                 let Some(mask) = set.masks.get(&layer.name) else { return Ok(None) };
                 let mut rows = dense_rows.to_vec();
-                mask.apply(&mut rows).map_err(|e| AnalysisError::invalid(format!("mask of {} for {}", self.label, layer.name), e.to_string()))?;
+                mask.apply(&mut rows)
+                    .map_err(|e| AnalysisError::invalid(format!("mask of {} for {}", self.label, layer.name), e.to_string()))?;
                 Ok(Some(rows))
             }
             PrunedWeights::Model(store) => Ok(Some(store.read_rows(layer)?)),
@@ -192,11 +197,7 @@ pub fn error_grid(
 pub fn text_windows(token_lists: &[Vec<u32>], start_token: u32, seqlen: usize, windows: usize) -> Vec<Vec<u32>> {
     let body = seqlen.saturating_sub(1).max(1);
     let stream: Vec<u32> = token_lists.iter().flatten().copied().collect();
-    stream
-        .chunks_exact(body)
-        .take(windows)
-        .map(|c| std::iter::once(start_token).chain(c.iter().copied()).collect())
-        .collect()
+    stream.chunks_exact(body).take(windows).map(|c| std::iter::once(start_token).chain(c.iter().copied()).collect()).collect()
 }
 
 #[cfg(test)]

@@ -85,7 +85,10 @@ pub fn read_documents(path: &Path) -> Result<ScoreFile, AnalysisError> {
     let mut sets: BTreeMap<String, UnitScores> = BTreeMap::new();
     for r in read_rows::<DocumentRow>(path, DOCUMENTS_FILE)? {
         if r.bytes == 0 || !r.nll.is_finite() {
-            return Err(bad(path, format!("document {} ({}) has {} bytes and NLL {}; re-run the evaluation", r.document, r.language, r.bytes, r.nll)));
+            return Err(bad(
+                path,
+                format!("document {} ({}) has {} bytes and NLL {}; re-run the evaluation", r.document, r.language, r.bytes, r.nll),
+            ));
         }
         let bpb = r.nll / (r.bytes as f64 * std::f64::consts::LN_2);
         sets.entry(format!("{}/{}", r.language, r.source)).or_default().insert(r.document, bpb);
@@ -116,7 +119,10 @@ pub fn read_scores(path: &Path) -> Result<ScoreFile, AnalysisError> {
 /// (analysis outputs under `analysis/` are skipped).
 pub fn find_score_files(root: &Path) -> Result<Vec<PathBuf>, AnalysisError> {
     if !root.is_dir() {
-        return Err(AnalysisError::invalid(root.display().to_string(), "is not a folder; give a results folder (a run folder or a study folder)"));
+        return Err(AnalysisError::invalid(
+            root.display().to_string(),
+            "is not a folder; give a results folder (a run folder or a study folder)",
+        ));
     }
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::new()];

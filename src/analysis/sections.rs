@@ -40,7 +40,11 @@ pub fn masks_section(rows: &[LayerOverlap], depth: &[DepthOverlap], unique: &[Un
             .map(|&blk| {
                 projections
                     .iter()
-                    .map(|p| rows.iter().find(|r| &r.first == a && &r.second == b && r.block == Some(blk) && &r.projection == p).map_or(f64::NAN, |r| r.kept_iou))
+                    .map(|p| {
+                        rows.iter()
+                            .find(|r| &r.first == a && &r.second == b && r.block == Some(blk) && &r.projection == p)
+                            .map_or(f64::NAN, |r| r.kept_iou)
+                    })
                     .collect()
             })
             .collect();
@@ -81,13 +85,34 @@ pub fn masks_section(rows: &[LayerOverlap], depth: &[DepthOverlap], unique: &[Un
     let layer_table = Table {
         name: "mask_overlap_layers".into(),
         caption: "Per layer: IoU of kept and of pruned weights, chance level, weights kept by one mask only.".into(),
-        columns: columns(&["first", "second", "layer", "block", "projection", "kept_iou", "pruned_iou", "chance_kept_iou", "kept_only_first", "kept_only_second", "total"]),
+        columns: columns(&[
+            "first",
+            "second",
+            "layer",
+            "block",
+            "projection",
+            "kept_iou",
+            "pruned_iou",
+            "chance_kept_iou",
+            "kept_only_first",
+            "kept_only_second",
+            "total",
+        ]),
         rows: rows
             .iter()
             .map(|r| {
                 vec![
-                    txt(&r.first), txt(&r.second), txt(&r.layer), r.block.map_or(txt(""), |b| num(b as f64)), txt(&r.projection),
-                    num(r.kept_iou), num(r.pruned_iou), num(r.chance_kept_iou), num(r.kept_only_first as f64), num(r.kept_only_second as f64), num(r.total as f64),
+                    txt(&r.first),
+                    txt(&r.second),
+                    txt(&r.layer),
+                    r.block.map_or(txt(""), |b| num(b as f64)),
+                    txt(&r.projection),
+                    num(r.kept_iou),
+                    num(r.pruned_iou),
+                    num(r.chance_kept_iou),
+                    num(r.kept_only_first as f64),
+                    num(r.kept_only_second as f64),
+                    num(r.total as f64),
                 ]
             })
             .collect(),
@@ -96,7 +121,10 @@ pub fn masks_section(rows: &[LayerOverlap], depth: &[DepthOverlap], unique: &[Un
         name: "mask_overlap_depth".into(),
         caption: "Per pair and block: kept-weight IoU pooled over projections.".into(),
         columns: columns(&["first", "second", "block", "kept_iou", "chance_kept_iou"]),
-        rows: depth.iter().map(|d| vec![txt(&d.first), txt(&d.second), num(d.block as f64), num(d.kept_iou), num(d.chance_kept_iou)]).collect(),
+        rows: depth
+            .iter()
+            .map(|d| vec![txt(&d.first), txt(&d.second), num(d.block as f64), num(d.kept_iou), num(d.chance_kept_iou)])
+            .collect(),
     };
     let mut by_label: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for u in unique {
@@ -108,7 +136,10 @@ pub fn masks_section(rows: &[LayerOverlap], depth: &[DepthOverlap], unique: &[Un
         name: "mask_unique_kept".into(),
         caption: "Weights kept by one mask and pruned by all others, over all layers.".into(),
         columns: columns(&["mask", "kept_only_here", "kept", "share_of_kept"]),
-        rows: by_label.iter().map(|(l, (only, kept))| vec![txt(*l), num(*only as f64), num(*kept as f64), num(*only as f64 / (*kept).max(1) as f64)]).collect(),
+        rows: by_label
+            .iter()
+            .map(|(l, (only, kept))| vec![txt(*l), num(*only as f64), num(*kept as f64), num(*only as f64 / (*kept).max(1) as f64)])
+            .collect(),
     };
     ReportSection {
         id: "masks".into(),
@@ -126,7 +157,13 @@ pub fn subspace_section(summaries: &[SubspaceSummary], languages: &[Vec<String>]
         .zip(languages)
         .map(|(s, langs)| ScatterPanel {
             title: format!("{} (block {})", s.model, s.layer),
-            points: s.pca.coordinates.iter().zip(langs).map(|(c, l)| ScatterPoint { x: c[0], y: c.get(1).copied().unwrap_or(0.0), group: l.clone() }).collect(),
+            points: s
+                .pca
+                .coordinates
+                .iter()
+                .zip(langs)
+                .map(|(c, l)| ScatterPoint { x: c[0], y: c.get(1).copied().unwrap_or(0.0), group: l.clone() })
+                .collect(),
         })
         .collect();
     let figure = Figure {
@@ -166,7 +203,10 @@ pub fn neurons_section(dense: &LapeResult, languages: &[String], changes: &[Neur
     for m in &models {
         series.push(BarSeries {
             name: format!("survive in {m}"),
-            values: languages.iter().map(|l| changes.iter().find(|c| c.pruned == *m && &c.language == l).map_or(f64::NAN, |c| c.survive as f64)).collect(),
+            values: languages
+                .iter()
+                .map(|l| changes.iter().find(|c| c.pruned == *m && &c.language == l).map_or(f64::NAN, |c| c.survive as f64))
+                .collect(),
             lower: vec![f64::NAN; languages.len()],
             upper: vec![f64::NAN; languages.len()],
         });
@@ -179,7 +219,20 @@ pub fn neurons_section(dense: &LapeResult, languages: &[String], changes: &[Neur
         name: "lape_changes".into(),
         caption: "Per pruned model and language: specific neurons in the dense model, surviving, vanished, newly appeared.".into(),
         columns: columns(&["pruned", "language", "dense", "survive", "vanish", "appear", "survival_rate"]),
-        rows: changes.iter().map(|c| vec![txt(&c.pruned), txt(&c.language), num(c.dense as f64), num(c.survive as f64), num(c.vanish as f64), num(c.appear as f64), num(c.survival_rate)]).collect(),
+        rows: changes
+            .iter()
+            .map(|c| {
+                vec![
+                    txt(&c.pruned),
+                    txt(&c.language),
+                    num(c.dense as f64),
+                    num(c.survive as f64),
+                    num(c.vanish as f64),
+                    num(c.appear as f64),
+                    num(c.survival_rate),
+                ]
+            })
+            .collect(),
     };
     let protection_table = Table {
         name: "lape_protection".into(),
@@ -204,8 +257,13 @@ pub fn error_section(rows: &[LayerError]) -> ReportSection {
     let cals: Vec<String> = rows.iter().map(|r| r.calibration.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let evals: Vec<String> = rows.iter().map(|r| r.evaluation.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let mean_snr = |c: &str, e: &str| {
-        let v: Vec<f64> = rows.iter().filter(|r| r.calibration == c && r.evaluation == e && r.snr_db.is_finite()).map(|r| r.snr_db).collect();
-        if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+        let v: Vec<f64> =
+            rows.iter().filter(|r| r.calibration == c && r.evaluation == e && r.snr_db.is_finite()).map(|r| r.snr_db).collect();
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
     };
     let grid = Figure {
         chart: Chart::Heatmap {
@@ -235,7 +293,12 @@ pub fn error_section(rows: &[LayerError]) -> ReportSection {
         })
         .collect();
     let depth = Figure {
-        chart: Chart::Lines { title: "Relative output error by depth".into(), x_label: "block".into(), y_label: "||WX - W'X||² / ||WX||²".into(), series },
+        chart: Chart::Lines {
+            title: "Relative output error by depth".into(),
+            x_label: "block".into(),
+            y_label: "||WX - W'X||² / ||WX||²".into(),
+            series,
+        },
         caption: "Mean over the block's projections and the evaluation languages; one line per calibration.".into(),
     };
     let table = Table {
@@ -258,14 +321,38 @@ pub fn error_section(rows: &[LayerError]) -> ReportSection {
 
 fn comparison_cells(r: &ComparisonRow) -> Vec<TableCell> {
     vec![
-        txt(&r.family), txt(&r.evaluation_set), txt(r.metric.as_str()), txt(&r.first), txt(&r.second), num(r.n as f64),
-        num(r.mean_difference), num(r.ci_lower), num(r.ci_upper), num(r.permutation_p), opt(r.wilcoxon_p), opt(r.cohens_dz),
-        num(r.adjusted_p), txt(if r.significant { "yes" } else { "no" }),
+        txt(&r.family),
+        txt(&r.evaluation_set),
+        txt(r.metric.as_str()),
+        txt(&r.first),
+        txt(&r.second),
+        num(r.n as f64),
+        num(r.mean_difference),
+        num(r.ci_lower),
+        num(r.ci_upper),
+        num(r.permutation_p),
+        opt(r.wilcoxon_p),
+        opt(r.cohens_dz),
+        num(r.adjusted_p),
+        txt(if r.significant { "yes" } else { "no" }),
     ]
 }
 
 const COMPARISON_COLUMNS: [&str; 14] = [
-    "family", "evaluation_set", "metric", "first", "second", "n", "mean_difference", "ci_lower", "ci_upper", "permutation_p", "wilcoxon_p", "cohens_dz", "adjusted_p", "significant",
+    "family",
+    "evaluation_set",
+    "metric",
+    "first",
+    "second",
+    "n",
+    "mean_difference",
+    "ci_lower",
+    "ci_upper",
+    "permutation_p",
+    "wilcoxon_p",
+    "cohens_dz",
+    "adjusted_p",
+    "significant",
 ];
 
 fn cd_figure(r: &Ranking) -> Figure {
@@ -294,19 +381,49 @@ pub fn significance_section(s: &StudySignificance, correction: &str, alpha: f64)
         name: "seeds".into(),
         caption: "Across seeds: mean, standard deviation and 95% t-interval of each evaluation set's mean.".into(),
         columns: columns(&["group", "evaluation_set", "seeds", "mean", "std_dev", "t_lower", "t_upper"]),
-        rows: s.seeds.iter().map(|x| vec![txt(&x.group), txt(&x.evaluation_set), num(x.seeds as f64), num(x.mean), num(x.std_dev), num(x.t_lower), num(x.t_upper)]).collect(),
+        rows: s
+            .seeds
+            .iter()
+            .map(|x| {
+                vec![
+                    txt(&x.group),
+                    txt(&x.evaluation_set),
+                    num(x.seeds as f64),
+                    num(x.mean),
+                    num(x.std_dev),
+                    num(x.t_lower),
+                    num(x.t_upper),
+                ]
+            })
+            .collect(),
     };
     let rankings = Table {
         name: "friedman".into(),
         caption: "Friedman test of calibration languages over evaluation sets, with the Nemenyi critical difference.".into(),
         columns: columns(&["group", "treatments", "blocks", "statistic", "p_value", "critical_difference"]),
-        rows: s.rankings.iter().map(|r| vec![txt(&r.group), txt(r.treatments.join(" ")), num(r.blocks.len() as f64), num(r.friedman.statistic), num(r.friedman.p_value), num(r.nemenyi.critical_difference)]).collect(),
+        rows: s
+            .rankings
+            .iter()
+            .map(|r| {
+                vec![
+                    txt(&r.group),
+                    txt(r.treatments.join(" ")),
+                    num(r.blocks.len() as f64),
+                    num(r.friedman.statistic),
+                    num(r.friedman.p_value),
+                    num(r.nemenyi.critical_difference),
+                ]
+            })
+            .collect(),
     };
     let significant = s.comparisons.iter().filter(|r| r.significant).count();
     ReportSection {
         id: "significance".into(),
         title: "Which differences are real".into(),
-        caption: format!("{significant} of {} paired comparisons are significant after {correction} correction at {alpha}.", s.comparisons.len()),
+        caption: format!(
+            "{significant} of {} paired comparisons are significant after {correction} correction at {alpha}.",
+            s.comparisons.len()
+        ),
         figures: s.rankings.iter().map(cd_figure).collect(),
         tables: vec![comparisons, rankings, seeds],
     }

@@ -22,9 +22,9 @@ use serde::Serialize;
 use super::records::{find_score_files, read_scores, Metric, ScoreFile, UnitScores};
 use super::AnalysisError;
 use crate::stats::{
-    benjamini_hochberg, compare_paired, critical_difference_diagram, friedman_test, holm, nemenyi, t_interval, Alpha,
-    BlockDesign, ComparisonConfig, ConfidenceLevel, CriticalDifferenceDiagram, Descriptives, FriedmanTest, NemenyiTest,
-    PValues, PairedComparison, PairedSamples, RankDirection, Sample,
+    benjamini_hochberg, compare_paired, critical_difference_diagram, friedman_test, holm, nemenyi, t_interval, Alpha, BlockDesign,
+    ComparisonConfig, ConfidenceLevel, CriticalDifferenceDiagram, Descriptives, FriedmanTest, NemenyiTest, PValues, PairedComparison,
+    PairedSamples, RankDirection, Sample,
 };
 
 /// How p-values of one family are corrected.
@@ -81,7 +81,12 @@ pub struct ComparisonRow {
 
 /// Pairs the units both score tables have and compares them (first - second); `names` label
 /// the two in messages.
-pub fn compare_units(names: (&str, &str), first: &UnitScores, second: &UnitScores, config: &ComparisonConfig) -> Result<PairedComparison, AnalysisError> {
+pub fn compare_units(
+    names: (&str, &str),
+    first: &UnitScores,
+    second: &UnitScores,
+    config: &ComparisonConfig,
+) -> Result<PairedComparison, AnalysisError> {
     let (a, b): (Vec<f64>, Vec<f64>) = first.iter().filter_map(|(unit, &x)| second.get(unit).map(|&y| (x, y))).unzip();
     if a.len() < 2 {
         return Err(AnalysisError::invalid(
@@ -135,7 +140,13 @@ pub fn adjust_family(rows: &mut [ComparisonRow], settings: &TestSettings) -> Res
 
 /// Every pair of treatments on one evaluation set, as one corrected family. Pairs without
 /// enough units in common are skipped.
-pub fn compare_treatments(family: &str, set: &str, metric: Metric, treatments: &[(String, &UnitScores)], settings: &TestSettings) -> Result<Vec<ComparisonRow>, AnalysisError> {
+pub fn compare_treatments(
+    family: &str,
+    set: &str,
+    metric: Metric,
+    treatments: &[(String, &UnitScores)],
+    settings: &TestSettings,
+) -> Result<Vec<ComparisonRow>, AnalysisError> {
     let mut rows = Vec::new();
     for i in 0..treatments.len() {
         for j in i + 1..treatments.len() {
@@ -163,8 +174,15 @@ pub struct Ranking {
 
 /// Ranks treatments over the evaluation sets all of them have; `means[t][set]` = treatment
 /// t's mean score on that set.
-pub fn rank_treatments(group: &str, names: &[String], means: &[BTreeMap<String, f64>], metric: Metric, alpha: Alpha) -> Result<Ranking, AnalysisError> {
-    let blocks: Vec<String> = means.first().map(|m| m.keys().filter(|k| means.iter().all(|t| t.contains_key(*k))).cloned().collect()).unwrap_or_default();
+pub fn rank_treatments(
+    group: &str,
+    names: &[String],
+    means: &[BTreeMap<String, f64>],
+    metric: Metric,
+    alpha: Alpha,
+) -> Result<Ranking, AnalysisError> {
+    let blocks: Vec<String> =
+        means.first().map(|m| m.keys().filter(|k| means.iter().all(|t| t.contains_key(*k))).cloned().collect()).unwrap_or_default();
     let design = BlockDesign::new(group, blocks.iter().map(|b| means.iter().map(|t| t[b]).collect()).collect())?;
     let direction = if metric.lower_is_better() { RankDirection::LowerIsBetter } else { RankDirection::HigherIsBetter };
     let friedman = friedman_test(&design, direction)?;
@@ -189,7 +207,15 @@ pub fn across_seeds(group: &str, set: &str, values: &[f64], level: ConfidenceLev
     let sample = Sample::new(&format!("{group} {set} over seeds"), values.to_vec())?;
     let d = Descriptives::of(&sample);
     let t = t_interval(&sample, level);
-    Ok(SeedSummary { group: group.to_string(), evaluation_set: set.to_string(), seeds: d.n, mean: d.mean, std_dev: d.std_dev, t_lower: t.lower(), t_upper: t.upper() })
+    Ok(SeedSummary {
+        group: group.to_string(),
+        evaluation_set: set.to_string(),
+        seeds: d.n,
+        mean: d.mean,
+        std_dev: d.std_dev,
+        t_lower: t.lower(),
+        t_upper: t.upper(),
+    })
 }
 
 fn set_mean(units: &UnitScores) -> f64 {
@@ -235,7 +261,10 @@ pub struct CheckRow {
 pub fn check(baseline: &Path, candidate: &Path, settings: &TestSettings, tolerance: Tolerance) -> Result<Vec<CheckRow>, AnalysisError> {
     let files = find_score_files(baseline)?;
     if files.is_empty() {
-        return Err(AnalysisError::invalid(format!("--baseline {}", baseline.display()), "holds no documents.csv or examples.csv; give a folder written by `polyprune eval` or `polyprune study run`"));
+        return Err(AnalysisError::invalid(
+            format!("--baseline {}", baseline.display()),
+            "holds no documents.csv or examples.csv; give a folder written by `polyprune eval` or `polyprune study run`",
+        ));
     }
     let candidate_files = find_score_files(candidate)?;
     let common: Vec<PathBuf> = files.into_iter().filter(|f| candidate_files.contains(f)).collect();
@@ -309,13 +338,21 @@ fn text(v: &serde_json::Value, key: &str) -> String {
 pub fn read_study_cells(study: &Path) -> Result<(Vec<StudyCell>, Vec<String>), AnalysisError> {
     let path = study.join("study.json");
     let raw = std::fs::read_to_string(&path).map_err(|e| AnalysisError::io(&path, e))?;
-    let v: serde_json::Value = serde_json::from_str(&raw).map_err(|e| AnalysisError::BadFile { path: path.clone(), reason: format!("not JSON ({e})") })?;
-    let cells = v.get("cells").and_then(|c| c.as_array()).ok_or_else(|| AnalysisError::BadFile { path: path.clone(), reason: "no `cells` list; is this a study folder?".into() })?;
+    let v: serde_json::Value =
+        serde_json::from_str(&raw).map_err(|e| AnalysisError::BadFile { path: path.clone(), reason: format!("not JSON ({e})") })?;
+    let cells = v
+        .get("cells")
+        .and_then(|c| c.as_array())
+        .ok_or_else(|| AnalysisError::BadFile { path: path.clone(), reason: "no `cells` list; is this a study folder?".into() })?;
     let parsed = cells
         .iter()
         .map(|c| {
             let calib = c.get("calibration").cloned().unwrap_or_default();
-            let languages: Vec<String> = calib.get("languages").and_then(|l| l.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
+            let languages: Vec<String> = calib
+                .get("languages")
+                .and_then(|l| l.as_array())
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
             let mix = text(&calib, "mix");
             let mut calibration = if languages.is_empty() { "none".to_string() } else { languages.join("+") };
             if languages.len() > 1 && !mix.is_empty() && mix != "even" {
@@ -332,7 +369,12 @@ pub fn read_study_cells(study: &Path) -> Result<(Vec<StudyCell>, Vec<String>), A
             }
         })
         .collect();
-    let dense = v.get("dense").or_else(|| v.get("baselines")).and_then(|d| d.as_array()).map(|a| a.iter().map(|d| text(d, "model")).collect()).unwrap_or_default();
+    let dense = v
+        .get("dense")
+        .or_else(|| v.get("baselines"))
+        .and_then(|d| d.as_array())
+        .map(|a| a.iter().map(|d| text(d, "model")).collect())
+        .unwrap_or_default();
     Ok((parsed, dense))
 }
 
@@ -345,7 +387,11 @@ pub struct StudySignificance {
 }
 
 fn read_if_present(path: &Path) -> Result<Option<ScoreFile>, AnalysisError> {
-    if path.is_file() { read_scores(path).map(Some) } else { Ok(None) }
+    if path.is_file() {
+        read_scores(path).map(Some)
+    } else {
+        Ok(None)
+    }
 }
 
 /// Runs the study's families of tests.
@@ -367,7 +413,8 @@ pub fn study_significance(study: &Path, settings: &TestSettings) -> Result<Study
             let metric = members[0].1.metric.expect("set by reader");
             let sets: Vec<&String> = members[0].1.sets.keys().collect();
             for set in sets {
-                let mut treatments: Vec<(String, &UnitScores)> = members.iter().filter_map(|(cal, s)| s.sets.get(set).map(|u| (cal.clone(), u))).collect();
+                let mut treatments: Vec<(String, &UnitScores)> =
+                    members.iter().filter_map(|(cal, s)| s.sets.get(set).map(|u| (cal.clone(), u))).collect();
                 if let Some(d) = dense.as_ref().and_then(|d| d.sets.get(set)) {
                     treatments.push(("dense".to_string(), d));
                 }
@@ -424,7 +471,9 @@ mod tests {
         let base: Vec<f64> = (0..30).map(|i| 1.0 + 0.1 * ((i * 7 % 11) as f64)).collect();
         let shifted: Vec<f64> = base.iter().enumerate().map(|(i, x)| x + 0.2 + 0.01 * (i % 3) as f64).collect();
         let (a, b, c) = (units(&base), units(&shifted), units(&base));
-        let rows = compare_treatments("f", "eng", Metric::BitsPerByte, &[("eng".into(), &a), ("deu".into(), &b), ("fra".into(), &c)], &settings).unwrap();
+        let rows =
+            compare_treatments("f", "eng", Metric::BitsPerByte, &[("eng".into(), &a), ("deu".into(), &b), ("fra".into(), &c)], &settings)
+                .unwrap();
         // Pairs in order: eng-deu, eng-fra, deu-fra.
         assert_eq!(rows.len(), 3);
         assert!(rows[0].significant && rows[0].mean_difference < 0.0, "{:?}", rows[0]);
@@ -451,7 +500,8 @@ mod tests {
     fn friedman_ranks_a_consistently_best_treatment_first() {
         let names: Vec<String> = ["eng", "deu", "zho"].iter().map(|s| s.to_string()).collect();
         let sets = ["a", "b", "c", "d", "e", "f"];
-        let means: Vec<BTreeMap<String, f64>> = (0..3).map(|t| sets.iter().enumerate().map(|(i, s)| (s.to_string(), 1.0 + t as f64 * 0.1 + i as f64)).collect()).collect();
+        let means: Vec<BTreeMap<String, f64>> =
+            (0..3).map(|t| sets.iter().enumerate().map(|(i, s)| (s.to_string(), 1.0 + t as f64 * 0.1 + i as f64)).collect()).collect();
         let r = rank_treatments("g", &names, &means, Metric::BitsPerByte, Alpha::new(0.05).unwrap()).unwrap();
         assert_eq!(r.friedman.average_ranks, vec![1.0, 2.0, 3.0]);
         // Closed form: chi2_F = 12 N / (k (k+1)) * sum (R_j - (k+1)/2)^2 = 12*6/12 * 2 = 12.

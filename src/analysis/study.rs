@@ -22,10 +22,8 @@ fn mask_groups(study: &Path, cells: &[StudyCell]) -> Result<Vec<(String, Vec<Mas
     }
     let mut out = Vec::new();
     for ((model, method, target, seed), members) in groups {
-        let mut sets = members
-            .iter()
-            .map(|c| MaskSet::read(&c.calibration, &study.join("cells").join(&c.id)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut sets =
+            members.iter().map(|c| MaskSet::read(&c.calibration, &study.join("cells").join(&c.id))).collect::<Result<Vec<_>, _>>()?;
         let magnitude = cells.iter().find(|c| c.method == "magnitude" && c.model == model && c.target == target && has_masks(c));
         if let Some(m) = magnitude {
             sets.push(MaskSet::read("magnitude", &study.join("cells").join(&m.id))?);
@@ -70,7 +68,10 @@ fn model_sections(out: &Path) -> Result<Vec<ReportSection>, AnalysisError> {
     const IDS: [&str; 3] = ["subspace", "neurons", "pruning_error"];
     let read = |path: &Path| -> Result<ReportSection, AnalysisError> {
         let raw = std::fs::read_to_string(path).map_err(|e| AnalysisError::io(path, e))?;
-        serde_json::from_str(&raw).map_err(|e| AnalysisError::BadFile { path: path.to_path_buf(), reason: format!("not a report section ({e}); delete it and re-run `polyprune study run`") })
+        serde_json::from_str(&raw).map_err(|e| AnalysisError::BadFile {
+            path: path.to_path_buf(),
+            reason: format!("not a report section ({e}); delete it and re-run `polyprune study run`"),
+        })
     };
     let mut sections = Vec::new();
     for id in IDS {
@@ -79,7 +80,8 @@ fn model_sections(out: &Path) -> Result<Vec<ReportSection>, AnalysisError> {
             sections.push(read(&path)?);
         }
     }
-    let mut models: Vec<_> = std::fs::read_dir(out).map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default();
+    let mut models: Vec<_> =
+        std::fs::read_dir(out).map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default();
     models.sort();
     for model_dir in models {
         let model = model_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -115,7 +117,12 @@ mod tests {
                     value_label: "v".into(),
                 },
             }],
-            tables: vec![Table { name: "t".into(), caption: "c".into(), columns: vec!["x".into(), "y".into()], rows: vec![vec![TableCell::Number(1.5), TableCell::Number(f64::NAN)]] }],
+            tables: vec![Table {
+                name: "t".into(),
+                caption: "c".into(),
+                columns: vec!["x".into(), "y".into()],
+                rows: vec![vec![TableCell::Number(1.5), TableCell::Number(f64::NAN)]],
+            }],
         }
     }
 

@@ -100,7 +100,10 @@ pub struct PcaSummary {
 
 pub fn pca(states: &Array2<f64>, components: usize) -> Result<PcaSummary, AnalysisError> {
     if states.nrows() < 2 || components == 0 || components > states.ncols().min(states.nrows()) {
-        return Err(AnalysisError::invalid("PCA", format!("cannot take {components} components of {} rows x {} columns; give more sentences", states.nrows(), states.ncols())));
+        return Err(AnalysisError::invalid(
+            "PCA",
+            format!("cannot take {components} components of {} rows x {} columns; give more sentences", states.nrows(), states.ncols()),
+        ));
     }
     let mean = states.mean_axis(Axis(0)).expect("rows");
     let centred = states - &mean;
@@ -146,7 +149,11 @@ pub fn principal_angles(a: &Array2<f64>, b: &Array2<f64>) -> Result<Vec<f64>, An
     Ok((0..r)
         .map(|i| {
             let c = cosines[i].clamp(0.0, 1.0);
-            if c * c < 0.5 { c.acos() } else { sines.get(i).copied().unwrap_or(0.0).clamp(0.0, 1.0).asin() }
+            if c * c < 0.5 {
+                c.acos()
+            } else {
+                sines.get(i).copied().unwrap_or(0.0).clamp(0.0, 1.0).asin()
+            }
         })
         .collect())
 }
@@ -157,7 +164,11 @@ pub fn variance_share(states: &Array2<f64>, basis: &Array2<f64>) -> f64 {
     let centred = states - &mean;
     let total: f64 = centred.iter().map(|x| x * x).sum();
     let inside: f64 = centred.dot(basis).iter().map(|x| x * x).sum();
-    if total == 0.0 { 0.0 } else { inside / total }
+    if total == 0.0 {
+        0.0
+    } else {
+        inside / total
+    }
 }
 
 /// `states` with the span of `basis` projected out (the language-agnostic remainder).
@@ -198,7 +209,11 @@ pub struct Retrieval {
 
 fn cosine(a: ArrayView1<f64>, b: ArrayView1<f64>) -> f64 {
     let (na, nb) = (a.dot(&a).sqrt(), b.dot(&b).sqrt());
-    if na == 0.0 || nb == 0.0 { 0.0 } else { a.dot(&b) / (na * nb) }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        a.dot(&b) / (na * nb)
+    }
 }
 
 /// Cross-lingual retrieval accuracy for every ordered pair of languages, on `rows` (the
@@ -243,7 +258,11 @@ pub fn retrieval(states: &SentenceStates, rows: &Array2<f64>) -> Vec<Retrieval> 
 
 /// Mean accuracy over language pairs.
 pub fn mean_accuracy(rows: &[Retrieval]) -> f64 {
-    if rows.is_empty() { f64::NAN } else { rows.iter().map(|r| r.accuracy).sum::<f64>() / rows.len() as f64 }
+    if rows.is_empty() {
+        f64::NAN
+    } else {
+        rows.iter().map(|r| r.accuracy).sum::<f64>() / rows.len() as f64
+    }
 }
 
 /// Everything the report shows for one model at one layer.

@@ -29,7 +29,13 @@ fn matmul_peak(opts: &RuntimeOptions) -> anyhow::Result<f64> {
     g.input("a", data_type::FLOAT, &[Dim::Fixed(N as i64), Dim::Fixed(N as i64)]);
     let w: Vec<f32> = (0..N * N).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
     let raw: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
-    g.initializer(TensorProto { name: "b".into(), dims: vec![N as i64, N as i64], data_type: data_type::FLOAT, raw_data: Some(raw), ..Default::default() });
+    g.initializer(TensorProto {
+        name: "b".into(),
+        dims: vec![N as i64, N as i64],
+        data_type: data_type::FLOAT,
+        raw_data: Some(raw),
+        ..Default::default()
+    });
     g.op_named("MatMul", &["a", "b"], "c", vec![]);
     g.output("c", data_type::FLOAT, &[Dim::Fixed(N as i64), Dim::Fixed(N as i64)]);
     let bytes = prost::Message::encode_to_vec(&g.finish("polyprune-bench", &[]));

@@ -120,20 +120,24 @@ impl Runner<'_> {
             let t0 = Instant::now();
             let mut stat_time = Duration::ZERO;
             let mut failure: Option<crate::prune::PruneError> = None;
-            graph.run_with(vec![("hidden", Input::F32 { shape: vec![r.len(), self.seqlen, d], data: x })], &name_refs, |name, dims, v| {
-                let OutputView::F32(values) = v else { return Ok(()) };
-                if name == "hidden_out" {
-                    out.extend_from_slice(values);
-                } else if let Some(s) = stats.as_deref_mut() {
-                    let t = Instant::now();
-                    let tokens = dims[0] * dims[1];
-                    if let Err(e) = s.get_mut(name).expect("requested tap").accumulate(values, tokens) {
-                        failure.get_or_insert(e);
+            graph.run_with(
+                vec![("hidden", Input::F32 { shape: vec![r.len(), self.seqlen, d], data: x })],
+                &name_refs,
+                |name, dims, v| {
+                    let OutputView::F32(values) = v else { return Ok(()) };
+                    if name == "hidden_out" {
+                        out.extend_from_slice(values);
+                    } else if let Some(s) = stats.as_deref_mut() {
+                        let t = Instant::now();
+                        let tokens = dims[0] * dims[1];
+                        if let Err(e) = s.get_mut(name).expect("requested tap").accumulate(values, tokens) {
+                            failure.get_or_insert(e);
+                        }
+                        stat_time += t.elapsed();
                     }
-                    stat_time += t.elapsed();
-                }
-                Ok(())
-            })?;
+                    Ok(())
+                },
+            )?;
             if let Some(e) = failure {
                 return Err(e.into());
             }

@@ -170,15 +170,10 @@ impl CalibrationSet {
                 None => registry.default_for(lang),
             };
             let docs = registry.documents(lang, &source, Split::Calibration)?;
-            let chunks = pack(&docs, tokenizer, body).map_err(|message| CalibrationError::Tokenizer {
-                path: std::path::PathBuf::from("tokenizer.json"),
-                message,
-            })?;
+            let chunks = pack(&docs, tokenizer, body)
+                .map_err(|message| CalibrationError::Tokenizer { path: std::path::PathBuf::from("tokenizer.json"), message })?;
             if chunks.is_empty() {
-                let tokens = docs
-                    .iter()
-                    .map(|d| tokenizer.encode(d.text.as_str(), false).map(|e| e.len()).unwrap_or(0))
-                    .sum();
+                let tokens = docs.iter().map(|d| tokenizer.encode(d.text.as_str(), false).map(|e| e.len()).unwrap_or(0)).sum();
                 return Err(CalibrationError::TooLittleText {
                     language: lang.flores_code().into(),
                     source_name: source.name().to_string(),

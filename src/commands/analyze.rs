@@ -9,7 +9,9 @@ use polyprune::analysis::masks::{by_depth, compare_all_pairs, unique_kept, MaskS
 use polyprune::analysis::neurons::{compare, lape, protection, LapeParams};
 use polyprune::analysis::probe::{probe, tokenize, ProbeOptions, ProbeResult, ProbeSentence};
 use polyprune::analysis::pruning_error::{error_grid, text_windows, Candidate};
-use polyprune::analysis::sections::{error_section, export_section, masks_section, neurons_section, significance_section, subspace_section};
+use polyprune::analysis::sections::{
+    error_section, export_section, masks_section, neurons_section, significance_section, subspace_section,
+};
 use polyprune::analysis::significance::{study_significance, Correction, TestSettings};
 use polyprune::analysis::study::analyze_study;
 use polyprune::analysis::subspace::{language_subspace, principal_angles, summarise};
@@ -18,7 +20,7 @@ use polyprune::data::Language;
 use polyprune::model::ModelDir;
 use polyprune::report::section::ReportSection;
 use polyprune::runtime::WeightOverride;
-use polyprune::stats::{Alpha, ComparisonConfig, ResamplingConfig, Resamples};
+use polyprune::stats::{Alpha, ComparisonConfig, Resamples, ResamplingConfig};
 
 use super::{bar, runtime_options, spinner};
 use crate::cli::{AnalyzeCommand, ErrorArgs, MasksArgs, NeuronsArgs, ProbeArgs, SignificanceArgs, TestArgs};
@@ -122,7 +124,8 @@ fn parallel_sentences(model: &ModelDir, args: &ProbeArgs) -> Result<Vec<ProbeSen
         bail!("--langs: give at least two languages to compare");
     }
     let sets = polyprune::eval::evaluation_sets(&args.langs, Some("flores"), &polyprune::eval::registry(args.flores.as_deref()))?;
-    let common: BTreeSet<&String> = sets[0].documents.iter().map(|(id, _)| id).filter(|id| sets.iter().all(|s| s.documents.iter().any(|(j, _)| j == *id))).collect();
+    let common: BTreeSet<&String> =
+        sets[0].documents.iter().map(|(id, _)| id).filter(|id| sets.iter().all(|s| s.documents.iter().any(|(j, _)| j == *id))).collect();
     let ids: Vec<&String> = sets[0].documents.iter().map(|(id, _)| id).filter(|id| common.contains(id)).take(args.sentences).collect();
     if ids.len() < 2 {
         bail!("--langs {}: fewer than two parallel sentences in common; check the FLORES folder (--flores)", args.langs.join(","));
@@ -134,7 +137,8 @@ fn parallel_sentences(model: &ModelDir, args: &ProbeArgs) -> Result<Vec<ProbeSen
             triples.push((s.language.clone(), (*id).clone(), text.clone()));
         }
     }
-    let tokenizer = tokenizers::Tokenizer::from_file(model.tokenizer_path()).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", model.tokenizer_path().display()))?;
+    let tokenizer = tokenizers::Tokenizer::from_file(model.tokenizer_path())
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", model.tokenizer_path().display()))?;
     Ok(tokenize(model, &tokenizer, &triples)?)
 }
 
@@ -173,12 +177,26 @@ pub(crate) fn subspace(args: ProbeArgs) -> Result<()> {
             summaries.push(summary);
         }
     }
-    println!("{:<12} {:>5} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10}", "model", "block", "lang var", "retrieval", "agnostic", "chance", "centroids", "max angle");
+    println!(
+        "{:<12} {:>5} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10}",
+        "model", "block", "lang var", "retrieval", "agnostic", "chance", "centroids", "max angle"
+    );
     for s in &summaries {
-        let angle = angles.iter().find(|(m, _)| m == &s.model).and_then(|(_, a)| a.iter().copied().reduce(f64::max)).map_or("".to_string(), |a| format!("{:.1} deg", a.to_degrees()));
+        let angle = angles
+            .iter()
+            .find(|(m, _)| m == &s.model)
+            .and_then(|(_, a)| a.iter().copied().reduce(f64::max))
+            .map_or("".to_string(), |a| format!("{:.1} deg", a.to_degrees()));
         println!(
             "{:<12} {:>5} {:>10.4} {:>10.4} {:>10.4} {:>8.4} {:>10.3} {:>10}",
-            s.model, s.layer, s.language_variance_share, s.retrieval, s.retrieval_agnostic, s.retrieval_chance, s.mean_centroid_distance, angle
+            s.model,
+            s.layer,
+            s.language_variance_share,
+            s.retrieval,
+            s.retrieval_agnostic,
+            s.retrieval_chance,
+            s.mean_centroid_distance,
+            angle
         );
     }
     export(args.out.as_deref(), &subspace_section(&summaries, &languages, &angles))
@@ -207,13 +225,21 @@ pub(crate) fn neurons(args: NeuronsArgs) -> Result<()> {
         changes.extend(compare(label, dense_result, r, &langs));
     }
     let prot = protection(&changes);
-    println!("dense: threshold {:.4}, {} candidates, {} language-specific neurons", dense_result.threshold, dense_result.candidates, dense_result.neurons.len());
+    println!(
+        "dense: threshold {:.4}, {} candidates, {} language-specific neurons",
+        dense_result.threshold,
+        dense_result.candidates,
+        dense_result.neurons.len()
+    );
     for l in &langs {
         println!("  {l}: {}", dense_result.of_language(l).len());
     }
     println!("{:<12} {:<10} {:>6} {:>8} {:>7} {:>7} {:>9}", "pruned", "language", "dense", "survive", "vanish", "appear", "survival");
     for c in &changes {
-        println!("{:<12} {:<10} {:>6} {:>8} {:>7} {:>7} {:>9.3}", c.pruned, c.language, c.dense, c.survive, c.vanish, c.appear, c.survival_rate);
+        println!(
+            "{:<12} {:<10} {:>6} {:>8} {:>7} {:>7} {:>9.3}",
+            c.pruned, c.language, c.dense, c.survive, c.vanish, c.appear, c.survival_rate
+        );
     }
     export(probe_args.out.as_deref(), &neurons_section(dense_result, &langs, &changes, &prot))
 }
@@ -232,7 +258,8 @@ pub(crate) fn error(args: ErrorArgs) -> Result<()> {
             Ok(if dir.join("model.onnx").is_file() { Candidate::from_model(&label, &dir)? } else { Candidate::from_masks(&label, &dir)? })
         })
         .collect::<Result<Vec<_>>>()?;
-    let tokenizer = tokenizers::Tokenizer::from_file(dense.tokenizer_path()).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dense.tokenizer_path().display()))?;
+    let tokenizer = tokenizers::Tokenizer::from_file(dense.tokenizer_path())
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dense.tokenizer_path().display()))?;
     let start = dense.card.start_token().unwrap_or(0);
     let seqlen = args.seqlen.min(dense.card.max_positions);
     let sets = polyprune::eval::evaluation_sets(&p.langs, Some("flores"), &polyprune::eval::registry(p.flores.as_deref()))?;
@@ -241,13 +268,25 @@ pub(crate) fn error(args: ErrorArgs) -> Result<()> {
         let tokens = s
             .documents
             .iter()
-            .map(|(_, t)| tokenizer.encode(t.as_str(), false).map(|e| e.get_ids().to_vec()).map_err(|e| anyhow::anyhow!("cannot tokenize {} text: {e}", s.language)))
+            .map(|(_, t)| {
+                tokenizer
+                    .encode(t.as_str(), false)
+                    .map(|e| e.get_ids().to_vec())
+                    .map_err(|e| anyhow::anyhow!("cannot tokenize {} text: {e}", s.language))
+            })
             .collect::<Result<Vec<_>>>()?;
         let windows = text_windows(&tokens, start, seqlen, args.windows);
         if windows.is_empty() {
             bail!("{}: too little evaluation text for one window of {seqlen}; use a smaller --seqlen", s.language);
         }
-        let spec = CalibrationSpec { languages: vec![Language::parse(&s.language)?], mix: Mix::Even, samples: windows.len(), seqlen, seed: 0, source: Some("flores".into()) };
+        let spec = CalibrationSpec {
+            languages: vec![Language::parse(&s.language)?],
+            mix: Mix::Even,
+            samples: windows.len(),
+            seqlen,
+            seed: 0,
+            source: Some("flores".into()),
+        };
         texts.push((s.language.clone(), CalibrationSet { spec, windows, manifest: Vec::new() }));
     }
     let capture = CaptureOptions { mode: CaptureMode::OneShot, batch: p.batch, runtime: runtime_options(&p.runtime)?, gram: true };
@@ -258,7 +297,9 @@ pub(crate) fn error(args: ErrorArgs) -> Result<()> {
     })?;
     pb.finish_and_clear();
     let section = error_section(&rows);
-    if let Some(polyprune::report::section::Chart::Heatmap { rows: cal, columns: ev, values, .. }) = section.figures.first().map(|f| &f.chart) {
+    if let Some(polyprune::report::section::Chart::Heatmap { rows: cal, columns: ev, values, .. }) =
+        section.figures.first().map(|f| &f.chart)
+    {
         println!("mean SNR over layers (dB), calibration (rows) x evaluation (columns)");
         println!("{:<12} {}", "", ev.iter().map(|e| format!("{e:>10}")).collect::<String>());
         for (c, row) in cal.iter().zip(values) {
@@ -274,9 +315,23 @@ fn significance(args: SignificanceArgs) -> Result<()> {
     let s = study_significance(&args.study, &settings)?;
     pb.finish_and_clear();
     let significant: Vec<_> = s.comparisons.iter().filter(|r| r.significant).collect();
-    println!("{} comparisons, {} significant after {} at {}", s.comparisons.len(), significant.len(), settings.correction.as_str(), settings.alpha.value());
+    println!(
+        "{} comparisons, {} significant after {} at {}",
+        s.comparisons.len(),
+        significant.len(),
+        settings.correction.as_str(),
+        settings.alpha.value()
+    );
     for r in &significant {
-        println!("  {}: {} - {} = {:+.5} ({}), p adj {:.4}", r.family, r.first, r.second, r.mean_difference, r.metric.as_str(), r.adjusted_p);
+        println!(
+            "  {}: {} - {} = {:+.5} ({}), p adj {:.4}",
+            r.family,
+            r.first,
+            r.second,
+            r.mean_difference,
+            r.metric.as_str(),
+            r.adjusted_p
+        );
     }
     for r in &s.rankings {
         println!("Friedman {}: p = {:.4}, CD = {:.3}", r.group, r.friedman.p_value, r.nemenyi.critical_difference);
@@ -286,7 +341,11 @@ fn significance(args: SignificanceArgs) -> Result<()> {
         None => {
             // Into the study itself, with the mask-overlap sections the study's masks allow.
             let sections = analyze_study(&args.study, &settings)?;
-            eprintln!("sections: {} under {}", sections.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "), args.study.join("analysis").display());
+            eprintln!(
+                "sections: {} under {}",
+                sections.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "),
+                args.study.join("analysis").display()
+            );
             Ok(())
         }
     }

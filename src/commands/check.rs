@@ -40,10 +40,20 @@ fn inner(args: &CheckArgs) -> Result<i32> {
     let better = rows.iter().filter(|r| r.verdict == Verdict::Better).count();
     println!(
         "{} comparisons ({} correction at {}, one family): {} significantly worse, {} significantly better",
-        rows.len(), settings.correction.as_str(), settings.alpha.value(), worse.len(), better
+        rows.len(),
+        settings.correction.as_str(),
+        settings.alpha.value(),
+        worse.len(),
+        better
     );
     for r in &worse {
-        println!("WORSE: {} {} ({}: {:+.5})", r.file, r.comparison.evaluation_set, r.comparison.metric.as_str(), r.comparison.mean_difference);
+        println!(
+            "WORSE: {} {} ({}: {:+.5})",
+            r.file,
+            r.comparison.evaluation_set,
+            r.comparison.metric.as_str(),
+            r.comparison.mean_difference
+        );
     }
     if let Some(out) = &args.out {
         export_section(out, &check_section(&rows, settings.correction.as_str(), settings.alpha.value()))?;

@@ -35,7 +35,11 @@ pub fn run(cli: Cli) -> Result<i32> {
 
 /// The exit status of a failed command: 2 for `check`'s bad input (1 means "worse" there).
 pub fn exit_code(e: &anyhow::Error) -> i32 {
-    if e.is::<check::BadInput>() { 2 } else { 1 }
+    if e.is::<check::BadInput>() {
+        2
+    } else {
+        1
+    }
 }
 
 pub fn runtime_options(args: &RuntimeArgs) -> Result<RuntimeOptions> {
@@ -62,4 +66,3 @@ pub fn bar(len: u64, msg: &str) -> ProgressBar {
     pb.set_message(msg.to_string());
     pb
 }
-

@@ -45,4 +45,3 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
     }
     Ok(())
 }
-

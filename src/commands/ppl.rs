@@ -41,12 +41,8 @@ pub fn score_sets(scorer: &mut Scorer, sets: &[TextSet], limit: Option<usize>, w
 /// Non-empty lines of a file, each with its 1-based line number.
 fn read_lines(path: &Path) -> Result<Vec<(String, String)>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read --file {}", path.display()))?;
-    let lines: Vec<(String, String)> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| ((i + 1).to_string(), l.to_string()))
-        .collect();
+    let lines: Vec<(String, String)> =
+        text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| ((i + 1).to_string(), l.to_string())).collect();
     if lines.is_empty() {
         bail!("--file {} has no non-empty lines; give a file with text", path.display());
     }

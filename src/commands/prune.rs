@@ -130,8 +130,17 @@ fn print_sparsity(pruned: &PrunedModel) -> Result<()> {
         writeln!(out, "{:<6} {:>12} {:>12} {:>9.5}", role, p, t, *p as f64 / *t as f64)?;
     }
     let invalid = pruned.layers.iter().filter(|l| l.report.nm_valid == Some(false)).count();
-    writeln!(out, "overall sparsity {:.6} over {} layers{}", pruned.overall_sparsity(), pruned.layers.len(),
-        if pruned.layers.iter().any(|l| l.report.nm_valid.is_some()) { format!("; N:M groups invalid in {invalid} layers") } else { String::new() })?;
+    writeln!(
+        out,
+        "overall sparsity {:.6} over {} layers{}",
+        pruned.overall_sparsity(),
+        pruned.layers.len(),
+        if pruned.layers.iter().any(|l| l.report.nm_valid.is_some()) {
+            format!("; N:M groups invalid in {invalid} layers")
+        } else {
+            String::new()
+        }
+    )?;
     let t = &pruned.timings;
     writeln!(out, "time: calibration forward {:.1} s, statistics {:.1} s, pruning solve {:.1} s", t.forward_s, t.statistics_s, t.solve_s)?;
     Ok(())

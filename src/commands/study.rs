@@ -78,7 +78,10 @@ fn run_study(config_path: &Path, out: Option<PathBuf>, shard: Option<String>, ma
         for (id, error) in &summary.failed {
             eprintln!("  {id}: {error}");
         }
-        bail!("{} of the study's cells failed (causes above and in their cell.json); fix them and re-run to compute only those", summary.failed.len());
+        bail!(
+            "{} of the study's cells failed (causes above and in their cell.json); fix them and re-run to compute only those",
+            summary.failed.len()
+        );
     }
     if summary.left == 0 {
         model_analyses(&config, &dir)?;
@@ -152,17 +155,38 @@ fn print_plan(config_path: &Path, out: Option<PathBuf>, format: Format) -> Resul
         Format::Csv => {
             writeln!(o, "id,kind,model,label,done,score_tokens,calibration_tokens,seconds")?;
             for u in &estimate.units {
-                writeln!(o, "{},{},{},{},{},{},{},{:.1}", u.id, u.kind, u.model, u.label, u.done, u.score_tokens, u.calibration_tokens, u.seconds)?;
+                writeln!(
+                    o,
+                    "{},{},{},{},{},{},{},{:.1}",
+                    u.id, u.kind, u.model, u.label, u.done, u.score_tokens, u.calibration_tokens, u.seconds
+                )?;
             }
         }
         Format::Table => {
             writeln!(o, "{:<48} {:<16} {:>5} {:>10} {:>10} {:>9}", "cell", "model", "done", "scored tok", "calib tok", "est. s")?;
             for u in &estimate.units {
-                writeln!(o, "{:<48} {:<16} {:>5} {:>10} {:>10} {:>9.0}", u.id, u.model, if u.done { "yes" } else { "-" }, u.score_tokens, u.calibration_tokens, u.seconds)?;
+                writeln!(
+                    o,
+                    "{:<48} {:<16} {:>5} {:>10} {:>10} {:>9.0}",
+                    u.id,
+                    u.model,
+                    if u.done { "yes" } else { "-" },
+                    u.score_tokens,
+                    u.calibration_tokens,
+                    u.seconds
+                )?;
             }
             let t = &estimate.throughput;
-            let source = if t.measured_units > 0 { format!("measured on {} finished units", t.measured_units) } else { "defaults for Gemma 3 270M on 2 CPU cores (no unit finished yet)".into() };
-            writeln!(o, "throughput: scoring {:.0} tok/s, calibration {:.0} tok/s, solve {:.0} s per cell ({source})", t.score_tokens_per_s, t.calibration_tokens_per_s, t.solve_s_per_cell)?;
+            let source = if t.measured_units > 0 {
+                format!("measured on {} finished units", t.measured_units)
+            } else {
+                "defaults for Gemma 3 270M on 2 CPU cores (no unit finished yet)".into()
+            };
+            writeln!(
+                o,
+                "throughput: scoring {:.0} tok/s, calibration {:.0} tok/s, solve {:.0} s per cell ({source})",
+                t.score_tokens_per_s, t.calibration_tokens_per_s, t.solve_s_per_cell
+            )?;
             let todo = estimate.units.iter().filter(|u| !u.done).count();
             writeln!(o, "{} units ({} to run): about {} remaining", estimate.units.len(), todo, human(estimate.remaining_s))?;
         }
@@ -183,7 +207,11 @@ fn merge(shards: &[PathBuf], out: &Path) -> Result<()> {
     let summary = polyprune::study::merge::merge(shards, out)?;
     eprintln!("merged {} units into {}", summary.merged.len(), out.display());
     if !summary.missing.is_empty() {
-        bail!("{} units are done in no shard ({}); re-run those shards, then merge again", summary.missing.len(), summary.missing.join(", "));
+        bail!(
+            "{} units are done in no shard ({}); re-run those shards, then merge again",
+            summary.missing.len(),
+            summary.missing.join(", ")
+        );
     }
     Ok(())
 }
@@ -196,8 +224,17 @@ fn slurm(config_path: &Path, shards: usize, dir: &Path, out: Option<PathBuf>, ti
     let cells = Grid::expand(&config).cells.len();
     let binary = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("polyprune"));
     let config_abs = std::fs::canonicalize(config_path).unwrap_or_else(|_| config_path.to_path_buf());
-    let options = polyprune::study::slurm::SlurmOptions { shards, config: config_abs, out: out.unwrap_or_else(|| config.out.clone()), binary, time, cpus, extra };
-    let written = polyprune::study::slurm::write_scripts(dir, &config.name, &options).with_context(|| format!("cannot write the scripts into {}", dir.display()))?;
+    let options = polyprune::study::slurm::SlurmOptions {
+        shards,
+        config: config_abs,
+        out: out.unwrap_or_else(|| config.out.clone()),
+        binary,
+        time,
+        cpus,
+        extra,
+    };
+    let written = polyprune::study::slurm::write_scripts(dir, &config.name, &options)
+        .with_context(|| format!("cannot write the scripts into {}", dir.display()))?;
     for p in &written {
         println!("{}", p.display());
     }

@@ -68,7 +68,10 @@ pub fn run(args: TasksArgs) -> Result<()> {
                         l.items = downstream::limit_items(l.items, n, args.seed);
                     }
                     if l.items.is_empty() {
-                        bail!("task '{task}' in '{lang}' has no examples in the '{split}' split of {}; check the data files", data_dir.display());
+                        bail!(
+                            "task '{task}' in '{lang}' has no examples in the '{split}' split of {}; check the data files",
+                            data_dir.display()
+                        );
                     }
                     loaded.push(l);
                 }

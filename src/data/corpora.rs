@@ -108,9 +108,7 @@ impl TextSource {
     /// The folder or file the source reads.
     pub fn location(&self) -> &Path {
         match self {
-            TextSource::Flores { root }
-            | TextSource::DebianHandbook { root }
-            | TextSource::Udhr { root } => root,
+            TextSource::Flores { root } | TextSource::DebianHandbook { root } | TextSource::Udhr { root } => root,
             TextSource::File { path, .. } => path,
         }
     }
@@ -138,25 +136,15 @@ impl TextSource {
 
     /// The documents of `language` in `split`. Fails rather than return an empty list, since
     /// no caller can do anything useful with no text.
-    pub fn documents(
-        &self,
-        language: Language,
-        split: Split,
-        rule: &SplitRule,
-    ) -> DataResult<Vec<Document>> {
+    pub fn documents(&self, language: Language, split: Split, rule: &SplitRule) -> DataResult<Vec<Document>> {
         let documents = match self {
             TextSource::Flores { root } => flores::documents(root, language, split)?,
-            TextSource::DebianHandbook { root } => {
-                handbook::documents(root, language, split, rule)?
-            }
+            TextSource::DebianHandbook { root } => handbook::documents(root, language, split, rule)?,
             TextSource::Udhr { root } => udhr::documents(root, language, split, rule)?,
             TextSource::File { path, format } => file::documents(path, format, split, rule)?,
         };
         if documents.is_empty() {
-            return Err(DataError::NoText {
-                path: self.location().to_path_buf(),
-                split: split.to_string(),
-            });
+            return Err(DataError::NoText { path: self.location().to_path_buf(), split: split.to_string() });
         }
         Ok(documents)
     }
@@ -174,49 +162,22 @@ mod tests {
 
     #[test]
     fn stats_count_documents_bytes_and_characters() {
-        let documents = [
-            Document {
-                id: "a".into(),
-                text: "abc".into(),
-            },
-            Document {
-                id: "b".into(),
-                text: "中文".into(),
-            },
-        ];
+        let documents = [Document { id: "a".into(), text: "abc".into() }, Document { id: "b".into(), text: "中文".into() }];
         // "中" and "文" are 3 UTF-8 bytes each.
-        assert_eq!(
-            CorpusStats::of(&documents),
-            CorpusStats {
-                documents: 2,
-                bytes: 9,
-                characters: 5
-            }
-        );
+        assert_eq!(CorpusStats::of(&documents), CorpusStats { documents: 2, bytes: 9, characters: 5 });
         assert_eq!(CorpusStats::of(&[]), CorpusStats::default());
     }
 
     #[test]
     fn empty_split_is_an_error_naming_the_file() {
         let file = test_files::TempFile::with_bytes("one.txt", b"A single paragraph.");
-        let source = TextSource::File {
-            path: file.path().to_path_buf(),
-            format: FileFormat::Paragraphs,
-        };
+        let source = TextSource::File { path: file.path().to_path_buf(), format: FileFormat::Paragraphs };
         let rule = SplitRule::default();
         let english = Language::parse("en").unwrap();
-        let results =
-            [Split::Calibration, Split::Evaluation].map(|s| source.documents(english, s, &rule));
+        let results = [Split::Calibration, Split::Evaluation].map(|s| source.documents(english, s, &rule));
         // The one paragraph is in exactly one split; the other split is an explained error.
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
-        let message = results
-            .into_iter()
-            .find_map(Result::err)
-            .unwrap()
-            .to_string();
-        assert!(
-            message.contains("one.txt contains no text for the"),
-            "{message}"
-        );
+        let message = results.into_iter().find_map(Result::err).unwrap().to_string();
+        assert!(message.contains("one.txt contains no text for the"), "{message}");
     }
 }

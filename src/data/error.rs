@@ -11,11 +11,7 @@ use std::path::PathBuf;
 pub enum DataError {
     /// A language name that matches no row of the language table.
     #[error("unknown language '{input}': did you mean '{suggestion}'? (known: {known})")]
-    UnknownLanguage {
-        input: String,
-        suggestion: String,
-        known: String,
-    },
+    UnknownLanguage { input: String, suggestion: String, known: String },
 
     /// A benchmark's own language code (e.g. XWinograd's `jp`) that the table does not list.
     #[error(
@@ -23,11 +19,7 @@ pub enum DataError {
          known {benchmark} codes: {known}. Check the code, or add the language's row to \
          data/languages/table.rs"
     )]
-    UnknownBenchmarkCode {
-        benchmark: String,
-        code: String,
-        known: String,
-    },
+    UnknownBenchmarkCode { benchmark: String, code: String, known: String },
 
     /// A `--source` value that names no text source.
     #[error(
@@ -48,11 +40,7 @@ pub enum DataError {
 
     /// A source whose files are not on this machine.
     #[error("{what} not found at {path}; {fix}")]
-    SourceNotInstalled {
-        what: String,
-        path: PathBuf,
-        fix: String,
-    },
+    SourceNotInstalled { what: String, path: PathBuf, fix: String },
 
     /// An I/O failure on a file or folder that should be readable.
     #[error("could not read {path}: {source}; check that it exists and is readable")]
@@ -71,24 +59,14 @@ pub enum DataError {
 
     /// A malformed row of a FLORES/SIB-200 TSV file.
     #[error("{path} line {line}: {problem}; expected the SIB-200 columns index_id<TAB>category<TAB>text")]
-    BadTsvRow {
-        path: PathBuf,
-        line: usize,
-        problem: String,
-    },
+    BadTsvRow { path: PathBuf, line: usize, problem: String },
 
     /// A malformed line of a JSONL file.
     #[error("{path} line {line}: {problem}")]
-    BadJsonlLine {
-        path: PathBuf,
-        line: usize,
-        problem: String,
-    },
+    BadJsonlLine { path: PathBuf, line: usize, problem: String },
 
     /// A source file (handbook page, declaration) whose structure is not the one expected.
-    #[error(
-        "{path} is not in the expected format: {problem}; reinstall the source with `make data`"
-    )]
+    #[error("{path} is not in the expected format: {problem}; reinstall the source with `make data`")]
     MalformedFile { path: PathBuf, problem: String },
 
     /// A file or source that parsed but held no text at all.
@@ -101,11 +79,7 @@ pub enum DataError {
         "{calibration} and {evaluation} both contain index_id {id}, so calibration and evaluation \
          would overlap; the SIB-200 copy is damaged: fetch it again"
     )]
-    SplitOverlap {
-        calibration: PathBuf,
-        evaluation: PathBuf,
-        id: String,
-    },
+    SplitOverlap { calibration: PathBuf, evaluation: PathBuf, id: String },
 
     /// An evaluation share outside the open interval (0, 1).
     #[error("evaluation share {value} is not strictly between 0 and 1; pick e.g. 0.2")]
@@ -118,9 +92,6 @@ pub type DataResult<T> = Result<T, DataError>;
 impl DataError {
     /// Wraps an I/O error together with the path it concerns.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DataError::Io {
-            path: path.into(),
-            source,
-        }
+        DataError::Io { path: path.into(), source }
     }
 }

@@ -41,40 +41,25 @@ impl Language {
     pub fn parse(name: &str) -> DataResult<Language> {
         let wanted = name.trim();
         Language::all()
-            .find(|language| {
-                language
-                    .0
-                    .accepted_names()
-                    .any(|n| n.eq_ignore_ascii_case(wanted))
-            })
+            .find(|language| language.0.accepted_names().any(|n| n.eq_ignore_ascii_case(wanted)))
             .ok_or_else(|| unknown_language(wanted))
     }
 
     /// The language a benchmark's files call `code` (e.g. XWinograd's `jp` → `jpn_Jpan`).
     pub fn from_benchmark_code(benchmark: Benchmark, code: &str) -> DataResult<Language> {
         let wanted = code.trim();
-        Language::all()
-            .find(|language| {
-                language
-                    .benchmark_code(benchmark)
-                    .is_some_and(|c| c.eq_ignore_ascii_case(wanted))
-            })
-            .ok_or_else(|| DataError::UnknownBenchmarkCode {
+        Language::all().find(|language| language.benchmark_code(benchmark).is_some_and(|c| c.eq_ignore_ascii_case(wanted))).ok_or_else(
+            || DataError::UnknownBenchmarkCode {
                 benchmark: benchmark.name().to_string(),
                 code: wanted.to_string(),
-                known: Language::in_benchmark(benchmark)
-                    .iter()
-                    .filter_map(|l| l.benchmark_code(benchmark))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+                known: Language::in_benchmark(benchmark).iter().filter_map(|l| l.benchmark_code(benchmark)).collect::<Vec<_>>().join(", "),
+            },
+        )
     }
 
     /// The languages a benchmark covers, in table order.
     pub fn in_benchmark(benchmark: Benchmark) -> Vec<Language> {
-        Language::all()
-            .filter(|language| language.benchmark_code(benchmark).is_some())
-            .collect()
+        Language::all().filter(|language| language.benchmark_code(benchmark).is_some()).collect()
     }
 
     /// FLORES-200 code, e.g. `deu_Latn`: the canonical name.
@@ -114,11 +99,7 @@ impl Language {
 
     /// The code `benchmark` uses for this language, if the benchmark covers it.
     pub fn benchmark_code(self, benchmark: Benchmark) -> Option<&'static str> {
-        self.0
-            .benchmark_codes
-            .iter()
-            .find(|&&(b, _)| b == benchmark)
-            .map(|&(_, code)| code)
+        self.0.benchmark_codes.iter().find(|&&(b, _)| b == benchmark).map(|&(_, code)| code)
     }
 }
 
@@ -127,15 +108,11 @@ impl Language {
 fn unknown_language(input: &str) -> DataError {
     let flores = Language::all().map(Language::flores_code);
     let other_names = LANGUAGES.iter().flat_map(Row::accepted_names);
-    let suggestion = suggest::closest(input, flores.chain(other_names))
-        .expect("the language table is never empty");
+    let suggestion = suggest::closest(input, flores.chain(other_names)).expect("the language table is never empty");
     DataError::UnknownLanguage {
         input: input.to_string(),
         suggestion: suggestion.to_string(),
-        known: Language::all()
-            .map(Language::flores_code)
-            .collect::<Vec<_>>()
-            .join(", "),
+        known: Language::all().map(Language::flores_code).collect::<Vec<_>>().join(", "),
     }
 }
 
@@ -270,12 +247,7 @@ mod tests {
     #[test]
     fn unknown_language_suggests_nearest_name() {
         let message = Language::parse("deu_Ltn").unwrap_err().to_string();
-        assert!(
-            message.starts_with(
-                "unknown language 'deu_Ltn': did you mean 'deu_Latn'? (known: eng_Latn, "
-            ),
-            "{message}"
-        );
+        assert!(message.starts_with("unknown language 'deu_Ltn': did you mean 'deu_Latn'? (known: eng_Latn, "), "{message}");
         assert!(message.contains("mya_Mymr)"), "{message}");
         let message = Language::parse("swhh").unwrap_err().to_string();
         assert!(message.contains("did you mean 'swh"), "{message}");
@@ -299,9 +271,7 @@ mod tests {
             id-ID it-IT ja-JP ko-KR nb-NO nl-NL pl-PL pt-BR ro-RO ru-RU sv-SE tr-TR vi-VN zh-CN zh-TW"
             .split_whitespace()
             .collect();
-        let listed: BTreeSet<&str> = Language::all()
-            .filter_map(Language::handbook_locale)
-            .collect();
+        let listed: BTreeSet<&str> = Language::all().filter_map(Language::handbook_locale).collect();
         assert_eq!(listed, expected);
     }
 
@@ -312,31 +282,20 @@ mod tests {
             (Benchmark::Xcopa, "et ht id it qu sw ta th tr vi zh"),
             (Benchmark::Mgsm, "bn de en es fr ja ru sw te th zh"),
             (Benchmark::XWinograd, "en fr jp pt ru zh"),
-            (
-                Benchmark::Xnli,
-                "ar bg de el en es fr hi ru sw th tr ur vi zh",
-            ),
+            (Benchmark::Xnli, "ar bg de el en es fr hi ru sw th tr ur vi zh"),
             (Benchmark::XStoryCloze, "ar en es eu hi id my ru sw te zh"),
             (Benchmark::PawsX, "de en es fr ja ko zh"),
             (Benchmark::Tatoeba, "ara cmn deu fra rus spa swh tur"),
         ];
         for (benchmark, codes) in expected {
             let want: BTreeSet<&str> = codes.split_whitespace().collect();
-            let have: BTreeSet<&str> = Language::in_benchmark(benchmark)
-                .into_iter()
-                .filter_map(|l| l.benchmark_code(benchmark))
-                .collect();
+            let have: BTreeSet<&str> = Language::in_benchmark(benchmark).into_iter().filter_map(|l| l.benchmark_code(benchmark)).collect();
             assert_eq!(have, want, "{benchmark}");
         }
         let japanese = Language::from_benchmark_code(Benchmark::XWinograd, "jp").unwrap();
         assert_eq!(japanese.flores_code(), "jpn_Jpan");
         let error = Language::from_benchmark_code(Benchmark::XWinograd, "ja").unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .contains("known XWinograd codes: en, ru, zh, fr, pt, jp"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("known XWinograd codes: en, ru, zh, fr, pt, jp"), "{error}");
     }
 
     #[test]
@@ -347,10 +306,7 @@ mod tests {
         let back: Language = serde_json::from_str("\"SWA\"").unwrap();
         assert_eq!(back, swahili);
         let bad = serde_json::from_str::<Language>("\"klingon\"").unwrap_err();
-        assert!(
-            bad.to_string().contains("unknown language 'klingon'"),
-            "{bad}"
-        );
+        assert!(bad.to_string().contains("unknown language 'klingon'"), "{bad}");
     }
 
     #[test]

@@ -103,12 +103,7 @@ pub fn continuation_start(context: &[u32], whole: &[u32]) -> usize {
 
 /// Tokenizes one choice and finds its continuation; `context_ids` is the context's own
 /// tokenization (shared by the choices of an example), `id` names the example in errors.
-fn prepare_with_context(
-    scorer: &Scorer,
-    context_ids: &[u32],
-    choice: &Choice,
-    id: &str,
-) -> Result<PreparedChoice, TaskEvalError> {
+fn prepare_with_context(scorer: &Scorer, context_ids: &[u32], choice: &Choice, id: &str) -> Result<PreparedChoice, TaskEvalError> {
     let whole = scorer.encode(&format!("{}{}", choice.context(), choice.continuation()))?;
     if whole.len() < 2 {
         // Only possible with a tokenizer that drops the text entirely.
@@ -181,11 +176,7 @@ pub fn score_prepared(
     stats.sequences_run += unique.len();
     stats.tokens_run += unique.iter().map(|s| s.len()).sum::<usize>();
     stats.truncated += choices.iter().filter(|c| c.truncated).count();
-    Ok(choices
-        .iter()
-        .zip(slots)
-        .map(|(c, slot)| outcome(c, &scored[slot].logprobs, &scored[slot].greedy))
-        .collect())
+    Ok(choices.iter().zip(slots).map(|(c, slot)| outcome(c, &scored[slot].logprobs, &scored[slot].greedy)).collect())
 }
 
 /// Scores every example, returning one record per example in order. `on_progress` gets
@@ -198,8 +189,7 @@ pub fn score_examples(
     let mut stats = ChoiceStats::default();
     let mut records = Vec::with_capacity(examples.len());
     for round in examples.chunks(EXAMPLES_PER_ROUND) {
-        let prepared: Vec<Vec<PreparedChoice>> =
-            round.iter().map(|e| prepare_example(scorer, e)).collect::<Result<_, _>>()?;
+        let prepared: Vec<Vec<PreparedChoice>> = round.iter().map(|e| prepare_example(scorer, e)).collect::<Result<_, _>>()?;
         let flat: Vec<&PreparedChoice> = prepared.iter().flatten().collect();
         let outcomes = score_prepared(scorer, &flat, &mut stats)?;
         let mut rest = outcomes.as_slice();

@@ -14,11 +14,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::choices::{score_examples, ChoiceStats, TaskEvalError};
-use super::generate::{generate, GenerationStats, Generated};
+use super::generate::{generate, Generated, GenerationStats};
 use super::scorer::Scorer;
 use crate::tasks::{
-    score_generation, summarize_choices, summarize_generations, Catalog, ChoiceRecord, GenerationRecord,
-    LoadedTask, Metric, OutputType, Split, TaskItems, TaskName, TaskSpec, TaskSummary,
+    score_generation, summarize_choices, summarize_generations, Catalog, ChoiceRecord, GenerationRecord, LoadedTask, Metric, OutputType,
+    Split, TaskItems, TaskName, TaskSpec, TaskSummary,
 };
 
 /// Keeps the subsample draw apart from the other uses of the user's seed (few-shot
@@ -112,29 +112,19 @@ pub fn evaluate(
     let (summary, records, stats) = match &loaded.items {
         TaskItems::Choice(examples) => {
             let (records, stats) = score_examples(scorer, examples, on_progress)?;
-            let metrics = reported_metrics(spec)
-                .into_iter()
-                .map(|m| summarize_choices(&records, m))
-                .collect::<Result<Vec<_>, _>>()?;
-            let chance = if records.is_empty() {
-                0.0
-            } else {
-                records.iter().map(ChoiceRecord::chance).sum::<f64>() / records.len() as f64
-            };
+            let metrics = reported_metrics(spec).into_iter().map(|m| summarize_choices(&records, m)).collect::<Result<Vec<_>, _>>()?;
+            let chance =
+                if records.is_empty() { 0.0 } else { records.iter().map(ChoiceRecord::chance).sum::<f64>() / records.len() as f64 };
             let summary = TaskSummary { task: loaded.task, n: records.len(), chance, metrics };
             (summary, TaskRecords::Choice(records), RunStats::Choice(stats))
         }
         TaskItems::Generation(examples) => {
             let requests: Vec<(&str, _)> = examples.iter().map(|e| (e.id.as_str(), &e.request)).collect();
             let (outputs, stats) = generate(scorer, &requests, max_new_tokens, on_progress)?;
-            let records: Vec<(GenerationRecord, Generated)> = examples
-                .iter()
-                .zip(outputs)
-                .map(|(e, g)| (score_generation(e, &g.text), g))
-                .collect();
+            let records: Vec<(GenerationRecord, Generated)> =
+                examples.iter().zip(outputs).map(|(e, g)| (score_generation(e, &g.text), g)).collect();
             let plain: Vec<GenerationRecord> = records.iter().map(|(r, _)| r.clone()).collect();
-            let summary =
-                TaskSummary { task: loaded.task, n: plain.len(), chance: 0.0, metrics: vec![summarize_generations(&plain)] };
+            let summary = TaskSummary { task: loaded.task, n: plain.len(), chance: 0.0, metrics: vec![summarize_generations(&plain)] };
             (summary, TaskRecords::Generation(records), RunStats::Generation(stats))
         }
     };
@@ -158,10 +148,7 @@ mod tests {
     fn examples(n: usize) -> TaskItems {
         TaskItems::Choice(
             (0..n)
-                .map(|i| {
-                    Example::new(format!("t/{i}"), 0, vec![Choice::new("c", " ", "a"), Choice::new("c", " ", "b")])
-                        .unwrap()
-                })
+                .map(|i| Example::new(format!("t/{i}"), 0, vec![Choice::new("c", " ", "a"), Choice::new("c", " ", "b")]).unwrap())
                 .collect(),
         )
     }

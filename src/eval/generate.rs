@@ -70,12 +70,7 @@ struct Active {
 
 /// The text before the earliest stop string, if any stop string occurs.
 fn cut_at_stop<'a>(text: &'a str, until: &[String]) -> Option<&'a str> {
-    until
-        .iter()
-        .filter(|u| !u.is_empty())
-        .filter_map(|u| text.find(u.as_str()))
-        .min()
-        .map(|at| &text[..at])
+    until.iter().filter(|u| !u.is_empty()).filter_map(|u| text.find(u.as_str())).min().map(|at| &text[..at])
 }
 
 /// Generates greedily for every request; `max_new_tokens` (if given) lowers each

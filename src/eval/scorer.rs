@@ -17,7 +17,9 @@ pub enum ScorerError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    #[error("cannot read the tokenizer {path}: {message}; re-create it with `polyprune model import` or copy the model's tokenizer.json there")]
+    #[error(
+        "cannot read the tokenizer {path}: {message}; re-create it with `polyprune model import` or copy the model's tokenizer.json there"
+    )]
     Tokenizer { path: std::path::PathBuf, message: String },
     #[error("the text is empty after tokenization ({what}); give non-empty text")]
     EmptyText { what: String },
@@ -71,10 +73,10 @@ impl Scorer {
 
     /// Token ids with the start token (BOS) first, as the model saw text in training.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, ScorerError> {
-        let enc = self.tokenizer.encode(text, true).map_err(|e| ScorerError::Tokenizer {
-            path: self.model.tokenizer_path(),
-            message: e.to_string(),
-        })?;
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| ScorerError::Tokenizer { path: self.model.tokenizer_path(), message: e.to_string() })?;
         let mut ids = enc.get_ids().to_vec();
         if let Some(bos) = self.model.card.start_token() {
             if ids.first() != Some(&bos) {

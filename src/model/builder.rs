@@ -8,12 +8,11 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::onnx::{
-    data_type, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
-    DATA_LOCATION_EXTERNAL,
-};
 use super::onnx::tensor_shape_proto::{dimension, Dimension};
+use super::onnx::{
+    data_type, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto, DATA_LOCATION_EXTERNAL,
+};
 
 /// The opset our generated graphs use: every op we emit has its current semantics there
 /// (ReduceMean/ReduceLogSumExp still take `axes` as an attribute).
@@ -70,11 +69,7 @@ fn external_tensor(name: &str, dims: &[usize], dt: i32, location: &str, offset: 
         dims: dims.iter().map(|&d| d as i64).collect(),
         data_type: dt,
         data_location: DATA_LOCATION_EXTERNAL,
-        external_data: vec![
-            entry("location", location.into()),
-            entry("offset", offset.to_string()),
-            entry("length", length.to_string()),
-        ],
+        external_data: vec![entry("location", location.into()), entry("offset", offset.to_string()), entry("length", length.to_string())],
         ..Default::default()
     }
 }
@@ -100,10 +95,7 @@ fn value_info(name: &str, elem_type: i32, dims: &[Dim]) -> ValueInfoProto {
     ValueInfoProto {
         name: name.into(),
         r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type,
-                shape: Some(TensorShapeProto { dim }),
-            })),
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type, shape: Some(TensorShapeProto { dim }) })),
             denotation: String::new(),
         }),
         ..Default::default()
@@ -213,10 +205,7 @@ impl GraphBuilder {
             producer_name: producer.into(),
             producer_version: env!("CARGO_PKG_VERSION").into(),
             graph: Some(self.graph),
-            metadata_props: metadata
-                .iter()
-                .map(|(k, v)| StringStringEntryProto { key: k.to_string(), value: v.clone() })
-                .collect(),
+            metadata_props: metadata.iter().map(|(k, v)| StringStringEntryProto { key: k.to_string(), value: v.clone() }).collect(),
             ..Default::default()
         }
     }

@@ -64,15 +64,9 @@ impl ModelCard {
     pub fn read(dir: &Path) -> Result<Self, ModelError> {
         let path = dir.join(CARD_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
-        let card: ModelCard = serde_json::from_str(&text).map_err(|e| ModelError::BadCard {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let card: ModelCard = serde_json::from_str(&text).map_err(|e| ModelError::BadCard { path: path.clone(), reason: e.to_string() })?;
         if card.format != CARD_FORMAT {
-            return Err(ModelError::BadCard {
-                path,
-                reason: format!("format '{}' is not '{}'", card.format, CARD_FORMAT),
-            });
+            return Err(ModelError::BadCard { path, reason: format!("format '{}' is not '{}'", card.format, CARD_FORMAT) });
         }
         Ok(card)
     }

@@ -317,8 +317,7 @@ impl<'a> Emitter<'a> {
         let (s0, ax0) = (self.g.vec_i64(&[0]), self.g.vec_i64(&[0]));
         let cos = self.g.op("Slice", &[&cos_t, &s0, &t, &ax0], vec![]);
         let sin = self.g.op("Slice", &[&sin_t, &s0, &t, &ax0], vec![]);
-        let (h0, h1, h2, ax3) =
-            (self.g.vec_i64(&[0]), self.g.vec_i64(&[hd / 2]), self.g.vec_i64(&[hd]), self.g.vec_i64(&[3]));
+        let (h0, h1, h2, ax3) = (self.g.vec_i64(&[0]), self.g.vec_i64(&[hd / 2]), self.g.vec_i64(&[hd]), self.g.vec_i64(&[3]));
         let x1 = self.g.op("Slice", &[x, &h0, &h1, &ax3], vec![]);
         let x2 = self.g.op("Slice", &[x, &h1, &h2, &ax3], vec![]);
         let neg_x2 = self.g.op("Neg", &[&x2], vec![]);

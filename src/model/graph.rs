@@ -89,7 +89,13 @@ fn role_from_names(names: &[&str]) -> Option<Role> {
         Role::V
     } else if has("c_attn") || has("query_key_value") || has("qkv") {
         Role::Qkv
-    } else if has("o_proj") || has("attn_output") || has("attn/c_proj") || has("attn.c_proj") || has("self_attention.dense") || has("out_proj") {
+    } else if has("o_proj")
+        || has("attn_output")
+        || has("attn/c_proj")
+        || has("attn.c_proj")
+        || has("self_attention.dense")
+        || has("out_proj")
+    {
         Role::O
     } else if has("gate_proj") || has("ffn_gate") {
         Role::Gate
@@ -108,14 +114,8 @@ pub fn inspect(dir: &Path) -> Result<ModelCard, ModelError> {
     let model = read_model(&path)?;
     let g = graph_of(&model, &path)?;
     let inits: HashMap<&str, &TensorProto> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
-    let producers: HashMap<&str, &NodeProto> =
-        g.node.iter().flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n))).collect();
-    let gathered: Vec<&str> = g
-        .node
-        .iter()
-        .filter(|n| n.op_type == "Gather")
-        .filter_map(|n| n.input.first().map(|s| s.as_str()))
-        .collect();
+    let producers: HashMap<&str, &NodeProto> = g.node.iter().flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n))).collect();
+    let gathered: Vec<&str> = g.node.iter().filter(|n| n.op_type == "Gather").filter_map(|n| n.input.first().map(|s| s.as_str())).collect();
     let vocab = gathered.iter().filter_map(|n| inits.get(n)).map(|t| t.dims[0] as usize).max().unwrap_or(0);
 
     let mut layers = Vec::new();
@@ -140,14 +140,7 @@ pub fn inspect(dir: &Path) -> Result<ModelCard, ModelError> {
             path: path.clone(),
             reason: format!("cannot tell the role of linear layer '{}' (node '{}') from its name", w.init.name, node.name),
         })?;
-        layers.push(LinearLayer {
-            name: w.init.name.clone(),
-            block,
-            role,
-            shape,
-            input: node.input[0].clone(),
-            transposed,
-        });
+        layers.push(LinearLayer { name: w.init.name.clone(), block, role, shape, input: node.input[0].clone(), transposed });
     }
     if unnamed > 0 {
         return Err(ModelError::Unusable {
@@ -172,13 +165,7 @@ pub fn inspect(dir: &Path) -> Result<ModelCard, ModelError> {
         return Err(ModelError::Unusable { path, reason: "the graph has no 'logits' output".into() });
     }
     let blocks = layers.iter().map(|l| l.block + 1).max().unwrap_or(0);
-    let positions = gathered
-        .iter()
-        .filter_map(|n| inits.get(n))
-        .map(|t| t.dims[0] as usize)
-        .filter(|&n| n != vocab)
-        .min()
-        .unwrap_or(2048);
+    let positions = gathered.iter().filter_map(|n| inits.get(n)).map(|t| t.dims[0] as usize).filter(|&n| n != vocab).min().unwrap_or(2048);
     Ok(ModelCard {
         format: CARD_FORMAT.into(),
         name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),

@@ -406,12 +406,7 @@ impl AttributeProto {
         AttributeProto { name: name.into(), r#type: attribute_type::INTS, ints: values.to_vec(), ..Default::default() }
     }
     pub fn string(name: &str, value: &str) -> Self {
-        AttributeProto {
-            name: name.into(),
-            r#type: attribute_type::STRING,
-            s: Some(value.as_bytes().to_vec()),
-            ..Default::default()
-        }
+        AttributeProto { name: name.into(), r#type: attribute_type::STRING, s: Some(value.as_bytes().to_vec()), ..Default::default() }
     }
     pub fn tensor(name: &str, value: TensorProto) -> Self {
         AttributeProto { name: name.into(), r#type: attribute_type::TENSOR, t: Some(value), ..Default::default() }

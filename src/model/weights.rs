@@ -93,10 +93,10 @@ impl WeightStore {
         let mut model = self.model.clone();
         let mut inline_changed = false;
         for (name, values) in replaced {
-            let (i, loc) = self.index.get(name).ok_or_else(|| ModelError::Unusable {
-                path: self.dir.clone(),
-                reason: format!("no initializer named '{name}'"),
-            })?;
+            let (i, loc) = self
+                .index
+                .get(name)
+                .ok_or_else(|| ModelError::Unusable { path: self.dir.clone(), reason: format!("no initializer named '{name}'") })?;
             let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
             match loc {
                 Location::External { file, offset, .. } => {

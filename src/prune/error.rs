@@ -20,15 +20,11 @@ pub enum PruneError {
     },
 
     /// Unstructured pruning was requested without saying how much.
-    #[error(
-        "unstructured pruning needs a sparsity; pass the fraction of weights to remove, e.g. 0.5"
-    )]
+    #[error("unstructured pruning needs a sparsity; pass the fraction of weights to remove, e.g. 0.5")]
     MissingSparsity,
 
     /// A method name that is not known.
-    #[error(
-        "unknown pruning method '{text}'; use one of magnitude, magnitude-row, wanda, sparsegpt"
-    )]
+    #[error("unknown pruning method '{text}'; use one of magnitude, magnitude-row, wanda, sparsegpt")]
     UnknownMethod {
         /// The text given.
         text: String,

@@ -26,12 +26,7 @@ pub enum MagnitudeScope {
 }
 
 /// The magnitude-pruning mask of `weight` for `target`.
-pub fn magnitude_mask(
-    layer: &str,
-    weight: &LinearWeight,
-    target: SparsityTarget,
-    scope: MagnitudeScope,
-) -> Result<Mask, PruneError> {
+pub fn magnitude_mask(layer: &str, weight: &LinearWeight, target: SparsityTarget, scope: MagnitudeScope) -> Result<Mask, PruneError> {
     let (rows, cols) = (weight.out_features(), weight.in_features());
     check_group_width(layer, cols, target)?;
     let scores: Vec<f64> = weight.data().iter().map(|w| f64::from(w.abs())).collect();
@@ -46,9 +41,7 @@ pub fn magnitude_mask(
 #[cfg(test)]
 mod tests {
     use super::super::sparsity::Sparsity;
-    use super::super::test_support::{
-        brute_force_mask, discrete_layer, nm_targets, unstructured_targets,
-    };
+    use super::super::test_support::{brute_force_mask, discrete_layer, nm_targets, unstructured_targets};
     use super::*;
 
     #[test]
@@ -58,11 +51,7 @@ mod tests {
             let scores: Vec<f64> = weight.data().iter().map(|w| f64::from(w.abs())).collect();
             for target in unstructured_targets().into_iter().chain(nm_targets()) {
                 let mask = magnitude_mask("fc", &weight, target, MagnitudeScope::PerRow).unwrap();
-                assert_eq!(
-                    mask,
-                    brute_force_mask(&scores, 6, 24, target, false),
-                    "{target}"
-                );
+                assert_eq!(mask, brute_force_mask(&scores, 6, 24, target, false), "{target}");
             }
         }
     }
@@ -73,13 +62,8 @@ mod tests {
             let weight = discrete_layer(seed, 5, 12);
             let scores: Vec<f64> = weight.data().iter().map(|w| f64::from(w.abs())).collect();
             for target in unstructured_targets() {
-                let mask =
-                    magnitude_mask("fc", &weight, target, MagnitudeScope::PerMatrix).unwrap();
-                assert_eq!(
-                    mask,
-                    brute_force_mask(&scores, 5, 12, target, true),
-                    "{target}"
-                );
+                let mask = magnitude_mask("fc", &weight, target, MagnitudeScope::PerMatrix).unwrap();
+                assert_eq!(mask, brute_force_mask(&scores, 5, 12, target, true), "{target}");
                 let expected = (target.sparsity() * 60.0).floor() as usize;
                 assert_eq!(mask.count_pruned(), expected, "{target}");
             }
@@ -91,9 +75,6 @@ mod tests {
         let weight = discrete_layer(0, 2, 10);
         let target = SparsityTarget::new(Some(Sparsity::new(0.5).unwrap()), "2:4".parse().unwrap());
         let err = magnitude_mask("attn.o", &weight, target.unwrap(), MagnitudeScope::PerRow);
-        assert!(matches!(
-            err,
-            Err(PruneError::InputsNotMultipleOfGroup { .. })
-        ));
+        assert!(matches!(err, Err(PruneError::InputsNotMultipleOfGroup { .. })));
     }
 }

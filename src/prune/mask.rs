@@ -56,11 +56,7 @@ impl Mask {
 
     /// A mask that prunes every weight.
     pub fn all_pruned(rows: usize, cols: usize) -> Self {
-        Self {
-            rows,
-            cols,
-            words: vec![0; (rows * cols).div_ceil(BITS)],
-        }
+        Self { rows, cols, words: vec![0; (rows * cols).div_ceil(BITS)] }
     }
 
     /// Builds a mask from its packed words, checking the word count and that unused bits are
@@ -103,12 +99,7 @@ impl Mask {
     }
 
     fn flat_index(&self, row: usize, col: usize) -> usize {
-        assert!(
-            row < self.rows && col < self.cols,
-            "mask index ({row}, {col}) outside {} x {}",
-            self.rows,
-            self.cols
-        );
+        assert!(row < self.rows && col < self.cols, "mask index ({row}, {col}) outside {} x {}", self.rows, self.cols);
         row * self.cols + col
     }
 
@@ -151,12 +142,7 @@ impl Mask {
     /// Zeroes every pruned weight of a row-major `[rows][cols]` matrix in place.
     pub fn apply(&self, weights: &mut [f32]) -> Result<(), PruneError> {
         if weights.len() != self.len() {
-            return Err(PruneError::MaskShape {
-                rows: self.rows,
-                cols: self.cols,
-                what: "a weight matrix",
-                len: weights.len(),
-            });
+            return Err(PruneError::MaskShape { rows: self.rows, cols: self.cols, what: "a weight matrix", len: weights.len() });
         }
         for (chunk, &word) in weights.chunks_mut(BITS).zip(&self.words) {
             if word == u64::MAX {
@@ -181,15 +167,9 @@ impl Mask {
         }
         for row in 0..self.rows {
             for first_col in (0..self.cols).step_by(m) {
-                let pruned = (first_col..first_col + m)
-                    .filter(|&c| !self.get(row, c))
-                    .count();
+                let pruned = (first_col..first_col + m).filter(|&c| !self.get(row, c)).count();
                 if pruned < nm.n() {
-                    return Some(NmViolation::Group {
-                        row,
-                        first_col,
-                        pruned,
-                    });
+                    return Some(NmViolation::Group { row, first_col, pruned });
                 }
             }
         }
@@ -224,10 +204,7 @@ mod tests {
         }
         assert_eq!(mask.count_kept(), expected.iter().filter(|&&k| k).count());
         assert_eq!(mask.count_pruned() + mask.count_kept(), 111);
-        assert_eq!(
-            mask.count_pruned_in_row(0),
-            (0..37).filter(|i| !expected[*i]).count()
-        );
+        assert_eq!(mask.count_pruned_in_row(0), (0..37).filter(|i| !expected[*i]).count());
         // Unused high bits stay zero, so all_kept over 111 bits has exactly 111 ones.
         assert_eq!(mask.words()[1] >> (111 - 64), 0);
     }
@@ -240,10 +217,7 @@ mod tests {
         let mut w = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         mask.apply(&mut w).unwrap();
         assert_eq!(w, vec![1.0, 0.0, 3.0, 4.0, 5.0, 0.0]);
-        assert!(matches!(
-            mask.apply(&mut [0.0; 5]),
-            Err(PruneError::MaskShape { len: 5, .. })
-        ));
+        assert!(matches!(mask.apply(&mut [0.0; 5]), Err(PruneError::MaskShape { len: 5, .. })));
     }
 
     #[test]
@@ -258,18 +232,8 @@ mod tests {
         }
         assert!(mask.is_nm_valid(nm));
         mask.set(1, 7, true);
-        assert_eq!(
-            mask.first_nm_violation(nm),
-            Some(NmViolation::Group {
-                row: 1,
-                first_col: 4,
-                pruned: 1
-            })
-        );
-        assert_eq!(
-            Mask::all_pruned(1, 6).first_nm_violation(nm),
-            Some(NmViolation::WidthNotMultiple { cols: 6, m: 4 })
-        );
+        assert_eq!(mask.first_nm_violation(nm), Some(NmViolation::Group { row: 1, first_col: 4, pruned: 1 }));
+        assert_eq!(Mask::all_pruned(1, 6).first_nm_violation(nm), Some(NmViolation::WidthNotMultiple { cols: 6, m: 4 }));
     }
 
     #[test]

@@ -58,26 +58,16 @@ fn u64_at(bytes: &[u8], offset: usize) -> u64 {
 
 /// Parses the file format; `path` is only used to name the source in errors.
 pub fn decode_mask(bytes: &[u8], path: &Path) -> Result<Mask, PruneError> {
-    let corrupt = |reason: String| PruneError::CorruptMaskFile {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let corrupt = |reason: String| PruneError::CorruptMaskFile { path: path.to_path_buf(), reason };
     if bytes.len() < HEADER_LEN {
-        return Err(corrupt(format!(
-            "it has {} bytes, fewer than the {HEADER_LEN}-byte header",
-            bytes.len()
-        )));
+        return Err(corrupt(format!("it has {} bytes, fewer than the {HEADER_LEN}-byte header", bytes.len())));
     }
     if bytes[..8] != MASK_MAGIC {
-        return Err(corrupt(
-            "it does not start with the mask magic 'PPRNMASK'".into(),
-        ));
+        return Err(corrupt("it does not start with the mask magic 'PPRNMASK'".into()));
     }
     let version = u32_at(bytes, 8);
     if version != MASK_FORMAT_VERSION {
-        return Err(corrupt(format!(
-            "format version {version} is not the supported version {MASK_FORMAT_VERSION}"
-        )));
+        return Err(corrupt(format!("format version {version} is not the supported version {MASK_FORMAT_VERSION}")));
     }
     if u32_at(bytes, 12) != 0 {
         return Err(corrupt("the reserved header field is not zero".into()));
@@ -86,19 +76,10 @@ pub fn decode_mask(bytes: &[u8], path: &Path) -> Result<Mask, PruneError> {
     let cols = usize::try_from(u64_at(bytes, 24));
     let (rows, cols) = match (rows, cols) {
         (Ok(r), Ok(c)) => (r, c),
-        _ => {
-            return Err(corrupt(
-                "rows or cols do not fit this machine's address size".into(),
-            ))
-        }
+        _ => return Err(corrupt("rows or cols do not fit this machine's address size".into())),
     };
-    let word_count = rows
-        .checked_mul(cols)
-        .map(|bits| bits.div_ceil(64))
-        .ok_or_else(|| corrupt(format!("{rows} x {cols} overflows")))?;
-    let expected_len = word_count
-        .checked_mul(8)
-        .and_then(|b| b.checked_add(HEADER_LEN));
+    let word_count = rows.checked_mul(cols).map(|bits| bits.div_ceil(64)).ok_or_else(|| corrupt(format!("{rows} x {cols} overflows")))?;
+    let expected_len = word_count.checked_mul(8).and_then(|b| b.checked_add(HEADER_LEN));
     if expected_len != Some(bytes.len()) {
         return Err(corrupt(format!(
             "a {rows} x {cols} mask needs {} bytes but the file has {}",
@@ -106,29 +87,19 @@ pub fn decode_mask(bytes: &[u8], path: &Path) -> Result<Mask, PruneError> {
             bytes.len()
         )));
     }
-    let words: Vec<u64> = bytes[HEADER_LEN..]
-        .chunks_exact(8)
-        .map(|chunk| u64_at(chunk, 0))
-        .collect();
-    Mask::from_words(rows, cols, words)
-        .ok_or_else(|| corrupt("bits beyond the last weight are set".into()))
+    let words: Vec<u64> = bytes[HEADER_LEN..].chunks_exact(8).map(|chunk| u64_at(chunk, 0)).collect();
+    Mask::from_words(rows, cols, words).ok_or_else(|| corrupt("bits beyond the last weight are set".into()))
 }
 
 fn temporary_path_for(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "mask".to_string(), |n| n.to_string_lossy().into_owned());
+    let name = path.file_name().map_or_else(|| "mask".to_string(), |n| n.to_string_lossy().into_owned());
     // The process id keeps two concurrent writers of the same mask from sharing a temp file.
     path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
 }
 
 /// Writes `mask` to `path` atomically (temp file in the same directory, sync, rename).
 pub fn write_mask(mask: &Mask, path: &Path) -> Result<(), PruneError> {
-    let io_error = |source| PruneError::MaskIo {
-        action: "write",
-        path: path.to_path_buf(),
-        source,
-    };
+    let io_error = |source| PruneError::MaskIo { action: "write", path: path.to_path_buf(), source };
     let temporary = temporary_path_for(path);
     let result = (|| {
         let mut file = fs::File::create(&temporary)?;
@@ -145,11 +116,7 @@ pub fn write_mask(mask: &Mask, path: &Path) -> Result<(), PruneError> {
 
 /// Reads a mask written by [`write_mask`], rejecting corrupt files.
 pub fn read_mask(path: &Path) -> Result<Mask, PruneError> {
-    let bytes = fs::read(path).map_err(|source| PruneError::MaskIo {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = fs::read(path).map_err(|source| PruneError::MaskIo { action: "read", path: path.to_path_buf(), source })?;
     decode_mask(&bytes, path)
 }
 
@@ -211,10 +178,7 @@ mod tests {
             ("trailing byte", longer),
         ] {
             let err = decode_mask(&bytes, path).unwrap_err();
-            assert!(
-                matches!(err, PruneError::CorruptMaskFile { .. }),
-                "{name}: {err}"
-            );
+            assert!(matches!(err, PruneError::CorruptMaskFile { .. }), "{name}: {err}");
             assert!(err.to_string().contains("test.mask"));
         }
         let missing = read_mask(Path::new("/nonexistent/dir/x.mask")).unwrap_err();

@@ -80,27 +80,13 @@ impl Method {
         statistics: Option<&InputStatistics>,
         target: SparsityTarget,
     ) -> Result<PrunedLayer, PruneError> {
-        let require = || {
-            statistics.ok_or(PruneError::MissingStatistics {
-                layer: layer.to_string(),
-                method: self.name(),
-            })
-        };
+        let require = || statistics.ok_or(PruneError::MissingStatistics { layer: layer.to_string(), method: self.name() });
         match self {
-            Method::Magnitude { scope } => Ok(PrunedLayer {
-                mask: magnitude_mask(layer, weight, target, *scope)?,
-                new_weights: None,
-            }),
-            Method::Wanda => Ok(PrunedLayer {
-                mask: wanda_mask(layer, weight, require()?, target)?,
-                new_weights: None,
-            }),
+            Method::Magnitude { scope } => Ok(PrunedLayer { mask: magnitude_mask(layer, weight, target, *scope)?, new_weights: None }),
+            Method::Wanda => Ok(PrunedLayer { mask: wanda_mask(layer, weight, require()?, target)?, new_weights: None }),
             Method::SparseGpt(config) => {
                 let result = sparsegpt_prune(layer, weight, require()?, target, *config)?;
-                Ok(PrunedLayer {
-                    mask: result.mask,
-                    new_weights: Some(result.weights),
-                })
+                Ok(PrunedLayer { mask: result.mask, new_weights: Some(result.weights) })
             }
         }
     }
@@ -119,17 +105,11 @@ impl FromStr for Method {
     /// "wanda", "sparsegpt".
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.trim().to_ascii_lowercase().as_str() {
-            "magnitude" => Ok(Method::Magnitude {
-                scope: MagnitudeScope::PerMatrix,
-            }),
-            "magnitude-row" => Ok(Method::Magnitude {
-                scope: MagnitudeScope::PerRow,
-            }),
+            "magnitude" => Ok(Method::Magnitude { scope: MagnitudeScope::PerMatrix }),
+            "magnitude-row" => Ok(Method::Magnitude { scope: MagnitudeScope::PerRow }),
             "wanda" => Ok(Method::Wanda),
             "sparsegpt" => Ok(Method::SparseGpt(SparseGptConfig::default())),
-            _ => Err(PruneError::UnknownMethod {
-                text: text.to_string(),
-            }),
+            _ => Err(PruneError::UnknownMethod { text: text.to_string() }),
         }
     }
 }
@@ -146,10 +126,7 @@ mod tests {
         for name in ["wanda", "sparsegpt"] {
             let method: Method = name.parse().unwrap();
             let err = method.prune("mlp.up", &weight, None, target).unwrap_err();
-            assert!(
-                matches!(err, PruneError::MissingStatistics { .. }),
-                "{name}"
-            );
+            assert!(matches!(err, PruneError::MissingStatistics { .. }), "{name}");
         }
         let magnitude: Method = "magnitude".parse().unwrap();
         let result = magnitude.prune("mlp.up", &weight, None, target).unwrap();
@@ -159,9 +136,7 @@ mod tests {
         let mut stats = InputStatistics::new("mlp.up", 8, true);
         stats.accumulate(&correlated_inputs(4, 32, 8), 32).unwrap();
         let sparsegpt: Method = "sparsegpt".parse().unwrap();
-        let result = sparsegpt
-            .prune("mlp.up", &weight, Some(&stats), target)
-            .unwrap();
+        let result = sparsegpt.prune("mlp.up", &weight, Some(&stats), target).unwrap();
         assert!(result.mask.is_nm_valid(match target {
             SparsityTarget::NM(nm) => nm,
             _ => unreachable!(),
@@ -174,9 +149,7 @@ mod tests {
     fn method_serialises_with_defaults() {
         let method: Method = serde_json::from_str(r#"{"method":"sparsegpt"}"#).unwrap();
         assert_eq!(method, Method::SparseGpt(SparseGptConfig::default()));
-        let json = serde_json::to_string(&Method::Magnitude {
-            scope: MagnitudeScope::PerRow,
-        });
+        let json = serde_json::to_string(&Method::Magnitude { scope: MagnitudeScope::PerRow });
         assert_eq!(json.unwrap(), r#"{"method":"magnitude","scope":"per-row"}"#);
         let bad = r#"{"method":"sparsegpt","percdamp":-1.0,"block_size":128}"#;
         assert!(serde_json::from_str::<Method>(bad).is_err());

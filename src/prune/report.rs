@@ -33,24 +33,12 @@ impl SparsityReport {
     pub fn new(layer: &str, target: SparsityTarget, mask: &Mask) -> Self {
         let pruned = mask.count_pruned() as u64;
         let total = mask.len() as u64;
-        let achieved = if total == 0 {
-            0.0
-        } else {
-            pruned as f64 / total as f64
-        };
+        let achieved = if total == 0 { 0.0 } else { pruned as f64 / total as f64 };
         let nm_valid = match target {
             SparsityTarget::Unstructured(_) => None,
             SparsityTarget::NM(nm) => Some(mask.is_nm_valid(nm)),
         };
-        Self {
-            layer: layer.to_string(),
-            requested: target.sparsity(),
-            pattern: target.pattern(),
-            pruned,
-            total,
-            achieved,
-            nm_valid,
-        }
+        Self { layer: layer.to_string(), requested: target.sparsity(), pattern: target.pattern(), pruned, total, achieved, nm_valid }
     }
 }
 
@@ -75,9 +63,6 @@ mod tests {
         let report = SparsityReport::new("fc", unstructured, &mask);
         assert_eq!(report.nm_valid, None);
         let json = serde_json::to_string(&report).unwrap();
-        assert_eq!(
-            serde_json::from_str::<SparsityReport>(&json).unwrap(),
-            report
-        );
+        assert_eq!(serde_json::from_str::<SparsityReport>(&json).unwrap(), report);
     }
 }

@@ -20,9 +20,7 @@ pub(super) fn lowest_k(scores: &[f64], k: usize) -> Vec<usize> {
     let k = k.min(scores.len());
     let mut order: Vec<usize> = (0..scores.len()).collect();
     if k > 0 && k < scores.len() {
-        order.select_nth_unstable_by(k - 1, |&a, &b| {
-            scores[a].total_cmp(&scores[b]).then(a.cmp(&b))
-        });
+        order.select_nth_unstable_by(k - 1, |&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
     }
     order.truncate(k);
     order.sort_unstable();
@@ -37,31 +35,19 @@ pub(super) fn pruned_columns_of_row(row_scores: &[f64], target: SparsityTarget) 
         SparsityTarget::NM(nm) => row_scores
             .chunks(nm.m())
             .enumerate()
-            .flat_map(|(group, group_scores)| {
-                lowest_k(group_scores, nm.n())
-                    .into_iter()
-                    .map(move |c| group * nm.m() + c)
-            })
+            .flat_map(|(group, group_scores)| lowest_k(group_scores, nm.n()).into_iter().map(move |c| group * nm.m() + c))
             .collect(),
     }
 }
 
 /// A mask pruning each row independently (per-row scope), rows processed in parallel.
-pub(super) fn mask_from_row_scores(
-    scores: &[f64],
-    rows: usize,
-    cols: usize,
-    target: SparsityTarget,
-) -> Mask {
+pub(super) fn mask_from_row_scores(scores: &[f64], rows: usize, cols: usize, target: SparsityTarget) -> Mask {
     assert_eq!(scores.len(), rows * cols, "score matrix shape");
     let mut mask = Mask::all_kept(rows, cols);
     if cols == 0 {
         return mask;
     }
-    let pruned: Vec<Vec<usize>> = scores
-        .par_chunks(cols)
-        .map(|row_scores| pruned_columns_of_row(row_scores, target))
-        .collect();
+    let pruned: Vec<Vec<usize>> = scores.par_chunks(cols).map(|row_scores| pruned_columns_of_row(row_scores, target)).collect();
     for (row, columns) in pruned.iter().enumerate() {
         for &col in columns {
             mask.set(row, col, false);
@@ -81,19 +67,10 @@ pub(super) fn mask_from_matrix_scores(scores: &[f64], rows: usize, cols: usize, 
 }
 
 /// Rejects N:M targets on layers whose width is not a multiple of M.
-pub(super) fn check_group_width(
-    layer: &str,
-    in_features: usize,
-    target: SparsityTarget,
-) -> Result<(), PruneError> {
+pub(super) fn check_group_width(layer: &str, in_features: usize, target: SparsityTarget) -> Result<(), PruneError> {
     match target {
         SparsityTarget::NM(nm) if !in_features.is_multiple_of(nm.m()) => {
-            Err(PruneError::InputsNotMultipleOfGroup {
-                layer: layer.to_string(),
-                in_features,
-                n: nm.n(),
-                m: nm.m(),
-            })
+            Err(PruneError::InputsNotMultipleOfGroup { layer: layer.to_string(), in_features, n: nm.n(), m: nm.m() })
         }
         _ => Ok(()),
     }
@@ -118,14 +95,7 @@ mod tests {
     fn group_width_is_checked() {
         let target = SparsityTarget::new(None, "2:4".parse().unwrap()).unwrap();
         let err = check_group_width("mlp.down", 10, target).unwrap_err();
-        assert!(matches!(
-            err,
-            PruneError::InputsNotMultipleOfGroup {
-                in_features: 10,
-                m: 4,
-                ..
-            }
-        ));
+        assert!(matches!(err, PruneError::InputsNotMultipleOfGroup { in_features: 10, m: 4, .. }));
         assert!(err.to_string().contains("mlp.down"));
         assert!(check_group_width("mlp.down", 12, target).is_ok());
     }

@@ -79,20 +79,14 @@ impl TryFrom<SparseGptConfigRaw> for SparseGptConfig {
 
 impl From<SparseGptConfig> for SparseGptConfigRaw {
     fn from(c: SparseGptConfig) -> Self {
-        Self {
-            percdamp: c.percdamp,
-            block_size: c.block_size,
-        }
+        Self { percdamp: c.percdamp, block_size: c.block_size }
     }
 }
 
 impl Default for SparseGptConfig {
     /// The paper's and reference's defaults: 1% dampening, blocks of 128 columns.
     fn default() -> Self {
-        Self {
-            percdamp: 0.01,
-            block_size: 128,
-        }
+        Self { percdamp: 0.01, block_size: 128 }
     }
 }
 
@@ -104,16 +98,9 @@ impl SparseGptConfig {
             return Err(PruneError::InvalidDampening { value: percdamp });
         }
         if block_size == 0 {
-            return Err(PruneError::InvalidBlockSize {
-                block_size,
-                m: 1,
-                reason: "it must be positive",
-            });
+            return Err(PruneError::InvalidBlockSize { block_size, m: 1, reason: "it must be positive" });
         }
-        Ok(Self {
-            percdamp,
-            block_size,
-        })
+        Ok(Self { percdamp, block_size })
     }
 
     /// Dampening fraction.
@@ -148,19 +135,14 @@ pub fn sparsegpt_prune(
     check_group_width(layer, cols, target)?;
     check_statistics(layer, cols, statistics)?;
     check_block_size(config, target)?;
-    let gram = statistics
-        .gram_lower()
-        .ok_or_else(|| PruneError::MissingGram {
-            layer: layer.to_string(),
-        })?;
+    let gram = statistics.gram_lower().ok_or_else(|| PruneError::MissingGram { layer: layer.to_string() })?;
 
     let (hessian, dead) = dampened_hessian(gram, statistics.tokens(), config.percdamp);
-    let hinv =
-        upper_cholesky_of_inverse(&hessian).map_err(|pivot| PruneError::NotPositiveDefinite {
-            layer: layer.to_string(),
-            percdamp: config.percdamp,
-            pivot,
-        })?;
+    let hinv = upper_cholesky_of_inverse(&hessian).map_err(|pivot| PruneError::NotPositiveDefinite {
+        layer: layer.to_string(),
+        percdamp: config.percdamp,
+        pivot,
+    })?;
 
     let mut w: Vec<f64> = weight.data().iter().map(|&v| f64::from(v)).collect();
     for row in w.chunks_mut(cols.max(1)) {
@@ -178,20 +160,13 @@ pub fn sparsegpt_prune(
             mask.set(index / count, block_start + index % count, false);
         }
     }
-    Ok(SparseGptResult {
-        mask,
-        weights: w.into_iter().map(|v| v as f32).collect(),
-    })
+    Ok(SparseGptResult { mask, weights: w.into_iter().map(|v| v as f32).collect() })
 }
 
 fn check_block_size(config: SparseGptConfig, target: SparsityTarget) -> Result<(), PruneError> {
     match target {
         SparsityTarget::NM(nm) if !config.block_size.is_multiple_of(nm.m()) => {
-            Err(PruneError::InvalidBlockSize {
-                block_size: config.block_size,
-                m: nm.m(),
-                reason: "N:M groups would straddle two blocks",
-            })
+            Err(PruneError::InvalidBlockSize { block_size: config.block_size, m: nm.m(), reason: "N:M groups would straddle two blocks" })
         }
         _ => Ok(()),
     }
@@ -202,13 +177,7 @@ fn check_block_size(config: SparseGptConfig, target: SparsityTarget) -> Result<(
 fn dampened_hessian(gram_lower: &Mat<f64>, tokens: usize, percdamp: f64) -> (Mat<f64>, Vec<bool>) {
     let d = gram_lower.nrows();
     let scale = 2.0 / tokens as f64;
-    let mut h = Mat::from_fn(d, d, |i, j| {
-        if i >= j {
-            scale * gram_lower[(i, j)]
-        } else {
-            0.0
-        }
-    });
+    let mut h = Mat::from_fn(d, d, |i, j| if i >= j { scale * gram_lower[(i, j)] } else { 0.0 });
     let dead: Vec<bool> = (0..d).map(|j| h[(j, j)] == 0.0).collect();
     for (j, _) in dead.iter().enumerate().filter(|(_, &is_dead)| is_dead) {
         h[(j, j)] = 1.0;
@@ -229,17 +198,9 @@ fn upper_cholesky_of_inverse(h: &Mat<f64>) -> Result<Vec<f64>, usize> {
     let d = h.nrows();
     let reverse = |i: usize| d - 1 - i;
     // (J H J)[i][j] for i >= j is H[d-1-i][d-1-j], an upper-triangle entry of H: read its mirror.
-    let reversed = Mat::from_fn(d, d, |i, j| {
-        if i >= j {
-            h[(reverse(j), reverse(i))]
-        } else {
-            0.0
-        }
-    });
+    let reversed = Mat::from_fn(d, d, |i, j| if i >= j { h[(reverse(j), reverse(i))] } else { 0.0 });
     let llt = reversed.llt(Side::Lower).map_err(|error| match error {
-        faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => {
-            reverse(index.min(d.saturating_sub(1)))
-        }
+        faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => reverse(index.min(d.saturating_sub(1))),
     })?;
     let mut l_inverse = Mat::<f64>::zeros(d, d);
     invert_lower_triangular(l_inverse.as_mut(), llt.L(), Par::rayon(0));
@@ -260,14 +221,7 @@ fn upper_cholesky_of_inverse(h: &Mat<f64>) -> Result<Vec<f64>, usize> {
 /// Prunes the columns `block` of `w` (row-major `rows x cols`) in place, applies the lazy
 /// update to the columns after it, and returns the block's pruned flags (row-major
 /// `rows x block.len()`).
-fn prune_block(
-    w: &mut [f64],
-    hinv: &[f64],
-    rows: usize,
-    cols: usize,
-    block: std::ops::Range<usize>,
-    target: SparsityTarget,
-) -> Vec<bool> {
+fn prune_block(w: &mut [f64], hinv: &[f64], rows: usize, cols: usize, block: std::ops::Range<usize>, target: SparsityTarget) -> Vec<bool> {
     let count = block.len();
     let mut pruned = vec![false; rows * count];
     if let SparsityTarget::Unstructured(s) = target {
@@ -282,29 +236,13 @@ fn prune_block(
         }
     }
     let mut errors = vec![0.0; rows * count];
-    w.par_chunks_mut(cols)
-        .zip(pruned.par_chunks_mut(count))
-        .zip(errors.par_chunks_mut(count))
-        .for_each(|((row, row_pruned), row_errors)| {
-            sweep_row(
-                &mut row[block.clone()],
-                row_pruned,
-                row_errors,
-                hinv,
-                cols,
-                block.start,
-                target,
-            )
-        });
+    w.par_chunks_mut(cols).zip(pruned.par_chunks_mut(count)).zip(errors.par_chunks_mut(count)).for_each(
+        |((row, row_pruned), row_errors)| sweep_row(&mut row[block.clone()], row_pruned, row_errors, hinv, cols, block.start, target),
+    );
     if block.end < cols {
         let rest = cols - block.end;
         let errors = MatRef::from_row_major_slice(&errors, rows, count);
-        let hinv_rows = MatRef::from_row_major_slice(hinv, cols, cols).submatrix(
-            block.start,
-            block.end,
-            count,
-            rest,
-        );
+        let hinv_rows = MatRef::from_row_major_slice(hinv, cols, cols).submatrix(block.start, block.end, count, rest);
         let w_rest = MatMut::from_row_major_slice_mut(w, rows, cols).subcols_mut(block.end, rest);
         matmul(w_rest, Accum::Add, errors, hinv_rows, -1.0, Par::rayon(0));
     }
@@ -319,23 +257,13 @@ fn obs_score(w: f64, u_jj: f64) -> f64 {
 /// The sequential OBS sweep over one row's block (`block_row[i]` is column `start + i`).
 /// N:M groups are chosen here, from the weights as updated so far; unstructured flags come in
 /// already set. Writes each column's scaled error into `errors` for the lazy update.
-fn sweep_row(
-    block_row: &mut [f64],
-    pruned: &mut [bool],
-    errors: &mut [f64],
-    hinv: &[f64],
-    d: usize,
-    start: usize,
-    target: SparsityTarget,
-) {
+fn sweep_row(block_row: &mut [f64], pruned: &mut [bool], errors: &mut [f64], hinv: &[f64], d: usize, start: usize, target: SparsityTarget) {
     let count = block_row.len();
     for i in 0..count {
         let j = start + i;
         if let SparsityTarget::NM(nm) = target {
             if i % nm.m() == 0 {
-                let scores: Vec<f64> = (i..i + nm.m())
-                    .map(|t| obs_score(block_row[t], hinv[(start + t) * d + start + t]))
-                    .collect();
+                let scores: Vec<f64> = (i..i + nm.m()).map(|t| obs_score(block_row[t], hinv[(start + t) * d + start + t])).collect();
                 for t in lowest_k(&scores, nm.n()) {
                     pruned[i + t] = true;
                 }
@@ -397,56 +325,34 @@ mod tests {
                 })
             })
             .collect();
-        let w: Vec<f32> = (0..4i64)
-            .flat_map(|i| {
-                (0..16i64).map(move |j| ((5 * i + 3 * j + i * j * j) % 13 - 6) as f32 / 8.0)
-            })
-            .collect();
+        let w: Vec<f32> = (0..4i64).flat_map(|i| (0..16i64).map(move |j| ((5 * i + 3 * j + i * j * j) % 13 - 6) as f32 / 8.0)).collect();
         (LinearWeight::new("pinned", 4, 16, w).unwrap(), x)
     }
 
     #[rustfmt::skip]
     const PINNED_UNSTRUCTURED: [f64; 64] = [-0.75, 0.0, 0.0, 0.0, 0.720736618212572, 0.0, 0.0, 0.0, 0.7383356267090202, -0.5312374358582308, 0.0, 0.0, 0.6615587857918981, -0.5430722822477888, 0.0, 0.0, 0.0, 0.0, -0.600135581820251, 0.5012200355899296, 0.0, 0.0, 0.0, 0.4945401606607937, -0.581289251505123, 0.0, 0.0, 0.0, -0.506269960665718, 0.0, 0.0, -0.5930555137219835, 0.5, -0.5, 0.625, 0.625, -0.5, 0.0, 0.0, 0.7220347014246622, 0.0, 0.0, 0.0, 0.7568487021576926, 0.37076172590953954, 0.4307797669924115, -0.5839516465631789, 0.6184602647436388, -0.5, 0.0, 0.0, 0.7643876158002698, 0.4679982517614928, 0.0, 0.5481195349202225, -0.617506005767759, 0.44976642592110877, 0.7046986514070218, 0.0, 0.0, -0.5715802703337495, -0.529612454762487, 0.0, 0.0];
-    const PINNED_UNSTRUCTURED_PRUNED: &str =
-        "0111011100110011110011100111011000000110111000000110010000110011";
+    const PINNED_UNSTRUCTURED_PRUNED: &str = "0111011100110011110011100111011000000110111000000110010000110011";
     #[rustfmt::skip]
     const PINNED_TWO_FOUR: [f64; 64] = [-0.75, 0.0, 0.0, 0.3436841018618618, 0.7901938548251366, 0.0, 0.0, 0.2247164473403577, 0.6787142850497262, -0.531609957815797, 0.0, 0.0, 0.5808589400269902, -0.7233854561531001, 0.0, 0.0, 0.0, 0.0, -0.600135581820251, 0.5012200355899296, 0.05775793717340219, 0.0, 0.0, 0.48611030604358657, -0.5768644031709516, 0.0, 0.0, -0.35600196649269467, -0.5237159835773592, 0.0, 0.0, -0.6198030823469582, 0.0, 0.0, 0.8315329587189024, 0.6935564967342577, 0.0, 0.0, 0.4590768193089409, 0.8010032707104247, 0.0, -0.273071879440818, 0.0, 0.7464262036421555, 0.4969284595996789, 0.0, 0.0, 0.8913667904472947, -0.5, 0.0, 0.0, 0.7643876158002698, 0.0, 0.0, 0.6628761819213262, -0.5406431057718055, 0.4129429142180291, 0.7484507722871367, 0.0, 0.0, -0.5084428125919188, -0.4339211634573874, 0.0, 0.0];
-    const PINNED_TWO_FOUR_PRUNED: &str =
-        "0110011000110011110001100110011011001100101001100110110000110011";
+    const PINNED_TWO_FOUR_PRUNED: &str = "0110011000110011110001100110011011001100101001100110110000110011";
 
     #[test]
     fn matches_the_pinned_numpy_reference() {
         let (weight, x) = pinned_problem();
         let stats = gram_statistics(&x, 16);
         let config = SparseGptConfig::new(0.01, 8).unwrap();
-        for (target, expected, expected_pruned) in [
-            (
-                unstructured(0.5),
-                &PINNED_UNSTRUCTURED,
-                PINNED_UNSTRUCTURED_PRUNED,
-            ),
-            (two_four(), &PINNED_TWO_FOUR, PINNED_TWO_FOUR_PRUNED),
-        ] {
+        for (target, expected, expected_pruned) in
+            [(unstructured(0.5), &PINNED_UNSTRUCTURED, PINNED_UNSTRUCTURED_PRUNED), (two_four(), &PINNED_TWO_FOUR, PINNED_TWO_FOUR_PRUNED)]
+        {
             let result = sparsegpt_prune("pinned", &weight, &stats, target, config).unwrap();
-            let pruned: String = (0..64)
-                .map(|i| {
-                    if result.mask.get(i / 16, i % 16) {
-                        '0'
-                    } else {
-                        '1'
-                    }
-                })
-                .collect();
+            let pruned: String = (0..64).map(|i| if result.mask.get(i / 16, i % 16) { '0' } else { '1' }).collect();
             assert_eq!(pruned, expected_pruned, "{target}");
             // The Gram of these multiples of 1/4 is exact even in f32, cond(H) ~ 6, so both f64
             // routes agree to ~1e-14; the output is rounded to f32, which can then differ by at
             // most one f32 ulp (2^-23 relative) when the two f64 values straddle a rounding point.
             for (i, (&got, &want)) in result.weights.iter().zip(expected.iter()).enumerate() {
                 let tolerance = 2f64.powi(-23) * want.abs() + 1e-12;
-                assert!(
-                    (f64::from(got) - want).abs() <= tolerance,
-                    "{target} index {i}: {got} vs {want}"
-                );
+                assert!((f64::from(got) - want).abs() <= tolerance, "{target} index {i}: {got} vs {want}");
             }
             // Column 5 never receives input, so it is zeroed whatever the mask says.
             assert!((0..4).all(|r| result.weights[r * 16 + 5] == 0.0));
@@ -457,14 +363,7 @@ mod tests {
     fn sparsity_zero_returns_the_weights_unchanged() {
         let weight = normal_layer(7, 8, 32);
         let stats = gram_statistics(&correlated_inputs(8, 128, 32), 32);
-        let result = sparsegpt_prune(
-            "fc",
-            &weight,
-            &stats,
-            unstructured(0.0),
-            SparseGptConfig::default(),
-        )
-        .unwrap();
+        let result = sparsegpt_prune("fc", &weight, &stats, unstructured(0.0), SparseGptConfig::default()).unwrap();
         assert_eq!(result.mask.count_pruned(), 0);
         // Exact: with nothing pruned every OBS error (w - q) / d is exactly 0, so no update
         // changes any weight and f32 -> f64 -> f32 is lossless. Tolerance zero.
@@ -479,22 +378,13 @@ mod tests {
         for seed in [1, 2] {
             let weight = normal_layer(seed, rows, cols);
             for target in [unstructured(0.5), two_four()] {
-                let result =
-                    sparsegpt_prune("fc", &weight, &stats, target, SparseGptConfig::default())
-                        .unwrap();
+                let result = sparsegpt_prune("fc", &weight, &stats, target, SparseGptConfig::default()).unwrap();
                 let sparsegpt = reconstruction_error(weight.data(), &result.weights, &x, cols);
-                let wanda_pruned =
-                    masked(&weight, &wanda_mask("fc", &weight, &stats, target).unwrap());
+                let wanda_pruned = masked(&weight, &wanda_mask("fc", &weight, &stats, target).unwrap());
                 let wanda = reconstruction_error(weight.data(), &wanda_pruned, &x, cols);
-                let magnitude_pruned = masked(
-                    &weight,
-                    &magnitude_mask("fc", &weight, target, Default::default()).unwrap(),
-                );
+                let magnitude_pruned = masked(&weight, &magnitude_mask("fc", &weight, target, Default::default()).unwrap());
                 let magnitude = reconstruction_error(weight.data(), &magnitude_pruned, &x, cols);
-                assert!(
-                    sparsegpt < wanda && sparsegpt < magnitude,
-                    "{target}: {sparsegpt} {wanda} {magnitude}"
-                );
+                assert!(sparsegpt < wanda && sparsegpt < magnitude, "{target}: {sparsegpt} {wanda} {magnitude}");
                 assert_eq!(result.mask.count_pruned(), rows * cols / 2);
             }
         }
@@ -524,9 +414,7 @@ mod tests {
     fn solve_dense(mut a: Vec<f64>, mut b: Vec<f64>) -> Vec<f64> {
         let n = b.len();
         for k in 0..n {
-            let pivot = (k..n)
-                .max_by(|&i, &j| a[i * n + k].abs().total_cmp(&a[j * n + k].abs()))
-                .unwrap();
+            let pivot = (k..n).max_by(|&i, &j| a[i * n + k].abs().total_cmp(&a[j * n + k].abs())).unwrap();
             for c in 0..n {
                 a.swap(k * n + c, pivot * n + c);
             }
@@ -564,15 +452,8 @@ mod tests {
         for r in 0..weight.out_features() {
             let w: Vec<f64> = weight.row(r).iter().map(|&v| f64::from(v)).collect();
             let kept: Vec<usize> = (0..cols).filter(|&c| mask.get(r, c)).collect();
-            let a: Vec<f64> = kept
-                .iter()
-                .flat_map(|&i| kept.iter().map(move |&j| (i, j)))
-                .map(|(i, j)| g[i * cols + j])
-                .collect();
-            let b: Vec<f64> = kept
-                .iter()
-                .map(|&i| (0..cols).map(|j| g[i * cols + j] * w[j]).sum())
-                .collect();
+            let a: Vec<f64> = kept.iter().flat_map(|&i| kept.iter().map(move |&j| (i, j))).map(|(i, j)| g[i * cols + j]).collect();
+            let b: Vec<f64> = kept.iter().map(|&i| (0..cols).map(|j| g[i * cols + j] * w[j]).sum()).collect();
             for (&c, v) in kept.iter().zip(solve_dense(a, b)) {
                 optimum[r * cols + c] = v as f32;
             }
@@ -590,22 +471,13 @@ mod tests {
         let stats = gram_statistics(&x, cols);
         let base = normal_layer(32, rows, cols);
         // Tiny weights in the first half make them the lowest OBS scores by a factor > 1e2.
-        let data: Vec<f32> = base
-            .data()
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| if i % cols < 8 { w * 1e-3 } else { w })
-            .collect();
+        let data: Vec<f32> = base.data().iter().enumerate().map(|(i, &w)| if i % cols < 8 { w * 1e-3 } else { w }).collect();
         let weight = LinearWeight::new("tiny", rows, cols, data).unwrap();
         let config = SparseGptConfig::new(1e-10, 128).unwrap();
         let result = sparsegpt_prune("tiny", &weight, &stats, unstructured(0.5), config).unwrap();
         for r in 0..rows {
             for c in 0..cols {
-                assert_eq!(
-                    result.mask.get(r, c),
-                    c >= 8,
-                    "precondition: first half pruned"
-                );
+                assert_eq!(result.mask.get(r, c), c >= 8, "precondition: first half pruned");
             }
         }
         let optimum = restricted_optimum(&weight, &result.mask, &x);
@@ -615,16 +487,9 @@ mod tests {
         // objective of order 1e-10 * cond(H)) and rounding both weight sets to f32, which moves
         // an optimum only to second order. Observed 1.7e-9; 1e-6 leaves a wide margin while a
         // wrong update (plain masking is 30x the optimum here) fails by orders of magnitude.
-        assert!(
-            (achieved / best - 1.0).abs() < 1e-6,
-            "{achieved} vs optimum {best}"
-        );
-        let mask_only =
-            reconstruction_error(weight.data(), &masked(&weight, &result.mask), &x, cols);
-        assert!(
-            mask_only > 1.5 * best,
-            "the test must need compensation to pass"
-        );
+        assert!((achieved / best - 1.0).abs() < 1e-6, "{achieved} vs optimum {best}");
+        let mask_only = reconstruction_error(weight.data(), &masked(&weight, &result.mask), &x, cols);
+        assert!(mask_only > 1.5 * best, "the test must need compensation to pass");
     }
 
     #[test]
@@ -642,22 +507,13 @@ mod tests {
             let stats = gram_statistics(&x, cols);
             let weight = normal_layer(200 + seed, rows, cols);
             for target in [unstructured(0.5), two_four()] {
-                let result =
-                    sparsegpt_prune("tiny", &weight, &stats, target, SparseGptConfig::default())
-                        .unwrap();
+                let result = sparsegpt_prune("tiny", &weight, &stats, target, SparseGptConfig::default()).unwrap();
                 let optimum = restricted_optimum(&weight, &result.mask, &x);
                 let achieved = reconstruction_error(weight.data(), &result.weights, &x, cols);
                 let best = reconstruction_error(weight.data(), &optimum, &x, cols);
-                let mask_only =
-                    reconstruction_error(weight.data(), &masked(&weight, &result.mask), &x, cols);
-                assert!(
-                    achieved >= best * (1.0 - 1e-9),
-                    "seed {seed} {target}: below the optimum"
-                );
-                assert!(
-                    achieved < mask_only,
-                    "seed {seed} {target}: {achieved} vs {mask_only}"
-                );
+                let mask_only = reconstruction_error(weight.data(), &masked(&weight, &result.mask), &x, cols);
+                assert!(achieved >= best * (1.0 - 1e-9), "seed {seed} {target}: below the optimum");
+                assert!(achieved < mask_only, "seed {seed} {target}: {achieved} vs {mask_only}");
             }
         }
     }
@@ -680,9 +536,7 @@ mod tests {
         // f64 factors is the identity to ~cond * 1e-16 * d; 1e-10 is a loose, safe bound.
         for i in 0..d {
             for j in 0..d {
-                let product: f64 = (0..d)
-                    .map(|k| (0..d).map(|l| u[l * d + i] * u[l * d + k]).sum::<f64>() * sym(k, j))
-                    .sum();
+                let product: f64 = (0..d).map(|k| (0..d).map(|l| u[l * d + i] * u[l * d + k]).sum::<f64>() * sym(k, j)).sum();
                 let identity = if i == j { 1.0 } else { 0.0 };
                 assert!((product - identity).abs() < 1e-10, "({i},{j}) {product}");
             }
@@ -697,20 +551,10 @@ mod tests {
         // Identical channels make X^T X singular; without dampening Cholesky must fail.
         let undamped = SparseGptConfig::new(0.0, 128).unwrap();
         let err = sparsegpt_prune("fc", &weight, &stats, unstructured(0.5), undamped).unwrap_err();
-        assert!(
-            matches!(err, PruneError::NotPositiveDefinite { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, PruneError::NotPositiveDefinite { .. }), "{err}");
         assert!(err.to_string().contains("'fc'") && err.to_string().contains("dampening"));
         // With the default dampening the same problem is solvable.
-        assert!(sparsegpt_prune(
-            "fc",
-            &weight,
-            &stats,
-            unstructured(0.5),
-            SparseGptConfig::default()
-        )
-        .is_ok());
+        assert!(sparsegpt_prune("fc", &weight, &stats, unstructured(0.5), SparseGptConfig::default()).is_ok());
 
         let no_gram = {
             let mut s = InputStatistics::new("fc.input", 8, false);
@@ -718,23 +562,13 @@ mod tests {
             s
         };
         assert!(matches!(
-            sparsegpt_prune(
-                "fc",
-                &weight,
-                &no_gram,
-                unstructured(0.5),
-                SparseGptConfig::default()
-            ),
+            sparsegpt_prune("fc", &weight, &no_gram, unstructured(0.5), SparseGptConfig::default()),
             Err(PruneError::MissingGram { .. })
         ));
         let odd_block = SparseGptConfig::new(0.01, 6).unwrap();
         assert!(matches!(
             sparsegpt_prune("fc", &weight, &stats, two_four(), odd_block),
-            Err(PruneError::InvalidBlockSize {
-                block_size: 6,
-                m: 4,
-                ..
-            })
+            Err(PruneError::InvalidBlockSize { block_size: 6, m: 4, .. })
         ));
         assert!(SparseGptConfig::new(-0.1, 128).is_err());
         assert!(SparseGptConfig::new(f64::NAN, 128).is_err());

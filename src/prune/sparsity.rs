@@ -77,10 +77,7 @@ impl NmPattern {
     /// Validates `n < m` (which also implies `m > 0`).
     pub fn new(n: usize, m: usize) -> Result<Self, PruneError> {
         if m == 0 {
-            return Err(PruneError::InvalidPattern {
-                text: format!("{n}:{m}"),
-                reason: "the group width M must be positive".into(),
-            });
+            return Err(PruneError::InvalidPattern { text: format!("{n}:{m}"), reason: "the group width M must be positive".into() });
         }
         if n >= m {
             return Err(PruneError::InvalidPattern {
@@ -132,24 +129,11 @@ impl FromStr for Pattern {
         if trimmed.eq_ignore_ascii_case("unstructured") {
             return Ok(Pattern::Unstructured);
         }
-        let invalid = |reason: &str| PruneError::InvalidPattern {
-            text: text.to_string(),
-            reason: reason.to_string(),
-        };
-        let (n_text, m_text) = trimmed
-            .split_once(':')
-            .ok_or_else(|| invalid("expected 'unstructured' or two numbers separated by ':'"))?;
-        let n: usize = n_text
-            .trim()
-            .parse()
-            .map_err(|_| invalid("N is not a non-negative integer"))?;
-        let m: usize = m_text
-            .trim()
-            .parse()
-            .map_err(|_| invalid("M is not a non-negative integer"))?;
-        NmPattern::new(n, m)
-            .map(Pattern::NM)
-            .map_err(|_| invalid("N must be smaller than M and M must be positive"))
+        let invalid = |reason: &str| PruneError::InvalidPattern { text: text.to_string(), reason: reason.to_string() };
+        let (n_text, m_text) = trimmed.split_once(':').ok_or_else(|| invalid("expected 'unstructured' or two numbers separated by ':'"))?;
+        let n: usize = n_text.trim().parse().map_err(|_| invalid("N is not a non-negative integer"))?;
+        let m: usize = m_text.trim().parse().map_err(|_| invalid("M is not a non-negative integer"))?;
+        NmPattern::new(n, m).map(Pattern::NM).map_err(|_| invalid("N must be smaller than M and M must be positive"))
     }
 }
 
@@ -197,12 +181,7 @@ impl SparsityTarget {
                 if (s.get() - nm.implied_sparsity()).abs() <= SPARSITY_MATCH_TOLERANCE {
                     Ok(Self::NM(nm))
                 } else {
-                    Err(PruneError::SparsityConflictsWithPattern {
-                        n: nm.n,
-                        m: nm.m,
-                        implied: nm.implied_sparsity(),
-                        requested: s.get(),
-                    })
+                    Err(PruneError::SparsityConflictsWithPattern { n: nm.n, m: nm.m, implied: nm.implied_sparsity(), requested: s.get() })
                 }
             }
         }
@@ -241,10 +220,7 @@ mod tests {
     #[test]
     fn sparsity_rejects_values_outside_unit_interval() {
         for bad in [1.3, -0.1, f64::NAN, 1.0, f64::INFINITY] {
-            assert!(
-                matches!(Sparsity::new(bad), Err(PruneError::InvalidSparsity { .. })),
-                "{bad} accepted"
-            );
+            assert!(matches!(Sparsity::new(bad), Err(PruneError::InvalidSparsity { .. })), "{bad} accepted");
         }
         for good in [0.0, 0.5, 0.999] {
             assert_eq!(Sparsity::new(good).unwrap().get(), good);
@@ -263,15 +239,9 @@ mod tests {
 
     #[test]
     fn pattern_parses_and_validates() {
-        assert_eq!(
-            "2:4".parse::<Pattern>().unwrap(),
-            Pattern::NM(NmPattern::new(2, 4).unwrap())
-        );
+        assert_eq!("2:4".parse::<Pattern>().unwrap(), Pattern::NM(NmPattern::new(2, 4).unwrap()));
         assert_eq!(" 4 : 8 ".parse::<Pattern>().unwrap().to_string(), "4:8");
-        assert_eq!(
-            "Unstructured".parse::<Pattern>().unwrap(),
-            Pattern::Unstructured
-        );
+        assert_eq!("Unstructured".parse::<Pattern>().unwrap(), Pattern::Unstructured);
         for bad in ["4:4", "5:4", "1:0", "2-4", "a:4", "2:", ""] {
             assert!(bad.parse::<Pattern>().is_err(), "{bad} accepted");
         }
@@ -281,15 +251,11 @@ mod tests {
     fn nm_pattern_fixes_the_sparsity() {
         let two_four: Pattern = "2:4".parse().unwrap();
         let err = SparsityTarget::new(Some(Sparsity::new(0.3).unwrap()), two_four).unwrap_err();
-        assert!(matches!(
-            err,
-            PruneError::SparsityConflictsWithPattern { n: 2, m: 4, .. }
-        ));
+        assert!(matches!(err, PruneError::SparsityConflictsWithPattern { n: 2, m: 4, .. }));
         let ok = SparsityTarget::new(Some(Sparsity::new(0.5).unwrap()), two_four).unwrap();
         assert_eq!(ok.sparsity(), 0.5);
         assert_eq!(SparsityTarget::new(None, two_four).unwrap().sparsity(), 0.5);
-        let third =
-            SparsityTarget::new(Some(Sparsity::new(0.3333).unwrap()), "1:3".parse().unwrap());
+        let third = SparsityTarget::new(Some(Sparsity::new(0.3333).unwrap()), "1:3".parse().unwrap());
         assert!(third.is_ok());
         assert!(SparsityTarget::new(None, Pattern::Unstructured).is_err());
     }
@@ -300,9 +266,6 @@ mod tests {
         assert_eq!(serde_json::to_string(&p).unwrap(), "\"2:4\"");
         assert!(serde_json::from_str::<Pattern>("\"4:2\"").is_err());
         assert!(serde_json::from_str::<Sparsity>("1.5").is_err());
-        assert_eq!(
-            serde_json::from_str::<Sparsity>("0.25").unwrap().get(),
-            0.25
-        );
+        assert_eq!(serde_json::from_str::<Sparsity>("0.25").unwrap().get(), 0.25);
     }
 }

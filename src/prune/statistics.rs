@@ -73,15 +73,8 @@ impl InputStatistics {
     }
 
     /// Statistics that collect the Gram matrix with the chosen chunk arithmetic.
-    pub fn with_gram_precision(
-        label: impl Into<String>,
-        width: usize,
-        precision: GramPrecision,
-    ) -> Self {
-        Self {
-            precision,
-            ..Self::new(label, width, true)
-        }
+    pub fn with_gram_precision(label: impl Into<String>, width: usize, precision: GramPrecision) -> Self {
+        Self { precision, ..Self::new(label, width, true) }
     }
 
     /// The name given at creation.
@@ -116,15 +109,9 @@ impl InputStatistics {
 
     /// The Gram matrix `X^T X` as a full symmetric matrix, if collected.
     pub fn gram(&self) -> Option<Mat<f64>> {
-        self.gram_lower.as_ref().map(|lower| {
-            Mat::from_fn(self.width, self.width, |i, j| {
-                if i >= j {
-                    lower[(i, j)]
-                } else {
-                    lower[(j, i)]
-                }
-            })
-        })
+        self.gram_lower
+            .as_ref()
+            .map(|lower| Mat::from_fn(self.width, self.width, |i, j| if i >= j { lower[(i, j)] } else { lower[(j, i)] }))
     }
 
     /// The maintained lower triangle of `X^T X`, if collected.
@@ -202,16 +189,9 @@ impl InputStatistics {
 
     /// Adds statistics gathered separately (e.g. on another thread) for the same input.
     pub fn merge(&mut self, other: &InputStatistics) -> Result<(), PruneError> {
-        let mismatch = |reason: String| PruneError::StatisticsMismatch {
-            target: self.label.clone(),
-            other: other.label.clone(),
-            reason,
-        };
+        let mismatch = |reason: String| PruneError::StatisticsMismatch { target: self.label.clone(), other: other.label.clone(), reason };
         if other.width != self.width {
-            return Err(mismatch(format!(
-                "widths {} and {} differ",
-                self.width, other.width
-            )));
+            return Err(mismatch(format!("widths {} and {} differ", self.width, other.width)));
         }
         if other.has_gram() != self.has_gram() {
             return Err(mismatch("only one of them collects the Gram matrix".into()));
@@ -233,11 +213,7 @@ impl InputStatistics {
 }
 
 /// `target (lower triangle) = or += x^T x`, parallel over the global rayon pool.
-fn lower_gram<T: faer::traits::ComplexField>(
-    target: faer::MatMut<'_, T>,
-    accum: Accum,
-    x: MatRef<'_, T>,
-) {
+fn lower_gram<T: faer::traits::ComplexField>(target: faer::MatMut<'_, T>, accum: Accum, x: MatRef<'_, T>) {
     triangular_matmul(
         target,
         BlockStructure::TriangularLower,
@@ -262,11 +238,7 @@ mod tests {
         (0..tokens)
             .flat_map(|_| {
                 let common: f32 = rng.gen_range(-2.0..2.0);
-                (0..width)
-                    .map(|c| {
-                        common * (c % 3) as f32 + rng.gen_range(-1.0..1.0) * (1 + c % 5) as f32
-                    })
-                    .collect::<Vec<_>>()
+                (0..width).map(|c| common * (c % 3) as f32 + rng.gen_range(-1.0..1.0) * (1 + c % 5) as f32).collect::<Vec<_>>()
             })
             .collect()
     }
@@ -293,10 +265,7 @@ mod tests {
         let width = 37;
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let batch_sizes = [1, 700, 513, 0, 90];
-        let batches: Vec<Vec<f32>> = batch_sizes
-            .iter()
-            .map(|&t| random_batch(&mut rng, t, width))
-            .collect();
+        let batches: Vec<Vec<f32>> = batch_sizes.iter().map(|&t| random_batch(&mut rng, t, width)).collect();
         let all: Vec<f32> = batches.concat();
         let (gram, abs_gram) = direct_gram(&all, width);
         for precision in [GramPrecision::F32Chunks, GramPrecision::F64] {
@@ -315,10 +284,7 @@ mod tests {
             for i in 0..width {
                 for j in 0..width {
                     let err = (got[(i, j)] - gram[i * width + j]).abs();
-                    assert!(
-                        err <= tolerance * abs_gram[i * width + j],
-                        "{precision:?} ({i},{j})"
-                    );
+                    assert!(err <= tolerance * abs_gram[i * width + j], "{precision:?} ({i},{j})");
                 }
             }
             // Sums of squares are accumulated directly in f64: relative error ~1e-13.
@@ -354,10 +320,7 @@ mod tests {
             assert!((a - b).abs() <= 1e-13 * b);
         }
         let mut other_width = InputStatistics::new("other", width + 1, true);
-        assert!(matches!(
-            other_width.merge(&left),
-            Err(PruneError::StatisticsMismatch { .. })
-        ));
+        assert!(matches!(other_width.merge(&left), Err(PruneError::StatisticsMismatch { .. })));
         let mut no_gram = InputStatistics::new("fc", width, false);
         assert!(no_gram.merge(&left).is_err());
     }
@@ -366,25 +329,11 @@ mod tests {
     fn bad_batches_are_rejected_without_side_effects() {
         let mut stats = InputStatistics::new("k_proj", 4, true);
         let err = stats.accumulate(&[0.0; 7], 2).unwrap_err();
-        assert!(matches!(
-            err,
-            PruneError::ActivationShape {
-                expected: 8,
-                len: 7,
-                ..
-            }
-        ));
+        assert!(matches!(err, PruneError::ActivationShape { expected: 8, len: 7, .. }));
         let mut x = vec![1.0; 8];
         x[6] = f32::INFINITY;
         let err = stats.accumulate(&x, 2).unwrap_err();
-        assert!(matches!(
-            err,
-            PruneError::NonFiniteActivation {
-                token: 1,
-                channel: 2,
-                ..
-            }
-        ));
+        assert!(matches!(err, PruneError::NonFiniteActivation { token: 1, channel: 2, .. }));
         assert!(err.to_string().contains("k_proj"));
         assert_eq!(stats.tokens(), 0);
         assert!(stats.sum_squares().iter().all(|&s| s == 0.0));

@@ -11,26 +11,18 @@ use super::weight::LinearWeight;
 /// ties are frequent and the tie rule is exercised.
 pub fn discrete_layer(seed: u64, rows: usize, cols: usize) -> LinearWeight {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let data = (0..rows * cols)
-        .map(|_| rng.gen_range(-3i32..=3) as f32 / 4.0)
-        .collect();
+    let data = (0..rows * cols).map(|_| rng.gen_range(-3i32..=3) as f32 / 4.0).collect();
     LinearWeight::new("test", rows, cols, data).unwrap()
 }
 
 /// Unstructured targets at several sparsities, including 0 and a high one.
 pub fn unstructured_targets() -> Vec<SparsityTarget> {
-    [0.0, 0.1, 0.25, 0.5, 0.7, 0.9]
-        .into_iter()
-        .map(|s| SparsityTarget::Unstructured(Sparsity::new(s).unwrap()))
-        .collect()
+    [0.0, 0.1, 0.25, 0.5, 0.7, 0.9].into_iter().map(|s| SparsityTarget::Unstructured(Sparsity::new(s).unwrap())).collect()
 }
 
 /// N:M targets used across tests (row widths must be multiples of 8).
 pub fn nm_targets() -> Vec<SparsityTarget> {
-    ["2:4", "4:8", "1:4"]
-        .into_iter()
-        .map(|p| SparsityTarget::new(None, p.parse::<Pattern>().unwrap()).unwrap())
-        .collect()
+    ["2:4", "4:8", "1:4"].into_iter().map(|p| SparsityTarget::new(None, p.parse::<Pattern>().unwrap()).unwrap()).collect()
 }
 
 /// Indices of the `k` lowest scores by a full sort of (score, index) pairs.
@@ -41,13 +33,7 @@ fn sorted_lowest(scores: &[(f64, usize)], k: usize) -> Vec<usize> {
 }
 
 /// The mask the documented rules imply, computed by sorting every scope naively.
-pub fn brute_force_mask(
-    scores: &[f64],
-    rows: usize,
-    cols: usize,
-    target: SparsityTarget,
-    whole_matrix: bool,
-) -> Mask {
+pub fn brute_force_mask(scores: &[f64], rows: usize, cols: usize, target: SparsityTarget, whole_matrix: bool) -> Mask {
     let mut kept = vec![true; rows * cols];
     match target {
         SparsityTarget::Unstructured(s) if whole_matrix => {
@@ -60,8 +46,7 @@ pub fn brute_force_mask(
         SparsityTarget::Unstructured(s) => {
             let k = (s.get() * cols as f64).floor() as usize;
             for r in 0..rows {
-                let pairs: Vec<(f64, usize)> =
-                    (0..cols).map(|c| (scores[r * cols + c], c)).collect();
+                let pairs: Vec<(f64, usize)> = (0..cols).map(|c| (scores[r * cols + c], c)).collect();
                 for c in sorted_lowest(&pairs, k) {
                     kept[r * cols + c] = false;
                 }
@@ -70,8 +55,7 @@ pub fn brute_force_mask(
         SparsityTarget::NM(nm) => {
             for r in 0..rows {
                 for g in (0..cols).step_by(nm.m()) {
-                    let pairs: Vec<(f64, usize)> =
-                        (g..g + nm.m()).map(|c| (scores[r * cols + c], c)).collect();
+                    let pairs: Vec<(f64, usize)> = (g..g + nm.m()).map(|c| (scores[r * cols + c], c)).collect();
                     for c in sorted_lowest(&pairs, nm.n()) {
                         kept[r * cols + c] = false;
                     }
@@ -104,9 +88,7 @@ pub fn correlated_inputs(seed: u64, tokens: usize, width: usize) -> Vec<f32> {
     for _ in 0..tokens {
         let latent: Vec<f64> = (0..factors).map(|_| normal(&mut rng)).collect();
         for j in 0..width {
-            let shared: f64 = (0..factors)
-                .map(|f| latent[f] * mixing[f * width + j])
-                .sum();
+            let shared: f64 = (0..factors).map(|f| latent[f] * mixing[f * width + j]).sum();
             x.push(((shared + 0.3 * normal(&mut rng)) * scale[j]) as f32);
         }
     }
@@ -126,12 +108,8 @@ pub fn reconstruction_error(original: &[f32], pruned: &[f32], x: &[f32], cols: u
     let mut total = 0.0;
     for token in x.chunks(cols) {
         for r in 0..rows {
-            let diff: f64 = (0..cols)
-                .map(|c| {
-                    (f64::from(original[r * cols + c]) - f64::from(pruned[r * cols + c]))
-                        * f64::from(token[c])
-                })
-                .sum();
+            let diff: f64 =
+                (0..cols).map(|c| (f64::from(original[r * cols + c]) - f64::from(pruned[r * cols + c])) * f64::from(token[c])).sum();
             total += diff * diff;
         }
     }

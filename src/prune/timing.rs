@@ -17,9 +17,7 @@ const BATCH_TOKENS: usize = 2_048;
 
 fn random_batch(seed: u64, width: usize) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..BATCH_TOKENS * width)
-        .map(|_| rng.gen_range(-1.0f32..1.0))
-        .collect()
+    (0..BATCH_TOKENS * width).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
 }
 
 fn accumulate_all(width: usize, precision: GramPrecision, batch: &[f32]) -> (InputStatistics, f64) {
@@ -63,23 +61,12 @@ fn timing_sparsegpt_solve() {
         let batch = random_batch(cols as u64, cols);
         stats.accumulate(&batch, BATCH_TOKENS).unwrap();
         let weight = normal_layer(1, rows, cols);
-        for target in [
-            SparsityTarget::Unstructured(Sparsity::new(0.5).unwrap()),
-            SparsityTarget::new(None, "2:4".parse().unwrap()).unwrap(),
-        ] {
+        for target in
+            [SparsityTarget::Unstructured(Sparsity::new(0.5).unwrap()), SparsityTarget::new(None, "2:4".parse().unwrap()).unwrap()]
+        {
             let start = Instant::now();
-            let result = sparsegpt_prune(
-                "timing",
-                &weight,
-                &stats,
-                target,
-                SparseGptConfig::default(),
-            )
-            .unwrap();
-            eprintln!(
-                "sparsegpt {rows} x {cols} {target}: {:.2} s",
-                start.elapsed().as_secs_f64()
-            );
+            let result = sparsegpt_prune("timing", &weight, &stats, target, SparseGptConfig::default()).unwrap();
+            eprintln!("sparsegpt {rows} x {cols} {target}: {:.2} s", start.elapsed().as_secs_f64());
             assert!(result.weights.iter().all(|w| w.is_finite()));
             assert_eq!(result.mask.count_pruned(), rows * cols / 2);
         }

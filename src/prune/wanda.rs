@@ -19,21 +19,12 @@ pub fn wanda_scores(weight: &LinearWeight, column_norms: &[f64]) -> Vec<f64> {
     weight
         .data()
         .chunks(weight.in_features().max(1))
-        .flat_map(|row| {
-            row.iter()
-                .zip(column_norms)
-                .map(|(w, n)| f64::from(w.abs()) * n)
-        })
+        .flat_map(|row| row.iter().zip(column_norms).map(|(w, n)| f64::from(w.abs()) * n))
         .collect()
 }
 
 /// The Wanda mask of `weight` for `target`, given its input's calibration statistics.
-pub fn wanda_mask(
-    layer: &str,
-    weight: &LinearWeight,
-    statistics: &InputStatistics,
-    target: SparsityTarget,
-) -> Result<Mask, PruneError> {
+pub fn wanda_mask(layer: &str, weight: &LinearWeight, statistics: &InputStatistics, target: SparsityTarget) -> Result<Mask, PruneError> {
     let (rows, cols) = (weight.out_features(), weight.in_features());
     check_group_width(layer, cols, target)?;
     check_statistics(layer, cols, statistics)?;
@@ -42,11 +33,7 @@ pub fn wanda_mask(
 }
 
 /// Statistics must match the layer's width and hold at least one token.
-pub(super) fn check_statistics(
-    layer: &str,
-    in_features: usize,
-    statistics: &InputStatistics,
-) -> Result<(), PruneError> {
+pub(super) fn check_statistics(layer: &str, in_features: usize, statistics: &InputStatistics) -> Result<(), PruneError> {
     if statistics.width() != in_features {
         return Err(PruneError::StatisticsWidth {
             layer: layer.to_string(),
@@ -56,19 +43,14 @@ pub(super) fn check_statistics(
         });
     }
     if statistics.tokens() == 0 {
-        return Err(PruneError::NoCalibrationTokens {
-            layer: layer.to_string(),
-            statistics: statistics.label().to_string(),
-        });
+        return Err(PruneError::NoCalibrationTokens { layer: layer.to_string(), statistics: statistics.label().to_string() });
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{
-        brute_force_mask, discrete_layer, nm_targets, unstructured_targets,
-    };
+    use super::super::test_support::{brute_force_mask, discrete_layer, nm_targets, unstructured_targets};
     use super::*;
 
     /// Activations whose channel norms take few distinct values, so scores tie often.
@@ -84,24 +66,13 @@ mod tests {
         let (rows, cols) = (7, 16);
         let stats = statistics_with_repeated_norms(cols);
         // Independent score: |w| * sqrt(3 * c^2) with c = col % 3 (three tokens of value c).
-        let norms: Vec<f64> = (0..cols)
-            .map(|j| (3.0 * ((j % 3) as f64).powi(2)).sqrt())
-            .collect();
+        let norms: Vec<f64> = (0..cols).map(|j| (3.0 * ((j % 3) as f64).powi(2)).sqrt()).collect();
         for seed in 0..4 {
             let weight = discrete_layer(seed, rows, cols);
-            let scores: Vec<f64> = weight
-                .data()
-                .iter()
-                .enumerate()
-                .map(|(i, w)| f64::from(w.abs()) * norms[i % cols])
-                .collect();
+            let scores: Vec<f64> = weight.data().iter().enumerate().map(|(i, w)| f64::from(w.abs()) * norms[i % cols]).collect();
             for target in unstructured_targets().into_iter().chain(nm_targets()) {
                 let mask = wanda_mask("fc", &weight, &stats, target).unwrap();
-                assert_eq!(
-                    mask,
-                    brute_force_mask(&scores, rows, cols, target, false),
-                    "{target}"
-                );
+                assert_eq!(mask, brute_force_mask(&scores, rows, cols, target, false), "{target}");
                 if let SparsityTarget::Unstructured(s) = target {
                     for row in 0..rows {
                         assert_eq!(mask.count_pruned_in_row(row), s.pruned_count(cols));
@@ -116,18 +87,8 @@ mod tests {
         let weight = discrete_layer(0, 2, 8);
         let target = unstructured_targets()[2];
         let wrong_width = statistics_with_repeated_norms(9);
-        assert!(matches!(
-            wanda_mask("fc", &weight, &wrong_width, target),
-            Err(PruneError::StatisticsWidth {
-                expected: 8,
-                found: 9,
-                ..
-            })
-        ));
+        assert!(matches!(wanda_mask("fc", &weight, &wrong_width, target), Err(PruneError::StatisticsWidth { expected: 8, found: 9, .. })));
         let empty = InputStatistics::new("fc.input", 8, false);
-        assert!(matches!(
-            wanda_mask("fc", &weight, &empty, target),
-            Err(PruneError::NoCalibrationTokens { .. })
-        ));
+        assert!(matches!(wanda_mask("fc", &weight, &empty, target), Err(PruneError::NoCalibrationTokens { .. })));
     }
 }

@@ -17,12 +17,7 @@ pub struct LinearWeight {
 impl LinearWeight {
     /// Checks that `data` has `out_features * in_features` finite values; `layer` names the layer
     /// in the error.
-    pub fn new(
-        layer: &str,
-        out_features: usize,
-        in_features: usize,
-        data: Vec<f32>,
-    ) -> Result<Self, PruneError> {
+    pub fn new(layer: &str, out_features: usize, in_features: usize, data: Vec<f32>) -> Result<Self, PruneError> {
         let expected = out_features.checked_mul(in_features);
         if expected != Some(data.len()) {
             return Err(PruneError::WeightShape {
@@ -41,11 +36,7 @@ impl LinearWeight {
                 value: data[index],
             });
         }
-        Ok(Self {
-            out_features,
-            in_features,
-            data,
-        })
+        Ok(Self { out_features, in_features, data })
     }
 
     /// Number of outputs (rows).
@@ -81,21 +72,11 @@ mod tests {
     #[test]
     fn rejects_wrong_length_and_non_finite_values() {
         let err = LinearWeight::new("fc", 2, 3, vec![0.0; 5]).unwrap_err();
-        assert!(matches!(
-            err,
-            PruneError::WeightShape {
-                expected: 6,
-                len: 5,
-                ..
-            }
-        ));
+        assert!(matches!(err, PruneError::WeightShape { expected: 6, len: 5, .. }));
         let mut data = vec![1.0; 6];
         data[4] = f32::NAN;
         let err = LinearWeight::new("fc", 2, 3, data).unwrap_err();
-        assert!(matches!(
-            err,
-            PruneError::NonFiniteWeight { row: 1, col: 1, .. }
-        ));
+        assert!(matches!(err, PruneError::NonFiniteWeight { row: 1, col: 1, .. }));
         assert!(err.to_string().contains("'fc'"));
         let w = LinearWeight::new("fc", 2, 3, vec![0., 1., 2., 3., 4., 5.]).unwrap();
         assert_eq!(w.row(1), &[3.0, 4.0, 5.0]);

@@ -54,7 +54,9 @@ pub fn draw(chart: &Chart) -> Result<String, ChartError> {
             Chart::Bars { title, labels, series, value_label } => bars(&root, title, labels, series, value_label),
             Chart::Scatter { title, panels, x_label, y_label } => scatter(&root, title, panels, x_label, y_label),
             Chart::Lines { title, x_label, y_label, series } => lines(&root, title, x_label, y_label, series),
-            Chart::CriticalDifference { title, ranks, critical_difference, groups } => cd_diagram(&root, title, ranks, *critical_difference, groups),
+            Chart::CriticalDifference { title, ranks, critical_difference, groups } => {
+                cd_diagram(&root, title, ranks, *critical_difference, groups)
+            }
         };
         result.map_err(fail)?;
         root.present().map_err(|e| fail(e.to_string()))?;
@@ -64,14 +66,20 @@ pub fn draw(chart: &Chart) -> Result<String, ChartError> {
 
 fn chart_title(chart: &Chart) -> &str {
     match chart {
-        Chart::Heatmap { title, .. } | Chart::Bars { title, .. } | Chart::Scatter { title, .. } | Chart::Lines { title, .. } | Chart::CriticalDifference { title, .. } => title,
+        Chart::Heatmap { title, .. }
+        | Chart::Bars { title, .. }
+        | Chart::Scatter { title, .. }
+        | Chart::Lines { title, .. }
+        | Chart::CriticalDifference { title, .. } => title,
     }
 }
 
 /// Pixels: wide enough for the labels the chart carries.
 fn size(chart: &Chart) -> (u32, u32) {
     match chart {
-        Chart::Heatmap { rows, columns, .. } => ((220 + 70 * columns.len()).clamp(420, 1200) as u32, (140 + 34 * rows.len()).clamp(220, 900) as u32),
+        Chart::Heatmap { rows, columns, .. } => {
+            ((220 + 70 * columns.len()).clamp(420, 1200) as u32, (140 + 34 * rows.len()).clamp(220, 900) as u32)
+        }
         Chart::Bars { labels, series, .. } => ((160 + labels.len() * (24 * series.len().max(1) + 20)).clamp(480, 1200) as u32, 380),
         Chart::Scatter { panels, .. } => ((380 * panels.len().max(1) + 140).min(1400) as u32, 400),
         Chart::Lines { .. } => (640, 380),
@@ -185,18 +193,22 @@ fn heatmap(
         .draw_series(cells.map(|(r, c)| {
             let v = at(r, c);
             let strength = if diverging { v.abs() / span } else { (v - lo) / span };
-            let style = text_style(11).color(if v.is_finite() && strength > 0.6 { &WHITE } else { &BLACK }).pos(Pos::new(HPos::Center, VPos::Center));
+            let style = text_style(11)
+                .color(if v.is_finite() && strength > 0.6 { &WHITE } else { &BLACK })
+                .pos(Pos::new(HPos::Center, VPos::Center));
             Text::new(format_value(v), (c as f64 + 0.5, top(r) + 0.5), style)
         }))
         .map_err(|e| e.to_string())?;
     // Category labels centred on their cells: backend pixels, so drawn on the unshifted root.
     for (c, label) in columns.iter().enumerate() {
         let (px, py) = chart.backend_coord(&(c as f64 + 0.5, 0.0));
-        root.draw(&Text::new(label.clone(), (px, py + 6), text_style(11).pos(Pos::new(HPos::Center, VPos::Top)))).map_err(|e| e.to_string())?;
+        root.draw(&Text::new(label.clone(), (px, py + 6), text_style(11).pos(Pos::new(HPos::Center, VPos::Top))))
+            .map_err(|e| e.to_string())?;
     }
     for (r, label) in rows.iter().enumerate() {
         let (px, py) = chart.backend_coord(&(0.0, top(r) + 0.5));
-        root.draw(&Text::new(label.clone(), (px - 6, py), text_style(11).pos(Pos::new(HPos::Right, VPos::Center)))).map_err(|e| e.to_string())?;
+        root.draw(&Text::new(label.clone(), (px - 6, py), text_style(11).pos(Pos::new(HPos::Right, VPos::Center))))
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -229,7 +241,13 @@ fn bars(root: &Area, title: &str, labels: &[String], series: &[BarSeries], value
         let c = colour(j);
         let x0 = |i: usize| i as f64 + 0.1 + j as f64 * width;
         chart
-            .draw_series(b.values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, &v)| Rectangle::new([(x0(i), 0f64.max(y_min)), (x0(i) + width * 0.9, v)], c.filled())))
+            .draw_series(
+                b.values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(i, &v)| Rectangle::new([(x0(i), 0f64.max(y_min)), (x0(i) + width * 0.9, v)], c.filled())),
+            )
             .map_err(|e| e.to_string())?
             .label(b.name.clone())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], c.filled()));
@@ -245,11 +263,18 @@ fn bars(root: &Area, title: &str, labels: &[String], series: &[BarSeries], value
         chart.draw_series(whiskers).map_err(|e| e.to_string())?;
     }
     if series.len() > 1 {
-        chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(text_style(11)).draw().map_err(|e| e.to_string())?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(text_style(11))
+            .draw()
+            .map_err(|e| e.to_string())?;
     }
     for (i, label) in labels.iter().enumerate() {
         let (px, py) = chart.backend_coord(&(i as f64 + 0.5, y_min));
-        root.draw(&Text::new(label.clone(), (px, py + 8), text_style(11).pos(Pos::new(HPos::Center, VPos::Top)))).map_err(|e| e.to_string())?;
+        root.draw(&Text::new(label.clone(), (px, py + 8), text_style(11).pos(Pos::new(HPos::Center, VPos::Top))))
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -293,7 +318,9 @@ fn scatter(root: &Area, title: &str, panels: &[ScatterPanel], x_label: &str, y_l
     for (g, name) in groups.iter().enumerate() {
         let y = 40 + 18 * g as i32;
         legend.draw(&Circle::new((12, y), 4, colour(g).filled())).map_err(|e| e.to_string())?;
-        legend.draw(&Text::new(name.clone(), (22, y), text_style(11).pos(Pos::new(HPos::Left, VPos::Center)))).map_err(|e| e.to_string())?;
+        legend
+            .draw(&Text::new(name.clone(), (22, y), text_style(11).pos(Pos::new(HPos::Left, VPos::Center))))
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -320,7 +347,13 @@ fn lines(root: &Area, title: &str, x_label: &str, y_label: &str, series: &[LineS
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2)));
         chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled()))).map_err(|e| e.to_string())?;
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(text_style(11)).draw().map_err(|e| e.to_string())?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(text_style(11))
+        .draw()
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -347,7 +380,13 @@ fn cd_diagram(root: &Area, title: &str, ranks: &[(String, f64)], cd: f64, groups
     }
     // The critical difference as a bar from rank 1.
     chart.draw_series([PathElement::new(vec![(1.0, height - 0.3), (1.0 + cd, height - 0.3)], BLACK.stroke_width(2))]).map_err(e)?;
-    chart.draw_series([Text::new(format!("CD = {cd:.3}"), (1.0 + cd / 2.0, height - 0.45), text_style(11).pos(Pos::new(HPos::Center, VPos::Top)))]).map_err(e)?;
+    chart
+        .draw_series([Text::new(
+            format!("CD = {cd:.3}"),
+            (1.0 + cd / 2.0, height - 0.45),
+            text_style(11).pos(Pos::new(HPos::Center, VPos::Top)),
+        )])
+        .map_err(e)?;
     // Treatments: the better half labelled on the left, the rest on the right.
     let half = ranks.len().div_ceil(2);
     for (i, (name, rank)) in ranks.iter().enumerate() {
@@ -359,7 +398,11 @@ fn cd_diagram(root: &Area, title: &str, ranks: &[(String, f64)], cd: f64, groups
         chart.draw_series([PathElement::new(vec![(*rank, axis_y), (*rank, line_y), (x_end, line_y)], BLACK.stroke_width(1))]).map_err(e)?;
         chart.draw_series([Circle::new((*rank, axis_y), 3, BLACK.filled())]).map_err(e)?;
         chart
-            .draw_series([Text::new(format!("{name} ({rank:.2})"), (x_end, line_y + 0.1), text_style(11).pos(Pos::new(anchor, VPos::Bottom)))])
+            .draw_series([Text::new(
+                format!("{name} ({rank:.2})"),
+                (x_end, line_y + 0.1),
+                text_style(11).pos(Pos::new(anchor, VPos::Bottom)),
+            )])
             .map_err(e)?;
     }
     // Groups not told apart: thick bars just under the axis.
@@ -410,7 +453,12 @@ mod tests {
             labels: vec!["xcopa it".into(), "sib200 deu".into()],
             series: vec![
                 BarSeries { name: "dense".into(), values: vec![0.6, 0.5], lower: vec![0.5, 0.4], upper: vec![0.7, 0.6] },
-                BarSeries { name: "wanda eng".into(), values: vec![0.55, f64::NAN], lower: vec![0.45, f64::NAN], upper: vec![0.65, f64::NAN] },
+                BarSeries {
+                    name: "wanda eng".into(),
+                    values: vec![0.55, f64::NAN],
+                    lower: vec![0.45, f64::NAN],
+                    upper: vec![0.65, f64::NAN],
+                },
             ],
             value_label: "acc".into(),
         };
@@ -418,7 +466,11 @@ mod tests {
         // Background + 3 bars + 2 legend swatches + the legend box (fill and border).
         assert_eq!(count(&svg, "<rect"), 1 + 3 + 2 + 2, "{svg}");
         // Three whiskers: polylines of six points (low cap, stem, high cap).
-        let six_points = svg.split("<polyline").skip(1).filter(|p| p.split("points=\"").nth(1).map_or(0, |pts| pts.split('"').next().unwrap().split_whitespace().count()) == 6).count();
+        let six_points = svg
+            .split("<polyline")
+            .skip(1)
+            .filter(|p| p.split("points=\"").nth(1).map_or(0, |pts| pts.split('"').next().unwrap().split_whitespace().count()) == 6)
+            .count();
         assert_eq!(six_points, 3, "{svg}");
         for label in ["xcopa it", "sib200 deu", "dense", "wanda eng", "accuracy", "acc"] {
             assert!(svg.contains(label), "{label} missing");
@@ -427,10 +479,17 @@ mod tests {
 
     #[test]
     fn scatter_panels_draw_every_point_and_a_shared_legend() {
-        let pts = |dx: f64| (0..5).map(|i| ScatterPoint { x: i as f64 + dx, y: (i * i) as f64, group: if i % 2 == 0 { "eng".into() } else { "deu".into() } }).collect();
+        let pts = |dx: f64| {
+            (0..5)
+                .map(|i| ScatterPoint { x: i as f64 + dx, y: (i * i) as f64, group: if i % 2 == 0 { "eng".into() } else { "deu".into() } })
+                .collect()
+        };
         let chart = Chart::Scatter {
             title: "PCA".into(),
-            panels: vec![ScatterPanel { title: "dense".into(), points: pts(0.0) }, ScatterPanel { title: "pruned".into(), points: pts(0.5) }],
+            panels: vec![
+                ScatterPanel { title: "dense".into(), points: pts(0.0) },
+                ScatterPanel { title: "pruned".into(), points: pts(0.5) },
+            ],
             x_label: "PC1".into(),
             y_label: "PC2".into(),
         };

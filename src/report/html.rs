@@ -75,7 +75,11 @@ pub fn export_stem(section: &str, table: &str) -> String {
 pub fn render(info: &PageInfo, sections: &[ReportSection]) -> Result<String, HtmlError> {
     let mut views = Vec::new();
     for s in sections {
-        let figures = s.figures.iter().map(|f| Ok(FigureView { svg: draw(&f.chart)?, caption: f.caption.clone() })).collect::<Result<Vec<_>, ChartError>>()?;
+        let figures = s
+            .figures
+            .iter()
+            .map(|f| Ok(FigureView { svg: draw(&f.chart)?, caption: f.caption.clone() }))
+            .collect::<Result<Vec<_>, ChartError>>()?;
         let tables = s
             .tables
             .iter()
@@ -84,7 +88,18 @@ pub fn render(info: &PageInfo, sections: &[ReportSection]) -> Result<String, Htm
                 export: export_stem(&s.id, &t.name),
                 caption: t.caption.clone(),
                 columns: t.columns.clone(),
-                rows: t.rows.iter().map(|r| r.iter().map(|c| { let (text, numeric) = format_cell(c); CellView { text, numeric } }).collect()).collect(),
+                rows: t
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        r.iter()
+                            .map(|c| {
+                                let (text, numeric) = format_cell(c);
+                                CellView { text, numeric }
+                            })
+                            .collect()
+                    })
+                    .collect(),
             })
             .collect();
         views.push(SectionView { id: s.id.clone(), title: s.title.clone(), caption: s.caption.clone(), figures, tables });
@@ -117,7 +132,12 @@ mod tests {
                 chart: Chart::Lines { title: "IoU".into(), x_label: "block".into(), y_label: "IoU".into(), series: vec![] },
                 caption: "by depth".into(),
             }],
-            tables: vec![Table { name: "iou".into(), caption: "IoU".into(), columns: vec!["layer".into(), "iou".into()], rows: vec![vec![TableCell::Text("blk.0".into()), TableCell::Number(0.5)]] }],
+            tables: vec![Table {
+                name: "iou".into(),
+                caption: "IoU".into(),
+                columns: vec!["layer".into(), "iou".into()],
+                rows: vec![vec![TableCell::Text("blk.0".into()), TableCell::Number(0.5)]],
+            }],
         };
         let info = PageInfo { title: "t", study_dir: "d", config_hash: "h", export_dir: "e" };
         let html = render(&info, &[section]).unwrap();

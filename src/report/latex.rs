@@ -71,7 +71,8 @@ fn best_per_column(table: &Table, better: Better) -> Vec<Option<usize>> {
 
 /// A `table` environment with a booktabs `tabular`; numbers right-aligned, the best per column bold.
 pub fn booktabs(table: &Table, better: Better, label: &str) -> String {
-    let numeric: Vec<bool> = (0..table.columns.len()).map(|c| table.rows.iter().any(|r| matches!(r.get(c), Some(TableCell::Number(_))))).collect();
+    let numeric: Vec<bool> =
+        (0..table.columns.len()).map(|c| table.rows.iter().any(|r| matches!(r.get(c), Some(TableCell::Number(_))))).collect();
     let spec: String = numeric.iter().map(|&n| if n { 'r' } else { 'l' }).collect();
     let best = best_per_column(table, better);
     let mut out = String::new();
@@ -99,7 +100,9 @@ pub fn booktabs(table: &Table, better: Better, label: &str) -> String {
 
 /// A standalone document that `\input`s the given table files (for checking they compile).
 pub fn document(inputs: &[String]) -> String {
-    let mut out = String::from("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage[utf8]{inputenc}\n\\usepackage{booktabs}\n\\begin{document}\n");
+    let mut out = String::from(
+        "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage[utf8]{inputenc}\n\\usepackage{booktabs}\n\\begin{document}\n",
+    );
     for i in inputs {
         out.push_str(&format!("\\input{{{i}}}\n"));
     }

@@ -41,11 +41,16 @@ pub struct ReportOutput {
 /// figure's data as `<dir>/<section>-figure<k>.json`.
 pub fn export_tables(dir: &Path, sections: &[ReportSection]) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
-    let write = |path: PathBuf, bytes: &[u8]| crate::util::write_atomic(&path, bytes).map(|_| path.clone()).map_err(|source| ReportError::Write { path, source });
+    let write = |path: PathBuf, bytes: &[u8]| {
+        crate::util::write_atomic(&path, bytes).map(|_| path.clone()).map_err(|source| ReportError::Write { path, source })
+    };
     for s in sections {
         for t in &s.tables {
             let stem = html::export_stem(&s.id, &t.name);
-            written.push(write(dir.join(format!("{stem}.csv")), &t.to_csv().map_err(|source| ReportError::Write { path: dir.join(&stem), source })?)?);
+            written.push(write(
+                dir.join(format!("{stem}.csv")),
+                &t.to_csv().map_err(|source| ReportError::Write { path: dir.join(&stem), source })?,
+            )?);
             written.push(write(dir.join(format!("{stem}.json")), &serde_json::to_vec_pretty(&t.to_json()).expect("json"))?);
         }
         for (k, f) in s.figures.iter().enumerate() {
@@ -71,20 +76,27 @@ pub fn write_latex(dir: &Path, sections: &[ReportSection]) -> Result<Vec<PathBuf
             };
             let stem = html::export_stem(&s.id, &t.name);
             let path = dir.join(format!("{stem}.tex"));
-            crate::util::write_atomic(&path, latex::booktabs(t, better, &stem).as_bytes()).map_err(|source| ReportError::Write { path: path.clone(), source })?;
+            crate::util::write_atomic(&path, latex::booktabs(t, better, &stem).as_bytes())
+                .map_err(|source| ReportError::Write { path: path.clone(), source })?;
             inputs.push(format!("{stem}.tex"));
             written.push(path);
         }
     }
     let path = dir.join("tables.tex");
-    crate::util::write_atomic(&path, latex::document(&inputs).as_bytes()).map_err(|source| ReportError::Write { path: path.clone(), source })?;
+    crate::util::write_atomic(&path, latex::document(&inputs).as_bytes())
+        .map_err(|source| ReportError::Write { path: path.clone(), source })?;
     written.push(path);
     Ok(written)
 }
 
 /// Renders the report of the study in `study_dir` to `html_out`, with `extra` sections after the
 /// built-in ones; exports every table next to the study (`<study>/report/`), and LaTeX when asked.
-pub fn write_report(study_dir: &Path, html_out: &Path, latex_dir: Option<&Path>, extra: Vec<ReportSection>) -> Result<ReportOutput, ReportError> {
+pub fn write_report(
+    study_dir: &Path,
+    html_out: &Path,
+    latex_dir: Option<&Path>,
+    extra: Vec<ReportSection>,
+) -> Result<ReportOutput, ReportError> {
     let results = StudyResults::load(study_dir)?;
     let mut sections = study_sections::sections(&results);
     sections.extend(extra);

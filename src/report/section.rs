@@ -147,27 +147,12 @@ pub enum Chart {
         diverging: bool,
     },
     /// Grouped bars with confidence intervals, one group per label, one bar per series.
-    Bars {
-        title: String,
-        labels: Vec<String>,
-        series: Vec<BarSeries>,
-        value_label: String,
-    },
+    Bars { title: String, labels: Vec<String>, series: Vec<BarSeries>, value_label: String },
     /// Points coloured by group (e.g. sentences by language), optionally several panels side
     /// by side sharing nothing but the legend (e.g. dense next to pruned).
-    Scatter {
-        title: String,
-        panels: Vec<ScatterPanel>,
-        x_label: String,
-        y_label: String,
-    },
+    Scatter { title: String, panels: Vec<ScatterPanel>, x_label: String, y_label: String },
     /// Lines over a numeric x (e.g. a statistic by layer depth).
-    Lines {
-        title: String,
-        x_label: String,
-        y_label: String,
-        series: Vec<LineSeries>,
-    },
+    Lines { title: String, x_label: String, y_label: String, series: Vec<LineSeries> },
     /// Critical-difference diagram: average ranks (1 = best) and groups not told apart.
     CriticalDifference {
         title: String,

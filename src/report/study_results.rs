@@ -94,7 +94,8 @@ fn read_unit(dir: &StudyDir, unit: &Unit) -> Result<UnitResults, ResultsError> {
         return Ok(UnitResults { record, ..Default::default() });
     }
     let sparsity_rows: Vec<SparsityRow> = read_csv(&folder.join("sparsity.csv"))?;
-    let sparsity = (!sparsity_rows.is_empty()).then(|| (sparsity_rows.iter().map(|r| r.pruned).sum(), sparsity_rows.iter().map(|r| r.total).sum()));
+    let sparsity =
+        (!sparsity_rows.is_empty()).then(|| (sparsity_rows.iter().map(|r| r.pruned).sum(), sparsity_rows.iter().map(|r| r.total).sum()));
     Ok(UnitResults {
         record,
         perplexity: read_csv(&folder.join("ppl/summary.csv"))?,
@@ -107,8 +108,10 @@ impl StudyResults {
     pub fn load(root: &Path) -> Result<StudyResults, ResultsError> {
         let dir = StudyDir::new(root);
         let record = dir.read_study()?;
-        let dense = record.dense.iter().map(|d| Ok((d.clone(), read_unit(&dir, &Unit::Dense(d.clone()))?))).collect::<Result<_, ResultsError>>()?;
-        let cells = record.cells.iter().map(|c| Ok((c.clone(), read_unit(&dir, &Unit::Cell(c.clone()))?))).collect::<Result<_, ResultsError>>()?;
+        let dense =
+            record.dense.iter().map(|d| Ok((d.clone(), read_unit(&dir, &Unit::Dense(d.clone()))?))).collect::<Result<_, ResultsError>>()?;
+        let cells =
+            record.cells.iter().map(|c| Ok((c.clone(), read_unit(&dir, &Unit::Cell(c.clone()))?))).collect::<Result<_, ResultsError>>()?;
         Ok(StudyResults { dir, record, dense, cells })
     }
 

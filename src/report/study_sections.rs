@@ -57,7 +57,16 @@ fn setup(results: &StudyResults) -> ReportSection {
         add(&mut methods, c.method.name().to_string());
         add(&mut targets, format!("{} ({})", c.pattern, target_tag(c.pattern, c.sparsity)));
         if let Some(k) = &c.calibration {
-            add(&mut sets, format!("{} ({} x {} tokens, {})", k.languages_label(), k.samples, k.seqlen, k.source.as_deref().unwrap_or("default source")));
+            add(
+                &mut sets,
+                format!(
+                    "{} ({} x {} tokens, {})",
+                    k.languages_label(),
+                    k.samples,
+                    k.seqlen,
+                    k.source.as_deref().unwrap_or("default source")
+                ),
+            );
         }
         if let Some(s) = c.seed {
             add(&mut seeds, s.to_string());
@@ -81,12 +90,24 @@ fn setup(results: &StudyResults) -> ReportSection {
     let mut models = Vec::new();
     for (name, path) in &r.models {
         let dense = results.dense.iter().find(|(d, _)| &d.model == name).and_then(|(_, u)| u.record.as_ref());
-        let machine = dense.map(|d| format!("{} ({} cores, {}, {})", d.machine.hostname, d.machine.cores, d.machine.os, d.machine.device)).unwrap_or_default();
-        models.push(vec![text(name), text(path.display().to_string()), text(dense.map(|d| d.model_hash.clone()).unwrap_or_else(|| "not run".into())), text(machine)]);
+        let machine = dense
+            .map(|d| format!("{} ({} cores, {}, {})", d.machine.hostname, d.machine.cores, d.machine.os, d.machine.device))
+            .unwrap_or_default();
+        models.push(vec![
+            text(name),
+            text(path.display().to_string()),
+            text(dense.map(|d| d.model_hash.clone()).unwrap_or_else(|| "not run".into())),
+            text(machine),
+        ]);
     }
     let mut tables = vec![
         Table { name: "setup".into(), caption: "What was run.".into(), columns: vec!["item".into(), "value".into()], rows },
-        Table { name: "models".into(), caption: "Models and where their dense baseline ran (model hash = source file checksum).".into(), columns: vec!["model".into(), "path".into(), "model hash".into(), "machine".into()], rows: models },
+        Table {
+            name: "models".into(),
+            caption: "Models and where their dense baseline ran (model hash = source file checksum).".into(),
+            columns: vec!["model".into(), "path".into(), "model hash".into(), "machine".into()],
+            rows: models,
+        },
     ];
     let failed: Vec<Vec<TableCell>> = results
         .dense
@@ -102,7 +123,12 @@ fn setup(results: &StudyResults) -> ReportSection {
         })
         .collect();
     if !failed.is_empty() {
-        tables.push(Table { name: "incomplete".into(), caption: "Cells without results, and why.".into(), columns: vec!["cell".into(), "status".into(), "cause".into()], rows: failed });
+        tables.push(Table {
+            name: "incomplete".into(),
+            caption: "Cells without results, and why.".into(),
+            columns: vec!["cell".into(), "status".into(), "cause".into()],
+            rows: failed,
+        });
     }
     ReportSection {
         id: "setup".into(),
@@ -119,16 +145,31 @@ fn describe_perplexity(p: &serde_json::Value) -> String {
     }
     let langs: Vec<&str> = p["languages"].as_array().map(|a| a.iter().filter_map(|l| l.as_str()).collect()).unwrap_or_default();
     let limit = p["limit"].as_u64().map_or("all".to_string(), |n| n.to_string());
-    format!("{} ({} documents each, source {}, windows of {} tokens)", langs.join(", "), limit, p["source"].as_str().unwrap_or("default"), p["context"])
+    format!(
+        "{} ({} documents each, source {}, windows of {} tokens)",
+        langs.join(", "),
+        limit,
+        p["source"].as_str().unwrap_or("default"),
+        p["context"]
+    )
 }
 
 fn describe_tasks(t: &serde_json::Value) -> String {
     if t.is_null() {
         return "none".into();
     }
-    let list = |v: &serde_json::Value| v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+    let list = |v: &serde_json::Value| {
+        v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+    };
     let limit = t["limit"].as_u64().map_or("all".to_string(), |n| n.to_string());
-    format!("{} in {} ({} examples each, {} shots, split {})", list(&t["names"]), list(&t["languages"]), limit, t["shots"], t["split"].as_str().unwrap_or("test"))
+    format!(
+        "{} in {} ({} examples each, {} shots, split {})",
+        list(&t["names"]),
+        list(&t["languages"]),
+        limit,
+        t["shots"],
+        t["split"].as_str().unwrap_or("test")
+    )
 }
 
 /// Cells grouped for one heatmap: same model, method and target.
@@ -163,7 +204,12 @@ fn perplexity(results: &StudyResults) -> ReportSection {
     }
     let mut columns = vec!["model".to_string()];
     columns.extend(languages.iter().cloned());
-    tables.push(Table { name: "dense_bpb".into(), caption: "Bits per byte of the dense models (lower is better).".into(), columns: columns.clone(), rows: dense_rows });
+    tables.push(Table {
+        name: "dense_bpb".into(),
+        caption: "Bits per byte of the dense models (lower is better).".into(),
+        columns: columns.clone(),
+        rows: dense_rows,
+    });
     for ((model, method, tag), cells) in heatmap_groups(results) {
         let Some(dense) = results.dense_of(&model) else { continue };
         let mut rows: Vec<String> = Vec::new();
@@ -220,7 +266,8 @@ fn perplexity(results: &StudyResults) -> ReportSection {
     ReportSection {
         id: "perplexity".into(),
         title: "Language modelling: change against the dense model".into(),
-        caption: "How much each pruned model loses in bits per byte (tokenizer-independent) per evaluation language, by calibration set.".into(),
+        caption: "How much each pruned model loses in bits per byte (tokenizer-independent) per evaluation language, by calibration set."
+            .into(),
         figures,
         tables,
     }
@@ -239,13 +286,27 @@ const METRIC: &str = "acc";
 fn downstream(results: &StudyResults) -> ReportSection {
     let pairs = results.task_languages();
     let mut rows = Vec::new();
-    let mut units: Vec<(String, &UnitResults)> = results.dense.iter().filter(|(_, u)| u.is_done()).map(|(d, u)| (format!("dense {}", d.model), u)).collect();
+    let mut units: Vec<(String, &UnitResults)> =
+        results.dense.iter().filter(|(_, u)| u.is_done()).map(|(d, u)| (format!("dense {}", d.model), u)).collect();
     units.extend(results.cells.iter().filter(|(_, u)| u.is_done()).map(|(c, u)| (c.label(), u)));
     for (task, language) in &pairs {
         for (label, u) in &units {
-            let Some(r) = u.task(task, language, METRIC).or_else(|| u.tasks.iter().find(|r| &r.task == task && &r.language == language)) else { continue };
+            let Some(r) = u.task(task, language, METRIC).or_else(|| u.tasks.iter().find(|r| &r.task == task && &r.language == language))
+            else {
+                continue;
+            };
             let (low, high) = interval(r);
-            rows.push(vec![text(task), text(language), text(label), text(&r.metric), num(r.value), num(low), num(high), num(r.n as f64), num(r.chance)]);
+            rows.push(vec![
+                text(task),
+                text(language),
+                text(label),
+                text(&r.metric),
+                num(r.value),
+                num(low),
+                num(high),
+                num(r.n as f64),
+                num(r.chance),
+            ]);
         }
     }
     let mut figures = Vec::new();
@@ -310,7 +371,9 @@ fn sparsity(results: &StudyResults) -> ReportSection {
                 series: vec![BarSeries { name: "achieved".into(), values: achieved, lower: vec![f64::NAN; n], upper: vec![f64::NAN; n] }],
                 value_label: "pruned / total weights".into(),
             },
-            caption: "Fraction of the pruned layers' weights set to zero, counted in the saved masks; it should equal the requested sparsity.".into(),
+            caption:
+                "Fraction of the pruned layers' weights set to zero, counted in the saved masks; it should equal the requested sparsity."
+                    .into(),
         }]
     };
     ReportSection {
@@ -332,12 +395,22 @@ fn timings(results: &StudyResults) -> ReportSection {
     let mut labels = Vec::new();
     let stages = ["calibration", "statistics", "solve", "perplexity", "tasks"];
     let mut series: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
-    let units = results.dense.iter().map(|(d, u)| (d.id.clone(), "dense".to_string(), u)).chain(results.cells.iter().map(|(c, u)| (c.id.clone(), c.label(), u)));
+    let units = results
+        .dense
+        .iter()
+        .map(|(d, u)| (d.id.clone(), "dense".to_string(), u))
+        .chain(results.cells.iter().map(|(c, u)| (c.id.clone(), c.label(), u)));
     for (id, label, u) in units {
         let Some(r) = u.record.as_ref().filter(|_| u.is_done()) else { continue };
         let t = &r.timings;
         let values = [t.calibration_draw_s + t.calibration_forward_s, t.statistics_s, t.prune_solve_s, t.perplexity_s, t.tasks_s];
-        rows.push(std::iter::once(text(&id)).chain(std::iter::once(text(&label))).chain(values.iter().map(|&v| num(v))).chain([num(t.total_s), num(r.runs as f64)]).collect());
+        rows.push(
+            std::iter::once(text(&id))
+                .chain(std::iter::once(text(&label)))
+                .chain(values.iter().map(|&v| num(v)))
+                .chain([num(t.total_s), num(r.runs as f64)])
+                .collect(),
+        );
         for (s, v) in series.iter_mut().zip(values) {
             s.push(v);
         }
@@ -351,7 +424,11 @@ fn timings(results: &StudyResults) -> ReportSection {
             chart: Chart::Bars {
                 title: "Seconds per stage".into(),
                 labels,
-                series: stages.iter().zip(series).map(|(s, v)| BarSeries { name: s.to_string(), values: v, lower: vec![f64::NAN; n], upper: vec![f64::NAN; n] }).collect(),
+                series: stages
+                    .iter()
+                    .zip(series)
+                    .map(|(s, v)| BarSeries { name: s.to_string(), values: v, lower: vec![f64::NAN; n], upper: vec![f64::NAN; n] })
+                    .collect(),
                 value_label: "seconds".into(),
             },
             caption: "Wall-clock seconds of each stage per cell (calibration = drawing the set plus the forward passes).".into(),
@@ -363,7 +440,8 @@ fn timings(results: &StudyResults) -> ReportSection {
     ReportSection {
         id: "timings".into(),
         title: "Timings".into(),
-        caption: "Where the time went, per unit of work (runs: how many times the unit was computed; 1 unless it failed and was retried).".into(),
+        caption: "Where the time went, per unit of work (runs: how many times the unit was computed; 1 unless it failed and was retried)."
+            .into(),
         figures,
         tables: vec![Table { name: "timings".into(), caption: "Seconds per stage.".into(), columns, rows }],
     }

@@ -70,8 +70,7 @@ fn environment() -> Result<&'static Environment, RuntimeError> {
         if !path.is_file() {
             return Err(RuntimeError::LibraryMissing { path });
         }
-        let builder = ort::init_from(&path)
-            .map_err(|e| RuntimeError::LibraryLoad { path: path.clone(), message: e.to_string() })?;
+        let builder = ort::init_from(&path).map_err(|e| RuntimeError::LibraryLoad { path: path.clone(), message: e.to_string() })?;
         builder
             .with_name("polyprune")
             .build()
@@ -215,9 +214,7 @@ impl Graph {
             values.iter().map(|(n, v)| (std::borrow::Cow::from(n.as_str()), v.into())).collect();
         let result = self.session.run_with_options(inputs, &run_options).map_err(ort_err("run the graph", &label))?;
         for name in outputs {
-            let value = result
-                .get(*name)
-                .ok_or_else(|| RuntimeError::MissingOutput { target: label.clone(), name: name.to_string() })?;
+            let value = result.get(*name).ok_or_else(|| RuntimeError::MissingOutput { target: label.clone(), name: name.to_string() })?;
             if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
                 let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
                 read(name, &dims, OutputView::F32(data))?;

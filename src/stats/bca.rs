@@ -82,9 +82,7 @@ mod tests {
     use super::*;
 
     /// Data set P1 of scripts/stats_reference.py.
-    const P1: [f64; 10] = [
-        0.61, -0.23, 1.42, 0.88, -0.07, 0.35, 1.10, 0.52, -0.41, 0.95,
-    ];
+    const P1: [f64; 10] = [0.61, -0.23, 1.42, 0.88, -0.07, 0.35, 1.10, 0.52, -0.41, 0.95];
 
     /// The fixed, skewed "bootstrap distribution" of the reference script; the
     /// same float operations in the same order give identical values in Python.
@@ -103,12 +101,7 @@ mod tests {
         // Brute force, independent of the closed form used in bootstrap.rs.
         (0..values.len())
             .map(|skip| {
-                let kept: Vec<f64> = values
-                    .iter()
-                    .enumerate()
-                    .filter(|&(i, _)| i != skip)
-                    .map(|(_, &v)| v)
-                    .collect();
+                let kept: Vec<f64> = values.iter().enumerate().filter(|&(i, _)| i != skip).map(|(_, &v)| v).collect();
                 kept.iter().sum::<f64>() / kept.len() as f64
             })
             .collect()
@@ -132,10 +125,7 @@ mod tests {
         let replicates = fixed_replicates();
         let jackknife = jackknife_means(&P1);
         let estimate = P1.iter().sum::<f64>() / P1.len() as f64;
-        let cases = [
-            (0.95, 0.3554971579903685, 0.8150244393767754),
-            (0.90, 0.3609915970756685, 0.7878422771840092),
-        ];
+        let cases = [(0.95, 0.3554971579903685, 0.8150244393767754), (0.90, 0.3609915970756685, 0.7878422771840092)];
         for (level, lower, upper) in cases {
             let level = ConfidenceLevel::new(level).unwrap();
             let ci = bca_interval(&replicates, estimate, &jackknife, level).unwrap();
@@ -148,10 +138,7 @@ mod tests {
     fn percentile_endpoints_of_fixed_distribution_match_scipy() {
         // scipy.stats.bootstrap(method="percentile") on the same fixed replicates.
         let replicates = fixed_replicates();
-        let cases = [
-            (0.95, 0.35821661234374996, 0.8258083876562502),
-            (0.90, 0.36570356531250003, 0.8045851846875),
-        ];
+        let cases = [(0.95, 0.35821661234374996, 0.8258083876562502), (0.90, 0.36570356531250003, 0.8045851846875)];
         for (level, lower, upper) in cases {
             let tail = (1.0 - level) / 2.0;
             assert!((linear_quantile(&replicates, tail) - lower).abs() < 1e-12);

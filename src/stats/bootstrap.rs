@@ -39,43 +39,22 @@ pub struct BootstrapInterval {
 }
 
 /// Bootstrap intervals for the mean of `pairs.differences()` (first - second).
-pub fn bootstrap_mean_difference(
-    pairs: &PairedSamples,
-    level: ConfidenceLevel,
-    config: &ResamplingConfig,
-) -> BootstrapInterval {
+pub fn bootstrap_mean_difference(pairs: &PairedSamples, level: ConfidenceLevel, config: &ResamplingConfig) -> BootstrapInterval {
     bootstrap_mean_of(pairs.differences(), level, config)
 }
 
 /// Bootstrap intervals for the mean of a single sample.
-pub fn bootstrap_mean(
-    sample: &Sample,
-    level: ConfidenceLevel,
-    config: &ResamplingConfig,
-) -> BootstrapInterval {
+pub fn bootstrap_mean(sample: &Sample, level: ConfidenceLevel, config: &ResamplingConfig) -> BootstrapInterval {
     bootstrap_mean_of(sample.values(), level, config)
 }
 
-fn bootstrap_mean_of(
-    values: &[f64],
-    level: ConfidenceLevel,
-    config: &ResamplingConfig,
-) -> BootstrapInterval {
+fn bootstrap_mean_of(values: &[f64], level: ConfidenceLevel, config: &ResamplingConfig) -> BootstrapInterval {
     let estimate = mean(values);
-    let replicates = sorted_ascending(replicate_in_parallel(config, |rng| {
-        resampled_mean(values, rng)
-    }));
+    let replicates = sorted_ascending(replicate_in_parallel(config, |rng| resampled_mean(values, rng)));
     let tail = level.tail_probability();
-    let percentile = ConfidenceInterval::from_endpoints(
-        linear_quantile(&replicates, tail),
-        linear_quantile(&replicates, 1.0 - tail),
-        level,
-    );
-    let std_error = if replicates.len() > 1 {
-        sample_std_dev(&replicates, mean(&replicates))
-    } else {
-        0.0
-    };
+    let percentile =
+        ConfidenceInterval::from_endpoints(linear_quantile(&replicates, tail), linear_quantile(&replicates, 1.0 - tail), level);
+    let std_error = if replicates.len() > 1 { sample_std_dev(&replicates, mean(&replicates)) } else { 0.0 };
     BootstrapInterval {
         estimate,
         std_error,
@@ -108,19 +87,14 @@ mod tests {
     use statrs::distribution::{ContinuousCDF, Normal};
 
     fn config(resamples: usize, seed: u64) -> ResamplingConfig {
-        ResamplingConfig {
-            resamples: Resamples::new(resamples).unwrap(),
-            seed,
-        }
+        ResamplingConfig { resamples: Resamples::new(resamples).unwrap(), seed }
     }
 
     /// A deterministic sample that is exactly the normal quantiles at (i+0.5)/n,
     /// interleaved so its order carries no trend.
     fn normal_scores(n: usize, mean: f64, sd: f64) -> Vec<f64> {
         let normal = Normal::new(mean, sd).unwrap();
-        (0..n)
-            .map(|i| normal.inverse_cdf((((i * 7) % n) as f64 + 0.5) / n as f64))
-            .collect()
+        (0..n).map(|i| normal.inverse_cdf((((i * 7) % n) as f64 + 0.5) / n as f64)).collect()
     }
 
     #[test]
@@ -128,10 +102,7 @@ mod tests {
         let pairs = PairedSamples::from_differences("d", normal_scores(50, 0.1, 1.0)).unwrap();
         let c = config(3000, 11);
         let level = ConfidenceLevel::NINETY_FIVE_PERCENT;
-        let one_thread = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
+        let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         let a = one_thread.install(|| bootstrap_mean_difference(&pairs, level, &c));
         let b = bootstrap_mean_difference(&pairs, level, &c);
         assert_eq!(a, b);
@@ -155,42 +126,22 @@ mod tests {
         let boot = bootstrap_mean(&sample, level, &config(4000, 3));
         let t = t_interval(&sample, level);
         let allowed = 4.0 * 0.060 * se + 0.01 * se;
-        assert!(
-            (boot.percentile.lower() - t.lower()).abs() < allowed,
-            "{boot:?} vs {t:?}"
-        );
-        assert!(
-            (boot.percentile.upper() - t.upper()).abs() < allowed,
-            "{boot:?} vs {t:?}"
-        );
+        assert!((boot.percentile.lower() - t.lower()).abs() < allowed, "{boot:?} vs {t:?}");
+        assert!((boot.percentile.upper() - t.upper()).abs() < allowed, "{boot:?} vs {t:?}");
         let bca = boot.bca.expect("BCa defined for spread-out data");
-        assert!(
-            (bca.lower() - t.lower()).abs() < allowed,
-            "{bca:?} vs {t:?}"
-        );
-        assert!(
-            (bca.upper() - t.upper()).abs() < allowed,
-            "{bca:?} vs {t:?}"
-        );
+        assert!((bca.lower() - t.lower()).abs() < allowed, "{bca:?} vs {t:?}");
+        assert!((bca.upper() - t.upper()).abs() < allowed, "{bca:?} vs {t:?}");
         // Bootstrap SE estimates s·sqrt((n-1)/n)/sqrt(n); its relative MC error is
         // about 1/sqrt(2B) ≈ 1.1 %, so 5 % is a > 4-sigma bound.
         let expected_se = se * ((n - 1) as f64 / n as f64).sqrt();
-        assert!(
-            (boot.std_error / expected_se - 1.0).abs() < 0.05,
-            "{}",
-            boot.std_error
-        );
+        assert!((boot.std_error / expected_se - 1.0).abs() < 0.05, "{}", boot.std_error);
     }
 
     #[test]
     fn constant_differences_give_degenerate_percentile_and_no_bca() {
         let pairs = PairedSamples::from_differences("d", vec![0.25; 6]).unwrap();
-        let boot =
-            bootstrap_mean_difference(&pairs, ConfidenceLevel::NINETY_PERCENT, &config(200, 1));
-        assert_eq!(
-            (boot.percentile.lower(), boot.percentile.upper()),
-            (0.25, 0.25)
-        );
+        let boot = bootstrap_mean_difference(&pairs, ConfidenceLevel::NINETY_PERCENT, &config(200, 1));
+        assert_eq!((boot.percentile.lower(), boot.percentile.upper()), (0.25, 0.25));
         assert!(boot.bca.is_none());
         assert_eq!(boot.std_error, 0.0);
     }
@@ -199,12 +150,7 @@ mod tests {
     fn leave_one_out_means_match_brute_force() {
         let values = [0.61, -0.23, 1.42, 0.88, -0.07];
         for (i, fast) in leave_one_out_means(&values).iter().enumerate() {
-            let kept: Vec<f64> = values
-                .iter()
-                .enumerate()
-                .filter(|&(j, _)| j != i)
-                .map(|(_, &v)| v)
-                .collect();
+            let kept: Vec<f64> = values.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &v)| v).collect();
             let slow = kept.iter().sum::<f64>() / kept.len() as f64;
             assert!((fast - slow).abs() < 1e-15);
         }

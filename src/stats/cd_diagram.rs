@@ -34,23 +34,12 @@ pub struct CriticalDifferenceDiagram {
 
 /// Builds the diagram data from a Nemenyi test.
 pub fn critical_difference_diagram(nemenyi: &NemenyiTest) -> CriticalDifferenceDiagram {
-    let mut ranked: Vec<RankedTreatment> = nemenyi
-        .average_ranks
-        .iter()
-        .enumerate()
-        .map(|(treatment, &average_rank)| RankedTreatment {
-            treatment,
-            average_rank,
-        })
-        .collect();
+    let mut ranked: Vec<RankedTreatment> =
+        nemenyi.average_ranks.iter().enumerate().map(|(treatment, &average_rank)| RankedTreatment { treatment, average_rank }).collect();
     // Stable sort: equal ranks keep index order, so the output is deterministic.
     ranked.sort_by(|a, b| a.average_rank.total_cmp(&b.average_rank));
     let cliques = maximal_runs(&ranked, nemenyi.critical_difference);
-    CriticalDifferenceDiagram {
-        critical_difference: nemenyi.critical_difference,
-        ranked,
-        cliques,
-    }
+    CriticalDifferenceDiagram { critical_difference: nemenyi.critical_difference, ranked, cliques }
 }
 
 fn maximal_runs(ranked: &[RankedTreatment], cd: f64) -> Vec<Vec<usize>> {
@@ -58,9 +47,7 @@ fn maximal_runs(ranked: &[RankedTreatment], cd: f64) -> Vec<Vec<usize>> {
     let mut furthest_end_so_far = 0;
     for start in 0..ranked.len() {
         let mut end = start;
-        while end + 1 < ranked.len()
-            && ranked[end + 1].average_rank - ranked[start].average_rank <= cd
-        {
+        while end + 1 < ranked.len() && ranked[end + 1].average_rank - ranked[start].average_rank <= cd {
             end += 1;
         }
         // Ends never decrease with the start, so a run is inside an earlier one
@@ -96,11 +83,8 @@ mod tests {
         let mut found = Vec::new();
         for mask in 1u32..(1 << k) {
             let members: Vec<usize> = (0..k).filter(|i| mask >> i & 1 == 1).collect();
-            let pairwise = members
-                .iter()
-                .all(|&i| members.iter().all(|&j| close(i, j)));
-            let maximal =
-                (0..k).all(|x| members.contains(&x) || !members.iter().all(|&m| close(x, m)));
+            let pairwise = members.iter().all(|&i| members.iter().all(|&j| close(i, j)));
+            let maximal = (0..k).all(|x| members.contains(&x) || !members.iter().all(|&m| close(x, m)));
             if members.len() >= 2 && pairwise && maximal {
                 let mut sorted = members.clone();
                 sorted.sort_by(|&a, &b| ranks[a].total_cmp(&ranks[b]).then(a.cmp(&b)));
@@ -118,34 +102,23 @@ mod tests {
         let diagram = critical_difference_diagram(&n);
         let order: Vec<usize> = diagram.ranked.iter().map(|r| r.treatment).collect();
         assert_eq!(order, vec![4, 3, 1, 0, 2]);
-        assert_eq!(
-            diagram.cliques,
-            vec![vec![4, 3, 1], vec![3, 1, 0], vec![0, 2]]
-        );
+        assert_eq!(diagram.cliques, vec![vec![4, 3, 1], vec![3, 1, 0], vec![0, 2]]);
     }
 
     #[test]
     fn cliques_match_brute_force_on_pseudo_random_ranks() {
         let mut state: u64 = 99;
         let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
         for k in 2..9 {
             for _ in 0..30 {
                 // Quarter-rank grid so exact ties and gaps equal to CD both occur.
-                let ranks: Vec<f64> = (0..k)
-                    .map(|_| 1.0 + (next() * 4.0 * k as f64).floor() / 4.0)
-                    .collect();
+                let ranks: Vec<f64> = (0..k).map(|_| 1.0 + (next() * 4.0 * k as f64).floor() / 4.0).collect();
                 let cd = (next() * 8.0).floor() / 4.0;
                 let fast = critical_difference_diagram(&nemenyi_with(&ranks, cd)).cliques;
-                assert_eq!(
-                    fast,
-                    brute_force_cliques(&ranks, cd),
-                    "ranks {ranks:?} cd {cd}"
-                );
+                assert_eq!(fast, brute_force_cliques(&ranks, cd), "ranks {ranks:?} cd {cd}");
             }
         }
     }

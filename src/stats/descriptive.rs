@@ -32,12 +32,7 @@ impl Descriptives {
         let n = values.len();
         let mean = mean(values);
         let std_dev = sample_std_dev(values, mean);
-        Descriptives {
-            n,
-            mean,
-            std_dev,
-            std_error: std_dev / (n as f64).sqrt(),
-        }
+        Descriptives { n, mean, std_dev, std_error: std_dev / (n as f64).sqrt() }
     }
 }
 
@@ -56,8 +51,7 @@ pub(crate) fn sample_std_dev(values: &[f64], mean: f64) -> f64 {
 
 /// Upper `1 - tail` quantile of Student's t with `degrees_of_freedom`.
 pub(crate) fn student_t_quantile(upper_probability: f64, degrees_of_freedom: usize) -> f64 {
-    let t = StudentsT::new(0.0, 1.0, degrees_of_freedom as f64)
-        .expect("degrees of freedom >= 1 are guaranteed by Sample (n >= 2)");
+    let t = StudentsT::new(0.0, 1.0, degrees_of_freedom as f64).expect("degrees of freedom >= 1 are guaranteed by Sample (n >= 2)");
     t.inverse_cdf(upper_probability)
 }
 
@@ -113,18 +107,8 @@ mod tests {
         ];
         for (sample, level, lower, upper) in cases {
             let ci = t_interval(&sample, ConfidenceLevel::new(level).unwrap());
-            assert!(
-                (ci.lower() - lower).abs() < TOL,
-                "{} {level}: {}",
-                sample.label(),
-                ci.lower()
-            );
-            assert!(
-                (ci.upper() - upper).abs() < TOL,
-                "{} {level}: {}",
-                sample.label(),
-                ci.upper()
-            );
+            assert!((ci.lower() - lower).abs() < TOL, "{} {level}: {}", sample.label(), ci.lower());
+            assert!((ci.upper() - upper).abs() < TOL, "{} {level}: {}", sample.label(), ci.upper());
         }
     }
 

@@ -40,8 +40,7 @@ pub fn hedges_correction(degrees_of_freedom: usize) -> Result<f64, StatsError> {
         return Err(StatsError::InvalidCount {
             parameter: "degrees of freedom",
             value: degrees_of_freedom,
-            requirement:
-                "Hedges' J needs at least 2 (three pairs); with fewer, report d_z uncorrected",
+            requirement: "Hedges' J needs at least 2 (three pairs); with fewer, report d_z uncorrected",
         });
     }
     let half = degrees_of_freedom as f64 / 2.0;
@@ -61,9 +60,7 @@ mod tests {
     // Reference: scripts/stats_reference.py, section "effect sizes" (numpy and
     // scipy.special.gamma). Tolerance 1e-12: closed forms; ln_gamma in statrs
     // (Lanczos) is accurate to ~1e-15 relative.
-    const P1: [f64; 10] = [
-        0.61, -0.23, 1.42, 0.88, -0.07, 0.35, 1.10, 0.52, -0.41, 0.95,
-    ];
+    const P1: [f64; 10] = [0.61, -0.23, 1.42, 0.88, -0.07, 0.35, 1.10, 0.52, -0.41, 0.95];
 
     #[test]
     fn matches_reference_values() {
@@ -87,14 +84,8 @@ mod tests {
     #[test]
     fn zero_spread_is_an_error() {
         let pairs = PairedSamples::from_differences("same", vec![0.1, 0.1, 0.1]).unwrap();
-        assert!(matches!(
-            cohens_dz(&pairs),
-            Err(StatsError::ZeroVariance { .. })
-        ));
+        assert!(matches!(cohens_dz(&pairs), Err(StatsError::ZeroVariance { .. })));
         let two = PairedSamples::from_differences("two", vec![0.1, 0.5]).unwrap();
-        assert!(matches!(
-            hedges_gz(&two),
-            Err(StatsError::InvalidCount { .. })
-        ));
+        assert!(matches!(hedges_gz(&two), Err(StatsError::InvalidCount { .. })));
     }
 }

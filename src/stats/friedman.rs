@@ -40,44 +40,23 @@ impl BlockDesign {
     /// Validates `blocks[b][t]` = value of treatment t on block b.
     pub fn new(label: &str, blocks: Vec<Vec<f64>>) -> Result<Self, StatsError> {
         if blocks.len() < 2 {
-            return Err(StatsError::TooFewValues {
-                input: format!("{label} (blocks)"),
-                required: 2,
-                actual: blocks.len(),
-            });
+            return Err(StatsError::TooFewValues { input: format!("{label} (blocks)"), required: 2, actual: blocks.len() });
         }
         let treatments = blocks[0].len();
         if treatments < 2 {
-            return Err(StatsError::TooFewValues {
-                input: format!("{label} (treatments per block)"),
-                required: 2,
-                actual: treatments,
-            });
+            return Err(StatsError::TooFewValues { input: format!("{label} (treatments per block)"), required: 2, actual: treatments });
         }
         let mut values = Vec::with_capacity(blocks.len() * treatments);
         for (block, row) in blocks.iter().enumerate() {
             if row.len() != treatments {
-                return Err(StatsError::RaggedBlocks {
-                    input: label.to_owned(),
-                    block,
-                    expected: treatments,
-                    actual: row.len(),
-                });
+                return Err(StatsError::RaggedBlocks { input: label.to_owned(), block, expected: treatments, actual: row.len() });
             }
             if let Some(t) = row.iter().position(|v| !v.is_finite()) {
-                return Err(StatsError::NonFinite {
-                    input: format!("{label} (block {block})"),
-                    index: t,
-                    value: row[t],
-                });
+                return Err(StatsError::NonFinite { input: format!("{label} (block {block})"), index: t, value: row[t] });
             }
             values.extend_from_slice(row);
         }
-        Ok(BlockDesign {
-            label: label.to_owned(),
-            treatments,
-            values,
-        })
+        Ok(BlockDesign { label: label.to_owned(), treatments, values })
     }
 
     /// Number of blocks N.
@@ -115,10 +94,7 @@ pub struct FriedmanTest {
 }
 
 /// Friedman test of `design`; fails if every block ties all treatments.
-pub fn friedman_test(
-    design: &BlockDesign,
-    direction: RankDirection,
-) -> Result<FriedmanTest, StatsError> {
+pub fn friedman_test(design: &BlockDesign, direction: RankDirection) -> Result<FriedmanTest, StatsError> {
     let k = design.treatments();
     let n = design.blocks();
     let mut rank_sums = vec![0.0; k];
@@ -137,13 +113,10 @@ pub fn friedman_test(
     let (kf, nf) = (k as f64, n as f64);
     let tie_correction = 1.0 - tie_term / (kf * (kf * kf - 1.0) * nf);
     if tie_correction <= 0.0 {
-        return Err(StatsError::AllBlocksTied {
-            input: design.label.clone(),
-        });
+        return Err(StatsError::AllBlocksTied { input: design.label.clone() });
     }
     let sum_of_squares: f64 = rank_sums.iter().map(|r| r * r).sum();
-    let statistic =
-        (12.0 / (kf * nf * (kf + 1.0)) * sum_of_squares - 3.0 * nf * (kf + 1.0)) / tie_correction;
+    let statistic = (12.0 / (kf * nf * (kf + 1.0)) * sum_of_squares - 3.0 * nf * (kf + 1.0)) / tie_correction;
     let chi_squared = ChiSquared::new(kf - 1.0).expect("k >= 2 gives positive degrees of freedom");
     Ok(FriedmanTest {
         statistic,
@@ -208,33 +181,14 @@ pub(crate) mod tests {
         // (regularised incomplete gamma) and SciPy agree to ~1e-14 relative, so
         // we check 1e-9 relative, which also covers the tiny F2 p-value.
         let t = friedman_test(&f1(), RankDirection::LowerIsBetter).unwrap();
-        assert!(
-            (t.statistic - 12.684210526315802).abs() < 1e-10,
-            "{}",
-            t.statistic
-        );
-        assert!(
-            (t.p_value / 0.005371755791967822 - 1.0).abs() < 1e-9,
-            "{}",
-            t.p_value
-        );
+        assert!((t.statistic - 12.684210526315802).abs() < 1e-10, "{}", t.statistic);
+        assert!((t.p_value / 0.005371755791967822 - 1.0).abs() < 1e-9, "{}", t.p_value);
         assert_eq!(t.degrees_of_freedom, 3);
-        assert_ranks(
-            &t.average_ranks,
-            &[2.5, 1.1666666666666667, 3.75, 2.5833333333333335],
-        );
+        assert_ranks(&t.average_ranks, &[2.5, 1.1666666666666667, 3.75, 2.5833333333333335]);
 
         let t = friedman_test(&f2(), RankDirection::LowerIsBetter).unwrap();
-        assert!(
-            (t.statistic - 33.03999999999999).abs() < 1e-10,
-            "{}",
-            t.statistic
-        );
-        assert!(
-            (t.p_value / 1.1721663799250748e-06 - 1.0).abs() < 1e-9,
-            "{}",
-            t.p_value
-        );
+        assert!((t.statistic - 33.03999999999999).abs() < 1e-10, "{}", t.statistic);
+        assert!((t.p_value / 1.1721663799250748e-06 - 1.0).abs() < 1e-9, "{}", t.p_value);
         assert_ranks(&t.average_ranks, &[3.6, 2.8, 5.0, 2.5, 1.1]);
     }
 
@@ -251,16 +205,10 @@ pub(crate) mod tests {
     #[test]
     fn invalid_designs_are_rejected() {
         let ragged = BlockDesign::new("x", vec![vec![1.0, 2.0], vec![1.0]]);
-        assert!(matches!(
-            ragged,
-            Err(StatsError::RaggedBlocks { block: 1, .. })
-        ));
+        assert!(matches!(ragged, Err(StatsError::RaggedBlocks { block: 1, .. })));
         let one_block = BlockDesign::new("x", vec![vec![1.0, 2.0]]);
         assert!(matches!(one_block, Err(StatsError::TooFewValues { .. })));
         let tied = BlockDesign::new("x", vec![vec![1.0, 1.0], vec![2.0, 2.0]]).unwrap();
-        assert!(matches!(
-            friedman_test(&tied, RankDirection::LowerIsBetter),
-            Err(StatsError::AllBlocksTied { .. })
-        ));
+        assert!(matches!(friedman_test(&tied, RankDirection::LowerIsBetter), Err(StatsError::AllBlocksTied { .. })));
     }
 }

@@ -18,11 +18,7 @@ impl ConfidenceInterval {
     ///
     /// Ordering here, rather than trusting callers, keeps `lower <= upper` an invariant.
     pub(crate) fn from_endpoints(a: f64, b: f64, level: ConfidenceLevel) -> Self {
-        ConfidenceInterval {
-            lower: a.min(b),
-            upper: a.max(b),
-            level,
-        }
+        ConfidenceInterval { lower: a.min(b), upper: a.max(b), level }
     }
 
     /// Lower endpoint.

@@ -49,14 +49,11 @@ pub use interval::ConfidenceInterval;
 pub use multiple_comparisons::{benjamini_hochberg, holm, AdjustedPValues, Adjustment, PValues};
 pub use nemenyi::{critical_difference, nemenyi, NemenyiTest};
 pub use paired_summary::{compare_paired, ComparisonConfig, PairedComparison};
-pub use permutation::{
-    sign_flip_test, PermutationMethod, PermutationTest, EXACT_ENUMERATION_MAX_PAIRS,
-};
+pub use permutation::{sign_flip_test, PermutationMethod, PermutationTest, EXACT_ENUMERATION_MAX_PAIRS};
 pub use probability::{Alpha, ConfidenceLevel};
 pub use resampling::{Resamples, ResamplingConfig};
 pub use sample::{PairedSamples, Sample};
 pub use studentized_range::{nemenyi_q, studentized_range_cdf, studentized_range_critical_value};
 pub use wilcoxon::{
-    wilcoxon_signed_rank, ContinuityCorrection, WilcoxonMethod, WilcoxonTest,
-    EXACT_CONDITIONAL_MAX_PAIRS, EXACT_MAX_PAIRS,
+    wilcoxon_signed_rank, ContinuityCorrection, WilcoxonMethod, WilcoxonTest, EXACT_CONDITIONAL_MAX_PAIRS, EXACT_MAX_PAIRS,
 };

@@ -25,18 +25,10 @@ impl PValues {
     /// Validates the list; `label` names it in error messages.
     pub fn new(label: &str, values: Vec<f64>) -> Result<Self, StatsError> {
         if values.is_empty() {
-            return Err(StatsError::TooFewValues {
-                input: label.to_owned(),
-                required: 1,
-                actual: 0,
-            });
+            return Err(StatsError::TooFewValues { input: label.to_owned(), required: 1, actual: 0 });
         }
         if let Some(index) = values.iter().position(|p| !(0.0..=1.0).contains(p)) {
-            return Err(StatsError::InvalidPValue {
-                input: label.to_owned(),
-                index,
-                value: values[index],
-            });
+            return Err(StatsError::InvalidPValue { input: label.to_owned(), index, value: values[index] });
         }
         Ok(PValues { values })
     }
@@ -114,12 +106,7 @@ fn adjust_in_sorted_order(raw: &[f64], adjust: impl FnOnce(&mut [f64])) -> Vec<f
 
 fn decide(adjustment: Adjustment, alpha: Alpha, adjusted: Vec<f64>) -> AdjustedPValues {
     let reject = adjusted.iter().map(|&p| p <= alpha.value()).collect();
-    AdjustedPValues {
-        adjustment,
-        alpha,
-        adjusted,
-        reject,
-    }
+    AdjustedPValues { adjustment, alpha, adjusted, reject }
 }
 
 #[cfg(test)]
@@ -144,23 +131,14 @@ mod tests {
     fn holm_matches_statsmodels() {
         let h = holm(&raw(), Alpha::FIVE_PERCENT);
         assert_close(&h.adjusted, &[0.06, 0.16, 0.15, 0.035, 0.4, 0.16, 0.5]);
-        assert_eq!(
-            h.reject,
-            vec![false, false, false, true, false, false, false]
-        );
+        assert_eq!(h.reject, vec![false, false, false, true, false, false, false]);
     }
 
     #[test]
     fn bh_matches_statsmodels() {
         let bh = benjamini_hochberg(&raw(), Alpha::FIVE_PERCENT);
-        assert_close(
-            &bh.adjusted,
-            &[0.035, 0.056, 0.056, 0.035, 0.23333333333333336, 0.056, 0.5],
-        );
-        assert_eq!(
-            bh.reject,
-            vec![true, false, false, true, false, false, false]
-        );
+        assert_close(&bh.adjusted, &[0.035, 0.056, 0.056, 0.035, 0.23333333333333336, 0.056, 0.5]);
+        assert_eq!(bh.reject, vec![true, false, false, true, false, false, false]);
     }
 
     #[test]
@@ -168,9 +146,7 @@ mod tests {
         // Holm >= raw, BH >= raw, BH <= Holm, both <= 1, and both monotone in raw p.
         let mut state: u64 = 12345;
         let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
         for size in 1..40 {
@@ -192,14 +168,8 @@ mod tests {
 
     #[test]
     fn rejects_invalid_lists() {
-        assert!(matches!(
-            PValues::new("p", vec![]),
-            Err(StatsError::TooFewValues { .. })
-        ));
-        assert!(matches!(
-            PValues::new("p", vec![0.2, 1.5]),
-            Err(StatsError::InvalidPValue { index: 1, .. })
-        ));
+        assert!(matches!(PValues::new("p", vec![]), Err(StatsError::TooFewValues { .. })));
+        assert!(matches!(PValues::new("p", vec![0.2, 1.5]), Err(StatsError::InvalidPValue { index: 1, .. })));
         assert!(PValues::new("p", vec![f64::NAN]).is_err());
     }
 }

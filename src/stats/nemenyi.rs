@@ -52,17 +52,8 @@ pub fn nemenyi(friedman: &FriedmanTest, alpha: Alpha) -> Result<NemenyiTest, Sta
     let q_alpha = nemenyi_q(alpha, k)?;
     let cd = critical_difference(q_alpha, k, friedman.blocks);
     let ranks = &friedman.average_ranks;
-    let significantly_different = ranks
-        .iter()
-        .map(|ri| ranks.iter().map(|rj| (ri - rj).abs() > cd).collect())
-        .collect();
-    Ok(NemenyiTest {
-        alpha,
-        q_alpha,
-        critical_difference: cd,
-        average_ranks: ranks.clone(),
-        significantly_different,
-    })
+    let significantly_different = ranks.iter().map(|ri| ranks.iter().map(|rj| (ri - rj).abs() > cd).collect()).collect();
+    Ok(NemenyiTest { alpha, q_alpha, critical_difference: cd, average_ranks: ranks.clone(), significantly_different })
 }
 
 #[cfg(test)]
@@ -84,11 +75,7 @@ mod tests {
         for (design, alpha, expected) in cases {
             let friedman = friedman_test(&design, RankDirection::LowerIsBetter).unwrap();
             let test = nemenyi(&friedman, alpha).unwrap();
-            assert!(
-                (test.critical_difference - expected).abs() < 1e-8,
-                "{}",
-                test.critical_difference
-            );
+            assert!((test.critical_difference - expected).abs() < 1e-8, "{}", test.critical_difference);
         }
     }
 

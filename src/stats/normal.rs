@@ -70,11 +70,7 @@ pub(crate) fn erfc(x: f64) -> f64 {
         return f64::NAN;
     }
     let magnitude = x.abs();
-    let upper_tail = if magnitude < SERIES_LIMIT {
-        1.0 - erf_series(magnitude)
-    } else {
-        erfc_continued_fraction(magnitude)
-    };
+    let upper_tail = if magnitude < SERIES_LIMIT { 1.0 - erf_series(magnitude) } else { erfc_continued_fraction(magnitude) };
     if x >= 0.0 {
         upper_tail
     } else {
@@ -105,15 +101,9 @@ pub(crate) fn normal_quantile(p: f64) -> f64 {
     if p >= 1.0 {
         return f64::INFINITY;
     }
-    let start = Normal::new(0.0, 1.0)
-        .expect("standard normal parameters are valid")
-        .inverse_cdf(p);
+    let start = Normal::new(0.0, 1.0).expect("standard normal parameters are valid").inverse_cdf(p);
     // Newton on the tail that is small, so the residual keeps relative accuracy.
-    let residual = if p < 0.5 {
-        normal_cdf(start) - p
-    } else {
-        (1.0 - p) - normal_sf(start)
-    };
+    let residual = if p < 0.5 { normal_cdf(start) - p } else { (1.0 - p) - normal_sf(start) };
     let density = normal_pdf(start);
     if density > 0.0 {
         start - residual / density
@@ -128,10 +118,7 @@ mod tests {
 
     fn assert_relative(actual: f64, expected: f64, tolerance: f64) {
         let error = ((actual - expected) / expected).abs();
-        assert!(
-            error < tolerance,
-            "{actual:e} vs {expected:e} (relative {error:e})"
-        );
+        assert!(error < tolerance, "{actual:e} vs {expected:e} (relative {error:e})");
     }
 
     #[test]

@@ -124,16 +124,11 @@ mod tests {
     use super::super::resampling::Resamples;
     use super::*;
 
-    const P1: [f64; 10] = [
-        0.61, -0.23, 1.42, 0.88, -0.07, 0.35, 1.10, 0.52, -0.41, 0.95,
-    ];
+    const P1: [f64; 10] = [0.61, -0.23, 1.42, 0.88, -0.07, 0.35, 1.10, 0.52, -0.41, 0.95];
 
     fn config() -> ComparisonConfig {
         ComparisonConfig {
-            resampling: ResamplingConfig {
-                resamples: Resamples::new(2000).unwrap(),
-                seed: 5,
-            },
+            resampling: ResamplingConfig { resamples: Resamples::new(2000).unwrap(), seed: 5 },
             ..ComparisonConfig::default()
         }
     }
@@ -150,16 +145,8 @@ mod tests {
         assert_eq!(s.permutation_method, PermutationMethod::ExactEnumeration);
         assert_eq!(s.wilcoxon_p, Some(19.0 / 512.0));
         assert_eq!(s.wilcoxon_statistic, Some(7.0));
-        assert!(
-            (s.t_lower - 0.08062139797875867).abs() < 1e-10,
-            "{}",
-            s.t_lower
-        );
-        assert!(
-            (s.t_upper - 0.9433786020212414).abs() < 1e-10,
-            "{}",
-            s.t_upper
-        );
+        assert!((s.t_lower - 0.08062139797875867).abs() < 1e-10, "{}", s.t_lower);
+        assert!((s.t_upper - 0.9433786020212414).abs() < 1e-10, "{}", s.t_upper);
         assert!((s.cohens_dz.unwrap() - 0.8490517010830901).abs() < 1e-12);
         assert!((s.hedges_gz.unwrap() - 0.7759270314535914).abs() < 1e-12);
         assert!((s.mean_difference - 0.512).abs() < 1e-12);
@@ -173,10 +160,7 @@ mod tests {
         let pairs = PairedSamples::new("a", x.clone(), "b", x).unwrap();
         let s = compare_paired(&pairs, &config());
         assert_eq!(s.permutation_p, 1.0);
-        assert_eq!(
-            (s.wilcoxon_p, s.cohens_dz, s.hedges_gz, s.bca_lower),
-            (None, None, None, None)
-        );
+        assert_eq!((s.wilcoxon_p, s.cohens_dz, s.hedges_gz, s.bca_lower), (None, None, None, None));
         assert_eq!((s.t_lower, s.t_upper), (0.0, 0.0));
     }
 
@@ -191,10 +175,7 @@ mod tests {
         // bit-exact float parsing; they may land one ulp away, hence a 1e-15
         // relative comparison field by field.
         let json = serde_json::to_string(&with_all).unwrap();
-        assert_same_fields(
-            &serde_json::from_str::<PairedComparison>(&json).unwrap(),
-            &with_all,
-        );
+        assert_same_fields(&serde_json::from_str::<PairedComparison>(&json).unwrap(), &with_all);
 
         let mut writer = csv::Writer::from_writer(Vec::new());
         writer.serialize(&with_all).unwrap();

@@ -60,23 +60,14 @@ pub fn sign_flip_test(pairs: &PairedSamples, config: &ResamplingConfig) -> Permu
     let threshold = extremeness_threshold(differences);
     let (p_value, method, permutations) = if differences.len() <= EXACT_ENUMERATION_MAX_PAIRS {
         let (count, total) = exact_extreme_count(differences, threshold);
-        (
-            count as f64 / total as f64,
-            PermutationMethod::ExactEnumeration,
-            total,
-        )
+        (count as f64 / total as f64, PermutationMethod::ExactEnumeration, total)
     } else {
         let count = monte_carlo_extreme_count(differences, threshold, config);
         let b = config.resamples.get();
         let p = (count + 1) as f64 / (b + 1) as f64;
         (p, PermutationMethod::MonteCarlo, b as u64)
     };
-    PermutationTest {
-        mean_difference: mean(differences),
-        p_value,
-        method,
-        permutations,
-    }
+    PermutationTest { mean_difference: mean(differences), p_value, method, permutations }
 }
 
 /// Permuted |Σ s_i d_i| at or above this value counts as at least as extreme.
@@ -87,40 +78,22 @@ fn extremeness_threshold(differences: &[f64]) -> f64 {
 }
 
 fn signed_sum(differences: &[f64], negative_mask: u64) -> f64 {
-    differences
-        .iter()
-        .enumerate()
-        .map(|(i, &d)| if negative_mask >> i & 1 == 1 { -d } else { d })
-        .sum()
+    differences.iter().enumerate().map(|(i, &d)| if negative_mask >> i & 1 == 1 { -d } else { d }).sum()
 }
 
 /// (number of sign vectors at least as extreme, 2ⁿ). The sign of d_0 is kept
 /// positive and each vector counted twice, because s and -s give the same |T|.
 fn exact_extreme_count(differences: &[f64], threshold: f64) -> (u64, u64) {
     let n = differences.len();
-    assert!(
-        n <= EXACT_ENUMERATION_MAX_PAIRS,
-        "exact enumeration limited to 2^20 sign vectors"
-    );
+    assert!(n <= EXACT_ENUMERATION_MAX_PAIRS, "exact enumeration limited to 2^20 sign vectors");
     let half = 1u64 << (n - 1);
-    let extreme_halves = (0..half)
-        .filter(|&mask| signed_sum(differences, mask << 1).abs() >= threshold)
-        .count() as u64;
+    let extreme_halves = (0..half).filter(|&mask| signed_sum(differences, mask << 1).abs() >= threshold).count() as u64;
     (2 * extreme_halves, 2 * half)
 }
 
-fn monte_carlo_extreme_count(
-    differences: &[f64],
-    threshold: f64,
-    config: &ResamplingConfig,
-) -> u64 {
-    let statistics = replicate_in_parallel(config, |rng| {
-        differences
-            .iter()
-            .map(|&d| if rng.gen::<bool>() { -d } else { d })
-            .sum::<f64>()
-            .abs()
-    });
+fn monte_carlo_extreme_count(differences: &[f64], threshold: f64, config: &ResamplingConfig) -> u64 {
+    let statistics =
+        replicate_in_parallel(config, |rng| differences.iter().map(|&d| if rng.gen::<bool>() { -d } else { d }).sum::<f64>().abs());
     statistics.iter().filter(|&&t| t >= threshold).count() as u64
 }
 
@@ -134,22 +107,17 @@ mod tests {
     }
 
     fn config(resamples: usize, seed: u64) -> ResamplingConfig {
-        ResamplingConfig {
-            resamples: Resamples::new(resamples).unwrap(),
-            seed,
-        }
+        ResamplingConfig { resamples: Resamples::new(resamples).unwrap(), seed }
     }
 
     // Data sets and counts from scripts/stats_reference.py (brute-force count over
     // all sign vectors with Python's exact fsum, cross-checked against
     // scipy.stats.permutation_test(permutation_type="samples")).
-    const P1: [f64; 10] = [
-        0.61, -0.23, 1.42, 0.88, -0.07, 0.35, 1.10, 0.52, -0.41, 0.95,
-    ];
+    const P1: [f64; 10] = [0.61, -0.23, 1.42, 0.88, -0.07, 0.35, 1.10, 0.52, -0.41, 0.95];
     const P2: [f64; 12] = [0.5, -0.5, 1.0, 0.0, 1.5, 2.0, -1.0, 0.5, 2.5, 0.0, 3.0, 1.5];
     const P6: [f64; 22] = [
-        1.92, 1.382, 0.406, -0.549, -1.035, -0.822, -0.011, 1.017, 1.778, 1.915, 1.363, 0.381,
-        -0.568, -1.038, -0.809, 0.013, 1.04, 1.79, 1.909, 1.342, 0.356, -0.586,
+        1.92, 1.382, 0.406, -0.549, -1.035, -0.822, -0.011, 1.017, 1.778, 1.915, 1.363, 0.381, -0.568, -1.038, -0.809, 0.013, 1.04, 1.79,
+        1.909, 1.342, 0.356, -0.586,
     ];
 
     #[test]
@@ -178,10 +146,7 @@ mod tests {
         // Data compared with itself: every sign vector ties with T = 0.
         let x = vec![3.2, 3.5, 3.1, 3.9];
         let same = PairedSamples::new("x", x.clone(), "x again", x).unwrap();
-        assert_eq!(
-            sign_flip_test(&same, &ResamplingConfig::default()).p_value,
-            1.0
-        );
+        assert_eq!(sign_flip_test(&same, &ResamplingConfig::default()).p_value, 1.0);
         let many = PairedSamples::from_differences("zeros", vec![0.0; 30]).unwrap();
         assert_eq!(sign_flip_test(&many, &config(500, 1)).p_value, 1.0);
     }
@@ -196,11 +161,7 @@ mod tests {
         let t = sign_flip_test(&pairs(&P6), &config(b, 2024));
         assert_eq!(t.method, PermutationMethod::MonteCarlo);
         let se = (exact * (1.0 - exact) / b as f64).sqrt();
-        assert!(
-            (t.p_value - exact).abs() < 4.0 * se + 1.0 / b as f64,
-            "{}",
-            t.p_value
-        );
+        assert!((t.p_value - exact).abs() < 4.0 * se + 1.0 / b as f64, "{}", t.p_value);
     }
 
     #[test]

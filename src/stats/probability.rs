@@ -12,11 +12,7 @@ fn check_open_unit_interval(parameter: &'static str, value: f64) -> Result<f64, 
     if value.is_finite() && value > 0.0 && value < 1.0 {
         Ok(value)
     } else {
-        Err(StatsError::OutOfRange {
-            parameter,
-            value,
-            allowed: "the open interval (0, 1) (e.g. 0.05)",
-        })
+        Err(StatsError::OutOfRange { parameter, value, allowed: "the open interval (0, 1) (e.g. 0.05)" })
     }
 }
 

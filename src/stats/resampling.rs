@@ -76,10 +76,7 @@ pub struct ResamplingConfig {
 
 impl Default for ResamplingConfig {
     fn default() -> Self {
-        ResamplingConfig {
-            resamples: Resamples::DEFAULT,
-            seed: 0,
-        }
+        ResamplingConfig { resamples: Resamples::DEFAULT, seed: 0 }
     }
 }
 
@@ -90,16 +87,13 @@ where
     F: Fn(&mut ChaCha8Rng) -> f64 + Sync,
 {
     let mut values = vec![0.0; config.resamples.get()];
-    values
-        .par_chunks_mut(REPLICATES_PER_CHUNK)
-        .enumerate()
-        .for_each(|(chunk_index, chunk)| {
-            let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-            rng.set_stream(chunk_index as u64);
-            for slot in chunk.iter_mut() {
-                *slot = replicate(&mut rng);
-            }
-        });
+    values.par_chunks_mut(REPLICATES_PER_CHUNK).enumerate().for_each(|(chunk_index, chunk)| {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        rng.set_stream(chunk_index as u64);
+        for slot in chunk.iter_mut() {
+            *slot = replicate(&mut rng);
+        }
+    });
     values
 }
 
@@ -109,17 +103,11 @@ mod tests {
     use rand::Rng;
 
     fn config(resamples: usize, seed: u64) -> ResamplingConfig {
-        ResamplingConfig {
-            resamples: Resamples::new(resamples).unwrap(),
-            seed,
-        }
+        ResamplingConfig { resamples: Resamples::new(resamples).unwrap(), seed }
     }
 
     fn draw(config: &ResamplingConfig, threads: usize) -> Vec<f64> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| replicate_in_parallel(config, |rng| rng.gen::<f64>()))
     }
 
@@ -136,10 +124,7 @@ mod tests {
         let c = config(2 * REPLICATES_PER_CHUNK, 7);
         let values = draw(&c, 2);
         // If every chunk reused one stream, chunk 1 would repeat chunk 0 exactly.
-        assert_ne!(
-            values[..REPLICATES_PER_CHUNK],
-            values[REPLICATES_PER_CHUNK..]
-        );
+        assert_ne!(values[..REPLICATES_PER_CHUNK], values[REPLICATES_PER_CHUNK..]);
         assert_ne!(values, draw(&config(2 * REPLICATES_PER_CHUNK, 8), 2));
     }
 

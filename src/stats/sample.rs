@@ -11,22 +11,14 @@ const MIN_SAMPLE_SIZE: usize = 2;
 
 fn check_all_finite(label: &str, values: &[f64]) -> Result<(), StatsError> {
     match values.iter().position(|v| !v.is_finite()) {
-        Some(index) => Err(StatsError::NonFinite {
-            input: label.to_owned(),
-            index,
-            value: values[index],
-        }),
+        Some(index) => Err(StatsError::NonFinite { input: label.to_owned(), index, value: values[index] }),
         None => Ok(()),
     }
 }
 
 fn check_min_len(label: &str, len: usize, required: usize) -> Result<(), StatsError> {
     if len < required {
-        Err(StatsError::TooFewValues {
-            input: label.to_owned(),
-            required,
-            actual: len,
-        })
+        Err(StatsError::TooFewValues { input: label.to_owned(), required, actual: len })
     } else {
         Ok(())
     }
@@ -44,10 +36,7 @@ impl Sample {
     pub fn new(label: &str, values: Vec<f64>) -> Result<Self, StatsError> {
         check_all_finite(label, &values)?;
         check_min_len(label, values.len(), MIN_SAMPLE_SIZE)?;
-        Ok(Sample {
-            label: label.to_owned(),
-            values,
-        })
+        Ok(Sample { label: label.to_owned(), values })
     }
 
     /// The label given at construction.
@@ -83,12 +72,7 @@ pub struct PairedSamples {
 
 impl PairedSamples {
     /// Validates the pair of samples; the labels name them in error messages.
-    pub fn new(
-        first_label: &str,
-        first: Vec<f64>,
-        second_label: &str,
-        second: Vec<f64>,
-    ) -> Result<Self, StatsError> {
+    pub fn new(first_label: &str, first: Vec<f64>, second_label: &str, second: Vec<f64>) -> Result<Self, StatsError> {
         check_all_finite(first_label, &first)?;
         check_all_finite(second_label, &second)?;
         if first.len() != second.len() {
@@ -104,12 +88,7 @@ impl PairedSamples {
         let differences: Vec<f64> = first.iter().zip(&second).map(|(a, b)| a - b).collect();
         // Two finite values can still overflow when subtracted (e.g. 1e308 - -1e308).
         check_all_finite(&label, &differences)?;
-        Ok(PairedSamples {
-            label,
-            first,
-            second,
-            differences,
-        })
+        Ok(PairedSamples { label, first, second, differences })
     }
 
     /// Builds paired samples whose differences are exactly `differences`
@@ -143,10 +122,7 @@ impl PairedSamples {
 
     /// The differences as a validated [`Sample`].
     pub fn differences_sample(&self) -> Sample {
-        Sample {
-            label: self.label.clone(),
-            values: self.differences.clone(),
-        }
+        Sample { label: self.label.clone(), values: self.differences.clone() }
     }
 
     /// Number of pairs (always at least 2).
@@ -172,36 +148,19 @@ mod tests {
             StatsError::NonFinite { input, index: 1, value } if input == "bpb" && value.is_nan()
         ));
         let message = err.to_string();
-        assert!(
-            message.contains("`bpb`") && message.contains("position 1"),
-            "{message}"
-        );
+        assert!(message.contains("`bpb`") && message.contains("position 1"), "{message}");
     }
 
     #[test]
     fn sample_needs_two_values() {
         let err = Sample::new("acc", vec![0.5]).unwrap_err();
-        assert!(matches!(
-            err,
-            StatsError::TooFewValues {
-                required: 2,
-                actual: 1,
-                ..
-            }
-        ));
+        assert!(matches!(err, StatsError::TooFewValues { required: 2, actual: 1, .. }));
     }
 
     #[test]
     fn paired_rejects_length_mismatch_and_overflowing_difference() {
         let err = PairedSamples::new("a", vec![1.0, 2.0], "b", vec![1.0]).unwrap_err();
-        assert!(matches!(
-            err,
-            StatsError::LengthMismatch {
-                first_len: 2,
-                second_len: 1,
-                ..
-            }
-        ));
+        assert!(matches!(err, StatsError::LengthMismatch { first_len: 2, second_len: 1, .. }));
         let err = PairedSamples::new("a", vec![1e308, 0.0], "b", vec![-1e308, 0.0]).unwrap_err();
         assert!(matches!(err, StatsError::NonFinite { index: 0, .. }));
     }

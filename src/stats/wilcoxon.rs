@@ -82,40 +82,22 @@ pub struct WilcoxonTest {
 /// Two-sided Wilcoxon signed-rank test of `pairs.differences()` against 0.
 ///
 /// Fails with [`StatsError::AllDifferencesZero`] when no difference is non-zero.
-pub fn wilcoxon_signed_rank(
-    pairs: &PairedSamples,
-    correction: ContinuityCorrection,
-) -> Result<WilcoxonTest, StatsError> {
+pub fn wilcoxon_signed_rank(pairs: &PairedSamples, correction: ContinuityCorrection) -> Result<WilcoxonTest, StatsError> {
     let total_pairs = pairs.len();
-    let nonzero: Vec<f64> = pairs
-        .differences()
-        .iter()
-        .copied()
-        .filter(|&d| d != 0.0)
-        .collect();
+    let nonzero: Vec<f64> = pairs.differences().iter().copied().filter(|&d| d != 0.0).collect();
     if nonzero.is_empty() {
-        return Err(StatsError::AllDifferencesZero {
-            input: pairs.label().to_owned(),
-            count: total_pairs,
-        });
+        return Err(StatsError::AllDifferencesZero { input: pairs.label().to_owned(), count: total_pairs });
     }
     let zeros_dropped = total_pairs - nonzero.len();
     let magnitudes: Vec<f64> = nonzero.iter().map(|d| d.abs()).collect();
     let ranking = average_ranks(&magnitudes);
-    let w_plus: f64 = nonzero
-        .iter()
-        .zip(&ranking.ranks)
-        .filter(|(d, _)| **d > 0.0)
-        .map(|(_, r)| r)
-        .sum();
+    let w_plus: f64 = nonzero.iter().zip(&ranking.ranks).filter(|(d, _)| **d > 0.0).map(|(_, r)| r).sum();
     let n = nonzero.len() as f64;
     let w_minus = n * (n + 1.0) / 2.0 - w_plus;
 
     let method = choose_method(total_pairs, zeros_dropped > 0 || ranking.has_ties());
     let (p_value, z) = match method {
-        WilcoxonMethod::Exact | WilcoxonMethod::ExactConditional => {
-            (exact_two_sided_p(&ranking.ranks, w_plus), None)
-        }
+        WilcoxonMethod::Exact | WilcoxonMethod::ExactConditional => (exact_two_sided_p(&ranking.ranks, w_plus), None),
         WilcoxonMethod::NormalApproximation => {
             let z = normal_z(w_plus, n, ranking.tie_term(), correction);
             ((2.0 * normal_sf(z.abs())).min(1.0), Some(z))
@@ -198,26 +180,21 @@ mod tests {
     // Data sets P1..P5 and all reference values: scripts/stats_reference.py,
     // section "Wilcoxon signed-rank" (scipy.stats.wilcoxon, exact p cross-checked
     // against a brute-force / polynomial count as an exact Fraction).
-    const P1: [f64; 10] = [
-        0.61, -0.23, 1.42, 0.88, -0.07, 0.35, 1.10, 0.52, -0.41, 0.95,
-    ];
+    const P1: [f64; 10] = [0.61, -0.23, 1.42, 0.88, -0.07, 0.35, 1.10, 0.52, -0.41, 0.95];
     const P2: [f64; 12] = [0.5, -0.5, 1.0, 0.0, 1.5, 2.0, -1.0, 0.5, 2.5, 0.0, 3.0, 1.5];
     const P3: [f64; 30] = [
-        0.3, -0.1, 0.4, 0.2, 0.0, 0.5, -0.2, 0.3, 0.1, 0.6, -0.3, 0.2, 0.4, 0.1, -0.1, 0.7, 0.2,
-        0.0, 0.3, -0.4, 0.5, 0.1, 0.2, -0.2, 0.6, 0.3, 0.8, -0.1, 0.4, 0.2,
+        0.3, -0.1, 0.4, 0.2, 0.0, 0.5, -0.2, 0.3, 0.1, 0.6, -0.3, 0.2, 0.4, 0.1, -0.1, 0.7, 0.2, 0.0, 0.3, -0.4, 0.5, 0.1, 0.2, -0.2, 0.6,
+        0.3, 0.8, -0.1, 0.4, 0.2,
     ];
     const P4: [f64; 25] = [
-        -4.1, 2.203, -2.224, 4.079, -0.348, 5.955, 1.528, -2.899, 3.404, -1.023, 5.28, 0.853,
-        -3.574, 2.729, -1.698, 4.605, 0.178, 6.481, 2.054, -2.373, 3.93, -0.497, 5.806, 1.379,
-        -3.048,
+        -4.1, 2.203, -2.224, 4.079, -0.348, 5.955, 1.528, -2.899, 3.404, -1.023, 5.28, 0.853, -3.574, 2.729, -1.698, 4.605, 0.178, 6.481,
+        2.054, -2.373, 3.93, -0.497, 5.806, 1.379, -3.048,
     ];
     const P5: [f64; 60] = [
-        0.35, 2.2771, 1.381, -1.0255, -1.4169, 0.7802, 2.3471, 0.9882, -1.3057, -1.174, 1.1903,
-        2.3235, 0.5655, -1.5082, -0.8597, 1.5611, 2.2076, 0.1327, -1.6238, -0.4887, 1.8751, 2.0047,
-        -0.2899, -1.647, -0.0785, 2.1177, 1.7242, -0.6825, -1.5766, 0.3518, 2.2776, 1.3795,
-        -1.0268, -1.4161, 0.782, 2.3472, 0.9865, -1.3066, -1.1728, 1.1919, 2.3233, 0.5637, -1.5089,
-        -0.8583, 1.5625, 2.2069, 0.131, -1.6241, -0.4871, 1.8763, 2.0037, -0.2916, -1.6469,
-        -0.0768, 2.1186, 1.723, -0.684, -1.5762, 0.3536, 2.2781,
+        0.35, 2.2771, 1.381, -1.0255, -1.4169, 0.7802, 2.3471, 0.9882, -1.3057, -1.174, 1.1903, 2.3235, 0.5655, -1.5082, -0.8597, 1.5611,
+        2.2076, 0.1327, -1.6238, -0.4887, 1.8751, 2.0047, -0.2899, -1.647, -0.0785, 2.1177, 1.7242, -0.6825, -1.5766, 0.3518, 2.2776,
+        1.3795, -1.0268, -1.4161, 0.782, 2.3472, 0.9865, -1.3066, -1.1728, 1.1919, 2.3233, 0.5637, -1.5089, -0.8583, 1.5625, 2.2069, 0.131,
+        -1.6241, -0.4871, 1.8763, 2.0037, -0.2916, -1.6469, -0.0768, 2.1186, 1.723, -0.684, -1.5762, 0.3536, 2.2781,
     ];
 
     #[test]
@@ -239,10 +216,7 @@ mod tests {
     fn exact_conditional_with_zeros_and_ties_equals_enumeration() {
         let t = wilcoxon_signed_rank(&pairs(&P2), ContinuityCorrection::Off).unwrap();
         assert_eq!(t.method, WilcoxonMethod::ExactConditional);
-        assert_eq!(
-            (t.statistic, t.w_plus, t.zeros_dropped, t.n_ranked),
-            (6.5, 48.5, 2, 10)
-        );
+        assert_eq!((t.statistic, t.w_plus, t.zeros_dropped, t.n_ranked), (6.5, 48.5, 2, 10));
         assert_eq!(t.p_value, 9.0 / 256.0);
         assert!((t.rank_biserial - 0.7636363636363637).abs() < 1e-15);
     }
@@ -252,20 +226,8 @@ mod tests {
         // p from the normal sf: SciPy (ndtr) and normal.rs both reach ~1e-14
         // relative accuracy, so 1e-12 absolute is a safe margin.
         let cases = [
-            (
-                &P3[..],
-                67.0,
-                0.0018751025816447216,
-                0.0019489611615172145,
-                -3.109332991139362,
-            ),
-            (
-                &P5[..],
-                629.0,
-                0.03525489842985291,
-                0.03557626295299877,
-                -2.1054184584651816,
-            ),
+            (&P3[..], 67.0, 0.0018751025816447216, 0.0019489611615172145, -3.109332991139362),
+            (&P5[..], 629.0, 0.03525489842985291, 0.03557626295299877, -2.1054184584651816),
         ];
         for (d, statistic, p_plain, p_corrected, z_scipy) in cases {
             let plain = wilcoxon_signed_rank(&pairs(d), ContinuityCorrection::Off).unwrap();
@@ -273,11 +235,7 @@ mod tests {
             assert_eq!(plain.method, WilcoxonMethod::NormalApproximation);
             assert_eq!(plain.statistic, statistic);
             assert!((plain.p_value - p_plain).abs() < 1e-12, "{}", plain.p_value);
-            assert!(
-                (corrected.p_value - p_corrected).abs() < 1e-12,
-                "{}",
-                corrected.p_value
-            );
+            assert!((corrected.p_value - p_corrected).abs() < 1e-12, "{}", corrected.p_value);
             // SciPy reports -|z| for two-sided tests.
             assert!((-plain.z.unwrap().abs() - z_scipy).abs() < 1e-12);
         }
@@ -288,29 +246,17 @@ mod tests {
         let weights = [2, 3, 3, 5, 8];
         let counts = subset_sum_counts(&weights);
         for (sum, &count) in counts.iter().enumerate() {
-            let brute = (0u32..32)
-                .filter(|mask| {
-                    (0..5)
-                        .filter(|i| mask >> i & 1 == 1)
-                        .map(|i| weights[i])
-                        .sum::<usize>()
-                        == sum
-                })
-                .count() as u64;
+            let brute =
+                (0u32..32).filter(|mask| (0..5).filter(|i| mask >> i & 1 == 1).map(|i| weights[i]).sum::<usize>() == sum).count() as u64;
             assert_eq!(count, brute, "sum {sum}");
         }
     }
 
     #[test]
     fn all_zero_differences_are_an_error_and_symmetric_data_gives_p_one() {
-        let err =
-            wilcoxon_signed_rank(&pairs(&[0.0, 0.0, 0.0]), ContinuityCorrection::Off).unwrap_err();
-        assert!(matches!(
-            err,
-            StatsError::AllDifferencesZero { count: 3, .. }
-        ));
-        let t = wilcoxon_signed_rank(&pairs(&[1.0, -1.0, 2.0, -2.0]), ContinuityCorrection::Off)
-            .unwrap();
+        let err = wilcoxon_signed_rank(&pairs(&[0.0, 0.0, 0.0]), ContinuityCorrection::Off).unwrap_err();
+        assert!(matches!(err, StatsError::AllDifferencesZero { count: 3, .. }));
+        let t = wilcoxon_signed_rank(&pairs(&[1.0, -1.0, 2.0, -2.0]), ContinuityCorrection::Off).unwrap();
         assert_eq!((t.p_value, t.rank_biserial), (1.0, 0.0));
     }
 }

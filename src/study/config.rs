@@ -280,13 +280,22 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     fn err(&self, key: &str, span: std::ops::Range<usize>, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid { path: self.path.to_path_buf(), line: line_of(self.text, span.start), key: key.to_string(), message: message.into() }
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line: line_of(self.text, span.start),
+            key: key.to_string(),
+            message: message.into(),
+        }
     }
 
     fn resolve(&self, raw: RawConfig, hash: String) -> Result<StudyConfig, ConfigError> {
         let name = raw.study.name.get_ref().trim().to_string();
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(self.err("study.name", raw.study.name.span(), "use letters, digits, '-', '_' or '.' (it names the results folder)"));
+            return Err(self.err(
+                "study.name",
+                raw.study.name.span(),
+                "use letters, digits, '-', '_' or '.' (it names the results folder)",
+            ));
         }
         let seeds = match &raw.study.seeds {
             None => vec![0],
@@ -296,7 +305,9 @@ impl Resolver<'_> {
         let mode = match raw.study.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
             None | Some(("sequential", _)) => CaptureMode::Sequential,
             Some(("one-shot", _)) => CaptureMode::OneShot,
-            Some((other, span)) => return Err(self.err("study.mode", span, format!("'{other}' is not a capture mode; use \"sequential\" or \"one-shot\""))),
+            Some((other, span)) => {
+                return Err(self.err("study.mode", span, format!("'{other}' is not a capture mode; use \"sequential\" or \"one-shot\"")))
+            }
         };
         let device = match raw.study.device.as_ref() {
             None => "cpu".to_string(),
@@ -315,7 +326,11 @@ impl Resolver<'_> {
         let calibration = match (raw.calibration, needs_calibration) {
             (Some(c), _) => Some(self.calibration(c)?),
             (None, Some((method, span))) => {
-                return Err(self.err("pruning.methods", span, format!("{method} needs calibration data: add a [calibration] table with samples, seqlen and sets")))
+                return Err(self.err(
+                    "pruning.methods",
+                    span,
+                    format!("{method} needs calibration data: add a [calibration] table with samples, seqlen and sets"),
+                ))
             }
             (None, None) => None,
         };
@@ -366,7 +381,11 @@ impl Resolver<'_> {
                 return Err(self.err("models.name", m.name.span(), "use letters, digits, '-', '_' or '.' (it names folders)"));
             }
             if models.iter().any(|x| x.name == name) {
-                return Err(self.err("models.name", m.name.span(), format!("model '{name}' is listed twice; give each model its own name")));
+                return Err(self.err(
+                    "models.name",
+                    m.name.span(),
+                    format!("model '{name}' is listed twice; give each model its own name"),
+                ));
             }
             models.push(ModelSpec { name: name.to_string(), path: m.path.clone() });
         }
@@ -383,11 +402,18 @@ impl Resolver<'_> {
         let mut methods = Vec::new();
         let mut needs = None;
         for m in raw.methods.get_ref() {
-            let method: Method = m.get_ref().parse().map_err(|e: crate::prune::PruneError| self.err("pruning.methods", m.span(), e.to_string()))?;
+            let method: Method =
+                m.get_ref().parse().map_err(|e: crate::prune::PruneError| self.err("pruning.methods", m.span(), e.to_string()))?;
             let method = match method {
                 Method::SparseGpt(_) => {
                     let config = SparseGptConfig::new(percdamp.as_ref().map_or(0.01, |p| p.0), blocksize.as_ref().map_or(128, |b| b.0))
-                        .map_err(|e| self.err("pruning.percdamp", percdamp.as_ref().map(|x| x.1.clone()).or(blocksize.as_ref().map(|x| x.1.clone())).unwrap_or(m.span()), e.to_string()))?;
+                        .map_err(|e| {
+                            self.err(
+                                "pruning.percdamp",
+                                percdamp.as_ref().map(|x| x.1.clone()).or(blocksize.as_ref().map(|x| x.1.clone())).unwrap_or(m.span()),
+                                e.to_string(),
+                            )
+                        })?;
                     Method::SparseGpt(config)
                 }
                 other => other,
@@ -407,7 +433,8 @@ impl Resolver<'_> {
     fn targets(&self, raw: &RawPruning) -> Result<Vec<SparsityTarget>, ConfigError> {
         let mut patterns = Vec::new();
         for p in raw.patterns.as_deref().unwrap_or_default() {
-            let pattern: Pattern = p.get_ref().parse().map_err(|e: crate::prune::PruneError| self.err("pruning.patterns", p.span(), e.to_string()))?;
+            let pattern: Pattern =
+                p.get_ref().parse().map_err(|e: crate::prune::PruneError| self.err("pruning.patterns", p.span(), e.to_string()))?;
             patterns.push((pattern, p.span()));
         }
         if patterns.is_empty() {
@@ -422,7 +449,11 @@ impl Resolver<'_> {
         for (pattern, pspan) in &patterns {
             match pattern {
                 Pattern::Unstructured if sparsities.is_empty() => {
-                    return Err(self.err("pruning.sparsities", pspan.clone(), "the unstructured pattern needs sparsities, e.g. sparsities = [0.5]"))
+                    return Err(self.err(
+                        "pruning.sparsities",
+                        pspan.clone(),
+                        "the unstructured pattern needs sparsities, e.g. sparsities = [0.5]",
+                    ))
                 }
                 Pattern::Unstructured => {
                     for (s, _) in &sparsities {
@@ -465,7 +496,9 @@ impl Resolver<'_> {
     /// Checks that `source` (or each language's default) has text for `language`.
     fn has_text(&self, key: &str, code: &Spanned<String>, language: Language, source: Option<&Spanned<String>>) -> Result<(), ConfigError> {
         let text_source = match source {
-            Some(s) => self.registry.source(s.get_ref()).map_err(|e| self.err(&key.replace("languages", "source"), s.span(), e.to_string()))?,
+            Some(s) => {
+                self.registry.source(s.get_ref()).map_err(|e| self.err(&key.replace("languages", "source"), s.span(), e.to_string()))?
+            }
             None => self.registry.default_for(language),
         };
         if text_source.has_language(language) {
@@ -489,7 +522,11 @@ impl Resolver<'_> {
             return Err(self.err("calibration.samples", raw.samples.span(), "zero samples: give at least 1 window (the paper used 128)"));
         }
         if *raw.seqlen.get_ref() < 2 {
-            return Err(self.err("calibration.seqlen", raw.seqlen.span(), "a window needs at least 2 tokens (the start token and one of text)"));
+            return Err(self.err(
+                "calibration.seqlen",
+                raw.seqlen.span(),
+                "a window needs at least 2 tokens (the start token and one of text)",
+            ));
         }
         let batch = match &raw.batch {
             Some(b) if *b.get_ref() == 0 => return Err(self.err("calibration.batch", b.span(), "batch must be at least 1")),
@@ -497,7 +534,11 @@ impl Resolver<'_> {
             None => 4,
         };
         if raw.sets.get_ref().is_empty() {
-            return Err(self.err("calibration.sets", raw.sets.span(), "no calibration set: add e.g. sets = [{ languages = [\"eng_Latn\"] }]"));
+            return Err(self.err(
+                "calibration.sets",
+                raw.sets.span(),
+                "no calibration set: add e.g. sets = [{ languages = [\"eng_Latn\"] }]",
+            ));
         }
         let source = raw.source.as_ref().map(|s| s.get_ref().clone());
         let mut sets: Vec<CalibrationChoice> = Vec::new();
@@ -516,9 +557,17 @@ impl Resolver<'_> {
             }
             let mix = match &set.mix {
                 None => Mix::Even,
-                Some(m) => Mix::parse(m.get_ref(), languages.len()).map_err(|e| self.err("calibration.sets.mix", m.span(), e.to_string()))?,
+                Some(m) => {
+                    Mix::parse(m.get_ref(), languages.len()).map_err(|e| self.err("calibration.sets.mix", m.span(), e.to_string()))?
+                }
             };
-            let choice = CalibrationChoice { languages, mix, samples: *raw.samples.get_ref(), seqlen: *raw.seqlen.get_ref(), source: source.clone() };
+            let choice = CalibrationChoice {
+                languages,
+                mix,
+                samples: *raw.samples.get_ref(),
+                seqlen: *raw.seqlen.get_ref(),
+                source: source.clone(),
+            };
             if sets.contains(&choice) {
                 return Err(self.err("calibration.sets", set.languages.span(), "this calibration set is listed twice"));
             }
@@ -545,7 +594,11 @@ impl Resolver<'_> {
         let context = raw.context.as_ref().map_or(512, |c| *c.get_ref());
         let stride = raw.stride.as_ref().map_or(256, |s| *s.get_ref());
         if context < 2 {
-            return Err(self.err("perplexity.context", raw.context.as_ref().map_or(0..0, |c| c.span()), "context must be at least 2 tokens"));
+            return Err(self.err(
+                "perplexity.context",
+                raw.context.as_ref().map_or(0..0, |c| c.span()),
+                "context must be at least 2 tokens",
+            ));
         }
         if stride == 0 {
             return Err(self.err("perplexity.stride", raw.stride.as_ref().map_or(0..0, |c| c.span()), "stride must be at least 1 token"));
@@ -569,7 +622,8 @@ impl Resolver<'_> {
         let catalog = Catalog::get();
         let mut names = Vec::new();
         for n in raw.names.get_ref() {
-            let task: TaskName = n.get_ref().parse().map_err(|e: crate::tasks::TaskError| self.err("tasks.names", n.span(), e.to_string()))?;
+            let task: TaskName =
+                n.get_ref().parse().map_err(|e: crate::tasks::TaskError| self.err("tasks.names", n.span(), e.to_string()))?;
             if !names.contains(&task) {
                 names.push(task);
             }

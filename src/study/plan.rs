@@ -18,12 +18,8 @@ use crate::tasks::TaskItems;
 /// quickstart measured it (scoring 130 tokens/s through the 262k-wide output layer; sequential
 /// calibration, forward and statistics, 198 tokens/s; solve 8 s a cell). The plan replaces
 /// them with this study's own measurements once a unit has finished.
-pub const DEFAULT_THROUGHPUT: Throughput = Throughput {
-    score_tokens_per_s: 130.0,
-    calibration_tokens_per_s: 200.0,
-    solve_s_per_cell: 10.0,
-    measured_units: 0,
-};
+pub const DEFAULT_THROUGHPUT: Throughput =
+    Throughput { score_tokens_per_s: 130.0, calibration_tokens_per_s: 200.0, solve_s_per_cell: 10.0, measured_units: 0 };
 
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Throughput {
@@ -67,11 +63,9 @@ fn scored_tokens(tokenizer: &tokenizers::Tokenizer, evaluation: &Evaluation, lim
     }
     for task in &evaluation.tasks {
         total += match &task.items {
-            TaskItems::Choice(examples) => examples
-                .iter()
-                .flat_map(|e| e.choices.iter())
-                .map(|c| count(c.context()) + count(c.continuation()))
-                .sum::<usize>(),
+            TaskItems::Choice(examples) => {
+                examples.iter().flat_map(|e| e.choices.iter()).map(|c| count(c.context()) + count(c.continuation())).sum::<usize>()
+            }
             TaskItems::Generation(examples) => examples.iter().map(|g| count(&g.request.context) + 32).sum(),
         };
     }
@@ -80,7 +74,8 @@ fn scored_tokens(tokenizer: &tokenizers::Tokenizer, evaluation: &Evaluation, lim
 
 /// Throughput measured from the finished units in `dir`, if any.
 pub fn measured_throughput(dir: &StudyDir, grid: &Grid) -> Option<Throughput> {
-    let (mut score_tokens, mut score_s, mut calib_tokens, mut calib_s, mut solve_s, mut cells, mut units) = (0usize, 0.0, 0usize, 0.0, 0.0, 0usize, 0usize);
+    let (mut score_tokens, mut score_s, mut calib_tokens, mut calib_s, mut solve_s, mut cells, mut units) =
+        (0usize, 0.0, 0usize, 0.0, 0.0, 0usize, 0usize);
     for unit in super::runner::units(grid, None) {
         let Ok(Some(r)) = dir.read_record(&unit) else { continue };
         if r.status != UnitStatus::Done {
@@ -118,7 +113,11 @@ pub fn estimate(config: &StudyConfig, evaluation: &Evaluation, dir: &StudyDir) -
             .and_then(|d| tokenizers::Tokenizer::from_file(d.tokenizer_path()).ok())
             .map(|t| scored_tokens(&t, evaluation, limit))
             .unwrap_or_else(|| {
-                let bytes: usize = evaluation.text.iter().map(|s| s.documents.iter().take(limit.unwrap_or(usize::MAX)).map(|(_, t)| t.len()).sum::<usize>()).sum();
+                let bytes: usize = evaluation
+                    .text
+                    .iter()
+                    .map(|s| s.documents.iter().take(limit.unwrap_or(usize::MAX)).map(|(_, t)| t.len()).sum::<usize>())
+                    .sum();
                 bytes / 4
             });
         per_model.insert(m.name.clone(), tokens);
@@ -135,11 +134,21 @@ pub fn estimate(config: &StudyConfig, evaluation: &Evaluation, dir: &StudyDir) -
                 ("cell", c.label(), tokens, throughput.solve_s_per_cell)
             }
         };
-        let seconds = score_tokens as f64 / throughput.score_tokens_per_s + calibration_tokens as f64 / throughput.calibration_tokens_per_s + solve;
+        let seconds =
+            score_tokens as f64 / throughput.score_tokens_per_s + calibration_tokens as f64 / throughput.calibration_tokens_per_s + solve;
         if !done {
             remaining_s += seconds;
         }
-        units.push(UnitCost { id: unit.id().to_string(), kind, model: unit.model().to_string(), label, done, score_tokens, calibration_tokens, seconds });
+        units.push(UnitCost {
+            id: unit.id().to_string(),
+            kind,
+            model: unit.model().to_string(),
+            label,
+            done,
+            score_tokens,
+            calibration_tokens,
+            seconds,
+        });
     }
     PlanEstimate { units, throughput, remaining_s }
 }

@@ -24,9 +24,9 @@ use super::config::StudyConfig;
 use super::layout::{LayoutError, MachineRecord, StageTimings, StudyDir, StudyRecord, Unit, UnitRecord, UnitStatus};
 use super::shard::Shard;
 use crate::calibrate::{CalibrationError, CalibrationSet, CaptureMode, CaptureOptions};
-use crate::prune::StatisticsNeed;
 use crate::eval::{downstream, LanguageScore, Scorer, ScorerError, TaskEvalError, TaskResult, TextSet};
 use crate::model::{ModelDir, ModelError};
+use crate::prune::StatisticsNeed;
 use crate::pruning::{prune_many, prune_model, write_masks, LayerFilter, PruneJob, PrunedModel};
 use crate::results::{Machine, Provenance};
 use crate::runtime::WeightOverride;
@@ -148,8 +148,11 @@ pub fn load_evaluation(config: &StudyConfig) -> Result<Evaluation, RunError> {
         let options = LoadOptions { split: t.split, shots: t.shots, seed: t.seed };
         for &task in &t.names {
             for language in &t.languages {
-                let mut loaded = crate::tasks::load(task, language, &t.data, &options)
-                    .map_err(|source| RunError::Task { task: task.to_string(), language: language.clone(), source })?;
+                let mut loaded = crate::tasks::load(task, language, &t.data, &options).map_err(|source| RunError::Task {
+                    task: task.to_string(),
+                    language: language.clone(),
+                    source,
+                })?;
                 if let Some(n) = t.limit {
                     loaded.items = downstream::limit_items(loaded.items, n, t.seed);
                 }
@@ -173,7 +176,13 @@ pub fn units(grid: &Grid, shard: Option<Shard>) -> Vec<Unit> {
 }
 
 /// Runs (or resumes) a study in `dir`.
-pub fn run_study(config: &StudyConfig, config_text: &str, dir: &StudyDir, options: &RunOptions, observer: &mut dyn Observer) -> Result<RunSummary, RunError> {
+pub fn run_study(
+    config: &StudyConfig,
+    config_text: &str,
+    dir: &StudyDir,
+    options: &RunOptions,
+    observer: &mut dyn Observer,
+) -> Result<RunSummary, RunError> {
     let grid = Grid::expand(config);
     let evaluation = load_evaluation(config)?;
     prepare_dir(dir, config, config_text, &grid)?;
@@ -366,14 +375,26 @@ impl Worker<'_> {
         let key = cell.calibration_key();
         self.siblings
             .iter()
-            .filter(|c| c.mode == CaptureMode::OneShot && calibrated(c) && c.calibration_key() == key && !self.prepruned.contains_key(&c.id))
-            .filter(|c| c.id == cell.id || !matches!(self.dir.read_record(&Unit::Cell((*c).clone())), Ok(Some(r)) if r.status == UnitStatus::Done))
+            .filter(|c| {
+                c.mode == CaptureMode::OneShot && calibrated(c) && c.calibration_key() == key && !self.prepruned.contains_key(&c.id)
+            })
+            .filter(|c| {
+                c.id == cell.id || !matches!(self.dir.read_record(&Unit::Cell((*c).clone())), Ok(Some(r)) if r.status == UnitStatus::Done)
+            })
             .cloned()
             .collect()
     }
 
     /// Perplexity and tasks of `model` with `overrides`, written under `out/ppl` and `out/tasks`.
-    fn measure(&self, model: &ModelDir, overrides: &[WeightOverride], out: &Path, record: &mut UnitRecord, observer: &mut dyn Observer, what: &str) -> Result<(), UnitError> {
+    fn measure(
+        &self,
+        model: &ModelDir,
+        overrides: &[WeightOverride],
+        out: &Path,
+        record: &mut UnitRecord,
+        observer: &mut dyn Observer,
+        what: &str,
+    ) -> Result<(), UnitError> {
         let mut scorer = Scorer::load(model, &self.config.runtime(), overrides)?;
         if let Some(plan) = &self.config.perplexity {
             let t0 = Instant::now();

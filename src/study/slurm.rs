@@ -105,7 +105,11 @@ mod tests {
         assert!(s.array.contains("#SBATCH --array=0-2\n"), "{}", s.array);
         assert!(s.array.contains("#SBATCH --gres=gpu:1\n"));
         assert!(s.array.contains("polyprune study run configs/paper.toml --shard \"$SLURM_ARRAY_TASK_ID/3\" --out results/paper/shards/\"$SLURM_ARRAY_TASK_ID\""), "{}", s.array);
-        assert!(s.merge.contains("study merge results/paper/shards/0 results/paper/shards/1 results/paper/shards/2 -o results/paper\n"), "{}", s.merge);
+        assert!(
+            s.merge.contains("study merge results/paper/shards/0 results/paper/shards/1 results/paper/shards/2 -o results/paper\n"),
+            "{}",
+            s.merge
+        );
         assert!(s.submit.contains("--dependency=afterany:\"$array\""));
     }
 }

@@ -15,9 +15,7 @@
 //! so that reading is the one that matches how people write them in every MGSM language.
 
 /// Zero code points of the decimal digit blocks recognised besides ASCII.
-const DIGIT_ZEROS: [u32; 12] = [
-    0x0660, 0x06F0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0BE6, 0x0C66, 0x0CE6, 0x0D66, 0x0E50, 0xFF10,
-];
+const DIGIT_ZEROS: [u32; 12] = [0x0660, 0x06F0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0BE6, 0x0C66, 0x0CE6, 0x0D66, 0x0E50, 0xFF10];
 
 /// The value of a decimal digit in any recognised script.
 fn digit_value(c: char) -> Option<u32> {
@@ -25,10 +23,7 @@ fn digit_value(c: char) -> Option<u32> {
         return Some(d);
     }
     let code = c as u32;
-    DIGIT_ZEROS
-        .iter()
-        .find(|&&zero| (zero..zero + 10).contains(&code))
-        .map(|zero| code - zero)
+    DIGIT_ZEROS.iter().find(|&&zero| (zero..zero + 10).contains(&code)).map(|zero| code - zero)
 }
 
 /// The text with every recognised digit turned into ASCII and full-width marks folded.
@@ -38,9 +33,7 @@ fn ascii_digits(text: &str) -> String {
             '，' => ',',
             '．' => '.',
             '－' | '−' => '-',
-            _ => digit_value(c)
-                .and_then(|d| char::from_digit(d, 10))
-                .unwrap_or(c),
+            _ => digit_value(c).and_then(|d| char::from_digit(d, 10)).unwrap_or(c),
         })
         .collect()
 }
@@ -56,9 +49,7 @@ pub fn last_number(output: &str) -> Option<String> {
             let start = i;
             // A number runs over digits and single separators between digits.
             while i < bytes.len()
-                && (bytes[i].is_ascii_digit()
-                    || (matches!(bytes[i], b',' | b'.')
-                        && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)))
+                && (bytes[i].is_ascii_digit() || (matches!(bytes[i], b',' | b'.') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)))
             {
                 i += 1;
             }
@@ -79,10 +70,7 @@ pub fn normalize_number(text: &str) -> Option<String> {
         None => (false, text.as_str()),
     };
     let body = body.trim_end_matches(['.', ',']);
-    let valid = body.starts_with(|c: char| c.is_ascii_digit())
-        && body
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == ',' || c == '.');
+    let valid = body.starts_with(|c: char| c.is_ascii_digit()) && body.chars().all(|c| c.is_ascii_digit() || c == ',' || c == '.');
     if valid {
         canonical(negative, body)
     } else {

@@ -18,19 +18,13 @@ const ANSWERS: [&str; 4] = ["mc_answer1", "mc_answer2", "mc_answer3", "mc_answer
 /// The examples of one Belebele file.
 pub(super) fn examples(ctx: &Ctx, extra: &BelebeleExtra) -> Result<Vec<Example>> {
     let file = ctx.data_file()?;
-    file.read_records(false)?
-        .iter()
-        .map(|r| example(ctx, &file, extra, r))
-        .collect()
+    file.read_records(false)?.iter().map(|r| example(ctx, &file, extra, r)).collect()
 }
 
 fn example(ctx: &Ctx, file: &DataFile, extra: &BelebeleExtra, r: &Record) -> Result<Example> {
     let passage = r.text(file, &["flores_passage"])?;
     let question = r.text(file, &["question"])?;
-    let answers = ANSWERS
-        .iter()
-        .map(|name| r.text(file, &[name]))
-        .collect::<Result<Vec<_>>>()?;
+    let answers = ANSWERS.iter().map(|name| r.text(file, &[name])).collect::<Result<Vec<_>>>()?;
     let context = extra.template.render(&[
         ("passage", passage.trim()),
         ("question", question.trim()),
@@ -39,24 +33,12 @@ fn example(ctx: &Ctx, file: &DataFile, extra: &BelebeleExtra, r: &Record) -> Res
         ("c", answers[2].trim()),
         ("d", answers[3].trim()),
     ]);
-    let choices = extra
-        .letters
-        .iter()
-        .map(|l| Choice::new(context.clone(), &ctx.spec.target_delimiter, l))
-        .collect();
+    let choices = extra.letters.iter().map(|l| Choice::new(context.clone(), &ctx.spec.target_delimiter, l)).collect();
     let correct = r.index(file, &["correct_answer_num"])?;
-    let key = match (
-        r.optional_text(&["link"]),
-        r.optional_text(&["question_number"]),
-    ) {
+    let key = match (r.optional_text(&["link"]), r.optional_text(&["question_number"])) {
         (Some(link), Some(n)) => format!("{link}#{n}"),
         _ => format!("line{}", r.line),
     };
-    let gold = correct.checked_sub(1).ok_or_else(|| {
-        file.bad(
-            r.line,
-            format!("correct_answer_num must be 1-4, found {correct}"),
-        )
-    })?;
+    let gold = correct.checked_sub(1).ok_or_else(|| file.bad(r.line, format!("correct_answer_num must be 1-4, found {correct}")))?;
     Example::new(ctx.id(key), gold, choices).map_err(|why| file.bad(r.line, why))
 }

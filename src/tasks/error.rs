@@ -95,7 +95,9 @@ pub enum TaskError {
     },
 
     /// More few-shot demonstrations were asked for than the pool holds.
-    #[error("task '{task}': {shots} few-shot examples asked for but only {available} are available in the '{split}' split; ask for fewer shots")]
+    #[error(
+        "task '{task}': {shots} few-shot examples asked for but only {available} are available in the '{split}' split; ask for fewer shots"
+    )]
     NotEnoughShots {
         /// Task name.
         task: String,

@@ -21,11 +21,7 @@ pub struct Choice {
 impl Choice {
     /// A choice whose continuation is `delimiter` followed by `target`.
     pub fn new(context: impl Into<String>, delimiter: &str, target: &str) -> Self {
-        Self {
-            context: context.into(),
-            continuation: format!("{delimiter}{target}"),
-            target_start: delimiter.len(),
-        }
+        Self { context: context.into(), continuation: format!("{delimiter}{target}"), target_start: delimiter.len() }
     }
 
     /// Text the model conditions on.
@@ -45,10 +41,7 @@ impl Choice {
 
     /// Prepends few-shot demonstrations (already joined with their separator) to the context.
     pub(super) fn with_prefix(&self, prefix: &str) -> Self {
-        Self {
-            context: format!("{prefix}{}", self.context),
-            ..self.clone()
-        }
+        Self { context: format!("{prefix}{}", self.context), ..self.clone() }
     }
 }
 
@@ -69,19 +62,13 @@ impl Example {
     /// the loaders turn the reason into an error naming the record.
     pub fn new(id: String, gold: usize, choices: Vec<Choice>) -> Result<Self, String> {
         if choices.len() < 2 {
-            return Err(format!(
-                "{} choice(s); at least two are needed",
-                choices.len()
-            ));
+            return Err(format!("{} choice(s); at least two are needed", choices.len()));
         }
         if let Some(i) = choices.iter().position(|c| c.target().trim().is_empty()) {
             return Err(format!("choice {} has empty text", i + 1));
         }
         if gold >= choices.len() {
-            return Err(format!(
-                "the gold answer (index {gold}) is outside the {} choices",
-                choices.len()
-            ));
+            return Err(format!("the gold answer (index {gold}) is outside the {} choices", choices.len()));
         }
         Ok(Self { id, gold, choices })
     }
@@ -160,32 +147,19 @@ mod tests {
 
     #[test]
     fn delimiter_starts_the_continuation_but_not_the_target() {
-        let c = Choice::new(
-            "The man turned on the faucet therefore",
-            " ",
-            "water flowed.",
-        );
+        let c = Choice::new("The man turned on the faucet therefore", " ", "water flowed.");
         assert_eq!(c.continuation(), " water flowed.");
         assert_eq!(c.target(), "water flowed.");
         let joined = format!("{}{}", c.context(), c.continuation());
-        assert_eq!(
-            joined,
-            "The man turned on the faucet therefore water flowed."
-        );
+        assert_eq!(joined, "The man turned on the faucet therefore water flowed.");
     }
 
     #[test]
     fn examples_need_two_choices_and_a_gold_in_range() {
         let c = || Choice::new("q", " ", "a");
-        assert!(Example::new("x".into(), 2, vec![c(), c()])
-            .unwrap_err()
-            .contains("index 2"));
+        assert!(Example::new("x".into(), 2, vec![c(), c()]).unwrap_err().contains("index 2"));
         assert!(Example::new("x".into(), 0, vec![c()]).is_err());
-        assert!(
-            Example::new("x".into(), 0, vec![c(), Choice::new("q", " ", " ")])
-                .unwrap_err()
-                .contains("choice 2")
-        );
+        assert!(Example::new("x".into(), 0, vec![c(), Choice::new("q", " ", " ")]).unwrap_err().contains("choice 2"));
         let e = Example::new("x".into(), 1, vec![c(), Choice::new("q", " ", "b")]).unwrap();
         assert_eq!(e.demonstration(), "q b");
         assert_eq!(e.chance(), 0.5);

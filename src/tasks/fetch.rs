@@ -74,14 +74,8 @@ pub struct FetchOptions {
 impl FetchOptions {
     /// Options for `data_dir`, with the mirror taken from `POLYPRUNE_DATA_MIRROR`.
     pub fn from_env(data_dir: PathBuf) -> Self {
-        let mirror = std::env::var(MIRROR_ENV)
-            .ok()
-            .filter(|m| !m.trim().is_empty());
-        Self {
-            data_dir,
-            mirror,
-            timeout: Duration::from_secs(60),
-        }
+        let mirror = std::env::var(MIRROR_ENV).ok().filter(|m| !m.trim().is_empty());
+        Self { data_dir, mirror, timeout: Duration::from_secs(60) }
     }
 }
 
@@ -97,11 +91,7 @@ pub struct FetchReport {
 /// The default data directory: `$POLYPRUNE_DATA_DIR`, else `$XDG_CACHE_HOME/polyprune/data`,
 /// else `$HOME/.cache/polyprune/data`, else `./polyprune-data`.
 pub fn default_data_dir() -> PathBuf {
-    let var = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     var(DATA_DIR_ENV)
         .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("polyprune").join("data")))
         .or_else(|| var("HOME").map(|d| d.join(".cache").join("polyprune").join("data")))
@@ -112,30 +102,15 @@ fn sources() -> &'static SourcesFile {
     static SOURCES: std::sync::OnceLock<SourcesFile> = std::sync::OnceLock::new();
     SOURCES.get_or_init(|| {
         // Compiled in and checked by the tests: failing here is a build defect.
-        toml::from_str(SOURCES_TOML)
-            .unwrap_or_else(|e| panic!("embedded tasks/sources.toml is invalid: {e}"))
+        toml::from_str(SOURCES_TOML).unwrap_or_else(|e| panic!("embedded tasks/sources.toml is invalid: {e}"))
     })
 }
 
 /// The files `task` downloads and their full upstream URLs; `None` for tasks whose
 /// files users bring themselves.
 pub fn pinned_files(task: TaskName) -> Option<Vec<(String, PinnedFile)>> {
-    let group = sources()
-        .source
-        .iter()
-        .find(|g| g.tasks.iter().any(|t| t == task.as_str()))?;
-    Some(
-        group
-            .file
-            .iter()
-            .map(|f| {
-                (
-                    format!("{}/{}", group.upstream.trim_end_matches('/'), f.remote),
-                    f.clone(),
-                )
-            })
-            .collect(),
-    )
+    let group = sources().source.iter().find(|g| g.tasks.iter().any(|t| t == task.as_str()))?;
+    Some(group.file.iter().map(|f| (format!("{}/{}", group.upstream.trim_end_matches('/'), f.remote), f.clone())).collect())
 }
 
 /// The URL a file is fetched from, given the upstream URL and an optional mirror.
@@ -149,10 +124,7 @@ fn url_for(upstream_url: &str, file: &PinnedFile, mirror: Option<&str>) -> Strin
 /// Downloads every file of `task` that is not already present and verified.
 pub fn fetch(task: TaskName, options: &FetchOptions) -> Result<FetchReport> {
     let files = pinned_files(task).ok_or_else(|| no_download(task, &options.data_dir))?;
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(options.timeout)
-        .timeout(options.timeout)
-        .build();
+    let agent = ureq::AgentBuilder::new().timeout_connect(options.timeout).timeout(options.timeout).build();
     let mut report = FetchReport::default();
     for (upstream_url, file) in &files {
         let path = options.data_dir.join(&file.local);
@@ -164,12 +136,7 @@ pub fn fetch(task: TaskName, options: &FetchOptions) -> Result<FetchReport> {
         let bytes = download(&agent, &url, &options.data_dir)?;
         let actual = hex_sha256(&bytes);
         if actual != file.sha256 {
-            return Err(TaskError::ChecksumMismatch {
-                url,
-                expected: file.sha256.clone(),
-                actual,
-                path,
-            });
+            return Err(TaskError::ChecksumMismatch { url, expected: file.sha256.clone(), actual, path });
         }
         write_atomically(&path, &bytes)?;
         report.downloaded.push(path);
@@ -179,51 +146,27 @@ pub fn fetch(task: TaskName, options: &FetchOptions) -> Result<FetchReport> {
 
 fn no_download(task: TaskName, dir: &Path) -> TaskError {
     let spec = Catalog::get().spec(task);
-    let layout = spec
-        .files
-        .iter()
-        .map(|(split, path)| format!("{split}: {path}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    TaskError::NoDownload {
-        task: task.to_string(),
-        dir: dir.to_path_buf(),
-        layout,
-    }
+    let layout = spec.files.iter().map(|(split, path)| format!("{split}: {path}")).collect::<Vec<_>>().join("; ");
+    TaskError::NoDownload { task: task.to_string(), dir: dir.to_path_buf(), layout }
 }
 
 fn download(agent: &ureq::Agent, url: &str, dir: &Path) -> Result<Vec<u8>> {
     let response = agent.get(url).call().map_err(|e| match e {
-        ureq::Error::Status(status, _) => TaskError::HttpStatus {
-            url: url.to_string(),
-            status,
-            dir: dir.to_path_buf(),
-        },
-        ureq::Error::Transport(t) => TaskError::Unreachable {
-            url: url.to_string(),
-            reason: t.to_string(),
-            dir: dir.to_path_buf(),
-        },
+        ureq::Error::Status(status, _) => TaskError::HttpStatus { url: url.to_string(), status, dir: dir.to_path_buf() },
+        ureq::Error::Transport(t) => TaskError::Unreachable { url: url.to_string(), reason: t.to_string(), dir: dir.to_path_buf() },
     })?;
     let mut bytes = Vec::new();
-    response
-        .into_reader()
-        .take(MAX_FILE_BYTES)
-        .read_to_end(&mut bytes)
-        .map_err(|e| TaskError::Unreachable {
-            url: url.to_string(),
-            reason: format!("download cut off: {e}"),
-            dir: dir.to_path_buf(),
-        })?;
+    response.into_reader().take(MAX_FILE_BYTES).read_to_end(&mut bytes).map_err(|e| TaskError::Unreachable {
+        url: url.to_string(),
+        reason: format!("download cut off: {e}"),
+        dir: dir.to_path_buf(),
+    })?;
     Ok(bytes)
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
 pub fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn digest_of_file(path: &Path) -> Option<String> {
@@ -233,16 +176,10 @@ fn digest_of_file(path: &Path) -> Option<String> {
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`, so
 /// readers see either the old file or the complete new one.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let write_err = |source| TaskError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+    let write_err = |source| TaskError::Write { path: path.to_path_buf(), source };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(write_err)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temp = dir.join(format!(".{name}.part-{}", std::process::id()));
     let result = (|| {
         let mut out = std::fs::File::create(&temp)?;
@@ -295,87 +232,42 @@ mod tests {
         while reader.read_line(&mut header).unwrap() > 2 {
             header.clear();
         }
-        let path = request_line
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("/")
-            .trim_start_matches('/')
-            .to_string();
-        let body = (!path.contains(".."))
-            .then(|| std::fs::read(root.join(&path)).ok())
-            .flatten();
+        let path = request_line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+        let body = (!path.contains("..")).then(|| std::fs::read(root.join(&path)).ok()).flatten();
         let (status, body) = match body {
             Some(b) => ("200 OK", b),
             None => ("404 Not Found", b"not found".to_vec()),
         };
-        let head = format!(
-            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
+        let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
         stream.write_all(head.as_bytes()).unwrap();
         stream.write_all(&body).unwrap();
     }
 
     fn options(dir: &Path, mirror: String) -> FetchOptions {
-        FetchOptions {
-            data_dir: dir.to_path_buf(),
-            mirror: Some(mirror),
-            timeout: Duration::from_secs(10),
-        }
+        FetchOptions { data_dir: dir.to_path_buf(), mirror: Some(mirror), timeout: Duration::from_secs(10) }
     }
 
     #[test]
     fn pinned_sources_cover_the_downloadable_tasks() {
         let mgsm = pinned_files(TaskName::Mgsm).unwrap();
         assert_eq!(mgsm.len(), 11);
-        let (url, en) = mgsm
-            .iter()
-            .find(|(_, f)| f.local == "mgsm/mgsm_en.tsv")
-            .unwrap();
-        assert_eq!(
-            url,
-            "https://raw.githubusercontent.com/google-research/url-nlp/HEAD/mgsm/mgsm_en.tsv"
-        );
-        assert_eq!(
-            url_for(url, en, Some("http://127.0.0.1:9/")),
-            "http://127.0.0.1:9/mgsm/mgsm_en.tsv"
-        );
+        let (url, en) = mgsm.iter().find(|(_, f)| f.local == "mgsm/mgsm_en.tsv").unwrap();
+        assert_eq!(url, "https://raw.githubusercontent.com/google-research/url-nlp/HEAD/mgsm/mgsm_en.tsv");
+        assert_eq!(url_for(url, en, Some("http://127.0.0.1:9/")), "http://127.0.0.1:9/mgsm/mgsm_en.tsv");
         // FLORES pairs read the SIB-200 files: 27 languages x 3 splits + labels.txt.
         assert_eq!(pinned_files(TaskName::Flores).unwrap().len(), 82);
         assert!(pinned_files(TaskName::Xnli).is_none());
-        for task in [
-            TaskName::Xcopa,
-            TaskName::Xwinograd,
-            TaskName::Sib200,
-            TaskName::Tatoeba,
-        ] {
-            assert!(
-                pinned_files(task)
-                    .unwrap()
-                    .iter()
-                    .all(|(_, f)| f.sha256.len() == 64),
-                "{task}"
-            );
+        for task in [TaskName::Xcopa, TaskName::Xwinograd, TaskName::Sib200, TaskName::Tatoeba] {
+            assert!(pinned_files(task).unwrap().iter().all(|(_, f)| f.sha256.len() == 64), "{task}");
         }
     }
 
     #[test]
     fn pinned_digests_match_the_shared_copies() {
         let Some(data) = shared_data() else { return };
-        for task in [
-            TaskName::Xcopa,
-            TaskName::Xwinograd,
-            TaskName::Mgsm,
-            TaskName::Tatoeba,
-            TaskName::Sib200,
-        ] {
+        for task in [TaskName::Xcopa, TaskName::Xwinograd, TaskName::Mgsm, TaskName::Tatoeba, TaskName::Sib200] {
             for (_, f) in pinned_files(task).unwrap() {
-                assert_eq!(
-                    digest_of_file(&data.join(&f.local)).as_deref(),
-                    Some(f.sha256.as_str()),
-                    "{}",
-                    f.local
-                );
+                assert_eq!(digest_of_file(&data.join(&f.local)).as_deref(), Some(f.sha256.as_str()), "{}", f.local);
             }
         }
     }
@@ -383,10 +275,7 @@ mod tests {
     #[test]
     fn sha256_of_a_known_string() {
         // FIPS 180-2 test vector for "abc".
-        assert_eq!(
-            hex_sha256(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hex_sha256(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]
@@ -397,24 +286,14 @@ mod tests {
         let report = fetch(TaskName::Mgsm, &options(dest.path(), mirror.clone())).unwrap();
         assert_eq!(report.downloaded.len(), 11);
         for (_, f) in pinned_files(TaskName::Mgsm).unwrap() {
-            assert_eq!(
-                std::fs::read(dest.path().join(&f.local)).unwrap(),
-                std::fs::read(data.join(&f.local)).unwrap()
-            );
+            assert_eq!(std::fs::read(dest.path().join(&f.local)).unwrap(), std::fs::read(data.join(&f.local)).unwrap());
         }
         // The server has stopped answering; a second fetch must not need it.
         let again = fetch(TaskName::Mgsm, &options(dest.path(), mirror)).unwrap();
-        assert_eq!(
-            (again.downloaded.len(), again.already_present.len()),
-            (0, 11)
-        );
+        assert_eq!((again.downloaded.len(), again.already_present.len()), (0, 11));
         // No temporary file is left behind.
-        let leftovers = std::fs::read_dir(dest.path().join("mgsm"))
-            .unwrap()
-            .filter_map(|e| e.ok());
-        assert!(leftovers
-            .into_iter()
-            .all(|e| !e.file_name().to_string_lossy().contains(".part-")));
+        let leftovers = std::fs::read_dir(dest.path().join("mgsm")).unwrap().filter_map(|e| e.ok());
+        assert!(leftovers.into_iter().all(|e| !e.file_name().to_string_lossy().contains(".part-")));
     }
 
     #[test]
@@ -439,51 +318,28 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         let dest = tempfile::tempdir().unwrap();
         let mirror = serve(empty.path().to_path_buf(), 1);
-        let err = fetch(TaskName::Xwinograd, &options(dest.path(), mirror.clone()))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with(&format!("{mirror}/xwinograd/dataset.tsv answered HTTP 404")),
-            "{err}"
-        );
+        let err = fetch(TaskName::Xwinograd, &options(dest.path(), mirror.clone())).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{mirror}/xwinograd/dataset.tsv answered HTTP 404")), "{err}");
     }
 
     #[test]
     fn refused_connection_says_how_to_work_offline() {
         // Bind to learn a free port, then close it so the connection is refused.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dest = tempfile::tempdir().unwrap();
-        let err = fetch(
-            TaskName::Xwinograd,
-            &options(dest.path(), format!("http://127.0.0.1:{port}")),
-        )
-        .unwrap_err();
+        let err = fetch(TaskName::Xwinograd, &options(dest.path(), format!("http://127.0.0.1:{port}"))).unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, TaskError::Unreachable { .. }), "{text}");
+        assert!(text.starts_with(&format!("could not reach http://127.0.0.1:{port}/xwinograd/dataset.tsv: ")), "{text}");
         assert!(
-            text.starts_with(&format!(
-                "could not reach http://127.0.0.1:{port}/xwinograd/dataset.tsv: "
-            )),
-            "{text}"
-        );
-        assert!(
-            text.ends_with(&format!(
-                "; copy the files into {} by hand or set POLYPRUNE_DATA_MIRROR=<base url>",
-                dest.path().display()
-            )),
+            text.ends_with(&format!("; copy the files into {} by hand or set POLYPRUNE_DATA_MIRROR=<base url>", dest.path().display())),
             "{text}"
         );
     }
 
     #[test]
     fn tasks_without_a_source_say_where_files_go() {
-        let err = fetch(TaskName::Xnli, &options(Path::new("/data"), String::new()))
-            .unwrap_err()
-            .to_string();
+        let err = fetch(TaskName::Xnli, &options(Path::new("/data"), String::new())).unwrap_err().to_string();
         assert!(err.starts_with("task 'xnli' has no automatic download; get its files from their publisher and place them under /data as: dev: xnli/dev.{lang}.jsonl; test: xnli/test.{lang}.jsonl"), "{err}");
     }
 }

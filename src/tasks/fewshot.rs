@@ -31,28 +31,19 @@ pub(super) fn add_shots(
     seed: u64,
 ) -> Result<TaskItems> {
     let separator = &spec.fewshot_separator;
-    let not_enough = |available: usize| TaskError::NotEnoughShots {
-        task: spec.name.to_string(),
-        shots,
-        available,
-        split: pool_split.to_string(),
-    };
+    let not_enough =
+        |available: usize| TaskError::NotEnoughShots { task: spec.name.to_string(), shots, available, split: pool_split.to_string() };
     match (items, pool) {
         (TaskItems::Choice(examples), TaskItems::Choice(pool)) => {
             let ids: Vec<&str> = pool.iter().map(|e| e.id.as_str()).collect();
             let demos: Vec<String> = pool.iter().map(Example::demonstration).collect();
-            let shot = |i: usize, e: &Example| {
-                prefix(&ids, &demos, &e.id, i, shots, seed, separator).map_err(not_enough)
-            };
+            let shot = |i: usize, e: &Example| prefix(&ids, &demos, &e.id, i, shots, seed, separator).map_err(not_enough);
             let with = examples
                 .iter()
                 .enumerate()
                 .map(|(i, e)| {
                     let p = shot(i, e)?;
-                    Ok(Example {
-                        choices: e.choices.iter().map(|c| c.with_prefix(&p)).collect(),
-                        ..e.clone()
-                    })
+                    Ok(Example { choices: e.choices.iter().map(|c| c.with_prefix(&p)).collect(), ..e.clone() })
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok(TaskItems::Choice(with))
@@ -64,8 +55,7 @@ pub(super) fn add_shots(
                 .iter()
                 .enumerate()
                 .map(|(i, e)| {
-                    let p = prefix(&ids, &demos, &e.id, i, shots, seed, separator)
-                        .map_err(not_enough)?;
+                    let p = prefix(&ids, &demos, &e.id, i, shots, seed, separator).map_err(not_enough)?;
                     let mut e = e.clone();
                     e.request.context = format!("{p}{}", e.request.context);
                     Ok(e)
@@ -74,10 +64,7 @@ pub(super) fn add_shots(
             Ok(TaskItems::Generation(with))
         }
         // One task builds both with the same loader, so the kinds always agree.
-        _ => panic!(
-            "few-shot pool of task {} has another kind than its examples",
-            spec.name
-        ),
+        _ => panic!("few-shot pool of task {} has another kind than its examples", spec.name),
     }
 }
 
@@ -137,18 +124,9 @@ mod tests {
         let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         let demos: Vec<String> = (0..100).map(|i| format!("D{i};")).collect();
         let a = prefix(&id_refs, &demos, "none", 3, 5, 42, "\n\n").unwrap();
-        assert_eq!(
-            a,
-            prefix(&id_refs, &demos, "none", 3, 5, 42, "\n\n").unwrap()
-        );
+        assert_eq!(a, prefix(&id_refs, &demos, "none", 3, 5, 42, "\n\n").unwrap());
         // Different seeds or positions give other draws (5 of 100: a collision is ~1e-8).
-        assert_ne!(
-            a,
-            prefix(&id_refs, &demos, "none", 3, 5, 43, "\n\n").unwrap()
-        );
-        assert_ne!(
-            a,
-            prefix(&id_refs, &demos, "none", 4, 5, 42, "\n\n").unwrap()
-        );
+        assert_ne!(a, prefix(&id_refs, &demos, "none", 3, 5, 43, "\n\n").unwrap());
+        assert_ne!(a, prefix(&id_refs, &demos, "none", 4, 5, 42, "\n\n").unwrap());
     }
 }

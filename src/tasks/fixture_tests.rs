@@ -20,10 +20,7 @@ fn examples(task: TaskName, lang: &str, options: &LoadOptions) -> Vec<Example> {
 }
 
 fn test_split() -> LoadOptions {
-    LoadOptions {
-        split: Split::Test,
-        ..LoadOptions::default()
-    }
+    LoadOptions { split: Split::Test, ..LoadOptions::default() }
 }
 
 fn continuations(e: &Example) -> Vec<&str> {
@@ -34,17 +31,10 @@ fn continuations(e: &Example) -> Vec<&str> {
 fn xnli_jsonl_with_numeric_and_word_labels() {
     let ex = examples(TaskName::Xnli, "deu_Latn", &test_split());
     assert_eq!(ex.len(), 3);
-    assert_eq!(
-        ex[0].choices[0].context(),
-        "Der Hund schläft im Garten, richtig?"
-    );
+    assert_eq!(ex[0].choices[0].context(), "Der Hund schläft im Garten, richtig?");
     assert_eq!(
         continuations(&ex[0]),
-        vec![
-            " Ja, Ein Tier ruht draußen.",
-            " Auch, Ein Tier ruht draußen.",
-            " Nein, Ein Tier ruht draußen."
-        ]
+        vec![" Ja, Ein Tier ruht draußen.", " Auch, Ein Tier ruht draußen.", " Nein, Ein Tier ruht draußen."]
     );
     assert_eq!(ex.iter().map(|e| e.gold).collect::<Vec<_>>(), vec![0, 1, 2]);
     // The blank line 3 is skipped but line numbers stay those of the file.
@@ -54,35 +44,18 @@ fn xnli_jsonl_with_numeric_and_word_labels() {
 #[test]
 fn xnli_original_tsv_keeps_only_the_asked_language() {
     let path = fixtures().join("xnli/xnli.test.tsv");
-    let load_lang = |lang| match load_file(TaskName::Xnli, lang, &path, &test_split())
-        .unwrap()
-        .items
-    {
+    let load_lang = |lang| match load_file(TaskName::Xnli, lang, &path, &test_split()).unwrap().items {
         TaskItems::Choice(v) => v,
         TaskItems::Generation(_) => unreachable!("xnli is a choice task"),
     };
     let en = load_lang("en");
-    assert_eq!(
-        en.iter()
-            .map(|e| (e.id.as_str(), e.gold))
-            .collect::<Vec<_>>(),
-        vec![("xnli/en/test/1", 0), ("xnli/en/test/3", 2)]
-    );
+    assert_eq!(en.iter().map(|e| (e.id.as_str(), e.gold)).collect::<Vec<_>>(), vec![("xnli/en/test/1", 0), ("xnli/en/test/3", 2)]);
     assert_eq!(en[1].choices[2].context(), "The window is open, right?");
-    assert_eq!(
-        en[1].choices[2].continuation(),
-        " No, The window is closed."
-    );
+    assert_eq!(en[1].choices[2].continuation(), " No, The window is closed.");
     let fr = load_lang("fr");
     assert_eq!(fr.len(), 1);
-    assert_eq!(
-        fr[0].choices[0].context(),
-        "La fenêtre est ouverte, n'est-ce pas ?"
-    );
-    assert_eq!(
-        fr[0].choices[0].continuation(),
-        " Oui, La fenêtre est fermée."
-    );
+    assert_eq!(fr[0].choices[0].context(), "La fenêtre est ouverte, n'est-ce pas ?");
+    assert_eq!(fr[0].choices[0].continuation(), " Oui, La fenêtre est fermée.");
 }
 
 #[test]
@@ -90,24 +63,11 @@ fn xstorycloze_tsv_with_shots_from_its_train_split() {
     let ex = examples(TaskName::Xstorycloze, "sw", &test_split());
     assert_eq!(ex.len(), 2);
     assert_eq!(ex[0].id, "xstorycloze/sw/test/s1");
-    assert_eq!(
-        ex[0].choices[0].context(),
-        "Amina aliamka mapema. Alioga haraka. Alivaa viatu vyake. Alikimbia kituoni."
-    );
-    assert_eq!(
-        continuations(&ex[0]),
-        vec![" Alikosa basi kwa dakika moja.", " Alilala tena kitandani."]
-    );
+    assert_eq!(ex[0].choices[0].context(), "Amina aliamka mapema. Alioga haraka. Alivaa viatu vyake. Alikimbia kituoni.");
+    assert_eq!(continuations(&ex[0]), vec![" Alikosa basi kwa dakika moja.", " Alilala tena kitandani."]);
     assert_eq!((ex[0].gold, ex[1].gold), (0, 1));
     // One shot from the one-story "train" file (the task's dev split).
-    let shot = examples(
-        TaskName::Xstorycloze,
-        "swh_Latn",
-        &LoadOptions {
-            shots: 1,
-            ..test_split()
-        },
-    );
+    let shot = examples(TaskName::Xstorycloze, "swh_Latn", &LoadOptions { shots: 1, ..test_split() });
     assert_eq!(
         shot[1].choices[1].context(),
         "Sara alipika wali. Aliongeza chumvi. Aliweka mezani. Wageni walifika. Wote walikula kwa furaha.\n\n\
@@ -118,17 +78,8 @@ fn xstorycloze_tsv_with_shots_from_its_train_split() {
 #[test]
 fn pawsx_tsv_keeps_quotes_and_orders_no_then_yes() {
     let ex = examples(TaskName::Pawsx, "fr", &test_split());
-    assert_eq!(
-        ex[0].choices[0].context(),
-        "Le chat dort sur le \"canapé\", n'est-ce pas ?"
-    );
-    assert_eq!(
-        continuations(&ex[0]),
-        vec![
-            " Non, Sur le \"canapé\", le chat dort.",
-            " Oui, Sur le \"canapé\", le chat dort."
-        ]
-    );
+    assert_eq!(ex[0].choices[0].context(), "Le chat dort sur le \"canapé\", n'est-ce pas ?");
+    assert_eq!(continuations(&ex[0]), vec![" Non, Sur le \"canapé\", le chat dort.", " Oui, Sur le \"canapé\", le chat dort."]);
     assert_eq!((ex[0].gold, ex[1].gold), (1, 0));
 }
 
@@ -149,14 +100,8 @@ fn belebele_jsonl_scores_letters() {
 #[test]
 fn translated_arc_reads_options_and_labelled_choices() {
     let ex = examples(TaskName::MArc, "de", &test_split());
-    assert_eq!(
-        ex[0].choices[0].context(),
-        "Question: Welcher Stoff leitet Strom am besten?\nAnswer:"
-    );
-    assert_eq!(
-        continuations(&ex[0]),
-        vec![" Holz", " Kupfer", " Glas", " Gummi"]
-    );
+    assert_eq!(ex[0].choices[0].context(), "Question: Welcher Stoff leitet Strom am besten?\nAnswer:");
+    assert_eq!(continuations(&ex[0]), vec![" Holz", " Kupfer", " Glas", " Gummi"]);
     assert_eq!(ex[0].gold, 1);
     // HF-style choices object with digit labels: "1" is the first label.
     assert_eq!(continuations(&ex[1]), vec![" Licht", " Sand", " Lärm"]);
@@ -166,10 +111,7 @@ fn translated_arc_reads_options_and_labelled_choices() {
 #[test]
 fn translated_mmlu_puts_answers_in_the_prompt() {
     let ex = examples(TaskName::MMmlu, "spa_Latn", &test_split());
-    assert_eq!(
-        ex[0].choices[0].context(),
-        "¿Cuánto es 7 por 8?\nA. 54\nB. 56\nC. 58\nD. 64\nAnswer:"
-    );
+    assert_eq!(ex[0].choices[0].context(), "¿Cuánto es 7 por 8?\nA. 54\nB. 56\nC. 58\nD. 64\nAnswer:");
     assert_eq!(continuations(&ex[0]), vec![" A", " B", " C", " D"]);
     // A JSON integer is a 0-based index; a letter is a letter.
     assert_eq!((ex[0].gold, ex[1].gold), (1, 0));
@@ -179,18 +121,9 @@ fn translated_mmlu_puts_answers_in_the_prompt() {
 #[test]
 fn translated_hellaswag_cleans_markup_and_joins_contexts() {
     let ex = examples(TaskName::MHellaswag, "fr", &test_split());
-    assert_eq!(
-        ex[0].choices[0].context(),
-        "Cuisiner des crêpes: Une femme verse la pâte dans une poêle. Elle"
-    );
-    assert_eq!(
-        ex[0].choices[0].continuation(),
-        " retourne la crêpe avec une spatule."
-    );
-    assert_eq!(
-        ex[1].choices[1].context(),
-        "Laver la voiture: Un homme remplit un seau d'eau savonneuse."
-    );
+    assert_eq!(ex[0].choices[0].context(), "Cuisiner des crêpes: Une femme verse la pâte dans une poêle. Elle");
+    assert_eq!(ex[0].choices[0].continuation(), " retourne la crêpe avec une spatule.");
+    assert_eq!(ex[1].choices[1].context(), "Laver la voiture: Un homme remplit un seau d'eau savonneuse.");
     assert_eq!((ex[0].gold, ex[1].gold), (0, 1));
 }
 
@@ -198,13 +131,7 @@ fn translated_hellaswag_cleans_markup_and_joins_contexts() {
 fn user_formats_report_bad_records_with_their_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("test.en.jsonl");
-    std::fs::write(
-        &path,
-        "{\"premise\": \"A.\", \"hypothesis\": \"B.\", \"label\": \"maybe\"}\n",
-    )
-    .unwrap();
-    let err = load_file(TaskName::Xnli, "en", &path, &test_split())
-        .unwrap_err()
-        .to_string();
+    std::fs::write(&path, "{\"premise\": \"A.\", \"hypothesis\": \"B.\", \"label\": \"maybe\"}\n").unwrap();
+    let err = load_file(TaskName::Xnli, "en", &path, &test_split()).unwrap_err().to_string();
     assert!(err.contains("test.en.jsonl, line 1: label must be 0/1/2 or entailment/neutral/contradiction, found \"maybe\""), "{err}");
 }

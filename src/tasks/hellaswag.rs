@@ -16,10 +16,7 @@ use super::records::{DataFile, Record};
 /// The examples of one translated HellaSwag file.
 pub(super) fn examples(ctx: &Ctx) -> Result<Vec<Example>> {
     let file = ctx.data_file()?;
-    file.read_records(false)?
-        .iter()
-        .map(|r| example(ctx, &file, r))
-        .collect()
+    file.read_records(false)?.iter().map(|r| example(ctx, &file, r)).collect()
 }
 
 fn example(ctx: &Ctx, file: &DataFile, r: &Record) -> Result<Example> {
@@ -30,19 +27,8 @@ fn example(ctx: &Ctx, file: &DataFile, r: &Record) -> Result<Example> {
     };
     let context = clean_hellaswag(&format!("{}: {}", activity.trim(), story.trim()));
     let endings = r.text_list(file, &["endings"])?;
-    let choices = endings
-        .iter()
-        .map(|e| {
-            Choice::new(
-                context.clone(),
-                &ctx.spec.target_delimiter,
-                &clean_hellaswag(e),
-            )
-        })
-        .collect();
+    let choices = endings.iter().map(|e| Choice::new(context.clone(), &ctx.spec.target_delimiter, &clean_hellaswag(e))).collect();
     let gold = r.index(file, &["label"])?;
-    let key = r
-        .optional_text(&["ind", "id"])
-        .unwrap_or_else(|| format!("line{}", r.line));
+    let key = r.optional_text(&["ind", "id"]).unwrap_or_else(|| format!("line{}", r.line));
     Example::new(ctx.id(key), gold, choices).map_err(|why| file.bad(r.line, why))
 }

@@ -43,9 +43,7 @@ impl fmt::Display for FloresCode {
 impl<'de> Deserialize<'de> for FloresCode {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        FloresCode::parse(&text).ok_or_else(|| {
-            serde::de::Error::custom(format!("'{text}' is not a FLORES-200 code like deu_Latn"))
-        })
+        FloresCode::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("'{text}' is not a FLORES-200 code like deu_Latn")))
     }
 }
 
@@ -98,39 +96,27 @@ impl LanguageTable {
 
     /// The ISO 639-1 (first listed) code for a typed code, when the language is known.
     pub fn to_short(&self, typed: &str) -> Option<&str> {
-        self.row(typed)
-            .and_then(|r| r.codes.first())
-            .map(String::as_str)
+        self.row(typed).and_then(|r| r.codes.first()).map(String::as_str)
     }
 
     /// English name of a language, falling back to its FLORES code when unknown.
     pub fn name(&self, flores: &FloresCode) -> String {
-        self.row(flores.as_str())
-            .map_or_else(|| flores.to_string(), |r| r.name.clone())
+        self.row(flores.as_str()).map_or_else(|| flores.to_string(), |r| r.name.clone())
     }
 
     fn row(&self, typed: &str) -> Option<&LanguageRow> {
-        self.by_code
-            .get(&typed.trim().to_lowercase())
-            .map(|&i| &self.rows[i])
+        self.by_code.get(&typed.trim().to_lowercase()).map(|&i| &self.rows[i])
     }
 }
 
 /// Finds the task language meant by `typed` among `languages`: first as a file code,
 /// then through its FLORES code.
-pub fn find_listed<'a>(
-    table: &LanguageTable,
-    languages: &'a [TaskLanguage],
-    typed: &str,
-) -> Option<&'a TaskLanguage> {
+pub fn find_listed<'a>(table: &LanguageTable, languages: &'a [TaskLanguage], typed: &str) -> Option<&'a TaskLanguage> {
     let typed = typed.trim();
-    languages
-        .iter()
-        .find(|l| l.code.eq_ignore_ascii_case(typed))
-        .or_else(|| {
-            let flores = table.to_flores(typed)?;
-            languages.iter().find(|l| l.flores == flores)
-        })
+    languages.iter().find(|l| l.code.eq_ignore_ascii_case(typed)).or_else(|| {
+        let flores = table.to_flores(typed)?;
+        languages.iter().find(|l| l.flores == flores)
+    })
 }
 
 #[cfg(test)]
@@ -143,10 +129,7 @@ mod tests {
             codes: codes.iter().map(|c| c.to_string()).collect(),
             name: name.to_string(),
         };
-        LanguageTable::new(vec![
-            row("jpn_Jpan", &["ja", "jpn"], "Japanese"),
-            row("zho_Hans", &["zh", "cmn"], "Chinese"),
-        ])
+        LanguageTable::new(vec![row("jpn_Jpan", &["ja", "jpn"], "Japanese"), row("zho_Hans", &["zh", "cmn"], "Chinese")])
     }
 
     #[test]
@@ -160,17 +143,10 @@ mod tests {
     #[test]
     fn short_and_file_codes_reach_the_task_language() {
         let t = table();
-        let langs = vec![TaskLanguage {
-            code: "jp".into(),
-            flores: FloresCode::parse("jpn_Jpan").unwrap(),
-        }];
+        let langs = vec![TaskLanguage { code: "jp".into(), flores: FloresCode::parse("jpn_Jpan").unwrap() }];
         // The task's own odd code, the ISO code, the ISO 639-3 code and the FLORES code.
         for typed in ["jp", "ja", "JPN", "jpn_Jpan"] {
-            assert_eq!(
-                find_listed(&t, &langs, typed).map(|l| l.code.as_str()),
-                Some("jp"),
-                "{typed}"
-            );
+            assert_eq!(find_listed(&t, &langs, typed).map(|l| l.code.as_str()), Some("jp"), "{typed}");
         }
         assert!(find_listed(&t, &langs, "zh").is_none());
         assert_eq!(t.to_short("cmn"), Some("zh"));

@@ -11,10 +11,7 @@ use super::fewshot;
 use super::language::{find_listed, FloresCode, TaskLanguage};
 use super::records::DataFile;
 use super::spec::{Catalog, LanguageScope, Split, TaskName, TaskSpec};
-use super::{
-    belebele, hellaswag, mcqa, mgsm, pawsx, sib200, translation, xcopa, xnli, xstorycloze,
-    xwinograd,
-};
+use super::{belebele, hellaswag, mcqa, mgsm, pawsx, sib200, translation, xcopa, xnli, xstorycloze, xwinograd};
 
 /// How to load a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,11 +26,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self {
-            split: Split::Test,
-            shots: 0,
-            seed: 1234,
-        }
+        Self { split: Split::Test, shots: 0, seed: 1234 }
     }
 }
 
@@ -117,9 +110,7 @@ impl Ctx<'_> {
     pub fn data_file(&self) -> Result<DataFile> {
         let path = match &self.file {
             Some(path) => path.clone(),
-            None => self
-                .data_dir
-                .join(self.spec.file_for(self.split, &self.single().code)?),
+            None => self.data_dir.join(self.spec.file_for(self.split, &self.single().code)?),
         };
         Ok(DataFile::new(path, self.spec.name))
     }
@@ -131,35 +122,22 @@ impl Ctx<'_> {
 
     /// An example id: task/language/split/key.
     pub fn id(&self, key: impl std::fmt::Display) -> String {
-        format!(
-            "{}/{}/{}/{key}",
-            self.spec.name,
-            self.language.id_code(),
-            self.split
-        )
+        format!("{}/{}/{}/{key}", self.spec.name, self.language.id_code(), self.split)
     }
 }
 
 /// Resolves what the user typed to the language(s) of `spec`.
-pub fn resolve_language(
-    catalog: &Catalog,
-    spec: &TaskSpec,
-    typed: &str,
-) -> Result<ResolvedLanguage> {
+pub fn resolve_language(catalog: &Catalog, spec: &TaskSpec, typed: &str) -> Result<ResolvedLanguage> {
     match &spec.scope {
         LanguageScope::Pairs { pivot } => resolve_pair(catalog, spec, typed, pivot.as_ref()),
-        _ => resolve_single(catalog, spec, typed)
-            .map(|language| ResolvedLanguage::Single { language }),
+        _ => resolve_single(catalog, spec, typed).map(|language| ResolvedLanguage::Single { language }),
     }
 }
 
 fn resolve_single(catalog: &Catalog, spec: &TaskSpec, typed: &str) -> Result<TaskLanguage> {
     let table = catalog.languages();
     let found = match spec.scope {
-        LanguageScope::AnyFlores => table.to_flores(typed).map(|flores| TaskLanguage {
-            code: flores.to_string(),
-            flores,
-        }),
+        LanguageScope::AnyFlores => table.to_flores(typed).map(|flores| TaskLanguage { code: flores.to_string(), flores }),
         LanguageScope::AnyShort => short_language(catalog, typed),
         _ => find_listed(table, &spec.languages, typed).cloned(),
     };
@@ -171,40 +149,23 @@ fn short_language(catalog: &Catalog, typed: &str) -> Option<TaskLanguage> {
     let table = catalog.languages();
     let short = table.to_short(typed)?;
     let flores = table.to_flores(short)?;
-    Some(TaskLanguage {
-        code: short.to_string(),
-        flores,
-    })
+    Some(TaskLanguage { code: short.to_string(), flores })
 }
 
-fn resolve_pair(
-    catalog: &Catalog,
-    spec: &TaskSpec,
-    typed: &str,
-    pivot: Option<&FloresCode>,
-) -> Result<ResolvedLanguage> {
+fn resolve_pair(catalog: &Catalog, spec: &TaskSpec, typed: &str, pivot: Option<&FloresCode>) -> Result<ResolvedLanguage> {
     let example = match pivot {
         Some(_) => "deu-eng".to_string(),
         None => "deu_Latn-fra_Latn".to_string(),
     };
-    let not_a_pair = || TaskError::NotAPair {
-        task: spec.name.to_string(),
-        given: typed.to_string(),
-        example: example.clone(),
-    };
+    let not_a_pair = || TaskError::NotAPair { task: spec.name.to_string(), given: typed.to_string(), example: example.clone() };
     let (a, b) = typed.split_once('-').ok_or_else(not_a_pair)?;
     let side = |code: &str| -> Result<TaskLanguage> {
         if let Some(p) = pivot {
             if catalog.languages().to_flores(code).as_ref() == Some(p) {
-                return Ok(TaskLanguage {
-                    code: "eng".into(),
-                    flores: p.clone(),
-                });
+                return Ok(TaskLanguage { code: "eng".into(), flores: p.clone() });
             }
         }
-        find_listed(catalog.languages(), &spec.languages, code)
-            .cloned()
-            .ok_or_else(|| unknown_language(spec, code))
+        find_listed(catalog.languages(), &spec.languages, code).cloned().ok_or_else(|| unknown_language(spec, code))
     };
     let (source, target) = (side(a)?, side(b)?);
     let pivot_ok = pivot.is_none_or(|p| (source.flores == *p) != (target.flores == *p));
@@ -217,30 +178,14 @@ fn resolve_pair(
 fn unknown_language(spec: &TaskSpec, typed: &str) -> TaskError {
     let available = match spec.scope {
         LanguageScope::AnyFlores => "any FLORES-200 code (e.g. eng_Latn)".to_string(),
-        LanguageScope::AnyShort => {
-            "any language with an ISO 639-1 code in tasks.toml (e.g. de)".to_string()
-        }
-        _ => spec
-            .languages
-            .iter()
-            .map(|l| format!("{} ({})", l.code, l.flores))
-            .collect::<Vec<_>>()
-            .join(", "),
+        LanguageScope::AnyShort => "any language with an ISO 639-1 code in tasks.toml (e.g. de)".to_string(),
+        _ => spec.languages.iter().map(|l| format!("{} ({})", l.code, l.flores)).collect::<Vec<_>>().join(", "),
     };
-    TaskError::UnknownLanguage {
-        task: spec.name.to_string(),
-        given: typed.to_string(),
-        available,
-    }
+    TaskError::UnknownLanguage { task: spec.name.to_string(), given: typed.to_string(), available }
 }
 
 /// Loads `task` in `language` from the standard layout under `data_dir`.
-pub fn load(
-    task: TaskName,
-    language: &str,
-    data_dir: &Path,
-    options: &LoadOptions,
-) -> Result<LoadedTask> {
+pub fn load(task: TaskName, language: &str, data_dir: &Path, options: &LoadOptions) -> Result<LoadedTask> {
     load_inner(task, language, data_dir, None, options)
 }
 
@@ -248,45 +193,24 @@ pub fn load(
 /// few-shot demonstrations then come from the same file, the example itself left out.
 /// Translation-choice tasks read two files, so for them the file's folder is taken as
 /// the data directory and the standard layout is used beneath it.
-pub fn load_file(
-    task: TaskName,
-    language: &str,
-    path: &Path,
-    options: &LoadOptions,
-) -> Result<LoadedTask> {
+pub fn load_file(task: TaskName, language: &str, path: &Path, options: &LoadOptions) -> Result<LoadedTask> {
     let dir = path.parent().unwrap_or(Path::new("."));
     load_inner(task, language, dir, Some(path.to_path_buf()), options)
 }
 
-fn load_inner(
-    task: TaskName,
-    typed: &str,
-    data_dir: &Path,
-    file: Option<PathBuf>,
-    options: &LoadOptions,
-) -> Result<LoadedTask> {
+fn load_inner(task: TaskName, typed: &str, data_dir: &Path, file: Option<PathBuf>, options: &LoadOptions) -> Result<LoadedTask> {
     let catalog = Catalog::get();
     let spec = catalog.spec(task);
     let language = resolve_language(catalog, spec, typed)?;
     if file.is_none() {
         spec.file_for(options.split, "")?;
     }
-    let ctx = Ctx {
-        catalog,
-        spec,
-        language: &language,
-        split: options.split,
-        data_dir,
-        file: file.clone(),
-        seed: options.seed,
-    };
+    let ctx = Ctx { catalog, spec, language: &language, split: options.split, data_dir, file: file.clone(), seed: options.seed };
     let items = build_items(&ctx)?;
     let items = if options.shots == 0 {
         items
     } else {
-        let pool_split = spec
-            .fewshot_split
-            .filter(|s| *s != options.split && file.is_none());
+        let pool_split = spec.fewshot_split.filter(|s| *s != options.split && file.is_none());
         let pool = match pool_split {
             Some(split) => build_items(&Ctx { split, ..ctx })?,
             None => items.clone(),
@@ -294,13 +218,7 @@ fn load_inner(
         let shot_split = pool_split.unwrap_or(options.split);
         fewshot::add_shots(spec, items, &pool, shot_split, options.shots, options.seed)?
     };
-    Ok(LoadedTask {
-        task,
-        language,
-        split: options.split,
-        shots: options.shots,
-        items,
-    })
+    Ok(LoadedTask { task, language, split: options.split, shots: options.shots, items })
 }
 
 fn build_items(ctx: &Ctx) -> Result<TaskItems> {
@@ -338,26 +256,11 @@ mod tests {
             ResolvedLanguage::Single { language } => (language.code, language.flores.to_string()),
             other => panic!("{other:?}"),
         };
-        assert_eq!(
-            single(resolve(TaskName::Xwinograd, "ja").unwrap()),
-            ("jp".into(), "jpn_Jpan".into())
-        );
-        assert_eq!(
-            single(resolve(TaskName::Xcopa, "zho_Hans").unwrap()),
-            ("zh".into(), "zho_Hans".into())
-        );
-        assert_eq!(
-            single(resolve(TaskName::Sib200, "de").unwrap()),
-            ("deu_Latn".into(), "deu_Latn".into())
-        );
-        assert_eq!(
-            single(resolve(TaskName::Belebele, "fr").unwrap()),
-            ("fra_Latn".into(), "fra_Latn".into())
-        );
-        assert_eq!(
-            single(resolve(TaskName::MArc, "deu_Latn").unwrap()),
-            ("de".into(), "deu_Latn".into())
-        );
+        assert_eq!(single(resolve(TaskName::Xwinograd, "ja").unwrap()), ("jp".into(), "jpn_Jpan".into()));
+        assert_eq!(single(resolve(TaskName::Xcopa, "zho_Hans").unwrap()), ("zh".into(), "zho_Hans".into()));
+        assert_eq!(single(resolve(TaskName::Sib200, "de").unwrap()), ("deu_Latn".into(), "deu_Latn".into()));
+        assert_eq!(single(resolve(TaskName::Belebele, "fr").unwrap()), ("fra_Latn".into(), "fra_Latn".into()));
+        assert_eq!(single(resolve(TaskName::MArc, "deu_Latn").unwrap()), ("de".into(), "deu_Latn".into()));
     }
 
     #[test]
@@ -365,18 +268,9 @@ mod tests {
         let r = resolve(TaskName::Tatoeba, "eng-cmn").unwrap();
         assert_eq!(r.label(), "eng_Latn-zho_Hans");
         assert_eq!(r.id_code(), "eng-cmn");
-        assert!(matches!(
-            resolve(TaskName::Tatoeba, "deu-fra"),
-            Err(TaskError::NotAPair { .. })
-        ));
-        assert!(matches!(
-            resolve(TaskName::Flores, "deu_Latn-deu_Latn"),
-            Err(TaskError::NotAPair { .. })
-        ));
-        assert_eq!(
-            resolve(TaskName::Flores, "sw-yo").unwrap().label(),
-            "swh_Latn-yor_Latn"
-        );
+        assert!(matches!(resolve(TaskName::Tatoeba, "deu-fra"), Err(TaskError::NotAPair { .. })));
+        assert!(matches!(resolve(TaskName::Flores, "deu_Latn-deu_Latn"), Err(TaskError::NotAPair { .. })));
+        assert_eq!(resolve(TaskName::Flores, "sw-yo").unwrap().label(), "swh_Latn-yor_Latn");
     }
 
     #[test]

@@ -27,54 +27,32 @@ const SLOTS: [&str; 5] = ["a", "b", "c", "d", "e"];
 /// The examples of one translated ARC or MMLU file.
 pub(super) fn examples(ctx: &Ctx, extra: &McqaExtra) -> Result<Vec<Example>> {
     let file = ctx.data_file()?;
-    file.read_records(false)?
-        .iter()
-        .map(|r| example(ctx, &file, extra, r))
-        .collect()
+    file.read_records(false)?.iter().map(|r| example(ctx, &file, extra, r)).collect()
 }
 
 fn example(ctx: &Ctx, file: &DataFile, extra: &McqaExtra, r: &Record) -> Result<Example> {
     let question = r.text(file, &["instruction", "question"])?;
     let (answers, labels) = answers(file, r)?;
     if answers.len() < 2 || answers.len() > LETTERS.len() {
-        return Err(file.bad(
-            r.line,
-            format!("{} answers; 2 to 5 are needed", answers.len()),
-        ));
+        return Err(file.bad(r.line, format!("{} answers; 2 to 5 are needed", answers.len())));
     }
     let mut values: Vec<(&str, &str)> = vec![("question", question.trim())];
-    values.extend(
-        SLOTS
-            .iter()
-            .enumerate()
-            .map(|(i, slot)| (*slot, answers.get(i).map_or("", |a| a.trim()))),
-    );
+    values.extend(SLOTS.iter().enumerate().map(|(i, slot)| (*slot, answers.get(i).map_or("", |a| a.trim()))));
     let context = extra.template.render(&values);
     let delimiter = &ctx.spec.target_delimiter;
     let choices = if extra.score_letters {
-        LETTERS[..answers.len()]
-            .iter()
-            .map(|l| Choice::new(context.clone(), delimiter, l))
-            .collect()
+        LETTERS[..answers.len()].iter().map(|l| Choice::new(context.clone(), delimiter, l)).collect()
     } else {
-        answers
-            .iter()
-            .map(|a| Choice::new(context.clone(), delimiter, a.trim()))
-            .collect()
+        answers.iter().map(|a| Choice::new(context.clone(), delimiter, a.trim())).collect()
     };
     let gold = gold_index(file, r, &labels)?;
-    let key = r
-        .optional_text(&["id"])
-        .unwrap_or_else(|| format!("line{}", r.line));
+    let key = r.optional_text(&["id"]).unwrap_or_else(|| format!("line{}", r.line));
     Example::new(ctx.id(key), gold, choices).map_err(|why| file.bad(r.line, why))
 }
 
 /// Answer texts, and the `choices.label` list when the record has one.
 fn answers(file: &DataFile, r: &Record) -> Result<(Vec<String>, Vec<String>)> {
-    let options: Vec<String> = OPTION_FIELDS
-        .iter()
-        .map_while(|f| r.optional_text(&[f]))
-        .collect();
+    let options: Vec<String> = OPTION_FIELDS.iter().map_while(|f| r.optional_text(&[f])).collect();
     if !options.is_empty() {
         return Ok((options, Vec::new()));
     }
@@ -84,30 +62,18 @@ fn answers(file: &DataFile, r: &Record) -> Result<(Vec<String>, Vec<String>)> {
             let list = |key: &str| -> Vec<String> {
                 obj.get(key)
                     .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(str::to_string))
-                            .collect()
-                    })
+                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
                     .unwrap_or_default()
             };
             Ok((list("text"), list("label")))
         }
-        _ => Err(file.bad(
-            r.line,
-            "'choices' should be a list or an object with a 'text' list",
-        )),
+        _ => Err(file.bad(r.line, "'choices' should be a list or an object with a 'text' list")),
     }
 }
 
 fn gold_index(file: &DataFile, r: &Record, labels: &[String]) -> Result<usize> {
     let value = r.value(file, &["answer", "answerKey", "label"])?;
-    let bad = || {
-        file.bad(
-            r.line,
-            format!("the answer {value} is neither a letter A-E nor an index"),
-        )
-    };
+    let bad = || file.bad(r.line, format!("the answer {value} is neither a letter A-E nor an index"));
     match value {
         Value::Number(n) => n.as_u64().map(|n| n as usize).ok_or_else(bad),
         Value::String(s) => {
@@ -117,10 +83,7 @@ fn gold_index(file: &DataFile, r: &Record, labels: &[String]) -> Result<usize> {
             } else if let Some(i) = LETTERS.iter().position(|l| *l == s) {
                 Ok(i)
             } else {
-                s.parse::<usize>()
-                    .ok()
-                    .and_then(|n| n.checked_sub(1))
-                    .ok_or_else(bad)
+                s.parse::<usize>().ok().and_then(|n| n.checked_sub(1)).ok_or_else(bad)
             }
         }
         _ => Err(bad()),

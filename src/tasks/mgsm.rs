@@ -14,10 +14,7 @@ use super::load::Ctx;
 use super::spec::{MgsmExtra, MgsmWords, Section};
 
 /// The examples of one MGSM file.
-pub(super) fn examples(
-    ctx: &Ctx,
-    section: &Section<MgsmWords, MgsmExtra>,
-) -> Result<Vec<GenerationExample>> {
+pub(super) fn examples(ctx: &Ctx, section: &Section<MgsmWords, MgsmExtra>) -> Result<Vec<GenerationExample>> {
     // The language was resolved from this same table, so the entry exists.
     let words = &section.languages[&ctx.single().code];
     let until = vec!["\n\n".to_string(), words.question_prefix.trim().to_string()];
@@ -25,25 +22,12 @@ pub(super) fn examples(
     file.read_plain_tsv(2)?
         .into_iter()
         .map(|(line, cells)| {
-            let gold = normalize_number(&cells[1]).ok_or_else(|| {
-                file.bad(
-                    line,
-                    format!("the answer column should be a number, found {:?}", cells[1]),
-                )
-            })?;
-            let context = format!(
-                "{}{}\n{}",
-                words.question_prefix,
-                cells[0].trim(),
-                words.answer_prefix
-            );
+            let gold = normalize_number(&cells[1])
+                .ok_or_else(|| file.bad(line, format!("the answer column should be a number, found {:?}", cells[1])))?;
+            let context = format!("{}{}\n{}", words.question_prefix, cells[0].trim(), words.answer_prefix);
             Ok(GenerationExample {
                 id: ctx.id(format!("line{line}")),
-                request: GenerationRequest {
-                    context,
-                    until: until.clone(),
-                    max_new_tokens: section.extra.max_new_tokens,
-                },
+                request: GenerationRequest { context, until: until.clone(), max_new_tokens: section.extra.max_new_tokens },
                 gold,
                 delimiter: ctx.spec.target_delimiter.clone(),
             })

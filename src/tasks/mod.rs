@@ -62,8 +62,7 @@ pub use fetch::{default_data_dir, fetch, FetchOptions, FetchReport, MIRROR_ENV};
 pub use language::{FloresCode, TaskLanguage};
 pub use load::{load, load_file, LoadOptions, LoadedTask, ResolvedLanguage};
 pub use scoring::{
-    chance_level, score_choices, score_generation, summarize_choices, summarize_generations,
-    summarize_task_choices, summarize_task_generations, ChoiceOutcome, ChoiceRecord,
-    GenerationRecord, MetricSummary, TaskSummary,
+    chance_level, score_choices, score_generation, summarize_choices, summarize_generations, summarize_task_choices,
+    summarize_task_generations, ChoiceOutcome, ChoiceRecord, GenerationRecord, MetricSummary, TaskSummary,
 };
 pub use spec::{Catalog, Metric, OutputType, Split, TaskName, TaskSpec};

@@ -19,10 +19,7 @@ pub(super) fn examples(ctx: &Ctx, section: &Section<PawsxWords, NoExtra>) -> Res
     // The language was resolved from this same table, so the entry exists.
     let words = &section.languages[&ctx.single().code];
     let file = ctx.data_file()?;
-    file.read_records(false)?
-        .iter()
-        .map(|r| example(ctx, &file, words, r))
-        .collect()
+    file.read_records(false)?.iter().map(|r| example(ctx, &file, words, r)).collect()
 }
 
 fn example(ctx: &Ctx, file: &DataFile, words: &PawsxWords, r: &Record) -> Result<Example> {
@@ -32,16 +29,8 @@ fn example(ctx: &Ctx, file: &DataFile, words: &PawsxWords, r: &Record) -> Result
     let context = format!("{}{}", strip_final_punctuation(&first), words.tag);
     let choices = [&words.no, &words.yes]
         .iter()
-        .map(|word| {
-            Choice::new(
-                context.clone(),
-                &ctx.spec.target_delimiter,
-                &format!("{word}{}", second.trim()),
-            )
-        })
+        .map(|word| Choice::new(context.clone(), &ctx.spec.target_delimiter, &format!("{word}{}", second.trim())))
         .collect();
-    let key = r
-        .optional_text(&["id"])
-        .unwrap_or_else(|| format!("line{}", r.line));
+    let key = r.optional_text(&["id"]).unwrap_or_else(|| format!("line{}", r.line));
     Example::new(ctx.id(key), gold, choices).map_err(|why| file.bad(r.line, why))
 }

@@ -24,29 +24,17 @@ pub struct DataFile {
 impl DataFile {
     /// A data file of `task` at `path`.
     pub fn new(path: impl Into<PathBuf>, task: TaskName) -> Self {
-        Self {
-            path: path.into(),
-            task,
-        }
+        Self { path: path.into(), task }
     }
 
     /// Error for a bad record at 1-based `line`.
     pub fn bad(&self, line: usize, problem: impl Into<String>) -> TaskError {
-        TaskError::BadRecord {
-            path: self.path.clone(),
-            line,
-            task: self.task.to_string(),
-            problem: problem.into(),
-        }
+        TaskError::BadRecord { path: self.path.clone(), line, task: self.task.to_string(), problem: problem.into() }
     }
 
     /// Error for a file that has too few usable records.
     pub fn too_few(&self, problem: impl Into<String>) -> TaskError {
-        TaskError::TooFewRecords {
-            path: self.path.clone(),
-            task: self.task.to_string(),
-            problem: problem.into(),
-        }
+        TaskError::TooFewRecords { path: self.path.clone(), task: self.task.to_string(), problem: problem.into() }
     }
 
     /// The whole file as UTF-8 text.
@@ -57,30 +45,21 @@ impl DataFile {
             source,
         })?;
         String::from_utf8(bytes).map_err(|e| {
-            let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
+            let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count();
             self.bad(line, "the text is not valid UTF-8")
         })
     }
 
     /// Non-empty lines with their 1-based numbers, for line-aligned files.
     pub fn read_lines(&self) -> Result<Vec<(usize, String)>> {
-        Ok(numbered_lines(&self.read_text()?)
-            .map(|(n, l)| (n, l.to_string()))
-            .collect())
+        Ok(numbered_lines(&self.read_text()?).map(|(n, l)| (n, l.to_string())).collect())
     }
 
     /// Every line with its 1-based number, blank ones included, for files whose lines are
     /// aligned with another file's (a final newline adds no line).
     pub fn read_aligned_lines(&self) -> Result<Vec<(usize, String)>> {
         let text = self.read_text()?;
-        Ok(text
-            .lines()
-            .enumerate()
-            .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l).to_string()))
-            .collect())
+        Ok(text.lines().enumerate().map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l).to_string())).collect())
     }
 
     /// Rows of a tab-separated file without header and without quoting.
@@ -92,13 +71,7 @@ impl DataFile {
                 if cells.len() == columns {
                     Ok((n, cells))
                 } else {
-                    Err(self.bad(
-                        n,
-                        format!(
-                            "expected {columns} tab-separated columns, found {}",
-                            cells.len()
-                        ),
-                    ))
+                    Err(self.bad(n, format!("expected {columns} tab-separated columns, found {}", cells.len())))
                 }
             })
             .collect()
@@ -108,16 +81,9 @@ impl DataFile {
     /// Lines, or (for `.tsv`) tab-separated columns under a header row. `quoted` says
     /// whether TSV cells may be wrapped in double quotes (pandas writes them so).
     pub fn read_records(&self, quoted: bool) -> Result<Vec<Record>> {
-        let is_tsv = self
-            .path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
+        let is_tsv = self.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
         if is_tsv {
-            return if quoted {
-                self.quoted_tsv_records()
-            } else {
-                self.plain_tsv_records()
-            };
+            return if quoted { self.quoted_tsv_records() } else { self.plain_tsv_records() };
         }
         let text = self.read_text()?;
         if text.trim_start().starts_with('[') {
@@ -138,17 +104,13 @@ impl DataFile {
     }
 
     fn json_array_records(&self, text: &str) -> Result<Vec<Record>> {
-        let items: Vec<Value> = serde_json::from_str(text)
-            .map_err(|e| self.bad(e.line(), format!("not a valid JSON array ({e})")))?;
+        let items: Vec<Value> = serde_json::from_str(text).map_err(|e| self.bad(e.line(), format!("not a valid JSON array ({e})")))?;
         // A JSON array gives no per-record line; the position in the array stands in.
         items
             .into_iter()
             .enumerate()
             .map(|(i, item)| match item {
-                Value::Object(fields) => Ok(Record {
-                    line: i + 1,
-                    fields,
-                }),
+                Value::Object(fields) => Ok(Record { line: i + 1, fields }),
                 _ => Err(self.bad(i + 1, format!("array item {} is not a JSON object", i + 1))),
             })
             .collect()
@@ -165,35 +127,19 @@ impl DataFile {
             .map(|(n, line)| {
                 let cells: Vec<&str> = line.split('\t').collect();
                 if cells.len() != names.len() {
-                    return Err(self.bad(
-                        n,
-                        format!("{} columns under a header of {}", cells.len(), names.len()),
-                    ));
+                    return Err(self.bad(n, format!("{} columns under a header of {}", cells.len(), names.len())));
                 }
-                let fields = names
-                    .iter()
-                    .zip(cells)
-                    .map(|(k, v)| (k.to_string(), Value::String(v.to_string())));
-                Ok(Record {
-                    line: n,
-                    fields: fields.collect(),
-                })
+                let fields = names.iter().zip(cells).map(|(k, v)| (k.to_string(), Value::String(v.to_string())));
+                Ok(Record { line: n, fields: fields.collect() })
             })
             .collect()
     }
 
     fn quoted_tsv_records(&self) -> Result<Vec<Record>> {
         let text = self.read_text()?;
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(b'\t')
-            .has_headers(true)
-            .from_reader(text.as_bytes());
-        let names: Vec<String> = reader
-            .headers()
-            .map_err(|e| self.bad(1, format!("unreadable header ({e})")))?
-            .iter()
-            .map(|h| h.trim().to_string())
-            .collect();
+        let mut reader = csv::ReaderBuilder::new().delimiter(b'\t').has_headers(true).from_reader(text.as_bytes());
+        let names: Vec<String> =
+            reader.headers().map_err(|e| self.bad(1, format!("unreadable header ({e})")))?.iter().map(|h| h.trim().to_string()).collect();
         let mut records = Vec::new();
         for row in reader.records() {
             let row = row.map_err(|e| {
@@ -202,19 +148,10 @@ impl DataFile {
             })?;
             let line = row.position().map_or(0, |p| p.line() as usize);
             if row.len() != names.len() {
-                return Err(self.bad(
-                    line,
-                    format!("{} columns under a header of {}", row.len(), names.len()),
-                ));
+                return Err(self.bad(line, format!("{} columns under a header of {}", row.len(), names.len())));
             }
-            let fields = names
-                .iter()
-                .zip(row.iter())
-                .map(|(k, v)| (k.clone(), Value::String(v.to_string())));
-            records.push(Record {
-                line,
-                fields: fields.collect(),
-            });
+            let fields = names.iter().zip(row.iter()).map(|(k, v)| (k.clone(), Value::String(v.to_string())));
+            records.push(Record { line, fields: fields.collect() });
         }
         Ok(records)
     }
@@ -222,10 +159,7 @@ impl DataFile {
 
 /// Non-blank lines with 1-based numbers; a trailing '\r' is dropped.
 fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
-        .filter(|(_, l)| !l.trim().is_empty())
+    text.lines().enumerate().map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l))).filter(|(_, l)| !l.trim().is_empty())
 }
 
 /// One record of a data file.
@@ -241,30 +175,20 @@ impl Record {
     /// The first present field among `names`, as text (numbers are written out).
     pub fn text(&self, file: &DataFile, names: &[&str]) -> Result<String> {
         let value = self.value(file, names)?;
-        scalar_text(value)
-            .ok_or_else(|| file.bad(self.line, format!("field '{}' is not text", names[0])))
+        scalar_text(value).ok_or_else(|| file.bad(self.line, format!("field '{}' is not text", names[0])))
     }
 
     /// Like [`Record::text`] but `None` when none of the names is present.
     pub fn optional_text(&self, names: &[&str]) -> Option<String> {
-        names
-            .iter()
-            .find_map(|n| self.fields.get(*n))
-            .and_then(scalar_text)
+        names.iter().find_map(|n| self.fields.get(*n)).and_then(scalar_text)
     }
 
     /// The first present field among `names`, as a non-negative integer (also from text).
     pub fn index(&self, file: &DataFile, names: &[&str]) -> Result<usize> {
         let text = self.text(file, names)?;
-        text.trim().parse::<usize>().map_err(|_| {
-            file.bad(
-                self.line,
-                format!(
-                    "field '{}' should be a whole number, found {text:?}",
-                    names[0]
-                ),
-            )
-        })
+        text.trim()
+            .parse::<usize>()
+            .map_err(|_| file.bad(self.line, format!("field '{}' should be a whole number, found {text:?}", names[0])))
     }
 
     /// The first present field among `names`, as a list of texts.
@@ -272,11 +196,7 @@ impl Record {
         match self.value(file, names)? {
             Value::Array(items) => items
                 .iter()
-                .map(|v| {
-                    scalar_text(v).ok_or_else(|| {
-                        file.bad(self.line, format!("'{}' holds a non-text item", names[0]))
-                    })
-                })
+                .map(|v| scalar_text(v).ok_or_else(|| file.bad(self.line, format!("'{}' holds a non-text item", names[0]))))
                 .collect(),
             _ => Err(file.bad(self.line, format!("field '{}' should be a list", names[0]))),
         }
@@ -284,17 +204,10 @@ impl Record {
 
     /// The raw value of the first present field among `names`.
     pub fn value(&self, file: &DataFile, names: &[&str]) -> Result<&Value> {
-        names
-            .iter()
-            .find_map(|n| self.fields.get(*n))
-            .ok_or_else(|| {
-                let wanted = names
-                    .iter()
-                    .map(|n| format!("'{n}'"))
-                    .collect::<Vec<_>>()
-                    .join(" or ");
-                file.bad(self.line, format!("missing field {wanted}"))
-            })
+        names.iter().find_map(|n| self.fields.get(*n)).ok_or_else(|| {
+            let wanted = names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(" or ");
+            file.bad(self.line, format!("missing field {wanted}"))
+        })
     }
 }
 
@@ -339,14 +252,8 @@ mod tests {
     fn missing_field_lists_the_aliases() {
         let (_d, f) = file_with("a.jsonl", "{\"x\": 1}\n");
         let recs = f.read_records(false).unwrap();
-        let err = recs[0]
-            .text(&f, &["premise", "sentence1"])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("line 1: missing field 'premise' or 'sentence1'"),
-            "{err}"
-        );
+        let err = recs[0].text(&f, &["premise", "sentence1"]).unwrap_err().to_string();
+        assert!(err.contains("line 1: missing field 'premise' or 'sentence1'"), "{err}");
     }
 
     #[test]
@@ -357,33 +264,21 @@ mod tests {
         assert_eq!(quoted[0].text(&f, &["text"]).unwrap(), "\"Hi,\" she said.");
         assert_eq!(quoted[0].line, 2);
         let plain = f.read_records(false).unwrap();
-        assert_eq!(
-            plain[0].text(&f, &["text"]).unwrap(),
-            "\"\"\"Hi,\"\" she said.\""
-        );
+        assert_eq!(plain[0].text(&f, &["text"]).unwrap(), "\"\"\"Hi,\"\" she said.\"");
     }
 
     #[test]
     fn json_array_positions_stand_in_for_lines() {
         let (_d, f) = file_with("a.json", "[{\"a\": [\"p\", \"q\"]}, 3]");
         let err = f.read_records(false).unwrap_err().to_string();
-        assert!(
-            err.contains("line 2: array item 2 is not a JSON object"),
-            "{err}"
-        );
+        assert!(err.contains("line 2: array item 2 is not a JSON object"), "{err}");
     }
 
     #[test]
     fn missing_file_points_to_fetch() {
         let f = DataFile::new("/nonexistent/xcopa/val.it.jsonl", TaskName::Xcopa);
         let err = f.read_text().unwrap_err().to_string();
-        assert!(
-            err.starts_with("cannot read data file /nonexistent/xcopa/val.it.jsonl"),
-            "{err}"
-        );
-        assert!(
-            err.ends_with("run `polyprune data fetch xcopa` or copy the file there by hand"),
-            "{err}"
-        );
+        assert!(err.starts_with("cannot read data file /nonexistent/xcopa/val.it.jsonl"), "{err}");
+        assert!(err.ends_with("run `polyprune data fetch xcopa` or copy the file there by hand"), "{err}");
     }
 }

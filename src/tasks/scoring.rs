@@ -110,37 +110,18 @@ pub struct MetricSummary {
 /// Scores one choice example from the model's outcomes, one per choice in order.
 pub fn score_choices(example: &Example, outcomes: &[ChoiceOutcome]) -> Result<ChoiceRecord> {
     if outcomes.len() != example.choices.len() {
-        return Err(TaskError::OutcomeCount {
-            id: example.id.clone(),
-            outcomes: outcomes.len(),
-            choices: example.choices.len(),
-        });
+        return Err(TaskError::OutcomeCount { id: example.id.clone(), outcomes: outcomes.len(), choices: example.choices.len() });
     }
-    if let Some((index, o)) = outcomes
-        .iter()
-        .enumerate()
-        .find(|(_, o)| !o.log_likelihood.is_finite() || o.log_likelihood > MAX_LOG_LIKELIHOOD)
+    if let Some((index, o)) =
+        outcomes.iter().enumerate().find(|(_, o)| !o.log_likelihood.is_finite() || o.log_likelihood > MAX_LOG_LIKELIHOOD)
     {
-        return Err(TaskError::BadLogLikelihood {
-            id: example.id.clone(),
-            index,
-            value: o.log_likelihood,
-        });
+        return Err(TaskError::BadLogLikelihood { id: example.id.clone(), index, value: o.log_likelihood });
     }
     let lls: Vec<f64> = outcomes.iter().map(|o| o.log_likelihood).collect();
     // Targets are non-empty (Example::new checks), so the lengths are at least 1.
-    let chars: Vec<usize> = example
-        .choices
-        .iter()
-        .map(|c| c.target().chars().count())
-        .collect();
+    let chars: Vec<usize> = example.choices.iter().map(|c| c.target().chars().count()).collect();
     let bytes: Vec<usize> = example.choices.iter().map(|c| c.target().len()).collect();
-    let per = |lengths: &[usize]| -> Vec<f64> {
-        lls.iter()
-            .zip(lengths)
-            .map(|(ll, &n)| ll / n as f64)
-            .collect()
-    };
+    let per = |lengths: &[usize]| -> Vec<f64> { lls.iter().zip(lengths).map(|(ll, &n)| ll / n as f64).collect() };
     Ok(ChoiceRecord {
         id: example.id.clone(),
         pred: argmax(&lls),
@@ -193,40 +174,19 @@ pub struct TaskSummary {
 
 /// The task's metrics over choice records.
 pub fn summarize_task_choices(spec: &TaskSpec, records: &[ChoiceRecord]) -> Result<TaskSummary> {
-    let metrics = spec
-        .metrics
-        .iter()
-        .map(|&m| summarize_choices(records, m))
-        .collect::<Result<Vec<_>>>()?;
-    let chance = if records.is_empty() {
-        0.0
-    } else {
-        records.iter().map(ChoiceRecord::chance).sum::<f64>() / records.len() as f64
-    };
-    Ok(TaskSummary {
-        task: spec.name,
-        n: records.len(),
-        chance,
-        metrics,
-    })
+    let metrics = spec.metrics.iter().map(|&m| summarize_choices(records, m)).collect::<Result<Vec<_>>>()?;
+    let chance = if records.is_empty() { 0.0 } else { records.iter().map(ChoiceRecord::chance).sum::<f64>() / records.len() as f64 };
+    Ok(TaskSummary { task: spec.name, n: records.len(), chance, metrics })
 }
 
 /// The task's metric over generation records.
 pub fn summarize_task_generations(spec: &TaskSpec, records: &[GenerationRecord]) -> TaskSummary {
-    TaskSummary {
-        task: spec.name,
-        n: records.len(),
-        chance: 0.0,
-        metrics: vec![summarize_generations(records)],
-    }
+    TaskSummary { task: spec.name, n: records.len(), chance: 0.0, metrics: vec![summarize_generations(records)] }
 }
 
 /// `metric` over choice records.
 pub fn summarize_choices(records: &[ChoiceRecord], metric: Metric) -> Result<MetricSummary> {
-    let scores: Option<Vec<f64>> = records
-        .iter()
-        .map(|r| r.correct(metric).map(f64::from))
-        .collect();
+    let scores: Option<Vec<f64>> = records.iter().map(|r| r.correct(metric).map(f64::from)).collect();
     match scores {
         Some(scores) => Ok(summary(metric, &scores)),
         None => Err(TaskError::MetricNotApplicable {
@@ -245,12 +205,7 @@ pub fn summarize_generations(records: &[GenerationRecord]) -> MetricSummary {
 
 fn summary(metric: Metric, scores: &[f64]) -> MetricSummary {
     let (mean, stderr) = mean_and_stderr(scores);
-    MetricSummary {
-        metric,
-        n: scores.len(),
-        mean,
-        stderr,
-    }
+    MetricSummary { metric, n: scores.len(), mean, stderr }
 }
 
 /// Mean and standard error (sample standard deviation / √n). The mean of no values is
@@ -280,11 +235,7 @@ mod tests {
     use super::*;
 
     fn outcome(ll: f64) -> ChoiceOutcome {
-        ChoiceOutcome {
-            log_likelihood: ll,
-            tokens: 1,
-            is_greedy: false,
-        }
+        ChoiceOutcome { log_likelihood: ll, tokens: 1, is_greedy: false }
     }
 
     /// Hand-worked case: targets "a" (1 char), "bbbb" (4), "ccccc" (5) and
@@ -295,16 +246,9 @@ mod tests {
     /// raw:       argmax 0.
     #[test]
     fn acc_acc_norm_and_acc_bytes_on_a_hand_worked_case() {
-        let choices = ["a", "bbbb", "ccccc", "日本"]
-            .iter()
-            .map(|t| Choice::new("ctx", " ", t))
-            .collect();
+        let choices = ["a", "bbbb", "ccccc", "日本"].iter().map(|t| Choice::new("ctx", " ", t)).collect();
         let example = Example::new("t/1".into(), 1, choices).unwrap();
-        let r = score_choices(
-            &example,
-            &[outcome(-3.0), outcome(-6.0), outcome(-9.0), outcome(-5.0)],
-        )
-        .unwrap();
+        let r = score_choices(&example, &[outcome(-3.0), outcome(-6.0), outcome(-9.0), outcome(-5.0)]).unwrap();
         assert_eq!((r.pred, r.pred_norm, r.pred_bytes), (0, 1, 3));
         assert_eq!(r.chars, vec![1, 4, 5, 2]);
         assert_eq!(r.bytes, vec![1, 4, 5, 6]);
@@ -323,17 +267,10 @@ mod tests {
     fn bad_model_outputs_are_errors_not_panics() {
         let choices = vec![Choice::new("c", " ", "x"), Choice::new("c", " ", "y")];
         let example = Example::new("t/2".into(), 0, choices).unwrap();
-        let err = score_choices(&example, &[outcome(-1.0)])
-            .unwrap_err()
-            .to_string();
+        let err = score_choices(&example, &[outcome(-1.0)]).unwrap_err().to_string();
         assert_eq!(err, "example t/2: got 1 scores for 2 choices; score every choice of the example once, in order");
-        let err = score_choices(&example, &[outcome(-1.0), outcome(f64::NAN)])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("example t/2, choice 1: log-likelihood NaN"),
-            "{err}"
-        );
+        let err = score_choices(&example, &[outcome(-1.0), outcome(f64::NAN)]).unwrap_err().to_string();
+        assert!(err.starts_with("example t/2, choice 1: log-likelihood NaN"), "{err}");
         assert!(score_choices(&example, &[outcome(0.5), outcome(-1.0)]).is_err());
     }
 
@@ -349,19 +286,10 @@ mod tests {
 
     #[test]
     fn summaries_and_chance() {
-        let two = |gold: usize| {
-            Example::new(
-                format!("t/{gold}"),
-                gold,
-                vec![Choice::new("c", " ", "x"), Choice::new("c", " ", "yy")],
-            )
-            .unwrap()
-        };
+        let two =
+            |gold: usize| Example::new(format!("t/{gold}"), gold, vec![Choice::new("c", " ", "x"), Choice::new("c", " ", "yy")]).unwrap();
         let examples = vec![two(0), two(1)];
-        let records: Vec<ChoiceRecord> = examples
-            .iter()
-            .map(|e| score_choices(e, &[outcome(-1.0), outcome(-1.5)]).unwrap())
-            .collect();
+        let records: Vec<ChoiceRecord> = examples.iter().map(|e| score_choices(e, &[outcome(-1.0), outcome(-1.5)]).unwrap()).collect();
         // acc: pred 0 both times -> 1 of 2. acc_norm: -1.0 vs -0.75 -> pred 1 -> 1 of 2.
         let acc = summarize_choices(&records, Metric::Acc).unwrap();
         assert_eq!((acc.n, acc.mean), (2, 0.5));
@@ -373,24 +301,14 @@ mod tests {
         let spec = super::super::spec::Catalog::get().spec(TaskName::Sib200);
         let task = summarize_task_choices(spec, &records).unwrap();
         assert_eq!((task.n, task.chance), (2, 0.5));
-        assert_eq!(
-            task.metrics
-                .iter()
-                .map(|m| (m.metric, m.mean))
-                .collect::<Vec<_>>(),
-            vec![(Metric::Acc, 0.5), (Metric::AccNorm, 0.5)]
-        );
+        assert_eq!(task.metrics.iter().map(|m| (m.metric, m.mean)).collect::<Vec<_>>(), vec![(Metric::Acc, 0.5), (Metric::AccNorm, 0.5)]);
     }
 
     #[test]
     fn generation_is_right_only_when_the_last_number_matches() {
         let example = GenerationExample {
             id: "mgsm/en/test/line1".into(),
-            request: GenerationRequest {
-                context: "Q".into(),
-                until: vec![],
-                max_new_tokens: 8,
-            },
+            request: GenerationRequest { context: "Q".into(), until: vec![], max_new_tokens: 8 },
             gold: "18".into(),
             delimiter: " ".into(),
         };

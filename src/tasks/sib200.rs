@@ -26,10 +26,7 @@ pub(super) struct Sib200Row {
 
 /// Reads a SIB-200 split file.
 pub(super) fn read_rows(file: &DataFile) -> Result<Vec<Sib200Row>> {
-    file.read_records(true)?
-        .iter()
-        .map(|r| row(file, r))
-        .collect()
+    file.read_records(true)?.iter().map(|r| row(file, r)).collect()
 }
 
 fn row(file: &DataFile, r: &Record) -> Result<Sib200Row> {
@@ -51,38 +48,18 @@ pub(super) fn examples(ctx: &Ctx, extra: &Sib200Extra) -> Result<Vec<Example>> {
             let gold = labels
                 .iter()
                 .position(|l| *l == row.category)
-                .ok_or_else(|| {
-                    file.bad(
-                        row.line,
-                        format!(
-                            "category {:?} is not in labels.txt ({})",
-                            row.category,
-                            labels.join(", ")
-                        ),
-                    )
-                })?;
+                .ok_or_else(|| file.bad(row.line, format!("category {:?} is not in labels.txt ({})", row.category, labels.join(", "))))?;
             let context = extra.template.render(&[("text", row.text.trim())]);
-            let choices = labels
-                .iter()
-                .map(|l| Choice::new(context.clone(), &ctx.spec.target_delimiter, l))
-                .collect();
-            Example::new(ctx.id(&row.index_id), gold, choices)
-                .map_err(|why| file.bad(row.line, why))
+            let choices = labels.iter().map(|l| Choice::new(context.clone(), &ctx.spec.target_delimiter, l)).collect();
+            Example::new(ctx.id(&row.index_id), gold, choices).map_err(|why| file.bad(row.line, why))
         })
         .collect()
 }
 
 fn read_labels(file: &DataFile) -> Result<Vec<String>> {
-    let labels: Vec<String> = file
-        .read_lines()?
-        .into_iter()
-        .map(|(_, l)| l.trim().to_string())
-        .collect();
+    let labels: Vec<String> = file.read_lines()?.into_iter().map(|(_, l)| l.trim().to_string()).collect();
     if labels.len() < 2 {
-        return Err(file.too_few(format!(
-            "{} label(s); SIB-200 has seven, one per line",
-            labels.len()
-        )));
+        return Err(file.too_few(format!("{} label(s); SIB-200 has seven, one per line", labels.len())));
     }
     Ok(labels)
 }

@@ -106,13 +106,8 @@ impl FromStr for TaskName {
             return Ok(name);
         }
         let names = TaskName::ALL.map(TaskName::as_str);
-        let hint =
-            closest(&wanted, names).map_or_else(String::new, |c| format!("did you mean '{c}'? "));
-        Err(TaskError::UnknownTask {
-            given: given.to_string(),
-            hint,
-            known: names.join(", "),
-        })
+        let hint = closest(&wanted, names).map_or_else(String::new, |c| format!("did you mean '{c}'? "));
+        Err(TaskError::UnknownTask { given: given.to_string(), hint, known: names.join(", ") })
     }
 }
 
@@ -130,9 +125,7 @@ pub enum OutputType {
 }
 
 /// A reported metric.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// Accuracy of the argmax of summed log-likelihoods.
@@ -147,12 +140,7 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric.
-    pub const ALL: [Metric; 4] = [
-        Metric::Acc,
-        Metric::AccNorm,
-        Metric::AccBytes,
-        Metric::ExactMatch,
-    ];
+    pub const ALL: [Metric; 4] = [Metric::Acc, Metric::AccNorm, Metric::AccBytes, Metric::ExactMatch];
 
     /// The snake_case name used in reports.
     pub fn as_str(self) -> &'static str {
@@ -178,17 +166,12 @@ impl FromStr for Metric {
         Metric::ALL
             .into_iter()
             .find(|m| m.as_str() == given.trim())
-            .ok_or_else(|| TaskError::UnknownMetric {
-                given: given.to_string(),
-                known: Metric::ALL.map(Metric::as_str).join(", "),
-            })
+            .ok_or_else(|| TaskError::UnknownMetric { given: given.to_string(), known: Metric::ALL.map(Metric::as_str).join(", ") })
     }
 }
 
 /// A data split.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Split {
     /// Training data.
@@ -224,9 +207,7 @@ impl FromStr for Split {
             "train" => Ok(Split::Train),
             "dev" | "val" | "validation" => Ok(Split::Dev),
             "test" => Ok(Split::Test),
-            _ => Err(TaskError::UnknownSplit {
-                given: given.to_string(),
-            }),
+            _ => Err(TaskError::UnknownSplit { given: given.to_string() }),
         }
     }
 }
@@ -275,19 +256,11 @@ pub struct TaskSpec {
 impl TaskSpec {
     /// The file for `split` and file code `lang`, relative to the data directory.
     pub fn file_for(&self, split: Split, lang: &str) -> Result<String> {
-        let template = self
-            .files
-            .get(&split)
-            .ok_or_else(|| TaskError::MissingSplit {
-                task: self.name.to_string(),
-                split: split.to_string(),
-                available: self
-                    .files
-                    .keys()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+        let template = self.files.get(&split).ok_or_else(|| TaskError::MissingSplit {
+            task: self.name.to_string(),
+            split: split.to_string(),
+            available: self.files.keys().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+        })?;
         Ok(template.replace("{lang}", lang))
     }
 
@@ -311,8 +284,7 @@ impl Catalog {
         static CATALOG: OnceLock<Catalog> = OnceLock::new();
         CATALOG.get_or_init(|| {
             // The text is compiled in and checked by the tests: failing here is a build defect.
-            Catalog::parse(CATALOG_TOML)
-                .unwrap_or_else(|e| panic!("embedded tasks/tasks.toml is invalid: {e}"))
+            Catalog::parse(CATALOG_TOML).unwrap_or_else(|e| panic!("embedded tasks/tasks.toml is invalid: {e}"))
         })
     }
 
@@ -322,19 +294,13 @@ impl Catalog {
         check_templates(&file)?;
         let specs = build_specs(&file)?;
         let languages = LanguageTable::new(file.language.clone());
-        Ok(Catalog {
-            file,
-            languages,
-            specs,
-        })
+        Ok(Catalog { file, languages, specs })
     }
 
     /// The spec of one task.
     pub fn spec(&self, name: TaskName) -> &TaskSpec {
         // build_specs fills every TaskName; a gap is a bug in this module.
-        self.specs
-            .get(&name)
-            .unwrap_or_else(|| panic!("catalogue has no spec for {name}"))
+        self.specs.get(&name).unwrap_or_else(|| panic!("catalogue has no spec for {name}"))
     }
 
     /// All specs, in [`TaskName::ALL`] order.
@@ -349,21 +315,10 @@ impl Catalog {
 }
 
 fn listed<L: HasFlores>(languages: &BTreeMap<String, L>) -> Vec<TaskLanguage> {
-    languages
-        .iter()
-        .map(|(code, l)| TaskLanguage {
-            code: code.clone(),
-            flores: l.flores().clone(),
-        })
-        .collect()
+    languages.iter().map(|(code, l)| TaskLanguage { code: code.clone(), flores: l.flores().clone() }).collect()
 }
 
-fn spec_of<L, X>(
-    name: TaskName,
-    section: &Section<L, X>,
-    languages: Vec<TaskLanguage>,
-    scope: LanguageScope,
-) -> TaskSpec {
+fn spec_of<L, X>(name: TaskName, section: &Section<L, X>, languages: Vec<TaskLanguage>, scope: LanguageScope) -> TaskSpec {
     let c = &section.common;
     TaskSpec {
         name,
@@ -389,91 +344,25 @@ fn build_specs(f: &CatalogFile) -> std::result::Result<BTreeMap<TaskName, TaskSp
         }
     };
     let specs = [
-        spec_of(
-            TaskName::Xcopa,
-            &f.xcopa,
-            listed(&f.xcopa.languages),
-            LanguageScope::Listed,
-        ),
-        spec_of(
-            TaskName::Xwinograd,
-            &f.xwinograd,
-            listed(&f.xwinograd.languages),
-            LanguageScope::Listed,
-        ),
-        spec_of(
-            TaskName::Sib200,
-            &f.sib200,
-            listed(&f.sib200.languages),
-            LanguageScope::Listed,
-        ),
-        spec_of(
-            TaskName::Tatoeba,
-            &f.tatoeba,
-            listed(&f.tatoeba.languages),
-            LanguageScope::Pairs {
-                pivot: Some(english),
-            },
-        ),
+        spec_of(TaskName::Xcopa, &f.xcopa, listed(&f.xcopa.languages), LanguageScope::Listed),
+        spec_of(TaskName::Xwinograd, &f.xwinograd, listed(&f.xwinograd.languages), LanguageScope::Listed),
+        spec_of(TaskName::Sib200, &f.sib200, listed(&f.sib200.languages), LanguageScope::Listed),
+        spec_of(TaskName::Tatoeba, &f.tatoeba, listed(&f.tatoeba.languages), LanguageScope::Pairs { pivot: Some(english) }),
         // FLORES pairs use the SIB-200 files, so they have the SIB-200 languages.
-        spec_of(
-            TaskName::Flores,
-            &f.flores,
-            listed(&f.sib200.languages),
-            LanguageScope::Pairs { pivot: None },
-        ),
-        spec_of(
-            TaskName::Mgsm,
-            &f.mgsm,
-            listed(&f.mgsm.languages),
-            LanguageScope::Listed,
-        ),
-        spec_of(
-            TaskName::Xnli,
-            &f.xnli,
-            listed(&f.xnli.languages),
-            LanguageScope::Listed,
-        ),
-        spec_of(
-            TaskName::Xstorycloze,
-            &f.xstorycloze,
-            listed(&f.xstorycloze.languages),
-            LanguageScope::Listed,
-        ),
-        spec_of(
-            TaskName::Pawsx,
-            &f.pawsx,
-            listed(&f.pawsx.languages),
-            LanguageScope::Listed,
-        ),
+        spec_of(TaskName::Flores, &f.flores, listed(&f.sib200.languages), LanguageScope::Pairs { pivot: None }),
+        spec_of(TaskName::Mgsm, &f.mgsm, listed(&f.mgsm.languages), LanguageScope::Listed),
+        spec_of(TaskName::Xnli, &f.xnli, listed(&f.xnli.languages), LanguageScope::Listed),
+        spec_of(TaskName::Xstorycloze, &f.xstorycloze, listed(&f.xstorycloze.languages), LanguageScope::Listed),
+        spec_of(TaskName::Pawsx, &f.pawsx, listed(&f.pawsx.languages), LanguageScope::Listed),
         spec_of(
             TaskName::Belebele,
             &f.belebele,
             listed(&f.belebele.languages),
-            if f.belebele.extra.any_flores_language {
-                LanguageScope::AnyFlores
-            } else {
-                LanguageScope::Listed
-            },
+            if f.belebele.extra.any_flores_language { LanguageScope::AnyFlores } else { LanguageScope::Listed },
         ),
-        spec_of(
-            TaskName::MArc,
-            &f.m_arc,
-            listed(&f.m_arc.languages),
-            any(f.m_arc.extra.any_short_language),
-        ),
-        spec_of(
-            TaskName::MMmlu,
-            &f.m_mmlu,
-            listed(&f.m_mmlu.languages),
-            any(f.m_mmlu.extra.any_short_language),
-        ),
-        spec_of(
-            TaskName::MHellaswag,
-            &f.m_hellaswag,
-            listed(&f.m_hellaswag.languages),
-            any(f.m_hellaswag.extra.any_short_language),
-        ),
+        spec_of(TaskName::MArc, &f.m_arc, listed(&f.m_arc.languages), any(f.m_arc.extra.any_short_language)),
+        spec_of(TaskName::MMmlu, &f.m_mmlu, listed(&f.m_mmlu.languages), any(f.m_mmlu.extra.any_short_language)),
+        spec_of(TaskName::MHellaswag, &f.m_hellaswag, listed(&f.m_hellaswag.languages), any(f.m_hellaswag.extra.any_short_language)),
     ];
     for spec in &specs {
         check_spec(spec)?;
@@ -489,21 +378,11 @@ fn check_spec(spec: &TaskSpec) -> std::result::Result<(), String> {
         _ => OutputType::MultipleChoice,
     };
     if spec.output != expected {
-        return Err(format!(
-            "task {}: output must be {expected:?}, the data says {:?}",
-            spec.name, spec.output
-        ));
+        return Err(format!("task {}: output must be {expected:?}, the data says {:?}", spec.name, spec.output));
     }
     let generation = spec.output == OutputType::Generation;
-    if spec
-        .metrics
-        .iter()
-        .any(|m| (*m == Metric::ExactMatch) != generation)
-    {
-        return Err(format!(
-            "task {}: metrics {:?} do not fit output {:?}",
-            spec.name, spec.metrics, spec.output
-        ));
+    if spec.metrics.iter().any(|m| (*m == Metric::ExactMatch) != generation) {
+        return Err(format!("task {}: metrics {:?} do not fit output {:?}", spec.name, spec.metrics, spec.output));
     }
     if spec.files.is_empty() {
         return Err(format!("task {}: no files", spec.name));
@@ -515,19 +394,12 @@ fn check_spec(spec: &TaskSpec) -> std::result::Result<(), String> {
 }
 
 fn check_templates(f: &CatalogFile) -> std::result::Result<(), String> {
-    let check = |task: &str, t: &Template, names: &[&str]| {
-        t.check_names(names)
-            .map_err(|e| format!("task {task}: {e}"))
-    };
+    let check = |task: &str, t: &Template, names: &[&str]| t.check_names(names).map_err(|e| format!("task {task}: {e}"));
     check("sib200", &f.sib200.extra.template, &["text"])?;
     let pair = ["source_language", "source", "target_language"];
     check("tatoeba", &f.tatoeba.extra.template, &pair)?;
     check("flores", &f.flores.extra.template, &pair)?;
-    check(
-        "belebele",
-        &f.belebele.extra.template,
-        &["passage", "question", "a", "b", "c", "d"],
-    )?;
+    check("belebele", &f.belebele.extra.template, &["passage", "question", "a", "b", "c", "d"])?;
     let mcqa = ["question", "a", "b", "c", "d", "e"];
     check("m_arc", &f.m_arc.extra.template, &mcqa)?;
     check("m_mmlu", &f.m_mmlu.extra.template, &mcqa)?;
@@ -551,19 +423,10 @@ mod tests {
         assert_eq!(names, TaskName::ALL.to_vec());
         let xcopa = catalog.spec(TaskName::Xcopa);
         assert_eq!(xcopa.output, OutputType::MultipleChoice);
-        assert_eq!(
-            xcopa.file_for(Split::Dev, "it").unwrap(),
-            "xcopa/val.it.jsonl"
-        );
+        assert_eq!(xcopa.file_for(Split::Dev, "it").unwrap(), "xcopa/val.it.jsonl");
         assert_eq!(catalog.file.xcopa.languages["it"].effect, "quindi");
-        assert_eq!(
-            catalog.spec(TaskName::Xwinograd).output,
-            OutputType::PartialChoice
-        );
-        assert_eq!(
-            catalog.spec(TaskName::Mgsm).metrics,
-            vec![Metric::ExactMatch]
-        );
+        assert_eq!(catalog.spec(TaskName::Xwinograd).output, OutputType::PartialChoice);
+        assert_eq!(catalog.spec(TaskName::Mgsm).metrics, vec![Metric::ExactMatch]);
         // FLORES pairs borrow SIB-200's 27 languages.
         assert_eq!(catalog.spec(TaskName::Flores).languages.len(), 27);
     }
@@ -571,37 +434,22 @@ mod tests {
     #[test]
     fn unknown_task_suggests_the_near_miss_and_lists_all() {
         let err = "xcpa".parse::<TaskName>().unwrap_err().to_string();
-        assert!(
-            err.starts_with("unknown task 'xcpa': did you mean 'xcopa'? known: xcopa, xwinograd"),
-            "{err}"
-        );
+        assert!(err.starts_with("unknown task 'xcpa': did you mean 'xcopa'? known: xcopa, xwinograd"), "{err}");
         assert_eq!("M-ARC".parse::<TaskName>().unwrap(), TaskName::MArc);
     }
 
     #[test]
     fn missing_split_lists_the_ones_there() {
-        let err = Catalog::get()
-            .spec(TaskName::Mgsm)
-            .file_for(Split::Dev, "en")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "task 'mgsm' has no 'dev' split: it has test; pick one of these"
-        );
+        let err = Catalog::get().spec(TaskName::Mgsm).file_for(Split::Dev, "en").unwrap_err().to_string();
+        assert_eq!(err, "task 'mgsm' has no 'dev' split: it has test; pick one of these");
     }
 
     #[test]
     fn data_that_contradicts_the_loader_is_rejected() {
-        let broken = CATALOG_TOML.replacen(
-            "output = \"partial_choice\"",
-            "output = \"multiple_choice\"",
-            1,
-        );
+        let broken = CATALOG_TOML.replacen("output = \"partial_choice\"", "output = \"multiple_choice\"", 1);
         let err = Catalog::parse(&broken).unwrap_err();
         assert!(err.contains("xwinograd"), "{err}");
-        let typo =
-            CATALOG_TOML.replacen("template = \"Text: {text}", "template = \"Text: {txt}", 1);
+        let typo = CATALOG_TOML.replacen("template = \"Text: {text}", "template = \"Text: {txt}", 1);
         assert!(Catalog::parse(&typo).unwrap_err().contains("{txt}"));
         let misspelt = CATALOG_TOML.replacen("cause = \"perché\"", "cuase = \"perché\"", 1);
         assert!(Catalog::parse(&misspelt).unwrap_err().contains("cuase"));
@@ -612,10 +460,6 @@ mod tests {
         assert_eq!("validation".parse::<Split>().unwrap(), Split::Dev);
         assert!("tests".parse::<Split>().is_err());
         assert_eq!("acc_norm".parse::<Metric>().unwrap(), Metric::AccNorm);
-        assert!("accuracy"
-            .parse::<Metric>()
-            .unwrap_err()
-            .to_string()
-            .contains("acc, acc_norm"));
+        assert!("accuracy".parse::<Metric>().unwrap_err().to_string().contains("acc, acc_norm"));
     }
 }

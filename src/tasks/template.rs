@@ -39,14 +39,10 @@ impl Template {
                 pieces.push(Piece::Literal(rest[..open].to_string()));
             }
             let after = &rest[open + 1..];
-            let close = after.find('}').ok_or_else(|| {
-                TemplateError(format!("template {source:?}: '{{' without a closing '}}'"))
-            })?;
+            let close = after.find('}').ok_or_else(|| TemplateError(format!("template {source:?}: '{{' without a closing '}}'")))?;
             let name = &after[..close];
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
-                return Err(TemplateError(format!(
-                    "template {source:?}: placeholder {{{name}}} must be lower-case letters and '_'"
-                )));
+                return Err(TemplateError(format!("template {source:?}: placeholder {{{name}}} must be lower-case letters and '_'")));
             }
             pieces.push(Piece::Slot(name.to_string()));
             rest = &after[close + 1..];
@@ -54,10 +50,7 @@ impl Template {
         if !rest.is_empty() {
             pieces.push(Piece::Literal(rest.to_string()));
         }
-        Ok(Self {
-            source: source.to_string(),
-            pieces,
-        })
+        Ok(Self { source: source.to_string(), pieces })
     }
 
     /// Fails when the template uses a placeholder outside `allowed`.
@@ -66,11 +59,7 @@ impl Template {
             Some(unknown) => Err(TemplateError(format!(
                 "template {:?} uses {{{unknown}}}; this task offers {}",
                 self.source,
-                allowed
-                    .iter()
-                    .map(|a| format!("{{{a}}}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                allowed.iter().map(|a| format!("{{{a}}}")).collect::<Vec<_>>().join(" ")
             ))),
             None => Ok(()),
         }
@@ -88,9 +77,7 @@ impl Template {
                         .iter()
                         .find(|(n, _)| n == name)
                         .map(|(_, v)| *v)
-                        .unwrap_or_else(|| {
-                            panic!("loader supplied no value for checked placeholder {{{name}}}")
-                        });
+                        .unwrap_or_else(|| panic!("loader supplied no value for checked placeholder {{{name}}}"));
                     out.push_str(value);
                 }
             }

@@ -33,10 +33,7 @@ struct Aligned {
 fn pair<'a>(ctx: &'a Ctx) -> (&'a TaskLanguage, &'a TaskLanguage) {
     match ctx.language {
         ResolvedLanguage::Pair { source, target } => (source, target),
-        ResolvedLanguage::Single { .. } => panic!(
-            "translation task {} resolved to one language",
-            ctx.spec.name
-        ),
+        ResolvedLanguage::Single { .. } => panic!("translation task {} resolved to one language", ctx.spec.name),
     }
 }
 
@@ -46,10 +43,7 @@ pub(super) fn tatoeba_examples(ctx: &Ctx, extra: &TranslationExtra) -> Result<Ve
     let from_english = source.code == "eng";
     let other = if from_english { target } else { source };
     let other_file = ctx.layout_file(ctx.spec.file_for(ctx.split, &other.code)?);
-    let english_template = extra
-        .english_file
-        .as_deref()
-        .unwrap_or("tatoeba/tatoeba.{lang}-eng.eng");
+    let english_template = extra.english_file.as_deref().unwrap_or("tatoeba/tatoeba.{lang}-eng.eng");
     let english_file = ctx.layout_file(english_template.replace("{lang}", &other.code));
     let other_lines = other_file.read_aligned_lines()?;
     let english_lines = english_file.read_aligned_lines()?;
@@ -67,11 +61,7 @@ pub(super) fn tatoeba_examples(ctx: &Ctx, extra: &TranslationExtra) -> Result<Ve
         .filter(|((_, a), (_, b))| !a.trim().is_empty() && !b.trim().is_empty())
         .map(|((line, xxx), (_, eng))| {
             let (source, target) = if from_english { (eng, xxx) } else { (xxx, eng) };
-            Aligned {
-                key: format!("line{line}"),
-                source,
-                target,
-            }
+            Aligned { key: format!("line{line}"), source, target }
         })
         .collect();
     build(ctx, extra, aligned, &other_file)
@@ -82,44 +72,22 @@ pub(super) fn flores_examples(ctx: &Ctx, extra: &TranslationExtra) -> Result<Vec
     let (source, target) = pair(ctx);
     let source_file = ctx.layout_file(ctx.spec.file_for(ctx.split, &source.code)?);
     let target_file = ctx.layout_file(ctx.spec.file_for(ctx.split, &target.code)?);
-    let target_rows: HashMap<String, String> = read_rows(&target_file)?
-        .into_iter()
-        .map(|r| (r.index_id, r.text))
-        .collect();
+    let target_rows: HashMap<String, String> = read_rows(&target_file)?.into_iter().map(|r| (r.index_id, r.text)).collect();
     let aligned = read_rows(&source_file)?
         .into_iter()
         .map(|row| match target_rows.get(&row.index_id) {
-            Some(text) => Ok(Aligned {
-                key: row.index_id,
-                source: row.text,
-                target: text.clone(),
-            }),
-            None => Err(source_file.bad(
-                row.line,
-                format!(
-                    "index_id {} has no row in {}",
-                    row.index_id,
-                    target_file.path.display()
-                ),
-            )),
+            Some(text) => Ok(Aligned { key: row.index_id, source: row.text, target: text.clone() }),
+            None => Err(source_file.bad(row.line, format!("index_id {} has no row in {}", row.index_id, target_file.path.display()))),
         })
         .collect::<Result<Vec<_>>>()?;
     build(ctx, extra, aligned, &target_file)
 }
 
-fn build(
-    ctx: &Ctx,
-    extra: &TranslationExtra,
-    aligned: Vec<Aligned>,
-    file: &DataFile,
-) -> Result<Vec<Example>> {
+fn build(ctx: &Ctx, extra: &TranslationExtra, aligned: Vec<Aligned>, file: &DataFile) -> Result<Vec<Example>> {
     let k = extra.choices;
     let distinct: HashSet<&str> = aligned.iter().map(|a| a.target.trim()).collect();
     if distinct.len() < k {
-        return Err(file.too_few(format!(
-            "{} distinct sentences, but {k} choices need at least {k}",
-            distinct.len()
-        )));
+        return Err(file.too_few(format!("{} distinct sentences, but {k} choices need at least {k}", distinct.len())));
     }
     let (source, target) = pair(ctx);
     let table = ctx.catalog.languages();
@@ -128,24 +96,12 @@ fn build(
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            let context = extra.template.render(&[
-                ("source_language", &source_name),
-                ("source", a.source.trim()),
-                ("target_language", &target_name),
-            ]);
+            let context =
+                extra.template.render(&[("source_language", &source_name), ("source", a.source.trim()), ("target_language", &target_name)]);
             let (order, gold) = candidate_order(&aligned, i, k, ctx.seed);
-            let choices = order
-                .iter()
-                .map(|&j| {
-                    Choice::new(
-                        context.clone(),
-                        &ctx.spec.target_delimiter,
-                        aligned[j].target.trim(),
-                    )
-                })
-                .collect();
-            Example::new(ctx.id(&a.key), gold, choices)
-                .map_err(|why| file.too_few(format!("sentence {}: {why}", a.key)))
+            let choices =
+                order.iter().map(|&j| Choice::new(context.clone(), &ctx.spec.target_delimiter, aligned[j].target.trim())).collect();
+            Example::new(ctx.id(&a.key), gold, choices).map_err(|why| file.too_few(format!("sentence {}: {why}", a.key)))
         })
         .collect()
 }
@@ -174,15 +130,7 @@ mod tests {
     use super::*;
 
     fn aligned(targets: &[&str]) -> Vec<Aligned> {
-        targets
-            .iter()
-            .enumerate()
-            .map(|(i, t)| Aligned {
-                key: i.to_string(),
-                source: format!("s{i}"),
-                target: t.to_string(),
-            })
-            .collect()
+        targets.iter().enumerate().map(|(i, t)| Aligned { key: i.to_string(), source: format!("s{i}"), target: t.to_string() }).collect()
     }
 
     #[test]
@@ -200,14 +148,7 @@ mod tests {
     #[test]
     fn gold_position_is_spread_over_all_slots() {
         // 400 examples, 4 slots: each slot expects 100; a fixed slot would give 400/0/0/0.
-        let data = aligned(
-            &(0..400)
-                .map(|i| format!("t{i}"))
-                .collect::<Vec<_>>()
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-        );
+        let data = aligned(&(0..400).map(|i| format!("t{i}")).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>());
         let mut counts = [0usize; 4];
         for i in 0..data.len() {
             counts[candidate_order(&data, i, 4, 1).1] += 1;

@@ -20,10 +20,7 @@ pub(super) fn examples(ctx: &Ctx, section: &Section<XcopaWords, NoExtra>) -> Res
     // The language was resolved from this same table, so the entry exists.
     let words = &section.languages[&language.code];
     let file = ctx.data_file()?;
-    file.read_records(false)?
-        .iter()
-        .map(|r| example(ctx, &file, words, r))
-        .collect()
+    file.read_records(false)?.iter().map(|r| example(ctx, &file, words, r)).collect()
 }
 
 fn example(ctx: &Ctx, file: &DataFile, words: &XcopaWords, r: &Record) -> Result<Example> {
@@ -31,28 +28,15 @@ fn example(ctx: &Ctx, file: &DataFile, words: &XcopaWords, r: &Record) -> Result
     let connector = match r.text(file, &["question"])?.trim() {
         "cause" => &words.cause,
         "effect" => &words.effect,
-        other => {
-            return Err(file.bad(
-                r.line,
-                format!("question must be 'cause' or 'effect', found {other:?}"),
-            ))
-        }
+        other => return Err(file.bad(r.line, format!("question must be 'cause' or 'effect', found {other:?}"))),
     };
     let context = format!("{} {connector}", strip_final_punctuation(&premise));
     let delimiter = &ctx.spec.target_delimiter;
     let choices = ["choice1", "choice2"]
         .iter()
-        .map(|field| {
-            Ok(Choice::new(
-                context.clone(),
-                delimiter,
-                &lowercase_first(r.text(file, &[field])?.trim()),
-            ))
-        })
+        .map(|field| Ok(Choice::new(context.clone(), delimiter, &lowercase_first(r.text(file, &[field])?.trim()))))
         .collect::<Result<Vec<_>>>()?;
-    let key = r
-        .optional_text(&["idx"])
-        .unwrap_or_else(|| format!("line{}", r.line));
+    let key = r.optional_text(&["idx"]).unwrap_or_else(|| format!("line{}", r.line));
     let gold = r.index(file, &["label"])?;
     Example::new(ctx.id(key), gold, choices).map_err(|why| file.bad(r.line, why))
 }

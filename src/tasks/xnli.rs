@@ -41,17 +41,9 @@ fn example(ctx: &Ctx, file: &DataFile, words: &XnliWords, r: &Record) -> Result<
     let context = format!("{}{}", strip_final_punctuation(&premise), words.tag);
     let choices = [&words.yes, &words.also, &words.no]
         .iter()
-        .map(|word| {
-            Choice::new(
-                context.clone(),
-                &ctx.spec.target_delimiter,
-                &format!("{word}{}", hypothesis.trim()),
-            )
-        })
+        .map(|word| Choice::new(context.clone(), &ctx.spec.target_delimiter, &format!("{word}{}", hypothesis.trim())))
         .collect();
-    let key = r
-        .optional_text(&["id", "pairID"])
-        .unwrap_or_else(|| format!("line{}", r.line));
+    let key = r.optional_text(&["id", "pairID"]).unwrap_or_else(|| format!("line{}", r.line));
     Example::new(ctx.id(key), gold, choices).map_err(|why| file.bad(r.line, why))
 }
 
@@ -61,9 +53,6 @@ fn label(file: &DataFile, r: &Record) -> Result<usize> {
         "0" | "entailment" => Ok(0),
         "1" | "neutral" => Ok(1),
         "2" | "contradiction" => Ok(2),
-        other => Err(file.bad(
-            r.line,
-            format!("label must be 0/1/2 or entailment/neutral/contradiction, found {other:?}"),
-        )),
+        other => Err(file.bad(r.line, format!("label must be 0/1/2 or entailment/neutral/contradiction, found {other:?}"))),
     }
 }

@@ -17,45 +17,22 @@ const SENTENCES: [[&str; 2]; 4] = [
     ["input_sentence_3", "InputSentence3"],
     ["input_sentence_4", "InputSentence4"],
 ];
-const ENDINGS: [[&str; 2]; 2] = [
-    ["sentence_quiz1", "RandomFifthSentenceQuiz1"],
-    ["sentence_quiz2", "RandomFifthSentenceQuiz2"],
-];
+const ENDINGS: [[&str; 2]; 2] = [["sentence_quiz1", "RandomFifthSentenceQuiz1"], ["sentence_quiz2", "RandomFifthSentenceQuiz2"]];
 
 /// The examples of one XStoryCloze file.
 pub(super) fn examples(ctx: &Ctx) -> Result<Vec<Example>> {
     let file = ctx.data_file()?;
-    file.read_records(false)?
-        .iter()
-        .map(|r| example(ctx, &file, r))
-        .collect()
+    file.read_records(false)?.iter().map(|r| example(ctx, &file, r)).collect()
 }
 
 fn example(ctx: &Ctx, file: &DataFile, r: &Record) -> Result<Example> {
-    let story = SENTENCES
-        .iter()
-        .map(|names| Ok(r.text(file, names)?.trim().to_string()))
-        .collect::<Result<Vec<_>>>()?
-        .join(" ");
+    let story = SENTENCES.iter().map(|names| Ok(r.text(file, names)?.trim().to_string())).collect::<Result<Vec<_>>>()?.join(" ");
     let choices = ENDINGS
         .iter()
-        .map(|names| {
-            Ok(Choice::new(
-                story.clone(),
-                &ctx.spec.target_delimiter,
-                r.text(file, names)?.trim(),
-            ))
-        })
+        .map(|names| Ok(Choice::new(story.clone(), &ctx.spec.target_delimiter, r.text(file, names)?.trim())))
         .collect::<Result<Vec<_>>>()?;
     let right = r.index(file, &["answer_right_ending", "AnswerRightEnding"])?;
-    let key = r
-        .optional_text(&["story_id", "InputStoryid"])
-        .unwrap_or_else(|| format!("line{}", r.line));
-    let gold = right.checked_sub(1).ok_or_else(|| {
-        file.bad(
-            r.line,
-            format!("the right ending must be 1 or 2, found {right}"),
-        )
-    })?;
+    let key = r.optional_text(&["story_id", "InputStoryid"]).unwrap_or_else(|| format!("line{}", r.line));
+    let gold = right.checked_sub(1).ok_or_else(|| file.bad(r.line, format!("the right ending must be 1 or 2, found {right}")))?;
     Example::new(ctx.id(key), gold, choices).map_err(|why| file.bad(r.line, why))
 }

@@ -26,50 +26,28 @@ pub(super) fn examples(ctx: &Ctx) -> Result<Vec<Example>> {
     let code = &ctx.single().code;
     let file = ctx.data_file()?;
     let rows = file.read_plain_tsv(COLUMNS)?;
-    rows.iter()
-        .filter(|(_, cells)| cells[0] == *code)
-        .map(|(line, cells)| example(ctx, &file, *line, cells))
-        .collect()
+    rows.iter().filter(|(_, cells)| cells[0] == *code).map(|(line, cells)| example(ctx, &file, *line, cells)).collect()
 }
 
 fn example(ctx: &Ctx, file: &DataFile, line: usize, cells: &[String]) -> Result<Example> {
     let sentence = &cells[3];
     let json = |i: usize, what: &str| -> Result<Value> {
-        serde_json::from_str(&cells[i])
-            .map_err(|e| file.bad(line, format!("the {what} column is not JSON ({e})")))
+        serde_json::from_str(&cells[i]).map_err(|e| file.bad(line, format!("the {what} column is not JSON ({e})")))
     };
-    let tokens: Vec<String> = serde_json::from_value(json(4, "tokens")?)
-        .map_err(|_| file.bad(line, "the tokens column should be a list of strings"))?;
-    let spans = token_offsets(sentence, &tokens)
-        .ok_or_else(|| file.bad(line, "the tokens do not match the sentence text in order"))?;
-    let pronoun = span_of(&json(5, "pronoun")?)
-        .ok_or_else(|| file.bad(line, "the pronoun column has no [start, end] span"))?;
+    let tokens: Vec<String> =
+        serde_json::from_value(json(4, "tokens")?).map_err(|_| file.bad(line, "the tokens column should be a list of strings"))?;
+    let spans = token_offsets(sentence, &tokens).ok_or_else(|| file.bad(line, "the tokens do not match the sentence text in order"))?;
+    let pronoun = span_of(&json(5, "pronoun")?).ok_or_else(|| file.bad(line, "the pronoun column has no [start, end] span"))?;
     let pronoun = without_trailing_punctuation(&tokens, pronoun);
-    let (start, end) = char_range(&spans, pronoun)
-        .ok_or_else(|| file.bad(line, "the pronoun span is outside the tokens"))?;
+    let (start, end) = char_range(&spans, pronoun).ok_or_else(|| file.bad(line, "the pronoun span is outside the tokens"))?;
     let rest = sentence[end..].trim();
     if rest.is_empty() {
-        return Err(file.bad(
-            line,
-            "nothing follows the pronoun, so there is no shared continuation to score",
-        ));
+        return Err(file.bad(line, "nothing follows the pronoun, so there is no shared continuation to score"));
     }
-    let (candidates, gold) = candidates(&json(6, "candidates")?).ok_or_else(|| {
-        file.bad(
-            line,
-            "candidates should be [text, span, tokens, true/false] items with exactly one true",
-        )
-    })?;
-    let choices = candidates
-        .iter()
-        .map(|text| {
-            Choice::new(
-                format!("{}{text}", &sentence[..start]),
-                &ctx.spec.target_delimiter,
-                rest,
-            )
-        })
-        .collect();
+    let (candidates, gold) = candidates(&json(6, "candidates")?)
+        .ok_or_else(|| file.bad(line, "candidates should be [text, span, tokens, true/false] items with exactly one true"))?;
+    let choices =
+        candidates.iter().map(|text| Choice::new(format!("{}{text}", &sentence[..start]), &ctx.spec.target_delimiter, rest)).collect();
     Example::new(ctx.id(format!("line{line}")), gold, choices).map_err(|why| file.bad(line, why))
 }
 
@@ -81,10 +59,7 @@ pub(super) fn token_offsets(sentence: &str, tokens: &[String]) -> Option<Vec<(us
     for token in tokens {
         let (at, len) = spellings(token).into_iter().find_map(|spelling| {
             let at = cursor + sentence[cursor..].find(spelling)?;
-            sentence[cursor..at]
-                .trim()
-                .is_empty()
-                .then_some((at, spelling.len()))
+            sentence[cursor..at].trim().is_empty().then_some((at, spelling.len()))
         })?;
         spans.push((at, at + len));
         cursor = at + len;
@@ -102,22 +77,14 @@ fn spellings(token: &str) -> Vec<&str> {
         "-RRB-" => &[")"],
         _ => &[],
     };
-    std::iter::once(token)
-        .chain(alternatives.iter().copied())
-        .collect()
+    std::iter::once(token).chain(alternatives.iter().copied()).collect()
 }
 
 /// The span without punctuation tokens at its end. Ten Russian rows mark "его." (pronoun
 /// and full stop) as the pronoun; the stop belongs to the shared continuation, which
 /// would otherwise be empty.
-fn without_trailing_punctuation(
-    tokens: &[String],
-    (start, mut end): (usize, usize),
-) -> (usize, usize) {
-    let is_punctuation = |t: &String| {
-        t.chars()
-            .all(|c| c.is_ascii_punctuation() || "。．、！？".contains(c))
-    };
+fn without_trailing_punctuation(tokens: &[String], (start, mut end): (usize, usize)) -> (usize, usize) {
+    let is_punctuation = |t: &String| t.chars().all(|c| c.is_ascii_punctuation() || "。．、！？".contains(c));
     while end > start + 1 && tokens.get(end - 1).is_some_and(is_punctuation) {
         end -= 1;
     }
@@ -126,10 +93,7 @@ fn without_trailing_punctuation(
 
 fn span_of(pronoun: &Value) -> Option<(usize, usize)> {
     let span = pronoun.get(1)?;
-    Some((
-        span.get(0)?.as_u64()? as usize,
-        span.get(1)?.as_u64()? as usize,
-    ))
+    Some((span.get(0)?.as_u64()? as usize, span.get(1)?.as_u64()? as usize))
 }
 
 /// Byte range in the sentence covered by tokens `[start, end)`.
@@ -165,15 +129,10 @@ mod tests {
     #[test]
     fn offsets_follow_split_contractions_and_treebank_quotes() {
         let s = "Tom said \"Check\" to Ralph, doesn't he?";
-        let t = toks(&[
-            "Tom", "said", "``", "Check", "''", "to", "Ralph", ",", "does", "n't", "he", "?",
-        ]);
+        let t = toks(&["Tom", "said", "``", "Check", "''", "to", "Ralph", ",", "does", "n't", "he", "?"]);
         let spans = token_offsets(s, &t).unwrap();
         let words: Vec<&str> = spans.iter().map(|&(a, b)| &s[a..b]).collect();
-        assert_eq!(
-            words,
-            vec!["Tom", "said", "\"", "Check", "\"", "to", "Ralph", ",", "does", "n't", "he", "?"]
-        );
+        assert_eq!(words, vec!["Tom", "said", "\"", "Check", "\"", "to", "Ralph", ",", "does", "n't", "he", "?"]);
     }
 
     #[test]
@@ -195,14 +154,7 @@ mod tests {
     #[test]
     fn offsets_work_on_multibyte_text_without_spaces() {
         let s = "狙撃兵はテロリストを撃った。彼は悪漢だったからだ。";
-        let t = toks(&[
-            "狙撃兵",
-            "は",
-            "テロリスト",
-            "を撃った。",
-            "彼",
-            "は悪漢だったからだ。",
-        ]);
+        let t = toks(&["狙撃兵", "は", "テロリスト", "を撃った。", "彼", "は悪漢だったからだ。"]);
         let spans = token_offsets(s, &t).unwrap();
         let (start, end) = char_range(&spans, (4, 5)).unwrap();
         assert_eq!(&s[start..end], "彼");

@@ -29,55 +29,29 @@ pub enum FileFormat {
 impl FileFormat {
     /// JSONL with the conventional field name `text`.
     pub fn jsonl() -> FileFormat {
-        FileFormat::Jsonl {
-            field: "text".to_string(),
-        }
+        FileFormat::Jsonl { field: "text".to_string() }
     }
 }
 
 /// The documents of the file that `rule` assigns to `split`.
-pub(super) fn documents(
-    path: &Path,
-    format: &FileFormat,
-    split: Split,
-    rule: &SplitRule,
-) -> DataResult<Vec<Document>> {
+pub(super) fn documents(path: &Path, format: &FileFormat, split: Split, rule: &SplitRule) -> DataResult<Vec<Document>> {
     let all = parse_documents(path, &read_utf8(path)?, format)?;
-    Ok(all
-        .into_iter()
-        .filter(|d| rule.assign(&d.text) == split)
-        .collect())
+    Ok(all.into_iter().filter(|d| rule.assign(&d.text) == split).collect())
 }
 
 /// Every document of `content`; `path` names the file in ids and errors.
-pub fn parse_documents(
-    path: &Path,
-    content: &str,
-    format: &FileFormat,
-) -> DataResult<Vec<Document>> {
-    let file_name = path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    let lines = content
-        .lines()
-        .enumerate()
-        .map(|(i, line)| (i + 1, line.trim_end()));
+pub fn parse_documents(path: &Path, content: &str, format: &FileFormat) -> DataResult<Vec<Document>> {
+    let file_name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let lines = content.lines().enumerate().map(|(i, line)| (i + 1, line.trim_end()));
     let pieces: Vec<(usize, String)> = match format {
         FileFormat::Paragraphs => paragraphs(lines),
-        FileFormat::Lines => lines
-            .filter(|(_, l)| !l.is_empty())
-            .map(|(n, l)| (n, l.to_string()))
-            .collect(),
+        FileFormat::Lines => lines.filter(|(_, l)| !l.is_empty()).map(|(n, l)| (n, l.to_string())).collect(),
         FileFormat::Jsonl { field } => jsonl_texts(path, lines, field)?,
     };
     Ok(pieces
         .into_iter()
         .filter(|(_, text)| !text.trim().is_empty())
-        .map(|(line, text)| Document {
-            id: format!("{file_name}:{line}"),
-            text,
-        })
+        .map(|(line, text)| Document { id: format!("{file_name}:{line}"), text })
         .collect())
 }
 
@@ -101,30 +75,14 @@ fn paragraphs<'a>(lines: impl Iterator<Item = (usize, &'a str)>) -> Vec<(usize, 
     found
 }
 
-fn jsonl_texts<'a>(
-    path: &Path,
-    lines: impl Iterator<Item = (usize, &'a str)>,
-    field: &str,
-) -> DataResult<Vec<(usize, String)>> {
-    let bad_line = |line: usize, problem: String| DataError::BadJsonlLine {
-        path: path.to_path_buf(),
-        line,
-        problem,
-    };
+fn jsonl_texts<'a>(path: &Path, lines: impl Iterator<Item = (usize, &'a str)>, field: &str) -> DataResult<Vec<(usize, String)>> {
+    let bad_line = |line: usize, problem: String| DataError::BadJsonlLine { path: path.to_path_buf(), line, problem };
     let mut texts = Vec::new();
     for (number, line) in lines.filter(|(_, l)| !l.trim().is_empty()) {
-        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-            bad_line(
-                number,
-                format!("not valid JSON ({e}); each line must be one JSON object"),
-            )
-        })?;
-        let object = value.as_object().ok_or_else(|| {
-            bad_line(
-                number,
-                "is not a JSON object; each line must be one JSON object".to_string(),
-            )
-        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad_line(number, format!("not valid JSON ({e}); each line must be one JSON object")))?;
+        let object =
+            value.as_object().ok_or_else(|| bad_line(number, "is not a JSON object; each line must be one JSON object".to_string()))?;
         let text = match object.get(field) {
             Some(serde_json::Value::String(text)) => text,
             Some(other) => {
@@ -137,10 +95,7 @@ fn jsonl_texts<'a>(
                 let keys: Vec<&str> = object.keys().map(String::as_str).collect();
                 return Err(bad_line(
                     number,
-                    format!(
-                        "has no field '{field}' (fields: {}); name the text field with jsonl.<field>:<path>",
-                        keys.join(", ")
-                    ),
+                    format!("has no field '{field}' (fields: {}); name the text field with jsonl.<field>:<path>", keys.join(", ")),
                 ));
             }
         };
@@ -172,122 +127,59 @@ mod tests {
     #[test]
     fn paragraphs_are_separated_by_blank_lines() {
         let content = "\nFirst line\nsecond line\r\n\n  \nNext para\n\n\nLast";
-        let documents =
-            parse_documents(Path::new("dir/notes.txt"), content, &FileFormat::Paragraphs).unwrap();
-        assert_eq!(
-            texts(&documents),
-            vec!["First line\nsecond line", "Next para", "Last"]
-        );
+        let documents = parse_documents(Path::new("dir/notes.txt"), content, &FileFormat::Paragraphs).unwrap();
+        assert_eq!(texts(&documents), vec!["First line\nsecond line", "Next para", "Last"]);
         let ids: Vec<&str> = documents.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, vec!["notes.txt:2", "notes.txt:6", "notes.txt:9"]);
     }
 
     #[test]
     fn lines_format_gives_one_document_per_non_blank_line() {
-        let documents =
-            parse_documents(Path::new("l.txt"), "a\n\n b \nc", &FileFormat::Lines).unwrap();
+        let documents = parse_documents(Path::new("l.txt"), "a\n\n b \nc", &FileFormat::Lines).unwrap();
         assert_eq!(texts(&documents), vec!["a", " b", "c"]);
         assert_eq!(documents[2].id, "l.txt:4");
     }
 
     #[test]
     fn jsonl_reads_the_named_field() {
-        let content =
-            "{\"text\": \"hello\", \"id\": 1}\n\n{\"premise\": \"p\", \"text\": \"caf\\u00e9\"}\n";
-        let documents =
-            parse_documents(Path::new("d.jsonl"), content, &FileFormat::jsonl()).unwrap();
+        let content = "{\"text\": \"hello\", \"id\": 1}\n\n{\"premise\": \"p\", \"text\": \"caf\\u00e9\"}\n";
+        let documents = parse_documents(Path::new("d.jsonl"), content, &FileFormat::jsonl()).unwrap();
         assert_eq!(texts(&documents), vec!["hello", "café"]);
         assert_eq!(documents[1].id, "d.jsonl:3");
-        let premise = FileFormat::Jsonl {
-            field: "premise".into(),
-        };
-        let message = parse_documents(Path::new("d.jsonl"), content, &premise)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.starts_with("d.jsonl line 1: has no field 'premise' (fields: id, text)"),
-            "{message}"
-        );
+        let premise = FileFormat::Jsonl { field: "premise".into() };
+        let message = parse_documents(Path::new("d.jsonl"), content, &premise).unwrap_err().to_string();
+        assert!(message.starts_with("d.jsonl line 1: has no field 'premise' (fields: id, text)"), "{message}");
     }
 
     #[test]
     fn jsonl_bad_line_error_names_file_and_line() {
-        let file = TempFile::with_bytes(
-            "bad.jsonl",
-            b"{\"text\": \"ok\"}\n{\"text\": \"also ok\"}\n{\"text\": oops}\n",
-        );
-        let error = documents(
-            file.path(),
-            &FileFormat::jsonl(),
-            Split::Calibration,
-            &SplitRule::default(),
-        )
-        .unwrap_err();
+        let file = TempFile::with_bytes("bad.jsonl", b"{\"text\": \"ok\"}\n{\"text\": \"also ok\"}\n{\"text\": oops}\n");
+        let error = documents(file.path(), &FileFormat::jsonl(), Split::Calibration, &SplitRule::default()).unwrap_err();
         let message = error.to_string();
-        assert!(
-            message.contains("bad.jsonl line 3: not valid JSON"),
-            "{message}"
-        );
-        assert!(
-            message.contains("each line must be one JSON object"),
-            "{message}"
-        );
-        let message = parse_documents(Path::new("n.jsonl"), "{\"text\": 3}", &FileFormat::jsonl())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.contains("n.jsonl line 1: field 'text' holds a number, not a string"),
-            "{message}"
-        );
-        let message = parse_documents(Path::new("a.jsonl"), "[1, 2]", &FileFormat::jsonl())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.contains("a.jsonl line 1: is not a JSON object"),
-            "{message}"
-        );
+        assert!(message.contains("bad.jsonl line 3: not valid JSON"), "{message}");
+        assert!(message.contains("each line must be one JSON object"), "{message}");
+        let message = parse_documents(Path::new("n.jsonl"), "{\"text\": 3}", &FileFormat::jsonl()).unwrap_err().to_string();
+        assert!(message.contains("n.jsonl line 1: field 'text' holds a number, not a string"), "{message}");
+        let message = parse_documents(Path::new("a.jsonl"), "[1, 2]", &FileFormat::jsonl()).unwrap_err().to_string();
+        assert!(message.contains("a.jsonl line 1: is not a JSON object"), "{message}");
     }
 
     #[test]
     fn file_splits_are_disjoint_and_identical_texts_stay_together() {
         let mut content = String::new();
         for i in 0..200 {
-            content.push_str(&format!(
-                "Paragraph number {i}.\n\nRepeated boilerplate.\n\n"
-            ));
+            content.push_str(&format!("Paragraph number {i}.\n\nRepeated boilerplate.\n\n"));
         }
         let file = TempFile::with_bytes("many.txt", content.as_bytes());
         let rule = SplitRule::default();
-        let calibration = documents(
-            file.path(),
-            &FileFormat::Paragraphs,
-            Split::Calibration,
-            &rule,
-        )
-        .unwrap();
-        let evaluation = documents(
-            file.path(),
-            &FileFormat::Paragraphs,
-            Split::Evaluation,
-            &rule,
-        )
-        .unwrap();
+        let calibration = documents(file.path(), &FileFormat::Paragraphs, Split::Calibration, &rule).unwrap();
+        let evaluation = documents(file.path(), &FileFormat::Paragraphs, Split::Evaluation, &rule).unwrap();
         assert_eq!(calibration.len() + evaluation.len(), 400);
-        let calibration_ids: std::collections::HashSet<&str> =
-            calibration.iter().map(|d| d.id.as_str()).collect();
-        assert!(evaluation
-            .iter()
-            .all(|d| !calibration_ids.contains(d.id.as_str())));
-        let boilerplate_in = |docs: &[Document]| {
-            docs.iter()
-                .filter(|d| d.text == "Repeated boilerplate.")
-                .count()
-        };
+        let calibration_ids: std::collections::HashSet<&str> = calibration.iter().map(|d| d.id.as_str()).collect();
+        assert!(evaluation.iter().all(|d| !calibration_ids.contains(d.id.as_str())));
+        let boilerplate_in = |docs: &[Document]| docs.iter().filter(|d| d.text == "Repeated boilerplate.").count();
         // All 200 copies land on one side, whichever it is.
         assert!([0, 200].contains(&boilerplate_in(&calibration)));
-        assert_eq!(
-            boilerplate_in(&calibration) + boilerplate_in(&evaluation),
-            200
-        );
+        assert_eq!(boilerplate_in(&calibration) + boilerplate_in(&evaluation), 200);
     }
 }

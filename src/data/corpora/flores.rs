@@ -72,11 +72,7 @@ pub fn read_rows(root: &Path, language: Language, part: FloresPart) -> DataResul
 }
 
 /// The documents (one per sentence, id = `index_id`) of a split.
-pub(super) fn documents(
-    root: &Path,
-    language: Language,
-    split: Split,
-) -> DataResult<Vec<Document>> {
+pub(super) fn documents(root: &Path, language: Language, split: Split) -> DataResult<Vec<Document>> {
     let calibration = read_rows(root, language, FloresPart::Train)?;
     let evaluation = read_rows(root, language, FloresPart::Test)?;
     check_disjoint(root, language, &calibration, &evaluation)?;
@@ -89,17 +85,11 @@ pub(super) fn documents(
 
 /// The `dev.tsv` sentences, for few-shot examples; never part of either split.
 pub fn few_shot_documents(root: &Path, language: Language) -> DataResult<Vec<Document>> {
-    Ok(read_rows(root, language, FloresPart::Dev)?
-        .into_iter()
-        .map(row_document)
-        .collect())
+    Ok(read_rows(root, language, FloresPart::Dev)?.into_iter().map(row_document).collect())
 }
 
 fn row_document(row: FloresRow) -> Document {
-    Document {
-        id: row.index_id,
-        text: row.text,
-    }
+    Document { id: row.index_id, text: row.text }
 }
 
 fn check_present(root: &Path, language: Language) -> DataResult<()> {
@@ -117,11 +107,7 @@ fn check_present(root: &Path, language: Language) -> DataResult<()> {
         return Err(DataError::SourceLacksLanguage {
             source_name: "flores".to_string(),
             language: language.to_string(),
-            available: available_languages(root)
-                .iter()
-                .map(Language::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
+            available: available_languages(root).iter().map(Language::to_string).collect::<Vec<_>>().join(", "),
             hint: String::new(),
         });
     }
@@ -133,17 +119,9 @@ pub(super) fn available_languages(root: &Path) -> Vec<Language> {
     Language::all().filter(|&l| has_language(root, l)).collect()
 }
 
-fn check_disjoint(
-    root: &Path,
-    language: Language,
-    calibration: &[FloresRow],
-    evaluation: &[FloresRow],
-) -> DataResult<()> {
+fn check_disjoint(root: &Path, language: Language, calibration: &[FloresRow], evaluation: &[FloresRow]) -> DataResult<()> {
     let evaluation_ids: HashSet<&str> = evaluation.iter().map(|r| r.index_id.as_str()).collect();
-    match calibration
-        .iter()
-        .find(|r| evaluation_ids.contains(r.index_id.as_str()))
-    {
+    match calibration.iter().find(|r| evaluation_ids.contains(r.index_id.as_str())) {
         Some(shared) => Err(DataError::SplitOverlap {
             calibration: part_path(root, language, FloresPart::Train),
             evaluation: part_path(root, language, FloresPart::Test),
@@ -157,15 +135,8 @@ fn check_disjoint(
 /// kept (the text is the rest of the line), because FLORES sentences are never split into
 /// columns.
 pub(super) fn parse_rows(path: &Path, content: &str) -> DataResult<Vec<FloresRow>> {
-    let bad_row = |line: usize, problem: String| DataError::BadTsvRow {
-        path: path.to_path_buf(),
-        line,
-        problem,
-    };
-    let mut lines = content
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
+    let bad_row = |line: usize, problem: String| DataError::BadTsvRow { path: path.to_path_buf(), line, problem };
+    let mut lines = content.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
     match lines.next() {
         Some((_, HEADER)) => {}
         Some((line, other)) => return Err(bad_row(line, format!("header is '{other}'"))),
@@ -174,13 +145,8 @@ pub(super) fn parse_rows(path: &Path, content: &str) -> DataResult<Vec<FloresRow
     let mut rows = Vec::new();
     for (line, text) in lines.filter(|(_, l)| !l.trim().is_empty()) {
         let mut columns = text.splitn(3, '\t');
-        let (Some(index_id), Some(category), Some(sentence)) =
-            (columns.next(), columns.next(), columns.next())
-        else {
-            return Err(bad_row(
-                line,
-                "fewer than 3 tab-separated columns".to_string(),
-            ));
+        let (Some(index_id), Some(category), Some(sentence)) = (columns.next(), columns.next(), columns.next()) else {
+            return Err(bad_row(line, "fewer than 3 tab-separated columns".to_string()));
         };
         if index_id.trim().is_empty() || sentence.trim().is_empty() {
             return Err(bad_row(line, "empty index_id or text".to_string()));
@@ -220,10 +186,7 @@ mod tests {
         for folder in &folders {
             assert_eq!(language(folder).flores_code(), folder.as_str());
         }
-        let available: BTreeSet<String> = available_languages(&sib200_root())
-            .iter()
-            .map(Language::to_string)
-            .collect();
+        let available: BTreeSet<String> = available_languages(&sib200_root()).iter().map(Language::to_string).collect();
         assert_eq!(available, folders);
     }
 
@@ -232,21 +195,13 @@ mod tests {
         let root = sib200_root();
         let english = language("en");
         // Row counts from ../shared/data/README.md (and `wc -l` minus the header).
-        assert_eq!(
-            read_rows(&root, english, FloresPart::Train).unwrap().len(),
-            701
-        );
-        assert_eq!(
-            read_rows(&root, english, FloresPart::Dev).unwrap().len(),
-            99
-        );
+        assert_eq!(read_rows(&root, english, FloresPart::Train).unwrap().len(), 701);
+        assert_eq!(read_rows(&root, english, FloresPart::Dev).unwrap().len(), 99);
         let test = documents(&root, english, Split::Evaluation).unwrap();
         assert_eq!(test.len(), 204);
         let train = documents(&root, english, Split::Calibration).unwrap();
         assert_eq!(train[0].id, "431");
-        assert!(train[0]
-            .text
-            .starts_with("Turkey is encircled by seas on three sides"));
+        assert!(train[0].text.starts_with("Turkey is encircled by seas on three sides"));
         assert_eq!(few_shot_documents(&root, english).unwrap().len(), 99);
     }
 
@@ -254,11 +209,7 @@ mod tests {
     fn splits_are_disjoint_and_parallel_across_languages() {
         let root = sib200_root();
         let ids = |code: &str, split| -> BTreeSet<String> {
-            documents(&root, language(code), split)
-                .unwrap()
-                .into_iter()
-                .map(|d| d.id)
-                .collect()
+            documents(&root, language(code), split).unwrap().into_iter().map(|d| d.id).collect()
         };
         let calibration = ids("sw", Split::Calibration);
         let evaluation = ids("sw", Split::Evaluation);
@@ -270,65 +221,27 @@ mod tests {
 
     #[test]
     fn missing_language_and_missing_root_are_explained() {
-        let message = documents(&sib200_root(), language("cat_Latn"), Split::Calibration)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.starts_with("source 'flores' has no text for cat_Latn; available: eng_Latn, "),
-            "{message}"
-        );
-        let message = documents(
-            Path::new("/nonexistent/sib"),
-            language("en"),
-            Split::Calibration,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            message.contains("SIB-200 (FLORES-200) folder not found at /nonexistent/sib"),
-            "{message}"
-        );
+        let message = documents(&sib200_root(), language("cat_Latn"), Split::Calibration).unwrap_err().to_string();
+        assert!(message.starts_with("source 'flores' has no text for cat_Latn; available: eng_Latn, "), "{message}");
+        let message = documents(Path::new("/nonexistent/sib"), language("en"), Split::Calibration).unwrap_err().to_string();
+        assert!(message.contains("SIB-200 (FLORES-200) folder not found at /nonexistent/sib"), "{message}");
     }
 
     #[test]
     fn malformed_tsv_rows_name_file_and_line() {
         let path = Path::new("x/train.tsv");
         let good = parse_rows(path, "index_id\tcategory\ttext\r\n7\ttravel\tA\tB\n\n").unwrap();
-        assert_eq!(
-            good,
-            vec![FloresRow {
-                index_id: "7".into(),
-                category: "travel".into(),
-                text: "A\tB".into()
-            }]
-        );
-        let message = parse_rows(path, "index_id\tcategory\ttext\n1\ttravel\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.starts_with("x/train.tsv line 2: fewer than 3 tab-separated columns"),
-            "{message}"
-        );
+        assert_eq!(good, vec![FloresRow { index_id: "7".into(), category: "travel".into(), text: "A\tB".into() }]);
+        let message = parse_rows(path, "index_id\tcategory\ttext\n1\ttravel\n").unwrap_err().to_string();
+        assert!(message.starts_with("x/train.tsv line 2: fewer than 3 tab-separated columns"), "{message}");
         let message = parse_rows(path, "id\ttext\n").unwrap_err().to_string();
-        assert!(
-            message.starts_with("x/train.tsv line 1: header is 'id\ttext'"),
-            "{message}"
-        );
+        assert!(message.starts_with("x/train.tsv line 1: header is 'id\ttext'"), "{message}");
     }
 
     #[test]
     fn overlapping_train_and_test_are_refused() {
-        let row = |id: &str| FloresRow {
-            index_id: id.into(),
-            category: "c".into(),
-            text: "t".into(),
-        };
-        let error = check_disjoint(
-            Path::new("r"),
-            language("en"),
-            &[row("1"), row("2")],
-            &[row("2")],
-        );
+        let row = |id: &str| FloresRow { index_id: id.into(), category: "c".into(), text: "t".into() };
+        let error = check_disjoint(Path::new("r"), language("en"), &[row("1"), row("2")], &[row("2")]);
         let message = error.unwrap_err().to_string();
         assert!(message.contains("both contain index_id 2"), "{message}");
     }

@@ -31,9 +31,7 @@ const ENGLISH_LOCALE: &str = "en-US";
 
 /// Publican/DocBook page furniture that is not running text.
 const HANDBOOK_RULES: StripRules = StripRules {
-    skip_elements: &[
-        "head", "script", "style", "noscript", "template", "nav", "pre",
-    ],
+    skip_elements: &["head", "script", "style", "noscript", "template", "nav", "pre"],
     skip_classes: &["docnav", "toc", "indexterm"],
     skip_ids: &["banner", "title"],
 };
@@ -49,20 +47,13 @@ pub(super) fn available_languages() -> Vec<Language> {
 }
 
 /// The documents of `language` that `rule` assigns to `split`, in file-name order.
-pub(super) fn documents(
-    root: &Path,
-    language: Language,
-    split: Split,
-    rule: &SplitRule,
-) -> DataResult<Vec<Document>> {
-    let locale = language
-        .handbook_locale()
-        .ok_or_else(|| DataError::SourceLacksLanguage {
-            source_name: "handbook".to_string(),
-            language: language.to_string(),
-            available: join(&available_languages()),
-            hint: String::new(),
-        })?;
+pub(super) fn documents(root: &Path, language: Language, split: Split, rule: &SplitRule) -> DataResult<Vec<Document>> {
+    let locale = language.handbook_locale().ok_or_else(|| DataError::SourceLacksLanguage {
+        source_name: "handbook".to_string(),
+        language: language.to_string(),
+        available: join(&available_languages()),
+        hint: String::new(),
+    })?;
     let folder = locale_folder(root, locale)?;
     let english = locale_folder(root, ENGLISH_LOCALE)?;
     let mut documents = Vec::new();
@@ -75,15 +66,10 @@ pub(super) fn documents(
             page
         } else {
             let english_page = english_paragraphs(&english, &stem)?;
-            page.into_iter()
-                .filter(|p| !english_page.contains(p) && !reads_as_english(p))
-                .collect()
+            page.into_iter().filter(|p| !english_page.contains(p) && !reads_as_english(p)).collect()
         };
         if !kept.is_empty() {
-            documents.push(Document {
-                id: stem,
-                text: kept.join("\n\n"),
-            });
+            documents.push(Document { id: stem, text: kept.join("\n\n") });
         }
     }
     Ok(documents)
@@ -97,8 +83,7 @@ fn locale_folder(root: &Path, locale: &str) -> DataResult<PathBuf> {
         Err(DataError::SourceNotInstalled {
             what: format!("the Debian Administrator's Handbook ({locale})"),
             path: folder,
-            fix: "install it with `make data` (which runs `apt-get install -y debian-handbook`)"
-                .to_string(),
+            fix: "install it with `make data` (which runs `apt-get install -y debian-handbook`)".to_string(),
         })
     }
 }
@@ -109,10 +94,7 @@ fn page_stems(folder: &Path) -> DataResult<Vec<String>> {
     let mut stems = Vec::new();
     for entry in entries {
         let path = entry.map_err(|e| DataError::io(folder, e))?.path();
-        if let (Some(stem), Some("html")) = (
-            path.file_stem().and_then(|s| s.to_str()),
-            path.extension().and_then(|e| e.to_str()),
-        ) {
+        if let (Some(stem), Some("html")) = (path.file_stem().and_then(|s| s.to_str()), path.extension().and_then(|e| e.to_str())) {
             stems.push(stem.to_string());
         }
     }
@@ -134,11 +116,7 @@ fn english_paragraphs(english: &Path, stem: &str) -> DataResult<HashSet<String>>
 }
 
 fn join(languages: &[Language]) -> String {
-    languages
-        .iter()
-        .map(Language::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+    languages.iter().map(Language::to_string).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -165,11 +143,7 @@ mod tests {
             .filter(|e| e.path().is_dir())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
-        let listed: BTreeSet<String> = available_languages()
-            .iter()
-            .filter_map(|l| l.handbook_locale())
-            .map(String::from)
-            .collect();
+        let listed: BTreeSet<String> = available_languages().iter().filter_map(|l| l.handbook_locale()).map(String::from).collect();
         assert_eq!(installed, listed);
     }
 
@@ -179,28 +153,13 @@ mod tests {
         let german = Language::parse("de").unwrap();
         let rule = SplitRule::default();
         let calibration = documents(&root, german, Split::Calibration, &rule).unwrap();
-        let page = calibration
-            .iter()
-            .find(|d| d.id == "sect.apt-get")
-            .expect("sect.apt-get is a calibration page");
+        let page = calibration.iter().find(|d| d.id == "sect.apt-get").expect("sect.apt-get is a calibration page");
         // First paragraph of the page, checked by reading the HTML (inline <acronym>/<code> joined).
-        assert!(
-            page.text.starts_with(
-                "6.2. aptitude, apt-get und apt Befehle\n\nAPT ist ein gewaltiges Projekt"
-            ),
-            "{}",
-            &page.text[..200]
-        );
+        assert!(page.text.starts_with("6.2. aptitude, apt-get und apt Befehle\n\nAPT ist ein gewaltiges Projekt"), "{}", &page.text[..200]);
         // This paragraph is left in English in de-DE; the English page has it verbatim.
-        assert!(!page
-            .text
-            .contains("Both tools are built on top of the same library"));
+        assert!(!page.text.contains("Both tools are built on top of the same library"));
         for document in &calibration {
-            assert!(
-                !document.text.contains("<div") && !document.text.contains("&gt;"),
-                "{}",
-                document.id
-            );
+            assert!(!document.text.contains("<div") && !document.text.contains("&gt;"), "{}", document.id);
             // The bottom navigation bar ("Zurück ... Weiter") is gone.
             assert!(!document.text.contains("ZurückKapitel"), "{}", document.id);
         }
@@ -211,13 +170,7 @@ mod tests {
         let Some(root) = installed_root() else { return };
         let german = Language::parse("de").unwrap();
         let rule = SplitRule::default();
-        let ids = |split| -> BTreeSet<String> {
-            documents(&root, german, split, &rule)
-                .unwrap()
-                .into_iter()
-                .map(|d| d.id)
-                .collect()
-        };
+        let ids = |split| -> BTreeSet<String> { documents(&root, german, split, &rule).unwrap().into_iter().map(|d| d.id).collect() };
         let calibration = ids(Split::Calibration);
         let evaluation = ids(Split::Evaluation);
         assert!(calibration.is_disjoint(&evaluation));
@@ -252,17 +205,10 @@ mod tests {
         .map(String::from)
         .collect();
         // sect.kali is entirely untranslated in de-DE, so nothing of it is left.
-        let kept_expected: BTreeSet<String> = expected
-            .iter()
-            .filter(|s| *s != "sect.kali")
-            .cloned()
-            .collect();
+        let kept_expected: BTreeSet<String> = expected.iter().filter(|s| *s != "sect.kali").cloned().collect();
         assert_eq!(evaluation, kept_expected);
         assert!(calibration.is_disjoint(&expected));
-        let pages: BTreeSet<String> = page_stems(&root.join("de-DE"))
-            .unwrap()
-            .into_iter()
-            .collect();
+        let pages: BTreeSet<String> = page_stems(&root.join("de-DE")).unwrap().into_iter().collect();
         assert_eq!(pages.len(), 127);
         assert!(calibration.is_subset(&pages));
     }
@@ -271,8 +217,7 @@ mod tests {
     fn untranslated_english_is_dropped_from_korean() {
         let Some(root) = installed_root() else { return };
         let korean = Language::parse("ko").unwrap();
-        let calibration =
-            documents(&root, korean, Split::Calibration, &SplitRule::default()).unwrap();
+        let calibration = documents(&root, korean, Split::Calibration, &SplitRule::default()).unwrap();
         let text: String = calibration.iter().map(|d| d.text.as_str()).collect();
         // An English paragraph of ko-KR/sect.apt-get.html with a Korean cross-reference in it.
         assert!(!text.contains("Be careful! Using apt --reinstall"));
@@ -284,27 +229,10 @@ mod tests {
     fn missing_install_and_missing_language_are_explained() {
         let rule = SplitRule::default();
         let swahili = Language::parse("sw").unwrap();
-        let message = documents(
-            Path::new("/nonexistent"),
-            swahili,
-            Split::Calibration,
-            &rule,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            message.starts_with(
-                "source 'handbook' has no text for swh_Latn; available: eng_Latn, arb_Arab"
-            ),
-            "{message}"
-        );
+        let message = documents(Path::new("/nonexistent"), swahili, Split::Calibration, &rule).unwrap_err().to_string();
+        assert!(message.starts_with("source 'handbook' has no text for swh_Latn; available: eng_Latn, arb_Arab"), "{message}");
         let german = Language::parse("de").unwrap();
-        let message = documents(Path::new("/nonexistent"), german, Split::Calibration, &rule)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.contains("not found at /nonexistent/de-DE; install it with `make data`"),
-            "{message}"
-        );
+        let message = documents(Path::new("/nonexistent"), german, Split::Calibration, &rule).unwrap_err().to_string();
+        assert!(message.contains("not found at /nonexistent/de-DE; install it with `make data`"), "{message}");
     }
 }

@@ -27,26 +27,19 @@ pub struct StripRules {
 impl StripRules {
     /// Drops only what is never running text: the document head, scripts, styles, templates,
     /// `<nav>` blocks.
-    pub const BASIC: StripRules = StripRules {
-        skip_elements: &["head", "script", "style", "noscript", "template", "nav"],
-        skip_classes: &[],
-        skip_ids: &[],
-    };
+    pub const BASIC: StripRules =
+        StripRules { skip_elements: &["head", "script", "style", "noscript", "template", "nav"], skip_classes: &[], skip_ids: &[] };
 
     fn skips(&self, tag: &Tag) -> bool {
         self.skip_elements.contains(&tag.name.as_str())
             || self.skip_classes.iter().any(|class| tag.has_class(class))
-            || tag
-                .attribute("id")
-                .is_some_and(|id| self.skip_ids.contains(&id))
+            || tag.attribute("id").is_some_and(|id| self.skip_ids.contains(&id))
     }
 }
 
 /// Elements that never have content or an end tag.
-const VOID_ELEMENTS: &[&str] = &[
-    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
-    "track", "wbr",
-];
+const VOID_ELEMENTS: &[&str] =
+    &["area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"];
 
 /// Elements whose start and end both separate paragraphs.
 const BLOCK_ELEMENTS: &[&str] = &[
@@ -126,13 +119,7 @@ pub(crate) struct TextExtractor<'r> {
 
 impl<'r> TextExtractor<'r> {
     pub fn new(rules: &'r StripRules) -> Self {
-        TextExtractor {
-            rules,
-            skipping: None,
-            preformatted_depth: 0,
-            current: String::new(),
-            paragraphs: Vec::new(),
-        }
+        TextExtractor { rules, skipping: None, preformatted_depth: 0, current: String::new(), paragraphs: Vec::new() }
     }
 
     pub fn feed(&mut self, token: &Token) {
@@ -193,17 +180,12 @@ impl<'r> TextExtractor<'r> {
 
     fn text(&mut self, raw: &str) {
         let decoded = decode_entities(raw);
-        self.current
-            .extend(decoded.chars().filter(|&c| c != LINE_BREAK));
+        self.current.extend(decoded.chars().filter(|&c| c != LINE_BREAK));
     }
 
     fn flush(&mut self) {
         let raw = std::mem::take(&mut self.current);
-        let paragraph = if self.preformatted_depth > 0 {
-            tidy_preformatted(&raw)
-        } else {
-            tidy_flowing(&raw)
-        };
+        let paragraph = if self.preformatted_depth > 0 { tidy_preformatted(&raw) } else { tidy_flowing(&raw) };
         if !paragraph.is_empty() {
             self.paragraphs.push(paragraph);
         }
@@ -263,11 +245,8 @@ mod tests {
 
     #[test]
     fn strips_markup_and_keeps_paragraphs() {
-        let rules = StripRules {
-            skip_elements: StripRules::BASIC.skip_elements,
-            skip_classes: &["docnav", "indexterm"],
-            skip_ids: &["banner"],
-        };
+        let rules =
+            StripRules { skip_elements: StripRules::BASIC.skip_elements, skip_classes: &["docnav", "indexterm"], skip_ids: &["banner"] };
         let paragraphs = html_to_paragraphs(SAMPLE, &rules);
         // "&eacute;" is not in the decoder's table, so it stays as written.
         assert_eq!(
@@ -297,20 +276,13 @@ mod tests {
 
     #[test]
     fn inline_elements_do_not_split_words_or_sentences() {
-        let text = html_to_text(
-            "<p>ab<em>cd</em>ef <a href='x'>link</a>.</p>",
-            &StripRules::BASIC,
-        );
+        let text = html_to_text("<p>ab<em>cd</em>ef <a href='x'>link</a>.</p>", &StripRules::BASIC);
         assert_eq!(text, "abcdef link.");
     }
 
     #[test]
     fn nested_skipped_elements_are_dropped_to_their_matching_end() {
-        let rules = StripRules {
-            skip_elements: &[],
-            skip_classes: &["toc"],
-            skip_ids: &[],
-        };
+        let rules = StripRules { skip_elements: &[], skip_classes: &["toc"], skip_ids: &[] };
         let html = "<div class='toc'><div>a<div>b</div></div>c</div><div>kept</div>";
         assert_eq!(html_to_paragraphs(html, &rules), vec!["kept"]);
     }

@@ -10,10 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::handbook::DEFAULT_HANDBOOK_ROOT;
 use super::udhr::DEFAULT_UDHR_DIR;
-use super::{
-    CorpusStats, DataError, DataResult, Document, FileFormat, Language, Split, SplitRule,
-    TextSource,
-};
+use super::{CorpusStats, DataError, DataResult, Document, FileFormat, Language, Split, SplitRule, TextSource};
 
 /// Where the installed sources live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,10 +46,7 @@ pub struct TextRegistry {
 impl TextRegistry {
     /// A registry over `locations` with the default split rule.
     pub fn new(locations: SourceLocations) -> TextRegistry {
-        TextRegistry {
-            locations,
-            split_rule: SplitRule::default(),
-        }
+        TextRegistry { locations, split_rule: SplitRule::default() }
     }
 
     /// A registry over the default locations of a project (see [`SourceLocations::for_project`]).
@@ -85,13 +79,9 @@ impl TextRegistry {
     /// The source a `--source` value names.
     pub fn source(&self, spec: &str) -> DataResult<TextSource> {
         let spec = spec.trim();
-        let unknown = || DataError::UnknownSource {
-            spec: spec.to_string(),
-        };
+        let unknown = || DataError::UnknownSource { spec: spec.to_string() };
         let (written_name, path) = match spec.split_once(':') {
-            Some((name, path)) if !path.trim().is_empty() => {
-                (name, Some(PathBuf::from(path.trim())))
-            }
+            Some((name, path)) if !path.trim().is_empty() => (name, Some(PathBuf::from(path.trim()))),
             Some(_) => return Err(unknown()),
             None => (spec, None),
         };
@@ -101,27 +91,13 @@ impl TextRegistry {
             ("udhr", None) => self.udhr(),
             ("flores" | "sib200" | "sib-200", None) => self.flores(),
             ("flores" | "sib200" | "sib-200", Some(root)) => TextSource::Flores { root },
-            ("file", Some(path)) => TextSource::File {
-                path,
-                format: FileFormat::Paragraphs,
-            },
-            ("lines", Some(path)) => TextSource::File {
-                path,
-                format: FileFormat::Lines,
-            },
-            ("jsonl", Some(path)) => TextSource::File {
-                path,
-                format: FileFormat::jsonl(),
-            },
-            (lowered, Some(path))
-                if lowered.starts_with("jsonl.") && lowered.len() > "jsonl.".len() =>
-            {
+            ("file", Some(path)) => TextSource::File { path, format: FileFormat::Paragraphs },
+            ("lines", Some(path)) => TextSource::File { path, format: FileFormat::Lines },
+            ("jsonl", Some(path)) => TextSource::File { path, format: FileFormat::jsonl() },
+            (lowered, Some(path)) if lowered.starts_with("jsonl.") && lowered.len() > "jsonl.".len() => {
                 // The field keeps the case it was written in: JSON keys are case-sensitive.
                 let field = written_name["jsonl.".len()..].to_string();
-                TextSource::File {
-                    path,
-                    format: FileFormat::Jsonl { field },
-                }
+                TextSource::File { path, format: FileFormat::Jsonl { field } }
             }
             _ => return Err(unknown()),
         })
@@ -141,12 +117,7 @@ impl TextRegistry {
     }
 
     /// The documents of `language` from `source` in `split`.
-    pub fn documents(
-        &self,
-        language: Language,
-        source: &TextSource,
-        split: Split,
-    ) -> DataResult<Vec<Document>> {
+    pub fn documents(&self, language: Language, source: &TextSource, split: Split) -> DataResult<Vec<Document>> {
         if !source.has_language(language) {
             return Err(self.lacks_language(language, source));
         }
@@ -154,41 +125,25 @@ impl TextRegistry {
     }
 
     /// Shorthand for [`TextRegistry::source`] followed by [`TextRegistry::documents`].
-    pub fn documents_from(
-        &self,
-        language: Language,
-        spec: &str,
-        split: Split,
-    ) -> DataResult<Vec<Document>> {
+    pub fn documents_from(&self, language: Language, spec: &str, split: Split) -> DataResult<Vec<Document>> {
         self.documents(language, &self.source(spec)?, split)
     }
 
     /// How much text `source` has for `language` in `split`.
-    pub fn stats(
-        &self,
-        language: Language,
-        source: &TextSource,
-        split: Split,
-    ) -> DataResult<CorpusStats> {
+    pub fn stats(&self, language: Language, source: &TextSource, split: Split) -> DataResult<CorpusStats> {
         Ok(CorpusStats::of(&self.documents(language, source, split)?))
     }
 
     fn handbook(&self) -> TextSource {
-        TextSource::DebianHandbook {
-            root: self.locations.handbook_html.clone(),
-        }
+        TextSource::DebianHandbook { root: self.locations.handbook_html.clone() }
     }
 
     fn udhr(&self) -> TextSource {
-        TextSource::Udhr {
-            root: self.locations.udhr_declarations.clone(),
-        }
+        TextSource::Udhr { root: self.locations.udhr_declarations.clone() }
     }
 
     fn flores(&self) -> TextSource {
-        TextSource::Flores {
-            root: self.locations.flores_root.clone(),
-        }
+        TextSource::Flores { root: self.locations.flores_root.clone() }
     }
 
     /// The error for a source without the language, pointing at a named source that has it.
@@ -199,15 +154,8 @@ impl TextRegistry {
         DataError::SourceLacksLanguage {
             source_name: source.name().to_string(),
             language: language.to_string(),
-            available: source
-                .available_languages()
-                .iter()
-                .map(Language::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            hint: alternative.map_or_else(String::new, |other| {
-                format!("; try --source {}", other.name())
-            }),
+            available: source.available_languages().iter().map(Language::to_string).collect::<Vec<_>>().join(", "),
+            hint: alternative.map_or_else(String::new, |other| format!("; try --source {}", other.name())),
         }
     }
 }
@@ -228,65 +176,26 @@ mod tests {
     #[test]
     fn source_specs_resolve_to_sources() {
         let registry = registry().with_flores_root("/data/sib");
-        assert_eq!(
-            registry.source("flores").unwrap(),
-            TextSource::Flores {
-                root: "/data/sib".into()
-            }
-        );
-        assert_eq!(
-            registry.source(" SIB200:/x/y ").unwrap(),
-            TextSource::Flores {
-                root: "/x/y".into()
-            }
-        );
-        assert_eq!(
-            registry.source("handbook").unwrap().location(),
-            Path::new(DEFAULT_HANDBOOK_ROOT)
-        );
-        assert!(registry
-            .source("udhr")
-            .unwrap()
-            .location()
-            .ends_with(DEFAULT_UDHR_DIR));
+        assert_eq!(registry.source("flores").unwrap(), TextSource::Flores { root: "/data/sib".into() });
+        assert_eq!(registry.source(" SIB200:/x/y ").unwrap(), TextSource::Flores { root: "/x/y".into() });
+        assert_eq!(registry.source("handbook").unwrap().location(), Path::new(DEFAULT_HANDBOOK_ROOT));
+        assert!(registry.source("udhr").unwrap().location().ends_with(DEFAULT_UDHR_DIR));
         assert_eq!(
             registry.source("lines:C:/texts/a.txt").unwrap(),
-            TextSource::File {
-                path: "C:/texts/a.txt".into(),
-                format: FileFormat::Lines
-            }
+            TextSource::File { path: "C:/texts/a.txt".into(), format: FileFormat::Lines }
         );
-        assert_eq!(
-            registry.source("jsonl:a.jsonl").unwrap(),
-            TextSource::File {
-                path: "a.jsonl".into(),
-                format: FileFormat::jsonl()
-            }
-        );
+        assert_eq!(registry.source("jsonl:a.jsonl").unwrap(), TextSource::File { path: "a.jsonl".into(), format: FileFormat::jsonl() });
         assert_eq!(
             registry.source("jsonl.Premise:a.jsonl").unwrap(),
-            TextSource::File {
-                path: "a.jsonl".into(),
-                format: FileFormat::Jsonl {
-                    field: "Premise".into()
-                }
-            }
+            TextSource::File { path: "a.jsonl".into(), format: FileFormat::Jsonl { field: "Premise".into() } }
         );
         assert_eq!(
             registry.source("file:notes.txt").unwrap(),
-            TextSource::File {
-                path: "notes.txt".into(),
-                format: FileFormat::Paragraphs
-            }
+            TextSource::File { path: "notes.txt".into(), format: FileFormat::Paragraphs }
         );
         for bad in ["wikipedia", "file:", "file", "jsonl.:a", "udhr:/x"] {
             let message = registry.source(bad).unwrap_err().to_string();
-            assert!(
-                message.starts_with(&format!(
-                    "unknown text source '{bad}'; use one of: handbook, udhr"
-                )),
-                "{message}"
-            );
+            assert!(message.starts_with(&format!("unknown text source '{bad}'; use one of: handbook, udhr")), "{message}");
         }
     }
 
@@ -298,10 +207,7 @@ mod tests {
         assert_eq!(registry.default_for(language("sw")).name(), "udhr");
         // Every language of the table has some default text.
         for language in Language::all() {
-            assert!(
-                registry.default_for(language).has_language(language),
-                "{language}"
-            );
+            assert!(registry.default_for(language).has_language(language), "{language}");
         }
     }
 
@@ -309,21 +215,16 @@ mod tests {
     fn missing_language_error_suggests_another_source() {
         let registry = registry();
         let handbook = registry.source("handbook").unwrap();
-        let message = registry
-            .documents(language("sw"), &handbook, Split::Calibration)
-            .unwrap_err()
-            .to_string();
+        let message = registry.documents(language("sw"), &handbook, Split::Calibration).unwrap_err().to_string();
         assert!(message.starts_with("source 'handbook' has no text for swh_Latn; available: eng_Latn, arb_Arab, deu_Latn"), "{message}");
-        assert!(message.ends_with("zho_Hant, cat_Latn, ces_Latn, dan_Latn, pes_Arab, hrv_Latn, nob_Latn, ron_Latn, swe_Latn; try --source udhr"), "{message}");
-        // Catalan is in the handbook but not in the shipped SIB-200 languages.
-        let message = registry
-            .documents_from(language("ca"), "flores", Split::Evaluation)
-            .unwrap_err()
-            .to_string();
         assert!(
-            message.starts_with("source 'flores' has no text for cat_Latn; available: eng_Latn"),
+            message
+                .ends_with("zho_Hant, cat_Latn, ces_Latn, dan_Latn, pes_Arab, hrv_Latn, nob_Latn, ron_Latn, swe_Latn; try --source udhr"),
             "{message}"
         );
+        // Catalan is in the handbook but not in the shipped SIB-200 languages.
+        let message = registry.documents_from(language("ca"), "flores", Split::Evaluation).unwrap_err().to_string();
+        assert!(message.starts_with("source 'flores' has no text for cat_Latn; available: eng_Latn"), "{message}");
         assert!(message.ends_with("; try --source handbook"), "{message}");
     }
 
@@ -347,19 +248,12 @@ mod tests {
     #[test]
     fn every_source_has_disjoint_non_empty_splits() {
         let registry = registry();
-        let lines: String = (0..50)
-            .map(|i| format!("{{\"text\": \"sentence {i}\"}}\n"))
-            .collect();
+        let lines: String = (0..50).map(|i| format!("{{\"text\": \"sentence {i}\"}}\n")).collect();
         let jsonl = super::super::test_files::TempFile::with_bytes("s.jsonl", lines.as_bytes());
         let udhr = registry.source("udhr").unwrap();
         let mut sources = vec![
             (registry.source("flores").unwrap(), "fra_Latn"),
-            (
-                registry
-                    .source(&format!("jsonl:{}", jsonl.path().display()))
-                    .unwrap(),
-                "sw",
-            ),
+            (registry.source(&format!("jsonl:{}", jsonl.path().display())).unwrap(), "sw"),
         ];
         if udhr.location().is_dir() {
             sources.push((udhr, "ar"));
@@ -374,19 +268,11 @@ mod tests {
         }
         for (source, code) in sources {
             let ids = |split| -> HashSet<String> {
-                registry
-                    .documents(language(code), &source, split)
-                    .unwrap()
-                    .into_iter()
-                    .map(|d| d.id)
-                    .collect()
+                registry.documents(language(code), &source, split).unwrap().into_iter().map(|d| d.id).collect()
             };
             let calibration = ids(Split::Calibration);
             let evaluation = ids(Split::Evaluation);
-            assert!(
-                !calibration.is_empty() && !evaluation.is_empty(),
-                "{source}"
-            );
+            assert!(!calibration.is_empty() && !evaluation.is_empty(), "{source}");
             assert!(calibration.is_disjoint(&evaluation), "{source}");
         }
     }
@@ -395,9 +281,7 @@ mod tests {
     fn stats_of_flores_test_split() {
         let registry = registry();
         let flores = registry.source("flores").unwrap();
-        let stats = registry
-            .stats(language("en"), &flores, Split::Evaluation)
-            .unwrap();
+        let stats = registry.stats(language("en"), &flores, Split::Evaluation).unwrap();
         assert_eq!(stats.documents, 204);
         // Independent: sum of the UTF-8 lengths of the text column of test.tsv, computed by
         // scripts/data_split_reference.py (exact).

@@ -34,16 +34,11 @@ impl SplitRule {
     /// A rule sending about `evaluation_share` of the documents to evaluation.
     pub fn new(evaluation_share: f64) -> DataResult<SplitRule> {
         if !(evaluation_share > 0.0 && evaluation_share < 1.0) {
-            return Err(DataError::InvalidEvaluationShare {
-                value: evaluation_share,
-            });
+            return Err(DataError::InvalidEvaluationShare { value: evaluation_share });
         }
         // 2^64 as f64 is exact; the product truncates like Python's int(share * 2**64).
         let threshold = (evaluation_share * 18_446_744_073_709_551_616.0) as u64;
-        Ok(SplitRule {
-            evaluation_share,
-            threshold,
-        })
+        Ok(SplitRule { evaluation_share, threshold })
     }
 
     /// The share this rule was built with.
@@ -69,10 +64,7 @@ impl Default for SplitRule {
 
 /// First 8 bytes of SHA-256(DOMAIN ‖ key), big-endian.
 fn key_hash(key: &str) -> u64 {
-    let digest = Sha256::new()
-        .chain_update(DOMAIN)
-        .chain_update(key.as_bytes())
-        .finalize();
+    let digest = Sha256::new().chain_update(DOMAIN).chain_update(key.as_bytes()).finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(first)
@@ -96,26 +88,17 @@ mod tests {
             assert!(SplitRule::new(bad).is_err(), "{bad}");
         }
         let message = SplitRule::new(1.0).unwrap_err().to_string();
-        assert!(
-            message.contains("evaluation share 1 is not strictly between 0 and 1"),
-            "{message}"
-        );
+        assert!(message.contains("evaluation share 1 is not strictly between 0 and 1"), "{message}");
     }
 
     #[test]
     fn assignment_is_deterministic_and_near_the_share() {
         let rule = SplitRule::new(0.25).unwrap();
         let keys: Vec<String> = (0..4000).map(|i| format!("doc-{i}")).collect();
-        let evaluation = keys
-            .iter()
-            .filter(|k| rule.assign(k) == Split::Evaluation)
-            .count();
+        let evaluation = keys.iter().filter(|k| rule.assign(k) == Split::Evaluation).count();
         // Binomial(4000, 0.25): sd = sqrt(4000·0.25·0.75) ≈ 27.4; ±5 sd = ±137 never fails by
         // chance for a fixed hash, but would catch a wrong threshold (e.g. share inverted).
-        assert!(
-            (1000 - 137..=1000 + 137).contains(&evaluation),
-            "{evaluation}"
-        );
+        assert!((1000 - 137..=1000 + 137).contains(&evaluation), "{evaluation}");
         assert!(keys.iter().all(|k| rule.assign(k) == rule.assign(k)));
     }
 }

@@ -14,8 +14,7 @@ impl TempFile {
     /// Writes `bytes` to a fresh file whose name ends with `name`.
     pub fn with_bytes(name: &str, bytes: &[u8]) -> TempFile {
         let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let folder =
-            std::env::temp_dir().join(format!("polyprune-data-{}-{unique}", std::process::id()));
+        let folder = std::env::temp_dir().join(format!("polyprune-data-{}-{unique}", std::process::id()));
         std::fs::create_dir_all(&folder).expect("temporary folder is writable");
         let path = folder.join(name);
         std::fs::write(&path, bytes).expect("temporary file is writable");

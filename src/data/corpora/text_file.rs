@@ -9,10 +9,7 @@ pub(crate) fn read_utf8(path: &Path) -> DataResult<String> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        DataError::NotUtf8 {
-            path: path.to_path_buf(),
-            line: 1 + valid.iter().filter(|&&b| b == b'\n').count(),
-        }
+        DataError::NotUtf8 { path: path.to_path_buf(), line: 1 + valid.iter().filter(|&&b| b == b'\n').count() }
     })?;
     Ok(match text.strip_prefix('\u{feff}') {
         Some(rest) => rest.to_string(),
@@ -29,10 +26,7 @@ mod tests {
     fn invalid_utf8_error_names_the_line() {
         let file = TempFile::with_bytes("latin1.txt", b"ok\nstill ok\ncaf\xe9\n");
         let message = read_utf8(file.path()).unwrap_err().to_string();
-        assert!(
-            message.contains("latin1.txt line 3 is not valid UTF-8"),
-            "{message}"
-        );
+        assert!(message.contains("latin1.txt line 3 is not valid UTF-8"), "{message}");
     }
 
     #[test]
@@ -43,12 +37,7 @@ mod tests {
 
     #[test]
     fn missing_file_error_names_the_path() {
-        let message = read_utf8(Path::new("/nonexistent/polyprune.txt"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.starts_with("could not read /nonexistent/polyprune.txt: "),
-            "{message}"
-        );
+        let message = read_utf8(Path::new("/nonexistent/polyprune.txt")).unwrap_err().to_string();
+        assert!(message.starts_with("could not read /nonexistent/polyprune.txt: "), "{message}");
     }
 }

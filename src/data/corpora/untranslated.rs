@@ -15,11 +15,10 @@
 
 /// English words frequent in prose and rare as words in the other handbook languages.
 const FUNCTION_WORDS: &[&str] = &[
-    "the", "and", "that", "with", "which", "this", "these", "those", "from", "by", "you", "your",
-    "it", "its", "have", "has", "or", "be", "can", "not", "were", "would", "should", "there",
-    "their", "they", "them", "when", "where", "what", "who", "how", "only", "than", "then", "been",
-    "such", "into", "each", "other", "some", "any", "all", "more", "most", "may", "must", "does",
-    "used", "using", "one", "but", "if",
+    "the", "and", "that", "with", "which", "this", "these", "those", "from", "by", "you", "your", "it", "its", "have", "has", "or", "be",
+    "can", "not", "were", "would", "should", "there", "their", "they", "them", "when", "where", "what", "who", "how", "only", "than",
+    "then", "been", "such", "into", "each", "other", "some", "any", "all", "more", "most", "may", "must", "does", "used", "using", "one",
+    "but", "if",
 ];
 
 /// Fewer words than this are too few to judge.
@@ -33,22 +32,14 @@ pub(crate) const MIN_ASCII_LETTER_SHARE: f64 = 0.9;
 
 /// Whether `paragraph` reads as English by the rule in the module documentation.
 pub(crate) fn reads_as_english(paragraph: &str) -> bool {
-    let words: Vec<String> = paragraph
-        .split(|c: char| !c.is_alphabetic())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect();
+    let words: Vec<String> = paragraph.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
     if words.len() < MIN_WORDS {
         return false;
     }
-    let function_words = words
-        .iter()
-        .filter(|w| FUNCTION_WORDS.contains(&w.as_str()))
-        .count();
+    let function_words = words.iter().filter(|w| FUNCTION_WORDS.contains(&w.as_str())).count();
     let letters = paragraph.chars().filter(|c| c.is_alphabetic()).count();
     let ascii_letters = paragraph.chars().filter(char::is_ascii_alphabetic).count();
-    share(function_words, words.len()) >= MIN_FUNCTION_WORD_SHARE
-        && share(ascii_letters, letters) >= MIN_ASCII_LETTER_SHARE
+    share(function_words, words.len()) >= MIN_FUNCTION_WORD_SHARE && share(ascii_letters, letters) >= MIN_ASCII_LETTER_SHARE
 }
 
 fn share(part: usize, whole: usize) -> f64 {
@@ -98,12 +89,7 @@ mod tests {
         let mut others_flagged = 0;
         for language in Language::all().filter(|&l| root.join(l.flores_code()).is_dir()) {
             for row in read_rows(&root, language, FloresPart::Train).unwrap() {
-                let judgeable = row
-                    .text
-                    .split(|c: char| !c.is_alphabetic())
-                    .filter(|w| !w.is_empty())
-                    .count()
-                    >= MIN_WORDS;
+                let judgeable = row.text.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()).count() >= MIN_WORDS;
                 let flagged = reads_as_english(&row.text);
                 if language.flores_code() == "eng_Latn" {
                     english_flagged.0 += usize::from(flagged);
@@ -119,9 +105,6 @@ mod tests {
         // ceiling.
         let recall = english_flagged.0 as f64 / english_flagged.1 as f64;
         assert!(recall >= 0.85, "recall {recall}");
-        assert!(
-            others_flagged <= 5,
-            "{others_flagged} non-English sentences flagged"
-        );
+        assert!(others_flagged <= 5, "{others_flagged} non-English sentences flagged");
     }
 }

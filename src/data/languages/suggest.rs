@@ -26,10 +26,7 @@ pub(super) fn edit_distance(a: &str, b: &str) -> usize {
 
 /// The candidate closest to `input`; the earliest one wins ties, so put preferred spellings
 /// first. `None` only when there are no candidates.
-pub(super) fn closest<'c>(
-    input: &str,
-    candidates: impl IntoIterator<Item = &'c str>,
-) -> Option<&'c str> {
+pub(super) fn closest<'c>(input: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
     candidates
         .into_iter()
         .enumerate()

@@ -90,10 +90,7 @@ impl Row {
     /// Every name that `Language::parse` accepts for this row, in table spelling.
     pub fn accepted_names(&self) -> impl Iterator<Item = &'static str> + '_ {
         let owns_iso = self.iso_codes_belong_to.is_none();
-        let iso = [Some(self.iso639_3), self.iso639_1]
-            .into_iter()
-            .flatten()
-            .filter(move |_| owns_iso);
+        let iso = [Some(self.iso639_3), self.iso639_1].into_iter().flatten().filter(move |_| owns_iso);
         std::iter::once(self.flores)
             .chain(iso)
             .chain(self.handbook_locale)
@@ -107,131 +104,76 @@ use Script::*;
 /// The table. Order is the order of reports: the paper's seven languages first.
 pub(super) static LANGUAGES: [Row; 45] = [
     // The paper's languages.
-    Row::new("eng_Latn", "eng", Some("en"), "English", Latn)
-        .handbook("en-US")
-        .udhr("eng")
-        .benchmarks(&[
-            (Mgsm, "en"),
-            (XWinograd, "en"),
-            (Xnli, "en"),
-            (XStoryCloze, "en"),
-            (PawsX, "en"),
-        ]),
-    Row::new(
-        "arb_Arab",
-        "arb",
-        Some("ar"),
-        "Arabic (Modern Standard)",
-        Arab,
-    )
-    .handbook("ar-MA")
-    .udhr("arb")
-    .benchmarks(&[(Xnli, "ar"), (XStoryCloze, "ar"), (Tatoeba, "ara")]),
+    Row::new("eng_Latn", "eng", Some("en"), "English", Latn).handbook("en-US").udhr("eng").benchmarks(&[
+        (Mgsm, "en"),
+        (XWinograd, "en"),
+        (Xnli, "en"),
+        (XStoryCloze, "en"),
+        (PawsX, "en"),
+    ]),
+    Row::new("arb_Arab", "arb", Some("ar"), "Arabic (Modern Standard)", Arab).handbook("ar-MA").udhr("arb").benchmarks(&[
+        (Xnli, "ar"),
+        (XStoryCloze, "ar"),
+        (Tatoeba, "ara"),
+    ]),
     Row::new("deu_Latn", "deu", Some("de"), "German", Latn)
         .handbook("de-DE")
         .udhr("deu_1996")
         .benchmarks(&[(Mgsm, "de"), (Xnli, "de"), (PawsX, "de"), (Tatoeba, "deu")])
         .aliases(&["ger"]),
-    Row::new("spa_Latn", "spa", Some("es"), "Spanish", Latn)
-        .handbook("es-ES")
-        .udhr("spa")
-        .benchmarks(&[
-            (Mgsm, "es"),
-            (Xnli, "es"),
-            (XStoryCloze, "es"),
-            (PawsX, "es"),
-            (Tatoeba, "spa"),
-        ]),
-    Row::new("rus_Cyrl", "rus", Some("ru"), "Russian", Cyrl)
-        .handbook("ru-RU")
-        .udhr("rus")
-        .benchmarks(&[
-            (Mgsm, "ru"),
-            (XWinograd, "ru"),
-            (Xnli, "ru"),
-            (XStoryCloze, "ru"),
-            (Tatoeba, "rus"),
-        ]),
+    Row::new("spa_Latn", "spa", Some("es"), "Spanish", Latn).handbook("es-ES").udhr("spa").benchmarks(&[
+        (Mgsm, "es"),
+        (Xnli, "es"),
+        (XStoryCloze, "es"),
+        (PawsX, "es"),
+        (Tatoeba, "spa"),
+    ]),
+    Row::new("rus_Cyrl", "rus", Some("ru"), "Russian", Cyrl).handbook("ru-RU").udhr("rus").benchmarks(&[
+        (Mgsm, "ru"),
+        (XWinograd, "ru"),
+        (Xnli, "ru"),
+        (XStoryCloze, "ru"),
+        (Tatoeba, "rus"),
+    ]),
     Row::new("swh_Latn", "swh", Some("sw"), "Swahili", Latn)
         .udhr("swh")
-        .benchmarks(&[
-            (Xcopa, "sw"),
-            (Mgsm, "sw"),
-            (Xnli, "sw"),
-            (XStoryCloze, "sw"),
-            (Tatoeba, "swh"),
-        ])
+        .benchmarks(&[(Xcopa, "sw"), (Mgsm, "sw"), (Xnli, "sw"), (XStoryCloze, "sw"), (Tatoeba, "swh")])
         .aliases(&["swa"]),
     Row::new("zho_Hans", "zho", Some("zh"), "Chinese (Simplified)", Hans)
         .handbook("zh-CN")
         .udhr("cmn_hans")
-        .benchmarks(&[
-            (Xcopa, "zh"),
-            (Mgsm, "zh"),
-            (XWinograd, "zh"),
-            (Xnli, "zh"),
-            (XStoryCloze, "zh"),
-            (PawsX, "zh"),
-            (Tatoeba, "cmn"),
-        ])
+        .benchmarks(&[(Xcopa, "zh"), (Mgsm, "zh"), (XWinograd, "zh"), (Xnli, "zh"), (XStoryCloze, "zh"), (PawsX, "zh"), (Tatoeba, "cmn")])
         .aliases(&["chi", "zh-Hans"]),
     // The rest of SIB-200 as shipped in ../shared/data/sib200.
     Row::new("fra_Latn", "fra", Some("fr"), "French", Latn)
         .handbook("fr-FR")
         .udhr("fra")
-        .benchmarks(&[
-            (Mgsm, "fr"),
-            (XWinograd, "fr"),
-            (Xnli, "fr"),
-            (PawsX, "fr"),
-            (Tatoeba, "fra"),
-        ])
+        .benchmarks(&[(Mgsm, "fr"), (XWinograd, "fr"), (Xnli, "fr"), (PawsX, "fr"), (Tatoeba, "fra")])
         .aliases(&["fre"]),
-    Row::new("ita_Latn", "ita", Some("it"), "Italian", Latn)
-        .handbook("it-IT")
-        .udhr("ita")
-        .benchmarks(&[(Xcopa, "it")]),
+    Row::new("ita_Latn", "ita", Some("it"), "Italian", Latn).handbook("it-IT").udhr("ita").benchmarks(&[(Xcopa, "it")]),
     // FLORES-200's Portuguese is Brazilian, hence the Brazilian handbook and declaration.
-    Row::new("por_Latn", "por", Some("pt"), "Portuguese", Latn)
-        .handbook("pt-BR")
-        .udhr("por_BR")
-        .benchmarks(&[(XWinograd, "pt")]),
-    Row::new("nld_Latn", "nld", Some("nl"), "Dutch", Latn)
-        .handbook("nl-NL")
-        .udhr("nld")
-        .aliases(&["dut"]),
-    Row::new("pol_Latn", "pol", Some("pl"), "Polish", Latn)
-        .handbook("pl-PL")
-        .udhr("pol"),
-    Row::new("tur_Latn", "tur", Some("tr"), "Turkish", Latn)
-        .handbook("tr-TR")
-        .udhr("tur")
-        .benchmarks(&[(Xcopa, "tr"), (Xnli, "tr"), (Tatoeba, "tur")]),
-    Row::new("vie_Latn", "vie", Some("vi"), "Vietnamese", Latn)
-        .handbook("vi-VN")
-        .udhr("vie")
-        .benchmarks(&[(Xcopa, "vi"), (Xnli, "vi")]),
+    Row::new("por_Latn", "por", Some("pt"), "Portuguese", Latn).handbook("pt-BR").udhr("por_BR").benchmarks(&[(XWinograd, "pt")]),
+    Row::new("nld_Latn", "nld", Some("nl"), "Dutch", Latn).handbook("nl-NL").udhr("nld").aliases(&["dut"]),
+    Row::new("pol_Latn", "pol", Some("pl"), "Polish", Latn).handbook("pl-PL").udhr("pol"),
+    Row::new("tur_Latn", "tur", Some("tr"), "Turkish", Latn).handbook("tr-TR").udhr("tur").benchmarks(&[
+        (Xcopa, "tr"),
+        (Xnli, "tr"),
+        (Tatoeba, "tur"),
+    ]),
+    Row::new("vie_Latn", "vie", Some("vi"), "Vietnamese", Latn).handbook("vi-VN").udhr("vie").benchmarks(&[(Xcopa, "vi"), (Xnli, "vi")]),
     Row::new("ind_Latn", "ind", Some("id"), "Indonesian", Latn)
         .handbook("id-ID")
         .udhr("ind")
         .benchmarks(&[(Xcopa, "id"), (XStoryCloze, "id")]),
-    Row::new("jpn_Jpan", "jpn", Some("ja"), "Japanese", Jpan)
-        .handbook("ja-JP")
-        .udhr("jpn")
-        .benchmarks(&[(Mgsm, "ja"), (XWinograd, "jp"), (PawsX, "ja")]),
-    Row::new("kor_Hang", "kor", Some("ko"), "Korean", Hang)
-        .handbook("ko-KR")
-        .udhr("kor")
-        .benchmarks(&[(PawsX, "ko")]),
-    Row::new("hin_Deva", "hin", Some("hi"), "Hindi", Deva)
-        .udhr("hin")
-        .benchmarks(&[(Xnli, "hi"), (XStoryCloze, "hi")]),
-    Row::new("ben_Beng", "ben", Some("bn"), "Bengali", Beng)
-        .udhr("ben")
-        .benchmarks(&[(Mgsm, "bn")]),
-    Row::new("tha_Thai", "tha", Some("th"), "Thai", Thai)
-        .udhr("tha")
-        .benchmarks(&[(Xcopa, "th"), (Mgsm, "th"), (Xnli, "th")]),
+    Row::new("jpn_Jpan", "jpn", Some("ja"), "Japanese", Jpan).handbook("ja-JP").udhr("jpn").benchmarks(&[
+        (Mgsm, "ja"),
+        (XWinograd, "jp"),
+        (PawsX, "ja"),
+    ]),
+    Row::new("kor_Hang", "kor", Some("ko"), "Korean", Hang).handbook("ko-KR").udhr("kor").benchmarks(&[(PawsX, "ko")]),
+    Row::new("hin_Deva", "hin", Some("hi"), "Hindi", Deva).udhr("hin").benchmarks(&[(Xnli, "hi"), (XStoryCloze, "hi")]),
+    Row::new("ben_Beng", "ben", Some("bn"), "Bengali", Beng).udhr("ben").benchmarks(&[(Mgsm, "bn")]),
+    Row::new("tha_Thai", "tha", Some("th"), "Thai", Thai).udhr("tha").benchmarks(&[(Xcopa, "th"), (Mgsm, "th"), (Xnli, "th")]),
     Row::new("heb_Hebr", "heb", Some("he"), "Hebrew", Hebr).udhr("heb"),
     Row::new("ukr_Cyrl", "ukr", Some("uk"), "Ukrainian", Cyrl).udhr("ukr"),
     Row::new("fin_Latn", "fin", Some("fi"), "Finnish", Latn).udhr("fin"),
@@ -249,64 +191,22 @@ pub(super) static LANGUAGES: [Row; 45] = [
         .udhr("cmn_hant")
         .aliases(&["zh-Hant"])
         .iso_codes_belong_to("zho_Hans"),
-    Row::new("cat_Latn", "cat", Some("ca"), "Catalan", Latn)
-        .handbook("ca-ES")
-        .udhr("cat"),
-    Row::new("ces_Latn", "ces", Some("cs"), "Czech", Latn)
-        .handbook("cs-CZ")
-        .udhr("ces")
-        .aliases(&["cze"]),
-    Row::new("dan_Latn", "dan", Some("da"), "Danish", Latn)
-        .handbook("da-DK")
-        .udhr("dan"),
-    Row::new("pes_Arab", "pes", Some("fa"), "Persian (Western)", Arab)
-        .handbook("fa-IR")
-        .udhr("pes_1")
-        .aliases(&["fas", "per"]),
-    Row::new("hrv_Latn", "hrv", Some("hr"), "Croatian", Latn)
-        .handbook("hr-HR")
-        .udhr("hrv"),
-    Row::new("nob_Latn", "nob", Some("nb"), "Norwegian Bokmål", Latn)
-        .handbook("nb-NO")
-        .udhr("nob")
-        .aliases(&["nor", "no"]),
-    Row::new("ron_Latn", "ron", Some("ro"), "Romanian", Latn)
-        .handbook("ro-RO")
-        .udhr("ron_2006")
-        .aliases(&["rum"]),
-    Row::new("swe_Latn", "swe", Some("sv"), "Swedish", Latn)
-        .handbook("sv-SE")
-        .udhr("swe"),
+    Row::new("cat_Latn", "cat", Some("ca"), "Catalan", Latn).handbook("ca-ES").udhr("cat"),
+    Row::new("ces_Latn", "ces", Some("cs"), "Czech", Latn).handbook("cs-CZ").udhr("ces").aliases(&["cze"]),
+    Row::new("dan_Latn", "dan", Some("da"), "Danish", Latn).handbook("da-DK").udhr("dan"),
+    Row::new("pes_Arab", "pes", Some("fa"), "Persian (Western)", Arab).handbook("fa-IR").udhr("pes_1").aliases(&["fas", "per"]),
+    Row::new("hrv_Latn", "hrv", Some("hr"), "Croatian", Latn).handbook("hr-HR").udhr("hrv"),
+    Row::new("nob_Latn", "nob", Some("nb"), "Norwegian Bokmål", Latn).handbook("nb-NO").udhr("nob").aliases(&["nor", "no"]),
+    Row::new("ron_Latn", "ron", Some("ro"), "Romanian", Latn).handbook("ro-RO").udhr("ron_2006").aliases(&["rum"]),
+    Row::new("swe_Latn", "swe", Some("sv"), "Swedish", Latn).handbook("sv-SE").udhr("swe"),
     // Benchmark languages not covered above.
-    Row::new("est_Latn", "est", Some("et"), "Estonian", Latn)
-        .udhr("est")
-        .benchmarks(&[(Xcopa, "et")])
-        .aliases(&["ekk"]),
-    Row::new("hat_Latn", "hat", Some("ht"), "Haitian Creole", Latn)
-        .udhr("hat_kreyol")
-        .benchmarks(&[(Xcopa, "ht")]),
-    Row::new("quy_Latn", "quy", Some("qu"), "Quechua (Ayacucho)", Latn)
-        .udhr("quy")
-        .benchmarks(&[(Xcopa, "qu")])
-        .aliases(&["que"]),
-    Row::new("tam_Taml", "tam", Some("ta"), "Tamil", Taml)
-        .udhr("tam")
-        .benchmarks(&[(Xcopa, "ta")]),
-    Row::new("tel_Telu", "tel", Some("te"), "Telugu", Telu)
-        .udhr("tel")
-        .benchmarks(&[(Mgsm, "te"), (XStoryCloze, "te")]),
-    Row::new("bul_Cyrl", "bul", Some("bg"), "Bulgarian", Cyrl)
-        .udhr("bul")
-        .benchmarks(&[(Xnli, "bg")]),
-    Row::new("urd_Arab", "urd", Some("ur"), "Urdu", Arab)
-        .udhr("urd")
-        .benchmarks(&[(Xnli, "ur")]),
-    Row::new("eus_Latn", "eus", Some("eu"), "Basque", Latn)
-        .udhr("eus")
-        .benchmarks(&[(XStoryCloze, "eu")])
-        .aliases(&["baq"]),
-    Row::new("mya_Mymr", "mya", Some("my"), "Burmese", Mymr)
-        .udhr("mya")
-        .benchmarks(&[(XStoryCloze, "my")])
-        .aliases(&["bur"]),
+    Row::new("est_Latn", "est", Some("et"), "Estonian", Latn).udhr("est").benchmarks(&[(Xcopa, "et")]).aliases(&["ekk"]),
+    Row::new("hat_Latn", "hat", Some("ht"), "Haitian Creole", Latn).udhr("hat_kreyol").benchmarks(&[(Xcopa, "ht")]),
+    Row::new("quy_Latn", "quy", Some("qu"), "Quechua (Ayacucho)", Latn).udhr("quy").benchmarks(&[(Xcopa, "qu")]).aliases(&["que"]),
+    Row::new("tam_Taml", "tam", Some("ta"), "Tamil", Taml).udhr("tam").benchmarks(&[(Xcopa, "ta")]),
+    Row::new("tel_Telu", "tel", Some("te"), "Telugu", Telu).udhr("tel").benchmarks(&[(Mgsm, "te"), (XStoryCloze, "te")]),
+    Row::new("bul_Cyrl", "bul", Some("bg"), "Bulgarian", Cyrl).udhr("bul").benchmarks(&[(Xnli, "bg")]),
+    Row::new("urd_Arab", "urd", Some("ur"), "Urdu", Arab).udhr("urd").benchmarks(&[(Xnli, "ur")]),
+    Row::new("eus_Latn", "eus", Some("eu"), "Basque", Latn).udhr("eus").benchmarks(&[(XStoryCloze, "eu")]).aliases(&["baq"]),
+    Row::new("mya_Mymr", "mya", Some("my"), "Burmese", Mymr).udhr("mya").benchmarks(&[(XStoryCloze, "my")]).aliases(&["bur"]),
 ];

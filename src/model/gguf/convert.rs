@@ -137,9 +137,7 @@ impl<'a> FromMetadata<'a> for Vec<f32> {
     fn from_metadata(value: &'a MetadataValue) -> Result<Self, Mismatch> {
         match value {
             MetadataValue::Array(MetadataArray::F32(values)) => Ok(values.clone()),
-            MetadataValue::Array(MetadataArray::F64(values)) => {
-                values.iter().map(|&v| narrow_to_f32(v)).collect()
-            }
+            MetadataValue::Array(MetadataArray::F64(values)) => values.iter().map(|&v| narrow_to_f32(v)).collect(),
             _ => Err(Mismatch::WrongType),
         }
     }
@@ -177,37 +175,19 @@ mod tests {
     #[test]
     fn integers_convert_across_widths_when_they_fit() {
         assert_eq!(u32::from_metadata(&MetadataValue::U8(7)), Ok(7));
-        assert_eq!(
-            u32::from_metadata(&MetadataValue::I64(4_000_000_000)),
-            Ok(4_000_000_000)
-        );
-        assert_eq!(
-            u32::from_metadata(&MetadataValue::I32(-1)),
-            Err(Mismatch::OutOfRange)
-        );
-        assert_eq!(
-            u32::from_metadata(&MetadataValue::U64(1 << 32)),
-            Err(Mismatch::OutOfRange)
-        );
+        assert_eq!(u32::from_metadata(&MetadataValue::I64(4_000_000_000)), Ok(4_000_000_000));
+        assert_eq!(u32::from_metadata(&MetadataValue::I32(-1)), Err(Mismatch::OutOfRange));
+        assert_eq!(u32::from_metadata(&MetadataValue::U64(1 << 32)), Err(Mismatch::OutOfRange));
         assert_eq!(i32::from_metadata(&MetadataValue::I8(-3)), Ok(-3));
-        assert_eq!(
-            u32::from_metadata(&MetadataValue::F32(1.0)),
-            Err(Mismatch::WrongType)
-        );
+        assert_eq!(u32::from_metadata(&MetadataValue::F32(1.0)), Err(Mismatch::WrongType));
     }
 
     #[test]
     fn floats_accept_both_widths() {
         assert_eq!(f32::from_metadata(&MetadataValue::F64(0.5)), Ok(0.5));
         assert_eq!(f64::from_metadata(&MetadataValue::F32(0.25)), Ok(0.25));
-        assert_eq!(
-            f32::from_metadata(&MetadataValue::F64(1e300)),
-            Err(Mismatch::OutOfRange)
-        );
-        assert_eq!(
-            f32::from_metadata(&MetadataValue::I32(1)),
-            Err(Mismatch::WrongType)
-        );
+        assert_eq!(f32::from_metadata(&MetadataValue::F64(1e300)), Err(Mismatch::OutOfRange));
+        assert_eq!(f32::from_metadata(&MetadataValue::I32(1)), Err(Mismatch::WrongType));
     }
 
     #[test]
@@ -218,13 +198,7 @@ mod tests {
         let doubles = MetadataValue::Array(MetadataArray::F64(vec![1.5, -2.0]));
         assert_eq!(Vec::<f32>::from_metadata(&doubles), Ok(vec![1.5, -2.0]));
         let strings = MetadataValue::Array(MetadataArray::String(vec!["a".into()]));
-        assert_eq!(
-            <&[String]>::from_metadata(&strings),
-            Ok(&["a".to_string()][..])
-        );
-        assert_eq!(
-            Vec::<f32>::from_metadata(&strings),
-            Err(Mismatch::WrongType)
-        );
+        assert_eq!(<&[String]>::from_metadata(&strings), Ok(&["a".to_string()][..]));
+        assert_eq!(Vec::<f32>::from_metadata(&strings), Err(Mismatch::WrongType));
     }
 }

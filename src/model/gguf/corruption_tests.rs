@@ -14,10 +14,7 @@ fn parse(bytes: Vec<u8>) -> Result<GgufFile, GgufError> {
 /// Absolute position of the `u64` offset field of tensor `name` (which has `n_dims` dims).
 fn offset_field(bytes: &[u8], name: &str, n_dims: usize) -> usize {
     let encoded = string_bytes(name);
-    let start = bytes
-        .windows(encoded.len())
-        .position(|window| window == encoded)
-        .expect("tensor name present in test image");
+    let start = bytes.windows(encoded.len()).position(|window| window == encoded).expect("tensor name present in test image");
     start + encoded.len() + 4 + 8 * n_dims + 4
 }
 
@@ -37,17 +34,11 @@ fn every_truncation_point_is_reported() {
     for cut in 0..required {
         match parse(bytes[..cut].to_vec()) {
             Err(GgufError::Truncated { file_len, .. }) => {
-                assert!(
-                    cut < data_offset,
-                    "cut {cut}: truncated header reported in data"
-                );
+                assert!(cut < data_offset, "cut {cut}: truncated header reported in data");
                 assert_eq!(file_len, cut as u64);
             }
             Err(GgufError::TensorOutOfBounds { end, .. }) => {
-                assert!(
-                    cut >= data_offset,
-                    "cut {cut}: tensor bounds reported in header"
-                );
+                assert!(cut >= data_offset, "cut {cut}: tensor bounds reported in header");
                 assert!(end > cut as u64);
             }
             other => panic!("cut at {cut}: expected a truncation error, got {other:?}"),
@@ -93,10 +84,7 @@ fn tensor_data_past_the_end_is_reported() {
     let at = offset_field(&bytes, "embed.weight", 2);
     patch_u64(&mut bytes, at, 1 << 20);
     let error = parse(bytes).unwrap_err();
-    assert!(
-        matches!(&error, GgufError::TensorOutOfBounds { tensor, .. } if tensor == "embed.weight"),
-        "{error:?}"
-    );
+    assert!(matches!(&error, GgufError::TensorOutOfBounds { tensor, .. } if tensor == "embed.weight"), "{error:?}");
 }
 
 #[test]
@@ -104,10 +92,7 @@ fn offset_overflow_is_out_of_bounds_not_a_panic() {
     let mut bytes = small_model().build();
     let at = offset_field(&bytes, "embed.weight", 2);
     patch_u64(&mut bytes, at, u64::MAX - 31); // aligned, but start + len overflows
-    assert!(matches!(
-        parse(bytes),
-        Err(GgufError::TensorOutOfBounds { end: u64::MAX, .. })
-    ));
+    assert!(matches!(parse(bytes), Err(GgufError::TensorOutOfBounds { end: u64::MAX, .. })));
 }
 
 #[test]
@@ -115,30 +100,19 @@ fn misaligned_tensor_offset_is_reported() {
     let mut bytes = small_model().build();
     let at = offset_field(&bytes, "embed.weight", 2);
     patch_u64(&mut bytes, at, 65);
-    assert!(matches!(
-        parse(bytes),
-        Err(GgufError::MisalignedTensor {
-            offset: 65,
-            alignment: 32,
-            ..
-        })
-    ));
+    assert!(matches!(parse(bytes), Err(GgufError::MisalignedTensor { offset: 65, alignment: 32, .. })));
 }
 
 #[test]
 fn invalid_alignment_values_are_refused() {
     for value in [0u32, 48] {
-        let bytes = small_model()
-            .kv("general.alignment", EncodedValue::u32(value))
-            .build();
+        let bytes = small_model().kv("general.alignment", EncodedValue::u32(value)).build();
         assert!(matches!(
             parse(bytes),
             Err(GgufError::BadAlignment { value: v, .. }) if v == u64::from(value)
         ));
     }
-    let bytes = small_model()
-        .kv("general.alignment", EncodedValue::string("32"))
-        .build();
+    let bytes = small_model().kv("general.alignment", EncodedValue::string("32")).build();
     assert!(matches!(parse(bytes), Err(GgufError::WrongType { .. })));
 }
 
@@ -149,34 +123,24 @@ fn custom_alignment_moves_the_data_section() {
     assert_eq!(file.alignment().bytes(), 256);
     assert_eq!(file.data_offset(), data_offset as u64);
     assert_eq!(file.data_offset() % 256, 0);
-    assert_eq!(
-        file.tensor_info("embed.weight").unwrap().relative_offset(),
-        512
-    );
+    assert_eq!(file.tensor_info("embed.weight").unwrap().relative_offset(), 512);
     assert_eq!(file.dequantize("norm.weight").unwrap(), [1.0, -2.0, 0.5]);
 }
 
 #[test]
 fn unknown_tensor_type_is_reported() {
     let bytes = GgufBuilder::new().tensor("w", &[4], 4, vec![0; 16]).build();
-    assert!(matches!(
-        parse(bytes),
-        Err(GgufError::UnknownTensorType { type_id: 4, .. })
-    ));
+    assert!(matches!(parse(bytes), Err(GgufError::UnknownTensorType { type_id: 4, .. })));
 }
 
 #[test]
 fn duplicate_names_and_keys_are_reported() {
-    let bytes = small_model()
-        .tensor("norm.weight", &[1], 0, vec![0; 4])
-        .build();
+    let bytes = small_model().tensor("norm.weight", &[1], 0, vec![0; 4]).build();
     assert!(matches!(
         parse(bytes),
         Err(GgufError::DuplicateTensor { tensor, .. }) if tensor == "norm.weight"
     ));
-    let bytes = small_model()
-        .kv("tiny.block_count", EncodedValue::u32(3))
-        .build();
+    let bytes = small_model().kv("tiny.block_count", EncodedValue::u32(3)).build();
     assert!(matches!(
         parse(bytes),
         Err(GgufError::DuplicateKey { key, .. }) if key == "tiny.block_count"
@@ -185,21 +149,11 @@ fn duplicate_names_and_keys_are_reported() {
 
 #[test]
 fn impossible_shapes_are_reported() {
-    let five_dims = GgufBuilder::new()
-        .tensor("w", &[1, 1, 1, 1, 1], 0, vec![0; 4])
-        .build();
-    assert!(matches!(
-        parse(five_dims),
-        Err(GgufError::InvalidTensorShape { .. })
-    ));
+    let five_dims = GgufBuilder::new().tensor("w", &[1, 1, 1, 1, 1], 0, vec![0; 4]).build();
+    assert!(matches!(parse(five_dims), Err(GgufError::InvalidTensorShape { .. })));
     // Q4_0 rows must be multiples of 32 elements.
-    let partial_block = GgufBuilder::new()
-        .tensor("w", &[16], 2, vec![0; 18])
-        .build();
-    assert!(matches!(
-        parse(partial_block),
-        Err(GgufError::InvalidTensorShape { .. })
-    ));
+    let partial_block = GgufBuilder::new().tensor("w", &[16], 2, vec![0; 18]).build();
+    assert!(matches!(parse(partial_block), Err(GgufError::InvalidTensorShape { .. })));
 }
 
 /// Forged counts make the parser read data as headers; it must stop with an

@@ -40,10 +40,7 @@ impl<'a> ByteCursor<'a> {
 
     /// Takes the next `count` bytes, or reports that the file is too short.
     pub fn take(&mut self, count: u64) -> Result<&'a [u8], OutOfBytes> {
-        let shortfall = OutOfBytes {
-            offset: self.position(),
-            needed: count,
-        };
+        let shortfall = OutOfBytes { offset: self.position(), needed: count };
         if count > self.remaining() {
             return Err(shortfall);
         }
@@ -154,13 +151,7 @@ mod tests {
         let bytes = [1u8, 2, 3];
         let mut cursor = ByteCursor::new(&bytes);
         cursor.read_u8().unwrap();
-        assert_eq!(
-            cursor.read_u32(),
-            Err(OutOfBytes {
-                offset: 1,
-                needed: 4
-            })
-        );
+        assert_eq!(cursor.read_u32(), Err(OutOfBytes { offset: 1, needed: 4 }));
         assert_eq!(cursor.position(), 1);
     }
 
@@ -169,13 +160,7 @@ mod tests {
         let mut bytes = u64::MAX.to_le_bytes().to_vec();
         bytes.extend_from_slice(b"abc");
         let mut cursor = ByteCursor::new(&bytes);
-        assert_eq!(
-            cursor.read_string_bytes(),
-            Err(OutOfBytes {
-                offset: 8,
-                needed: u64::MAX
-            })
-        );
+        assert_eq!(cursor.read_string_bytes(), Err(OutOfBytes { offset: 8, needed: u64::MAX }));
     }
 
     #[test]
@@ -200,12 +185,6 @@ mod tests {
         let bytes = [0u8; 5];
         let mut cursor = ByteCursor::new(&bytes);
         cursor.take(3).unwrap();
-        assert_eq!(
-            cursor.align_to(8),
-            Err(OutOfBytes {
-                offset: 3,
-                needed: 5
-            })
-        );
+        assert_eq!(cursor.align_to(8), Err(OutOfBytes { offset: 3, needed: 5 }));
     }
 }

@@ -30,13 +30,7 @@ pub enum GgufError {
          but the file is only {file_len} bytes long; re-run `polyprune model fetch` \
          or re-download the file"
     )]
-    Truncated {
-        path: PathBuf,
-        what: String,
-        offset: u64,
-        needed: u64,
-        file_len: u64,
-    },
+    Truncated { path: PathBuf, what: String, offset: u64, needed: u64, file_len: u64 },
 
     /// The first four bytes are not `GGUF`.
     #[error(
@@ -58,12 +52,7 @@ pub enum GgufError {
         "GGUF file {path} is corrupt: {what} at offset {offset}: {detail}; \
          re-run `polyprune model fetch` or re-download the file"
     )]
-    Corrupt {
-        path: PathBuf,
-        what: String,
-        offset: u64,
-        detail: String,
-    },
+    Corrupt { path: PathBuf, what: String, offset: u64, detail: String },
 
     /// The same metadata key appears twice.
     #[error(
@@ -91,35 +80,21 @@ pub enum GgufError {
         "GGUF file {path}: tensor '{tensor}' has the unknown ggml type id {type_id}; the file \
          is corrupt or needs a newer reader: re-download it or use a common quantization"
     )]
-    UnknownTensorType {
-        path: PathBuf,
-        tensor: String,
-        type_id: u32,
-    },
+    UnknownTensorType { path: PathBuf, tensor: String, type_id: u32 },
 
     /// A tensor's dimensions are impossible for its type.
     #[error(
         "GGUF file {path}: tensor '{tensor}' has the invalid shape {dims:?}: {reason}; \
          the file is corrupt: re-download it or re-export it"
     )]
-    InvalidTensorShape {
-        path: PathBuf,
-        tensor: String,
-        dims: Vec<u64>,
-        reason: String,
-    },
+    InvalidTensorShape { path: PathBuf, tensor: String, dims: Vec<u64>, reason: String },
 
     /// A tensor does not start on the file's alignment boundary.
     #[error(
         "GGUF file {path}: tensor '{tensor}' starts at data offset {offset}, which is not a \
          multiple of the alignment {alignment}; the file is corrupt: re-download it"
     )]
-    MisalignedTensor {
-        path: PathBuf,
-        tensor: String,
-        offset: u64,
-        alignment: u64,
-    },
+    MisalignedTensor { path: PathBuf, tensor: String, offset: u64, alignment: u64 },
 
     /// A tensor's bytes extend beyond the end of the file.
     #[error(
@@ -127,13 +102,7 @@ pub enum GgufError {
          file is only {file_len} bytes long; the file is truncated: re-run \
          `polyprune model fetch` or re-download it"
     )]
-    TensorOutOfBounds {
-        path: PathBuf,
-        tensor: String,
-        start: u64,
-        end: u64,
-        file_len: u64,
-    },
+    TensorOutOfBounds { path: PathBuf, tensor: String, start: u64, end: u64, file_len: u64 },
 
     /// A metadata key the caller needs is absent.
     #[error(
@@ -149,24 +118,14 @@ pub enum GgufError {
          the model may be for a different architecture: check the model file or re-export it \
          with a current llama.cpp converter"
     )]
-    WrongType {
-        path: PathBuf,
-        key: String,
-        expected: &'static str,
-        found: String,
-    },
+    WrongType { path: PathBuf, key: String, expected: &'static str, found: String },
 
     /// A metadata value has the right kind but does not fit the requested type.
     #[error(
         "GGUF file {path}: metadata key '{key}' holds {value}, which does not fit in \
          {expected}; the file is corrupt or not the model you meant: check it or re-download it"
     )]
-    ValueOutOfRange {
-        path: PathBuf,
-        key: String,
-        expected: &'static str,
-        value: String,
-    },
+    ValueOutOfRange { path: PathBuf, key: String, expected: &'static str, value: String },
 
     /// No tensor has the requested name.
     #[error(
@@ -181,35 +140,19 @@ pub enum GgufError {
          cannot dequantize; supported types are {supported}: use a model quantized with one \
          of those"
     )]
-    UnsupportedTensorType {
-        path: PathBuf,
-        tensor: String,
-        type_name: &'static str,
-        supported: String,
-    },
+    UnsupportedTensorType { path: PathBuf, tensor: String, type_name: &'static str, supported: String },
 
     /// A row range asks for rows the tensor does not have.
     #[error(
         "GGUF file {path}: rows {start}..{end} were requested from tensor '{tensor}', which has \
          {rows} rows; request a range start..end with start <= end <= {rows}"
     )]
-    RowRangeOutOfBounds {
-        path: PathBuf,
-        tensor: String,
-        start: usize,
-        end: usize,
-        rows: usize,
-    },
+    RowRangeOutOfBounds { path: PathBuf, tensor: String, start: usize, end: usize, rows: usize },
 
     /// A caller-provided output buffer has the wrong length.
     #[error(
         "GGUF file {path}: the output buffer for tensor '{tensor}' holds {found} values, but \
          {expected} are needed; pass a buffer of exactly {expected} f32 values"
     )]
-    OutputBufferSize {
-        path: PathBuf,
-        tensor: String,
-        expected: usize,
-        found: usize,
-    },
+    OutputBufferSize { path: PathBuf, tensor: String, expected: usize, found: usize },
 }

@@ -43,10 +43,7 @@ fn read_references(dir: &Path) -> Vec<Reference> {
                 name: fields[0].to_string(),
                 type_name: fields[1].to_string(),
                 dims: fields[2].split(',').map(|d| d.parse().unwrap()).collect(),
-                values: raw
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
+                values: raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             }
         })
         .collect()
@@ -59,11 +56,7 @@ fn open_fixture(dir: &Path) -> GgufFile {
 fn assert_bits_equal(name: &str, actual: &[f32], expected: &[f32]) {
     assert_eq!(actual.len(), expected.len(), "{name}: length");
     for (index, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert_eq!(
-            a.to_bits(),
-            e.to_bits(),
-            "{name}[{index}]: got {a}, gguf-py has {e}"
-        );
+        assert_eq!(a.to_bits(), e.to_bits(), "{name}[{index}]: got {a}, gguf-py has {e}");
     }
 }
 
@@ -73,19 +66,11 @@ fn every_type_dequantizes_bit_exactly_like_gguf_py() {
     let file = open_fixture(&dir);
     let references = read_references(&dir);
     for ggml_type in DEQUANTIZABLE_TYPES {
-        assert!(
-            references.iter().any(|r| r.type_name == ggml_type.name()),
-            "the fixture has no {ggml_type} tensor"
-        );
+        assert!(references.iter().any(|r| r.type_name == ggml_type.name()), "the fixture has no {ggml_type} tensor");
     }
     for reference in &references {
         let view = file.tensor(&reference.name).unwrap();
-        assert_eq!(
-            view.ggml_type().name(),
-            reference.type_name,
-            "{}",
-            reference.name
-        );
+        assert_eq!(view.ggml_type().name(), reference.type_name, "{}", reference.name);
         assert_eq!(view.shape().dims(), reference.dims, "{}", reference.name);
         let values = view.dequantize().unwrap();
         assert_bits_equal(&reference.name, &values, &reference.values);
@@ -132,10 +117,7 @@ fn metadata_values_match_what_the_script_wrote() {
     let metadata = file.metadata();
     assert_eq!(metadata.len(), 21);
     assert_eq!(metadata.get_str("general.architecture").unwrap(), "fixture");
-    assert_eq!(
-        metadata.get_str("general.name").unwrap(),
-        "polyprune gguf fixture – ünïcödé"
-    );
+    assert_eq!(metadata.get_str("general.name").unwrap(), "polyprune gguf fixture – ünïcödé");
     assert_eq!(metadata.get_u32("general.alignment").unwrap(), 64);
     assert_eq!(metadata.get_u32("fixture.u8").unwrap(), 200);
     assert_eq!(metadata.get_as::<u8>("fixture.u8").unwrap(), 200);
@@ -151,29 +133,14 @@ fn metadata_values_match_what_the_script_wrote() {
     assert_eq!(metadata.get_f64("fixture.f64").unwrap(), 2.5e-300);
     assert!(metadata.get_bool("fixture.flag_on").unwrap());
     assert!(!metadata.get_bool("fixture.flag_off").unwrap());
-    assert_eq!(
-        metadata.get_str_array("fixture.strings").unwrap(),
-        ["alpha", "beta", "", "日本語"]
-    );
-    assert_eq!(
-        metadata.get_f32_array("fixture.floats").unwrap(),
-        [0.5, -1.25, 3.0]
-    );
-    assert_eq!(
-        metadata.get_i32_array("fixture.ints").unwrap(),
-        [1, -2, 300000]
-    );
+    assert_eq!(metadata.get_str_array("fixture.strings").unwrap(), ["alpha", "beta", "", "日本語"]);
+    assert_eq!(metadata.get_f32_array("fixture.floats").unwrap(), [0.5, -1.25, 3.0]);
+    assert_eq!(metadata.get_i32_array("fixture.ints").unwrap(), [1, -2, 300000]);
     assert_eq!(
         metadata.get_array("fixture.nested").unwrap(),
-        &MetadataArray::Array(vec![
-            MetadataArray::I32(vec![1, 2]),
-            MetadataArray::I32(vec![3, 4, 5]),
-        ])
+        &MetadataArray::Array(vec![MetadataArray::I32(vec![1, 2]), MetadataArray::I32(vec![3, 4, 5]),])
     );
-    assert_eq!(
-        metadata.get_as::<Vec<u64>>("fixture.u64s").unwrap(),
-        [7, 1 << 40]
-    );
+    assert_eq!(metadata.get_as::<Vec<u64>>("fixture.u64s").unwrap(), [7, 1 << 40]);
     assert_eq!(metadata.get_u32("fixture.block_count").unwrap(), 18);
 }
 
@@ -184,26 +151,11 @@ fn metadata_type_errors_name_key_and_types() {
     let metadata = file.metadata();
     let error = metadata.get_str("fixture.u8").unwrap_err();
     let message = error.to_string();
-    assert!(
-        matches!(&error, GgufError::WrongType { found, .. } if found == "u8 200"),
-        "{error:?}"
-    );
-    assert!(
-        message.contains("fixture.gguf") && message.contains("'fixture.u8'"),
-        "{message}"
-    );
-    assert!(matches!(
-        metadata.get_i32("fixture.u32"),
-        Err(GgufError::ValueOutOfRange { .. })
-    ));
-    assert!(matches!(
-        metadata.get_u32("fixture.i8"),
-        Err(GgufError::ValueOutOfRange { .. })
-    ));
-    assert!(matches!(
-        metadata.get_u32_array("fixture.u64s"),
-        Err(GgufError::ValueOutOfRange { .. })
-    ));
+    assert!(matches!(&error, GgufError::WrongType { found, .. } if found == "u8 200"), "{error:?}");
+    assert!(message.contains("fixture.gguf") && message.contains("'fixture.u8'"), "{message}");
+    assert!(matches!(metadata.get_i32("fixture.u32"), Err(GgufError::ValueOutOfRange { .. })));
+    assert!(matches!(metadata.get_u32("fixture.i8"), Err(GgufError::ValueOutOfRange { .. })));
+    assert!(matches!(metadata.get_u32_array("fixture.u64s"), Err(GgufError::ValueOutOfRange { .. })));
 }
 
 #[test]
@@ -229,10 +181,7 @@ fn fixture_relabelled_as_version_two_reads_the_same() {
     let relabelled = GgufFile::from_bytes("v2.gguf", bytes).unwrap();
     assert_eq!(relabelled.version(), GgufVersion::V2);
     assert_eq!(relabelled.tensor_infos(), original.tensor_infos());
-    assert_eq!(
-        relabelled.dequantize("q6_k").unwrap(),
-        original.dequantize("q6_k").unwrap()
-    );
+    assert_eq!(relabelled.dequantize("q6_k").unwrap(), original.dequantize("q6_k").unwrap());
 }
 
 /// Cutting the gguf-py file anywhere in its header, or anywhere before the

@@ -84,10 +84,7 @@ mod tests {
     fn only_versions_two_and_three_are_supported() {
         assert_eq!(GgufVersion::from_number(1), None);
         assert_eq!(GgufVersion::from_number(2), Some(GgufVersion::V2));
-        assert_eq!(
-            GgufVersion::from_number(3).map(GgufVersion::number),
-            Some(3)
-        );
+        assert_eq!(GgufVersion::from_number(3).map(GgufVersion::number), Some(3));
         // A big-endian v3 header read as little-endian.
         assert_eq!(GgufVersion::from_number(3u32.swap_bytes()), None);
     }

@@ -162,12 +162,8 @@ impl GgmlType {
             Self::Q8_0 | Self::Q8_1 | Self::IQ4_NL | Self::MXFP4 => 32,
             Self::NVFP4 => 64,
             Self::Q1_0 => 128,
-            Self::Q2_K | Self::Q3_K | Self::Q4_K | Self::Q5_K | Self::Q6_K | Self::Q8_K => {
-                K_QUANT_BLOCK
-            }
-            Self::IQ2_XXS | Self::IQ2_XS | Self::IQ3_XXS | Self::IQ1_S | Self::IQ3_S => {
-                K_QUANT_BLOCK
-            }
+            Self::Q2_K | Self::Q3_K | Self::Q4_K | Self::Q5_K | Self::Q6_K | Self::Q8_K => K_QUANT_BLOCK,
+            Self::IQ2_XXS | Self::IQ2_XS | Self::IQ3_XXS | Self::IQ1_S | Self::IQ3_S => K_QUANT_BLOCK,
             Self::IQ2_S | Self::IQ4_XS | Self::IQ1_M | Self::TQ1_0 | Self::TQ2_0 => K_QUANT_BLOCK,
         }
     }
@@ -223,11 +219,7 @@ impl fmt::Display for GgmlType {
 
 /// The supported type names joined for an error message, e.g. `F32, F16, ...`.
 pub(super) fn dequantizable_type_names() -> String {
-    DEQUANTIZABLE_TYPES
-        .iter()
-        .map(|ggml_type| ggml_type.name())
-        .collect::<Vec<_>>()
-        .join(", ")
+    DEQUANTIZABLE_TYPES.iter().map(|ggml_type| ggml_type.name()).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -238,9 +230,7 @@ mod tests {
     /// the retired ids 4 and 5 (old Q4_2/Q4_3) stay unknown.
     #[test]
     fn ids_are_unique_and_retired_ids_unknown() {
-        let known: Vec<(u32, GgmlType)> = (0..64)
-            .filter_map(|id| GgmlType::from_id(id).map(|t| (id, t)))
-            .collect();
+        let known: Vec<(u32, GgmlType)> = (0..64).filter_map(|id| GgmlType::from_id(id).map(|t| (id, t))).collect();
         assert_eq!(known.len(), 34);
         let mut names: Vec<&str> = known.iter().map(|(_, t)| t.name()).collect();
         names.sort_unstable();

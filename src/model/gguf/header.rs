@@ -37,10 +37,7 @@ pub(super) struct Header {
 
 /// Parses and validates the header of the GGUF file `bytes`, read from `path`.
 pub(super) fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, GgufError> {
-    let context = ParseContext {
-        path,
-        file_len: bytes.len() as u64,
-    };
+    let context = ParseContext { path, file_len: bytes.len() as u64 };
     let mut cursor = ByteCursor::new(bytes);
     let version = read_preamble(&mut cursor, context)?;
     let tensor_count = read_count(&mut cursor, context, "the tensor count")?;
@@ -52,58 +49,27 @@ pub(super) fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, GgufErro
     for tensor in &tensors {
         check_tensor_placement(context, tensor, alignment, data_offset)?;
     }
-    Ok(Header {
-        version,
-        metadata,
-        tensors,
-        alignment,
-        data_offset,
-    })
+    Ok(Header { version, metadata, tensors, alignment, data_offset })
 }
 
-fn read_preamble(
-    cursor: &mut ByteCursor<'_>,
-    context: ParseContext<'_>,
-) -> Result<GgufVersion, GgufError> {
-    let magic = cursor
-        .take_array::<4>()
-        .map_err(|shortfall| context.truncated("the magic number".into(), shortfall))?;
+fn read_preamble(cursor: &mut ByteCursor<'_>, context: ParseContext<'_>) -> Result<GgufVersion, GgufError> {
+    let magic = cursor.take_array::<4>().map_err(|shortfall| context.truncated("the magic number".into(), shortfall))?;
     if magic != MAGIC {
-        return Err(GgufError::BadMagic {
-            path: context.path.to_path_buf(),
-            found: magic,
-        });
+        return Err(GgufError::BadMagic { path: context.path.to_path_buf(), found: magic });
     }
-    let number = cursor
-        .read_u32()
-        .map_err(|shortfall| context.truncated("the format version".into(), shortfall))?;
-    GgufVersion::from_number(number).ok_or_else(|| GgufError::UnsupportedVersion {
-        path: context.path.to_path_buf(),
-        version: number,
-    })
+    let number = cursor.read_u32().map_err(|shortfall| context.truncated("the format version".into(), shortfall))?;
+    GgufVersion::from_number(number).ok_or_else(|| GgufError::UnsupportedVersion { path: context.path.to_path_buf(), version: number })
 }
 
-fn read_count(
-    cursor: &mut ByteCursor<'_>,
-    context: ParseContext<'_>,
-    what: &str,
-) -> Result<u64, GgufError> {
-    cursor
-        .read_u64()
-        .map_err(|shortfall| context.truncated(what.into(), shortfall))
+fn read_count(cursor: &mut ByteCursor<'_>, context: ParseContext<'_>, what: &str) -> Result<u64, GgufError> {
+    cursor.read_u64().map_err(|shortfall| context.truncated(what.into(), shortfall))
 }
 
-fn read_metadata(
-    cursor: &mut ByteCursor<'_>,
-    context: ParseContext<'_>,
-    kv_count: u64,
-) -> Result<Metadata, GgufError> {
+fn read_metadata(cursor: &mut ByteCursor<'_>, context: ParseContext<'_>, kv_count: u64) -> Result<Metadata, GgufError> {
     let capacity = kv_count.min(cursor.remaining() / MIN_KV_LEN) as usize;
     let mut entries = Vec::with_capacity(capacity);
     for index in 0..kv_count {
-        let key = read_string(cursor, context, || {
-            format!("the key of metadata entry #{index}")
-        })?;
+        let key = read_string(cursor, context, || format!("the key of metadata entry #{index}"))?;
         let value = read_value(cursor, context, &key)?;
         entries.push((key, value));
     }
@@ -113,42 +79,26 @@ fn read_metadata(
 fn read_alignment(path: &Path, metadata: &Metadata) -> Result<Alignment, GgufError> {
     match metadata.get_opt::<u64>(ALIGNMENT_KEY)? {
         None => Ok(Alignment::DEFAULT),
-        Some(bytes) => Alignment::new(bytes).ok_or_else(|| GgufError::BadAlignment {
-            path: path.to_path_buf(),
-            value: bytes,
-        }),
+        Some(bytes) => Alignment::new(bytes).ok_or_else(|| GgufError::BadAlignment { path: path.to_path_buf(), value: bytes }),
     }
 }
 
-fn read_tensor_infos(
-    cursor: &mut ByteCursor<'_>,
-    context: ParseContext<'_>,
-    tensor_count: u64,
-) -> Result<Vec<TensorInfo>, GgufError> {
+fn read_tensor_infos(cursor: &mut ByteCursor<'_>, context: ParseContext<'_>, tensor_count: u64) -> Result<Vec<TensorInfo>, GgufError> {
     let capacity = tensor_count.min(cursor.remaining() / MIN_TENSOR_INFO_LEN) as usize;
     let mut tensors = Vec::with_capacity(capacity);
     let mut seen_names = HashSet::with_capacity(capacity);
     for index in 0..tensor_count {
         let tensor = read_tensor_info(cursor, context, index)?;
         if !seen_names.insert(tensor.name().to_string()) {
-            return Err(GgufError::DuplicateTensor {
-                path: context.path.to_path_buf(),
-                tensor: tensor.name().to_string(),
-            });
+            return Err(GgufError::DuplicateTensor { path: context.path.to_path_buf(), tensor: tensor.name().to_string() });
         }
         tensors.push(tensor);
     }
     Ok(tensors)
 }
 
-fn read_tensor_info(
-    cursor: &mut ByteCursor<'_>,
-    context: ParseContext<'_>,
-    index: u64,
-) -> Result<TensorInfo, GgufError> {
-    let name = read_string(cursor, context, || {
-        format!("the name of tensor descriptor #{index}")
-    })?;
+fn read_tensor_info(cursor: &mut ByteCursor<'_>, context: ParseContext<'_>, index: u64) -> Result<TensorInfo, GgufError> {
+    let name = read_string(cursor, context, || format!("the name of tensor descriptor #{index}"))?;
     let what = || format!("the descriptor of tensor '{name}'");
     let short = |shortfall| context.truncated(what(), shortfall);
 
@@ -169,11 +119,7 @@ fn read_tensor_info(
     let type_id = cursor.read_u32().map_err(short)?;
     let relative_offset = cursor.read_u64().map_err(short)?;
     let Some(ggml_type) = GgmlType::from_id(type_id) else {
-        return Err(GgufError::UnknownTensorType {
-            path: context.path.to_path_buf(),
-            tensor: name,
-            type_id,
-        });
+        return Err(GgufError::UnknownTensorType { path: context.path.to_path_buf(), tensor: name, type_id });
     };
     TensorInfo::new(context.path, name, dims, ggml_type, relative_offset)
 }
@@ -190,18 +136,11 @@ fn locate_data_section(
     if no_tensors {
         return Ok(aligned);
     }
-    cursor.align_to(alignment.bytes()).map_err(|shortfall| {
-        context.truncated("the padding before the tensor data".into(), shortfall)
-    })?;
+    cursor.align_to(alignment.bytes()).map_err(|shortfall| context.truncated("the padding before the tensor data".into(), shortfall))?;
     Ok(aligned)
 }
 
-fn check_tensor_placement(
-    context: ParseContext<'_>,
-    tensor: &TensorInfo,
-    alignment: Alignment,
-    data_offset: u64,
-) -> Result<(), GgufError> {
+fn check_tensor_placement(context: ParseContext<'_>, tensor: &TensorInfo, alignment: Alignment, data_offset: u64) -> Result<(), GgufError> {
     let relative = tensor.relative_offset();
     if !relative.is_multiple_of(alignment.bytes()) {
         return Err(GgufError::MisalignedTensor {

@@ -22,24 +22,14 @@ pub struct Metadata {
 
 impl Metadata {
     /// Builds the map, refusing duplicate keys (which make any lookup ambiguous).
-    pub(super) fn new(
-        path: &Path,
-        entries: Vec<(String, MetadataValue)>,
-    ) -> Result<Self, GgufError> {
+    pub(super) fn new(path: &Path, entries: Vec<(String, MetadataValue)>) -> Result<Self, GgufError> {
         let mut index_by_key = HashMap::with_capacity(entries.len());
         for (position, (key, _)) in entries.iter().enumerate() {
             if index_by_key.insert(key.clone(), position).is_some() {
-                return Err(GgufError::DuplicateKey {
-                    path: path.to_path_buf(),
-                    key: key.clone(),
-                });
+                return Err(GgufError::DuplicateKey { path: path.to_path_buf(), key: key.clone() });
             }
         }
-        Ok(Self {
-            path: path.to_path_buf(),
-            entries,
-            index_by_key,
-        })
+        Ok(Self { path: path.to_path_buf(), entries, index_by_key })
     }
 
     /// Number of keys.
@@ -54,9 +44,7 @@ impl Metadata {
 
     /// Key/value pairs in file order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &MetadataValue)> {
-        self.entries
-            .iter()
-            .map(|(key, value)| (key.as_str(), value))
+        self.entries.iter().map(|(key, value)| (key.as_str(), value))
     }
 
     /// True when `key` is present.
@@ -66,17 +54,12 @@ impl Metadata {
 
     /// The raw value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&MetadataValue> {
-        self.index_by_key
-            .get(key)
-            .map(|&position| &self.entries[position].1)
+        self.index_by_key.get(key).map(|&position| &self.entries[position].1)
     }
 
     /// The value of `key` converted to `T`; fails when it is absent or does not convert.
     pub fn get_as<'a, T: FromMetadata<'a>>(&'a self, key: &str) -> Result<T, GgufError> {
-        self.get_opt(key)?.ok_or_else(|| GgufError::MissingKey {
-            path: self.path.clone(),
-            key: key.to_string(),
-        })
+        self.get_opt(key)?.ok_or_else(|| GgufError::MissingKey { path: self.path.clone(), key: key.to_string() })
     }
 
     /// Like [`Metadata::get_as`] but an absent key is `Ok(None)`; a present key of
@@ -85,32 +68,15 @@ impl Metadata {
         let Some(value) = self.get(key) else {
             return Ok(None);
         };
-        T::from_metadata(value)
-            .map(Some)
-            .map_err(|mismatch| self.conversion_error::<T>(key, value, mismatch))
+        T::from_metadata(value).map(Some).map_err(|mismatch| self.conversion_error::<T>(key, value, mismatch))
     }
 
-    fn conversion_error<'a, T: FromMetadata<'a>>(
-        &self,
-        key: &str,
-        value: &MetadataValue,
-        mismatch: Mismatch,
-    ) -> GgufError {
+    fn conversion_error<'a, T: FromMetadata<'a>>(&self, key: &str, value: &MetadataValue, mismatch: Mismatch) -> GgufError {
         let path = self.path.clone();
         let key = key.to_string();
         match mismatch {
-            Mismatch::WrongType => GgufError::WrongType {
-                path,
-                key,
-                expected: T::EXPECTED,
-                found: value.describe(),
-            },
-            Mismatch::OutOfRange => GgufError::ValueOutOfRange {
-                path,
-                key,
-                expected: T::EXPECTED,
-                value: value.describe(),
-            },
+            Mismatch::WrongType => GgufError::WrongType { path, key, expected: T::EXPECTED, found: value.describe() },
+            Mismatch::OutOfRange => GgufError::ValueOutOfRange { path, key, expected: T::EXPECTED, value: value.describe() },
         }
     }
 
@@ -196,10 +162,7 @@ mod tests {
             ("blocks".to_string(), MetadataValue::U32(18)),
             ("negative".to_string(), MetadataValue::I32(-4)),
             ("eps".to_string(), MetadataValue::F32(1e-6)),
-            (
-                "tokens".to_string(),
-                MetadataValue::Array(MetadataArray::String(vec!["<pad>".into(), "a".into()])),
-            ),
+            ("tokens".to_string(), MetadataValue::Array(MetadataArray::String(vec!["<pad>".into(), "a".into()]))),
         ];
         Metadata::new(Path::new("model.gguf"), entries).unwrap()
     }
@@ -222,22 +185,14 @@ mod tests {
         let error = sample().get_u32("nope").unwrap_err();
         assert!(matches!(&error, GgufError::MissingKey { key, .. } if key == "nope"));
         let message = error.to_string();
-        assert!(
-            message.contains("model.gguf") && message.contains("'nope'"),
-            "{message}"
-        );
+        assert!(message.contains("model.gguf") && message.contains("'nope'"), "{message}");
     }
 
     #[test]
     fn wrong_type_error_names_expected_and_found() {
         let error = sample().get_u32("arch").unwrap_err();
         match error {
-            GgufError::WrongType {
-                key,
-                expected,
-                found,
-                ..
-            } => {
+            GgufError::WrongType { key, expected, found, .. } => {
                 assert_eq!(key, "arch");
                 assert_eq!(expected, "an integer that fits in u32");
                 assert_eq!(found, "string \"gemma3\"");
@@ -249,10 +204,7 @@ mod tests {
     #[test]
     fn negative_into_unsigned_is_out_of_range() {
         let error = sample().get_u32("negative").unwrap_err();
-        assert!(
-            matches!(&error, GgufError::ValueOutOfRange { value, .. } if value == "i32 -4"),
-            "{error:?}"
-        );
+        assert!(matches!(&error, GgufError::ValueOutOfRange { value, .. } if value == "i32 -4"), "{error:?}");
     }
 
     #[test]
@@ -265,10 +217,7 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_rejected() {
-        let entries = vec![
-            ("k".to_string(), MetadataValue::U8(1)),
-            ("k".to_string(), MetadataValue::U8(2)),
-        ];
+        let entries = vec![("k".to_string(), MetadataValue::U8(1)), ("k".to_string(), MetadataValue::U8(2))];
         let error = Metadata::new(Path::new("dup.gguf"), entries).unwrap_err();
         assert!(matches!(error, GgufError::DuplicateKey { key, .. } if key == "k"));
     }

@@ -27,11 +27,6 @@ impl<'p> ParseContext<'p> {
 
     /// A value no valid file can contain, found while reading `what`.
     pub fn corrupt(&self, what: String, offset: u64, detail: String) -> GgufError {
-        GgufError::Corrupt {
-            path: self.path.to_path_buf(),
-            what,
-            offset,
-            detail,
-        }
+        GgufError::Corrupt { path: self.path.to_path_buf(), what, offset, detail }
     }
 }

@@ -51,17 +51,11 @@ impl GgufFile {
     /// Memory-maps and validates the file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, GgufError> {
         let path = path.as_ref();
-        let io_error = |source| GgufError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io_error = |source| GgufError::Io { path: path.to_path_buf(), source };
         let file = File::open(path).map_err(io_error)?;
         let file_metadata = file.metadata().map_err(io_error)?;
         if !file_metadata.is_file() {
-            return Err(io_error(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "not a regular file",
-            )));
+            return Err(io_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
         }
         // Mapping an empty file fails on some platforms; an empty file is
         // simply a truncated GGUF, which the parser reports.
@@ -84,18 +78,8 @@ impl GgufFile {
 
     fn from_backing(path: PathBuf, bytes: Backing) -> Result<Self, GgufError> {
         let header = parse_header(&path, &bytes)?;
-        let index_by_name = header
-            .tensors
-            .iter()
-            .enumerate()
-            .map(|(position, tensor)| (tensor.name().to_string(), position))
-            .collect();
-        Ok(Self {
-            path,
-            bytes,
-            header,
-            index_by_name,
-        })
+        let index_by_name = header.tensors.iter().enumerate().map(|(position, tensor)| (tensor.name().to_string(), position)).collect();
+        Ok(Self { path, bytes, header, index_by_name })
     }
 
     /// The path given to [`GgufFile::open`] (or the label given to [`GgufFile::from_bytes`]).
@@ -135,19 +119,12 @@ impl GgufFile {
 
     /// The descriptor of `name`, if present.
     pub fn tensor_info(&self, name: &str) -> Option<&TensorInfo> {
-        self.index_by_name
-            .get(name)
-            .map(|&position| &self.header.tensors[position])
+        self.index_by_name.get(name).map(|&position| &self.header.tensors[position])
     }
 
     /// The tensor `name` with its bytes.
     pub fn tensor(&self, name: &str) -> Result<TensorView<'_>, GgufError> {
-        let info = self
-            .tensor_info(name)
-            .ok_or_else(|| GgufError::TensorNotFound {
-                path: self.path.clone(),
-                tensor: name.to_string(),
-            })?;
+        let info = self.tensor_info(name).ok_or_else(|| GgufError::TensorNotFound { path: self.path.clone(), tensor: name.to_string() })?;
         Ok(self.view(info))
     }
 
@@ -160,11 +137,7 @@ impl GgufFile {
         // In bounds: every tensor was checked against the file length when
         // the header was parsed, so these offsets fit in usize as well.
         let start = (self.header.data_offset + info.relative_offset()) as usize;
-        TensorView::new(
-            &self.path,
-            info,
-            &self.bytes[start..start + info.byte_len()],
-        )
+        TensorView::new(&self.path, info, &self.bytes[start..start + info.byte_len()])
     }
 
     /// Shorthand for `tensor(name)?.dequantize()`.
@@ -206,22 +179,14 @@ mod tests {
         assert_eq!(file.metadata().get_u32("tiny.block_count").unwrap(), 2);
         assert_eq!(file.metadata().get_f32("tiny.eps").unwrap(), 1e-6);
         assert!(file.metadata().get_bool("tiny.add_bos").unwrap());
-        assert_eq!(
-            file.metadata()
-                .get_str_array("tokenizer.ggml.tokens")
-                .unwrap(),
-            ["<s>", "a", "b"]
-        );
+        assert_eq!(file.metadata().get_str_array("tokenizer.ggml.tokens").unwrap(), ["<s>", "a", "b"]);
     }
 
     #[test]
     fn tensors_dequantize_to_their_stored_values() {
         let file = small_file();
         assert_eq!(file.dequantize("norm.weight").unwrap(), [1.0, -2.0, 0.5]);
-        assert_eq!(
-            file.dequantize("proj.weight").unwrap(),
-            [1.0, 2.0, -0.5, 0.25]
-        );
+        assert_eq!(file.dequantize("proj.weight").unwrap(), [1.0, 2.0, -0.5, 0.25]);
         let embed = file.dequantize("embed.weight").unwrap();
         let expected: Vec<f32> = (0..64).map(|i| 0.5 * i as f32).collect();
         assert_eq!(embed, expected);
@@ -231,14 +196,8 @@ mod tests {
     fn row_ranges_slice_the_full_result() {
         let file = small_file();
         let full = file.dequantize("embed.weight").unwrap();
-        assert_eq!(
-            file.dequantize_rows("embed.weight", 1..2).unwrap(),
-            full[32..64]
-        );
-        assert!(file
-            .dequantize_rows("embed.weight", 1..1)
-            .unwrap()
-            .is_empty());
+        assert_eq!(file.dequantize_rows("embed.weight", 1..2).unwrap(), full[32..64]);
+        assert!(file.dequantize_rows("embed.weight", 1..1).unwrap().is_empty());
         let mut buffer = vec![0f32; 32];
         let view = file.tensor("embed.weight").unwrap();
         view.dequantize_rows_into(0..1, &mut buffer).unwrap();
@@ -252,53 +211,26 @@ mod tests {
             file.tensor("absent"),
             Err(GgufError::TensorNotFound { tensor, .. }) if tensor == "absent"
         ));
-        assert!(matches!(
-            file.dequantize_rows("embed.weight", 1..3),
-            Err(GgufError::RowRangeOutOfBounds { rows: 2, .. })
-        ));
+        assert!(matches!(file.dequantize_rows("embed.weight", 1..3), Err(GgufError::RowRangeOutOfBounds { rows: 2, .. })));
         #[allow(clippy::reversed_empty_ranges)]
         let backwards = 2..1;
-        assert!(matches!(
-            file.dequantize_rows("embed.weight", backwards),
-            Err(GgufError::RowRangeOutOfBounds { .. })
-        ));
+        assert!(matches!(file.dequantize_rows("embed.weight", backwards), Err(GgufError::RowRangeOutOfBounds { .. })));
         let mut short = vec![0f32; 31];
         let view = file.tensor("embed.weight").unwrap();
-        assert!(matches!(
-            view.dequantize_rows_into(0..1, &mut short),
-            Err(GgufError::OutputBufferSize {
-                expected: 32,
-                found: 31,
-                ..
-            })
-        ));
+        assert!(matches!(view.dequantize_rows_into(0..1, &mut short), Err(GgufError::OutputBufferSize { expected: 32, found: 31, .. })));
     }
 
     #[test]
     fn unsupported_types_open_but_refuse_to_dequantize() {
-        let bytes = GgufBuilder::new()
-            .tensor("iq.weight", &[32], 20, vec![0u8; 18])
-            .build();
+        let bytes = GgufBuilder::new().tensor("iq.weight", &[32], 20, vec![0u8; 18]).build();
         let file = GgufFile::from_bytes("iq.gguf", bytes).unwrap();
         let view = file.tensor("iq.weight").unwrap();
         assert_eq!(view.ggml_type(), GgmlType::IQ4_NL);
         assert_eq!(view.raw_bytes().len(), 18);
         let error = view.dequantize().unwrap_err();
         let message = error.to_string();
-        assert!(
-            matches!(
-                &error,
-                GgufError::UnsupportedTensorType {
-                    type_name: "IQ4_NL",
-                    ..
-                }
-            ),
-            "{error:?}"
-        );
-        assert!(
-            message.contains("iq.weight") && message.contains("Q6_K"),
-            "{message}"
-        );
+        assert!(matches!(&error, GgufError::UnsupportedTensorType { type_name: "IQ4_NL", .. }), "{error:?}");
+        assert!(message.contains("iq.weight") && message.contains("Q6_K"), "{message}");
     }
 
     #[test]
@@ -308,10 +240,7 @@ mod tests {
         std::fs::write(&path, small_model().build()).unwrap();
         let file = GgufFile::open(&path).unwrap();
         assert_eq!(file.path(), path);
-        assert_eq!(
-            file.dequantize("proj.weight").unwrap(),
-            [1.0, 2.0, -0.5, 0.25]
-        );
+        assert_eq!(file.dequantize("proj.weight").unwrap(), [1.0, 2.0, -0.5, 0.25]);
         assert_eq!(file.tensors().count(), 3);
     }
 
@@ -322,10 +251,7 @@ mod tests {
         let error = GgufFile::open(&missing).unwrap_err();
         assert!(matches!(error, GgufError::Io { .. }));
         assert!(error.to_string().contains("missing.gguf"));
-        assert!(matches!(
-            GgufFile::open(directory.path()),
-            Err(GgufError::Io { .. })
-        ));
+        assert!(matches!(GgufFile::open(directory.path()), Err(GgufError::Io { .. })));
     }
 
     #[test]
@@ -334,10 +260,7 @@ mod tests {
         let path = directory.path().join("empty.gguf");
         std::fs::write(&path, b"").unwrap();
         let error = GgufFile::open(&path).unwrap_err();
-        assert!(
-            matches!(&error, GgufError::Truncated { what, offset: 0, file_len: 0, .. } if what == "the magic number"),
-            "{error:?}"
-        );
+        assert!(matches!(&error, GgufError::Truncated { what, offset: 0, file_len: 0, .. } if what == "the magic number"), "{error:?}");
         assert!(error.to_string().contains("polyprune model fetch"));
     }
 

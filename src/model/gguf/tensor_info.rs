@@ -54,10 +54,7 @@ impl TensorShape {
 /// Why a raw shape was rejected (turned into an error naming the tensor).
 fn validate_dims(dims: &[u64], ggml_type: GgmlType) -> Result<usize, String> {
     if dims.len() > MAX_DIMS {
-        return Err(format!(
-            "{} dimensions, but ggml tensors have at most {MAX_DIMS}",
-            dims.len()
-        ));
+        return Err(format!("{} dimensions, but ggml tensors have at most {MAX_DIMS}", dims.len()));
     }
     if dims.iter().any(|&d| usize::try_from(d).is_err()) {
         return Err("a dimension exceeds this platform's address space".to_string());
@@ -70,10 +67,7 @@ fn validate_dims(dims: &[u64], ggml_type: GgmlType) -> Result<usize, String> {
     let row_len = dims.first().copied().unwrap_or(1);
     let block_size = ggml_type.block_size() as u64;
     if row_len % block_size != 0 {
-        return Err(format!(
-            "the row length {row_len} is not a multiple of the {} block size {block_size}",
-            ggml_type.name()
-        ));
+        return Err(format!("the row length {row_len} is not a multiple of the {} block size {block_size}", ggml_type.name()));
     }
     Ok(n_elements)
 }
@@ -92,23 +86,10 @@ pub struct TensorInfo {
 impl TensorInfo {
     /// Validates a raw header entry. `relative_offset` is from the start of the
     /// data section; bounds and alignment are checked by the caller, which knows them.
-    pub(super) fn new(
-        path: &Path,
-        name: String,
-        dims: Vec<u64>,
-        ggml_type: GgmlType,
-        relative_offset: u64,
-    ) -> Result<Self, GgufError> {
+    pub(super) fn new(path: &Path, name: String, dims: Vec<u64>, ggml_type: GgmlType, relative_offset: u64) -> Result<Self, GgufError> {
         let n_elements = match validate_dims(&dims, ggml_type) {
             Ok(n_elements) => n_elements,
-            Err(reason) => {
-                return Err(GgufError::InvalidTensorShape {
-                    path: path.to_path_buf(),
-                    tensor: name,
-                    dims,
-                    reason,
-                })
-            }
+            Err(reason) => return Err(GgufError::InvalidTensorShape { path: path.to_path_buf(), tensor: name, dims, reason }),
         };
         // Divides exactly: the row length, hence the count, is a multiple of the block size.
         let n_blocks = n_elements / ggml_type.block_size();
@@ -120,13 +101,7 @@ impl TensorInfo {
                 reason: "the byte size overflows this platform's address space".to_string(),
             });
         };
-        Ok(Self {
-            name,
-            shape: TensorShape { dims, n_elements },
-            ggml_type,
-            relative_offset,
-            byte_len,
-        })
+        Ok(Self { name, shape: TensorShape { dims, n_elements }, ggml_type, relative_offset, byte_len })
     }
 
     /// Tensor name, e.g. `blk.0.ffn_down.weight`.
@@ -196,10 +171,7 @@ mod tests {
     #[test]
     fn scalars_and_vectors_are_single_rows() {
         let vector = info(vec![640], GgmlType::F32).unwrap();
-        assert_eq!(
-            (vector.shape().n_rows(), vector.shape().row_len()),
-            (1, 640)
-        );
+        assert_eq!((vector.shape().n_rows(), vector.shape().row_len()), (1, 640));
         let scalar = info(vec![], GgmlType::F32).unwrap();
         assert_eq!((scalar.shape().n_elements(), scalar.byte_len()), (1, 4));
     }
@@ -207,10 +179,7 @@ mod tests {
     #[test]
     fn rows_must_hold_whole_blocks() {
         let error = info(vec![100, 2], GgmlType::Q4_K).unwrap_err();
-        assert!(
-            matches!(&error, GgufError::InvalidTensorShape { reason, .. } if reason.contains("multiple")),
-            "{error}"
-        );
+        assert!(matches!(&error, GgufError::InvalidTensorShape { reason, .. } if reason.contains("multiple")), "{error}");
     }
 
     #[test]

@@ -23,17 +23,8 @@ pub struct TensorView<'a> {
 impl<'a> TensorView<'a> {
     /// Pairs a descriptor with its bytes; `bytes.len()` must equal `info.byte_len()`.
     pub(super) fn new(file_path: &'a Path, info: &'a TensorInfo, bytes: &'a [u8]) -> Self {
-        assert_eq!(
-            bytes.len(),
-            info.byte_len(),
-            "internal error: tensor '{}' paired with a slice of the wrong length",
-            info.name()
-        );
-        Self {
-            file_path,
-            info,
-            bytes,
-        }
+        assert_eq!(bytes.len(), info.byte_len(), "internal error: tensor '{}' paired with a slice of the wrong length", info.name());
+        Self { file_path, info, bytes }
     }
 
     /// The header descriptor.
@@ -78,11 +69,7 @@ impl<'a> TensorView<'a> {
 
     /// Like [`TensorView::dequantize_rows`] but writes into `output`, which must
     /// hold exactly `rows.len() * dims[0]` values.
-    pub fn dequantize_rows_into(
-        &self,
-        rows: Range<usize>,
-        output: &mut [f32],
-    ) -> Result<(), GgufError> {
+    pub fn dequantize_rows_into(&self, rows: Range<usize>, output: &mut [f32]) -> Result<(), GgufError> {
         self.check_supported()?;
         self.check_row_range(&rows)?;
         let expected = (rows.end - rows.start) * self.shape().row_len();
@@ -129,10 +116,6 @@ impl<'a> TensorView<'a> {
         let row_bytes = self.info.row_byte_len();
         let source = &self.bytes[rows.start * row_bytes..rows.end * row_bytes];
         let decoded = quant::dequantize_into(self.ggml_type(), source, output);
-        assert!(
-            decoded.is_ok(),
-            "internal error: {} is listed as dequantizable but has no kernel",
-            self.ggml_type()
-        );
+        assert!(decoded.is_ok(), "internal error: {} is listed as dequantizable but has no kernel", self.ggml_type());
     }
 }

@@ -62,12 +62,7 @@ pub(super) struct GgufBuilder {
 
 impl GgufBuilder {
     pub fn new() -> Self {
-        Self {
-            version: 3,
-            alignment: 32,
-            metadata: Vec::new(),
-            tensors: Vec::new(),
-        }
+        Self { version: 3, alignment: 32, metadata: Vec::new(), tensors: Vec::new() }
     }
 
     pub fn version(mut self, version: u32) -> Self {
@@ -87,12 +82,7 @@ impl GgufBuilder {
     }
 
     pub fn tensor(mut self, name: &str, dims: &[u64], type_id: u32, data: Vec<u8>) -> Self {
-        self.tensors.push(PlannedTensor {
-            name: name.to_string(),
-            dims: dims.to_vec(),
-            type_id,
-            data,
-        });
+        self.tensors.push(PlannedTensor { name: name.to_string(), dims: dims.to_vec(), type_id, data });
         self
     }
 
@@ -141,10 +131,7 @@ impl GgufBuilder {
 /// A small valid file used by several tests: five metadata entries, an F32
 /// vector, an F16 2x2 matrix and a Q8_0 2x32 matrix.
 pub(super) fn small_model() -> GgufBuilder {
-    let f32_data: Vec<u8> = [1.0f32, -2.0, 0.5]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
+    let f32_data: Vec<u8> = [1.0f32, -2.0, 0.5].iter().flat_map(|v| v.to_le_bytes()).collect();
     // f16: 1.0 = 0x3c00, 2.0 = 0x4000, -0.5 = 0xb800, 0.25 = 0x3400
     let f16_data = vec![0x00, 0x3c, 0x00, 0x40, 0x00, 0xb8, 0x00, 0x34];
     let mut q8_data = Vec::new();
@@ -157,10 +144,7 @@ pub(super) fn small_model() -> GgufBuilder {
         .kv("tiny.block_count", EncodedValue::u32(2))
         .kv("tiny.eps", EncodedValue::f32(1e-6))
         .kv("tiny.add_bos", EncodedValue::bool(true))
-        .kv(
-            "tokenizer.ggml.tokens",
-            EncodedValue::string_array(&["<s>", "a", "b"]),
-        )
+        .kv("tokenizer.ggml.tokens", EncodedValue::string_array(&["<s>", "a", "b"]))
         .tensor("norm.weight", &[3], 0, f32_data)
         .tensor("proj.weight", &[2, 2], 1, f16_data)
         .tensor("embed.weight", &[32, 2], 8, q8_data)

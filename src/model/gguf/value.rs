@@ -268,10 +268,7 @@ mod tests {
 
     #[test]
     fn integers_widen_losslessly() {
-        assert_eq!(
-            MetadataValue::U64(u64::MAX).as_integer(),
-            Some(u64::MAX as i128)
-        );
+        assert_eq!(MetadataValue::U64(u64::MAX).as_integer(), Some(u64::MAX as i128));
         assert_eq!(MetadataValue::I8(-128).as_integer(), Some(-128));
         assert_eq!(MetadataValue::F32(1.0).as_integer(), None);
     }

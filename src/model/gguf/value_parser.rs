@@ -15,31 +15,17 @@ use super::value::{GgufValueType, MetadataArray, MetadataValue};
 const MAX_ARRAY_NESTING: usize = 8;
 
 /// Reads a length-prefixed UTF-8 string; `what` describes it for errors.
-pub(super) fn read_string(
-    cursor: &mut ByteCursor<'_>,
-    context: ParseContext<'_>,
-    what: impl Fn() -> String,
-) -> Result<String, GgufError> {
+pub(super) fn read_string(cursor: &mut ByteCursor<'_>, context: ParseContext<'_>, what: impl Fn() -> String) -> Result<String, GgufError> {
     let start = cursor.position();
-    let bytes = cursor
-        .read_string_bytes()
-        .map_err(|shortfall| context.truncated(what(), shortfall))?;
+    let bytes = cursor.read_string_bytes().map_err(|shortfall| context.truncated(what(), shortfall))?;
     match std::str::from_utf8(bytes) {
         Ok(text) => Ok(text.to_owned()),
-        Err(utf8_error) => Err(context.corrupt(
-            what(),
-            start,
-            format!("the string is not valid UTF-8 ({utf8_error})"),
-        )),
+        Err(utf8_error) => Err(context.corrupt(what(), start, format!("the string is not valid UTF-8 ({utf8_error})"))),
     }
 }
 
 /// Reads the type tag and the value of the metadata entry `key`.
-pub(super) fn read_value(
-    cursor: &mut ByteCursor<'_>,
-    context: ParseContext<'_>,
-    key: &str,
-) -> Result<MetadataValue, GgufError> {
+pub(super) fn read_value(cursor: &mut ByteCursor<'_>, context: ParseContext<'_>, key: &str) -> Result<MetadataValue, GgufError> {
     let value_type = read_value_type(cursor, context, key)?;
     read_typed_value(cursor, context, key, value_type, 0)
 }
@@ -48,42 +34,20 @@ fn describe_value(key: &str) -> String {
     format!("the value of metadata key '{key}'")
 }
 
-fn read_value_type(
-    cursor: &mut ByteCursor<'_>,
-    context: ParseContext<'_>,
-    key: &str,
-) -> Result<GgufValueType, GgufError> {
+fn read_value_type(cursor: &mut ByteCursor<'_>, context: ParseContext<'_>, key: &str) -> Result<GgufValueType, GgufError> {
     let what = || format!("the value type of metadata key '{key}'");
     let offset = cursor.position();
-    let id = cursor
-        .read_u32()
-        .map_err(|shortfall| context.truncated(what(), shortfall))?;
-    GgufValueType::from_id(id).ok_or_else(|| {
-        context.corrupt(
-            what(),
-            offset,
-            format!("unknown value type id {id} (valid ids are 0 to 12)"),
-        )
-    })
+    let id = cursor.read_u32().map_err(|shortfall| context.truncated(what(), shortfall))?;
+    GgufValueType::from_id(id).ok_or_else(|| context.corrupt(what(), offset, format!("unknown value type id {id} (valid ids are 0 to 12)")))
 }
 
-fn read_bool(
-    cursor: &mut ByteCursor<'_>,
-    context: ParseContext<'_>,
-    key: &str,
-) -> Result<bool, GgufError> {
+fn read_bool(cursor: &mut ByteCursor<'_>, context: ParseContext<'_>, key: &str) -> Result<bool, GgufError> {
     let offset = cursor.position();
-    let byte = cursor
-        .read_u8()
-        .map_err(|shortfall| context.truncated(describe_value(key), shortfall))?;
+    let byte = cursor.read_u8().map_err(|shortfall| context.truncated(describe_value(key), shortfall))?;
     match byte {
         0 => Ok(false),
         1 => Ok(true),
-        other => Err(context.corrupt(
-            describe_value(key),
-            offset,
-            format!("a bool must be 0 or 1, found {other}"),
-        )),
+        other => Err(context.corrupt(describe_value(key), offset, format!("a bool must be 0 or 1, found {other}"))),
     }
 }
 
@@ -107,20 +71,14 @@ fn read_typed_value(
         GgufValueType::F32 => MetadataValue::F32(cursor.read_f32().map_err(short)?),
         GgufValueType::F64 => MetadataValue::F64(cursor.read_f64().map_err(short)?),
         GgufValueType::Bool => MetadataValue::Bool(read_bool(cursor, context, key)?),
-        GgufValueType::String => {
-            MetadataValue::String(read_string(cursor, context, || describe_value(key))?)
-        }
+        GgufValueType::String => MetadataValue::String(read_string(cursor, context, || describe_value(key))?),
         GgufValueType::Array => MetadataValue::Array(read_array(cursor, context, key, depth + 1)?),
     };
     Ok(value)
 }
 
 /// Reads `count` elements with `read_one`, preallocating no more than `capacity`.
-fn read_elements<T>(
-    count: u64,
-    capacity: usize,
-    mut read_one: impl FnMut() -> Result<T, GgufError>,
-) -> Result<Vec<T>, GgufError> {
+fn read_elements<T>(count: u64, capacity: usize, mut read_one: impl FnMut() -> Result<T, GgufError>) -> Result<Vec<T>, GgufError> {
     let mut elements = Vec::with_capacity(capacity);
     for _ in 0..count {
         elements.push(read_one()?);
@@ -135,32 +93,19 @@ fn capped_capacity(count: u64, remaining_bytes: u64, min_element_len: u64) -> us
     usize::try_from(count.min(fits)).unwrap_or(usize::MAX)
 }
 
-fn read_array(
-    cursor: &mut ByteCursor<'_>,
-    context: ParseContext<'_>,
-    key: &str,
-    depth: usize,
-) -> Result<MetadataArray, GgufError> {
+fn read_array(cursor: &mut ByteCursor<'_>, context: ParseContext<'_>, key: &str, depth: usize) -> Result<MetadataArray, GgufError> {
     let offset = cursor.position();
     if depth > MAX_ARRAY_NESTING {
-        return Err(context.corrupt(
-            describe_value(key),
-            offset,
-            format!("arrays are nested more than {MAX_ARRAY_NESTING} levels deep"),
-        ));
+        return Err(context.corrupt(describe_value(key), offset, format!("arrays are nested more than {MAX_ARRAY_NESTING} levels deep")));
     }
     let element_type = read_value_type(cursor, context, key)?;
-    let count = cursor
-        .read_u64()
-        .map_err(|shortfall| context.truncated(describe_value(key), shortfall))?;
+    let count = cursor.read_u64().map_err(|shortfall| context.truncated(describe_value(key), shortfall))?;
     let capacity = capped_capacity(count, cursor.remaining(), element_type.min_encoded_len());
     let short = |shortfall: OutOfBytes| context.truncated(describe_value(key), shortfall);
 
     macro_rules! numbers {
         ($variant:ident, $read:ident) => {
-            MetadataArray::$variant(read_elements(count, capacity, || {
-                cursor.$read().map_err(short)
-            })?)
+            MetadataArray::$variant(read_elements(count, capacity, || cursor.$read().map_err(short))?)
         };
     }
 
@@ -175,15 +120,11 @@ fn read_array(
         GgufValueType::I64 => numbers!(I64, read_i64),
         GgufValueType::F32 => numbers!(F32, read_f32),
         GgufValueType::F64 => numbers!(F64, read_f64),
-        GgufValueType::Bool => MetadataArray::Bool(read_elements(count, capacity, || {
-            read_bool(cursor, context, key)
-        })?),
-        GgufValueType::String => MetadataArray::String(read_elements(count, capacity, || {
-            read_string(cursor, context, || describe_value(key))
-        })?),
-        GgufValueType::Array => MetadataArray::Array(read_elements(count, capacity, || {
-            read_array(cursor, context, key, depth + 1)
-        })?),
+        GgufValueType::Bool => MetadataArray::Bool(read_elements(count, capacity, || read_bool(cursor, context, key))?),
+        GgufValueType::String => {
+            MetadataArray::String(read_elements(count, capacity, || read_string(cursor, context, || describe_value(key)))?)
+        }
+        GgufValueType::Array => MetadataArray::Array(read_elements(count, capacity, || read_array(cursor, context, key, depth + 1))?),
     };
     Ok(array)
 }
@@ -195,10 +136,7 @@ mod tests {
     use super::*;
 
     fn context(bytes: &[u8]) -> ParseContext<'static> {
-        ParseContext {
-            path: Path::new("v.gguf"),
-            file_len: bytes.len() as u64,
-        }
+        ParseContext { path: Path::new("v.gguf"), file_len: bytes.len() as u64 }
     }
 
     fn parse(bytes: &[u8]) -> Result<MetadataValue, GgufError> {
@@ -236,10 +174,7 @@ mod tests {
                 bytes.extend_from_slice(&v.to_le_bytes());
             }
         }
-        let expected = MetadataValue::Array(MetadataArray::Array(vec![
-            MetadataArray::I32(vec![1, 2]),
-            MetadataArray::I32(vec![3]),
-        ]));
+        let expected = MetadataValue::Array(MetadataArray::Array(vec![MetadataArray::I32(vec![1, 2]), MetadataArray::I32(vec![3])]));
         assert_eq!(parse(&bytes).unwrap(), expected);
     }
 
@@ -249,10 +184,7 @@ mod tests {
         bytes.extend_from_slice(&1u64.to_le_bytes());
         bytes.push(b'a');
         let error = parse(&bytes).unwrap_err();
-        assert!(
-            matches!(error, GgufError::Truncated { offset: 25, .. }),
-            "{error:?}"
-        );
+        assert!(matches!(error, GgufError::Truncated { offset: 25, .. }), "{error:?}");
         assert_eq!(capped_capacity(u64::MAX, 9, 8), 1);
     }
 
@@ -265,36 +197,24 @@ mod tests {
             chain.extend_from_slice(&1u64.to_le_bytes());
         }
         let error = parse(&chain).unwrap_err();
-        assert!(
-            matches!(&error, GgufError::Corrupt { detail, .. } if detail.contains("nested")),
-            "{error:?}"
-        );
+        assert!(matches!(&error, GgufError::Corrupt { detail, .. } if detail.contains("nested")), "{error:?}");
     }
 
     #[test]
     fn invalid_bool_and_utf8_are_corruption() {
         let bytes = [7u8, 0, 0, 0, 2];
-        assert!(matches!(
-            parse(&bytes),
-            Err(GgufError::Corrupt { offset: 4, .. })
-        ));
+        assert!(matches!(parse(&bytes), Err(GgufError::Corrupt { offset: 4, .. })));
 
         let mut bytes = 8u32.to_le_bytes().to_vec();
         bytes.extend_from_slice(&2u64.to_le_bytes());
         bytes.extend_from_slice(&[0xff, 0xfe]);
-        assert!(matches!(
-            parse(&bytes),
-            Err(GgufError::Corrupt { offset: 4, .. })
-        ));
+        assert!(matches!(parse(&bytes), Err(GgufError::Corrupt { offset: 4, .. })));
     }
 
     #[test]
     fn unknown_value_type_is_corruption() {
         let bytes = 13u32.to_le_bytes();
         let error = parse(&bytes).unwrap_err();
-        assert!(
-            matches!(&error, GgufError::Corrupt { detail, .. } if detail.contains("13")),
-            "{error:?}"
-        );
+        assert!(matches!(&error, GgufError::Corrupt { detail, .. } if detail.contains("13")), "{error:?}");
     }
 }

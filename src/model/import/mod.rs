@@ -64,10 +64,8 @@ fn architecture(name: &str) -> Option<Box<dyn Architecture>> {
 pub fn import_gguf(gguf_path: &Path, out_dir: &Path, opts: &ImportOptions) -> Result<ModelCard, ModelError> {
     let gguf = GgufFile::open(gguf_path)?;
     let arch_name = gguf.metadata().get_str("general.architecture")?.to_string();
-    let arch = architecture(&arch_name).ok_or_else(|| ModelError::UnsupportedArchitecture {
-        path: gguf_path.to_path_buf(),
-        found: arch_name.clone(),
-    })?;
+    let arch = architecture(&arch_name)
+        .ok_or_else(|| ModelError::UnsupportedArchitecture { path: gguf_path.to_path_buf(), found: arch_name.clone() })?;
     let spec = arch.spec(&gguf, opts)?;
     std::fs::create_dir_all(out_dir).map_err(|e| ModelError::io(out_dir, e))?;
 
@@ -116,21 +114,14 @@ fn file_name(p: &Path) -> String {
 }
 
 /// Dequantizes every weight the graph needs and appends it to the weight file.
-fn write_weights(
-    gguf: &GgufFile,
-    arch: &dyn Architecture,
-    spec: &DecoderSpec,
-    out_dir: &Path,
-) -> Result<WeightTable, ModelError> {
+fn write_weights(gguf: &GgufFile, arch: &dyn Architecture, spec: &DecoderSpec, out_dir: &Path) -> Result<WeightTable, ModelError> {
     let mut file = WeightFile::create(out_dir, WEIGHTS_FILE).map_err(|e| ModelError::io(out_dir, e))?;
     let io = |e| ModelError::io(&out_dir.join(WEIGHTS_FILE), e);
     let mut table = WeightTable::new();
     let linear: std::collections::HashSet<String> = spec.linear_layers().into_iter().map(|l| l.name).collect();
     for (name, shape) in spec.weight_shapes() {
-        let info = gguf.tensor_info(&name).ok_or_else(|| ModelError::MissingTensor {
-            path: gguf.path().to_path_buf(),
-            tensor: name.clone(),
-        })?;
+        let info =
+            gguf.tensor_info(&name).ok_or_else(|| ModelError::MissingTensor { path: gguf.path().to_path_buf(), tensor: name.clone() })?;
         let expected: usize = shape.iter().product();
         let data = gguf.dequantize(&name)?;
         if data.len() != expected {

@@ -39,9 +39,8 @@ pub fn tokenizer_json(g: &GgufFile) -> Result<TokenizerJson, ModelError> {
         "gpt2" => {
             let merges = g.metadata().get_str_array("tokenizer.ggml.merges")?;
             let pre = g.metadata().get_str("tokenizer.ggml.pre").unwrap_or("default").to_string();
-            byte_level_bpe(&tokens, &merges, &pre, bos_for_template).map_err(|reason| {
-                ModelError::UnsupportedTokenizer { path: g.path().to_path_buf(), reason }
-            })?
+            byte_level_bpe(&tokens, &merges, &pre, bos_for_template)
+                .map_err(|reason| ModelError::UnsupportedTokenizer { path: g.path().to_path_buf(), reason })?
         }
         other => {
             return Err(ModelError::UnsupportedTokenizer {
@@ -121,13 +120,11 @@ fn sentencepiece_bpe(tokens: &[String], scores: &[f32], bos: Option<(u32, String
 
 /// Split patterns of the byte-level pre-tokenizers GGUF files name in `tokenizer.ggml.pre`.
 fn pre_tokenizer(pre: &str) -> Result<Value, String> {
-    let byte_level = |use_regex: bool| {
-        json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex})
-    };
-    let split = |pattern: &str| {
-        json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false})
-    };
-    const LLAMA3: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    let byte_level =
+        |use_regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex});
+    let split = |pattern: &str| json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false});
+    const LLAMA3: &str =
+        r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
     const QWEN2: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
     Ok(match pre {
         "default" | "gpt2" | "gpt-2" => byte_level(true),

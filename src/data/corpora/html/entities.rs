@@ -89,10 +89,7 @@ fn floor_char_boundary(text: &str, limit: usize) -> usize {
     if limit >= text.len() {
         return text.len();
     }
-    (0..=limit)
-        .rev()
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(0)
+    (0..=limit).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -102,30 +99,21 @@ mod tests {
     #[test]
     fn decodes_named_and_numeric_references() {
         assert_eq!(decode_entities("a &lt;b&gt; &amp; c"), "a <b> & c");
-        assert_eq!(
-            decode_entities("caf&#233; caf&#xE9; caf&#XE9;"),
-            "café café café"
-        );
+        assert_eq!(decode_entities("caf&#233; caf&#xE9; caf&#XE9;"), "café café café");
         assert_eq!(decode_entities("&laquo;oui&raquo;"), "«oui»");
         assert_eq!(decode_entities("&#x1F600;"), "\u{1F600}");
     }
 
     #[test]
     fn leaves_unknown_or_broken_references_alone() {
-        assert_eq!(
-            decode_entities("AT&T and &unknown; &#xZZ; &"),
-            "AT&T and &unknown; &#xZZ; &"
-        );
+        assert_eq!(decode_entities("AT&T and &unknown; &#xZZ; &"), "AT&T and &unknown; &#xZZ; &");
         assert_eq!(decode_entities("fish & chips; done"), "fish & chips; done");
     }
 
     #[test]
     fn invalid_code_points_become_replacement_character() {
         // U+D800 is a surrogate, 0x110000 is beyond Unicode, 0 is forbidden in HTML.
-        assert_eq!(
-            decode_entities("&#xD800;&#1114112;&#0;"),
-            "\u{fffd}\u{fffd}\u{fffd}"
-        );
+        assert_eq!(decode_entities("&#xD800;&#1114112;&#0;"), "\u{fffd}\u{fffd}\u{fffd}");
     }
 
     #[test]

@@ -31,16 +31,12 @@ pub(crate) struct Tag {
 impl Tag {
     /// The value of an attribute, if present.
     pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, value)| value.as_str())
+        self.attributes.iter().find(|(n, _)| n == name).map(|(_, value)| value.as_str())
     }
 
     /// Whether the whitespace-separated `class` attribute contains `class`.
     pub fn has_class(&self, class: &str) -> bool {
-        self.attribute("class")
-            .is_some_and(|classes| classes.split_ascii_whitespace().any(|c| c == class))
+        self.attribute("class").is_some_and(|classes| classes.split_ascii_whitespace().any(|c| c == class))
     }
 }
 
@@ -57,11 +53,7 @@ pub(crate) struct Tokens<'a> {
 
 impl<'a> Tokens<'a> {
     pub fn new(html: &'a str) -> Self {
-        Tokens {
-            html,
-            position: 0,
-            raw_text_of: None,
-        }
+        Tokens { html, position: 0, raw_text_of: None }
     }
 
     fn rest(&self) -> &'a str {
@@ -85,9 +77,7 @@ impl<'a> Tokens<'a> {
 
     fn raw_text(&mut self, element: &str) -> &'a str {
         let closing = format!("</{element}");
-        let end = find_ignore_ascii_case(self.rest(), &closing)
-            .map(|offset| self.position + offset)
-            .unwrap_or(self.html.len());
+        let end = find_ignore_ascii_case(self.rest(), &closing).map(|offset| self.position + offset).unwrap_or(self.html.len());
         self.take_text_until(end)
     }
 
@@ -132,11 +122,7 @@ impl<'a> Tokens<'a> {
         if !self_closing {
             self.raw_text_of = RAW_TEXT_ELEMENTS.iter().copied().find(|&e| e == name);
         }
-        Token::Open(Tag {
-            name,
-            attributes,
-            self_closing,
-        })
+        Token::Open(Tag { name, attributes, self_closing })
     }
 }
 
@@ -157,9 +143,7 @@ impl<'a> Iterator for Tokens<'a> {
             }
             let rest = self.rest();
             if !rest.starts_with('<') {
-                let end = rest
-                    .find('<')
-                    .map_or(self.html.len(), |o| self.position + o);
+                let end = rest.find('<').map_or(self.html.len(), |o| self.position + o);
                 return Some(Token::Text(self.take_text_until(end)));
             }
             let after = &rest.as_bytes()[1..];
@@ -173,17 +157,13 @@ impl<'a> Iterator for Tokens<'a> {
                 return Some(Token::Text(text));
             } else if rest.starts_with("<!") || rest.starts_with("<?") {
                 self.skip_past(">");
-            } else if after.first() == Some(&b'/')
-                && after.get(1).is_some_and(u8::is_ascii_alphabetic)
-            {
+            } else if after.first() == Some(&b'/') && after.get(1).is_some_and(u8::is_ascii_alphabetic) {
                 return Some(self.end_tag());
             } else if after.first().is_some_and(u8::is_ascii_alphabetic) {
                 return Some(self.start_tag());
             } else {
                 // A lone '<' in text (e.g. "a < b"): it is text.
-                let end = rest[1..]
-                    .find('<')
-                    .map_or(self.html.len(), |o| self.position + 1 + o);
+                let end = rest[1..].find('<').map_or(self.html.len(), |o| self.position + 1 + o);
                 return Some(Token::Text(self.take_text_until(end)));
             }
         }
@@ -192,9 +172,7 @@ impl<'a> Iterator for Tokens<'a> {
 
 /// Length in bytes of the tag or attribute name at the start of `text`.
 fn name_length(text: &str) -> usize {
-    text.bytes()
-        .position(|b| b.is_ascii_whitespace() || matches!(b, b'/' | b'>' | b'='))
-        .unwrap_or(text.len())
+    text.bytes().position(|b| b.is_ascii_whitespace() || matches!(b, b'/' | b'>' | b'=')).unwrap_or(text.len())
 }
 
 fn skip_whitespace(bytes: &[u8], mut cursor: usize) -> usize {
@@ -219,19 +197,11 @@ fn parse_attribute(html: &str, start: usize) -> ((String, String), usize) {
     let (value, next) = match bytes.get(cursor) {
         Some(&quote @ (b'"' | b'\'')) => {
             let value_start = cursor + 1;
-            let value_end = html[value_start..]
-                .find(char::from(quote))
-                .map_or(html.len(), |o| value_start + o);
-            (
-                &html[value_start..value_end],
-                (value_end + 1).min(html.len()),
-            )
+            let value_end = html[value_start..].find(char::from(quote)).map_or(html.len(), |o| value_start + o);
+            (&html[value_start..value_end], (value_end + 1).min(html.len()))
         }
         _ => {
-            let value_end = html[cursor..]
-                .bytes()
-                .position(|b| b.is_ascii_whitespace() || b == b'>')
-                .map_or(html.len(), |o| cursor + o);
+            let value_end = html[cursor..].bytes().position(|b| b.is_ascii_whitespace() || b == b'>').map_or(html.len(), |o| cursor + o);
             (&html[cursor..value_end], value_end)
         }
     };
@@ -241,10 +211,7 @@ fn parse_attribute(html: &str, start: usize) -> ((String, String), usize) {
 /// Byte offset of the first case-insensitive occurrence of the ASCII `needle` in `haystack`.
 fn find_ignore_ascii_case(haystack: &str, needle: &str) -> Option<usize> {
     let needle = needle.as_bytes();
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .position(|window| window.eq_ignore_ascii_case(needle))
+    haystack.as_bytes().windows(needle.len()).position(|window| window.eq_ignore_ascii_case(needle))
 }
 
 #[cfg(test)]
@@ -254,10 +221,7 @@ mod tests {
     fn open(name: &str, attributes: &[(&str, &str)], self_closing: bool) -> Token<'static> {
         Token::Open(Tag {
             name: name.to_string(),
-            attributes: attributes
-                .iter()
-                .map(|&(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
+            attributes: attributes.iter().map(|&(n, v)| (n.to_string(), v.to_string())).collect(),
             self_closing,
         })
     }
@@ -269,11 +233,7 @@ mod tests {
         assert_eq!(
             tokens,
             vec![
-                open(
-                    "div",
-                    &[("class", "para x"), ("id", "main"), ("data-flag", "")],
-                    false
-                ),
+                open("div", &[("class", "para x"), ("id", "main"), ("data-flag", "")], false),
                 Token::Text("Hi &amp; bye"),
                 open("br", &[], true),
                 Token::Close("div".to_string()),

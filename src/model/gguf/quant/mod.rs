@@ -29,11 +29,7 @@ pub(super) struct Unsupported;
 ///
 /// The caller guarantees `source` holds exactly `output.len() / block_size`
 /// blocks; a mismatch is a bug in this module, not bad input.
-pub(super) fn dequantize_into(
-    ggml_type: GgmlType,
-    source: &[u8],
-    output: &mut [f32],
-) -> Result<(), Unsupported> {
+pub(super) fn dequantize_into(ggml_type: GgmlType, source: &[u8], output: &mut [f32]) -> Result<(), Unsupported> {
     match ggml_type {
         GgmlType::F32 => decode_blocks(source, output, float::f32_element),
         GgmlType::F16 => decode_blocks(source, output, float::f16_element),
@@ -71,14 +67,11 @@ fn decode_blocks<const BYTES: usize, const ELEMS: usize>(
         output.len()
     );
     let blocks_per_task = (ELEMENTS_PER_TASK / ELEMS).max(1);
-    outputs
-        .par_chunks_mut(blocks_per_task)
-        .zip(blocks.par_chunks(blocks_per_task))
-        .for_each(|(output_task, block_task)| {
-            for (values, block) in output_task.iter_mut().zip(block_task) {
-                decode(block, values);
-            }
-        });
+    outputs.par_chunks_mut(blocks_per_task).zip(blocks.par_chunks(blocks_per_task)).for_each(|(output_task, block_task)| {
+        for (values, block) in output_task.iter_mut().zip(block_task) {
+            decode(block, values);
+        }
+    });
 }
 
 /// Reads the little-endian IEEE half at `bytes[offset..offset + 2]` as `f32` (exact).
@@ -109,10 +102,7 @@ mod tests {
     #[test]
     fn types_without_kernel_are_reported() {
         let mut output = [0f32; 32];
-        assert_eq!(
-            dequantize_into(GgmlType::IQ4_NL, &[0u8; 18], &mut output),
-            Err(Unsupported)
-        );
+        assert_eq!(dequantize_into(GgmlType::IQ4_NL, &[0u8; 18], &mut output), Err(Unsupported));
     }
 
     /// Many tasks must land in the right places: compare a parallel F32 decode
