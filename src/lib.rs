@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod calibrate;
 pub mod data;
+pub mod design;
 pub mod eval;
 pub mod model;
 pub mod prune;

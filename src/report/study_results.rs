@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::design::{Cell, DenseBaseline};
 use crate::study::layout::{LayoutError, StudyDir, StudyRecord, Unit, UnitRecord, UnitStatus};
-use crate::study::{Cell, DenseBaseline};
 
 /// A row of `ppl/summary.csv`.
 #[derive(Clone, Debug, Deserialize)]

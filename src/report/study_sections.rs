@@ -4,9 +4,9 @@
 
 use super::section::{BarSeries, Chart, Figure, ReportSection, Table, TableCell};
 use super::study_results::{StudyResults, UnitResults};
-use crate::study::cells::target_tag;
+use crate::design::target_tag;
+use crate::design::Cell;
 use crate::study::layout::UnitStatus;
-use crate::study::Cell;
 
 /// z for a two-sided 95% normal interval.
 const Z95: f64 = 1.959_963_984_540_054;

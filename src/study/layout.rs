@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::cells::{Cell, DenseBaseline};
+use crate::design::{Cell, DenseBaseline};
 
 pub const STUDY_FILE: &str = "study.json";
 pub const CONFIG_FILE: &str = "config.toml";
@@ -33,7 +33,7 @@ pub struct StudyRecord {
     pub models: Vec<(String, PathBuf)>,
     /// Evaluation settings as configured (languages, tasks, limits), for the report's setup.
     pub evaluation: serde_json::Value,
-    pub analysis: super::config::AnalysisSwitches,
+    pub analysis: crate::design::AnalysisSwitches,
 }
 
 /// A study's output folder.

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::cells::Grid;
 use super::layout::{StudyDir, StudyRecord, Unit, UnitStatus};
 use super::runner::units;
+use crate::design::Grid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {

@@ -8,10 +8,10 @@
 
 use serde::Serialize;
 
-use super::cells::Grid;
-use super::config::StudyConfig;
 use super::layout::{StudyDir, Unit, UnitStatus};
 use super::runner::Evaluation;
+use crate::design::Grid;
+use crate::design::StudyConfig;
 use crate::tasks::TaskItems;
 
 /// Throughput assumed before anything was measured: Gemma 3 270M on 2 CPU cores, as the

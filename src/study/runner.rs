@@ -19,11 +19,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::cells::{Cell, DenseBaseline, Grid};
-use super::config::StudyConfig;
 use super::layout::{LayoutError, MachineRecord, StageTimings, StudyDir, StudyRecord, Unit, UnitRecord, UnitStatus};
 use super::shard::Shard;
 use crate::calibrate::{CalibrationError, CalibrationSet, CaptureMode, CaptureOptions};
+use crate::design::StudyConfig;
+use crate::design::{Cell, DenseBaseline, Grid};
 use crate::eval::{downstream, LanguageScore, Scorer, ScorerError, TaskEvalError, TaskResult, TextSet};
 use crate::model::{ModelDir, ModelError};
 use crate::prune::StatisticsNeed;

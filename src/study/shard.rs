@@ -77,8 +77,8 @@ impl fmt::Display for Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::study::cells::Grid;
-    use crate::study::config::tests::parse_ok;
+    use crate::design::config::tests::parse_ok;
+    use crate::design::Grid;
 
     #[test]
     fn shards_partition_the_cells_and_shard_zero_takes_the_baselines() {

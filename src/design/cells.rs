@@ -160,7 +160,7 @@ impl Grid {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::study::config::tests::parse_ok;
+    use crate::design::config::tests::parse_ok;
 
     const GRID: &str = r#"
 [study]
