@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::eval::LanguageScore;
-use crate::pruning::PrunedModel;
+use crate::pruned::PrunedModel;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Provenance {

@@ -15,7 +15,7 @@ use polyprune::model::graph::{read_model, with_heads_and_outputs};
 use polyprune::model::import::{import_gguf, ImportOptions};
 use polyprune::model::{LinearLayer, ModelDir};
 use polyprune::prune::{InputStatistics, Method, Sparsity, SparsityTarget};
-use polyprune::pruning::{
+use polyprune::pruned::{
     overrides_from_mask_dir, overrides_from_masks, prune_many, prune_model, read_masks, save_pruned, LayerFilter, PruneJob,
 };
 use polyprune::runtime::{Graph, GraphSource, Input, OutputView, RuntimeOptions, WeightOverride};
@@ -139,7 +139,7 @@ fn sequential_statistics_equal_a_full_pruned_forward() {
     assert_eq!(rec.seen[&0]["blk.0.attn_in"].sum_squares(), dense_rec.seen[&0]["blk.0.attn_in"].sum_squares());
 }
 
-fn prune_with(model: &ModelDir, method: &str, seed: u64, shared: &std::path::Path) -> polyprune::pruning::PrunedModel {
+fn prune_with(model: &ModelDir, method: &str, seed: u64, shared: &std::path::Path) -> polyprune::pruned::PrunedModel {
     let set = draw(model, shared, &spec(&["eng_Latn", "deu_Latn"], seed, 6));
     let target = SparsityTarget::new(Some(Sparsity::new(0.5).unwrap()), "unstructured".parse().unwrap()).unwrap();
     prune_model(

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::AnalysisError;
 use crate::prune::Mask;
-use crate::pruning::{read_masks, MaskEntry};
+use crate::pruned::{read_masks, MaskEntry};
 
 /// Where a layer sits: its block (depth) and its projection type (e.g. `attn_q`, `ffn_down`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

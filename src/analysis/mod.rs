@@ -9,7 +9,8 @@
 //! * [`pruning_error`]: per-layer output error on each evaluation language;
 //! * [`records`] and [`significance`]: paired tests over stored per-document/per-example scores;
 //! * [`sections`]: the report sections and their CSV/JSON exports;
-//! * [`study`]: the stored-results analyses of a finished study, for the study runner.
+//! * [`study`]: the stored-results analyses of a finished study, for the study runner;
+//! * [`workflow`]: the analyses that run models, as library calls (commands and study runner).
 
 mod error;
 pub mod masks;
@@ -21,5 +22,6 @@ pub mod sections;
 pub mod significance;
 pub mod study;
 pub mod subspace;
+pub mod workflow;
 
 pub use error::AnalysisError;

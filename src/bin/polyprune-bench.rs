@@ -15,7 +15,7 @@ use polyprune::model::builder::{Dim, GraphBuilder};
 use polyprune::model::onnx::{data_type, TensorProto};
 use polyprune::model::ModelDir;
 use polyprune::prune::{Sparsity, SparsityTarget};
-use polyprune::pruning::{prune_model, LayerFilter};
+use polyprune::pruned::{prune_model, LayerFilter};
 use polyprune::runtime::{Graph, GraphSource, Input, RuntimeOptions};
 
 fn env_usize(name: &str, default: usize) -> usize {

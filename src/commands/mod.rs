@@ -1,8 +1,9 @@
 //! What each subcommand does: glue between the command line and the library.
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use polyprune::progress::Progress;
 use polyprune::runtime::{ExecutionProvider, RuntimeOptions};
 
 use crate::cli::{Cli, Command, EvalCommand, RuntimeArgs};
@@ -43,13 +44,50 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
 }
 
 pub fn runtime_options(args: &RuntimeArgs) -> Result<RuntimeOptions> {
-    let provider = match args.device.as_str() {
-        "cpu" => ExecutionProvider::Cpu,
-        "cuda" => ExecutionProvider::Cuda(0),
-        d if d.starts_with("cuda:") => ExecutionProvider::Cuda(d[5..].parse().with_context(|| format!("--device {d}: expected cuda:N"))?),
-        other => bail!("--device {other}: expected cpu, cuda or cuda:N"),
-    };
+    let provider: ExecutionProvider = args.device.parse().map_err(|e: String| anyhow::anyhow!("--device {e}"))?;
     Ok(RuntimeOptions { provider, intra_threads: args.threads })
+}
+
+/// A progress bar per stage of a library workflow (hidden when stderr is not a terminal).
+#[derive(Default)]
+pub struct Bars {
+    bar: Option<ProgressBar>,
+    stage: String,
+}
+
+impl Progress for Bars {
+    fn stage(&mut self, name: &str, total: u64) {
+        self.finish();
+        self.stage = name.to_string();
+        self.bar = Some(if total == 0 { spinner(name) } else { bar(total, name) });
+    }
+    fn advance(&mut self, done: u64) {
+        if let Some(b) = &self.bar {
+            b.set_position(done);
+        }
+    }
+    fn detail(&mut self, what: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(what.to_string());
+        }
+    }
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+    fn note(&mut self, line: &str) {
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+impl Drop for Bars {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 pub fn spinner(msg: &str) -> ProgressBar {

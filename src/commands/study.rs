@@ -6,13 +6,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 
-use polyprune::prune::Method;
 use polyprune::study::layout::UnitStatus;
 use polyprune::study::runner::load_evaluation;
 use polyprune::study::{plan, Grid, Observer, RunOptions, Shard, StudyConfig, StudyDir};
 
 use super::bar;
-use crate::cli::{ErrorArgs, Format, NeuronsArgs, ProbeArgs, RuntimeArgs, StudyCommand};
+use crate::cli::{Format, StudyCommand};
 
 pub fn run(cmd: StudyCommand) -> Result<()> {
     match cmd {
@@ -83,63 +82,8 @@ fn run_study(config_path: &Path, out: Option<PathBuf>, shard: Option<String>, ma
             summary.failed.len()
         );
     }
-    if summary.left == 0 {
-        model_analyses(&config, &dir)?;
-    }
-    Ok(())
-}
-
-/// The analyses that run models (subspaces, LAPE neurons, pruning error), when the study file's
-/// `[analysis]` asks for them: the dense model against every cell whose masks reproduce it
-/// (Magnitude and Wanda; SparseGPT also moves the kept weights and saves no model in a study),
-/// on the perplexity languages' parallel FLORES sentences. Each writes its section under
-/// `<study>/analysis/` (`<study>/analysis/<model>/` when the study has several models), where
-/// `polyprune report` picks it up. A section already there is kept: delete it to recompute.
-fn model_analyses(config: &StudyConfig, dir: &StudyDir) -> Result<()> {
-    let switches = &config.analysis;
-    if !(switches.subspaces || switches.neurons || switches.pruning_error) {
-        return Ok(());
-    }
-    let Some(perplexity) = &config.perplexity else {
-        bail!("[analysis] subspaces/neurons/pruning_error need [perplexity] languages (their parallel FLORES sentences are probed)");
-    };
-    let langs: Vec<String> = perplexity.languages.iter().map(|l| l.flores_code().to_string()).collect();
-    let flores = perplexity.source.as_deref().and_then(|s| s.strip_prefix("flores:")).map(PathBuf::from);
-    let grid = Grid::expand(config);
-    for model in &config.models {
-        let out = if config.models.len() > 1 { dir.root.join("analysis").join(&model.name) } else { dir.root.join("analysis") };
-        let pruned: Vec<String> = grid
-            .cells
-            .iter()
-            .filter(|c| c.model == model.name && !matches!(c.method, Method::SparseGpt(_)))
-            .filter(|c| dir.root.join("cells").join(&c.id).join("masks/index.json").is_file())
-            .map(|c| format!("{}={}", c.label(), dir.root.join("cells").join(&c.id).join("masks").display()))
-            .collect();
-        let probe = ProbeArgs {
-            model: model.path.clone(),
-            pruned,
-            langs: langs.clone(),
-            sentences: 50,
-            flores: flores.clone(),
-            layers: Vec::new(),
-            rank: None,
-            batch: 8,
-            out: Some(out.clone()),
-            runtime: RuntimeArgs { threads: config.threads, device: config.device.clone() },
-        };
-        let pending = |id: &str| !out.join(id).join("section.json").is_file();
-        if switches.subspaces && pending("subspace") {
-            eprintln!("analysis: subspaces of {}", model.name);
-            super::analyze::subspace(probe.clone())?;
-        }
-        if switches.neurons && pending("neurons") {
-            eprintln!("analysis: LAPE neurons of {}", model.name);
-            super::analyze::neurons(NeuronsArgs { probe: probe.clone(), filter_percentile: 0.95, entropy_fraction: 0.01 })?;
-        }
-        if switches.pruning_error && pending("pruning_error") {
-            eprintln!("analysis: pruning error of {}", model.name);
-            super::analyze::error(ErrorArgs { probe, windows: 8, seqlen: 128 })?;
-        }
+    if !summary.analyses.is_empty() {
+        eprintln!("analyses: {} under {}", summary.analyses.join(", "), dir.root.join("analysis").display());
     }
     Ok(())
 }

@@ -40,8 +40,31 @@ struct RawConfig {
     calibration: Option<RawCalibration>,
     perplexity: Option<RawPerplexity>,
     tasks: Option<RawTasks>,
+    analysis: Option<RawAnalysis>,
+}
+
+/// `[analysis]` as written: switches and parameters side by side (one flat table for users).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAnalysis {
     #[serde(default)]
-    analysis: AnalysisSwitches,
+    masks: bool,
+    #[serde(default)]
+    subspaces: bool,
+    #[serde(default)]
+    neurons: bool,
+    #[serde(default)]
+    pruning_error: bool,
+    #[serde(default)]
+    significance: bool,
+    sentences: Option<Spanned<usize>>,
+    batch: Option<Spanned<usize>>,
+    layers: Option<Vec<usize>>,
+    rank: Option<Spanned<usize>>,
+    filter_percentile: Option<Spanned<f64>>,
+    entropy_fraction: Option<Spanned<f64>>,
+    error_windows: Option<Spanned<usize>>,
+    error_seqlen: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -125,20 +148,67 @@ fn default_task_seed() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // The resolved study.
 
-/// Which analyses (issue 6) run on the finished cells; switches only, read by the analyses.
+/// Which analyses run on the finished cells.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AnalysisSwitches {
-    #[serde(default)]
     pub masks: bool,
-    #[serde(default)]
     pub subspaces: bool,
-    #[serde(default)]
     pub neurons: bool,
-    #[serde(default)]
     pub pruning_error: bool,
-    #[serde(default)]
     pub significance: bool,
+}
+
+impl AnalysisSwitches {
+    /// Whether an analysis that runs models (not only reads stored results) is asked for.
+    pub fn runs_models(&self) -> bool {
+        self.subspaces || self.neurons || self.pruning_error
+    }
+}
+
+/// The knobs of the model analyses (`crate::analysis::workflow`), as the study file's `[analysis]`
+/// names them. Defaults are the ones the methods' papers use where they name one (LAPE's
+/// 0.95 / 0.01), else sizes that keep a study's analysis step to minutes on two CPU cores.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AnalysisParams {
+    /// Parallel sentences per language (the first ones every language has).
+    pub sentences: usize,
+    /// Sentences per runtime call.
+    pub batch: usize,
+    /// Blocks whose pooled states the subspace analysis compares; empty = the middle block.
+    pub layers: Vec<usize>,
+    /// Rank of the language subspace; `None` = languages - 1 (the span of the centred means).
+    pub rank: Option<usize>,
+    /// LAPE's activation-probability quantile.
+    pub filter_percentile: f64,
+    /// LAPE's share of neurons kept as language-specific.
+    pub entropy_fraction: f64,
+    /// Pruning error: windows of evaluation text per language.
+    pub error_windows: usize,
+    /// Pruning error: tokens per window.
+    pub error_seqlen: usize,
+}
+
+impl Default for AnalysisParams {
+    fn default() -> Self {
+        AnalysisParams {
+            sentences: 50,
+            batch: 8,
+            layers: Vec::new(),
+            rank: None,
+            filter_percentile: 0.95,
+            entropy_fraction: 0.01,
+            error_windows: 8,
+            error_seqlen: 128,
+        }
+    }
+}
+
+/// The study file's `[analysis]`: which analyses run and with which parameters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisPlan {
+    pub switches: AnalysisSwitches,
+    pub params: AnalysisParams,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -227,8 +297,9 @@ pub struct StudyConfig {
     pub calibration: Option<CalibrationGrid>,
     pub perplexity: Option<PerplexityPlan>,
     pub tasks: Option<TaskPlan>,
-    pub analysis: AnalysisSwitches,
-    /// SHA-256 (hex) of the study file's bytes: shards and resumed runs must agree on it.
+    pub analysis: AnalysisPlan,
+    /// SHA-256 (hex) of the study file's bytes and the resolved analysis parameters (so a
+    /// changed default changes it too): shards and resumed runs must agree on it.
     pub hash: String,
 }
 
@@ -246,14 +317,14 @@ impl StudyConfig {
             line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
             message: e.message().trim().to_string(),
         })?;
-        Resolver { text, path, registry }.resolve(raw, crate::util::sha256_bytes(text.as_bytes()))
+        let mut config = Resolver { text, path, registry }.resolve(raw, String::new())?;
+        config.hash = config_hash(text, &config.analysis);
+        Ok(config)
     }
 
     pub fn runtime(&self) -> RuntimeOptions {
-        let provider = match self.device.as_str() {
-            "cpu" => ExecutionProvider::Cpu,
-            d => ExecutionProvider::Cuda(d.strip_prefix("cuda:").and_then(|n| n.parse().ok()).unwrap_or(0)),
-        };
+        // `resolve` refused any device that does not parse, so this cannot fall back silently.
+        let provider: ExecutionProvider = self.device.parse().expect("study.device was checked when the file was read");
         RuntimeOptions { provider, intra_threads: self.threads }
     }
 
@@ -265,6 +336,15 @@ impl StudyConfig {
     pub fn short_hash(&self) -> &str {
         &self.hash[..12]
     }
+}
+
+/// The study's identity: the file's bytes plus the resolved analysis plan, so that the
+/// analyses' parameters enter it even where the file leaves them to their defaults.
+fn config_hash(text: &str, analysis: &AnalysisPlan) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    bytes.extend_from_slice(b"\n\0analysis:");
+    bytes.extend_from_slice(&serde_json::to_vec(analysis).expect("the analysis plan serialises"));
+    crate::util::sha256_bytes(&bytes)
 }
 
 /// 1-based line of a byte offset.
@@ -286,6 +366,49 @@ impl Resolver<'_> {
             key: key.to_string(),
             message: message.into(),
         }
+    }
+
+    fn analysis(&self, raw: RawAnalysis) -> Result<AnalysisPlan, ConfigError> {
+        let switches = AnalysisSwitches {
+            masks: raw.masks,
+            subspaces: raw.subspaces,
+            neurons: raw.neurons,
+            pruning_error: raw.pruning_error,
+            significance: raw.significance,
+        };
+        let defaults = AnalysisParams::default();
+        let at_least = |key: &str, v: &Option<Spanned<usize>>, min: usize, default: usize| match v {
+            Some(s) if *s.get_ref() < min => Err(self.err(key, s.span(), format!("{} is too small; give at least {min}", s.get_ref()))),
+            Some(s) => Ok(*s.get_ref()),
+            None => Ok(default),
+        };
+        let fraction = |key: &str, v: &Option<Spanned<f64>>, upper_closed: bool, default: f64| match v {
+            Some(s) => {
+                let x = *s.get_ref();
+                let ok = x > 0.0 && (x < 1.0 || (upper_closed && x == 1.0));
+                if ok {
+                    Ok(x)
+                } else {
+                    Err(self.err(
+                        key,
+                        s.span(),
+                        format!("{x} is not in (0, 1{}; the default is {default}", if upper_closed { "]" } else { ")" }),
+                    ))
+                }
+            }
+            None => Ok(default),
+        };
+        let params = AnalysisParams {
+            sentences: at_least("analysis.sentences", &raw.sentences, 2, defaults.sentences)?,
+            batch: at_least("analysis.batch", &raw.batch, 1, defaults.batch)?,
+            layers: raw.layers.unwrap_or_default(),
+            rank: raw.rank.as_ref().map(|r| at_least("analysis.rank", &raw.rank, 1, 1).map(|_| *r.get_ref())).transpose()?,
+            filter_percentile: fraction("analysis.filter_percentile", &raw.filter_percentile, false, defaults.filter_percentile)?,
+            entropy_fraction: fraction("analysis.entropy_fraction", &raw.entropy_fraction, true, defaults.entropy_fraction)?,
+            error_windows: at_least("analysis.error_windows", &raw.error_windows, 1, defaults.error_windows)?,
+            error_seqlen: at_least("analysis.error_seqlen", &raw.error_seqlen, 2, defaults.error_seqlen)?,
+        };
+        Ok(AnalysisPlan { switches, params })
     }
 
     fn resolve(&self, raw: RawConfig, hash: String) -> Result<StudyConfig, ConfigError> {
@@ -313,13 +436,11 @@ impl Resolver<'_> {
             None => "cpu".to_string(),
             Some(d) => {
                 let v = d.get_ref().trim();
-                let ok = v == "cpu" || v == "cuda" || v.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
-                if !ok {
-                    return Err(self.err("study.device", d.span(), format!("'{v}' is not a device; use \"cpu\", \"cuda\" or \"cuda:N\"")));
-                }
+                v.parse::<ExecutionProvider>().map_err(|message| self.err("study.device", d.span(), message))?;
                 v.to_string()
             }
         };
+        let analysis = self.analysis(raw.analysis.unwrap_or_default())?;
         let models = self.models(&raw.models)?;
         let (methods, needs_calibration) = self.methods(&raw.pruning)?;
         let targets = self.targets(&raw.pruning)?;
@@ -360,7 +481,7 @@ impl Resolver<'_> {
             calibration,
             perplexity,
             tasks,
-            analysis: raw.analysis,
+            analysis,
             hash,
         })
     }

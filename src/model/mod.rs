@@ -93,6 +93,16 @@ impl ModelDir {
         self.dir.join(&self.card.tokenizer)
     }
 
+    /// The model's tokenizer: the one loader every caller uses, so a broken file always gets
+    /// the same message naming it and the fix.
+    pub fn tokenizer(&self) -> Result<tokenizers::Tokenizer, ModelError> {
+        let path = self.tokenizer_path();
+        tokenizers::Tokenizer::from_file(&path).map_err(|e| ModelError::Unusable {
+            reason: format!("cannot read the tokenizer ({e}); re-import the model or put its tokenizer.json there"),
+            path,
+        })
+    }
+
     /// A stable identity for provenance: the source checksum for imports, else the graph's.
     pub fn identity(&self) -> String {
         match &self.card.source {

@@ -42,6 +42,31 @@ pub enum ExecutionProvider {
     Cuda(i32),
 }
 
+impl std::str::FromStr for ExecutionProvider {
+    type Err = String;
+
+    /// `cpu`, `cuda` (device 0) or `cuda:N`, as `--device` and a study file's `device` take them.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "cpu" => Ok(ExecutionProvider::Cpu),
+            "cuda" => Ok(ExecutionProvider::Cuda(0)),
+            d => match d.strip_prefix("cuda:").map(str::parse::<i32>) {
+                Some(Ok(n)) if n >= 0 => Ok(ExecutionProvider::Cuda(n)),
+                _ => Err(format!("device '{d}': expected cpu, cuda or cuda:N (N a device number, e.g. cuda:1)")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ExecutionProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExecutionProvider::Cpu => f.write_str("cpu"),
+            ExecutionProvider::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct RuntimeOptions {
     pub provider: ExecutionProvider,

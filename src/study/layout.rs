@@ -33,7 +33,7 @@ pub struct StudyRecord {
     pub models: Vec<(String, PathBuf)>,
     /// Evaluation settings as configured (languages, tasks, limits), for the report's setup.
     pub evaluation: serde_json::Value,
-    pub analysis: crate::design::AnalysisSwitches,
+    pub analysis: crate::design::AnalysisPlan,
 }
 
 /// A study's output folder.
@@ -79,6 +79,21 @@ impl StudyDir {
     }
     pub fn analysis_dir(&self, analysis: &str) -> PathBuf {
         self.root.join("analysis").join(analysis)
+    }
+    /// Where the model analyses of `model` go: `analysis/`, or `analysis/<model>/` when the
+    /// study has several models.
+    pub fn model_analysis_root(&self, model: &str, several_models: bool) -> PathBuf {
+        let root = self.root.join("analysis");
+        if several_models {
+            root.join(model)
+        } else {
+            root
+        }
+    }
+    /// A cell's saved masks folder, when the cell has written one.
+    pub fn cell_masks(&self, id: &str) -> Option<PathBuf> {
+        let masks = self.cell_dir(id).join("masks");
+        masks.join("index.json").is_file().then_some(masks)
     }
     pub fn report_dir(&self) -> PathBuf {
         self.root.join("report")

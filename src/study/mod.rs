@@ -1,6 +1,7 @@
 //! The whole study from one config file (its grid is `crate::design`): estimate it (`plan`), run it resumably (`runner`), split it across machines (`shard`, `merge`, `slurm`).
 //! `layout` is the only code that knows where results live on disk.
 
+pub mod analyses;
 pub mod layout;
 pub mod merge;
 pub mod plan;

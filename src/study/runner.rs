@@ -27,7 +27,7 @@ use crate::design::{Cell, DenseBaseline, Grid};
 use crate::eval::{downstream, LanguageScore, Scorer, ScorerError, TaskEvalError, TaskResult, TextSet};
 use crate::model::{ModelDir, ModelError};
 use crate::prune::StatisticsNeed;
-use crate::pruning::{prune_many, prune_model, write_masks, LayerFilter, PruneJob, PrunedModel};
+use crate::pruned::{prune_many, prune_model, write_masks, LayerFilter, PruneJob, PrunedModel};
 use crate::results::{Machine, Provenance};
 use crate::runtime::WeightOverride;
 use crate::tasks::{LoadOptions, LoadedTask, TaskError};
@@ -45,6 +45,8 @@ pub enum RunError {
     Text(#[from] crate::data::DataError),
     #[error("task {task} in '{language}': {source}")]
     Task { task: String, language: String, source: TaskError },
+    #[error("analysis: {0}")]
+    Analysis(#[from] crate::analysis::AnalysisError),
     #[error("task {task} in '{language}' has no examples in the '{split}' split; check [tasks] data")]
     NoExamples { task: String, language: String, split: String },
 }
@@ -97,6 +99,8 @@ pub struct RunSummary {
     pub failed: Vec<(String, String)>,
     /// Units left for a later run (`max_units`).
     pub left: usize,
+    /// Model analyses computed in this run (`<model>/<analysis>`), once every unit was done.
+    pub analyses: Vec<String>,
 }
 
 /// The study's plan record, as written to `study.json`.
@@ -230,6 +234,11 @@ pub fn run_study(
             UnitStatus::Failed { error } => summary.failed.push((unit.id().to_string(), error.clone())),
         }
         observer.unit_finished(unit.id(), &status);
+    }
+    // The model analyses compare finished cells, so they wait for a run that leaves none to do
+    // and none failed.
+    if summary.left == 0 && summary.failed.is_empty() {
+        summary.analyses = super::analyses::run_model_analyses(config, dir, observer)?;
     }
     Ok(summary)
 }

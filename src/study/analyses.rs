@@ -1,0 +1,91 @@
+//! The study's `[analysis]` step that runs models (subspaces, LAPE neurons, pruning error): once
+//! every cell is done, the dense model against every cell whose masks reproduce it (Magnitude
+//! and Wanda; SparseGPT also moves the kept weights and a study saves no model folder), on the
+//! perplexity languages' parallel FLORES sentences, with the study file's parameters.
+//!
+//! Each writes its section under `<study>/analysis/` (`<study>/analysis/<model>/` when the study
+//! has several models), where the report picks it up. A section already there is kept: delete
+//! it to recompute.
+
+use std::path::PathBuf;
+
+use super::layout::StudyDir;
+use super::runner::RunError;
+use super::Observer;
+use crate::analysis::workflow::{neurons, pruning_error, subspace, ModelComparison};
+use crate::analysis::AnalysisError;
+use crate::design::{Grid, StudyConfig};
+use crate::progress::Progress;
+use crate::prune::Method;
+
+/// Forwards an analysis' stages to the study's observer as the current unit's stage.
+struct ObserverProgress<'a> {
+    observer: &'a mut dyn Observer,
+    stage: String,
+}
+
+impl Progress for ObserverProgress<'_> {
+    fn stage(&mut self, name: &str, _total: u64) {
+        self.stage = name.to_string();
+        self.observer.stage(name);
+    }
+    fn advance(&mut self, done: u64) {
+        self.observer.stage(&format!("{} {done}", self.stage));
+    }
+    fn detail(&mut self, what: &str) {
+        self.observer.stage(what);
+    }
+}
+
+/// Runs the model analyses the study file asks for; returns the section ids computed now.
+pub fn run_model_analyses(config: &StudyConfig, dir: &StudyDir, observer: &mut dyn Observer) -> Result<Vec<String>, RunError> {
+    let switches = &config.analysis.switches;
+    if !switches.runs_models() {
+        return Ok(Vec::new());
+    }
+    let Some(perplexity) = &config.perplexity else {
+        return Err(RunError::Analysis(AnalysisError::invalid(
+            "[analysis] subspaces/neurons/pruning_error",
+            "they probe the parallel FLORES sentences of the [perplexity] languages; add a [perplexity] table",
+        )));
+    };
+    let languages: Vec<String> = perplexity.languages.iter().map(|l| l.flores_code().to_string()).collect();
+    let flores = perplexity.source.as_deref().and_then(|s| s.strip_prefix("flores:")).map(PathBuf::from);
+    let grid = Grid::expand(config);
+    let params = crate::analysis::workflow::validated(config.analysis.params.clone())?;
+    let mut computed = Vec::new();
+    for model in &config.models {
+        let out = dir.model_analysis_root(&model.name, config.models.len() > 1);
+        let pruned: Vec<(String, PathBuf)> = grid
+            .cells
+            .iter()
+            .filter(|c| c.model == model.name && !matches!(c.method, Method::SparseGpt(_)))
+            .filter_map(|c| dir.cell_masks(&c.id).map(|masks| (c.label(), masks)))
+            .collect();
+        let cmp = ModelComparison {
+            model: model.path.clone(),
+            pruned,
+            languages: languages.clone(),
+            flores: flores.clone(),
+            runtime: config.runtime(),
+        };
+        let mut progress = ObserverProgress { observer: &mut *observer, stage: String::new() };
+        let pending = |id: &str| !out.join(id).join("section.json").is_file();
+        if switches.subspaces && pending("subspace") {
+            let section = subspace(&cmp, &params, &mut progress)?.section;
+            crate::analysis::sections::export_section(&out, &section)?;
+            computed.push(format!("{}/subspace", model.name));
+        }
+        if switches.neurons && pending("neurons") {
+            let section = neurons(&cmp, &params, &mut progress)?.section;
+            crate::analysis::sections::export_section(&out, &section)?;
+            computed.push(format!("{}/neurons", model.name));
+        }
+        if switches.pruning_error && pending("pruning_error") {
+            let section = pruning_error(&cmp, &params, &mut progress)?.section;
+            crate::analysis::sections::export_section(&out, &section)?;
+            computed.push(format!("{}/pruning_error", model.name));
+        }
+    }
+    Ok(computed)
+}

@@ -1,0 +1,99 @@
+//! `eval ppl` as a library call: perplexity and bits per byte of a model (dense, or with saved
+//! masks applied) on each language's evaluation text and/or a file, written to a results folder.
+
+use std::path::{Path, PathBuf};
+
+use super::{score_sets, WorkflowError};
+use crate::eval::{LanguageScore, Scorer, TextSet, WindowOptions};
+use crate::model::ModelDir;
+use crate::progress::Progress;
+use crate::results::Provenance;
+use crate::runtime::RuntimeOptions;
+
+/// A text file to score: whole, or each non-empty line as its own document.
+#[derive(Clone, Debug)]
+pub struct FileText {
+    pub path: PathBuf,
+    pub per_line: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct PerplexityOptions {
+    pub model: PathBuf,
+    /// Saved Magnitude/Wanda masks applied to `model` in memory.
+    pub masks: Option<PathBuf>,
+    pub file: Option<FileText>,
+    /// Languages whose evaluation split is scored (FLORES codes or aliases).
+    pub languages: Vec<String>,
+    /// Text source for `languages` (`flores`, `handbook`, `udhr`, ...); `None` = per-language default.
+    pub source: Option<String>,
+    /// Another SIB-200/FLORES folder than the project's.
+    pub flores: Option<PathBuf>,
+    /// Score only the first `limit` documents of each language.
+    pub limit: Option<usize>,
+    /// Window and stride; the context is capped at the model's maximum positions.
+    pub window: WindowOptions,
+    pub batch_tokens: usize,
+    pub runtime: RuntimeOptions,
+    /// Results root: the run goes to `<results>/ppl/<time>-<model>/`.
+    pub results: PathBuf,
+}
+
+pub struct PerplexityRun {
+    pub scores: Vec<LanguageScore>,
+    pub results_dir: PathBuf,
+}
+
+/// Non-empty lines of a file, each with its 1-based line number.
+fn file_documents(file: &FileText) -> Result<Vec<(String, String)>, WorkflowError> {
+    let path = &file.path;
+    let text = std::fs::read_to_string(path).map_err(|source| WorkflowError::Read { path: path.clone(), source })?;
+    let documents: Vec<(String, String)> = if file.per_line {
+        text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| ((i + 1).to_string(), l.to_string())).collect()
+    } else if text.trim().is_empty() {
+        Vec::new()
+    } else {
+        vec![("1".to_string(), text)]
+    };
+    if documents.is_empty() {
+        let what = if file.per_line { "has no non-empty lines" } else { "is empty" };
+        return Err(WorkflowError::Refused(format!("--file {} {what}; give a file with text", path.display())));
+    }
+    Ok(documents)
+}
+
+/// The evaluation documents of each language (see `crate::eval::evaluation_sets`).
+pub fn language_sets(languages: &[String], source: Option<&str>, flores: Option<&Path>) -> Result<Vec<TextSet>, WorkflowError> {
+    Ok(crate::eval::evaluation_sets(languages, source, &crate::eval::registry(flores))?)
+}
+
+pub fn perplexity(opts: &PerplexityOptions, progress: &mut dyn Progress) -> Result<PerplexityRun, WorkflowError> {
+    let model = ModelDir::open(&opts.model)?;
+    let mut sets: Vec<TextSet> = Vec::new();
+    if let Some(file) = &opts.file {
+        sets.push(TextSet { language: "file".into(), source: file.path.display().to_string(), documents: file_documents(file)? });
+    }
+    sets.extend(language_sets(&opts.languages, opts.source.as_deref(), opts.flores.as_deref())?);
+    if sets.is_empty() {
+        return Err(WorkflowError::invalid("nothing to score", "give --file <path> or --langs <codes>"));
+    }
+    let overrides = match &opts.masks {
+        Some(dir) => crate::pruned::overrides_from_mask_dir(&model, dir)?,
+        None => Vec::new(),
+    };
+    let mut scorer = Scorer::load(&model, &opts.runtime, &overrides)?;
+    scorer.batch_tokens = opts.batch_tokens;
+    let window = WindowOptions { context: opts.window.context.min(model.card.max_positions), stride: opts.window.stride };
+    let started = std::time::Instant::now();
+    let scores = score_sets(&mut scorer, &sets, opts.limit, window, progress)?;
+    let settings = serde_json::json!({
+        "langs": opts.languages, "source": opts.source, "file": opts.file.as_ref().map(|f| &f.path),
+        "per_line": opts.file.as_ref().is_some_and(|f| f.per_line),
+        "limit": opts.limit, "masks": opts.masks, "context": window.context, "stride": window.stride,
+    });
+    let provenance = Provenance::new("eval ppl", model.identity(), settings, started);
+    let results_dir = crate::results::run_dir(&opts.results, "ppl", &model.card.name);
+    crate::results::write_perplexity(&results_dir, &scores, &provenance)
+        .map_err(|source| WorkflowError::Write { path: results_dir.clone(), source })?;
+    Ok(PerplexityRun { scores, results_dir })
+}

@@ -1,0 +1,175 @@
+//! `prune` as a library call: draw a calibration set, prune the model with one or more methods
+//! (sharing one calibration pass where the capture mode allows), write each method's results
+//! folder, optionally save the pruned model, and compare perplexity before and after.
+
+use std::path::PathBuf;
+
+use super::perplexity::language_sets;
+use super::{score_sets, WorkflowError};
+use crate::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions, Mix};
+use crate::data::Language;
+use crate::eval::{LanguageScore, Scorer, WindowOptions};
+use crate::model::ModelDir;
+use crate::progress::Progress;
+use crate::prune::{Method, Pattern, Sparsity, SparsityTarget};
+use crate::pruned::{prune_many, save_pruned, LayerFilter, PruneJob, PrunedModel};
+use crate::results::Provenance;
+use crate::runtime::RuntimeOptions;
+
+/// What to calibrate on; `seqlen` is capped at the model's maximum positions.
+#[derive(Clone, Debug)]
+pub struct CalibrationRequest {
+    pub languages: Vec<Language>,
+    pub mix: Mix,
+    pub samples: usize,
+    pub seqlen: usize,
+    pub seed: u64,
+    /// Text source (`handbook`, `udhr`, `flores`, `file:...`); `None` = each language's default.
+    pub source: Option<String>,
+}
+
+/// Perplexity before and after pruning, on each language's evaluation text.
+#[derive(Clone, Debug)]
+pub struct PerplexityCheck {
+    pub languages: Vec<String>,
+    pub source: Option<String>,
+    pub limit: Option<usize>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PruneOptions {
+    pub model: PathBuf,
+    /// One or more methods; in one-shot mode they share one calibration pass.
+    pub methods: Vec<Method>,
+    /// `None` with an N:M pattern prunes exactly N/M.
+    pub sparsity: Option<Sparsity>,
+    pub pattern: Pattern,
+    /// Needed by every method but Magnitude.
+    pub calibration: Option<CalibrationRequest>,
+    /// Another SIB-200/FLORES folder than the project's (calibration and evaluation text).
+    pub flores: Option<PathBuf>,
+    pub mode: CaptureMode,
+    /// Calibration windows per runtime call.
+    pub batch: usize,
+    pub filter: LayerFilter,
+    pub runtime: RuntimeOptions,
+    /// Results root: each method's run goes to `<results>/prune/<time>-<method>-<calibration>/`.
+    pub results: PathBuf,
+    /// Save the pruned model folder here (one subfolder per method when there are several).
+    pub save: Option<PathBuf>,
+    pub evaluate: Option<PerplexityCheck>,
+}
+
+/// One method's outcome.
+pub struct PrunedRun {
+    pub method: Method,
+    pub pruned: PrunedModel,
+    pub results_dir: PathBuf,
+    pub saved: Option<PathBuf>,
+    /// Perplexity after pruning, in the order of `PruneRun::dense`.
+    pub perplexity: Vec<LanguageScore>,
+}
+
+pub struct PruneRun {
+    /// The calibration set's label (empty without calibration).
+    pub calibration: String,
+    pub runs: Vec<PrunedRun>,
+    /// Dense perplexity, when `evaluate` asked for a comparison.
+    pub dense: Vec<LanguageScore>,
+}
+
+fn draw_calibration_set(opts: &PruneOptions, model: &ModelDir) -> Result<Option<CalibrationSet>, WorkflowError> {
+    let Some(c) = &opts.calibration else { return Ok(None) };
+    let spec = CalibrationSpec {
+        languages: c.languages.clone(),
+        mix: c.mix.clone(),
+        samples: c.samples,
+        seqlen: c.seqlen.min(model.card.max_positions),
+        seed: c.seed,
+        source: c.source.clone(),
+    };
+    let registry = crate::eval::registry(opts.flores.as_deref());
+    let tokenizer = model.tokenizer()?;
+    let start = model.card.start_token().unwrap_or(0);
+    Ok(Some(CalibrationSet::draw(&spec, &registry, &tokenizer, start)?))
+}
+
+pub fn prune(opts: &PruneOptions, progress: &mut dyn Progress) -> Result<PruneRun, WorkflowError> {
+    if opts.methods.is_empty() {
+        return Err(WorkflowError::Refused(
+            "--method is empty; give magnitude, magnitude-row, wanda or sparsegpt (comma-separated for several)".into(),
+        ));
+    }
+    let target = SparsityTarget::new(opts.sparsity, opts.pattern).map_err(|e| WorkflowError::Refused(e.to_string()))?;
+    let model = ModelDir::open(&opts.model)?;
+    let started = std::time::Instant::now();
+    let set = draw_calibration_set(opts, &model)?;
+    let capture = CaptureOptions { mode: opts.mode, batch: opts.batch, runtime: opts.runtime.clone(), gram: false };
+    let jobs: Vec<PruneJob> = opts.methods.iter().map(|m| PruneJob { method: m.clone(), target }).collect();
+    let calibration = set.as_ref().map(|s| s.spec.label()).unwrap_or_default();
+    let blocks = model.card.blocks;
+    progress.stage(&calibration, (blocks * jobs.len()) as u64);
+    let all = prune_many(&model, &jobs, &opts.filter, set.as_ref(), &capture, |job, k, stage| {
+        progress.advance((job * blocks + k) as u64);
+        progress.detail(&format!("{} block {k}: {stage}", jobs[job].method.name()));
+    });
+    progress.finish();
+    let all = all?;
+
+    let mut runs = Vec::new();
+    for (method, pruned) in opts.methods.iter().zip(all) {
+        let record = serde_json::json!({
+            "method": method, "target": format!("{target:?}"), "pattern": opts.pattern.to_string(),
+            "sparsity": opts.sparsity.map(|s| s.get()),
+            "calibration": set.as_ref().map(|s| &s.spec), "mode": capture.mode,
+            "include": opts.filter.include, "exclude": opts.filter.exclude,
+            "model": model.identity(), "timings": pruned.timings,
+            "overall_sparsity": pruned.overall_sparsity(),
+        });
+        let results_dir = crate::results::run_dir(&opts.results, "prune", &format!("{}-{}", method.name(), calibration));
+        write_results(&results_dir, &model, &pruned, set.as_ref(), &record, started)?;
+        let saved = match &opts.save {
+            Some(out) => {
+                let out = if opts.methods.len() > 1 { out.join(method.name()) } else { out.clone() };
+                save_pruned(&model, &pruned, &out, &record)?;
+                Some(out)
+            }
+            None => None,
+        };
+        runs.push(PrunedRun { method: method.clone(), pruned, results_dir, saved, perplexity: Vec::new() });
+    }
+
+    let mut dense = Vec::new();
+    if let Some(check) = opts.evaluate.as_ref().filter(|c| !c.languages.is_empty()) {
+        let sets = language_sets(&check.languages, check.source.as_deref(), opts.flores.as_deref())?;
+        let window = WindowOptions::default();
+        let mut scorer = Scorer::load(&model, &opts.runtime, &[])?;
+        dense = score_sets(&mut scorer, &sets, check.limit, window, progress)?;
+        drop(scorer);
+        for run in &mut runs {
+            let mut scorer = Scorer::load(&model, &opts.runtime, &run.pruned.overrides)?;
+            run.perplexity = score_sets(&mut scorer, &sets, check.limit, window, progress)?;
+        }
+    }
+    Ok(PruneRun { calibration, runs, dense })
+}
+
+fn write_results(
+    dir: &std::path::Path,
+    model: &ModelDir,
+    pruned: &PrunedModel,
+    set: Option<&CalibrationSet>,
+    record: &serde_json::Value,
+    started: std::time::Instant,
+) -> Result<(), WorkflowError> {
+    let write_err = |path: PathBuf| move |source| WorkflowError::Write { path, source };
+    let sparsity = dir.join("sparsity.csv");
+    crate::results::write_sparsity(&sparsity, pruned).map_err(write_err(sparsity.clone()))?;
+    if let Some(set) = set {
+        let manifest = dir.join("calibration_manifest.csv");
+        crate::results::write_csv(&manifest, &set.manifest).map_err(write_err(manifest.clone()))?;
+    }
+    let provenance = Provenance::new("prune", model.identity(), record.clone(), started);
+    let path = dir.join("provenance.json");
+    crate::results::write_json(&path, &provenance).map_err(write_err(path.clone()))
+}
