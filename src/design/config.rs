@@ -906,4 +906,44 @@ limit = 10
         let e = error(&GOOD.replace("limit = 5", "limit = "));
         assert!(e.starts_with("study.toml:23: "), "{e}");
     }
+
+    #[test]
+    fn analysis_parameters_are_keys_with_defaults_and_enter_the_hash() {
+        let plain = parse_ok(GOOD);
+        assert_eq!(plain.analysis.params, AnalysisParams::default());
+        assert_eq!(plain.analysis.switches, AnalysisSwitches::default());
+        let with = |table: &str| parse_ok(&format!("{GOOD}\n[analysis]\n{table}\n"));
+        let neurons = with("neurons = true\nsentences = 40\nfilter_percentile = 0.9");
+        assert!(neurons.analysis.switches.neurons && neurons.analysis.switches.runs_models());
+        assert_eq!(neurons.analysis.params.sentences, 40);
+        assert_eq!(neurons.analysis.params.filter_percentile, 0.9);
+        // Every parameter moves the hash, so a study cannot resume with other analysis settings.
+        let base = with("neurons = true");
+        for table in [
+            "neurons = true\nsentences = 49",
+            "neurons = true\nbatch = 4",
+            "neurons = true\nlayers = [3]",
+            "neurons = true\nrank = 2",
+            "neurons = true\nfilter_percentile = 0.96",
+            "neurons = true\nentropy_fraction = 0.02",
+            "neurons = true\nerror_windows = 4",
+            "neurons = true\nerror_seqlen = 64",
+        ] {
+            assert_ne!(with(table).hash, base.hash, "{table}");
+        }
+        // The hash covers the resolved plan, not only the text: the same text hashes the same,
+        // and it differs from the plain file hash.
+        assert_eq!(with("neurons = true").hash, base.hash);
+        assert_ne!(base.hash, crate::util::sha256_bytes(format!("{GOOD}\n[analysis]\nneurons = true\n").as_bytes()));
+    }
+
+    #[test]
+    fn bad_analysis_parameters_are_named_with_their_line() {
+        let e = error(&format!("{GOOD}\n[analysis]\nneurons = true\nfilter_percentile = 1.5\n"));
+        assert!(e.starts_with("study.toml:32: analysis.filter_percentile: 1.5 is not in (0, 1)"), "{e}");
+        let e = error(&format!("{GOOD}\n[analysis]\nsentences = 1\n"));
+        assert!(e.starts_with("study.toml:31: analysis.sentences: 1 is too small"), "{e}");
+        let e = error(&format!("{GOOD}\n[analysis]\nsentence = 10\n"));
+        assert!(e.contains("unknown field `sentence`"), "{e}");
+    }
 }
