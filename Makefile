@@ -14,7 +14,7 @@ GEMMA_DIR := $(CACHE)/models/gemma-3-270m
 SMOL_DIR := $(CACHE)/models/smollm2-135m
 SIB200 := ../shared/data/sib200
 
-.PHONY: setup venv runtime build models data fixtures test demo bench clean-cache chromium screenshot study-data
+.PHONY: setup venv runtime build models data fixtures lint test demo bench clean-cache chromium screenshot study-data
 
 setup: venv runtime build
 
@@ -61,7 +61,13 @@ fixtures: | $(PY_STAMP)
 	$(PY) scripts/gguf_fixture.py $(CACHE)/fixtures/gguf
 	$(PY) scripts/fixture_files.py --src tests/fixtures --out $(CACHE)/fixtures
 
-test: setup models fixtures chromium
+# Formatting and lints gate the tests: CI fails on either (same flags as a developer runs).
+lint:
+	@command -v rustup >/dev/null && rustup component add rustfmt clippy >/dev/null 2>&1 || true
+	cargo fmt --check
+	cargo clippy --release --all-targets -- -D warnings
+
+test: lint setup models fixtures data study-data chromium
 	cargo test --release -- --test-threads=1
 
 QUICKSTART := results/studies/quickstart
