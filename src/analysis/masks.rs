@@ -224,7 +224,9 @@ pub struct DepthOverlap {
 /// block's projections, so a big matrix weighs more than a small one.
 pub fn by_depth(rows: &[LayerOverlap]) -> Vec<DepthOverlap> {
     // (first, second, block) -> (kept both, kept either, chance weighted by size, size)
-    let mut pooled: BTreeMap<(String, String, usize), (u64, u64, f64, u64)> = BTreeMap::new();
+    // (first, second, block) -> (kept in both, kept in either, chance numerator, layers)
+    type Pooled = BTreeMap<(String, String, usize), (u64, u64, f64, u64)>;
+    let mut pooled: Pooled = BTreeMap::new();
     for r in rows {
         let Some(block) = r.block else { continue };
         let e = pooled.entry((r.first.clone(), r.second.clone(), block)).or_default();
@@ -263,7 +265,7 @@ pub fn unique_kept(sets: &[MaskSet]) -> Result<Vec<UniqueKept>, AnalysisError> {
     if sets.len() < 2 {
         return Ok(rows);
     }
-    for (layer, _) in &sets[0].masks {
+    for layer in sets[0].masks.keys() {
         let masks: Vec<(&str, &Mask)> = sets.iter().filter_map(|s| s.masks.get(layer).map(|m| (s.label.as_str(), m))).collect();
         if masks.len() != sets.len() {
             continue;

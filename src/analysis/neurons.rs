@@ -257,8 +257,8 @@ mod tests {
         let mut counts = ActivationCounts::new(vec!["a".into(), "b".into(), "c".into()], 2, 5);
         counts.tokens = vec![10, 10, 10];
         for (cell, r) in rows.iter().enumerate() {
-            for l in 0..3 {
-                counts.active[l][cell] = r[l];
+            for (l, &count) in r.iter().enumerate() {
+                counts.active[l][cell] = count;
             }
         }
         // The 30 probabilities sorted: 0 x10 (ranks 1-10), .1 x4 (11-14), .2 (15), .3 (16),

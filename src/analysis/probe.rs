@@ -123,7 +123,7 @@ pub fn probe(
         let t = width(r);
         let ids: Vec<i64> = sentences[r.clone()]
             .iter()
-            .flat_map(|s| s.tokens.iter().map(|&x| x as i64).chain(std::iter::repeat(0).take(t - s.tokens.len())))
+            .flat_map(|s| s.tokens.iter().map(|&x| x as i64).chain(std::iter::repeat_n(0, t - s.tokens.len())))
             .collect();
         let out = embed.run_f32(vec![("input_ids", Input::I64 { shape: vec![r.len(), t], data: ids })], &["hidden"])?;
         hidden.push(out.into_iter().next().map(|o| o.data).unwrap_or_default());

@@ -79,7 +79,7 @@ pub enum PrunedWeights {
     /// Dense weights with saved masks applied (exact for Magnitude and Wanda).
     Masks(MaskSet),
     /// A saved pruned model folder (SparseGPT also moves the kept weights).
-    Model(WeightStore),
+    Model(Box<WeightStore>),
 }
 
 pub struct Candidate {
@@ -93,7 +93,7 @@ impl Candidate {
     }
     pub fn from_model(label: &str, dir: &Path) -> Result<Candidate, AnalysisError> {
         let card = crate::model::ModelDir::card_of(dir)?;
-        Ok(Candidate { label: label.to_string(), weights: PrunedWeights::Model(WeightStore::open(dir, &card.graph)?) })
+        Ok(Candidate { label: label.to_string(), weights: PrunedWeights::Model(Box::new(WeightStore::open(dir, &card.graph)?)) })
     }
 
     /// This candidate's `[out][in]` weights of `layer`, or `None` when it did not prune it.

@@ -84,8 +84,11 @@ fn variants(cmp: &ModelComparison) -> Result<(ModelDir, Vec<Variant>), AnalysisE
     Ok((dense, out))
 }
 
-/// The evaluation text of each language, as `(language, [(id, text)])`.
-fn evaluation_text(cmp: &ModelComparison) -> Result<Vec<(String, Vec<(String, String)>)>, AnalysisError> {
+/// `(language, [(id, text)])`.
+type LanguageText = (String, Vec<(String, String)>);
+
+/// The evaluation text of each language.
+fn evaluation_text(cmp: &ModelComparison) -> Result<Vec<LanguageText>, AnalysisError> {
     let registry = crate::eval::registry(cmp.flores.as_deref());
     let sets = crate::eval::evaluation_sets(&cmp.languages, Some("flores"), &registry)?;
     Ok(sets.into_iter().map(|s| (s.language, s.documents)).collect())

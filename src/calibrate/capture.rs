@@ -9,6 +9,7 @@
 //!   run again, pruned, to give block k+1 its inputs. Cost: two passes over the blocks, no
 //!   output layer: about one forward pass of the whole model.
 //! * **one-shot**: all statistics come from the dense model; one pass.
+//!
 //! Memory: the hidden states, one batch of activations, and the statistics themselves.
 
 use std::collections::BTreeMap;

@@ -352,6 +352,9 @@ fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
+/// A name and where the file wrote it.
+type NamedSpan = (String, std::ops::Range<usize>);
+
 struct Resolver<'a> {
     text: &'a str,
     path: &'a Path,
@@ -514,7 +517,7 @@ impl Resolver<'_> {
     }
 
     /// The methods, and the first one that needs calibration data (for the error if none is given).
-    fn methods(&self, raw: &RawPruning) -> Result<(Vec<Method>, Option<(String, std::ops::Range<usize>)>), ConfigError> {
+    fn methods(&self, raw: &RawPruning) -> Result<(Vec<Method>, Option<NamedSpan>), ConfigError> {
         if raw.methods.get_ref().is_empty() {
             return Err(self.err("pruning.methods", raw.methods.span(), "give at least one method: magnitude, wanda or sparsegpt"));
         }

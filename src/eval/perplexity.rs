@@ -124,9 +124,7 @@ mod tests {
                 let mut seen = vec![0; n];
                 for (s, f, e) in windows(n, WindowOptions { context, stride }) {
                     assert!(e - s <= context && s < f && f <= e);
-                    for t in f..e {
-                        seen[t] += 1;
-                    }
+                    seen[f..e].iter_mut().for_each(|c| *c += 1);
                 }
                 assert_eq!(seen[0], 0);
                 assert!(seen[1..].iter().all(|&c| c == 1), "n={n} context={context} stride={stride}");

@@ -65,7 +65,7 @@ fn attr_i(node: &NodeProto, name: &str) -> Option<i64> {
 /// The first integer that follows a layer-ish word in a tensor or node name (`h.3`, `layers.3`).
 fn block_number(names: &[&str]) -> Option<usize> {
     for name in names {
-        let parts: Vec<&str> = name.split(|c: char| c == '.' || c == '/' || c == '_').collect();
+        let parts: Vec<&str> = name.split(['.', '/', '_']).collect();
         for w in parts.windows(2) {
             if matches!(w[0], "h" | "layers" | "layer" | "blocks" | "block" | "blk" | "decoder") {
                 if let Ok(n) = w[1].parse() {

@@ -141,6 +141,8 @@ pub struct Graph {
     label: String,
 }
 
+// ort hands the builder back inside its error so a caller could retry; its size is ort's choice.
+#[allow(clippy::result_large_err)]
 fn configure(
     mut b: SessionBuilder,
     opts: &RuntimeOptions,

@@ -43,7 +43,7 @@ impl Shard {
 
     /// This shard's units, in the order given (which keeps cells of one calibration set together).
     pub fn select(self, units: Vec<Unit>) -> Vec<Unit> {
-        let mut cell_ids: Vec<String> = units.iter().filter_map(|u| matches!(u, Unit::Cell(_)).then(|| u.id().to_string())).collect();
+        let mut cell_ids: Vec<String> = units.iter().filter(|&u| matches!(u, Unit::Cell(_))).map(|u| u.id().to_string()).collect();
         cell_ids.sort();
         let mine: std::collections::HashSet<&str> =
             cell_ids.iter().enumerate().filter(|(k, _)| k % self.count == self.index).map(|(_, id)| id.as_str()).collect();

@@ -105,7 +105,7 @@ pub fn prune(opts: &PruneOptions, progress: &mut dyn Progress) -> Result<PruneRu
     let started = std::time::Instant::now();
     let set = draw_calibration_set(opts, &model)?;
     let capture = CaptureOptions { mode: opts.mode, batch: opts.batch, runtime: opts.runtime.clone(), gram: false };
-    let jobs: Vec<PruneJob> = opts.methods.iter().map(|m| PruneJob { method: m.clone(), target }).collect();
+    let jobs: Vec<PruneJob> = opts.methods.iter().map(|m| PruneJob { method: *m, target }).collect();
     let calibration = set.as_ref().map(|s| s.spec.label()).unwrap_or_default();
     let blocks = model.card.blocks;
     progress.stage(&calibration, (blocks * jobs.len()) as u64);
@@ -136,7 +136,7 @@ pub fn prune(opts: &PruneOptions, progress: &mut dyn Progress) -> Result<PruneRu
             }
             None => None,
         };
-        runs.push(PrunedRun { method: method.clone(), pruned, results_dir, saved, perplexity: Vec::new() });
+        runs.push(PrunedRun { method: *method, pruned, results_dir, saved, perplexity: Vec::new() });
     }
 
     let mut dense = Vec::new();

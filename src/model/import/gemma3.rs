@@ -27,7 +27,7 @@ impl Architecture for Gemma3 {
         let window = g.metadata().get_u32(&k("attention.sliding_window"))? as usize;
         let global_base = g.metadata().get_f32(&k("rope.freq_base")).unwrap_or(1_000_000.0) as f64;
         let context = g.metadata().get_u32(&k("context_length")).map(|c| c as usize).unwrap_or(opts.max_positions);
-        let is_global = |i: usize| (i + 1) % GLOBAL_EVERY == 0;
+        let is_global = |i: usize| (i + 1).is_multiple_of(GLOBAL_EVERY);
         Ok(DecoderSpec {
             architecture: "gemma3".into(),
             blocks,

@@ -34,12 +34,12 @@ pub fn tokenizer_json(g: &GgufFile) -> Result<TokenizerJson, ModelError> {
     let json = match kind.as_str() {
         "llama" => {
             let scores = g.metadata().get_f32_array("tokenizer.ggml.scores")?;
-            sentencepiece_bpe(&tokens, &scores, bos_for_template)
+            sentencepiece_bpe(tokens, &scores, bos_for_template)
         }
         "gpt2" => {
             let merges = g.metadata().get_str_array("tokenizer.ggml.merges")?;
             let pre = g.metadata().get_str("tokenizer.ggml.pre").unwrap_or("default").to_string();
-            byte_level_bpe(&tokens, &merges, &pre, bos_for_template)
+            byte_level_bpe(tokens, merges, &pre, bos_for_template)
                 .map_err(|reason| ModelError::UnsupportedTokenizer { path: g.path().to_path_buf(), reason })?
         }
         other => {
