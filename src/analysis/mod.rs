@@ -1,7 +1,7 @@
 //! Looking inside pruned models and testing differences for significance.
 //!
 //! Reads what the pipeline stored (masks, model folders, result tables) and produces numbers
-//! and report sections of chart data ([`crate::report::section`]); it never draws.
+//! and report sections of chart data ([`section`]); it never draws.
 //! * [`masks`]: overlap of pruning masks across calibration languages (exact, on bits);
 //! * [`probe`]: hidden states and MLP activity of a (pruned) model on parallel sentences;
 //! * [`subspace`]: PCA, language-specific subspace, principal angles, retrieval;
@@ -17,6 +17,7 @@ pub mod neurons;
 pub mod probe;
 pub mod pruning_error;
 pub mod records;
+pub mod section;
 pub mod sections;
 pub mod significance;
 pub mod study;

@@ -13,7 +13,7 @@ use super::pruning_error::LayerError;
 use super::significance::{CheckRow, ComparisonRow, Ranking, StudySignificance};
 use super::subspace::SubspaceSummary;
 use super::AnalysisError;
-use crate::report::section::{BarSeries, Chart, Figure, LineSeries, ReportSection, ScatterPanel, ScatterPoint, Table, TableCell};
+use crate::analysis::section::{BarSeries, Chart, Figure, LineSeries, ReportSection, ScatterPanel, ScatterPoint, Table, TableCell};
 
 fn num(x: f64) -> TableCell {
     TableCell::Number(x)

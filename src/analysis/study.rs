@@ -10,7 +10,7 @@ use super::masks::{by_depth, compare_all_pairs, unique_kept, MaskSet};
 use super::sections::{export_section, masks_section, significance_section};
 use super::significance::{read_study_cells, study_significance, StudyCell, TestSettings};
 use super::AnalysisError;
-use crate::report::section::ReportSection;
+use crate::analysis::section::ReportSection;
 
 /// The mask sets of one condition (model, method, target, seed), by calibration, plus the
 /// magnitude mask of the same model, target and seed when the study has one.
@@ -101,7 +101,7 @@ fn model_sections(out: &Path) -> Result<Vec<ReportSection>, AnalysisError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::section::{BarSeries, Chart, Figure, Table, TableCell};
+    use crate::analysis::section::{BarSeries, Chart, Figure, Table, TableCell};
 
     fn section(id: &str) -> ReportSection {
         ReportSection {

@@ -18,7 +18,7 @@ use polyprune::analysis::subspace::{language_subspace, principal_angles, summari
 use polyprune::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions, Mix};
 use polyprune::data::Language;
 use polyprune::model::ModelDir;
-use polyprune::report::section::ReportSection;
+use polyprune::analysis::section::ReportSection;
 use polyprune::runtime::WeightOverride;
 use polyprune::stats::{Alpha, ComparisonConfig, Resamples, ResamplingConfig};
 
@@ -89,10 +89,10 @@ fn masks(args: MasksArgs) -> Result<()> {
     export(args.out.as_deref(), &section)
 }
 
-fn cell(c: &polyprune::report::section::TableCell) -> String {
+fn cell(c: &polyprune::analysis::section::TableCell) -> String {
     match c {
-        polyprune::report::section::TableCell::Number(x) => format!("{x}"),
-        polyprune::report::section::TableCell::Text(s) => s.clone(),
+        polyprune::analysis::section::TableCell::Number(x) => format!("{x}"),
+        polyprune::analysis::section::TableCell::Text(s) => s.clone(),
     }
 }
 
@@ -297,7 +297,7 @@ pub(crate) fn error(args: ErrorArgs) -> Result<()> {
     })?;
     pb.finish_and_clear();
     let section = error_section(&rows);
-    if let Some(polyprune::report::section::Chart::Heatmap { rows: cal, columns: ev, values, .. }) =
+    if let Some(polyprune::analysis::section::Chart::Heatmap { rows: cal, columns: ev, values, .. }) =
         section.figures.first().map(|f| &f.chart)
     {
         println!("mean SNR over layers (dB), calibration (rows) x evaluation (columns)");

@@ -9,13 +9,12 @@
 pub mod charts;
 pub mod html;
 pub mod latex;
-pub mod section;
 pub mod study_results;
 pub mod study_sections;
 
 use std::path::{Path, PathBuf};
 
-pub use section::{BarSeries, Chart, Figure, LineSeries, ReportSection, ScatterPanel, ScatterPoint, Table, TableCell};
+pub use crate::analysis::section::{BarSeries, Chart, Figure, LineSeries, ReportSection, ScatterPanel, ScatterPoint, Table, TableCell};
 pub use study_results::StudyResults;
 
 #[derive(Debug, thiserror::Error)]

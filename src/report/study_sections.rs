@@ -2,7 +2,7 @@
 //! change, downstream tasks, achieved sparsity, timings. Analyses add their own sections the
 //! same way; `html.rs` draws them all alike.
 
-use super::section::{BarSeries, Chart, Figure, ReportSection, Table, TableCell};
+use crate::analysis::section::{BarSeries, Chart, Figure, ReportSection, Table, TableCell};
 use super::study_results::{StudyResults, UnitResults};
 use crate::design::target_tag;
 use crate::design::Cell;
