@@ -9,6 +9,7 @@ use polyprune::analysis::masks::{by_depth, compare_all_pairs, unique_kept, MaskS
 use polyprune::analysis::neurons::{compare, lape, protection, LapeParams};
 use polyprune::analysis::probe::{probe, tokenize, ProbeOptions, ProbeResult, ProbeSentence};
 use polyprune::analysis::pruning_error::{error_grid, text_windows, Candidate};
+use polyprune::analysis::section::ReportSection;
 use polyprune::analysis::sections::{
     error_section, export_section, masks_section, neurons_section, significance_section, subspace_section,
 };
@@ -18,7 +19,6 @@ use polyprune::analysis::subspace::{language_subspace, principal_angles, summari
 use polyprune::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions, Mix};
 use polyprune::data::Language;
 use polyprune::model::ModelDir;
-use polyprune::analysis::section::ReportSection;
 use polyprune::runtime::WeightOverride;
 use polyprune::stats::{Alpha, ComparisonConfig, Resamples, ResamplingConfig};
 
@@ -344,7 +344,7 @@ fn significance(args: SignificanceArgs) -> Result<()> {
             eprintln!(
                 "sections: {} under {}",
                 sections.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "),
-                args.study.join("analysis").display()
+                polyprune::store::StudyDir::new(&args.study).analysis(None).display()
             );
             Ok(())
         }

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 
 use polyprune::eval::{LanguageScore, Scorer, TextSet, WindowOptions};
 use polyprune::model::ModelDir;
-use polyprune::results::Provenance;
+use polyprune::store::{new_run, PerplexityDir, Provenance, RunKind};
 
 use super::{bar, runtime_options};
 use crate::cli::{Format, PplArgs};
@@ -84,9 +84,8 @@ pub fn run(args: PplArgs) -> Result<()> {
         "limit": args.limit, "masks": args.masks, "context": window.context, "stride": window.stride,
     });
     let provenance = Provenance::new("eval ppl", model.identity(), settings, started);
-    let dir = polyprune::results::run_dir(&args.results, "ppl", &model.card.name);
-    polyprune::results::write_perplexity(&dir, &scores, &provenance)
-        .with_context(|| format!("cannot write results to {}; check --results", dir.display()))?;
+    let dir = new_run(&args.results, RunKind::Perplexity, &model.card.name);
+    PerplexityDir::at(&dir).write(&scores, &provenance).context("check --results")?;
     eprintln!("results: {}", dir.display());
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use polyprune::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions, Mix};
 use polyprune::data::Language;
@@ -10,7 +10,7 @@ use polyprune::eval::{LanguageScore, Scorer, WindowOptions};
 use polyprune::model::ModelDir;
 use polyprune::prune::{Method, Pattern, SparseGptConfig, Sparsity, SparsityTarget};
 use polyprune::pruning::{prune_many, save_pruned, LayerFilter, PruneJob, PrunedModel};
-use polyprune::results::Provenance;
+use polyprune::store::{new_run, Provenance, ResultsDir, RunKind};
 
 use super::ppl::{language_sets, score_sets};
 use super::{bar, runtime_options};
@@ -71,7 +71,7 @@ pub fn run(args: PruneArgs) -> Result<()> {
             "model": model.identity(), "timings": pruned.timings,
             "overall_sparsity": pruned.overall_sparsity(),
         });
-        let dir = polyprune::results::run_dir(&args.results, "prune", &format!("{}-{}", method.name(), calib_label));
+        let dir = new_run(&args.results, RunKind::Prune, &format!("{}-{}", method.name(), calib_label));
         write_prune_results(&dir, &model, &pruned, set.as_ref(), &record, started)?;
         eprintln!("results: {}", dir.display());
         if let Some(out) = &args.save {
@@ -154,13 +154,12 @@ fn write_prune_results(
     record: &serde_json::Value,
     started: std::time::Instant,
 ) -> Result<()> {
-    let sparsity = dir.join("sparsity.csv");
-    polyprune::results::write_sparsity(&sparsity, pruned).with_context(|| format!("cannot write {}", sparsity.display()))?;
+    let out = ResultsDir::at(dir);
+    out.write_sparsity(pruned)?;
     if let Some(set) = set {
-        polyprune::results::write_csv(&dir.join("calibration_manifest.csv"), &set.manifest)?;
+        out.write_manifest(&set.manifest)?;
     }
-    let provenance = Provenance::new("prune", model.identity(), record.clone(), started);
-    polyprune::results::write_json(&dir.join("provenance.json"), &provenance)?;
+    out.write_provenance(&Provenance::new("prune", model.identity(), record.clone(), started))?;
     Ok(())
 }
 

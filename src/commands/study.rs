@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 
 use polyprune::prune::Method;
-use polyprune::study::layout::UnitStatus;
+use polyprune::store::{SectionDir, UnitStatus};
 use polyprune::study::runner::load_evaluation;
 use polyprune::study::{plan, Grid, Observer, RunOptions, Shard, StudyConfig, StudyDir};
 
@@ -107,13 +107,13 @@ fn model_analyses(config: &StudyConfig, dir: &StudyDir) -> Result<()> {
     let flores = perplexity.source.as_deref().and_then(|s| s.strip_prefix("flores:")).map(PathBuf::from);
     let grid = Grid::expand(config);
     for model in &config.models {
-        let out = if config.models.len() > 1 { dir.root.join("analysis").join(&model.name) } else { dir.root.join("analysis") };
+        let out = dir.analysis((config.models.len() > 1).then_some(model.name.as_str()));
         let pruned: Vec<String> = grid
             .cells
             .iter()
             .filter(|c| c.model == model.name && !matches!(c.method, Method::SparseGpt(_)))
-            .filter(|c| dir.root.join("cells").join(&c.id).join("masks/index.json").is_file())
-            .map(|c| format!("{}={}", c.label(), dir.root.join("cells").join(&c.id).join("masks").display()))
+            .filter(|c| dir.cell(&c.id).has_masks())
+            .map(|c| format!("{}={}", c.label(), dir.cell(&c.id).masks().display()))
             .collect();
         let probe = ProbeArgs {
             model: model.path.clone(),
@@ -127,7 +127,7 @@ fn model_analyses(config: &StudyConfig, dir: &StudyDir) -> Result<()> {
             out: Some(out.clone()),
             runtime: RuntimeArgs { threads: config.threads, device: config.device.clone() },
         };
-        let pending = |id: &str| !out.join(id).join("section.json").is_file();
+        let pending = |id: &str| !SectionDir::new(&out, id).exists();
         if switches.subspaces && pending("subspace") {
             eprintln!("analysis: subspaces of {}", model.name);
             super::analyze::subspace(probe.clone())?;

@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 
 use polyprune::eval::{downstream, Scorer, TaskResult};
 use polyprune::model::ModelDir;
-use polyprune::results::Provenance;
+use polyprune::store::{new_run, Provenance, RunKind, TasksDir};
 use polyprune::tasks::{default_data_dir, load, LoadOptions, LoadedTask, Split, TaskError, TaskName};
 
 use super::{bar, runtime_options};
@@ -112,9 +112,8 @@ pub fn run(args: TasksArgs) -> Result<()> {
         "batch_tokens": scorer.batch_tokens, "masks": args.masks, "runs": runs,
     });
     let provenance = Provenance::new("eval tasks", model.identity(), settings, started);
-    let dir = polyprune::results::run_dir(&args.results, "tasks", &model.card.name);
-    polyprune::results::write_tasks(&dir, &results, &provenance)
-        .map_err(|e| anyhow::anyhow!("cannot write results to {}: {e}; check --results", dir.display()))?;
+    let dir = new_run(&args.results, RunKind::Tasks, &model.card.name);
+    TasksDir::at(&dir).write(&results, &provenance).map_err(|e| anyhow::anyhow!("{e}; check --results"))?;
     eprintln!("results: {}", dir.display());
     Ok(())
 }
