@@ -7,7 +7,7 @@ use crate::analysis::section::{BarSeries, Chart, Figure, ReportSection, Table, T
 use crate::design::target_tag;
 use crate::design::Cell;
 use crate::stats::{mean, wilson_interval, ConfidenceLevel};
-use crate::store::{StudyResults, TaskSummaryRow, UnitResults, UnitStatus};
+use crate::store::{PerplexitySettings, StudyResults, TaskSettings, TaskSummaryRow, UnitResults, UnitStatus};
 
 fn text(s: impl Into<String>) -> TableCell {
     TableCell::Text(s.into())
@@ -74,8 +74,8 @@ fn setup(results: &StudyResults) -> ReportSection {
         vec![text("seeds"), text(seeds.join(", "))],
         vec![text("statistics capture"), text(modes.join(", "))],
         vec![text("cells done"), text(format!("{done} of {}", r.cells.len()))],
-        vec![text("perplexity"), text(describe_perplexity(&r.evaluation["perplexity"]))],
-        vec![text("tasks"), text(describe_tasks(&r.evaluation["tasks"]))],
+        vec![text("perplexity"), text(describe_perplexity(r.evaluation.perplexity.as_ref()))],
+        vec![text("tasks"), text(describe_tasks(r.evaluation.tasks.as_ref()))],
     ];
     let mut models = Vec::new();
     for (name, path) in &r.models {
@@ -129,37 +129,23 @@ fn setup(results: &StudyResults) -> ReportSection {
     }
 }
 
-fn describe_perplexity(p: &serde_json::Value) -> String {
-    if p.is_null() {
-        return "none".into();
-    }
-    let langs: Vec<&str> = p["languages"].as_array().map(|a| a.iter().filter_map(|l| l.as_str()).collect()).unwrap_or_default();
-    let limit = p["limit"].as_u64().map_or("all".to_string(), |n| n.to_string());
+fn describe_perplexity(p: Option<&PerplexitySettings>) -> String {
+    let Some(p) = p else { return "none".into() };
+    let langs: Vec<&str> = p.languages.iter().map(|l| l.flores_code()).collect();
+    let limit = p.limit.map_or("all".to_string(), |n| n.to_string());
     format!(
         "{} ({} documents each, source {}, windows of {} tokens)",
         langs.join(", "),
         limit,
-        p["source"].as_str().unwrap_or("default"),
-        p["context"]
+        p.source.as_deref().unwrap_or("default"),
+        p.context
     )
 }
 
-fn describe_tasks(t: &serde_json::Value) -> String {
-    if t.is_null() {
-        return "none".into();
-    }
-    let list = |v: &serde_json::Value| {
-        v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
-    };
-    let limit = t["limit"].as_u64().map_or("all".to_string(), |n| n.to_string());
-    format!(
-        "{} in {} ({} examples each, {} shots, split {})",
-        list(&t["names"]),
-        list(&t["languages"]),
-        limit,
-        t["shots"],
-        t["split"].as_str().unwrap_or("test")
-    )
+fn describe_tasks(t: Option<&TaskSettings>) -> String {
+    let Some(t) = t else { return "none".into() };
+    let limit = t.limit.map_or("all".to_string(), |n| n.to_string());
+    format!("{} in {} ({} examples each, {} shots, split {})", t.names.join(", "), t.languages.join(", "), limit, t.shots, t.split.as_str())
 }
 
 /// Cells grouped for one heatmap: same model, method and target.

@@ -29,8 +29,11 @@ pub fn wilson_interval(proportion: f64, n: usize, level: ConfidenceLevel) -> Res
     let z2n = z * z / n;
     let centre = (p + z2n / 2.0) / (1.0 + z2n);
     let half = z / (1.0 + z2n) * (p * (1.0 - p) / n + z2n / (4.0 * n)).sqrt();
-    // Inside [0, 1] exactly; the clamp only removes rounding at p = 0 or 1.
-    Ok(ConfidenceInterval::from_endpoints((centre - half).max(0.0), (centre + half).min(1.0), level))
+    // At p = 0 (p = 1) the lower (upper) end is exactly 0 (1); the two terms cancel only up to
+    // rounding, so the ends are set rather than computed.
+    let lower = if p == 0.0 { 0.0 } else { (centre - half).max(0.0) };
+    let upper = if p == 1.0 { 1.0 } else { (centre + half).min(1.0) };
+    Ok(ConfidenceInterval::from_endpoints(lower, upper, level))
 }
 
 #[cfg(test)]

@@ -30,7 +30,10 @@ mod study;
 mod tests;
 
 pub use io::StoreError;
-pub use records::{Machine, MachineRecord, Provenance, StageTimings, StudyRecord, UnitRecord, UnitStatus};
+pub use records::{
+    EvaluationRecord, Machine, MachineRecord, PerplexitySettings, Provenance, StageTimings, StudyRecord, TaskSettings, UnitRecord,
+    UnitStatus,
+};
 pub use rows::{
     CalibrationManifestRow, ChoiceRow, DocumentRow, ExampleKind, ExampleRow, PerplexitySummaryRow, SparsityRow, TaskSummaryRow,
 };

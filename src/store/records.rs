@@ -8,7 +8,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::Language;
+use crate::design::config::{PerplexityPlan, TaskPlan};
 use crate::design::{AnalysisSwitches, Cell, DenseBaseline};
+use crate::tasks::Split;
 
 /// `provenance.json`: what produced the numbers next to it (tool version, model identity,
 /// settings, machine, time), so any of them can be traced.
@@ -71,8 +74,67 @@ pub struct StudyRecord {
     /// Model name -> folder, as the study file gave them.
     pub models: Vec<(String, PathBuf)>,
     /// Evaluation settings as configured (languages, tasks, limits), for the report's setup.
-    pub evaluation: serde_json::Value,
+    pub evaluation: EvaluationRecord,
     pub analysis: AnalysisSwitches,
+}
+
+/// What every unit of a study is measured on, as configured. Fields are in alphabetical order,
+/// the order `study.json` has always had them in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationRecord {
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub perplexity: Option<PerplexitySettings>,
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub tasks: Option<TaskSettings>,
+}
+
+/// The study file's `[perplexity]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PerplexitySettings {
+    pub context: usize,
+    pub languages: Vec<Language>,
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub limit: Option<usize>,
+    /// `None`: each language's default source.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub source: Option<String>,
+    pub stride: usize,
+}
+
+/// The study file's `[tasks]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskSettings {
+    pub data: PathBuf,
+    pub languages: Vec<String>,
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub limit: Option<usize>,
+    pub names: Vec<String>,
+    pub seed: u64,
+    pub shots: usize,
+    pub split: Split,
+}
+
+impl EvaluationRecord {
+    pub fn of(perplexity: Option<&PerplexityPlan>, tasks: Option<&TaskPlan>) -> EvaluationRecord {
+        EvaluationRecord {
+            perplexity: perplexity.map(|p| PerplexitySettings {
+                context: p.context,
+                languages: p.languages.clone(),
+                limit: p.limit,
+                source: p.source.clone(),
+                stride: p.stride,
+            }),
+            tasks: tasks.map(|t| TaskSettings {
+                data: t.data.clone(),
+                languages: t.languages.clone(),
+                limit: t.limit,
+                names: t.names.iter().map(|n| n.as_str().to_string()).collect(),
+                seed: t.seed,
+                shots: t.shots,
+                split: t.split,
+            }),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -180,7 +180,16 @@ fn study_record() -> StudyRecord {
         cells: vec![cell(Some(0))],
         dense: vec![DenseBaseline::for_model("m")],
         models: vec![("m".into(), PathBuf::from("models/m"))],
-        evaluation: serde_json::json!({ "perplexity": null, "tasks": null }),
+        evaluation: EvaluationRecord {
+            perplexity: Some(PerplexitySettings {
+                context: 512,
+                languages: vec![crate::data::Language::parse("eng_Latn").unwrap()],
+                limit: Some(6),
+                source: None,
+                stride: 256,
+            }),
+            tasks: None,
+        },
         analysis: AnalysisSwitches::default(),
     }
 }
@@ -249,6 +258,7 @@ fn a_record_missing_a_field_is_refused_naming_file_and_field() {
     drop_field(&study_json, "/cells/0", "seed");
     let e = dir.read_study().unwrap_err().to_string();
     assert!(e.contains(&study_json.display().to_string()) && e.contains("missing field `seed`"), "{e}");
+    dir.write_study(&study_record(), "").unwrap();
     drop_field(&study_json, "", "config_hash");
     let e = dir.read_study().unwrap_err().to_string();
     assert!(e.contains("missing field `config_hash`"), "{e}");

@@ -29,7 +29,8 @@ use crate::prune::StatisticsNeed;
 use crate::pruning::{prune_many, prune_model, write_masks, LayerFilter, PruneJob, PrunedModel};
 use crate::runtime::WeightOverride;
 use crate::store::{
-    Machine, MachineRecord, Provenance, ResultsDir, StageTimings, StoreError, StudyDir, StudyRecord, Unit, UnitRecord, UnitStatus,
+    EvaluationRecord, Machine, MachineRecord, Provenance, ResultsDir, StageTimings, StoreError, StudyDir, StudyRecord, Unit, UnitRecord,
+    UnitStatus,
 };
 use crate::tasks::{LoadOptions, LoadedTask, TaskError};
 
@@ -107,7 +108,7 @@ pub fn study_record(config: &StudyConfig, grid: &Grid) -> StudyRecord {
         cells: grid.cells.clone(),
         dense: grid.dense.clone(),
         models: config.models.iter().map(|m| (m.name.clone(), m.path.clone())).collect(),
-        evaluation: serde_json::json!({ "perplexity": config.perplexity, "tasks": config.tasks }),
+        evaluation: EvaluationRecord::of(config.perplexity.as_ref(), config.tasks.as_ref()),
         analysis: config.analysis.clone(),
     }
 }
