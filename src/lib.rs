@@ -2,7 +2,8 @@
 //!
 //! Data flows one way through the modules: `model` (graph, import) and `runtime` (ONNX Runtime)
 //! run a model; `data` supplies multilingual text; `eval` measures it; `calibrate` and `prune`
-//! produce masks; `stats` tests differences; `report` renders what the study runner stored.
+//! produce masks; `stats` tests differences; `store` owns every results file (paths and rows); `analysis`
+//! and `report` read what the study runner stored there.
 
 pub mod analysis;
 pub mod calibrate;
@@ -14,9 +15,9 @@ pub mod progress;
 pub mod prune;
 pub mod pruned;
 pub mod report;
-pub mod results;
 pub mod runtime;
 pub mod stats;
+pub mod store;
 pub mod study;
 pub mod tasks;
 pub mod util;

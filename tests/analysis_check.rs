@@ -105,15 +105,14 @@ fn significance_over_a_fabricated_study() {
     let cells: Vec<serde_json::Value> = ["eng_Latn", "deu_Latn", "zho_Hans"]
         .iter()
         .map(|l| {
-            serde_json::json!({"id": format!("wanda-{l}"), "model": "m", "method": "wanda", "pattern": "unstructured", "sparsity": 0.5,
+            serde_json::json!({"id": format!("wanda-{l}"), "model": "m", "method": {"method": "wanda"}, "pattern": "unstructured", "sparsity": 0.5,
             "calibration": {"languages": [l], "mix": "even", "samples": 8, "seqlen": 64, "source": null}, "seed": 0, "mode": "one-shot"})
         })
         .collect();
-    std::fs::write(
-        study.join("study.json"),
-        serde_json::to_vec(&serde_json::json!({"name": "t", "cells": cells, "dense": [{"id": "dense-m", "model": "m"}]})).unwrap(),
-    )
-    .unwrap();
+    // The plan as the study runner writes it (the store reads it typed, every field required).
+    let plan = serde_json::json!({"study": "t", "config_hash": "0", "tool_version": "0", "cells": cells,
+        "dense": [{"id": "dense-m", "model": "m"}], "models": [["m", "m"]], "evaluation": {"perplexity": null, "tasks": null}, "analysis": {}});
+    std::fs::write(study.join("study.json"), serde_json::to_vec(&plan).unwrap()).unwrap();
     write_run(&study.join("cells/wanda-eng_Latn/ppl"), 0.0);
     write_run(&study.join("cells/wanda-deu_Latn/ppl"), 0.0);
     write_run(&study.join("cells/wanda-zho_Hans/ppl"), 10.0);

@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["calibrate"],
     &["pruned", "eval"],
     &["design"],
-    &["store", "results"],
+    &["store"],
     &["analysis", "workflow"],
     &["study"],
     &["report"],

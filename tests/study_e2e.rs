@@ -287,9 +287,11 @@ fn the_report_of_a_finished_study_renders_in_headless_chromium() {
     for id in ["setup", "perplexity", "tasks", "sparsity", "timings"] {
         assert!(page.contains(&format!("<section id=\"{id}\">")), "section {id}");
     }
-    // Heatmaps for magnitude and wanda, SIB-200 bars, sparsity bars, timing bars.
+    // Heatmaps for magnitude and wanda, SIB-200 bars, sparsity bars, timing bars, and the mask
+    // overlap of wanda (eng_Latn) against magnitude at the same sparsity (two figures).
     let svgs = page.matches("<svg").count();
-    assert_eq!(svgs, 5, "figures");
+    assert_eq!(svgs, 7, "figures");
+    assert!(page.contains("<section id=\"masks\">"), "mask overlap section");
     assert!(page.contains("smollm2: Δ bits per byte vs dense") && page.contains("xcopa: accuracy by language"));
     for export in ["perplexity-dense_bpb.csv", "tasks-downstream.json", "timings-timings.csv", "sparsity-sparsity.csv"] {
         assert!(full.join("report").join(export).is_file(), "{export}");

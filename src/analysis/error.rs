@@ -14,6 +14,8 @@ pub enum AnalysisError {
     Calibration(#[from] crate::calibrate::CalibrationError),
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {reason}")]

@@ -1,4 +1,5 @@
-//! Reading stored per-unit scores (`documents.csv`, `examples.csv`) for paired tests.
+//! Per-unit scores for paired tests, from the rows the store reads (`documents.csv`,
+//! `examples.csv`): bits per byte per document, 0/1 accuracy per example.
 //!
 //! A unit is what two runs share: a document (joined on language + document id) or a task
 //! example (task + language + example id). Scores are grouped by evaluation set: one
@@ -10,9 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::AnalysisError;
-
-pub const DOCUMENTS_FILE: &str = "documents.csv";
-pub const EXAMPLES_FILE: &str = "examples.csv";
+use crate::store::{self, DocumentRow, ExampleRow, Scores};
 
 /// What a score measures, and which way is better.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -46,44 +45,14 @@ pub struct ScoreFile {
     pub sets: BTreeMap<String, UnitScores>,
 }
 
-#[derive(Deserialize)]
-struct DocumentRow {
-    language: String,
-    source: String,
-    document: String,
-    nll: f64,
-    bytes: usize,
-}
-
-#[derive(Deserialize)]
-struct ExampleRow {
-    task: String,
-    language: String,
-    example: String,
-    acc: Option<u8>,
-    exact_match: Option<u8>,
-}
-
 fn bad(path: &Path, reason: impl Into<String>) -> AnalysisError {
     AnalysisError::BadFile { path: path.to_path_buf(), reason: reason.into() }
 }
 
-fn read_rows<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<Vec<T>, AnalysisError> {
-    let mut reader = csv::Reader::from_path(path).map_err(|e| match e.into_kind() {
-        csv::ErrorKind::Io(io) => AnalysisError::io(path, io),
-        other => bad(path, format!("{other:?}")),
-    })?;
-    reader
-        .deserialize()
-        .enumerate()
-        .map(|(i, r)| r.map_err(|e| bad(path, format!("row {}: {e}; this is not a {what} file written by polyprune", i + 2))))
-        .collect()
-}
-
 /// Per-document bits per byte, by evaluation set `<language>/<source>` and document id.
-pub fn read_documents(path: &Path) -> Result<ScoreFile, AnalysisError> {
+pub fn documents(path: &Path, rows: Vec<DocumentRow>) -> Result<ScoreFile, AnalysisError> {
     let mut sets: BTreeMap<String, UnitScores> = BTreeMap::new();
-    for r in read_rows::<DocumentRow>(path, DOCUMENTS_FILE)? {
+    for r in rows {
         if r.bytes == 0 || !r.nll.is_finite() {
             return Err(bad(
                 path,
@@ -97,26 +66,25 @@ pub fn read_documents(path: &Path) -> Result<ScoreFile, AnalysisError> {
 }
 
 /// Per-example accuracy, by evaluation set `<task>/<language>` and example id.
-pub fn read_examples(path: &Path) -> Result<ScoreFile, AnalysisError> {
+pub fn examples(rows: Vec<ExampleRow>) -> ScoreFile {
     let mut sets: BTreeMap<String, UnitScores> = BTreeMap::new();
-    for r in read_rows::<ExampleRow>(path, EXAMPLES_FILE)? {
-        let Some(score) = r.acc.or(r.exact_match) else { continue };
+    for r in rows {
+        let Some(score) = r.score() else { continue };
         sets.entry(format!("{}/{}", r.task, r.language)).or_default().insert(r.example, f64::from(score));
     }
-    Ok(ScoreFile { metric: Some(Metric::Accuracy), sets })
+    ScoreFile { metric: Some(Metric::Accuracy), sets }
 }
 
-/// Reads a results file by its name.
+/// Reads a `documents.csv` or `examples.csv` (through the store) as scores by unit.
 pub fn read_scores(path: &Path) -> Result<ScoreFile, AnalysisError> {
-    match path.file_name().and_then(|n| n.to_str()) {
-        Some(DOCUMENTS_FILE) => read_documents(path),
-        Some(EXAMPLES_FILE) => read_examples(path),
-        _ => Err(bad(path, format!("expected {DOCUMENTS_FILE} or {EXAMPLES_FILE}"))),
+    match store::read_scores(path)? {
+        Scores::Documents(rows) => documents(path, rows),
+        Scores::Examples(rows) => Ok(examples(rows)),
     }
 }
 
-/// Every `documents.csv` / `examples.csv` under `root`, as paths relative to it, sorted
-/// (analysis outputs under `analysis/` are skipped).
+/// Every results file with per-unit scores under `root`, relative to it (see
+/// [`store::find_score_files`]).
 pub fn find_score_files(root: &Path) -> Result<Vec<PathBuf>, AnalysisError> {
     if !root.is_dir() {
         return Err(AnalysisError::invalid(
@@ -124,24 +92,5 @@ pub fn find_score_files(root: &Path) -> Result<Vec<PathBuf>, AnalysisError> {
             "is not a folder; give a results folder (a run folder or a study folder)",
         ));
     }
-    let mut out = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = root.join(&rel);
-        let entries = std::fs::read_dir(&dir).map_err(|e| AnalysisError::io(&dir, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| AnalysisError::io(&dir, e))?;
-            let name = entry.file_name();
-            let path = rel.join(&name);
-            if entry.path().is_dir() {
-                if name != "analysis" {
-                    stack.push(path);
-                }
-            } else if name == DOCUMENTS_FILE || name == EXAMPLES_FILE {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    Ok(store::find_score_files(root)?)
 }

@@ -10,10 +10,11 @@ use std::path::Path;
 use super::masks::{DepthOverlap, LayerOverlap, UniqueKept};
 use super::neurons::{LapeResult, NeuronChange, Protection};
 use super::pruning_error::LayerError;
+use super::section::{BarSeries, Chart, Figure, LineSeries, ReportSection, ScatterPanel, ScatterPoint, Table, TableCell};
 use super::significance::{CheckRow, ComparisonRow, Ranking, StudySignificance};
 use super::subspace::SubspaceSummary;
 use super::AnalysisError;
-use crate::report::section::{BarSeries, Chart, Figure, LineSeries, ReportSection, ScatterPanel, ScatterPoint, Table, TableCell};
+use crate::store::SectionDir;
 
 fn num(x: f64) -> TableCell {
     TableCell::Number(x)
@@ -454,18 +455,14 @@ pub fn check_section(rows: &[CheckRow], correction: &str, alpha: f64) -> ReportS
     }
 }
 
-/// Writes `<out>/<id>/section.json` and each table as CSV and JSON (`Table::to_csv`, `to_json`).
+/// Writes `<out>/<id>/section.json` and each table as CSV and JSON (`Table::to_csv`, `to_json`),
+/// where the store puts them.
 pub fn export_section(out: &Path, section: &ReportSection) -> Result<(), AnalysisError> {
-    let dir = out.join(&section.id);
-    std::fs::create_dir_all(&dir).map_err(|e| AnalysisError::io(&dir, e))?;
-    let path = dir.join("section.json");
-    crate::results::write_json(&path, section).map_err(|e| AnalysisError::io(&path, e))?;
+    let files = SectionDir::new(out, &section.id);
+    files.write_section(section)?;
     for t in &section.tables {
-        let csv_path = dir.join(format!("{}.csv", t.name));
-        let bytes = t.to_csv().map_err(|e| AnalysisError::io(&csv_path, e))?;
-        crate::util::write_atomic(&csv_path, &bytes).map_err(|e| AnalysisError::io(&csv_path, e))?;
-        let json_path = dir.join(format!("{}.json", t.name));
-        crate::results::write_json(&json_path, &t.to_json()).map_err(|e| AnalysisError::io(&json_path, e))?;
+        let csv = t.to_csv().map_err(|e| AnalysisError::io(files.path(), e))?;
+        files.write_table(&t.name, &csv, &t.to_json())?;
     }
     Ok(())
 }

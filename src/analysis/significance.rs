@@ -21,11 +21,15 @@ use serde::Serialize;
 
 use super::records::{find_score_files, read_scores, Metric, ScoreFile, UnitScores};
 use super::AnalysisError;
+use crate::calibrate::Mix;
+use crate::design::Cell;
+use crate::prune::Method;
 use crate::stats::{
     benjamini_hochberg, compare_paired, critical_difference_diagram, friedman_test, holm, nemenyi, t_interval, Alpha, BlockDesign,
     ComparisonConfig, ConfidenceLevel, CriticalDifferenceDiagram, Descriptives, FriedmanTest, NemenyiTest, PValues, PairedComparison,
     PairedSamples, RankDirection, Sample,
 };
+use crate::store::{ResultsDir, StudyDir};
 
 /// How p-values of one family are corrected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -219,7 +223,12 @@ pub fn across_seeds(group: &str, set: &str, values: &[f64], level: ConfidenceLev
 }
 
 fn set_mean(units: &UnitScores) -> f64 {
-    units.values().sum::<f64>() / units.len().max(1) as f64
+    mean(&units.values().copied().collect::<Vec<_>>())
+}
+
+/// The arithmetic mean (NaN for none), as `stats` computes it.
+fn mean(values: &[f64]) -> f64 {
+    crate::stats::mean(values)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -310,72 +319,61 @@ pub fn check(baseline: &Path, candidate: &Path, settings: &TestSettings, toleran
 }
 
 // ---------------------------------------------------------------------------------------------
-// A whole study: cells from `study.json`, results under `cells/<id>/` and `dense/<model>/`.
+// A whole study: cells from its `study.json`, their scores read through the store.
 
 /// What the significance analysis needs to know about a cell.
 #[derive(Clone, Debug, Serialize)]
 pub struct StudyCell {
     pub id: String,
     pub model: String,
-    pub method: String,
+    pub method: Method,
     /// `<pattern> <sparsity>`.
     pub target: String,
     /// Method, pattern and sparsity: cells of one condition differ only in calibration and seed.
     pub condition: String,
+    /// The calibration languages joined by `+` (with the mix when not even), `none` without.
     pub calibration: String,
-    pub seed: u64,
+    /// `None` for cells without calibration (Magnitude).
+    pub seed: Option<u64>,
 }
 
-fn text(v: &serde_json::Value, key: &str) -> String {
-    match v.get(key) {
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(serde_json::Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
+impl StudyCell {
+    pub fn of(cell: &Cell) -> StudyCell {
+        // `{:?}`-free, stable spellings: they name families in the exported tables.
+        let sparsity = serde_json::to_string(&cell.sparsity).expect("a finite sparsity");
+        let calibration = match &cell.calibration {
+            None => "none".to_string(),
+            Some(k) => {
+                let languages: Vec<&str> = k.languages.iter().map(|l| l.flores_code()).collect();
+                let joined = languages.join("+");
+                match &k.mix {
+                    _ if languages.len() < 2 => joined,
+                    Mix::Even => joined,
+                    Mix::Concat => format!("{joined} (concat)"),
+                    Mix::Weights(w) => format!("{joined} ({})", w.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(":")),
+                }
+            }
+        };
+        StudyCell {
+            id: cell.id.clone(),
+            model: cell.model.clone(),
+            method: cell.method,
+            target: format!("{} {sparsity}", cell.pattern),
+            condition: format!("{} {} {sparsity}", cell.method.name(), cell.pattern),
+            calibration,
+            seed: cell.seed,
+        }
+    }
+
+    /// ` seed <n>`, or nothing for a cell without a seed.
+    pub fn seed_label(&self) -> String {
+        self.seed.map(|s| format!(" seed {s}")).unwrap_or_default()
     }
 }
 
-/// Reads the cells of `<study>/study.json` (the study runner's expanded plan).
-pub fn read_study_cells(study: &Path) -> Result<(Vec<StudyCell>, Vec<String>), AnalysisError> {
-    let path = study.join("study.json");
-    let raw = std::fs::read_to_string(&path).map_err(|e| AnalysisError::io(&path, e))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&raw).map_err(|e| AnalysisError::BadFile { path: path.clone(), reason: format!("not JSON ({e})") })?;
-    let cells = v
-        .get("cells")
-        .and_then(|c| c.as_array())
-        .ok_or_else(|| AnalysisError::BadFile { path: path.clone(), reason: "no `cells` list; is this a study folder?".into() })?;
-    let parsed = cells
-        .iter()
-        .map(|c| {
-            let calib = c.get("calibration").cloned().unwrap_or_default();
-            let languages: Vec<String> = calib
-                .get("languages")
-                .and_then(|l| l.as_array())
-                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
-                .unwrap_or_default();
-            let mix = text(&calib, "mix");
-            let mut calibration = if languages.is_empty() { "none".to_string() } else { languages.join("+") };
-            if languages.len() > 1 && !mix.is_empty() && mix != "even" {
-                calibration = format!("{calibration} ({mix})");
-            }
-            StudyCell {
-                id: text(c, "id"),
-                model: text(c, "model"),
-                method: text(c, "method"),
-                target: format!("{} {}", text(c, "pattern"), text(c, "sparsity")),
-                condition: format!("{} {} {}", text(c, "method"), text(c, "pattern"), text(c, "sparsity")),
-                calibration,
-                seed: c.get("seed").and_then(|s| s.as_u64()).unwrap_or(0),
-            }
-        })
-        .collect();
-    let dense = v
-        .get("dense")
-        .or_else(|| v.get("baselines"))
-        .and_then(|d| d.as_array())
-        .map(|a| a.iter().map(|d| text(d, "model")).collect())
-        .unwrap_or_default();
-    Ok((parsed, dense))
+/// The cells of the study in `study` (its `study.json`, read by the store).
+pub fn read_study_cells(study: &StudyDir) -> Result<Vec<StudyCell>, AnalysisError> {
+    Ok(study.read_study()?.cells.iter().map(StudyCell::of).collect())
 }
 
 /// Everything the significance section shows.
@@ -386,30 +384,54 @@ pub struct StudySignificance {
     pub seeds: Vec<SeedSummary>,
 }
 
-fn read_if_present(path: &Path) -> Result<Option<ScoreFile>, AnalysisError> {
-    if path.is_file() {
-        read_scores(path).map(Some)
-    } else {
-        Ok(None)
+/// Which per-unit scores of a unit's folder a pass of the tests reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Measure {
+    Perplexity,
+    Tasks,
+}
+
+/// The unit's scores of `measure`, `None` when it has none.
+fn unit_scores(unit: &ResultsDir, measure: Measure) -> Result<Option<ScoreFile>, AnalysisError> {
+    match measure {
+        Measure::Perplexity => {
+            let ppl = unit.perplexity();
+            if !ppl.exists() {
+                return Ok(None);
+            }
+            super::records::documents(ppl.path(), ppl.read_documents()?).map(Some)
+        }
+        Measure::Tasks => {
+            let tasks = unit.tasks();
+            if !tasks.exists() {
+                return Ok(None);
+            }
+            Ok(Some(super::records::examples(tasks.read_examples()?)))
+        }
     }
 }
 
 /// Runs the study's families of tests.
 pub fn study_significance(study: &Path, settings: &TestSettings) -> Result<StudySignificance, AnalysisError> {
-    let (cells, _) = read_study_cells(study)?;
+    let dir = StudyDir::new(study);
+    let cells = read_study_cells(&dir)?;
     let mut out = StudySignificance::default();
-    for file in [super::records::DOCUMENTS_FILE, super::records::EXAMPLES_FILE] {
-        let sub = if file == super::records::DOCUMENTS_FILE { "ppl" } else { "tasks" };
+    for measure in [Measure::Perplexity, Measure::Tasks] {
         // (model, condition, seed) -> [(calibration, scores)]
-        let mut groups: BTreeMap<(String, String, u64), Vec<(String, ScoreFile)>> = BTreeMap::new();
+        type Group = (String, String, Option<u64>);
+        let mut groups: BTreeMap<Group, Vec<(String, ScoreFile)>> = BTreeMap::new();
+        let mut seed_labels: BTreeMap<Group, String> = BTreeMap::new();
         for c in &cells {
-            if let Some(scores) = read_if_present(&study.join("cells").join(&c.id).join(sub).join(file))? {
-                groups.entry((c.model.clone(), c.condition.clone(), c.seed)).or_default().push((c.calibration.clone(), scores));
+            if let Some(scores) = unit_scores(&dir.cell(&c.id), measure)? {
+                let key = (c.model.clone(), c.condition.clone(), c.seed);
+                seed_labels.insert(key.clone(), c.seed_label());
+                groups.entry(key).or_default().push((c.calibration.clone(), scores));
             }
         }
         // Pairwise families per evaluation set, with the dense model as one more treatment.
-        for ((model, condition, seed), members) in &groups {
-            let dense = read_if_present(&study.join("dense").join(model).join(sub).join(file))?;
+        for (key, members) in &groups {
+            let (model, condition, _) = key;
+            let dense = unit_scores(&dir.dense(model), measure)?;
             let metric = members[0].1.metric.expect("set by reader");
             let sets: Vec<&String> = members[0].1.sets.keys().collect();
             for set in sets {
@@ -418,7 +440,7 @@ pub fn study_significance(study: &Path, settings: &TestSettings) -> Result<Study
                 if let Some(d) = dense.as_ref().and_then(|d| d.sets.get(set)) {
                     treatments.push(("dense".to_string(), d));
                 }
-                let family = format!("{model} {condition} seed {seed}: {set}");
+                let family = format!("{model} {condition}{}: {set}", seed_labels[key]);
                 out.comparisons.extend(compare_treatments(&family, set, metric, &treatments, settings)?);
             }
         }
@@ -437,15 +459,19 @@ pub fn study_significance(study: &Path, settings: &TestSettings) -> Result<Study
             if values.len() >= 2 {
                 out.seeds.push(across_seeds(&group, set, values, settings.comparison.level)?);
             }
-            let mean = values.iter().sum::<f64>() / values.len() as f64;
-            seed_means.entry((model.clone(), condition.clone())).or_default().entry(cal.clone()).or_default().insert(set.clone(), mean);
+            seed_means
+                .entry((model.clone(), condition.clone()))
+                .or_default()
+                .entry(cal.clone())
+                .or_default()
+                .insert(set.clone(), mean(values));
         }
         // Friedman + Nemenyi: calibration languages over evaluation sets, seeds averaged.
         for ((model, condition), by_cal) in seed_means {
             if by_cal.len() < 2 {
                 continue;
             }
-            let metric = if sub == "ppl" { Metric::BitsPerByte } else { Metric::Accuracy };
+            let metric = if measure == Measure::Perplexity { Metric::BitsPerByte } else { Metric::Accuracy };
             let names: Vec<String> = by_cal.keys().cloned().collect();
             let means: Vec<BTreeMap<String, f64>> = by_cal.into_values().collect();
             let group = format!("{model} {condition} ({})", metric.as_str());

@@ -7,41 +7,45 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::masks::{by_depth, compare_all_pairs, unique_kept, MaskSet};
+use super::section::ReportSection;
 use super::sections::{export_section, masks_section, significance_section};
 use super::significance::{read_study_cells, study_significance, StudyCell, TestSettings};
 use super::AnalysisError;
-use crate::report::section::ReportSection;
+use crate::prune::Method;
+use crate::store::{SectionDir, StudyDir};
 
 /// The mask sets of one condition (model, method, target, seed), by calibration, plus the
-/// magnitude mask of the same model, target and seed when the study has one.
-fn mask_groups(study: &Path, cells: &[StudyCell]) -> Result<Vec<(String, Vec<MaskSet>)>, AnalysisError> {
-    let has_masks = |c: &StudyCell| study.join("cells").join(&c.id).join("masks").join("index.json").is_file();
-    let mut groups: BTreeMap<(String, String, String, u64), Vec<&StudyCell>> = BTreeMap::new();
-    for c in cells.iter().filter(|c| has_masks(c) && !c.method.starts_with("magnitude") && !c.method.contains("sparsegpt")) {
-        groups.entry((c.model.clone(), c.method.clone(), c.target.clone(), c.seed)).or_default().push(c);
+/// magnitude mask of the same model and target when the study has one. SparseGPT cells are left
+/// out: SparseGPT also moves the weights it keeps, so its mask alone is not its model.
+fn mask_groups(study: &StudyDir, cells: &[StudyCell]) -> Result<Vec<(String, Vec<MaskSet>)>, AnalysisError> {
+    let has_masks = |c: &StudyCell| study.cell(&c.id).has_masks();
+    let is_magnitude = |c: &StudyCell| matches!(c.method, Method::Magnitude { .. });
+    let mut groups: BTreeMap<(String, String, String, Option<u64>), Vec<&StudyCell>> = BTreeMap::new();
+    for c in cells.iter().filter(|c| has_masks(c) && !is_magnitude(c) && !matches!(c.method, Method::SparseGpt(_))) {
+        groups.entry((c.model.clone(), c.method.name().to_string(), c.target.clone(), c.seed)).or_default().push(c);
     }
     let mut out = Vec::new();
-    for ((model, method, target, seed), members) in groups {
-        let mut sets =
-            members.iter().map(|c| MaskSet::read(&c.calibration, &study.join("cells").join(&c.id))).collect::<Result<Vec<_>, _>>()?;
-        let magnitude = cells.iter().find(|c| c.method == "magnitude" && c.model == model && c.target == target && has_masks(c));
+    for ((model, method, target, _), members) in groups {
+        let mut sets = members.iter().map(|c| MaskSet::read(&c.calibration, study.cell(&c.id).path())).collect::<Result<Vec<_>, _>>()?;
+        let magnitude = cells.iter().find(|c| is_magnitude(c) && c.model == model && c.target == target && has_masks(c));
         if let Some(m) = magnitude {
-            sets.push(MaskSet::read("magnitude", &study.join("cells").join(&m.id))?);
+            sets.push(MaskSet::read("magnitude", study.cell(&m.id).path())?);
         }
         if sets.len() >= 2 {
-            out.push((format!("{model} {method} {target} seed {seed}"), sets));
+            out.push((format!("{model} {method} {target}{}", members[0].seed_label()), sets));
         }
     }
     Ok(out)
 }
 
 /// Runs the stored-results analyses of `study`, exports their tables, and returns the sections
-/// (mask overlap per condition, then significance).
+/// (mask overlap per condition, then significance, then what the model-running analyses left).
 pub fn analyze_study(study: &Path, settings: &TestSettings) -> Result<Vec<ReportSection>, AnalysisError> {
-    let (cells, _) = read_study_cells(study)?;
-    let out = study.join("analysis");
+    let dir = StudyDir::new(study);
+    let cells = read_study_cells(&dir)?;
+    let out = dir.analysis(None);
     let mut sections = Vec::new();
-    let groups = mask_groups(study, &cells)?;
+    let groups = mask_groups(&dir, &cells)?;
     let several = groups.len() > 1;
     for (i, (label, sets)) in groups.iter().enumerate() {
         let rows = compare_all_pairs(sets)?;
@@ -57,38 +61,29 @@ pub fn analyze_study(study: &Path, settings: &TestSettings) -> Result<Vec<Report
     let section = significance_section(&significance, settings.correction.as_str(), settings.alpha.value());
     export_section(&out, &section)?;
     sections.push(section);
-    sections.extend(model_sections(&out)?);
+    sections.extend(model_sections(&dir)?);
     Ok(sections)
 }
+
+/// The sections the model-running analyses write during `study run`.
+pub const MODEL_SECTIONS: [&str; 3] = ["subspace", "neurons", "pruning_error"];
 
 /// Sections the model-running analyses (subspaces, neurons, pruning error) exported under
 /// `<study>/analysis/` during `study run`, or under `<study>/analysis/<model>/` for studies of
 /// several models (titled with the model's name).
-fn model_sections(out: &Path) -> Result<Vec<ReportSection>, AnalysisError> {
-    const IDS: [&str; 3] = ["subspace", "neurons", "pruning_error"];
-    let read = |path: &Path| -> Result<ReportSection, AnalysisError> {
-        let raw = std::fs::read_to_string(path).map_err(|e| AnalysisError::io(path, e))?;
-        serde_json::from_str(&raw).map_err(|e| AnalysisError::BadFile {
-            path: path.to_path_buf(),
-            reason: format!("not a report section ({e}); delete it and re-run `polyprune study run`"),
-        })
-    };
+fn model_sections(dir: &StudyDir) -> Result<Vec<ReportSection>, AnalysisError> {
     let mut sections = Vec::new();
-    for id in IDS {
-        let path = out.join(id).join("section.json");
-        if path.is_file() {
-            sections.push(read(&path)?);
+    for id in MODEL_SECTIONS {
+        let files = SectionDir::new(&dir.analysis(None), id);
+        if files.exists() {
+            sections.push(files.read_section()?);
         }
     }
-    let mut models: Vec<_> =
-        std::fs::read_dir(out).map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default();
-    models.sort();
-    for model_dir in models {
-        let model = model_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        for id in IDS {
-            let path = model_dir.join(id).join("section.json");
-            if path.is_file() {
-                let mut section = read(&path)?;
+    for (model, folder) in dir.analysis_models()? {
+        for id in MODEL_SECTIONS {
+            let files = SectionDir::new(&folder, id);
+            if files.exists() {
+                let mut section: ReportSection = files.read_section()?;
                 section.id = format!("{id}-{model}");
                 section.title = format!("{} ({model})", section.title);
                 sections.push(section);
@@ -101,7 +96,7 @@ fn model_sections(out: &Path) -> Result<Vec<ReportSection>, AnalysisError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::section::{BarSeries, Chart, Figure, Table, TableCell};
+    use crate::analysis::section::{BarSeries, Chart, Figure, Table, TableCell};
 
     fn section(id: &str) -> ReportSection {
         ReportSection {
@@ -130,12 +125,13 @@ mod tests {
     /// name in the id and title; other folders (masks, significance) are not model sections.
     #[test]
     fn model_sections_are_picked_up_from_the_analysis_folder() {
-        let out = std::env::temp_dir().join(format!("polyprune-model-sections-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&out);
+        let study = StudyDir::new(std::env::temp_dir().join(format!("polyprune-model-sections-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(&study.root);
+        let out = study.analysis(None);
         export_section(&out, &section("neurons")).unwrap();
         export_section(&out, &section("masks")).unwrap();
         export_section(&out.join("tiny"), &section("subspace")).unwrap();
-        let found = model_sections(&out).unwrap();
+        let found = model_sections(&study).unwrap();
         let ids: Vec<&str> = found.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["neurons", "subspace-tiny"]);
         assert_eq!(found[1].title, "subspace title (tiny)");
@@ -145,7 +141,7 @@ mod tests {
         let Chart::Bars { series, .. } = &found[0].figures[0].chart else { panic!("bars") };
         assert!(series[0].values == [2.0] && series[0].lower[0].is_nan());
         std::fs::write(out.join("neurons/section.json"), "{").unwrap();
-        assert!(model_sections(&out).unwrap_err().to_string().contains("neurons"));
-        let _ = std::fs::remove_dir_all(&out);
+        assert!(model_sections(&study).unwrap_err().to_string().contains("neurons"));
+        let _ = std::fs::remove_dir_all(&study.root);
     }
 }

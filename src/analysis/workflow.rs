@@ -12,6 +12,7 @@ use super::masks::{by_depth, compare_all_pairs, unique_kept, DepthOverlap, Layer
 use super::neurons::{compare, lape, protection, LapeParams, LapeResult, NeuronChange, Protection};
 use super::probe::{probe, tokenize, ProbeOptions, ProbeResult, ProbeSentence};
 use super::pruning_error::{error_grid, text_windows, Candidate, LayerError};
+use super::section::ReportSection;
 use super::sections::{error_section, masks_section, neurons_section, subspace_section};
 use super::subspace::{language_subspace, principal_angles, summarise, SubspaceSummary};
 use super::AnalysisError;
@@ -20,7 +21,6 @@ use crate::data::Language;
 pub use crate::design::AnalysisParams;
 use crate::model::ModelDir;
 use crate::progress::Progress;
-use crate::report::section::ReportSection;
 use crate::runtime::{RuntimeOptions, WeightOverride};
 
 /// Checks the parameters no analysis can run with, naming the parameter.

@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use polyprune::analysis::section::{Chart, ReportSection};
 use polyprune::analysis::sections::{export_section, significance_section};
 use polyprune::analysis::significance::{study_significance, Correction, TestSettings};
 use polyprune::analysis::study::analyze_study;
 use polyprune::analysis::workflow::{self, mask_overlap, AnalysisParams, ModelComparison};
-use polyprune::report::section::{Chart, ReportSection};
 use polyprune::stats::{Alpha, ComparisonConfig, Resamples, ResamplingConfig};
 
 use super::{runtime_options, spinner, Bars};
@@ -182,7 +182,7 @@ fn significance(args: SignificanceArgs) -> Result<()> {
             eprintln!(
                 "sections: {} under {}",
                 sections.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "),
-                args.study.join("analysis").display()
+                polyprune::store::StudyDir::new(&args.study).analysis(None).display()
             );
             Ok(())
         }

@@ -10,7 +10,8 @@ pub fn run(args: ReportArgs) -> Result<()> {
     // their sections as data; the report module itself knows nothing of them.
     let analyses = polyprune::analysis::study::analyze_study(&args.study, &polyprune::analysis::significance::TestSettings::default())?;
     let written = polyprune::report::write_report(&args.study, &out, args.latex.as_deref(), analyses)?;
-    eprintln!("{} figures; {} table exports in {}", written.figures, written.exports.len(), args.study.join("report").display());
+    let exports = polyprune::store::StudyDir::new(&args.study).report();
+    eprintln!("{} figures; {} table exports in {}", written.figures, written.exports.len(), exports.display());
     if let Some(dir) = &args.latex {
         eprintln!("LaTeX tables: {} (compile {})", dir.display(), dir.join("tables.tex").display());
     }

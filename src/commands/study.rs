@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 
-use polyprune::study::layout::UnitStatus;
+use polyprune::store::UnitStatus;
 use polyprune::study::runner::load_evaluation;
 use polyprune::study::{plan, Grid, Observer, RunOptions, Shard, StudyConfig, StudyDir};
 

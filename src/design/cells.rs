@@ -19,9 +19,12 @@ pub struct Cell {
     pub pattern: Pattern,
     /// The requested sparsity (N/M for N:M patterns).
     pub sparsity: f64,
-    /// `None` for methods that need no data (Magnitude).
+    /// `None` for methods that need no data (Magnitude). Written as `null`, and required when
+    /// read back (a record without it was not written by this version).
+    #[serde(deserialize_with = "Option::deserialize")]
     pub calibration: Option<CalibrationChoice>,
-    /// The calibration draw's seed; `None` when there is no calibration.
+    /// The calibration draw's seed; `None` when there is no calibration (required like `calibration`).
+    #[serde(deserialize_with = "Option::deserialize")]
     pub seed: Option<u64>,
     pub mode: CaptureMode,
 }

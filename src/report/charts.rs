@@ -8,7 +8,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::section::{BarSeries, Chart, LineSeries, ScatterPanel};
+use crate::analysis::section::{BarSeries, Chart, LineSeries, ScatterPanel};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot draw chart '{title}': {message}")]
@@ -419,7 +419,7 @@ fn cd_diagram(root: &Area, title: &str, ranks: &[(String, f64)], cd: f64, groups
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::section::ScatterPoint;
+    use crate::analysis::section::ScatterPoint;
 
     fn count(svg: &str, needle: &str) -> usize {
         svg.matches(needle).count()

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::charts::{draw, ChartError};
-use super::section::{ReportSection, TableCell};
+use crate::analysis::section::{ReportSection, TableCell};
 
 const TEMPLATE: &str = include_str!("../../templates/report.html.tera");
 
@@ -120,7 +120,7 @@ pub fn render(info: &PageInfo, sections: &[ReportSection]) -> Result<String, Htm
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::section::{Chart, Figure, Table};
+    use crate::analysis::section::{Chart, Figure, Table};
 
     #[test]
     fn sections_render_generically_with_escaped_text_and_inline_svg() {

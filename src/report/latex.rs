@@ -1,6 +1,6 @@
 //! LaTeX tables (booktabs) of the report's main grids, best value per column in bold.
 
-use super::section::{Table, TableCell};
+use crate::analysis::section::{Table, TableCell};
 
 /// Which end of a column is best.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,27 +1,26 @@
 //! The study report: HTML (tera templates, inline SVG charts), LaTeX tables, CSV/JSON exports.
 //!
-//! Everything in the report is a [`ReportSection`] of tables and chart data: the built-in
-//! sections come from `study_sections` (setup, perplexity change, tasks, sparsity, timings),
-//! analyses add theirs through [`write_report`]'s `extra`; `html` renders them all alike and
-//! `charts` is the only drawing code. The report reads stored results (`study_results`) and
-//! never runs a model.
+//! Everything in the report is a [`ReportSection`] of tables and chart data (the analyses'
+//! type): the built-in sections come from `study_sections` (setup, perplexity change, tasks,
+//! sparsity, timings), analyses add theirs through [`write_report`]'s `extra`; `html` renders
+//! them all alike and `charts` is the only drawing code. The report reads what the store holds
+//! ([`StudyResults`]) and shows numbers `stats` computed; it neither runs a model nor computes
+//! a statistic of its own.
 
 pub mod charts;
 pub mod html;
 pub mod latex;
-pub mod section;
-pub mod study_results;
 pub mod study_sections;
 
 use std::path::{Path, PathBuf};
 
-pub use section::{BarSeries, Chart, Figure, LineSeries, ReportSection, ScatterPanel, ScatterPoint, Table, TableCell};
-pub use study_results::StudyResults;
+pub use crate::analysis::section::{BarSeries, Chart, Figure, LineSeries, ReportSection, ScatterPanel, ScatterPoint, Table, TableCell};
+pub use crate::store::StudyResults;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(transparent)]
-    Results(#[from] study_results::ResultsError),
+    Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Html(#[from] html::HtmlError),
     #[error("cannot write {path}: {source}")]
@@ -100,7 +99,7 @@ pub fn write_report(
     let results = StudyResults::load(study_dir)?;
     let mut sections = study_sections::sections(&results);
     sections.extend(extra);
-    let export_dir = results.dir.report_dir();
+    let export_dir = results.dir.report();
     let info = html::PageInfo {
         title: &format!("polyprune study: {}", results.record.study),
         study_dir: &study_dir.display().to_string(),

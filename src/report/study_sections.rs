@@ -1,15 +1,13 @@
-//! The report's built-in sections, built as data from a study's results: setup, perplexity
-//! change, downstream tasks, achieved sparsity, timings. Analyses add their own sections the
-//! same way; `html.rs` draws them all alike.
+//! The report's built-in sections, built as data from a study's stored results: setup,
+//! perplexity change, downstream tasks, achieved sparsity, timings. Analyses add their own
+//! sections the same way; `html.rs` draws them all alike. Means and intervals come from
+//! `stats` (the seed mean, Wilson's interval for accuracies), not from here.
 
-use super::section::{BarSeries, Chart, Figure, ReportSection, Table, TableCell};
-use super::study_results::{StudyResults, UnitResults};
+use crate::analysis::section::{BarSeries, Chart, Figure, ReportSection, Table, TableCell};
 use crate::design::target_tag;
 use crate::design::Cell;
-use crate::study::layout::UnitStatus;
-
-/// z for a two-sided 95% normal interval.
-const Z95: f64 = 1.959_963_984_540_054;
+use crate::stats::{mean, wilson_interval, ConfidenceLevel};
+use crate::store::{PerplexitySettings, StudyResults, TaskSettings, TaskSummaryRow, UnitResults, UnitStatus};
 
 fn text(s: impl Into<String>) -> TableCell {
     TableCell::Text(s.into())
@@ -17,14 +15,6 @@ fn text(s: impl Into<String>) -> TableCell {
 
 fn num(x: f64) -> TableCell {
     TableCell::Number(x)
-}
-
-fn mean(xs: &[f64]) -> f64 {
-    if xs.is_empty() {
-        f64::NAN
-    } else {
-        xs.iter().sum::<f64>() / xs.len() as f64
-    }
 }
 
 /// Every built-in section, in reading order.
@@ -84,8 +74,8 @@ fn setup(results: &StudyResults) -> ReportSection {
         vec![text("seeds"), text(seeds.join(", "))],
         vec![text("statistics capture"), text(modes.join(", "))],
         vec![text("cells done"), text(format!("{done} of {}", r.cells.len()))],
-        vec![text("perplexity"), text(describe_perplexity(&r.evaluation["perplexity"]))],
-        vec![text("tasks"), text(describe_tasks(&r.evaluation["tasks"]))],
+        vec![text("perplexity"), text(describe_perplexity(r.evaluation.perplexity.as_ref()))],
+        vec![text("tasks"), text(describe_tasks(r.evaluation.tasks.as_ref()))],
     ];
     let mut models = Vec::new();
     for (name, path) in &r.models {
@@ -139,37 +129,23 @@ fn setup(results: &StudyResults) -> ReportSection {
     }
 }
 
-fn describe_perplexity(p: &serde_json::Value) -> String {
-    if p.is_null() {
-        return "none".into();
-    }
-    let langs: Vec<&str> = p["languages"].as_array().map(|a| a.iter().filter_map(|l| l.as_str()).collect()).unwrap_or_default();
-    let limit = p["limit"].as_u64().map_or("all".to_string(), |n| n.to_string());
+fn describe_perplexity(p: Option<&PerplexitySettings>) -> String {
+    let Some(p) = p else { return "none".into() };
+    let langs: Vec<&str> = p.languages.iter().map(|l| l.flores_code()).collect();
+    let limit = p.limit.map_or("all".to_string(), |n| n.to_string());
     format!(
         "{} ({} documents each, source {}, windows of {} tokens)",
         langs.join(", "),
         limit,
-        p["source"].as_str().unwrap_or("default"),
-        p["context"]
+        p.source.as_deref().unwrap_or("default"),
+        p.context
     )
 }
 
-fn describe_tasks(t: &serde_json::Value) -> String {
-    if t.is_null() {
-        return "none".into();
-    }
-    let list = |v: &serde_json::Value| {
-        v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
-    };
-    let limit = t["limit"].as_u64().map_or("all".to_string(), |n| n.to_string());
-    format!(
-        "{} in {} ({} examples each, {} shots, split {})",
-        list(&t["names"]),
-        list(&t["languages"]),
-        limit,
-        t["shots"],
-        t["split"].as_str().unwrap_or("test")
-    )
+fn describe_tasks(t: Option<&TaskSettings>) -> String {
+    let Some(t) = t else { return "none".into() };
+    let limit = t.limit.map_or("all".to_string(), |n| n.to_string());
+    format!("{} in {} ({} examples each, {} shots, split {})", t.names.join(", "), t.languages.join(", "), limit, t.shots, t.split.as_str())
 }
 
 /// Cells grouped for one heatmap: same model, method and target.
@@ -273,11 +249,13 @@ fn perplexity(results: &StudyResults) -> ReportSection {
     }
 }
 
-/// The 95% interval of an accuracy: mean ± 1.96 standard errors (the task scorer's), cut to
-/// [0, 1] since an accuracy cannot leave it (with few examples the normal approximation would).
-fn interval(r: &super::study_results::TaskRow) -> (f64, f64) {
-    let half = r.stderr.map_or(f64::NAN, |s| Z95 * s);
-    ((r.value - half).max(0.0), (r.value + half).min(1.0))
+/// The 95% Wilson interval of an accuracy (`value` is the proportion correct of `n` examples);
+/// NaN when the row holds no proportion to bound.
+fn interval(r: &TaskSummaryRow) -> (f64, f64) {
+    match wilson_interval(r.value, r.n, ConfidenceLevel::NINETY_FIVE_PERCENT) {
+        Ok(ci) => (ci.lower(), ci.upper()),
+        Err(_) => (f64::NAN, f64::NAN),
+    }
 }
 
 /// The accuracy metric the report shows per task: acc where present.
@@ -332,7 +310,7 @@ fn downstream(results: &StudyResults) -> ReportSection {
             .collect();
         figures.push(Figure {
             chart: Chart::Bars { title: format!("{task}: accuracy by language"), labels: langs, series, value_label: "accuracy".into() },
-            caption: "Bars: accuracy per evaluation language for the dense model and each pruned cell; whiskers: 95% normal-approximation confidence intervals (± 1.96 standard errors over examples, cut to [0, 1]). Overlapping whiskers mean the difference is not established by this sample.".into(),
+            caption: "Bars: accuracy per evaluation language for the dense model and each pruned cell; whiskers: 95% Wilson confidence intervals over the examples (inside [0, 1] even for a handful of examples). Overlapping whiskers mean the difference is not established by this sample.".into(),
         });
     }
     ReportSection {
@@ -342,7 +320,7 @@ fn downstream(results: &StudyResults) -> ReportSection {
         figures,
         tables: vec![Table {
             name: "downstream".into(),
-            caption: "Accuracy per task, language and model (ci_low/ci_high: 95% interval, value ± 1.96 standard errors).".into(),
+            caption: "Accuracy per task, language and model (ci_low/ci_high: 95% Wilson interval over the n examples).".into(),
             columns: ["task", "language", "model", "metric", "value", "ci_low", "ci_high", "n", "chance"].map(String::from).to_vec(),
             rows,
         }],
@@ -444,5 +422,44 @@ fn timings(results: &StudyResults) -> ReportSection {
             .into(),
         figures,
         tables: vec![Table { name: "timings".into(), caption: "Seconds per stage.".into(), columns, rows }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accuracy(value: f64, n: usize) -> TaskSummaryRow {
+        TaskSummaryRow {
+            task: "xcopa".into(),
+            language: "it".into(),
+            split: "test".into(),
+            shots: 0,
+            metric: "acc".into(),
+            value,
+            // The scorer's standard error; the interval no longer uses it.
+            stderr: Some(0.0),
+            n,
+            chance: 0.5,
+            seconds: 0.0,
+        }
+    }
+
+    /// 12 of 12 and 0 of 12: the shown interval stays in [0, 1], keeps a width (the old
+    /// value ± 1.96 standard errors collapsed to a point there), and equals Wilson's closed
+    /// form n/(n+z²) .. 1 and 0 .. z²/(n+z²).
+    #[test]
+    fn accuracy_intervals_are_wilson_and_stay_in_the_unit_interval() {
+        let z2 = 1.959_963_984_540_054_f64.powi(2);
+        let (low, high) = interval(&accuracy(1.0, 12));
+        assert!((low - 12.0 / (12.0 + z2)).abs() < 1e-12 && high == 1.0, "{low} {high}");
+        let (low, high) = interval(&accuracy(0.0, 12));
+        assert!(low == 0.0 && (high - z2 / (12.0 + z2)).abs() < 1e-12, "{low} {high}");
+        for k in 0..=12 {
+            let (low, high) = interval(&accuracy(k as f64 / 12.0, 12));
+            assert!((0.0..=1.0).contains(&low) && (0.0..=1.0).contains(&high) && low < high, "{k}/12: {low} {high}");
+        }
+        // No examples: nothing to bound, a gap rather than a made-up interval.
+        assert!(interval(&accuracy(0.0, 0)).0.is_nan());
     }
 }

@@ -36,8 +36,11 @@ impl Descriptives {
     }
 }
 
-/// Arithmetic mean of a non-empty slice.
-pub(crate) fn mean(values: &[f64]) -> f64 {
+/// Arithmetic mean, in input order; NaN for an empty slice (a gap in a table, not a zero).
+pub fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
     values.iter().sum::<f64>() / values.len() as f64
 }
 

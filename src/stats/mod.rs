@@ -5,7 +5,9 @@
 //! [`ConfidenceLevel`], [`Resamples`]); NaN, infinities and too-small inputs are
 //! [`StatsError`]s that name the input and say how to fix it.
 //!
-//! * Across seeds: [`Descriptives`] and the Student-t [`t_interval`].
+//! * Across seeds: [`Descriptives`] and the Student-t [`t_interval`]; a plain [`mean`] for
+//!   tables that average whatever is there (one seed or several).
+//! * Accuracies: Wilson's [`wilson_interval`] for a proportion, inside [0, 1] at any n.
 //! * Paired comparisons (same documents/examples under two conditions):
 //!   [`bootstrap_mean_difference`] (percentile and BCa, seeded, thread-count
 //!   independent), [`sign_flip_test`] (exact for n ≤ 20), [`wilcoxon_signed_rank`],
@@ -32,6 +34,7 @@ mod normal;
 mod paired_summary;
 mod permutation;
 mod probability;
+mod proportion;
 mod quantile;
 mod ranks;
 mod resampling;
@@ -41,7 +44,7 @@ mod wilcoxon;
 
 pub use bootstrap::{bootstrap_mean, bootstrap_mean_difference, BootstrapInterval};
 pub use cd_diagram::{critical_difference_diagram, CriticalDifferenceDiagram, RankedTreatment};
-pub use descriptive::{t_interval, Descriptives};
+pub use descriptive::{mean, t_interval, Descriptives};
 pub use effect_size::{cohens_dz, hedges_correction, hedges_gz};
 pub use error::StatsError;
 pub use friedman::{friedman_test, BlockDesign, FriedmanTest, RankDirection};
@@ -51,6 +54,7 @@ pub use nemenyi::{critical_difference, nemenyi, NemenyiTest};
 pub use paired_summary::{compare_paired, ComparisonConfig, PairedComparison};
 pub use permutation::{sign_flip_test, PermutationMethod, PermutationTest, EXACT_ENUMERATION_MAX_PAIRS};
 pub use probability::{Alpha, ConfidenceLevel};
+pub use proportion::wilson_interval;
 pub use resampling::{Resamples, ResamplingConfig};
 pub use sample::{PairedSamples, Sample};
 pub use studentized_range::{nemenyi_q, studentized_range_cdf, studentized_range_critical_value};

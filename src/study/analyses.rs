@@ -9,7 +9,6 @@
 
 use std::path::PathBuf;
 
-use super::layout::StudyDir;
 use super::runner::RunError;
 use super::Observer;
 use crate::analysis::workflow::{neurons, pruning_error, subspace, ModelComparison};
@@ -17,6 +16,7 @@ use crate::analysis::AnalysisError;
 use crate::design::{Grid, StudyConfig};
 use crate::progress::Progress;
 use crate::prune::Method;
+use crate::store::{SectionDir, StudyDir};
 
 /// Forwards an analysis' stages to the study's observer as the current unit's stage.
 struct ObserverProgress<'a> {
@@ -55,12 +55,13 @@ pub fn run_model_analyses(config: &StudyConfig, dir: &StudyDir, observer: &mut d
     let params = crate::analysis::workflow::validated(config.analysis.params.clone())?;
     let mut computed = Vec::new();
     for model in &config.models {
-        let out = dir.model_analysis_root(&model.name, config.models.len() > 1);
+        let out = dir.analysis((config.models.len() > 1).then_some(model.name.as_str()));
         let pruned: Vec<(String, PathBuf)> = grid
             .cells
             .iter()
             .filter(|c| c.model == model.name && !matches!(c.method, Method::SparseGpt(_)))
-            .filter_map(|c| dir.cell_masks(&c.id).map(|masks| (c.label(), masks)))
+            .filter(|c| dir.cell(&c.id).has_masks())
+            .map(|c| (c.label(), dir.cell(&c.id).masks()))
             .collect();
         let cmp = ModelComparison {
             model: model.path.clone(),
@@ -70,7 +71,7 @@ pub fn run_model_analyses(config: &StudyConfig, dir: &StudyDir, observer: &mut d
             runtime: config.runtime(),
         };
         let mut progress = ObserverProgress { observer: &mut *observer, stage: String::new() };
-        let pending = |id: &str| !out.join(id).join("section.json").is_file();
+        let pending = |id: &str| !SectionDir::new(&out, id).exists();
         if switches.subspaces && pending("subspace") {
             let section = subspace(&cmp, &params, &mut progress)?.section;
             crate::analysis::sections::export_section(&out, &section)?;

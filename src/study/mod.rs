@@ -1,8 +1,8 @@
-//! The whole study from one config file (its grid is `crate::design`): estimate it (`plan`), run it resumably (`runner`), split it across machines (`shard`, `merge`, `slurm`).
-//! `layout` is the only code that knows where results live on disk.
+//! The whole study from one config file (its grid is `crate::design`): estimate it (`plan`), run
+//! it resumably (`runner`), split it across machines (`shard`, `merge`, `slurm`). Where the
+//! results go on disk is `crate::store`'s business; the runner only hands it rows and records.
 
 pub mod analyses;
-pub mod layout;
 pub mod merge;
 pub mod plan;
 pub mod runner;
@@ -10,6 +10,6 @@ pub mod shard;
 pub mod slurm;
 
 pub use crate::design::{Cell, ConfigError, DenseBaseline, Grid, StudyConfig};
-pub use layout::{StudyDir, StudyRecord, Unit, UnitRecord, UnitStatus};
+pub use crate::store::{StudyDir, StudyRecord, Unit, UnitRecord, UnitStatus};
 pub use runner::{run_study, Observer, RunOptions, RunSummary, Silent};
 pub use shard::Shard;

@@ -8,10 +8,10 @@
 
 use serde::Serialize;
 
-use super::layout::{StudyDir, Unit, UnitStatus};
 use super::runner::Evaluation;
 use crate::design::Grid;
 use crate::design::StudyConfig;
+use crate::store::{StudyDir, Unit, UnitStatus};
 use crate::tasks::TaskItems;
 
 /// Throughput assumed before anything was measured: Gemma 3 270M on 2 CPU cores, as the
@@ -125,7 +125,7 @@ pub fn estimate(config: &StudyConfig, evaluation: &Evaluation, dir: &StudyDir) -
     let mut units = Vec::new();
     let mut remaining_s = 0.0;
     for unit in super::runner::units(&grid, None) {
-        let done = matches!(dir.read_record(&unit), Ok(Some(r)) if r.status == UnitStatus::Done);
+        let done = dir.is_done(&unit);
         let score_tokens = per_model.get(unit.model()).copied().unwrap_or(0);
         let (kind, label, calibration_tokens, solve) = match &unit {
             Unit::Dense(_) => ("dense", "dense".to_string(), 0, 0.0),

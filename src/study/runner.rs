@@ -13,13 +13,12 @@
 //! dense measurements once per model.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
 
-use super::layout::{LayoutError, MachineRecord, StageTimings, StudyDir, StudyRecord, Unit, UnitRecord, UnitStatus};
 use super::shard::Shard;
 use crate::calibrate::{CalibrationError, CalibrationSet, CaptureMode, CaptureOptions};
 use crate::design::StudyConfig;
@@ -28,8 +27,11 @@ use crate::eval::{downstream, LanguageScore, Scorer, ScorerError, TaskEvalError,
 use crate::model::{ModelDir, ModelError};
 use crate::prune::StatisticsNeed;
 use crate::pruned::{prune_many, prune_model, write_masks, LayerFilter, PruneJob, PrunedModel};
-use crate::results::{Machine, Provenance};
 use crate::runtime::WeightOverride;
+use crate::store::{
+    EvaluationRecord, Machine, MachineRecord, Provenance, ResultsDir, StageTimings, StoreError, StudyDir, StudyRecord, Unit, UnitRecord,
+    UnitStatus,
+};
 use crate::tasks::{LoadOptions, LoadedTask, TaskError};
 
 /// Why a study could not start (nothing has been computed when these happen).
@@ -38,9 +40,7 @@ pub enum RunError {
     #[error("{dir} holds results of another study file (config hash {found:.12}, this one {expected:.12}); give another --out, or delete the folder to start over")]
     OtherStudy { dir: PathBuf, found: String, expected: String },
     #[error(transparent)]
-    Layout(#[from] LayoutError),
-    #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Store(#[from] StoreError),
     #[error("perplexity text: {0}")]
     Text(#[from] crate::data::DataError),
     #[error("task {task} in '{language}': {source}")]
@@ -62,8 +62,8 @@ pub enum UnitError {
     Scorer(#[from] ScorerError),
     #[error(transparent)]
     Task(#[from] TaskEvalError),
-    #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("cannot read the tokenizer {path}: {message}")]
     Tokenizer { path: PathBuf, message: String },
 }
@@ -112,23 +112,21 @@ pub fn study_record(config: &StudyConfig, grid: &Grid) -> StudyRecord {
         cells: grid.cells.clone(),
         dense: grid.dense.clone(),
         models: config.models.iter().map(|m| (m.name.clone(), m.path.clone())).collect(),
-        evaluation: serde_json::json!({ "perplexity": config.perplexity, "tasks": config.tasks }),
+        evaluation: EvaluationRecord::of(config.perplexity.as_ref(), config.tasks.as_ref()),
         analysis: config.analysis.clone(),
     }
 }
 
 /// Creates `dir` for this study, or checks that it already belongs to it.
 pub fn prepare_dir(dir: &StudyDir, config: &StudyConfig, config_text: &str, grid: &Grid) -> Result<(), RunError> {
-    if dir.study_file().is_file() {
+    if dir.exists() {
         let existing = dir.read_study()?;
         if existing.config_hash != config.hash {
             return Err(RunError::OtherStudy { dir: dir.root.clone(), found: existing.config_hash, expected: config.hash.clone() });
         }
         return Ok(());
     }
-    let write = |path: PathBuf, bytes: &[u8]| crate::util::write_atomic(&path, bytes).map_err(|source| RunError::Write { path, source });
-    write(dir.config_file(), config_text.as_bytes())?;
-    write(dir.study_file(), &serde_json::to_vec_pretty(&study_record(config, grid)).expect("json"))
+    Ok(dir.write_study(&study_record(config, grid), config_text)?)
 }
 
 /// What every unit is measured on, loaded once.
@@ -244,8 +242,7 @@ pub fn run_study(
 }
 
 fn write_record(dir: &StudyDir, unit: &Unit, record: &UnitRecord) -> Result<(), UnitError> {
-    let path = dir.unit_record(unit);
-    crate::results::write_json(&path, record).map_err(|source| UnitError::Write { path, source })
+    Ok(dir.write_record(unit, record)?)
 }
 
 /// The calibration set in use, kept while consecutive cells share it.
@@ -277,7 +274,7 @@ impl Worker<'_> {
                 Unit::Cell(c) => c.seed,
                 Unit::Dense(_) => None,
             },
-            started_unix: crate::results::unix_now(),
+            started_unix: crate::store::unix_now(),
             timings: StageTimings::default(),
             eval_tokens: 0,
             calibration_tokens: 0,
@@ -303,7 +300,7 @@ impl Worker<'_> {
         let mut record = self.empty_record(unit, UnitStatus::Done);
         let model = self.open_model(&dense.model)?;
         record.model_hash = model.identity();
-        let out = self.dir.dense_dir(&dense.model);
+        let out = self.dir.dense(&dense.model);
         self.measure(&model, &[], &out, &mut record, observer, "dense")?;
         Ok(record)
     }
@@ -366,7 +363,7 @@ impl Worker<'_> {
         record.timings.statistics_s = pruned.timings.statistics_s;
         record.timings.prune_solve_s = pruned.timings.solve_s;
         record.overall_sparsity = Some(pruned.overall_sparsity());
-        let out = self.dir.cell_dir(&cell.id);
+        let out = self.dir.cell(&cell.id);
         write_pruned(&out, &pruned, set.as_deref())?;
         self.measure(&model, &pruned.overrides, &out, &mut record, observer, cell.method.name())?;
         Ok(record)
@@ -387,9 +384,7 @@ impl Worker<'_> {
             .filter(|c| {
                 c.mode == CaptureMode::OneShot && calibrated(c) && c.calibration_key() == key && !self.prepruned.contains_key(&c.id)
             })
-            .filter(|c| {
-                c.id == cell.id || !matches!(self.dir.read_record(&Unit::Cell((*c).clone())), Ok(Some(r)) if r.status == UnitStatus::Done)
-            })
+            .filter(|c| c.id == cell.id || !self.dir.is_done(&Unit::Cell((*c).clone())))
             .cloned()
             .collect()
     }
@@ -399,7 +394,7 @@ impl Worker<'_> {
         &self,
         model: &ModelDir,
         overrides: &[WeightOverride],
-        out: &Path,
+        out: &ResultsDir,
         record: &mut UnitRecord,
         observer: &mut dyn Observer,
         what: &str,
@@ -415,8 +410,7 @@ impl Worker<'_> {
             record.timings.perplexity_s = t0.elapsed().as_secs_f64();
             record.eval_tokens = scores.iter().map(LanguageScore::tokens).sum();
             let provenance = self.provenance(model, "study perplexity", serde_json::json!({ "plan": plan, "unit": record.id }), t0);
-            let dir = out.join("ppl");
-            crate::results::write_perplexity(&dir, &scores, &provenance).map_err(|source| UnitError::Write { path: dir, source })?;
+            out.perplexity().write(&scores, &provenance)?;
         }
         if !self.evaluation.tasks.is_empty() {
             let t0 = Instant::now();
@@ -427,8 +421,7 @@ impl Worker<'_> {
             }
             record.timings.tasks_s = t0.elapsed().as_secs_f64();
             let provenance = self.provenance(model, "study tasks", serde_json::json!({ "plan": self.config.tasks, "unit": record.id }), t0);
-            let dir = out.join("tasks");
-            crate::results::write_tasks(&dir, &results, &provenance).map_err(|source| UnitError::Write { path: dir, source })?;
+            out.tasks().write(&results, &provenance)?;
         }
         Ok(())
     }
@@ -439,13 +432,11 @@ impl Worker<'_> {
 }
 
 /// `sparsity.csv`, the masks, and the calibration manifest of a pruned cell.
-fn write_pruned(out: &Path, pruned: &PrunedModel, set: Option<&CalibrationSet>) -> Result<(), UnitError> {
-    let path = out.join("sparsity.csv");
-    crate::results::write_sparsity(&path, pruned).map_err(|source| UnitError::Write { path, source })?;
-    write_masks(out, pruned)?;
+fn write_pruned(out: &ResultsDir, pruned: &PrunedModel, set: Option<&CalibrationSet>) -> Result<(), UnitError> {
+    out.write_sparsity(pruned)?;
+    write_masks(out.path(), pruned)?;
     if let Some(set) = set {
-        let path = out.join("calibration_manifest.csv");
-        crate::results::write_csv(&path, &set.manifest).map_err(|source| UnitError::Write { path, source })?;
+        out.write_manifest(&set.manifest)?;
     }
     Ok(())
 }

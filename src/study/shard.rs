@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::layout::Unit;
+use crate::store::Unit;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shard {

@@ -33,8 +33,8 @@ pub enum WorkflowError {
     Calibration(#[from] crate::calibrate::CalibrationError),
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("cannot write results to {path}: {source}; check --results")]
-    Write { path: PathBuf, source: std::io::Error },
+    #[error("{0}; check --results")]
+    Store(#[from] crate::store::StoreError),
     /// A request that cannot be run as given: `what` names the option, `fix` what to give.
     #[error("{what}: {fix}")]
     Invalid { what: String, fix: String },

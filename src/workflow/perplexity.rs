@@ -7,8 +7,8 @@ use super::{score_sets, WorkflowError};
 use crate::eval::{LanguageScore, Scorer, TextSet, WindowOptions};
 use crate::model::ModelDir;
 use crate::progress::Progress;
-use crate::results::Provenance;
 use crate::runtime::RuntimeOptions;
+use crate::store::{new_run, PerplexityDir, Provenance, RunKind};
 
 /// A text file to score: whole, or each non-empty line as its own document.
 #[derive(Clone, Debug)]
@@ -92,8 +92,7 @@ pub fn perplexity(opts: &PerplexityOptions, progress: &mut dyn Progress) -> Resu
         "limit": opts.limit, "masks": opts.masks, "context": window.context, "stride": window.stride,
     });
     let provenance = Provenance::new("eval ppl", model.identity(), settings, started);
-    let results_dir = crate::results::run_dir(&opts.results, "ppl", &model.card.name);
-    crate::results::write_perplexity(&results_dir, &scores, &provenance)
-        .map_err(|source| WorkflowError::Write { path: results_dir.clone(), source })?;
+    let results_dir = new_run(&opts.results, RunKind::Perplexity, &model.card.name);
+    PerplexityDir::at(&results_dir).write(&scores, &provenance)?;
     Ok(PerplexityRun { scores, results_dir })
 }

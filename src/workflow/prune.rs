@@ -13,8 +13,8 @@ use crate::model::ModelDir;
 use crate::progress::Progress;
 use crate::prune::{Method, Pattern, Sparsity, SparsityTarget};
 use crate::pruned::{prune_many, save_pruned, LayerFilter, PruneJob, PrunedModel};
-use crate::results::Provenance;
 use crate::runtime::RuntimeOptions;
+use crate::store::{new_run, Provenance, ResultsDir, RunKind};
 
 /// What to calibrate on; `seqlen` is capped at the model's maximum positions.
 #[derive(Clone, Debug)]
@@ -126,7 +126,7 @@ pub fn prune(opts: &PruneOptions, progress: &mut dyn Progress) -> Result<PruneRu
             "model": model.identity(), "timings": pruned.timings,
             "overall_sparsity": pruned.overall_sparsity(),
         });
-        let results_dir = crate::results::run_dir(&opts.results, "prune", &format!("{}-{}", method.name(), calibration));
+        let results_dir = new_run(&opts.results, RunKind::Prune, &format!("{}-{}", method.name(), calibration));
         write_results(&results_dir, &model, &pruned, set.as_ref(), &record, started)?;
         let saved = match &opts.save {
             Some(out) => {
@@ -162,14 +162,11 @@ fn write_results(
     record: &serde_json::Value,
     started: std::time::Instant,
 ) -> Result<(), WorkflowError> {
-    let write_err = |path: PathBuf| move |source| WorkflowError::Write { path, source };
-    let sparsity = dir.join("sparsity.csv");
-    crate::results::write_sparsity(&sparsity, pruned).map_err(write_err(sparsity.clone()))?;
+    let out = ResultsDir::at(dir);
+    out.write_sparsity(pruned)?;
     if let Some(set) = set {
-        let manifest = dir.join("calibration_manifest.csv");
-        crate::results::write_csv(&manifest, &set.manifest).map_err(write_err(manifest.clone()))?;
+        out.write_manifest(&set.manifest)?;
     }
-    let provenance = Provenance::new("prune", model.identity(), record.clone(), started);
-    let path = dir.join("provenance.json");
-    crate::results::write_json(&path, &provenance).map_err(write_err(path.clone()))
+    out.write_provenance(&Provenance::new("prune", model.identity(), record.clone(), started))?;
+    Ok(())
 }

@@ -9,8 +9,8 @@ use super::WorkflowError;
 use crate::eval::{downstream, Scorer, TaskResult};
 use crate::model::ModelDir;
 use crate::progress::Progress;
-use crate::results::Provenance;
 use crate::runtime::RuntimeOptions;
+use crate::store::{new_run, Provenance, RunKind, TasksDir};
 use crate::tasks::{load, LoadOptions, LoadedTask, Split, TaskError, TaskName};
 
 #[derive(Clone, Debug)]
@@ -143,9 +143,8 @@ pub fn evaluate_tasks(opts: &TasksOptions, progress: &mut dyn Progress) -> Resul
         "batch_tokens": scorer.batch_tokens, "masks": opts.masks, "runs": runs,
     });
     let provenance = Provenance::new("eval tasks", model.identity(), settings, started);
-    let results_dir = crate::results::run_dir(&opts.results, "tasks", &model.card.name);
-    crate::results::write_tasks(&results_dir, &results, &provenance)
-        .map_err(|source| WorkflowError::Write { path: results_dir.clone(), source })?;
+    let results_dir = new_run(&opts.results, RunKind::Tasks, &model.card.name);
+    TasksDir::at(&results_dir).write(&results, &provenance)?;
     Ok(TasksRun { results, skipped, results_dir })
 }
 
