@@ -148,9 +148,12 @@ fn describe_tasks(t: Option<&TaskSettings>) -> String {
     format!("{} in {} ({} examples each, {} shots, split {})", t.names.join(", "), t.languages.join(", "), limit, t.shots, t.split.as_str())
 }
 
+/// The cells of one heatmap, keyed by (model, method, target tag).
+type HeatmapGroup<'a> = ((String, String, String), Vec<&'a (Cell, UnitResults)>);
+
 /// Cells grouped for one heatmap: same model, method and target.
-fn heatmap_groups(results: &StudyResults) -> Vec<((String, String, String), Vec<&(Cell, UnitResults)>)> {
-    let mut groups: Vec<((String, String, String), Vec<&(Cell, UnitResults)>)> = Vec::new();
+fn heatmap_groups(results: &StudyResults) -> Vec<HeatmapGroup<'_>> {
+    let mut groups: Vec<HeatmapGroup<'_>> = Vec::new();
     for entry in results.cells.iter().filter(|(_, u)| u.is_done()) {
         let c = &entry.0;
         let key = (c.model.clone(), c.method.name().to_string(), target_tag(c.pattern, c.sparsity));
