@@ -25,12 +25,36 @@ pub enum ReportError {
     Html(#[from] html::HtmlError),
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Analysis(#[from] crate::analysis::AnalysisError),
+}
+
+/// `polyprune report`: which study, and where the HTML and LaTeX go.
+#[derive(Clone, Debug)]
+pub struct ReportOptions {
+    pub study: PathBuf,
+    /// The HTML file; `None` = `<study>/report.html`.
+    pub html: Option<PathBuf>,
+    /// Booktabs tables and a document including them, when given.
+    pub latex: Option<PathBuf>,
+    /// The paired tests behind the significance section.
+    pub tests: crate::analysis::significance::TestSettings,
+}
+
+/// The whole report of a finished study: the stored-results analyses (mask overlap, paired
+/// tests) run first and hand over their sections, then the HTML, exports and LaTeX are written.
+pub fn build_study_report(opts: &ReportOptions) -> Result<ReportOutput, ReportError> {
+    let html = opts.html.clone().unwrap_or_else(|| opts.study.join("report.html"));
+    let analyses = crate::analysis::study::analyze_study(&opts.study, &opts.tests)?;
+    write_report(&opts.study, &html, opts.latex.as_deref(), analyses)
 }
 
 /// What a report run wrote.
 #[derive(Debug, Default)]
 pub struct ReportOutput {
     pub html: PathBuf,
+    /// Where the table exports went (`<study>/report/`).
+    pub exports_dir: PathBuf,
     pub exports: Vec<PathBuf>,
     pub latex: Vec<PathBuf>,
     pub figures: usize,
@@ -113,5 +137,11 @@ pub fn write_report(
         Some(d) => write_latex(d, &sections)?,
         None => Vec::new(),
     };
-    Ok(ReportOutput { html: html_out.to_path_buf(), exports, latex, figures: sections.iter().map(|s| s.figures.len()).sum() })
+    Ok(ReportOutput {
+        html: html_out.to_path_buf(),
+        exports_dir: export_dir.clone(),
+        exports,
+        latex,
+        figures: sections.iter().map(|s| s.figures.len()).sum(),
+    })
 }

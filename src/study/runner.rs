@@ -44,7 +44,8 @@ pub enum RunError {
     #[error("perplexity text: {0}")]
     Text(#[from] crate::data::DataError),
     #[error("task {task} in '{language}': {source}")]
-    Task { task: String, language: String, source: TaskError },
+    // Boxed: a task error carries file and row context, and this enum travels by value.
+    Task { task: String, language: String, source: Box<TaskError> },
     #[error("analysis: {0}")]
     Analysis(#[from] crate::analysis::AnalysisError),
     #[error("task {task} in '{language}' has no examples in the '{split}' split; check [tasks] data")]
@@ -153,7 +154,7 @@ pub fn load_evaluation(config: &StudyConfig) -> Result<Evaluation, RunError> {
                 let mut loaded = crate::tasks::load(task, language, &t.data, &options).map_err(|source| RunError::Task {
                     task: task.to_string(),
                     language: language.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
                 if let Some(n) = t.limit {
                     loaded.items = downstream::limit_items(loaded.items, n, t.seed);
