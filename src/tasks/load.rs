@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::error::{Result, TaskError};
 use super::example::TaskItems;
 use super::fewshot;
-use super::language::{find_listed, FloresCode, TaskLanguage};
+use super::language::{find_listed, FloresCode, LanguageTable, TaskLanguage};
 use super::records::DataFile;
 use super::spec::{Catalog, LanguageScope, Split, TaskName, TaskSpec};
 use super::{belebele, hellaswag, mcqa, mgsm, pawsx, sib200, translation, xcopa, xnli, xstorycloze, xwinograd};
@@ -129,7 +129,7 @@ impl Ctx<'_> {
 /// Resolves what the user typed to the language(s) of `spec`.
 pub fn resolve_language(catalog: &Catalog, spec: &TaskSpec, typed: &str) -> Result<ResolvedLanguage> {
     match &spec.scope {
-        LanguageScope::Pairs { pivot } => resolve_pair(catalog, spec, typed, pivot.as_ref()),
+        LanguageScope::Pairs { pivot, any_flores } => resolve_pair(catalog, spec, typed, pivot.as_ref(), *any_flores),
         _ => resolve_single(catalog, spec, typed).map(|language| ResolvedLanguage::Single { language }),
     }
 }
@@ -152,7 +152,7 @@ fn short_language(catalog: &Catalog, typed: &str) -> Option<TaskLanguage> {
     Some(TaskLanguage { code: short.to_string(), flores })
 }
 
-fn resolve_pair(catalog: &Catalog, spec: &TaskSpec, typed: &str, pivot: Option<&FloresCode>) -> Result<ResolvedLanguage> {
+fn resolve_pair(catalog: &Catalog, spec: &TaskSpec, typed: &str, pivot: Option<&FloresCode>, any_flores: bool) -> Result<ResolvedLanguage> {
     let example = match pivot {
         Some(_) => "deu-eng".to_string(),
         None => "deu_Latn-fra_Latn".to_string(),
@@ -165,7 +165,11 @@ fn resolve_pair(catalog: &Catalog, spec: &TaskSpec, typed: &str, pivot: Option<&
                 return Ok(TaskLanguage { code: "eng".into(), flores: p.clone() });
             }
         }
-        find_listed(catalog.languages(), &spec.languages, code).cloned().ok_or_else(|| unknown_language(spec, code))
+        let found = match any_flores {
+            true => catalog.languages().to_flores(code).map(|flores| TaskLanguage { code: flores.to_string(), flores }),
+            false => find_listed(catalog.languages(), &spec.languages, code).cloned(),
+        };
+        found.ok_or_else(|| unknown_language(spec, code))
     };
     let (source, target) = (side(a)?, side(b)?);
     let pivot_ok = pivot.is_none_or(|p| (source.flores == *p) != (target.flores == *p));
@@ -176,8 +180,12 @@ fn resolve_pair(catalog: &Catalog, spec: &TaskSpec, typed: &str, pivot: Option<&
 }
 
 fn unknown_language(spec: &TaskSpec, typed: &str) -> TaskError {
+    let any_flores = matches!(spec.scope, LanguageScope::AnyFlores | LanguageScope::Pairs { any_flores: true, .. });
     let available = match spec.scope {
-        LanguageScope::AnyFlores => "any FLORES-200 code (e.g. eng_Latn)".to_string(),
+        _ if any_flores => {
+            let hint = LanguageTable.suggestion(typed).map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
+            format!("any FLORES-200 code (e.g. eng_Latn){hint}")
+        }
         LanguageScope::AnyShort => "any language with an ISO 639-1 code in tasks.toml (e.g. de)".to_string(),
         _ => spec.languages.iter().map(|l| format!("{} ({})", l.code, l.flores)).collect::<Vec<_>>().join(", "),
     };

@@ -8,10 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
 use serde::Deserialize;
+
+use crate::data::Language;
 
 use super::error::{Result, TaskError};
 use super::language::{FloresCode, LanguageTable, TaskLanguage};
@@ -217,14 +220,17 @@ impl FromStr for Split {
 pub enum LanguageScope {
     /// Exactly those in its `languages` table.
     Listed,
-    /// Any FLORES-200 code (Belebele names its files that way).
+    /// Any FLORES-200 language (SIB-200 and Belebele name their files that way); whether
+    /// it has data is for the data folder to say.
     AnyFlores,
     /// Any short code (the translated ARC/MMLU/HellaSwag files are named that way).
     AnyShort,
-    /// Pairs "A-B" of listed languages, where one side must be `pivot` if given.
+    /// Pairs "A-B" of languages, where one side must be `pivot` if given.
     Pairs {
         /// Language every pair must contain (English for Tatoeba).
         pivot: Option<FloresCode>,
+        /// Each side may be any FLORES-200 language (file code = FLORES code), not only listed ones.
+        any_flores: bool,
     },
 }
 
@@ -268,6 +274,19 @@ impl TaskSpec {
     pub fn splits(&self) -> Vec<Split> {
         self.files.keys().copied().collect()
     }
+
+    /// The single languages this task has a `split` file for under `data_dir`: the listed ones,
+    /// and for a task that takes any FLORES-200 language, each table language whose file exists.
+    pub fn languages_in(&self, data_dir: &Path, split: Split) -> Vec<TaskLanguage> {
+        let has_file = |code: &str| self.file_for(split, code).is_ok_and(|f| data_dir.join(f).is_file());
+        let from_table = Language::all()
+            .filter(|_| matches!(self.scope, LanguageScope::AnyFlores | LanguageScope::Pairs { any_flores: true, .. }))
+            .filter_map(|l| FloresCode::parse(l.flores_code()))
+            .map(|flores| TaskLanguage { code: flores.to_string(), flores });
+        let mut found: Vec<TaskLanguage> = self.languages.iter().cloned().chain(from_table).filter(|l| has_file(&l.code)).collect();
+        found.dedup_by(|a, b| a.code == b.code);
+        found
+    }
 }
 
 /// The parsed, checked catalogue of tasks.
@@ -293,8 +312,7 @@ impl Catalog {
         let file: CatalogFile = toml::from_str(text).map_err(|e| e.to_string())?;
         check_templates(&file)?;
         let specs = build_specs(&file)?;
-        let languages = LanguageTable::new(file.language.clone());
-        Ok(Catalog { file, languages, specs })
+        Ok(Catalog { file, languages: LanguageTable, specs })
     }
 
     /// The spec of one task.
@@ -308,7 +326,7 @@ impl Catalog {
         TaskName::ALL.into_iter().map(|n| self.spec(n))
     }
 
-    /// The short-code table.
+    /// Short codes and names, from the project's language table.
     pub fn languages(&self) -> &LanguageTable {
         &self.languages
     }
@@ -334,6 +352,14 @@ fn spec_of<L, X>(name: TaskName, section: &Section<L, X>, languages: Vec<TaskLan
     }
 }
 
+fn flores_or_listed(any_flores: bool) -> LanguageScope {
+    if any_flores {
+        LanguageScope::AnyFlores
+    } else {
+        LanguageScope::Listed
+    }
+}
+
 fn build_specs(f: &CatalogFile) -> std::result::Result<BTreeMap<TaskName, TaskSpec>, String> {
     let english = FloresCode::parse("eng_Latn").ok_or("eng_Latn must parse")?;
     let any = |flag: bool| {
@@ -346,20 +372,24 @@ fn build_specs(f: &CatalogFile) -> std::result::Result<BTreeMap<TaskName, TaskSp
     let specs = [
         spec_of(TaskName::Xcopa, &f.xcopa, listed(&f.xcopa.languages), LanguageScope::Listed),
         spec_of(TaskName::Xwinograd, &f.xwinograd, listed(&f.xwinograd.languages), LanguageScope::Listed),
-        spec_of(TaskName::Sib200, &f.sib200, listed(&f.sib200.languages), LanguageScope::Listed),
-        spec_of(TaskName::Tatoeba, &f.tatoeba, listed(&f.tatoeba.languages), LanguageScope::Pairs { pivot: Some(english) }),
-        // FLORES pairs use the SIB-200 files, so they have the SIB-200 languages.
-        spec_of(TaskName::Flores, &f.flores, listed(&f.sib200.languages), LanguageScope::Pairs { pivot: None }),
+        spec_of(TaskName::Sib200, &f.sib200, listed(&f.sib200.languages), flores_or_listed(f.sib200.extra.any_flores_language)),
+        spec_of(
+            TaskName::Tatoeba,
+            &f.tatoeba,
+            listed(&f.tatoeba.languages),
+            LanguageScope::Pairs { pivot: Some(english), any_flores: f.tatoeba.extra.any_flores_language },
+        ),
+        spec_of(
+            TaskName::Flores,
+            &f.flores,
+            listed(&f.flores.languages),
+            LanguageScope::Pairs { pivot: None, any_flores: f.flores.extra.any_flores_language },
+        ),
         spec_of(TaskName::Mgsm, &f.mgsm, listed(&f.mgsm.languages), LanguageScope::Listed),
         spec_of(TaskName::Xnli, &f.xnli, listed(&f.xnli.languages), LanguageScope::Listed),
         spec_of(TaskName::Xstorycloze, &f.xstorycloze, listed(&f.xstorycloze.languages), LanguageScope::Listed),
         spec_of(TaskName::Pawsx, &f.pawsx, listed(&f.pawsx.languages), LanguageScope::Listed),
-        spec_of(
-            TaskName::Belebele,
-            &f.belebele,
-            listed(&f.belebele.languages),
-            if f.belebele.extra.any_flores_language { LanguageScope::AnyFlores } else { LanguageScope::Listed },
-        ),
+        spec_of(TaskName::Belebele, &f.belebele, listed(&f.belebele.languages), flores_or_listed(f.belebele.extra.any_flores_language)),
         spec_of(TaskName::MArc, &f.m_arc, listed(&f.m_arc.languages), any(f.m_arc.extra.any_short_language)),
         spec_of(TaskName::MMmlu, &f.m_mmlu, listed(&f.m_mmlu.languages), any(f.m_mmlu.extra.any_short_language)),
         spec_of(TaskName::MHellaswag, &f.m_hellaswag, listed(&f.m_hellaswag.languages), any(f.m_hellaswag.extra.any_short_language)),
@@ -387,7 +417,8 @@ fn check_spec(spec: &TaskSpec) -> std::result::Result<(), String> {
     if spec.files.is_empty() {
         return Err(format!("task {}: no files", spec.name));
     }
-    if spec.scope == LanguageScope::Listed && spec.languages.is_empty() {
+    let listed_only = matches!(spec.scope, LanguageScope::Listed | LanguageScope::Pairs { any_flores: false, .. });
+    if listed_only && spec.languages.is_empty() {
         return Err(format!("task {}: no languages", spec.name));
     }
     Ok(())
@@ -427,8 +458,9 @@ mod tests {
         assert_eq!(catalog.file.xcopa.languages["it"].effect, "quindi");
         assert_eq!(catalog.spec(TaskName::Xwinograd).output, OutputType::PartialChoice);
         assert_eq!(catalog.spec(TaskName::Mgsm).metrics, vec![Metric::ExactMatch]);
-        // FLORES pairs borrow SIB-200's 27 languages.
-        assert_eq!(catalog.spec(TaskName::Flores).languages.len(), 27);
+        // SIB-200 and FLORES pairs take any FLORES-200 language; the data folder says which exist.
+        assert_eq!(catalog.spec(TaskName::Sib200).scope, LanguageScope::AnyFlores);
+        assert_eq!(catalog.spec(TaskName::Flores).scope, LanguageScope::Pairs { pivot: None, any_flores: true });
     }
 
     #[test]
