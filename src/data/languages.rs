@@ -277,6 +277,29 @@ mod tests {
     }
 
     #[test]
+    fn table_knows_every_flores200_language_by_each_of_its_codes() {
+        // FLORES-200's 204 codes plus N'Ko, which SIB-200 adds.
+        assert_eq!(Language::all().count(), 205);
+        assert_eq!(flores("fao_Latn"), "fao_Latn");
+        assert_eq!(flores("FAO"), "fao_Latn");
+        assert_eq!(flores("fo"), "fao_Latn");
+        assert_eq!(flores("sq"), "als_Latn");
+        assert_eq!(flores("ms"), "zsm_Latn");
+        assert_eq!(flores("ne"), "npi_Deva");
+        assert_eq!(flores("kas"), "kas_Arab");
+        assert_eq!(flores("kas_Deva"), "kas_Deva");
+        assert_eq!(flores("nqo_Nkoo"), "nqo_Nkoo");
+        // Macrolanguage codes that would name two FLORES languages equally are refused.
+        assert!(Language::parse("az").is_err());
+        assert!(Language::parse("ku").is_err());
+        let santali = Language::parse("sat_Olck").unwrap();
+        assert_eq!((santali.iso639_3(), santali.script(), santali.english_name()), ("sat", Script::Olck, "Santali"));
+        assert_eq!(Language::parse("yue_Hant").unwrap().iso639_1(), None);
+        let scripts: BTreeSet<Script> = Language::all().map(Language::script).collect();
+        assert_eq!(scripts.len(), Script::ALL.len(), "every script is used");
+    }
+
+    #[test]
     fn table_lists_the_26_handbook_locales() {
         let expected: BTreeSet<&str> = "ar-MA ca-ES cs-CZ da-DK de-DE el-GR en-US es-ES fa-IR fr-FR hr-HR \
             id-ID it-IT ja-JP ko-KR nb-NO nl-NL pl-PL pt-BR ro-RO ru-RU sv-SE tr-TR vi-VN zh-CN zh-TW"
