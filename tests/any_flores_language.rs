@@ -95,7 +95,21 @@ fn perplexity_calibration_tasks_and_study_accept_a_new_flores_folder() {
     let TaskItems::Choice(examples) = loaded.items else { panic!("sib200 gives choices") };
     assert_eq!(examples.len(), 204);
     let out = run(&[
-        "eval", "tasks", "--model", model, "--tasks", "sib200", "--langs", LANG, "--limit", "3", "--format", "csv", "--data", data_s, "--results",
+        "eval",
+        "tasks",
+        "--model",
+        model,
+        "--tasks",
+        "sib200",
+        "--langs",
+        LANG,
+        "--limit",
+        "3",
+        "--format",
+        "csv",
+        "--data",
+        data_s,
+        "--results",
         results,
     ]);
     let stdout = ok(&out, "eval tasks");
@@ -133,6 +147,20 @@ fn unknown_and_absent_languages_are_explained() {
     // A real FLORES-200 language without a folder: which folder to create.
     let e = failure(&run(&["eval", "ppl", "--model", model, "--langs", "gle_Latn", "--source", "flores", "--flores", root_s]));
     assert!(e.contains("has no text for gle_Latn") && e.contains(&format!("create {}", root.join("gle_Latn").display())), "{e}");
-    let e = failure(&run(&["prune", "--model", model, "--method", "wanda", "--sparsity", "0.5", "--calib", "gle", "--calib-source", "flores", "--flores", root_s]));
+    let e = failure(&run(&[
+        "prune",
+        "--model",
+        model,
+        "--method",
+        "wanda",
+        "--sparsity",
+        "0.5",
+        "--calib",
+        "gle",
+        "--calib-source",
+        "flores",
+        "--flores",
+        root_s,
+    ]));
     assert!(e.contains("gle_Latn"), "{e}");
 }

@@ -39,7 +39,7 @@ fn token_ids_equal_the_oracle_in_27_languages() {
     let mut args = vec!["ids"];
     args.extend(files.iter().map(|s| s.as_str()));
     let Some(answers) = oracle(&args) else { return };
-    let tok = tokenizers::Tokenizer::from_file(model.join("tokenizer.json")).unwrap();
+    let tok = ModelDir::open(&model).unwrap().tokenizer().unwrap();
     let mut checked = 0;
     for (lang, answer) in SIB200_LANGS.iter().zip(&answers) {
         let sentences = common::sib200_sentences(&shared, lang, "test", 50);

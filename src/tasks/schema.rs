@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::kinds::{Metric, OutputType, Split};
 use super::language::FloresCode;
-use super::spec::{Metric, OutputType, Split};
 use super::template::Template;
 
 /// Fields every task section has.

@@ -7,11 +7,13 @@
 //! example scores the seven labels of `labels.txt`, in that file's order, after the prompt
 //! template (by default `"Text: {text}\nTopic:"`).
 
+use super::context::Ctx;
 use super::error::Result;
-use super::example::{Choice, Example};
-use super::load::Ctx;
+use super::example::{Choice, Example, TaskItems};
+use super::family::Family;
+use super::kinds::{OutputType, TaskName};
 use super::records::DataFile;
-use super::spec::Sib200Extra;
+use super::schema::Sib200Extra;
 use crate::data::corpora::flores::{self, FloresRow};
 use crate::data::DataError;
 
@@ -48,4 +50,21 @@ fn read_labels(file: &DataFile) -> Result<Vec<String>> {
         return Err(file.too_few(format!("{} label(s); SIB-200 has seven, one per line", labels.len())));
     }
     Ok(labels)
+}
+
+/// SIB-200 in the family registry.
+pub(super) struct Sib200;
+
+impl Family for Sib200 {
+    fn task(&self) -> TaskName {
+        TaskName::Sib200
+    }
+
+    fn output(&self) -> OutputType {
+        OutputType::MultipleChoice
+    }
+
+    fn items(&self, ctx: &Ctx) -> Result<TaskItems> {
+        Ok(TaskItems::Choice(examples(ctx, &ctx.catalog.file.sib200.extra)?))
+    }
 }
