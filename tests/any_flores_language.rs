@@ -8,6 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use polyprune::model::import::{import_gguf, ImportOptions};
 use polyprune::tasks::{load, LoadOptions, TaskItems, TaskName};
 
 const LANG: &str = "fao_Latn";
@@ -33,6 +34,13 @@ fn faroese_data(shared: &Path) -> PathBuf {
     data
 }
 
+/// The tiny Llama fixture imported into a fresh model folder (its GGUF is committed as a fixture).
+fn tiny_llama() -> PathBuf {
+    let out = common::temp_dir("any-flores-model").join("tiny-llama");
+    import_gguf(&common::model_fixture("tiny-llama").join("model.gguf"), &out, &ImportOptions { max_positions: 128 }).unwrap();
+    out
+}
+
 fn run(args: &[&str]) -> Output {
     common::bin().args(args).output().unwrap()
 }
@@ -54,7 +62,7 @@ fn perplexity_calibration_tasks_and_study_accept_a_new_flores_folder() {
     let data = faroese_data(&shared);
     let root = data.join("sib200");
     let (root_s, data_s) = (root.to_str().unwrap(), data.to_str().unwrap());
-    let model = common::model_fixture("tiny-llama");
+    let model = tiny_llama();
     let model = model.to_str().unwrap();
     let results = common::temp_dir("any-flores-results");
     let results = results.to_str().unwrap();
@@ -139,7 +147,7 @@ fn unknown_and_absent_languages_are_explained() {
     let data = faroese_data(&shared);
     let root = data.join("sib200");
     let root_s = root.to_str().unwrap();
-    let model = common::model_fixture("tiny-llama");
+    let model = tiny_llama();
     let model = model.to_str().unwrap();
     // A typo: the nearest FLORES code.
     let e = failure(&run(&["eval", "ppl", "--model", model, "--langs", "fao_Ltn", "--source", "flores", "--flores", root_s]));

@@ -86,9 +86,10 @@ fn resolve_pair(catalog: &Catalog, spec: &TaskSpec, typed: &str, pivot: Option<&
                 return Ok(TaskLanguage { code: "eng".into(), flores: p.clone() });
             }
         }
-        let found = match any_flores {
-            true => catalog.languages().to_flores(code).map(|flores| TaskLanguage { code: flores.to_string(), flores }),
-            false => find_listed(catalog.languages(), &spec.languages, code).cloned(),
+        let found = if any_flores {
+            catalog.languages().to_flores(code).map(|flores| TaskLanguage { code: flores.to_string(), flores })
+        } else {
+            find_listed(catalog.languages(), &spec.languages, code).cloned()
         };
         found.ok_or_else(|| unknown_language(spec, code))
     };

@@ -90,9 +90,8 @@ impl TaskSpec {
             .filter(|_| matches!(self.scope, LanguageScope::AnyFlores | LanguageScope::Pairs { any_flores: true, .. }))
             .filter_map(|l| FloresCode::parse(l.flores_code()))
             .map(|flores| TaskLanguage { code: flores.to_string(), flores });
-        let mut found: Vec<TaskLanguage> = self.languages.iter().cloned().chain(from_table).filter(|l| has_file(&l.code)).collect();
-        found.dedup_by(|a, b| a.code == b.code);
-        found
+        let mut seen = std::collections::HashSet::new();
+        self.languages.iter().cloned().chain(from_table).filter(|l| has_file(&l.code) && seen.insert(l.code.clone())).collect()
     }
 }
 

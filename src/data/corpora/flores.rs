@@ -118,13 +118,18 @@ fn check_present(root: &Path, language: Language) -> DataResult<()> {
             source_name: "flores".to_string(),
             language: language.to_string(),
             available: available_languages(root).iter().map(Language::to_string).collect::<Vec<_>>().join(", "),
-            hint: format!(
-                "; to add it, create {} with train.tsv, dev.tsv and test.tsv (SIB-200's data/annotated/{language})",
-                root.join(language.flores_code()).display()
-            ),
+            hint: missing_folder_hint(root, language),
         });
     }
     Ok(())
+}
+
+/// What to do when `root` lacks a table language: the folder to create.
+pub(super) fn missing_folder_hint(root: &Path, language: Language) -> String {
+    format!(
+        "; to add it, create {} with train.tsv, dev.tsv and test.tsv (SIB-200's data/annotated/{language})",
+        root.join(language.flores_code()).display()
+    )
 }
 
 /// The table's languages that have a folder under `root`.

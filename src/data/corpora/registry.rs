@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::flores;
 use super::handbook::DEFAULT_HANDBOOK_ROOT;
 use super::udhr::DEFAULT_UDHR_DIR;
 use super::{CorpusStats, DataError, DataResult, Document, FileFormat, Language, Split, SplitRule, TextSource};
@@ -159,7 +160,11 @@ impl TextRegistry {
             source_name: source.name().to_string(),
             language: language.to_string(),
             available: source.available_languages().iter().map(Language::to_string).collect::<Vec<_>>().join(", "),
-            hint: alternative.map_or_else(String::new, |other| format!("; try --source {}", other.name())),
+            hint: match (alternative, source) {
+                (Some(other), _) => format!("; try --source {}", other.name()),
+                (None, TextSource::Flores { root }) => flores::missing_folder_hint(root, language),
+                (None, _) => String::new(),
+            },
         }
     }
 }
