@@ -89,19 +89,25 @@ fn log_probabilities_match_the_oracle_in_five_scripts() {
 }
 
 /// Bits per byte on the first 40 SIB-200 test sentences per language (each line its own
-/// document, BOS prepended) within 0.005 of the oracle's published figures.
+/// document, BOS prepended) within 0.005 of the oracle's figures.
+///
+/// The published figures (eng 1.094, rus 0.692, arb 1.048, swh 2.354) were measured on text
+/// that kept the pandas quoting of 1-3 of those 40 rows. The figures below replace, in the
+/// oracle's own totals, the oracle's NLL of those rows as quoted by the NLL of the rows as
+/// Python's csv module reads them (`gemma_oracle.py logprobs` on both versions; bytes from the
+/// csv-read text). The other four languages have no quoted row among their first 40.
 #[test]
 fn bits_per_byte_match_the_oracle_on_flores() {
     let (Some(shared), Some(model)) = (common::shared(), common::model("gemma-3-270m")) else { return };
     let expected = [
-        ("eng_Latn", 1.094),
+        ("eng_Latn", 1.0892),
         ("deu_Latn", 1.251),
         ("spa_Latn", 1.137),
         ("fra_Latn", 1.109),
-        ("rus_Cyrl", 0.692),
+        ("rus_Cyrl", 0.6867),
         ("zho_Hans", 1.561),
-        ("arb_Arab", 1.048),
-        ("swh_Latn", 2.354),
+        ("arb_Arab", 1.0403),
+        ("swh_Latn", 2.3500),
     ];
     let mut scorer = Scorer::load(&ModelDir::open(&model).unwrap(), &RuntimeOptions::default(), &[]).unwrap();
     for (lang, bpb) in expected {
