@@ -9,6 +9,7 @@ text column), which the registry's accounting test pins.
 Usage: python3 scripts/data_split_reference.py [handbook_html_dir] [sib200_root]
 """
 import hashlib
+import csv
 import os
 import sys
 
@@ -40,9 +41,10 @@ def main() -> None:
     sib200 = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(__file__), "../../shared/data/sib200")
     test_tsv = os.path.join(sib200, "eng_Latn", "test.tsv")
     if os.path.isfile(test_tsv):
-        with open(test_tsv, encoding="utf-8") as f:
-            rows = [line.rstrip("\r\n").split("\t", 2) for line in f.readlines()[1:] if line.strip()]
-        texts = [r[2].strip() for r in rows]
+        # The files quote cells pandas-style ("... ""x"" ..."); Python's csv module undoes that.
+        with open(test_tsv, encoding="utf-8", newline="") as f:
+            rows = [r for r in csv.reader(f, delimiter="\t")][1:]
+        texts = [r[2].strip() for r in rows if r]
         print(f"sib200 eng_Latn test: {len(texts)} documents, {sum(len(t.encode('utf-8')) for t in texts)} bytes")
 
 

@@ -7,17 +7,24 @@ use sha2::{Digest, Sha256};
 
 /// Writes a file so that readers see either the old content or the new, never a torn file:
 /// the bytes go to a temporary file in the same folder, are synced, then renamed over the target.
+/// The process id in the temporary name keeps two concurrent writers apart. This is the
+/// project's only atomic writer (results, masks, fetched task files).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-    {
+    let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        // Best effort: the temporary name is ours alone, and the real error is reported.
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, path)
+    result
 }
 
 /// Hex SHA-256 of a file, streamed.

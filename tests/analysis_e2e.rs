@@ -55,7 +55,7 @@ fn probe_on_gemma_matches_a_direct_computation() {
     let (Some(dir), Some(shared)) = (common::model("gemma-3-270m"), common::shared()) else { return };
     let t0 = std::time::Instant::now();
     let model = ModelDir::open(&dir).unwrap();
-    let tokenizer = tokenizers::Tokenizer::from_file(model.tokenizer_path()).unwrap();
+    let tokenizer = model.tokenizer().unwrap();
     let mut triples = Vec::new();
     for lang in LANGS {
         for (i, text) in common::sib200_sentences(&shared, lang, "test", SENTENCES).into_iter().enumerate() {

@@ -58,7 +58,7 @@ fn check_gguf_variant(model: &str, file: &str) {
     let mut scorer = Scorer::load(&dir, &RuntimeOptions::default(), &[]).unwrap();
     assert_logprobs_match(&mut scorer, &ids_of(&r), &r["variants"][file]["next_token_logprob"], &format!("{model}/{file}"));
     // The tokenizer derived from GGUF metadata gives transformers' ids.
-    let tok = tokenizers::Tokenizer::from_file(dir.tokenizer_path()).unwrap();
+    let tok = dir.tokenizer().unwrap();
     for case in r["tokenizer_cases"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
         let ours: Vec<u64> = tok.encode(text, true).unwrap().get_ids().iter().map(|&i| i as u64).collect();

@@ -1,10 +1,13 @@
 //! The imported Gemma 3 270M against the NumPy oracle (`../shared/oracle/gemma3_reference.py`):
-//! token ids, per-token log-probabilities, and bits per byte on FLORES.
+//! token ids, per-token log-probabilities, and bits per byte on FLORES. The oracle side reads
+//! the SIB-200 files with Python's csv module, this side with polyprune's own reader, so a
+//! reader that mangles quoted rows fails here.
 
 mod common;
 
 use std::process::Command;
 
+use polyprune::eval::text_sets::{evaluation_sets, registry};
 use polyprune::eval::{score_documents, Scorer, WindowOptions};
 use polyprune::model::ModelDir;
 use polyprune::runtime::RuntimeOptions;
@@ -18,6 +21,13 @@ fn oracle(args: &[&str]) -> Option<Vec<serde_json::Value>> {
     Some(String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect())
 }
 
+/// The first `n` test sentences of `lang` as the perplexity path reads them (polyprune's reader).
+fn library_sentences(shared: &std::path::Path, lang: &str, n: usize) -> Vec<String> {
+    let registry = registry(Some(&shared.join("data/sib200")));
+    let sets = evaluation_sets(&[lang.to_string()], Some("flores"), &registry).unwrap();
+    sets[0].documents.iter().take(n).map(|(_, text)| text.clone()).collect()
+}
+
 const SIB200_LANGS: &[&str] = &[
     "eng_Latn", "arb_Arab", "deu_Latn", "spa_Latn", "rus_Cyrl", "swh_Latn", "zho_Hans", "fra_Latn", "ita_Latn", "por_Latn", "nld_Latn",
     "pol_Latn", "tur_Latn", "vie_Latn", "ind_Latn", "jpn_Jpan", "kor_Hang", "hin_Deva", "ben_Beng", "tha_Thai", "heb_Hebr", "ukr_Cyrl",
@@ -29,20 +39,17 @@ const SIB200_LANGS: &[&str] = &[
 #[test]
 fn token_ids_equal_the_oracle_in_27_languages() {
     let (Some(shared), Some(model)) = (common::shared(), common::model("gemma-3-270m")) else { return };
-    let dir = common::temp_dir("ids");
-    let mut files = Vec::new();
-    for lang in SIB200_LANGS {
-        let path = dir.join(format!("{lang}.txt"));
-        std::fs::write(&path, common::sib200_sentences(&shared, lang, "test", 50).join("\n")).unwrap();
-        files.push(path.to_string_lossy().into_owned());
-    }
-    let mut args = vec!["ids"];
+    // The oracle reads the TSV files itself with Python's csv module; this side reads them with
+    // polyprune's reader (the perplexity path), so a text difference shows up as different ids.
+    let files: Vec<String> =
+        SIB200_LANGS.iter().map(|lang| shared.join("data/sib200").join(lang).join("test.tsv").to_string_lossy().into_owned()).collect();
+    let mut args = vec!["ids-sib200", "50"];
     args.extend(files.iter().map(|s| s.as_str()));
     let Some(answers) = oracle(&args) else { return };
-    let tok = tokenizers::Tokenizer::from_file(model.join("tokenizer.json")).unwrap();
+    let tok = ModelDir::open(&model).unwrap().tokenizer().unwrap();
     let mut checked = 0;
     for (lang, answer) in SIB200_LANGS.iter().zip(&answers) {
-        let sentences = common::sib200_sentences(&shared, lang, "test", 50);
+        let sentences = library_sentences(&shared, lang, 50);
         let expected = answer["ids"].as_array().unwrap();
         assert_eq!(expected.len(), sentences.len(), "{lang}");
         for (s, e) in sentences.iter().zip(expected) {
@@ -82,24 +89,31 @@ fn log_probabilities_match_the_oracle_in_five_scripts() {
 }
 
 /// Bits per byte on the first 40 SIB-200 test sentences per language (each line its own
-/// document, BOS prepended) within 0.005 of the oracle's published figures.
+/// document, BOS prepended) within 0.005 of the oracle's figures.
+///
+/// The published figures (eng 1.094, rus 0.692, arb 1.048, swh 2.354) were measured on text
+/// that kept the pandas quoting of 1-3 of those 40 rows. The figures below replace, in the
+/// oracle's own totals, the oracle's NLL of those rows as quoted by the NLL of the rows as
+/// Python's csv module reads them (`gemma_oracle.py logprobs` on both versions; bytes from the
+/// csv-read text). The other four languages have no quoted row among their first 40.
 #[test]
 fn bits_per_byte_match_the_oracle_on_flores() {
     let (Some(shared), Some(model)) = (common::shared(), common::model("gemma-3-270m")) else { return };
     let expected = [
-        ("eng_Latn", 1.094),
+        ("eng_Latn", 1.0892),
         ("deu_Latn", 1.251),
         ("spa_Latn", 1.137),
         ("fra_Latn", 1.109),
-        ("rus_Cyrl", 0.692),
+        ("rus_Cyrl", 0.6867),
         ("zho_Hans", 1.561),
-        ("arb_Arab", 1.048),
-        ("swh_Latn", 2.354),
+        ("arb_Arab", 1.0403),
+        ("swh_Latn", 2.3500),
     ];
     let mut scorer = Scorer::load(&ModelDir::open(&model).unwrap(), &RuntimeOptions::default(), &[]).unwrap();
     for (lang, bpb) in expected {
-        let docs: Vec<(String, String)> =
-            common::sib200_sentences(&shared, lang, "test", 40).into_iter().enumerate().map(|(i, s)| (i.to_string(), s)).collect();
+        let sentences = library_sentences(&shared, lang, 40);
+        assert_eq!(sentences, common::sib200_sentences(&shared, lang, "test", 40), "{lang}: library vs independent reader");
+        let docs: Vec<(String, String)> = sentences.into_iter().enumerate().map(|(i, s)| (i.to_string(), s)).collect();
         let scores = score_documents(&mut scorer, &docs, WindowOptions::default(), |_| {}).unwrap();
         let nll: f64 = scores.iter().map(|d| d.nll).sum();
         let bytes: usize = scores.iter().map(|d| d.bytes).sum();

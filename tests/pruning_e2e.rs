@@ -42,7 +42,7 @@ fn spec(langs: &[&str], seed: u64, samples: usize) -> CalibrationSpec {
 }
 
 fn draw(model: &ModelDir, shared: &std::path::Path, spec: &CalibrationSpec) -> CalibrationSet {
-    let tok = tokenizers::Tokenizer::from_file(model.tokenizer_path()).unwrap();
+    let tok = model.tokenizer().unwrap();
     CalibrationSet::draw(spec, &registry(shared), &tok, model.card.start_token().unwrap()).unwrap()
 }
 

@@ -87,7 +87,7 @@ fn main() -> anyhow::Result<()> {
     drop(scorer);
 
     let (samples, seqlen) = (env_usize("POLYPRUNE_BENCH_SAMPLES", 128), env_usize("POLYPRUNE_BENCH_SEQLEN", 512));
-    let tokenizer = tokenizers::Tokenizer::from_file(model.tokenizer_path()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tokenizer = model.tokenizer()?;
     let cspec = CalibrationSpec { languages: vec![eng], mix: Mix::Even, samples, seqlen, seed: 0, source: None };
     let set = CalibrationSet::draw(&cspec, &TextRegistry::for_project(&root), &tokenizer, model.card.start_token().unwrap_or(2))?;
     let block_flop = 2.0 * block_params as f64;

@@ -1,15 +1,15 @@
 //! Languages, and every name the project's text sources and benchmarks give them.
 //!
-//! A [`Language`] is a validated handle to one row of a fixed table (see `languages/table.rs`):
-//! holding one proves the language is known, so downstream code never re-checks a string.
-//! Its canonical name is the FLORES-200 code (`deu_Latn`; NLLB Team, 2022), which SIB-200
-//! (Adelani et al., 2024) and Belebele also use. [`Language::parse`] also accepts ISO 639-1,
-//! ISO 639-3, Debian handbook locales and benchmark codes, case-insensitively, and answers an
-//! unknown name with the nearest known one by edit distance.
+//! A [`Language`] is a validated handle to one row of the table (`languages/languages.tsv`,
+//! every FLORES-200 language): holding one proves the language is known, so downstream code
+//! never re-checks a string, and whether a language has text is a question for the data folder,
+//! never for the code. Its canonical name is the FLORES-200 code (`deu_Latn`; NLLB Team, 2022),
+//! which SIB-200 (Adelani et al., 2024) and Belebele also use. [`Language::parse`] also accepts
+//! ISO 639-1, ISO 639-3, Debian handbook locales and benchmark codes, case-insensitively, and
+//! answers an unknown name with the nearest known one by edit distance.
 
 mod benchmark;
 mod script;
-mod suggest;
 mod table;
 
 use std::cmp::Ordering;
@@ -19,7 +19,7 @@ use std::str::FromStr;
 
 pub use self::benchmark::Benchmark;
 pub use self::script::Script;
-use self::table::{Row, LANGUAGES};
+use self::table::{rows, Row};
 use super::error::{DataError, DataResult};
 
 /// A language of the table. Cheap to copy; compares, hashes and orders by FLORES-200 code.
@@ -29,7 +29,7 @@ pub struct Language(&'static Row);
 impl Language {
     /// Every language of the table, paper languages first.
     pub fn all() -> impl Iterator<Item = Language> {
-        LANGUAGES.iter().map(Language)
+        rows().iter().map(Language)
     }
 
     /// Resolves a FLORES-200 code (`swh_Latn`), ISO 639-1 (`sw`), ISO 639-3 (`swh`),
@@ -104,15 +104,22 @@ impl Language {
 }
 
 /// Builds the "did you mean" error. Candidates are listed FLORES codes first so that a typo in a
-/// FLORES code is answered with a FLORES code.
+/// FLORES code is answered with a FLORES code; ties go to the earlier candidate.
 fn unknown_language(input: &str) -> DataError {
     let flores = Language::all().map(Language::flores_code);
-    let other_names = LANGUAGES.iter().flat_map(Row::accepted_names);
-    let suggestion = suggest::closest(input, flores.chain(other_names)).expect("the language table is never empty");
+    let other_names = rows().iter().flat_map(Row::accepted_names);
+    let wanted = input.to_lowercase();
+    let suggestion = flores
+        .chain(other_names)
+        .enumerate()
+        .min_by_key(|&(position, name)| (strsim::levenshtein(&wanted, &name.to_lowercase()), position))
+        .map(|(_, name)| name)
+        .expect("the language table is never empty");
+    let examples = Language::all().take(7).map(Language::flores_code).collect::<Vec<_>>().join(", ");
     DataError::UnknownLanguage {
         input: input.to_string(),
         suggestion: suggestion.to_string(),
-        known: Language::all().map(Language::flores_code).collect::<Vec<_>>().join(", "),
+        known: format!("{} FLORES-200 codes such as {examples}, and their ISO 639-1/639-3 codes", rows().len()),
     }
 }
 
@@ -189,7 +196,7 @@ mod tests {
     #[test]
     fn every_accepted_name_means_exactly_one_language() {
         let mut owner: HashMap<String, &str> = HashMap::new();
-        for row in LANGUAGES.iter() {
+        for row in rows().iter() {
             for name in row.accepted_names() {
                 if let Some(previous) = owner.insert(name.to_ascii_lowercase(), row.flores) {
                     assert_eq!(previous, row.flores, "name '{name}' is claimed by two rows");
@@ -208,7 +215,7 @@ mod tests {
 
     #[test]
     fn script_variants_point_at_existing_rows() {
-        for row in LANGUAGES.iter() {
+        for row in rows().iter() {
             if let Some(main) = row.iso_codes_belong_to {
                 let main = Language::parse(main).unwrap();
                 assert_eq!(main.iso639_3(), row.iso639_3);
@@ -247,8 +254,12 @@ mod tests {
     #[test]
     fn unknown_language_suggests_nearest_name() {
         let message = Language::parse("deu_Ltn").unwrap_err().to_string();
-        assert!(message.starts_with("unknown language 'deu_Ltn': did you mean 'deu_Latn'? (known: eng_Latn, "), "{message}");
-        assert!(message.contains("mya_Mymr)"), "{message}");
+        assert!(
+            message.starts_with("unknown language 'deu_Ltn': did you mean 'deu_Latn'? (known: 205 FLORES-200 codes such as eng_Latn, "),
+            "{message}"
+        );
+        let message = Language::parse("fao_Ltn").unwrap_err().to_string();
+        assert!(message.contains("did you mean 'fao_Latn'"), "{message}");
         let message = Language::parse("swhh").unwrap_err().to_string();
         assert!(message.contains("did you mean 'swh"), "{message}");
         assert!(Language::parse("").is_err());
@@ -263,6 +274,29 @@ mod tests {
         for code in sib200.split_whitespace() {
             assert_eq!(flores(code), code);
         }
+    }
+
+    #[test]
+    fn table_knows_every_flores200_language_by_each_of_its_codes() {
+        // FLORES-200's 204 codes plus N'Ko, which SIB-200 adds.
+        assert_eq!(Language::all().count(), 205);
+        assert_eq!(flores("fao_Latn"), "fao_Latn");
+        assert_eq!(flores("FAO"), "fao_Latn");
+        assert_eq!(flores("fo"), "fao_Latn");
+        assert_eq!(flores("sq"), "als_Latn");
+        assert_eq!(flores("ms"), "zsm_Latn");
+        assert_eq!(flores("ne"), "npi_Deva");
+        assert_eq!(flores("kas"), "kas_Arab");
+        assert_eq!(flores("kas_Deva"), "kas_Deva");
+        assert_eq!(flores("nqo_Nkoo"), "nqo_Nkoo");
+        // Macrolanguage codes that would name two FLORES languages equally are refused.
+        assert!(Language::parse("az").is_err());
+        assert!(Language::parse("ku").is_err());
+        let santali = Language::parse("sat_Olck").unwrap();
+        assert_eq!((santali.iso639_3(), santali.script(), santali.english_name()), ("sat", Script::Olck, "Santali"));
+        assert_eq!(Language::parse("yue_Hant").unwrap().iso639_1(), None);
+        let scripts: BTreeSet<Script> = Language::all().map(Language::script).collect();
+        assert_eq!(scripts.len(), Script::ALL.len(), "every script is used");
     }
 
     #[test]
@@ -320,6 +354,6 @@ mod tests {
         assert_eq!(german.udhr_code(), Some("deu_1996"));
         assert_eq!(german.benchmark_code(Benchmark::Xcopa), None);
         assert_eq!(Language::parse("sw").unwrap().handbook_locale(), None);
-        assert_eq!(Language::all().count(), 45);
+        assert_eq!(Language::all().count(), 205);
     }
 }

@@ -4,8 +4,6 @@
 //! little), run through the graph's `token_logprobs` head, and only the real positions are
 //! kept. The vocabulary-sized logits never leave the runtime.
 
-use std::path::Path;
-
 use tokenizers::Tokenizer;
 
 use crate::model::{graph, ModelDir, ModelError};
@@ -47,14 +45,10 @@ pub struct Scorer {
     pub batch_tokens: usize,
 }
 
-fn load_tokenizer(path: &Path) -> Result<Tokenizer, ScorerError> {
-    Tokenizer::from_file(path).map_err(|e| ScorerError::Tokenizer { path: path.to_path_buf(), message: e.to_string() })
-}
-
 impl Scorer {
     /// Loads a model folder, with pruned weights given as overrides (empty for the dense model).
     pub fn load(model: &ModelDir, opts: &RuntimeOptions, overrides: &[WeightOverride]) -> Result<Self, ScorerError> {
-        let tokenizer = load_tokenizer(&model.tokenizer_path())?;
+        let tokenizer = model.tokenizer()?;
         let graph = if model.card.has_scoring_heads {
             Graph::load(GraphSource::File(&model.graph_path()), opts, overrides)?
         } else {

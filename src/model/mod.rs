@@ -2,7 +2,9 @@
 //!
 //! A model is a folder holding `model.onnx` (+ external weights), `tokenizer.json`, and
 //! usually `card.json`. Imported models always have a card; an exported model without one is
-//! understood by inspecting its graph ([`graph::inspect`]).
+//! understood by inspecting its graph ([`graph::inspect`]). [`ModelDir::tokenizer`] is the one
+//! way the library loads a model's tokenizer, so a broken `tokenizer.json` always gets the same
+//! message naming the file and the fix.
 
 pub mod builder;
 pub mod card;
@@ -41,6 +43,10 @@ pub enum ModelError {
     BadGraph { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]
     Unusable { path: PathBuf, reason: String },
+    #[error(
+        "cannot load the tokenizer {path}: {message}; re-create it with `polyprune model import` or copy the model's tokenizer.json there"
+    )]
+    Tokenizer { path: PathBuf, message: String },
     #[error("{0}")]
     Fetch(String),
 }
@@ -93,14 +99,10 @@ impl ModelDir {
         self.dir.join(&self.card.tokenizer)
     }
 
-    /// The model's tokenizer: the one loader every caller uses, so a broken file always gets
-    /// the same message naming it and the fix.
+    /// The model's tokenizer, read from [`ModelDir::tokenizer_path`].
     pub fn tokenizer(&self) -> Result<tokenizers::Tokenizer, ModelError> {
         let path = self.tokenizer_path();
-        tokenizers::Tokenizer::from_file(&path).map_err(|e| ModelError::Unusable {
-            reason: format!("cannot read the tokenizer ({e}); re-import the model or put its tokenizer.json there"),
-            path,
-        })
+        tokenizers::Tokenizer::from_file(&path).map_err(|e| ModelError::Tokenizer { path, message: e.to_string() })
     }
 
     /// A stable identity for provenance: the source checksum for imports, else the graph's.

@@ -18,8 +18,7 @@
 //! half-written mask under the real name.
 
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::error::PruneError;
 use super::mask::Mask;
@@ -91,27 +90,13 @@ pub fn decode_mask(bytes: &[u8], path: &Path) -> Result<Mask, PruneError> {
     Mask::from_words(rows, cols, words).ok_or_else(|| corrupt("bits beyond the last weight are set".into()))
 }
 
-fn temporary_path_for(path: &Path) -> PathBuf {
-    let name = path.file_name().map_or_else(|| "mask".to_string(), |n| n.to_string_lossy().into_owned());
-    // The process id keeps two concurrent writers of the same mask from sharing a temp file.
-    path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
-}
-
-/// Writes `mask` to `path` atomically (temp file in the same directory, sync, rename).
+/// Writes `mask` to `path` atomically (see [`crate::util::write_atomic`]).
 pub fn write_mask(mask: &Mask, path: &Path) -> Result<(), PruneError> {
-    let io_error = |source| PruneError::MaskIo { action: "write", path: path.to_path_buf(), source };
-    let temporary = temporary_path_for(path);
-    let result = (|| {
-        let mut file = fs::File::create(&temporary)?;
-        file.write_all(&encode_mask(mask))?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)
-    })();
-    if result.is_err() {
-        // Best effort: a stale temp file is harmless but untidy; the original error matters more.
-        let _ = fs::remove_file(&temporary);
-    }
-    result.map_err(io_error)
+    crate::util::write_atomic(path, &encode_mask(mask)).map_err(|source| PruneError::MaskIo {
+        action: "write",
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Reads a mask written by [`write_mask`], rejecting corrupt files.

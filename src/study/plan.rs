@@ -110,7 +110,7 @@ pub fn estimate(config: &StudyConfig, evaluation: &Evaluation, dir: &StudyDir) -
     for m in &config.models {
         let tokens = crate::model::ModelDir::open(&m.path)
             .ok()
-            .and_then(|d| tokenizers::Tokenizer::from_file(d.tokenizer_path()).ok())
+            .and_then(|d| d.tokenizer().ok())
             .map(|t| scored_tokens(&t, evaluation, limit))
             .unwrap_or_else(|| {
                 let bytes: usize = evaluation

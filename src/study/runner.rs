@@ -65,8 +65,6 @@ pub enum UnitError {
     Task(#[from] TaskEvalError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot read the tokenizer {path}: {message}")]
-    Tokenizer { path: PathBuf, message: String },
 }
 
 /// What the runner tells whoever shows progress.
@@ -316,8 +314,7 @@ impl Worker<'_> {
             }
         }
         let spec = crate::calibrate::CalibrationSpec { seqlen: spec.seqlen.min(model.card.max_positions), ..spec };
-        let tokenizer = tokenizers::Tokenizer::from_file(model.tokenizer_path())
-            .map_err(|e| UnitError::Tokenizer { path: model.tokenizer_path(), message: e.to_string() })?;
+        let tokenizer = model.tokenizer()?;
         let registry = crate::eval::registry(None);
         let set = Arc::new(CalibrationSet::draw(&spec, &registry, &tokenizer, model.card.start_token().unwrap_or(0))?);
         self.calibration = Some((key, set.clone()));

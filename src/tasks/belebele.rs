@@ -7,11 +7,13 @@
 //! are JSON Lines named by FLORES code, with `flores_passage`, `question`,
 //! `mc_answer1`..`mc_answer4` and `correct_answer_num` (1-4).
 
+use super::context::Ctx;
 use super::error::Result;
-use super::example::{Choice, Example};
-use super::load::Ctx;
+use super::example::{Choice, Example, TaskItems};
+use super::family::Family;
+use super::kinds::{OutputType, TaskName};
 use super::records::{DataFile, Record};
-use super::spec::BelebeleExtra;
+use super::schema::BelebeleExtra;
 
 const ANSWERS: [&str; 4] = ["mc_answer1", "mc_answer2", "mc_answer3", "mc_answer4"];
 
@@ -41,4 +43,21 @@ fn example(ctx: &Ctx, file: &DataFile, extra: &BelebeleExtra, r: &Record) -> Res
     };
     let gold = correct.checked_sub(1).ok_or_else(|| file.bad(r.line, format!("correct_answer_num must be 1-4, found {correct}")))?;
     Example::new(ctx.id(key), gold, choices).map_err(|why| file.bad(r.line, why))
+}
+
+/// Belebele in the family registry.
+pub(super) struct Belebele;
+
+impl Family for Belebele {
+    fn task(&self) -> TaskName {
+        TaskName::Belebele
+    }
+
+    fn output(&self) -> OutputType {
+        OutputType::MultipleChoice
+    }
+
+    fn items(&self, ctx: &Ctx) -> Result<TaskItems> {
+        Ok(TaskItems::Choice(examples(ctx, &ctx.catalog.file.belebele.extra)?))
+    }
 }

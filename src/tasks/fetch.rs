@@ -13,7 +13,7 @@
 //! That is also how the tests serve the files from a loopback HTTP server.
 //! HTTP goes through the `ureq` crate (version 2).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -138,7 +138,7 @@ pub fn fetch(task: TaskName, options: &FetchOptions) -> Result<FetchReport> {
         if actual != file.sha256 {
             return Err(TaskError::ChecksumMismatch { url, expected: file.sha256.clone(), actual, path });
         }
-        write_atomically(&path, &bytes)?;
+        crate::util::write_atomic(&path, &bytes).map_err(|source| TaskError::Write { path: path.clone(), source })?;
         report.downloaded.push(path);
     }
     Ok(report)
@@ -173,31 +173,10 @@ fn digest_of_file(path: &Path) -> Option<String> {
     std::fs::read(path).ok().map(|bytes| hex_sha256(&bytes))
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`, so
-/// readers see either the old file or the complete new one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let write_err = |source| TaskError::Write { path: path.to_path_buf(), source };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(write_err)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp = dir.join(format!(".{name}.part-{}", std::process::id()));
-    let result = (|| {
-        let mut out = std::fs::File::create(&temp)?;
-        out.write_all(bytes)?;
-        out.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        // Best effort: the temporary name is ours alone, and the real error is reported.
-        let _ = std::fs::remove_file(&temp);
-    }
-    result.map_err(write_err)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader};
+    use std::io::{BufRead, BufReader, Write};
     use std::net::{TcpListener, TcpStream};
 
     fn shared_data() -> Option<PathBuf> {

@@ -7,9 +7,11 @@
 //! is a continuation. Fields: `activity_label`, `ctx_a`, `ctx_b` (or a single `ctx`),
 //! `endings` (list), `label` (index, as number or text).
 
+use super::context::Ctx;
 use super::error::Result;
-use super::example::{Choice, Example};
-use super::load::Ctx;
+use super::example::{Choice, Example, TaskItems};
+use super::family::Family;
+use super::kinds::{OutputType, TaskName};
 use super::prompts::{clean_hellaswag, uppercase_first};
 use super::records::{DataFile, Record};
 
@@ -31,4 +33,21 @@ fn example(ctx: &Ctx, file: &DataFile, r: &Record) -> Result<Example> {
     let gold = r.index(file, &["label"])?;
     let key = r.optional_text(&["ind", "id"]).unwrap_or_else(|| format!("line{}", r.line));
     Example::new(ctx.id(key), gold, choices).map_err(|why| file.bad(r.line, why))
+}
+
+/// Translated HellaSwag in the family registry.
+pub(super) struct MHellaswag;
+
+impl Family for MHellaswag {
+    fn task(&self) -> TaskName {
+        TaskName::MHellaswag
+    }
+
+    fn output(&self) -> OutputType {
+        OutputType::MultipleChoice
+    }
+
+    fn items(&self, ctx: &Ctx) -> Result<TaskItems> {
+        Ok(TaskItems::Choice(examples(ctx)?))
+    }
 }

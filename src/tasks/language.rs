@@ -3,13 +3,15 @@
 //! Every data set names languages its own way (XCOPA `zh`, XWinograd `jp`, Tatoeba `cmn`,
 //! SIB-200 `zho_Hans`). Users may type either a FLORES-200 code (`language_Script`, as
 //! in NLLB Team, 2022) or a short ISO 639 code. This module maps what the user typed to
-//! the FLORES code and then to the file code of a given task. The table of short codes is
-//! part of the task data (`[[language]]` rows in tasks.toml), not code.
+//! the FLORES code and then to the file code of a given task. Names and short codes come from
+//! the project's one language table ([`crate::data::Language`]); tasks.toml only says which
+//! file code each task uses for a language.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use serde::Deserialize;
+
+use crate::data::{DataError, Language};
 
 /// A FLORES-200 language code: three lower-case letters, '_', a four-letter script
 /// subtag with a capital first letter (`deu_Latn`, `zho_Hans`).
@@ -47,18 +49,6 @@ impl<'de> Deserialize<'de> for FloresCode {
     }
 }
 
-/// One `[[language]]` row of tasks.toml.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LanguageRow {
-    /// FLORES-200 code.
-    pub flores: FloresCode,
-    /// Short codes that mean this language; the first is the ISO 639-1 code.
-    pub codes: Vec<String>,
-    /// English name, used in translation prompts.
-    pub name: String,
-}
-
 /// A language as one task names it: the code used in its file names, and its FLORES code.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TaskLanguage {
@@ -68,44 +58,35 @@ pub struct TaskLanguage {
     pub flores: FloresCode,
 }
 
-/// Short-code and name lookups built from the `[[language]]` rows.
-#[derive(Debug, Clone)]
-pub struct LanguageTable {
-    rows: Vec<LanguageRow>,
-    by_code: HashMap<String, usize>,
-}
+/// Short-code and name lookups, answered by the project's language table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LanguageTable;
 
 impl LanguageTable {
-    /// Indexes the rows by every short code and by FLORES code, case-insensitively.
-    pub fn new(rows: Vec<LanguageRow>) -> Self {
-        let mut by_code = HashMap::new();
-        for (i, row) in rows.iter().enumerate() {
-            by_code.insert(row.flores.as_str().to_lowercase(), i);
-            for code in &row.codes {
-                by_code.insert(code.to_lowercase(), i);
-            }
-        }
-        Self { rows, by_code }
-    }
-
     /// The FLORES code for a typed code: a well-formed FLORES code is taken as is,
-    /// a short code is looked up.
+    /// any other name is looked up in the table.
     pub fn to_flores(&self, typed: &str) -> Option<FloresCode> {
-        FloresCode::parse(typed).or_else(|| self.row(typed).map(|r| r.flores.clone()))
+        FloresCode::parse(typed).or_else(|| Language::parse(typed).ok().and_then(|l| FloresCode::parse(l.flores_code())))
     }
 
-    /// The ISO 639-1 (first listed) code for a typed code, when the language is known.
-    pub fn to_short(&self, typed: &str) -> Option<&str> {
-        self.row(typed).and_then(|r| r.codes.first()).map(String::as_str)
+    /// The ISO 639-1 code for a typed code, when the language has one of its own (a script
+    /// variant such as `zho_Hant` shares `zh` with its main row, so it has none here).
+    pub fn to_short(&self, typed: &str) -> Option<&'static str> {
+        let language = Language::parse(typed).ok()?;
+        language.iso639_1().filter(|short| Language::parse(short).is_ok_and(|l| l == language))
     }
 
     /// English name of a language, falling back to its FLORES code when unknown.
     pub fn name(&self, flores: &FloresCode) -> String {
-        self.row(flores.as_str()).map_or_else(|| flores.to_string(), |r| r.name.clone())
+        Language::parse(flores.as_str()).map_or_else(|_| flores.to_string(), |l| l.english_name().to_string())
     }
 
-    fn row(&self, typed: &str) -> Option<&LanguageRow> {
-        self.by_code.get(&typed.trim().to_lowercase()).map(|&i| &self.rows[i])
+    /// The table's closest name to a mistyped `typed`, for "did you mean".
+    pub fn suggestion(&self, typed: &str) -> Option<String> {
+        match Language::parse(typed) {
+            Err(DataError::UnknownLanguage { suggestion, .. }) => Some(suggestion),
+            _ => None,
+        }
     }
 }
 
@@ -123,15 +104,6 @@ pub fn find_listed<'a>(table: &LanguageTable, languages: &'a [TaskLanguage], typ
 mod tests {
     use super::*;
 
-    fn table() -> LanguageTable {
-        let row = |flores: &str, codes: &[&str], name: &str| LanguageRow {
-            flores: FloresCode::parse(flores).unwrap(),
-            codes: codes.iter().map(|c| c.to_string()).collect(),
-            name: name.to_string(),
-        };
-        LanguageTable::new(vec![row("jpn_Jpan", &["ja", "jpn"], "Japanese"), row("zho_Hans", &["zh", "cmn"], "Chinese")])
-    }
-
     #[test]
     fn flores_shape_is_checked() {
         assert!(FloresCode::parse("deu_Latn").is_some());
@@ -142,7 +114,7 @@ mod tests {
 
     #[test]
     fn short_and_file_codes_reach_the_task_language() {
-        let t = table();
+        let t = LanguageTable;
         let langs = vec![TaskLanguage { code: "jp".into(), flores: FloresCode::parse("jpn_Jpan").unwrap() }];
         // The task's own odd code, the ISO code, the ISO 639-3 code and the FLORES code.
         for typed in ["jp", "ja", "JPN", "jpn_Jpan"] {
@@ -152,5 +124,8 @@ mod tests {
         assert_eq!(t.to_short("cmn"), Some("zh"));
         assert_eq!(t.name(&FloresCode::parse("zho_Hans").unwrap()), "Chinese");
         assert_eq!(t.name(&FloresCode::parse("xyz_Latn").unwrap()), "xyz_Latn");
+        assert_eq!(t.name(&FloresCode::parse("fao_Latn").unwrap()), "Faroese");
+        assert_eq!(t.to_short("zho_Hant"), None);
+        assert_eq!(t.suggestion("fao_Ltn").as_deref(), Some("fao_Latn"));
     }
 }

@@ -1,17 +1,19 @@
 //! Loading a task: resolve the language, read the split, build examples, add k shots.
 //!
-//! This is the one entry point the rest of polyprune calls; the per-family files only
+//! This is the one entry point the rest of polyprune calls. It knows no family by name: the
+//! family registry (`family.rs`) hands it the loader for a task, and the family files only
 //! turn records into examples.
 
 use std::path::{Path, PathBuf};
 
+use super::context::Ctx;
+pub use super::context::ResolvedLanguage;
 use super::error::{Result, TaskError};
 use super::example::TaskItems;
+use super::family;
 use super::fewshot;
-use super::language::{find_listed, FloresCode, TaskLanguage};
-use super::records::DataFile;
+use super::language::{find_listed, FloresCode, LanguageTable, TaskLanguage};
 use super::spec::{Catalog, LanguageScope, Split, TaskName, TaskSpec};
-use super::{belebele, hellaswag, mcqa, mgsm, pawsx, sib200, translation, xcopa, xnli, xstorycloze, xwinograd};
 
 /// How to load a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,44 +32,6 @@ impl Default for LoadOptions {
     }
 }
 
-/// The language(s) a task was loaded for.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ResolvedLanguage {
-    /// One language.
-    Single {
-        /// The language.
-        language: TaskLanguage,
-    },
-    /// A translation pair, source first.
-    Pair {
-        /// Language of the sentence shown.
-        source: TaskLanguage,
-        /// Language of the candidates.
-        target: TaskLanguage,
-    },
-}
-
-impl ResolvedLanguage {
-    /// A short label: the FLORES code, or "source-target".
-    pub fn label(&self) -> String {
-        match self {
-            ResolvedLanguage::Single { language } => language.flores.to_string(),
-            ResolvedLanguage::Pair { source, target } => {
-                format!("{}-{}", source.flores, target.flores)
-            }
-        }
-    }
-
-    /// The code used in example ids: file code, or "source-target" file codes.
-    fn id_code(&self) -> String {
-        match self {
-            ResolvedLanguage::Single { language } => language.code.clone(),
-            ResolvedLanguage::Pair { source, target } => format!("{}-{}", source.code, target.code),
-        }
-    }
-}
-
 /// A loaded task, ready to be sent to the model.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LoadedTask {
@@ -83,53 +47,10 @@ pub struct LoadedTask {
     pub items: TaskItems,
 }
 
-/// What a family loader gets: where to read and for what.
-pub(super) struct Ctx<'a> {
-    pub catalog: &'a Catalog,
-    pub spec: &'a TaskSpec,
-    pub language: &'a ResolvedLanguage,
-    pub split: Split,
-    pub data_dir: &'a Path,
-    /// File to read for single-language tasks (the layout's, or the user's own).
-    pub file: Option<PathBuf>,
-    pub seed: u64,
-}
-
-impl Ctx<'_> {
-    /// The single language (pair tasks never ask for it).
-    pub fn single(&self) -> &TaskLanguage {
-        match self.language {
-            ResolvedLanguage::Single { language } => language,
-            ResolvedLanguage::Pair { .. } => {
-                panic!("pair task {} asked for a single language", self.spec.name)
-            }
-        }
-    }
-
-    /// The data file of a single-language task.
-    pub fn data_file(&self) -> Result<DataFile> {
-        let path = match &self.file {
-            Some(path) => path.clone(),
-            None => self.data_dir.join(self.spec.file_for(self.split, &self.single().code)?),
-        };
-        Ok(DataFile::new(path, self.spec.name))
-    }
-
-    /// A data file from the layout for another language code or template.
-    pub fn layout_file(&self, relative: String) -> DataFile {
-        DataFile::new(self.data_dir.join(relative), self.spec.name)
-    }
-
-    /// An example id: task/language/split/key.
-    pub fn id(&self, key: impl std::fmt::Display) -> String {
-        format!("{}/{}/{}/{key}", self.spec.name, self.language.id_code(), self.split)
-    }
-}
-
 /// Resolves what the user typed to the language(s) of `spec`.
 pub fn resolve_language(catalog: &Catalog, spec: &TaskSpec, typed: &str) -> Result<ResolvedLanguage> {
     match &spec.scope {
-        LanguageScope::Pairs { pivot } => resolve_pair(catalog, spec, typed, pivot.as_ref()),
+        LanguageScope::Pairs { pivot, any_flores } => resolve_pair(catalog, spec, typed, pivot.as_ref(), *any_flores),
         _ => resolve_single(catalog, spec, typed).map(|language| ResolvedLanguage::Single { language }),
     }
 }
@@ -152,7 +73,7 @@ fn short_language(catalog: &Catalog, typed: &str) -> Option<TaskLanguage> {
     Some(TaskLanguage { code: short.to_string(), flores })
 }
 
-fn resolve_pair(catalog: &Catalog, spec: &TaskSpec, typed: &str, pivot: Option<&FloresCode>) -> Result<ResolvedLanguage> {
+fn resolve_pair(catalog: &Catalog, spec: &TaskSpec, typed: &str, pivot: Option<&FloresCode>, any_flores: bool) -> Result<ResolvedLanguage> {
     let example = match pivot {
         Some(_) => "deu-eng".to_string(),
         None => "deu_Latn-fra_Latn".to_string(),
@@ -165,7 +86,12 @@ fn resolve_pair(catalog: &Catalog, spec: &TaskSpec, typed: &str, pivot: Option<&
                 return Ok(TaskLanguage { code: "eng".into(), flores: p.clone() });
             }
         }
-        find_listed(catalog.languages(), &spec.languages, code).cloned().ok_or_else(|| unknown_language(spec, code))
+        let found = if any_flores {
+            catalog.languages().to_flores(code).map(|flores| TaskLanguage { code: flores.to_string(), flores })
+        } else {
+            find_listed(catalog.languages(), &spec.languages, code).cloned()
+        };
+        found.ok_or_else(|| unknown_language(spec, code))
     };
     let (source, target) = (side(a)?, side(b)?);
     let pivot_ok = pivot.is_none_or(|p| (source.flores == *p) != (target.flores == *p));
@@ -176,8 +102,12 @@ fn resolve_pair(catalog: &Catalog, spec: &TaskSpec, typed: &str, pivot: Option<&
 }
 
 fn unknown_language(spec: &TaskSpec, typed: &str) -> TaskError {
+    let any_flores = matches!(spec.scope, LanguageScope::AnyFlores | LanguageScope::Pairs { any_flores: true, .. });
     let available = match spec.scope {
-        LanguageScope::AnyFlores => "any FLORES-200 code (e.g. eng_Latn)".to_string(),
+        _ if any_flores => {
+            let hint = LanguageTable.suggestion(typed).map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
+            format!("any FLORES-200 code (e.g. eng_Latn){hint}")
+        }
         LanguageScope::AnyShort => "any language with an ISO 639-1 code in tasks.toml (e.g. de)".to_string(),
         _ => spec.languages.iter().map(|l| format!("{} ({})", l.code, l.flores)).collect::<Vec<_>>().join(", "),
     };
@@ -222,23 +152,7 @@ fn load_inner(task: TaskName, typed: &str, data_dir: &Path, file: Option<PathBuf
 }
 
 fn build_items(ctx: &Ctx) -> Result<TaskItems> {
-    let f = &ctx.catalog.file;
-    let choice = TaskItems::Choice;
-    Ok(match ctx.spec.name {
-        TaskName::Xcopa => choice(xcopa::examples(ctx, &f.xcopa)?),
-        TaskName::Xwinograd => choice(xwinograd::examples(ctx)?),
-        TaskName::Sib200 => choice(sib200::examples(ctx, &f.sib200.extra)?),
-        TaskName::Tatoeba => choice(translation::tatoeba_examples(ctx, &f.tatoeba.extra)?),
-        TaskName::Flores => choice(translation::flores_examples(ctx, &f.flores.extra)?),
-        TaskName::Mgsm => TaskItems::Generation(mgsm::examples(ctx, &f.mgsm)?),
-        TaskName::Xnli => choice(xnli::examples(ctx, &f.xnli)?),
-        TaskName::Xstorycloze => choice(xstorycloze::examples(ctx)?),
-        TaskName::Pawsx => choice(pawsx::examples(ctx, &f.pawsx)?),
-        TaskName::Belebele => choice(belebele::examples(ctx, &f.belebele.extra)?),
-        TaskName::MArc => choice(mcqa::examples(ctx, &f.m_arc.extra)?),
-        TaskName::MMmlu => choice(mcqa::examples(ctx, &f.m_mmlu.extra)?),
-        TaskName::MHellaswag => choice(hellaswag::examples(ctx)?),
-    })
+    family::of(ctx.spec.name).items(ctx)
 }
 
 #[cfg(test)]

@@ -14,11 +14,13 @@
 
 use serde_json::Value;
 
+use super::context::Ctx;
 use super::error::Result;
-use super::example::{Choice, Example};
-use super::load::Ctx;
+use super::example::{Choice, Example, TaskItems};
+use super::family::Family;
+use super::kinds::{OutputType, TaskName};
 use super::records::{DataFile, Record};
-use super::spec::McqaExtra;
+use super::schema::McqaExtra;
 
 const LETTERS: [&str; 5] = ["A", "B", "C", "D", "E"];
 const OPTION_FIELDS: [&str; 5] = ["option_a", "option_b", "option_c", "option_d", "option_e"];
@@ -87,5 +89,39 @@ fn gold_index(file: &DataFile, r: &Record, labels: &[String]) -> Result<usize> {
             }
         }
         _ => Err(bad()),
+    }
+}
+
+/// Translated ARC in the family registry.
+pub(super) struct MArc;
+
+impl Family for MArc {
+    fn task(&self) -> TaskName {
+        TaskName::MArc
+    }
+
+    fn output(&self) -> OutputType {
+        OutputType::MultipleChoice
+    }
+
+    fn items(&self, ctx: &Ctx) -> Result<TaskItems> {
+        Ok(TaskItems::Choice(examples(ctx, &ctx.catalog.file.m_arc.extra)?))
+    }
+}
+
+/// Translated MMLU in the family registry.
+pub(super) struct MMmlu;
+
+impl Family for MMmlu {
+    fn task(&self) -> TaskName {
+        TaskName::MMmlu
+    }
+
+    fn output(&self) -> OutputType {
+        OutputType::MultipleChoice
+    }
+
+    fn items(&self, ctx: &Ctx) -> Result<TaskItems> {
+        Ok(TaskItems::Choice(examples(ctx, &ctx.catalog.file.m_mmlu.extra)?))
     }
 }

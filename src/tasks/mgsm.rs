@@ -8,10 +8,12 @@
 //! (see answer.rs) and written after the target delimiter in demonstrations.
 
 use super::answer::normalize_number;
+use super::context::Ctx;
 use super::error::Result;
-use super::example::{GenerationExample, GenerationRequest};
-use super::load::Ctx;
-use super::spec::{MgsmExtra, MgsmWords, Section};
+use super::example::{GenerationExample, GenerationRequest, TaskItems};
+use super::family::Family;
+use super::kinds::{OutputType, TaskName};
+use super::schema::{MgsmExtra, MgsmWords, Section};
 
 /// The examples of one MGSM file.
 pub(super) fn examples(ctx: &Ctx, section: &Section<MgsmWords, MgsmExtra>) -> Result<Vec<GenerationExample>> {
@@ -33,4 +35,21 @@ pub(super) fn examples(ctx: &Ctx, section: &Section<MgsmWords, MgsmExtra>) -> Re
             })
         })
         .collect()
+}
+
+/// MGSM in the family registry.
+pub(super) struct Mgsm;
+
+impl Family for Mgsm {
+    fn task(&self) -> TaskName {
+        TaskName::Mgsm
+    }
+
+    fn output(&self) -> OutputType {
+        OutputType::Generation
+    }
+
+    fn items(&self, ctx: &Ctx) -> Result<TaskItems> {
+        Ok(TaskItems::Generation(examples(ctx, &ctx.catalog.file.mgsm)?))
+    }
 }

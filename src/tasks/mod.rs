@@ -6,10 +6,14 @@
 //! lm-evaluation-harness (Gao et al., 2021) but independent of it:
 //!
 //! * tasks are data (`tasks/tasks.toml`, embedded): output type, metrics, file layout,
-//!   prompt templates and per-language words (`spec.rs`);
-//! * loaders turn each format family's records into [`Example`]s of scored
-//!   [`Choice`]s (context, continuation), or [`GenerationExample`]s (`load.rs` and one
-//!   file per family);
+//!   prompt templates and per-language words (`spec.rs`, its serde shape in `schema.rs`, the
+//!   shared names in `kinds.rs`); language names and codes come from the project's one
+//!   language table (`crate::data::Language`), and SIB-200/FLORES take any FLORES-200
+//!   language whose folder the data directory has;
+//! * each format family implements one trait (`Family`, registered in `family.rs`) that turns its records
+//!   into [`Example`]s of scored [`Choice`]s (context, continuation), or
+//!   [`GenerationExample`]s; `load.rs` resolves the language, asks the registry for the
+//!   family and adds shots, and family files see only `context.rs`, so no module cycle;
 //! * k-shot demonstrations are drawn reproducibly from a dev split (`fewshot.rs`);
 //! * `scoring.rs` turns the model's log-likelihoods or generations into per-example
 //!   records and mean ± standard error per metric;
@@ -27,11 +31,14 @@
 
 pub mod answer;
 mod belebele;
+mod context;
 pub mod error;
 pub mod example;
+mod family;
 pub mod fetch;
 mod fewshot;
 mod hellaswag;
+mod kinds;
 pub mod language;
 pub mod load;
 mod mcqa;

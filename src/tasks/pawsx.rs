@@ -7,12 +7,14 @@
 //! sentence2, in that order so the choice index equals the label (1 = paraphrase).
 //! Published files are TSV with a header `id sentence1 sentence2 label`, unquoted.
 
+use super::context::Ctx;
 use super::error::Result;
-use super::example::{Choice, Example};
-use super::load::Ctx;
+use super::example::{Choice, Example, TaskItems};
+use super::family::Family;
+use super::kinds::{OutputType, TaskName};
 use super::prompts::strip_final_punctuation;
 use super::records::{DataFile, Record};
-use super::spec::{NoExtra, PawsxWords, Section};
+use super::schema::{NoExtra, PawsxWords, Section};
 
 /// The examples of one PAWS-X file.
 pub(super) fn examples(ctx: &Ctx, section: &Section<PawsxWords, NoExtra>) -> Result<Vec<Example>> {
@@ -33,4 +35,21 @@ fn example(ctx: &Ctx, file: &DataFile, words: &PawsxWords, r: &Record) -> Result
         .collect();
     let key = r.optional_text(&["id"]).unwrap_or_else(|| format!("line{}", r.line));
     Example::new(ctx.id(key), gold, choices).map_err(|why| file.bad(r.line, why))
+}
+
+/// PAWS-X in the family registry.
+pub(super) struct Pawsx;
+
+impl Family for Pawsx {
+    fn task(&self) -> TaskName {
+        TaskName::Pawsx
+    }
+
+    fn output(&self) -> OutputType {
+        OutputType::MultipleChoice
+    }
+
+    fn items(&self, ctx: &Ctx) -> Result<TaskItems> {
+        Ok(TaskItems::Choice(examples(ctx, &ctx.catalog.file.pawsx)?))
+    }
 }

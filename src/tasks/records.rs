@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 use super::error::{Result, TaskError};
-use super::spec::TaskName;
+use super::kinds::TaskName;
 
 /// A data file being read: its path and the task it belongs to (for error messages).
 #[derive(Debug, Clone)]

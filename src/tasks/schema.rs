@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::language::{FloresCode, LanguageRow};
-use super::spec::{Metric, OutputType, Split};
+use super::kinds::{Metric, OutputType, Split};
+use super::language::FloresCode;
 use super::template::Template;
 
 /// Fields every task section has.
@@ -92,6 +92,8 @@ pub(super) struct NoExtra {}
 pub(super) struct Sib200Extra {
     pub labels_file: String,
     pub template: Template,
+    /// Any language of the language table, its file found by FLORES code in the data folder.
+    pub any_flores_language: bool,
 }
 
 /// Translation-choice settings.
@@ -101,6 +103,9 @@ pub(super) struct TranslationExtra {
     pub template: Template,
     #[serde(default)]
     pub english_file: Option<String>,
+    /// Pairs of any two languages of the language table (FLORES), not only listed ones.
+    #[serde(default)]
+    pub any_flores_language: bool,
 }
 
 /// Generation settings.
@@ -135,7 +140,6 @@ pub(super) struct HellaswagExtra {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CatalogFile {
-    pub language: Vec<LanguageRow>,
     pub xcopa: Section<XcopaWords, NoExtra>,
     pub xwinograd: Section<Plain, NoExtra>,
     pub sib200: Section<Plain, Sib200Extra>,

@@ -2,39 +2,27 @@
 //! Dataset for Topic Classification in 200+ Languages"): FLORES-200 sentences labelled
 //! with one of seven topics.
 //!
-//! Files are tab-separated with a header (`index_id`, `category`, `text`) and pandas-style
-//! quoting. Each example scores the seven labels of `labels.txt`, in that file's order,
-//! after the prompt template (by default `"Text: {text}\nTopic:"`).
+//! The files are read by the data layer's SIB-200 reader (`data::corpora::flores`), the same
+//! one calibration and perplexity use, so a sentence is the same text in every role. Each
+//! example scores the seven labels of `labels.txt`, in that file's order, after the prompt
+//! template (by default `"Text: {text}\nTopic:"`).
 
+use super::context::Ctx;
 use super::error::Result;
-use super::example::{Choice, Example};
-use super::load::Ctx;
-use super::records::{DataFile, Record};
-use super::spec::Sib200Extra;
+use super::example::{Choice, Example, TaskItems};
+use super::family::Family;
+use super::kinds::{OutputType, TaskName};
+use super::records::DataFile;
+use super::schema::Sib200Extra;
+use crate::data::corpora::flores::{self, FloresRow};
+use crate::data::DataError;
 
-/// One row of a SIB-200 file.
-pub(super) struct Sib200Row {
-    /// 1-based line of the row.
-    pub line: usize,
-    /// The FLORES sentence id, shared by all languages.
-    pub index_id: String,
-    /// Topic label.
-    pub category: String,
-    /// The sentence.
-    pub text: String,
-}
-
-/// Reads a SIB-200 split file.
-pub(super) fn read_rows(file: &DataFile) -> Result<Vec<Sib200Row>> {
-    file.read_records(true)?.iter().map(|r| row(file, r)).collect()
-}
-
-fn row(file: &DataFile, r: &Record) -> Result<Sib200Row> {
-    Ok(Sib200Row {
-        line: r.line,
-        index_id: r.text(file, &["index_id"])?,
-        category: r.text(file, &["category"])?,
-        text: r.text(file, &["text"])?,
+/// Reads a SIB-200 split file through the data layer's reader; problems name the task's file.
+pub(super) fn read_rows(file: &DataFile) -> Result<Vec<FloresRow>> {
+    let text = file.read_text()?;
+    flores::parse_rows(&file.path, &text).map_err(|e| match e {
+        DataError::BadTsvRow { line, problem, .. } => file.bad(line, problem),
+        other => file.bad(0, other.to_string()),
     })
 }
 
@@ -62,4 +50,21 @@ fn read_labels(file: &DataFile) -> Result<Vec<String>> {
         return Err(file.too_few(format!("{} label(s); SIB-200 has seven, one per line", labels.len())));
     }
     Ok(labels)
+}
+
+/// SIB-200 in the family registry.
+pub(super) struct Sib200;
+
+impl Family for Sib200 {
+    fn task(&self) -> TaskName {
+        TaskName::Sib200
+    }
+
+    fn output(&self) -> OutputType {
+        OutputType::MultipleChoice
+    }
+
+    fn items(&self, ctx: &Ctx) -> Result<TaskItems> {
+        Ok(TaskItems::Choice(examples(ctx, &ctx.catalog.file.sib200.extra)?))
+    }
 }

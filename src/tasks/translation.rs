@@ -15,13 +15,15 @@ use rand::Rng;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::context::{Ctx, ResolvedLanguage};
 use super::error::Result;
-use super::example::{Choice, Example};
+use super::example::{Choice, Example, TaskItems};
+use super::family::Family;
+use super::kinds::{OutputType, TaskName};
 use super::language::TaskLanguage;
-use super::load::{Ctx, ResolvedLanguage};
 use super::records::DataFile;
+use super::schema::TranslationExtra;
 use super::sib200::read_rows;
-use super::spec::TranslationExtra;
 
 /// One aligned sentence pair, in the direction of the task (source shown, target scored).
 struct Aligned {
@@ -123,6 +125,40 @@ fn candidate_order(aligned: &[Aligned], i: usize, k: usize, seed: u64) -> (Vec<u
     let gold = rng.gen_range(0..k);
     chosen.swap(0, gold);
     (chosen, gold)
+}
+
+/// Tatoeba translation choice in the family registry.
+pub(super) struct Tatoeba;
+
+impl Family for Tatoeba {
+    fn task(&self) -> TaskName {
+        TaskName::Tatoeba
+    }
+
+    fn output(&self) -> OutputType {
+        OutputType::MultipleChoice
+    }
+
+    fn items(&self, ctx: &Ctx) -> Result<TaskItems> {
+        Ok(TaskItems::Choice(tatoeba_examples(ctx, &ctx.catalog.file.tatoeba.extra)?))
+    }
+}
+
+/// FLORES translation choice in the family registry.
+pub(super) struct Flores;
+
+impl Family for Flores {
+    fn task(&self) -> TaskName {
+        TaskName::Flores
+    }
+
+    fn output(&self) -> OutputType {
+        OutputType::MultipleChoice
+    }
+
+    fn items(&self, ctx: &Ctx) -> Result<TaskItems> {
+        Ok(TaskItems::Choice(flores_examples(ctx, &ctx.catalog.file.flores.extra)?))
+    }
 }
 
 #[cfg(test)]

@@ -6,12 +6,14 @@
 //! effect), then each alternative with a lower-cased first letter:
 //! `"L'uomo aprì il rubinetto quindi" + " " + "il gabinetto si riempì d'acqua."`
 
+use super::context::Ctx;
 use super::error::Result;
-use super::example::{Choice, Example};
-use super::load::Ctx;
+use super::example::{Choice, Example, TaskItems};
+use super::family::Family;
+use super::kinds::{OutputType, TaskName};
 use super::prompts::{lowercase_first, strip_final_punctuation};
 use super::records::{DataFile, Record};
-use super::spec::{NoExtra, Section, XcopaWords};
+use super::schema::{NoExtra, Section, XcopaWords};
 
 /// The examples of one XCOPA file (fields `premise`, `choice1`, `choice2`, `question`,
 /// `label`, `idx`).
@@ -39,4 +41,21 @@ fn example(ctx: &Ctx, file: &DataFile, words: &XcopaWords, r: &Record) -> Result
     let key = r.optional_text(&["idx"]).unwrap_or_else(|| format!("line{}", r.line));
     let gold = r.index(file, &["label"])?;
     Example::new(ctx.id(key), gold, choices).map_err(|why| file.bad(r.line, why))
+}
+
+/// XCOPA in the family registry.
+pub(super) struct Xcopa;
+
+impl Family for Xcopa {
+    fn task(&self) -> TaskName {
+        TaskName::Xcopa
+    }
+
+    fn output(&self) -> OutputType {
+        OutputType::MultipleChoice
+    }
+
+    fn items(&self, ctx: &Ctx) -> Result<TaskItems> {
+        Ok(TaskItems::Choice(examples(ctx, &ctx.catalog.file.xcopa)?))
+    }
 }

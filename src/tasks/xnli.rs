@@ -14,12 +14,14 @@
 //! `sentence1`, `sentence2`, all languages in one file) also loads: rows of other
 //! languages are skipped.
 
+use super::context::Ctx;
 use super::error::Result;
-use super::example::{Choice, Example};
-use super::load::Ctx;
+use super::example::{Choice, Example, TaskItems};
+use super::family::Family;
+use super::kinds::{OutputType, TaskName};
 use super::prompts::strip_final_punctuation;
 use super::records::{DataFile, Record};
-use super::spec::{NoExtra, Section, XnliWords};
+use super::schema::{NoExtra, Section, XnliWords};
 
 /// The examples of one XNLI file, in the resolved language.
 pub(super) fn examples(ctx: &Ctx, section: &Section<XnliWords, NoExtra>) -> Result<Vec<Example>> {
@@ -54,5 +56,22 @@ fn label(file: &DataFile, r: &Record) -> Result<usize> {
         "1" | "neutral" => Ok(1),
         "2" | "contradiction" => Ok(2),
         other => Err(file.bad(r.line, format!("label must be 0/1/2 or entailment/neutral/contradiction, found {other:?}"))),
+    }
+}
+
+/// XNLI in the family registry.
+pub(super) struct Xnli;
+
+impl Family for Xnli {
+    fn task(&self) -> TaskName {
+        TaskName::Xnli
+    }
+
+    fn output(&self) -> OutputType {
+        OutputType::MultipleChoice
+    }
+
+    fn items(&self, ctx: &Ctx) -> Result<TaskItems> {
+        Ok(TaskItems::Choice(examples(ctx, &ctx.catalog.file.xnli)?))
     }
 }

@@ -6,9 +6,11 @@
 //! (`InputSentence1`, `RandomFifthSentenceQuiz1`, `AnswerRightEnding`) and the JSON ones
 //! (`input_sentence_1`, `sentence_quiz1`, `answer_right_ending`) are read.
 
+use super::context::Ctx;
 use super::error::Result;
-use super::example::{Choice, Example};
-use super::load::Ctx;
+use super::example::{Choice, Example, TaskItems};
+use super::family::Family;
+use super::kinds::{OutputType, TaskName};
 use super::records::{DataFile, Record};
 
 const SENTENCES: [[&str; 2]; 4] = [
@@ -35,4 +37,21 @@ fn example(ctx: &Ctx, file: &DataFile, r: &Record) -> Result<Example> {
     let key = r.optional_text(&["story_id", "InputStoryid"]).unwrap_or_else(|| format!("line{}", r.line));
     let gold = right.checked_sub(1).ok_or_else(|| file.bad(r.line, format!("the right ending must be 1 or 2, found {right}")))?;
     Example::new(ctx.id(key), gold, choices).map_err(|why| file.bad(r.line, why))
+}
+
+/// XStoryCloze in the family registry.
+pub(super) struct Xstorycloze;
+
+impl Family for Xstorycloze {
+    fn task(&self) -> TaskName {
+        TaskName::Xstorycloze
+    }
+
+    fn output(&self) -> OutputType {
+        OutputType::MultipleChoice
+    }
+
+    fn items(&self, ctx: &Ctx) -> Result<TaskItems> {
+        Ok(TaskItems::Choice(examples(ctx)?))
+    }
 }

@@ -14,9 +14,11 @@
 
 use serde_json::Value;
 
+use super::context::Ctx;
 use super::error::Result;
-use super::example::{Choice, Example};
-use super::load::Ctx;
+use super::example::{Choice, Example, TaskItems};
+use super::family::Family;
+use super::kinds::{OutputType, TaskName};
 use super::records::DataFile;
 
 const COLUMNS: usize = 7;
@@ -115,6 +117,23 @@ fn candidates(value: &Value) -> Option<(Vec<String>, usize)> {
     match gold.as_slice() {
         [one] => Some((texts, *one)),
         _ => None,
+    }
+}
+
+/// XWinograd in the family registry.
+pub(super) struct Xwinograd;
+
+impl Family for Xwinograd {
+    fn task(&self) -> TaskName {
+        TaskName::Xwinograd
+    }
+
+    fn output(&self) -> OutputType {
+        OutputType::PartialChoice
+    }
+
+    fn items(&self, ctx: &Ctx) -> Result<TaskItems> {
+        Ok(TaskItems::Choice(examples(ctx)?))
     }
 }
 

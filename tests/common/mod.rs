@@ -69,11 +69,60 @@ pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_polyprune"))
 }
 
-/// The `text` column of the first `n` rows of a SIB-200 split file.
+/// The trimmed `text` column of the first `n` rows of a SIB-200 split file, read with
+/// [`rfc4180_rows`] rather than the library's reader, so that the tests check the library
+/// against an independent reading of the files.
 pub fn sib200_sentences(shared: &Path, lang: &str, split: &str, n: usize) -> Vec<String> {
     let path = shared.join("data/sib200").join(lang).join(format!("{split}.tsv"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines().skip(1).take(n).map(|l| l.splitn(3, '\t').nth(2).expect("three columns").to_string()).collect()
+    let rows = rfc4180_rows(&text, '\t');
+    let column = rows[0].iter().position(|h| h == "text").expect("a text column");
+    rows[1..].iter().take(n).map(|r| r[column].trim().to_string()).collect()
+}
+
+/// A minimal RFC 4180 reader (with `separator` for the comma): a field that starts with `"` runs
+/// to the next `"` not followed by another `"`, and `""` inside it stands for one `"`; other
+/// fields run to the next separator or line end. Blank lines are skipped; `\r\n` ends a line.
+pub fn rfc4180_rows(text: &str, separator: char) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut chars = text.chars().peekable();
+    while chars.peek().is_some() {
+        let mut row = Vec::new();
+        loop {
+            let mut field = String::new();
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' if chars.peek() == Some(&'"') => {
+                            chars.next();
+                            field.push('"');
+                        }
+                        '"' => break,
+                        c => field.push(c),
+                    }
+                }
+            }
+            while let Some(&c) = chars.peek() {
+                if c == separator || c == '\n' {
+                    break;
+                }
+                chars.next();
+                if c != '\r' {
+                    field.push(c);
+                }
+            }
+            row.push(field);
+            match chars.next() {
+                Some(c) if c == separator => continue,
+                _ => break,
+            }
+        }
+        if !(row.len() == 1 && row[0].is_empty()) {
+            rows.push(row);
+        }
+    }
+    rows
 }
 
 /// A fresh, empty folder unique to this call (tests in one binary run in parallel).

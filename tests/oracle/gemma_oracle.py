@@ -4,9 +4,13 @@
 Loads the model once and answers many questions, one JSON object per line on stdout:
   gemma_oracle.py MODEL.gguf ids FILE...        -> {"file": F, "ids": [[...], ...]} per file (every non-empty line)
   gemma_oracle.py MODEL.gguf logprobs FILE      -> {"ids": [...], "logprobs": [...]} per non-empty line
+  gemma_oracle.py MODEL.gguf ids-sib200 N TSV...  -> {"file": F, "ids": [[...], ...]} for the `text` of
+                                                   the first N rows of each SIB-200 TSV, read with
+                                                   Python's csv module (not polyprune's reader)
 The per-token log-probabilities are log p(ids[t+1] | ids[..=t]), computed in float64 from the
 oracle's float32 logits.
 """
+import csv
 import json
 import os
 import sys
@@ -24,11 +28,22 @@ def lines(path):
         return [l.rstrip("\n") for l in f if l.strip()]
 
 
+def sib200_texts(path, n):
+    # The files quote cells pandas-style; the csv module undoes the quoting and doubled quotes.
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = csv.DictReader(f, delimiter="\t")
+        return [row["text"].strip() for _, row in zip(range(n), rows)]
+
+
 def main(argv):
     model, cmd, files = Gemma3(argv[1]), argv[2], argv[3:]
     if cmd == "ids":
         for path in files:
             print(json.dumps({"file": path, "ids": [model.encode(l) for l in lines(path)]}))
+    elif cmd == "ids-sib200":
+        n = int(files[0])
+        for path in files[1:]:
+            print(json.dumps({"file": path, "ids": [model.encode(t) for t in sib200_texts(path, n)]}))
     elif cmd == "logprobs":
         for line in lines(files[0]):
             ids = model.encode(line)

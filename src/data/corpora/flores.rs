@@ -1,4 +1,5 @@
-//! FLORES-200 sentences in the SIB-200 folder layout: `<root>/<flores code>/{train,dev,test}.tsv`.
+//! FLORES-200 sentences in the SIB-200 folder layout: `<root>/<flores code>/{train,dev,test}.tsv`,
+//! and the one reader of that file format.
 //!
 //! Each TSV has the header `index_id<TAB>category<TAB>text` and one sentence per row (SIB-200,
 //! Adelani et al., 2024: 701 / 99 / 204 rows a language). The same `index_id` names the same
@@ -6,6 +7,11 @@
 //! `dev.tsv` is kept for few-shot prompts. The dataset's own split already separates the
 //! sentences; the loader still checks that no `index_id` is in both train and test, so a damaged
 //! copy cannot leak evaluation sentences into calibration.
+//!
+//! The files were written by pandas, which wraps a cell holding a `"` in quotes and doubles the
+//! `"` inside (`"He said ""hi"""`). Calibration, perplexity, probes and the SIB-200 and FLORES
+//! tasks all read through [`parse_rows`], so every consumer sees the same sentence for a row;
+//! two readers once disagreed on those rows, and the share of quoted rows differs by language.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -44,6 +50,8 @@ impl FloresPart {
 /// One SIB-200 row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FloresRow {
+    /// 1-based line of the file where the row starts, for error messages.
+    pub line: usize,
     /// FLORES sentence id, shared across languages.
     pub index_id: String,
     /// SIB-200 topic label (one of the seven in `labels.txt`).
@@ -51,8 +59,6 @@ pub struct FloresRow {
     /// The sentence.
     pub text: String,
 }
-
-const HEADER: &str = "index_id\tcategory\ttext";
 
 /// Path of one part's TSV for a language.
 pub fn part_path(root: &Path, language: Language, part: FloresPart) -> PathBuf {
@@ -67,8 +73,12 @@ pub(super) fn has_language(root: &Path, language: Language) -> bool {
 /// All rows of one part (train, dev or test) of a language.
 pub fn read_rows(root: &Path, language: Language, part: FloresPart) -> DataResult<Vec<FloresRow>> {
     check_present(root, language)?;
-    let path = part_path(root, language, part);
-    parse_rows(&path, &read_utf8(&path)?)
+    read_file(&part_path(root, language, part))
+}
+
+/// All rows of one SIB-200 TSV file.
+pub fn read_file(path: &Path) -> DataResult<Vec<FloresRow>> {
+    parse_rows(path, &read_utf8(path)?)
 }
 
 /// The documents (one per sentence, id = `index_id`) of a split.
@@ -108,10 +118,18 @@ fn check_present(root: &Path, language: Language) -> DataResult<()> {
             source_name: "flores".to_string(),
             language: language.to_string(),
             available: available_languages(root).iter().map(Language::to_string).collect::<Vec<_>>().join(", "),
-            hint: String::new(),
+            hint: missing_folder_hint(root, language),
         });
     }
     Ok(())
+}
+
+/// What to do when `root` lacks a table language: the folder to create.
+pub(super) fn missing_folder_hint(root: &Path, language: Language) -> String {
+    format!(
+        "; to add it, create {} with train.tsv, dev.tsv and test.tsv (SIB-200's data/annotated/{language})",
+        root.join(language.flores_code()).display()
+    )
 }
 
 /// The table's languages that have a folder under `root`.
@@ -131,31 +149,47 @@ fn check_disjoint(root: &Path, language: Language, calibration: &[FloresRow], ev
     }
 }
 
-/// Parses a SIB-200 TSV; `path` only names the file in errors. Tabs inside the text column are
-/// kept (the text is the rest of the line), because FLORES sentences are never split into
-/// columns.
-pub(super) fn parse_rows(path: &Path, content: &str) -> DataResult<Vec<FloresRow>> {
+/// Parses a SIB-200 TSV; `path` only names the file in errors. Columns are found by their header
+/// names; cells may be quoted pandas-style (a quoted cell may hold tabs, newlines and doubled
+/// `""`). Cells are trimmed, and blank lines skipped.
+pub fn parse_rows(path: &Path, content: &str) -> DataResult<Vec<FloresRow>> {
     let bad_row = |line: usize, problem: String| DataError::BadTsvRow { path: path.to_path_buf(), line, problem };
-    let mut lines = content.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
-    match lines.next() {
-        Some((_, HEADER)) => {}
-        Some((line, other)) => return Err(bad_row(line, format!("header is '{other}'"))),
-        None => return Err(bad_row(1, "the file is empty".to_string())),
+    // The line a record starts on, from its byte offset (csv counts a CRLF's '\n' late).
+    let line_of = |position: Option<&csv::Position>| {
+        position.map_or(0, |p| {
+            let start = (p.byte() as usize).min(content.len());
+            let start = start + content[start..].bytes().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+            1 + content.as_bytes()[..start].iter().filter(|&&b| b == b'\n').count()
+        })
+    };
+    let mut reader = csv::ReaderBuilder::new().delimiter(b'\t').flexible(true).from_reader(content.as_bytes());
+    let header = reader.headers().map_err(|e| bad_row(1, format!("unreadable header ({e})")))?.clone();
+    if header.len() == 1 && header[0].trim().is_empty() {
+        return Err(bad_row(1, "the file is empty".to_string()));
     }
+    let column = |name: &str| header.iter().position(|h| h.trim() == name);
+    let (Some(id_column), Some(category_column), Some(text_column)) = (column("index_id"), column("category"), column("text")) else {
+        return Err(bad_row(1, format!("header is '{}'", header.iter().collect::<Vec<_>>().join("\t"))));
+    };
     let mut rows = Vec::new();
-    for (line, text) in lines.filter(|(_, l)| !l.trim().is_empty()) {
-        let mut columns = text.splitn(3, '\t');
-        let (Some(index_id), Some(category), Some(sentence)) = (columns.next(), columns.next(), columns.next()) else {
-            return Err(bad_row(line, "fewer than 3 tab-separated columns".to_string()));
-        };
-        if index_id.trim().is_empty() || sentence.trim().is_empty() {
+    for record in reader.records() {
+        let record = record.map_err(|e| bad_row(line_of(e.position()), format!("unreadable row ({e})")))?;
+        let line = line_of(record.position());
+        if record.iter().all(|cell| cell.trim().is_empty()) {
+            continue;
+        }
+        if record.len() != header.len() {
+            return Err(bad_row(
+                line,
+                format!("{} tab-separated columns under a header of {} (a text holding a tab must be quoted)", record.len(), header.len()),
+            ));
+        }
+        let cell = |i: usize| record[i].trim().to_string();
+        let row = FloresRow { line, index_id: cell(id_column), category: cell(category_column), text: cell(text_column) };
+        if row.index_id.is_empty() || row.text.is_empty() {
             return Err(bad_row(line, "empty index_id or text".to_string()));
         }
-        rows.push(FloresRow {
-            index_id: index_id.trim().to_string(),
-            category: category.trim().to_string(),
-            text: sentence.trim().to_string(),
-        });
+        rows.push(row);
     }
     Ok(rows)
 }
@@ -230,17 +264,37 @@ mod tests {
     #[test]
     fn malformed_tsv_rows_name_file_and_line() {
         let path = Path::new("x/train.tsv");
-        let good = parse_rows(path, "index_id\tcategory\ttext\r\n7\ttravel\tA\tB\n\n").unwrap();
-        assert_eq!(good, vec![FloresRow { index_id: "7".into(), category: "travel".into(), text: "A\tB".into() }]);
+        let good = parse_rows(path, "index_id\tcategory\ttext\r\n7\ttravel\t\"A\tB\"\n\n").unwrap();
+        assert_eq!(good, vec![FloresRow { line: 2, index_id: "7".into(), category: "travel".into(), text: "A\tB".into() }]);
         let message = parse_rows(path, "index_id\tcategory\ttext\n1\ttravel\n").unwrap_err().to_string();
-        assert!(message.starts_with("x/train.tsv line 2: fewer than 3 tab-separated columns"), "{message}");
+        assert!(message.starts_with("x/train.tsv line 2: 2 tab-separated columns under a header of 3"), "{message}");
+        let message = parse_rows(path, "index_id\tcategory\ttext\n1\ttravel\tA\tB\n").unwrap_err().to_string();
+        assert!(message.contains("a text holding a tab must be quoted"), "{message}");
         let message = parse_rows(path, "id\ttext\n").unwrap_err().to_string();
         assert!(message.starts_with("x/train.tsv line 1: header is 'id\ttext'"), "{message}");
     }
 
     #[test]
+    fn pandas_quoting_is_undone() {
+        let text = "index_id\tcategory\ttext\n\
+            1\tscience\t\"He said \"\"Today Apple\"\" twice.\"\n\
+            2\ttravel\tNo quotes at all.\n\
+            3\ttravel\t\"\"\"Quoted\"\" whole.\"\n";
+        let rows = parse_rows(Path::new("x/test.tsv"), text).unwrap();
+        let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(texts, ["He said \"Today Apple\" twice.", "No quotes at all.", "\"Quoted\" whole."]);
+        assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 3, 4]);
+    }
+
+    #[test]
+    fn missing_language_says_which_folder_to_create() {
+        let message = documents(&sib200_root(), language("fao_Latn"), Split::Calibration).unwrap_err().to_string();
+        assert!(message.contains("sib200/fao_Latn with train.tsv, dev.tsv and test.tsv"), "{message}");
+    }
+
+    #[test]
     fn overlapping_train_and_test_are_refused() {
-        let row = |id: &str| FloresRow { index_id: id.into(), category: "c".into(), text: "t".into() };
+        let row = |id: &str| FloresRow { line: 2, index_id: id.into(), category: "c".into(), text: "t".into() };
         let error = check_disjoint(Path::new("r"), language("en"), &[row("1"), row("2")], &[row("2")]);
         let message = error.unwrap_err().to_string();
         assert!(message.contains("both contain index_id 2"), "{message}");

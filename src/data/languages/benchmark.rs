@@ -37,6 +37,24 @@ impl Benchmark {
         Benchmark::Tatoeba,
     ];
 
+    /// The lower-case key the language table uses (`xcopa`, `pawsx`, ...).
+    pub fn key(self) -> &'static str {
+        match self {
+            Benchmark::Xcopa => "xcopa",
+            Benchmark::Mgsm => "mgsm",
+            Benchmark::XWinograd => "xwinograd",
+            Benchmark::Xnli => "xnli",
+            Benchmark::XStoryCloze => "xstorycloze",
+            Benchmark::PawsX => "pawsx",
+            Benchmark::Tatoeba => "tatoeba",
+        }
+    }
+
+    /// The benchmark whose table key is `key`.
+    pub fn from_key(key: &str) -> Option<Benchmark> {
+        Benchmark::ALL.into_iter().find(|b| b.key() == key)
+    }
+
     /// The benchmark's usual name, for messages.
     pub fn name(self) -> &'static str {
         match self {
