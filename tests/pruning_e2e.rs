@@ -223,7 +223,7 @@ fn mask_folders_apply_wanda_and_refuse_sparsegpt() {
                 assert_eq!(applied.iter().find(|a| a.name == o.name).unwrap().data, o.data, "{}", o.name);
             }
         } else {
-            let err = applied.err().expect("SparseGPT masks refused").to_string();
+            let err = applied.expect_err("SparseGPT masks refused").to_string();
             assert!(err.contains("SparseGPT") && err.contains("--model"), "{err}");
         }
     }

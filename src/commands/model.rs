@@ -34,7 +34,7 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             println!("model: {} ({})", c.name, c.architecture);
             println!("inputs: {}", c.inputs.join(", "));
             println!("vocabulary: {}   blocks: {}   max positions: {}", c.vocab_size, c.blocks, c.max_positions);
-            println!("{:<44} {:>5} {:>6} {:>14} {}", "layer", "block", "role", "shape [in,out]", "input");
+            println!("{:<44} {:>5} {:>6} {:>14} input", "layer", "block", "role", "shape [in,out]");
             for l in &c.layers {
                 let shape = format!("{}x{}", l.shape[0], l.shape[1]);
                 println!("{:<44} {:>5} {:>6} {:>14} {}", l.name, l.block, l.role.as_str(), shape, l.input);

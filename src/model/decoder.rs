@@ -186,7 +186,7 @@ impl DecoderSpec {
     pub fn distinct_rope_bases(&self) -> Vec<f64> {
         let mut bases: Vec<f64> = Vec::new();
         for &b in &self.rope_base {
-            if !bases.iter().any(|&x| x == b) {
+            if !bases.contains(&b) {
                 bases.push(b);
             }
         }
