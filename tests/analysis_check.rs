@@ -111,7 +111,7 @@ fn significance_over_a_fabricated_study() {
         .collect();
     // The plan as the study runner writes it (the store reads it typed, every field required).
     let plan = serde_json::json!({"study": "t", "config_hash": "0", "tool_version": "0", "cells": cells,
-        "dense": [{"id": "dense-m", "model": "m"}], "models": [["m", "m"]], "evaluation": {"perplexity": null, "tasks": null}, "analysis": {}});
+        "dense": [{"id": "dense-m", "model": "m"}], "models": [["m", "m"]], "evaluation": {"perplexity": null, "tasks": null}, "analysis": {"switches": {"masks": false, "subspaces": false, "neurons": false, "pruning_error": false, "significance": true}, "params": {"sentences": 50, "batch": 8, "layers": [], "rank": null, "filter_percentile": 0.95, "entropy_fraction": 0.01, "error_windows": 8, "error_seqlen": 128}}});
     std::fs::write(study.join("study.json"), serde_json::to_vec(&plan).unwrap()).unwrap();
     write_run(&study.join("cells/wanda-eng_Latn/ppl"), 0.0);
     write_run(&study.join("cells/wanda-deu_Latn/ppl"), 0.0);

@@ -169,7 +169,6 @@ impl AnalysisSwitches {
 /// names them. Defaults are the ones the methods' papers use where they name one (LAPE's
 /// 0.95 / 0.01), else sizes that keep a study's analysis step to minutes on two CPU cores.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct AnalysisParams {
     /// Parallel sentences per language (the first ones every language has).
     pub sentences: usize,
