@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use polyprune::data::{Language, Split, TextRegistry};
+use polyprune::data::{CorpusSplit, Language, TextRegistry};
 use polyprune::eval::text_sets::{evaluation_sets, registry};
 use polyprune::tasks::{load, LoadOptions, TaskItems, TaskName};
 
@@ -51,7 +51,7 @@ fn quoted_cells(root: &Path, lang: &str, split: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn sib200_texts(data: &Path, lang: &str, split: polyprune::tasks::Split) -> Vec<(String, String)> {
+fn sib200_texts(data: &Path, lang: &str, split: polyprune::tasks::TaskSplit) -> Vec<(String, String)> {
     let loaded = load(TaskName::Sib200, lang, data, &LoadOptions { split, ..LoadOptions::default() }).unwrap();
     let TaskItems::Choice(examples) = loaded.items else { panic!("sib200 gives choices") };
     examples
@@ -75,7 +75,7 @@ fn calibration_perplexity_and_tasks_read_identical_text_for_every_row() {
     for lang in languages(&root) {
         let language = Language::parse(&lang).unwrap();
         // Calibration reads train.tsv, perplexity test.tsv, both through the registry.
-        let calibration = registry.documents(language, &flores, Split::Calibration).unwrap();
+        let calibration = registry.documents(language, &flores, CorpusSplit::Calibration).unwrap();
         let perplexity = &evaluation_sets(std::slice::from_ref(&lang), Some("flores"), &registry).unwrap()[0].documents;
         for (split, data_side) in
             [("train", calibration.iter().map(|d| (d.id.clone(), d.text.clone())).collect::<Vec<_>>()), ("test", perplexity.clone())]
@@ -95,7 +95,7 @@ fn calibration_perplexity_and_tasks_read_identical_text_for_every_row() {
             rows += reference.len();
         }
         // dev.tsv: the few-shot pool, read by the task loader.
-        let dev = sib200_texts(&data, &lang, polyprune::tasks::Split::Dev);
+        let dev = sib200_texts(&data, &lang, polyprune::tasks::TaskSplit::Dev);
         assert_eq!(dev, independent(&root, &lang, "dev"), "{lang} dev");
     }
     assert!(rows > 20_000, "{rows} rows read");

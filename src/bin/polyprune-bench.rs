@@ -68,7 +68,7 @@ fn main() -> anyhow::Result<()> {
     let registry = TextRegistry::for_project(&root).with_flores_root(root.join("../shared/data/sib200"));
     let eng = Language::parse("eng_Latn")?;
     let docs: Vec<(String, String)> = registry
-        .documents_from(eng, "flores", polyprune::data::Split::Evaluation)?
+        .documents_from(eng, "flores", polyprune::data::CorpusSplit::Evaluation)?
         .into_iter()
         .take(env_usize("POLYPRUNE_BENCH_DOCS", 200))
         .map(|d| (d.id, d.text))

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 use super::CalibrationError;
-use crate::data::{Document, Language, Split, TextRegistry, TextSource};
+use crate::data::{CorpusSplit, Document, Language, TextRegistry, TextSource};
 
 /// How the N windows are shared among several languages.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -169,7 +169,7 @@ impl CalibrationSet {
                 Some(s) => registry.source(s)?,
                 None => registry.default_for(lang),
             };
-            let docs = registry.documents(lang, &source, Split::Calibration)?;
+            let docs = registry.documents(lang, &source, CorpusSplit::Calibration)?;
             let chunks = pack(&docs, tokenizer, body)
                 .map_err(|message| CalibrationError::Tokenizer { path: std::path::PathBuf::from("tokenizer.json"), message })?;
             if chunks.is_empty() {

@@ -5,14 +5,14 @@ use std::io::Write;
 use anyhow::Result;
 
 use polyprune::eval::TaskResult;
-use polyprune::tasks::{default_data_dir, Split, TaskName};
+use polyprune::tasks::{default_data_dir, TaskName, TaskSplit};
 use polyprune::workflow::tasks::{evaluate_tasks, TasksOptions};
 
 use super::{runtime_options, Bars};
 use crate::cli::{Format, TasksArgs};
 
 pub fn run(args: TasksArgs) -> Result<()> {
-    let split: Split = args.split.parse()?;
+    let split: TaskSplit = args.split.parse()?;
     let mut tasks: Vec<TaskName> = Vec::new();
     for t in args.tasks.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
         let t: TaskName = t.parse()?;

@@ -1,6 +1,6 @@
 //! Text sources: where calibration and evaluation text in a given language comes from.
 //!
-//! Every source returns the [`Document`]s of one language for one [`Split`]. The two splits are
+//! Every source returns the [`Document`]s of one language for one [`CorpusSplit`]. The two splits are
 //! disjoint by construction: FLORES/SIB-200 uses its own train and test files (checked for
 //! shared ids), every other source sends each document to exactly one split by a stable hash
 //! (see [`SplitRule`]). A [`TextRegistry`] turns the command line's `--source` value into a
@@ -42,18 +42,18 @@ pub struct Document {
 
 /// Which side of the calibration/evaluation divide a document is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Split {
+pub enum CorpusSplit {
     /// Text the pruning methods see (activation statistics, Hessians).
     Calibration,
     /// Held-out text for measuring the pruned model.
     Evaluation,
 }
 
-impl fmt::Display for Split {
+impl fmt::Display for CorpusSplit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Split::Calibration => "calibration",
-            Split::Evaluation => "evaluation",
+            CorpusSplit::Calibration => "calibration",
+            CorpusSplit::Evaluation => "evaluation",
         })
     }
 }
@@ -136,7 +136,7 @@ impl TextSource {
 
     /// The documents of `language` in `split`. Fails rather than return an empty list, since
     /// no caller can do anything useful with no text.
-    pub fn documents(&self, language: Language, split: Split, rule: &SplitRule) -> DataResult<Vec<Document>> {
+    pub fn documents(&self, language: Language, split: CorpusSplit, rule: &SplitRule) -> DataResult<Vec<Document>> {
         let documents = match self {
             TextSource::Flores { root } => flores::documents(root, language, split)?,
             TextSource::DebianHandbook { root } => handbook::documents(root, language, split, rule)?,
@@ -174,7 +174,7 @@ mod tests {
         let source = TextSource::File { path: file.path().to_path_buf(), format: FileFormat::Paragraphs };
         let rule = SplitRule::default();
         let english = Language::parse("en").unwrap();
-        let results = [Split::Calibration, Split::Evaluation].map(|s| source.documents(english, s, &rule));
+        let results = [CorpusSplit::Calibration, CorpusSplit::Evaluation].map(|s| source.documents(english, s, &rule));
         // The one paragraph is in exactly one split; the other split is an explained error.
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
         let message = results.into_iter().find_map(Result::err).unwrap().to_string();

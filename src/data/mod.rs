@@ -11,6 +11,6 @@ pub mod corpora;
 pub mod error;
 pub mod languages;
 
-pub use self::corpora::{CorpusStats, Document, FileFormat, SourceLocations, Split, SplitRule, TextRegistry, TextSource};
+pub use self::corpora::{CorpusSplit, CorpusStats, Document, FileFormat, SourceLocations, SplitRule, TextRegistry, TextSource};
 pub use self::error::{DataError, DataResult};
 pub use self::languages::{Benchmark, Language, Script};

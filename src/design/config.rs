@@ -15,7 +15,7 @@ use crate::data::{Language, TextRegistry};
 use crate::eval::WindowOptions;
 use crate::prune::{Method, Pattern, SparseGptConfig, Sparsity, SparsityTarget};
 use crate::runtime::{ExecutionProvider, RuntimeOptions};
-use crate::tasks::{Catalog, Split, TaskName};
+use crate::tasks::{Catalog, TaskName, TaskSplit};
 
 /// A study file that cannot be used, with where it went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -273,7 +273,7 @@ pub struct TaskPlan {
     pub limit: Option<usize>,
     pub shots: usize,
     pub seed: u64,
-    pub split: Split,
+    pub split: TaskSplit,
     pub data: PathBuf,
 }
 
@@ -761,7 +761,7 @@ impl Resolver<'_> {
             return Err(self.err("tasks.limit", l.span(), "limit 0 evaluates nothing; give at least 1 example or drop the key"));
         }
         let split = match &raw.split {
-            None => Split::Test,
+            None => TaskSplit::Test,
             Some(s) => s.get_ref().parse().map_err(|e: crate::tasks::TaskError| self.err("tasks.split", s.span(), e.to_string()))?,
         };
         Ok(TaskPlan {

@@ -18,7 +18,7 @@ use super::generate::{generate, Generated, GenerationStats};
 use super::scorer::Scorer;
 use crate::tasks::{
     score_generation, summarize_choices, summarize_generations, Catalog, ChoiceRecord, GenerationRecord, LoadedTask, Metric, OutputType,
-    Split, TaskItems, TaskName, TaskSpec, TaskSummary,
+    TaskItems, TaskName, TaskSpec, TaskSplit, TaskSummary,
 };
 
 /// Keeps the subsample draw apart from the other uses of the user's seed (few-shot
@@ -47,7 +47,7 @@ pub struct TaskResult {
     pub task: TaskName,
     /// FLORES code, or "source-target" for translation pairs.
     pub language: String,
-    pub split: Split,
+    pub split: TaskSplit,
     pub shots: usize,
     pub summary: TaskSummary,
     pub records: TaskRecords,

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::data::{DataError, Language, Split, TextRegistry};
+use crate::data::{CorpusSplit, DataError, Language, TextRegistry};
 
 use super::perplexity::{score_documents, LanguageScore, WindowOptions};
 use super::scorer::{Scorer, ScorerError};
@@ -27,7 +27,7 @@ pub fn evaluation_sets(langs: &[String], source: Option<&str>, registry: &TextRe
             Some(spec) => registry.source(spec)?,
             None => registry.default_for(lang),
         };
-        let docs = registry.documents(lang, &source, Split::Evaluation)?;
+        let docs = registry.documents(lang, &source, CorpusSplit::Evaluation)?;
         let documents = docs.into_iter().map(|d| (d.id, d.text)).collect();
         sets.push(TextSet { language: lang.flores_code().to_string(), source: source.name().to_string(), documents });
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Language;
 use crate::design::config::{PerplexityPlan, TaskPlan};
 use crate::design::{AnalysisPlan, Cell, DenseBaseline};
-use crate::tasks::Split;
+use crate::tasks::TaskSplit;
 
 /// `provenance.json`: what produced the numbers next to it (tool version, model identity,
 /// settings, machine, time), so any of them can be traced.
@@ -111,7 +111,7 @@ pub struct TaskSettings {
     pub names: Vec<String>,
     pub seed: u64,
     pub shots: usize,
-    pub split: Split,
+    pub split: TaskSplit,
 }
 
 impl EvaluationRecord {

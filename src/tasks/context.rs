@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::Result;
-use super::kinds::Split;
+use super::kinds::TaskSplit;
 use super::language::TaskLanguage;
 use super::records::DataFile;
 use super::spec::{Catalog, TaskSpec};
@@ -53,7 +53,7 @@ pub(super) struct Ctx<'a> {
     pub catalog: &'a Catalog,
     pub spec: &'a TaskSpec,
     pub language: &'a ResolvedLanguage,
-    pub split: Split,
+    pub split: TaskSplit,
     pub data_dir: &'a Path,
     /// File to read for single-language tasks (the layout's, or the user's own).
     pub file: Option<PathBuf>,

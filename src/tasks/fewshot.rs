@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::error::{Result, TaskError};
 use super::example::{Example, GenerationExample, TaskItems};
-use super::spec::{Split, TaskSpec};
+use super::spec::{TaskSpec, TaskSplit};
 
 /// Keeps the draws for demonstrations apart from those for translation distractors,
 /// which use the same user seed.
@@ -26,7 +26,7 @@ pub(super) fn add_shots(
     spec: &TaskSpec,
     items: TaskItems,
     pool: &TaskItems,
-    pool_split: Split,
+    pool_split: TaskSplit,
     shots: usize,
     seed: u64,
 ) -> Result<TaskItems> {

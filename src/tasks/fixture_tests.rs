@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::example::{Example, TaskItems};
 use super::load::{load, load_file, LoadOptions};
-use super::spec::{Split, TaskName};
+use super::spec::{TaskName, TaskSplit};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tasks")
@@ -20,7 +20,7 @@ fn examples(task: TaskName, lang: &str, options: &LoadOptions) -> Vec<Example> {
 }
 
 fn test_split() -> LoadOptions {
-    LoadOptions { split: Split::Test, ..LoadOptions::default() }
+    LoadOptions { split: TaskSplit::Test, ..LoadOptions::default() }
 }
 
 fn continuations(e: &Example) -> Vec<&str> {

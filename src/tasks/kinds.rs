@@ -164,7 +164,7 @@ impl FromStr for Metric {
 /// A data split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Split {
+pub enum TaskSplit {
     /// Training data.
     Train,
     /// Development / validation data (few-shot demonstrations usually come from here).
@@ -173,31 +173,31 @@ pub enum Split {
     Test,
 }
 
-impl Split {
+impl TaskSplit {
     /// The name used in tasks.toml and reports.
     pub fn as_str(self) -> &'static str {
         match self {
-            Split::Train => "train",
-            Split::Dev => "dev",
-            Split::Test => "test",
+            TaskSplit::Train => "train",
+            TaskSplit::Dev => "dev",
+            TaskSplit::Test => "test",
         }
     }
 }
 
-impl fmt::Display for Split {
+impl fmt::Display for TaskSplit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl FromStr for Split {
+impl FromStr for TaskSplit {
     type Err = TaskError;
 
     fn from_str(given: &str) -> Result<Self> {
         match given.trim().to_lowercase().as_str() {
-            "train" => Ok(Split::Train),
-            "dev" | "val" | "validation" => Ok(Split::Dev),
-            "test" => Ok(Split::Test),
+            "train" => Ok(TaskSplit::Train),
+            "dev" | "val" | "validation" => Ok(TaskSplit::Dev),
+            "test" => Ok(TaskSplit::Test),
             _ => Err(TaskError::UnknownSplit { given: given.to_string() }),
         }
     }

@@ -13,13 +13,13 @@ use super::example::TaskItems;
 use super::family;
 use super::fewshot;
 use super::language::{find_listed, FloresCode, LanguageTable, TaskLanguage};
-use super::spec::{Catalog, LanguageScope, Split, TaskName, TaskSpec};
+use super::spec::{Catalog, LanguageScope, TaskName, TaskSpec, TaskSplit};
 
 /// How to load a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadOptions {
     /// Split to evaluate.
-    pub split: Split,
+    pub split: TaskSplit,
     /// Number of solved demonstrations prepended to each prompt (0 = zero-shot).
     pub shots: usize,
     /// Seed for demonstrations and for translation distractors.
@@ -28,7 +28,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { split: Split::Test, shots: 0, seed: 1234 }
+        Self { split: TaskSplit::Test, shots: 0, seed: 1234 }
     }
 }
 
@@ -40,7 +40,7 @@ pub struct LoadedTask {
     /// For which language(s).
     pub language: ResolvedLanguage,
     /// Which split.
-    pub split: Split,
+    pub split: TaskSplit,
     /// Shots per prompt.
     pub shots: usize,
     /// The examples.

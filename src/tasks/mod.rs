@@ -72,4 +72,4 @@ pub use scoring::{
     chance_level, score_choices, score_generation, summarize_choices, summarize_generations, summarize_task_choices,
     summarize_task_generations, ChoiceOutcome, ChoiceRecord, GenerationRecord, MetricSummary, TaskSummary,
 };
-pub use spec::{Catalog, Metric, OutputType, Split, TaskName, TaskSpec};
+pub use spec::{Catalog, Metric, OutputType, TaskName, TaskSpec, TaskSplit};

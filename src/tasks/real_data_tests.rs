@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::example::{Example, GenerationExample, TaskItems};
 use super::load::{load, load_file, LoadOptions};
-use super::spec::{Split, TaskName};
+use super::spec::{TaskName, TaskSplit};
 use super::TaskError;
 
 fn data_dir() -> Option<PathBuf> {
@@ -22,11 +22,11 @@ fn data_dir() -> Option<PathBuf> {
     }
 }
 
-fn opts(split: Split) -> LoadOptions {
+fn opts(split: TaskSplit) -> LoadOptions {
     LoadOptions { split, ..LoadOptions::default() }
 }
 
-fn choices(task: TaskName, lang: &str, split: Split, dir: &Path) -> Vec<Example> {
+fn choices(task: TaskName, lang: &str, split: TaskSplit, dir: &Path) -> Vec<Example> {
     match load(task, lang, dir, &opts(split)).unwrap().items {
         TaskItems::Choice(v) => v,
         TaskItems::Generation(_) => panic!("{task} gave generation items"),
@@ -34,7 +34,7 @@ fn choices(task: TaskName, lang: &str, split: Split, dir: &Path) -> Vec<Example>
 }
 
 fn generations(task: TaskName, lang: &str, dir: &Path) -> Vec<GenerationExample> {
-    match load(task, lang, dir, &opts(Split::Test)).unwrap().items {
+    match load(task, lang, dir, &opts(TaskSplit::Test)).unwrap().items {
         TaskItems::Generation(v) => v,
         TaskItems::Choice(_) => panic!("{task} gave choice items"),
     }
@@ -51,25 +51,25 @@ fn continuations(e: &Example) -> Vec<&str> {
 #[test]
 fn xcopa_prompts_match_the_reference() {
     let Some(dir) = data_dir() else { return };
-    let it = choices(TaskName::Xcopa, "ita_Latn", Split::Dev, &dir);
+    let it = choices(TaskName::Xcopa, "ita_Latn", TaskSplit::Dev, &dir);
     assert_eq!(it.len(), 100);
     assert_eq!(it[0].id, "xcopa/it/dev/0");
     assert_eq!(contexts(&it[0]), vec!["L'uomo aprì il rubinetto quindi"; 2]);
     assert_eq!(continuations(&it[0]), vec![" il gabinetto si riempì d'acqua.", " dell'acqua fluì dal beccuccio."]);
     assert_eq!(it[0].gold, 1);
 
-    let zh = choices(TaskName::Xcopa, "zh", Split::Test, &dir);
+    let zh = choices(TaskName::Xcopa, "zh", TaskSplit::Test, &dir);
     assert_eq!(zh.len(), 500);
     assert_eq!(contexts(&zh[0]), vec!["该物品用气泡包装纸包着 因为"; 2]);
     assert_eq!(continuations(&zh[0]), vec![" 它很易碎。", " 它很小。"]);
     assert_eq!(zh[0].gold, 0);
 
-    let sw = choices(TaskName::Xcopa, "sw", Split::Dev, &dir);
+    let sw = choices(TaskName::Xcopa, "sw", TaskSplit::Dev, &dir);
     assert_eq!(contexts(&sw[3])[0], "Nilitaka kuokoa nishati kwa hiyo");
     assert_eq!(continuations(&sw[3]), vec![" nilisafisha sakafu ya chumba kisichotumika.", " nilizima taa za chumba kisichotumika."]);
     assert_eq!(sw[3].gold, 1);
 
-    let tr = choices(TaskName::Xcopa, "tur", Split::Test, &dir);
+    let tr = choices(TaskName::Xcopa, "tur", TaskSplit::Test, &dir);
     assert_eq!(contexts(&tr[1])[0], "Ceplerimi boşalttım bu yüzden");
     assert_eq!(continuations(&tr[1]), vec![" bir bilet koçanı aldım.", " bir silah buldum."]);
 }
@@ -77,7 +77,7 @@ fn xcopa_prompts_match_the_reference() {
 #[test]
 fn xwinograd_partial_prompts_match_the_reference() {
     let Some(dir) = data_dir() else { return };
-    let en = choices(TaskName::Xwinograd, "en", Split::Test, &dir);
+    let en = choices(TaskName::Xwinograd, "en", TaskSplit::Test, &dir);
     assert_eq!(en.len(), 2325);
     assert_eq!(
         contexts(&en[0]),
@@ -93,19 +93,19 @@ fn xwinograd_partial_prompts_match_the_reference() {
     assert_eq!(contexts(quoted)[1], "Dan took the rear seat while Bill claimed the front because Bill");
     assert_eq!(continuations(quoted)[0], " \"Dibs!\" was slow.");
 
-    let jp = choices(TaskName::Xwinograd, "jpn_Jpan", Split::Test, &dir);
+    let jp = choices(TaskName::Xwinograd, "jpn_Jpan", TaskSplit::Test, &dir);
     assert_eq!(jp.len(), 959);
     assert_eq!(jp[0].id, "xwinograd/jp/test/line2409");
     assert_eq!(contexts(&jp[0]), vec!["狙撃兵はテロリストを撃った。狙撃兵", "狙撃兵はテロリストを撃った。テロリスト"]);
     assert_eq!(continuations(&jp[0])[0], " は悪漢だったからだ。");
     assert_eq!(jp[0].gold, 1);
 
-    let fr = choices(TaskName::Xwinograd, "fr", Split::Test, &dir);
+    let fr = choices(TaskName::Xwinograd, "fr", TaskSplit::Test, &dir);
     assert_eq!(fr.len(), 83);
     assert_eq!(contexts(&fr[0])[1], "La coupe n'entre pas dans la valise marron, car la valise");
     assert_eq!(continuations(&fr[0])[0], " est trop grande.");
 
-    let ru = choices(TaskName::Xwinograd, "ru", Split::Test, &dir);
+    let ru = choices(TaskName::Xwinograd, "ru", TaskSplit::Test, &dir);
     assert_eq!(ru.len(), 315);
     assert_eq!(continuations(&ru[0])[0], " опасались насилия.");
     assert_eq!(
@@ -119,12 +119,12 @@ fn xwinograd_partial_prompts_match_the_reference() {
     assert_eq!(continuations(stop), vec![" ."; 2]);
     assert_eq!(stop.gold, 0);
 
-    let zh = choices(TaskName::Xwinograd, "zh", Split::Test, &dir);
+    let zh = choices(TaskName::Xwinograd, "zh", TaskSplit::Test, &dir);
     assert_eq!(zh.len(), 16);
     assert_eq!(contexts(&zh[0])[0], "市政府拒绝给示威者颁发游行许可证，因市政府");
     assert_eq!(continuations(&zh[0])[0], " 担心暴力事件。");
 
-    let pt = choices(TaskName::Xwinograd, "pt", Split::Test, &dir);
+    let pt = choices(TaskName::Xwinograd, "pt", TaskSplit::Test, &dir);
     assert_eq!(pt.len(), 263);
 }
 
@@ -132,7 +132,7 @@ fn xwinograd_partial_prompts_match_the_reference() {
 fn sib200_prompts_match_the_reference() {
     let Some(dir) = data_dir() else { return };
     let labels = ["science/technology", "travel", "politics", "sports", "health", "entertainment", "geography"];
-    let eng = choices(TaskName::Sib200, "en", Split::Dev, &dir);
+    let eng = choices(TaskName::Sib200, "en", TaskSplit::Dev, &dir);
     assert_eq!(eng.len(), 99);
     assert_eq!(eng[0].id, "sib200/eng_Latn/dev/548");
     assert_eq!(
@@ -143,12 +143,12 @@ fn sib200_prompts_match_the_reference() {
     assert_eq!(continuations(&eng[0]), expected);
     assert_eq!(eng[0].gold, 3);
 
-    let zho = choices(TaskName::Sib200, "zho_Hans", Split::Test, &dir);
+    let zho = choices(TaskName::Sib200, "zho_Hans", TaskSplit::Test, &dir);
     assert_eq!(zho.len(), 204);
     assert_eq!(contexts(&zho[0])[0], "Text: 突变会添加新的基因变异，而选择则会从表达的基因变异池中把变异移除。\nTopic:");
     assert_eq!(zho[0].gold, 0);
     // A row whose text is quoted in the file (pandas quoting) comes out unquoted.
-    let train = choices(TaskName::Sib200, "eng_Latn", Split::Train, &dir);
+    let train = choices(TaskName::Sib200, "eng_Latn", TaskSplit::Train, &dir);
     let quoted = train.iter().find(|e| e.id == "sib200/eng_Latn/train/1239").unwrap();
     assert!(contexts(quoted)[0].starts_with("Text: \"She’s very cute and sings quite well, too,\" he said"));
 }
@@ -184,22 +184,22 @@ fn mgsm_prompts_and_golds_match_the_reference() {
 #[test]
 fn translation_choice_pairs_the_aligned_sentences() {
     let Some(dir) = data_dir() else { return };
-    let deu = choices(TaskName::Tatoeba, "deu-eng", Split::Test, &dir);
+    let deu = choices(TaskName::Tatoeba, "deu-eng", TaskSplit::Test, &dir);
     assert_eq!(deu.len(), 1000);
     let first = &deu[0];
     assert_eq!(contexts(first)[0], "German: Maria sagte, sie wisse nicht, wo Tom sei.\nEnglish:");
     assert_eq!(first.choices[first.gold].continuation(), " Mary said she didn't know where Tom was.");
     assert_eq!(first.choices.len(), 4);
     // The other direction shows the English line and scores German candidates.
-    let back = choices(TaskName::Tatoeba, "en-de", Split::Test, &dir);
+    let back = choices(TaskName::Tatoeba, "en-de", TaskSplit::Test, &dir);
     assert_eq!(contexts(&back[0])[0], "English: Mary said she didn't know where Tom was.\nGerman:");
     assert_eq!(back[0].choices[back[0].gold].target(), "Maria sagte, sie wisse nicht, wo Tom sei.");
-    let swh = choices(TaskName::Tatoeba, "swh-eng", Split::Test, &dir);
+    let swh = choices(TaskName::Tatoeba, "swh-eng", TaskSplit::Test, &dir);
     assert_eq!(swh.len(), 390);
     assert_eq!(contexts(&swh[0])[0], "Swahili: Alinileta kahawa.\nEnglish:");
     assert_eq!(swh[0].choices[swh[0].gold].target(), "He brought me coffee.");
 
-    let flores = choices(TaskName::Flores, "deu_Latn-fra_Latn", Split::Test, &dir);
+    let flores = choices(TaskName::Flores, "deu_Latn-fra_Latn", TaskSplit::Test, &dir);
     assert_eq!(flores.len(), 204);
     assert_eq!(flores[0].id, "flores/deu_Latn-fra_Latn/test/1523");
     assert_eq!(
@@ -215,7 +215,7 @@ fn translation_choice_pairs_the_aligned_sentences() {
 #[test]
 fn translation_distractors_are_fixed_by_the_seed() {
     let Some(dir) = data_dir() else { return };
-    let load_with = |seed| match load(TaskName::Tatoeba, "fra-eng", &dir, &LoadOptions { seed, ..opts(Split::Test) }).unwrap().items {
+    let load_with = |seed| match load(TaskName::Tatoeba, "fra-eng", &dir, &LoadOptions { seed, ..opts(TaskSplit::Test) }).unwrap().items {
         TaskItems::Choice(v) => v,
         TaskItems::Generation(_) => unreachable!("tatoeba is a choice task"),
     };
@@ -234,15 +234,15 @@ fn translation_distractors_are_fixed_by_the_seed() {
 #[test]
 fn k_shot_prompts_are_drawn_from_dev_and_reproducible() {
     let Some(dir) = data_dir() else { return };
-    let three = LoadOptions { split: Split::Test, shots: 3, seed: 11 };
+    let three = LoadOptions { split: TaskSplit::Test, shots: 3, seed: 11 };
     let shot = |o: &LoadOptions| match load(TaskName::Xcopa, "it", &dir, o).unwrap().items {
         TaskItems::Choice(v) => v,
         TaskItems::Generation(_) => unreachable!("xcopa is a choice task"),
     };
     let a = shot(&three);
     assert_eq!(a, shot(&three));
-    let dev_demos: Vec<String> = choices(TaskName::Xcopa, "it", Split::Dev, &dir).iter().map(Example::demonstration).collect();
-    let plain = choices(TaskName::Xcopa, "it", Split::Test, &dir);
+    let dev_demos: Vec<String> = choices(TaskName::Xcopa, "it", TaskSplit::Dev, &dir).iter().map(Example::demonstration).collect();
+    let plain = choices(TaskName::Xcopa, "it", TaskSplit::Test, &dir);
     for (with, without) in a.iter().zip(&plain) {
         let context = with.choices[0].context();
         let prefix = context.strip_suffix(without.choices[0].context()).unwrap();
@@ -259,7 +259,7 @@ fn k_shot_prompts_are_drawn_from_dev_and_reproducible() {
 #[test]
 fn k_shot_from_the_same_split_never_shows_the_example_itself() {
     let Some(dir) = data_dir() else { return };
-    let o = LoadOptions { split: Split::Test, shots: 4, seed: 3 };
+    let o = LoadOptions { split: TaskSplit::Test, shots: 4, seed: 3 };
     let TaskItems::Generation(shot) = load(TaskName::Mgsm, "en", &dir, &o).unwrap().items else { panic!("mgsm is a generation task") };
     let plain = generations(TaskName::Mgsm, "en", &dir);
     for (with, without) in shot.iter().zip(&plain) {
@@ -279,7 +279,7 @@ fn k_shot_from_the_same_split_never_shows_the_example_itself() {
 fn missing_and_damaged_files_name_the_file_and_the_fix() {
     let Some(dir) = data_dir() else { return };
     let empty = tempfile::tempdir().unwrap();
-    let err = load(TaskName::Xcopa, "it", empty.path(), &opts(Split::Test)).unwrap_err();
+    let err = load(TaskName::Xcopa, "it", empty.path(), &opts(TaskSplit::Test)).unwrap_err();
     assert!(matches!(err, TaskError::MissingFile { .. }));
     let text = err.to_string();
     assert!(text.contains("xcopa/test.it.jsonl"), "{text}");
@@ -291,7 +291,7 @@ fn missing_and_damaged_files_name_the_file_and_the_fix() {
     lines[4] = lines[4].replace("\"label\": 0", "\"label\": 7").replace("\"label\": 1", "\"label\": 7");
     let path = damaged.path().join("val.it.jsonl");
     std::fs::write(&path, lines.join("\n")).unwrap();
-    let err = load_file(TaskName::Xcopa, "it", &path, &opts(Split::Dev)).unwrap_err().to_string();
+    let err = load_file(TaskName::Xcopa, "it", &path, &opts(TaskSplit::Dev)).unwrap_err().to_string();
     assert!(err.contains("val.it.jsonl, line 5: the gold answer (index 7) is outside the 2 choices"), "{err}");
     assert!(err.contains("polyprune data fetch xcopa"), "{err}");
 }
@@ -299,9 +299,9 @@ fn missing_and_damaged_files_name_the_file_and_the_fix() {
 #[test]
 fn wrong_language_and_split_are_explained() {
     let Some(dir) = data_dir() else { return };
-    let err = load(TaskName::Mgsm, "it", &dir, &opts(Split::Test)).unwrap_err().to_string();
+    let err = load(TaskName::Mgsm, "it", &dir, &opts(TaskSplit::Test)).unwrap_err().to_string();
     assert!(err.starts_with("task 'mgsm' has no language 'it': it has bn (ben_Beng), de (deu_Latn)"), "{err}");
-    let err = load(TaskName::Xwinograd, "en", &dir, &opts(Split::Dev)).unwrap_err().to_string();
+    let err = load(TaskName::Xwinograd, "en", &dir, &opts(TaskSplit::Dev)).unwrap_err().to_string();
     assert_eq!(err, "task 'xwinograd' has no 'dev' split: it has test; pick one of these");
 }
 
@@ -309,7 +309,7 @@ fn wrong_language_and_split_are_explained() {
 fn every_shipped_file_loads_with_sane_examples() {
     let Some(dir) = data_dir() else { return };
     let catalog = super::spec::Catalog::get();
-    let check = |task: TaskName, lang: &str, split: Split| {
+    let check = |task: TaskName, lang: &str, split: TaskSplit| {
         let loaded = load(task, lang, &dir, &opts(split)).unwrap_or_else(|e| panic!("{task} {lang} {split}: {e}"));
         assert!(!loaded.items.is_empty(), "{task} {lang} {split} is empty");
         if let TaskItems::Choice(examples) = &loaded.items {
@@ -329,12 +329,12 @@ fn every_shipped_file_loads_with_sane_examples() {
         }
     }
     // SIB-200 takes its languages from the folder: all 27 of the shared copy.
-    assert_eq!(catalog.spec(TaskName::Sib200).languages_in(&dir, Split::Test).len(), 27);
+    assert_eq!(catalog.spec(TaskName::Sib200).languages_in(&dir, TaskSplit::Test).len(), 27);
     for language in &catalog.spec(TaskName::Tatoeba).languages {
-        check(TaskName::Tatoeba, &format!("{}-eng", language.code), Split::Test);
-        check(TaskName::Tatoeba, &format!("eng-{}", language.code), Split::Test);
+        check(TaskName::Tatoeba, &format!("{}-eng", language.code), TaskSplit::Test);
+        check(TaskName::Tatoeba, &format!("eng-{}", language.code), TaskSplit::Test);
     }
     for pair in ["eng_Latn-swh_Latn", "yor_Latn-hau_Latn", "zho_Hans-jpn_Jpan", "amh_Ethi-arb_Arab"] {
-        check(TaskName::Flores, pair, Split::Dev);
+        check(TaskName::Flores, pair, TaskSplit::Dev);
     }
 }

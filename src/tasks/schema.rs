@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::kinds::{Metric, OutputType, Split};
+use super::kinds::{Metric, OutputType, TaskSplit};
 use super::language::FloresCode;
 use super::template::Template;
 
@@ -22,8 +22,8 @@ pub(super) struct Common {
     pub target_delimiter: String,
     pub fewshot_separator: String,
     #[serde(default)]
-    pub fewshot_split: Option<Split>,
-    pub files: BTreeMap<Split, String>,
+    pub fewshot_split: Option<TaskSplit>,
+    pub files: BTreeMap<TaskSplit, String>,
 }
 
 /// A task section: common fields, a languages table of `L`, and family fields `X`.

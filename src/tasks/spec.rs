@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use crate::data::Language;
 
 use super::error::{Result, TaskError};
-pub use super::kinds::{Metric, OutputType, Split, TaskName};
+pub use super::kinds::{Metric, OutputType, TaskName, TaskSplit};
 use super::language::{FloresCode, LanguageTable, TaskLanguage};
 use super::schema::{CatalogFile, HasFlores, Section};
 use super::template::Template;
@@ -57,9 +57,9 @@ pub struct TaskSpec {
     /// Text between few-shot demonstrations, and between them and the question.
     pub fewshot_separator: String,
     /// Split demonstrations come from; `None` means the evaluated split, self excluded.
-    pub fewshot_split: Option<Split>,
+    pub fewshot_split: Option<TaskSplit>,
     /// Path template per split, relative to the data directory (`{lang}` = file code).
-    pub files: BTreeMap<Split, String>,
+    pub files: BTreeMap<TaskSplit, String>,
     /// Listed languages (file code and FLORES code).
     pub languages: Vec<TaskLanguage>,
     /// Which languages are accepted.
@@ -68,7 +68,7 @@ pub struct TaskSpec {
 
 impl TaskSpec {
     /// The file for `split` and file code `lang`, relative to the data directory.
-    pub fn file_for(&self, split: Split, lang: &str) -> Result<String> {
+    pub fn file_for(&self, split: TaskSplit, lang: &str) -> Result<String> {
         let template = self.files.get(&split).ok_or_else(|| TaskError::MissingSplit {
             task: self.name.to_string(),
             split: split.to_string(),
@@ -78,13 +78,13 @@ impl TaskSpec {
     }
 
     /// Splits that have files.
-    pub fn splits(&self) -> Vec<Split> {
+    pub fn splits(&self) -> Vec<TaskSplit> {
         self.files.keys().copied().collect()
     }
 
     /// The single languages this task has a `split` file for under `data_dir`: the listed ones,
     /// and for a task that takes any FLORES-200 language, each table language whose file exists.
-    pub fn languages_in(&self, data_dir: &Path, split: Split) -> Vec<TaskLanguage> {
+    pub fn languages_in(&self, data_dir: &Path, split: TaskSplit) -> Vec<TaskLanguage> {
         let has_file = |code: &str| self.file_for(split, code).is_ok_and(|f| data_dir.join(f).is_file());
         let from_table = Language::all()
             .filter(|_| matches!(self.scope, LanguageScope::AnyFlores | LanguageScope::Pairs { any_flores: true, .. }))
@@ -253,7 +253,7 @@ mod tests {
         assert_eq!(names, TaskName::ALL.to_vec());
         let xcopa = catalog.spec(TaskName::Xcopa);
         assert_eq!(xcopa.output, OutputType::MultipleChoice);
-        assert_eq!(xcopa.file_for(Split::Dev, "it").unwrap(), "xcopa/val.it.jsonl");
+        assert_eq!(xcopa.file_for(TaskSplit::Dev, "it").unwrap(), "xcopa/val.it.jsonl");
         assert_eq!(catalog.file.xcopa.languages["it"].effect, "quindi");
         assert_eq!(catalog.spec(TaskName::Xwinograd).output, OutputType::PartialChoice);
         assert_eq!(catalog.spec(TaskName::Mgsm).metrics, vec![Metric::ExactMatch]);
@@ -271,7 +271,7 @@ mod tests {
 
     #[test]
     fn missing_split_lists_the_ones_there() {
-        let err = Catalog::get().spec(TaskName::Mgsm).file_for(Split::Dev, "en").unwrap_err().to_string();
+        let err = Catalog::get().spec(TaskName::Mgsm).file_for(TaskSplit::Dev, "en").unwrap_err().to_string();
         assert_eq!(err, "task 'mgsm' has no 'dev' split: it has test; pick one of these");
     }
 
@@ -285,8 +285,8 @@ mod tests {
 
     #[test]
     fn split_and_metric_names_parse() {
-        assert_eq!("validation".parse::<Split>().unwrap(), Split::Dev);
-        assert!("tests".parse::<Split>().is_err());
+        assert_eq!("validation".parse::<TaskSplit>().unwrap(), TaskSplit::Dev);
+        assert!("tests".parse::<TaskSplit>().is_err());
         assert_eq!("acc_norm".parse::<Metric>().unwrap(), Metric::AccNorm);
         assert!("accuracy".parse::<Metric>().unwrap_err().to_string().contains("acc, acc_norm"));
     }

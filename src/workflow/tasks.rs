@@ -11,7 +11,7 @@ use crate::model::ModelDir;
 use crate::progress::Progress;
 use crate::runtime::RuntimeOptions;
 use crate::store::{new_run, Provenance, RunKind, TasksDir};
-use crate::tasks::{load, LoadOptions, LoadedTask, Split, TaskError, TaskName};
+use crate::tasks::{load, LoadOptions, LoadedTask, TaskError, TaskName, TaskSplit};
 
 #[derive(Clone, Debug)]
 pub struct TasksOptions {
@@ -21,7 +21,7 @@ pub struct TasksOptions {
     pub tasks: Vec<TaskName>,
     /// Plain entries go to every task, `task:lang` entries to one task.
     pub languages: Vec<String>,
-    pub split: Split,
+    pub split: TaskSplit,
     pub shots: usize,
     /// Seeds the few-shot draw and the `limit` subsample.
     pub seed: u64,

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use super::split_rule::SplitRule;
 use super::text_file::read_utf8;
-use super::{DataError, DataResult, Document, Split};
+use super::{CorpusSplit, DataError, DataResult, Document};
 
 /// How a file is cut into documents.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +34,7 @@ impl FileFormat {
 }
 
 /// The documents of the file that `rule` assigns to `split`.
-pub(super) fn documents(path: &Path, format: &FileFormat, split: Split, rule: &SplitRule) -> DataResult<Vec<Document>> {
+pub(super) fn documents(path: &Path, format: &FileFormat, split: CorpusSplit, rule: &SplitRule) -> DataResult<Vec<Document>> {
     let all = parse_documents(path, &read_utf8(path)?, format)?;
     Ok(all.into_iter().filter(|d| rule.assign(&d.text) == split).collect())
 }
@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn jsonl_bad_line_error_names_file_and_line() {
         let file = TempFile::with_bytes("bad.jsonl", b"{\"text\": \"ok\"}\n{\"text\": \"also ok\"}\n{\"text\": oops}\n");
-        let error = documents(file.path(), &FileFormat::jsonl(), Split::Calibration, &SplitRule::default()).unwrap_err();
+        let error = documents(file.path(), &FileFormat::jsonl(), CorpusSplit::Calibration, &SplitRule::default()).unwrap_err();
         let message = error.to_string();
         assert!(message.contains("bad.jsonl line 3: not valid JSON"), "{message}");
         assert!(message.contains("each line must be one JSON object"), "{message}");
@@ -172,8 +172,8 @@ mod tests {
         }
         let file = TempFile::with_bytes("many.txt", content.as_bytes());
         let rule = SplitRule::default();
-        let calibration = documents(file.path(), &FileFormat::Paragraphs, Split::Calibration, &rule).unwrap();
-        let evaluation = documents(file.path(), &FileFormat::Paragraphs, Split::Evaluation, &rule).unwrap();
+        let calibration = documents(file.path(), &FileFormat::Paragraphs, CorpusSplit::Calibration, &rule).unwrap();
+        let evaluation = documents(file.path(), &FileFormat::Paragraphs, CorpusSplit::Evaluation, &rule).unwrap();
         assert_eq!(calibration.len() + evaluation.len(), 400);
         let calibration_ids: std::collections::HashSet<&str> = calibration.iter().map(|d| d.id.as_str()).collect();
         assert!(evaluation.iter().all(|d| !calibration_ids.contains(d.id.as_str())));

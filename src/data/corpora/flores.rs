@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::text_file::read_utf8;
-use super::{DataError, DataResult, Document, Language, Split};
+use super::{CorpusSplit, DataError, DataResult, Document, Language};
 
 /// One of the three SIB-200 files of a language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,10 +39,10 @@ impl FloresPart {
         }
     }
 
-    fn of_split(split: Split) -> FloresPart {
+    fn of_split(split: CorpusSplit) -> FloresPart {
         match split {
-            Split::Calibration => FloresPart::Train,
-            Split::Evaluation => FloresPart::Test,
+            CorpusSplit::Calibration => FloresPart::Train,
+            CorpusSplit::Evaluation => FloresPart::Test,
         }
     }
 }
@@ -82,7 +82,7 @@ pub fn read_file(path: &Path) -> DataResult<Vec<FloresRow>> {
 }
 
 /// The documents (one per sentence, id = `index_id`) of a split.
-pub(super) fn documents(root: &Path, language: Language, split: Split) -> DataResult<Vec<Document>> {
+pub(super) fn documents(root: &Path, language: Language, split: CorpusSplit) -> DataResult<Vec<Document>> {
     let calibration = read_rows(root, language, FloresPart::Train)?;
     let evaluation = read_rows(root, language, FloresPart::Test)?;
     check_disjoint(root, language, &calibration, &evaluation)?;
@@ -231,9 +231,9 @@ mod tests {
         // Row counts from ../shared/data/README.md (and `wc -l` minus the header).
         assert_eq!(read_rows(&root, english, FloresPart::Train).unwrap().len(), 701);
         assert_eq!(read_rows(&root, english, FloresPart::Dev).unwrap().len(), 99);
-        let test = documents(&root, english, Split::Evaluation).unwrap();
+        let test = documents(&root, english, CorpusSplit::Evaluation).unwrap();
         assert_eq!(test.len(), 204);
-        let train = documents(&root, english, Split::Calibration).unwrap();
+        let train = documents(&root, english, CorpusSplit::Calibration).unwrap();
         assert_eq!(train[0].id, "431");
         assert!(train[0].text.starts_with("Turkey is encircled by seas on three sides"));
         assert_eq!(few_shot_documents(&root, english).unwrap().len(), 99);
@@ -245,19 +245,19 @@ mod tests {
         let ids = |code: &str, split| -> BTreeSet<String> {
             documents(&root, language(code), split).unwrap().into_iter().map(|d| d.id).collect()
         };
-        let calibration = ids("sw", Split::Calibration);
-        let evaluation = ids("sw", Split::Evaluation);
+        let calibration = ids("sw", CorpusSplit::Calibration);
+        let evaluation = ids("sw", CorpusSplit::Evaluation);
         assert!(calibration.is_disjoint(&evaluation));
         assert_eq!(calibration.len() + evaluation.len(), 701 + 204);
         // Same sentence ids in every language: FLORES is a parallel corpus.
-        assert_eq!(evaluation, ids("zh", Split::Evaluation));
+        assert_eq!(evaluation, ids("zh", CorpusSplit::Evaluation));
     }
 
     #[test]
     fn missing_language_and_missing_root_are_explained() {
-        let message = documents(&sib200_root(), language("cat_Latn"), Split::Calibration).unwrap_err().to_string();
+        let message = documents(&sib200_root(), language("cat_Latn"), CorpusSplit::Calibration).unwrap_err().to_string();
         assert!(message.starts_with("source 'flores' has no text for cat_Latn; available: eng_Latn, "), "{message}");
-        let message = documents(Path::new("/nonexistent/sib"), language("en"), Split::Calibration).unwrap_err().to_string();
+        let message = documents(Path::new("/nonexistent/sib"), language("en"), CorpusSplit::Calibration).unwrap_err().to_string();
         assert!(message.contains("SIB-200 (FLORES-200) folder not found at /nonexistent/sib"), "{message}");
     }
 
@@ -288,7 +288,7 @@ mod tests {
 
     #[test]
     fn missing_language_says_which_folder_to_create() {
-        let message = documents(&sib200_root(), language("fao_Latn"), Split::Calibration).unwrap_err().to_string();
+        let message = documents(&sib200_root(), language("fao_Latn"), CorpusSplit::Calibration).unwrap_err().to_string();
         assert!(message.contains("sib200/fao_Latn with train.tsv, dev.tsv and test.tsv"), "{message}");
     }
 

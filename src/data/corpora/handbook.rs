@@ -21,7 +21,7 @@ use super::html::{html_to_paragraphs, StripRules};
 use super::split_rule::SplitRule;
 use super::text_file::read_utf8;
 use super::untranslated::reads_as_english;
-use super::{DataError, DataResult, Document, Language, Split};
+use super::{CorpusSplit, DataError, DataResult, Document, Language};
 
 /// Where the Debian package installs the HTML.
 pub const DEFAULT_HANDBOOK_ROOT: &str = "/usr/share/doc/debian-handbook/html";
@@ -47,7 +47,7 @@ pub(super) fn available_languages() -> Vec<Language> {
 }
 
 /// The documents of `language` that `rule` assigns to `split`, in file-name order.
-pub(super) fn documents(root: &Path, language: Language, split: Split, rule: &SplitRule) -> DataResult<Vec<Document>> {
+pub(super) fn documents(root: &Path, language: Language, split: CorpusSplit, rule: &SplitRule) -> DataResult<Vec<Document>> {
     let locale = language.handbook_locale().ok_or_else(|| DataError::SourceLacksLanguage {
         source_name: "handbook".to_string(),
         language: language.to_string(),
@@ -152,7 +152,7 @@ mod tests {
         let Some(root) = installed_root() else { return };
         let german = Language::parse("de").unwrap();
         let rule = SplitRule::default();
-        let calibration = documents(&root, german, Split::Calibration, &rule).unwrap();
+        let calibration = documents(&root, german, CorpusSplit::Calibration, &rule).unwrap();
         let page = calibration.iter().find(|d| d.id == "sect.apt-get").expect("sect.apt-get is a calibration page");
         // First paragraph of the page, checked by reading the HTML (inline <acronym>/<code> joined).
         assert!(page.text.starts_with("6.2. aptitude, apt-get und apt Befehle\n\nAPT ist ein gewaltiges Projekt"), "{}", &page.text[..200]);
@@ -171,8 +171,8 @@ mod tests {
         let german = Language::parse("de").unwrap();
         let rule = SplitRule::default();
         let ids = |split| -> BTreeSet<String> { documents(&root, german, split, &rule).unwrap().into_iter().map(|d| d.id).collect() };
-        let calibration = ids(Split::Calibration);
-        let evaluation = ids(Split::Evaluation);
+        let calibration = ids(CorpusSplit::Calibration);
+        let evaluation = ids(CorpusSplit::Evaluation);
         assert!(calibration.is_disjoint(&evaluation));
         // scripts/data_split_reference.py: 24 of the 127 pages go to evaluation at share 0.2.
         let expected: BTreeSet<String> = [
@@ -217,7 +217,7 @@ mod tests {
     fn untranslated_english_is_dropped_from_korean() {
         let Some(root) = installed_root() else { return };
         let korean = Language::parse("ko").unwrap();
-        let calibration = documents(&root, korean, Split::Calibration, &SplitRule::default()).unwrap();
+        let calibration = documents(&root, korean, CorpusSplit::Calibration, &SplitRule::default()).unwrap();
         let text: String = calibration.iter().map(|d| d.text.as_str()).collect();
         // An English paragraph of ko-KR/sect.apt-get.html with a Korean cross-reference in it.
         assert!(!text.contains("Be careful! Using apt --reinstall"));
@@ -229,10 +229,10 @@ mod tests {
     fn missing_install_and_missing_language_are_explained() {
         let rule = SplitRule::default();
         let swahili = Language::parse("sw").unwrap();
-        let message = documents(Path::new("/nonexistent"), swahili, Split::Calibration, &rule).unwrap_err().to_string();
+        let message = documents(Path::new("/nonexistent"), swahili, CorpusSplit::Calibration, &rule).unwrap_err().to_string();
         assert!(message.starts_with("source 'handbook' has no text for swh_Latn; available: eng_Latn, arb_Arab"), "{message}");
         let german = Language::parse("de").unwrap();
-        let message = documents(Path::new("/nonexistent"), german, Split::Calibration, &rule).unwrap_err().to_string();
+        let message = documents(Path::new("/nonexistent"), german, CorpusSplit::Calibration, &rule).unwrap_err().to_string();
         assert!(message.contains("not found at /nonexistent/de-DE; install it with `make data`"), "{message}");
     }
 }

