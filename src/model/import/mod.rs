@@ -23,6 +23,11 @@ pub const GRAPH_FILE: &str = "model.onnx";
 /// The same model with a `logits` output instead of the scoring heads.
 pub const LOGITS_GRAPH_FILE: &str = "model.logits.onnx";
 pub const WEIGHTS_FILE: &str = "model.onnx.data";
+/// The key/value-cache graphs (see `decoder::cached_body` and `decoder::head_model`): a context
+/// run once, continuations run on its cache, the output layer only on scored rows.
+pub const PREFIX_GRAPH_FILE: &str = "model.prefix.onnx";
+pub const CONTINUATION_GRAPH_FILE: &str = "model.continuation.onnx";
+pub const HEAD_GRAPH_FILE: &str = "model.head.onnx";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
 /// Architectures polyprune can import, with the GGUF `general.architecture` names.
@@ -167,6 +172,7 @@ fn write_graphs(spec: &DecoderSpec, weights: &WeightTable, out_dir: &Path) -> Re
         Ok(file.to_string())
     };
     write(GRAPH_FILE, decoder::full_model(spec, weights, decoder::Heads::Scoring))?;
+    write_cached_graphs(spec, weights, out_dir)?;
     write(LOGITS_GRAPH_FILE, decoder::full_model(spec, weights, decoder::Heads::Logits))?;
     let embed = write("model.embed.onnx", decoder::embed_part(spec, weights))?;
     let blocks = (0..spec.blocks)
@@ -176,3 +182,50 @@ fn write_graphs(spec: &DecoderSpec, weights: &WeightTable, out_dir: &Path) -> Re
 }
 
 use super::onnx as onnx_model;
+
+fn write_cached_graphs(spec: &DecoderSpec, weights: &WeightTable, out_dir: &Path) -> Result<(), ModelError> {
+    let write = |file: &str, model: onnx_model::ModelProto| -> Result<(), ModelError> {
+        let path: PathBuf = out_dir.join(file);
+        crate::util::write_atomic(&path, &model.encode_to_vec()).map_err(|e| ModelError::io(&path, e))
+    };
+    write(PREFIX_GRAPH_FILE, decoder::cached_body(spec, weights, false))?;
+    write(CONTINUATION_GRAPH_FILE, decoder::cached_body(spec, weights, true))?;
+    write(HEAD_GRAPH_FILE, decoder::head_model(spec, weights))
+}
+
+/// Whether the key/value-cache graphs in `dir` are present and of the current format.
+fn cached_graphs_current(dir: &Path) -> bool {
+    [PREFIX_GRAPH_FILE, CONTINUATION_GRAPH_FILE, HEAD_GRAPH_FILE].iter().all(|f| {
+        std::fs::read(dir.join(f))
+            .ok()
+            .and_then(|b| onnx_model::ModelProto::decode(b.as_slice()).ok())
+            .is_some_and(|m| m.metadata_props.iter().any(|p| p.key == "polyprune.cache_format" && p.value == decoder::CACHE_FORMAT))
+    })
+}
+
+/// Makes sure a model folder built by polyprune has its key/value-cache graphs, writing them
+/// (atomically, beside `model.onnx`) when missing: folders imported before they existed get
+/// them on first use. The graphs reuse `model.onnx`'s external weights, so nothing large is
+/// written. Returns false, writing nothing, for graphs polyprune did not build (no spec in the
+/// card, or weights stored inside the graph): those keep the full-sequence path.
+pub fn ensure_cached_graphs(dir: &Path, card: &ModelCard) -> Result<bool, ModelError> {
+    let Some(spec) = &card.spec else { return Ok(false) };
+    if cached_graphs_current(dir) {
+        return Ok(true);
+    }
+    let graph_path = dir.join(&card.graph);
+    let model = super::graph::read_model(&graph_path)?;
+    let Some(graph) = &model.graph else { return Ok(false) };
+    let table: WeightTable = graph.initializer.iter().map(|t| (t.name.clone(), t.clone())).collect();
+    let mut needed: Vec<String> = spec.weight_shapes().into_iter().map(|(n, _)| n).collect();
+    for base in spec.distinct_rope_bases() {
+        let (c, s) = rope_table_names(base);
+        needed.extend([c, s]);
+    }
+    let usable = needed.iter().all(|n| table.get(n).is_some_and(|t| t.data_location == onnx_model::DATA_LOCATION_EXTERNAL));
+    if !usable {
+        return Ok(false);
+    }
+    write_cached_graphs(spec, &table, dir)?;
+    Ok(true)
+}
