@@ -23,7 +23,7 @@ use tokenizers::Tokenizer;
 use crate::model::decoder::{past_name, present_name};
 use crate::model::import::{ensure_cached_graphs, CONTINUATION_GRAPH_FILE, HEAD_GRAPH_FILE, PREFIX_GRAPH_FILE};
 use crate::model::{graph, ModelDir, ModelError};
-use crate::runtime::{Graph, GraphSource, Input, OutputView, RuntimeError, RuntimeOptions, Value, WeightOverride};
+use crate::runtime::{Graph, GraphSource, Input, OutputView, RuntimeError, RuntimeOptions, SharedWeights, Value, WeightOverride};
 
 /// Rows the output layer runs at once on the cached path: bounds the `rows x vocab` logits
 /// (and their log-softmax) inside the runtime, 256 MiB each for a 262,144-token vocabulary.
@@ -175,7 +175,9 @@ impl Scorer {
             Err(e) => return Err(e.into()),
         }
         let head_overrides: Vec<WeightOverride> = overrides.iter().filter(|o| HEAD_WEIGHTS.contains(&o.name.as_str())).cloned().collect();
-        let load = |file: &str, ov: &[WeightOverride]| Graph::load(GraphSource::File(&model.dir.join(file)), opts, ov);
+        let shared = SharedWeights::new();
+        let load =
+            |file: &str, ov: &[WeightOverride]| Graph::load_sharing(GraphSource::File(&model.dir.join(file)), opts, ov, Some(&shared));
         Ok(Some(CachedGraphs {
             prefix: load(PREFIX_GRAPH_FILE, overrides)?,
             continuation: load(CONTINUATION_GRAPH_FILE, overrides)?,
@@ -289,8 +291,8 @@ impl Scorer {
                 }
             }
             let mut inputs = vec![("input_ids".to_string(), Input::I64 { shape: vec![batch.len(), width], data: input })];
-            for k in 0..pasts.len() {
-                inputs.push((pasts[k].clone(), Input::Kept(&past[k])));
+            for (name, value) in pasts.iter().zip(&past) {
+                inputs.push((name.clone(), Input::Kept(value)));
             }
             let inputs =
                 inputs.iter_mut().map(|(n, i)| (n.as_str(), std::mem::replace(i, Input::I64 { shape: vec![], data: vec![] }))).collect();
@@ -349,8 +351,8 @@ impl Scorer {
             let mut inputs: Vec<(String, Input)> = vec![("input_ids".into(), Input::I64 { shape: vec![1, t], data: new })];
             let mut kept = match &s.cache {
                 Some(cache) => {
-                    for k in 0..pasts.len() {
-                        inputs.push((pasts[k].clone(), Input::Kept(&cache[k])));
+                    for (name, value) in pasts.iter().zip(cache) {
+                        inputs.push((name.clone(), Input::Kept(value)));
                     }
                     let inputs = inputs
                         .iter_mut()

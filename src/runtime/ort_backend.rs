@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use ort::environment::Environment;
-use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights, SessionBuilder};
 use ort::session::{OutputSelector, RunOptions, Session};
 use ort::value::{DynValue, Tensor};
 
@@ -168,6 +168,19 @@ pub struct Output<T> {
     pub data: Vec<T>,
 }
 
+/// Prepacked weights shared by the sessions of one model: graphs of the same weights (the
+/// key/value-cache graphs) then hold one packed copy of each matrix instead of one each.
+/// ONNX Runtime keys the packed buffers by their content, so differing weights never mix.
+#[derive(Clone)]
+pub struct SharedWeights(PrepackedWeights);
+
+impl SharedWeights {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        SharedWeights(PrepackedWeights::new())
+    }
+}
+
 /// A loaded graph, ready to run.
 pub struct Graph {
     session: Session,
@@ -212,6 +225,16 @@ impl Graph {
     /// Loads a graph, replacing the named initializers by `overrides` (pruned weights) without
     /// rewriting any file.
     pub fn load(source: GraphSource, opts: &RuntimeOptions, overrides: &[WeightOverride]) -> Result<Self, RuntimeError> {
+        Self::load_sharing(source, opts, overrides, None)
+    }
+
+    /// As [`Graph::load`], sharing prepacked weights with the other sessions given `shared`.
+    pub fn load_sharing(
+        source: GraphSource,
+        opts: &RuntimeOptions,
+        overrides: &[WeightOverride],
+        shared: Option<&SharedWeights>,
+    ) -> Result<Self, RuntimeError> {
         let env = environment()?;
         let label = source.label();
         #[cfg(not(feature = "cuda"))]
@@ -225,6 +248,9 @@ impl Graph {
         let overrides = override_values(overrides, &label)?;
         let builder = Session::builder(env).map_err(ort_err("create a session builder", &label))?;
         let mut builder = configure(builder, opts, &overrides).map_err(ort_err("configure the session", &label))?;
+        if let Some(shared) = shared {
+            builder = builder.with_prepacked_weights(&shared.0).map_err(ort_err("configure the session", &label))?;
+        }
         let session = match source {
             GraphSource::File(path) => builder.commit_from_file(path),
             GraphSource::Memory { bytes, folder, .. } => {

@@ -203,6 +203,51 @@ fn cached_graphs_current(dir: &Path) -> bool {
     })
 }
 
+/// How a model folder will be scored, as `model inspect` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// The key/value-cache graphs are there.
+    Cached,
+    /// Built by polyprune before the cache graphs existed: they are written on first use.
+    WrittenOnFirstUse,
+    /// Not built by polyprune (or weights inside the graph): whole sequences every time.
+    FullSequence,
+}
+
+impl std::fmt::Display for CacheStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CacheStatus::Cached => "cached (key/value-cache graphs present)",
+            CacheStatus::WrittenOnFirstUse => "cached (key/value-cache graphs are written beside model.onnx on first use)",
+            CacheStatus::FullSequence => "full-sequence (graph not built by polyprune: no key/value cache)",
+        })
+    }
+}
+
+/// Which path scoring will take for this folder, without writing anything.
+pub fn cache_status(dir: &Path, card: &ModelCard) -> Result<CacheStatus, ModelError> {
+    if card.spec.is_some() && cached_graphs_current(dir) {
+        return Ok(CacheStatus::Cached);
+    }
+    Ok(if cache_weights(dir, card)?.is_some() { CacheStatus::WrittenOnFirstUse } else { CacheStatus::FullSequence })
+}
+
+/// The weight table the cache graphs would reference: `model.onnx`'s external initializers,
+/// when the card has a spec and every weight it names is stored externally.
+fn cache_weights(dir: &Path, card: &ModelCard) -> Result<Option<WeightTable>, ModelError> {
+    let Some(spec) = &card.spec else { return Ok(None) };
+    let model = super::graph::read_model(&dir.join(&card.graph))?;
+    let Some(graph) = &model.graph else { return Ok(None) };
+    let table: WeightTable = graph.initializer.iter().map(|t| (t.name.clone(), t.clone())).collect();
+    let mut needed: Vec<String> = spec.weight_shapes().into_iter().map(|(n, _)| n).collect();
+    for base in spec.distinct_rope_bases() {
+        let (c, s) = rope_table_names(base);
+        needed.extend([c, s]);
+    }
+    let usable = needed.iter().all(|n| table.get(n).is_some_and(|t| t.data_location == onnx_model::DATA_LOCATION_EXTERNAL));
+    Ok(usable.then_some(table))
+}
+
 /// Makes sure a model folder built by polyprune has its key/value-cache graphs, writing them
 /// (atomically, beside `model.onnx`) when missing: folders imported before they existed get
 /// them on first use. The graphs reuse `model.onnx`'s external weights, so nothing large is
@@ -213,19 +258,7 @@ pub fn ensure_cached_graphs(dir: &Path, card: &ModelCard) -> Result<bool, ModelE
     if cached_graphs_current(dir) {
         return Ok(true);
     }
-    let graph_path = dir.join(&card.graph);
-    let model = super::graph::read_model(&graph_path)?;
-    let Some(graph) = &model.graph else { return Ok(false) };
-    let table: WeightTable = graph.initializer.iter().map(|t| (t.name.clone(), t.clone())).collect();
-    let mut needed: Vec<String> = spec.weight_shapes().into_iter().map(|(n, _)| n).collect();
-    for base in spec.distinct_rope_bases() {
-        let (c, s) = rope_table_names(base);
-        needed.extend([c, s]);
-    }
-    let usable = needed.iter().all(|n| table.get(n).is_some_and(|t| t.data_location == onnx_model::DATA_LOCATION_EXTERNAL));
-    if !usable {
-        return Ok(false);
-    }
+    let Some(table) = cache_weights(dir, card)? else { return Ok(false) };
     write_cached_graphs(spec, &table, dir)?;
     Ok(true)
 }
