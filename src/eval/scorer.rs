@@ -175,7 +175,7 @@ impl Scorer {
             Err(e) => return Err(e.into()),
         }
         let head_overrides: Vec<WeightOverride> = overrides.iter().filter(|o| HEAD_WEIGHTS.contains(&o.name.as_str())).cloned().collect();
-        let shared = SharedWeights::new();
+        let shared = SharedWeights::new()?;
         let load =
             |file: &str, ov: &[WeightOverride]| Graph::load_sharing(GraphSource::File(&model.dir.join(file)), opts, ov, Some(&shared));
         Ok(Some(CachedGraphs {

@@ -175,9 +175,10 @@ pub struct Output<T> {
 pub struct SharedWeights(PrepackedWeights);
 
 impl SharedWeights {
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> Self {
-        SharedWeights(PrepackedWeights::new())
+    /// Needs the runtime library loaded first (the container is created through its API).
+    pub fn new() -> Result<Self, RuntimeError> {
+        environment()?;
+        Ok(SharedWeights(PrepackedWeights::new()))
     }
 }
 
