@@ -15,6 +15,13 @@
 //!   never copies the vocabulary-sized logits out, and `argmax` `[batch, seq]` (int64), the greedy
 //!   next token at every position, for generation. The variant `model.logits.onnx` outputs
 //!   `logits` `[batch, seq, vocab]` instead (same weights).
+//! * Key/value-cache graphs ([`cached_body`], [`head_model`]): `model.prefix.onnx` runs a context
+//!   and returns `hidden` (last block output) plus every block's `present.N.key/value` (keys
+//!   after rotary); `model.continuation.onnx` also takes `past.N.key/value` (batch 1 or the
+//!   batch), places the new tokens at positions P..P+T (rotary tables sliced at P, causal and
+//!   local-window mask over absolute positions); `model.head.onnx` is the output layer on the
+//!   `[N, d]` rows a caller scores, returning `target_logprobs` and `argmax`. Nothing
+//!   vocabulary-wide exists outside the head, and the head sees only the rows asked for.
 //! * Per-block parts (`model.blockNN.onnx`) take `hidden` `[batch, seq, d]` and give `hidden_out`
 //!   plus the input of every linear layer (the "taps" calibration needs), sharing the weight file.
 

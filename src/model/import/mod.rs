@@ -1,5 +1,7 @@
 //! GGUF to ONNX, natively: read a (possibly quantized) GGUF checkpoint, dequantize it, and
-//! write `model.onnx` + `model.onnx.data`, per-block parts, `tokenizer.json` and `card.json`.
+//! write `model.onnx` + `model.onnx.data`, the key/value-cache graphs, per-block parts,
+//! `tokenizer.json` and `card.json`. Folders imported before the cache graphs existed get them
+//! on first use ([`ensure_cached_graphs`]); they reference the same weight file.
 //!
 //! One file per architecture maps GGUF metadata to a [`DecoderSpec`]; the graph itself is
 //! written once, in `decoder.rs`. Tensors are streamed: each is dequantized, laid out for
