@@ -34,6 +34,7 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             println!("model: {} ({})", c.name, c.architecture);
             println!("inputs: {}", c.inputs.join(", "));
             println!("vocabulary: {}   blocks: {}   max positions: {}", c.vocab_size, c.blocks, c.max_positions);
+            println!("scoring path: {}", import::cache_status(&dir, c)?);
             println!("{:<44} {:>5} {:>6} {:>14} input", "layer", "block", "role", "shape [in,out]");
             for l in &c.layers {
                 let shape = format!("{}x{}", l.shape[0], l.shape[1]);

@@ -2,8 +2,8 @@
 //!
 //! For each [`Choice`] the model gives the summed log-likelihood of the continuation's
 //! tokens given the context (lm-evaluation-harness's `loglikelihood` request). Everything
-//! goes through [`Scorer::token_logprobs_and_greedy`], i.e. the graph's `token_logprobs`
-//! and `argmax` heads: the vocabulary-sized logits never leave the runtime.
+//! goes through [`Scorer::score_continuations`]: the log-probabilities of the scored tokens and
+//! the greedy tokens come back, the vocabulary-sized logits never leave the runtime.
 //!
 //! # Where the continuation starts (the boundary rule)
 //!
@@ -27,16 +27,13 @@
 //!
 //! # Sharing work
 //!
-//! The graph has no key/value cache, so a context shared by several choices cannot be run
-//! once and continued: each (context + continuation) is a full run. What is shared:
-//! * identical token sequences (the same request from two examples, or two choices whose
-//!   texts tokenize alike) are run once;
-//! * each context is tokenized once per example;
-//! * the requests of many examples are sorted by length and packed into right-padded
-//!   batches bounded by `Scorer::batch_tokens`, so the choices of one example, which have
-//!   similar lengths, land in the same batch and padding stays small. ONNX Runtime spreads
-//!   each batch over all cores (intra-op threads); a second session running another batch
-//!   at the same time would double the memory of the weights for no gain on the same cores.
+//! The choices of an example share their context: it runs once, and all its continuations
+//! run as one batch on its key/value cache ([`Scorer::score_continuations`]; few-shot
+//! demonstrations are part of the context, so they are shared too). The shared part is the
+//! longest common prefix of the choices' conditioning tokens, so a choice whose boundary was
+//! re-cut by a merge still gets exactly the tokens the rule above scores. Identical
+//! continuations of one context run once, and each context is tokenized once per example.
+//! Models without cache graphs run each (context + continuation) whole; the scorer decides.
 
 use std::collections::HashMap;
 
@@ -154,29 +151,71 @@ fn outcome(choice: &PreparedChoice, logprobs: &[f32], greedy: &[u32]) -> ChoiceO
     ChoiceOutcome { log_likelihood, tokens: choice.ids.len() - choice.start, is_greedy }
 }
 
-/// Runs prepared choices through the model, each distinct sequence once.
+/// Consecutive choices that share a context, as `(shared prefix length, indices)`. A choice
+/// joins the current group when the common prefix of its conditioning tokens (`ids[..start]`)
+/// with the group's keeps at least half of the group's prefix: the choices of one example
+/// (and of a partial-choice example, whose contexts differ after a shared start) stay together,
+/// while two examples sharing only a start token or a template's first words do not. The
+/// prefix never reaches a scored token, so a choice whose boundary tokens were re-cut by a
+/// merge shares only the common prefix.
+fn context_groups(choices: &[&PreparedChoice]) -> Vec<(usize, Vec<usize>)> {
+    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (i, c) in choices.iter().enumerate() {
+        let mine = &c.ids[..c.start];
+        if let Some((p, members)) = groups.last_mut() {
+            let first = choices[members[0]];
+            let common = first.ids[..*p].iter().zip(mine).take_while(|(a, b)| a == b).count();
+            if common >= 1 && 2 * common >= *p {
+                *p = common;
+                members.push(i);
+                continue;
+            }
+        }
+        groups.push((mine.len(), vec![i]));
+    }
+    groups
+}
+
+/// Runs prepared choices through the model: each group of choices sharing a context
+/// ([`context_groups`]) runs that context once and its distinct continuations as one batch on
+/// it ([`Scorer::score_continuations`]).
 pub fn score_prepared(
     scorer: &mut Scorer,
     choices: &[&PreparedChoice],
     stats: &mut ChoiceStats,
 ) -> Result<Vec<ChoiceOutcome>, TaskEvalError> {
-    let mut slot_of: HashMap<&[u32], usize> = HashMap::new();
-    let mut unique: Vec<&[u32]> = Vec::new();
-    let slots: Vec<usize> = choices
-        .iter()
-        .map(|c| {
-            *slot_of.entry(c.ids.as_slice()).or_insert_with(|| {
-                unique.push(c.ids.as_slice());
-                unique.len() - 1
+    let mut outcomes: Vec<Option<ChoiceOutcome>> = vec![None; choices.len()];
+    for (p, members) in context_groups(choices) {
+        let context = &choices[members[0]].ids[..p];
+        let mut slot_of: HashMap<&[u32], usize> = HashMap::new();
+        let mut unique: Vec<&[u32]> = Vec::new();
+        let slots: Vec<usize> = members
+            .iter()
+            .map(|&m| {
+                let rest = &choices[m].ids[p..];
+                *slot_of.entry(rest).or_insert_with(|| {
+                    unique.push(rest);
+                    unique.len() - 1
+                })
             })
-        })
-        .collect();
-    let scored = scorer.token_logprobs_and_greedy(&unique)?;
+            .collect();
+        let (scored, cost) = scorer.score_continuations(context, &unique)?;
+        stats.sequences_run += unique.len();
+        stats.tokens_run += cost.tokens;
+        for (&m, slot) in members.iter().zip(slots) {
+            // Back to whole-sequence indexing (logprobs[t] scores ids[t + 1]); positions inside
+            // the shared context are not scored by anyone and stay NaN.
+            let c = choices[m];
+            let mut lp = vec![f32::NAN; p - 1];
+            lp.extend_from_slice(&scored[slot].logprobs);
+            let mut greedy = vec![u32::MAX; p - 1];
+            greedy.extend_from_slice(&scored[slot].greedy);
+            outcomes[m] = Some(outcome(c, &lp, &greedy));
+        }
+    }
     stats.requests += choices.len();
-    stats.sequences_run += unique.len();
-    stats.tokens_run += unique.iter().map(|s| s.len()).sum::<usize>();
     stats.truncated += choices.iter().filter(|c| c.truncated).count();
-    Ok(choices.iter().zip(slots).map(|(c, slot)| outcome(c, &scored[slot].logprobs, &scored[slot].greedy)).collect())
+    Ok(outcomes.into_iter().map(|o| o.expect("every choice is in a group")).collect())
 }
 
 /// Scores every example, returning one record per example in order. `on_progress` gets

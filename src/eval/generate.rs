@@ -1,24 +1,23 @@
 //! Greedy generation for generation tasks (MGSM).
 //!
-//! Each step appends to every unfinished sequence the argmax token at its last position,
-//! read from the graph's `argmax` head ([`Scorer::greedy_next`]). A sequence stops at the
+//! Each step appends to every unfinished sequence the argmax token at its last position
+//! ([`Scorer::greedy_step`]). A sequence stops at the
 //! first of: one of the request's `until` strings appearing in the generated text (the
 //! answer is the text before it, as in lm-evaluation-harness), the end-of-sequence token,
 //! `max_new_tokens` generated tokens, or the model's `max_positions`.
 //!
 //! # Cost
 //!
-//! The graph has no key/value cache, so every step runs the whole sequence again: a
-//! request with a P-token prompt that generates T tokens costs
-//! `T·P + T(T−1)/2` token positions, O(T²) in the generated length. The cost is bounded
-//! by the cap on T (the task's `max_new_tokens`, lowered with `--max-new-tokens`) and by
-//! the number of examples (`--limit`). MGSM's direct answers stop at the first blank line,
-//! after a handful of tokens, so the bound is rarely reached. The unfinished sequences of
-//! all requests are sorted by length and sent together in batches bounded by
-//! `Scorer::batch_tokens`, so each step is a few large runs rather than many small ones.
+//! On the cached path ([`Scorer::greedy_step`]) the prompt runs once and each step runs
+//! only the token appended, against the key/value cache: a P-token prompt that generates T
+//! tokens costs `P + T - 1` token positions, linear in T (each step's attention still reads
+//! the whole cache). Models without cache graphs run the whole sequence again at every step,
+//! `T·P + T(T−1)/2` positions, batched by length. Either way the cost is bounded by the cap
+//! on T (the task's `max_new_tokens`, lowered with `--max-new-tokens`) and by the number of
+//! examples (`--limit`).
 
 use super::choices::TaskEvalError;
-use super::scorer::Scorer;
+use super::scorer::{DecodeState, Scorer};
 use crate::tasks::GenerationRequest;
 
 /// Why a generation stopped.
@@ -63,7 +62,6 @@ pub struct GenerationStats {
 
 struct Active {
     index: usize,
-    ids: Vec<u32>,
     prompt: usize,
     cap: usize,
 }
@@ -86,6 +84,7 @@ pub fn generate(
     let mut stats = GenerationStats { requests: requests.len(), ..Default::default() };
     let mut done: Vec<Option<Generated>> = vec![None; requests.len()];
     let mut active = Vec::with_capacity(requests.len());
+    let mut states = Vec::with_capacity(requests.len());
     for (index, (id, request)) in requests.iter().enumerate() {
         let cap = max_new_tokens.map_or(request.max_new_tokens, |m| m.min(request.max_new_tokens));
         let mut ids = scorer.encode(&request.context)?;
@@ -103,27 +102,19 @@ pub fn generate(
             done[index] = Some(Generated { text: String::new(), new_tokens: 0, prompt_tokens: prompt, stop: StopReason::MaxTokens });
             continue;
         }
-        active.push(Active { index, ids, prompt, cap });
+        active.push(Active { index, prompt, cap });
+        states.push(DecodeState::new(ids));
     }
     let mut finished = requests.len() - active.len();
     while !active.is_empty() {
-        // Similar lengths together, so that padding stays small.
-        active.sort_by_key(|a| std::cmp::Reverse(a.ids.len()));
-        let mut next = Vec::with_capacity(active.len());
-        let mut start = 0;
-        while start < active.len() {
-            let width = active[start].ids.len();
-            let fit = (scorer.batch_tokens / width).max(1);
-            let batch: Vec<&[u32]> = active[start..(start + fit).min(active.len())].iter().map(|a| a.ids.as_slice()).collect();
-            start += batch.len();
-            stats.runs += 1;
-            stats.tokens_run += batch.len() * width;
-            next.extend(scorer.greedy_next(&batch)?);
-        }
+        let (next, cost) = scorer.greedy_step(&mut states)?;
+        stats.runs += cost.runs;
+        stats.tokens_run += cost.tokens;
         let mut still = Vec::with_capacity(active.len());
-        for (mut a, token) in active.into_iter().zip(next) {
-            a.ids.push(token);
-            let new = &a.ids[a.prompt..];
+        let mut still_states = Vec::with_capacity(active.len());
+        for ((a, mut state), token) in active.into_iter().zip(states).zip(next) {
+            state.ids.push(token);
+            let new = &state.ids[a.prompt..];
             let request = requests[a.index].1;
             let text = scorer
                 .tokenizer()
@@ -135,7 +126,7 @@ pub fn generate(
                 Some((text, StopReason::EndOfSequence))
             } else if new.len() >= a.cap {
                 Some((text, StopReason::MaxTokens))
-            } else if a.ids.len() >= max_positions {
+            } else if state.ids.len() >= max_positions {
                 Some((text, StopReason::ContextFull))
             } else {
                 None
@@ -145,10 +136,14 @@ pub fn generate(
                     done[a.index] = Some(Generated { text, new_tokens: new.len(), prompt_tokens: a.prompt, stop });
                     finished += 1;
                 }
-                None => still.push(a),
+                None => {
+                    still.push(a);
+                    still_states.push(state);
+                }
             }
         }
         active = still;
+        states = still_states;
         on_progress(finished);
     }
     // Every request was either finished at once or left the active set with a result.

@@ -1,13 +1,31 @@
 //! The one scoring path: token ids in, the log-probability of every next token out.
 //!
+//! The scorer decides how a model is run; callers (perplexity, choices, generation) only say
+//! what they want scored. Two ways exist:
+//!
+//! * **Cached** (models built by polyprune): the body graphs return hidden states and every
+//!   block's keys/values; the output layer ([`crate::model::decoder::head_model`]) runs only
+//!   on the rows whose next token is scored, [`HEAD_ROWS`] rows at a time, so at most
+//!   `HEAD_ROWS x vocab` logits exist at once. A context shared by several continuations runs
+//!   once and its cache is broadcast to all of them ([`Scorer::score_continuations`]);
+//!   generation feeds one new token per step against the cache ([`Scorer::greedy_step`]).
+//! * **Full-sequence** (exported graphs polyprune did not build): each sequence runs whole
+//!   through the graph's `token_logprobs`/`argmax` heads, as right-padded batches.
+//!
 //! Sequences are grouped into right-padded batches of similar length (so padding wastes
-//! little), run through the graph's `token_logprobs` head, and only the real positions are
-//! kept. The vocabulary-sized logits never leave the runtime.
+//! little). Causal attention keeps padding from reaching real positions, and only real
+//! positions are read back.
 
 use tokenizers::Tokenizer;
 
+use crate::model::decoder::{past_name, present_name};
+use crate::model::import::{ensure_cached_graphs, CONTINUATION_GRAPH_FILE, HEAD_GRAPH_FILE, PREFIX_GRAPH_FILE};
 use crate::model::{graph, ModelDir, ModelError};
-use crate::runtime::{Graph, GraphSource, Input, OutputView, RuntimeError, RuntimeOptions, WeightOverride};
+use crate::runtime::{Graph, GraphSource, Input, OutputView, RuntimeError, RuntimeOptions, SharedWeights, Value, WeightOverride};
+
+/// Rows the output layer runs at once on the cached path: bounds the `rows x vocab` logits
+/// (and their log-softmax) inside the runtime, 256 MiB each for a 262,144-token vocabulary.
+pub const HEAD_ROWS: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScorerError {
@@ -36,20 +54,135 @@ pub struct Tokenized {
     pub ids: Vec<u32>,
 }
 
+/// How a loaded model is run (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoringPath {
+    /// Key/value-cache graphs, output layer on scored rows only.
+    Cached,
+    /// Whole sequences through `model.onnx`'s scoring heads.
+    FullSequence,
+}
+
+/// Which path to load: the best available, or the full-sequence one (to compare against it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PathChoice {
+    #[default]
+    Auto,
+    FullSequence,
+}
+
+struct CachedGraphs {
+    prefix: Graph,
+    continuation: Graph,
+    head: Graph,
+    blocks: usize,
+    d_model: usize,
+}
+
+enum Engine {
+    Cached(CachedGraphs),
+    Full(Graph),
+}
+
+/// The key/value cache of one sequence being generated, kept inside the runtime.
+pub struct DecodeState {
+    /// Every token so far, prompt first; the caller appends each generated token.
+    pub ids: Vec<u32>,
+    cache: Option<Vec<Value>>,
+    /// Tokens of `ids` the cache covers.
+    cached: usize,
+}
+
+impl DecodeState {
+    pub fn new(ids: Vec<u32>) -> Self {
+        DecodeState { ids, cache: None, cached: 0 }
+    }
+}
+
+/// Work done by one call, for the callers' counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cost {
+    /// Graph runs of the model body.
+    pub runs: usize,
+    /// Token positions run through the body (padding included).
+    pub tokens: usize,
+}
+
 pub struct Scorer {
     pub model: ModelDir,
-    graph: Graph,
+    engine: Engine,
     tokenizer: Tokenizer,
-    /// Upper bound on batch x padded length per run, which bounds the runtime's memory
-    /// (the logits inside the graph are `tokens x vocab` floats).
+    /// Upper bound on batch x padded length per run of the model body, which bounds the
+    /// runtime's memory (on the full-sequence path the logits inside the graph are
+    /// `tokens x vocab` floats).
     pub batch_tokens: usize,
 }
 
+/// Weights the output layer reads; the head graph gets only these overrides.
+const HEAD_WEIGHTS: &[&str] = &["output_norm.weight", "output.weight", "token_embd.weight"];
+
+fn presents(blocks: usize) -> Vec<String> {
+    (0..blocks).flat_map(|i| [present_name(i, "key"), present_name(i, "value")]).collect()
+}
+
+/// The past inputs, in the order of [`presents`], so a run's outputs feed the next run.
+fn pasts(blocks: usize) -> Vec<String> {
+    (0..blocks).flat_map(|i| [past_name(i, "key"), past_name(i, "value")]).collect()
+}
+
+fn f32_of(v: &Value) -> &[f32] {
+    match v.view() {
+        Some(OutputView::F32(d)) => d,
+        _ => &[],
+    }
+}
+
 impl Scorer {
-    /// Loads a model folder, with pruned weights given as overrides (empty for the dense model).
+    /// Loads a model folder, with pruned weights given as overrides (empty for the dense model),
+    /// on the best path it supports.
     pub fn load(model: &ModelDir, opts: &RuntimeOptions, overrides: &[WeightOverride]) -> Result<Self, ScorerError> {
+        Self::load_with(model, opts, overrides, PathChoice::Auto)
+    }
+
+    pub fn load_with(
+        model: &ModelDir,
+        opts: &RuntimeOptions,
+        overrides: &[WeightOverride],
+        choice: PathChoice,
+    ) -> Result<Self, ScorerError> {
         let tokenizer = model.tokenizer()?;
-        let graph = if model.card.has_scoring_heads {
+        let engine = match (choice, Self::cached_graphs(model, opts, overrides)?) {
+            (PathChoice::Auto, Some(cached)) => Engine::Cached(cached),
+            _ => Engine::Full(Self::full_graph(model, opts, overrides)?),
+        };
+        Ok(Scorer { model: model.clone(), engine, tokenizer, batch_tokens: 2048 })
+    }
+
+    /// The cache graphs, written first if this folder predates them; `None` for graphs
+    /// polyprune did not build, or a folder it cannot write to.
+    fn cached_graphs(model: &ModelDir, opts: &RuntimeOptions, overrides: &[WeightOverride]) -> Result<Option<CachedGraphs>, ScorerError> {
+        let Some(spec) = &model.card.spec else { return Ok(None) };
+        match ensure_cached_graphs(&model.dir, &model.card) {
+            Ok(true) => {}
+            Ok(false) | Err(ModelError::Io { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        let head_overrides: Vec<WeightOverride> = overrides.iter().filter(|o| HEAD_WEIGHTS.contains(&o.name.as_str())).cloned().collect();
+        let shared = SharedWeights::new()?;
+        let load =
+            |file: &str, ov: &[WeightOverride]| Graph::load_sharing(GraphSource::File(&model.dir.join(file)), opts, ov, Some(&shared));
+        Ok(Some(CachedGraphs {
+            prefix: load(PREFIX_GRAPH_FILE, overrides)?,
+            continuation: load(CONTINUATION_GRAPH_FILE, overrides)?,
+            head: load(HEAD_GRAPH_FILE, &head_overrides)?,
+            blocks: spec.blocks,
+            d_model: spec.d_model,
+        }))
+    }
+
+    fn full_graph(model: &ModelDir, opts: &RuntimeOptions, overrides: &[WeightOverride]) -> Result<Graph, ScorerError> {
+        Ok(if model.card.has_scoring_heads {
             Graph::load(GraphSource::File(&model.graph_path()), opts, overrides)?
         } else {
             // Exported models get the scoring heads added in memory; their weights stay on disk.
@@ -57,8 +190,14 @@ impl Scorer {
             let bytes = prost::Message::encode_to_vec(&graph::with_heads_and_outputs(&proto, true, &[]));
             let label = model.graph_path().display().to_string();
             Graph::load(GraphSource::Memory { bytes: &bytes, folder: &model.dir, label: &label }, opts, overrides)?
-        };
-        Ok(Scorer { model: model.clone(), graph, tokenizer, batch_tokens: 2048 })
+        })
+    }
+
+    pub fn path(&self) -> ScoringPath {
+        match self.engine {
+            Engine::Cached(_) => ScoringPath::Cached,
+            Engine::Full(_) => ScoringPath::FullSequence,
+        }
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -93,6 +232,147 @@ impl Scorer {
         self.in_batches(seqs, |scorer, batch, width| scorer.run_batch(batch, width, true))
     }
 
+    /// Scores several continuations of one context: `out[c].logprobs[j] = log p(rest_c[j] |
+    /// context ++ rest_c[..j])` and `out[c].greedy[j]` the argmax there. On the cached path the
+    /// context (but its last token, which is fed with each continuation so that the first
+    /// continuation token is predicted in the same run) runs once, and the continuations run
+    /// as batches on its cache. Returns the work done, counting the context once.
+    pub fn score_continuations(&mut self, context: &[u32], rests: &[&[u32]]) -> Result<(Vec<ScoredSequence>, Cost), ScorerError> {
+        let n = context.len();
+        if n < 2 || !matches!(self.engine, Engine::Cached(_)) {
+            // No past to cache (a lone start token) or no cache graphs: whole sequences.
+            let wholes: Vec<Vec<u32>> = rests.iter().map(|r| [context, r].concat()).collect();
+            let refs: Vec<&[u32]> = wholes.iter().map(|w| w.as_slice()).collect();
+            let scored = self.token_logprobs_and_greedy(&refs)?;
+            let cost = Cost { runs: 1, tokens: wholes.iter().filter(|w| w.len() >= 2).map(|w| w.len()).sum() };
+            let out = scored
+                .into_iter()
+                .zip(rests)
+                .map(|(s, r)| {
+                    let from = s.logprobs.len().saturating_sub(r.len());
+                    ScoredSequence { logprobs: s.logprobs[from..].to_vec(), greedy: s.greedy[from..].to_vec() }
+                })
+                .collect();
+            return Ok((out, cost));
+        }
+        let batch_tokens = self.batch_tokens;
+        let Engine::Cached(g) = &mut self.engine else { unreachable!("checked above") };
+        let names = presents(g.blocks);
+        let pasts = pasts(g.blocks);
+        let name_refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+        let ids: Vec<i64> = context[..n - 1].iter().map(|&t| t as i64).collect();
+        let past = g.prefix.run_keep(vec![("input_ids", Input::I64 { shape: vec![1, n - 1], data: ids })], &name_refs)?;
+        let mut cost = Cost { runs: 1, tokens: n - 1 };
+        let mut out = vec![ScoredSequence::default(); rests.len()];
+        let mut order: Vec<usize> = (0..rests.len()).filter(|&i| !rests[i].is_empty()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(rests[i].len()));
+        let mut start = 0;
+        while start < order.len() {
+            let width = rests[order[start]].len();
+            let batch: Vec<usize> = order[start..(start + (batch_tokens / width).max(1)).min(order.len())].to_vec();
+            start += batch.len();
+            let mut input = vec![0i64; batch.len() * width];
+            let (mut rows, mut targets) = (Vec::new(), Vec::new());
+            for (b, &i) in batch.iter().enumerate() {
+                let r = rests[i];
+                input[b * width] = context[n - 1] as i64;
+                for j in 0..r.len() {
+                    if j + 1 < r.len() {
+                        input[b * width + j + 1] = r[j] as i64;
+                    }
+                    rows.push(b * width + j);
+                    targets.push(r[j]);
+                }
+            }
+            let mut inputs = vec![("input_ids".to_string(), Input::I64 { shape: vec![batch.len(), width], data: input })];
+            for (name, value) in pasts.iter().zip(&past) {
+                inputs.push((name.clone(), Input::Kept(value)));
+            }
+            let inputs =
+                inputs.iter_mut().map(|(n, i)| (n.as_str(), std::mem::replace(i, Input::I64 { shape: vec![], data: vec![] }))).collect();
+            let hidden = g.continuation.run_keep(inputs, &["hidden"])?;
+            cost.runs += 1;
+            cost.tokens += batch.len() * width;
+            let (lp, am) = run_head(&mut g.head, f32_of(&hidden[0]), g.d_model, &rows, &targets, true)?;
+            let mut at = 0;
+            for &i in &batch {
+                let len = rests[i].len();
+                out[i] = ScoredSequence { logprobs: lp[at..at + len].to_vec(), greedy: am[at..at + len].to_vec() };
+                at += len;
+            }
+        }
+        Ok((out, cost))
+    }
+
+    /// One greedy step for each sequence: returns the argmax next token after each state's
+    /// `ids` (the caller appends it). On the cached path each state runs only the tokens its
+    /// cache lacks (the whole prompt at the first step, then the one token appended since), so
+    /// generating T tokens costs O(T) positions; on the full-sequence path the whole sequences
+    /// run again, batched by length.
+    pub fn greedy_step(&mut self, states: &mut [DecodeState]) -> Result<(Vec<u32>, Cost), ScorerError> {
+        let batch_tokens = self.batch_tokens;
+        let mut cost = Cost::default();
+        let g = match &mut self.engine {
+            Engine::Cached(g) => g,
+            Engine::Full(_) => {
+                let mut order: Vec<usize> = (0..states.len()).collect();
+                order.sort_by_key(|&i| std::cmp::Reverse(states[i].ids.len()));
+                let mut next = vec![0u32; states.len()];
+                let mut start = 0;
+                while start < order.len() {
+                    let width = states[order[start]].ids.len();
+                    let batch: Vec<usize> = order[start..(start + (batch_tokens / width).max(1)).min(order.len())].to_vec();
+                    start += batch.len();
+                    let seqs: Vec<&[u32]> = batch.iter().map(|&i| states[i].ids.as_slice()).collect();
+                    let tokens = self.greedy_next(&seqs)?;
+                    cost.runs += 1;
+                    cost.tokens += batch.len() * width;
+                    for (i, t) in batch.into_iter().zip(tokens) {
+                        next[i] = t;
+                    }
+                }
+                return Ok((next, cost));
+            }
+        };
+        let names = presents(g.blocks);
+        let pasts = pasts(g.blocks);
+        let mut outputs: Vec<&str> = vec!["hidden"];
+        outputs.extend(names.iter().map(|s| s.as_str()));
+        let mut next = Vec::with_capacity(states.len());
+        for s in states.iter_mut() {
+            let new: Vec<i64> = s.ids[s.cached..].iter().map(|&t| t as i64).collect();
+            let t = new.len();
+            let mut inputs: Vec<(String, Input)> = vec![("input_ids".into(), Input::I64 { shape: vec![1, t], data: new })];
+            let mut kept = match &s.cache {
+                Some(cache) => {
+                    for (name, value) in pasts.iter().zip(cache) {
+                        inputs.push((name.clone(), Input::Kept(value)));
+                    }
+                    let inputs = inputs
+                        .iter_mut()
+                        .map(|(n, i)| (n.as_str(), std::mem::replace(i, Input::I64 { shape: vec![], data: vec![] })))
+                        .collect();
+                    g.continuation.run_keep(inputs, &outputs)?
+                }
+                None => {
+                    let inputs = inputs
+                        .iter_mut()
+                        .map(|(n, i)| (n.as_str(), std::mem::replace(i, Input::I64 { shape: vec![], data: vec![] })))
+                        .collect();
+                    g.prefix.run_keep(inputs, &outputs)?
+                }
+            };
+            cost.runs += 1;
+            cost.tokens += t;
+            let hidden = kept.remove(0);
+            let (_, am) = run_head(&mut g.head, f32_of(&hidden), g.d_model, &[t - 1], &[0], true)?;
+            next.push(am[0]);
+            s.cache = Some(kept);
+            s.cached = s.ids.len();
+        }
+        Ok((next, cost))
+    }
+
     /// Runs `seqs` (those of at least two tokens; shorter ones get empty rows) in
     /// right-padded batches of similar length, longest first, each bounded by
     /// `batch_tokens`, and returns the rows in the input order.
@@ -120,10 +400,36 @@ impl Scorer {
 
     fn run_batch(&mut self, seqs: &[&[u32]], width: usize, with_greedy: bool) -> Result<Vec<ScoredSequence>, ScorerError> {
         let (ids, shape) = pad_right(seqs, width);
+        if let Engine::Cached(g) = &mut self.engine {
+            // Every real position but the last predicts a scored token.
+            let (mut rows, mut targets) = (Vec::new(), Vec::new());
+            for (b, s) in seqs.iter().enumerate() {
+                for t in 0..s.len() - 1 {
+                    rows.push(b * width + t);
+                    targets.push(s[t + 1]);
+                }
+            }
+            let hidden = g.prefix.run_keep(vec![("input_ids", Input::I64 { shape, data: ids })], &["hidden"])?;
+            let (lp, am) = run_head(&mut g.head, f32_of(&hidden[0]), g.d_model, &rows, &targets, with_greedy)?;
+            let mut at = 0;
+            return Ok(seqs
+                .iter()
+                .map(|s| {
+                    let len = s.len() - 1;
+                    let row = ScoredSequence {
+                        logprobs: lp[at..at + len].to_vec(),
+                        greedy: if with_greedy { am[at..at + len].to_vec() } else { Vec::new() },
+                    };
+                    at += len;
+                    row
+                })
+                .collect());
+        }
         let inputs = self.feed(ids, &shape);
         let mut rows = vec![ScoredSequence::default(); seqs.len()];
         let outputs: &[&str] = if with_greedy { &["token_logprobs", "argmax"] } else { &["token_logprobs"] };
-        self.graph.run_with(inputs, outputs, |_, dims, view| {
+        let Engine::Full(graph) = &mut self.engine else { unreachable!("cached path returned above") };
+        graph.run_with(inputs, outputs, |_, dims, view| {
             let stride = dims[1];
             match view {
                 OutputView::F32(lp) => {
@@ -147,10 +453,15 @@ impl Scorer {
     /// Greedy next token after each sequence (its last real position).
     pub fn greedy_next(&mut self, seqs: &[&[u32]]) -> Result<Vec<u32>, ScorerError> {
         let width = seqs.iter().map(|s| s.len()).max().unwrap_or(1);
+        if matches!(self.engine, Engine::Cached(_)) {
+            let mut states: Vec<DecodeState> = seqs.iter().map(|s| DecodeState::new(s.to_vec())).collect();
+            return Ok(self.greedy_step(&mut states)?.0);
+        }
         let (ids, shape) = pad_right(seqs, width);
         let inputs = self.feed(ids, &shape);
         let mut next = Vec::with_capacity(seqs.len());
-        self.graph.run_with(inputs, &["argmax"], |_, dims, view| {
+        let Engine::Full(graph) = &mut self.engine else { unreachable!("cached path returned above") };
+        graph.run_with(inputs, &["argmax"], |_, dims, view| {
             if let OutputView::I64(am) = view {
                 for (b, s) in seqs.iter().enumerate() {
                     next.push(am[b * dims[1] + s.len() - 1] as u32);
@@ -185,4 +496,37 @@ fn pad_right(seqs: &[&[u32]], width: usize) -> (Vec<i64>, Vec<usize>) {
         }
     }
     (ids, vec![seqs.len(), width])
+}
+
+/// The output layer on chosen rows of `hidden` (`[rows, d]` flat): the log-probability of each
+/// row's target and, when asked, the argmax, [`HEAD_ROWS`] rows per run.
+fn run_head(
+    head: &mut Graph,
+    hidden: &[f32],
+    d: usize,
+    rows: &[usize],
+    targets: &[u32],
+    with_greedy: bool,
+) -> Result<(Vec<f32>, Vec<u32>), ScorerError> {
+    let mut lp = Vec::with_capacity(rows.len());
+    let mut am = Vec::with_capacity(if with_greedy { rows.len() } else { 0 });
+    let outputs: &[&str] = if with_greedy { &["target_logprobs", "argmax"] } else { &["target_logprobs"] };
+    for (chunk, tchunk) in rows.chunks(HEAD_ROWS).zip(targets.chunks(HEAD_ROWS)) {
+        let mut x = Vec::with_capacity(chunk.len() * d);
+        for &r in chunk {
+            x.extend_from_slice(&hidden[r * d..(r + 1) * d]);
+        }
+        let inputs = vec![
+            ("hidden", Input::F32 { shape: vec![chunk.len(), d], data: &x }),
+            ("targets", Input::I64 { shape: vec![chunk.len()], data: tchunk.iter().map(|&t| t as i64).collect() }),
+        ];
+        head.run_with(inputs, outputs, |_, _, view| {
+            match view {
+                OutputView::F32(v) => lp.extend_from_slice(v),
+                OutputView::I64(v) => am.extend(v.iter().map(|&t| t as u32)),
+            }
+            Ok(())
+        })?;
+    }
+    Ok((lp, am))
 }

@@ -15,6 +15,13 @@
 //!   never copies the vocabulary-sized logits out, and `argmax` `[batch, seq]` (int64), the greedy
 //!   next token at every position, for generation. The variant `model.logits.onnx` outputs
 //!   `logits` `[batch, seq, vocab]` instead (same weights).
+//! * Key/value-cache graphs ([`cached_body`], [`head_model`]): `model.prefix.onnx` runs a context
+//!   and returns `hidden` (last block output) plus every block's `present.N.key/value` (keys
+//!   after rotary); `model.continuation.onnx` also takes `past.N.key/value` (batch 1 or the
+//!   batch), places the new tokens at positions P..P+T (rotary tables sliced at P, causal and
+//!   local-window mask over absolute positions); `model.head.onnx` is the output layer on the
+//!   `[N, d]` rows a caller scores, returning `target_logprobs` and `argmax`. Nothing
+//!   vocabulary-wide exists outside the head, and the head sees only the rows asked for.
 //! * Per-block parts (`model.blockNN.onnx`) take `hidden` `[batch, seq, d]` and give `hidden_out`
 //!   plus the input of every linear layer (the "taps" calibration needs), sharing the weight file.
 
@@ -230,11 +237,32 @@ struct Emitter<'a> {
     /// Sequence length as a 1-D int64 tensor `[T]`, computed once per graph.
     seq_len: Option<String>,
     masks: BTreeMap<Option<usize>, String>,
+    /// Key/value cache mode: `None` for the full-sequence graph (no cache in or out);
+    /// `Some(false)` for the prefix graph (cache out); `Some(true)` for the continuation graph
+    /// (cache in and out).
+    cache: Option<bool>,
+    /// Past length `[P]` as int64 (0 without a past), computed once per graph.
+    offset: Option<String>,
 }
 
 impl<'a> Emitter<'a> {
     fn new(name: &str, spec: &'a DecoderSpec, weights: &'a WeightTable) -> Self {
-        Emitter { g: GraphBuilder::new(name), spec, weights, seq_len: None, masks: BTreeMap::new() }
+        Emitter { g: GraphBuilder::new(name), spec, weights, seq_len: None, masks: BTreeMap::new(), cache: None, offset: None }
+    }
+
+    /// The absolute position of the first new token, `[P]`: the past's length, read from the
+    /// first block's past keys, so that rotary angles and the mask continue where the past ended.
+    fn offset(&mut self) -> String {
+        if let Some(o) = &self.offset {
+            return o.clone();
+        }
+        let o = if self.cache == Some(true) {
+            self.g.op("Shape", &[&past_name(0, "key")], vec![A::int("start", 2), A::int("end", 3)])
+        } else {
+            self.g.vec_i64(&[0])
+        };
+        self.offset = Some(o.clone());
+        o
     }
 
     fn w(&mut self, name: &str) -> String {
@@ -281,19 +309,25 @@ impl<'a> Emitter<'a> {
         t
     }
 
-    /// Additive `[T, T]` mask: causal, and limited to `window` positions back when given.
+    /// Additive `[T, P+T]` mask over past and new keys: causal, and limited to `window`
+    /// positions back when given. Rows and columns are absolute positions, so a local window
+    /// reaches into the past exactly as it would in one full-sequence run.
     fn mask(&mut self, like: &str, window: Option<usize>) -> String {
         if let Some(m) = self.masks.get(&window) {
             return m.clone();
         }
         let t = self.seq_len(like);
+        let p = self.offset();
+        let end = self.g.op("Add", &[&p, &t], vec![]);
         let zero_axis = self.g.vec_i64(&[0]);
-        let t_scalar = self.g.op("Squeeze", &[&t, &zero_axis], vec![]);
-        let (start, step) = (self.g.scalar_i64(0), self.g.scalar_i64(1));
-        let r = self.g.op("Range", &[&start, &t_scalar, &step], vec![]);
+        let p_scalar = self.g.op("Squeeze", &[&p, &zero_axis], vec![]);
+        let end_scalar = self.g.op("Squeeze", &[&end, &zero_axis], vec![]);
+        let (zero_s, step) = (self.g.scalar_i64(0), self.g.scalar_i64(1));
+        let q_pos = self.g.op("Range", &[&p_scalar, &end_scalar, &step], vec![]);
+        let k_pos = self.g.op("Range", &[&zero_s, &end_scalar, &step], vec![]);
         let (ax1, ax0) = (self.g.vec_i64(&[1]), self.g.vec_i64(&[0]));
-        let rows = self.g.op("Unsqueeze", &[&r, &ax1], vec![]);
-        let cols = self.g.op("Unsqueeze", &[&r, &ax0], vec![]);
+        let rows = self.g.op("Unsqueeze", &[&q_pos, &ax1], vec![]);
+        let cols = self.g.op("Unsqueeze", &[&k_pos, &ax0], vec![]);
         let back = self.g.op("Sub", &[&rows, &cols], vec![]); // row - col: how far back a key is
         let zero = self.g.scalar_i64(0);
         let mut blocked = self.g.op("Less", &[&back, &zero], vec![]);
@@ -314,9 +348,11 @@ impl<'a> Emitter<'a> {
         let (cos_name, sin_name) = rope_table_names(base);
         let (cos_t, sin_t) = (self.w(&cos_name), self.w(&sin_name));
         let t = self.seq_len(like);
-        let (s0, ax0) = (self.g.vec_i64(&[0]), self.g.vec_i64(&[0]));
-        let cos = self.g.op("Slice", &[&cos_t, &s0, &t, &ax0], vec![]);
-        let sin = self.g.op("Slice", &[&sin_t, &s0, &t, &ax0], vec![]);
+        let s0 = self.offset();
+        let end = self.g.op("Add", &[&s0, &t], vec![]);
+        let ax0 = self.g.vec_i64(&[0]);
+        let cos = self.g.op("Slice", &[&cos_t, &s0, &end, &ax0], vec![]);
+        let sin = self.g.op("Slice", &[&sin_t, &s0, &end, &ax0], vec![]);
         let (h0, h1, h2, ax3) = (self.g.vec_i64(&[0]), self.g.vec_i64(&[hd / 2]), self.g.vec_i64(&[hd]), self.g.vec_i64(&[3]));
         let x1 = self.g.op("Slice", &[x, &h0, &h1, &ax3], vec![]);
         let x2 = self.g.op("Slice", &[x, &h1, &h2, &ax3], vec![]);
@@ -325,6 +361,16 @@ impl<'a> Emitter<'a> {
         let a = self.g.op("Mul", &[x, &cos], vec![]);
         let b = self.g.op("Mul", &[&rotated, &sin], vec![]);
         self.g.op("Add", &[&a, &b], vec![])
+    }
+
+    /// Past keys or values `[1 or B, kv, P, hd]` followed by the new ones `[B, kv, T, hd]`: a past
+    /// of batch 1 is broadcast to the batch, so many continuations share one context's cache.
+    fn with_past(&mut self, past: &str, new: &str, like: &str) -> String {
+        let b = self.g.op("Shape", &[like], vec![A::int("start", 0), A::int("end", 1)]);
+        let rest = self.g.op("Shape", &[past], vec![A::int("start", 1), A::int("end", 4)]);
+        let shape = self.g.op("Concat", &[&b, &rest], vec![A::int("axis", 0)]);
+        let past = self.g.op("Expand", &[past, &shape], vec![]);
+        self.g.op("Concat", &[&past, new], vec![A::int("axis", 2)])
     }
 
     /// `[B, T, heads*hd]` -> `[B, heads, T, hd]`.
@@ -350,7 +396,16 @@ impl<'a> Emitter<'a> {
             k = self.rms_norm(&k, &p("attn_k_norm.weight"), None);
         }
         let q = self.rope(&q, s.rope_base[i], x);
-        let k = self.rope(&k, s.rope_base[i], x);
+        let mut k = self.rope(&k, s.rope_base[i], x);
+        let mut v = v;
+        if let Some(with_past) = self.cache {
+            if with_past {
+                k = self.with_past(&past_name(i, "key"), &k, x);
+                v = self.with_past(&past_name(i, "value"), &v, x);
+            }
+            self.g.op_named("Identity", &[&k], &present_name(i, "key"), vec![]);
+            self.g.op_named("Identity", &[&v], &present_name(i, "value"), vec![]);
+        }
         // Grouped-query attention: queries [B, kv, group, T, hd] against keys [B, kv, 1, T, hd].
         let (kv, group, hd) = (s.n_kv_heads as i64, (s.n_heads / s.n_kv_heads) as i64, s.head_dim as i64);
         let q_shape = self.g.vec_i64(&[0, kv, group, -1, hd]);
@@ -545,4 +600,75 @@ pub fn block_part(spec: &DecoderSpec, weights: &WeightTable, i: usize) -> ModelP
         e.g.output(&name, data_type::FLOAT, &[b, t, Dim::Fixed(width as i64)]);
     }
     e.g.finish(PRODUCER, &[("polyprune.part", format!("block {i}"))])
+}
+
+/// Graph input holding block `i`'s past keys or values (`kind` is `key` or `value`).
+pub fn past_name(i: usize, kind: &str) -> String {
+    format!("past.{i}.{kind}")
+}
+
+/// Graph output holding block `i`'s keys or values over past and new tokens.
+pub fn present_name(i: usize, kind: &str) -> String {
+    format!("present.{i}.{kind}")
+}
+
+/// The body of the model with a key/value cache: `input_ids` (plus, for the continuation, every
+/// block's `past.N.key/value`) -> `hidden` (the last block's output, before the final norm) and
+/// every block's `present.N.key/value` `[B, kv_heads, P+T, head_dim]` (keys after rotary). No
+/// vocabulary-wide tensor is computed: the output layer is [`head_model`], run on the rows the
+/// caller scores.
+pub fn cached_body(spec: &DecoderSpec, weights: &WeightTable, with_past: bool) -> ModelProto {
+    let name = if with_past { "polyprune_continuation" } else { "polyprune_prefix" };
+    let mut e = Emitter::new(name, spec, weights);
+    e.cache = Some(with_past);
+    let (b, t) = (Dim::Named("batch"), Dim::Named("sequence"));
+    e.g.input("input_ids", data_type::INT64, &[b, t]);
+    let (kv, hd) = (Dim::Fixed(spec.n_kv_heads as i64), Dim::Fixed(spec.head_dim as i64));
+    if with_past {
+        for i in 0..spec.blocks {
+            for kind in ["key", "value"] {
+                e.g.input(&past_name(i, kind), data_type::FLOAT, &[Dim::Named("past_batch"), kv, Dim::Named("past_sequence"), hd]);
+            }
+        }
+    }
+    e.embed("input_ids", "embed.out");
+    let mut x = "embed.out".to_string();
+    for i in 0..spec.blocks {
+        let out = if i + 1 == spec.blocks { "hidden".to_string() } else { format!("blk.{i}.out") };
+        e.block(i, &x, &out);
+        x = out;
+    }
+    e.g.output("hidden", data_type::FLOAT, &[b, t, Dim::Fixed(spec.d_model as i64)]);
+    for i in 0..spec.blocks {
+        for kind in ["key", "value"] {
+            e.g.output(&present_name(i, kind), data_type::FLOAT, &[b, kv, Dim::Named("total_sequence"), hd]);
+        }
+    }
+    let part = if with_past { "continuation" } else { "prefix" };
+    e.g.finish(PRODUCER, &[("polyprune.part", part.into()), ("polyprune.cache_format", CACHE_FORMAT.into())])
+}
+
+/// Bumped when the cached graphs' inputs or outputs change, so stale files are rebuilt.
+pub const CACHE_FORMAT: &str = "1";
+
+/// The output layer on chosen rows: `hidden` `[N, d]` (last block outputs) and `targets` `[N]`
+/// -> `target_logprobs` `[N]` (log p(target | row)) and `argmax` `[N]` (the greedy token).
+/// The `N x vocab` logits exist only inside this run, so a caller bounds them by choosing N.
+pub fn head_model(spec: &DecoderSpec, weights: &WeightTable) -> ModelProto {
+    let mut e = Emitter::new("polyprune_head", spec, weights);
+    let n = Dim::Named("rows");
+    e.g.input("hidden", data_type::FLOAT, &[n, Dim::Fixed(spec.d_model as i64)]);
+    e.g.input("targets", data_type::INT64, &[n]);
+    let logits = e.logits_flat("hidden");
+    let g = &mut e.g;
+    let lsm = g.op("LogSoftmax", &[&logits], vec![A::int("axis", 1)]);
+    let column = g.vec_i64(&[-1, 1]);
+    let targets = g.op("Reshape", &["targets", &column], vec![]);
+    let picked = g.op("GatherElements", &[&lsm, &targets], vec![A::int("axis", 1)]);
+    let flat = g.vec_i64(&[-1]);
+    g.op_named("Reshape", &[&picked, &flat], "target_logprobs", vec![]);
+    g.op_named("ArgMax", &[&logits], "argmax", vec![A::int("axis", 1), A::int("keepdims", 0)]);
+    e.g.output("target_logprobs", data_type::FLOAT, &[n]);
+    e.g.output("argmax", data_type::INT64, &[n]);
+    e.g.finish(PRODUCER, &[("polyprune.part", "head".into()), ("polyprune.cache_format", CACHE_FORMAT.into())])
 }

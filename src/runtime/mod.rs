@@ -3,7 +3,9 @@
 
 mod ort_backend;
 
-pub use ort_backend::{find_library, ExecutionProvider, Graph, GraphSource, Input, Output, OutputView, RuntimeError, RuntimeOptions};
+pub use ort_backend::{
+    find_library, ExecutionProvider, Graph, GraphSource, Input, Output, OutputView, RuntimeError, RuntimeOptions, SharedWeights, Value,
+};
 
 /// One replacement weight handed to the runtime at session creation (a pruned layer).
 #[derive(Clone, Debug)]

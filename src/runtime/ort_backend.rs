@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use ort::environment::Environment;
-use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights, SessionBuilder};
 use ort::session::{OutputSelector, RunOptions, Session};
 use ort::value::{DynValue, Tensor};
 
@@ -125,14 +125,61 @@ impl GraphSource<'_> {
 }
 
 pub enum Input<'a> {
-    I64 { shape: Vec<usize>, data: Vec<i64> },
-    F32 { shape: Vec<usize>, data: &'a [f32] },
+    I64 {
+        shape: Vec<usize>,
+        data: Vec<i64>,
+    },
+    F32 {
+        shape: Vec<usize>,
+        data: &'a [f32],
+    },
+    /// An output of an earlier run fed back as it is (a key/value cache), with no copy.
+    Kept(&'a Value),
+}
+
+/// A tensor left inside the runtime by [`Graph::run_keep`], to be fed back or read.
+pub struct Value(DynValue);
+
+impl Value {
+    pub fn shape(&self) -> Vec<usize> {
+        match self.0.try_extract_tensor::<f32>() {
+            Ok((shape, _)) => shape.iter().map(|&d| d as usize).collect(),
+            Err(_) => self.0.try_extract_tensor::<i64>().map(|(s, _)| s.iter().map(|&d| d as usize).collect()).unwrap_or_default(),
+        }
+    }
+
+    /// The values of a float or int64 tensor, borrowed.
+    pub fn view(&self) -> Option<OutputView<'_>> {
+        if let Ok((_, d)) = self.0.try_extract_tensor::<f32>() {
+            return Some(OutputView::F32(d));
+        }
+        self.0.try_extract_tensor::<i64>().ok().map(|(_, d)| OutputView::I64(d))
+    }
+}
+
+enum Fed<'a> {
+    Owned(DynValue),
+    Borrowed(&'a DynValue),
 }
 
 /// One output read back: its shape and values.
 pub struct Output<T> {
     pub shape: Vec<usize>,
     pub data: Vec<T>,
+}
+
+/// Prepacked weights shared by the sessions of one model: graphs of the same weights (the
+/// key/value-cache graphs) then hold one packed copy of each matrix instead of one each.
+/// ONNX Runtime keys the packed buffers by their content, so differing weights never mix.
+#[derive(Clone)]
+pub struct SharedWeights(PrepackedWeights);
+
+impl SharedWeights {
+    /// Needs the runtime library loaded first (the container is created through its API).
+    pub fn new() -> Result<Self, RuntimeError> {
+        environment()?;
+        Ok(SharedWeights(PrepackedWeights::new()))
+    }
 }
 
 /// A loaded graph, ready to run.
@@ -181,6 +228,16 @@ impl Graph {
     /// Loads a graph, replacing the named initializers by `overrides` (pruned weights) without
     /// rewriting any file.
     pub fn load(source: GraphSource, opts: &RuntimeOptions, overrides: &[WeightOverride]) -> Result<Self, RuntimeError> {
+        Self::load_sharing(source, opts, overrides, None)
+    }
+
+    /// As [`Graph::load`], sharing prepacked weights with the other sessions given `shared`.
+    pub fn load_sharing(
+        source: GraphSource,
+        opts: &RuntimeOptions,
+        overrides: &[WeightOverride],
+        shared: Option<&SharedWeights>,
+    ) -> Result<Self, RuntimeError> {
         let env = environment()?;
         let label = source.label();
         #[cfg(not(feature = "cuda"))]
@@ -194,6 +251,9 @@ impl Graph {
         let overrides = override_values(overrides, &label)?;
         let builder = Session::builder(env).map_err(ort_err("create a session builder", &label))?;
         let mut builder = configure(builder, opts, &overrides).map_err(ort_err("configure the session", &label))?;
+        if let Some(shared) = shared {
+            builder = builder.with_prepacked_weights(&shared.0).map_err(ort_err("configure the session", &label))?;
+        }
         let session = match source {
             GraphSource::File(path) => builder.commit_from_file(path),
             GraphSource::Memory { bytes, folder, .. } => {
@@ -222,14 +282,32 @@ impl Graph {
     where
         F: FnMut(&str, &[usize], OutputView) -> Result<(), RuntimeError>,
     {
+        let kept = self.run_keep(inputs, outputs)?;
+        for (name, value) in outputs.iter().zip(&kept) {
+            let view = value.view().ok_or_else(|| RuntimeError::Ort {
+                action: "read an output",
+                target: self.label.clone(),
+                message: format!("'{name}' is neither float nor int64"),
+            })?;
+            read(name, &value.shape(), view)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the graph and keeps the named outputs inside the runtime, in the order asked.
+    pub fn run_keep(&mut self, inputs: Vec<(&str, Input)>, outputs: &[&str]) -> Result<Vec<Value>, RuntimeError> {
         let label = self.label.clone();
-        let mut values: Vec<(String, DynValue)> = Vec::with_capacity(inputs.len());
+        let mut values: Vec<(String, Fed)> = Vec::with_capacity(inputs.len());
         for (name, input) in inputs {
             let v = match input {
-                Input::I64 { shape, data } => Tensor::from_array((shape, data)).map(|t| t.into_dyn()),
-                Input::F32 { shape, data } => Tensor::from_array((shape, data.to_vec())).map(|t| t.into_dyn()),
-            }
-            .map_err(ort_err("build an input tensor", &label))?;
+                Input::I64 { shape, data } => {
+                    Fed::Owned(Tensor::from_array((shape, data)).map_err(ort_err("build an input tensor", &label))?.into_dyn())
+                }
+                Input::F32 { shape, data } => {
+                    Fed::Owned(Tensor::from_array((shape, data.to_vec())).map_err(ort_err("build an input tensor", &label))?.into_dyn())
+                }
+                Input::Kept(v) => Fed::Borrowed(&v.0),
+            };
             values.push((name.to_string(), v));
         }
         let mut selector = OutputSelector::no_default();
@@ -237,21 +315,23 @@ impl Graph {
             selector = selector.with(o.to_string());
         }
         let run_options = RunOptions::new().map_err(ort_err("create run options", &label))?.with_outputs(selector);
-        let inputs: Vec<(std::borrow::Cow<str>, ort::session::SessionInputValue)> =
-            values.iter().map(|(n, v)| (std::borrow::Cow::from(n.as_str()), v.into())).collect();
-        let result = self.session.run_with_options(inputs, &run_options).map_err(ort_err("run the graph", &label))?;
-        for name in outputs {
-            let value = result.get(*name).ok_or_else(|| RuntimeError::MissingOutput { target: label.clone(), name: name.to_string() })?;
-            if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
-                let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-                read(name, &dims, OutputView::F32(data))?;
-            } else {
-                let (shape, data) = value.try_extract_tensor::<i64>().map_err(ort_err("read an output", &label))?;
-                let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-                read(name, &dims, OutputView::I64(data))?;
-            }
-        }
-        Ok(())
+        let inputs: Vec<(std::borrow::Cow<str>, ort::session::SessionInputValue)> = values
+            .iter()
+            .map(|(n, v)| {
+                let v: &DynValue = match v {
+                    Fed::Owned(v) => v,
+                    Fed::Borrowed(v) => v,
+                };
+                (std::borrow::Cow::from(n.as_str()), v.into())
+            })
+            .collect();
+        let mut result = self.session.run_with_options(inputs, &run_options).map_err(ort_err("run the graph", &label))?;
+        outputs
+            .iter()
+            .map(|name| {
+                result.remove(*name).map(Value).ok_or_else(|| RuntimeError::MissingOutput { target: label.clone(), name: name.to_string() })
+            })
+            .collect()
     }
 
     /// Runs and copies the named float outputs out.

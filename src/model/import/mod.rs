@@ -1,5 +1,7 @@
 //! GGUF to ONNX, natively: read a (possibly quantized) GGUF checkpoint, dequantize it, and
-//! write `model.onnx` + `model.onnx.data`, per-block parts, `tokenizer.json` and `card.json`.
+//! write `model.onnx` + `model.onnx.data`, the key/value-cache graphs, per-block parts,
+//! `tokenizer.json` and `card.json`. Folders imported before the cache graphs existed get them
+//! on first use ([`ensure_cached_graphs`]); they reference the same weight file.
 //!
 //! One file per architecture maps GGUF metadata to a [`DecoderSpec`]; the graph itself is
 //! written once, in `decoder.rs`. Tensors are streamed: each is dequantized, laid out for
@@ -23,6 +25,11 @@ pub const GRAPH_FILE: &str = "model.onnx";
 /// The same model with a `logits` output instead of the scoring heads.
 pub const LOGITS_GRAPH_FILE: &str = "model.logits.onnx";
 pub const WEIGHTS_FILE: &str = "model.onnx.data";
+/// The key/value-cache graphs (see `decoder::cached_body` and `decoder::head_model`): a context
+/// run once, continuations run on its cache, the output layer only on scored rows.
+pub const PREFIX_GRAPH_FILE: &str = "model.prefix.onnx";
+pub const CONTINUATION_GRAPH_FILE: &str = "model.continuation.onnx";
+pub const HEAD_GRAPH_FILE: &str = "model.head.onnx";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
 /// Architectures polyprune can import, with the GGUF `general.architecture` names.
@@ -167,6 +174,7 @@ fn write_graphs(spec: &DecoderSpec, weights: &WeightTable, out_dir: &Path) -> Re
         Ok(file.to_string())
     };
     write(GRAPH_FILE, decoder::full_model(spec, weights, decoder::Heads::Scoring))?;
+    write_cached_graphs(spec, weights, out_dir)?;
     write(LOGITS_GRAPH_FILE, decoder::full_model(spec, weights, decoder::Heads::Logits))?;
     let embed = write("model.embed.onnx", decoder::embed_part(spec, weights))?;
     let blocks = (0..spec.blocks)
@@ -176,3 +184,83 @@ fn write_graphs(spec: &DecoderSpec, weights: &WeightTable, out_dir: &Path) -> Re
 }
 
 use super::onnx as onnx_model;
+
+fn write_cached_graphs(spec: &DecoderSpec, weights: &WeightTable, out_dir: &Path) -> Result<(), ModelError> {
+    let write = |file: &str, model: onnx_model::ModelProto| -> Result<(), ModelError> {
+        let path: PathBuf = out_dir.join(file);
+        crate::util::write_atomic(&path, &model.encode_to_vec()).map_err(|e| ModelError::io(&path, e))
+    };
+    write(PREFIX_GRAPH_FILE, decoder::cached_body(spec, weights, false))?;
+    write(CONTINUATION_GRAPH_FILE, decoder::cached_body(spec, weights, true))?;
+    write(HEAD_GRAPH_FILE, decoder::head_model(spec, weights))
+}
+
+/// Whether the key/value-cache graphs in `dir` are present and of the current format.
+fn cached_graphs_current(dir: &Path) -> bool {
+    [PREFIX_GRAPH_FILE, CONTINUATION_GRAPH_FILE, HEAD_GRAPH_FILE].iter().all(|f| {
+        std::fs::read(dir.join(f))
+            .ok()
+            .and_then(|b| onnx_model::ModelProto::decode(b.as_slice()).ok())
+            .is_some_and(|m| m.metadata_props.iter().any(|p| p.key == "polyprune.cache_format" && p.value == decoder::CACHE_FORMAT))
+    })
+}
+
+/// How a model folder will be scored, as `model inspect` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// The key/value-cache graphs are there.
+    Cached,
+    /// Built by polyprune before the cache graphs existed: they are written on first use.
+    WrittenOnFirstUse,
+    /// Not built by polyprune (or weights inside the graph): whole sequences every time.
+    FullSequence,
+}
+
+impl std::fmt::Display for CacheStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CacheStatus::Cached => "cached (key/value-cache graphs present)",
+            CacheStatus::WrittenOnFirstUse => "cached (key/value-cache graphs are written beside model.onnx on first use)",
+            CacheStatus::FullSequence => "full-sequence (graph not built by polyprune: no key/value cache)",
+        })
+    }
+}
+
+/// Which path scoring will take for this folder, without writing anything.
+pub fn cache_status(dir: &Path, card: &ModelCard) -> Result<CacheStatus, ModelError> {
+    if card.spec.is_some() && cached_graphs_current(dir) {
+        return Ok(CacheStatus::Cached);
+    }
+    Ok(if cache_weights(dir, card)?.is_some() { CacheStatus::WrittenOnFirstUse } else { CacheStatus::FullSequence })
+}
+
+/// The weight table the cache graphs would reference: `model.onnx`'s external initializers,
+/// when the card has a spec and every weight it names is stored externally.
+fn cache_weights(dir: &Path, card: &ModelCard) -> Result<Option<WeightTable>, ModelError> {
+    let Some(spec) = &card.spec else { return Ok(None) };
+    let model = super::graph::read_model(&dir.join(&card.graph))?;
+    let Some(graph) = &model.graph else { return Ok(None) };
+    let table: WeightTable = graph.initializer.iter().map(|t| (t.name.clone(), t.clone())).collect();
+    let mut needed: Vec<String> = spec.weight_shapes().into_iter().map(|(n, _)| n).collect();
+    for base in spec.distinct_rope_bases() {
+        let (c, s) = rope_table_names(base);
+        needed.extend([c, s]);
+    }
+    let usable = needed.iter().all(|n| table.get(n).is_some_and(|t| t.data_location == onnx_model::DATA_LOCATION_EXTERNAL));
+    Ok(usable.then_some(table))
+}
+
+/// Makes sure a model folder built by polyprune has its key/value-cache graphs, writing them
+/// (atomically, beside `model.onnx`) when missing: folders imported before they existed get
+/// them on first use. The graphs reuse `model.onnx`'s external weights, so nothing large is
+/// written. Returns false, writing nothing, for graphs polyprune did not build (no spec in the
+/// card, or weights stored inside the graph): those keep the full-sequence path.
+pub fn ensure_cached_graphs(dir: &Path, card: &ModelCard) -> Result<bool, ModelError> {
+    let Some(spec) = &card.spec else { return Ok(false) };
+    if cached_graphs_current(dir) {
+        return Ok(true);
+    }
+    let Some(table) = cache_weights(dir, card)? else { return Ok(false) };
+    write_cached_graphs(spec, &table, dir)?;
+    Ok(true)
+}
