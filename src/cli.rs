@@ -280,7 +280,7 @@ pub struct TasksArgs {
     #[arg(long)]
     pub limit: Option<usize>,
     /// Lower cap on generated tokens for generation tasks (MGSM's own cap is 32);
-    /// generation costs O(tokens^2) without a key/value cache.
+    /// each new token costs one position with the key/value cache (models polyprune built).
     #[arg(long)]
     pub max_new_tokens: Option<usize>,
     /// Data folder (default: $POLYPRUNE_DATA_DIR, else ~/.cache/polyprune/data).
