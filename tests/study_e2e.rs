@@ -267,12 +267,11 @@ fn plan_lists_every_cell_with_a_cost_and_measures_throughput_from_finished_ones(
 }
 
 fn chromium() -> Option<PathBuf> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].iter().map(PathBuf::from).find(|p| p.is_file()).or_else(
-        || {
-            eprintln!("skipping the browser check: chromium is absent (`make chromium` installs it)");
-            None
-        },
-    )
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .or_else(|| common::skip("the browser check: chromium is absent (`make chromium` installs it)"))
 }
 
 #[test]

@@ -4,12 +4,12 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use polyprune::calibrate::{CaptureMode, Mix};
+use polyprune::calibrate::{CalibrationSpec, CaptureMode, Mix};
 use polyprune::data::Language;
 use polyprune::eval::LanguageScore;
 use polyprune::prune::{Method, Pattern, SparseGptConfig, Sparsity};
 use polyprune::pruned::{LayerFilter, PrunedModel};
-use polyprune::workflow::prune::{prune, CalibrationRequest, PerplexityCheck, PruneOptions};
+use polyprune::workflow::prune::{prune, PerplexityCheck, PruneOptions};
 
 use super::{runtime_options, Bars};
 use crate::cli::PruneArgs;
@@ -27,12 +27,12 @@ fn parse_methods(args: &PruneArgs) -> Result<Vec<Method>> {
     Ok(methods)
 }
 
-fn calibration(args: &PruneArgs) -> Result<Option<CalibrationRequest>> {
+fn calibration(args: &PruneArgs) -> Result<Option<CalibrationSpec>> {
     if args.calib.is_empty() {
         return Ok(None);
     }
     let languages = args.calib.iter().map(|c| Language::parse(c)).collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(CalibrationRequest {
+    Ok(Some(CalibrationSpec {
         mix: Mix::parse(&args.mix, languages.len())?,
         languages,
         samples: args.samples,

@@ -35,18 +35,9 @@ pub enum WorkflowError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{0}; check --results")]
     Store(#[from] crate::store::StoreError),
-    /// A request that cannot be run as given: `what` names the option, `fix` what to give.
-    #[error("{what}: {fix}")]
-    Invalid { what: String, fix: String },
     /// A request refused with a whole sentence (what is wrong; what to do).
     #[error("{0}")]
     Refused(String),
-}
-
-impl WorkflowError {
-    pub fn invalid(what: impl Into<String>, fix: impl Into<String>) -> Self {
-        WorkflowError::Invalid { what: what.into(), fix: fix.into() }
-    }
 }
 
 /// Scores every set, one progress stage per set.

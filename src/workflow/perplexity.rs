@@ -75,7 +75,7 @@ pub fn perplexity(opts: &PerplexityOptions, progress: &mut dyn Progress) -> Resu
     }
     sets.extend(language_sets(&opts.languages, opts.source.as_deref(), opts.flores.as_deref())?);
     if sets.is_empty() {
-        return Err(WorkflowError::invalid("nothing to score", "give --file <path> or --langs <codes>"));
+        return Err(WorkflowError::Refused("nothing to score: give --file <path> or --langs <codes>".into()));
     }
     let overrides = match &opts.masks {
         Some(dir) => crate::pruned::overrides_from_mask_dir(&model, dir)?,

@@ -6,8 +6,7 @@ use std::path::PathBuf;
 
 use super::perplexity::language_sets;
 use super::{score_sets, WorkflowError};
-use crate::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions, Mix};
-use crate::data::Language;
+use crate::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions};
 use crate::eval::{LanguageScore, Scorer, WindowOptions};
 use crate::model::ModelDir;
 use crate::progress::Progress;
@@ -15,18 +14,6 @@ use crate::prune::{Method, Pattern, Sparsity, SparsityTarget};
 use crate::pruned::{prune_many, save_pruned, LayerFilter, PruneJob, PrunedModel};
 use crate::runtime::RuntimeOptions;
 use crate::store::{new_run, Provenance, ResultsDir, RunKind};
-
-/// What to calibrate on; `seqlen` is capped at the model's maximum positions.
-#[derive(Clone, Debug)]
-pub struct CalibrationRequest {
-    pub languages: Vec<Language>,
-    pub mix: Mix,
-    pub samples: usize,
-    pub seqlen: usize,
-    pub seed: u64,
-    /// Text source (`handbook`, `udhr`, `flores`, `file:...`); `None` = each language's default.
-    pub source: Option<String>,
-}
 
 /// Perplexity before and after pruning, on each language's evaluation text.
 #[derive(Clone, Debug)]
@@ -44,8 +31,8 @@ pub struct PruneOptions {
     /// `None` with an N:M pattern prunes exactly N/M.
     pub sparsity: Option<Sparsity>,
     pub pattern: Pattern,
-    /// Needed by every method but Magnitude.
-    pub calibration: Option<CalibrationRequest>,
+    /// Needed by every method but Magnitude; `seqlen` is capped at the model's maximum positions.
+    pub calibration: Option<CalibrationSpec>,
     /// Another SIB-200/FLORES folder than the project's (calibration and evaluation text).
     pub flores: Option<PathBuf>,
     pub mode: CaptureMode,
@@ -79,15 +66,8 @@ pub struct PruneRun {
 }
 
 fn draw_calibration_set(opts: &PruneOptions, model: &ModelDir) -> Result<Option<CalibrationSet>, WorkflowError> {
-    let Some(c) = &opts.calibration else { return Ok(None) };
-    let spec = CalibrationSpec {
-        languages: c.languages.clone(),
-        mix: c.mix.clone(),
-        samples: c.samples,
-        seqlen: c.seqlen.min(model.card.max_positions),
-        seed: c.seed,
-        source: c.source.clone(),
-    };
+    let Some(requested) = &opts.calibration else { return Ok(None) };
+    let spec = CalibrationSpec { seqlen: requested.seqlen.min(model.card.max_positions), ..requested.clone() };
     let registry = crate::eval::registry(opts.flores.as_deref());
     let tokenizer = model.tokenizer()?;
     let start = model.card.start_token().unwrap_or(0);

@@ -9,14 +9,24 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A missing prerequisite: a skip with the reason in a user's own clone, a failure under
+/// `CI=true` (CI always has `../shared` and runs `make test`, which prepares the rest), so a
+/// green CI cannot hide a suite that did not run.
+pub fn skip<T>(reason: &str) -> Option<T> {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{reason} (CI=true: a missing prerequisite fails the test)");
+    }
+    eprintln!("skipping: {reason}");
+    None
+}
+
 /// `../shared` (benchmark data and the oracle), or `None` after printing why the test skips.
 pub fn shared() -> Option<PathBuf> {
     let p = repo().join("../shared");
     if p.join("data").is_dir() {
         Some(p)
     } else {
-        eprintln!("skipping: ../shared is absent (it holds the test data and the oracle)");
-        None
+        skip("../shared is absent (it holds the test data and the oracle)")
     }
 }
 
@@ -26,8 +36,7 @@ pub fn model(name: &str) -> Option<PathBuf> {
     if p.join("card.json").is_file() {
         Some(p)
     } else {
-        eprintln!("skipping: {} is missing; run `make models`", p.display());
-        None
+        skip(&format!("{} is missing; run `make models`", p.display()))
     }
 }
 
@@ -36,8 +45,7 @@ pub fn gguf(name: &str) -> Option<PathBuf> {
     if p.is_file() {
         Some(p)
     } else {
-        eprintln!("skipping: {} is missing; run `make models`", p.display());
-        None
+        skip(&format!("{} is missing; run `make models`", p.display()))
     }
 }
 
@@ -60,8 +68,7 @@ pub fn python() -> Option<PathBuf> {
     if p.is_file() {
         Some(p)
     } else {
-        eprintln!("skipping: {} is missing; run `make venv`", p.display());
-        None
+        skip(&format!("{} is missing; run `make venv`", p.display()))
     }
 }
 
