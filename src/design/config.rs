@@ -268,13 +268,30 @@ impl PerplexityPlan {
 #[derive(Clone, Debug, Serialize)]
 pub struct TaskPlan {
     pub names: Vec<TaskName>,
-    /// As the user wrote them; each is checked against every task's languages.
+    /// As the user wrote them: a plain entry goes to every task, `task:lang` to that task only
+    /// (tasks rarely share their languages: XCOPA has no English, XWinograd no German).
     pub languages: Vec<String>,
     pub limit: Option<usize>,
     pub shots: usize,
     pub seed: u64,
     pub split: TaskSplit,
     pub data: PathBuf,
+}
+
+impl TaskPlan {
+    /// The languages `task` is evaluated in, in the order written.
+    pub fn languages_of(&self, task: TaskName) -> Vec<String> {
+        self.languages.iter().filter_map(|entry| entry_for(entry, task)).collect()
+    }
+}
+
+/// The language of a `[tasks] languages` entry if it applies to `task`: a plain entry applies
+/// to every task, `task:lang` only to its task (a language pair `deu-eng` has no colon).
+fn entry_for(entry: &str, task: TaskName) -> Option<String> {
+    match entry.split_once(':') {
+        Some((name, lang)) => (name.trim().parse::<TaskName>().ok() == Some(task)).then(|| lang.trim().to_string()),
+        None => Some(entry.trim().to_string()),
+    }
 }
 
 /// Everything a study needs, checked.
@@ -752,9 +769,30 @@ impl Resolver<'_> {
             }
         }
         for code in raw.languages.get_ref() {
+            if let Some((name, _)) = code.get_ref().split_once(':') {
+                let task: TaskName =
+                    name.trim().parse().map_err(|e: crate::tasks::TaskError| self.err("tasks.languages", code.span(), e.to_string()))?;
+                if !names.contains(&task) {
+                    return Err(self.err(
+                        "tasks.languages",
+                        code.span(),
+                        format!("'{}' is for task '{task}', which is not in tasks.names; add it there or drop the entry", code.get_ref()),
+                    ));
+                }
+            }
             for &task in &names {
-                crate::tasks::load::resolve_language(catalog, catalog.spec(task), code.get_ref())
+                let Some(language) = entry_for(code.get_ref(), task) else { continue };
+                crate::tasks::load::resolve_language(catalog, catalog.spec(task), &language)
                     .map_err(|e| self.err("tasks.languages", code.span(), e.to_string()))?;
+            }
+        }
+        for &task in &names {
+            if !raw.languages.get_ref().iter().any(|code| entry_for(code.get_ref(), task).is_some()) {
+                return Err(self.err(
+                    "tasks.languages",
+                    raw.languages.span(),
+                    format!("task '{task}' got no language: add a plain entry or '{task}:<code>'"),
+                ));
             }
         }
         if let Some(l) = raw.limit.as_ref().filter(|l| *l.get_ref() == 0) {
@@ -901,6 +939,25 @@ limit = 10
         assert!(e.starts_with("study.toml:3: study.seeds: "), "{e}");
         let e = error(&GOOD.replace("[calibration]", "[calibrations]"));
         assert!(e.starts_with("study.toml:14: unknown field `calibrations`"), "{e}");
+    }
+
+    #[test]
+    fn task_prefixed_languages_go_to_their_task_only() {
+        // German has no XCOPA file and Italian no XWinograd: each is valid only for its task.
+        let text = GOOD
+            .replace("names = [\"xcopa\"]", "names = [\"xcopa\", \"xwinograd\"]")
+            .replace("languages = [\"it\"]", "languages = [\"xcopa:it\", \"xwinograd:fr\", \"xwinograd:en\"]");
+        let plan = parse_ok(&text).tasks.expect("tasks");
+        assert_eq!(plan.languages_of(TaskName::Xcopa), vec!["it".to_string()]);
+        assert_eq!(plan.languages_of(TaskName::Xwinograd), vec!["fr".to_string(), "en".to_string()]);
+        // The same entry without its prefix is checked against both tasks, and XWinograd lacks it.
+        let e = error(&text.replace("\"xcopa:it\"", "\"it\""));
+        assert!(e.starts_with("study.toml:27: tasks.languages: "), "{e}");
+        // A prefix naming a task the study does not run, and a task left without a language.
+        let e = error(&GOOD.replace("languages = [\"it\"]", "languages = [\"it\", \"mgsm:en\"]"));
+        assert!(e.contains("'mgsm:en' is for task 'mgsm', which is not in tasks.names"), "{e}");
+        let e = error(&text.replace("\"xcopa:it\", ", ""));
+        assert!(e.contains("task 'xcopa' got no language"), "{e}");
     }
 
     #[test]

@@ -148,7 +148,7 @@ pub fn load_evaluation(config: &StudyConfig) -> Result<Evaluation, RunError> {
     if let Some(t) = &config.tasks {
         let options = LoadOptions { split: t.split, shots: t.shots, seed: t.seed };
         for &task in &t.names {
-            for language in &t.languages {
+            for language in &t.languages_of(task) {
                 let mut loaded = crate::tasks::load(task, language, &t.data, &options).map_err(|source| RunError::Task {
                     task: task.to_string(),
                     language: language.clone(),
