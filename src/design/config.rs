@@ -15,7 +15,7 @@ use crate::data::{Language, TextRegistry};
 use crate::eval::WindowOptions;
 use crate::prune::{Method, Pattern, SparseGptConfig, Sparsity, SparsityTarget};
 use crate::runtime::{ExecutionProvider, RuntimeOptions};
-use crate::tasks::{Catalog, TaskName, TaskSplit};
+use crate::tasks::{Catalog, LanguageEntry, TaskName, TaskSplit};
 
 /// A study file that cannot be used, with where it went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -279,18 +279,10 @@ pub struct TaskPlan {
 }
 
 impl TaskPlan {
-    /// The languages `task` is evaluated in, in the order written.
+    /// The languages `task` is evaluated in, in the order written (the entries were checked
+    /// when the file was read).
     pub fn languages_of(&self, task: TaskName) -> Vec<String> {
-        self.languages.iter().filter_map(|entry| entry_for(entry, task)).collect()
-    }
-}
-
-/// The language of a `[tasks] languages` entry if it applies to `task`: a plain entry applies
-/// to every task, `task:lang` only to its task (a language pair `deu-eng` has no colon).
-fn entry_for(entry: &str, task: TaskName) -> Option<String> {
-    match entry.split_once(':') {
-        Some((name, lang)) => (name.trim().parse::<TaskName>().ok() == Some(task)).then(|| lang.trim().to_string()),
-        None => Some(entry.trim().to_string()),
+        self.languages.iter().filter_map(|entry| LanguageEntry::parse(entry).ok()?.language_for(task).map(str::to_string)).collect()
     }
 }
 
@@ -768,11 +760,11 @@ impl Resolver<'_> {
                 names.push(task);
             }
         }
+        let mut entries = Vec::new();
         for code in raw.languages.get_ref() {
-            if let Some((name, _)) = code.get_ref().split_once(':') {
-                let task: TaskName =
-                    name.trim().parse().map_err(|e: crate::tasks::TaskError| self.err("tasks.languages", code.span(), e.to_string()))?;
-                if !names.contains(&task) {
+            let entry = LanguageEntry::parse(code.get_ref()).map_err(|e| self.err("tasks.languages", code.span(), e.to_string()))?;
+            if let LanguageEntry::ForTask(task, _) = &entry {
+                if !names.contains(task) {
                     return Err(self.err(
                         "tasks.languages",
                         code.span(),
@@ -781,13 +773,14 @@ impl Resolver<'_> {
                 }
             }
             for &task in &names {
-                let Some(language) = entry_for(code.get_ref(), task) else { continue };
-                crate::tasks::load::resolve_language(catalog, catalog.spec(task), &language)
+                let Some(language) = entry.language_for(task) else { continue };
+                crate::tasks::load::resolve_language(catalog, catalog.spec(task), language)
                     .map_err(|e| self.err("tasks.languages", code.span(), e.to_string()))?;
             }
+            entries.push(entry);
         }
         for &task in &names {
-            if !raw.languages.get_ref().iter().any(|code| entry_for(code.get_ref(), task).is_some()) {
+            if !entries.iter().any(|entry| entry.language_for(task).is_some()) {
                 return Err(self.err(
                     "tasks.languages",
                     raw.languages.span(),

@@ -13,6 +13,35 @@ use serde::Deserialize;
 
 use crate::data::{DataError, Language};
 
+use super::TaskName;
+
+/// One entry of a language list given for several tasks (`eval tasks --langs`, a study's
+/// `[tasks] languages`): `task:lang` is for that task only, a plain code for every task.
+/// A language pair such as `deu-eng` has no colon, so it is a plain entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LanguageEntry {
+    ForTask(TaskName, String),
+    ForEveryTask(String),
+}
+
+impl LanguageEntry {
+    /// Fails only on a `task:` prefix that names no task.
+    pub fn parse(entry: &str) -> super::Result<Self> {
+        Ok(match entry.trim().split_once(':') {
+            Some((task, lang)) => LanguageEntry::ForTask(task.trim().parse()?, lang.trim().to_string()),
+            None => LanguageEntry::ForEveryTask(entry.trim().to_string()),
+        })
+    }
+
+    /// The language this entry gives `task`, if any.
+    pub fn language_for(&self, task: TaskName) -> Option<&str> {
+        match self {
+            LanguageEntry::ForTask(t, lang) => (*t == task).then_some(lang.as_str()),
+            LanguageEntry::ForEveryTask(lang) => Some(lang),
+        }
+    }
+}
+
 /// A FLORES-200 language code: three lower-case letters, '_', a four-letter script
 /// subtag with a capital first letter (`deu_Latn`, `zho_Hans`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -103,6 +132,19 @@ pub fn find_listed<'a>(table: &LanguageTable, languages: &'a [TaskLanguage], typ
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_language_entry_is_for_one_task_only_with_its_prefix() {
+        let one = LanguageEntry::parse(" xcopa: zh ").unwrap();
+        assert_eq!(one, LanguageEntry::ForTask(TaskName::Xcopa, "zh".into()));
+        assert_eq!(one.language_for(TaskName::Xcopa), Some("zh"));
+        assert_eq!(one.language_for(TaskName::Sib200), None);
+        // A translation pair has a dash, not a colon: it goes to every task.
+        let pair = LanguageEntry::parse("deu-eng").unwrap();
+        assert_eq!(pair.language_for(TaskName::Tatoeba), Some("deu-eng"));
+        assert_eq!(pair.language_for(TaskName::Xcopa), Some("deu-eng"));
+        assert!(LanguageEntry::parse("xcopaa:zh").is_err());
+    }
 
     #[test]
     fn flores_shape_is_checked() {

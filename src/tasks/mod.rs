@@ -66,7 +66,7 @@ mod real_data_tests;
 pub use error::{Result, TaskError};
 pub use example::{Choice, Example, GenerationExample, GenerationRequest, TaskItems};
 pub use fetch::{default_data_dir, fetch, FetchOptions, FetchReport, MIRROR_ENV};
-pub use language::{FloresCode, TaskLanguage};
+pub use language::{FloresCode, LanguageEntry, TaskLanguage};
 pub use load::{load, load_file, LoadOptions, LoadedTask, ResolvedLanguage};
 pub use scoring::{
     chance_level, score_choices, score_generation, summarize_choices, summarize_generations, summarize_task_choices,

@@ -11,7 +11,7 @@ use crate::model::ModelDir;
 use crate::progress::Progress;
 use crate::runtime::RuntimeOptions;
 use crate::store::{new_run, Provenance, RunKind, TasksDir};
-use crate::tasks::{load, LoadOptions, LoadedTask, TaskError, TaskName, TaskSplit};
+use crate::tasks::{load, LanguageEntry, LoadOptions, LoadedTask, TaskError, TaskName, TaskSplit};
 
 #[derive(Clone, Debug)]
 pub struct TasksOptions {
@@ -50,17 +50,16 @@ pub struct TasksRun {
 pub fn languages_per_task(tasks: &[TaskName], langs: &[String]) -> Result<Vec<(TaskName, Vec<String>)>, WorkflowError> {
     let mut per: Vec<(TaskName, Vec<String>)> = tasks.iter().map(|&t| (t, Vec::new())).collect();
     for entry in langs.iter().map(|l| l.trim()).filter(|l| !l.is_empty()) {
-        match entry.split_once(':') {
-            Some((task, lang)) => {
-                let task: TaskName = task.parse()?;
+        match LanguageEntry::parse(entry)? {
+            LanguageEntry::ForTask(task, lang) => {
                 let Some((_, list)) = per.iter_mut().find(|(t, _)| *t == task) else {
                     return Err(WorkflowError::Refused(format!(
                         "--langs entry '{entry}' is for task '{task}', which is not in --tasks; add it to --tasks or drop the entry"
                     )));
                 };
-                list.push(lang.trim().to_string());
+                list.push(lang);
             }
-            None => per.iter_mut().for_each(|(_, list)| list.push(entry.to_string())),
+            LanguageEntry::ForEveryTask(lang) => per.iter_mut().for_each(|(_, list)| list.push(lang.clone())),
         }
     }
     for (task, list) in &mut per {
