@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use polyprune::eval::choices::score_examples;
 use polyprune::eval::generate::generate;
-use polyprune::eval::scorer::{DecodeState, PathChoice, ScoringPath};
+use polyprune::eval::scorer::{ContinuationGroup, DecodeBatch, PathChoice, ScoringPath};
 use polyprune::eval::{score_documents, Scorer, WindowOptions};
 use polyprune::model::import::{import_gguf, ImportOptions, CONTINUATION_GRAPH_FILE, HEAD_GRAPH_FILE, PREFIX_GRAPH_FILE};
 use polyprune::model::ModelDir;
@@ -89,18 +89,50 @@ fn check_fixture(name: &str) {
         assert!(max_abs_diff(&x.logprobs, &y.logprobs) < 1e-5, "{name}: continuation");
         assert_eq!(x.greedy, y.greedy, "{name}: continuation greedy");
     }
-    // Greedy decoding, several sequences of different prompt lengths, step by step.
-    let mut sa: Vec<DecodeState> =
-        [3usize, 17, 8].iter().enumerate().map(|(i, &n)| DecodeState::new(ids(40 + i as u64, n, vocab))).collect();
-    let mut sb: Vec<DecodeState> = sa.iter().map(|s| DecodeState::new(s.ids.clone())).collect();
-    for _ in 0..20 {
-        let (ta, _) = cached.greedy_step(&mut sa).unwrap();
-        let (tb, _) = full.greedy_step(&mut sb).unwrap();
-        assert_eq!(ta, tb, "{name}: greedy step");
-        for ((x, y), t) in sa.iter_mut().zip(sb.iter_mut()).zip(ta) {
-            x.ids.push(t);
-            y.ids.push(t);
+    // The continuations of several contexts of different lengths in one call: the shorter
+    // contexts' pasts are right-padded in the prefix batch and their continuations share
+    // continuation batches, so padding keys must stay invisible (key_positions).
+    let contexts: Vec<Vec<u32>> = [30usize, 12, 45, 2].iter().enumerate().map(|(i, &n)| ids(60 + i as u64, n, vocab)).collect();
+    let group_rests: Vec<Vec<Vec<u32>>> = (0..contexts.len())
+        .map(|g| [2usize, 6, 1].iter().enumerate().map(|(i, &n)| ids(80 + 10 * g as u64 + i as u64, n, vocab)).collect())
+        .collect();
+    let groups: Vec<ContinuationGroup> = contexts
+        .iter()
+        .zip(&group_rests)
+        .map(|(c, rs)| ContinuationGroup { context: c, rests: rs.iter().map(|r| r.as_slice()).collect() })
+        .collect();
+    let (a, cost) = cached.score_continuation_groups(&groups).unwrap();
+    assert_eq!(cost.runs, 1 + 1, "{name}: one prefix batch, one continuation batch: {cost:?}");
+    for (g, group) in groups.iter().enumerate() {
+        let (b, _) = full.score_continuations(group.context, &group.rests).unwrap();
+        for (x, y) in a[g].iter().zip(&b) {
+            assert!(max_abs_diff(&x.logprobs, &y.logprobs) < 1e-5, "{name}: group {g}");
+            assert_eq!(x.greedy, y.greedy, "{name}: group {g} greedy");
         }
+    }
+    // Greedy decoding, several prompts of different lengths decoded as one batch, rows leaving
+    // it on the way, against each sequence decoded alone on the full-sequence path.
+    let prompts: Vec<Vec<u32>> = [3usize, 17, 8, 1].iter().enumerate().map(|(i, &n)| ids(40 + i as u64, n, vocab)).collect();
+    let mut batch = DecodeBatch::new(prompts.clone());
+    let mut alone: Vec<DecodeBatch> = prompts.iter().map(|p| DecodeBatch::new(vec![p.clone()])).collect();
+    let mut left: Vec<usize> = (0..prompts.len()).collect();
+    for step in 0..20 {
+        let (ta, cost) = cached.greedy_step(&mut batch).unwrap();
+        assert_eq!(cost.tokens, if step == 0 { 4 * 17 } else { left.len() }, "{name}: step {step} runs one token per row");
+        for (&row, t) in left.iter().zip(&ta) {
+            let (tb, _) = full.greedy_step(&mut alone[row]).unwrap();
+            assert_eq!(*t, tb[0], "{name}: greedy step {step}, row {row}");
+        }
+        // Row 1 leaves after step 4, row 3 after step 9.
+        if step == 4 || step == 9 {
+            let gone = if step == 4 { 1 } else { 3 };
+            let keep: Vec<bool> = left.iter().map(|&r| r != gone).collect();
+            batch.retain(&keep);
+            left.retain(|&r| r != gone);
+        }
+    }
+    for (i, &row) in left.iter().enumerate() {
+        assert_eq!(batch.ids(i), alone[row].ids(0), "{name}: row {row}");
     }
 }
 
@@ -234,15 +266,14 @@ fn gemma_long_context_continuations_equal_the_full_sequence_path() {
     }
     eprintln!("long context: max |Δ log p| per token {worst:.2e}");
     assert!(worst < 1e-3, "{worst}");
-    // Greedy decoding from a 505-token prompt past position 512.
-    let mut sa = vec![DecodeState::new(ids[..505].to_vec())];
-    let mut sb = vec![DecodeState::new(ids[..505].to_vec())];
+    // Greedy decoding from a 505-token prompt past position 512, batched with a shorter one.
+    let mut batch = DecodeBatch::new(vec![ids[..505].to_vec(), ids[..200].to_vec()]);
+    let mut alone = [DecodeBatch::new(vec![ids[..505].to_vec()]), DecodeBatch::new(vec![ids[..200].to_vec()])];
     for _ in 0..16 {
-        let (ta, _) = cached.greedy_step(&mut sa).unwrap();
-        let (tb, _) = full.greedy_step(&mut sb).unwrap();
-        assert_eq!(ta, tb);
-        sa[0].ids.push(ta[0]);
-        sb[0].ids.push(tb[0]);
+        let (ta, _) = cached.greedy_step(&mut batch).unwrap();
+        for (t, one) in ta.iter().zip(alone.iter_mut()) {
+            assert_eq!(*t, full.greedy_step(one).unwrap().0[0]);
+        }
     }
 }
 
@@ -268,6 +299,14 @@ fn gemma_mgsm_generation_equals_the_full_sequence_path() {
     }
     let new: usize = a.iter().map(|g| g.new_tokens).sum();
     let prompts: usize = a.iter().map(|g| g.prompt_tokens).sum();
-    eprintln!("mgsm: {new} new tokens; positions run: cached {}, full {}", sa.tokens_run, sb.tokens_run);
-    assert_eq!(sa.tokens_run, prompts + new - a.len(), "prompt once, then one position per new token");
+    eprintln!(
+        "mgsm: {new} new tokens; positions run: cached {} ({} prompt, {} steps), full {}",
+        sa.tokens_run, sa.prompt_positions, sa.step_positions, sb.tokens_run
+    );
+    // Each prompt runs once (right-padded to its batch's longest prompt), then every later step
+    // runs one position per row: the first new token comes from the prompt's run.
+    let longest = a.iter().map(|g| g.prompt_tokens).max().unwrap();
+    assert!(sa.prompt_positions >= prompts && sa.prompt_positions <= a.len() * longest, "{sa:?}");
+    assert_eq!(sa.step_positions, new - a.len(), "one position per new token after the first");
+    assert_eq!(sa.tokens_run, sa.prompt_positions + sa.step_positions);
 }

@@ -27,9 +27,10 @@
 //!
 //! # Sharing work
 //!
-//! The choices of an example share their context: it runs once, and all its continuations
-//! run as one batch on its key/value cache ([`Scorer::score_continuations`]; few-shot
-//! demonstrations are part of the context, so they are shared too). The shared part is the
+//! The choices of an example share their context: it runs once, and its continuations run on
+//! its key/value cache, batched with those of the other examples of a round
+//! ([`Scorer::score_continuation_groups`]; few-shot demonstrations are part of the context, so
+//! they are shared too). The shared part is the
 //! longest common prefix of the choices' conditioning tokens, so a choice whose boundary was
 //! re-cut by a merge still gets exactly the tokens the rule above scores. Identical
 //! continuations of one context run once, and each context is tokenized once per example.
@@ -37,7 +38,7 @@
 
 use std::collections::HashMap;
 
-use super::scorer::{Scorer, ScorerError};
+use super::scorer::{ContinuationGroup, Scorer, ScorerError};
 use crate::tasks::{score_choices, Choice, ChoiceOutcome, ChoiceRecord, Example, TaskError};
 
 /// Examples sent to the model per round; bounds memory held for tokenized requests and
@@ -177,40 +178,45 @@ fn context_groups(choices: &[&PreparedChoice]) -> Vec<(usize, Vec<usize>)> {
 }
 
 /// Runs prepared choices through the model: each group of choices sharing a context
-/// ([`context_groups`]) runs that context once and its distinct continuations as one batch on
-/// it ([`Scorer::score_continuations`]).
+/// ([`context_groups`]) runs that context once, and the distinct continuations of all groups
+/// run in batches on their contexts' caches ([`Scorer::score_continuation_groups`]).
 pub fn score_prepared(
     scorer: &mut Scorer,
     choices: &[&PreparedChoice],
     stats: &mut ChoiceStats,
 ) -> Result<Vec<ChoiceOutcome>, TaskEvalError> {
-    let mut outcomes: Vec<Option<ChoiceOutcome>> = vec![None; choices.len()];
-    for (p, members) in context_groups(choices) {
-        let context = &choices[members[0]].ids[..p];
+    let groups = context_groups(choices);
+    let mut requests = Vec::with_capacity(groups.len());
+    let mut slots = Vec::with_capacity(groups.len());
+    for (p, members) in &groups {
         let mut slot_of: HashMap<&[u32], usize> = HashMap::new();
         let mut unique: Vec<&[u32]> = Vec::new();
-        let slots: Vec<usize> = members
+        let mine: Vec<usize> = members
             .iter()
             .map(|&m| {
-                let rest = &choices[m].ids[p..];
+                let rest = &choices[m].ids[*p..];
                 *slot_of.entry(rest).or_insert_with(|| {
                     unique.push(rest);
                     unique.len() - 1
                 })
             })
             .collect();
-        let (scored, cost) = scorer.score_continuations(context, &unique)?;
         stats.sequences_run += unique.len();
-        stats.tokens_run += cost.tokens;
-        for (&m, slot) in members.iter().zip(slots) {
+        requests.push(ContinuationGroup { context: &choices[members[0]].ids[..*p], rests: unique });
+        slots.push(mine);
+    }
+    let (scored, cost) = scorer.score_continuation_groups(&requests)?;
+    stats.tokens_run += cost.tokens;
+    let mut outcomes: Vec<Option<ChoiceOutcome>> = vec![None; choices.len()];
+    for (((p, members), mine), scored) in groups.iter().zip(slots).zip(scored) {
+        for (&m, slot) in members.iter().zip(mine) {
             // Back to whole-sequence indexing (logprobs[t] scores ids[t + 1]); positions inside
             // the shared context are not scored by anyone and stay NaN.
-            let c = choices[m];
             let mut lp = vec![f32::NAN; p - 1];
             lp.extend_from_slice(&scored[slot].logprobs);
             let mut greedy = vec![u32::MAX; p - 1];
             greedy.extend_from_slice(&scored[slot].greedy);
-            outcomes[m] = Some(outcome(c, &lp, &greedy));
+            outcomes[m] = Some(outcome(choices[m], &lp, &greedy));
         }
     }
     stats.requests += choices.len();

@@ -1,14 +1,15 @@
 //! Greedy generation for generation tasks (MGSM).
 //!
-//! Each step appends to every unfinished sequence the argmax token at its last position
-//! ([`Scorer::greedy_step`]). A sequence stops at the
+//! Requests decode in batches of similar prompt length (bounded by [`DECODE_KEYS`]); each step
+//! appends to every unfinished sequence of the batch the argmax token at its last position
+//! ([`Scorer::greedy_step`]), and finished sequences leave the batch. A sequence stops at the
 //! first of: one of the request's `until` strings appearing in the generated text (the
 //! answer is the text before it, as in lm-evaluation-harness), the end-of-sequence token,
 //! `max_new_tokens` generated tokens, or the model's `max_positions`.
 //!
 //! # Cost
 //!
-//! On the cached path ([`Scorer::greedy_step`]) the prompt runs once and each step runs
+//! On the cached path ([`Scorer::greedy_step`]) the prompts run once and each step runs
 //! only the token appended, against the key/value cache: a P-token prompt that generates T
 //! tokens costs `P + T - 1` token positions, linear in T (each step's attention still reads
 //! the whole cache). Models without cache graphs run the whole sequence again at every step,
@@ -17,7 +18,7 @@
 //! examples (`--limit`).
 
 use super::choices::TaskEvalError;
-use super::scorer::{DecodeState, Scorer};
+use super::scorer::{DecodeBatch, Scorer};
 use crate::tasks::GenerationRequest;
 
 /// Why a generation stopped.
@@ -33,6 +34,11 @@ pub enum StopReason {
     /// The model's longest input was reached.
     ContextFull,
 }
+
+/// Keys (rows x (prompt + new tokens)) per decoding batch: bounds the batch's key/value cache,
+/// 36 KiB per key on Gemma 3 270M (18 blocks, k and v, 256 floats each), 144 MiB at this bound
+/// (twice that while a step writes the grown cache).
+const DECODE_KEYS: usize = 4096;
 
 /// The result of one request.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -54,8 +60,15 @@ pub struct GenerationStats {
     pub requests: usize,
     /// Model runs (batches), over all steps.
     pub runs: usize,
-    /// Token positions run, the quantity the cost bound above is about.
+    /// Token positions run, the quantity the cost bound above is about: `prompt_positions +
+    /// step_positions`.
     pub tokens_run: usize,
+    /// Positions run by each batch's first step (the prompts, right-padded to the batch's
+    /// longest).
+    pub prompt_positions: usize,
+    /// Positions run by the later steps: one per row and step on the cached path (linear in new
+    /// tokens), whole sequences again on the full-sequence path.
+    pub step_positions: usize,
     /// Prompts cut from the left to leave room for generation.
     pub truncated: usize,
 }
@@ -103,48 +116,63 @@ pub fn generate(
             continue;
         }
         active.push(Active { index, prompt, cap });
-        states.push(DecodeState::new(ids));
+        states.push(ids);
     }
     let mut finished = requests.len() - active.len();
-    while !active.is_empty() {
-        let (next, cost) = scorer.greedy_step(&mut states)?;
-        stats.runs += cost.runs;
-        stats.tokens_run += cost.tokens;
-        let mut still = Vec::with_capacity(active.len());
-        let mut still_states = Vec::with_capacity(active.len());
-        for ((a, mut state), token) in active.into_iter().zip(states).zip(next) {
-            state.ids.push(token);
-            let new = &state.ids[a.prompt..];
-            let request = requests[a.index].1;
-            let text = scorer
-                .tokenizer()
-                .decode(new, true)
-                .map_err(|e| crate::eval::ScorerError::Tokenizer { path: scorer.model.tokenizer_path(), message: e.to_string() })?;
-            let stop = if let Some(before) = cut_at_stop(&text, &request.until) {
-                Some((before.to_string(), StopReason::Until))
-            } else if Some(token) == eos {
-                Some((text, StopReason::EndOfSequence))
-            } else if new.len() >= a.cap {
-                Some((text, StopReason::MaxTokens))
-            } else if state.ids.len() >= max_positions {
-                Some((text, StopReason::ContextFull))
+    // Longest prompts first, so that a batch's rows pad little.
+    let mut order: Vec<usize> = (0..active.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(states[i].len()));
+    let mut active: Vec<Option<(Active, Vec<u32>)>> = active.into_iter().zip(states).map(Some).collect();
+    let mut start = 0;
+    while start < order.len() {
+        let first = active[order[start]].as_ref().expect("not taken yet");
+        let width = first.1.len() + first.0.cap;
+        let take = (DECODE_KEYS / width).max(1).min(order.len() - start);
+        let (mut rows, prompts): (Vec<Active>, Vec<Vec<u32>>) =
+            order[start..start + take].iter().map(|&i| active[i].take().expect("each row once")).unzip();
+        start += take;
+        let mut batch = DecodeBatch::new(prompts);
+        let mut first = true;
+        while !batch.is_empty() {
+            let (next, cost) = scorer.greedy_step(&mut batch)?;
+            stats.runs += cost.runs;
+            stats.tokens_run += cost.tokens;
+            if std::mem::take(&mut first) {
+                stats.prompt_positions += cost.tokens;
             } else {
-                None
-            };
-            match stop {
-                Some((text, stop)) => {
+                stats.step_positions += cost.tokens;
+            }
+            let mut keep = Vec::with_capacity(rows.len());
+            for (i, (a, token)) in rows.iter().zip(next).enumerate() {
+                let ids = batch.ids(i);
+                let new = &ids[a.prompt..];
+                let request = requests[a.index].1;
+                let text = scorer
+                    .tokenizer()
+                    .decode(new, true)
+                    .map_err(|e| crate::eval::ScorerError::Tokenizer { path: scorer.model.tokenizer_path(), message: e.to_string() })?;
+                let stop = if let Some(before) = cut_at_stop(&text, &request.until) {
+                    Some((before.to_string(), StopReason::Until))
+                } else if Some(token) == eos {
+                    Some((text, StopReason::EndOfSequence))
+                } else if new.len() >= a.cap {
+                    Some((text, StopReason::MaxTokens))
+                } else if ids.len() >= max_positions {
+                    Some((text, StopReason::ContextFull))
+                } else {
+                    None
+                };
+                if let Some((text, stop)) = stop {
                     done[a.index] = Some(Generated { text, new_tokens: new.len(), prompt_tokens: a.prompt, stop });
                     finished += 1;
                 }
-                None => {
-                    still.push(a);
-                    still_states.push(state);
-                }
+                keep.push(done[a.index].is_none());
             }
+            let mut k = keep.iter();
+            rows.retain(|_| *k.next().expect("one flag per row"));
+            batch.retain(&keep);
+            on_progress(finished);
         }
-        active = still;
-        states = still_states;
-        on_progress(finished);
     }
     // Every request was either finished at once or left the active set with a result.
     Ok((done.into_iter().map(|g| g.expect("every request finishes")).collect(), stats))

@@ -17,9 +17,12 @@
 //!   `logits` `[batch, seq, vocab]` instead (same weights).
 //! * Key/value-cache graphs ([`cached_body`], [`head_model`]): `model.prefix.onnx` runs a context
 //!   and returns `hidden` (last block output) plus every block's `present.N.key/value` (keys
-//!   after rotary); `model.continuation.onnx` also takes `past.N.key/value` (batch 1 or the
-//!   batch), places the new tokens at positions P..P+T (rotary tables sliced at P, causal and
-//!   local-window mask over absolute positions); `model.head.onnx` is the output layer on the
+//!   after rotary); `model.continuation.onnx` also takes `past.N.key/value` `[E, kv, P, hd]`,
+//!   `past_rows` `[B]` (which past row each new row continues, so the continuations of many
+//!   contexts run in one batch) and `key_positions` `[B, P+T]` (the absolute position of every
+//!   past and new key, -1 for padding): rotary angles come from the new tokens' positions, and the
+//!   causal and local-window mask compares absolute positions, so right-padded pasts of different
+//!   lengths stay exact; `model.head.onnx` is the output layer on the
 //!   `[N, d]` rows a caller scores, returning `target_logprobs` and `argmax`. Nothing
 //!   vocabulary-wide exists outside the head, and the head sees only the rows asked for.
 //! * Per-block parts (`model.blockNN.onnx`) take `hidden` `[batch, seq, d]` and give `hidden_out`
@@ -243,11 +246,23 @@ struct Emitter<'a> {
     cache: Option<bool>,
     /// Past length `[P]` as int64 (0 without a past), computed once per graph.
     offset: Option<String>,
+    /// Continuation graph: the new tokens' absolute positions `[B, T]` (as given, -1 for
+    /// padding), computed once per graph.
+    new_positions: Option<String>,
 }
 
 impl<'a> Emitter<'a> {
     fn new(name: &str, spec: &'a DecoderSpec, weights: &'a WeightTable) -> Self {
-        Emitter { g: GraphBuilder::new(name), spec, weights, seq_len: None, masks: BTreeMap::new(), cache: None, offset: None }
+        Emitter {
+            g: GraphBuilder::new(name),
+            spec,
+            weights,
+            seq_len: None,
+            masks: BTreeMap::new(),
+            cache: None,
+            offset: None,
+            new_positions: None,
+        }
     }
 
     /// The absolute position of the first new token, `[P]`: the past's length, read from the
@@ -263,6 +278,18 @@ impl<'a> Emitter<'a> {
         };
         self.offset = Some(o.clone());
         o
+    }
+
+    /// The continuation graph's new tokens' positions: the last T columns of `key_positions`.
+    fn new_positions(&mut self) -> String {
+        if let Some(p) = &self.new_positions {
+            return p.clone();
+        }
+        let p = self.offset();
+        let (end, ax1) = (self.g.vec_i64(&[i64::MAX]), self.g.vec_i64(&[1]));
+        let pos = self.g.op("Slice", &[KEY_POSITIONS, &p, &end, &ax1], vec![]);
+        self.new_positions = Some(pos.clone());
+        pos
     }
 
     fn w(&mut self, name: &str) -> String {
@@ -316,6 +343,11 @@ impl<'a> Emitter<'a> {
         if let Some(m) = self.masks.get(&window) {
             return m.clone();
         }
+        if self.cache == Some(true) {
+            let m = self.mask_by_key_positions(window);
+            self.masks.insert(window, m.clone());
+            return m;
+        }
         let t = self.seq_len(like);
         let p = self.offset();
         let end = self.g.op("Add", &[&p, &t], vec![]);
@@ -342,17 +374,54 @@ impl<'a> Emitter<'a> {
         m
     }
 
+    /// Additive `[B, 1, 1, T, P+T]` mask of the continuation graph, per row from
+    /// `key_positions`: a key is visible when it is real (position >= 0), not after the query,
+    /// and within `window` positions back when given. A padded query (position -1) sees no key;
+    /// its output is finite and ignored.
+    fn mask_by_key_positions(&mut self, window: Option<usize>) -> String {
+        let q = self.new_positions();
+        let (ax2, ax1) = (self.g.vec_i64(&[2]), self.g.vec_i64(&[1]));
+        let rows = self.g.op("Unsqueeze", &[&q, &ax2], vec![]); // [B, T, 1]
+        let cols = self.g.op("Unsqueeze", &[KEY_POSITIONS, &ax1], vec![]); // [B, 1, P+T]
+        let back = self.g.op("Sub", &[&rows, &cols], vec![]);
+        let zero = self.g.scalar_i64(0);
+        let future = self.g.op("Less", &[&back, &zero], vec![]);
+        let padding = self.g.op("Less", &[&cols, &zero], vec![]);
+        let mut blocked = self.g.op("Or", &[&future, &padding], vec![]);
+        if let Some(w) = window {
+            let w = self.g.scalar_i64(w as i64);
+            let too_old = self.g.op("GreaterOrEqual", &[&back, &w], vec![]);
+            blocked = self.g.op("Or", &[&blocked, &too_old], vec![]);
+        }
+        let (neg, z) = (self.g.scalar_f32(MASKED), self.g.scalar_f32(0.0));
+        let m = self.g.op("Where", &[&blocked, &neg, &z], vec![]);
+        // Scores are [B, kv, group, T, P+T] (grouped-query attention).
+        let axes = self.g.vec_i64(&[1, 2]);
+        self.g.op("Unsqueeze", &[&m, &axes], vec![])
+    }
+
     /// Rotary embedding on `[B, heads, T, head_dim]`, rotate-half layout.
     fn rope(&mut self, x: &str, base: f64, like: &str) -> String {
         let hd = self.spec.head_dim as i64;
         let (cos_name, sin_name) = rope_table_names(base);
         let (cos_t, sin_t) = (self.w(&cos_name), self.w(&sin_name));
-        let t = self.seq_len(like);
-        let s0 = self.offset();
-        let end = self.g.op("Add", &[&s0, &t], vec![]);
-        let ax0 = self.g.vec_i64(&[0]);
-        let cos = self.g.op("Slice", &[&cos_t, &s0, &end, &ax0], vec![]);
-        let sin = self.g.op("Slice", &[&sin_t, &s0, &end, &ax0], vec![]);
+        let (cos, sin) = if self.cache == Some(true) {
+            // Each row's own positions: [B, T, hd] tables, broadcast over heads. Padding (-1)
+            // reads position 0; its outputs are ignored.
+            let pos = self.new_positions();
+            let zero = self.g.scalar_i64(0);
+            let pos = self.g.op("Max", &[&pos, &zero], vec![]);
+            let ax1 = self.g.vec_i64(&[1]);
+            let cos = self.g.op("Gather", &[&cos_t, &pos], vec![A::int("axis", 0)]);
+            let sin = self.g.op("Gather", &[&sin_t, &pos], vec![A::int("axis", 0)]);
+            (self.g.op("Unsqueeze", &[&cos, &ax1], vec![]), self.g.op("Unsqueeze", &[&sin, &ax1], vec![]))
+        } else {
+            let t = self.seq_len(like);
+            let s0 = self.offset();
+            let end = self.g.op("Add", &[&s0, &t], vec![]);
+            let ax0 = self.g.vec_i64(&[0]);
+            (self.g.op("Slice", &[&cos_t, &s0, &end, &ax0], vec![]), self.g.op("Slice", &[&sin_t, &s0, &end, &ax0], vec![]))
+        };
         let (h0, h1, h2, ax3) = (self.g.vec_i64(&[0]), self.g.vec_i64(&[hd / 2]), self.g.vec_i64(&[hd]), self.g.vec_i64(&[3]));
         let x1 = self.g.op("Slice", &[x, &h0, &h1, &ax3], vec![]);
         let x2 = self.g.op("Slice", &[x, &h1, &h2, &ax3], vec![]);
@@ -363,13 +432,11 @@ impl<'a> Emitter<'a> {
         self.g.op("Add", &[&a, &b], vec![])
     }
 
-    /// Past keys or values `[1 or B, kv, P, hd]` followed by the new ones `[B, kv, T, hd]`: a past
-    /// of batch 1 is broadcast to the batch, so many continuations share one context's cache.
-    fn with_past(&mut self, past: &str, new: &str, like: &str) -> String {
-        let b = self.g.op("Shape", &[like], vec![A::int("start", 0), A::int("end", 1)]);
-        let rest = self.g.op("Shape", &[past], vec![A::int("start", 1), A::int("end", 4)]);
-        let shape = self.g.op("Concat", &[&b, &rest], vec![A::int("axis", 0)]);
-        let past = self.g.op("Expand", &[past, &shape], vec![]);
+    /// Past keys or values `[E, kv, P, hd]`, row `past_rows[b]` for new row b, followed by the new
+    /// ones `[B, kv, T, hd]`: many continuations share one context's cache, and the continuations
+    /// of many contexts run in one batch.
+    fn with_past(&mut self, past: &str, new: &str) -> String {
+        let past = self.g.op("Gather", &[past, PAST_ROWS], vec![A::int("axis", 0)]);
         self.g.op("Concat", &[&past, new], vec![A::int("axis", 2)])
     }
 
@@ -400,8 +467,8 @@ impl<'a> Emitter<'a> {
         let mut v = v;
         if let Some(with_past) = self.cache {
             if with_past {
-                k = self.with_past(&past_name(i, "key"), &k, x);
-                v = self.with_past(&past_name(i, "value"), &v, x);
+                k = self.with_past(&past_name(i, "key"), &k);
+                v = self.with_past(&past_name(i, "value"), &v);
             }
             self.g.op_named("Identity", &[&k], &present_name(i, "key"), vec![]);
             self.g.op_named("Identity", &[&v], &present_name(i, "value"), vec![]);
@@ -630,6 +697,8 @@ pub fn cached_body(spec: &DecoderSpec, weights: &WeightTable, with_past: bool) -
                 e.g.input(&past_name(i, kind), data_type::FLOAT, &[Dim::Named("past_batch"), kv, Dim::Named("past_sequence"), hd]);
             }
         }
+        e.g.input(PAST_ROWS, data_type::INT64, &[b]);
+        e.g.input(KEY_POSITIONS, data_type::INT64, &[b, Dim::Named("total_sequence")]);
     }
     e.embed("input_ids", "embed.out");
     let mut x = "embed.out".to_string();
@@ -649,7 +718,15 @@ pub fn cached_body(spec: &DecoderSpec, weights: &WeightTable, with_past: bool) -
 }
 
 /// Bumped when the cached graphs' inputs or outputs change, so stale files are rebuilt.
-pub const CACHE_FORMAT: &str = "1";
+/// 2: the continuation graph takes `past_rows` and `key_positions`.
+pub const CACHE_FORMAT: &str = "2";
+
+/// Continuation graph input `[B]` (int64): the past row each new row continues.
+pub const PAST_ROWS: &str = "past_rows";
+
+/// Continuation graph input `[B, P+T]` (int64): the absolute position of every key, past then
+/// new, -1 where the past or the new tokens are padding.
+pub const KEY_POSITIONS: &str = "key_positions";
 
 /// The output layer on chosen rows: `hidden` `[N, d]` (last block outputs) and `targets` `[N]`
 /// -> `target_logprobs` `[N]` (log p(target | row)) and `argmax` `[N]` (the greedy token).

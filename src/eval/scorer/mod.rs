@@ -16,9 +16,17 @@
 //! little). Causal attention keeps padding from reaching real positions, and only real
 //! positions are read back.
 
+mod continuations;
+mod decode;
+mod head;
+
+pub use continuations::{ContinuationGroup, CONTINUATION_KEYS};
+pub use decode::DecodeBatch;
+
 use tokenizers::Tokenizer;
 
 use crate::model::decoder::{past_name, present_name};
+use crate::model::decoder::{KEY_POSITIONS, PAST_ROWS};
 use crate::model::import::{ensure_cached_graphs, CONTINUATION_GRAPH_FILE, HEAD_GRAPH_FILE, PREFIX_GRAPH_FILE};
 use crate::model::{graph, ModelDir, ModelError};
 use crate::runtime::{Graph, GraphSource, Input, OutputView, RuntimeError, RuntimeOptions, SharedWeights, Value, WeightOverride};
@@ -81,8 +89,11 @@ struct CachedGraphs {
     continuation: Option<Graph>,
     continuation_load: ContinuationLoad,
     head: Graph,
-    blocks: usize,
     d_model: usize,
+    /// `past.N.key/value` inputs and `present.N.key/value` outputs, in the same order, so that
+    /// one run's presents feed the next run's pasts.
+    past_names: Vec<String>,
+    present_names: Vec<String>,
 }
 
 /// What loading the continuation graph later needs.
@@ -101,26 +112,42 @@ impl CachedGraphs {
         }
         Ok(self.continuation.as_mut().expect("loaded above"))
     }
+
+    /// The outputs a run keeps for the next one: `first` (if any), then every present.
+    fn outputs_with_presents(&self, first: Option<&str>) -> Vec<String> {
+        first.map(str::to_string).into_iter().chain(self.present_names.iter().cloned()).collect()
+    }
+
+    /// The continuation graph on new tokens `ids` (`shape` `[B, T]`) against `past` (every
+    /// block's keys and values, rows picked by `past_rows`), with every key's absolute position.
+    fn run_continuation(
+        &mut self,
+        ids: Vec<i64>,
+        shape: Vec<usize>,
+        past: &[Value],
+        past_rows: Vec<i64>,
+        key_positions: Vec<i64>,
+        outputs: &[&str],
+    ) -> Result<Vec<Value>, ScorerError> {
+        let (b, t) = (shape[0], shape[1]);
+        let keys = key_positions.len() / b;
+        debug_assert_eq!(keys, past.first().map_or(0, |v| v.shape()[2]) + t);
+        let mut inputs: Vec<(&str, Input)> = vec![
+            ("input_ids", Input::I64 { shape, data: ids }),
+            (PAST_ROWS, Input::I64 { shape: vec![b], data: past_rows }),
+            (KEY_POSITIONS, Input::I64 { shape: vec![b, keys], data: key_positions }),
+        ];
+        let names = self.past_names.clone();
+        for (name, value) in names.iter().zip(past) {
+            inputs.push((name.as_str(), Input::Kept(value)));
+        }
+        Ok(self.continuation()?.run_keep(inputs, outputs)?)
+    }
 }
 
 enum Engine {
-    Cached(CachedGraphs),
+    Cached(Box<CachedGraphs>),
     Full(Graph),
-}
-
-/// The key/value cache of one sequence being generated, kept inside the runtime.
-pub struct DecodeState {
-    /// Every token so far, prompt first; the caller appends each generated token.
-    pub ids: Vec<u32>,
-    cache: Option<Vec<Value>>,
-    /// Tokens of `ids` the cache covers.
-    cached: usize,
-}
-
-impl DecodeState {
-    pub fn new(ids: Vec<u32>) -> Self {
-        DecodeState { ids, cache: None, cached: 0 }
-    }
 }
 
 /// Work done by one call, for the callers' counters.
@@ -154,6 +181,10 @@ fn pasts(blocks: usize) -> Vec<String> {
     (0..blocks).flat_map(|i| [past_name(i, "key"), past_name(i, "value")]).collect()
 }
 
+fn refs(names: &[String]) -> Vec<&str> {
+    names.iter().map(|s| s.as_str()).collect()
+}
+
 fn f32_of(v: &Value) -> &[f32] {
     match v.view() {
         Some(OutputView::F32(d)) => d,
@@ -176,7 +207,7 @@ impl Scorer {
     ) -> Result<Self, ScorerError> {
         let tokenizer = model.tokenizer()?;
         let engine = match (choice, Self::cached_graphs(model, opts, overrides)?) {
-            (PathChoice::Auto, Some(cached)) => Engine::Cached(cached),
+            (PathChoice::Auto, Some(cached)) => Engine::Cached(Box::new(cached)),
             _ => Engine::Full(Self::full_graph(model, opts, overrides)?),
         };
         Ok(Scorer { model: model.clone(), engine, tokenizer, batch_tokens: 2048 })
@@ -205,8 +236,9 @@ impl Scorer {
                 overrides: overrides.to_vec(),
                 shared: shared.clone(),
             },
-            blocks: spec.blocks,
             d_model: spec.d_model,
+            past_names: pasts(spec.blocks),
+            present_names: presents(spec.blocks),
         }))
     }
 
@@ -261,147 +293,6 @@ impl Scorer {
         self.in_batches(seqs, |scorer, batch, width| scorer.run_batch(batch, width, true))
     }
 
-    /// Scores several continuations of one context: `out[c].logprobs[j] = log p(rest_c[j] |
-    /// context ++ rest_c[..j])` and `out[c].greedy[j]` the argmax there. On the cached path the
-    /// context (but its last token, which is fed with each continuation so that the first
-    /// continuation token is predicted in the same run) runs once, and the continuations run
-    /// as batches on its cache. Returns the work done, counting the context once.
-    pub fn score_continuations(&mut self, context: &[u32], rests: &[&[u32]]) -> Result<(Vec<ScoredSequence>, Cost), ScorerError> {
-        let n = context.len();
-        if n < 2 || !matches!(self.engine, Engine::Cached(_)) {
-            // No past to cache (a lone start token) or no cache graphs: whole sequences.
-            let wholes: Vec<Vec<u32>> = rests.iter().map(|r| [context, r].concat()).collect();
-            let refs: Vec<&[u32]> = wholes.iter().map(|w| w.as_slice()).collect();
-            let scored = self.token_logprobs_and_greedy(&refs)?;
-            let cost = Cost { runs: 1, tokens: wholes.iter().filter(|w| w.len() >= 2).map(|w| w.len()).sum() };
-            let out = scored
-                .into_iter()
-                .zip(rests)
-                .map(|(s, r)| {
-                    let from = s.logprobs.len().saturating_sub(r.len());
-                    ScoredSequence { logprobs: s.logprobs[from..].to_vec(), greedy: s.greedy[from..].to_vec() }
-                })
-                .collect();
-            return Ok((out, cost));
-        }
-        let batch_tokens = self.batch_tokens;
-        let Engine::Cached(g) = &mut self.engine else { unreachable!("checked above") };
-        let names = presents(g.blocks);
-        let pasts = pasts(g.blocks);
-        let name_refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
-        let ids: Vec<i64> = context[..n - 1].iter().map(|&t| t as i64).collect();
-        let past = g.prefix.run_keep(vec![("input_ids", Input::I64 { shape: vec![1, n - 1], data: ids })], &name_refs)?;
-        let mut cost = Cost { runs: 1, tokens: n - 1 };
-        let mut out = vec![ScoredSequence::default(); rests.len()];
-        let mut order: Vec<usize> = (0..rests.len()).filter(|&i| !rests[i].is_empty()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(rests[i].len()));
-        let mut start = 0;
-        while start < order.len() {
-            let width = rests[order[start]].len();
-            let batch: Vec<usize> = order[start..(start + (batch_tokens / width).max(1)).min(order.len())].to_vec();
-            start += batch.len();
-            let mut input = vec![0i64; batch.len() * width];
-            let (mut rows, mut targets) = (Vec::new(), Vec::new());
-            for (b, &i) in batch.iter().enumerate() {
-                let r = rests[i];
-                input[b * width] = context[n - 1] as i64;
-                for j in 0..r.len() {
-                    if j + 1 < r.len() {
-                        input[b * width + j + 1] = r[j] as i64;
-                    }
-                    rows.push(b * width + j);
-                    targets.push(r[j]);
-                }
-            }
-            let mut inputs = vec![("input_ids".to_string(), Input::I64 { shape: vec![batch.len(), width], data: input })];
-            for (name, value) in pasts.iter().zip(&past) {
-                inputs.push((name.clone(), Input::Kept(value)));
-            }
-            let inputs =
-                inputs.iter_mut().map(|(n, i)| (n.as_str(), std::mem::replace(i, Input::I64 { shape: vec![], data: vec![] }))).collect();
-            let hidden = g.continuation()?.run_keep(inputs, &["hidden"])?;
-            cost.runs += 1;
-            cost.tokens += batch.len() * width;
-            let (lp, am) = run_head(&mut g.head, f32_of(&hidden[0]), g.d_model, &rows, &targets, true)?;
-            let mut at = 0;
-            for &i in &batch {
-                let len = rests[i].len();
-                out[i] = ScoredSequence { logprobs: lp[at..at + len].to_vec(), greedy: am[at..at + len].to_vec() };
-                at += len;
-            }
-        }
-        Ok((out, cost))
-    }
-
-    /// One greedy step for each sequence: returns the argmax next token after each state's
-    /// `ids` (the caller appends it). On the cached path each state runs only the tokens its
-    /// cache lacks (the whole prompt at the first step, then the one token appended since), so
-    /// generating T tokens costs O(T) positions; on the full-sequence path the whole sequences
-    /// run again, batched by length.
-    pub fn greedy_step(&mut self, states: &mut [DecodeState]) -> Result<(Vec<u32>, Cost), ScorerError> {
-        let batch_tokens = self.batch_tokens;
-        let mut cost = Cost::default();
-        let g = match &mut self.engine {
-            Engine::Cached(g) => g,
-            Engine::Full(_) => {
-                let mut order: Vec<usize> = (0..states.len()).collect();
-                order.sort_by_key(|&i| std::cmp::Reverse(states[i].ids.len()));
-                let mut next = vec![0u32; states.len()];
-                let mut start = 0;
-                while start < order.len() {
-                    let width = states[order[start]].ids.len();
-                    let batch: Vec<usize> = order[start..(start + (batch_tokens / width).max(1)).min(order.len())].to_vec();
-                    start += batch.len();
-                    let seqs: Vec<&[u32]> = batch.iter().map(|&i| states[i].ids.as_slice()).collect();
-                    let tokens = self.greedy_next(&seqs)?;
-                    cost.runs += 1;
-                    cost.tokens += batch.len() * width;
-                    for (i, t) in batch.into_iter().zip(tokens) {
-                        next[i] = t;
-                    }
-                }
-                return Ok((next, cost));
-            }
-        };
-        let names = presents(g.blocks);
-        let pasts = pasts(g.blocks);
-        let mut outputs: Vec<&str> = vec!["hidden"];
-        outputs.extend(names.iter().map(|s| s.as_str()));
-        let mut next = Vec::with_capacity(states.len());
-        for s in states.iter_mut() {
-            let new: Vec<i64> = s.ids[s.cached..].iter().map(|&t| t as i64).collect();
-            let t = new.len();
-            let mut inputs: Vec<(String, Input)> = vec![("input_ids".into(), Input::I64 { shape: vec![1, t], data: new })];
-            let mut kept = match &s.cache {
-                Some(cache) => {
-                    for (name, value) in pasts.iter().zip(cache) {
-                        inputs.push((name.clone(), Input::Kept(value)));
-                    }
-                    let inputs = inputs
-                        .iter_mut()
-                        .map(|(n, i)| (n.as_str(), std::mem::replace(i, Input::I64 { shape: vec![], data: vec![] })))
-                        .collect();
-                    g.continuation()?.run_keep(inputs, &outputs)?
-                }
-                None => {
-                    let inputs = inputs
-                        .iter_mut()
-                        .map(|(n, i)| (n.as_str(), std::mem::replace(i, Input::I64 { shape: vec![], data: vec![] })))
-                        .collect();
-                    g.prefix.run_keep(inputs, &outputs)?
-                }
-            };
-            cost.runs += 1;
-            cost.tokens += t;
-            let hidden = kept.remove(0);
-            let (_, am) = run_head(&mut g.head, f32_of(&hidden), g.d_model, &[t - 1], &[0], true)?;
-            next.push(am[0]);
-            s.cache = Some(kept);
-            s.cached = s.ids.len();
-        }
-        Ok((next, cost))
-    }
-
     /// Runs `seqs` (those of at least two tokens; shorter ones get empty rows) in
     /// right-padded batches of similar length, longest first, each bounded by
     /// `batch_tokens`, and returns the rows in the input order.
@@ -439,7 +330,7 @@ impl Scorer {
                 }
             }
             let hidden = g.prefix.run_keep(vec![("input_ids", Input::I64 { shape, data: ids })], &["hidden"])?;
-            let (lp, am) = run_head(&mut g.head, f32_of(&hidden[0]), g.d_model, &rows, &targets, with_greedy)?;
+            let (lp, am) = head::run_head(&mut g.head, f32_of(&hidden[0]), g.d_model, &rows, &targets, with_greedy)?;
             let mut at = 0;
             return Ok(seqs
                 .iter()
@@ -481,15 +372,20 @@ impl Scorer {
 
     /// Greedy next token after each sequence (its last real position).
     pub fn greedy_next(&mut self, seqs: &[&[u32]]) -> Result<Vec<u32>, ScorerError> {
-        let width = seqs.iter().map(|s| s.len()).max().unwrap_or(1);
         if matches!(self.engine, Engine::Cached(_)) {
-            let mut states: Vec<DecodeState> = seqs.iter().map(|s| DecodeState::new(s.to_vec())).collect();
-            return Ok(self.greedy_step(&mut states)?.0);
+            let mut batch = DecodeBatch::new(seqs.iter().map(|s| s.to_vec()).collect());
+            return Ok(self.greedy_step(&mut batch)?.0);
         }
+        self.greedy_next_whole(seqs)
+    }
+
+    /// Greedy next tokens through the full-sequence graph, one right-padded batch.
+    fn greedy_next_whole(&mut self, seqs: &[&[u32]]) -> Result<Vec<u32>, ScorerError> {
+        let width = seqs.iter().map(|s| s.len()).max().unwrap_or(1);
         let (ids, shape) = pad_right(seqs, width);
         let inputs = self.feed(ids, &shape);
         let mut next = Vec::with_capacity(seqs.len());
-        let Engine::Full(graph) = &mut self.engine else { unreachable!("cached path returned above") };
+        let Engine::Full(graph) = &mut self.engine else { unreachable!("only the full-sequence path comes here") };
         graph.run_with(inputs, &["argmax"], |_, dims, view| {
             if let OutputView::I64(am) = view {
                 for (b, s) in seqs.iter().enumerate() {
@@ -525,37 +421,4 @@ fn pad_right(seqs: &[&[u32]], width: usize) -> (Vec<i64>, Vec<usize>) {
         }
     }
     (ids, vec![seqs.len(), width])
-}
-
-/// The output layer on chosen rows of `hidden` (`[rows, d]` flat): the log-probability of each
-/// row's target and, when asked, the argmax, [`HEAD_ROWS`] rows per run.
-fn run_head(
-    head: &mut Graph,
-    hidden: &[f32],
-    d: usize,
-    rows: &[usize],
-    targets: &[u32],
-    with_greedy: bool,
-) -> Result<(Vec<f32>, Vec<u32>), ScorerError> {
-    let mut lp = Vec::with_capacity(rows.len());
-    let mut am = Vec::with_capacity(if with_greedy { rows.len() } else { 0 });
-    let outputs: &[&str] = if with_greedy { &["target_logprobs", "argmax"] } else { &["target_logprobs"] };
-    for (chunk, tchunk) in rows.chunks(HEAD_ROWS).zip(targets.chunks(HEAD_ROWS)) {
-        let mut x = Vec::with_capacity(chunk.len() * d);
-        for &r in chunk {
-            x.extend_from_slice(&hidden[r * d..(r + 1) * d]);
-        }
-        let inputs = vec![
-            ("hidden", Input::F32 { shape: vec![chunk.len(), d], data: &x }),
-            ("targets", Input::I64 { shape: vec![chunk.len()], data: tchunk.iter().map(|&t| t as i64).collect() }),
-        ];
-        head.run_with(inputs, outputs, |_, _, view| {
-            match view {
-                OutputView::F32(v) => lp.extend_from_slice(v),
-                OutputView::I64(v) => am.extend(v.iter().map(|&t| t as u32)),
-            }
-            Ok(())
-        })?;
-    }
-    Ok((lp, am))
 }

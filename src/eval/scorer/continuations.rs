@@ -1,0 +1,178 @@
+//! Continuations scored against shared contexts: each context runs once, and the continuations
+//! of many contexts run together on their caches.
+//!
+//! One round: contexts of similar length (but each one's last token) run as one right-padded
+//! prefix batch; their key/value caches stay inside the runtime. Every continuation of every
+//! context in the batch then becomes one row of continuation batches (`past_rows` says which
+//! context row it continues, `key_positions` hides the padding of shorter contexts), its first
+//! input being its context's last token, so that the first continuation token is predicted in
+//! the same run. The rows whose next token is scored queue for the output layer
+//! ([`super::head::HeadQueue`]), which runs on full chunks across batches.
+
+use super::head::HeadQueue;
+use super::{pad_right, CachedGraphs, Cost, Engine, ScoredSequence, Scorer, ScorerError};
+use crate::runtime::{Input, Value};
+
+/// Keys (rows x (past + new positions)) per continuation run. Bounds the past gathered for the
+/// batch inside the runtime: 1 KiB per key and block on Gemma 3 270M (k and v, 256 floats each),
+/// 4 MiB per block at this bound.
+pub const CONTINUATION_KEYS: usize = 4096;
+
+/// The continuations of one context, for [`Scorer::score_continuation_groups`].
+pub struct ContinuationGroup<'a> {
+    pub context: &'a [u32],
+    pub rests: Vec<&'a [u32]>,
+}
+
+/// Where a queued head row's result goes: group, continuation, token.
+type Slot = (usize, usize, usize);
+
+impl Scorer {
+    /// Scores several continuations of one context: `out[c].logprobs[j] = log p(rest_c[j] |
+    /// context ++ rest_c[..j])` and `out[c].greedy[j]` the argmax there. Returns the work done,
+    /// counting the context once.
+    pub fn score_continuations(&mut self, context: &[u32], rests: &[&[u32]]) -> Result<(Vec<ScoredSequence>, Cost), ScorerError> {
+        let (mut out, cost) = self.score_continuation_groups(&[ContinuationGroup { context, rests: rests.to_vec() }])?;
+        Ok((out.pop().expect("one group in, one out"), cost))
+    }
+
+    /// [`Scorer::score_continuations`] for many contexts at once: `out[g][c]` for continuation c
+    /// of group g. On the cached path the contexts run in right-padded batches and the
+    /// continuations of a whole batch of contexts run together (module documentation); groups
+    /// whose context is a lone start token, and models without cache graphs, run each
+    /// (context + continuation) whole.
+    pub fn score_continuation_groups(&mut self, groups: &[ContinuationGroup]) -> Result<(Vec<Vec<ScoredSequence>>, Cost), ScorerError> {
+        let mut out: Vec<Vec<ScoredSequence>> = groups.iter().map(|g| vec![ScoredSequence::default(); g.rests.len()]).collect();
+        let cached = matches!(self.engine, Engine::Cached(_));
+        let (shared, whole): (Vec<usize>, Vec<usize>) = (0..groups.len()).partition(|&g| cached && groups[g].context.len() >= 2);
+        let mut cost = self.score_whole(groups, &whole, &mut out)?;
+        if !shared.is_empty() {
+            let batch_tokens = self.batch_tokens;
+            let Engine::Cached(g) = &mut self.engine else { unreachable!("checked above") };
+            let c = score_shared(g, groups, shared, batch_tokens, &mut out)?;
+            cost.runs += c.runs;
+            cost.tokens += c.tokens;
+        }
+        Ok((out, cost))
+    }
+
+    /// The groups in `which`, each continuation as one whole sequence.
+    fn score_whole(&mut self, groups: &[ContinuationGroup], which: &[usize], out: &mut [Vec<ScoredSequence>]) -> Result<Cost, ScorerError> {
+        let mut wholes = Vec::new();
+        let mut slots = Vec::new();
+        for &g in which {
+            for (c, r) in groups[g].rests.iter().enumerate() {
+                wholes.push([groups[g].context, r].concat());
+                slots.push((g, c, r.len()));
+            }
+        }
+        if wholes.is_empty() {
+            return Ok(Cost::default());
+        }
+        let refs: Vec<&[u32]> = wholes.iter().map(|w| w.as_slice()).collect();
+        let scored = self.token_logprobs_and_greedy(&refs)?;
+        for (s, (g, c, len)) in scored.into_iter().zip(slots) {
+            let from = s.logprobs.len().saturating_sub(len);
+            out[g][c] = ScoredSequence { logprobs: s.logprobs[from..].to_vec(), greedy: s.greedy[from..].to_vec() };
+        }
+        Ok(Cost { runs: 1, tokens: wholes.iter().filter(|w| w.len() >= 2).map(|w| w.len()).sum() })
+    }
+}
+
+/// The cached path for `shared` (groups whose context has at least two tokens).
+fn score_shared(
+    g: &mut CachedGraphs,
+    groups: &[ContinuationGroup],
+    mut shared: Vec<usize>,
+    batch_tokens: usize,
+    out: &mut [Vec<ScoredSequence>],
+) -> Result<Cost, ScorerError> {
+    for &gi in &shared {
+        for (c, r) in groups[gi].rests.iter().enumerate() {
+            out[gi][c] = ScoredSequence { logprobs: vec![f32::NAN; r.len()], greedy: vec![u32::MAX; r.len()] };
+        }
+    }
+    shared.sort_by_key(|&gi| std::cmp::Reverse(groups[gi].context.len()));
+    let mut cost = Cost::default();
+    let mut head: HeadQueue<Slot> = HeadQueue::new(g.d_model);
+    let mut put = |(gi, c, j): Slot, lp: f32, am: u32| {
+        out[gi][c].logprobs[j] = lp;
+        out[gi][c].greedy[j] = am;
+    };
+    let mut start = 0;
+    while start < shared.len() {
+        // The longest context comes first, so it sets the batch's width.
+        let width = groups[shared[start]].context.len() - 1;
+        let batch = &shared[start..(start + (batch_tokens / width).max(1)).min(shared.len())];
+        start += batch.len();
+        let prefixes: Vec<&[u32]> = batch.iter().map(|&gi| &groups[gi].context[..groups[gi].context.len() - 1]).collect();
+        let (ids, shape) = pad_right(&prefixes, width);
+        let outputs = g.outputs_with_presents(None);
+        let past = g.prefix.run_keep(vec![("input_ids", Input::I64 { shape, data: ids })], &super::refs(&outputs))?;
+        cost.runs += 1;
+        cost.tokens += batch.len() * width;
+        // Every non-empty continuation of the batch, longest first.
+        let mut rows: Vec<(usize, usize, usize)> = Vec::new();
+        for (e, &gi) in batch.iter().enumerate() {
+            rows.extend((0..groups[gi].rests.len()).filter(|&c| !groups[gi].rests[c].is_empty()).map(|c| (e, gi, c)));
+        }
+        rows.sort_by_key(|&(_, gi, c)| std::cmp::Reverse(groups[gi].rests[c].len()));
+        let mut s = 0;
+        while s < rows.len() {
+            let (_, gi, c) = rows[s];
+            let t = groups[gi].rests[c].len();
+            let fit = (batch_tokens / t).min(CONTINUATION_KEYS / (width + t)).max(1);
+            let chunk = &rows[s..(s + fit).min(rows.len())];
+            s += chunk.len();
+            let hidden = run_continuation_chunk(g, groups, &past, width, t, chunk)?;
+            cost.runs += 1;
+            cost.tokens += chunk.len() * t;
+            let h = super::f32_of(&hidden);
+            let d = g.d_model;
+            for (b, &(_, gi, c)) in chunk.iter().enumerate() {
+                for (j, &target) in groups[gi].rests[c].iter().enumerate() {
+                    let at = (b * t + j) * d;
+                    head.push(&h[at..at + d], target, (gi, c, j));
+                }
+            }
+            head.drain(&mut g.head, false, &mut put)?;
+        }
+    }
+    head.drain(&mut g.head, true, &mut put)?;
+    Ok(cost)
+}
+
+/// One continuation batch: `chunk` rows `(context row, group, continuation)` of width `t`,
+/// against the prefix batch's cache `past` (context rows right-padded to `width`). Returns
+/// `hidden` `[rows, t, d]`.
+fn run_continuation_chunk(
+    g: &mut CachedGraphs,
+    groups: &[ContinuationGroup],
+    past: &[Value],
+    width: usize,
+    t: usize,
+    chunk: &[(usize, usize, usize)],
+) -> Result<Value, ScorerError> {
+    let n = chunk.len();
+    let mut ids = vec![0i64; n * t];
+    let mut past_rows = Vec::with_capacity(n);
+    let mut key_positions = vec![-1i64; n * (width + t)];
+    for (b, &(e, gi, c)) in chunk.iter().enumerate() {
+        let (context, rest) = (groups[gi].context, groups[gi].rests[c]);
+        let known = context.len() - 1;
+        ids[b * t] = context[known] as i64;
+        for (j, &tok) in rest[..rest.len() - 1].iter().enumerate() {
+            ids[b * t + j + 1] = tok as i64;
+        }
+        past_rows.push(e as i64);
+        let kp = &mut key_positions[b * (width + t)..(b + 1) * (width + t)];
+        for (p, slot) in kp[..known].iter_mut().enumerate() {
+            *slot = p as i64;
+        }
+        for (j, slot) in kp[width..width + rest.len()].iter_mut().enumerate() {
+            *slot = (known + j) as i64;
+        }
+    }
+    let mut hidden = g.run_continuation(ids, vec![n, t], past, past_rows, key_positions, &["hidden"])?;
+    Ok(hidden.remove(0))
+}

@@ -1,0 +1,145 @@
+//! Greedy decoding of many sequences at once, with a key/value cache.
+//!
+//! The prompts run once as a right-padded batch; every later step feeds each row only the token
+//! appended since, against the batch's cache. Rows keep their padding columns (hidden by
+//! `key_positions`, -1 there), so rows of different lengths decode together, and rows dropped by
+//! the caller ([`DecodeBatch::retain`]) leave the batch at the next step (`past_rows` picks the
+//! rows still decoding).
+
+use super::{Cost, Engine, Scorer, ScorerError};
+use crate::runtime::{Input, Value};
+
+/// Sequences being decoded together; see the module documentation.
+pub struct DecodeBatch {
+    /// Every row's tokens so far, prompt first.
+    rows: Vec<Vec<u32>>,
+    cache: Option<BatchCache>,
+}
+
+/// The cache of a [`DecodeBatch`]: it covers every row's tokens but the last.
+struct BatchCache {
+    /// Every block's keys and values `[R, kv, width, hd]`, in the continuation graph's order.
+    values: Vec<Value>,
+    /// `width` absolute positions per cache row, -1 for padding.
+    key_positions: Vec<i64>,
+    width: usize,
+    /// The cache row of each batch row.
+    cache_row: Vec<usize>,
+}
+
+impl DecodeBatch {
+    pub fn new(prompts: Vec<Vec<u32>>) -> Self {
+        DecodeBatch { rows: prompts, cache: None }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Row `i`'s tokens so far.
+    pub fn ids(&self, i: usize) -> &[u32] {
+        &self.rows[i]
+    }
+
+    /// Keeps the rows for which `keep[i]` holds, in order.
+    pub fn retain(&mut self, keep: &[bool]) {
+        let mut k = keep.iter();
+        self.rows.retain(|_| *k.next().expect("one flag per row"));
+        if let Some(cache) = &mut self.cache {
+            let mut k = keep.iter();
+            cache.cache_row.retain(|_| *k.next().expect("one flag per row"));
+        }
+    }
+}
+
+impl Scorer {
+    /// One greedy step: appends to every row of `batch` its argmax next token and returns those
+    /// tokens. On the cached path the first step runs the prompts and each later step one token
+    /// per row, so generating T tokens costs O(T) positions per row; on the full-sequence path
+    /// the whole sequences run again, batched by length.
+    pub fn greedy_step(&mut self, batch: &mut DecodeBatch) -> Result<(Vec<u32>, Cost), ScorerError> {
+        if batch.is_empty() {
+            return Ok((Vec::new(), Cost::default()));
+        }
+        let (next, cost) = if matches!(self.engine, Engine::Full(_)) {
+            self.greedy_step_whole(batch)?
+        } else {
+            let Engine::Cached(g) = &mut self.engine else { unreachable!("checked above") };
+            let (hidden, rows, cost) = match batch.cache.take() {
+                None => first_step(g, batch)?,
+                Some(cache) => later_step(g, batch, cache)?,
+            };
+            let zeros = vec![0; rows.len()];
+            let (_, am) = super::head::run_head(&mut g.head, super::f32_of(&hidden), g.d_model, &rows, &zeros, true)?;
+            (am, cost)
+        };
+        for (row, &t) in batch.rows.iter_mut().zip(&next) {
+            row.push(t);
+        }
+        Ok((next, cost))
+    }
+
+    fn greedy_step_whole(&mut self, batch: &DecodeBatch) -> Result<(Vec<u32>, Cost), ScorerError> {
+        let mut cost = Cost::default();
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(batch.rows[i].len()));
+        let mut next = vec![0u32; batch.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let width = batch.rows[order[start]].len();
+            let chunk: Vec<usize> = order[start..(start + (self.batch_tokens / width).max(1)).min(order.len())].to_vec();
+            start += chunk.len();
+            let seqs: Vec<&[u32]> = chunk.iter().map(|&i| batch.rows[i].as_slice()).collect();
+            let tokens = self.greedy_next_whole(&seqs)?;
+            cost.runs += 1;
+            cost.tokens += chunk.len() * width;
+            for (i, t) in chunk.into_iter().zip(tokens) {
+                next[i] = t;
+            }
+        }
+        Ok((next, cost))
+    }
+}
+
+/// The prompts as one right-padded batch through the prefix graph; returns `hidden`
+/// `[R, width, d]` with each row's last real position, and leaves the cache in `batch`.
+fn first_step(g: &mut super::CachedGraphs, batch: &mut DecodeBatch) -> Result<(Value, Vec<usize>, Cost), ScorerError> {
+    let width = batch.rows.iter().map(|r| r.len()).max().unwrap_or(1);
+    let seqs: Vec<&[u32]> = batch.rows.iter().map(|r| r.as_slice()).collect();
+    let (ids, shape) = super::pad_right(&seqs, width);
+    let outputs = g.outputs_with_presents(Some("hidden"));
+    let mut values = g.prefix.run_keep(vec![("input_ids", Input::I64 { shape, data: ids })], &super::refs(&outputs))?;
+    let hidden = values.remove(0);
+    let mut key_positions = vec![-1i64; batch.len() * width];
+    for (i, r) in batch.rows.iter().enumerate() {
+        for (p, slot) in key_positions[i * width..i * width + r.len()].iter_mut().enumerate() {
+            *slot = p as i64;
+        }
+    }
+    let cost = Cost { runs: 1, tokens: batch.len() * width };
+    let last: Vec<usize> = batch.rows.iter().enumerate().map(|(i, r)| i * width + r.len() - 1).collect();
+    batch.cache = Some(BatchCache { values, key_positions, width, cache_row: (0..batch.len()).collect() });
+    Ok((hidden, last, cost))
+}
+
+/// Each row's last token against the cache; returns `hidden` `[R, 1, d]` (row i's position is
+/// row i) and leaves the grown cache (rows in batch order) in `batch`.
+fn later_step(g: &mut super::CachedGraphs, batch: &mut DecodeBatch, cache: BatchCache) -> Result<(Value, Vec<usize>, Cost), ScorerError> {
+    let (n, w) = (batch.len(), cache.width);
+    let ids: Vec<i64> = batch.rows.iter().map(|r| *r.last().expect("rows are never empty") as i64).collect();
+    let past_rows: Vec<i64> = cache.cache_row.iter().map(|&c| c as i64).collect();
+    let mut key_positions = Vec::with_capacity(n * (w + 1));
+    for (r, &c) in batch.rows.iter().zip(&cache.cache_row) {
+        key_positions.extend_from_slice(&cache.key_positions[c * w..(c + 1) * w]);
+        key_positions.push(r.len() as i64 - 1);
+    }
+    let outputs = g.outputs_with_presents(Some("hidden"));
+    let mut values = g.run_continuation(ids, vec![n, 1], &cache.values, past_rows, key_positions.clone(), &super::refs(&outputs))?;
+    let hidden = values.remove(0);
+    batch.cache = Some(BatchCache { values, key_positions, width: w + 1, cache_row: (0..n).collect() });
+    Ok((hidden, (0..n).collect(), Cost { runs: 1, tokens: n }))
+}
