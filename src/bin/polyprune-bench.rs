@@ -1,25 +1,83 @@
-//! `make bench`: throughput of evaluation and calibration on the default model, each compared in
-//! the same run with this machine's measured fp32 matrix-multiply rate through the same runtime.
+//! `make bench`: what evaluation, downstream scoring, generation and calibration cost on the
+//! default model, each stage compared in the same run with a reference measured beside it.
 //!
-//! Peak: one large MatMul graph (2048^3) run in ONNX Runtime. Evaluation: tokens per second of
-//! the scoring graph on FLORES sentences, at about 2 x parameters FLOP per token. Calibration:
-//! forward, statistics and solve times for Wanda and SparseGPT (128 x 512 windows by default;
-//! POLYPRUNE_BENCH_SAMPLES / POLYPRUNE_BENCH_SEQLEN shrink it).
+//! Every stage runs in a child process of this binary (`polyprune-bench --stage NAME`), so the
+//! peak resident memory each one reports (`VmHWM`) is its own, model load included, as a user's
+//! `polyprune eval ...` of the same work would see it. The parent prints one table and the
+//! ratios:
+//!
+//! * `peak`: one 2048^3 fp32 MatMul through ONNX Runtime, the machine's reachable rate.
+//! * `perplexity`: 200 English SIB-200 test sentences, one document each (what
+//!   `eval ppl --file F --per-line` scores), the reference for the task stages.
+//! * `sib200`, `xcopa`, `tatoeba`: a seeded subsample of each task's test split, scored as
+//!   `eval tasks` scores it; the cost of one choice is given in perplexity tokens.
+//! * `mgsm`: MGSM English generation, new tokens per second.
+//! * `decode`: cost of one new token against prompt length (batches of 3 prompts of 64, 256 and
+//!   1024 tokens, 32 greedy steps each, the prompts' run timed apart).
+//! * `wanda`, `sparsegpt`: calibration forward, statistics and solve (128 x 512 windows by
+//!   default; `POLYPRUNE_BENCH_SAMPLES` / `POLYPRUNE_BENCH_SEQLEN` shrink them).
+//!
+//! `POLYPRUNE_BENCH_STAGES=perplexity,sib200` runs a subset.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
+use anyhow::{bail, Context};
+use serde_json::{json, Value as Json};
+
 use polyprune::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions, Mix};
+use polyprune::data::corpora::flores;
 use polyprune::data::{Language, TextRegistry};
-use polyprune::eval::{score_documents, Scorer, WindowOptions};
+use polyprune::eval::scorer::DecodeBatch;
+use polyprune::eval::{evaluate, limit_items, score_documents, RunStats, Scorer, WindowOptions};
 use polyprune::model::builder::{Dim, GraphBuilder};
 use polyprune::model::onnx::{data_type, TensorProto};
 use polyprune::model::ModelDir;
 use polyprune::prune::{Sparsity, SparsityTarget};
 use polyprune::pruned::{prune_model, LayerFilter};
 use polyprune::runtime::{Graph, GraphSource, Input, RuntimeOptions};
+use polyprune::tasks::{load, LoadOptions, TaskName};
+
+const STAGES: &[&str] = &["peak", "perplexity", "sib200", "xcopa", "tatoeba", "mgsm", "decode", "wanda", "sparsegpt"];
+
+/// The seed of the task subsamples (any fixed value: every stage scores the same rows each run).
+const SEED: u64 = 1234;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// This process's peak resident memory in bytes (`VmHWM` of `/proc/self/status`).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+struct Setup {
+    root: PathBuf,
+    model: ModelDir,
+    opts: RuntimeOptions,
+    shared: PathBuf,
+}
+
+impl Setup {
+    fn new() -> anyhow::Result<Self> {
+        let root = polyprune::util::project_root();
+        let dir = root.join(".cache/models/gemma-3-270m");
+        let model = ModelDir::open(&dir).with_context(|| format!("{} is missing: run `make models` first", dir.display()))?;
+        let shared = root.join("../shared/data");
+        if !shared.join("sib200").is_dir() {
+            bail!("{} is missing: the bench reads its task data there", shared.display());
+        }
+        Ok(Setup { root, model, opts: RuntimeOptions::default(), shared })
+    }
+
+    fn scorer(&self) -> anyhow::Result<Scorer> {
+        Ok(Scorer::load(&self.model, &self.opts, &[])?)
+    }
 }
 
 /// GFLOP/s of a 2048 x 2048 x 2048 fp32 MatMul in ONNX Runtime (best of 5).
@@ -41,70 +99,214 @@ fn matmul_peak(opts: &RuntimeOptions) -> anyhow::Result<f64> {
     let bytes = prost::Message::encode_to_vec(&g.finish("polyprune-bench", &[]));
     let dir = std::env::temp_dir();
     let mut graph = Graph::load(GraphSource::Memory { bytes: &bytes, folder: &dir, label: "peak matmul" }, opts, &[])?;
-    let a = w.clone();
     let mut best = f64::MAX;
     for _ in 0..5 {
         let t0 = Instant::now();
-        graph.run_f32(vec![("a", Input::F32 { shape: vec![N, N], data: &a })], &["c"])?;
+        graph.run_f32(vec![("a", Input::F32 { shape: vec![N, N], data: &w })], &["c"])?;
         best = best.min(t0.elapsed().as_secs_f64());
     }
     Ok(2.0 * (N * N * N) as f64 / best / 1e9)
 }
 
-fn main() -> anyhow::Result<()> {
-    let root = polyprune::util::project_root();
-    let model = ModelDir::open(&root.join(".cache/models/gemma-3-270m"))?;
-    let opts = RuntimeOptions::default();
-    let peak = matmul_peak(&opts)?;
-    println!("fp32 MatMul peak (ONNX Runtime, 2048^3): {peak:.1} GFLOP/s");
+fn stage_peak(s: &Setup) -> anyhow::Result<Json> {
+    Ok(json!({ "gflops": matmul_peak(&s.opts)? }))
+}
 
-    // Parameters: the graph's float weights (embedding counted once; it is also the output layer).
-    let spec = model.card.spec.clone().expect("imported model");
-    let params: usize = spec.weight_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum();
-    let block_params: usize = model.card.layers.iter().map(|l| l.shape[0] * l.shape[1]).sum();
-    let flop_per_token = 2.0 * (block_params + spec.vocab_size * spec.d_model) as f64;
-    println!("parameters {:.1} M; forward cost {:.3} GFLOP/token (blocks + output layer)", params as f64 / 1e6, flop_per_token / 1e9);
-
-    let registry = TextRegistry::for_project(&root).with_flores_root(root.join("../shared/data/sib200"));
-    let eng = Language::parse("eng_Latn")?;
-    let docs: Vec<(String, String)> = registry
-        .documents_from(eng, "flores", polyprune::data::CorpusSplit::Evaluation)?
-        .into_iter()
-        .take(env_usize("POLYPRUNE_BENCH_DOCS", 200))
-        .map(|d| (d.id, d.text))
-        .collect();
-    let mut scorer = Scorer::load(&model, &opts, &[])?;
+/// The first 200 sentences of the English SIB-200 test split, one document each.
+fn stage_perplexity(s: &Setup) -> anyhow::Result<Json> {
+    let rows = flores::read_file(&s.shared.join("sib200/eng_Latn/test.tsv"))?;
+    let docs: Vec<(String, String)> = rows.into_iter().take(200).map(|r| (r.index_id, r.text)).collect();
     let t0 = Instant::now();
+    let mut scorer = s.scorer()?;
     let scores = score_documents(&mut scorer, &docs, WindowOptions::default(), |_| {})?;
-    let secs = t0.elapsed().as_secs_f64();
-    let tokens: usize = scores.iter().map(|d| d.tokens + 1).sum();
-    let tps = tokens as f64 / secs;
-    println!(
-        "evaluation: {tokens} tokens in {secs:.1} s = {tps:.0} tokens/s = {:.1} GFLOP/s = {:.0}% of peak",
-        tps * flop_per_token / 1e9,
-        100.0 * tps * flop_per_token / 1e9 / peak
-    );
-    drop(scorer);
+    let seconds = t0.elapsed().as_secs_f64();
+    let tokens: usize = scores.iter().map(|d| d.tokens).sum();
+    Ok(json!({ "seconds": seconds, "documents": docs.len(), "tokens": tokens }))
+}
 
+/// One task in one language as `eval tasks --limit n` runs it: load, score, summarise.
+fn stage_task(s: &Setup, task: TaskName, language: &str, n: usize) -> anyhow::Result<Json> {
+    let mut loaded = load(task, language, &s.shared, &LoadOptions { seed: SEED, ..LoadOptions::default() })?;
+    loaded.items = limit_items(loaded.items, n, SEED);
+    let t0 = Instant::now();
+    let mut scorer = s.scorer()?;
+    let result = evaluate(&mut scorer, &loaded, None, |_| {})?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let mut out = json!({ "seconds": seconds, "examples": result.summary.n, "accuracy": result.summary.metrics.first().map(|m| m.mean) });
+    match result.stats {
+        RunStats::Choice(c) => {
+            out["choices"] = json!(c.requests);
+            out["positions"] = json!(c.tokens_run);
+        }
+        RunStats::Generation(g) => {
+            out["new_tokens"] = json!(g.step_positions + g.requests);
+            out["positions"] = json!(g.tokens_run);
+        }
+    }
+    Ok(out)
+}
+
+/// Seconds per new token of a batch of 8 prompts at each length, 32 greedy steps (no stop
+/// strings), the prompt's own run timed apart.
+fn stage_decode(s: &Setup) -> anyhow::Result<Json> {
+    let mut scorer = s.scorer()?;
+    let rows = flores::read_file(&s.shared.join("sib200/eng_Latn/train.tsv"))?;
+    let text: String = rows.iter().map(|r| r.text.as_str()).collect::<Vec<_>>().join(" ");
+    let ids = scorer.encode(&text)?;
+    // Three rows of 1024 + 32 keys fit the generation batch bound (4096 keys), so every length
+    // runs with the batch `generate` would give its longest prompts.
+    let (batch, steps) = (3, 32);
+    let mut per_length = Vec::new();
+    for prompt in [64usize, 256, 1024] {
+        if ids.len() < batch * prompt {
+            bail!("the English SIB-200 train split has {} tokens, fewer than {} prompts of {prompt}", ids.len(), batch);
+        }
+        let prompts: Vec<Vec<u32>> = (0..batch).map(|b| ids[b * prompt..(b + 1) * prompt].to_vec()).collect();
+        let mut decode = DecodeBatch::new(prompts);
+        let t0 = Instant::now();
+        scorer.greedy_step(&mut decode)?;
+        let prefill = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        for _ in 1..steps {
+            scorer.greedy_step(&mut decode)?;
+        }
+        let per_token = t1.elapsed().as_secs_f64() / ((steps - 1) * batch) as f64;
+        per_length.push(json!({ "prompt": prompt, "prefill_seconds": prefill, "seconds_per_new_token": per_token }));
+    }
+    Ok(json!({ "batch": batch, "steps": steps, "lengths": per_length }))
+}
+
+fn stage_calibration(s: &Setup, method: &str) -> anyhow::Result<Json> {
     let (samples, seqlen) = (env_usize("POLYPRUNE_BENCH_SAMPLES", 128), env_usize("POLYPRUNE_BENCH_SEQLEN", 512));
-    let tokenizer = model.tokenizer()?;
+    let tokenizer = s.model.tokenizer()?;
+    let eng = Language::parse("eng_Latn")?;
     let cspec = CalibrationSpec { languages: vec![eng], mix: Mix::Even, samples, seqlen, seed: 0, source: None };
-    let set = CalibrationSet::draw(&cspec, &TextRegistry::for_project(&root), &tokenizer, model.card.start_token().unwrap_or(2))?;
-    let block_flop = 2.0 * block_params as f64;
-    for method in ["wanda", "sparsegpt"] {
-        let capture = CaptureOptions { mode: CaptureMode::OneShot, batch: 4, runtime: opts.clone(), gram: false };
-        let target = SparsityTarget::new(Some(Sparsity::new(0.5)?), "unstructured".parse()?)?;
-        let p = prune_model(&model, &method.parse()?, target, &LayerFilter::default(), Some(&set), &capture, |_, _| {})?;
-        let t = p.timings;
-        let ctps = set.tokens() as f64 / t.forward_s;
+    let set = CalibrationSet::draw(&cspec, &TextRegistry::for_project(&s.root), &tokenizer, s.model.card.start_token().unwrap_or(2))?;
+    let capture = CaptureOptions { mode: CaptureMode::OneShot, batch: 4, runtime: s.opts.clone(), gram: false };
+    let target = SparsityTarget::new(Some(Sparsity::new(0.5)?), "unstructured".parse()?)?;
+    let p = prune_model(&s.model, &method.parse()?, target, &LayerFilter::default(), Some(&set), &capture, |_, _| {})?;
+    let t = p.timings;
+    let block_params: usize = s.model.card.layers.iter().map(|l| l.shape[0] * l.shape[1]).sum();
+    Ok(json!({
+        "samples": samples, "seqlen": seqlen, "tokens": set.tokens(), "forward_seconds": t.forward_s,
+        "statistics_seconds": t.statistics_s, "solve_seconds": t.solve_s, "block_gflop_per_token": 2.0 * block_params as f64 / 1e9,
+    }))
+}
+
+fn run_stage(name: &str) -> anyhow::Result<Json> {
+    let s = Setup::new()?;
+    let mut out = match name {
+        "peak" => stage_peak(&s)?,
+        "perplexity" => stage_perplexity(&s)?,
+        "sib200" => stage_task(&s, TaskName::Sib200, "eng_Latn", 40)?,
+        "xcopa" => stage_task(&s, TaskName::Xcopa, "it", 100)?,
+        "tatoeba" => stage_task(&s, TaskName::Tatoeba, "deu-eng", 50)?,
+        "mgsm" => stage_task(&s, TaskName::Mgsm, "en", 40)?,
+        "decode" => stage_decode(&s)?,
+        "wanda" | "sparsegpt" => stage_calibration(&s, name)?,
+        other => bail!("unknown stage '{other}'; stages: {}", STAGES.join(", ")),
+    };
+    out["peak_rss_bytes"] = json!(peak_rss_bytes());
+    Ok(out)
+}
+
+/// Runs one stage in a child process and reads back its result line.
+fn child(exe: &Path, stage: &str) -> anyhow::Result<Json> {
+    let output = Command::new(exe).args(["--stage", stage]).output().with_context(|| format!("start the '{stage}' stage"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("stage '{stage}' failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
+    }
+    let line = stdout.lines().find_map(|l| l.strip_prefix("STAGE ")).with_context(|| format!("stage '{stage}' printed no result"))?;
+    Ok(serde_json::from_str(line)?)
+}
+
+fn f(v: &Json, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or(f64::NAN)
+}
+
+fn gb(v: &Json) -> String {
+    format!("{:.2} GB", f(v, "peak_rss_bytes") / 1e9)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() == 3 && args[1] == "--stage" {
+        let out = run_stage(&args[2])?;
+        println!("STAGE {out}");
+        return Ok(());
+    }
+    let wanted: Vec<String> = match std::env::var("POLYPRUNE_BENCH_STAGES") {
+        Ok(list) => list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        Err(_) => STAGES.iter().map(|s| s.to_string()).collect(),
+    };
+    if let Some(bad) = wanted.iter().find(|w| !STAGES.contains(&w.as_str())) {
+        bail!("POLYPRUNE_BENCH_STAGES names '{bad}'; stages: {}", STAGES.join(", "));
+    }
+    let exe = std::env::current_exe()?;
+    let mut results: Vec<(String, Json)> = Vec::new();
+    for stage in &wanted {
+        eprintln!("bench: {stage} ...");
+        let r = child(&exe, stage)?;
+        results.push((stage.clone(), r));
+    }
+    let get = |name: &str| results.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    let ppl_token_s = get("perplexity").map(|p| f(p, "seconds") / f(p, "tokens"));
+    println!("{:<11} {:>9} {:>12}  throughput", "stage", "wall", "peak RSS");
+    for (name, v) in &results {
+        let line = match name.as_str() {
+            "peak" => format!("fp32 MatMul 2048^3: {:.1} GFLOP/s", f(v, "gflops")),
+            "perplexity" => {
+                format!("{} sentences, {} tokens: {:.0} tokens/s", v["documents"], v["tokens"], f(v, "tokens") / f(v, "seconds"))
+            }
+            "sib200" | "xcopa" | "tatoeba" => {
+                let per_choice = f(v, "seconds") / f(v, "choices");
+                let rel = ppl_token_s.map_or(String::new(), |t| format!(", {:.2} perplexity tokens per choice", per_choice / t));
+                format!(
+                    "{} examples ({:.2}/s), {} choices ({:.1}/s){rel}",
+                    v["examples"],
+                    f(v, "examples") / f(v, "seconds"),
+                    v["choices"],
+                    f(v, "choices") / f(v, "seconds")
+                )
+            }
+            "mgsm" => format!(
+                "{} examples, {} new tokens: {:.1} new tokens/s",
+                v["examples"],
+                v["new_tokens"],
+                f(v, "new_tokens") / f(v, "seconds")
+            ),
+            "decode" => {
+                let lengths = v["lengths"].as_array().cloned().unwrap_or_default();
+                let per: Vec<String> =
+                    lengths.iter().map(|l| format!("prompt {}: {:.1} ms", l["prompt"], 1e3 * f(l, "seconds_per_new_token"))).collect();
+                let costs: Vec<f64> = lengths.iter().map(|l| f(l, "seconds_per_new_token")).collect();
+                let spread = costs.iter().cloned().fold(f64::MIN, f64::max) / costs.iter().cloned().fold(f64::MAX, f64::min);
+                format!("per new token (batch {}): {}; longest/shortest {spread:.2}", v["batch"], per.join(", "))
+            }
+            _ => format!(
+                "{} x {}: forward {:.1} s ({:.0} tokens/s), statistics {:.1} s, solve {:.1} s",
+                v["samples"],
+                v["seqlen"],
+                f(v, "forward_seconds"),
+                f(v, "tokens") / f(v, "forward_seconds"),
+                f(v, "statistics_seconds"),
+                f(v, "solve_seconds")
+            ),
+        };
+        let wall = v["seconds"].as_f64().map_or("-".to_string(), |s| format!("{s:.1} s"));
+        println!("{name:<11} {wall:>9} {:>12}  {line}", gb(v));
+    }
+    if let (Some(p), Some(s)) = (get("perplexity"), get("sib200")) {
         println!(
-            "calibration {method} ({samples} x {seqlen}, one pass): forward {:.1} s ({ctps:.0} tokens/s, {:.0}% of peak), statistics {:.1} s, solve {:.1} s ({:.0}% of the forward)",
-            t.forward_s,
-            100.0 * ctps * block_flop / 1e9 / peak,
-            t.statistics_s,
-            t.solve_s,
-            100.0 * t.solve_s / t.forward_s
+            "SIB-200 (40 examples) / perplexity (200 sentences), wall with model load: {:.3} (issue 12 bound: at most 0.33)",
+            f(s, "seconds") / f(p, "seconds")
         );
+    }
+    if let Some(worst) =
+        ["perplexity", "sib200", "xcopa", "tatoeba", "mgsm"].iter().filter_map(|n| get(n)).map(|v| f(v, "peak_rss_bytes")).reduce(f64::max)
+    {
+        println!("largest evaluation peak RSS: {:.2} GB (bound: at most 2.5 GB)", worst / 1e9);
     }
     Ok(())
 }

@@ -4,7 +4,8 @@
 mod ort_backend;
 
 pub use ort_backend::{
-    find_library, ExecutionProvider, Graph, GraphSource, Input, Output, OutputView, RuntimeError, RuntimeOptions, SharedWeights, Value,
+    find_library, Arena, ExecutionProvider, Graph, GraphSource, Input, Output, OutputView, RuntimeError, RuntimeOptions, SharedWeights,
+    Value,
 };
 
 /// One replacement weight handed to the runtime at session creation (a pruned layer).

@@ -11,12 +11,19 @@
 
 use super::head::HeadQueue;
 use super::{pad_right, CachedGraphs, Cost, Engine, ScoredSequence, Scorer, ScorerError};
-use crate::runtime::{Input, Value};
+use crate::runtime::{Arena, Input, Value};
 
 /// Keys (rows x (past + new positions)) per continuation run. Bounds the past gathered for the
-/// batch inside the runtime: 1 KiB per key and block on Gemma 3 270M (k and v, 256 floats each),
-/// 4 MiB per block at this bound.
-pub const CONTINUATION_KEYS: usize = 4096;
+/// batch inside the runtime and the grown keys and values the graph writes: 1 KiB per key and
+/// block on Gemma 3 270M (k and v, 256 floats each), 1 MiB per block and tensor at this bound.
+/// At 4096 the SIB-200 run of 40 English examples peaked 0.3 GB higher (2.59 GB against 2.29).
+pub const CONTINUATION_KEYS: usize = 1024;
+
+/// Keys (contexts x width) per prefix batch of contexts, whatever `batch_tokens` allows: the
+/// batch's keys and values stay alive while its continuations run, 36 KiB per key on Gemma 3
+/// 270M (18 blocks), 72 MiB at this bound. With `--batch-tokens 8192` and no such bound the
+/// SIB-200 test set peaked 0.25 GB higher than at 2048.
+pub const CONTEXT_KEYS: usize = 2048;
 
 /// The continuations of one context, for [`Scorer::score_continuation_groups`].
 pub struct ContinuationGroup<'a> {
@@ -103,12 +110,12 @@ fn score_shared(
     while start < shared.len() {
         // The longest context comes first, so it sets the batch's width.
         let width = groups[shared[start]].context.len() - 1;
-        let batch = &shared[start..(start + (batch_tokens / width).max(1)).min(shared.len())];
+        let batch = &shared[start..(start + (batch_tokens.min(CONTEXT_KEYS) / width).max(1)).min(shared.len())];
         start += batch.len();
         let prefixes: Vec<&[u32]> = batch.iter().map(|&gi| &groups[gi].context[..groups[gi].context.len() - 1]).collect();
         let (ids, shape) = pad_right(&prefixes, width);
         let outputs = g.outputs_with_presents(None);
-        let past = g.prefix.run_keep(vec![("input_ids", Input::I64 { shape, data: ids })], &super::refs(&outputs))?;
+        let past = g.prefix.run_keep_with(vec![("input_ids", Input::I64 { shape, data: ids })], &super::refs(&outputs), Arena::Release)?;
         cost.runs += 1;
         cost.tokens += batch.len() * width;
         // Every non-empty continuation of the batch, longest first.

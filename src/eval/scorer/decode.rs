@@ -7,7 +7,7 @@
 //! rows still decoding).
 
 use super::{Cost, Engine, Scorer, ScorerError};
-use crate::runtime::{Input, Value};
+use crate::runtime::{Arena, Input, Value};
 
 /// Sequences being decoded together; see the module documentation.
 pub struct DecodeBatch {
@@ -74,7 +74,7 @@ impl Scorer {
                 Some(cache) => later_step(g, batch, cache)?,
             };
             let zeros = vec![0; rows.len()];
-            let (_, am) = super::head::run_head(&mut g.head, super::f32_of(&hidden), g.d_model, &rows, &zeros, true)?;
+            let (_, am) = super::head::run_head(&mut g.head, super::f32_of(&hidden), g.d_model, &rows, &zeros, true, Arena::Release)?;
             (am, cost)
         };
         for (row, &t) in batch.rows.iter_mut().zip(&next) {
@@ -112,7 +112,8 @@ fn first_step(g: &mut super::CachedGraphs, batch: &mut DecodeBatch) -> Result<(V
     let seqs: Vec<&[u32]> = batch.rows.iter().map(|r| r.as_slice()).collect();
     let (ids, shape) = super::pad_right(&seqs, width);
     let outputs = g.outputs_with_presents(Some("hidden"));
-    let mut values = g.prefix.run_keep(vec![("input_ids", Input::I64 { shape, data: ids })], &super::refs(&outputs))?;
+    let mut values =
+        g.prefix.run_keep_with(vec![("input_ids", Input::I64 { shape, data: ids })], &super::refs(&outputs), Arena::Release)?;
     let hidden = values.remove(0);
     let mut key_positions = vec![-1i64; batch.len() * width];
     for (i, r) in batch.rows.iter().enumerate() {

@@ -29,7 +29,7 @@ use crate::model::decoder::{past_name, present_name};
 use crate::model::decoder::{KEY_POSITIONS, PAST_ROWS};
 use crate::model::import::{ensure_cached_graphs, CONTINUATION_GRAPH_FILE, HEAD_GRAPH_FILE, PREFIX_GRAPH_FILE};
 use crate::model::{graph, ModelDir, ModelError};
-use crate::runtime::{Graph, GraphSource, Input, OutputView, RuntimeError, RuntimeOptions, SharedWeights, Value, WeightOverride};
+use crate::runtime::{Arena, Graph, GraphSource, Input, OutputView, RuntimeError, RuntimeOptions, SharedWeights, Value, WeightOverride};
 
 /// Rows the output layer runs at once on the cached path: bounds the `rows x vocab` logits
 /// (and their log-softmax) inside the runtime, 64 MiB each for a 262,144-token vocabulary.
@@ -141,7 +141,8 @@ impl CachedGraphs {
         for (name, value) in names.iter().zip(past) {
             inputs.push((name.as_str(), Input::Kept(value)));
         }
-        Ok(self.continuation()?.run_keep(inputs, outputs)?)
+        // Continuation batches change shape from run to run (rows, past and new widths).
+        Ok(self.continuation()?.run_keep_with(inputs, outputs, Arena::Release)?)
     }
 }
 
@@ -330,7 +331,7 @@ impl Scorer {
                 }
             }
             let hidden = g.prefix.run_keep(vec![("input_ids", Input::I64 { shape, data: ids })], &["hidden"])?;
-            let (lp, am) = head::run_head(&mut g.head, f32_of(&hidden[0]), g.d_model, &rows, &targets, with_greedy)?;
+            let (lp, am) = head::run_head(&mut g.head, f32_of(&hidden[0]), g.d_model, &rows, &targets, with_greedy, Arena::Keep)?;
             let mut at = 0;
             return Ok(seqs
                 .iter()
