@@ -82,7 +82,9 @@ fn check_fixture(name: &str) {
     let rests: Vec<Vec<u32>> = [1usize, 5, 12, 3].iter().enumerate().map(|(i, &n)| ids(20 + i as u64, n, vocab)).collect();
     let rest_refs: Vec<&[u32]> = rests.iter().map(|r| r.as_slice()).collect();
     let (a, cost) = cached.score_continuations(&context, &rest_refs).unwrap();
-    assert_eq!(cost.tokens, 29 + 4 * 12, "{name}: the context runs once");
+    // The context runs once and predicts every first token; the three longer continuations run
+    // their other tokens as one batch padded to 11; the one-token continuation runs nothing.
+    assert_eq!(cost.tokens, 30 + 3 * 11, "{name}: the context runs once");
     let (b, _) = full.score_continuations(&context, &rest_refs).unwrap();
     for ((x, y), r) in a.iter().zip(&b).zip(&rests) {
         assert_eq!(x.logprobs.len(), r.len());

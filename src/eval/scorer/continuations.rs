@@ -1,12 +1,13 @@
 //! Continuations scored against shared contexts: each context runs once, and the continuations
 //! of many contexts run together on their caches.
 //!
-//! One round: contexts of similar length (but each one's last token) run as one right-padded
-//! prefix batch; their key/value caches stay inside the runtime. Every continuation of every
-//! context in the batch then becomes one row of continuation batches (`past_rows` says which
-//! context row it continues, `key_positions` hides the padding of shorter contexts), its first
-//! input being its context's last token, so that the first continuation token is predicted in
-//! the same run. The rows whose next token is scored queue for the output layer
+//! One round: contexts of similar length run as one right-padded prefix batch, which returns
+//! their key/value caches (kept inside the runtime) and their hidden states; the state at a
+//! context's last position predicts the first token of each of its continuations. The
+//! continuations of two or more tokens then run their other tokens as rows of continuation
+//! batches (`past_rows` says which context row a row continues, `key_positions` hides the padding
+//! of shorter contexts and rows). A one-token continuation (most SIB-200 topics, many answer
+//! words) needs no run of its own. The rows whose next token is scored queue for the output layer
 //! ([`super::head::HeadQueue`]), which runs on full chunks across batches.
 
 use super::head::HeadQueue;
@@ -109,25 +110,39 @@ fn score_shared(
     let mut start = 0;
     while start < shared.len() {
         // The longest context comes first, so it sets the batch's width.
-        let width = groups[shared[start]].context.len() - 1;
+        let width = groups[shared[start]].context.len();
         let batch = &shared[start..(start + (batch_tokens.min(CONTEXT_KEYS) / width).max(1)).min(shared.len())];
         start += batch.len();
-        let prefixes: Vec<&[u32]> = batch.iter().map(|&gi| &groups[gi].context[..groups[gi].context.len() - 1]).collect();
-        let (ids, shape) = pad_right(&prefixes, width);
-        let outputs = g.outputs_with_presents(None);
-        let past = g.prefix.run_keep_with(vec![("input_ids", Input::I64 { shape, data: ids })], &super::refs(&outputs), Arena::Release)?;
+        let contexts: Vec<&[u32]> = batch.iter().map(|&gi| groups[gi].context).collect();
+        let (ids, shape) = pad_right(&contexts, width);
+        let outputs = g.outputs_with_presents(Some("hidden"));
+        let mut past =
+            g.prefix.run_keep_with(vec![("input_ids", Input::I64 { shape, data: ids })], &super::refs(&outputs), Arena::Release)?;
+        let hidden = past.remove(0);
         cost.runs += 1;
         cost.tokens += batch.len() * width;
-        // Every non-empty continuation of the batch, longest first.
+        // Every continuation's first token is predicted at its context's last position.
+        let (h, d) = (super::f32_of(&hidden), g.d_model);
+        for (e, &gi) in batch.iter().enumerate() {
+            let at = (e * width + groups[gi].context.len() - 1) * d;
+            for (c, rest) in groups[gi].rests.iter().enumerate() {
+                if let Some(&first) = rest.first() {
+                    head.push(&h[at..at + d], first, (gi, c, 0));
+                }
+            }
+        }
+        drop(hidden);
+        head.drain(&mut g.head, false, &mut put)?;
+        // Continuations of two or more tokens run on the cache for the rest, longest first.
         let mut rows: Vec<(usize, usize, usize)> = Vec::new();
         for (e, &gi) in batch.iter().enumerate() {
-            rows.extend((0..groups[gi].rests.len()).filter(|&c| !groups[gi].rests[c].is_empty()).map(|c| (e, gi, c)));
+            rows.extend((0..groups[gi].rests.len()).filter(|&c| groups[gi].rests[c].len() >= 2).map(|c| (e, gi, c)));
         }
         rows.sort_by_key(|&(_, gi, c)| std::cmp::Reverse(groups[gi].rests[c].len()));
         let mut s = 0;
         while s < rows.len() {
             let (_, gi, c) = rows[s];
-            let t = groups[gi].rests[c].len();
+            let t = groups[gi].rests[c].len() - 1;
             let fit = (batch_tokens / t).min(CONTINUATION_KEYS / (width + t)).max(1);
             let chunk = &rows[s..(s + fit).min(rows.len())];
             s += chunk.len();
@@ -135,10 +150,9 @@ fn score_shared(
             cost.runs += 1;
             cost.tokens += chunk.len() * t;
             let h = super::f32_of(&hidden);
-            let d = g.d_model;
             for (b, &(_, gi, c)) in chunk.iter().enumerate() {
-                for (j, &target) in groups[gi].rests[c].iter().enumerate() {
-                    let at = (b * t + j) * d;
+                for (j, &target) in groups[gi].rests[c].iter().enumerate().skip(1) {
+                    let at = (b * t + j - 1) * d;
                     head.push(&h[at..at + d], target, (gi, c, j));
                 }
             }
@@ -149,9 +163,10 @@ fn score_shared(
     Ok(cost)
 }
 
-/// One continuation batch: `chunk` rows `(context row, group, continuation)` of width `t`,
-/// against the prefix batch's cache `past` (context rows right-padded to `width`). Returns
-/// `hidden` `[rows, t, d]`.
+/// One continuation batch: `chunk` rows `(context row, group, continuation)`, each feeding all
+/// of its continuation's tokens but the last (at most `t`), against the prefix batch's cache
+/// `past` (context rows right-padded to `width`). Returns `hidden` `[rows, t, d]`: row b's
+/// position j predicts its continuation's token j + 1.
 fn run_continuation_chunk(
     g: &mut CachedGraphs,
     groups: &[ContinuationGroup],
@@ -166,17 +181,16 @@ fn run_continuation_chunk(
     let mut key_positions = vec![-1i64; n * (width + t)];
     for (b, &(e, gi, c)) in chunk.iter().enumerate() {
         let (context, rest) = (groups[gi].context, groups[gi].rests[c]);
-        let known = context.len() - 1;
-        ids[b * t] = context[known] as i64;
-        for (j, &tok) in rest[..rest.len() - 1].iter().enumerate() {
-            ids[b * t + j + 1] = tok as i64;
+        let (known, fed) = (context.len(), &rest[..rest.len() - 1]);
+        for (j, &tok) in fed.iter().enumerate() {
+            ids[b * t + j] = tok as i64;
         }
         past_rows.push(e as i64);
         let kp = &mut key_positions[b * (width + t)..(b + 1) * (width + t)];
         for (p, slot) in kp[..known].iter_mut().enumerate() {
             *slot = p as i64;
         }
-        for (j, slot) in kp[width..width + rest.len()].iter_mut().enumerate() {
+        for (j, slot) in kp[width..width + fed.len()].iter_mut().enumerate() {
             *slot = (known + j) as i64;
         }
     }

@@ -206,12 +206,22 @@ impl Scorer {
         overrides: &[WeightOverride],
         choice: PathChoice,
     ) -> Result<Self, ScorerError> {
-        let tokenizer = model.tokenizer()?;
-        let engine = match (choice, Self::cached_graphs(model, opts, overrides)?) {
+        // Reading a 262,144-token tokenizer takes about as long as loading a graph (0.9 s for
+        // Gemma 3 270M) on one core; it runs beside the graphs' loading.
+        let (tokenizer, engine) = std::thread::scope(|scope| {
+            let tokenizer = scope.spawn(|| model.tokenizer());
+            let engine = Self::engine(model, opts, overrides, choice);
+            (tokenizer.join().expect("reading the tokenizer does not panic"), engine)
+        });
+        release_freed_heap();
+        Ok(Scorer { model: model.clone(), engine: engine?, tokenizer: tokenizer?, batch_tokens: 2048 })
+    }
+
+    fn engine(model: &ModelDir, opts: &RuntimeOptions, overrides: &[WeightOverride], choice: PathChoice) -> Result<Engine, ScorerError> {
+        Ok(match (choice, Self::cached_graphs(model, opts, overrides)?) {
             (PathChoice::Auto, Some(cached)) => Engine::Cached(Box::new(cached)),
             _ => Engine::Full(Self::full_graph(model, opts, overrides)?),
-        };
-        Ok(Scorer { model: model.clone(), engine, tokenizer, batch_tokens: 2048 })
+        })
     }
 
     /// The cache graphs, written first if this folder predates them; `None` for graphs
@@ -227,10 +237,11 @@ impl Scorer {
         let shared = SharedWeights::new()?;
         let load =
             |file: &str, ov: &[WeightOverride]| Graph::load_sharing(GraphSource::File(&model.dir.join(file)), opts, ov, Some(&shared));
+        let head = load(HEAD_GRAPH_FILE, &head_overrides)?;
         Ok(Some(CachedGraphs {
             prefix: load(PREFIX_GRAPH_FILE, overrides)?,
             continuation: None,
-            head: load(HEAD_GRAPH_FILE, &head_overrides)?,
+            head,
             continuation_load: ContinuationLoad {
                 path: model.dir.join(CONTINUATION_GRAPH_FILE),
                 opts: opts.clone(),
@@ -410,6 +421,17 @@ impl Scorer {
             inputs.push(("position_ids", Input::I64 { shape: shape.to_vec(), data: pos }));
         }
         inputs
+    }
+}
+
+/// Hands the heap memory freed so far back to the system. The tokenizer is read on its own
+/// thread, whose allocator arena keeps the parse's freed buffers (0.2 GB for Gemma 3 270M's
+/// tokenizer) where no later allocation of the scoring thread reuses them.
+fn release_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the allocator's arenas to the system.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
