@@ -123,6 +123,10 @@ pub fn prepare_dir(dir: &StudyDir, config: &StudyConfig, config_text: &str, grid
         if existing.config_hash != config.hash {
             return Err(RunError::OtherStudy { dir: dir.root.clone(), found: existing.config_hash, expected: config.hash.clone() });
         }
+        // Same study, perhaps with other `[report]` names: the report reads the kept copy.
+        if dir.read_config_text()?.as_deref() != Some(config_text) {
+            dir.update_config_text(config_text)?;
+        }
         return Ok(());
     }
     Ok(dir.write_study(&study_record(config, grid), config_text)?)
