@@ -430,6 +430,7 @@ fn config_hash(text: &str, analysis: &AnalysisPlan) -> String {
 
 /// The study file without its `[report]` table (and `[report.*]` sub-tables): the text the
 /// hash covers. A header line starts a table; the table runs to the next header line.
+/// A text without `[report]` is returned as it is (the hashes of existing studies stand).
 fn without_report_table(text: &str) -> String {
     let mut kept = String::with_capacity(text.len());
     let mut in_report = false;
@@ -437,8 +438,18 @@ fn without_report_table(text: &str) -> String {
         let trimmed = line.trim_start();
         if trimmed.starts_with('[') {
             let header = trimmed.trim_start_matches('[').trim_start();
-            in_report = !trimmed.starts_with("[[")
-                && header.strip_prefix("report").is_some_and(|rest| rest.trim_start().starts_with([']', '.']));
+            let was_in_report = in_report;
+            in_report =
+                !trimmed.starts_with("[[") && header.strip_prefix("report").is_some_and(|rest| rest.trim_start().starts_with([']', '.']));
+            // The blank lines that set the table apart go with it, so appending a [report]
+            // table to a study file leaves its hash as it was.
+            if in_report && !was_in_report {
+                let end = kept.trim_end().len();
+                kept.truncate(end);
+                if !kept.is_empty() {
+                    kept.push('\n');
+                }
+            }
         }
         if !in_report {
             kept.push_str(line);
@@ -489,7 +500,11 @@ impl ReportChecker<'_> {
     }
 
     /// Display names must say something: an empty one would leave a blank header.
-    fn names(&self, key: &str, raw: BTreeMap<String, Spanned<String>>) -> Result<Vec<(String, String, std::ops::Range<usize>)>, ConfigError> {
+    fn names(
+        &self,
+        key: &str,
+        raw: BTreeMap<String, Spanned<String>>,
+    ) -> Result<Vec<(String, String, std::ops::Range<usize>)>, ConfigError> {
         raw.into_iter()
             .map(|(internal, shown)| {
                 let span = shown.span();
@@ -1239,7 +1254,11 @@ limit = 10
         // The report reads the same table from the study file alone.
         let alone = ReportPlan::from_study_file(&format!("{GOOD}\n{table}"), Path::new("study.toml")).unwrap();
         assert_eq!(alone, named.report);
-        assert_eq!(without_report_table("[a]\nx = 1\n[report]\ny = 2\n[report.languages]\nde = \"D\"\n[[b]]\nz = 3\n"), "[a]\nx = 1\n[[b]]\nz = 3\n");
+        assert_eq!(without_report_table(GOOD), GOOD, "a file without [report] hashes as before");
+        assert_eq!(
+            without_report_table("[a]\nx = 1\n[report]\ny = 2\n[report.languages]\nde = \"D\"\n[[b]]\nz = 3\n"),
+            "[a]\nx = 1\n[[b]]\nz = 3\n"
+        );
     }
 
     #[test]
@@ -1247,7 +1266,10 @@ limit = 10
         let e = error(&format!("{GOOD}\n[report]\nreference_calibration = \"fra_Latn\"\n"));
         assert!(e.starts_with("study.toml:31: report.reference_calibration: 'fra_Latn' is not a calibration set of this study; use one of: eng_Latn, deu_Latn"), "{e}");
         let e = error(&format!("{GOOD}\n[report]\nmethods = {{ magnitude = \"Magnitude\" }}\n"));
-        assert!(e.starts_with("study.toml:31: report.methods: 'magnitude' is not a method of this study; use one of: wanda, sparsegpt"), "{e}");
+        assert!(
+            e.starts_with("study.toml:31: report.methods: 'magnitude' is not a method of this study; use one of: wanda, sparsegpt"),
+            "{e}"
+        );
         let e = error(&format!("{GOOD}\n[report]\nlanguages = {{ klingon = \"Klingon\" }}\n"));
         assert!(e.starts_with("study.toml:31: report.languages: ") && e.contains("klingon"), "{e}");
         let e = error(&format!("{GOOD}\n[report]\nlanguages = {{ de = \" \" }}\n"));

@@ -229,7 +229,12 @@ pub(crate) mod tests {
                 row(
                     "en",
                     RowRole::Reference,
-                    vec![cell(55.0, Some(1.0), None), cell(50.0, Some(2.0), None), cell(52.5, Some(1.5), None), cell(-15.5, Some(1.5), None)],
+                    vec![
+                        cell(55.0, Some(1.0), None),
+                        cell(50.0, Some(2.0), None),
+                        cell(52.5, Some(1.5), None),
+                        cell(-15.5, Some(1.5), None),
+                    ],
                 ),
                 row(
                     "de",

@@ -224,8 +224,14 @@ mod tests {
         let html = render(&info, &[section], &[grid]).unwrap();
         assert!(html.contains("<table class=\"grid\" id=\"tasks-sib200_acc_m_wanda_u50\">"), "{html}");
         assert_eq!(html.matches("<strong>").count(), 3, "{html}");
-        assert!(html.contains("<td class=\"num\"><strong>62.0</strong> <span class=\"sd\">± 0.5</span> <span class=\"mark\">↑</span></td>"), "{html}");
-        assert!(html.contains("<td class=\"num\"><strong>58.0</strong> <span class=\"sd\">± 0.3</span> <span class=\"mark\">↓</span></td>"), "{html}");
+        assert!(
+            html.contains("<td class=\"num\"><strong>62.0</strong> <span class=\"sd\">± 0.5</span> <span class=\"mark\">↑</span></td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td class=\"num\"><strong>58.0</strong> <span class=\"sd\">± 0.3</span> <span class=\"mark\">↓</span></td>"),
+            "{html}"
+        );
         assert!(html.contains("<tr class=\"dense\"><th scope=\"row\">Dense</th><td class=\"num\">70.0</td>"), "{html}");
         assert!(html.contains("Wanda 50% &amp; co_ok"), "captions are escaped: {html}");
         assert!(html.contains("<p class=\"note\">Mean ± sd over 3 seeds.</p>"), "{html}");

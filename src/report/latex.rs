@@ -104,7 +104,10 @@ pub fn table(grid: &Grid) -> String {
     out.push_str("\\bottomrule\n\\end{tabular}\n");
     if !grid.notes.is_empty() {
         let notes: Vec<String> = grid.notes.iter().map(|n| escape(n)).collect();
-        out.push_str(&format!("\n\\smallskip\n\\begin{{minipage}}{{\\linewidth}}\\footnotesize\\raggedright {}\\end{{minipage}}\n", notes.join(" ")));
+        out.push_str(&format!(
+            "\n\\smallskip\n\\begin{{minipage}}{{\\linewidth}}\\footnotesize\\raggedright {}\\end{{minipage}}\n",
+            notes.join(" ")
+        ));
     }
     out.push_str("\\end{table}\n");
     out
@@ -168,7 +171,10 @@ mod tests {
 
     #[test]
     fn every_special_character_is_escaped() {
-        assert_eq!(escape(r"a&b%c$d#e_f{g}h~i^j\k<l>"), r"a\&b\%c\$d\#e\_f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}k\textless{}l\textgreater{}");
+        assert_eq!(
+            escape(r"a&b%c$d#e_f{g}h~i^j\k<l>"),
+            r"a\&b\%c\$d\#e\_f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}k\textless{}l\textgreater{}"
+        );
         assert_eq!(escape("Δ ± ↑ ↓ α = 0.05 – de→en"), r"$\Delta$ $\pm$ $\uparrow$ $\downarrow$ $\alpha$ = 0.05 -- de$\rightarrow$en");
         assert_eq!(label("tasks-sib200 x/y"), "tab:tasks-sib200-x-y");
         let mut g = downstream();
@@ -176,6 +182,9 @@ mod tests {
         g.columns[0].name = "#en".into();
         g.notes = vec!["see [report] {x}".into()];
         let tex = table(&g);
-        assert!(tex.contains(r"de\_DE \& 100\% &") && tex.contains(r"\multicolumn{2}{c}{\#en}") && tex.contains(r"see [report] \{x\}"), "{tex}");
+        assert!(
+            tex.contains(r"de\_DE \& 100\% &") && tex.contains(r"\multicolumn{2}{c}{\#en}") && tex.contains(r"see [report] \{x\}"),
+            "{tex}"
+        );
     }
 }

@@ -38,7 +38,8 @@ pub fn table(grid: &Grid) -> String {
     out.push_str(&format!("| {} |\n", header.join(" | ")));
     out.push_str(&format!("|:--{}|\n", "|--:".repeat(grid.columns.len())));
     for r in 0..grid.rows.len() {
-        let cells: Vec<String> = std::iter::once(escape(&grid.row_label(r))).chain((0..grid.columns.len()).map(|c| cell_text(grid, r, c))).collect();
+        let cells: Vec<String> =
+            std::iter::once(escape(&grid.row_label(r))).chain((0..grid.columns.len()).map(|c| cell_text(grid, r, c))).collect();
         out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
     if !grid.notes.is_empty() {

@@ -101,8 +101,7 @@ fn over_seeds(values: &[f64]) -> GridCell {
 /// Per seed, the measured values, then their average and (with a dense average) the Δ.
 fn summarise_row(per_seed: &[Vec<f64>], dense_average: Option<f64>) -> Vec<GridCell> {
     let measured = per_seed.first().map_or(0, Vec::len);
-    let averages: Vec<f64> =
-        per_seed.iter().map(|v| if v.iter().all(|x| x.is_finite()) { mean(v) } else { f64::NAN }).collect();
+    let averages: Vec<f64> = per_seed.iter().map(|v| if v.iter().all(|x| x.is_finite()) { mean(v) } else { f64::NAN }).collect();
     let mut cells: Vec<GridCell> = (0..measured).map(|j| over_seeds(&per_seed.iter().map(|v| v[j]).collect::<Vec<_>>())).collect();
     cells.push(over_seeds(&averages));
     if let Some(dense) = dense_average {
@@ -124,8 +123,11 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    /// The reference row's label in a condition, if it has one.
+    /// The reference row's label in a condition, if it has one and something to compare it with.
     fn reference<'c>(&self, condition: &'c Condition) -> Option<&'c str> {
+        if condition.rows.iter().filter(|(l, _)| !l.is_empty()).count() < 2 {
+            return None;
+        }
         let wanted = self.inputs.plan.reference_calibration.as_deref().unwrap_or(DEFAULT_REFERENCE);
         condition.rows.iter().map(|(l, _)| l.as_str()).find(|l| *l == wanted)
     }
@@ -190,7 +192,9 @@ impl Builder<'_> {
                     self.inputs.comparisons.iter().any(|r| r.family.starts_with(&prefix))
                 });
                 if !tested {
-                    notes.push("No significance marks: the study has no paired tests of these cells (`polyprune analyze significance`).".into());
+                    notes.push(
+                        "No significance marks: the study has no paired tests of these cells (`polyprune analyze significance`).".into(),
+                    );
                 } else {
                     let every = if seeds > 1 { format!(", in each of the {seeds} seeds") } else { String::new() };
                     notes.push(format!(
@@ -267,13 +271,18 @@ impl Builder<'_> {
                 let per_seed: Vec<Vec<f64>> = cells
                     .iter()
                     .map(|e| {
-                        languages.iter().map(|l| e.1.bits_per_byte(l).zip(dense.bits_per_byte(l)).map_or(f64::NAN, |(p, d)| p - d)).collect()
+                        languages
+                            .iter()
+                            .map(|l| e.1.bits_per_byte(l).zip(dense.bits_per_byte(l)).map_or(f64::NAN, |(p, d)| p - d))
+                            .collect()
                     })
                     .collect();
                 let mut row = GridRow { label: name, role, cells: summarise_row(&per_seed, None) };
                 if Some(label.as_str()) != reference && !reference_cells.is_empty() {
                     for (j, lang) in languages.iter().enumerate() {
-                        let set_of = |u: &UnitResults| u.perplexity.iter().find(|r| &r.language == lang).map(|r| format!("{}/{}", r.language, r.source));
+                        let set_of = |u: &UnitResults| {
+                            u.perplexity.iter().find(|r| &r.language == lang).map(|r| format!("{}/{}", r.language, r.source))
+                        };
                         row.cells[j].mark = self.mark(cells, reference_cells, &set_of);
                     }
                 }
@@ -313,7 +322,8 @@ impl Builder<'_> {
             TESTED_METRICS.into_iter().find(|m| u.tasks.iter().any(|r| r.task == task && r.metric == *m)).map(str::to_string)
         };
         // Accuracy in percent: the scale papers print it in.
-        let value = |u: &UnitResults, task: &str, lang: &str, metric: &str| u.task(task, lang, metric).map_or(f64::NAN, |r| 100.0 * r.value);
+        let value =
+            |u: &UnitResults, task: &str, lang: &str, metric: &str| u.task(task, lang, metric).map_or(f64::NAN, |r| 100.0 * r.value);
         for task in tasks {
             let languages: Vec<String> = pairs.iter().filter(|(t, _)| t == task).map(|(_, l)| l.clone()).collect();
             for condition in conditions(results) {
@@ -484,24 +494,24 @@ mod tests {
     /// English is the default reference.
     #[test]
     fn downstream_grids_pivot_seeds_and_mark_what_every_seed_agrees_on() {
-        let units: Vec<(Cell, UnitResults)> = [
-            ("eng_Latn", 0, [0.50, 0.40]),
-            ("eng_Latn", 1, [0.54, 0.44]),
-            ("deu_Latn", 0, [0.60, 0.70]),
-            ("deu_Latn", 1, [0.64, 0.66]),
-        ]
-        .iter()
-        .map(|&(cal, seed, [en, de])| {
-            let c = cell(cal, seed);
-            let u = UnitResults {
-                record: Some(done(&c.id, Some(seed))),
-                tasks: accuracies(&[("eng_Latn", en), ("deu_Latn", de)]),
-                ..Default::default()
-            };
-            (c, u)
-        })
-        .collect();
-        let dense = UnitResults { record: Some(done("dense-m", None)), tasks: accuracies(&[("eng_Latn", 0.80), ("deu_Latn", 0.75)]), ..Default::default() };
+        let units: Vec<(Cell, UnitResults)> =
+            [("eng_Latn", 0, [0.50, 0.40]), ("eng_Latn", 1, [0.54, 0.44]), ("deu_Latn", 0, [0.60, 0.70]), ("deu_Latn", 1, [0.64, 0.66])]
+                .iter()
+                .map(|&(cal, seed, [en, de])| {
+                    let c = cell(cal, seed);
+                    let u = UnitResults {
+                        record: Some(done(&c.id, Some(seed))),
+                        tasks: accuracies(&[("eng_Latn", en), ("deu_Latn", de)]),
+                        ..Default::default()
+                    };
+                    (c, u)
+                })
+                .collect();
+        let dense = UnitResults {
+            record: Some(done("dense-m", None)),
+            tasks: accuracies(&[("eng_Latn", 0.80), ("deu_Latn", 0.75)]),
+            ..Default::default()
+        };
         let record = StudyRecord {
             study: "s".into(),
             config_hash: "h".into(),
