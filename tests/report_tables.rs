@@ -56,7 +56,7 @@ fn bits_per_byte(language: &str, d: usize, shift: f64, wobble_seed: u64) -> f64 
     let base = if language == "eng_Latn" { 1.0 } else { 1.2 };
     let spread = ((d * 7 % 11) as f64) * 0.05;
     let w = (((d / 2) as u64 * 31 + wobble_seed * 17) % 7) as f64 * 0.002;
-    base + spread + shift + if d % 2 == 0 { w } else { -w }
+    base + spread + shift + if d.is_multiple_of(2) { w } else { -w }
 }
 
 /// The pruning penalty of a calibration on an evaluation language, per seed. German text is

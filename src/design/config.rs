@@ -1063,7 +1063,7 @@ pub(crate) mod tests {
         parse(text).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    const GOOD: &str = r#"[study]
+    pub(crate) const GOOD: &str = r#"[study]
 name = "demo"
 seeds = [0]
 

@@ -333,7 +333,7 @@ impl Builder<'_> {
                 let dense_average = dense_values.as_ref().filter(|v| v.iter().all(|x| x.is_finite())).map(|v| mean(v));
                 let mut rows = Vec::new();
                 if let Some(v) = &dense_values {
-                    let mut cells = summarise_row(&[v.clone()], None);
+                    let mut cells = summarise_row(std::slice::from_ref(v), None);
                     cells.push(GridCell::missing());
                     rows.push(GridRow { label: "Dense".into(), role: RowRole::Dense, cells });
                 }
