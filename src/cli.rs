@@ -38,7 +38,7 @@ pub enum Command {
     /// Run a whole study (grid of models, methods, sparsities, calibration sets, seeds) from one config file.
     #[command(subcommand)]
     Study(StudyCommand),
-    /// Render a study's results as one self-contained HTML file (plus LaTeX tables, CSV/JSON exports).
+    /// Render a study's results as one self-contained HTML file (plus paper tables as LaTeX and Markdown, CSV/JSON exports).
     Report(ReportArgs),
 }
 
