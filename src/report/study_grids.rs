@@ -192,17 +192,23 @@ impl Builder<'_> {
                     self.inputs.comparisons.iter().any(|r| r.family.starts_with(&prefix))
                 });
                 if !tested {
-                    notes.push(
-                        "No significance marks: the study has no paired tests of these cells (`polyprune analyze significance`).".into(),
-                    );
+                    notes.push("No significance marks: no paired tests were found for these cells.".into());
                 } else {
                     let every = if seeds > 1 { format!(", in each of the {seeds} seeds") } else { String::new() };
-                    notes.push(format!(
-                        "↑/↓: significantly higher/lower than calibration on {} (paired permutation test on the same {units}, {} correction within each evaluation set, α = {}{every}).",
-                        self.names.calibration(condition.rows.iter().find(|(l, _)| l == reference).and_then(|(_, c)| c[0].0.calibration.as_ref())),
+                    let reference_name = self
+                        .names
+                        .calibration(condition.rows.iter().find(|(l, _)| l == reference).and_then(|(_, c)| c[0].0.calibration.as_ref()));
+                    let test = format!(
+                        "paired permutation test on the same {units}, {} correction within each evaluation set, α = {}{every}",
                         correction_name(tests.correction),
                         tests.alpha.value(),
-                    ));
+                    );
+                    let marked = grid.rows.iter().any(|r| r.cells.iter().any(|c| c.mark.is_some()));
+                    notes.push(if marked {
+                        format!("↑/↓: significantly higher/lower than calibration on {reference_name} ({test}).")
+                    } else {
+                        format!("No difference from calibration on {reference_name} is significant ({test}).")
+                    });
                 }
             }
             None => notes.push(format!(
@@ -557,6 +563,15 @@ mod tests {
         assert!(notes.contains("Mean ± standard deviation over 2 seeds."), "{notes}");
         assert!(notes.contains("than calibration on en") && notes.contains("Holm") && notes.contains("α = 0.05"), "{notes}");
         assert!(notes.contains("in each of the 2 seeds"), "{notes}");
+        // Nothing significant: no marks, and the note says so rather than explaining arrows.
+        let none: Vec<ComparisonRow> = comparisons.iter().cloned().map(|c| ComparisonRow { significant: false, ..c }).collect();
+        let grids = study_grids(&GridInputs { results: &results, comparisons: &none, plan: &plan, tests: &tests });
+        let notes = grids[0].grid.notes.join(" ");
+        assert!(grids[0].grid.rows.iter().all(|r| r.cells.iter().all(|c| c.mark.is_none())));
+        assert!(
+            notes.contains("No difference from calibration on en is significant (paired permutation test") && !notes.contains("↑"),
+            "{notes}"
+        );
         // Naming another reference moves the marks (German is now compared with nobody).
         let plan = ReportPlan { reference_calibration: Some("deu_Latn".into()), ..Default::default() };
         let grids = study_grids(&GridInputs { results: &results, comparisons: &comparisons, plan: &plan, tests: &tests });
