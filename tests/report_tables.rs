@@ -207,6 +207,11 @@ fn a_multi_seed_study_gets_marked_tables_in_latex_markdown_and_html_and_the_late
     assert_eq!(page.matches("<span class=\"mark\">").count(), 2, "the same marks in the HTML");
     assert!(page.contains("<strong>+0.120</strong> <span class=\"sd\">± 0.000</span> <span class=\"mark\">↓</span>"));
 
+    // The data behind the tables, with the other exports.
+    let csv = std::fs::read_to_string(study.join("report/paper-perplexity-bpb_change_tiny_wanda_u50.csv")).unwrap();
+    assert!(csv.starts_with("Calibration,English,English sd,English mark,German,German sd,German mark,"), "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("German,") && l.contains(",lower,")), "{csv}");
+
     compile(&latex, "tables.tex");
 }
 

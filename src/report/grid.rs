@@ -189,6 +189,43 @@ impl Grid {
         })
     }
 
+    /// The grid as a data table for the CSV/JSON exports: the row label, then per column its
+    /// mean, its standard deviation (when the grid has any) and its mark (`higher`/`lower`).
+    pub fn to_table(&self) -> crate::analysis::section::Table {
+        use crate::analysis::section::TableCell;
+        let spread = self.has_spread();
+        let mut columns = vec![self.row_header.clone()];
+        for c in &self.columns {
+            columns.push(c.name.clone());
+            if spread {
+                columns.push(format!("{} sd", c.name));
+            }
+            columns.push(format!("{} mark", c.name));
+        }
+        let rows = self
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(r, row)| {
+                let mut cells = vec![TableCell::Text(self.row_label(r))];
+                for cell in &row.cells {
+                    cells.push(TableCell::Number(cell.mean));
+                    if spread {
+                        cells.push(TableCell::Number(cell.sd.unwrap_or(f64::NAN)));
+                    }
+                    let mark = match cell.mark {
+                        Some(Mark::Higher) => "higher",
+                        Some(Mark::Lower) => "lower",
+                        None => "",
+                    };
+                    cells.push(TableCell::Text(mark.into()));
+                }
+                cells
+            })
+            .collect();
+        crate::analysis::section::Table { name: self.name.clone(), caption: self.caption.clone(), columns, rows }
+    }
+
     /// The standard deviation as printed (no sign), `None` without one.
     pub fn format_sd(&self, cell: &GridCell) -> Option<String> {
         cell.sd.filter(|s| s.is_finite()).map(|s| format!("{s:.d$}", d = self.decimals()))
@@ -309,5 +346,15 @@ pub(crate) mod tests {
         assert_eq!(small.decimals(), 3);
         assert_eq!(small.format_sd(&small.rows[1].cells[0]).as_deref(), Some("1.000"));
         assert!(g.is_signed(3) && !g.is_signed(0));
+    }
+
+    #[test]
+    fn the_export_keeps_means_spreads_and_marks_as_data() {
+        let t = downstream().to_table();
+        assert_eq!(t.columns[..4], ["Calibration", "en", "en sd", "en mark"].map(String::from));
+        assert_eq!(t.columns.len(), 1 + 4 * 3);
+        let csv = String::from_utf8(t.to_csv().unwrap()).unwrap();
+        assert!(csv.lines().any(|l| l.starts_with("de,62,0.5,higher,56,1,,59,0.7,,-9,0.7,")), "{csv}");
+        assert!(csv.lines().any(|l| l.starts_with("Dense,70,,,66,,,68,,,,,")), "{csv}");
     }
 }

@@ -188,7 +188,15 @@ pub fn write_report(
     };
     let page = html::render(&info, &sections, &grids)?;
     let html_out = write(targets.html.to_path_buf(), page.as_bytes())?;
-    let exports = export_tables(&export_dir, &sections)?;
+    let mut exports = export_tables(&export_dir, &sections)?;
+    // The paper tables' data, next to the other exports (`paper-<grid name>.csv` / `.json`).
+    for g in &grids {
+        let table = g.grid.to_table();
+        let stem = html::export_stem("paper", &table.name);
+        let csv = table.to_csv().map_err(|source| ReportError::Write { path: export_dir.join(&stem), source })?;
+        exports.push(write(export_dir.join(format!("{stem}.csv")), &csv)?);
+        exports.push(write(export_dir.join(format!("{stem}.json")), &serde_json::to_vec_pretty(&table.to_json()).expect("json"))?);
+    }
     let latex = match targets.latex {
         Some(d) => write_latex(d, &grids)?,
         None => Vec::new(),
