@@ -38,7 +38,7 @@ pub enum Command {
     /// Run a whole study (grid of models, methods, sparsities, calibration sets, seeds) from one config file.
     #[command(subcommand)]
     Study(StudyCommand),
-    /// Render a study's results as one self-contained HTML file (plus LaTeX tables, CSV/JSON exports).
+    /// Render a study's results as one self-contained HTML file (plus paper tables as LaTeX and Markdown, CSV/JSON exports).
     Report(ReportArgs),
 }
 
@@ -105,9 +105,18 @@ pub struct ReportArgs {
     /// The HTML file to write (default: <study>/report.html).
     #[arg(short, long)]
     pub out: Option<PathBuf>,
-    /// Also write booktabs LaTeX tables of the main grids into this folder.
+    /// Also write the paper tables as LaTeX (booktabs, siunitx) into this folder, with
+    /// tables.tex, a document that inputs them all.
     #[arg(long)]
     pub latex: Option<PathBuf>,
+    /// Also write the paper tables as GitHub-flavoured Markdown into this folder (tables.md
+    /// holds them all).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Take names and the reference calibration from this study file's [report] instead of
+    /// the copy kept in the study folder.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Args)]

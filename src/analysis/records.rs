@@ -49,6 +49,16 @@ fn bad(path: &Path, reason: impl Into<String>) -> AnalysisError {
     AnalysisError::BadFile { path: path.to_path_buf(), reason: reason.into() }
 }
 
+/// The evaluation set of a task's examples in one language, as comparisons name it.
+pub fn task_set(task: &str, language: &str) -> String {
+    format!("{task}/{language}")
+}
+
+/// The language of a perplexity evaluation set (`<language>/<source>`).
+pub fn perplexity_set_language(set: &str) -> &str {
+    set.split('/').next().unwrap_or(set)
+}
+
 /// Per-document bits per byte, by evaluation set `<language>/<source>` and document id.
 pub fn documents(path: &Path, rows: Vec<DocumentRow>) -> Result<ScoreFile, AnalysisError> {
     let mut sets: BTreeMap<String, UnitScores> = BTreeMap::new();
@@ -70,7 +80,7 @@ pub fn examples(rows: Vec<ExampleRow>) -> ScoreFile {
     let mut sets: BTreeMap<String, UnitScores> = BTreeMap::new();
     for r in rows {
         let Some(score) = r.score() else { continue };
-        sets.entry(format!("{}/{}", r.task, r.language)).or_default().insert(r.example, f64::from(score));
+        sets.entry(task_set(&r.task, &r.language)).or_default().insert(r.example, f64::from(score));
     }
     ScoreFile { metric: Some(Metric::Accuracy), sets }
 }

@@ -369,6 +369,12 @@ impl StudyCell {
     pub fn seed_label(&self) -> String {
         self.seed.map(|s| format!(" seed {s}")).unwrap_or_default()
     }
+
+    /// The family this cell's comparisons on evaluation set `set` belong to: its condition and
+    /// seed on that set (every calibration of the condition, and dense, compared pairwise).
+    pub fn family(&self, set: &str) -> String {
+        format!("{} {}{}: {set}", self.model, self.condition, self.seed_label())
+    }
 }
 
 /// The cells of the study in `study` (its `study.json`, read by the store).
@@ -420,17 +426,17 @@ pub fn study_significance(study: &Path, settings: &TestSettings) -> Result<Study
         // (model, condition, seed) -> [(calibration, scores)]
         type Group = (String, String, Option<u64>);
         let mut groups: BTreeMap<Group, Vec<(String, ScoreFile)>> = BTreeMap::new();
-        let mut seed_labels: BTreeMap<Group, String> = BTreeMap::new();
+        let mut family_cells: BTreeMap<Group, &StudyCell> = BTreeMap::new();
         for c in &cells {
             if let Some(scores) = unit_scores(&dir.cell(&c.id), measure)? {
                 let key = (c.model.clone(), c.condition.clone(), c.seed);
-                seed_labels.insert(key.clone(), c.seed_label());
+                family_cells.insert(key.clone(), c);
                 groups.entry(key).or_default().push((c.calibration.clone(), scores));
             }
         }
         // Pairwise families per evaluation set, with the dense model as one more treatment.
         for (key, members) in &groups {
-            let (model, condition, _) = key;
+            let (model, _, _) = key;
             let dense = unit_scores(&dir.dense(model), measure)?;
             let metric = members[0].1.metric.expect("set by reader");
             let sets: Vec<&String> = members[0].1.sets.keys().collect();
@@ -440,7 +446,7 @@ pub fn study_significance(study: &Path, settings: &TestSettings) -> Result<Study
                 if let Some(d) = dense.as_ref().and_then(|d| d.sets.get(set)) {
                     treatments.push(("dense".to_string(), d));
                 }
-                let family = format!("{model} {condition}{}: {set}", seed_labels[key]);
+                let family = family_cells[key].family(set);
                 out.comparisons.extend(compare_treatments(&family, set, metric, &treatments, settings)?);
             }
         }

@@ -9,7 +9,7 @@ use std::path::Path;
 use super::masks::{by_depth, compare_all_pairs, unique_kept, MaskSet};
 use super::section::ReportSection;
 use super::sections::{export_section, masks_section, significance_section};
-use super::significance::{read_study_cells, study_significance, StudyCell, TestSettings};
+use super::significance::{read_study_cells, study_significance, ComparisonRow, StudyCell, TestSettings};
 use super::AnalysisError;
 use crate::prune::Method;
 use crate::store::{SectionDir, StudyDir};
@@ -38,9 +38,18 @@ fn mask_groups(study: &StudyDir, cells: &[StudyCell]) -> Result<Vec<(String, Vec
     Ok(out)
 }
 
+/// What [`analyze_study`] found: the sections, and the paired comparisons behind the
+/// significance section (the report marks its tables with them).
+#[derive(Debug, Default)]
+pub struct StudyAnalyses {
+    pub sections: Vec<ReportSection>,
+    pub comparisons: Vec<ComparisonRow>,
+}
+
 /// Runs the stored-results analyses of `study`, exports their tables, and returns the sections
-/// (mask overlap per condition, then significance, then what the model-running analyses left).
-pub fn analyze_study(study: &Path, settings: &TestSettings) -> Result<Vec<ReportSection>, AnalysisError> {
+/// (mask overlap per condition, then significance, then what the model-running analyses left)
+/// with the comparisons.
+pub fn analyze_study(study: &Path, settings: &TestSettings) -> Result<StudyAnalyses, AnalysisError> {
     let dir = StudyDir::new(study);
     let cells = read_study_cells(&dir)?;
     let out = dir.analysis(None);
@@ -62,7 +71,7 @@ pub fn analyze_study(study: &Path, settings: &TestSettings) -> Result<Vec<Report
     export_section(&out, &section)?;
     sections.push(section);
     sections.extend(model_sections(&dir)?);
-    Ok(sections)
+    Ok(StudyAnalyses { sections, comparisons: significance.comparisons })
 }
 
 /// The sections the model-running analyses write during `study run`.

@@ -178,7 +178,7 @@ fn significance(args: SignificanceArgs) -> Result<()> {
         Some(out) => export(Some(out), &significance_section(&s, settings.correction.as_str(), settings.alpha.value())),
         None => {
             // Into the study itself, with the mask-overlap sections the study's masks allow.
-            let sections = analyze_study(&args.study, &settings)?;
+            let sections = analyze_study(&args.study, &settings)?.sections;
             eprintln!(
                 "sections: {} under {}",
                 sections.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "),

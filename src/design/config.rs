@@ -5,6 +5,7 @@
 //! typed values and checks every combination before any work starts. Each error names the
 //! key and the line, so a typo in a grid of hundreds of cells costs a second, not an hour.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,34 @@ struct RawConfig {
     perplexity: Option<RawPerplexity>,
     tasks: Option<RawTasks>,
     analysis: Option<RawAnalysis>,
+    report: Option<RawReport>,
+}
+
+/// `[report]` as written: which calibration the significance marks compare against, and the
+/// names a reader sees instead of internal codes. Each map goes from an internal name (a
+/// language in any spelling the language table accepts, a calibration set, a method, a task, a
+/// model) to its display name.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    reference_calibration: Option<Spanned<String>>,
+    #[serde(default)]
+    languages: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    calibrations: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    methods: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    tasks: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    models: BTreeMap<String, Spanned<String>>,
+}
+
+/// The study file with nothing but its `[report]` read (the other tables are skipped unread),
+/// for `polyprune report`, which must not depend on the study's data still being where it was.
+#[derive(Deserialize)]
+struct RawReportOnly {
+    report: Option<RawReport>,
 }
 
 /// `[analysis]` as written: switches and parameters side by side (one flat table for users).
@@ -210,6 +239,47 @@ pub struct AnalysisPlan {
     pub params: AnalysisParams,
 }
 
+/// The study file's `[report]`: how tables name things and what they compare against. It
+/// changes no result, so it stays out of the study's hash: names can be edited after a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReportPlan {
+    /// The calibration set significance marks compare against, spelled as
+    /// [`CalibrationChoice::languages_label`] spells it (`eng_Latn`); `None`: English where a
+    /// table has it.
+    pub reference_calibration: Option<String>,
+    pub names: DisplayNames,
+}
+
+/// Display names by internal name; what a map leaves out gets the report's default.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DisplayNames {
+    /// By FLORES-200 code (`deu_Latn` -> `German`).
+    pub languages: BTreeMap<String, String>,
+    /// By calibration label (`deu_Latn+eng_Latn` -> `de+en`).
+    pub calibrations: BTreeMap<String, String>,
+    /// By method name (`wanda` -> `Wanda`).
+    pub methods: BTreeMap<String, String>,
+    /// By task name (`sib200` -> `SIB-200`).
+    pub tasks: BTreeMap<String, String>,
+    /// By the model's name in the study file.
+    pub models: BTreeMap<String, String>,
+}
+
+impl ReportPlan {
+    /// Reads the `[report]` table of a study file and nothing else, checking what can be checked
+    /// without the rest of the study (languages are known, names are not empty). `polyprune
+    /// report` uses this on the copy of the study file kept in the results folder.
+    pub fn from_study_file(text: &str, path: &Path) -> Result<ReportPlan, ConfigError> {
+        let raw: RawReportOnly = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
+            message: e.message().trim().to_string(),
+        })?;
+        let checker = ReportChecker { text, path };
+        checker.plan(raw.report.unwrap_or_default()).map(|(plan, _)| plan)
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ModelSpec {
     /// Short name used in cell ids and folder names (`dense/<name>`).
@@ -306,8 +376,11 @@ pub struct StudyConfig {
     pub perplexity: Option<PerplexityPlan>,
     pub tasks: Option<TaskPlan>,
     pub analysis: AnalysisPlan,
-    /// SHA-256 (hex) of the study file's bytes and the resolved analysis parameters (so a
-    /// changed default changes it too): shards and resumed runs must agree on it.
+    /// `[report]`: names and the reference calibration (not part of the hash).
+    pub report: ReportPlan,
+    /// SHA-256 (hex) of the study file's bytes (without `[report]`, which changes no result)
+    /// and the resolved analysis parameters (so a changed default changes it too): shards and
+    /// resumed runs must agree on it.
     pub hash: String,
 }
 
@@ -326,7 +399,7 @@ impl StudyConfig {
             message: e.message().trim().to_string(),
         })?;
         let mut config = Resolver { text, path, registry }.resolve(raw, String::new())?;
-        config.hash = config_hash(text, &config.analysis);
+        config.hash = config_hash(&without_report_table(text), &config.analysis);
         Ok(config)
     }
 
@@ -353,6 +426,129 @@ fn config_hash(text: &str, analysis: &AnalysisPlan) -> String {
     bytes.extend_from_slice(b"\n\0analysis:");
     bytes.extend_from_slice(&serde_json::to_vec(analysis).expect("the analysis plan serialises"));
     crate::util::sha256_bytes(&bytes)
+}
+
+/// The study file without its `[report]` table (and `[report.*]` sub-tables): the text the
+/// hash covers. A header line starts a table; the table runs to the next header line.
+/// A text without `[report]` is returned as it is (the hashes of existing studies stand).
+fn without_report_table(text: &str) -> String {
+    let mut kept = String::with_capacity(text.len());
+    let mut in_report = false;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            let header = trimmed.trim_start_matches('[').trim_start();
+            let was_in_report = in_report;
+            in_report =
+                !trimmed.starts_with("[[") && header.strip_prefix("report").is_some_and(|rest| rest.trim_start().starts_with([']', '.']));
+            // The blank lines that set the table apart go with it, so appending a [report]
+            // table to a study file leaves its hash as it was.
+            if in_report && !was_in_report {
+                let end = kept.trim_end().len();
+                kept.truncate(end);
+                if !kept.is_empty() {
+                    kept.push('\n');
+                }
+            }
+        }
+        if !in_report {
+            kept.push_str(line);
+        }
+    }
+    kept
+}
+
+/// Where `[report]` named a calibration set, method, task or model, for the checks that need
+/// the rest of the study.
+#[derive(Default)]
+struct ReportMentions {
+    reference: Option<NamedSpan>,
+    calibrations: Vec<NamedSpan>,
+    methods: Vec<NamedSpan>,
+    tasks: Vec<NamedSpan>,
+    models: Vec<NamedSpan>,
+}
+
+/// Checks `[report]` on its own (see [`ReportPlan::from_study_file`]).
+struct ReportChecker<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl ReportChecker<'_> {
+    fn err(&self, key: &str, span: std::ops::Range<usize>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line: line_of(self.text, span.start),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// A calibration set as `languages_label` spells it: each language by its FLORES-200 code,
+    /// joined by `+`, a mix suffix such as `(concat)` kept as written.
+    fn calibration_label(&self, key: &str, written: &str, span: std::ops::Range<usize>) -> Result<String, ConfigError> {
+        let (languages, mix) = match written.find('(') {
+            Some(i) => (&written[..i], written[i..].trim()),
+            None => (written, ""),
+        };
+        let codes = languages
+            .split('+')
+            .map(|l| Language::parse(l).map(|l| l.flores_code()).map_err(|e| self.err(key, span.clone(), e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(format!("{}{mix}", codes.join("+")))
+    }
+
+    /// Display names must say something: an empty one would leave a blank header.
+    fn names(
+        &self,
+        key: &str,
+        raw: BTreeMap<String, Spanned<String>>,
+    ) -> Result<Vec<(String, String, std::ops::Range<usize>)>, ConfigError> {
+        raw.into_iter()
+            .map(|(internal, shown)| {
+                let span = shown.span();
+                let shown = shown.into_inner().trim().to_string();
+                if shown.is_empty() {
+                    return Err(self.err(key, span, format!("the display name of '{internal}' is empty; give a name or drop the entry")));
+                }
+                Ok((internal.trim().to_string(), shown, span))
+            })
+            .collect()
+    }
+
+    fn plan(&self, raw: RawReport) -> Result<(ReportPlan, ReportMentions), ConfigError> {
+        let mut mentions = ReportMentions::default();
+        let reference_calibration = match &raw.reference_calibration {
+            Some(r) => {
+                let label = self.calibration_label("report.reference_calibration", r.get_ref(), r.span())?;
+                mentions.reference = Some((label.clone(), r.span()));
+                Some(label)
+            }
+            None => None,
+        };
+        let mut names = DisplayNames::default();
+        for (code, shown, span) in self.names("report.languages", raw.languages)? {
+            let language = Language::parse(&code).map_err(|e| self.err("report.languages", span.clone(), e.to_string()))?;
+            names.languages.insert(language.flores_code().to_string(), shown);
+        }
+        for (label, shown, span) in self.names("report.calibrations", raw.calibrations)? {
+            let label = self.calibration_label("report.calibrations", &label, span.clone())?;
+            mentions.calibrations.push((label.clone(), span));
+            names.calibrations.insert(label, shown);
+        }
+        for (key, map, into, seen) in [
+            ("report.methods", raw.methods, &mut names.methods, &mut mentions.methods),
+            ("report.tasks", raw.tasks, &mut names.tasks, &mut mentions.tasks),
+            ("report.models", raw.models, &mut names.models, &mut mentions.models),
+        ] {
+            for (internal, shown, span) in self.names(key, map)? {
+                seen.push((internal.clone(), span));
+                into.insert(internal, shown);
+            }
+        }
+        Ok((ReportPlan { reference_calibration, names }, mentions))
+    }
 }
 
 /// 1-based line of a byte offset.
@@ -476,6 +672,7 @@ impl Resolver<'_> {
                 message: "the study measures nothing: add a [perplexity] or [tasks] table".into(),
             });
         }
+        let report = self.report(raw.report.unwrap_or_default(), &models, &methods, calibration.as_ref(), tasks.as_ref())?;
         let out = raw.study.out.unwrap_or_else(|| PathBuf::from("results/studies").join(&name));
         Ok(StudyConfig {
             name,
@@ -493,8 +690,41 @@ impl Resolver<'_> {
             perplexity,
             tasks,
             analysis,
+            report,
             hash,
         })
+    }
+
+    /// `[report]`, checked on its own and then against the grid: every name it maps and the
+    /// reference calibration must be part of this study, so a typo is not silently ignored.
+    fn report(
+        &self,
+        raw: RawReport,
+        models: &[ModelSpec],
+        methods: &[Method],
+        calibration: Option<&CalibrationGrid>,
+        tasks: Option<&TaskPlan>,
+    ) -> Result<ReportPlan, ConfigError> {
+        let (plan, mentions) = ReportChecker { text: self.text, path: self.path }.plan(raw)?;
+        let labels: Vec<String> = calibration.map(|c| c.sets.iter().map(|s| s.languages_label()).collect()).unwrap_or_default();
+        let method_names: Vec<String> = methods.iter().map(|m| m.name().to_string()).collect();
+        let task_names: Vec<String> = tasks.map(|t| t.names.iter().map(|n| n.as_str().to_string()).collect()).unwrap_or_default();
+        let model_names: Vec<String> = models.iter().map(|m| m.name.clone()).collect();
+        let check = |key: &str, what: &str, mentioned: &[NamedSpan], known: &[String]| {
+            for (name, span) in mentioned {
+                if !known.contains(name) {
+                    let listed = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+                    return Err(self.err(key, span.clone(), format!("'{name}' is not a {what} of this study; use one of: {listed}")));
+                }
+            }
+            Ok(())
+        };
+        check("report.reference_calibration", "calibration set", mentions.reference.as_slice(), &labels)?;
+        check("report.calibrations", "calibration set", &mentions.calibrations, &labels)?;
+        check("report.methods", "method", &mentions.methods, &method_names)?;
+        check("report.tasks", "task", &mentions.tasks, &task_names)?;
+        check("report.models", "model", &mentions.models, &model_names)?;
+        Ok(plan)
     }
 
     fn models(&self, raw: &[RawModel]) -> Result<Vec<ModelSpec>, ConfigError> {
@@ -833,7 +1063,7 @@ pub(crate) mod tests {
         parse(text).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    const GOOD: &str = r#"[study]
+    pub(crate) const GOOD: &str = r#"[study]
 name = "demo"
 seeds = [0]
 
@@ -997,5 +1227,54 @@ limit = 10
         assert!(e.starts_with("study.toml:31: analysis.sentences: 1 is too small"), "{e}");
         let e = error(&format!("{GOOD}\n[analysis]\nsentence = 10\n"));
         assert!(e.contains("unknown field `sentence`"), "{e}");
+    }
+
+    #[test]
+    fn report_names_and_reference_resolve_and_stay_out_of_the_hash() {
+        let plain = parse_ok(GOOD);
+        assert_eq!(plain.report, ReportPlan::default());
+        let table = "[report]\nreference_calibration = \"de\"\nlanguages = { de = \"German\", eng_Latn = \"English\" }\n\
+                     methods = { wanda = \"Wanda\" }\ntasks = { xcopa = \"XCOPA\" }\nmodels = { gemma = \"Gemma 3 270M\" }\n\
+                     calibrations = { \"en\" = \"EN\" }\n";
+        let named = parse_ok(&format!("{GOOD}\n{table}"));
+        // Any spelling the language table accepts becomes the FLORES-200 code the results use.
+        assert_eq!(named.report.reference_calibration.as_deref(), Some("deu_Latn"));
+        assert_eq!(named.report.names.languages["deu_Latn"], "German");
+        assert_eq!(named.report.names.languages["eng_Latn"], "English");
+        assert_eq!(named.report.names.calibrations["eng_Latn"], "EN");
+        assert_eq!(named.report.names.methods["wanda"], "Wanda");
+        assert_eq!(named.report.names.models["gemma"], "Gemma 3 270M");
+        // Names change no result: the study keeps its hash (a finished study can be renamed).
+        assert_eq!(named.hash, plain.hash);
+        let renamed = parse_ok(&format!("{GOOD}\n{}", table.replace("German", "Deutsch")));
+        assert_eq!(renamed.hash, plain.hash);
+        // ... while a table after it still counts.
+        let after = parse_ok(&format!("{GOOD}\n{table}\n[analysis]\nmasks = true\n"));
+        assert_ne!(after.hash, plain.hash);
+        // The report reads the same table from the study file alone.
+        let alone = ReportPlan::from_study_file(&format!("{GOOD}\n{table}"), Path::new("study.toml")).unwrap();
+        assert_eq!(alone, named.report);
+        assert_eq!(without_report_table(GOOD), GOOD, "a file without [report] hashes as before");
+        assert_eq!(
+            without_report_table("[a]\nx = 1\n[report]\ny = 2\n[report.languages]\nde = \"D\"\n[[b]]\nz = 3\n"),
+            "[a]\nx = 1\n[[b]]\nz = 3\n"
+        );
+    }
+
+    #[test]
+    fn report_entries_outside_the_study_are_named_with_their_line() {
+        let e = error(&format!("{GOOD}\n[report]\nreference_calibration = \"fra_Latn\"\n"));
+        assert!(e.starts_with("study.toml:31: report.reference_calibration: 'fra_Latn' is not a calibration set of this study; use one of: eng_Latn, deu_Latn"), "{e}");
+        let e = error(&format!("{GOOD}\n[report]\nmethods = {{ magnitude = \"Magnitude\" }}\n"));
+        assert!(
+            e.starts_with("study.toml:31: report.methods: 'magnitude' is not a method of this study; use one of: wanda, sparsegpt"),
+            "{e}"
+        );
+        let e = error(&format!("{GOOD}\n[report]\nlanguages = {{ klingon = \"Klingon\" }}\n"));
+        assert!(e.starts_with("study.toml:31: report.languages: ") && e.contains("klingon"), "{e}");
+        let e = error(&format!("{GOOD}\n[report]\nlanguages = {{ de = \" \" }}\n"));
+        assert!(e.contains("the display name of 'de' is empty"), "{e}");
+        let e = error(&format!("{GOOD}\n[report]\nreference = \"en\"\n"));
+        assert!(e.starts_with("study.toml:31: ") && e.contains("unknown field `reference`"), "{e}");
     }
 }

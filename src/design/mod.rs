@@ -8,4 +8,4 @@ pub mod cells;
 pub mod config;
 
 pub use cells::{target_tag, Cell, DenseBaseline, Grid};
-pub use config::{AnalysisParams, AnalysisPlan, AnalysisSwitches, CalibrationChoice, ConfigError, StudyConfig};
+pub use config::{AnalysisParams, AnalysisPlan, AnalysisSwitches, CalibrationChoice, ConfigError, DisplayNames, ReportPlan, StudyConfig};

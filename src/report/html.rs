@@ -5,6 +5,8 @@
 use serde::Serialize;
 
 use super::charts::{draw, ChartError};
+use super::grid::{Grid, RowRole};
+use super::study_grids::SectionGrid;
 use crate::analysis::section::{ReportSection, TableCell};
 
 const TEMPLATE: &str = include_str!("../../templates/report.html.tera");
@@ -33,6 +35,64 @@ struct TableView {
 }
 
 #[derive(Serialize)]
+struct GridCellView {
+    /// The value as printed, or a dash.
+    value: String,
+    sd: Option<String>,
+    mark: Option<&'static str>,
+    bold: bool,
+}
+
+#[derive(Serialize)]
+struct GridRowView {
+    label: String,
+    dense: bool,
+    cells: Vec<GridCellView>,
+}
+
+/// A paper table with the bold, spread and marks the LaTeX and Markdown show.
+#[derive(Serialize)]
+struct GridView {
+    name: String,
+    caption: String,
+    row_header: String,
+    columns: Vec<String>,
+    rows: Vec<GridRowView>,
+    notes: String,
+}
+
+fn grid_view(g: &Grid) -> GridView {
+    let rows = g
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(r, row)| GridRowView {
+            label: g.row_label(r),
+            dense: row.role == RowRole::Dense,
+            cells: row
+                .cells
+                .iter()
+                .enumerate()
+                .map(|(c, cell)| GridCellView {
+                    value: g.format_value(cell.mean, g.is_signed(c)).unwrap_or_else(|| "–".into()),
+                    sd: g.format_sd(cell),
+                    mark: cell.mark.map(|m| m.arrow()),
+                    bold: g.is_bold(r, c),
+                })
+                .collect(),
+        })
+        .collect();
+    GridView {
+        name: g.name.clone(),
+        caption: g.caption.clone(),
+        row_header: g.row_header.clone(),
+        columns: g.columns.iter().map(|c| c.name.clone()).collect(),
+        rows,
+        notes: g.notes.join(" "),
+    }
+}
+
+#[derive(Serialize)]
 struct FigureView {
     svg: String,
     caption: String,
@@ -44,6 +104,7 @@ struct SectionView {
     title: String,
     caption: String,
     figures: Vec<FigureView>,
+    grids: Vec<GridView>,
     tables: Vec<TableView>,
 }
 
@@ -72,7 +133,9 @@ pub fn export_stem(section: &str, table: &str) -> String {
     raw.chars().map(|c| if c.is_ascii_alphanumeric() || "-_+.".contains(c) { c } else { '_' }).collect()
 }
 
-pub fn render(info: &PageInfo, sections: &[ReportSection]) -> Result<String, HtmlError> {
+/// The page: each section's figures, then its paper tables (`grids` of that section), then its
+/// data tables.
+pub fn render(info: &PageInfo, sections: &[ReportSection], grids: &[SectionGrid]) -> Result<String, HtmlError> {
     let mut views = Vec::new();
     for s in sections {
         let figures = s
@@ -102,7 +165,8 @@ pub fn render(info: &PageInfo, sections: &[ReportSection]) -> Result<String, Htm
                     .collect(),
             })
             .collect();
-        views.push(SectionView { id: s.id.clone(), title: s.title.clone(), caption: s.caption.clone(), figures, tables });
+        let grids = grids.iter().filter(|g| g.section == s.id).map(|g| grid_view(&g.grid)).collect();
+        views.push(SectionView { id: s.id.clone(), title: s.title.clone(), caption: s.caption.clone(), figures, grids, tables });
     }
     let mut tera = tera::Tera::default();
     // The name ends in .html, so tera escapes every value except the SVG marked `safe`.
@@ -140,7 +204,7 @@ mod tests {
             }],
         };
         let info = PageInfo { title: "t", study_dir: "d", config_hash: "h", export_dir: "e" };
-        let html = render(&info, &[section]).unwrap();
+        let html = render(&info, &[section], &[]).unwrap();
         assert!(html.contains("<section id=\"masks\">"));
         assert!(html.contains("Mask overlap &lt;IoU&gt;"), "titles are escaped");
         assert!(html.contains("How to read &amp; use it."));
@@ -149,5 +213,27 @@ mod tests {
         assert!(html.contains("masks-iou.csv"));
         assert!(!html.contains("<script"), "no scripts");
         assert!(!html.contains("src=") && !html.contains("<link") && !html.contains("url("), "no external assets");
+    }
+
+    /// The hand-made grid in its section: the same bold cells and marks as the LaTeX.
+    #[test]
+    fn grids_render_with_bold_spread_and_marks() {
+        let section = ReportSection { id: "tasks".into(), title: "Tasks".into(), caption: String::new(), figures: vec![], tables: vec![] };
+        let grid = SectionGrid { section: "tasks".into(), grid: crate::report::grid::tests::downstream() };
+        let info = PageInfo { title: "t", study_dir: "d", config_hash: "h", export_dir: "e" };
+        let html = render(&info, &[section], &[grid]).unwrap();
+        assert!(html.contains("<table class=\"grid\" id=\"tasks-sib200_acc_m_wanda_u50\">"), "{html}");
+        assert_eq!(html.matches("<strong>").count(), 3, "{html}");
+        assert!(
+            html.contains("<td class=\"num\"><strong>62.0</strong> <span class=\"sd\">± 0.5</span> <span class=\"mark\">↑</span></td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td class=\"num\"><strong>58.0</strong> <span class=\"sd\">± 0.3</span> <span class=\"mark\">↓</span></td>"),
+            "{html}"
+        );
+        assert!(html.contains("<tr class=\"dense\"><th scope=\"row\">Dense</th><td class=\"num\">70.0</td>"), "{html}");
+        assert!(html.contains("Wanda 50% &amp; co_ok"), "captions are escaped: {html}");
+        assert!(html.contains("<p class=\"note\">Mean ± sd over 3 seeds.</p>"), "{html}");
     }
 }

@@ -1,15 +1,16 @@
-//! LaTeX tables (booktabs) of the report's main grids, best value per column in bold.
+//! The paper tables ([`Grid`]) as LaTeX a paper can `\input`: booktabs rules, numbers aligned
+//! on the decimal point by siunitx `S` columns (one `table-format` per column, from the
+//! table's precision), the standard deviation and the significance mark in a narrow column
+//! beside each value, bold through `\bfseries` (siunitx carries it into the number), and the
+//! notes under the table. Every piece of text is escaped.
+//!
+//! A table file needs `\usepackage{booktabs}` and `\usepackage{siunitx}` in the preamble;
+//! [`document`] writes a standalone file with both that inputs them all.
 
-use crate::analysis::section::{Table, TableCell};
+use super::grid::{Grid, RowRole};
 
-/// Which end of a column is best.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Better {
-    Lower,
-    Higher,
-}
-
-/// Escapes LaTeX's special characters in running text.
+/// Escapes LaTeX's special characters in running text, and writes the few non-ASCII symbols
+/// the report uses in math mode so that pdflatex needs no Unicode setup for them.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -25,86 +26,107 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str(r"\textgreater{}"),
             'Δ' => out.push_str(r"$\Delta$"),
             '±' => out.push_str(r"$\pm$"),
+            '↑' => out.push_str(r"$\uparrow$"),
+            '↓' => out.push_str(r"$\downarrow$"),
+            '→' => out.push_str(r"$\rightarrow$"),
+            'α' => out.push_str(r"$\alpha$"),
+            '×' => out.push_str(r"$\times$"),
+            '−' => out.push_str(r"$-$"),
             '–' => out.push_str("--"),
+            '—' => out.push_str("---"),
             _ => out.push(c),
         }
     }
     out
 }
 
-fn number(x: f64) -> String {
-    if !x.is_finite() {
-        "--".into()
-    } else if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{x:.0}")
-    } else {
-        format!("{x:.3}")
-    }
+/// The label of a table: the grid's name, kept to characters `\label` takes as they are.
+pub fn label(name: &str) -> String {
+    let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.+:".contains(c) { c } else { '-' }).collect();
+    format!("tab:{safe}")
 }
 
-/// Row index of the best finite number in each column (`None` for text columns).
-fn best_per_column(table: &Table, better: Better) -> Vec<Option<usize>> {
-    (0..table.columns.len())
-        .map(|c| {
-            let mut best: Option<(usize, f64)> = None;
-            for (r, row) in table.rows.iter().enumerate() {
-                if let Some(TableCell::Number(x)) = row.get(c) {
-                    if !x.is_finite() {
-                        continue;
-                    }
-                    let wins = match best {
-                        None => true,
-                        Some((_, b)) => match better {
-                            Better::Lower => *x < b,
-                            Better::Higher => *x > b,
-                        },
-                    };
-                    if wins {
-                        best = Some((r, *x));
-                    }
-                }
-            }
-            best.map(|(r, _)| r)
-        })
-        .collect()
+/// siunitx `table-format` of column `c`: a sign slot where a value is negative or signed,
+/// the integer digits of the largest value, and the table's decimals.
+fn table_format(grid: &Grid, c: usize) -> String {
+    let values: Vec<f64> = grid.rows.iter().filter_map(|r| r.cells.get(c)).map(|cell| cell.mean).filter(|x| x.is_finite()).collect();
+    let largest = values.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let integer_digits = format!("{:.0}", largest.trunc()).len().max(1);
+    let sign = if grid.is_signed(c) || values.iter().any(|&x| x < 0.0) { "+" } else { "" };
+    format!("{sign}{integer_digits}.{}", grid.decimals())
 }
 
-/// A `table` environment with a booktabs `tabular`; numbers right-aligned, the best per column bold.
-pub fn booktabs(table: &Table, better: Better, label: &str) -> String {
-    let numeric: Vec<bool> =
-        (0..table.columns.len()).map(|c| table.rows.iter().any(|r| matches!(r.get(c), Some(TableCell::Number(_))))).collect();
-    let spec: String = numeric.iter().map(|&n| if n { 'r' } else { 'l' }).collect();
-    let best = best_per_column(table, better);
+/// The beside-column of a cell: `± sd` and the mark, either of them absent.
+fn beside(grid: &Grid, r: usize, c: usize) -> String {
+    let cell = &grid.rows[r].cells[c];
     let mut out = String::new();
-    out.push_str("\\begin{table}[t]\n\\centering\n\\small\n");
-    out.push_str(&format!("\\caption{{{}}}\n\\label{{tab:{}}}\n", escape(&table.caption), escape(label).replace('\\', "")));
-    out.push_str(&format!("\\begin{{tabular}}{{{spec}}}\n\\toprule\n"));
-    out.push_str(&table.columns.iter().map(|c| escape(c)).collect::<Vec<_>>().join(" & "));
-    out.push_str(" \\\\\n\\midrule\n");
-    for (r, row) in table.rows.iter().enumerate() {
-        let cells: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(c, cell)| match cell {
-                TableCell::Text(s) => escape(s),
-                TableCell::Number(x) if best.get(c) == Some(&Some(r)) => format!("\\textbf{{{}}}", number(*x)),
-                TableCell::Number(x) => number(*x),
-            })
-            .collect();
-        out.push_str(&cells.join(" & "));
-        out.push_str(" \\\\\n");
+    if let Some(sd) = grid.format_sd(cell) {
+        out.push_str(&format!("{{\\footnotesize$\\pm${sd}}}"));
     }
-    out.push_str("\\bottomrule\n\\end{tabular}\n\\end{table}\n");
+    if let Some(mark) = cell.mark {
+        out.push_str(&format!("\\,{}", escape(mark.arrow())));
+    }
     out
 }
 
-/// A standalone document that `\input`s the given table files (for checking they compile).
+/// One grid as a `table` float.
+pub fn table(grid: &Grid) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("% {}: generated by polyprune; needs \\usepackage{{booktabs}} and \\usepackage{{siunitx}}.\n", grid.name));
+    out.push_str("\\begin{table}[htbp]\n\\centering\n\\small\n");
+    out.push_str(&format!("\\caption{{{}}}\n\\label{{{}}}\n", escape(&grid.caption), label(&grid.name)));
+    // Bold reaches the number (typeset in math) and explicit plus signs are kept.
+    out.push_str("\\sisetup{reset-text-series=false, text-series-to-math=true, retain-explicit-plus=true}\n");
+    let spec: String = (0..grid.columns.len()).map(|c| format!(" S[table-format={}]@{{\\,}}l", table_format(grid, c))).collect();
+    out.push_str(&format!("\\begin{{tabular}}{{l{spec}}}\n\\toprule\n"));
+    out.push_str(&escape(&grid.row_header));
+    for col in &grid.columns {
+        out.push_str(&format!(" & \\multicolumn{{2}}{{c}}{{{}}}", escape(&col.name)));
+    }
+    out.push_str(" \\\\\n\\midrule\n");
+    for (r, row) in grid.rows.iter().enumerate() {
+        let mut line = escape(&grid.row_label(r));
+        for c in 0..grid.columns.len() {
+            let value = match grid.format_value(row.cells[c].mean, grid.is_signed(c)) {
+                Some(v) if grid.is_bold(r, c) => format!("\\bfseries {v}"),
+                Some(v) => v,
+                None => "{--}".to_string(),
+            };
+            line.push_str(&format!(" & {value} & {}", beside(grid, r, c)));
+        }
+        out.push_str(&line);
+        out.push_str(" \\\\\n");
+        // The dense model is a baseline, not a competitor: a rule sets it apart.
+        if row.role == RowRole::Dense && grid.rows.get(r + 1).is_some_and(|next| next.role != RowRole::Dense) {
+            out.push_str("\\midrule\n");
+        }
+    }
+    out.push_str("\\bottomrule\n\\end{tabular}\n");
+    if !grid.notes.is_empty() {
+        let notes: Vec<String> = grid.notes.iter().map(|n| escape(n)).collect();
+        out.push_str(&format!(
+            "\n\\smallskip\n\\begin{{minipage}}{{\\linewidth}}\\footnotesize\\raggedright {}\\end{{minipage}}\n",
+            notes.join(" ")
+        ));
+    }
+    out.push_str("\\end{table}\n");
+    out
+}
+
+/// A standalone document that `\input`s the given table files (to compile and look at them).
 pub fn document(inputs: &[String]) -> String {
     let mut out = String::from(
-        "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage[utf8]{inputenc}\n\\usepackage{booktabs}\n\\begin{document}\n",
+        "\\documentclass{article}\n\
+         % Latin Modern when installed (vector fonts with T1), else the default fonts.\n\
+         \\IfFileExists{lmodern.sty}{\\usepackage[T1]{fontenc}\\usepackage{lmodern}}{}\n\
+         \\usepackage[utf8]{inputenc}\n\\usepackage[margin=2.5cm]{geometry}\n\\usepackage{booktabs}\n\\usepackage{siunitx}\n\\begin{document}\n",
     );
-    for i in inputs {
+    for (k, i) in inputs.iter().enumerate() {
         out.push_str(&format!("\\input{{{i}}}\n"));
+        // LaTeX holds at most 18 floats in waiting; flush them now and then.
+        if (k + 1) % 6 == 0 {
+            out.push_str("\\clearpage\n");
+        }
     }
     out.push_str("\\end{document}\n");
     out
@@ -113,32 +135,56 @@ pub fn document(inputs: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::grid::tests::downstream;
 
-    fn table() -> Table {
-        Table {
-            name: "bpb_change".into(),
-            caption: "Δ bits per byte, wanda_u50 (lower is better)".into(),
-            columns: vec!["calibration".into(), "eng_Latn".into(), "deu_Latn".into()],
-            rows: vec![
-                vec![TableCell::Text("eng_Latn".into()), TableCell::Number(0.10), TableCell::Number(0.30)],
-                vec![TableCell::Text("deu_Latn".into()), TableCell::Number(0.20), TableCell::Number(0.15)],
-                vec![TableCell::Text("a&b%".into()), TableCell::Number(f64::NAN), TableCell::Number(0.25)],
-            ],
-        }
+    /// The hand-made grid: bold on exactly de/en, de/Avg. and zh/de, the marks on de/en (up)
+    /// and zh/de (down), sd beside every pruned value, the dense row set apart.
+    #[test]
+    fn bold_and_marks_sit_on_the_cells_the_grid_says() {
+        let tex = table(&downstream());
+        let body: Vec<&str> = tex.lines().collect();
+        let row = |label: &str| *body.iter().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("{label} in {tex}"));
+        assert_eq!(row("Dense &"), r"Dense & 70.0 &  & 66.0 &  & 68.0 &  & {--} &  \\");
+        assert_eq!(
+            row("en (ref.)"),
+            r"en (ref.) & 55.0 & {\footnotesize$\pm$1.0} & 50.0 & {\footnotesize$\pm$2.0} & 52.5 & {\footnotesize$\pm$1.5} & -15.5 & {\footnotesize$\pm$1.5} \\"
+        );
+        assert_eq!(
+            row("de &"),
+            r"de & \bfseries 62.0 & {\footnotesize$\pm$0.5}\,$\uparrow$ & 56.0 & {\footnotesize$\pm$1.0} & \bfseries 59.0 & {\footnotesize$\pm$0.7} & -9.0 & {\footnotesize$\pm$0.7} \\"
+        );
+        assert_eq!(
+            row("zh &"),
+            r"zh & 48.0 & {\footnotesize$\pm$3.0} & \bfseries 58.0 & {\footnotesize$\pm$0.3}\,$\downarrow$ & 53.0 & {\footnotesize$\pm$1.2} & -15.0 & {\footnotesize$\pm$1.2} \\"
+        );
+        assert_eq!(tex.matches("\\bfseries").count(), 3);
+        assert_eq!(tex.matches("\\uparrow").count() + tex.matches("\\downarrow").count(), 2);
+        // The dense row is followed by a rule, then the pruned rows.
+        assert!(tex.contains("\\\\\n\\midrule\nen (ref.)"), "{tex}");
+        // One S column per value, signed where values are differences.
+        assert!(tex.contains(r"\begin{tabular}{l S[table-format=2.1]@{\,}l S[table-format=2.1]@{\,}l S[table-format=2.1]@{\,}l S[table-format=+2.1]@{\,}l}"), "{tex}");
+        assert!(tex.contains(r"Calibration & \multicolumn{2}{c}{en} & \multicolumn{2}{c}{de} & \multicolumn{2}{c}{Avg.} & \multicolumn{2}{c}{$\Delta$ vs dense} \\"), "{tex}");
+        assert!(tex.contains(r"\caption{SIB-200 accuracy (\%) of m, Wanda 50\% \& co\_ok}"), "{tex}");
+        assert!(tex.contains(r"\label{tab:tasks-sib200_acc_m_wanda_u50}"), "labels keep underscores: {tex}");
+        assert!(tex.contains(r"Mean $\pm$ sd over 3 seeds."), "{tex}");
     }
 
     #[test]
-    fn the_best_value_per_column_is_bold_and_specials_are_escaped() {
-        let tex = booktabs(&table(), Better::Lower, "bpb_change");
-        assert!(tex.contains("\\begin{tabular}{lrr}\n\\toprule\ncalibration & eng\\_Latn & deu\\_Latn \\\\\n\\midrule\n"), "{tex}");
-        assert!(tex.contains("eng\\_Latn & \\textbf{0.100} & 0.300 \\\\"), "{tex}");
-        assert!(tex.contains("deu\\_Latn & 0.200 & \\textbf{0.150} \\\\"), "{tex}");
-        assert!(tex.contains("a\\&b\\% & -- & 0.250 \\\\"), "{tex}");
-        assert!(tex.contains("\\caption{$\\Delta$ bits per byte, wanda\\_u50 (lower is better)}"), "{tex}");
-        assert!(tex.contains("\\label{tab:bpb_change}"), "labels keep underscores: {tex}");
-        assert!(tex.trim_end().ends_with("\\bottomrule\n\\end{tabular}\n\\end{table}"));
-        let higher = booktabs(&table(), Better::Higher, "x");
-        assert!(higher.contains("deu\\_Latn & \\textbf{0.200} & 0.150"), "{higher}");
-        assert_eq!(higher.matches("\\textbf").count(), 2);
+    fn every_special_character_is_escaped() {
+        assert_eq!(
+            escape(r"a&b%c$d#e_f{g}h~i^j\k<l>"),
+            r"a\&b\%c\$d\#e\_f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}k\textless{}l\textgreater{}"
+        );
+        assert_eq!(escape("Δ ± ↑ ↓ α = 0.05 – de→en"), r"$\Delta$ $\pm$ $\uparrow$ $\downarrow$ $\alpha$ = 0.05 -- de$\rightarrow$en");
+        assert_eq!(label("tasks-sib200 x/y"), "tab:tasks-sib200-x-y");
+        let mut g = downstream();
+        g.rows[2].label = "de_DE & 100%".into();
+        g.columns[0].name = "#en".into();
+        g.notes = vec!["see [report] {x}".into()];
+        let tex = table(&g);
+        assert!(
+            tex.contains(r"de\_DE \& 100\% &") && tex.contains(r"\multicolumn{2}{c}{\#en}") && tex.contains(r"see [report] \{x\}"),
+            "{tex}"
+        );
     }
 }

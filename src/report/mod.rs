@@ -1,18 +1,31 @@
-//! The study report: HTML (tera templates, inline SVG charts), LaTeX tables, CSV/JSON exports.
+//! The study report: HTML (tera templates, inline SVG charts), paper tables as LaTeX and
+//! Markdown, CSV/JSON exports.
 //!
 //! Everything in the report is a [`ReportSection`] of tables and chart data (the analyses'
 //! type): the built-in sections come from `study_sections` (setup, perplexity change, tasks,
-//! sparsity, timings), analyses add theirs through [`write_report`]'s `extra`; `html` renders
-//! them all alike and `charts` is the only drawing code. The report reads what the store holds
-//! ([`StudyResults`]) and shows numbers `stats` computed; it neither runs a model nor computes
-//! a statistic of its own.
+//! sparsity, timings), analyses add theirs through [`write_report`]'s `analyses`; `html`
+//! renders them all alike and `charts` is the only drawing code. The paper tables are
+//! [`grid::Grid`]s built by `study_grids` (names from `names`, the study file's `[report]`);
+//! `latex`, `markdown` and `html` render the same grid with the same bold cells and marks.
+//! The report reads what the store holds ([`StudyResults`]) and shows numbers `stats` and the
+//! significance analysis computed; it neither runs a model nor computes a test of its own.
 
 pub mod charts;
+pub mod grid;
 pub mod html;
 pub mod latex;
+pub mod markdown;
+pub mod names;
+pub mod study_grids;
 pub mod study_sections;
 
 use std::path::{Path, PathBuf};
+
+use crate::analysis::significance::TestSettings;
+use crate::analysis::study::StudyAnalyses;
+use crate::design::ReportPlan;
+use crate::store::StudyDir;
+use study_grids::SectionGrid;
 
 pub use crate::analysis::section::{BarSeries, Chart, Figure, LineSeries, ReportSection, ScatterPanel, ScatterPoint, Table, TableCell};
 pub use crate::store::StudyResults;
@@ -27,26 +40,62 @@ pub enum ReportError {
     Write { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Analysis(#[from] crate::analysis::AnalysisError),
+    #[error("{0} (the report takes names and the reference calibration from the study file's [report])")]
+    Config(#[from] crate::design::ConfigError),
 }
 
-/// `polyprune report`: which study, and where the HTML and LaTeX go.
+/// `polyprune report`: which study, and where the HTML, LaTeX and Markdown go.
 #[derive(Clone, Debug)]
 pub struct ReportOptions {
     pub study: PathBuf,
     /// The HTML file; `None` = `<study>/report.html`.
     pub html: Option<PathBuf>,
-    /// Booktabs tables and a document including them, when given.
+    /// The paper tables as LaTeX, and a document including them, when given.
     pub latex: Option<PathBuf>,
-    /// The paired tests behind the significance section.
-    pub tests: crate::analysis::significance::TestSettings,
+    /// The paper tables as GitHub-flavoured Markdown, when given.
+    pub markdown: Option<PathBuf>,
+    /// A study file whose `[report]` to use instead of the copy kept in the study folder.
+    pub config: Option<PathBuf>,
+    /// The paired tests behind the significance section and the tables' marks.
+    pub tests: TestSettings,
+}
+
+/// Where a report goes.
+#[derive(Clone, Copy, Debug)]
+pub struct ReportTargets<'a> {
+    pub html: &'a Path,
+    pub latex: Option<&'a Path>,
+    pub markdown: Option<&'a Path>,
+}
+
+/// The `[report]` of `config` when given, else of the study file kept in `study` (defaults
+/// for a folder without one).
+pub fn report_plan(study: &Path, config: Option<&Path>) -> Result<ReportPlan, ReportError> {
+    let (path, text) = match config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| crate::design::ConfigError::Io { path: p.to_path_buf(), source })?;
+            (p.to_path_buf(), text)
+        }
+        None => {
+            let dir = StudyDir::new(study);
+            match dir.read_config_text()? {
+                Some(text) => (dir.config_path(), text),
+                None => return Ok(ReportPlan::default()),
+            }
+        }
+    };
+    Ok(ReportPlan::from_study_file(&text, &path)?)
 }
 
 /// The whole report of a finished study: the stored-results analyses (mask overlap, paired
-/// tests) run first and hand over their sections, then the HTML, exports and LaTeX are written.
+/// tests) run first and hand over their sections and comparisons, then the HTML, exports,
+/// LaTeX and Markdown are written.
 pub fn build_study_report(opts: &ReportOptions) -> Result<ReportOutput, ReportError> {
     let html = opts.html.clone().unwrap_or_else(|| opts.study.join("report.html"));
+    let plan = report_plan(&opts.study, opts.config.as_deref())?;
     let analyses = crate::analysis::study::analyze_study(&opts.study, &opts.tests)?;
-    write_report(&opts.study, &html, opts.latex.as_deref(), analyses)
+    let targets = ReportTargets { html: &html, latex: opts.latex.as_deref(), markdown: opts.markdown.as_deref() };
+    write_report(&opts.study, &targets, analyses, &plan, &opts.tests)
 }
 
 /// What a report run wrote.
@@ -57,16 +106,22 @@ pub struct ReportOutput {
     pub exports_dir: PathBuf,
     pub exports: Vec<PathBuf>,
     pub latex: Vec<PathBuf>,
+    pub markdown: Vec<PathBuf>,
     pub figures: usize,
+    /// Paper tables (grids) in the report.
+    pub grids: usize,
+    /// Grid cells carrying a significance mark.
+    pub marks: usize,
+}
+
+fn write(path: PathBuf, bytes: &[u8]) -> Result<PathBuf, ReportError> {
+    crate::util::write_atomic(&path, bytes).map(|_| path.clone()).map_err(|source| ReportError::Write { path, source })
 }
 
 /// Writes every table of every section as `<dir>/<section>-<table>.csv` and `.json`, and every
 /// figure's data as `<dir>/<section>-figure<k>.json`.
 pub fn export_tables(dir: &Path, sections: &[ReportSection]) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
-    let write = |path: PathBuf, bytes: &[u8]| {
-        crate::util::write_atomic(&path, bytes).map(|_| path.clone()).map_err(|source| ReportError::Write { path, source })
-    };
     for s in sections {
         for t in &s.tables {
             let stem = html::export_stem(&s.id, &t.name);
@@ -84,45 +139,46 @@ pub fn export_tables(dir: &Path, sections: &[ReportSection]) -> Result<Vec<PathB
     Ok(written)
 }
 
-/// The main grids as LaTeX: Δ bits per byte (lower is better) and downstream accuracy (higher).
-pub fn write_latex(dir: &Path, sections: &[ReportSection]) -> Result<Vec<PathBuf>, ReportError> {
+/// The paper tables as LaTeX: one `<name>.tex` per grid and `tables.tex`, a document that
+/// inputs them all.
+pub fn write_latex(dir: &Path, grids: &[SectionGrid]) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
     let mut inputs = Vec::new();
-    for s in sections {
-        for t in &s.tables {
-            let better = if t.name.starts_with("bpb_change") || t.name == "dense_bpb" {
-                latex::Better::Lower
-            } else if t.name == "downstream" {
-                latex::Better::Higher
-            } else {
-                continue;
-            };
-            let stem = html::export_stem(&s.id, &t.name);
-            let path = dir.join(format!("{stem}.tex"));
-            crate::util::write_atomic(&path, latex::booktabs(t, better, &stem).as_bytes())
-                .map_err(|source| ReportError::Write { path: path.clone(), source })?;
-            inputs.push(format!("{stem}.tex"));
-            written.push(path);
-        }
+    for g in grids {
+        let file = format!("{}.tex", html::export_stem("", &g.grid.name).trim_start_matches('-'));
+        written.push(write(dir.join(&file), latex::table(&g.grid).as_bytes())?);
+        inputs.push(file);
     }
-    let path = dir.join("tables.tex");
-    crate::util::write_atomic(&path, latex::document(&inputs).as_bytes())
-        .map_err(|source| ReportError::Write { path: path.clone(), source })?;
-    written.push(path);
+    written.push(write(dir.join("tables.tex"), latex::document(&inputs).as_bytes())?);
     Ok(written)
 }
 
-/// Renders the report of the study in `study_dir` to `html_out`, with `extra` sections after the
-/// built-in ones; exports every table next to the study (`<study>/report/`), and LaTeX when asked.
+/// The paper tables as Markdown: one `<name>.md` per grid and `tables.md` with all of them.
+pub fn write_markdown(dir: &Path, title: &str, grids: &[SectionGrid]) -> Result<Vec<PathBuf>, ReportError> {
+    let mut written = Vec::new();
+    for g in grids {
+        let file = format!("{}.md", html::export_stem("", &g.grid.name).trim_start_matches('-'));
+        written.push(write(dir.join(file), markdown::table(&g.grid).as_bytes())?);
+    }
+    let all: Vec<&grid::Grid> = grids.iter().map(|g| &g.grid).collect();
+    written.push(write(dir.join("tables.md"), markdown::document(title, &all).as_bytes())?);
+    Ok(written)
+}
+
+/// Renders the report of the study in `study_dir`: the built-in sections, then the analyses'
+/// (`analyses`, whose comparisons mark the paper tables); exports every table next to the
+/// study (`<study>/report/`), and LaTeX and Markdown where `targets` ask for them.
 pub fn write_report(
     study_dir: &Path,
-    html_out: &Path,
-    latex_dir: Option<&Path>,
-    extra: Vec<ReportSection>,
+    targets: &ReportTargets,
+    analyses: StudyAnalyses,
+    plan: &ReportPlan,
+    tests: &TestSettings,
 ) -> Result<ReportOutput, ReportError> {
     let results = StudyResults::load(study_dir)?;
     let mut sections = study_sections::sections(&results);
-    sections.extend(extra);
+    sections.extend(analyses.sections);
+    let grids = study_grids::study_grids(&study_grids::GridInputs { results: &results, comparisons: &analyses.comparisons, plan, tests });
     let export_dir = results.dir.report();
     let info = html::PageInfo {
         title: &format!("polyprune study: {}", results.record.study),
@@ -130,18 +186,33 @@ pub fn write_report(
         config_hash: &results.record.config_hash[..16.min(results.record.config_hash.len())],
         export_dir: &export_dir.display().to_string(),
     };
-    let page = html::render(&info, &sections)?;
-    crate::util::write_atomic(html_out, page.as_bytes()).map_err(|source| ReportError::Write { path: html_out.to_path_buf(), source })?;
-    let exports = export_tables(&export_dir, &sections)?;
-    let latex = match latex_dir {
-        Some(d) => write_latex(d, &sections)?,
+    let page = html::render(&info, &sections, &grids)?;
+    let html_out = write(targets.html.to_path_buf(), page.as_bytes())?;
+    let mut exports = export_tables(&export_dir, &sections)?;
+    // The paper tables' data, next to the other exports (`paper-<grid name>.csv` / `.json`).
+    for g in &grids {
+        let table = g.grid.to_table();
+        let stem = html::export_stem("paper", &table.name);
+        let csv = table.to_csv().map_err(|source| ReportError::Write { path: export_dir.join(&stem), source })?;
+        exports.push(write(export_dir.join(format!("{stem}.csv")), &csv)?);
+        exports.push(write(export_dir.join(format!("{stem}.json")), &serde_json::to_vec_pretty(&table.to_json()).expect("json"))?);
+    }
+    let latex = match targets.latex {
+        Some(d) => write_latex(d, &grids)?,
+        None => Vec::new(),
+    };
+    let markdown = match targets.markdown {
+        Some(d) => write_markdown(d, &format!("Tables of the study {}", results.record.study), &grids)?,
         None => Vec::new(),
     };
     Ok(ReportOutput {
-        html: html_out.to_path_buf(),
+        html: html_out,
         exports_dir: export_dir.clone(),
         exports,
         latex,
+        markdown,
         figures: sections.iter().map(|s| s.figures.len()).sum(),
+        grids: grids.len(),
+        marks: grids.iter().flat_map(|g| g.grid.rows.iter().flat_map(|r| &r.cells)).filter(|c| c.mark.is_some()).count(),
     })
 }

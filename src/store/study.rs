@@ -70,6 +70,24 @@ impl StudyDir {
         write_json(&self.study_file(), record)
     }
 
+    /// The study file as last given to `study run` (`None` for folders written before it was kept).
+    pub fn read_config_text(&self) -> Result<Option<String>, StoreError> {
+        let path = self.config_file();
+        if !path.is_file() {
+            return Ok(None);
+        }
+        std::fs::read_to_string(&path).map(Some).map_err(|source| StoreError::Read { path, source })
+    }
+    /// Where the kept copy of the study file is (for messages).
+    pub fn config_path(&self) -> PathBuf {
+        self.config_file()
+    }
+    /// Replaces the kept study file by a text of the same study (same hash: only its `[report]`
+    /// or comments differ), so the report follows the latest names.
+    pub fn update_config_text(&self, config_text: &str) -> Result<(), StoreError> {
+        write_bytes(&self.config_file(), config_text.as_bytes())
+    }
+
     /// The folder of a pruned cell.
     pub fn cell(&self, id: &str) -> ResultsDir {
         ResultsDir::at(self.root.join("cells").join(id))

@@ -123,6 +123,10 @@ pub fn prepare_dir(dir: &StudyDir, config: &StudyConfig, config_text: &str, grid
         if existing.config_hash != config.hash {
             return Err(RunError::OtherStudy { dir: dir.root.clone(), found: existing.config_hash, expected: config.hash.clone() });
         }
+        // Same study, perhaps with other `[report]` names: the report reads the kept copy.
+        if dir.read_config_text()?.as_deref() != Some(config_text) {
+            dir.update_config_text(config_text)?;
+        }
         return Ok(());
     }
     Ok(dir.write_study(&study_record(config, grid), config_text)?)
@@ -437,4 +441,29 @@ fn write_pruned(out: &ResultsDir, pruned: &PrunedModel, set: Option<&Calibration
         out.write_manifest(&set.manifest)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::design::config::tests::{parse_ok, GOOD};
+
+    /// A study file that differs only in `[report]` is the same study: the run goes on, and the
+    /// copy the report reads is the new text. Another study is refused and leaves the copy alone.
+    #[test]
+    fn a_resumed_study_keeps_the_latest_report_names() {
+        let dir = StudyDir::new(std::env::temp_dir().join(format!("polyprune-prepare-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(&dir.root);
+        let first = parse_ok(GOOD);
+        prepare_dir(&dir, &first, GOOD, &Grid::expand(&first)).unwrap();
+        let renamed = format!("{GOOD}\n[report]\nlanguages = {{ de = \"German\" }}\n");
+        let second = parse_ok(&renamed);
+        prepare_dir(&dir, &second, &renamed, &Grid::expand(&second)).unwrap();
+        assert_eq!(dir.read_config_text().unwrap().as_deref(), Some(renamed.as_str()));
+        let other = GOOD.replace("limit = 10", "limit = 11");
+        let third = parse_ok(&other);
+        assert!(matches!(prepare_dir(&dir, &third, &other, &Grid::expand(&third)), Err(RunError::OtherStudy { .. })));
+        assert_eq!(dir.read_config_text().unwrap().as_deref(), Some(renamed.as_str()));
+        let _ = std::fs::remove_dir_all(&dir.root);
+    }
 }

@@ -72,6 +72,14 @@ pub fn python() -> Option<PathBuf> {
     }
 }
 
+/// pdflatex on the PATH, or `None` after saying how to install it (a failure under CI).
+pub fn pdflatex() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("pdflatex")).find(|p| p.is_file()));
+    found.or_else(|| {
+        skip("pdflatex is absent; `make texlive` installs it (texlive-latex-base, -recommended, and texlive-science for siunitx)")
+    })
+}
+
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_polyprune"))
 }
