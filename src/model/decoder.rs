@@ -362,16 +362,23 @@ impl<'a> Emitter<'a> {
         let cols = self.g.op("Unsqueeze", &[&k_pos, &ax0], vec![]);
         let back = self.g.op("Sub", &[&rows, &cols], vec![]); // row - col: how far back a key is
         let zero = self.g.scalar_i64(0);
-        let mut blocked = self.g.op("Less", &[&back, &zero], vec![]);
+        let future = self.g.op("Less", &[&back, &zero], vec![]);
+        let m = self.additive_mask(future, &back, window);
+        self.masks.insert(window, m.clone());
+        m
+    }
+
+    /// `MASKED` where `blocked` holds or (with a local `window`) the key lies `window` or more
+    /// positions back (`back` = query position - key position), else 0.
+    fn additive_mask(&mut self, blocked: String, back: &str, window: Option<usize>) -> String {
+        let mut blocked = blocked;
         if let Some(w) = window {
             let w = self.g.scalar_i64(w as i64);
-            let too_old = self.g.op("GreaterOrEqual", &[&back, &w], vec![]);
+            let too_old = self.g.op("GreaterOrEqual", &[back, &w], vec![]);
             blocked = self.g.op("Or", &[&blocked, &too_old], vec![]);
         }
         let (neg, z) = (self.g.scalar_f32(MASKED), self.g.scalar_f32(0.0));
-        let m = self.g.op("Where", &[&blocked, &neg, &z], vec![]);
-        self.masks.insert(window, m.clone());
-        m
+        self.g.op("Where", &[&blocked, &neg, &z], vec![])
     }
 
     /// Additive `[B, 1, 1, T, P+T]` mask of the continuation graph, per row from
@@ -387,14 +394,8 @@ impl<'a> Emitter<'a> {
         let zero = self.g.scalar_i64(0);
         let future = self.g.op("Less", &[&back, &zero], vec![]);
         let padding = self.g.op("Less", &[&cols, &zero], vec![]);
-        let mut blocked = self.g.op("Or", &[&future, &padding], vec![]);
-        if let Some(w) = window {
-            let w = self.g.scalar_i64(w as i64);
-            let too_old = self.g.op("GreaterOrEqual", &[&back, &w], vec![]);
-            blocked = self.g.op("Or", &[&blocked, &too_old], vec![]);
-        }
-        let (neg, z) = (self.g.scalar_f32(MASKED), self.g.scalar_f32(0.0));
-        let m = self.g.op("Where", &[&blocked, &neg, &z], vec![]);
+        let blocked = self.g.op("Or", &[&future, &padding], vec![]);
+        let m = self.additive_mask(blocked, &back, window);
         // Scores are [B, kv, group, T, P+T] (grouped-query attention).
         let axes = self.g.vec_i64(&[1, 2]);
         self.g.op("Unsqueeze", &[&m, &axes], vec![])
