@@ -1,8 +1,9 @@
 //! `study plan`: the cells a study file expands to, and what they will cost, before anything runs.
 //!
 //! Cost = tokens x seconds per token. Tokens are counted exactly with each model's tokenizer:
-//! the perplexity documents (after `limit`), every task choice (context + continuation; a
-//! generation example counts its prompt plus its token cap), and the calibration windows.
+//! the perplexity documents (after `limit`), every task example (each distinct context once plus
+//! every continuation, as the key/value-cache path runs them; a generation example counts its
+//! prompt plus its token cap), and the calibration windows.
 //! Seconds per token come from this study's own finished units when there are any (their
 //! records keep tokens and seconds per stage), else from [`DEFAULT_THROUGHPUT`].
 
@@ -62,14 +63,27 @@ fn scored_tokens(tokenizer: &tokenizers::Tokenizer, evaluation: &Evaluation, lim
         total += set.documents[..n].iter().map(|(_, t)| count(t) + 1).sum::<usize>();
     }
     for task in &evaluation.tasks {
-        total += match &task.items {
-            TaskItems::Choice(examples) => {
-                examples.iter().flat_map(|e| e.choices.iter()).map(|c| count(c.context()) + count(c.continuation())).sum::<usize>()
-            }
-            TaskItems::Generation(examples) => examples.iter().map(|g| count(&g.request.context) + 32).sum(),
-        };
+        total += task_tokens(&task.items, &count);
     }
     total
+}
+
+/// Token positions one task's examples cost on the key/value-cache path (`eval::choices`): each
+/// distinct context of an example once (a context shared by 7 topics counts once) plus every
+/// continuation; a generation example its prompt plus its token cap.
+fn task_tokens(items: &TaskItems, count: &dyn Fn(&str) -> usize) -> usize {
+    match items {
+        TaskItems::Choice(examples) => examples
+            .iter()
+            .map(|e| {
+                let mut contexts: Vec<&str> = e.choices.iter().map(|c| c.context()).collect();
+                contexts.sort_unstable();
+                contexts.dedup();
+                contexts.into_iter().map(count).sum::<usize>() + e.choices.iter().map(|c| count(c.continuation())).sum::<usize>()
+            })
+            .sum(),
+        TaskItems::Generation(examples) => examples.iter().map(|g| count(&g.request.context) + g.request.max_new_tokens).sum(),
+    }
 }
 
 /// Throughput measured from the finished units in `dir`, if any.
@@ -151,4 +165,26 @@ pub fn estimate(config: &StudyConfig, evaluation: &Evaluation, dir: &StudyDir) -
         });
     }
     PlanEstimate { units, throughput, remaining_s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::{Choice, Example};
+
+    #[test]
+    fn a_shared_context_counts_once_and_every_continuation_counts() {
+        // Words stand in for tokens: the rule, not the tokenizer, is under test.
+        let words = |t: &str| t.split_whitespace().count();
+        let topics = ["science", "travel", "politics"];
+        let shared = Example::new("sib/0".into(), 0, topics.iter().map(|t| Choice::new("Text: a b c\nTopic:", " ", t)).collect()).unwrap();
+        // XWinograd-like: each choice has its own context and the same continuation.
+        let own =
+            Example::new("xw/0".into(), 1, vec![Choice::new("x y Anna", " ", "left early"), Choice::new("x y Bob", " ", "left early")])
+                .unwrap();
+        // 5 context words once + 3 one-word continuations; 2 contexts of 3 words + 2 x 2 words.
+        assert_eq!(task_tokens(&TaskItems::Choice(vec![shared.clone()]), &words), 5 + 3);
+        assert_eq!(task_tokens(&TaskItems::Choice(vec![own.clone()]), &words), 2 * 3 + 2 * 2);
+        assert_eq!(task_tokens(&TaskItems::Choice(vec![shared, own]), &words), 8 + 10);
+    }
 }
