@@ -106,5 +106,5 @@ screenshot:
 	    --screenshot=$(QUICKSTART)/report.png file://$(abspath $(QUICKSTART)/report.html)
 	@echo "screenshot: $(abspath $(QUICKSTART)/report.png)"
 
-bench: setup models
+bench: setup models data
 	cargo run --release --bin polyprune-bench
