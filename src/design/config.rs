@@ -469,6 +469,11 @@ struct ReportMentions {
     models: Vec<NamedSpan>,
 }
 
+/// The error for `key` at `span` of the study file `text` read from `path`, with its line.
+fn invalid_at(path: &Path, text: &str, key: &str, span: std::ops::Range<usize>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { path: path.to_path_buf(), line: line_of(text, span.start), key: key.to_string(), message: message.into() }
+}
+
 /// Checks `[report]` on its own (see [`ReportPlan::from_study_file`]).
 struct ReportChecker<'a> {
     text: &'a str,
@@ -477,12 +482,7 @@ struct ReportChecker<'a> {
 
 impl ReportChecker<'_> {
     fn err(&self, key: &str, span: std::ops::Range<usize>, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            path: self.path.to_path_buf(),
-            line: line_of(self.text, span.start),
-            key: key.to_string(),
-            message: message.into(),
-        }
+        invalid_at(self.path, self.text, key, span, message)
     }
 
     /// A calibration set as `languages_label` spells it: each language by its FLORES-200 code,
@@ -567,12 +567,7 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     fn err(&self, key: &str, span: std::ops::Range<usize>, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            path: self.path.to_path_buf(),
-            line: line_of(self.text, span.start),
-            key: key.to_string(),
-            message: message.into(),
-        }
+        invalid_at(self.path, self.text, key, span, message)
     }
 
     fn analysis(&self, raw: RawAnalysis) -> Result<AnalysisPlan, ConfigError> {

@@ -132,6 +132,25 @@ impl Builder<'_> {
         condition.rows.iter().map(|(l, _)| l.as_str()).find(|l| *l == wanted)
     }
 
+    /// Marks each language column of a calibration's row from the paired comparisons of its
+    /// cells with the reference calibration's; `set_of(unit, language)` names the column's
+    /// evaluation set. Nothing is marked without reference cells.
+    fn mark_columns(
+        &self,
+        row: &mut GridRow,
+        cells: &[&Entry],
+        reference_cells: &[&Entry],
+        languages: &[String],
+        set_of: impl Fn(&UnitResults, &str) -> Option<String>,
+    ) {
+        if reference_cells.is_empty() {
+            return;
+        }
+        for (j, lang) in languages.iter().enumerate() {
+            row.cells[j].mark = self.mark(cells, reference_cells, &|u: &UnitResults| set_of(u, lang));
+        }
+    }
+
     /// The mark of a row's cell: significant against the reference on `set_of(unit)`, the same
     /// way in every seed.
     fn mark(&self, row: &[&Entry], reference: &[&Entry], set_of: &dyn Fn(&UnitResults) -> Option<String>) -> Option<Mark> {
@@ -284,13 +303,10 @@ impl Builder<'_> {
                     })
                     .collect();
                 let mut row = GridRow { label: name, role, cells: summarise_row(&per_seed, None) };
-                if Some(label.as_str()) != reference && !reference_cells.is_empty() {
-                    for (j, lang) in languages.iter().enumerate() {
-                        let set_of = |u: &UnitResults| {
-                            u.perplexity.iter().find(|r| &r.language == lang).map(|r| format!("{}/{}", r.language, r.source))
-                        };
-                        row.cells[j].mark = self.mark(cells, reference_cells, &set_of);
-                    }
+                if Some(label.as_str()) != reference {
+                    self.mark_columns(&mut row, cells, reference_cells, &languages, |u, lang| {
+                        u.perplexity.iter().find(|r| r.language == lang).map(|r| format!("{}/{}", r.language, r.source))
+                    });
                 }
                 rows.push(row);
             }
@@ -354,11 +370,8 @@ impl Builder<'_> {
                         summary.push(GridCell::missing());
                     }
                     let mut row = GridRow { label: name, role, cells: summary };
-                    if Some(label.as_str()) != reference && !reference_cells.is_empty() {
-                        for (j, lang) in languages.iter().enumerate() {
-                            let set_of = |_: &UnitResults| Some(task_set(task, lang));
-                            row.cells[j].mark = self.mark(cells, reference_cells, &set_of);
-                        }
+                    if Some(label.as_str()) != reference {
+                        self.mark_columns(&mut row, cells, reference_cells, &languages, |_, lang| Some(task_set(task, lang)));
                     }
                     rows.push(row);
                 }

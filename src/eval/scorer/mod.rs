@@ -20,7 +20,7 @@ mod continuations;
 mod decode;
 mod head;
 
-pub use continuations::{ContinuationGroup, CONTINUATION_KEYS};
+pub use continuations::ContinuationGroup;
 pub use decode::DecodeBatch;
 
 use tokenizers::Tokenizer;
@@ -380,15 +380,6 @@ impl Scorer {
             Ok(())
         })?;
         Ok(rows)
-    }
-
-    /// Greedy next token after each sequence (its last real position).
-    pub fn greedy_next(&mut self, seqs: &[&[u32]]) -> Result<Vec<u32>, ScorerError> {
-        if matches!(self.engine, Engine::Cached(_)) {
-            let mut batch = DecodeBatch::new(seqs.iter().map(|s| s.to_vec()).collect());
-            return Ok(self.greedy_step(&mut batch)?.0);
-        }
-        self.greedy_next_whole(seqs)
     }
 
     /// Greedy next tokens through the full-sequence graph, one right-padded batch.
