@@ -470,7 +470,8 @@ pub struct CheckArgs {
     /// Results to compare against: a run folder of `polyprune eval` or a study folder.
     #[arg(long)]
     pub baseline: PathBuf,
-    /// The new results, same layout (files are paired by relative path).
+    /// The new results of the same command: evaluations are paired by what they evaluated
+    /// (task and language, or language and source), whatever the run folders are called.
     #[arg(long)]
     pub candidate: PathBuf,
     #[command(flatten)]
@@ -484,4 +485,8 @@ pub struct CheckArgs {
     /// Write the comparison table (CSV/JSON) here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also write the comparisons as a JUnit XML report (one test case each, failures for
+    /// significantly worse), for CI systems to display.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }

@@ -77,6 +77,90 @@ fn check_flags_a_regression_and_passes_no_change() {
     assert_eq!(table.lines().count(), 1 + 3, "{table}");
 }
 
+/// Counts of `<testcase>` and `<failure>` elements, read by Python's XML parser (a malformed
+/// document fails the parse).
+fn junit_counts(path: &Path) -> (usize, usize) {
+    let script = "import sys, xml.etree.ElementTree as E\nr = E.parse(sys.argv[1]).getroot()\nprint(len(r.findall('.//testcase')), len(r.findall('.//failure')))";
+    let out = std::process::Command::new("python3").args(["-c", script, path.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let counts: Vec<usize> = text.split_whitespace().map(|n| n.parse().unwrap()).collect();
+    (counts[0], counts[1])
+}
+
+/// Two runs of `eval ppl` land in differently time-stamped folders (and a pruned candidate
+/// under another label): the check pairs them by what they evaluated, whichever folder each
+/// side names (the results root or the run folder itself).
+#[test]
+fn check_pairs_runs_by_what_they_evaluated_and_writes_junit() {
+    let root = temp_dir("check-runs");
+    write_run(&root.join("base/ppl/1764800000-gemma-3-270m"), 0.0);
+    write_run(&root.join("cand/ppl/1764899999-gemma-3-270m_masks"), 8.0);
+    write_examples(&root.join("base/tasks/1764800001-gemma-3-270m"), 0);
+    write_examples(&root.join("cand/tasks/1764899998-gemma-3-270m_masks"), 0);
+    let junit = root.join("gate/junit.xml");
+    let (code, stdout, stderr) = run(&[
+        "check",
+        "--baseline",
+        root.join("base").to_str().unwrap(),
+        "--candidate",
+        root.join("cand").to_str().unwrap(),
+        "--resamples",
+        "2000",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("WORSE: ppl/1764800000-gemma-3-270m/documents.csv deu_Latn/flores"), "{stdout}");
+    assert_eq!(junit_counts(&junit), (3, 1), "{}", std::fs::read_to_string(&junit).unwrap());
+
+    // The candidate's run folder itself against the baseline's results root.
+    let (code, stdout, stderr) = run(&[
+        "check",
+        "--baseline",
+        root.join("base").to_str().unwrap(),
+        "--candidate",
+        root.join("cand/ppl/1764899999-gemma-3-270m_masks").to_str().unwrap(),
+        "--resamples",
+        "2000",
+    ]);
+    assert_eq!(code, 2, "the baseline also has task results the run folder lacks: {stdout}\n{stderr}");
+    assert!(stderr.contains("did not evaluate the same things") && stderr.contains("xcopa/it"), "{stderr}");
+    let (code, stdout, stderr) = run(&[
+        "check",
+        "--baseline",
+        root.join("base/ppl").to_str().unwrap(),
+        "--candidate",
+        root.join("cand/ppl/1764899999-gemma-3-270m_masks").to_str().unwrap(),
+        "--resamples",
+        "2000",
+    ]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+}
+
+/// What would make a paired test meaningless is refused with exit 2 and a reason: other
+/// documents, two runs of one evaluation in one folder.
+#[test]
+fn check_refuses_runs_that_evaluated_different_things() {
+    let root = temp_dir("check-different");
+    write_run(&root.join("base/ppl/1-a"), 0.0);
+    write_run(&root.join("cand/ppl/2-a"), 0.0);
+    let documents = root.join("cand/ppl/2-a/documents.csv");
+    let text = std::fs::read_to_string(&documents).unwrap().replace("deu_Latn,flores,39,", "deu_Latn,flores,139,");
+    std::fs::write(&documents, text).unwrap();
+    let (code, _, stderr) =
+        run(&["check", "--baseline", root.join("base").to_str().unwrap(), "--candidate", root.join("cand").to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("1 only in the baseline (39), 1 only in the candidate (139)"), "{stderr}");
+
+    write_run(&root.join("twice/ppl/3-a"), 0.0);
+    write_run(&root.join("twice/ppl/4-a"), 0.0);
+    let (code, _, stderr) =
+        run(&["check", "--baseline", root.join("base").to_str().unwrap(), "--candidate", root.join("twice").to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("two results of the same evaluation"), "{stderr}");
+}
+
 #[test]
 fn check_rejects_bad_input_with_exit_2() {
     let root = temp_dir("check-bad");

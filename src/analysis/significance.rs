@@ -257,50 +257,150 @@ pub struct Tolerance {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckRow {
-    /// The results file, relative to both folders.
+    /// The baseline's results file, relative to `--baseline`.
     pub file: String,
+    /// The candidate's results file it was paired with, relative to `--candidate`.
+    pub candidate_file: String,
     pub verdict: Verdict,
     #[serde(flatten)]
     pub comparison: ComparisonRow,
 }
 
-/// Compares `candidate` with `baseline` on every results file both have (same relative path),
-/// every evaluation set both have; differences are candidate - baseline. All comparisons form
-/// one family.
-pub fn check(baseline: &Path, candidate: &Path, settings: &TestSettings, tolerance: Tolerance) -> Result<Vec<CheckRow>, AnalysisError> {
-    let files = find_score_files(baseline)?;
+/// One evaluation set of one results file: the thing a regression check pairs.
+struct Evaluated {
+    /// Relative to the folder it was found in.
+    file: PathBuf,
+    /// `documents.csv` or `examples.csv`: what kind of evaluation.
+    kind: String,
+    /// The file's place with run folder names (time stamps, labels) left out.
+    place: String,
+    set: String,
+    metric: Metric,
+    units: UnitScores,
+}
+
+impl Evaluated {
+    fn describe(&self) -> String {
+        format!("{} in {}", self.set, self.file.display())
+    }
+}
+
+fn evaluated(root: &Path, flag: &str) -> Result<Vec<Evaluated>, AnalysisError> {
+    let files = find_score_files(root)?;
     if files.is_empty() {
         return Err(AnalysisError::invalid(
-            format!("--baseline {}", baseline.display()),
+            format!("{flag} {}", root.display()),
             "holds no documents.csv or examples.csv; give a folder written by `polyprune eval` or `polyprune study run`",
         ));
     }
-    let candidate_files = find_score_files(candidate)?;
-    let common: Vec<PathBuf> = files.into_iter().filter(|f| candidate_files.contains(f)).collect();
-    if common.is_empty() {
-        return Err(AnalysisError::invalid(
-            format!("--candidate {}", candidate.display()),
-            "has no results file at the same relative path as the baseline's; compare folders of the same layout",
-        ));
-    }
-    let mut rows = Vec::new();
-    for file in &common {
-        let base: ScoreFile = read_scores(&baseline.join(file))?;
-        let cand: ScoreFile = read_scores(&candidate.join(file))?;
-        let metric = base.metric.expect("read_scores sets the metric");
-        for (set, base_units) in &base.sets {
-            let Some(cand_units) = cand.sets.get(set) else { continue };
-            let names = (format!("candidate {}: {set}", file.display()), format!("baseline {}: {set}", file.display()));
-            let c = compare_units((&names.0, &names.1), cand_units, base_units, &settings.comparison)?;
-            rows.push(CheckRow {
-                file: file.display().to_string(),
-                verdict: Verdict::Same,
-                comparison: row("check", set, metric, "candidate", "baseline", &c, settings.correction),
-            });
+    let mut out = Vec::new();
+    for file in files {
+        let scores = read_scores(&root.join(&file))?;
+        let metric = scores.metric.expect("read_scores sets the metric");
+        let kind = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let place = crate::store::run_free_path(&file);
+        for (set, units) in scores.sets {
+            out.push(Evaluated { file: file.clone(), kind: kind.clone(), place: place.clone(), set, metric, units });
         }
     }
-    if rows.is_empty() {
-        return Err(AnalysisError::invalid("check", "the two folders share no evaluation set (language/source or task/language)"));
+    Ok(out)
+}
+
+/// Pairs each baseline evaluation with the candidate's evaluation of the same thing: the same
+/// kind of file and evaluation set (task/language or language/source), found by that alone when
+/// each folder has one, else also by the file's place with run folder names left out (a study
+/// folder has one per cell). Refuses when the two did not evaluate the same things.
+fn pair_evaluations(baseline: Vec<Evaluated>, candidate: Vec<Evaluated>) -> Result<Vec<(Evaluated, Evaluated)>, AnalysisError> {
+    let what = |e: &Evaluated| (e.kind.clone(), e.set.clone());
+    let count = |list: &[Evaluated], key: &(String, String)| list.iter().filter(|e| &what(e) == key).count();
+    let keyed = |list: &[Evaluated], e: &Evaluated| -> (String, String, String) {
+        let (kind, set) = what(e);
+        let unique = count(list, &(kind.clone(), set.clone())) == 1;
+        (kind, set, if unique { String::new() } else { e.place.clone() })
+    };
+    let base_keys: Vec<_> = baseline.iter().map(|e| keyed(&baseline, e)).collect();
+    let cand_keys: Vec<_> = candidate.iter().map(|e| keyed(&candidate, e)).collect();
+    for (list, keys, flag) in [(&baseline, &base_keys, "--baseline"), (&candidate, &cand_keys, "--candidate")] {
+        for (i, k) in keys.iter().enumerate() {
+            if let Some(j) = keys[..i].iter().position(|other| other == k) {
+                return Err(AnalysisError::invalid(
+                    flag,
+                    format!(
+                        "holds two results of the same evaluation ({} and {}); give each run its own --results folder, or pass the run folder itself",
+                        list[j].describe(),
+                        list[i].describe()
+                    ),
+                ));
+            }
+        }
+    }
+    // A key that is unique on one side but not on the other still names the same evaluation.
+    let matches = |b: &(String, String, String), c: &(String, String, String)| {
+        b.0 == c.0 && b.1 == c.1 && (b.2.is_empty() || c.2.is_empty() || b.2 == c.2)
+    };
+    let mut candidate: Vec<Option<Evaluated>> = candidate.into_iter().map(Some).collect();
+    let mut pairs = Vec::new();
+    let mut only_baseline = Vec::new();
+    for (b, bk) in baseline.into_iter().zip(&base_keys) {
+        let found = cand_keys.iter().enumerate().find(|(j, ck)| candidate[*j].is_some() && matches(bk, ck)).map(|(j, _)| j);
+        match found.and_then(|j| candidate[j].take()) {
+            Some(c) => pairs.push((b, c)),
+            None => only_baseline.push(b.describe()),
+        }
+    }
+    let only_candidate: Vec<String> = candidate.iter().flatten().map(Evaluated::describe).collect();
+    if !only_baseline.is_empty() || !only_candidate.is_empty() {
+        let list = |v: &[String]| if v.is_empty() { "nothing".to_string() } else { v.join(", ") };
+        return Err(AnalysisError::invalid(
+            "check",
+            format!(
+                "the two folders did not evaluate the same things: only the baseline has {}; only the candidate has {}; run the same evaluation command for both",
+                list(&only_baseline),
+                list(&only_candidate)
+            ),
+        ));
+    }
+    for (b, c) in &pairs {
+        same_units(b, c)?;
+    }
+    Ok(pairs)
+}
+
+/// A paired test needs the same documents or examples on both sides.
+fn same_units(b: &Evaluated, c: &Evaluated) -> Result<(), AnalysisError> {
+    let missing: Vec<&String> = b.units.keys().filter(|u| !c.units.contains_key(*u)).collect();
+    let extra: Vec<&String> = c.units.keys().filter(|u| !b.units.contains_key(*u)).collect();
+    if missing.is_empty() && extra.is_empty() {
+        return Ok(());
+    }
+    let first = |v: &[&String]| v.iter().take(3).map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+    Err(AnalysisError::invalid(
+        format!("{} vs {}", b.describe(), c.describe()),
+        format!(
+            "scored different units: {} only in the baseline ({}), {} only in the candidate ({}); evaluate the same documents or examples (same --limit, split and data)",
+            missing.len(),
+            first(&missing),
+            extra.len(),
+            first(&extra)
+        ),
+    ))
+}
+
+/// Compares `candidate` with `baseline` on every evaluation both made, paired by what was
+/// evaluated (see [`pair_evaluations`]); differences are candidate - baseline. All comparisons
+/// form one family.
+pub fn check(baseline: &Path, candidate: &Path, settings: &TestSettings, tolerance: Tolerance) -> Result<Vec<CheckRow>, AnalysisError> {
+    let pairs = pair_evaluations(evaluated(baseline, "--baseline")?, evaluated(candidate, "--candidate")?)?;
+    let mut rows = Vec::new();
+    for (b, c) in &pairs {
+        let names = (format!("candidate {}", c.describe()), format!("baseline {}", b.describe()));
+        let comparison = compare_units((&names.0, &names.1), &c.units, &b.units, &settings.comparison)?;
+        rows.push(CheckRow {
+            file: b.file.display().to_string(),
+            candidate_file: c.file.display().to_string(),
+            verdict: Verdict::Same,
+            comparison: row("check", &b.set, b.metric, "candidate", "baseline", &comparison, settings.correction),
+        });
     }
     let mut comparisons: Vec<ComparisonRow> = rows.iter().map(|r| r.comparison.clone()).collect();
     adjust_family(&mut comparisons, settings)?;

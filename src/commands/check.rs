@@ -1,9 +1,11 @@
 //! `polyprune check`: paired tests between two result folders, as a CI gate.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use polyprune::analysis::sections::{check_section, export_section};
 use polyprune::analysis::significance::{check, Tolerance, Verdict};
+use polyprune::report::junit;
+use polyprune::util::write_atomic;
 
 use super::analyze::test_settings;
 use crate::cli::CheckArgs;
@@ -57,6 +59,10 @@ fn inner(args: &CheckArgs) -> Result<i32> {
     }
     if let Some(out) = &args.out {
         export_section(out, &check_section(&rows, settings.correction.as_str(), settings.alpha.value()))?;
+    }
+    if let Some(path) = &args.junit {
+        let xml = junit::check_report(&rows, settings.correction.as_str(), settings.alpha.value());
+        write_atomic(path, xml.as_bytes()).with_context(|| format!("cannot write --junit {}", path.display()))?;
     }
     Ok(if worse.is_empty() { 0 } else { 1 })
 }

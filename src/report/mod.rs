@@ -13,6 +13,7 @@
 pub mod charts;
 pub mod grid;
 pub mod html;
+pub mod junit;
 pub mod latex;
 pub mod markdown;
 pub mod names;

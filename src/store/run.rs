@@ -226,6 +226,21 @@ pub fn read_scores(path: &Path) -> Result<Scores, StoreError> {
     }
 }
 
+/// A results file's place with the names of standalone run folders (`<kind>/<time>-<label>/`)
+/// replaced by `<kind>/<run>`: two runs of the same command land at the same run-free path
+/// whatever their time stamps and labels, so a regression check can pair them.
+pub fn run_free_path(rel: &Path) -> String {
+    let parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    let kinds = [RunKind::Perplexity, RunKind::Tasks, RunKind::Prune].map(RunKind::folder);
+    let is_run = |i: usize| i > 0 && kinds.contains(&parts[i - 1].as_str()) && is_run_folder_name(&parts[i]);
+    parts.iter().enumerate().map(|(i, p)| if is_run(i) { "<run>" } else { p.as_str() }).collect::<Vec<_>>().join("/")
+}
+
+/// `<unix time>-<label>`, as [`new_run`] names a run folder.
+fn is_run_folder_name(name: &str) -> bool {
+    name.split_once('-').is_some_and(|(time, _)| !time.is_empty() && time.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Every `documents.csv` / `examples.csv` under `root` (a run folder, a results folder or a
 /// study), as paths relative to it, sorted; analysis outputs are skipped.
 pub fn find_score_files(root: &Path) -> Result<Vec<PathBuf>, StoreError> {
