@@ -114,7 +114,12 @@ models = { tiny = "Tiny LM & co" }
 
 /// The study folder, written once per test binary run.
 fn study() -> PathBuf {
-    let root = common::temp_dir("report-tables").join("study");
+    study_with("report-tables", STUDY_FILE)
+}
+
+/// The study, with `study_file` as the study file it records (its `[report]` names).
+fn study_with(tag: &str, study_file: &str) -> PathBuf {
+    let root = common::temp_dir(tag).join("study");
     let dir = StudyDir::new(&root);
     let calibrations = ["eng_Latn", "deu_Latn", "zho_Hans"];
     let cells: Vec<Cell> = calibrations.iter().flat_map(|c| [0, 1].map(|s| cell(c, s))).collect();
@@ -128,7 +133,7 @@ fn study() -> PathBuf {
         evaluation: EvaluationRecord { perplexity: None, tasks: None },
         analysis: AnalysisPlan::default(),
     };
-    dir.write_study(&study, STUDY_FILE).unwrap();
+    dir.write_study(&study, study_file).unwrap();
     let provenance = Provenance::new("test", "hash".into(), serde_json::json!({}), std::time::Instant::now());
     let dense = DenseBaseline::for_model("tiny");
     dir.dense("tiny").perplexity().write(&scores(|_| 0.0, 99), &provenance).unwrap();
@@ -260,4 +265,47 @@ fn a_hand_made_grid_with_special_characters_compiles() {
     std::fs::write(dir.join("grid.tex"), polyprune::report::latex::table(&grid)).unwrap();
     std::fs::write(dir.join("doc.tex"), polyprune::report::latex::document(&["grid.tex".to_string()])).unwrap();
     compile(&dir, "doc.tex");
+}
+
+/// Names from the study file reach every output as text, never as markup: HTML elements and a
+/// script in display names are escaped in the page (tables, charts) and the Markdown, and the
+/// LaTeX still compiles.
+#[test]
+fn markup_in_names_is_escaped_in_every_output() {
+    let hostile = STUDY_FILE
+        .replace(r#"deu_Latn = "German""#, r#"deu_Latn = "<i>German</i>""#)
+        .replace(r#"wanda = "Wanda""#, r#"wanda = "Wanda <script>alert('m')</script>""#)
+        .replace(r#"tiny = "Tiny LM & co""#, r#"tiny = "Tiny \"LM\" <b>&amp; co</b>""#);
+    assert_ne!(hostile, STUDY_FILE);
+    let study = study_with("report-tables-markup", &hostile);
+    let out = study.parent().unwrap().to_path_buf();
+    let (html, latex, markdown) = (out.join("report.html"), out.join("latex"), out.join("markdown"));
+    let o = common::bin()
+        .arg("report")
+        .arg(&study)
+        .arg("-o")
+        .arg(&html)
+        .arg("--latex")
+        .arg(&latex)
+        .arg("--markdown")
+        .arg(&markdown)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let page = std::fs::read_to_string(&html).unwrap();
+    for raw in ["<script", "<i>German", "<b>&amp;"] {
+        assert!(!page.contains(raw), "{raw} reached the page unescaped");
+    }
+    assert!(page.contains("&lt;i&gt;German&lt;&#x2F;i&gt;") || page.contains("&lt;i&gt;German&lt;/i&gt;"), "the name is shown as text");
+    assert!(page.contains("&lt;script&gt;alert("), "the method name is shown as text");
+    let md = std::fs::read_to_string(markdown.join("tables.md")).unwrap();
+    assert!(md.contains(r"\<i\>German\</i\>") && !md.contains("<script"), "{md}");
+    let tex: String = std::fs::read_dir(&latex)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tex"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(!tex.contains("<script") && tex.contains(r"Wanda \textless{}script\textgreater{}"), "{tex}");
+    compile(&latex, "tables.tex");
 }

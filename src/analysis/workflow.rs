@@ -219,7 +219,7 @@ pub fn pruning_error(cmp: &ModelComparison, params: &AnalysisParams, progress: &
         .map(|(label, dir)| if is_model_folder(dir) { Candidate::from_model(label, dir) } else { Candidate::from_masks(label, dir) })
         .collect::<Result<Vec<_>, _>>()?;
     let tokenizer = dense.tokenizer()?;
-    let start = dense.card.start_token().unwrap_or(0);
+    let start = dense.calibration_start_token()?;
     let seqlen = params.error_seqlen.min(dense.card.max_positions);
     let mut texts = Vec::new();
     for (language, documents) in evaluation_text(cmp)? {

@@ -185,7 +185,7 @@ fn stage_calibration(s: &Setup, method: &str) -> anyhow::Result<Json> {
     let tokenizer = s.model.tokenizer()?;
     let eng = Language::parse("eng_Latn")?;
     let cspec = CalibrationSpec { languages: vec![eng], mix: Mix::Even, samples, seqlen, seed: 0, source: None };
-    let set = CalibrationSet::draw(&cspec, &TextRegistry::for_project(&s.root), &tokenizer, s.model.card.start_token().unwrap_or(2))?;
+    let set = CalibrationSet::draw(&cspec, &TextRegistry::for_project(&s.root), &tokenizer, s.model.calibration_start_token()?)?;
     let capture = CaptureOptions { mode: CaptureMode::OneShot, batch: 4, runtime: s.opts.clone(), gram: false };
     let target = SparsityTarget::new(Some(Sparsity::new(0.5)?), "unstructured".parse()?)?;
     let p = prune_model(&s.model, &method.parse()?, target, &LayerFilter::default(), Some(&set), &capture, |_, _| {})?;

@@ -95,6 +95,15 @@ impl ModelDir {
         self.dir.join(&self.card.graph)
     }
 
+    /// The token every calibration window starts with. A card that names none (no start, BOS or
+    /// EOS token) cannot calibrate: any fixed id would be a guess at the model's vocabulary.
+    pub fn calibration_start_token(&self) -> Result<u32, ModelError> {
+        self.card.start_token().ok_or_else(|| ModelError::BadCard {
+            path: self.dir.join(card::CARD_FILE),
+            reason: "it names no start_token_id, bos_token_id or eos_token_id; add \"start_token_id\": the id the model's documents begin with".into(),
+        })
+    }
+
     pub fn tokenizer_path(&self) -> PathBuf {
         self.dir.join(&self.card.tokenizer)
     }

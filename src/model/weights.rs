@@ -17,6 +17,32 @@ enum Location {
     External { file: PathBuf, offset: u64, length: u64 },
 }
 
+/// Where `t`'s bytes are. ONNX makes an external tensor's `offset` optional (0) and its
+/// `length` optional (the tensor's size); a value that is present must parse, and a `location`
+/// must be given: a damaged entry is an error, never a read from the wrong place.
+fn location(dir: &Path, graph_file: &str, t: &TensorProto) -> Result<Location, ModelError> {
+    if !t.is_external() {
+        return Ok(Location::Inline);
+    }
+    let bad = |reason: String| ModelError::Unusable {
+        path: dir.join(graph_file),
+        reason: format!("initializer '{}': {reason}; re-export or re-import the model", t.name),
+    };
+    let number = |key: &str| -> Result<Option<u64>, ModelError> {
+        t.external_entry(key)
+            .map(|v| v.trim().parse::<u64>().map_err(|_| bad(format!("external data {key} '{v}' is not a whole number of bytes"))))
+            .transpose()
+    };
+    let file = t.external_entry("location").ok_or_else(|| bad("external data without a location".into()))?;
+    let size = (t.element_count() * 4) as u64;
+    let length = number("length")?.unwrap_or(size);
+    // Only float tensors are read or rewritten; others need only a well-formed entry.
+    if t.data_type == data_type::FLOAT && length != size {
+        return Err(bad(format!("external data length {length} bytes, but its shape {:?} needs {size}", t.dims)));
+    }
+    Ok(Location::External { file: dir.join(file), offset: number("offset")?.unwrap_or(0), length })
+}
+
 /// The float initializers of one model folder, readable by name.
 pub struct WeightStore {
     dir: PathBuf,
@@ -30,15 +56,7 @@ impl WeightStore {
         let mut index = HashMap::new();
         if let Some(g) = &model.graph {
             for (i, t) in g.initializer.iter().enumerate() {
-                let loc = if t.is_external() {
-                    let file = dir.join(t.external_entry("location").unwrap_or_default());
-                    let offset = t.external_entry("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
-                    let length = t.external_entry("length").and_then(|v| v.parse().ok()).unwrap_or((t.element_count() * 4) as u64);
-                    Location::External { file, offset, length }
-                } else {
-                    Location::Inline
-                };
-                index.insert(t.name.clone(), (i, loc));
+                index.insert(t.name.clone(), (i, location(dir, graph_file, t)?));
             }
         }
         Ok(WeightStore { dir: dir.to_path_buf(), model, index })
@@ -67,11 +85,17 @@ impl WeightStore {
         let n = t.element_count();
         match loc {
             Location::Inline if !t.float_data.is_empty() => Ok(t.float_data.clone()),
-            Location::Inline => Ok(le_f32(t.raw_data.as_deref().unwrap_or_default())),
+            Location::Inline => {
+                let bytes = t.raw_data.as_deref().unwrap_or_default();
+                if bytes.len() != n * 4 {
+                    return Err(unusable(format!("initializer '{name}' holds {} bytes, but its shape {:?} needs {}", bytes.len(), t.dims, n * 4)));
+                }
+                Ok(le_f32(bytes))
+            }
             Location::External { file, offset, length } => {
                 let mut f = std::fs::File::open(file).map_err(|e| ModelError::io(file, e))?;
                 f.seek(SeekFrom::Start(*offset)).map_err(|e| ModelError::io(file, e))?;
-                let mut buf = vec![0u8; (*length as usize).min(n * 4)];
+                let mut buf = vec![0u8; *length as usize];
                 f.read_exact(&mut buf).map_err(|e| ModelError::io(file, e))?;
                 Ok(le_f32(&buf))
             }
@@ -97,6 +121,13 @@ impl WeightStore {
                 .index
                 .get(name)
                 .ok_or_else(|| ModelError::Unusable { path: self.dir.clone(), reason: format!("no initializer named '{name}'") })?;
+            let expected = self.tensor(*i).element_count();
+            if values.len() != expected {
+                return Err(ModelError::Unusable {
+                    path: self.dir.clone(),
+                    reason: format!("replacement for '{name}' has {} values, the initializer {expected}", values.len()),
+                });
+            }
             let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
             match loc {
                 Location::External { file, offset, .. } => {

@@ -128,8 +128,12 @@ pub fn overrides_from_mask_dir(model: &ModelDir, dir: &Path) -> Result<Vec<Weigh
 pub fn save_pruned(model: &ModelDir, pruned: &PrunedModel, out: &Path, record: &serde_json::Value) -> Result<(), ModelError> {
     let store = WeightStore::open(&model.dir, &model.card.graph)?;
     let replaced: Vec<(String, &[f32])> = pruned.overrides.iter().map(|o| (o.name.clone(), o.data.as_slice())).collect();
-    store.save_with(out, &replaced)?;
-    write_masks(out, pruned)?;
-    let path = out.join("pruning.json");
-    crate::util::write_atomic(&path, serde_json::to_string_pretty(record).expect("json").as_bytes()).map_err(|e| ModelError::io(&path, e))
+    // Built beside `out` and swapped in whole, so a killed save never leaves a folder whose
+    // masks or weights are only partly written (and `--masks`/`--model` never read one).
+    let staged = crate::util::StagedDir::begin(out).map_err(|e| ModelError::io(out, e))?;
+    store.save_with(staged.path(), &replaced)?;
+    write_masks(staged.path(), pruned)?;
+    let path = staged.path().join("pruning.json");
+    crate::util::write_atomic(&path, serde_json::to_string_pretty(record).expect("json").as_bytes()).map_err(|e| ModelError::io(&path, e))?;
+    staged.commit().map_err(|e| ModelError::io(out, e))
 }

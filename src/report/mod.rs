@@ -119,6 +119,18 @@ fn write(path: PathBuf, bytes: &[u8]) -> Result<PathBuf, ReportError> {
     crate::util::write_atomic(&path, bytes).map(|_| path.clone()).map_err(|source| ReportError::Write { path, source })
 }
 
+/// Fills the folder `dir` through `fill` in a staging sibling and swaps it in whole (see
+/// [`crate::util::StagedDir`]): a killed report leaves the previous exports, never a mix. The
+/// paths returned are the files' final places.
+fn staged(dir: &Path, fill: impl FnOnce(&Path) -> Result<Vec<PathBuf>, ReportError>) -> Result<Vec<PathBuf>, ReportError> {
+    let failed = |source| ReportError::Write { path: dir.to_path_buf(), source };
+    let stage = crate::util::StagedDir::begin(dir).map_err(failed)?;
+    let written = fill(stage.path())?;
+    let moved = written.iter().map(|p| p.strip_prefix(stage.path()).map(|rel| dir.join(rel)).unwrap_or_else(|_| p.clone())).collect();
+    stage.commit().map_err(failed)?;
+    Ok(moved)
+}
+
 /// Writes every table of every section as `<dir>/<section>-<table>.csv` and `.json`, and every
 /// figure's data as `<dir>/<section>-figure<k>.json`.
 pub fn export_tables(dir: &Path, sections: &[ReportSection]) -> Result<Vec<PathBuf>, ReportError> {
@@ -188,24 +200,28 @@ pub fn write_report(
         export_dir: &export_dir.display().to_string(),
     };
     let page = html::render(&info, &sections, &grids)?;
-    let html_out = write(targets.html.to_path_buf(), page.as_bytes())?;
-    let mut exports = export_tables(&export_dir, &sections)?;
-    // The paper tables' data, next to the other exports (`paper-<grid name>.csv` / `.json`).
-    for g in &grids {
-        let table = g.grid.to_table();
-        let stem = html::export_stem("paper", &table.name);
-        let csv = table.to_csv().map_err(|source| ReportError::Write { path: export_dir.join(&stem), source })?;
-        exports.push(write(export_dir.join(format!("{stem}.csv")), &csv)?);
-        exports.push(write(export_dir.join(format!("{stem}.json")), &serde_json::to_vec_pretty(&table.to_json()).expect("json"))?);
-    }
+    let exports = staged(&export_dir, |dir| {
+        let mut exports = export_tables(dir, &sections)?;
+        // The paper tables' data, next to the other exports (`paper-<grid name>.csv` / `.json`).
+        for g in &grids {
+            let table = g.grid.to_table();
+            let stem = html::export_stem("paper", &table.name);
+            let csv = table.to_csv().map_err(|source| ReportError::Write { path: dir.join(&stem), source })?;
+            exports.push(write(dir.join(format!("{stem}.csv")), &csv)?);
+            exports.push(write(dir.join(format!("{stem}.json")), &serde_json::to_vec_pretty(&table.to_json()).expect("json"))?);
+        }
+        Ok(exports)
+    })?;
     let latex = match targets.latex {
-        Some(d) => write_latex(d, &grids)?,
+        Some(d) => staged(d, |dir| write_latex(dir, &grids))?,
         None => Vec::new(),
     };
     let markdown = match targets.markdown {
-        Some(d) => write_markdown(d, &format!("Tables of the study {}", results.record.study), &grids)?,
+        Some(d) => staged(d, |dir| write_markdown(dir, &format!("Tables of the study {}", results.record.study), &grids))?,
         None => Vec::new(),
     };
+    // The page last: it links the exports, which are then complete.
+    let html_out = write(targets.html.to_path_buf(), page.as_bytes())?;
     Ok(ReportOutput {
         html: html_out,
         exports_dir: export_dir.clone(),

@@ -65,6 +65,11 @@ impl StudyDir {
         read_json(&self.study_file())
     }
     /// Claims the folder: the study file as given, then the plan.
+    /// Removes the temporaries and staged folders a killed run left (nothing it finished).
+    pub fn remove_abandoned_writes(&self) -> Result<usize, StoreError> {
+        crate::util::remove_abandoned_writes(&self.root).map_err(|source| StoreError::Write { path: self.root.clone(), source })
+    }
+
     pub fn write_study(&self, record: &StudyRecord, config_text: &str) -> Result<(), StoreError> {
         write_bytes(&self.config_file(), config_text.as_bytes())?;
         write_json(&self.study_file(), record)

@@ -120,6 +120,8 @@ pub fn study_record(config: &StudyConfig, grid: &Grid) -> StudyRecord {
 pub fn prepare_dir(dir: &StudyDir, config: &StudyConfig, config_text: &str, grid: &Grid) -> Result<(), RunError> {
     if dir.exists() {
         let existing = dir.read_study()?;
+        // A killed run may have left temporaries; what they were writing is redone.
+        dir.remove_abandoned_writes()?;
         if existing.config_hash != config.hash {
             return Err(RunError::OtherStudy { dir: dir.root.clone(), found: existing.config_hash, expected: config.hash.clone() });
         }
@@ -320,7 +322,7 @@ impl Worker<'_> {
         let spec = crate::calibrate::CalibrationSpec { seqlen: spec.seqlen.min(model.card.max_positions), ..spec };
         let tokenizer = model.tokenizer()?;
         let registry = crate::eval::registry(None);
-        let set = Arc::new(CalibrationSet::draw(&spec, &registry, &tokenizer, model.card.start_token().unwrap_or(0))?);
+        let set = Arc::new(CalibrationSet::draw(&spec, &registry, &tokenizer, model.calibration_start_token()?)?);
         self.calibration = Some((key, set.clone()));
         Ok(Some(set))
     }

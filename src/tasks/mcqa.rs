@@ -61,13 +61,20 @@ fn answers(file: &DataFile, r: &Record) -> Result<(Vec<String>, Vec<String>)> {
     match r.value(file, &["choices"])? {
         Value::Array(_) => Ok((r.text_list(file, &["choices"])?, Vec::new())),
         Value::Object(obj) => {
-            let list = |key: &str| -> Vec<String> {
-                obj.get(key)
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-                    .unwrap_or_default()
+            // 'label' may be absent (answers are then matched by position); what is present
+            // must be a list of texts, or the gold answer could silently point elsewhere.
+            let list = |key: &str, required: bool| -> Result<Vec<String>> {
+                match obj.get(key) {
+                    None if !required => Ok(Vec::new()),
+                    None => Err(file.bad(r.line, format!("'choices' has no '{key}' list"))),
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .map(|v| v.as_str().map(str::to_string).ok_or_else(|| file.bad(r.line, format!("'choices.{key}' holds a non-text item"))))
+                        .collect(),
+                    Some(_) => Err(file.bad(r.line, format!("'choices.{key}' should be a list of texts"))),
+                }
             };
-            Ok((list("text"), list("label")))
+            Ok((list("text", true)?, list("label", false)?))
         }
         _ => Err(file.bad(r.line, "'choices' should be a list or an object with a 'text' list")),
     }

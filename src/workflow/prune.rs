@@ -70,7 +70,7 @@ fn draw_calibration_set(opts: &PruneOptions, model: &ModelDir) -> Result<Option<
     let spec = CalibrationSpec { seqlen: requested.seqlen.min(model.card.max_positions), ..requested.clone() };
     let registry = crate::eval::registry(opts.flores.as_deref());
     let tokenizer = model.tokenizer()?;
-    let start = model.card.start_token().unwrap_or(0);
+    let start = model.calibration_start_token()?;
     Ok(Some(CalibrationSet::draw(&spec, &registry, &tokenizer, start)?))
 }
 

@@ -25,8 +25,8 @@ impl Architecture for Gemma3 {
         let n_heads = g.metadata().get_u32(&k("attention.head_count"))? as usize;
         let head_dim = g.metadata().get_u32(&k("attention.key_length"))? as usize;
         let window = g.metadata().get_u32(&k("attention.sliding_window"))? as usize;
-        let global_base = g.metadata().get_f32(&k("rope.freq_base")).unwrap_or(1_000_000.0) as f64;
-        let context = g.metadata().get_u32(&k("context_length")).map(|c| c as usize).unwrap_or(opts.max_positions);
+        let global_base = g.metadata().get_opt::<f32>(&k("rope.freq_base"))?.unwrap_or(1_000_000.0) as f64;
+        let context = g.metadata().get_opt::<u32>(&k("context_length"))?.map(|c| c as usize).unwrap_or(opts.max_positions);
         let is_global = |i: usize| (i + 1).is_multiple_of(GLOBAL_EVERY);
         Ok(DecoderSpec {
             architecture: "gemma3".into(),

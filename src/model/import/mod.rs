@@ -74,16 +74,30 @@ pub fn import_gguf(gguf_path: &Path, out_dir: &Path, opts: &ImportOptions) -> Re
     let arch = architecture(&arch_name)
         .ok_or_else(|| ModelError::UnsupportedArchitecture { path: gguf_path.to_path_buf(), found: arch_name.clone() })?;
     let spec = arch.spec(&gguf, opts)?;
-    std::fs::create_dir_all(out_dir).map_err(|e| ModelError::io(out_dir, e))?;
+    // Built beside the target and swapped in whole: a killed import leaves the previous
+    // folder (or none), never a folder with graphs but half its weights.
+    let staged = crate::util::StagedDir::begin(out_dir).map_err(|e| ModelError::io(out_dir, e))?;
+    let card = write_model_folder(&gguf, gguf_path, arch.as_ref(), arch_name, spec, staged.path())?;
+    staged.commit().map_err(|e| ModelError::io(out_dir, e))?;
+    Ok(card)
+}
 
-    let weights = write_weights(&gguf, arch.as_ref(), &spec, out_dir)?;
+fn write_model_folder(
+    gguf: &GgufFile,
+    gguf_path: &Path,
+    arch: &dyn Architecture,
+    arch_name: String,
+    spec: DecoderSpec,
+    out_dir: &Path,
+) -> Result<ModelCard, ModelError> {
+    let weights = write_weights(gguf, arch, &spec, out_dir)?;
     let parts = write_graphs(&spec, &weights, out_dir)?;
-    let tok = tokenizer::tokenizer_json(&gguf)?;
+    let tok = tokenizer::tokenizer_json(gguf)?;
     let tok_path = out_dir.join(TOKENIZER_FILE);
     crate::util::write_atomic(&tok_path, tok.json.as_bytes()).map_err(|e| ModelError::io(&tok_path, e))?;
 
     let sha = crate::util::sha256_file(gguf_path).map_err(|e| ModelError::io(gguf_path, e))?;
-    let name = gguf.metadata().get_str("general.name").map(|s| s.to_string()).unwrap_or_else(|_| arch_name.clone());
+    let name = gguf.metadata().get_opt::<&str>("general.name")?.map(str::to_string).unwrap_or_else(|| arch_name.clone());
     let card = ModelCard {
         format: CARD_FORMAT.into(),
         name,

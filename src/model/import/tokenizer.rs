@@ -27,9 +27,17 @@ pub struct TokenizerJson {
 pub fn tokenizer_json(g: &GgufFile) -> Result<TokenizerJson, ModelError> {
     let kind = g.metadata().get_str("tokenizer.ggml.model")?.to_string();
     let tokens = g.metadata().get_str_array("tokenizer.ggml.tokens")?;
-    let bos = g.metadata().get_u32("tokenizer.ggml.bos_token_id").ok();
-    let eos = g.metadata().get_u32("tokenizer.ggml.eos_token_id").ok();
-    let add_bos = g.metadata().get_bool("tokenizer.ggml.add_bos_token").unwrap_or(kind == "llama");
+    let bos = g.metadata().get_opt::<u32>("tokenizer.ggml.bos_token_id")?;
+    let eos = g.metadata().get_opt::<u32>("tokenizer.ggml.eos_token_id")?;
+    let add_bos = g.metadata().get_opt::<bool>("tokenizer.ggml.add_bos_token")?.unwrap_or(kind == "llama");
+    for (key, id) in [("bos", bos), ("eos", eos)] {
+        if id.is_some_and(|id| id as usize >= tokens.len()) {
+            return Err(ModelError::UnsupportedTokenizer {
+                path: g.path().to_path_buf(),
+                reason: format!("tokenizer.ggml.{key}_token_id {} is beyond the {}-token vocabulary; the file is damaged", id.unwrap_or(0), tokens.len()),
+            });
+        }
+    }
     let bos_for_template = if add_bos { bos.map(|id| (id, tokens[id as usize].clone())) } else { None };
     let json = match kind.as_str() {
         "llama" => {
@@ -38,7 +46,7 @@ pub fn tokenizer_json(g: &GgufFile) -> Result<TokenizerJson, ModelError> {
         }
         "gpt2" => {
             let merges = g.metadata().get_str_array("tokenizer.ggml.merges")?;
-            let pre = g.metadata().get_str("tokenizer.ggml.pre").unwrap_or("default").to_string();
+            let pre = g.metadata().get_opt::<&str>("tokenizer.ggml.pre")?.unwrap_or("default").to_string();
             byte_level_bpe(tokens, merges, &pre, bos_for_template)
                 .map_err(|reason| ModelError::UnsupportedTokenizer { path: g.path().to_path_buf(), reason })?
         }
