@@ -67,8 +67,12 @@ lint:
 	cargo fmt --check
 	cargo clippy --release --all-targets -- -D warnings
 
+SKIP_LOG := target/test-skips.log
+
 test: lint setup models fixtures data study-data chromium texlive
-	cargo test --release -- --test-threads=1
+	@mkdir -p target && rm -f $(SKIP_LOG)
+	POLYPRUNE_SKIP_LOG=$(CURDIR)/$(SKIP_LOG) cargo test --release -- --test-threads=1
+	@bash scripts/test_skips.sh $(SKIP_LOG)
 
 QUICKSTART := results/studies/quickstart
 

@@ -17,8 +17,7 @@ fn fixture_dir() -> Option<PathBuf> {
     if dir.join("fixture.gguf").is_file() && dir.join("manifest.tsv").is_file() {
         Some(dir)
     } else {
-        eprintln!("skipping: run `make fixtures` to create .cache/fixtures/gguf");
-        None
+        crate::util::prerequisite_missing("run `make fixtures` to create .cache/fixtures/gguf")
     }
 }
 

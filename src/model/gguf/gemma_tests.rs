@@ -40,8 +40,7 @@ fn model_path() -> Option<PathBuf> {
     if path.is_file() {
         Some(path)
     } else {
-        eprintln!("skipping: {} is absent (run `polyprune model fetch`, or set POLYPRUNE_GEMMA_GGUF)", path.display());
-        None
+        crate::util::prerequisite_missing(&format!("{} is absent (run `make models`, or set POLYPRUNE_GEMMA_GGUF)", path.display()))
     }
 }
 
