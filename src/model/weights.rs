@@ -165,3 +165,49 @@ pub fn stored_layout(layer: &LinearLayer, rows: Vec<f32>) -> (Vec<usize>, Vec<f3
         (vec![d_in, d_out], transpose(&rows, d_out, d_in))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::onnx::{GraphProto, StringStringEntryProto, DATA_LOCATION_EXTERNAL};
+
+    /// A model folder with one external float tensor of 4 values whose entries are `entries`.
+    fn folder(entries: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let values: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(dir.path().join("weights.bin"), [vec![0u8; 8], values].concat()).unwrap();
+        let tensor = TensorProto {
+            name: "w".into(),
+            dims: vec![2, 2],
+            data_type: data_type::FLOAT,
+            data_location: DATA_LOCATION_EXTERNAL,
+            external_data: entries.iter().map(|(k, v)| StringStringEntryProto { key: (*k).into(), value: (*v).into() }).collect(),
+            ..Default::default()
+        };
+        let model = ModelProto { graph: Some(GraphProto { initializer: vec![tensor], ..Default::default() }), ..Default::default() };
+        std::fs::write(dir.path().join("model.onnx"), prost::Message::encode_to_vec(&model)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn external_data_is_read_from_its_offset() {
+        let dir = folder(&[("location", "weights.bin"), ("offset", "8"), ("length", "16")]);
+        assert_eq!(WeightStore::open(dir.path(), "model.onnx").unwrap().read("w").unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
+        // Offset and length are optional in ONNX (0 and the tensor's size).
+        let dir = folder(&[("location", "weights.bin")]);
+        assert_eq!(WeightStore::open(dir.path(), "model.onnx").unwrap().read("w").unwrap(), vec![0.0, 0.0, 1.0, 2.0]);
+    }
+
+    #[test]
+    fn a_damaged_external_entry_is_an_error_naming_it() {
+        for (entries, expected) in [
+            (vec![("location", "weights.bin"), ("offset", "eight")], "external data offset 'eight' is not a whole number"),
+            (vec![("location", "weights.bin"), ("offset", "8"), ("length", "12")], "external data length 12 bytes"),
+            (vec![("offset", "8")], "external data without a location"),
+        ] {
+            let dir = folder(&entries);
+            let err = WeightStore::open(dir.path(), "model.onnx").err().expect("refused").to_string();
+            assert!(err.contains(expected) && err.contains("initializer 'w'"), "{err}");
+        }
+    }
+}

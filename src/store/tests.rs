@@ -287,3 +287,15 @@ fn score_files_are_found_outside_analysis_folders() {
     assert_eq!(find_score_files(&root).unwrap(), vec![PathBuf::from("cells/a/ppl/documents.csv")]);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn run_folder_names_are_left_out_of_a_files_place() {
+    use crate::store::run_free_path;
+    let p = |s: &str| run_free_path(std::path::Path::new(s));
+    assert_eq!(p("ppl/1764800000-gemma-3-270m/documents.csv"), "ppl/<run>/documents.csv");
+    assert_eq!(p("base/tasks/17-x_masks/examples.csv"), "base/tasks/<run>/examples.csv");
+    // Study units and folders that only look alike keep their names.
+    assert_eq!(p("cells/wanda-u50-eng/ppl/documents.csv"), "cells/wanda-u50-eng/ppl/documents.csv");
+    assert_eq!(p("ppl/gemma-1/documents.csv"), "ppl/gemma-1/documents.csv");
+    assert_eq!(p("other/1764800000-gemma/documents.csv"), "other/1764800000-gemma/documents.csv");
+}

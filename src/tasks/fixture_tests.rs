@@ -135,3 +135,20 @@ fn user_formats_report_bad_records_with_their_line() {
     let err = load_file(TaskName::Xnli, "en", &path, &test_split()).unwrap_err().to_string();
     assert!(err.contains("test.en.jsonl, line 1: label must be 0/1/2 or entailment/neutral/contradiction, found \"maybe\""), "{err}");
 }
+
+/// A choices object whose lists are missing or hold other values is refused, not read as
+/// fewer choices (the gold label could then point at another answer).
+#[test]
+fn a_choices_object_with_bad_lists_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (choices, expected) in [
+        (r#"{"label": ["A", "B"]}"#, "'choices' has no 'text' list"),
+        (r#"{"text": ["Licht", 7], "label": ["A", "B"]}"#, "'choices.text' holds a non-text item"),
+        (r#"{"text": ["Licht", "Sand"], "label": "AB"}"#, "'choices.label' should be a list of texts"),
+    ] {
+        let path = dir.path().join("de_test.json");
+        std::fs::write(&path, format!(r#"[{{"id": "q", "question": "Was?", "choices": {choices}, "answerKey": "A"}}]"#)).unwrap();
+        let err = load_file(TaskName::MArc, "de", &path, &test_split()).unwrap_err().to_string();
+        assert!(err.contains(expected) && err.contains("de_test.json"), "{err}");
+    }
+}
