@@ -64,11 +64,8 @@ pub enum DataError {
 
     /// A line of a JSON-lines file or a row of a Parquet file without a usable text
     /// (`location` is `line N` or `row N`).
-    #[error(
-        "{path} {location}: {problem}; name the text field with --text-field <field> \
-         ({kind}.<field>:<path> in a source name), or pass --skip-bad-lines to skip and count such {unit}s"
-    )]
-    BadRecord { path: PathBuf, location: String, problem: String, kind: &'static str, unit: &'static str },
+    #[error("{path} {location}: {problem}; {fix}, or pass --skip-bad-lines to skip and count such {unit}s")]
+    BadRecord { path: PathBuf, location: String, problem: String, fix: String, unit: &'static str },
 
     /// A compressed stream that ends early or is damaged.
     #[error(

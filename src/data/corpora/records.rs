@@ -213,11 +213,19 @@ impl RecordSource {
     }
 
     fn bad_record(&self, shard: &Path, location: &str, problem: &str) -> DataError {
+        // The problems are this module's own words (jsonl.rs, parquet.rs): a missing field or a
+        // value of another type is fixed by naming the right field; anything else by the file.
+        let about_the_field = problem.starts_with("has no field") || problem.starts_with("field '") || problem.starts_with("column '");
+        let fix = if about_the_field {
+            format!("name the text field with --text-field <field> ({}.<field>:<path> in a source name)", self.format.name())
+        } else {
+            "check that the file is JSON lines (one object per line) and complete".to_string()
+        };
         DataError::BadRecord {
             path: shard.to_path_buf(),
             location: location.to_string(),
             problem: problem.to_string(),
-            kind: self.format.name(),
+            fix,
             unit: self.format.unit(),
         }
     }

@@ -247,7 +247,9 @@ fn bad_lines_are_errors_naming_file_line_and_field_or_counted_when_skipped() {
         let path = write(dir.path(), name, content.as_bytes());
         let message = read(&format!("jsonl:{}", path.display()), CorpusSplit::Calibration, Take::All).unwrap_err().to_string();
         assert!(message.contains(needle), "{message}");
-        assert!(message.contains("name the text field with --text-field <field>"), "{message}");
+        let fix =
+            if name == "notjson.jsonl" { "check that the file is JSON lines" } else { "name the text field with --text-field <field>" };
+        assert!(message.contains(fix), "{message}");
         assert!(message.contains("or pass --skip-bad-lines to skip and count such lines"), "{message}");
         // Skipped: the three good lines remain, one record counted.
         let skipping = format!("jsonl+skip-bad-lines:{}", path.display());
