@@ -1160,9 +1160,9 @@ limit = 10
         let c = parse_ok(&with_source(&good));
         assert_eq!(c.calibration.as_ref().unwrap().sets[0].source.as_deref(), Some(good.as_str()));
         let e = error(&with_source(&format!("parquet:{}/*.parquet", dir.display())));
-        assert!(e.starts_with("study.toml:14: calibration.source: no file matches '"), "{e}");
+        assert!(e.starts_with("study.toml:15: calibration.sets.source: no file matches '"), "{e}");
         let e = error(&with_source("jsonl.:x.jsonl"));
-        assert!(e.starts_with("study.toml:14: calibration.source: unknown text source 'jsonl.:x.jsonl'"), "{e}");
+        assert!(e.starts_with("study.toml:15: calibration.sets.source: unknown text source 'jsonl.:x.jsonl'"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 
