@@ -140,9 +140,12 @@ pub struct PruneArgs {
     /// How several calibration languages share the windows: even, concat, or weights:w1,w2,...
     #[arg(long, default_value = "even")]
     pub mix: String,
-    /// Text source for calibration (handbook, udhr, flores, file:<path>...; default per language).
+    /// Text source for calibration (handbook, udhr, flores, file:<path>, jsonl:<path or glob>,
+    /// parquet:<path or glob>...; default per language).
     #[arg(long)]
     pub calib_source: Option<String>,
+    #[command(flatten)]
+    pub records: RecordArgs,
     /// FLORES/SIB-200 folder for the `flores` source.
     #[arg(long)]
     pub flores: Option<PathBuf>,
@@ -239,6 +242,18 @@ pub enum Format {
     Json,
 }
 
+/// How JSON-lines and Parquet sources (`jsonl:`, `parquet:`) are read.
+#[derive(Args, Clone)]
+pub struct RecordArgs {
+    /// JSON field or Parquet column holding the text (default: text).
+    #[arg(long)]
+    pub text_field: Option<String>,
+    /// Skip records without a usable text (not JSON, no such field, not a string) and count
+    /// them in the provenance, instead of stopping at the first.
+    #[arg(long)]
+    pub skip_bad_lines: bool,
+}
+
 #[derive(Args, Clone)]
 pub struct RuntimeArgs {
     /// Threads inside ONNX Runtime (0 = all cores).
@@ -321,9 +336,12 @@ pub struct PplArgs {
     /// Languages (FLORES codes such as deu_Latn, or de / deu), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub langs: Vec<String>,
-    /// Text source for --langs: flores, handbook, udhr (default: flores when available).
+    /// Text source for --langs: flores, handbook, udhr, file:<path>, jsonl:<path or glob>,
+    /// parquet:<path or glob> (default: flores when available).
     #[arg(long)]
     pub source: Option<String>,
+    #[command(flatten)]
+    pub records: RecordArgs,
     /// FLORES/SIB-200 folder (<root>/<lang>/test.tsv).
     #[arg(long)]
     pub flores: Option<PathBuf>,

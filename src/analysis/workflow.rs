@@ -248,7 +248,7 @@ pub fn pruning_error(cmp: &ModelComparison, params: &AnalysisParams, progress: &
             seed: 0,
             source: Some("flores".into()),
         };
-        texts.push((language, CalibrationSet { spec, windows, manifest: Vec::new() }));
+        texts.push((language, CalibrationSet { spec, windows, manifest: Vec::new(), text: Vec::new() }));
     }
     let capture = CaptureOptions { mode: CaptureMode::OneShot, batch: params.batch, runtime: cmp.runtime.clone(), gram: true };
     progress.stage("layer error", dense.card.blocks as u64);

@@ -7,6 +7,9 @@
 //! each window picks a random chunk, then a random offset in it. Every window starts with the
 //! model's start token followed by L-1 text tokens, as the model saw text in training.
 //! A manifest (language, source, documents, offset) lets anyone rebuild and audit the set.
+//! Sources larger than memory (JSON lines, Parquet) are not read whole: each language asks for
+//! about [`TEXT_BYTES_PER_WINDOW_TOKEN`] bytes per window token, a seeded uniform sample of
+//! documents (see `data::corpora::records`); a source holding no more gives all of its text.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -14,7 +17,12 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 use super::CalibrationError;
-use crate::data::{CorpusSplit, Document, Language, TextRegistry, TextSource};
+use crate::data::{CorpusSplit, Document, Language, Take, TextRegistry, TextReport, TextSource};
+
+/// Text asked of a large source per window token: about 4 UTF-8 bytes make a token in
+/// Latin-script text, and 8 times the text the windows need keeps windows from overlapping much
+/// (128 windows of 512 tokens ask for about 2 MB).
+pub const TEXT_BYTES_PER_WINDOW_TOKEN: u64 = 32;
 
 /// How the N windows are shared among several languages.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -115,6 +123,8 @@ pub struct CalibrationSet {
     /// `samples x seqlen` token ids, each window starting with the start token.
     pub windows: Vec<Vec<u32>>,
     pub manifest: Vec<WindowRecord>,
+    /// Per language: the files read, documents in the split and read, bad records skipped.
+    pub text: Vec<TextReport>,
 }
 
 /// A run of consecutive documents, tokenized and joined, at least one window long.
@@ -138,6 +148,10 @@ fn pack(docs: &[Document], tokenizer: &Tokenizer, min_len: usize) -> Result<Vec<
     }
     Ok(chunks)
 }
+
+/// Mixed into a language's seed for its document sample, so that the sample and the window
+/// draws do not share a random stream.
+const SAMPLE_SEED_DOMAIN: u64 = 0x646f_6373_616d_706c;
 
 /// A seed for one language's draws that does not depend on the other languages in the set.
 fn language_seed(seed: u64, language: Language) -> u64 {
@@ -164,12 +178,19 @@ impl CalibrationSet {
         let shares = spec.mix.shares(spec.samples, spec.languages.len());
         let mut windows = Vec::new();
         let mut manifest = Vec::new();
+        let mut text = Vec::new();
         for (&lang, &n) in spec.languages.iter().zip(&shares) {
             let source: TextSource = match &spec.source {
                 Some(s) => registry.source(s)?,
                 None => registry.default_for(lang),
             };
-            let docs = registry.documents(lang, &source, CorpusSplit::Calibration)?;
+            let take = Take::Sample {
+                bytes: (n * body) as u64 * TEXT_BYTES_PER_WINDOW_TOKEN,
+                seed: language_seed(spec.seed, lang) ^ SAMPLE_SEED_DOMAIN,
+            };
+            let read = registry.read(lang, &source, CorpusSplit::Calibration, take)?;
+            text.push(read.report);
+            let docs = read.documents;
             let chunks = pack(&docs, tokenizer, body)
                 .map_err(|message| CalibrationError::Tokenizer { path: std::path::PathBuf::from("tokenizer.json"), message })?;
             if chunks.is_empty() {
@@ -198,7 +219,7 @@ impl CalibrationSet {
                 });
             }
         }
-        Ok(CalibrationSet { spec: spec.clone(), windows, manifest })
+        Ok(CalibrationSet { spec: spec.clone(), windows, manifest, text })
     }
 
     pub fn tokens(&self) -> usize {

@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use polyprune::progress::Progress;
 use polyprune::runtime::{ExecutionProvider, RuntimeOptions};
 
-use crate::cli::{Cli, Command, EvalCommand, RuntimeArgs};
+use crate::cli::{Cli, Command, EvalCommand, RecordArgs, RuntimeArgs};
 
 mod analyze;
 pub mod check;
@@ -46,6 +46,33 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
 pub fn runtime_options(args: &RuntimeArgs) -> Result<RuntimeOptions> {
     let provider: ExecutionProvider = args.device.parse().map_err(|e: String| anyhow::anyhow!("--device {e}"))?;
     Ok(RuntimeOptions { provider, intra_threads: args.threads })
+}
+
+/// The source names with `--text-field`/`--skip-bad-lines` applied to those that are
+/// `jsonl:`/`parquet:` sources; an error when the flags are given and none is.
+pub fn record_sources(args: &RecordArgs, specs: &[Option<String>]) -> Result<Vec<Option<String>>> {
+    if args.text_field.is_none() && !args.skip_bad_lines {
+        return Ok(specs.to_vec());
+    }
+    let mut applied = false;
+    let out = specs
+        .iter()
+        .map(|spec| {
+            spec.as_ref().map(|s| match polyprune::data::with_record_options(s, args.text_field.as_deref(), args.skip_bad_lines) {
+                Some(with) => {
+                    applied = true;
+                    with
+                }
+                None => s.clone(),
+            })
+        })
+        .collect();
+    if !applied {
+        let given: Vec<&str> = specs.iter().flatten().map(String::as_str).collect();
+        let spec = if given.is_empty() { "the default source".to_string() } else { given.join("', '") };
+        return Err(polyprune::data::DataError::RecordOptionsWithoutRecords { spec }.into());
+    }
+    Ok(out)
 }
 
 /// A progress bar per stage of a library workflow (hidden when stderr is not a terminal).

@@ -7,16 +7,17 @@ use anyhow::Result;
 use polyprune::eval::{LanguageScore, WindowOptions};
 use polyprune::workflow::perplexity::{perplexity, FileText, PerplexityOptions};
 
-use super::{runtime_options, Bars};
+use super::{record_sources, runtime_options, Bars};
 use crate::cli::{Format, PplArgs};
 
 pub fn run(args: PplArgs) -> Result<()> {
+    let source = record_sources(&args.records, std::slice::from_ref(&args.source))?.remove(0);
     let options = PerplexityOptions {
         model: args.model,
         masks: args.masks,
         file: args.file.map(|path| FileText { path, per_line: args.per_line }),
         languages: args.langs,
-        source: args.source,
+        source,
         flores: args.flores,
         limit: args.limit,
         window: WindowOptions { context: args.context, stride: args.stride },

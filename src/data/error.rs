@@ -24,7 +24,8 @@ pub enum DataError {
     /// A `--source` value that names no text source.
     #[error(
         "unknown text source '{spec}'; use one of: handbook, udhr, flores, flores:<root>, \
-         file:<path>, lines:<path>, jsonl:<path>, jsonl.<field>:<path>"
+         file:<path>, lines:<path>, jsonl[.<field>][+skip-bad-lines]:<path or glob>, \
+         parquet[.<column>][+skip-bad-lines]:<path or glob>"
     )]
     UnknownSource { spec: String },
 
@@ -61,9 +62,42 @@ pub enum DataError {
     #[error("{path} line {line}: {problem}; expected the SIB-200 columns index_id<TAB>category<TAB>text")]
     BadTsvRow { path: PathBuf, line: usize, problem: String },
 
-    /// A malformed line of a JSONL file.
-    #[error("{path} line {line}: {problem}")]
-    BadJsonlLine { path: PathBuf, line: usize, problem: String },
+    /// A line of a JSON-lines file or a row of a Parquet file without a usable text
+    /// (`location` is `line N` or `row N`).
+    #[error("{path} {location}: {problem}; {fix}, or pass --skip-bad-lines to skip and count such {unit}s")]
+    BadRecord { path: PathBuf, location: String, problem: String, fix: String, unit: &'static str },
+
+    /// A compressed stream that ends early or is damaged.
+    #[error(
+        "{path}: the {codec} stream breaks off after line {line} ({problem}); the file is truncated \
+         or damaged: download it again (`{codec} -t {path}` checks a copy)"
+    )]
+    BrokenStream { path: PathBuf, codec: &'static str, line: u64, problem: String },
+
+    /// A Parquet file without the text column.
+    #[error(
+        "{path} has no column '{field}' (columns: {columns}); name the text column with \
+         --text-field <column> (parquet.<column>:<path> in a source name)"
+    )]
+    MissingColumn { path: PathBuf, field: String, columns: String },
+
+    /// A Parquet column that does not hold strings.
+    #[error("{path}: column '{field}' holds {physical} values, not strings; name the text column with --text-field <column>")]
+    NotATextColumn { path: PathBuf, field: String, physical: String },
+
+    /// A file that the Parquet reader cannot read.
+    #[error("{path} is not a readable Parquet file ({problem}); check that the download is complete")]
+    BadParquet { path: PathBuf, problem: String },
+
+    /// A path or glob of a `jsonl:`/`parquet:` source that matches no file.
+    #[error(
+        "no file matches '{pattern}'; check the path (a glob such as data/c4-de.*.json.gz is expanded by polyprune, quote it in the shell)"
+    )]
+    NoMatchingFiles { pattern: String },
+
+    /// `--text-field`/`--skip-bad-lines` given with a source that is not JSON lines or Parquet.
+    #[error("--text-field and --skip-bad-lines apply to jsonl: and parquet: sources, not to '{spec}'; drop them or name such a source")]
+    RecordOptionsWithoutRecords { spec: String },
 
     /// A source file (handbook page, declaration) whose structure is not the one expected.
     #[error("{path} is not in the expected format: {problem}; reinstall the source with `make data`")]

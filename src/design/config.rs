@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::calibrate::{CaptureMode, Mix};
-use crate::data::{Language, TextRegistry};
+use crate::data::{Language, TextRegistry, TextSource};
 use crate::eval::WindowOptions;
 use crate::prune::{Method, Pattern, SparseGptConfig, Sparsity, SparsityTarget};
 use crate::runtime::{ExecutionProvider, RuntimeOptions};
@@ -295,7 +295,8 @@ pub struct CalibrationChoice {
     pub mix: Mix,
     pub samples: usize,
     pub seqlen: usize,
-    /// Text source (`flores`, `handbook`, `udhr`, `file:...`); `None` = each language's default.
+    /// Text source (`flores`, `handbook`, `udhr`, `file:...`, `jsonl[.<field>][+skip-bad-lines]:<glob>`,
+    /// `parquet...:<glob>`); `None` = each language's default.
     pub source: Option<String>,
 }
 
@@ -854,7 +855,13 @@ impl Resolver<'_> {
     fn has_text(&self, key: &str, code: &Spanned<String>, language: Language, source: Option<&Spanned<String>>) -> Result<(), ConfigError> {
         let text_source = match source {
             Some(s) => {
-                self.registry.source(s.get_ref()).map_err(|e| self.err(&key.replace("languages", "source"), s.span(), e.to_string()))?
+                let source_error = |e: crate::data::DataError| self.err(&key.replace("languages", "source"), s.span(), e.to_string());
+                let text_source = self.registry.source(s.get_ref()).map_err(source_error)?;
+                // A JSON-lines or Parquet glob must name files now, not after hours of other cells.
+                if let TextSource::Records(records) = &text_source {
+                    records.shards().map_err(source_error)?;
+                }
+                text_source
             }
             None => self.registry.default_for(language),
         };
@@ -1141,6 +1148,22 @@ limit = 10
         let e = error(&text);
         assert!(e.starts_with("study.toml:18: calibration.sets.languages: deu_Latn has no text in source 'flores'"), "{e}");
         std::fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn record_sources_are_checked_for_files_before_any_work() {
+        let dir = std::env::temp_dir().join(format!("polyprune-config-jsonl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("c4-de.00000.json.gz"), b"").unwrap();
+        let with_source = |spec: &str| GOOD.replace("source = \"udhr\"\nsamples", &format!("source = \"{spec}\"\nsamples"));
+        let good = format!("jsonl.content+skip-bad-lines:{}/c4-de.*.json.gz", dir.display());
+        let c = parse_ok(&with_source(&good));
+        assert_eq!(c.calibration.as_ref().unwrap().sets[0].source.as_deref(), Some(good.as_str()));
+        let e = error(&with_source(&format!("parquet:{}/*.parquet", dir.display())));
+        assert!(e.starts_with("study.toml:15: calibration.sets.source: no file matches '"), "{e}");
+        let e = error(&with_source("jsonl.:x.jsonl"));
+        assert!(e.starts_with("study.toml:15: calibration.sets.source: unknown text source 'jsonl.:x.jsonl'"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

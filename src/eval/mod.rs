@@ -13,4 +13,4 @@ pub use downstream::{evaluate, limit_items, RunStats, TaskRecords, TaskResult};
 pub use generate::{Generated, GenerationStats, StopReason};
 pub use perplexity::{score_documents, DocumentScore, LanguageScore, WindowOptions};
 pub use scorer::{ScoredSequence, Scorer, ScorerError};
-pub use text_sets::{evaluation_sets, registry, score_sets, TextSet};
+pub use text_sets::{evaluation_sets, evaluation_sets_limited, registry, score_sets, TextSet};

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::data::{CorpusSplit, DataError, Language, TextRegistry};
+use crate::data::{CorpusSplit, DataError, Language, Take, TextRegistry, TextReport};
 
 use super::perplexity::{score_documents, LanguageScore, WindowOptions};
 use super::scorer::{Scorer, ScorerError};
@@ -15,11 +15,24 @@ pub struct TextSet {
     pub source: String,
     /// `(id, text)` pairs in a stable order.
     pub documents: Vec<(String, String)>,
+    /// What was read (files, documents, skipped records); `None` for a scored file.
+    pub report: Option<TextReport>,
 }
 
 /// The evaluation-split documents of each language from `source` (default per language).
-/// `flores` points the `flores` source at another SIB-200/FLORES folder.
 pub fn evaluation_sets(langs: &[String], source: Option<&str>, registry: &TextRegistry) -> Result<Vec<TextSet>, DataError> {
+    evaluation_sets_limited(langs, source, registry, None)
+}
+
+/// As [`evaluation_sets`], reading only the first `limit` documents of each language's split
+/// (which keeps a multi-GB JSON-lines or Parquet source from being read whole).
+pub fn evaluation_sets_limited(
+    langs: &[String],
+    source: Option<&str>,
+    registry: &TextRegistry,
+    limit: Option<usize>,
+) -> Result<Vec<TextSet>, DataError> {
+    let take = limit.map_or(Take::All, Take::First);
     let mut sets = Vec::new();
     for code in langs {
         let lang = Language::parse(code)?;
@@ -27,9 +40,14 @@ pub fn evaluation_sets(langs: &[String], source: Option<&str>, registry: &TextRe
             Some(spec) => registry.source(spec)?,
             None => registry.default_for(lang),
         };
-        let docs = registry.documents(lang, &source, CorpusSplit::Evaluation)?;
-        let documents = docs.into_iter().map(|d| (d.id, d.text)).collect();
-        sets.push(TextSet { language: lang.flores_code().to_string(), source: source.name().to_string(), documents });
+        let read = registry.read(lang, &source, CorpusSplit::Evaluation, take)?;
+        let documents = read.documents.into_iter().map(|d| (d.id, d.text)).collect();
+        sets.push(TextSet {
+            language: lang.flores_code().to_string(),
+            source: source.name().to_string(),
+            documents,
+            report: Some(read.report),
+        });
     }
     Ok(sets)
 }

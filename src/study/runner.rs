@@ -146,7 +146,7 @@ pub fn load_evaluation(config: &StudyConfig) -> Result<Evaluation, RunError> {
     let text = match &config.perplexity {
         Some(p) => {
             let codes: Vec<String> = p.languages.iter().map(|l| l.flores_code().to_string()).collect();
-            crate::eval::evaluation_sets(&codes, p.source.as_deref(), &registry)?
+            crate::eval::evaluation_sets_limited(&codes, p.source.as_deref(), &registry, p.limit)?
         }
         None => Vec::new(),
     };

@@ -25,7 +25,8 @@ pub struct PerplexityOptions {
     pub file: Option<FileText>,
     /// Languages whose evaluation split is scored (FLORES codes or aliases).
     pub languages: Vec<String>,
-    /// Text source for `languages` (`flores`, `handbook`, `udhr`, ...); `None` = per-language default.
+    /// Text source for `languages` (`flores`, `handbook`, `udhr`, `jsonl:...`, `parquet:...`);
+    /// `None` = per-language default.
     pub source: Option<String>,
     /// Another SIB-200/FLORES folder than the project's.
     pub flores: Option<PathBuf>,
@@ -62,18 +63,29 @@ fn file_documents(file: &FileText) -> Result<Vec<(String, String)>, WorkflowErro
     Ok(documents)
 }
 
-/// The evaluation documents of each language (see `crate::eval::evaluation_sets`).
-pub fn language_sets(languages: &[String], source: Option<&str>, flores: Option<&Path>) -> Result<Vec<TextSet>, WorkflowError> {
-    Ok(crate::eval::evaluation_sets(languages, source, &crate::eval::registry(flores))?)
+/// The first `limit` evaluation documents of each language (see
+/// `crate::eval::evaluation_sets_limited`).
+pub fn language_sets(
+    languages: &[String],
+    source: Option<&str>,
+    flores: Option<&Path>,
+    limit: Option<usize>,
+) -> Result<Vec<TextSet>, WorkflowError> {
+    Ok(crate::eval::evaluation_sets_limited(languages, source, &crate::eval::registry(flores), limit)?)
 }
 
 pub fn perplexity(opts: &PerplexityOptions, progress: &mut dyn Progress) -> Result<PerplexityRun, WorkflowError> {
     let model = ModelDir::open(&opts.model)?;
     let mut sets: Vec<TextSet> = Vec::new();
     if let Some(file) = &opts.file {
-        sets.push(TextSet { language: "file".into(), source: file.path.display().to_string(), documents: file_documents(file)? });
+        sets.push(TextSet {
+            language: "file".into(),
+            source: file.path.display().to_string(),
+            documents: file_documents(file)?,
+            report: None,
+        });
     }
-    sets.extend(language_sets(&opts.languages, opts.source.as_deref(), opts.flores.as_deref())?);
+    sets.extend(language_sets(&opts.languages, opts.source.as_deref(), opts.flores.as_deref(), opts.limit)?);
     if sets.is_empty() {
         return Err(WorkflowError::Refused("nothing to score: give --file <path> or --langs <codes>".into()));
     }
@@ -90,6 +102,7 @@ pub fn perplexity(opts: &PerplexityOptions, progress: &mut dyn Progress) -> Resu
         "langs": opts.languages, "source": opts.source, "file": opts.file.as_ref().map(|f| &f.path),
         "per_line": opts.file.as_ref().is_some_and(|f| f.per_line),
         "limit": opts.limit, "masks": opts.masks, "context": window.context, "stride": window.stride,
+        "text": sets.iter().filter_map(|s| s.report.as_ref()).collect::<Vec<_>>(),
     });
     let provenance = Provenance::new("eval ppl", model.identity(), settings, started);
     let results_dir = new_run(&opts.results, RunKind::Perplexity, &model.card.name);

@@ -101,7 +101,8 @@ pub fn prune(opts: &PruneOptions, progress: &mut dyn Progress) -> Result<PruneRu
         let record = serde_json::json!({
             "method": method, "target": format!("{target:?}"), "pattern": opts.pattern.to_string(),
             "sparsity": opts.sparsity.map(|s| s.get()),
-            "calibration": set.as_ref().map(|s| &s.spec), "mode": capture.mode,
+            "calibration": set.as_ref().map(|s| &s.spec), "calibration_text": set.as_ref().map(|s| &s.text),
+            "mode": capture.mode,
             "include": opts.filter.include, "exclude": opts.filter.exclude,
             "model": model.identity(), "timings": pruned.timings,
             "overall_sparsity": pruned.overall_sparsity(),
@@ -121,7 +122,7 @@ pub fn prune(opts: &PruneOptions, progress: &mut dyn Progress) -> Result<PruneRu
 
     let mut dense = Vec::new();
     if let Some(check) = opts.evaluate.as_ref().filter(|c| !c.languages.is_empty()) {
-        let sets = language_sets(&check.languages, check.source.as_deref(), opts.flores.as_deref())?;
+        let sets = language_sets(&check.languages, check.source.as_deref(), opts.flores.as_deref(), check.limit)?;
         let window = WindowOptions::default();
         let mut scorer = Scorer::load(&model, &opts.runtime, &[])?;
         dense = score_sets(&mut scorer, &sets, check.limit, window, progress)?;

@@ -1,5 +1,5 @@
-//! Any local text file as a source: plain text (one document per paragraph or per line) or
-//! JSONL (one document per line, text in a named field).
+//! Any local text file as a source: plain text, one document per paragraph or per line (JSON
+//! lines and Parquet are record sources, see `records`).
 //!
 //! A file carries no language tag; it holds whatever language the caller says it does. Document
 //! ids are `<file name>:<line>` (the first line of the paragraph). The split rule is keyed on
@@ -10,7 +10,7 @@ use std::path::Path;
 
 use super::split_rule::SplitRule;
 use super::text_file::read_utf8;
-use super::{CorpusSplit, DataError, DataResult, Document};
+use super::{CorpusSplit, DataResult, Document};
 
 /// How a file is cut into documents.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,18 +19,6 @@ pub enum FileFormat {
     Paragraphs,
     /// Plain text; every non-blank line is a document.
     Lines,
-    /// One JSON object per line; the document is the string in `field`.
-    Jsonl {
-        /// Name of the text field (usually `"text"`).
-        field: String,
-    },
-}
-
-impl FileFormat {
-    /// JSONL with the conventional field name `text`.
-    pub fn jsonl() -> FileFormat {
-        FileFormat::Jsonl { field: "text".to_string() }
-    }
 }
 
 /// The documents of the file that `rule` assigns to `split`.
@@ -46,7 +34,6 @@ pub fn parse_documents(path: &Path, content: &str, format: &FileFormat) -> DataR
     let pieces: Vec<(usize, String)> = match format {
         FileFormat::Paragraphs => paragraphs(lines),
         FileFormat::Lines => lines.filter(|(_, l)| !l.is_empty()).map(|(n, l)| (n, l.to_string())).collect(),
-        FileFormat::Jsonl { field } => jsonl_texts(path, lines, field)?,
     };
     Ok(pieces
         .into_iter()
@@ -75,46 +62,6 @@ fn paragraphs<'a>(lines: impl Iterator<Item = (usize, &'a str)>) -> Vec<(usize, 
     found
 }
 
-fn jsonl_texts<'a>(path: &Path, lines: impl Iterator<Item = (usize, &'a str)>, field: &str) -> DataResult<Vec<(usize, String)>> {
-    let bad_line = |line: usize, problem: String| DataError::BadJsonlLine { path: path.to_path_buf(), line, problem };
-    let mut texts = Vec::new();
-    for (number, line) in lines.filter(|(_, l)| !l.trim().is_empty()) {
-        let value: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| bad_line(number, format!("not valid JSON ({e}); each line must be one JSON object")))?;
-        let object =
-            value.as_object().ok_or_else(|| bad_line(number, "is not a JSON object; each line must be one JSON object".to_string()))?;
-        let text = match object.get(field) {
-            Some(serde_json::Value::String(text)) => text,
-            Some(other) => {
-                return Err(bad_line(
-                    number,
-                    format!("field '{field}' holds {}, not a string; name the text field with jsonl.<field>:<path>", json_kind(other)),
-                ))
-            }
-            None => {
-                let keys: Vec<&str> = object.keys().map(String::as_str).collect();
-                return Err(bad_line(
-                    number,
-                    format!("has no field '{field}' (fields: {}); name the text field with jsonl.<field>:<path>", keys.join(", ")),
-                ));
-            }
-        };
-        texts.push((number, text.clone()));
-    }
-    Ok(texts)
-}
-
-fn json_kind(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::test_files::TempFile;
@@ -138,30 +85,6 @@ mod tests {
         let documents = parse_documents(Path::new("l.txt"), "a\n\n b \nc", &FileFormat::Lines).unwrap();
         assert_eq!(texts(&documents), vec!["a", " b", "c"]);
         assert_eq!(documents[2].id, "l.txt:4");
-    }
-
-    #[test]
-    fn jsonl_reads_the_named_field() {
-        let content = "{\"text\": \"hello\", \"id\": 1}\n\n{\"premise\": \"p\", \"text\": \"caf\\u00e9\"}\n";
-        let documents = parse_documents(Path::new("d.jsonl"), content, &FileFormat::jsonl()).unwrap();
-        assert_eq!(texts(&documents), vec!["hello", "café"]);
-        assert_eq!(documents[1].id, "d.jsonl:3");
-        let premise = FileFormat::Jsonl { field: "premise".into() };
-        let message = parse_documents(Path::new("d.jsonl"), content, &premise).unwrap_err().to_string();
-        assert!(message.starts_with("d.jsonl line 1: has no field 'premise' (fields: id, text)"), "{message}");
-    }
-
-    #[test]
-    fn jsonl_bad_line_error_names_file_and_line() {
-        let file = TempFile::with_bytes("bad.jsonl", b"{\"text\": \"ok\"}\n{\"text\": \"also ok\"}\n{\"text\": oops}\n");
-        let error = documents(file.path(), &FileFormat::jsonl(), CorpusSplit::Calibration, &SplitRule::default()).unwrap_err();
-        let message = error.to_string();
-        assert!(message.contains("bad.jsonl line 3: not valid JSON"), "{message}");
-        assert!(message.contains("each line must be one JSON object"), "{message}");
-        let message = parse_documents(Path::new("n.jsonl"), "{\"text\": 3}", &FileFormat::jsonl()).unwrap_err().to_string();
-        assert!(message.contains("n.jsonl line 1: field 'text' holds a number, not a string"), "{message}");
-        let message = parse_documents(Path::new("a.jsonl"), "[1, 2]", &FileFormat::jsonl()).unwrap_err().to_string();
-        assert!(message.contains("a.jsonl line 1: is not a JSON object"), "{message}");
     }
 
     #[test]

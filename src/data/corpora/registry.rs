@@ -2,16 +2,19 @@
 //!
 //! Source names on the command line:
 //! `handbook`, `udhr`, `flores` (the configured SIB-200 root), `flores:<root>`,
-//! `file:<path>` (paragraphs), `lines:<path>`, `jsonl:<path>` (field `text`),
-//! `jsonl.<field>:<path>`. Only the first `:` separates name from path, so paths may contain
-//! colons.
+//! `file:<path>` (paragraphs), `lines:<path>`, and the record sources
+//! `jsonl[.<field>][+skip-bad-lines]:<path or glob>` and `parquet[...]:<path or glob>` (field
+//! `text` unless named; see `records`). Only the first `:` separates name from path, so paths
+//! may contain colons.
 
 use std::path::{Path, PathBuf};
 
 use super::flores;
 use super::handbook::DEFAULT_HANDBOOK_ROOT;
 use super::udhr::DEFAULT_UDHR_DIR;
-use super::{CorpusSplit, CorpusStats, DataError, DataResult, Document, FileFormat, Language, SplitRule, TextSource};
+use super::{
+    CorpusSplit, CorpusStats, DataError, DataResult, Document, FileFormat, Language, RecordSource, SourceText, SplitRule, Take, TextSource,
+};
 
 /// Where the installed sources live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,12 +97,7 @@ impl TextRegistry {
             ("flores" | "sib200" | "sib-200", Some(root)) => TextSource::Flores { root },
             ("file", Some(path)) => TextSource::File { path, format: FileFormat::Paragraphs },
             ("lines", Some(path)) => TextSource::File { path, format: FileFormat::Lines },
-            ("jsonl", Some(path)) => TextSource::File { path, format: FileFormat::jsonl() },
-            (lowered, Some(path)) if lowered.starts_with("jsonl.") && lowered.len() > "jsonl.".len() => {
-                // The field keeps the case it was written in: JSON keys are case-sensitive.
-                let field = written_name["jsonl.".len()..].to_string();
-                TextSource::File { path, format: FileFormat::Jsonl { field } }
-            }
+            (_, Some(path)) => TextSource::Records(RecordSource::parse(written_name, path).ok_or_else(unknown)?),
             _ => return Err(unknown()),
         })
     }
@@ -127,6 +125,15 @@ impl TextRegistry {
             return Err(self.lacks_language(language, source));
         }
         source.documents(language, split, &self.split_rule)
+    }
+
+    /// The documents of `language` from `source` in `split` that `take` asks for, with a report
+    /// of what was read.
+    pub fn read(&self, language: Language, source: &TextSource, split: CorpusSplit, take: Take) -> DataResult<SourceText> {
+        if !source.has_language(language) {
+            return Err(self.lacks_language(language, source));
+        }
+        source.read(language, split, &self.split_rule, take)
     }
 
     /// Shorthand for [`TextRegistry::source`] followed by [`TextRegistry::documents`].
@@ -171,6 +178,7 @@ impl TextRegistry {
 
 #[cfg(test)]
 mod tests {
+    use super::super::RecordFormat;
     use super::*;
     use std::collections::HashSet;
 
@@ -193,16 +201,29 @@ mod tests {
             registry.source("lines:C:/texts/a.txt").unwrap(),
             TextSource::File { path: "C:/texts/a.txt".into(), format: FileFormat::Lines }
         );
-        assert_eq!(registry.source("jsonl:a.jsonl").unwrap(), TextSource::File { path: "a.jsonl".into(), format: FileFormat::jsonl() });
+        let records = |pattern: &str, format, field: &str, skip_bad_lines| {
+            TextSource::Records(RecordSource { pattern: pattern.into(), format, field: field.into(), skip_bad_lines })
+        };
+        assert_eq!(registry.source("jsonl:a.jsonl").unwrap(), records("a.jsonl", RecordFormat::Jsonl, "text", false));
+        assert_eq!(registry.source("jsonl.Premise:a.jsonl").unwrap(), records("a.jsonl", RecordFormat::Jsonl, "Premise", false));
         assert_eq!(
-            registry.source("jsonl.Premise:a.jsonl").unwrap(),
-            TextSource::File { path: "a.jsonl".into(), format: FileFormat::Jsonl { field: "Premise".into() } }
+            registry.source("JSONL+skip-bad-lines:data/c4-de.*.json.gz").unwrap(),
+            records("data/c4-de.*.json.gz", RecordFormat::Jsonl, "text", true)
         );
+        assert_eq!(
+            registry.source("parquet.content+skip-bad-lines:train-*.parquet").unwrap(),
+            records("train-*.parquet", RecordFormat::Parquet, "content", true)
+        );
+        // The canonical name reads back as the same source.
+        for spec in ["jsonl:a.jsonl", "jsonl.Premise+skip-bad-lines:x/*.zst", "parquet.content:t.parquet"] {
+            let TextSource::Records(source) = registry.source(spec).unwrap() else { panic!("{spec}") };
+            assert_eq!(source.spec(), spec);
+        }
         assert_eq!(
             registry.source("file:notes.txt").unwrap(),
             TextSource::File { path: "notes.txt".into(), format: FileFormat::Paragraphs }
         );
-        for bad in ["wikipedia", "file:", "file", "jsonl.:a", "udhr:/x"] {
+        for bad in ["wikipedia", "file:", "file", "jsonl.:a", "udhr:/x", "parquet+skip:a", "csv:a.csv"] {
             let message = registry.source(bad).unwrap_err().to_string();
             assert!(message.starts_with(&format!("unknown text source '{bad}'; use one of: handbook, udhr")), "{message}");
         }

@@ -48,7 +48,18 @@ impl SplitRule {
 
     /// The split of the document with this key.
     pub fn assign(&self, key: &str) -> CorpusSplit {
-        if key_hash(key) < self.threshold {
+        self.assign_hash(key_hash(key))
+    }
+
+    /// The 64-bit hash [`SplitRule::assign`] compares, for sources that store it in an index
+    /// instead of keeping the key.
+    pub(crate) fn text_key(key: &str) -> u64 {
+        key_hash(key)
+    }
+
+    /// The split of the document whose key hashes to `hash` (see [`SplitRule::text_key`]).
+    pub(crate) fn assign_hash(&self, hash: u64) -> CorpusSplit {
+        if hash < self.threshold {
             CorpusSplit::Evaluation
         } else {
             CorpusSplit::Calibration
