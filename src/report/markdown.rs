@@ -4,12 +4,12 @@
 
 use super::grid::Grid;
 
-/// Backslash-escapes what Markdown would read as markup (emphasis, code, links, HTML, the
-/// table's own `|`).
+/// Backslash-escapes what Markdown would read as markup (emphasis, code, links, HTML and
+/// entities, the table's own `|`).
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if "\\`*_[]<>|#".contains(c) {
+        if "\\`*_[]<>|#&".contains(c) {
             out.push('\\');
         }
         out.push(c);
@@ -65,7 +65,7 @@ mod tests {
     #[test]
     fn a_grid_becomes_a_pipe_table_with_the_same_bold_and_marks() {
         let md = table(&downstream());
-        let expected = "**SIB-200 accuracy (%) of m, Wanda 50% & co\\_ok**\n\n\
+        let expected = "**SIB-200 accuracy (%) of m, Wanda 50% \\& co\\_ok**\n\n\
             | Calibration | en | de | Avg. | Δ vs dense |\n\
             |:--|--:|--:|--:|--:|\n\
             | Dense | 70.0 | 66.0 | 68.0 | – |\n\
