@@ -45,10 +45,10 @@ fn trace_weight<'a>(
     let mut transposed = false;
     for _ in 0..4 {
         if let Some(t) = inits.get(name.as_str()) {
-            return (t.dims.len() == 2 && t.data_type == data_type::FLOAT).then_some(WeightOperand { init: t, transposed });
+            return (t.dims.len() == 2 && t.data_type == Some(data_type::FLOAT)).then_some(WeightOperand { init: t, transposed });
         }
         let node = producers.get(name.as_str())?;
-        match node.op_type.as_str() {
+        match node.op_type() {
             "Identity" => {}
             "Transpose" => transposed = !transposed,
             _ => return None,
@@ -59,7 +59,7 @@ fn trace_weight<'a>(
 }
 
 fn attr_i(node: &NodeProto, name: &str) -> Option<i64> {
-    node.attribute.iter().find(|a| a.name == name).and_then(|a| a.i)
+    node.attribute.iter().find(|a| a.name() == name).and_then(|a| a.i)
 }
 
 /// The first integer that follows a layer-ish word in a tensor or node name (`h.3`, `layers.3`).
@@ -113,34 +113,34 @@ pub fn inspect(dir: &Path) -> Result<ModelCard, ModelError> {
     let path = dir.join("model.onnx");
     let model = read_model(&path)?;
     let g = graph_of(&model, &path)?;
-    let inits: HashMap<&str, &TensorProto> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let inits: HashMap<&str, &TensorProto> = g.initializer.iter().map(|t| (t.name(), t)).collect();
     let producers: HashMap<&str, &NodeProto> = g.node.iter().flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n))).collect();
-    let gathered: Vec<&str> = g.node.iter().filter(|n| n.op_type == "Gather").filter_map(|n| n.input.first().map(|s| s.as_str())).collect();
+    let gathered: Vec<&str> = g.node.iter().filter(|n| n.op_type() == "Gather").filter_map(|n| n.input.first().map(|s| s.as_str())).collect();
     let vocab = gathered.iter().filter_map(|n| inits.get(n)).map(|t| t.dims[0] as usize).max().unwrap_or(0);
 
     let mut layers = Vec::new();
     let mut unnamed = 0usize;
-    for node in g.node.iter().filter(|n| n.op_type == "MatMul" || n.op_type == "Gemm") {
+    for node in g.node.iter().filter(|n| n.op_type() == "MatMul" || n.op_type() == "Gemm") {
         let Some(w) = node.input.get(1).and_then(|i| trace_weight(i, &inits, &producers)) else { continue };
-        if gathered.contains(&w.init.name.as_str()) {
+        if gathered.contains(&w.init.name()) {
             continue; // a tied output layer reads the embedding table
         }
-        let transposed = w.transposed ^ (node.op_type == "Gemm" && attr_i(node, "transB") == Some(1));
+        let transposed = w.transposed ^ (node.op_type() == "Gemm" && attr_i(node, "transB") == Some(1));
         let (d0, d1) = (w.init.dims[0] as usize, w.init.dims[1] as usize);
         let shape = if transposed { [d1, d0] } else { [d0, d1] };
         if vocab > 0 && shape[1] == vocab {
             continue; // the output layer
         }
-        let names = [w.init.name.as_str(), node.name.as_str()];
+        let names = [w.init.name(), node.name()];
         let block = block_number(&names).unwrap_or_else(|| {
             unnamed += 1;
             usize::MAX
         });
         let role = role_from_names(&names).ok_or_else(|| ModelError::Unusable {
             path: path.clone(),
-            reason: format!("cannot tell the role of linear layer '{}' (node '{}') from its name", w.init.name, node.name),
+            reason: format!("cannot tell the role of linear layer '{}' (node '{}') from its name", w.init.name(), node.name()),
         })?;
-        layers.push(LinearLayer { name: w.init.name.clone(), block, role, shape, input: node.input[0].clone(), transposed });
+        layers.push(LinearLayer { name: w.init.name().to_string(), block, role, shape, input: node.input[0].clone(), transposed });
     }
     if unnamed > 0 {
         return Err(ModelError::Unusable {
@@ -148,7 +148,7 @@ pub fn inspect(dir: &Path) -> Result<ModelCard, ModelError> {
             reason: format!("{unnamed} linear layers carry no block number in their names; re-export keeping module names"),
         });
     }
-    let inputs: Vec<String> = g.input.iter().map(|i| i.name.clone()).filter(|n| !inits.contains_key(n.as_str())).collect();
+    let inputs: Vec<String> = g.input.iter().map(|i| i.name().to_string()).filter(|n| !inits.contains_key(n.as_str())).collect();
     if let Some(bad) = inputs.iter().find(|n| !FEEDABLE_INPUTS.contains(&n.as_str())) {
         return Err(ModelError::Unusable {
             path,
@@ -161,7 +161,7 @@ pub fn inspect(dir: &Path) -> Result<ModelCard, ModelError> {
     if !inputs.iter().any(|n| n == "input_ids") {
         return Err(ModelError::Unusable { path, reason: "the graph has no 'input_ids' input".into() });
     }
-    if !g.output.iter().any(|o| o.name == "logits") {
+    if !g.output.iter().any(|o| o.name() == "logits") {
         return Err(ModelError::Unusable { path, reason: "the graph has no 'logits' output".into() });
     }
     let blocks = layers.iter().map(|l| l.block + 1).max().unwrap_or(0);
@@ -169,7 +169,7 @@ pub fn inspect(dir: &Path) -> Result<ModelCard, ModelError> {
     Ok(ModelCard {
         format: CARD_FORMAT.into(),
         name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        architecture: format!("onnx ({})", model.producer_name),
+        architecture: format!("onnx ({})", model.producer_name()),
         source: None,
         graph: "model.onnx".into(),
         tokenizer: "tokenizer.json".into(),
@@ -180,7 +180,7 @@ pub fn inspect(dir: &Path) -> Result<ModelCard, ModelError> {
         vocab_size: vocab,
         blocks,
         inputs,
-        has_scoring_heads: g.output.iter().any(|o| o.name == "token_logprobs"),
+        has_scoring_heads: g.output.iter().any(|o| o.name() == "token_logprobs"),
         layers,
         spec: None,
         parts: None,
@@ -205,9 +205,9 @@ pub fn with_heads_and_outputs(model: &ModelProto, add_heads: bool, extra_outputs
     }
     let mut graph = b.into_graph();
     for name in extra_outputs {
-        if !graph.output.iter().any(|o| &o.name == name) {
-            let vi = graph.value_info.iter().find(|v| &v.name == name).cloned();
-            graph.output.push(vi.unwrap_or_else(|| super::onnx::ValueInfoProto { name: name.clone(), ..Default::default() }));
+        if !graph.output.iter().any(|o| o.name() == name) {
+            let vi = graph.value_info.iter().find(|v| v.name() == name).cloned();
+            graph.output.push(vi.unwrap_or_else(|| super::onnx::ValueInfoProto { name: Some(name.clone()), ..Default::default() }));
         }
     }
     model.graph = Some(graph);

@@ -33,12 +33,12 @@ impl WeightStore {
                 let loc = if t.is_external() {
                     let file = dir.join(t.external_entry("location").unwrap_or_default());
                     let offset = t.external_entry("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
-                    let length = t.external_entry("length").and_then(|v| v.parse().ok()).unwrap_or((t.element_count() * 4) as u64);
+                    let length = t.external_entry("length").and_then(|v| v.parse().ok()).unwrap_or(t.element_count().unwrap_or(0) as u64 * 4);
                     Location::External { file, offset, length }
                 } else {
                     Location::Inline
                 };
-                index.insert(t.name.clone(), (i, loc));
+                index.insert(t.name().to_string(), (i, loc));
             }
         }
         Ok(WeightStore { dir: dir.to_path_buf(), model, index })
@@ -61,10 +61,10 @@ impl WeightStore {
         let unusable = |reason: String| ModelError::Unusable { path: self.dir.clone(), reason };
         let (i, loc) = self.index.get(name).ok_or_else(|| unusable(format!("no initializer named '{name}'")))?;
         let t = self.tensor(*i);
-        if t.data_type != data_type::FLOAT {
-            return Err(unusable(format!("initializer '{name}' is not float32 (type {})", t.data_type)));
+        if t.data_type != Some(data_type::FLOAT) {
+            return Err(unusable(format!("initializer '{name}' is not float32 (type {})", t.data_type())));
         }
-        let n = t.element_count();
+        let n = t.element_count().ok_or_else(|| unusable(format!("initializer '{name}' has dims {:?}, which is no tensor shape", t.dims)))?;
         match loc {
             Location::Inline if !t.float_data.is_empty() => Ok(t.float_data.clone()),
             Location::Inline => Ok(le_f32(t.raw_data.as_deref().unwrap_or_default())),

@@ -201,7 +201,7 @@ fn cached_graphs_current(dir: &Path) -> bool {
         std::fs::read(dir.join(f))
             .ok()
             .and_then(|b| onnx_model::ModelProto::decode(b.as_slice()).ok())
-            .is_some_and(|m| m.metadata_props.iter().any(|p| p.key == "polyprune.cache_format" && p.value == decoder::CACHE_FORMAT))
+            .is_some_and(|m| m.metadata_props.iter().any(|p| p.key() == "polyprune.cache_format" && p.value() == decoder::CACHE_FORMAT))
     })
 }
 
@@ -240,13 +240,13 @@ fn cache_weights(dir: &Path, card: &ModelCard) -> Result<Option<WeightTable>, Mo
     let Some(spec) = &card.spec else { return Ok(None) };
     let model = super::graph::read_model(&dir.join(&card.graph))?;
     let Some(graph) = &model.graph else { return Ok(None) };
-    let table: WeightTable = graph.initializer.iter().map(|t| (t.name.clone(), t.clone())).collect();
+    let table: WeightTable = graph.initializer.iter().map(|t| (t.name().to_string(), t.clone())).collect();
     let mut needed: Vec<String> = spec.weight_shapes().into_iter().map(|(n, _)| n).collect();
     for base in spec.distinct_rope_bases() {
         let (c, s) = rope_table_names(base);
         needed.extend([c, s]);
     }
-    let usable = needed.iter().all(|n| table.get(n).is_some_and(|t| t.data_location == onnx_model::DATA_LOCATION_EXTERNAL));
+    let usable = needed.iter().all(|n| table.get(n).is_some_and(|t| t.is_external()));
     Ok(usable.then_some(table))
 }
 
