@@ -53,10 +53,7 @@ fn proto_dir(root: &Path) -> Result<PathBuf, String> {
     let pythons = std::fs::read_dir(&lib).map_err(|_| missing())?;
     let mut candidates: Vec<PathBuf> = pythons.filter_map(|e| e.ok()).map(|e| e.path().join("site-packages")).collect();
     candidates.sort();
-    candidates
-        .into_iter()
-        .find(|sp| sp.join(format!("onnx-{pin}.dist-info")).is_dir() && sp.join(PROTO).is_file())
-        .ok_or_else(missing)
+    candidates.into_iter().find(|sp| sp.join(format!("onnx-{pin}.dist-info")).is_dir() && sp.join(PROTO).is_file()).ok_or_else(missing)
 }
 
 /// The `onnx==X` pin of the Makefile's `PY_PACKAGES`: one place says which schema is current.

@@ -112,10 +112,18 @@ fn role_from_names(names: &[&str]) -> Option<Role> {
 pub fn inspect(dir: &Path) -> Result<ModelCard, ModelError> {
     let path = dir.join("model.onnx");
     let model = read_model(&path)?;
-    let g = graph_of(&model, &path)?;
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    card_of_model(&model, &path, name)
+}
+
+/// The card of an exported model already decoded; `path` names its graph file in errors.
+pub fn card_of_model(model: &ModelProto, path: &Path, name: String) -> Result<ModelCard, ModelError> {
+    let path = path.to_path_buf();
+    let g = graph_of(model, &path)?;
     let inits: HashMap<&str, &TensorProto> = g.initializer.iter().map(|t| (t.name(), t)).collect();
     let producers: HashMap<&str, &NodeProto> = g.node.iter().flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n))).collect();
-    let gathered: Vec<&str> = g.node.iter().filter(|n| n.op_type() == "Gather").filter_map(|n| n.input.first().map(|s| s.as_str())).collect();
+    let gathered: Vec<&str> =
+        g.node.iter().filter(|n| n.op_type() == "Gather").filter_map(|n| n.input.first().map(|s| s.as_str())).collect();
     let vocab = gathered.iter().filter_map(|n| inits.get(n)).map(|t| t.dims[0] as usize).max().unwrap_or(0);
 
     let mut layers = Vec::new();
@@ -168,7 +176,7 @@ pub fn inspect(dir: &Path) -> Result<ModelCard, ModelError> {
     let positions = gathered.iter().filter_map(|n| inits.get(n)).map(|t| t.dims[0] as usize).filter(|&n| n != vocab).min().unwrap_or(2048);
     Ok(ModelCard {
         format: CARD_FORMAT.into(),
-        name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        name,
         architecture: format!("onnx ({})", model.producer_name()),
         source: None,
         graph: "model.onnx".into(),

@@ -33,7 +33,8 @@ impl WeightStore {
                 let loc = if t.is_external() {
                     let file = dir.join(t.external_entry("location").unwrap_or_default());
                     let offset = t.external_entry("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
-                    let length = t.external_entry("length").and_then(|v| v.parse().ok()).unwrap_or(t.element_count().unwrap_or(0) as u64 * 4);
+                    let length =
+                        t.external_entry("length").and_then(|v| v.parse().ok()).unwrap_or(t.element_count().unwrap_or(0) as u64 * 4);
                     Location::External { file, offset, length }
                 } else {
                     Location::Inline
@@ -64,7 +65,8 @@ impl WeightStore {
         if t.data_type != Some(data_type::FLOAT) {
             return Err(unusable(format!("initializer '{name}' is not float32 (type {})", t.data_type())));
         }
-        let n = t.element_count().ok_or_else(|| unusable(format!("initializer '{name}' has dims {:?}, which is no tensor shape", t.dims)))?;
+        let n =
+            t.element_count().ok_or_else(|| unusable(format!("initializer '{name}' has dims {:?}, which is no tensor shape", t.dims)))?;
         match loc {
             Location::Inline if !t.float_data.is_empty() => Ok(t.float_data.clone()),
             Location::Inline => Ok(le_f32(t.raw_data.as_deref().unwrap_or_default())),

@@ -67,13 +67,23 @@ fn architecture(name: &str) -> Option<Box<dyn Architecture>> {
     }
 }
 
+/// The decoder a GGUF file describes, as import would build it, from its metadata alone.
+pub fn decoder_spec(gguf: &GgufFile, opts: &ImportOptions) -> Result<DecoderSpec, ModelError> {
+    read_spec(gguf, opts).map(|(_, _, spec)| spec)
+}
+
+fn read_spec(gguf: &GgufFile, opts: &ImportOptions) -> Result<(String, Box<dyn Architecture>, DecoderSpec), ModelError> {
+    let arch_name = gguf.metadata().get_str("general.architecture")?.to_string();
+    let arch = architecture(&arch_name)
+        .ok_or_else(|| ModelError::UnsupportedArchitecture { path: gguf.path().to_path_buf(), found: arch_name.clone() })?;
+    let spec = arch.spec(gguf, opts)?;
+    Ok((arch_name, arch, spec))
+}
+
 /// Imports `gguf_path` into the folder `out_dir` (created if needed) and returns its card.
 pub fn import_gguf(gguf_path: &Path, out_dir: &Path, opts: &ImportOptions) -> Result<ModelCard, ModelError> {
     let gguf = GgufFile::open(gguf_path)?;
-    let arch_name = gguf.metadata().get_str("general.architecture")?.to_string();
-    let arch = architecture(&arch_name)
-        .ok_or_else(|| ModelError::UnsupportedArchitecture { path: gguf_path.to_path_buf(), found: arch_name.clone() })?;
-    let spec = arch.spec(&gguf, opts)?;
+    let (arch_name, arch, spec) = read_spec(&gguf, opts)?;
     std::fs::create_dir_all(out_dir).map_err(|e| ModelError::io(out_dir, e))?;
 
     let weights = write_weights(&gguf, arch.as_ref(), &spec, out_dir)?;
