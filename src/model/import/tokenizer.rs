@@ -146,7 +146,13 @@ fn byte_level_bpe(tokens: &[String], merges: &[String], pre: &str, bos: Option<(
     let merges: Vec<Value> = merges
         .iter()
         .map(|m| match m.split_once(' ') {
-            Some((l, r)) => Ok(json!([l, r])),
+            // `tokenizers` refuses a merge whose pieces, or whose result, the vocabulary lacks:
+            // refused here, the import names the damaged file instead of writing a
+            // tokenizer.json that every later command fails to load.
+            Some((l, r)) if [l, r, format!("{l}{r}").as_str()].iter().all(|p| vocab.contains_key(p)) => Ok(json!([l, r])),
+            Some(_) => Err(format!(
+                "merge '{m}' joins pieces that tokenizer.ggml.tokens does not hold; the file's vocabulary is damaged (re-download or re-convert it)"
+            )),
             None => Err(format!("merge '{m}' is not two pieces separated by a space")),
         })
         .collect::<Result<_, _>>()?;
@@ -168,4 +174,36 @@ fn byte_level_bpe(tokens: &[String], merges: &[String], pre: &str, bos: Option<(
             "vocab": vocab_json(&vocab), "merges": merges
         }
     }))
+}
+
+/// Inputs the fuzzer (`fuzz/fuzz_targets/tokenizer_import.rs`) found mishandled, reduced to
+/// the smallest vocabulary that shows each.
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+    use crate::model::gguf::test_builder::{EncodedValue as V, GgufBuilder};
+
+    fn import(builder: GgufBuilder) -> Result<TokenizerJson, ModelError> {
+        tokenizer_json(&GgufFile::from_bytes("vocab.gguf", builder.build()).unwrap())
+    }
+
+    fn byte_level(tokens: &[&str], merges: &[&str]) -> GgufBuilder {
+        GgufBuilder::new()
+            .kv("tokenizer.ggml.model", V::string("gpt2"))
+            .kv("tokenizer.ggml.tokens", V::string_array(tokens))
+            .kv("tokenizer.ggml.merges", V::string_array(merges))
+    }
+
+    /// A merge naming a piece the vocabulary lacks used to be written into tokenizer.json,
+    /// which `tokenizers` then refused to load ("Token `d` out of vocabulary") at every use.
+    #[test]
+    fn merges_outside_the_vocabulary_are_refused_at_import() {
+        for merge in ["a d", "d a", "b b"] {
+            let err = import(byte_level(&["a", "b", "ab"], &["a b", merge])).err().expect(merge).to_string();
+            assert!(err.contains(&format!("merge '{merge}'")) && err.contains("damaged"), "{merge}: {err}");
+        }
+        let tok = import(byte_level(&["a", "b", "ab"], &["a b"])).unwrap();
+        let loaded: tokenizers::Tokenizer = tok.json.parse().unwrap();
+        assert_eq!(loaded.encode("ab", false).unwrap().get_ids(), &[2]);
+    }
 }
