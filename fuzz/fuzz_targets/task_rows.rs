@@ -26,8 +26,8 @@ fuzz_target!(|data: &[u8]| {
     let mut words = header.split(' ');
     let (Some(task), Some(lang), Some(shots)) = (words.next(), words.next(), words.next()) else { return };
     let (Ok(task), Ok(shots)) = (task.parse::<TaskName>(), shots.parse::<usize>()) else { return };
-    // The language names a file of the layout: keep it a plain name (no NUL, no path).
-    if shots > 5 || lang.is_empty() || !lang.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    // The language names a file of the layout: keep it a plain, short name (no NUL, no path).
+    if shots > 5 || lang.is_empty() || lang.len() > 32 || !lang.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         return;
     }
     let Ok(relative) = Catalog::get().spec(task).file_for(TaskSplit::Test, lang) else { return };
