@@ -23,15 +23,6 @@ impl EncodedValue {
         Self(tagged(8, &string_bytes(value)))
     }
 
-    pub fn f32_array(values: &[f32]) -> Self {
-        let mut body = 6u32.to_le_bytes().to_vec();
-        body.extend_from_slice(&(values.len() as u64).to_le_bytes());
-        for value in values {
-            body.extend_from_slice(&value.to_le_bytes());
-        }
-        Self(tagged(9, &body))
-    }
-
     pub fn string_array(values: &[&str]) -> Self {
         let mut body = 8u32.to_le_bytes().to_vec();
         body.extend_from_slice(&(values.len() as u64).to_le_bytes());
