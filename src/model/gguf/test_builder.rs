@@ -23,6 +23,11 @@ impl EncodedValue {
         Self(tagged(8, &string_bytes(value)))
     }
 
+    /// A value of any type from its tag and encoded body.
+    pub fn raw(type_id: u32, body: Vec<u8>) -> Self {
+        Self(tagged(type_id, &body))
+    }
+
     pub fn string_array(values: &[&str]) -> Self {
         let mut body = 8u32.to_le_bytes().to_vec();
         body.extend_from_slice(&(values.len() as u64).to_le_bytes());
