@@ -14,7 +14,7 @@ GEMMA_DIR := $(CACHE)/models/gemma-3-270m
 SMOL_DIR := $(CACHE)/models/smollm2-135m
 SIB200 := ../shared/data/sib200
 
-.PHONY: setup venv runtime build models data fixtures lint test demo bench clean-cache chromium texlive screenshot study-data
+.PHONY: setup venv runtime build models data fixtures lint test demo bench clean-cache chromium texlive screenshot study-data fuzz
 
 setup: venv runtime build
 
@@ -38,7 +38,8 @@ $(ORT_LIB): | $(PY_STAMP)
 
 runtime: $(ORT_LIB)
 
-build:
+# The build generates the ONNX schema from the onnx.proto of the pinned onnx package (build.rs).
+build: venv
 	cargo build --release
 
 $(GEMMA_DIR)/card.json: | build $(ORT_LIB)
@@ -62,7 +63,7 @@ fixtures: | $(PY_STAMP)
 	$(PY) scripts/fixture_files.py --src tests/fixtures --out $(CACHE)/fixtures
 
 # Formatting and lints gate the tests: CI fails on either (same flags as a developer runs).
-lint:
+lint: venv
 	@command -v rustup >/dev/null && rustup component add rustfmt clippy >/dev/null 2>&1 || true
 	cargo fmt --check
 	cargo clippy --release --all-targets -- -D warnings
@@ -112,3 +113,18 @@ screenshot:
 
 bench: setup models data
 	cargo run --release --bin polyprune-bench
+
+# Fuzzing (cargo-fuzz, nightly): each target of fuzz/ runs FUZZ_SECONDS from seeds made from the
+# fixtures (fuzz/corpus/, not committed). A crash stops the run; libFuzzer writes the input to
+# fuzz/artifacts/<target>/ and `cargo +nightly fuzz run <target> <file>` replays it.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := gguf tokenizer_import onnx_model study_file mask_file task_rows
+FUZZ_FLAGS := -O -a -s none
+fuzz: venv fixtures
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+	$(PY) scripts/fuzz_seeds.py fuzz/corpus
+	cargo +nightly fuzz build $(FUZZ_FLAGS)
+	for t in $(FUZZ_TARGETS); do \
+	    cargo +nightly fuzz run $(FUZZ_FLAGS) $$t -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 || exit 1; \
+	done

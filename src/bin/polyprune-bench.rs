@@ -88,9 +88,9 @@ fn matmul_peak(opts: &RuntimeOptions) -> anyhow::Result<f64> {
     let w: Vec<f32> = (0..N * N).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
     let raw: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
     g.initializer(TensorProto {
-        name: "b".into(),
+        name: Some("b".into()),
         dims: vec![N as i64, N as i64],
-        data_type: data_type::FLOAT,
+        data_type: Some(data_type::FLOAT),
         raw_data: Some(raw),
         ..Default::default()
     });

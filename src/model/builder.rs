@@ -63,12 +63,12 @@ impl WeightFile {
 }
 
 fn external_tensor(name: &str, dims: &[usize], dt: i32, location: &str, offset: u64, length: u64) -> TensorProto {
-    let entry = |k: &str, v: String| StringStringEntryProto { key: k.into(), value: v };
+    let entry = |k: &str, v: String| StringStringEntryProto::new(k, v);
     TensorProto {
-        name: name.into(),
+        name: Some(name.into()),
         dims: dims.iter().map(|&d| d as i64).collect(),
-        data_type: dt,
-        data_location: DATA_LOCATION_EXTERNAL,
+        data_type: Some(dt),
+        data_location: Some(DATA_LOCATION_EXTERNAL),
         external_data: vec![entry("location", location.into()), entry("offset", offset.to_string()), entry("length", length.to_string())],
         ..Default::default()
     }
@@ -89,14 +89,17 @@ fn value_info(name: &str, elem_type: i32, dims: &[Dim]) -> ValueInfoProto {
                 Dim::Fixed(v) => dimension::Value::DimValue(*v),
                 Dim::Named(p) => dimension::Value::DimParam(p.to_string()),
             }),
-            denotation: String::new(),
+            denotation: None,
         })
         .collect();
     ValueInfoProto {
-        name: name.into(),
+        name: Some(name.into()),
         r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type, shape: Some(TensorShapeProto { dim }) })),
-            denotation: String::new(),
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(elem_type),
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            denotation: None,
         }),
         ..Default::default()
     }
@@ -112,7 +115,7 @@ pub struct GraphBuilder {
 
 impl GraphBuilder {
     pub fn new(name: &str) -> Self {
-        GraphBuilder { graph: GraphProto { name: name.into(), ..Default::default() }, next_id: 0 }
+        GraphBuilder { graph: GraphProto { name: Some(name.into()), ..Default::default() }, next_id: 0 }
     }
 
     /// Continues an existing graph (an exported model being given extra heads or outputs).
@@ -142,16 +145,16 @@ impl GraphBuilder {
         self.graph.node.push(NodeProto {
             input: inputs.iter().map(|s| s.to_string()).collect(),
             output: vec![output.to_string()],
-            name,
-            op_type: op.into(),
+            name: Some(name),
+            op_type: Some(op.into()),
             attribute: attrs,
             ..Default::default()
         });
     }
 
     pub fn initializer(&mut self, tensor: TensorProto) -> String {
-        let name = tensor.name.clone();
-        if !self.graph.initializer.iter().any(|t| t.name == name) {
+        let name = tensor.name().to_string();
+        if !self.graph.initializer.iter().any(|t| t.name() == name) {
             self.graph.initializer.push(tensor);
         }
         name
@@ -161,9 +164,9 @@ impl GraphBuilder {
     pub fn const_i64(&mut self, values: &[i64], dims: &[i64]) -> String {
         let name = self.fresh("const_i64");
         self.graph.initializer.push(TensorProto {
-            name: name.clone(),
+            name: Some(name.clone()),
             dims: dims.to_vec(),
-            data_type: data_type::INT64,
+            data_type: Some(data_type::INT64),
             int64_data: values.to_vec(),
             ..Default::default()
         });
@@ -181,9 +184,9 @@ impl GraphBuilder {
     pub fn scalar_f32(&mut self, v: f32) -> String {
         let name = self.fresh("const_f32");
         self.graph.initializer.push(TensorProto {
-            name: name.clone(),
+            name: Some(name.clone()),
             dims: vec![],
-            data_type: data_type::FLOAT,
+            data_type: Some(data_type::FLOAT),
             float_data: vec![v],
             ..Default::default()
         });
@@ -200,12 +203,12 @@ impl GraphBuilder {
 
     pub fn finish(self, producer: &str, metadata: &[(&str, String)]) -> ModelProto {
         ModelProto {
-            ir_version: 8,
-            opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: OPSET }],
-            producer_name: producer.into(),
-            producer_version: env!("CARGO_PKG_VERSION").into(),
+            ir_version: Some(8),
+            opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET) }],
+            producer_name: Some(producer.into()),
+            producer_version: Some(env!("CARGO_PKG_VERSION").into()),
             graph: Some(self.graph),
-            metadata_props: metadata.iter().map(|(k, v)| StringStringEntryProto { key: k.to_string(), value: v.clone() }).collect(),
+            metadata_props: metadata.iter().map(|(k, v)| StringStringEntryProto::new(k, v.clone())).collect(),
             ..Default::default()
         }
     }

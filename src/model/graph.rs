@@ -45,10 +45,11 @@ fn trace_weight<'a>(
     let mut transposed = false;
     for _ in 0..4 {
         if let Some(t) = inits.get(name.as_str()) {
-            return (t.dims.len() == 2 && t.data_type == data_type::FLOAT).then_some(WeightOperand { init: t, transposed });
+            let matrix = t.dims.len() == 2 && t.dims.iter().all(|&d| d > 0) && t.data_type == Some(data_type::FLOAT);
+            return matrix.then_some(WeightOperand { init: t, transposed });
         }
         let node = producers.get(name.as_str())?;
-        match node.op_type.as_str() {
+        match node.op_type() {
             "Identity" => {}
             "Transpose" => transposed = !transposed,
             _ => return None,
@@ -59,7 +60,13 @@ fn trace_weight<'a>(
 }
 
 fn attr_i(node: &NodeProto, name: &str) -> Option<i64> {
-    node.attribute.iter().find(|a| a.name == name).and_then(|a| a.i)
+    node.attribute.iter().find(|a| a.name() == name).and_then(|a| a.i)
+}
+
+/// Rows of a table read by `Gather` (embeddings, positions): its first dim, when it has one
+/// that is not negative.
+fn table_rows(t: &TensorProto) -> Option<usize> {
+    t.dims.first().and_then(|&d| usize::try_from(d).ok())
 }
 
 /// The first integer that follows a layer-ish word in a tensor or node name (`h.3`, `layers.3`).
@@ -68,8 +75,9 @@ fn block_number(names: &[&str]) -> Option<usize> {
         let parts: Vec<&str> = name.split(['.', '/', '_']).collect();
         for w in parts.windows(2) {
             if matches!(w[0], "h" | "layers" | "layer" | "blocks" | "block" | "blk" | "decoder") {
-                if let Ok(n) = w[1].parse() {
-                    return Some(n);
+                // u32: a block count that fits, so `block + 1` cannot overflow.
+                if let Ok(n) = w[1].parse::<u32>() {
+                    return Some(n as usize);
                 }
             }
         }
@@ -112,35 +120,43 @@ fn role_from_names(names: &[&str]) -> Option<Role> {
 pub fn inspect(dir: &Path) -> Result<ModelCard, ModelError> {
     let path = dir.join("model.onnx");
     let model = read_model(&path)?;
-    let g = graph_of(&model, &path)?;
-    let inits: HashMap<&str, &TensorProto> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    card_of_model(&model, &path, name)
+}
+
+/// The card of an exported model already decoded; `path` names its graph file in errors.
+pub fn card_of_model(model: &ModelProto, path: &Path, name: String) -> Result<ModelCard, ModelError> {
+    let path = path.to_path_buf();
+    let g = graph_of(model, &path)?;
+    let inits: HashMap<&str, &TensorProto> = g.initializer.iter().map(|t| (t.name(), t)).collect();
     let producers: HashMap<&str, &NodeProto> = g.node.iter().flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n))).collect();
-    let gathered: Vec<&str> = g.node.iter().filter(|n| n.op_type == "Gather").filter_map(|n| n.input.first().map(|s| s.as_str())).collect();
-    let vocab = gathered.iter().filter_map(|n| inits.get(n)).map(|t| t.dims[0] as usize).max().unwrap_or(0);
+    let gathered: Vec<&str> =
+        g.node.iter().filter(|n| n.op_type() == "Gather").filter_map(|n| n.input.first().map(|s| s.as_str())).collect();
+    let vocab = gathered.iter().filter_map(|n| inits.get(n)).filter_map(|t| table_rows(t)).max().unwrap_or(0);
 
     let mut layers = Vec::new();
     let mut unnamed = 0usize;
-    for node in g.node.iter().filter(|n| n.op_type == "MatMul" || n.op_type == "Gemm") {
+    for node in g.node.iter().filter(|n| n.op_type() == "MatMul" || n.op_type() == "Gemm") {
         let Some(w) = node.input.get(1).and_then(|i| trace_weight(i, &inits, &producers)) else { continue };
-        if gathered.contains(&w.init.name.as_str()) {
+        if gathered.contains(&w.init.name()) {
             continue; // a tied output layer reads the embedding table
         }
-        let transposed = w.transposed ^ (node.op_type == "Gemm" && attr_i(node, "transB") == Some(1));
+        let transposed = w.transposed ^ (node.op_type() == "Gemm" && attr_i(node, "transB") == Some(1));
         let (d0, d1) = (w.init.dims[0] as usize, w.init.dims[1] as usize);
         let shape = if transposed { [d1, d0] } else { [d0, d1] };
         if vocab > 0 && shape[1] == vocab {
             continue; // the output layer
         }
-        let names = [w.init.name.as_str(), node.name.as_str()];
+        let names = [w.init.name(), node.name()];
         let block = block_number(&names).unwrap_or_else(|| {
             unnamed += 1;
             usize::MAX
         });
         let role = role_from_names(&names).ok_or_else(|| ModelError::Unusable {
             path: path.clone(),
-            reason: format!("cannot tell the role of linear layer '{}' (node '{}') from its name", w.init.name, node.name),
+            reason: format!("cannot tell the role of linear layer '{}' (node '{}') from its name", w.init.name(), node.name()),
         })?;
-        layers.push(LinearLayer { name: w.init.name.clone(), block, role, shape, input: node.input[0].clone(), transposed });
+        layers.push(LinearLayer { name: w.init.name().to_string(), block, role, shape, input: node.input[0].clone(), transposed });
     }
     if unnamed > 0 {
         return Err(ModelError::Unusable {
@@ -148,7 +164,7 @@ pub fn inspect(dir: &Path) -> Result<ModelCard, ModelError> {
             reason: format!("{unnamed} linear layers carry no block number in their names; re-export keeping module names"),
         });
     }
-    let inputs: Vec<String> = g.input.iter().map(|i| i.name.clone()).filter(|n| !inits.contains_key(n.as_str())).collect();
+    let inputs: Vec<String> = g.input.iter().map(|i| i.name().to_string()).filter(|n| !inits.contains_key(n.as_str())).collect();
     if let Some(bad) = inputs.iter().find(|n| !FEEDABLE_INPUTS.contains(&n.as_str())) {
         return Err(ModelError::Unusable {
             path,
@@ -161,15 +177,16 @@ pub fn inspect(dir: &Path) -> Result<ModelCard, ModelError> {
     if !inputs.iter().any(|n| n == "input_ids") {
         return Err(ModelError::Unusable { path, reason: "the graph has no 'input_ids' input".into() });
     }
-    if !g.output.iter().any(|o| o.name == "logits") {
+    if !g.output.iter().any(|o| o.name() == "logits") {
         return Err(ModelError::Unusable { path, reason: "the graph has no 'logits' output".into() });
     }
     let blocks = layers.iter().map(|l| l.block + 1).max().unwrap_or(0);
-    let positions = gathered.iter().filter_map(|n| inits.get(n)).map(|t| t.dims[0] as usize).filter(|&n| n != vocab).min().unwrap_or(2048);
+    let positions =
+        gathered.iter().filter_map(|n| inits.get(n)).filter_map(|t| table_rows(t)).filter(|&n| n != vocab).min().unwrap_or(2048);
     Ok(ModelCard {
         format: CARD_FORMAT.into(),
-        name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        architecture: format!("onnx ({})", model.producer_name),
+        name,
+        architecture: format!("onnx ({})", model.producer_name()),
         source: None,
         graph: "model.onnx".into(),
         tokenizer: "tokenizer.json".into(),
@@ -180,7 +197,7 @@ pub fn inspect(dir: &Path) -> Result<ModelCard, ModelError> {
         vocab_size: vocab,
         blocks,
         inputs,
-        has_scoring_heads: g.output.iter().any(|o| o.name == "token_logprobs"),
+        has_scoring_heads: g.output.iter().any(|o| o.name() == "token_logprobs"),
         layers,
         spec: None,
         parts: None,
@@ -205,11 +222,66 @@ pub fn with_heads_and_outputs(model: &ModelProto, add_heads: bool, extra_outputs
     }
     let mut graph = b.into_graph();
     for name in extra_outputs {
-        if !graph.output.iter().any(|o| &o.name == name) {
-            let vi = graph.value_info.iter().find(|v| &v.name == name).cloned();
-            graph.output.push(vi.unwrap_or_else(|| super::onnx::ValueInfoProto { name: name.clone(), ..Default::default() }));
+        if !graph.output.iter().any(|o| o.name() == name) {
+            let vi = graph.value_info.iter().find(|v| v.name() == name).cloned();
+            graph.output.push(vi.unwrap_or_else(|| super::onnx::ValueInfoProto { name: Some(name.clone()), ..Default::default() }));
         }
     }
     model.graph = Some(graph);
     model
+}
+
+/// Graphs the fuzzer (`fuzz/fuzz_targets/onnx_model.rs`) or its review found mishandled.
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+    use crate::model::builder::Dim;
+
+    /// input_ids -> Gather(table) -> MatMul(weight named `h.<block>.mlp.c_fc`) -> logits.
+    fn exported(table_dims: &[i64], weight_dims: &[i64], block: &str) -> ModelProto {
+        let mut b = GraphBuilder::new("g");
+        b.input("input_ids", data_type::INT64, &[Dim::Named("batch"), Dim::Named("sequence")]);
+        let tensor = |name: &str, dims: &[i64]| TensorProto {
+            name: Some(name.into()),
+            dims: dims.to_vec(),
+            data_type: Some(data_type::FLOAT),
+            ..Default::default()
+        };
+        b.initializer(tensor("wte", table_dims));
+        let weight = format!("h.{block}.mlp.c_fc.weight");
+        b.initializer(tensor(&weight, weight_dims));
+        b.op_named("Gather", &["wte", "input_ids"], "hidden", vec![]);
+        b.op_named("MatMul", &["hidden", &weight], "logits", vec![]);
+        b.output("logits", data_type::FLOAT, &[Dim::Named("batch")]);
+        b.finish("test", &[])
+    }
+
+    fn card(model: &ModelProto) -> Result<ModelCard, ModelError> {
+        card_of_model(model, Path::new("model.onnx"), "m".into())
+    }
+
+    #[test]
+    fn a_gather_table_without_dims_or_with_negative_ones_is_not_a_vocabulary() {
+        for table in [&[][..], &[-3, 4][..]] {
+            let c = card(&exported(table, &[4, 8], "0")).unwrap();
+            assert_eq!((c.vocab_size, c.max_positions), (0, 2048), "table dims {table:?}");
+            assert_eq!(c.layers.len(), 1);
+        }
+        assert_eq!(card(&exported(&[32, 4], &[4, 8], "0")).unwrap().vocab_size, 32);
+    }
+
+    #[test]
+    fn a_weight_with_a_negative_or_zero_dim_is_not_a_prunable_layer() {
+        for dims in [[-4, 8], [4, 0]] {
+            assert!(card(&exported(&[32, 4], &dims, "0")).unwrap().layers.is_empty(), "{dims:?}");
+        }
+    }
+
+    #[test]
+    fn a_block_number_past_u32_is_no_block_number() {
+        let c = card(&exported(&[32, 4], &[4, 8], "3")).unwrap();
+        assert_eq!((c.blocks, c.layers[0].block), (4, 3));
+        let err = card(&exported(&[32, 4], &[4, 8], &usize::MAX.to_string())).unwrap_err().to_string();
+        assert!(err.contains("carry no block number"), "{err}");
+    }
 }

@@ -26,7 +26,7 @@ fn location(dir: &Path, graph_file: &str, t: &TensorProto) -> Result<Location, M
     }
     let bad = |reason: String| ModelError::Unusable {
         path: dir.join(graph_file),
-        reason: format!("initializer '{}': {reason}; re-export or re-import the model", t.name),
+        reason: format!("initializer '{}': {reason}; re-export or re-import the model", t.name()),
     };
     let number = |key: &str| -> Result<Option<u64>, ModelError> {
         t.external_entry(key)
@@ -34,10 +34,10 @@ fn location(dir: &Path, graph_file: &str, t: &TensorProto) -> Result<Location, M
             .transpose()
     };
     let file = t.external_entry("location").ok_or_else(|| bad("external data without a location".into()))?;
-    let size = (t.element_count() * 4) as u64;
+    let size = t.element_count().ok_or_else(|| bad(format!("dims {:?} are no tensor shape", t.dims)))? as u64 * 4;
     let length = number("length")?.unwrap_or(size);
     // Only float tensors are read or rewritten; others need only a well-formed entry.
-    if t.data_type == data_type::FLOAT && length != size {
+    if t.data_type == Some(data_type::FLOAT) && length != size {
         return Err(bad(format!("external data length {length} bytes, but its shape {:?} needs {size}", t.dims)));
     }
     Ok(Location::External { file: dir.join(file), offset: number("offset")?.unwrap_or(0), length })
@@ -56,7 +56,7 @@ impl WeightStore {
         let mut index = HashMap::new();
         if let Some(g) = &model.graph {
             for (i, t) in g.initializer.iter().enumerate() {
-                index.insert(t.name.clone(), (i, location(dir, graph_file, t)?));
+                index.insert(t.name().to_string(), (i, location(dir, graph_file, t)?));
             }
         }
         Ok(WeightStore { dir: dir.to_path_buf(), model, index })
@@ -79,10 +79,11 @@ impl WeightStore {
         let unusable = |reason: String| ModelError::Unusable { path: self.dir.clone(), reason };
         let (i, loc) = self.index.get(name).ok_or_else(|| unusable(format!("no initializer named '{name}'")))?;
         let t = self.tensor(*i);
-        if t.data_type != data_type::FLOAT {
-            return Err(unusable(format!("initializer '{name}' is not float32 (type {})", t.data_type)));
+        if t.data_type != Some(data_type::FLOAT) {
+            return Err(unusable(format!("initializer '{name}' is not float32 (type {})", t.data_type())));
         }
-        let n = t.element_count();
+        let n =
+            t.element_count().ok_or_else(|| unusable(format!("initializer '{name}' has dims {:?}, which is no tensor shape", t.dims)))?;
         match loc {
             Location::Inline if !t.float_data.is_empty() => Ok(t.float_data.clone()),
             Location::Inline => {
@@ -122,10 +123,10 @@ impl WeightStore {
                 .get(name)
                 .ok_or_else(|| ModelError::Unusable { path: self.dir.clone(), reason: format!("no initializer named '{name}'") })?;
             let expected = self.tensor(*i).element_count();
-            if values.len() != expected {
+            if Some(values.len()) != expected {
                 return Err(ModelError::Unusable {
                     path: self.dir.clone(),
-                    reason: format!("replacement for '{name}' has {} values, the initializer {expected}", values.len()),
+                    reason: format!("replacement for '{name}' has {} values, the initializer {expected:?}", values.len()),
                 });
             }
             let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -177,11 +178,14 @@ mod tests {
         let values: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         std::fs::write(dir.path().join("weights.bin"), [vec![0u8; 8], values].concat()).unwrap();
         let tensor = TensorProto {
-            name: "w".into(),
+            name: Some("w".into()),
             dims: vec![2, 2],
-            data_type: data_type::FLOAT,
-            data_location: DATA_LOCATION_EXTERNAL,
-            external_data: entries.iter().map(|(k, v)| StringStringEntryProto { key: (*k).into(), value: (*v).into() }).collect(),
+            data_type: Some(data_type::FLOAT),
+            data_location: Some(DATA_LOCATION_EXTERNAL),
+            external_data: entries
+                .iter()
+                .map(|(k, v)| StringStringEntryProto { key: Some((*k).into()), value: Some((*v).into()) })
+                .collect(),
             ..Default::default()
         };
         let model = ModelProto { graph: Some(GraphProto { initializer: vec![tensor], ..Default::default() }), ..Default::default() };

@@ -8,4 +8,6 @@ mod model;
 mod saved;
 
 pub use model::{prune_many, prune_model, LayerFilter, PruneJob, PrunedLayerOutput, PrunedModel};
-pub use saved::{overrides_from_mask_dir, overrides_from_masks, read_masks, save_pruned, write_masks, MaskEntry, MASK_DIR, MASK_INDEX};
+pub use saved::{
+    overrides_from_mask_dir, overrides_from_masks, parse_mask_index, read_masks, save_pruned, write_masks, MaskEntry, MASK_DIR, MASK_INDEX,
+};

@@ -51,16 +51,20 @@ pub fn write_masks(dir: &Path, pruned: &PrunedModel) -> Result<(), ModelError> {
     crate::util::write_atomic(&path, serde_json::to_string_pretty(&index).expect("json").as_bytes()).map_err(|e| ModelError::io(&path, e))
 }
 
+/// The entries of a mask index's text; `path` names it in errors.
+pub fn parse_mask_index(text: &str, path: &Path) -> Result<Vec<MaskEntry>, ModelError> {
+    serde_json::from_str(text).map_err(|e| ModelError::Unusable {
+        path: path.to_path_buf(),
+        reason: format!("not a mask index ({e}); re-create it with `polyprune prune --save`"),
+    })
+}
+
 /// Reads `masks/index.json` and the masks it lists.
 pub fn read_masks(dir: &Path) -> Result<Vec<(MaskEntry, Mask)>, ModelError> {
     let masks = if dir.join(MASK_INDEX).is_file() { dir.to_path_buf() } else { dir.join(MASK_DIR) };
     let path = masks.join(MASK_INDEX);
     let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
-    let index: Vec<MaskEntry> = serde_json::from_str(&text).map_err(|e| ModelError::Unusable {
-        path: path.clone(),
-        reason: format!("not a mask index ({e}); re-create it with `polyprune prune --save`"),
-    })?;
-    index
+    parse_mask_index(&text, &path)?
         .into_iter()
         .map(|e| {
             let p = masks.join(&e.file);

@@ -47,7 +47,7 @@ mod value;
 mod value_parser;
 
 #[cfg(test)]
-mod test_builder;
+pub(crate) mod test_builder;
 
 #[cfg(test)]
 mod corruption_tests;

@@ -4,7 +4,7 @@
 //! written by gguf-py, which keeps this writer honest.
 
 /// Encoded metadata value (type tag included).
-pub(super) struct EncodedValue(Vec<u8>);
+pub(crate) struct EncodedValue(Vec<u8>);
 
 impl EncodedValue {
     pub fn u32(value: u32) -> Self {
@@ -23,6 +23,11 @@ impl EncodedValue {
         Self(tagged(8, &string_bytes(value)))
     }
 
+    /// A value of any type from its tag and encoded body.
+    pub fn raw(type_id: u32, body: Vec<u8>) -> Self {
+        Self(tagged(type_id, &body))
+    }
+
     pub fn string_array(values: &[&str]) -> Self {
         let mut body = 8u32.to_le_bytes().to_vec();
         body.extend_from_slice(&(values.len() as u64).to_le_bytes());
@@ -39,7 +44,7 @@ fn tagged(type_id: u32, body: &[u8]) -> Vec<u8> {
     bytes
 }
 
-pub(super) fn string_bytes(value: &str) -> Vec<u8> {
+pub(crate) fn string_bytes(value: &str) -> Vec<u8> {
     let mut bytes = (value.len() as u64).to_le_bytes().to_vec();
     bytes.extend_from_slice(value.as_bytes());
     bytes
@@ -53,7 +58,7 @@ struct PlannedTensor {
 }
 
 /// Collects metadata and tensors, then lays them out as a GGUF file.
-pub(super) struct GgufBuilder {
+pub(crate) struct GgufBuilder {
     version: u32,
     alignment: u64,
     metadata: Vec<(String, EncodedValue)>,
@@ -130,7 +135,7 @@ impl GgufBuilder {
 
 /// A small valid file used by several tests: five metadata entries, an F32
 /// vector, an F16 2x2 matrix and a Q8_0 2x32 matrix.
-pub(super) fn small_model() -> GgufBuilder {
+pub(crate) fn small_model() -> GgufBuilder {
     let f32_data: Vec<u8> = [1.0f32, -2.0, 0.5].iter().flat_map(|v| v.to_le_bytes()).collect();
     // f16: 1.0 = 0x3c00, 2.0 = 0x4000, -0.5 = 0xb800, 0.25 = 0x3400
     let f16_data = vec![0x00, 0x3c, 0x00, 0x40, 0x00, 0xb8, 0x00, 0x34];

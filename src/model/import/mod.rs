@@ -67,13 +67,23 @@ fn architecture(name: &str) -> Option<Box<dyn Architecture>> {
     }
 }
 
+/// The decoder a GGUF file describes, as import would build it, from its metadata alone.
+pub fn decoder_spec(gguf: &GgufFile, opts: &ImportOptions) -> Result<DecoderSpec, ModelError> {
+    read_spec(gguf, opts).map(|(_, _, spec)| spec)
+}
+
+fn read_spec(gguf: &GgufFile, opts: &ImportOptions) -> Result<(String, Box<dyn Architecture>, DecoderSpec), ModelError> {
+    let arch_name = gguf.metadata().get_str("general.architecture")?.to_string();
+    let arch = architecture(&arch_name)
+        .ok_or_else(|| ModelError::UnsupportedArchitecture { path: gguf.path().to_path_buf(), found: arch_name.clone() })?;
+    let spec = arch.spec(gguf, opts)?;
+    Ok((arch_name, arch, spec))
+}
+
 /// Imports `gguf_path` into the folder `out_dir` (created if needed) and returns its card.
 pub fn import_gguf(gguf_path: &Path, out_dir: &Path, opts: &ImportOptions) -> Result<ModelCard, ModelError> {
     let gguf = GgufFile::open(gguf_path)?;
-    let arch_name = gguf.metadata().get_str("general.architecture")?.to_string();
-    let arch = architecture(&arch_name)
-        .ok_or_else(|| ModelError::UnsupportedArchitecture { path: gguf_path.to_path_buf(), found: arch_name.clone() })?;
-    let spec = arch.spec(&gguf, opts)?;
+    let (arch_name, arch, spec) = read_spec(&gguf, opts)?;
     // Built beside the target and swapped in whole: a killed import leaves the previous
     // folder (or none), never a folder with graphs but half its weights.
     let staged = crate::util::StagedDir::begin(out_dir).map_err(|e| ModelError::io(out_dir, e))?;
@@ -215,7 +225,7 @@ fn cached_graphs_current(dir: &Path) -> bool {
         std::fs::read(dir.join(f))
             .ok()
             .and_then(|b| onnx_model::ModelProto::decode(b.as_slice()).ok())
-            .is_some_and(|m| m.metadata_props.iter().any(|p| p.key == "polyprune.cache_format" && p.value == decoder::CACHE_FORMAT))
+            .is_some_and(|m| m.metadata_props.iter().any(|p| p.key() == "polyprune.cache_format" && p.value() == decoder::CACHE_FORMAT))
     })
 }
 
@@ -254,13 +264,13 @@ fn cache_weights(dir: &Path, card: &ModelCard) -> Result<Option<WeightTable>, Mo
     let Some(spec) = &card.spec else { return Ok(None) };
     let model = super::graph::read_model(&dir.join(&card.graph))?;
     let Some(graph) = &model.graph else { return Ok(None) };
-    let table: WeightTable = graph.initializer.iter().map(|t| (t.name.clone(), t.clone())).collect();
+    let table: WeightTable = graph.initializer.iter().map(|t| (t.name().to_string(), t.clone())).collect();
     let mut needed: Vec<String> = spec.weight_shapes().into_iter().map(|(n, _)| n).collect();
     for base in spec.distinct_rope_bases() {
         let (c, s) = rope_table_names(base);
         needed.extend([c, s]);
     }
-    let usable = needed.iter().all(|n| table.get(n).is_some_and(|t| t.data_location == onnx_model::DATA_LOCATION_EXTERNAL));
+    let usable = needed.iter().all(|n| table.get(n).is_some_and(|t| t.is_external()));
     Ok(usable.then_some(table))
 }
 

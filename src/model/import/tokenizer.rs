@@ -30,18 +30,22 @@ pub fn tokenizer_json(g: &GgufFile) -> Result<TokenizerJson, ModelError> {
     let bos = g.metadata().get_opt::<u32>("tokenizer.ggml.bos_token_id")?;
     let eos = g.metadata().get_opt::<u32>("tokenizer.ggml.eos_token_id")?;
     let add_bos = g.metadata().get_opt::<bool>("tokenizer.ggml.add_bos_token")?.unwrap_or(kind == "llama");
+    let damaged = |reason: String| ModelError::UnsupportedTokenizer {
+        path: g.path().to_path_buf(),
+        reason: format!("{reason}; the file's vocabulary is damaged (re-download or re-convert it)"),
+    };
     for (key, id) in [("bos", bos), ("eos", eos)] {
         if id.is_some_and(|id| id as usize >= tokens.len()) {
-            return Err(ModelError::UnsupportedTokenizer {
-                path: g.path().to_path_buf(),
-                reason: format!("tokenizer.ggml.{key}_token_id {} is beyond the {}-token vocabulary; the file is damaged", id.unwrap_or(0), tokens.len()),
-            });
+            return Err(damaged(format!("tokenizer.ggml.{key}_token_id {} is past the {} tokens", id.unwrap_or_default(), tokens.len())));
         }
     }
     let bos_for_template = if add_bos { bos.map(|id| (id, tokens[id as usize].clone())) } else { None };
     let json = match kind.as_str() {
         "llama" => {
             let scores = g.metadata().get_f32_array("tokenizer.ggml.scores")?;
+            if scores.len() != tokens.len() {
+                return Err(damaged(format!("{} scores for {} tokens", scores.len(), tokens.len())));
+            }
             sentencepiece_bpe(tokens, &scores, bos_for_template)
         }
         "gpt2" => {
@@ -154,7 +158,13 @@ fn byte_level_bpe(tokens: &[String], merges: &[String], pre: &str, bos: Option<(
     let merges: Vec<Value> = merges
         .iter()
         .map(|m| match m.split_once(' ') {
-            Some((l, r)) => Ok(json!([l, r])),
+            // `tokenizers` refuses a merge whose pieces, or whose result, the vocabulary lacks:
+            // refused here, the import names the damaged file instead of writing a
+            // tokenizer.json that every later command fails to load.
+            Some((l, r)) if [l, r, format!("{l}{r}").as_str()].iter().all(|p| vocab.contains_key(p)) => Ok(json!([l, r])),
+            Some(_) => Err(format!(
+                "merge '{m}' joins pieces that tokenizer.ggml.tokens does not hold; the file's vocabulary is damaged (re-download or re-convert it)"
+            )),
             None => Err(format!("merge '{m}' is not two pieces separated by a space")),
         })
         .collect::<Result<_, _>>()?;
@@ -176,4 +186,61 @@ fn byte_level_bpe(tokens: &[String], merges: &[String], pre: &str, bos: Option<(
             "vocab": vocab_json(&vocab), "merges": merges
         }
     }))
+}
+
+/// Inputs the fuzzer (`fuzz/fuzz_targets/tokenizer_import.rs`) found mishandled, reduced to
+/// the smallest vocabulary that shows each.
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+    use crate::model::gguf::test_builder::{EncodedValue as V, GgufBuilder};
+
+    fn import(builder: GgufBuilder) -> Result<TokenizerJson, ModelError> {
+        tokenizer_json(&GgufFile::from_bytes("vocab.gguf", builder.build()).unwrap())
+    }
+
+    fn byte_level(tokens: &[&str], merges: &[&str]) -> GgufBuilder {
+        GgufBuilder::new()
+            .kv("tokenizer.ggml.model", V::string("gpt2"))
+            .kv("tokenizer.ggml.tokens", V::string_array(tokens))
+            .kv("tokenizer.ggml.merges", V::string_array(merges))
+    }
+
+    fn sentencepiece(tokens: &[&str], scores: &[f32]) -> GgufBuilder {
+        let mut array = 6u32.to_le_bytes().to_vec();
+        array.extend_from_slice(&(scores.len() as u64).to_le_bytes());
+        array.extend(scores.iter().flat_map(|s| s.to_le_bytes()));
+        GgufBuilder::new()
+            .kv("tokenizer.ggml.model", V::string("llama"))
+            .kv("tokenizer.ggml.tokens", V::string_array(tokens))
+            .kv("tokenizer.ggml.scores", V::raw(9, array))
+    }
+
+    /// Special-token ids past the vocabulary, and fewer scores than tokens, indexed out of
+    /// bounds (a panic) instead of naming the damaged file.
+    #[test]
+    fn ids_and_scores_that_do_not_match_the_vocabulary_are_refused() {
+        let err = import(sentencepiece(&["<s>", "a"], &[0.0, -1.0]).kv("tokenizer.ggml.bos_token_id", V::u32(2))).err().unwrap();
+        assert!(err.to_string().contains("bos_token_id 2 is past the 2 tokens"), "{err}");
+        let err = import(byte_level(&["a"], &[]).kv("tokenizer.ggml.eos_token_id", V::u32(7))).err().unwrap();
+        assert!(err.to_string().contains("eos_token_id 7 is past the 1 tokens"), "{err}");
+        let err = import(sentencepiece(&["a", "b", "ab"], &[-1.0, -2.0])).err().unwrap();
+        assert!(err.to_string().contains("2 scores for 3 tokens"), "{err}");
+        let tok =
+            import(sentencepiece(&["<s>", "a", "b", "ab"], &[0.0, -1.0, -2.0, -0.5]).kv("tokenizer.ggml.bos_token_id", V::u32(0))).unwrap();
+        assert_eq!((tok.bos, tok.start), (Some(0), Some(0)));
+    }
+
+    /// A merge naming a piece the vocabulary lacks used to be written into tokenizer.json,
+    /// which `tokenizers` then refused to load ("Token `d` out of vocabulary") at every use.
+    #[test]
+    fn merges_outside_the_vocabulary_are_refused_at_import() {
+        for merge in ["a d", "d a", "b b"] {
+            let err = import(byte_level(&["a", "b", "ab"], &["a b", merge])).err().expect(merge).to_string();
+            assert!(err.contains(&format!("merge '{merge}'")) && err.contains("damaged"), "{merge}: {err}");
+        }
+        let tok = import(byte_level(&["a", "b", "ab"], &["a b"])).unwrap();
+        let loaded: tokenizers::Tokenizer = tok.json.parse().unwrap();
+        assert_eq!(loaded.encode("ab", false).unwrap().get_ids(), &[2]);
+    }
 }
