@@ -8,11 +8,11 @@ mod common;
 use polyprune::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions, Mix};
 use polyprune::data::Language;
 use polyprune::model::gradient::{rows_of, DecoderWeights, Gradients, Real, GRASP_DELTA};
+use polyprune::model::import::{import_gguf, ImportOptions};
+use polyprune::model::ModelDir;
 use polyprune::prune::{Method, SaliencyScope, Sparsity, SparsityTarget};
 use polyprune::pruned::{prune_many, LayerFilter, PruneJob};
 use polyprune::runtime::RuntimeOptions;
-use polyprune::model::import::{import_gguf, ImportOptions};
-use polyprune::model::ModelDir;
 use serde_json::Value;
 
 fn json(model: &str, file: &str) -> Value {
@@ -39,7 +39,9 @@ fn errors<F: Real>(model: &ModelDir, g: &Gradients<F>, hg: Option<&Gradients<F>>
         let r = &reference["layers"][&layer.name];
         let norm = |m: &ndarray::Array2<F>| m.iter().map(|v| v.to_f64().unwrap().powi(2)).sum::<f64>().sqrt();
         let entries = r["entries"].as_array().unwrap();
-        for (k, (got, key)) in [(g.of(layer).unwrap(), "grad_norm")].into_iter().chain(hg.map(|h| (h.of(layer).unwrap(), "hg_norm"))).enumerate() {
+        for (k, (got, key)) in
+            [(g.of(layer).unwrap(), "grad_norm")].into_iter().chain(hg.map(|h| (h.of(layer).unwrap(), "hg_norm"))).enumerate()
+        {
             let scale = entries.iter().map(|e| e[2 + k].as_f64().unwrap().abs()).fold(0.0, f64::max);
             for e in entries {
                 // Reference entries are [out][in]; ours are stored [in][out] like the graph.
@@ -105,8 +107,6 @@ fn qwen2_gradients_and_hessian_gradient_product_match_pytorch() {
     check("tiny-qwen2");
 }
 
-
-
 /// SNIP and GraSP through the model-level pruning path on the tiny Llama: exact sparsities per
 /// layer (layer scope) and overall (global scope), valid 2:4 groups, every pruned weight zeroed,
 /// and the masks ordered by the papers' scores (recomputed here from the gradients).
@@ -114,7 +114,8 @@ fn qwen2_gradients_and_hessian_gradient_product_match_pytorch() {
 fn snip_and_grasp_masks_follow_their_scores_at_exact_sparsity() {
     let model = import("tiny-llama");
     let ids = ids_of(&json("tiny-llama", "reference.json"));
-    let spec = CalibrationSpec { languages: vec![Language::parse("en").unwrap()], mix: Mix::Even, samples: 2, seqlen: 12, seed: 0, source: None };
+    let spec =
+        CalibrationSpec { languages: vec![Language::parse("en").unwrap()], mix: Mix::Even, samples: 2, seqlen: 12, seed: 0, source: None };
     let set = CalibrationSet { spec, windows: ids.clone(), manifest: Vec::new() };
     let half = SparsityTarget::Unstructured(Sparsity::new(0.5).unwrap());
     let nm = SparsityTarget::new(None, "2:4".parse().unwrap()).unwrap();
@@ -140,7 +141,9 @@ fn snip_and_grasp_masks_follow_their_scores_at_exact_sparsity() {
             assert_eq!(out.report.pruned * 2, out.report.total, "{} {}", job.method.name(), out.layer.name);
             let wr = weight_rows(i);
             let score: Vec<f64> = match job.method {
-                Method::Snip { .. } => wr.iter().zip(rows_of(g.of(&out.layer).unwrap())).map(|(a, b)| (f64::from(*a) * f64::from(b)).abs()).collect(),
+                Method::Snip { .. } => {
+                    wr.iter().zip(rows_of(g.of(&out.layer).unwrap())).map(|(a, b)| (f64::from(*a) * f64::from(b)).abs()).collect()
+                }
                 // GraSP removes the highest -w * Hg: kept ones score lower than pruned ones.
                 _ => wr.iter().zip(rows_of(hg.of(&out.layer).unwrap())).map(|(a, b)| f64::from(*a) * f64::from(b)).collect(),
             };

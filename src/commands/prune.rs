@@ -119,7 +119,11 @@ fn print_sparsity(pruned: &PrunedModel, per_layer: bool) -> Result<()> {
     if t.gradient_s > 0.0 {
         writeln!(out, "time: gradient {:.1} s, H g {:.1} s, masks {:.1} s", t.gradient_s, t.hessian_gradient_s, t.solve_s)?;
     } else {
-        writeln!(out, "time: calibration forward {:.1} s, statistics {:.1} s, pruning solve {:.1} s", t.forward_s, t.statistics_s, t.solve_s)?;
+        writeln!(
+            out,
+            "time: calibration forward {:.1} s, statistics {:.1} s, pruning solve {:.1} s",
+            t.forward_s, t.statistics_s, t.solve_s
+        )?;
     }
     Ok(())
 }

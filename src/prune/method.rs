@@ -131,7 +131,9 @@ impl Method {
                 let result = sparsegpt_prune(layer, weight, require()?, target, *config)?;
                 Ok(PrunedLayer { mask: result.mask, new_weights: Some(result.weights) })
             }
-            Method::Snip { .. } | Method::Grasp { .. } => Err(PruneError::MissingStatistics { layer: layer.to_string(), method: self.name() }),
+            Method::Snip { .. } | Method::Grasp { .. } => {
+                Err(PruneError::MissingStatistics { layer: layer.to_string(), method: self.name() })
+            }
         }
     }
 }

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::calibrate::{capture_and_prune, collect_gradients, CalibrationError, CalibrationSet, CaptureOptions, CaptureTimings, GradientSaliency, LayerPruner};
+use crate::calibrate::{
+    capture_and_prune, collect_gradients, CalibrationError, CalibrationSet, CaptureOptions, CaptureTimings, GradientSaliency, LayerPruner,
+};
 use crate::model::gradient::rows_of;
 use crate::model::weights::{stored_layout, WeightStore};
 use crate::model::{LinearLayer, ModelDir};

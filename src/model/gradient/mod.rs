@@ -42,7 +42,12 @@ pub trait Real:
     + std::ops::AddAssign
     + std::ops::SubAssign
     + std::ops::MulAssign
-    + num_traits::Float + num_traits::FromPrimitive + Send + Sync + std::iter::Sum + std::fmt::Debug
+    + num_traits::Float
+    + num_traits::FromPrimitive
+    + Send
+    + Sync
+    + std::iter::Sum
+    + std::fmt::Debug
 {
 }
 impl Real for f32 {}
@@ -69,6 +74,9 @@ pub const GRASP_DELTA: f64 = 5e-5;
 
 /// Rows of the output layer computed at once: 128 x 262,144 logits is 128 MiB in f32.
 pub const HEAD_ROWS: usize = 128;
+
+/// Cosine and sine tables of one rotary base, shared by the blocks using it.
+type RopeTables<F> = (f64, Arc<Array2<F>>, Arc<Array2<F>>);
 
 /// One block's weights, linear layers `[in, out]` as the graph multiplies them.
 #[derive(Clone)]
@@ -153,7 +161,9 @@ impl<F: Real> DecoderWeights<F> {
     pub fn load(model: &ModelDir) -> Result<Self, ModelError> {
         let spec = model.card.spec.clone().ok_or_else(|| ModelError::Unusable {
             path: model.dir.clone(),
-            reason: "gradients need an imported model (its card.json has a decoder spec); import the GGUF file with `polyprune model import`".into(),
+            reason:
+                "gradients need an imported model (its card.json has a decoder spec); import the GGUF file with `polyprune model import`"
+                    .into(),
         })?;
         let store = WeightStore::open(&model.dir, &model.card.graph)?;
         Self::from_reader(spec, |name| store.read(name))
@@ -169,7 +179,7 @@ impl<F: Real> DecoderWeights<F> {
                 reason: format!("tensor '{name}' does not hold {rows} x {cols} values; re-import the model"),
             })
         };
-        let mut tables: Vec<(f64, Arc<Array2<F>>, Arc<Array2<F>>)> = Vec::new();
+        let mut tables: Vec<RopeTables<F>> = Vec::new();
         let mut blocks = Vec::with_capacity(spec.blocks);
         for i in 0..spec.blocks {
             let p = |n: &str| format!("blk.{i}.{n}");
@@ -184,7 +194,10 @@ impl<F: Real> DecoderWeights<F> {
                 .iter()
                 .map(|l| {
                     if l.transposed {
-                        return Err(ModelError::Unusable { path: l.name.clone().into(), reason: "transposed weights are not supported".into() });
+                        return Err(ModelError::Unusable {
+                            path: l.name.clone().into(),
+                            reason: "transposed weights are not supported".into(),
+                        });
                     }
                     matrix(&l.name, l.shape[0], l.shape[1])
                 })
@@ -280,7 +293,7 @@ impl<F: Real> DecoderWeights<F> {
                 logprobs.push((l[target] / sum).to_f64().unwrap_or(f64::NAN).ln());
                 // d(-log p_target)/dlogits = softmax - onehot, times the loss scale.
                 l.mapv_inplace(|v| v / sum * scale);
-                l[target] = l[target] - scale;
+                l[target] -= scale;
             }
             if scale != F::zero() {
                 let mut dh = Array2::zeros(h.raw_dim());
@@ -346,7 +359,13 @@ impl<F: Real> DecoderWeights<F> {
     /// the Hessian over the prunable weights). The error is `O(eps^2)` from the third
     /// derivative plus the float round-off of the two gradients divided by `2 eps`;
     /// `tests/gradients.rs` bounds both on the fixtures against PyTorch's double backward.
-    pub fn hessian_gradient_product(&self, windows: &[Vec<u32>], g: &Gradients<F>, delta: f64, mut on_pass: impl FnMut(&str, usize)) -> Gradients<F> {
+    pub fn hessian_gradient_product(
+        &self,
+        windows: &[Vec<u32>],
+        g: &Gradients<F>,
+        delta: f64,
+        mut on_pass: impl FnMut(&str, usize),
+    ) -> Gradients<F> {
         let eps = delta * self.prunable_norm() / g.norm().max(f64::MIN_POSITIVE);
         let mut shifted = self.clone();
         shifted.step_prunable(g, cast(eps));
