@@ -14,7 +14,7 @@ GEMMA_DIR := $(CACHE)/models/gemma-3-270m
 SMOL_DIR := $(CACHE)/models/smollm2-135m
 SIB200 := ../shared/data/sib200
 
-.PHONY: setup venv runtime build models data fixtures lint test demo bench clean-cache chromium texlive screenshot study-data fuzz
+.PHONY: setup venv runtime build models data fixtures gradient-reference lint test demo bench clean-cache chromium texlive screenshot study-data fuzz
 
 setup: venv runtime build
 
@@ -61,6 +61,13 @@ data:
 fixtures: | $(PY_STAMP)
 	$(PY) scripts/gguf_fixture.py $(CACHE)/fixtures/gguf
 	$(PY) scripts/fixture_files.py --src tests/fixtures --out $(CACHE)/fixtures
+
+# The PyTorch gradients the reverse pass is checked against (tests/fixtures/*/gradients.json,
+# committed): authoring only, so torch and transformers stay out of PY_PACKAGES.
+GRADIENT_REFERENCE_PACKAGES := torch==2.15.0 transformers==5.25.0
+gradient-reference: | $(PY_STAMP)
+	$(VENV)/bin/pip install --quiet $(GRADIENT_REFERENCE_PACKAGES)
+	$(PY) scripts/gradient_reference.py --out tests/fixtures
 
 # Formatting and lints gate the tests: CI fails on either (same flags as a developer runs).
 lint: venv

@@ -124,10 +124,16 @@ pub struct PruneArgs {
     /// Model folder.
     #[arg(long)]
     pub model: PathBuf,
-    /// magnitude, magnitude-row, wanda or sparsegpt; several comma-separated share one
-    /// calibration set (and, with --one-shot, one calibration pass).
+    /// magnitude, magnitude-row, wanda, sparsegpt, snip or grasp; several comma-separated share
+    /// one calibration set (and, with --one-shot, one calibration pass; snip and grasp share
+    /// one gradient pass).
     #[arg(long)]
     pub method: String,
+    /// Which weights SNIP and GraSP rank together: layer (each matrix pruned to the target) or
+    /// global (one ranking over all layers, as the papers do; each layer's resulting sparsity
+    /// is printed). N:M patterns are per group either way.
+    #[arg(long, default_value = "layer")]
+    pub scope: String,
     /// Fraction of each layer's weights to prune, in [0, 1) (implied by an N:M pattern).
     #[arg(long)]
     pub sparsity: Option<f64>,

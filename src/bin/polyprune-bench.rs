@@ -17,6 +17,12 @@
 //! * `wanda`, `sparsegpt`: calibration forward, statistics and solve (128 x 512 windows by
 //!   default; `POLYPRUNE_BENCH_SAMPLES` / `POLYPRUNE_BENCH_SEQLEN` shrink them).
 //!
+//! * `gradient`: SNIP's and GraSP's reverse pass (`model::gradient`) on 8 x 128 English
+//!   windows (`POLYPRUNE_BENCH_GRADIENT_SAMPLES` / `_SEQLEN`): the forward alone, the loss
+//!   gradient (forward, head backward, blocks recomputed and differentiated) and GraSP's `H g`
+//!   (two more gradients), each against the forward; the peak RSS includes the saved block
+//!   inputs and the f32 weights.
+//!
 //! `POLYPRUNE_BENCH_STAGES=perplexity,sib200` runs a subset.
 
 use std::path::{Path, PathBuf};
@@ -32,6 +38,7 @@ use polyprune::data::{Language, TextRegistry};
 use polyprune::eval::scorer::DecodeBatch;
 use polyprune::eval::{evaluate, limit_items, score_documents, RunStats, Scorer, WindowOptions};
 use polyprune::model::builder::{Dim, GraphBuilder};
+use polyprune::model::gradient::{DecoderWeights, GRASP_DELTA};
 use polyprune::model::onnx::{data_type, TensorProto};
 use polyprune::model::ModelDir;
 use polyprune::prune::{Sparsity, SparsityTarget};
@@ -39,7 +46,7 @@ use polyprune::pruned::{prune_model, LayerFilter};
 use polyprune::runtime::{Graph, GraphSource, Input, RuntimeOptions};
 use polyprune::tasks::{load, LoadOptions, TaskName};
 
-const STAGES: &[&str] = &["peak", "perplexity", "sib200", "xcopa", "tatoeba", "mgsm", "decode", "wanda", "sparsegpt"];
+const STAGES: &[&str] = &["peak", "perplexity", "sib200", "xcopa", "tatoeba", "mgsm", "decode", "wanda", "sparsegpt", "gradient"];
 
 /// The seed of the task subsamples (any fixed value: every stage scores the same rows each run).
 const SEED: u64 = 1234;
@@ -197,6 +204,27 @@ fn stage_calibration(s: &Setup, method: &str) -> anyhow::Result<Json> {
     }))
 }
 
+fn stage_gradient(s: &Setup) -> anyhow::Result<Json> {
+    let (samples, seqlen) = (env_usize("POLYPRUNE_BENCH_GRADIENT_SAMPLES", 8), env_usize("POLYPRUNE_BENCH_GRADIENT_SEQLEN", 128));
+    let tokenizer = s.model.tokenizer()?;
+    let cspec = CalibrationSpec { languages: vec![Language::parse("eng_Latn")?], mix: Mix::Even, samples, seqlen, seed: 0, source: None };
+    let set = CalibrationSet::draw(&cspec, &TextRegistry::for_project(&s.root), &tokenizer, s.model.card.start_token().unwrap_or(2))?;
+    let weights = DecoderWeights::<f32>::load(&s.model)?;
+    let t0 = Instant::now();
+    weights.next_token_logprobs(&set.windows);
+    let forward = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let g = weights.loss_and_gradients(&set.windows, |_| {});
+    let gradient = t1.elapsed().as_secs_f64();
+    let t2 = Instant::now();
+    weights.hessian_gradient_product(&set.windows, &g, GRASP_DELTA, |_, _| {});
+    let hessian = t2.elapsed().as_secs_f64();
+    Ok(json!({
+        "samples": samples, "seqlen": seqlen, "tokens": set.tokens(), "forward_seconds": forward,
+        "gradient_seconds": gradient, "hessian_gradient_seconds": hessian, "loss": g.loss,
+    }))
+}
+
 fn run_stage(name: &str) -> anyhow::Result<Json> {
     let s = Setup::new()?;
     let mut out = match name {
@@ -208,6 +236,7 @@ fn run_stage(name: &str) -> anyhow::Result<Json> {
         "mgsm" => stage_task(&s, TaskName::Mgsm, "en", 40)?,
         "decode" => stage_decode(&s)?,
         "wanda" | "sparsegpt" => stage_calibration(&s, name)?,
+        "gradient" => stage_gradient(&s)?,
         other => bail!("unknown stage '{other}'; stages: {}", STAGES.join(", ")),
     };
     out["peak_rss_bytes"] = json!(peak_rss_bytes());
@@ -288,6 +317,16 @@ fn main() -> anyhow::Result<()> {
                 let spread = costs.iter().cloned().fold(f64::MIN, f64::max) / costs.iter().cloned().fold(f64::MAX, f64::min);
                 format!("per new token (batch {}): {}; longest/shortest {spread:.2}", v["batch"], per.join(", "))
             }
+            "gradient" => format!(
+                "{} x {}: forward {:.1} s, gradient {:.1} s ({:.2} x forward), H g {:.1} s ({:.2} x forward)",
+                v["samples"],
+                v["seqlen"],
+                f(v, "forward_seconds"),
+                f(v, "gradient_seconds"),
+                f(v, "gradient_seconds") / f(v, "forward_seconds"),
+                f(v, "hessian_gradient_seconds"),
+                f(v, "hessian_gradient_seconds") / f(v, "forward_seconds")
+            ),
             _ => format!(
                 "{} x {}: forward {:.1} s ({:.0} tokens/s), statistics {:.1} s, solve {:.1} s",
                 v["samples"],

@@ -43,6 +43,9 @@ pub struct CaptureTimings {
     pub forward_s: f64,
     pub statistics_s: f64,
     pub solve_s: f64,
+    /// SNIP/GraSP: the loss gradient (forward + backward of the set), and GraSP's `H g`.
+    pub gradient_s: f64,
+    pub hessian_gradient_s: f64,
 }
 
 /// Prunes one block given the statistics of its layer inputs (keyed by tap name); returns the

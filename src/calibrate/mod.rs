@@ -1,10 +1,13 @@
 //! Calibration: which text the pruning methods see (`set`), and what they measure on it
-//! (`capture`: per-layer input statistics, block by block).
+//! (`capture`: per-layer input statistics, block by block; `gradients`: the loss gradient and
+//! Hessian-gradient product over the whole model, for SNIP and GraSP).
 
 pub mod capture;
+pub mod gradients;
 pub mod set;
 
 pub use capture::{capture_and_prune, CaptureMode, CaptureOptions, CaptureTimings, LayerPruner};
+pub use gradients::{collect_gradients, GradientSaliency};
 pub use set::{CalibrationSet, CalibrationSpec, Mix, WindowRecord};
 
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use anyhow::Result;
 use polyprune::calibrate::{CalibrationSpec, CaptureMode, Mix};
 use polyprune::data::Language;
 use polyprune::eval::LanguageScore;
-use polyprune::prune::{Method, Pattern, SparseGptConfig, Sparsity};
+use polyprune::prune::{Method, Pattern, SaliencyScope, SparseGptConfig, Sparsity};
 use polyprune::pruned::{LayerFilter, PrunedModel};
 use polyprune::workflow::prune::{prune, PerplexityCheck, PruneOptions};
 
@@ -16,11 +16,14 @@ use crate::cli::PruneArgs;
 
 /// One or more methods (`wanda,sparsegpt`); SparseGPT takes its knobs from the flags.
 fn parse_methods(args: &PruneArgs) -> Result<Vec<Method>> {
+    let scope: SaliencyScope = args.scope.parse()?;
     let mut methods = Vec::new();
     for name in args.method.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         let method: Method = name.parse()?;
         methods.push(match method {
             Method::SparseGpt(_) => Method::SparseGpt(SparseGptConfig::new(args.percdamp, args.blocksize)?),
+            // "snip-global" stays global whatever --scope says.
+            m if m.saliency_scope() == Some(SaliencyScope::Layer) => m.with_scope(scope),
             m => m,
         });
     }
@@ -68,7 +71,7 @@ pub fn run(args: PruneArgs) -> Result<()> {
     let calibration = if outcome.calibration.is_empty() { "no calibration".to_string() } else { outcome.calibration.clone() };
     for run in &outcome.runs {
         println!("{} ({calibration})", run.method.name());
-        print_sparsity(&run.pruned)?;
+        print_sparsity(&run.pruned, run.method.saliency_scope() == Some(SaliencyScope::Global))?;
         eprintln!("results: {}", run.results_dir.display());
         if let Some(out) = &run.saved {
             eprintln!("pruned model and masks: {}", out.display());
@@ -83,7 +86,8 @@ pub fn run(args: PruneArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_sparsity(pruned: &PrunedModel) -> Result<()> {
+/// Sparsity by role; with `per_layer` (a global ranking, where layers end unequal) every layer's too.
+fn print_sparsity(pruned: &PrunedModel, per_layer: bool) -> Result<()> {
     let mut by_role: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
     for l in &pruned.layers {
         let e = by_role.entry(l.layer.role.as_str()).or_default();
@@ -94,6 +98,12 @@ fn print_sparsity(pruned: &PrunedModel) -> Result<()> {
     writeln!(out, "{:<6} {:>12} {:>12} {:>9}", "role", "pruned", "weights", "sparsity")?;
     for (role, (p, t)) in &by_role {
         writeln!(out, "{:<6} {:>12} {:>12} {:>9.5}", role, p, t, *p as f64 / *t as f64)?;
+    }
+    if per_layer {
+        writeln!(out, "{:<28} {:>12} {:>12} {:>9}", "layer", "pruned", "weights", "sparsity")?;
+        for l in &pruned.layers {
+            writeln!(out, "{:<28} {:>12} {:>12} {:>9.5}", l.layer.name, l.report.pruned, l.report.total, l.report.achieved)?;
+        }
     }
     let invalid = pruned.layers.iter().filter(|l| l.report.nm_valid == Some(false)).count();
     writeln!(
@@ -108,7 +118,15 @@ fn print_sparsity(pruned: &PrunedModel) -> Result<()> {
         }
     )?;
     let t = &pruned.timings;
-    writeln!(out, "time: calibration forward {:.1} s, statistics {:.1} s, pruning solve {:.1} s", t.forward_s, t.statistics_s, t.solve_s)?;
+    if t.gradient_s > 0.0 {
+        writeln!(out, "time: gradient {:.1} s, H g {:.1} s, masks {:.1} s", t.gradient_s, t.hessian_gradient_s, t.solve_s)?;
+    } else {
+        writeln!(
+            out,
+            "time: calibration forward {:.1} s, statistics {:.1} s, pruning solve {:.1} s",
+            t.forward_s, t.statistics_s, t.solve_s
+        )?;
+    }
     Ok(())
 }
 

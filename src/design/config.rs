@@ -753,7 +753,11 @@ impl Resolver<'_> {
     /// The methods, and the first one that needs calibration data (for the error if none is given).
     fn methods(&self, raw: &RawPruning) -> Result<(Vec<Method>, Option<NamedSpan>), ConfigError> {
         if raw.methods.get_ref().is_empty() {
-            return Err(self.err("pruning.methods", raw.methods.span(), "give at least one method: magnitude, wanda or sparsegpt"));
+            return Err(self.err(
+                "pruning.methods",
+                raw.methods.span(),
+                "give at least one method: magnitude, wanda, sparsegpt, snip or grasp (snip-global, grasp-global rank all layers together)",
+            ));
         }
         let percdamp = raw.percdamp.as_ref().map(|p| (*p.get_ref(), p.span()));
         let blocksize = raw.blocksize.as_ref().map(|b| (*b.get_ref(), b.span()));

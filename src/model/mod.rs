@@ -11,6 +11,7 @@ pub mod card;
 pub mod decoder;
 pub mod fetch;
 pub mod gguf;
+pub mod gradient;
 pub mod graph;
 pub mod import;
 pub mod onnx;

@@ -24,7 +24,7 @@ pub enum PruneError {
     MissingSparsity,
 
     /// A method name that is not known.
-    #[error("unknown pruning method '{text}'; use one of magnitude, magnitude-row, wanda, sparsegpt")]
+    #[error("unknown pruning method '{text}'; use one of magnitude, magnitude-row, wanda, sparsegpt, snip, grasp")]
     UnknownMethod {
         /// The text given.
         text: String,
@@ -142,6 +142,24 @@ pub enum PruneError {
         layer: String,
         /// Method name.
         method: &'static str,
+    },
+
+    /// A gradient saliency (SNIP, GraSP) does not fit its layer.
+    #[error("the {what} of layer {layer} does not fit it: {reason}; the gradient pass failed or was given another model's layers")]
+    BadSaliency {
+        /// Layer name.
+        layer: String,
+        /// "gradient", "Hessian-gradient product" or "scores".
+        what: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// A saliency scope name that is not known.
+    #[error("unknown saliency scope '{text}'; use layer (each matrix to the target) or global (one ranking over all layers)")]
+    UnknownScope {
+        /// The text given.
+        text: String,
     },
 
     /// SparseGPT was given statistics gathered without the Gram matrix.

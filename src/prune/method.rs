@@ -1,4 +1,7 @@
-//! [`Method`]: the single entry point that dispatches to the three pruning methods.
+//! [`Method`]: the single entry point that dispatches to the pruning methods. SNIP and GraSP
+//! score with gradients of the whole model's loss, which the model-facing code computes and
+//! turns into masks through [`crate::prune::saliency`]; [`Method::prune`] handles the per-layer
+//! methods.
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::error::PruneError;
 use super::magnitude::{magnitude_mask, MagnitudeScope};
 use super::mask::Mask;
+use super::saliency::SaliencyScope;
 use super::sparsegpt::{sparsegpt_prune, SparseGptConfig};
 use super::sparsity::SparsityTarget;
 use super::statistics::InputStatistics;
@@ -29,6 +33,16 @@ pub enum Method {
     /// OBS-based pruning with weight reconstruction.
     #[serde(rename = "sparsegpt")]
     SparseGpt(SparseGptConfig),
+    /// `|W_ij * dL/dW_ij|` (Lee et al. 2019), the lowest pruned.
+    Snip {
+        #[serde(default)]
+        scope: SaliencyScope,
+    },
+    /// `-W_ij * (H g)_ij` (Wang et al. 2020), the highest pruned.
+    Grasp {
+        #[serde(default)]
+        scope: SaliencyScope,
+    },
 }
 
 /// What calibration data a method needs, so the caller collects only that.
@@ -40,6 +54,10 @@ pub enum StatisticsNeed {
     ChannelNorms,
     /// Sums of squares and the Gram matrix (`collect_gram = true`).
     Gram,
+    /// The loss gradient with respect to every pruned weight (SNIP).
+    Gradient,
+    /// The gradient and the Hessian-gradient product (GraSP).
+    HessianGradient,
 }
 
 /// A layer's pruning result.
@@ -53,12 +71,34 @@ pub struct PrunedLayer {
 }
 
 impl Method {
-    /// Short stable name: "magnitude", "wanda" or "sparsegpt".
+    /// Short stable name: "magnitude", "wanda", "sparsegpt", "snip" or "grasp" (plus
+    /// "-global" for a gradient saliency ranked over all layers).
     pub fn name(&self) -> &'static str {
         match self {
             Method::Magnitude { .. } => "magnitude",
             Method::Wanda => "wanda",
             Method::SparseGpt(_) => "sparsegpt",
+            Method::Snip { scope: SaliencyScope::Layer } => "snip",
+            Method::Snip { scope: SaliencyScope::Global } => "snip-global",
+            Method::Grasp { scope: SaliencyScope::Layer } => "grasp",
+            Method::Grasp { scope: SaliencyScope::Global } => "grasp-global",
+        }
+    }
+
+    /// The scope of a gradient saliency; `None` for the per-layer methods.
+    pub fn saliency_scope(&self) -> Option<SaliencyScope> {
+        match self {
+            Method::Snip { scope } | Method::Grasp { scope } => Some(*scope),
+            _ => None,
+        }
+    }
+
+    /// The same method with another saliency scope (unchanged for the per-layer methods).
+    pub fn with_scope(self, scope: SaliencyScope) -> Self {
+        match self {
+            Method::Snip { .. } => Method::Snip { scope },
+            Method::Grasp { .. } => Method::Grasp { scope },
+            other => other,
         }
     }
 
@@ -68,11 +108,14 @@ impl Method {
             Method::Magnitude { .. } => StatisticsNeed::None,
             Method::Wanda => StatisticsNeed::ChannelNorms,
             Method::SparseGpt(_) => StatisticsNeed::Gram,
+            Method::Snip { .. } => StatisticsNeed::Gradient,
+            Method::Grasp { .. } => StatisticsNeed::HessianGradient,
         }
     }
 
     /// Prunes one layer. `layer` names it in errors; `statistics` are its input's calibration
-    /// statistics (ignored by magnitude, required by the others).
+    /// statistics (ignored by magnitude, required by Wanda and SparseGPT). SNIP and GraSP need
+    /// the model's gradients instead and are refused here.
     pub fn prune(
         &self,
         layer: &str,
@@ -88,6 +131,9 @@ impl Method {
                 let result = sparsegpt_prune(layer, weight, require()?, target, *config)?;
                 Ok(PrunedLayer { mask: result.mask, new_weights: Some(result.weights) })
             }
+            Method::Snip { .. } | Method::Grasp { .. } => {
+                Err(PruneError::MissingStatistics { layer: layer.to_string(), method: self.name() })
+            }
         }
     }
 }
@@ -102,13 +148,17 @@ impl FromStr for Method {
     type Err = PruneError;
 
     /// Parses a method name with default settings: "magnitude" (per matrix), "magnitude-row",
-    /// "wanda", "sparsegpt".
+    /// "wanda", "sparsegpt", "snip", "grasp" (per layer), "snip-global", "grasp-global".
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text.trim().to_ascii_lowercase().as_str() {
             "magnitude" => Ok(Method::Magnitude { scope: MagnitudeScope::PerMatrix }),
             "magnitude-row" => Ok(Method::Magnitude { scope: MagnitudeScope::PerRow }),
             "wanda" => Ok(Method::Wanda),
             "sparsegpt" => Ok(Method::SparseGpt(SparseGptConfig::default())),
+            "snip" => Ok(Method::Snip { scope: SaliencyScope::Layer }),
+            "snip-global" => Ok(Method::Snip { scope: SaliencyScope::Global }),
+            "grasp" => Ok(Method::Grasp { scope: SaliencyScope::Layer }),
+            "grasp-global" => Ok(Method::Grasp { scope: SaliencyScope::Global }),
             _ => Err(PruneError::UnknownMethod { text: text.to_string() }),
         }
     }
@@ -143,6 +193,13 @@ mod tests {
         }));
         assert_eq!(result.new_weights.map(|w| w.len()), Some(32));
         assert!("obs".parse::<Method>().is_err());
+        for name in ["snip", "grasp", "snip-global", "grasp-global"] {
+            let method: Method = name.parse().unwrap();
+            assert_eq!(method.name(), name);
+            assert!(method.prune("mlp.up", &weight, None, target).is_err(), "{name} needs gradients");
+        }
+        let global = "snip".parse::<Method>().unwrap().with_scope(SaliencyScope::Global);
+        assert_eq!(serde_json::to_string(&global).unwrap(), r#"{"method":"snip","scope":"global"}"#);
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //!
 //! * [`sparsity`]: what to prune ([`Sparsity`], [`Pattern`], validated into a [`SparsityTarget`]);
 //! * [`statistics`]: streaming per-channel norms and Gram matrices of layer inputs;
-//! * [`magnitude`], [`wanda`], [`sparsegpt`]: the three methods (each cites its paper);
+//! * [`magnitude`], [`wanda`], [`sparsegpt`]: the per-layer methods (each cites its paper);
+//! * [`snip`], [`grasp`]: gradient saliencies (the gradients come from `crate::model::gradient`),
+//!   turned into masks per layer or globally by [`saliency`];
 //! * `selection` (private): scores to masks under one documented tie rule (lower index first);
 //! * [`mask`], [`mask_file`], [`report`]: the bit-packed result, its file format, its summary.
 //!
@@ -15,12 +17,15 @@
 //! rows are outputs and columns are input channels.
 
 pub mod error;
+pub mod grasp;
 pub mod magnitude;
 pub mod mask;
 pub mod mask_file;
 pub mod method;
 pub mod report;
+pub mod saliency;
 mod selection;
+pub mod snip;
 pub mod sparsegpt;
 pub mod sparsity;
 pub mod statistics;
@@ -38,6 +43,7 @@ pub use mask::{Mask, NmViolation};
 pub use mask_file::{decode_mask, encode_mask, read_mask, write_mask};
 pub use method::{Method, PrunedLayer, StatisticsNeed};
 pub use report::SparsityReport;
+pub use saliency::{saliency_masks, SaliencyScope, ScoredLayer};
 pub use sparsegpt::{sparsegpt_prune, SparseGptConfig, SparseGptResult};
 pub use sparsity::{NmPattern, Pattern, Sparsity, SparsityTarget};
 pub use statistics::{GramPrecision, InputStatistics, GRAM_CHUNK_TOKENS};

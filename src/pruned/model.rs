@@ -7,10 +7,17 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::calibrate::{capture_and_prune, CalibrationError, CalibrationSet, CaptureOptions, CaptureTimings, LayerPruner};
+use crate::calibrate::{
+    capture_and_prune, collect_gradients, CalibrationError, CalibrationSet, CaptureOptions, CaptureTimings, GradientSaliency, LayerPruner,
+};
+use crate::model::gradient::rows_of;
 use crate::model::weights::{stored_layout, WeightStore};
 use crate::model::{LinearLayer, ModelDir};
-use crate::prune::{InputStatistics, LinearWeight, Mask, Method, SparsityReport, SparsityTarget, StatisticsNeed};
+use crate::prune::grasp::grasp_keep_scores;
+use crate::prune::snip::snip_scores;
+use crate::prune::{
+    saliency_masks, InputStatistics, LinearWeight, Mask, Method, SaliencyScope, ScoredLayer, SparsityReport, SparsityTarget, StatisticsNeed,
+};
 use crate::runtime::WeightOverride;
 
 /// Which layers to prune: all prunable layers, narrowed by name/role filters.
@@ -81,6 +88,91 @@ pub(super) fn weight_override(layer: &LinearLayer, rows: Vec<f32>) -> WeightOver
     WeightOverride { name: layer.name.clone(), shape, data: std::sync::Arc::new(data) }
 }
 
+/// Whether a method scores with the model's gradients (SNIP, GraSP).
+fn uses_gradients(method: &Method) -> bool {
+    matches!(method.statistics_need(), StatisticsNeed::Gradient | StatisticsNeed::HessianGradient)
+}
+
+/// One selected layer's weights `[out][in]` and its keep-score (lowest pruned) under `method`.
+fn saliency_of(saliency: &GradientSaliency, layer: &LinearLayer, method: &Method) -> Result<(LinearWeight, ScoredLayer), CalibrationError> {
+    let missing = || CalibrationError::Invalid(format!("the gradient pass has no {}; the model card and its spec disagree", layer.name));
+    let [d_in, d_out] = layer.shape;
+    let index = saliency.weights.spec.linear_layers_of_block(layer.block).iter().position(|l| l.name == layer.name).ok_or_else(missing)?;
+    let weight = LinearWeight::new(&layer.name, d_out, d_in, rows_of(&saliency.weights.blocks[layer.block].linear[index]))?;
+    let scores = match method {
+        Method::Grasp { .. } => {
+            let hg = saliency.hessian_gradient.as_ref().and_then(|h| h.of(layer)).ok_or_else(missing)?;
+            grasp_keep_scores(&layer.name, &weight, &rows_of(hg))?
+        }
+        _ => snip_scores(&layer.name, &weight, &rows_of(saliency.gradient.of(layer).ok_or_else(missing)?))?,
+    };
+    Ok((weight, ScoredLayer { name: layer.name.clone(), rows: d_out, cols: d_in, scores }))
+}
+
+/// SNIP or GraSP on every selected layer from one gradient pass. Layer scope scores and masks
+/// one matrix at a time; global scope holds every score at once (8 bytes per weight).
+fn prune_by_saliency(
+    model: &ModelDir,
+    saliency: &GradientSaliency,
+    job: &PruneJob,
+    filter: &LayerFilter,
+) -> Result<PrunedModel, CalibrationError> {
+    let t0 = std::time::Instant::now();
+    let layers: Vec<&LinearLayer> = model.card.layers.iter().filter(|l| filter.selects(l)).collect();
+    let scope = job.method.saliency_scope().unwrap_or_default();
+    let mut results: Vec<(LinearLayer, LinearWeight, Mask)> = Vec::with_capacity(layers.len());
+    match scope {
+        SaliencyScope::Layer => {
+            for l in &layers {
+                let (weight, scored) = saliency_of(saliency, l, &job.method)?;
+                let mask = saliency_masks(std::slice::from_ref(&scored), job.target, scope)?.remove(0);
+                results.push(((*l).clone(), weight, mask));
+            }
+        }
+        SaliencyScope::Global => {
+            let (weights, scored): (Vec<LinearWeight>, Vec<ScoredLayer>) =
+                layers.iter().map(|l| saliency_of(saliency, l, &job.method)).collect::<Result<Vec<_>, _>>()?.into_iter().unzip();
+            let masks = saliency_masks(&scored, job.target, scope)?;
+            for ((l, w), m) in layers.iter().zip(weights).zip(masks) {
+                results.push(((*l).clone(), w, m));
+            }
+        }
+    }
+    let mut overrides = Vec::with_capacity(results.len());
+    let mut outputs = Vec::with_capacity(results.len());
+    for (layer, weight, mask) in results {
+        let mut data = weight.into_data();
+        mask.apply(&mut data)?;
+        let report = SparsityReport::new(&layer.name, job.target, &mask);
+        overrides.push(weight_override(&layer, data));
+        outputs.push(PrunedLayerOutput { layer, mask, report });
+    }
+    let timings = CaptureTimings {
+        gradient_s: saliency.gradient_s,
+        hessian_gradient_s: saliency.hessian_gradient_s,
+        solve_s: t0.elapsed().as_secs_f64(),
+        ..Default::default()
+    };
+    Ok(PrunedModel { overrides, layers: outputs, timings })
+}
+
+/// SNIP and GraSP jobs (in order) from one gradient pass, plus `H g` when a GraSP job is among them.
+fn prune_gradient_jobs(
+    model: &ModelDir,
+    jobs: &[&PruneJob],
+    filter: &LayerFilter,
+    set: Option<&CalibrationSet>,
+    on_stage: &mut dyn FnMut(usize, &str),
+) -> Result<Vec<PrunedModel>, CalibrationError> {
+    let Some(set) = set else {
+        let name = jobs.first().map(|j| j.method.name()).unwrap_or("snip");
+        return Err(CalibrationError::Invalid(format!("{name} needs calibration data: give --calib <languages>")));
+    };
+    let hessian = jobs.iter().any(|j| j.method.statistics_need() == StatisticsNeed::HessianGradient);
+    let saliency = collect_gradients(model, set, hessian, on_stage)?;
+    jobs.iter().map(|job| prune_by_saliency(model, &saliency, job, filter)).collect()
+}
+
 /// Magnitude and Wanda return a mask only; SparseGPT returns weights with zeros already in place.
 fn result_needs_mask(method: &Method) -> bool {
     !matches!(method, Method::SparseGpt(_))
@@ -123,11 +215,15 @@ pub fn prune_model(
     filter: &LayerFilter,
     set: Option<&CalibrationSet>,
     capture: &CaptureOptions,
-    on_block: impl FnMut(usize, &str),
+    mut on_block: impl FnMut(usize, &str),
 ) -> Result<PrunedModel, CalibrationError> {
     let store = WeightStore::open(&model.dir, &model.card.graph)?;
     let mut pruner = MethodPruner { store: &store, method, target, filter, outputs: Vec::new() };
     let need = method.statistics_need();
+    if uses_gradients(method) {
+        let job = PruneJob { method: *method, target };
+        return prune_gradient_jobs(model, &[&job], filter, set, &mut on_block).map(|mut v| v.remove(0));
+    }
     let (overrides, timings) = match (need, set) {
         (StatisticsNeed::None, _) => {
             let t0 = std::time::Instant::now();
@@ -190,9 +286,19 @@ pub fn prune_many(
     capture: &CaptureOptions,
     mut on_progress: impl FnMut(usize, usize, &str),
 ) -> Result<Vec<PrunedModel>, CalibrationError> {
-    let calibrated: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].method.statistics_need() != StatisticsNeed::None).collect();
-    let share = capture.mode == crate::calibrate::CaptureMode::OneShot && calibrated.len() > 1;
     let mut results: Vec<Option<PrunedModel>> = (0..jobs.len()).map(|_| None).collect();
+    // SNIP and GraSP share one gradient pass (and GraSP's H g) on the dense model.
+    let gradient_jobs: Vec<usize> = (0..jobs.len()).filter(|&i| uses_gradients(&jobs[i].method)).collect();
+    if let Some(&first) = gradient_jobs.first() {
+        let chosen: Vec<&PruneJob> = gradient_jobs.iter().map(|&i| &jobs[i]).collect();
+        let pruned = prune_gradient_jobs(model, &chosen, filter, set, &mut |k, stage| on_progress(first, k, stage))?;
+        for (&i, p) in gradient_jobs.iter().zip(pruned) {
+            results[i] = Some(p);
+        }
+    }
+    let calibrated: Vec<usize> =
+        (0..jobs.len()).filter(|&i| !uses_gradients(&jobs[i].method) && jobs[i].method.statistics_need() != StatisticsNeed::None).collect();
+    let share = capture.mode == crate::calibrate::CaptureMode::OneShot && calibrated.len() > 1;
     if share {
         let Some(set) = set else {
             return Err(CalibrationError::Invalid(format!(

@@ -77,7 +77,7 @@ fn draw_calibration_set(opts: &PruneOptions, model: &ModelDir) -> Result<Option<
 pub fn prune(opts: &PruneOptions, progress: &mut dyn Progress) -> Result<PruneRun, WorkflowError> {
     if opts.methods.is_empty() {
         return Err(WorkflowError::Refused(
-            "--method is empty; give magnitude, magnitude-row, wanda or sparsegpt (comma-separated for several)".into(),
+            "--method is empty; give magnitude, magnitude-row, wanda, sparsegpt, snip or grasp (comma-separated for several)".into(),
         ));
     }
     let target = SparsityTarget::new(opts.sparsity, opts.pattern).map_err(|e| WorkflowError::Refused(e.to_string()))?;

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Record PyTorch autograd gradients of the tiny llama and qwen2 fixtures for the Rust reverse pass.
+
+For each fixture the transformers model is rebuilt exactly as ``make_fixtures.py`` builds it,
+given the values a reader decodes from ``model.gguf`` (F16 matrices), and run in float64 on the
+fixture's ``input_ids`` (2 x 12). The loss is the mean next-token cross-entropy over the 22
+predicted positions, the quantity ``polyprune::model::gradient`` differentiates. Written to
+``tests/fixtures/tiny-<arch>/gradients.json``:
+
+* ``loss``;
+* for every prunable matrix (``blk.N.attn_q.weight`` ... ``blk.N.ffn_down.weight``, GGUF names),
+  the Frobenius norms of ``g = dL/dW`` and of ``H g`` (``H`` the Hessian of ``L`` over the
+  prunable matrices only, by double backward: ``H g = d/dW (g.detach() . dL/dW)``), and both at
+  16 fixed entries, in ``[out][in]`` layout with HF's (rotate-half) row order;
+* ``g_hg``: the scalar ``g^T H g``.
+
+transformers computes RMS norms, rotary tables and the attention softmax in float32 even in a
+float64 model; this script patches all three to stay in float64, so the values are exact to
+about 1e-12.
+
+Run with torch and transformers installed (see tests/fixtures/README.md):
+
+    .cache/venv/bin/python scripts/gradient_reference.py --out tests/fixtures
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_fixtures import LLAMA_TOKENIZER, QWEN2_TOKENIZER, build_decoder, build_tokenizer, load_stored_weights  # noqa: E402
+from fixture_files import gguf_tensors, gguf_variants, model_weights  # noqa: E402
+
+ROLES = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
+HF_ROLES = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+SAMPLES = 16
+
+
+def float64_rms_norm(self, x):
+    import torch
+
+    return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon))
+
+
+def float64_rotary(self, x, position_ids):
+    import torch
+
+    dim = self.inv_freq.shape[0] * 2
+    base = self.config.rope_parameters["rope_theta"]
+    inv = base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    angles = position_ids[:, :, None].to(torch.float64) * inv[None, None, :]
+    emb = torch.cat((angles, angles), dim=-1)
+    return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+
+def keep_float64_softmax() -> None:
+    """Eager attention asks softmax for float32; a float64 input stays float64 here."""
+    import torch.nn.functional as F
+
+    original = F.softmax
+
+    def softmax(x, dim=None, _stacklevel=3, dtype=None):
+        import torch
+
+        if dtype == torch.float32 and x.dtype == torch.float64:
+            dtype = None
+        return original(x, dim=dim, dtype=dtype)
+
+    F.softmax = softmax
+
+
+def sample_entries(rows: int, cols: int) -> list[tuple[int, int]]:
+    """16 fixed entries spread over the matrix (corners, centre, a diagonal sweep)."""
+    picks = [(0, 0), (rows - 1, cols - 1), (0, cols - 1), (rows - 1, 0), (rows // 2, cols // 2)]
+    i = 0
+    while len(picks) < SAMPLES:
+        picks.append(((7 * i + 3) % rows, (13 * i + 5) % cols))
+        i += 1
+    return picks
+
+
+def record(arch: str, fixture_dir: Path) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    spec = {"llama": LLAMA_TOKENIZER, "qwen2": QWEN2_TOKENIZER}[arch]
+    tok = build_tokenizer(spec)
+    model = build_decoder(arch, tok, spec)
+    tensors = gguf_tensors(model_weights(arch, model.config), arch, model.config)
+    variant = next(v for v in gguf_variants(arch) if v.file_name == "model.gguf")
+    load_stored_weights(model, arch, tensors, variant)
+    model = model.double()
+    for module in model.modules():
+        name = type(module).__name__
+        if name.endswith("RMSNorm"):
+            module.forward = float64_rms_norm.__get__(module)
+        if name.endswith("RotaryEmbedding"):
+            module.forward = float64_rotary.__get__(module)
+
+    reference = json.loads((fixture_dir / "reference.json").read_text())
+    ids = torch.tensor(reference["input_ids"], dtype=torch.long)
+    blocks = model.config.num_hidden_layers
+    names, params = [], []
+    for b in range(blocks):
+        layer = model.model.layers[b]
+        for role, hf in zip(ROLES, HF_ROLES):
+            names.append(f"blk.{b}.{role}.weight")
+            params.append(layer.get_submodule(hf).weight)
+    logits = model(ids).logits
+    loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    z = sum((g.detach() * g).sum() for g in grads)
+    hg = torch.autograd.grad(z, params)
+    layers = {}
+    for name, g, h in zip(names, grads, hg):
+        g, h = g.detach().numpy(), h.detach().numpy()
+        picks = sample_entries(*g.shape)
+        layers[name] = {
+            "shape_out_in": list(g.shape),
+            "grad_norm": float(np.linalg.norm(g)),
+            "hg_norm": float(np.linalg.norm(h)),
+            "entries": [[r, c, float(g[r, c]), float(h[r, c])] for r, c in picks],
+        }
+    return {
+        "format": "polyprune-gradient-reference/1",
+        "description": (
+            f"tiny {arch}: dL/dW and H g (float64 autograd, double backward) for L = mean next-token "
+            "cross-entropy over input_ids of reference.json; weights decoded from model.gguf; "
+            "entries are [row_out, col_in, g, Hg]"
+        ),
+        "torch": torch.__version__,
+        "loss": loss.item(),
+        "g_hg": float(sum((g.detach() * h).sum() for g, h in zip(grads, hg))),
+        "layers": layers,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("tests/fixtures"), help="fixture root directory")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    keep_float64_softmax()
+    for arch in ["llama", "qwen2"]:
+        directory = args.out / f"tiny-{arch}"
+        payload = record(arch, directory)
+        (directory / "gradients.json").write_text(json.dumps(payload, indent=1) + "\n")
+        print(f"{directory / 'gradients.json'}: loss {payload['loss']:.6f}, g.Hg {payload['g_hg']:.6f}")
+
+
+if __name__ == "__main__":
+    main()

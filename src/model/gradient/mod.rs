@@ -1,0 +1,395 @@
+//! Gradients of the language-modelling loss with respect to every prunable weight, by a
+//! hand-written reverse pass over the decoder (what SNIP and GraSP need; ONNX Runtime only runs
+//! forward graphs).
+//!
+//! The loss is the mean next-token cross-entropy over every predicted position of a set of
+//! windows: `L = -(1/N) sum_{w,t} log p(w[t+1] | w[..=t])`, with `N` the number of predictions.
+//! The pass mirrors the graph of [`crate::model::decoder`] operation by operation
+//! (`block.rs`, `ops.rs`), for every switch of [`DecoderSpec`]:
+//!
+//! 1. forward: embed (times the embedding scale), then each block in turn; only each block's
+//!    *input* is kept, `blocks + 1` arrays of `[T, d]` per window;
+//! 2. the head: final RMS norm, output layer (tied or not), log-softmax and the targets, in
+//!    chunks of [`HEAD_ROWS`] rows so that no `T x vocab` matrix exists; gives `dL/dx` at the
+//!    last block's output;
+//! 3. blocks from the top: each block's forward is recomputed from its saved input (its tape
+//!    lives only while that block is differentiated), then run backward, which accumulates the
+//!    seven linear weights' gradients over all windows and hands `dL/dx` to the block below.
+//!
+//! Memory is the saved block inputs plus one block's tape per worker thread; windows run in
+//! parallel (rayon), each block's gradients summed across threads.
+//!
+//! The code is generic over the float type: f32 for models, f64 for the finite-difference
+//! checks, which are only tight in double precision.
+
+mod block;
+mod ops;
+
+use std::sync::Arc;
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array1, Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+
+use super::decoder::{DecoderSpec, LinearLayer, Role};
+use super::weights::WeightStore;
+use super::{ModelDir, ModelError};
+
+/// The float types the pass runs in.
+pub trait Real:
+    ndarray::LinalgScalar
+    + ndarray::ScalarOperand
+    + std::ops::AddAssign
+    + std::ops::SubAssign
+    + std::ops::MulAssign
+    + num_traits::Float
+    + num_traits::FromPrimitive
+    + Send
+    + Sync
+    + std::iter::Sum
+    + std::fmt::Debug
+{
+}
+impl Real for f32 {}
+impl Real for f64 {}
+
+/// Indices of the seven linear weights of a block, in `DecoderSpec::linear_layers_of_block` order.
+pub const Q: usize = 0;
+pub const K: usize = 1;
+pub const V: usize = 2;
+pub const O: usize = 3;
+pub const GATE: usize = 4;
+pub const UP: usize = 5;
+pub const DOWN: usize = 6;
+const ROLES: [Role; 7] = [Role::Q, Role::K, Role::V, Role::O, Role::Gate, Role::Up, Role::Down];
+
+/// GraSP's default finite-difference step: the prunable weights move by this fraction of their
+/// norm. In float32 it balances the `O(delta^2)` truncation against the round-off of the two
+/// gradients divided by `2 eps`. Against PyTorch's exact `H g` on the tiny Llama / Qwen2
+/// fixtures (worst entry error relative to the layer's largest entry), float32 gives
+/// 5.8e-2 / 1.6e-1 at delta 1e-3, 5.4e-3 / 1.6e-2 at 3e-4, 6.4e-4 / 1.8e-3 at 1e-4,
+/// 4.8e-4 / 5.8e-4 at 3e-5 and 1.3e-3 / 3.1e-3 at 1e-5 (round-off takes over), while float64
+/// keeps falling as delta^2 (6e-6 / 1.8e-5 at 1e-5).
+pub const GRASP_DELTA: f64 = 5e-5;
+
+/// Rows of the output layer computed at once: 128 x 262,144 logits is 128 MiB in f32.
+pub const HEAD_ROWS: usize = 128;
+
+/// Cosine and sine tables of one rotary base, shared by the blocks using it.
+type RopeTables<F> = (f64, Arc<Array2<F>>, Arc<Array2<F>>);
+
+/// One block's weights, linear layers `[in, out]` as the graph multiplies them.
+#[derive(Clone)]
+pub struct BlockWeights<F> {
+    pub attn_norm: Array1<F>,
+    /// q, k, v, o, gate, up, down (see the index constants).
+    pub linear: Vec<Array2<F>>,
+    pub qkv_bias: Option<[Array1<F>; 3]>,
+    /// Per-head RMS norm gains of queries and keys.
+    pub qk_norm: Option<(Array1<F>, Array1<F>)>,
+    /// Post-attention and post-MLP norm gains.
+    pub sandwich: Option<(Array1<F>, Array1<F>)>,
+    pub ffn_norm: Array1<F>,
+    cos: Arc<Array2<F>>,
+    sin: Arc<Array2<F>>,
+}
+
+/// The whole decoder's weights in memory.
+#[derive(Clone)]
+pub struct DecoderWeights<F> {
+    pub spec: DecoderSpec,
+    /// `[vocab, d]`.
+    pub embed: Array2<F>,
+    pub blocks: Vec<BlockWeights<F>>,
+    pub output_norm: Array1<F>,
+    /// `[vocab, d]`; `None` when the output layer is the embedding (tied).
+    pub output: Option<Array2<F>>,
+}
+
+/// Gradients of one block's seven linear weights, `[in, out]` like the weights.
+#[derive(Clone, Debug)]
+pub struct BlockGrads<F> {
+    pub linear: Vec<Array2<F>>,
+}
+
+impl<F: Real> BlockGrads<F> {
+    fn zeros_like(w: &BlockWeights<F>) -> Self {
+        BlockGrads { linear: w.linear.iter().map(|m| Array2::zeros(m.raw_dim())).collect() }
+    }
+
+    fn add(mut self, other: BlockGrads<F>) -> Self {
+        for (a, b) in self.linear.iter_mut().zip(other.linear) {
+            *a += &b;
+        }
+        self
+    }
+}
+
+/// The loss and its gradient with respect to every prunable weight.
+#[derive(Clone, Debug)]
+pub struct Gradients<F> {
+    /// Mean next-token negative log-likelihood (nats).
+    pub loss: f64,
+    /// Predicted positions the mean is over.
+    pub predictions: usize,
+    pub blocks: Vec<BlockGrads<F>>,
+}
+
+impl<F: Real> Gradients<F> {
+    /// The gradient of one linear layer, `[in, out]`.
+    pub fn of(&self, layer: &LinearLayer) -> Option<&Array2<F>> {
+        let index = ROLES.iter().position(|r| *r == layer.role)?;
+        self.blocks.get(layer.block).map(|b| &b.linear[index])
+    }
+
+    /// Euclidean norm over every prunable weight's gradient.
+    pub fn norm(&self) -> f64 {
+        sum_squares(self.blocks.iter().flat_map(|b| b.linear.iter())).sqrt()
+    }
+}
+
+fn sum_squares<'a, F: Real + 'a>(mats: impl Iterator<Item = &'a Array2<F>>) -> f64 {
+    mats.map(|m| m.iter().map(|v| v.to_f64().unwrap_or(0.0).powi(2)).sum::<f64>()).sum()
+}
+
+fn cast<F: Real>(v: f64) -> F {
+    F::from_f64(v).expect("f64 constant fits")
+}
+
+impl<F: Real> DecoderWeights<F> {
+    /// Reads an imported model's weights (its card must carry the decoder spec).
+    pub fn load(model: &ModelDir) -> Result<Self, ModelError> {
+        let spec = model.card.spec.clone().ok_or_else(|| ModelError::Unusable {
+            path: model.dir.clone(),
+            reason:
+                "gradients need an imported model (its card.json has a decoder spec); import the GGUF file with `polyprune model import`"
+                    .into(),
+        })?;
+        let store = WeightStore::open(&model.dir, &model.card.graph)?;
+        Self::from_reader(spec, |name| store.read(name))
+    }
+
+    /// Builds the weights from a reader of stored tensors (row-major, the graph's layout).
+    pub fn from_reader(spec: DecoderSpec, read: impl Fn(&str) -> Result<Vec<f32>, ModelError>) -> Result<Self, ModelError> {
+        let vector = |name: &str| -> Result<Array1<F>, ModelError> { Ok(read(name)?.into_iter().map(|v| cast(f64::from(v))).collect()) };
+        let matrix = |name: &str, rows: usize, cols: usize| -> Result<Array2<F>, ModelError> {
+            let data: Vec<F> = read(name)?.into_iter().map(|v| cast(f64::from(v))).collect();
+            Array2::from_shape_vec((rows, cols), data).map_err(|_| ModelError::Unusable {
+                path: name.into(),
+                reason: format!("tensor '{name}' does not hold {rows} x {cols} values; re-import the model"),
+            })
+        };
+        let mut tables: Vec<RopeTables<F>> = Vec::new();
+        let mut blocks = Vec::with_capacity(spec.blocks);
+        for i in 0..spec.blocks {
+            let p = |n: &str| format!("blk.{i}.{n}");
+            let base = spec.rope_base[i];
+            if !tables.iter().any(|(b, _, _)| *b == base) {
+                let (cos, sin) = ops::rope_tables::<F>(base, spec.head_dim, spec.max_positions);
+                tables.push((base, Arc::new(cos), Arc::new(sin)));
+            }
+            let (_, cos, sin) = tables.iter().find(|(b, _, _)| *b == base).expect("table just made");
+            let linear = spec
+                .linear_layers_of_block(i)
+                .iter()
+                .map(|l| {
+                    if l.transposed {
+                        return Err(ModelError::Unusable {
+                            path: l.name.clone().into(),
+                            reason: "transposed weights are not supported".into(),
+                        });
+                    }
+                    matrix(&l.name, l.shape[0], l.shape[1])
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            blocks.push(BlockWeights {
+                attn_norm: vector(&p("attn_norm.weight"))?,
+                linear,
+                qkv_bias: if spec.qkv_bias {
+                    Some([vector(&p("attn_q.bias"))?, vector(&p("attn_k.bias"))?, vector(&p("attn_v.bias"))?])
+                } else {
+                    None
+                },
+                qk_norm: if spec.qk_norm { Some((vector(&p("attn_q_norm.weight"))?, vector(&p("attn_k_norm.weight"))?)) } else { None },
+                sandwich: if spec.sandwich_norms {
+                    Some((vector(&p("post_attention_norm.weight"))?, vector(&p("post_ffw_norm.weight"))?))
+                } else {
+                    None
+                },
+                ffn_norm: vector(&p("ffn_norm.weight"))?,
+                cos: cos.clone(),
+                sin: sin.clone(),
+            });
+        }
+        let embed = matrix("token_embd.weight", spec.vocab_size, spec.d_model)?;
+        let output = if spec.tied_output { None } else { Some(matrix("output.weight", spec.vocab_size, spec.d_model)?) };
+        let output_norm = vector("output_norm.weight")?;
+        Ok(DecoderWeights { spec, embed, blocks, output_norm, output })
+    }
+
+    fn output_layer(&self) -> &Array2<F> {
+        self.output.as_ref().unwrap_or(&self.embed)
+    }
+
+    /// Euclidean norm over every prunable weight.
+    pub fn prunable_norm(&self) -> f64 {
+        sum_squares(self.blocks.iter().flat_map(|b| b.linear.iter())).sqrt()
+    }
+
+    /// `w += step * direction` on every prunable weight (GraSP's perturbation).
+    pub fn step_prunable(&mut self, direction: &Gradients<F>, step: F) {
+        for (b, g) in self.blocks.iter_mut().zip(&direction.blocks) {
+            for (w, d) in b.linear.iter_mut().zip(&g.linear) {
+                w.scaled_add(step, d);
+            }
+        }
+    }
+
+    /// A window's embeddings `[T, d]`.
+    fn embed_window(&self, ids: &[u32]) -> Array2<F> {
+        let scale = self.spec.embed_scale.map(|s| cast::<F>(f64::from(s))).unwrap_or(F::one());
+        let mut x = Array2::zeros((ids.len(), self.spec.d_model));
+        for (mut row, &id) in x.rows_mut().into_iter().zip(ids) {
+            row.assign(&self.embed.row(id as usize));
+            row.mapv_inplace(|v| v * scale);
+        }
+        x
+    }
+
+    /// Log-probabilities of each window's next tokens (`[T-1]` per window), the forward alone:
+    /// what the checks compare with the runtime's `token_logprobs`.
+    pub fn next_token_logprobs(&self, windows: &[Vec<u32>]) -> Vec<Vec<f64>> {
+        windows
+            .par_iter()
+            .map(|ids| {
+                let mut x = self.embed_window(ids);
+                for (i, w) in self.blocks.iter().enumerate() {
+                    x = block::forward(&self.spec, i, w, x.view()).out;
+                }
+                self.head(x.view(), ids, F::zero()).1
+            })
+            .collect()
+    }
+
+    /// The head on one window's last hidden states: `(dL/dx, log p(next) per position)` with
+    /// `dL/dx` for a loss of `-scale * sum log p` (0 when `scale` is 0).
+    fn head(&self, x: ArrayView2<F>, ids: &[u32], scale: F) -> (Array2<F>, Vec<f64>) {
+        let eps = cast::<F>(f64::from(self.spec.rms_eps));
+        let out_w = self.output_layer();
+        let predicted = ids.len().saturating_sub(1);
+        let mut dx = Array2::zeros(x.raw_dim());
+        let mut logprobs = Vec::with_capacity(predicted);
+        let mut start = 0;
+        while start < predicted {
+            let end = (start + HEAD_ROWS).min(predicted);
+            let xs = x.slice(s![start..end, ..]);
+            let (h, r) = ops::rms_norm(xs, self.output_norm.view(), eps);
+            let mut logits = h.dot(&out_w.t());
+            for (row, mut l) in logits.axis_iter_mut(Axis(0)).enumerate() {
+                let target = ids[start + row + 1] as usize;
+                let max = l.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
+                l.mapv_inplace(|v| (v - max).exp());
+                let sum = l.sum();
+                logprobs.push((l[target] / sum).to_f64().unwrap_or(f64::NAN).ln());
+                // d(-log p_target)/dlogits = softmax - onehot, times the loss scale.
+                l.mapv_inplace(|v| v / sum * scale);
+                l[target] -= scale;
+            }
+            if scale != F::zero() {
+                let mut dh = Array2::zeros(h.raw_dim());
+                general_mat_mul(F::one(), &logits, out_w, F::zero(), &mut dh);
+                let d = ops::rms_norm_backward(xs, &r, self.output_norm.view(), dh.view());
+                dx.slice_mut(s![start..end, ..]).assign(&d);
+            }
+            start = end;
+        }
+        (dx, logprobs)
+    }
+
+    /// The mean next-token loss over `windows` and its gradient with respect to every prunable
+    /// weight. `on_block(k)` is called as block `k`'s backward starts (top block first).
+    pub fn loss_and_gradients(&self, windows: &[Vec<u32>], mut on_block: impl FnMut(usize)) -> Gradients<F> {
+        let spec = &self.spec;
+        let predictions: usize = windows.iter().map(|w| w.len().saturating_sub(1)).sum();
+        let scale = cast::<F>(1.0 / predictions.max(1) as f64);
+        // inputs[k][w]: block k's input for window w; inputs[blocks] is the last output.
+        let mut inputs: Vec<Vec<Array2<F>>> = vec![windows.par_iter().map(|ids| self.embed_window(ids)).collect()];
+        for (i, w) in self.blocks.iter().enumerate() {
+            let next = inputs[i].par_iter().map(|x| block::forward(spec, i, w, x.view()).out).collect();
+            inputs.push(next);
+        }
+        let top = inputs.pop().expect("embeddings at least");
+        let heads: Vec<(Array2<F>, Vec<f64>)> = top.par_iter().zip(windows).map(|(x, ids)| self.head(x.view(), ids, scale)).collect();
+        drop(top);
+        let loss = -heads.iter().flat_map(|(_, lp)| lp.iter()).sum::<f64>() / predictions.max(1) as f64;
+        let mut d: Vec<Array2<F>> = heads.into_iter().map(|(dx, _)| dx).collect();
+        let mut grads = Vec::with_capacity(spec.blocks);
+        for i in (0..spec.blocks).rev() {
+            on_block(i);
+            let w = &self.blocks[i];
+            let xs = inputs.pop().expect("one saved input per block");
+            let (dxs, g): (Vec<Array2<F>>, BlockGrads<F>) = xs
+                .par_iter()
+                .zip(d.par_iter())
+                .fold(
+                    || (Vec::new(), BlockGrads::zeros_like(w)),
+                    |(mut dxs, mut g), (x, dout)| {
+                        let tape = block::forward(spec, i, w, x.view());
+                        dxs.push(block::backward(spec, w, x.view(), &tape, dout.view(), &mut g));
+                        (dxs, g)
+                    },
+                )
+                .reduce(
+                    || (Vec::new(), BlockGrads::zeros_like(w)),
+                    |(mut a, ga), (b, gb)| {
+                        a.extend(b);
+                        (a, ga.add(gb))
+                    },
+                );
+            d = dxs;
+            grads.push(g);
+        }
+        grads.reverse();
+        Gradients { loss, predictions, blocks: grads }
+    }
+
+    /// GraSP's Hessian-gradient product `H g` by a central difference of gradients,
+    /// `(grad L(w + eps g) - grad L(w - eps g)) / (2 eps)` with `eps = delta ||w|| / ||g||`, so
+    /// that the step moves the prunable weights by the fraction `delta` of their norm (`H` is
+    /// the Hessian over the prunable weights). The error is `O(eps^2)` from the third
+    /// derivative plus the float round-off of the two gradients divided by `2 eps`;
+    /// `tests/gradients.rs` bounds both on the fixtures against PyTorch's double backward.
+    pub fn hessian_gradient_product(
+        &self,
+        windows: &[Vec<u32>],
+        g: &Gradients<F>,
+        delta: f64,
+        mut on_pass: impl FnMut(&str, usize),
+    ) -> Gradients<F> {
+        let eps = delta * self.prunable_norm() / g.norm().max(f64::MIN_POSITIVE);
+        let mut shifted = self.clone();
+        shifted.step_prunable(g, cast(eps));
+        let plus = shifted.loss_and_gradients(windows, |k| on_pass("w + eps g", k));
+        shifted = self.clone();
+        shifted.step_prunable(g, cast(-eps));
+        let minus = shifted.loss_and_gradients(windows, |k| on_pass("w - eps g", k));
+        drop(shifted);
+        let inv = cast::<F>(1.0 / (2.0 * eps));
+        let blocks = plus
+            .blocks
+            .into_iter()
+            .zip(minus.blocks)
+            .map(|(p, m)| BlockGrads { linear: p.linear.into_iter().zip(m.linear).map(|(a, b)| (a - b) * inv).collect() })
+            .collect();
+        // The loss at `w` itself is not recomputed: the mean of the two equals it to O(eps^2).
+        Gradients { loss: 0.5 * (plus.loss + minus.loss), predictions: plus.predictions, blocks }
+    }
+}
+
+/// `[in, out]` (graph layout) to `[out][in]` rows (the layout the pruning maths uses), in f32.
+pub fn rows_of<F: Real>(m: &Array2<F>) -> Vec<f32> {
+    m.t().iter().map(|v| v.to_f32().unwrap_or(f32::NAN)).collect()
+}
+
+#[cfg(test)]
+mod tests;
