@@ -6,7 +6,7 @@ DIR holds (CSV, no header):
   train.csv, test.csv row indices of the probe's training and test rows
   labels.csv          class index of every row (the language)
   k.txt               number of k-means clusters
-  ari_pairs.csv       rows of two label vectors, alternating (a, b, a, b, ...)
+  ari_pairs.csv       label vectors of any lengths, one a line, in pairs (a, b, a, b, ...)
 It writes DIR/reference.json with the scikit-learn results.
 
 The probe is the same model as the Rust one: channels standardised on the training rows
@@ -25,7 +25,10 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.preprocessing import StandardScaler
 
 out = sys.argv[1]
-load = lambda name, **kw: np.loadtxt(f"{out}/{name}", delimiter=",", ndmin=1, **kw)
+def load(name, ndmin=1, **kw):
+    return np.loadtxt(f"{out}/{name}", delimiter=",", ndmin=ndmin, **kw)
+
+
 x = load("states.csv", ndmin=2)
 train = load("train.csv", dtype=int)
 test = load("test.csv", dtype=int)
@@ -41,7 +44,7 @@ z = StandardScaler().fit_transform(x)
 clusters = KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(z)
 projection = PCA(n_components=2, svd_solver="full").fit_transform(z)
 
-pairs = np.loadtxt(f"{out}/ari_pairs.csv", delimiter=",", dtype=int, ndmin=2)
+pairs = [np.array(line.split(","), dtype=int) for line in open(f"{out}/ari_pairs.csv").read().split()]
 ari = [adjusted_rand_score(pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2)]
 
 json.dump(

@@ -12,10 +12,12 @@
 //! * k-means: both take the best of 10 k-means++ starts on well-separated clusters, so they
 //!   find the same partition up to renaming (ARI between them > 0.99).
 //! * ARI: a closed formula on integer counts; equal to 1e-12.
-//! * PCA: linfa-reduction's LOBPCG stops at a residual of 1e-5 relative (its default
-//!   precision, squared for the Gram eigenproblem); with the eigen-gap of these data the
-//!   coordinates agree with scikit-learn's exact SVD to 1e-4 of their largest magnitude, up
-//!   to the sign of each axis (a PCA axis has no sign).
+//! * PCA: linfa-reduction's LOBPCG stops at a residual of 1e-5 (its default precision,
+//!   squared for the Gram eigenproblem), after which its final Rayleigh-Ritz step leaves the
+//!   leading vectors accurate to about residual^2 / gap; on standardised channels the gap
+//!   between the first eigenvalues is a sizeable share of them, so the coordinates agree with
+//!   scikit-learn's exact SVD to 1e-8 of their largest magnitude (measured: 1e-14), up to the
+//!   sign of each axis (a PCA axis has no sign).
 
 mod common;
 
@@ -44,7 +46,7 @@ fn synthetic_states() -> (Array2<f64>, Vec<usize>, Vec<String>) {
             let topic = LANGUAGES + i % TOPICS;
             for j in 0..D {
                 let noise: f64 = rng.gen_range(-1.0..1.0);
-                states[(row, j)] = 2.0 * directions[l][j] + 1.5 * directions[topic][j] + 0.8 * noise;
+                states[(row, j)] = 0.35 * directions[l][j] + 1.5 * directions[topic][j] + 1.0 * noise;
             }
             // Gemma's massive channel: large, and nearly constant across sentences.
             states[(row, 5)] = 1e4 * (1.0 + 0.01 * states[(row, 5)]);
@@ -107,17 +109,22 @@ fn probes_match_scikit_learn() {
     let predicted = fit_predict(pick(&train).view(), &train_labels, pick(&test).view()).unwrap();
     let sklearn: Vec<usize> = numbers("predicted").iter().map(|&v| v as usize).collect();
     let differ = predicted.iter().zip(&sklearn).filter(|(a, b)| a != b).count();
+    eprintln!("logistic probe: {differ} of {} predictions differ", test.len());
+    eprintln!("accuracy {} (scikit-learn)", reference["accuracy"]);
     assert!(differ <= 1, "{differ} of {} test predictions differ from scikit-learn", test.len());
     let accuracy = predicted.iter().zip(&test).filter(|(p, &i)| **p == languages[i]).count() as f64 / test.len() as f64;
     let sk_accuracy = reference["accuracy"].as_f64().unwrap();
     assert!((accuracy - sk_accuracy).abs() <= 1.0 / test.len() as f64 + 1e-12, "{accuracy} vs {sk_accuracy}");
-    // A probe that learned something: the languages are separable here.
-    assert!(accuracy > 0.9, "{accuracy}");
+    // The languages overlap (accuracy near 0.54), so many rows sit near a boundary and the
+    // agreement above is a real check; still, the probe learned something (chance is 1/3).
+    assert!(accuracy > 0.45, "{accuracy}");
 
     // k-means: the same partition up to renaming, and the same agreement with the labels.
     let clusters = kmeans(states.view(), LANGUAGES).unwrap();
     let sk_clusters: Vec<usize> = numbers("clusters").iter().map(|&v| v as usize).collect();
-    assert!(adjusted_rand_index(&clusters, &sk_clusters) > 0.99);
+    let between = adjusted_rand_index(&clusters, &sk_clusters);
+    eprintln!("k-means: ARI between linfa and scikit-learn {between}");
+    assert!(between > 0.99, "{between}");
     let ours = adjusted_rand_index(&clusters, &languages);
     assert!((ours - reference["cluster_ari"].as_f64().unwrap()).abs() < 0.02, "{ours} vs {}", reference["cluster_ari"]);
 
@@ -136,6 +143,7 @@ fn probes_match_scikit_learn() {
         let scale = sk.iter().map(|r| r[c].abs()).fold(0.0, f64::max);
         let sign = if (0..sk.len()).map(|i| ours[(i, c)] * sk[i][c]).sum::<f64>() < 0.0 { -1.0 } else { 1.0 };
         let worst = (0..sk.len()).map(|i| (sign * ours[(i, c)] - sk[i][c]).abs()).fold(0.0, f64::max);
-        assert!(worst < 1e-4 * scale, "component {c}: worst difference {worst} of scale {scale}");
+        eprintln!("PCA component {c}: worst difference {worst:e}, scale {scale}");
+        assert!(worst < 1e-8 * scale, "component {c}: worst difference {worst} of scale {scale}");
     }
 }

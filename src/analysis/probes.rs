@@ -7,9 +7,9 @@
 //!   probe ever sees a translation of a sentence it is tested on.
 //! * **Standardised channels.** Every read-out first centres each channel and divides it by its
 //!   standard deviation, both taken on the training rows (StandardScaler's population variance).
-//!   Gemma's residual stream has a few channels orders of magnitude larger than the rest; on the
-//!   raw states the logistic loss is badly conditioned and k-means and PCA see little but those
-//!   channels. A channel with no spread keeps scale 1.
+//!   Gemma's residual stream has a few channels far larger than the rest; on the raw states the
+//!   logistic loss is badly scaled and k-means and PCA see little but those channels. A channel
+//!   with no spread keeps scale 1.
 //! * **Probes** are multinomial logistic regression (linfa-logistic, L-BFGS) with the L2 penalty
 //!   `alpha / 2 ||W||^2` on a *summed* log-loss, i.e. scikit-learn's `C = 1 / alpha`.
 //!   Accuracy has Wilson's 95% interval over the test rows.
@@ -19,16 +19,22 @@
 //!   Arabie 1985): 1 = the clusters are the labels, 0 = what random labels would give.
 //! * **PCA pictures** (linfa-reduction): the axes are fitted on the *dense* model's standardised
 //!   states at a block and every model is projected on those axes with the dense model's
-//!   standardisation, so dense and pruned share coordinates. linfa-reduction's PCA is a
-//!   truncated SVD by LOBPCG (linfa-linalg 0.2.1) on the Gram matrix `X^T X` of the centred
-//!   data, which squares the condition number. On raw Gemma 3 states the first eigenvalue
-//!   (the huge channels) is ~1e6-1e8 times the next ones; LOBPCG's Rayleigh-Ritz step then
-//!   orthonormalises a block whose residual columns are at rounding level relative to the
-//!   dominant one, the Cholesky factor of that block's Gram matrix degenerates, and NaN reaches
-//!   the eigen-solver, whose eigenvalue sort panics ("NaN values in array"). Standardised, all
-//!   channels have variance 1, the spectrum spans a few orders at most, and LOBPCG converges.
-//!   The call is still guarded: a panic inside linfa, or a non-finite result, is returned as an
-//!   [`AnalysisError`] naming the block.
+//!   standardisation, so dense and pruned share coordinates.
+//!
+//! **Why linfa-reduction's PCA gave NaN on Gemma states, and why standardising fixes it.**
+//! linfa-reduction 0.8 computes PCA as a truncated SVD by LOBPCG (linfa-linalg 0.2.1) on the
+//! Gram matrix of the centred data. Its stopping test is *absolute*: a Ritz vector is done when
+//! its residual norm is below precision^2 = 1e-10. Gemma 3's block-9 states reach |x| ~ 7e3
+//! (a few massive channels), so sigma_1^2 ~ 1.7e7 and rounding alone leaves residuals of
+//! ~eps * sigma_1^2 ~ 4e-9: the test can never pass. LOBPCG keeps iterating on converged
+//! vectors whose residual block is rounding noise, the Gram matrix of [X, R, P] turns singular,
+//! the generalized eigen-solve's `1 / sqrt(max(mu, 1e-10))` amplifies the noise until NaN
+//! appears, and sorting the eigenvalues panics ("NaN values in array"). It is the scale, not
+//! the conditioning: the same states divided by 10 (same condition number) converge
+//! (tests/probes_gemma.rs pins both). Standardised channels have variance 1, so
+//! sigma_1^2 ~ n * d * share ~ 5e3 and rounding stays far below the tolerance; they also keep
+//! the picture from being nothing but the massive channels. The call is still guarded: a panic
+//! inside linfa, or a non-finite result, is returned as an [`AnalysisError`] naming the block.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -305,10 +311,15 @@ impl PcaAxes {
         let z = scaler.apply(x);
         let data = DatasetBase::from(z.clone());
         let fitted = catch_unwind(AssertUnwindSafe(|| Pca::params(2).fit(&data)))
-            .map_err(|_| AnalysisError::invalid(what, "linfa-reduction's PCA (LOBPCG) panicked; the states are too ill-conditioned"))?
+            .map_err(|_| {
+                AnalysisError::invalid(what, "linfa-reduction's PCA (LOBPCG) did not converge and panicked; probe fewer or other blocks")
+            })?
             .map_err(|e| AnalysisError::invalid(what, format!("linfa-reduction's PCA failed: {e}")))?;
         if fitted.components().iter().any(|v| !v.is_finite()) {
-            return Err(AnalysisError::invalid(what, "linfa-reduction's PCA returned NaN axes; the states are too ill-conditioned"));
+            return Err(AnalysisError::invalid(
+                what,
+                "linfa-reduction's PCA returned NaN axes (LOBPCG did not converge); probe fewer or other blocks",
+            ));
         }
         let total: f64 = z.iter().map(|v| v * v).sum();
         let explained = fitted.singular_values().iter().map(|s| if total > 0.0 { s * s / total } else { 0.0 }).collect();

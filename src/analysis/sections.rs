@@ -600,7 +600,7 @@ pub fn probes_section(
                 y_label: "PC 2".into(),
                 shared_axes: true,
             },
-            caption: format!("Each dot is one sentence, coloured by language. Channels are standardised first (each centred and divided by its standard deviation on the dense model's states): Gemma's states have a few channels orders of magnitude larger than the rest, which would otherwise be the whole picture and which make linfa-reduction's LOBPCG fail. The axes are fitted on the dense model (linfa-reduction PCA) and every model is projected on them with the dense standardisation, so the panels share coordinates.{share}"),
+            caption: format!("Each dot is one sentence, coloured by language. Channels are standardised first (each centred and divided by its standard deviation on the dense model's states): Gemma's states have a few channels orders of magnitude larger than the rest, which would otherwise be the whole picture; at their raw scale linfa-reduction's LOBPCG cannot meet its absolute stopping test and fails. The axes are fitted on the dense model (linfa-reduction PCA) and every model is projected on them with the dense standardisation, so the panels share coordinates.{share}"),
         });
     }
     let tables = vec![

@@ -575,8 +575,8 @@ mod tests {
             chance: None,
         };
         let svg = draw(&chart).unwrap();
-        // Background + 3 bars + 2 legend swatches + the legend box (fill and border).
-        assert_eq!(count(&svg, "<rect"), 1 + 3 + 2 + 2, "{svg}");
+        // Background + 3 bars + 2 legend swatches (the legend has its own column, no box).
+        assert_eq!(count(&svg, "<rect"), 1 + 3 + 2, "{svg}");
         // Three whiskers: polylines of six points (low cap, stem, high cap).
         let six_points = svg
             .split("<polyline")
@@ -626,7 +626,8 @@ mod tests {
             chance: None,
         };
         let svg = draw(&chart).unwrap();
-        assert_eq!(count(&svg, "<circle"), 5);
+        // 5 points and one mark per legend entry.
+        assert_eq!(count(&svg, "<circle"), 5 + 2);
         assert!(svg.contains("wanda") && svg.contains("sparsegpt") && svg.contains("IoU by depth"));
         let cd = Chart::CriticalDifference {
             title: "ranks".into(),
@@ -639,5 +640,73 @@ mod tests {
         for label in ["eng (1.40)", "deu (2.10)", "zho (2.50)", "CD = 0.900"] {
             assert!(svg.contains(label), "{label} missing: {svg}");
         }
+    }
+
+    /// `(x, y, anchor, text)` of every `<text>` element.
+    fn texts(svg: &str) -> Vec<(f64, f64, String, String)> {
+        let attr = |tag: &str, name: &str| {
+            tag.split(&format!(" {name}=\"")).nth(1).and_then(|v| v.split('"').next()).map(str::to_string).unwrap_or_default()
+        };
+        svg.split("<text")
+            .skip(1)
+            .map(|t| {
+                let (tag, rest) = t.split_once('>').unwrap();
+                let body = rest.split("</text>").next().unwrap().to_string();
+                (attr(tag, "x").parse().unwrap_or(0.0), attr(tag, "y").parse().unwrap_or(0.0), attr(tag, "text-anchor"), body)
+            })
+            .collect()
+    }
+
+    /// Right edge of every coloured `<rect>` (the bars; not the white background).
+    fn bar_right_edges(svg: &str) -> Vec<f64> {
+        svg.split("<rect")
+            .skip(1)
+            .filter(|r| !r.contains("fill=\"#FFFFFF\""))
+            .map(|r| {
+                let get = |n: &str| r.split(&format!(" {n}=\"")).nth(1).unwrap().split('"').next().unwrap().parse::<f64>().unwrap();
+                get("x") + get("width")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn legends_sit_beside_the_data_labels_never_overlap_and_chance_is_drawn() {
+        // A study's sparsity/accuracy chart: many cells with long labels, two series.
+        let labels: Vec<String> = (0..10).map(|i| format!("wanda unstructured 50% eng_Latn+deu_Latn seed {i}")).collect();
+        let values = vec![0.5; labels.len()];
+        let nan = vec![f64::NAN; labels.len()];
+        let series = ["dense", "wanda eng_Latn"]
+            .iter()
+            .map(|n| BarSeries { name: n.to_string(), values: values.clone(), lower: nan.clone(), upper: nan.clone() })
+            .collect();
+        let chart =
+            Chart::Bars { title: "accuracy".into(), labels: labels.clone(), series, value_label: "accuracy".into(), chance: Some(0.25) };
+        let svg = draw(&chart).unwrap();
+        let texts = texts(&svg);
+        // The legend's names start right of every bar (legend swatches are the last two rects).
+        let edges = bar_right_edges(&svg);
+        let data_right = edges[..edges.len() - 2].iter().copied().fold(0.0, f64::max);
+        for name in ["dense", "wanda eng_Latn", "chance"] {
+            let (x, ..) = texts.iter().find(|t| t.3 == name).unwrap_or_else(|| panic!("legend entry {name} missing"));
+            assert!(*x > data_right, "legend '{name}' at x={x} overlaps bars reaching {data_right}");
+        }
+        // Label lines on the same baseline never overlap (width at the font's average advance).
+        let mut lines: Vec<(f64, f64, f64)> = texts
+            .iter()
+            .filter(|t| t.2 == "middle" && labels.iter().any(|l| l.contains(t.3.as_str())))
+            .map(|t| {
+                let half = t.3.chars().count() as f64 * LABEL_CHAR_PX / 2.0;
+                (t.1, t.0 - half, t.0 + half)
+            })
+            .collect();
+        assert!(lines.len() >= labels.len() * 2, "labels should wrap onto several lines: {lines:?}");
+        lines.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        for w in lines.windows(2) {
+            if w[0].0 == w[1].0 {
+                assert!(w[0].2 <= w[1].1, "labels overlap: {w:?}");
+            }
+        }
+        // The chance level: a dashed line is drawn as separate short segments.
+        assert!(count(&svg, "<polyline") >= 10, "no dashed chance line");
     }
 }
