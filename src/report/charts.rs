@@ -651,7 +651,7 @@ mod tests {
             .skip(1)
             .map(|t| {
                 let (tag, rest) = t.split_once('>').unwrap();
-                let body = rest.split("</text>").next().unwrap().to_string();
+                let body = rest.split("</text>").next().unwrap().trim().to_string();
                 (attr(tag, "x").parse().unwrap_or(0.0), attr(tag, "y").parse().unwrap_or(0.0), attr(tag, "text-anchor"), body)
             })
             .collect()
