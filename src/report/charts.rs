@@ -85,6 +85,10 @@ fn size(chart: &Chart) -> (u32, u32) {
         Chart::Bars { labels, series, .. } => {
             let legend = if series.len() > 1 { legend_width(series.iter().map(|s| s.name.as_str())) } else { 0 };
             let w = (160 + legend as usize + labels.len() * (24 * series.len().max(1) + 20)).clamp(480, 1300) as u32;
+            // Wide enough that the longest word of a label fits its slot (words do not break).
+            let longest_word = labels.iter().flat_map(|l| l.split_whitespace()).map(|w| w.chars().count()).max().unwrap_or(1);
+            let min_slot = longest_word as f64 * LABEL_CHAR_PX / 0.92 + 2.0;
+            let w = w.max(BAR_AXIS_PX + legend + (labels.len() as f64 * min_slot).ceil() as u32);
             let lines = label_lines(labels, bar_slot(w, legend, labels.len())).iter().map(Vec::len).max().unwrap_or(1);
             (w, 360 + LABEL_LINE * lines as u32)
         }
