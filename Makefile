@@ -20,7 +20,7 @@ setup: venv runtime build
 
 # Python is used only for set-up (pip downloads, the model fixtures) and for the test oracles.
 # The stamp names the pinned set, so changing a pin reinstalls into an existing venv.
-PY_PACKAGES := numpy==2.4.6 gguf==0.19.0 onnx==1.23.2 tokenizers==0.23.3
+PY_PACKAGES := numpy==2.4.6 gguf==0.19.0 onnx==1.23.2 tokenizers==0.23.3 scikit-learn==1.9.1
 PY_STAMP := $(VENV)/.installed-$(shell echo '$(PY_PACKAGES)' | cksum | cut -d' ' -f1)
 $(PY_STAMP):
 	test -x $(PY) || python3 -m venv $(VENV)

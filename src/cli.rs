@@ -390,6 +390,43 @@ pub enum AnalyzeCommand {
     Error(ErrorArgs),
     /// Paired tests, Friedman/Nemenyi and seed summaries over a finished study folder.
     Significance(SignificanceArgs),
+    /// Language-identity and cross-lingual topic probes, k-means clusters and PCA pictures of
+    /// the dense and pruned models' sentence states, per block.
+    Probe(ProbesArgs),
+}
+
+#[derive(Args)]
+pub struct ProbesArgs {
+    /// The dense model folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Pruned models as label=folder: a saved pruned model folder, or a masks folder applied
+    /// to --model (Magnitude/Wanda).
+    #[arg(long = "pruned")]
+    pub pruned: Vec<String>,
+    /// Languages of the parallel SIB-200 sentences, comma-separated (at least two).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub langs: Vec<String>,
+    /// Where the sentences come from: flores (SIB-200's test split, with its topics).
+    #[arg(long, default_value = "flores")]
+    pub source: String,
+    /// FLORES/SIB-200 folder (default: the project's).
+    #[arg(long)]
+    pub flores: Option<PathBuf>,
+    /// Blocks whose pooled output is probed (0-based); default: every block.
+    #[arg(long, value_delimiter = ',')]
+    pub blocks: Vec<usize>,
+    /// Sentences per language (the first N test sentences every language has); default: all.
+    #[arg(long)]
+    pub sentences: Option<usize>,
+    /// Sentences per runtime call.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Folder for language_probe.csv, topic_probe.csv, clusters.csv, pca.csv and section.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 #[derive(Args)]

@@ -6,6 +6,8 @@
 //! imports nothing from the report.
 //! * [`masks`]: overlap of pruning masks across calibration languages (exact, on bits);
 //! * [`probe`]: hidden states and MLP activity of a (pruned) model on parallel sentences;
+//! * [`probes`]: language-identity and cross-lingual topic probes, k-means clusters and PCA
+//!   pictures of those states (linfa);
 //! * [`subspace`]: PCA, language-specific subspace, principal angles, retrieval;
 //! * [`neurons`]: language-specific neurons (LAPE), dense vs pruned;
 //! * [`pruning_error`]: per-layer output error on each evaluation language;
@@ -19,6 +21,7 @@ mod error;
 pub mod masks;
 pub mod neurons;
 pub mod probe;
+pub mod probes;
 pub mod pruning_error;
 pub mod records;
 pub mod section;

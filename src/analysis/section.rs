@@ -147,12 +147,35 @@ pub enum Chart {
         diverging: bool,
     },
     /// Grouped bars with confidence intervals, one group per label, one bar per series.
-    Bars { title: String, labels: Vec<String>, series: Vec<BarSeries>, value_label: String },
+    Bars {
+        title: String,
+        labels: Vec<String>,
+        series: Vec<BarSeries>,
+        value_label: String,
+        /// The value a guess scores (accuracy charts), drawn as a dashed line.
+        #[serde(default)]
+        chance: Option<f64>,
+    },
     /// Points coloured by group (e.g. sentences by language), optionally several panels side
-    /// by side sharing nothing but the legend (e.g. dense next to pruned).
-    Scatter { title: String, panels: Vec<ScatterPanel>, x_label: String, y_label: String },
+    /// by side (e.g. dense next to pruned), each with its own axes unless `shared_axes`.
+    Scatter {
+        title: String,
+        panels: Vec<ScatterPanel>,
+        x_label: String,
+        y_label: String,
+        #[serde(default)]
+        shared_axes: bool,
+    },
     /// Lines over a numeric x (e.g. a statistic by layer depth).
-    Lines { title: String, x_label: String, y_label: String, series: Vec<LineSeries> },
+    Lines {
+        title: String,
+        x_label: String,
+        y_label: String,
+        series: Vec<LineSeries>,
+        /// The value a guess scores (accuracy charts), drawn as a dashed line.
+        #[serde(default)]
+        chance: Option<f64>,
+    },
     /// Critical-difference diagram: average ranks (1 = best) and groups not told apart.
     CriticalDifference {
         title: String,

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use super::masks::{DepthOverlap, LayerOverlap, UniqueKept};
 use super::neurons::{LapeResult, NeuronChange, Protection};
+use super::probes::{ClusterRow, LanguageProbeRow, PcaRow, TopicProbeRow};
 use super::pruning_error::LayerError;
 use super::section::{BarSeries, Chart, Figure, LineSeries, ReportSection, ScatterPanel, ScatterPoint, Table, TableCell};
 use super::significance::{CheckRow, ComparisonRow, Ranking, StudySignificance};
@@ -80,7 +81,7 @@ pub fn masks_section(rows: &[LayerOverlap], depth: &[DepthOverlap], unique: &[Un
         });
     }
     figures.push(Figure {
-        chart: Chart::Lines { title: "Mask overlap by depth".into(), x_label: "block".into(), y_label: "IoU of kept weights".into(), series },
+        chart: Chart::Lines { title: "Mask overlap by depth".into(), x_label: "block".into(), y_label: "IoU of kept weights".into(), series, chance: None },
         caption: "One line per pair of masks: their overlap pooled over each block's projections. Lines well above 'chance' mean the calibration language changes little of what is kept; dips show the blocks where it matters most.".into(),
     });
     let layer_table = Table {
@@ -168,7 +169,7 @@ pub fn subspace_section(summaries: &[SubspaceSummary], languages: &[Vec<String>]
         })
         .collect();
     let figure = Figure {
-        chart: Chart::Scatter { title: "Sentences on their first two principal components".into(), panels, x_label: "PC 1".into(), y_label: "PC 2".into() },
+        chart: Chart::Scatter { title: "Sentences on their first two principal components".into(), panels, x_label: "PC 1".into(), y_label: "PC 2".into(), shared_axes: false },
         caption: "Each dot is one sentence, coloured by language; translations of the same sentences in every language. Separate clusters per language mean the representation is dominated by language identity; mixed colours mean it is organised by meaning. Each panel has its own axes.".into(),
     };
     let table = Table {
@@ -213,7 +214,7 @@ pub fn neurons_section(dense: &LapeResult, languages: &[String], changes: &[Neur
         });
     }
     let figure = Figure {
-        chart: Chart::Bars { title: "Language-specific neurons (LAPE)".into(), labels: languages.to_vec(), series, value_label: "neurons".into() },
+        chart: Chart::Bars { title: "Language-specific neurons (LAPE)".into(), labels: languages.to_vec(), series, value_label: "neurons".into(), chance: None },
         caption: "For each language: how many MLP neurons the dense model uses mostly for it, and how many of those are still specific to it after each pruning. A pruning calibrated in language L that protects L keeps more of L's bar.".into(),
     };
     let change_table = Table {
@@ -299,6 +300,7 @@ pub fn error_section(rows: &[LayerError]) -> ReportSection {
             x_label: "block".into(),
             y_label: "||WX - W'X||² / ||WX||²".into(),
             series,
+            chance: None,
         },
         caption: "Mean over the block's projections and the evaluation languages; one line per calibration.".into(),
     };
@@ -458,11 +460,186 @@ pub fn check_section(rows: &[CheckRow], correction: &str, alpha: f64) -> ReportS
 /// Writes `<out>/<id>/section.json` and each table as CSV and JSON (`Table::to_csv`, `to_json`),
 /// where the store puts them.
 pub fn export_section(out: &Path, section: &ReportSection) -> Result<(), AnalysisError> {
-    let files = SectionDir::new(out, &section.id);
+    export_section_to(&SectionDir::new(out, &section.id), section)
+}
+
+/// As [`export_section`], into the folder `dir` itself (`analyze probe --out DIR`).
+pub fn export_section_to(files: &SectionDir, section: &ReportSection) -> Result<(), AnalysisError> {
     files.write_section(section)?;
     for t in &section.tables {
         let csv = t.to_csv().map_err(|e| AnalysisError::io(files.path(), e))?;
         files.write_table(&t.name, &csv, &t.to_json())?;
     }
     Ok(())
+}
+
+/// Per model, the points `(block, value)` of the rows, in model order of first appearance.
+fn series_by_model<R>(rows: &[R], model: impl Fn(&R) -> &str, point: impl Fn(&R) -> Option<(f64, f64)>) -> Vec<LineSeries> {
+    let mut out: Vec<LineSeries> = Vec::new();
+    for r in rows {
+        let Some(p) = point(r) else { continue };
+        match out.iter_mut().find(|s| s.name == model(r)) {
+            Some(s) => s.points.push(p),
+            None => out.push(LineSeries { name: model(r).to_string(), points: vec![p] }),
+        }
+    }
+    out
+}
+
+/// The block whose PCA picture the report shows: the middle one of those probed.
+pub fn pictured_block(blocks: &BTreeSet<usize>) -> Option<usize> {
+    blocks.iter().nth(blocks.len().saturating_sub(1) / 2).copied()
+}
+
+/// What guessing scores on the probes' test rows.
+#[derive(Clone, Copy, Debug)]
+pub struct ProbeChance {
+    /// 1 / languages (every language has every test sentence).
+    pub language: f64,
+    /// Share of the most frequent topic among the test sentences (SIB-200's topics are not
+    /// balanced: always answering "science/technology" beats 1 / 7).
+    pub topic: f64,
+}
+
+/// Probes: language-identity and topic-transfer accuracy by block, cluster agreement by
+/// block, and the PCA picture of one block (dense axes shared by every model).
+pub fn probes_section(
+    language: &[LanguageProbeRow],
+    topic: &[TopicProbeRow],
+    clusters: &[ClusterRow],
+    pca: &[PcaRow],
+    explained: &BTreeMap<usize, Vec<f64>>,
+    chance: ProbeChance,
+) -> ReportSection {
+    let mut figures = vec![Figure {
+        chart: Chart::Lines {
+            title: "Language identity from the sentence state".into(),
+            x_label: "block".into(),
+            y_label: "probe accuracy (held-apart sentences)".into(),
+            series: series_by_model(language, |r| &r.model, |r| Some((r.block as f64, r.accuracy))),
+            chance: Some(chance.language),
+        },
+        caption: "A multinomial logistic probe (linfa-logistic) reads the language from a block's mean-pooled state; tested on sentences none of whose translations were seen in training. Near 1 everywhere: language identity is linearly present; the dashed line is chance (1 / languages). A pruned model close to the dense line keeps the language-specific features.".into(),
+    }];
+    // Transfer: mean over ordered pairs of different languages; in-language: the diagonal.
+    let mean_of = |same: bool| {
+        let mut by: BTreeMap<(String, usize), (f64, usize)> = BTreeMap::new();
+        let mut order: Vec<String> = Vec::new();
+        for r in topic.iter().filter(|r| (r.train_language == r.test_language) == same) {
+            if !order.contains(&r.model) {
+                order.push(r.model.clone());
+            }
+            let e = by.entry((r.model.clone(), r.block)).or_default();
+            e.0 += r.accuracy;
+            e.1 += 1;
+        }
+        order
+            .into_iter()
+            .map(|m| LineSeries {
+                name: m.clone(),
+                points: by.iter().filter(|((mm, _), _)| *mm == m).map(|((_, b), (s, n))| (*b as f64, s / *n as f64)).collect(),
+            })
+            .collect::<Vec<_>>()
+    };
+    figures.push(Figure {
+        chart: Chart::Lines {
+            title: "Topic probe transferred across languages".into(),
+            x_label: "block".into(),
+            y_label: "topic accuracy, other languages".into(),
+            series: mean_of(false),
+            chance: Some(chance.topic),
+        },
+        caption: "A 7-topic probe (SIB-200 categories) trained on one language's states and tested on the other languages' translations of held-apart sentences; mean over ordered language pairs. It measures language-agnostic content: a pruned model below the dense line lost meaning that is shared across languages. Dashed: chance, the share of the most frequent topic among the test sentences.".into(),
+    });
+    figures.push(Figure {
+        chart: Chart::Lines {
+            title: "Topic probe within its language".into(),
+            x_label: "block".into(),
+            y_label: "topic accuracy, same language".into(),
+            series: mean_of(true),
+            chance: Some(chance.topic),
+        },
+        caption:
+            "The same probes tested on their own language's held-apart sentences, the reference for the transfer chart. Dashed: chance."
+                .into(),
+    });
+    for (labels, k_of, what) in [("language", "language", "languages"), ("topic", "topic", "topics")] {
+        figures.push(Figure {
+            chart: Chart::Lines {
+                title: format!("k-means clusters against {what}"),
+                x_label: "block".into(),
+                y_label: "adjusted Rand index".into(),
+                series: series_by_model(clusters, |r| &r.model, |r| (r.labels == labels && r.clusters == k_of).then_some((r.block as f64, r.ari))),
+                chance: Some(0.0),
+            },
+            caption: format!("k-means (linfa-clustering) on standardised states with k = number of {what}, scored against the {labels} labels: 1 = the clusters are the {what}, 0 (dashed) = no more agreement than random labels."),
+        });
+    }
+    let blocks: BTreeSet<usize> = pca.iter().map(|r| r.block).collect();
+    if let Some(block) = pictured_block(&blocks) {
+        let mut panels: Vec<ScatterPanel> = Vec::new();
+        for r in pca.iter().filter(|r| r.block == block) {
+            let point = ScatterPoint { x: r.pc1, y: r.pc2, group: r.language.clone() };
+            match panels.iter_mut().find(|p| p.title == r.model) {
+                Some(p) => p.points.push(point),
+                None => panels.push(ScatterPanel { title: r.model.clone(), points: vec![point] }),
+            }
+        }
+        let share = explained.get(&block).map_or(String::new(), |e| {
+            format!(
+                " The two axes carry {:.1}% and {:.1}% of the dense model's standardised variance.",
+                100.0 * e[0],
+                100.0 * e.get(1).copied().unwrap_or(f64::NAN)
+            )
+        });
+        figures.push(Figure {
+            chart: Chart::Scatter {
+                title: format!("Sentence states at block {block}, dense PCA axes"),
+                panels,
+                x_label: "PC 1".into(),
+                y_label: "PC 2".into(),
+                shared_axes: true,
+            },
+            caption: format!("Each dot is one sentence, coloured by language. Channels are standardised first (each centred and divided by its standard deviation on the dense model's states): Gemma's states have a few channels orders of magnitude larger than the rest, which would otherwise be the whole picture; at their raw scale linfa-reduction's LOBPCG cannot meet its absolute stopping test and fails. The axes are fitted on the dense model (linfa-reduction PCA) and every model is projected on them with the dense standardisation, so the panels share coordinates.{share}"),
+        });
+    }
+    let tables = vec![
+        Table {
+            name: "language_probe".into(),
+            caption: "Language-identity probe accuracy per model and block, Wilson 95% interval, test sentences.".into(),
+            columns: columns(&["model", "block", "accuracy", "ci_low", "ci_high", "n_test"]),
+            rows: language.iter().map(|r| vec![txt(&r.model), num(r.block as f64), num(r.accuracy), num(r.ci_low), num(r.ci_high), num(r.n_test as f64)]).collect(),
+        },
+        Table {
+            name: "topic_probe".into(),
+            caption: "Topic probe accuracy per model, block, training and test language.".into(),
+            columns: columns(&["model", "block", "train_language", "test_language", "accuracy", "n_test"]),
+            rows: topic
+                .iter()
+                .map(|r| vec![txt(&r.model), num(r.block as f64), txt(&r.train_language), txt(&r.test_language), num(r.accuracy), num(r.n_test as f64)])
+                .collect(),
+        },
+        Table {
+            name: "clusters".into(),
+            caption: "Adjusted Rand index of k-means clusters (k = languages or topics) against language and topic labels.".into(),
+            columns: columns(&["model", "block", "clusters", "k", "labels", "ari"]),
+            rows: clusters.iter().map(|r| vec![txt(&r.model), num(r.block as f64), txt(&r.clusters), num(r.k as f64), txt(&r.labels), num(r.ari)]).collect(),
+        },
+        Table {
+            name: "pca".into(),
+            caption: "Coordinates of every sentence on the dense model's first two principal components (standardised channels), per model and block.".into(),
+            columns: columns(&["model", "block", "language", "id", "topic", "pc1", "pc2"]),
+            rows: pca
+                .iter()
+                .map(|r| vec![txt(&r.model), num(r.block as f64), txt(&r.language), txt(&r.id), txt(&r.topic), num(r.pc1), num(r.pc2)])
+                .collect(),
+        },
+    ];
+    ReportSection {
+        id: "probes".into(),
+        title: "Probes: language identity, cross-lingual topics, clusters".into(),
+        caption: "What pruning keeps of language and of meaning. Language-specific features: how well a linear probe tells the language from a sentence state, and whether states cluster by language. Language-agnostic features: whether a topic probe trained on one language works on the others' translations, and whether states cluster by topic. Dense and pruned models on the same parallel SIB-200 test sentences; the train/test split is by FLORES sentence id.".into(),
+        figures,
+        tables,
+    }
 }

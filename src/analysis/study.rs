@@ -75,9 +75,9 @@ pub fn analyze_study(study: &Path, settings: &TestSettings) -> Result<StudyAnaly
 }
 
 /// The sections the model-running analyses write during `study run`.
-pub const MODEL_SECTIONS: [&str; 3] = ["subspace", "neurons", "pruning_error"];
+pub const MODEL_SECTIONS: [&str; 4] = ["subspace", "neurons", "pruning_error", "probes"];
 
-/// Sections the model-running analyses (subspaces, neurons, pruning error) exported under
+/// Sections the model-running analyses (subspaces, neurons, pruning error, probes) exported under
 /// `<study>/analysis/` during `study run`, or under `<study>/analysis/<model>/` for studies of
 /// several models (titled with the model's name).
 fn model_sections(dir: &StudyDir) -> Result<Vec<ReportSection>, AnalysisError> {
@@ -119,6 +119,7 @@ mod tests {
                     labels: vec!["eng".into()],
                     series: vec![BarSeries { name: "s".into(), values: vec![2.0], lower: vec![f64::NAN], upper: vec![f64::NAN] }],
                     value_label: "v".into(),
+                    chance: None,
                 },
             }],
             tables: vec![Table {

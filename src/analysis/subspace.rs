@@ -14,10 +14,10 @@
 //!   cosine among language b's sentences; correct when that is its translation (same id).
 //!   High accuracy means sentences are placed by meaning, not by language.
 //! * **PCA** is a thin SVD of the centred data (faer): coordinates `U_k S_k`, explained-variance
-//!   ratios `s_i^2 / ||X_c||_F^2` (the total variance, not the sum over kept components). Not
-//!   linfa-reduction: its truncated SVD (LOBPCG, linfa-linalg 0.2.1) panicked with "NaN values in
-//!   array" on Gemma 3's block-9 sentence states (120 x 640; a few channels are orders of
-//!   magnitude larger than the rest), and a panic cannot be turned into an error message.
+//!   ratios `s_i^2 / ||X_c||_F^2` (the total variance, not the sum over kept components), exact
+//!   on the raw states. linfa-reduction's LOBPCG panics on raw Gemma states (its absolute
+//!   stopping test cannot be met at their scale; see [`super::probes`], which uses it on
+//!   standardised channels for the report's PCA pictures).
 
 use std::collections::BTreeMap;
 

@@ -11,12 +11,14 @@ use std::path::PathBuf;
 use super::masks::{by_depth, compare_all_pairs, unique_kept, DepthOverlap, LayerOverlap, MaskSet, UniqueKept};
 use super::neurons::{compare, lape, protection, LapeParams, LapeResult, NeuronChange, Protection};
 use super::probe::{probe, tokenize, ProbeOptions, ProbeResult, ProbeSentence};
+use super::probes::{probe_block, test_ids, ClusterRow, LabelledStates, LanguageProbeRow, PcaAxes, PcaRow, TopicProbeRow};
 use super::pruning_error::{error_grid, text_windows, Candidate, LayerError};
 use super::section::ReportSection;
-use super::sections::{error_section, masks_section, neurons_section, subspace_section};
+use super::sections::{error_section, masks_section, neurons_section, probes_section, subspace_section, ProbeChance};
 use super::subspace::{language_subspace, principal_angles, summarise, SubspaceSummary};
 use super::AnalysisError;
 use crate::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions, Mix};
+use crate::data::corpora::flores::{read_rows, FloresPart};
 use crate::data::Language;
 pub use crate::design::AnalysisParams;
 use crate::model::ModelDir;
@@ -260,6 +262,115 @@ pub fn pruning_error(cmp: &ModelComparison, params: &AnalysisParams, progress: &
     let rows = rows?;
     let section = error_section(&rows);
     Ok(ErrorAnalysis { rows, section })
+}
+
+/// Share of the sentence ids whose translations are all held apart for testing the probes.
+pub const PROBE_TEST_SHARE: f64 = 0.3;
+/// Seed of the id shuffle that picks them.
+pub const PROBE_SPLIT_SEED: u64 = 0;
+
+/// The SIB-200 test sentences every language has, with their topics, grouped by language:
+/// all of them, or `n` drawn with a fixed seed (the files are sorted by topic, so the first `n`
+/// would be one or two topics).
+fn topic_sentences(
+    model: &ModelDir,
+    cmp: &ModelComparison,
+    n: Option<usize>,
+) -> Result<(Vec<ProbeSentence>, BTreeMap<String, String>), AnalysisError> {
+    if cmp.languages.len() < 2 {
+        return Err(AnalysisError::invalid("--langs", "give at least two languages to compare"));
+    }
+    let root = crate::eval::registry(cmp.flores.as_deref()).locations().flores_root.clone();
+    let rows = cmp
+        .languages
+        .iter()
+        .map(|l| Ok((Language::parse(l)?.flores_code().to_string(), read_rows(&root, Language::parse(l)?, FloresPart::Test)?)))
+        .collect::<Result<Vec<_>, AnalysisError>>()?;
+    let by_language: Vec<BTreeMap<&str, &str>> =
+        rows.iter().map(|(_, r)| r.iter().map(|row| (row.index_id.as_str(), row.text.as_str())).collect()).collect();
+    let mut common: Vec<(String, String)> = rows[0]
+        .1
+        .iter()
+        .filter(|row| by_language.iter().all(|m| m.contains_key(row.index_id.as_str())))
+        .map(|row| (row.index_id.clone(), row.category.clone()))
+        .collect();
+    if let Some(n) = n.filter(|&n| n < common.len()) {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        common.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(PROBE_SPLIT_SEED));
+        common.truncate(n);
+    }
+    let topics: BTreeMap<String, String> = common.into_iter().collect();
+    if topics.len() < 10 {
+        return Err(AnalysisError::invalid(
+            format!("languages {}", cmp.languages.join(",")),
+            format!("{} parallel SIB-200 test sentences in common; probes need at least 10 (check --flores)", topics.len()),
+        ));
+    }
+    let mut triples = Vec::new();
+    for ((language, _), texts) in rows.iter().zip(&by_language) {
+        for id in topics.keys() {
+            triples.push((language.clone(), id.clone(), texts[id.as_str()].to_string()));
+        }
+    }
+    let tokenizer = model.tokenizer()?;
+    Ok((tokenize(model, &tokenizer, &triples)?, topics))
+}
+
+/// Share of the most frequent label: what always guessing it scores.
+fn majority_share<'a>(labels: impl Iterator<Item = &'a String>) -> f64 {
+    let mut counts: BTreeMap<&String, usize> = BTreeMap::new();
+    let mut n = 0;
+    for l in labels {
+        *counts.entry(l).or_default() += 1;
+        n += 1;
+    }
+    counts.values().copied().max().unwrap_or(0) as f64 / n.max(1) as f64
+}
+
+/// Language-identity and topic-transfer probes, k-means clusters and PCA coordinates of every
+/// model at every probed block.
+pub struct ProbeAnalysis {
+    pub language: Vec<LanguageProbeRow>,
+    pub topic: Vec<TopicProbeRow>,
+    pub clusters: Vec<ClusterRow>,
+    pub pca: Vec<PcaRow>,
+    pub section: ReportSection,
+}
+
+/// `params.layers` are the probed blocks (empty = every block); `params.probe_sentences` the
+/// sentences per language.
+pub fn probes(cmp: &ModelComparison, params: &AnalysisParams, progress: &mut dyn Progress) -> Result<ProbeAnalysis, AnalysisError> {
+    let (dense, variants) = variants(cmp)?;
+    let (sentences, topics) = topic_sentences(&dense, cmp, params.probe_sentences)?;
+    let blocks = if params.layers.is_empty() { (0..dense.card.blocks).collect() } else { params.layers.clone() };
+    let ids: Vec<String> = topics.keys().cloned().collect();
+    let held = test_ids(&ids, PROBE_TEST_SHARE, PROBE_SPLIT_SEED)?;
+    let opts = ProbeOptions { layers: blocks, activity: false, batch: params.batch, runtime: cmp.runtime.clone() };
+    let mut axes: BTreeMap<usize, PcaAxes> = BTreeMap::new();
+    let (mut language, mut topic, mut clusters, mut pca) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for v in &variants {
+        let result = run_probe(v, &sentences, &opts, progress)?;
+        progress.stage(&format!("probes {}", v.label), result.pooled.len() as u64);
+        for (i, (block, states)) in result.pooled.into_iter().enumerate() {
+            let labels = states.ids.iter().map(|id| topics[id].clone()).collect();
+            let labelled = LabelledStates::new(states.languages, states.ids, labels, states.states)?;
+            let (rows, fitted) = probe_block(&v.label, block, &labelled, &held, axes.get(&block))?;
+            if let Some(a) = fitted {
+                axes.insert(block, a);
+            }
+            language.push(rows.language);
+            topic.extend(rows.topic);
+            clusters.extend(rows.clusters);
+            pca.extend(rows.pca);
+            progress.advance(i as u64 + 1);
+        }
+        progress.finish();
+    }
+    let explained: BTreeMap<usize, Vec<f64>> = axes.iter().map(|(b, a)| (*b, a.explained.clone())).collect();
+    let chance = ProbeChance { language: 1.0 / cmp.languages.len() as f64, topic: majority_share(held.iter().map(|id| &topics[id])) };
+    let section = probes_section(&language, &topic, &clusters, &pca, &explained, chance);
+    Ok(ProbeAnalysis { language, topic, clusters, pca, section })
 }
 
 /// Overlap of the kept weights between every pair of mask sets.

@@ -5,14 +5,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use polyprune::analysis::section::{Chart, ReportSection};
-use polyprune::analysis::sections::{export_section, significance_section};
+use polyprune::analysis::sections::{export_section, export_section_to, significance_section};
 use polyprune::analysis::significance::{study_significance, Correction, TestSettings};
 use polyprune::analysis::study::analyze_study;
 use polyprune::analysis::workflow::{self, mask_overlap, AnalysisParams, ModelComparison};
 use polyprune::stats::{Alpha, ComparisonConfig, Resamples, ResamplingConfig};
+use polyprune::store::SectionDir;
 
 use super::{runtime_options, spinner, Bars};
-use crate::cli::{AnalyzeCommand, ErrorArgs, MasksArgs, NeuronsArgs, ProbeArgs, SignificanceArgs, TestArgs};
+use crate::cli::{AnalyzeCommand, ErrorArgs, MasksArgs, NeuronsArgs, ProbeArgs, ProbesArgs, SignificanceArgs, TestArgs};
 
 pub fn run(cmd: AnalyzeCommand) -> Result<()> {
     match cmd {
@@ -21,6 +22,7 @@ pub fn run(cmd: AnalyzeCommand) -> Result<()> {
         AnalyzeCommand::Neurons(a) => neurons(a),
         AnalyzeCommand::Error(a) => error(a),
         AnalyzeCommand::Significance(a) => significance(a),
+        AnalyzeCommand::Probe(a) => probe(a),
     }
 }
 
@@ -145,6 +147,56 @@ fn error(args: ErrorArgs) -> Result<()> {
         }
     }
     export(p.out.as_deref(), &a.section)
+}
+
+fn probe(args: ProbesArgs) -> Result<()> {
+    if args.source != "flores" {
+        bail!("--source {}: the probes need SIB-200's topic labels; use --source flores (with --flores DIR for another copy)", args.source);
+    }
+    let cmp = ModelComparison {
+        model: args.model.clone(),
+        pruned: args.pruned.iter().map(|s| labelled(s, "--pruned")).collect::<Result<Vec<_>>>()?,
+        languages: args.langs.clone(),
+        flores: args.flores.clone(),
+        runtime: runtime_options(&args.runtime)?,
+    };
+    let params = AnalysisParams { batch: args.batch, layers: args.blocks.clone(), probe_sentences: args.sentences, ..Default::default() };
+    let a = workflow::probes(&cmp, &workflow::validated(params)?, &mut Bars::default())?;
+    println!(
+        "{:<14} {:>5} {:>9} {:>17} {:>10} {:>10} {:>9} {:>9}",
+        "model", "block", "lang acc", "95% CI", "topic in", "topic x", "ARI lang", "ARI topic"
+    );
+    for l in &a.language {
+        let topic = |same: bool| {
+            let v: Vec<f64> = a
+                .topic
+                .iter()
+                .filter(|t| t.model == l.model && t.block == l.block && (t.train_language == t.test_language) == same)
+                .map(|t| t.accuracy)
+                .collect();
+            v.iter().sum::<f64>() / v.len().max(1) as f64
+        };
+        let ari = |labels: &str| {
+            a.clusters
+                .iter()
+                .find(|c| c.model == l.model && c.block == l.block && c.labels == labels && c.clusters == labels)
+                .map_or(f64::NAN, |c| c.ari)
+        };
+        println!(
+            "{:<14} {:>5} {:>9.3} {:>17} {:>10.3} {:>10.3} {:>9.3} {:>9.3}",
+            l.model,
+            l.block,
+            l.accuracy,
+            format!("[{:.3}, {:.3}]", l.ci_low, l.ci_high),
+            topic(true),
+            topic(false),
+            ari("language"),
+            ari("topic")
+        );
+    }
+    export_section_to(&SectionDir::at(&args.out), &a.section)?;
+    eprintln!("tables: {}", args.out.display());
+    Ok(())
 }
 
 fn significance(args: SignificanceArgs) -> Result<()> {

@@ -86,6 +86,8 @@ struct RawAnalysis {
     pruning_error: bool,
     #[serde(default)]
     significance: bool,
+    #[serde(default)]
+    probes: bool,
     sentences: Option<Spanned<usize>>,
     batch: Option<Spanned<usize>>,
     layers: Option<Vec<usize>>,
@@ -94,6 +96,7 @@ struct RawAnalysis {
     entropy_fraction: Option<Spanned<f64>>,
     error_windows: Option<Spanned<usize>>,
     error_seqlen: Option<Spanned<usize>>,
+    probe_sentences: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -185,12 +188,16 @@ pub struct AnalysisSwitches {
     pub neurons: bool,
     pub pruning_error: bool,
     pub significance: bool,
+    /// Language and topic probes, clusters and PCA pictures. Left out of the serialised plan
+    /// while off, so studies written before it keep their hash.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub probes: bool,
 }
 
 impl AnalysisSwitches {
     /// Whether an analysis that runs models (not only reads stored results) is asked for.
     pub fn runs_models(&self) -> bool {
-        self.subspaces || self.neurons || self.pruning_error
+        self.subspaces || self.neurons || self.pruning_error || self.probes
     }
 }
 
@@ -215,6 +222,10 @@ pub struct AnalysisParams {
     pub error_windows: usize,
     /// Pruning error: tokens per window.
     pub error_seqlen: usize,
+    /// Probes: parallel sentences per language; `None` = every SIB-200 test sentence (204).
+    /// Left out of the serialised plan when unset, so older studies keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_sentences: Option<usize>,
 }
 
 impl Default for AnalysisParams {
@@ -228,6 +239,7 @@ impl Default for AnalysisParams {
             entropy_fraction: 0.01,
             error_windows: 8,
             error_seqlen: 128,
+            probe_sentences: None,
         }
     }
 }
@@ -578,6 +590,7 @@ impl Resolver<'_> {
             neurons: raw.neurons,
             pruning_error: raw.pruning_error,
             significance: raw.significance,
+            probes: raw.probes,
         };
         let defaults = AnalysisParams::default();
         let at_least = |key: &str, v: &Option<Spanned<usize>>, min: usize, default: usize| match v {
@@ -610,6 +623,11 @@ impl Resolver<'_> {
             entropy_fraction: fraction("analysis.entropy_fraction", &raw.entropy_fraction, true, defaults.entropy_fraction)?,
             error_windows: at_least("analysis.error_windows", &raw.error_windows, 1, defaults.error_windows)?,
             error_seqlen: at_least("analysis.error_seqlen", &raw.error_seqlen, 2, defaults.error_seqlen)?,
+            probe_sentences: raw
+                .probe_sentences
+                .as_ref()
+                .map(|s| at_least("analysis.probe_sentences", &raw.probe_sentences, 10, 10).map(|_| *s.get_ref()))
+                .transpose()?,
         };
         Ok(AnalysisPlan { switches, params })
     }

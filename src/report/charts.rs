@@ -51,9 +51,11 @@ pub fn draw(chart: &Chart) -> Result<String, ChartError> {
             Chart::Heatmap { title, row_label, column_label, rows, columns, values, value_label, diverging } => {
                 heatmap(&root, title, row_label, column_label, rows, columns, values, value_label, *diverging)
             }
-            Chart::Bars { title, labels, series, value_label } => bars(&root, title, labels, series, value_label),
-            Chart::Scatter { title, panels, x_label, y_label } => scatter(&root, title, panels, x_label, y_label),
-            Chart::Lines { title, x_label, y_label, series } => lines(&root, title, x_label, y_label, series),
+            Chart::Bars { title, labels, series, value_label, chance } => bars(&root, title, labels, series, value_label, *chance),
+            Chart::Scatter { title, panels, x_label, y_label, shared_axes } => {
+                scatter(&root, title, panels, x_label, y_label, *shared_axes)
+            }
+            Chart::Lines { title, x_label, y_label, series, chance } => lines(&root, title, x_label, y_label, series, *chance),
             Chart::CriticalDifference { title, ranks, critical_difference, groups } => {
                 cd_diagram(&root, title, ranks, *critical_difference, groups)
             }
@@ -78,16 +80,111 @@ fn chart_title(chart: &Chart) -> &str {
 fn size(chart: &Chart) -> (u32, u32) {
     match chart {
         Chart::Heatmap { rows, columns, .. } => {
-            ((220 + 70 * columns.len()).clamp(420, 1200) as u32, (140 + 34 * rows.len()).clamp(220, 900) as u32)
+            ((220 + HEAT_CELL_W * columns.len()).clamp(420, 1300) as u32, (140 + HEAT_CELL_H * rows.len()).clamp(220, 1000) as u32)
         }
-        Chart::Bars { labels, series, .. } => ((160 + labels.len() * (24 * series.len().max(1) + 20)).clamp(480, 1200) as u32, 380),
-        Chart::Scatter { panels, .. } => ((380 * panels.len().max(1) + 140).min(1400) as u32, 400),
-        Chart::Lines { .. } => (640, 380),
+        Chart::Bars { labels, series, .. } => {
+            let legend = if series.len() > 1 { legend_width(series.iter().map(|s| s.name.as_str())) } else { 0 };
+            let w = (160 + legend as usize + labels.len() * (24 * series.len().max(1) + 20)).clamp(480, 1300) as u32;
+            // Wide enough that the longest word of a label fits its slot (words do not break).
+            let longest_word = labels.iter().flat_map(|l| l.split_whitespace()).map(|w| w.chars().count()).max().unwrap_or(1);
+            let min_slot = longest_word as f64 * LABEL_CHAR_PX / 0.92 + 2.0;
+            let w = w.max(BAR_AXIS_PX + legend + (labels.len() as f64 * min_slot).ceil() as u32);
+            let lines = label_lines(labels, bar_slot(w, legend, labels.len())).iter().map(Vec::len).max().unwrap_or(1);
+            (w, 360 + LABEL_LINE * lines as u32)
+        }
+        Chart::Scatter { panels, .. } => ((380 * panels.len().max(1) + 140).min(1500) as u32, 420),
+        Chart::Lines { series, .. } => (600 + legend_width(series.iter().map(|s| s.name.as_str())), 380),
         Chart::CriticalDifference { ranks, .. } => (720, (150 + 18 * ranks.len()) as u32),
     }
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+/// Heatmap cell size in pixels: room for a 4-digit value in [`HEAT_FONT`] at print size.
+const HEAT_CELL_W: usize = 84;
+const HEAT_CELL_H: usize = 38;
+const HEAT_FONT: u32 = 13;
+/// Category labels under bars: font size, pixels per line and per character (sans-serif at
+/// 11 px averages under 6.5 px a character).
+const LABEL_FONT: u32 = 11;
+const LABEL_LINE: u32 = 14;
+const LABEL_CHAR_PX: f64 = 6.5;
+/// Fixed parts of a bar chart's width: the value axis and the margins.
+const BAR_AXIS_PX: u32 = 60 + 24;
+/// Legend rows: pixels between entries and where the first one sits.
+const LEGEND_ROW: i32 = 18;
+const LEGEND_TOP: i32 = 48;
+
+/// Width of a legend column beside the plot: never over the data.
+fn legend_width<'a>(names: impl Iterator<Item = &'a str>) -> u32 {
+    let longest = names.map(|n| n.chars().count()).max().unwrap_or(0).max("chance".len());
+    ((longest as f64 * LABEL_CHAR_PX) as u32 + 44).clamp(90, 320)
+}
+
+/// Pixels each bar group gets along the x axis.
+fn bar_slot(width: u32, legend: u32, groups: usize) -> f64 {
+    width.saturating_sub(BAR_AXIS_PX + legend) as f64 / groups.max(1) as f64
+}
+
+/// Each label broken at spaces into lines that fit `slot` pixels (a word longer than the slot
+/// keeps its own line), so neighbouring labels never overlap.
+fn label_lines(labels: &[String], slot: f64) -> Vec<Vec<String>> {
+    let fit = ((slot * 0.92) / LABEL_CHAR_PX).floor().max(1.0) as usize;
+    labels
+        .iter()
+        .map(|label| {
+            let mut lines: Vec<String> = Vec::new();
+            for word in label.split_whitespace() {
+                match lines.last_mut() {
+                    Some(line) if line.chars().count() + 1 + word.chars().count() <= fit => {
+                        line.push(' ');
+                        line.push_str(word);
+                    }
+                    _ => lines.push(word.to_string()),
+                }
+            }
+            if lines.is_empty() {
+                lines.push(String::new());
+            }
+            lines
+        })
+        .collect()
+}
+
+/// How a legend entry is marked.
+#[derive(Clone, Copy)]
+enum Mark {
+    Swatch(RGBColor),
+    Line(RGBColor),
+    Dot(RGBColor),
+    Dashed,
+}
+
+/// A legend in its own column (`area` is beside the plot, never on it).
+fn draw_legend(area: &Area, entries: &[(String, Mark)]) -> Result<(), String> {
+    for (i, (name, mark)) in entries.iter().enumerate() {
+        let y = LEGEND_TOP + LEGEND_ROW * i as i32;
+        let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+        match *mark {
+            Mark::Swatch(c) => area.draw(&Rectangle::new([(6, y - 5), (18, y + 5)], c.filled())).map_err(e)?,
+            Mark::Line(c) => {
+                area.draw(&PathElement::new(vec![(4, y), (20, y)], c.stroke_width(2))).map_err(e)?;
+                area.draw(&Circle::new((12, y), 3, c.filled())).map_err(e)?;
+            }
+            Mark::Dot(c) => area.draw(&Circle::new((12, y), 4, c.filled())).map_err(e)?,
+            Mark::Dashed => {
+                for x in [4, 10, 16] {
+                    area.draw(&PathElement::new(vec![(x, y), (x + 4, y)], CHANCE.stroke_width(2))).map_err(e)?;
+                }
+            }
+        }
+        area.draw(&Text::new(name.clone(), (26, y), text_style(LABEL_FONT).pos(Pos::new(HPos::Left, VPos::Center)))).map_err(e)?;
+    }
+    Ok(())
+}
+
+/// Colour of the chance line.
+const CHANCE: RGBColor = RGBColor(110, 110, 110);
 
 fn text_style(size: u32) -> TextStyle<'static> {
     (FONT, size).into_font().color(&BLACK)
@@ -193,8 +290,8 @@ fn heatmap(
         .draw_series(cells.map(|(r, c)| {
             let v = at(r, c);
             let strength = if diverging { v.abs() / span } else { (v - lo) / span };
-            let style = text_style(11)
-                .color(if v.is_finite() && strength > 0.6 { &WHITE } else { &BLACK })
+            let style = text_style(HEAT_FONT)
+                .color(if v.is_finite() && strength > 0.55 { &WHITE } else { &BLACK })
                 .pos(Pos::new(HPos::Center, VPos::Center));
             Text::new(format_value(v), (c as f64 + 0.5, top(r) + 0.5), style)
         }))
@@ -213,17 +310,22 @@ fn heatmap(
     Ok(())
 }
 
-fn bars(root: &Area, title: &str, labels: &[String], series: &[BarSeries], value_label: &str) -> Result<(), String> {
+fn bars(root: &Area, title: &str, labels: &[String], series: &[BarSeries], value_label: &str, chance: Option<f64>) -> Result<(), String> {
     let n = labels.len().max(1);
     let s = series.len().max(1);
     let all = series.iter().flat_map(|b| b.values.iter().chain(&b.lower).chain(&b.upper)).copied();
-    let (lo, hi) = finite_range(all.chain([0.0])).unwrap_or((0.0, 1.0));
+    let (lo, hi) = finite_range(all.chain([0.0]).chain(chance)).unwrap_or((0.0, 1.0));
     let pad = ((hi - lo) * 0.08).max(1e-9);
     let y_min = if lo >= 0.0 { 0.0 } else { lo - pad };
-    let mut chart = ChartBuilder::on(root)
+    let (w, _) = root.dim_in_pixel();
+    let legend_w = if series.len() > 1 || chance.is_some() { legend_width(series.iter().map(|b| b.name.as_str())) } else { 0 };
+    let wrapped = label_lines(labels, bar_slot(w, legend_w, n));
+    let label_rows = wrapped.iter().map(Vec::len).max().unwrap_or(1) as u32;
+    let (plot, legend) = root.split_horizontally(w.saturating_sub(legend_w) as i32);
+    let mut chart = ChartBuilder::on(&plot)
         .caption(title, text_style(16))
         .margin(12)
-        .x_label_area_size(50)
+        .x_label_area_size(16 + LABEL_LINE * label_rows)
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..n as f64, y_min..hi + pad)
         .map_err(|e| e.to_string())?;
@@ -237,8 +339,10 @@ fn bars(root: &Area, title: &str, labels: &[String], series: &[BarSeries], value
         .draw()
         .map_err(|e| e.to_string())?;
     let width = 0.8 / s as f64;
+    let mut entries = Vec::new();
     for (j, b) in series.iter().enumerate() {
         let c = colour(j);
+        entries.push((b.name.clone(), Mark::Swatch(c)));
         let x0 = |i: usize| i as f64 + 0.1 + j as f64 * width;
         chart
             .draw_series(
@@ -248,9 +352,7 @@ fn bars(root: &Area, title: &str, labels: &[String], series: &[BarSeries], value
                     .filter(|(_, v)| v.is_finite())
                     .map(|(i, &v)| Rectangle::new([(x0(i), 0f64.max(y_min)), (x0(i) + width * 0.9, v)], c.filled())),
             )
-            .map_err(|e| e.to_string())?
-            .label(b.name.clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], c.filled()));
+            .map_err(|e| e.to_string())?;
         // Confidence intervals: a vertical whisker with caps.
         let whiskers = b.values.iter().enumerate().filter_map(|(i, _)| {
             let (l, u) = (*b.lower.get(i)?, *b.upper.get(i)?);
@@ -262,19 +364,22 @@ fn bars(root: &Area, title: &str, labels: &[String], series: &[BarSeries], value
         });
         chart.draw_series(whiskers).map_err(|e| e.to_string())?;
     }
-    if series.len() > 1 {
+    if let Some(c) = chance.filter(|c| c.is_finite()) {
         chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(text_style(11))
-            .draw()
+            .draw_series(plotters::series::DashedLineSeries::new(vec![(0.0, c), (n as f64, c)], 6, 4, CHANCE.stroke_width(2)))
             .map_err(|e| e.to_string())?;
+        entries.push(("chance".into(), Mark::Dashed));
     }
-    for (i, label) in labels.iter().enumerate() {
+    if legend_w > 0 {
+        draw_legend(&legend, &entries)?;
+    }
+    for (i, lines) in wrapped.iter().enumerate() {
         let (px, py) = chart.backend_coord(&(i as f64 + 0.5, y_min));
-        root.draw(&Text::new(label.clone(), (px, py + 8), text_style(11).pos(Pos::new(HPos::Center, VPos::Top))))
-            .map_err(|e| e.to_string())?;
+        for (k, line) in lines.iter().enumerate() {
+            let y = py + 8 + (LABEL_LINE * k as u32) as i32;
+            plot.draw(&Text::new(line.clone(), (px, y), text_style(LABEL_FONT).pos(Pos::new(HPos::Center, VPos::Top))))
+                .map_err(|e| e.to_string())?;
+        }
     }
     Ok(())
 }
@@ -290,24 +395,39 @@ fn groups_of(panels: &[ScatterPanel]) -> Vec<String> {
     groups
 }
 
-fn scatter(root: &Area, title: &str, panels: &[ScatterPanel], x_label: &str, y_label: &str) -> Result<(), String> {
+fn scatter(root: &Area, title: &str, panels: &[ScatterPanel], x_label: &str, y_label: &str, shared_axes: bool) -> Result<(), String> {
     let groups = groups_of(panels);
     let titled = root.titled(title, text_style(16)).map_err(|e| e.to_string())?;
     let (w, _) = titled.dim_in_pixel();
-    let (plots, legend) = titled.split_horizontally(w as i32 - 130);
+    let legend_w = legend_width(groups.iter().map(String::as_str));
+    let (plots, legend) = titled.split_horizontally(w.saturating_sub(legend_w) as i32);
     let areas = plots.split_evenly((1, panels.len().max(1)));
+    let every = || panels.iter().flat_map(|p| &p.points);
+    let shared = (finite_range(every().map(|p| p.x)), finite_range(every().map(|p| p.y)));
     for (panel, area) in panels.iter().zip(&areas) {
-        let (xl, xh) = finite_range(panel.points.iter().map(|p| p.x)).unwrap_or((0.0, 1.0));
-        let (yl, yh) = finite_range(panel.points.iter().map(|p| p.y)).unwrap_or((0.0, 1.0));
+        let (x_range, y_range) = if shared_axes {
+            shared
+        } else {
+            (finite_range(panel.points.iter().map(|p| p.x)), finite_range(panel.points.iter().map(|p| p.y)))
+        };
+        let ((xl, xh), (yl, yh)) = (x_range.unwrap_or((0.0, 1.0)), y_range.unwrap_or((0.0, 1.0)));
         let (px, py) = (((xh - xl) * 0.05).max(1e-9), ((yh - yl) * 0.05).max(1e-9));
         let mut chart = ChartBuilder::on(area)
             .caption(&panel.title, text_style(13))
             .margin(8)
-            .x_label_area_size(36)
-            .y_label_area_size(50)
+            .x_label_area_size(40)
+            .y_label_area_size(54)
             .build_cartesian_2d(xl - px..xh + px, yl - py..yh + py)
             .map_err(|e| e.to_string())?;
-        chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style(text_style(10)).draw().map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_labels(5)
+            .y_labels(6)
+            .label_style(text_style(10))
+            .draw()
+            .map_err(|e| e.to_string())?;
         chart
             .draw_series(panel.points.iter().filter(|p| p.x.is_finite() && p.y.is_finite()).map(|p| {
                 let g = groups.iter().position(|g| *g == p.group).unwrap_or(0);
@@ -315,21 +435,19 @@ fn scatter(root: &Area, title: &str, panels: &[ScatterPanel], x_label: &str, y_l
             }))
             .map_err(|e| e.to_string())?;
     }
-    for (g, name) in groups.iter().enumerate() {
-        let y = 40 + 18 * g as i32;
-        legend.draw(&Circle::new((12, y), 4, colour(g).filled())).map_err(|e| e.to_string())?;
-        legend
-            .draw(&Text::new(name.clone(), (22, y), text_style(11).pos(Pos::new(HPos::Left, VPos::Center))))
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    let entries: Vec<(String, Mark)> = groups.iter().enumerate().map(|(g, name)| (name.clone(), Mark::Dot(colour(g)))).collect();
+    draw_legend(&legend, &entries)
 }
 
-fn lines(root: &Area, title: &str, x_label: &str, y_label: &str, series: &[LineSeries]) -> Result<(), String> {
+fn lines(root: &Area, title: &str, x_label: &str, y_label: &str, series: &[LineSeries], chance: Option<f64>) -> Result<(), String> {
     let (xl, xh) = finite_range(series.iter().flat_map(|s| s.points.iter().map(|p| p.0))).unwrap_or((0.0, 1.0));
-    let (yl, yh) = finite_range(series.iter().flat_map(|s| s.points.iter().map(|p| p.1))).unwrap_or((0.0, 1.0));
+    let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).chain(chance);
+    let (yl, yh) = finite_range(ys).unwrap_or((0.0, 1.0));
     let py = ((yh - yl) * 0.08).max(1e-9);
-    let mut chart = ChartBuilder::on(root)
+    let (w, _) = root.dim_in_pixel();
+    let legend_w = legend_width(series.iter().map(|s| s.name.as_str()));
+    let (plot, legend) = root.split_horizontally(w.saturating_sub(legend_w) as i32);
+    let mut chart = ChartBuilder::on(&plot)
         .caption(title, text_style(16))
         .margin(12)
         .x_label_area_size(40)
@@ -337,24 +455,21 @@ fn lines(root: &Area, title: &str, x_label: &str, y_label: &str, series: &[LineS
         .build_cartesian_2d(xl..xh.max(xl + 1e-9), yl - py..yh + py)
         .map_err(|e| e.to_string())?;
     chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style(text_style(11)).draw().map_err(|e| e.to_string())?;
+    let mut entries = Vec::new();
     for (j, s) in series.iter().enumerate() {
         let c = colour(j);
+        entries.push((s.name.clone(), Mark::Line(c)));
         let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
-        chart
-            .draw_series(plotters::series::LineSeries::new(pts.clone(), c.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2)));
+        chart.draw_series(plotters::series::LineSeries::new(pts.clone(), c.stroke_width(2))).map_err(|e| e.to_string())?;
         chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled()))).map_err(|e| e.to_string())?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(text_style(11))
-        .draw()
-        .map_err(|e| e.to_string())?;
-    Ok(())
+    if let Some(c) = chance.filter(|c| c.is_finite()) {
+        chart
+            .draw_series(plotters::series::DashedLineSeries::new(vec![(xl, c), (xh.max(xl + 1e-9), c)], 6, 4, CHANCE.stroke_width(2)))
+            .map_err(|e| e.to_string())?;
+        entries.push(("chance".into(), Mark::Dashed));
+    }
+    draw_legend(&legend, &entries)
 }
 
 /// Demšar's diagram: an axis of average ranks (1 = best, on the left), each treatment's name
@@ -461,10 +576,11 @@ mod tests {
                 },
             ],
             value_label: "acc".into(),
+            chance: None,
         };
         let svg = draw(&chart).unwrap();
-        // Background + 3 bars + 2 legend swatches + the legend box (fill and border).
-        assert_eq!(count(&svg, "<rect"), 1 + 3 + 2 + 2, "{svg}");
+        // Background + 3 bars + 2 legend swatches (the legend has its own column, no box).
+        assert_eq!(count(&svg, "<rect"), 1 + 3 + 2, "{svg}");
         // Three whiskers: polylines of six points (low cap, stem, high cap).
         let six_points = svg
             .split("<polyline")
@@ -492,6 +608,7 @@ mod tests {
             ],
             x_label: "PC1".into(),
             y_label: "PC2".into(),
+            shared_axes: false,
         };
         let svg = draw(&chart).unwrap();
         assert_eq!(count(&svg, "<circle"), 10 + 2, "10 points and 2 legend marks");
@@ -510,9 +627,11 @@ mod tests {
                 LineSeries { name: "wanda".into(), points: vec![(0.0, 0.8), (1.0, 0.7), (2.0, 0.75)] },
                 LineSeries { name: "sparsegpt".into(), points: vec![(0.0, 0.6), (1.0, 0.65)] },
             ],
+            chance: None,
         };
         let svg = draw(&chart).unwrap();
-        assert_eq!(count(&svg, "<circle"), 5);
+        // 5 points and one mark per legend entry.
+        assert_eq!(count(&svg, "<circle"), 5 + 2);
         assert!(svg.contains("wanda") && svg.contains("sparsegpt") && svg.contains("IoU by depth"));
         let cd = Chart::CriticalDifference {
             title: "ranks".into(),
@@ -525,5 +644,73 @@ mod tests {
         for label in ["eng (1.40)", "deu (2.10)", "zho (2.50)", "CD = 0.900"] {
             assert!(svg.contains(label), "{label} missing: {svg}");
         }
+    }
+
+    /// `(x, y, anchor, text)` of every `<text>` element.
+    fn texts(svg: &str) -> Vec<(f64, f64, String, String)> {
+        let attr = |tag: &str, name: &str| {
+            tag.split(&format!(" {name}=\"")).nth(1).and_then(|v| v.split('"').next()).map(str::to_string).unwrap_or_default()
+        };
+        svg.split("<text")
+            .skip(1)
+            .map(|t| {
+                let (tag, rest) = t.split_once('>').unwrap();
+                let body = rest.split("</text>").next().unwrap().trim().to_string();
+                (attr(tag, "x").parse().unwrap_or(0.0), attr(tag, "y").parse().unwrap_or(0.0), attr(tag, "text-anchor"), body)
+            })
+            .collect()
+    }
+
+    /// Right edge of every coloured `<rect>` (the bars; not the white background).
+    fn bar_right_edges(svg: &str) -> Vec<f64> {
+        svg.split("<rect")
+            .skip(1)
+            .filter(|r| !r.contains("fill=\"#FFFFFF\""))
+            .map(|r| {
+                let get = |n: &str| r.split(&format!(" {n}=\"")).nth(1).unwrap().split('"').next().unwrap().parse::<f64>().unwrap();
+                get("x") + get("width")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn legends_sit_beside_the_data_labels_never_overlap_and_chance_is_drawn() {
+        // A study's sparsity/accuracy chart: many cells with long labels, two series.
+        let labels: Vec<String> = (0..10).map(|i| format!("wanda unstructured 50% eng_Latn+deu_Latn seed {i}")).collect();
+        let values = vec![0.5; labels.len()];
+        let nan = vec![f64::NAN; labels.len()];
+        let series = ["dense", "wanda eng_Latn"]
+            .iter()
+            .map(|n| BarSeries { name: n.to_string(), values: values.clone(), lower: nan.clone(), upper: nan.clone() })
+            .collect();
+        let chart =
+            Chart::Bars { title: "accuracy".into(), labels: labels.clone(), series, value_label: "accuracy".into(), chance: Some(0.25) };
+        let svg = draw(&chart).unwrap();
+        let texts = texts(&svg);
+        // The legend's names start right of every bar (legend swatches are the last two rects).
+        let edges = bar_right_edges(&svg);
+        let data_right = edges[..edges.len() - 2].iter().copied().fold(0.0, f64::max);
+        for name in ["dense", "wanda eng_Latn", "chance"] {
+            let (x, ..) = texts.iter().find(|t| t.3 == name).unwrap_or_else(|| panic!("legend entry {name} missing"));
+            assert!(*x > data_right, "legend '{name}' at x={x} overlaps bars reaching {data_right}");
+        }
+        // Label lines on the same baseline never overlap (width at the font's average advance).
+        let mut lines: Vec<(f64, f64, f64)> = texts
+            .iter()
+            .filter(|t| t.2 == "middle" && labels.iter().any(|l| l.contains(t.3.as_str())))
+            .map(|t| {
+                let half = t.3.chars().count() as f64 * LABEL_CHAR_PX / 2.0;
+                (t.1, t.0 - half, t.0 + half)
+            })
+            .collect();
+        assert!(lines.len() >= labels.len() * 2, "labels should wrap onto several lines: {lines:?}");
+        lines.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        for w in lines.windows(2) {
+            if w[0].0 == w[1].0 {
+                assert!(w[0].2 <= w[1].1, "labels overlap: {w:?}");
+            }
+        }
+        // The chance level: a dashed line is drawn as separate short segments.
+        assert!(count(&svg, "<polyline") >= 10, "no dashed chance line");
     }
 }

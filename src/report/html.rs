@@ -193,7 +193,7 @@ mod tests {
             title: "Mask overlap <IoU>".into(),
             caption: "How to read & use it.".into(),
             figures: vec![Figure {
-                chart: Chart::Lines { title: "IoU".into(), x_label: "block".into(), y_label: "IoU".into(), series: vec![] },
+                chart: Chart::Lines { title: "IoU".into(), x_label: "block".into(), y_label: "IoU".into(), series: vec![], chance: None },
                 caption: "by depth".into(),
             }],
             tables: vec![Table {

@@ -113,13 +113,36 @@ pub fn table(grid: &Grid) -> String {
     out
 }
 
+/// A report figure for [`figures`]: its standalone SVG and its caption.
+pub struct FigureFile {
+    pub svg: std::path::PathBuf,
+    pub caption: String,
+}
+
+/// One float per figure. pdflatex cannot read SVG: each float includes `<stem>.pdf` beside the
+/// SVG when it exists (`rsvg-convert -f pdf -o X.pdf X.svg`, or Inkscape) and otherwise names
+/// the SVG in a box, so the document compiles either way.
+pub fn figures(files: &[FigureFile]) -> String {
+    let mut out = String::from("% The report's figures; convert each SVG to PDF beside it to include the drawing.\n");
+    for f in files {
+        let pdf = f.svg.with_extension("pdf");
+        let pdf = pdf.to_string_lossy().replace('\\', "/");
+        out.push_str(&format!(
+            "\\begin{{figure}}[p]\n\\centering\n\\IfFileExists{{{pdf}}}{{\\includegraphics[width=\\linewidth]{{{pdf}}}}}{{\\fbox{{\\parbox{{0.9\\linewidth}}{{\\centering SVG: \\texttt{{{}}}}}}}}}\n\\caption{{{}}}\n\\end{{figure}}\n\\clearpage\n",
+            escape(&f.svg.to_string_lossy()),
+            escape(&f.caption)
+        ));
+    }
+    out
+}
+
 /// A standalone document that `\input`s the given table files (to compile and look at them).
 pub fn document(inputs: &[String]) -> String {
     let mut out = String::from(
         "\\documentclass{article}\n\
          % Latin Modern when installed (vector fonts with T1), else the default fonts.\n\
          \\IfFileExists{lmodern.sty}{\\usepackage[T1]{fontenc}\\usepackage{lmodern}}{}\n\
-         \\usepackage[utf8]{inputenc}\n\\usepackage[margin=2.5cm]{geometry}\n\\usepackage{booktabs}\n\\usepackage{siunitx}\n\\begin{document}\n",
+         \\usepackage[utf8]{inputenc}\n\\usepackage[margin=2.5cm]{geometry}\n\\usepackage{booktabs}\n\\usepackage{siunitx}\n\\usepackage{graphicx}\n\\begin{document}\n",
     );
     for (k, i) in inputs.iter().enumerate() {
         out.push_str(&format!("\\input{{{i}}}\n"));

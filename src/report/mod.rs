@@ -132,7 +132,8 @@ fn staged(dir: &Path, fill: impl FnOnce(&Path) -> Result<Vec<PathBuf>, ReportErr
 }
 
 /// Writes every table of every section as `<dir>/<section>-<table>.csv` and `.json`, and every
-/// figure's data as `<dir>/<section>-figure<k>.json`.
+/// figure as `<dir>/<section>-figure<k>.svg` (the drawing, standalone for papers) and `.json`
+/// (its data).
 pub fn export_tables(dir: &Path, sections: &[ReportSection]) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
     for s in sections {
@@ -147,20 +148,37 @@ pub fn export_tables(dir: &Path, sections: &[ReportSection]) -> Result<Vec<PathB
         for (k, f) in s.figures.iter().enumerate() {
             let stem = html::export_stem(&s.id, &format!("figure{}", k + 1));
             written.push(write(dir.join(format!("{stem}.json")), &serde_json::to_vec_pretty(&f.chart).expect("json"))?);
+            let svg = charts::draw(&f.chart)
+                .map_err(|e| ReportError::Write { path: dir.join(format!("{stem}.svg")), source: std::io::Error::other(e) })?;
+            written.push(write(dir.join(format!("{stem}.svg")), svg.as_bytes())?);
         }
     }
     Ok(written)
 }
 
-/// The paper tables as LaTeX: one `<name>.tex` per grid and `tables.tex`, a document that
+/// The paper tables as LaTeX: one `<name>.tex` per grid, `figures.tex` with a float per
+/// report figure (its standalone SVG in `figures_dir`), and `tables.tex`, a document that
 /// inputs them all.
-pub fn write_latex(dir: &Path, grids: &[SectionGrid]) -> Result<Vec<PathBuf>, ReportError> {
+pub fn write_latex(dir: &Path, grids: &[SectionGrid], sections: &[ReportSection], figures_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
     let mut inputs = Vec::new();
     for g in grids {
         let file = format!("{}.tex", html::export_stem("", &g.grid.name).trim_start_matches('-'));
         written.push(write(dir.join(&file), latex::table(&g.grid).as_bytes())?);
         inputs.push(file);
+    }
+    let figures: Vec<latex::FigureFile> = sections
+        .iter()
+        .flat_map(|s| {
+            s.figures.iter().enumerate().map(|(k, f)| latex::FigureFile {
+                svg: figures_dir.join(format!("{}.svg", html::export_stem(&s.id, &format!("figure{}", k + 1)))),
+                caption: f.caption.clone(),
+            })
+        })
+        .collect();
+    if !figures.is_empty() {
+        written.push(write(dir.join("figures.tex"), latex::figures(&figures).as_bytes())?);
+        inputs.push("figures.tex".into());
     }
     written.push(write(dir.join("tables.tex"), latex::document(&inputs).as_bytes())?);
     Ok(written)
@@ -213,7 +231,7 @@ pub fn write_report(
         Ok(exports)
     })?;
     let latex = match targets.latex {
-        Some(d) => staged(d, |dir| write_latex(dir, &grids))?,
+        Some(d) => staged(d, |dir| write_latex(dir, &grids, &sections, &std::path::absolute(&export_dir).unwrap_or(export_dir.clone())))?,
         None => Vec::new(),
     };
     let markdown = match targets.markdown {

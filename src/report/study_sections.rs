@@ -312,7 +312,7 @@ fn downstream(results: &StudyResults) -> ReportSection {
             })
             .collect();
         figures.push(Figure {
-            chart: Chart::Bars { title: format!("{task}: accuracy by language"), labels: langs, series, value_label: "accuracy".into() },
+            chart: Chart::Bars { title: format!("{task}: accuracy by language"), labels: langs, series, value_label: "accuracy".into(), chance: None },
             caption: "Bars: accuracy per evaluation language for the dense model and each pruned cell; whiskers: 95% Wilson confidence intervals over the examples (inside [0, 1] even for a handful of examples). Overlapping whiskers mean the difference is not established by this sample.".into(),
         });
     }
@@ -351,6 +351,7 @@ fn sparsity(results: &StudyResults) -> ReportSection {
                 labels,
                 series: vec![BarSeries { name: "achieved".into(), values: achieved, lower: vec![f64::NAN; n], upper: vec![f64::NAN; n] }],
                 value_label: "pruned / total weights".into(),
+                chance: None,
             },
             caption:
                 "Fraction of the pruned layers' weights set to zero, counted in the saved masks; it should equal the requested sparsity."
@@ -411,6 +412,7 @@ fn timings(results: &StudyResults) -> ReportSection {
                     .map(|(s, v)| BarSeries { name: s.to_string(), values: v, lower: vec![f64::NAN; n], upper: vec![f64::NAN; n] })
                     .collect(),
                 value_label: "seconds".into(),
+                chance: None,
             },
             caption: "Wall-clock seconds of each stage per cell (calibration = drawing the set plus the forward passes).".into(),
         }]

@@ -188,6 +188,10 @@ impl SectionDir {
     pub fn new(out: &Path, id: &str) -> Self {
         SectionDir(out.join(id))
     }
+    /// The folder `dir` itself holds the section (a command's `--out`).
+    pub fn at(dir: &Path) -> Self {
+        SectionDir(dir.to_path_buf())
+    }
     pub fn path(&self) -> &Path {
         &self.0
     }

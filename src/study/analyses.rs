@@ -1,4 +1,5 @@
-//! The study's `[analysis]` step that runs models (subspaces, LAPE neurons, pruning error): once
+//! The study's `[analysis]` step that runs models (subspaces, LAPE neurons, pruning error,
+//! probes): once
 //! every cell is done, the dense model against every cell whose masks reproduce it (Magnitude
 //! and Wanda; SparseGPT also moves the kept weights and a study saves no model folder), on the
 //! perplexity languages' parallel FLORES sentences, with the study file's parameters.
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 
 use super::runner::RunError;
 use super::Observer;
-use crate::analysis::workflow::{neurons, pruning_error, subspace, ModelComparison};
+use crate::analysis::workflow::{neurons, probes, pruning_error, subspace, ModelComparison};
 use crate::analysis::AnalysisError;
 use crate::design::{Grid, StudyConfig};
 use crate::progress::Progress;
@@ -45,7 +46,7 @@ pub fn run_model_analyses(config: &StudyConfig, dir: &StudyDir, observer: &mut d
     }
     let Some(perplexity) = &config.perplexity else {
         return Err(RunError::Analysis(AnalysisError::invalid(
-            "[analysis] subspaces/neurons/pruning_error",
+            "[analysis] subspaces/neurons/pruning_error/probes",
             "they probe the parallel FLORES sentences of the [perplexity] languages; add a [perplexity] table",
         )));
     };
@@ -86,6 +87,11 @@ pub fn run_model_analyses(config: &StudyConfig, dir: &StudyDir, observer: &mut d
             let section = pruning_error(&cmp, &params, &mut progress)?.section;
             crate::analysis::sections::export_section(&out, &section)?;
             computed.push(format!("{}/pruning_error", model.name));
+        }
+        if switches.probes && pending("probes") {
+            let section = probes(&cmp, &params, &mut progress)?.section;
+            crate::analysis::sections::export_section(&out, &section)?;
+            computed.push(format!("{}/probes", model.name));
         }
     }
     Ok(computed)
