@@ -43,9 +43,10 @@ impl StagedDir {
     pub fn begin(target: &Path) -> std::io::Result<Self> {
         let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent)?;
-        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{} names no folder", target.display()))
-        })?;
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{} names no folder", target.display())))?;
         remove_abandoned(parent, &format!(".{name}.staging-"))?;
         let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
         if staging.exists() {
@@ -167,56 +168,6 @@ fn remove_abandoned(parent: &Path, prefix: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod staged_dir_tests {
-    use super::StagedDir;
-
-    #[test]
-    fn the_target_holds_the_old_folder_until_commit_and_the_new_one_after() {
-        let root = tempfile::tempdir().unwrap();
-        let target = root.path().join("out");
-        std::fs::create_dir(&target).unwrap();
-        std::fs::write(target.join("old.txt"), "old").unwrap();
-        let staged = StagedDir::begin(&target).unwrap();
-        std::fs::write(staged.path().join("new.txt"), "new").unwrap();
-        assert!(target.join("old.txt").is_file() && !target.join("new.txt").exists());
-        staged.commit().unwrap();
-        assert!(target.join("new.txt").is_file() && !target.join("old.txt").exists());
-        let names: Vec<_> = std::fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("out")], "no staging folder is left");
-    }
-
-    #[test]
-    fn a_killed_writers_temporaries_are_tidied_and_live_ones_kept() {
-        let root = tempfile::tempdir().unwrap();
-        let sub = root.path().join("cells/a");
-        std::fs::create_dir_all(sub.join(".masks.staging-4294967294")).unwrap();
-        std::fs::write(sub.join(".documents.csv.tmp4294967294"), "half").unwrap();
-        let mine = format!(".summary.csv.tmp{}", std::process::id());
-        std::fs::write(sub.join(&mine), "in progress").unwrap();
-        std::fs::write(sub.join("documents.csv"), "done").unwrap();
-        assert_eq!(super::remove_abandoned_writes(root.path()).unwrap(), 2);
-        let mut left: Vec<String> = std::fs::read_dir(&sub).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        left.sort();
-        assert_eq!(left, vec![mine, "documents.csv".to_string()]);
-    }
-
-    #[test]
-    fn an_abandoned_staging_folder_is_removed_and_a_dropped_one_never_lands() {
-        let root = tempfile::tempdir().unwrap();
-        let target = root.path().join("out");
-        // A staging folder of a process that no longer exists (pid beyond the kernel's maximum).
-        let dead = root.path().join(".out.staging-4294967294");
-        std::fs::create_dir(&dead).unwrap();
-        let staged = StagedDir::begin(&target).unwrap();
-        assert!(!dead.exists());
-        std::fs::write(staged.path().join("half.txt"), "half").unwrap();
-        drop(staged);
-        assert!(!target.exists());
-        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
-    }
-}
-
 /// For tests whose prerequisite (shared data, a fetched model, a browser) is absent: under
 /// `CI=true` the test fails with `reason` (CI always has them: a green CI cannot hide a suite
 /// that did not run); in a user's own clone it skips with the reason, and the skip is appended
@@ -288,4 +239,55 @@ pub fn cache_dir() -> PathBuf {
 pub fn project_root() -> PathBuf {
     let cache = cache_dir();
     cache.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+#[cfg(test)]
+mod staged_dir_tests {
+    use super::StagedDir;
+
+    #[test]
+    fn the_target_holds_the_old_folder_until_commit_and_the_new_one_after() {
+        let root = tempfile::tempdir().unwrap();
+        let target = root.path().join("out");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("old.txt"), "old").unwrap();
+        let staged = StagedDir::begin(&target).unwrap();
+        std::fs::write(staged.path().join("new.txt"), "new").unwrap();
+        assert!(target.join("old.txt").is_file() && !target.join("new.txt").exists());
+        staged.commit().unwrap();
+        assert!(target.join("new.txt").is_file() && !target.join("old.txt").exists());
+        let names: Vec<_> = std::fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("out")], "no staging folder is left");
+    }
+
+    #[test]
+    fn a_killed_writers_temporaries_are_tidied_and_live_ones_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let sub = root.path().join("cells/a");
+        std::fs::create_dir_all(sub.join(".masks.staging-4294967294")).unwrap();
+        std::fs::write(sub.join(".documents.csv.tmp4294967294"), "half").unwrap();
+        let mine = format!(".summary.csv.tmp{}", std::process::id());
+        std::fs::write(sub.join(&mine), "in progress").unwrap();
+        std::fs::write(sub.join("documents.csv"), "done").unwrap();
+        assert_eq!(super::remove_abandoned_writes(root.path()).unwrap(), 2);
+        let mut left: Vec<String> =
+            std::fs::read_dir(&sub).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left, vec![mine, "documents.csv".to_string()]);
+    }
+
+    #[test]
+    fn an_abandoned_staging_folder_is_removed_and_a_dropped_one_never_lands() {
+        let root = tempfile::tempdir().unwrap();
+        let target = root.path().join("out");
+        // A staging folder of a process that no longer exists (pid beyond the kernel's maximum).
+        let dead = root.path().join(".out.staging-4294967294");
+        std::fs::create_dir(&dead).unwrap();
+        let staged = StagedDir::begin(&target).unwrap();
+        assert!(!dead.exists());
+        std::fs::write(staged.path().join("half.txt"), "half").unwrap();
+        drop(staged);
+        assert!(!target.exists());
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+    }
 }

@@ -116,7 +116,7 @@ fn snip_and_grasp_masks_follow_their_scores_at_exact_sparsity() {
     let ids = ids_of(&json("tiny-llama", "reference.json"));
     let spec =
         CalibrationSpec { languages: vec![Language::parse("en").unwrap()], mix: Mix::Even, samples: 2, seqlen: 12, seed: 0, source: None };
-    let set = CalibrationSet { spec, windows: ids.clone(), manifest: Vec::new() };
+    let set = CalibrationSet { spec, windows: ids.clone(), manifest: Vec::new(), text: Vec::new() };
     let half = SparsityTarget::Unstructured(Sparsity::new(0.5).unwrap());
     let nm = SparsityTarget::new(None, "2:4".parse().unwrap()).unwrap();
     let snip = Method::Snip { scope: SaliencyScope::Layer };

@@ -26,15 +26,7 @@ fn eval(model: &Path, masks: Option<&Path>, flores: &Path, results: &Path) {
 }
 
 fn check(base: &Path, cand: &Path, junit: &Path) -> (i32, String) {
-    polyprune(&[
-        "check",
-        "--baseline",
-        base.to_str().unwrap(),
-        "--candidate",
-        cand.to_str().unwrap(),
-        "--junit",
-        junit.to_str().unwrap(),
-    ])
+    polyprune(&["check", "--baseline", base.to_str().unwrap(), "--candidate", cand.to_str().unwrap(), "--junit", junit.to_str().unwrap()])
 }
 
 #[test]

@@ -101,7 +101,9 @@ impl ModelDir {
     pub fn calibration_start_token(&self) -> Result<u32, ModelError> {
         self.card.start_token().ok_or_else(|| ModelError::BadCard {
             path: self.dir.join(card::CARD_FILE),
-            reason: "it names no start_token_id, bos_token_id or eos_token_id; add \"start_token_id\": the id the model's documents begin with".into(),
+            reason:
+                "it names no start_token_id, bos_token_id or eos_token_id; add \"start_token_id\": the id the model's documents begin with"
+                    .into(),
         })
     }
 

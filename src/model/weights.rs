@@ -89,7 +89,12 @@ impl WeightStore {
             Location::Inline => {
                 let bytes = t.raw_data.as_deref().unwrap_or_default();
                 if bytes.len() != n * 4 {
-                    return Err(unusable(format!("initializer '{name}' holds {} bytes, but its shape {:?} needs {}", bytes.len(), t.dims, n * 4)));
+                    return Err(unusable(format!(
+                        "initializer '{name}' holds {} bytes, but its shape {:?} needs {}",
+                        bytes.len(),
+                        t.dims,
+                        n * 4
+                    )));
                 }
                 Ok(le_f32(bytes))
             }

@@ -138,6 +138,7 @@ pub fn save_pruned(model: &ModelDir, pruned: &PrunedModel, out: &Path, record: &
     store.save_with(staged.path(), &replaced)?;
     write_masks(staged.path(), pruned)?;
     let path = staged.path().join("pruning.json");
-    crate::util::write_atomic(&path, serde_json::to_string_pretty(record).expect("json").as_bytes()).map_err(|e| ModelError::io(&path, e))?;
+    crate::util::write_atomic(&path, serde_json::to_string_pretty(record).expect("json").as_bytes())
+        .map_err(|e| ModelError::io(&path, e))?;
     staged.commit().map_err(|e| ModelError::io(out, e))
 }

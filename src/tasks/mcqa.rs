@@ -69,7 +69,9 @@ fn answers(file: &DataFile, r: &Record) -> Result<(Vec<String>, Vec<String>)> {
                     None => Err(file.bad(r.line, format!("'choices' has no '{key}' list"))),
                     Some(Value::Array(items)) => items
                         .iter()
-                        .map(|v| v.as_str().map(str::to_string).ok_or_else(|| file.bad(r.line, format!("'choices.{key}' holds a non-text item"))))
+                        .map(|v| {
+                            v.as_str().map(str::to_string).ok_or_else(|| file.bad(r.line, format!("'choices.{key}' holds a non-text item")))
+                        })
                         .collect(),
                     Some(_) => Err(file.bad(r.line, format!("'choices.{key}' should be a list of texts"))),
                 }

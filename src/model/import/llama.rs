@@ -31,7 +31,7 @@ impl Architecture for Llama {
         let blocks = g.metadata().get_u32(&k("block_count"))? as usize;
         let d_model = g.metadata().get_u32(&k("embedding_length"))? as usize;
         let n_heads = g.metadata().get_u32(&k("attention.head_count"))? as usize;
-        if n_heads == 0 || d_model % n_heads != 0 {
+        if n_heads == 0 || !d_model.is_multiple_of(n_heads) {
             return Err(GgufError::ValueOutOfRange {
                 path: g.path().to_path_buf(),
                 key: k("attention.head_count"),
