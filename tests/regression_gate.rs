@@ -16,7 +16,7 @@ fn polyprune(args: &[&str]) -> (i32, String) {
 }
 
 fn eval(model: &Path, masks: Option<&Path>, flores: &Path, results: &Path) {
-    let mut args = vec!["eval", "ppl", "--model", model.to_str().unwrap(), "--langs", "deu_Latn,eng_Latn"];
+    let mut args = vec!["eval", "ppl", "--model", model.to_str().unwrap(), "--langs", "deu_Latn,eng_Latn", "--source", "flores"];
     args.extend(["--flores", flores.to_str().unwrap(), "--limit", "40", "--results", results.to_str().unwrap()]);
     if let Some(m) = masks {
         args.extend(["--masks", m.to_str().unwrap()]);

@@ -148,6 +148,13 @@ fn study_with(tag: &str, study_file: &str) -> PathBuf {
     root
 }
 
+/// `polyprune report` with HTML, LaTeX and Markdown outputs.
+fn report(study: &Path, html: &Path, latex: &Path, markdown: &Path) -> std::process::Output {
+    let mut command = common::bin();
+    command.arg("report").arg(study).arg("-o").arg(html).arg("--latex").arg(latex).arg("--markdown").arg(markdown);
+    command.output().unwrap()
+}
+
 fn row<'a>(text: &'a str, label: &str) -> &'a str {
     text.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no row '{label}' in\n{text}"))
 }
@@ -165,17 +172,7 @@ fn a_multi_seed_study_gets_marked_tables_in_latex_markdown_and_html_and_the_late
     let study = study();
     let out = study.parent().unwrap().to_path_buf();
     let (html, latex, markdown) = (out.join("report.html"), out.join("latex"), out.join("markdown"));
-    let o = common::bin()
-        .arg("report")
-        .arg(&study)
-        .arg("-o")
-        .arg(&html)
-        .arg("--latex")
-        .arg(&latex)
-        .arg("--markdown")
-        .arg(&markdown)
-        .output()
-        .unwrap();
+    let o = report(&study, &html, &latex, &markdown);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     // Two marks: German and Chinese calibration on the text they differ from English on in
@@ -280,17 +277,7 @@ fn markup_in_names_is_escaped_in_every_output() {
     let study = study_with("report-tables-markup", &hostile);
     let out = study.parent().unwrap().to_path_buf();
     let (html, latex, markdown) = (out.join("report.html"), out.join("latex"), out.join("markdown"));
-    let o = common::bin()
-        .arg("report")
-        .arg(&study)
-        .arg("-o")
-        .arg(&html)
-        .arg("--latex")
-        .arg(&latex)
-        .arg("--markdown")
-        .arg(&markdown)
-        .output()
-        .unwrap();
+    let o = report(&study, &html, &latex, &markdown);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let page = std::fs::read_to_string(&html).unwrap();
     for raw in ["<script", "<i>German", "<b>&amp;"] {

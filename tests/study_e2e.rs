@@ -51,6 +51,11 @@ fn run_study(config: &Path, out: &Path, extra: &[&str]) -> std::process::Output 
     common::bin().args(["study", "run"]).arg(config).arg("--out").arg(out).args(extra).output().unwrap()
 }
 
+/// `study run` in the background, silent, for a test to kill.
+fn spawn_study(config: &Path, out: &Path) -> std::process::Child {
+    common::bin().args(["study", "run"]).arg(config).arg("--out").arg(out).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+}
+
 /// The uninterrupted run every comparison is against (made once per test binary).
 fn uninterrupted() -> Option<&'static PathBuf> {
     uninterrupted_run().map(|(dir, _)| dir)
@@ -129,15 +134,7 @@ fn a_killed_study_resumes_without_recomputing_and_ends_equal_to_an_uninterrupted
     let (Some(s), Some(full)) = (setup(), uninterrupted()) else { return };
     let out = common::temp_dir("study-killed").join("out");
     let t0 = Instant::now();
-    let mut child = common::bin()
-        .args(["study", "run"])
-        .arg(&s.config)
-        .arg("--out")
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_study(&s.config, &out);
     // Kill it (SIGKILL: no chance to tidy up) as soon as the first unit is done.
     loop {
         if records(&out).iter().any(|(_, r)| r["status"] == "done") {
@@ -210,15 +207,7 @@ fn kills_at_random_moments_each_resume_to_the_uninterrupted_results() {
         let fraction = next();
         let at = took.mul_f64(fraction);
         let out = common::temp_dir(&format!("study-kill-{k}")).join("out");
-        let mut child = common::bin()
-            .args(["study", "run"])
-            .arg(&s.config)
-            .arg("--out")
-            .arg(&out)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_study(&s.config, &out);
         std::thread::sleep(at);
         let finished = child.try_wait().unwrap().is_some();
         child.kill().ok();
