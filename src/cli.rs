@@ -399,26 +399,16 @@ pub enum AnalyzeCommand {
 
 #[derive(Args)]
 pub struct ProbesArgs {
-    /// The dense model folder.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Pruned models as label=folder: a saved pruned model folder, or a masks folder applied
-    /// to --model (Magnitude/Wanda).
-    #[arg(long = "pruned")]
-    pub pruned: Vec<String>,
-    /// Languages of the parallel SIB-200 sentences, comma-separated (at least two).
-    #[arg(long, value_delimiter = ',', required = true)]
-    pub langs: Vec<String>,
+    #[command(flatten)]
+    pub compared: ComparedModelsArgs,
     /// Where the sentences come from: flores (SIB-200's test split, with its topics).
     #[arg(long, default_value = "flores")]
     pub source: String,
-    /// FLORES/SIB-200 folder (default: the project's).
-    #[arg(long)]
-    pub flores: Option<PathBuf>,
     /// Blocks whose pooled output is probed (0-based); default: every block.
     #[arg(long, value_delimiter = ',')]
     pub blocks: Vec<usize>,
-    /// Sentences per language (the first N test sentences every language has); default: all.
+    /// Sentences per language, drawn with a seed from those every language has (the file is
+    /// sorted by topic); default: all.
     #[arg(long)]
     pub sentences: Option<usize>,
     /// Sentences per runtime call.
@@ -427,6 +417,25 @@ pub struct ProbesArgs {
     /// Folder for language_probe.csv, topic_probe.csv, clusters.csv, pca.csv and section.json.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// The dense model, its pruned variants and the parallel sentences' languages: what every
+/// look inside the models compares.
+#[derive(Args, Clone)]
+pub struct ComparedModelsArgs {
+    /// The dense model folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Pruned models as label=folder: a saved pruned model folder, or a masks folder applied
+    /// to --model (Magnitude/Wanda).
+    #[arg(long = "pruned")]
+    pub pruned: Vec<String>,
+    /// Languages of the parallel FLORES/SIB-200 sentences, comma-separated (at least two).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub langs: Vec<String>,
+    /// FLORES/SIB-200 folder (default: the project's).
+    #[arg(long)]
+    pub flores: Option<PathBuf>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
@@ -444,22 +453,11 @@ pub struct MasksArgs {
 
 #[derive(Args, Clone)]
 pub struct ProbeArgs {
-    /// The dense model folder.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Pruned models as label=folder: a saved pruned model folder, or a masks folder applied
-    /// to --model (Magnitude/Wanda).
-    #[arg(long = "pruned")]
-    pub pruned: Vec<String>,
-    /// Languages of the parallel FLORES/SIB-200 sentences, comma-separated (at least two).
-    #[arg(long, value_delimiter = ',', required = true)]
-    pub langs: Vec<String>,
+    #[command(flatten)]
+    pub compared: ComparedModelsArgs,
     /// Sentences per language (the first N test sentences that every language has).
     #[arg(long, default_value_t = 50)]
     pub sentences: usize,
-    /// FLORES/SIB-200 folder (default: the project's).
-    #[arg(long)]
-    pub flores: Option<PathBuf>,
     /// Blocks whose output is pooled (0-based); default: the middle block.
     #[arg(long, value_delimiter = ',')]
     pub layers: Vec<usize>,
@@ -471,8 +469,6 @@ pub struct ProbeArgs {
     pub batch: usize,
     #[arg(long)]
     pub out: Option<PathBuf>,
-    #[command(flatten)]
-    pub runtime: RuntimeArgs,
 }
 
 #[derive(Args)]

@@ -13,7 +13,9 @@ use polyprune::stats::{Alpha, ComparisonConfig, Resamples, ResamplingConfig};
 use polyprune::store::SectionDir;
 
 use super::{runtime_options, spinner, Bars};
-use crate::cli::{AnalyzeCommand, ErrorArgs, MasksArgs, NeuronsArgs, ProbeArgs, ProbesArgs, SignificanceArgs, TestArgs};
+use crate::cli::{
+    AnalyzeCommand, ComparedModelsArgs, ErrorArgs, MasksArgs, NeuronsArgs, ProbeArgs, ProbesArgs, SignificanceArgs, TestArgs,
+};
 
 pub fn run(cmd: AnalyzeCommand) -> Result<()> {
     match cmd {
@@ -73,7 +75,7 @@ fn masks(args: MasksArgs) -> Result<()> {
 }
 
 /// The command's `--model`, `--pruned` and `--langs` as the comparison the analyses run.
-fn comparison(args: &ProbeArgs) -> Result<ModelComparison> {
+fn comparison(args: &ComparedModelsArgs) -> Result<ModelComparison> {
     Ok(ModelComparison {
         model: args.model.clone(),
         pruned: args.pruned.iter().map(|s| labelled(s, "--pruned")).collect::<Result<Vec<_>>>()?,
@@ -89,7 +91,7 @@ fn params(args: &ProbeArgs) -> AnalysisParams {
 }
 
 fn subspace(args: ProbeArgs) -> Result<()> {
-    let a = workflow::subspace(&comparison(&args)?, &workflow::validated(params(&args))?, &mut Bars::default())?;
+    let a = workflow::subspace(&comparison(&args.compared)?, &workflow::validated(params(&args))?, &mut Bars::default())?;
     println!(
         "{:<12} {:>5} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10}",
         "model", "block", "lang var", "retrieval", "agnostic", "chance", "centroids", "max angle"
@@ -119,7 +121,7 @@ fn subspace(args: ProbeArgs) -> Result<()> {
 fn neurons(args: NeuronsArgs) -> Result<()> {
     let p = &args.probe;
     let params = AnalysisParams { filter_percentile: args.filter_percentile, entropy_fraction: args.entropy_fraction, ..params(p) };
-    let a = workflow::neurons(&comparison(p)?, &workflow::validated(params)?, &mut Bars::default())?;
+    let a = workflow::neurons(&comparison(&p.compared)?, &workflow::validated(params)?, &mut Bars::default())?;
     let dense = &a.dense;
     println!("dense: threshold {:.4}, {} candidates, {} language-specific neurons", dense.threshold, dense.candidates, dense.neurons.len());
     for l in &a.languages {
@@ -138,7 +140,7 @@ fn neurons(args: NeuronsArgs) -> Result<()> {
 fn error(args: ErrorArgs) -> Result<()> {
     let p = &args.probe;
     let params = AnalysisParams { error_windows: args.windows, error_seqlen: args.seqlen, ..params(p) };
-    let a = workflow::pruning_error(&comparison(p)?, &workflow::validated(params)?, &mut Bars::default())?;
+    let a = workflow::pruning_error(&comparison(&p.compared)?, &workflow::validated(params)?, &mut Bars::default())?;
     if let Some(Chart::Heatmap { rows: cal, columns: ev, values, .. }) = a.section.figures.first().map(|f| &f.chart) {
         println!("mean SNR over layers (dB), calibration (rows) x evaluation (columns)");
         println!("{:<12} {}", "", ev.iter().map(|e| format!("{e:>10}")).collect::<String>());
@@ -153,13 +155,7 @@ fn probe(args: ProbesArgs) -> Result<()> {
     if args.source != "flores" {
         bail!("--source {}: the probes need SIB-200's topic labels; use --source flores (with --flores DIR for another copy)", args.source);
     }
-    let cmp = ModelComparison {
-        model: args.model.clone(),
-        pruned: args.pruned.iter().map(|s| labelled(s, "--pruned")).collect::<Result<Vec<_>>>()?,
-        languages: args.langs.clone(),
-        flores: args.flores.clone(),
-        runtime: runtime_options(&args.runtime)?,
-    };
+    let cmp = comparison(&args.compared)?;
     let params = AnalysisParams { batch: args.batch, layers: args.blocks.clone(), probe_sentences: args.sentences, ..Default::default() };
     let a = workflow::probes(&cmp, &workflow::validated(params)?, &mut Bars::default())?;
     println!(
