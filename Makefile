@@ -14,7 +14,7 @@ GEMMA_DIR := $(CACHE)/models/gemma-3-270m
 SMOL_DIR := $(CACHE)/models/smollm2-135m
 SIB200 := ../shared/data/sib200
 
-.PHONY: setup venv runtime build models data fixtures gradient-reference lint test demo bench clean-cache chromium texlive screenshot study-data fuzz
+.PHONY: setup venv runtime gpu-runtime build models data fixtures gradient-reference lint test demo bench clean-cache chromium texlive screenshot study-data fuzz
 
 setup: venv runtime build
 
@@ -37,6 +37,19 @@ $(ORT_LIB): | $(PY_STAMP)
 	$(PY) scripts/unpack_ort.py $(CACHE)/dl/onnxruntime-$(ORT_VERSION)-*.whl $(CACHE)/ort
 
 runtime: $(ORT_LIB)
+
+# The CUDA build of the same ONNX Runtime release (built for CUDA 13; about 320 MB unpacked),
+# loaded for --device cuda[:N]. Its CUDA 13 and cuDNN 9 libraries come from the machine (or
+# torch's NVIDIA wheels) on LD_LIBRARY_PATH: README, "GPU".
+ORT_GPU_LIB := $(CACHE)/ort-gpu/libonnxruntime.so.$(ORT_VERSION)
+$(ORT_GPU_LIB): | $(PY_STAMP)
+	mkdir -p $(CACHE)/dl $(CACHE)/ort-gpu
+	$(VENV)/bin/pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+	    --platform manylinux_2_28_x86_64 -d $(CACHE)/dl onnxruntime-gpu==$(ORT_VERSION)
+	$(PY) scripts/unpack_ort.py $(CACHE)/dl/onnxruntime_gpu-$(ORT_VERSION)-*.whl $(CACHE)/ort-gpu --cuda
+	rm -f $(CACHE)/dl/onnxruntime_gpu-$(ORT_VERSION)-*.whl
+
+gpu-runtime: $(ORT_GPU_LIB)
 
 # The build generates the ONNX schema from the onnx.proto of the pinned onnx package (build.rs).
 build: venv
@@ -105,11 +118,12 @@ chromium:
 	    || echo "chromium could not be installed: the report's browser test will skip"
 
 # pdflatex with booktabs (texlive-latex-recommended) and siunitx (texlive-science) for the
-# compile tests of the report's LaTeX tables; without recommends, about 270 MB installed.
+# compile tests of the report's LaTeX tables, and rsvg-convert (librsvg2-bin) that draws the
+# report's SVG figures as PDF for them; without recommends, about 280 MB installed.
 texlive:
-	@kpsewhich siunitx.sty >/dev/null 2>&1 && kpsewhich booktabs.sty >/dev/null 2>&1 \
+	@kpsewhich siunitx.sty >/dev/null 2>&1 && kpsewhich booktabs.sty >/dev/null 2>&1 && command -v rsvg-convert >/dev/null \
 	    || (apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-	        texlive-latex-base texlive-latex-recommended texlive-science) \
+	        texlive-latex-base texlive-latex-recommended texlive-science librsvg2-bin) \
 	    || echo "texlive could not be installed: the LaTeX compile tests will skip (and fail under CI)"
 
 # A picture of the demo report: make demo chromium screenshot

@@ -47,6 +47,26 @@ fn missing_runtime_library_names_the_fix() {
     );
 }
 
+/// `--device cuda` never falls back to the CPU: each missing piece is named with its fix. The
+/// GPU build is absent at the first path, and where it is present (after `make gpu-runtime`) a
+/// machine without an NVIDIA driver is told so; a file that is not the GPU build is named too.
+#[test]
+fn cuda_without_its_library_or_a_driver_names_what_is_missing() {
+    let m = tiny_gpt2();
+    let args = ["eval", "ppl", "--model", m.to_str().unwrap(), "--file", "Cargo.toml", "--device", "cuda"];
+    fails_clearly(&args, &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")], &["cannot run on cuda:0", "make gpu-runtime"]);
+    let cpu_build = polyprune::runtime::find_library(polyprune::runtime::ExecutionProvider::Cpu);
+    if cpu_build.is_file() {
+        let cpu_build = cpu_build.to_str().unwrap();
+        fails_clearly(&args, &[("ORT_DYLIB_PATH", cpu_build)], &["libonnxruntime_providers_cuda.so is missing", "CPU build"]);
+    }
+    let gpu_build = polyprune::runtime::find_library(polyprune::runtime::ExecutionProvider::Cuda(0));
+    let driver = std::path::Path::new("/proc/driver/nvidia/version").exists();
+    if gpu_build.is_file() && !driver {
+        fails_clearly(&args, &[], &["cannot run on cuda:0", "no NVIDIA driver", "--device cpu"]);
+    }
+}
+
 #[test]
 fn truncated_and_corrupt_gguf_files_are_named() {
     let dir = common::temp_dir("bad-gguf");

@@ -329,6 +329,23 @@ fn chromium() -> Option<PathBuf> {
         .or_else(|| common::skip("the browser check: chromium is absent (`make chromium` installs it)"))
 }
 
+/// Every figure of the page is a PDF in the LaTeX folder that the compiled document read (its
+/// log names each included file), not the box that stands in when rsvg-convert is missing.
+fn figures_are_drawn_in_the_latex(latex: &Path, figures: usize) {
+    if std::env::var_os("PATH").is_none_or(|p| !std::env::split_paths(&p).any(|d| d.join("rsvg-convert").is_file())) {
+        common::skip::<()>("the LaTeX figures: rsvg-convert is absent (`make texlive` installs librsvg2-bin)");
+        return;
+    }
+    let pdfs: Vec<_> = std::fs::read_dir(latex.join("figures")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(pdfs.len(), figures, "one PDF per figure: {pdfs:?}");
+    let log = String::from_utf8_lossy(&std::fs::read(latex.join("tables.log")).unwrap()).replace('\n', "");
+    for pdf in &pdfs {
+        let name = pdf.file_name().unwrap().to_string_lossy();
+        assert!(std::fs::read(pdf).unwrap().starts_with(b"%PDF"), "{name} is a PDF");
+        assert!(log.contains(&format!("figures/{name}")), "tables.tex included {name}");
+    }
+}
+
 #[test]
 fn the_report_of_a_finished_study_renders_in_headless_chromium() {
     let Some(full) = uninterrupted() else { return };
@@ -375,6 +392,7 @@ fn the_report_of_a_finished_study_renders_in_headless_chromium() {
                 .output()
                 .unwrap();
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+            figures_are_drawn_in_the_latex(&latex, svgs);
         }
         None => eprintln!("LaTeX checked for structure only"),
     }
@@ -403,4 +421,43 @@ fn the_report_of_a_finished_study_renders_in_headless_chromium() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    let overlaps = overlapping_labels(&browser, &html, &dir);
+    assert!(overlaps.is_empty(), "labels drawn over each other:\n{}", overlaps.join("\n"));
+}
+
+/// Pairs of texts in one chart whose boxes, as Chromium lays the page out, overlap by more
+/// than 2 px each way (legend entries over axis labels, crowded tick labels). Found by a
+/// script added to a copy of the page, whose answer `--dump-dom` carries out.
+fn overlapping_labels(browser: &Path, html: &Path, dir: &Path) -> Vec<String> {
+    const PROBE: &str = r#"<script>
+(() => {
+  const found = [];
+  document.querySelectorAll('svg').forEach((svg, k) => {
+    const texts = [...svg.querySelectorAll('text')].filter(t => t.textContent.trim())
+      .map(t => [t.textContent.trim(), t.getBoundingClientRect()]);
+    for (let a = 0; a < texts.length; a++) for (let b = a + 1; b < texts.length; b++) {
+      const [p, r] = [texts[a][1], texts[b][1]];
+      const w = Math.min(r.right, p.right) - Math.max(r.left, p.left);
+      const h = Math.min(r.bottom, p.bottom) - Math.max(r.top, p.top);
+      if (w > 2 && h > 2) found.push(`chart ${k + 1}: "${texts[a][0]}" and "${texts[b][0]}"`);
+    }
+  });
+  const out = document.createElement('pre');
+  out.id = 'overlaps';
+  out.textContent = `[${found.length}]\n` + found.join('\n');
+  document.body.appendChild(out);
+})();
+</script>"#;
+    let page = std::fs::read_to_string(html).unwrap();
+    let probed = dir.join("report-probed.html");
+    std::fs::write(&probed, page.replace("</body>", &format!("{PROBE}</body>"))).unwrap();
+    let o = Command::new(browser)
+        .args(["--headless", "--disable-gpu", "--no-sandbox", "--window-size=1280,2000", "--dump-dom"])
+        .arg(format!("file://{}", probed.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&o.stdout);
+    let start = dom.find("<pre id=\"overlaps\">[").expect("the overlap probe ran") + "<pre id=\"overlaps\">".len();
+    let answer = &dom[start..dom[start..].find("</pre>").unwrap() + start];
+    answer.lines().skip(1).map(str::to_string).collect()
 }

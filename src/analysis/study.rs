@@ -70,8 +70,22 @@ pub fn analyze_study(study: &Path, settings: &TestSettings) -> Result<StudyAnaly
     let section = significance_section(&significance, settings.correction.as_str(), settings.alpha.value());
     export_section(&out, &section)?;
     sections.push(section);
-    sections.extend(model_sections(&dir)?);
+    let sparsegpt_left_out = cells.iter().any(|c| matches!(c.method, Method::SparseGpt(_)));
+    sections.extend(model_sections(&dir)?.into_iter().map(|s| with_sparsegpt_note(s, sparsegpt_left_out)));
     Ok(StudyAnalyses { sections, comparisons: significance.comparisons })
+}
+
+/// A study's model-running analyses see masks only, so its SparseGPT cells are not in their
+/// pictures: the caption says why and how to add one, so a reader does not take the absence
+/// for a result.
+fn with_sparsegpt_note(mut section: ReportSection, sparsegpt_left_out: bool) -> ReportSection {
+    if sparsegpt_left_out {
+        section.caption.push_str(
+            " SparseGPT cells are not shown: SparseGPT also moves the weights it keeps, and a study keeps masks, not weights; \
+             compare a saved SparseGPT model (`prune --method sparsegpt --save DIR`) with `polyprune analyze ... --pruned label=DIR`.",
+        );
+    }
+    section
 }
 
 /// The sections the model-running analyses write during `study run`.

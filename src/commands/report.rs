@@ -24,6 +24,9 @@ pub fn run(args: ReportArgs) -> Result<()> {
     if let Some(dir) = &args.markdown {
         eprintln!("Markdown tables: {}", dir.join("tables.md").display());
     }
+    for note in &written.notes {
+        eprintln!("note: {note}");
+    }
     println!("{}", written.html.display());
     Ok(())
 }

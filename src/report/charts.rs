@@ -454,7 +454,19 @@ fn lines(root: &Area, title: &str, x_label: &str, y_label: &str, series: &[LineS
         .y_label_area_size(60)
         .build_cartesian_2d(xl..xh.max(xl + 1e-9), yl - py..yh + py)
         .map_err(|e| e.to_string())?;
-    chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style(text_style(11)).draw().map_err(|e| e.to_string())?;
+    // Blocks, layers and other counts on the x axis are tick-marked as whole numbers only.
+    let whole_x = series.iter().flat_map(|s| &s.points).all(|p| p.0.fract() == 0.0);
+    let x_ticks = |x: &f64| if whole_x { format!("{x:.0}") } else { format!("{x}") };
+    let x_count = if whole_x { ((xh - xl) as usize + 1).clamp(2, 12) } else { 10 };
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .x_labels(x_count)
+        .x_label_formatter(&x_ticks)
+        .label_style(text_style(11))
+        .draw()
+        .map_err(|e| e.to_string())?;
     let mut entries = Vec::new();
     for (j, s) in series.iter().enumerate() {
         let c = colour(j);

@@ -113,20 +113,20 @@ pub fn table(grid: &Grid) -> String {
     out
 }
 
-/// A report figure for [`figures`]: its standalone SVG and its caption.
+/// A report figure for [`figures`]: its standalone SVG, the PDF the document includes (a
+/// path relative to the LaTeX folder) and its caption.
 pub struct FigureFile {
     pub svg: std::path::PathBuf,
+    pub pdf: String,
     pub caption: String,
 }
 
-/// One float per figure. pdflatex cannot read SVG: each float includes `<stem>.pdf` beside the
-/// SVG when it exists (`rsvg-convert -f pdf -o X.pdf X.svg`, or Inkscape) and otherwise names
-/// the SVG in a box, so the document compiles either way.
+/// One float per figure: the PDF drawing when it exists, else a box naming the SVG, so the
+/// document compiles either way.
 pub fn figures(files: &[FigureFile]) -> String {
-    let mut out = String::from("% The report's figures; convert each SVG to PDF beside it to include the drawing.\n");
+    let mut out = String::from("% The report's figures, drawn as PDF from the report's SVG files (figures/).\n");
     for f in files {
-        let pdf = f.svg.with_extension("pdf");
-        let pdf = pdf.to_string_lossy().replace('\\', "/");
+        let pdf = f.pdf.replace('\\', "/");
         out.push_str(&format!(
             "\\begin{{figure}}[p]\n\\centering\n\\IfFileExists{{{pdf}}}{{\\includegraphics[width=\\linewidth]{{{pdf}}}}}{{\\fbox{{\\parbox{{0.9\\linewidth}}{{\\centering SVG: \\texttt{{{}}}}}}}}}\n\\caption{{{}}}\n\\end{{figure}}\n\\clearpage\n",
             escape(&f.svg.to_string_lossy()),

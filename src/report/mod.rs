@@ -11,6 +11,7 @@
 //! significance analysis computed; it neither runs a model nor computes a test of its own.
 
 pub mod charts;
+mod figure_pdf;
 pub mod grid;
 pub mod html;
 pub mod junit;
@@ -113,6 +114,8 @@ pub struct ReportOutput {
     pub grids: usize,
     /// Grid cells carrying a significance mark.
     pub marks: usize,
+    /// Lines the user should read (e.g. why the LaTeX figures are boxes).
+    pub notes: Vec<String>,
 }
 
 fn write(path: PathBuf, bytes: &[u8]) -> Result<PathBuf, ReportError> {
@@ -157,8 +160,8 @@ pub fn export_tables(dir: &Path, sections: &[ReportSection]) -> Result<Vec<PathB
 }
 
 /// The paper tables as LaTeX: one `<name>.tex` per grid, `figures.tex` with a float per
-/// report figure (its standalone SVG in `figures_dir`), and `tables.tex`, a document that
-/// inputs them all.
+/// report figure (drawn as `figures/<stem>.pdf` from its standalone SVG in `figures_dir` when
+/// rsvg-convert is installed), and `tables.tex`, a document that inputs them all.
 pub fn write_latex(dir: &Path, grids: &[SectionGrid], sections: &[ReportSection], figures_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
     let mut inputs = Vec::new();
@@ -167,15 +170,21 @@ pub fn write_latex(dir: &Path, grids: &[SectionGrid], sections: &[ReportSection]
         written.push(write(dir.join(&file), latex::table(&g.grid).as_bytes())?);
         inputs.push(file);
     }
-    let figures: Vec<latex::FigureFile> = sections
-        .iter()
-        .flat_map(|s| {
-            s.figures.iter().enumerate().map(|(k, f)| latex::FigureFile {
-                svg: figures_dir.join(format!("{}.svg", html::export_stem(&s.id, &format!("figure{}", k + 1)))),
-                caption: f.caption.clone(),
-            })
-        })
-        .collect();
+    let converter = figure_pdf::converter();
+    let mut figures = Vec::new();
+    for s in sections {
+        for (k, f) in s.figures.iter().enumerate() {
+            let stem = html::export_stem(&s.id, &format!("figure{}", k + 1));
+            let svg = figures_dir.join(format!("{stem}.svg"));
+            let pdf = format!("figures/{stem}.pdf");
+            if let Some(converter) = &converter {
+                let path = dir.join(&pdf);
+                figure_pdf::convert(converter, &svg, &path).map_err(|source| ReportError::Write { path: path.clone(), source })?;
+                written.push(path);
+            }
+            figures.push(latex::FigureFile { svg, pdf, caption: f.caption.clone() });
+        }
+    }
     if !figures.is_empty() {
         written.push(write(dir.join("figures.tex"), latex::figures(&figures).as_bytes())?);
         inputs.push("figures.tex".into());
@@ -249,5 +258,10 @@ pub fn write_report(
         figures: sections.iter().map(|s| s.figures.len()).sum(),
         grids: grids.len(),
         marks: grids.iter().flat_map(|g| g.grid.rows.iter().flat_map(|r| &r.cells)).filter(|c| c.mark.is_some()).count(),
+        notes: if targets.latex.is_some() && figure_pdf::converter().is_none() {
+            vec![figure_pdf::MISSING_CONVERTER.into()]
+        } else {
+            Vec::new()
+        },
     })
 }

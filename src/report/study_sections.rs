@@ -261,6 +261,20 @@ fn interval(r: &TaskSummaryRow) -> (f64, f64) {
     }
 }
 
+/// The chance level a chart draws for a task: the rows' common level, or none when they
+/// disagree (languages with different numbers of choices) or score generation (chance 0).
+fn common_chance(levels: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut common = None;
+    for c in levels {
+        match common {
+            None => common = Some(c),
+            Some(k) if (k - c).abs() > 1e-9 => return None,
+            Some(_) => {}
+        }
+    }
+    common.filter(|c| c.is_finite() && *c > 0.0)
+}
+
 /// The accuracy metric the report shows per task: acc where present.
 const METRIC: &str = "acc";
 
@@ -311,9 +325,10 @@ fn downstream(results: &StudyResults) -> ReportSection {
                 }
             })
             .collect();
+        let chance = common_chance(units.iter().flat_map(|(_, u)| langs.iter().filter_map(|l| u.task(task, l, METRIC))).map(|r| r.chance));
         figures.push(Figure {
-            chart: Chart::Bars { title: format!("{task}: accuracy by language"), labels: langs, series, value_label: "accuracy".into(), chance: None },
-            caption: "Bars: accuracy per evaluation language for the dense model and each pruned cell; whiskers: 95% Wilson confidence intervals over the examples (inside [0, 1] even for a handful of examples). Overlapping whiskers mean the difference is not established by this sample.".into(),
+            chart: Chart::Bars { title: format!("{task}: accuracy by language"), labels: langs, series, value_label: "accuracy".into(), chance },
+            caption: "Bars: accuracy per evaluation language for the dense model and each pruned cell; whiskers: 95% Wilson confidence intervals over the examples (inside [0, 1] even for a handful of examples); dashed line: chance (one over the number of choices). Overlapping whiskers mean the difference is not established by this sample.".into(),
         });
     }
     ReportSection {
@@ -466,5 +481,15 @@ mod tests {
         }
         // No examples: nothing to bound, a gap rather than a made-up interval.
         assert!(interval(&accuracy(0.0, 0)).0.is_nan());
+    }
+
+    /// SIB-200's seven topics give 1/7 in every language; mixed choice counts or a generation
+    /// task (chance 0) draw no line rather than a wrong one.
+    #[test]
+    fn a_chart_draws_the_chance_level_only_when_its_rows_agree() {
+        assert_eq!(common_chance([1.0 / 7.0; 3].into_iter()), Some(1.0 / 7.0));
+        assert_eq!(common_chance([0.5, 0.25].into_iter()), None);
+        assert_eq!(common_chance([0.0, 0.0].into_iter()), None);
+        assert_eq!(common_chance(std::iter::empty()), None);
     }
 }

@@ -25,6 +25,8 @@ pub enum RuntimeError {
     LibraryLoad { path: PathBuf, message: String },
     #[error("ONNX Runtime could not {action} ({target}): {message}")]
     Ort { action: &'static str, target: String, message: String },
+    #[error("cannot run on {device}: {reason}")]
+    Cuda { device: String, reason: String },
     #[error("graph {target} has no output '{name}'")]
     MissingOutput { target: String, name: String },
 }
@@ -80,33 +82,92 @@ impl Default for RuntimeOptions {
     }
 }
 
-/// `ORT_DYLIB_PATH`, else `<cache>/ort/libonnxruntime.so.<version>`.
-pub fn find_library() -> PathBuf {
+/// The ONNX Runtime library a provider needs: `ORT_DYLIB_PATH` when set, else the CPU build in
+/// `<cache>/ort/` or, for CUDA, the GPU build `make gpu-runtime` unpacks into `<cache>/ort-gpu/`.
+pub fn find_library(provider: ExecutionProvider) -> PathBuf {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         return PathBuf::from(p);
     }
-    crate::util::cache_dir().join("ort").join(format!("libonnxruntime.so.{ORT_VERSION}"))
+    let folder = match provider {
+        ExecutionProvider::Cpu => "ort",
+        ExecutionProvider::Cuda(_) => "ort-gpu",
+    };
+    crate::util::cache_dir().join(folder).join(format!("libonnxruntime.so.{ORT_VERSION}"))
 }
 
-fn environment() -> Result<&'static Environment, RuntimeError> {
-    static ENV: OnceLock<Result<Environment, RuntimeError>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let path = find_library();
-        if !path.is_file() {
-            return Err(RuntimeError::LibraryMissing { path });
-        }
-        let builder = ort::init_from(&path).map_err(|e| RuntimeError::LibraryLoad { path: path.clone(), message: e.to_string() })?;
-        builder
-            .with_name("polyprune")
-            .build()
-            .map_err(|e| RuntimeError::LibraryLoad { path: path.clone(), message: e.message().to_string() })
-    })
-    .as_ref()
-    .map_err(|e| match e {
+/// The library loaded by this process; the first use decides, and a later CUDA use in a
+/// process that loaded the CPU build is refused (the GPU build serves both).
+struct Loaded {
+    gpu_build: bool,
+    env: Result<Environment, RuntimeError>,
+}
+
+fn environment(provider: ExecutionProvider) -> Result<&'static Environment, RuntimeError> {
+    static ENV: OnceLock<Loaded> = OnceLock::new();
+    let loaded = ENV.get_or_init(|| Loaded { gpu_build: provider != ExecutionProvider::Cpu, env: load_library(provider) });
+    if provider != ExecutionProvider::Cpu && !loaded.gpu_build {
+        return Err(RuntimeError::Cuda {
+            device: provider.to_string(),
+            reason: "this process already loaded the CPU build of ONNX Runtime for an earlier step; run the whole command with the same --device".into(),
+        });
+    }
+    loaded.env.as_ref().map_err(|e| match e {
         RuntimeError::LibraryMissing { path } => RuntimeError::LibraryMissing { path: path.clone() },
         RuntimeError::LibraryLoad { path, message } => RuntimeError::LibraryLoad { path: path.clone(), message: message.clone() },
-        other => RuntimeError::LibraryLoad { path: find_library(), message: other.to_string() },
+        RuntimeError::Cuda { device, reason } => RuntimeError::Cuda { device: device.clone(), reason: reason.clone() },
+        other => RuntimeError::LibraryLoad { path: find_library(provider), message: other.to_string() },
     })
+}
+
+fn load_library(provider: ExecutionProvider) -> Result<Environment, RuntimeError> {
+    let path = find_library(provider);
+    if provider != ExecutionProvider::Cpu {
+        cuda_preflight(provider, &path)?;
+    }
+    if !path.is_file() {
+        return Err(RuntimeError::LibraryMissing { path });
+    }
+    let builder = ort::init_from(&path).map_err(|e| RuntimeError::LibraryLoad { path: path.clone(), message: e.to_string() })?;
+    builder.with_name("polyprune").build().map_err(|e| RuntimeError::LibraryLoad { path: path.clone(), message: e.message().to_string() })
+}
+
+/// What a CUDA run needs before ONNX Runtime is asked for it, each missing piece named: the GPU
+/// build of the library, its CUDA provider beside it, and an NVIDIA driver. Without this a
+/// machine without a GPU would only hear "provider not available" from deep inside a session.
+fn cuda_preflight(provider: ExecutionProvider, library: &Path) -> Result<(), RuntimeError> {
+    let refuse = |reason: String| Err(RuntimeError::Cuda { device: provider.to_string(), reason });
+    if !cfg!(feature = "cuda") {
+        return refuse("this polyprune was built without the `cuda` feature (a default one); rebuild with `cargo build --release`".into());
+    }
+    if !library.is_file() {
+        return refuse(format!(
+            "the CUDA build of ONNX Runtime is not at {}: run `make gpu-runtime` (it unpacks onnxruntime-gpu {ORT_VERSION} into .cache/ort-gpu), or set ORT_DYLIB_PATH to the libonnxruntime.so of an onnxruntime-gpu install",
+            library.display()
+        ));
+    }
+    let provider_library = library.with_file_name("libonnxruntime_providers_cuda.so");
+    if !provider_library.is_file() {
+        return refuse(format!(
+            "{} is missing beside {}: that library is a CPU build; run `make gpu-runtime` or point ORT_DYLIB_PATH at an onnxruntime-gpu install",
+            provider_library.file_name().unwrap_or_default().to_string_lossy(),
+            library.display()
+        ));
+    }
+    if !shared_library_loads("libcuda.so.1") {
+        return refuse(
+            "no NVIDIA driver on this machine (libcuda.so.1 cannot be loaded): run on a machine with an NVIDIA GPU and its driver, or use --device cpu"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Whether the dynamic loader finds `name` (the library stays loaded, as the CUDA provider
+/// would load it anyway).
+fn shared_library_loads(name: &str) -> bool {
+    let Ok(name) = std::ffi::CString::new(name) else { return false };
+    // SAFETY: dlopen with a valid NUL-terminated name; the handle is deliberately kept.
+    !unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) }.is_null()
 }
 
 /// Where a graph comes from: a file, or bytes built in memory whose external weights live in `folder`.
@@ -193,8 +254,8 @@ pub struct SharedWeights(PrepackedWeights);
 
 impl SharedWeights {
     /// Needs the runtime library loaded first (the container is created through its API).
-    pub fn new() -> Result<Self, RuntimeError> {
-        environment()?;
+    pub fn new(opts: &RuntimeOptions) -> Result<Self, RuntimeError> {
+        environment(opts.provider)?;
         Ok(SharedWeights(PrepackedWeights::new()))
     }
 }
@@ -221,6 +282,8 @@ fn configure(
     if opts.intra_threads > 0 {
         b = b.with_intra_threads(opts.intra_threads)?;
     }
+    // error_on_failure: a CUDA provider that cannot start (no device, missing CUDA or cuDNN
+    // libraries) fails the session instead of quietly running it on the CPU.
     #[cfg(feature = "cuda")]
     if let ExecutionProvider::Cuda(device) = opts.provider {
         b = b.with_execution_providers([ort::ep::CUDA::default().with_device_id(device).build().error_on_failure()])?;
@@ -256,16 +319,8 @@ impl Graph {
         overrides: &[WeightOverride],
         shared: Option<&SharedWeights>,
     ) -> Result<Self, RuntimeError> {
-        let env = environment()?;
+        let env = environment(opts.provider)?;
         let label = source.label();
-        #[cfg(not(feature = "cuda"))]
-        if let ExecutionProvider::Cuda(_) = opts.provider {
-            return Err(RuntimeError::Ort {
-                action: "use CUDA",
-                target: label,
-                message: "this build has no CUDA support; rebuild with `cargo build --release --features cuda`".into(),
-            });
-        }
         let overrides = override_values(overrides, &label)?;
         let builder = Session::builder(env).map_err(ort_err("create a session builder", &label))?;
         let mut builder = configure(builder, opts, &overrides).map_err(ort_err("configure the session", &label))?;

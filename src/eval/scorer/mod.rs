@@ -234,7 +234,7 @@ impl Scorer {
             Err(e) => return Err(e.into()),
         }
         let head_overrides: Vec<WeightOverride> = overrides.iter().filter(|o| HEAD_WEIGHTS.contains(&o.name.as_str())).cloned().collect();
-        let shared = SharedWeights::new()?;
+        let shared = SharedWeights::new(opts)?;
         let load =
             |file: &str, ov: &[WeightOverride]| Graph::load_sharing(GraphSource::File(&model.dir.join(file)), opts, ov, Some(&shared));
         let head = load(HEAD_GRAPH_FILE, &head_overrides)?;
