@@ -14,7 +14,7 @@ GEMMA_DIR := $(CACHE)/models/gemma-3-270m
 SMOL_DIR := $(CACHE)/models/smollm2-135m
 SIB200 := ../shared/data/sib200
 
-.PHONY: setup venv runtime gpu-runtime build models data fixtures gradient-reference lint test demo bench clean-cache chromium texlive screenshot study-data fuzz
+.PHONY: setup venv runtime gpu-runtime build models data fixtures gradient-reference lint test demo bench bench-scale clean-cache chromium texlive screenshot study-data fuzz
 
 setup: venv runtime build
 
@@ -134,6 +134,13 @@ screenshot:
 
 bench: setup models data
 	cargo run --release --bin polyprune-bench
+
+# Cost as work grows: model size (synthetic models of real shapes, up to Llama-3 8B's width) and
+# calibration size, fitted growth, and the prediction for Llama-3 8B at 128 x 2048 (about an
+# hour on 2 cores; SCALE_QUICK=1 about 15 minutes). Synthetic models go to .cache/models/synth.
+bench-scale: setup models data
+	cargo build --release --bin polyprune --bin polyprune-scale
+	target/release/polyprune-scale
 
 # Fuzzing (cargo-fuzz, nightly): each target of fuzz/ runs FUZZ_SECONDS from seeds made from the
 # fixtures (fuzz/corpus/, not committed). A crash stops the run; libFuzzer writes the input to
