@@ -751,6 +751,19 @@ mod tests {
     }
 
     #[test]
+    fn a_disk_without_room_is_refused_with_the_sizes_and_the_fix() {
+        let mut p = plan("llama-3-8b", None, 8192).unwrap();
+        p.disk_bytes = u64::MAX / 4;
+        let out = std::env::temp_dir().join("polyprune-synth-never-written");
+        let err = check_free_space(&p, &out).unwrap_err().to_string();
+        assert!(err.contains("llama-3-8b needs 4294967296.00 GiB on disk") && err.contains("free"), "{err}");
+        assert!(err.contains("--blocks N") && err.contains("-o"), "{err}");
+        assert!(!out.exists());
+        p.disk_bytes = 1;
+        assert!(check_free_space(&p, &out).is_ok());
+    }
+
+    #[test]
     fn blocks_out_of_range_are_refused() {
         let s = shape("gemma-3-270m").unwrap();
         assert!(s.spec(Some(0), 8192).is_err());
