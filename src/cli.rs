@@ -241,6 +241,35 @@ pub enum ModelCommand {
     },
     /// List the prunable linear layers and the inputs of a model folder.
     Inspect { dir: PathBuf },
+    /// Write a model folder with random weights in a real model's shape (speed and memory
+    /// depend on shapes, not trained values): `--list` shows the shapes, `--plan` the sizes.
+    Synth {
+        /// The shape to copy, e.g. llama-3-8b (see --list).
+        #[arg(long, required_unless_present = "list")]
+        like: Option<String>,
+        /// The model folder to write (replaced whole if it exists).
+        #[arg(short, long, required_unless_present_any = ["list", "plan"])]
+        out: Option<PathBuf>,
+        /// Seed of the weights: the same seed gives a byte-identical weight file.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Keep only the first N blocks, every width unchanged (e.g. to measure an 8B's cost
+        /// per block where the whole model does not fit).
+        #[arg(long)]
+        blocks: Option<usize>,
+        /// Copy the tokenizer.json of this model folder (or file) instead of the default.
+        #[arg(long)]
+        tokenizer_from: Option<PathBuf>,
+        /// Longest sequence the graph will accept.
+        #[arg(long, default_value_t = 8192)]
+        max_positions: usize,
+        /// Print the parameters per role and the bytes the folder needs; write nothing.
+        #[arg(long, alias = "dry-run")]
+        plan: bool,
+        /// Print the known shapes.
+        #[arg(long, conflicts_with_all = ["like", "out", "plan"])]
+        list: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

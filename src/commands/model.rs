@@ -1,10 +1,10 @@
-//! `polyprune model ...`: fetch, import, inspect.
+//! `polyprune model ...`: fetch, import, inspect, synth.
 
 use anyhow::Result;
 
-use polyprune::model::{fetch, import, ModelDir};
+use polyprune::model::{fetch, import, synth, ModelDir};
 
-use super::spinner;
+use super::{spinner, Bars};
 use crate::cli::ModelCommand;
 
 pub fn run(cmd: ModelCommand) -> Result<()> {
@@ -34,6 +34,10 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             println!("model: {} ({})", c.name, c.architecture);
             println!("inputs: {}", c.inputs.join(", "));
             println!("vocabulary: {}   blocks: {}   max positions: {}", c.vocab_size, c.blocks, c.max_positions);
+            if let Some(o) = &c.synthetic {
+                let blocks = if o.truncated { format!(", first {} of its {} blocks", o.blocks, o.shape_blocks) } else { String::new() };
+                println!("synthetic: shape of {}, random weights (seed {}{blocks}); tokenizer {}", o.like, o.seed, o.tokenizer);
+            }
             println!("scoring path: {}", import::cache_status(&dir, c)?);
             println!("{:<44} {:>5} {:>6} {:>14} input", "layer", "block", "role", "shape [in,out]");
             for l in &c.layers {
@@ -43,6 +47,59 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             let params: usize = c.layers.iter().map(|l| l.shape[0] * l.shape[1]).sum();
             println!("{} prunable layers, {} prunable weights", c.layers.len(), params);
         }
+        ModelCommand::Synth { like, out, seed, blocks, tokenizer_from, max_positions, plan, list } => {
+            if list {
+                print_shapes();
+                return Ok(());
+            }
+            let like = like.expect("clap requires --like without --list");
+            if plan {
+                println!("{}", synth::plan(&like, blocks, max_positions)?);
+                return Ok(());
+            }
+            let out = out.expect("clap requires -o without --list or --plan");
+            let opts = synth::SynthOptions { seed, blocks, tokenizer_from, max_positions, ..synth::SynthOptions::new(&like, &out) };
+            let report = synth::synthesize(&opts, &mut Bars::default())?;
+            let p = &report.plan;
+            println!(
+                "wrote {} into {}: {} blocks, {} prunable layers, {} parameters ({:.2} GiB weight file); tokenizer {}",
+                report.card.name,
+                report.out.display(),
+                p.spec.blocks,
+                report.card.layers.len(),
+                p.params,
+                p.weight_bytes as f64 / (1u64 << 30) as f64,
+                report.tokenizer
+            );
+        }
     }
     Ok(())
+}
+
+fn print_shapes() {
+    println!(
+        "{:<14} {:<10} {:>6} {:>6} {:>9} {:>6} {:>8} {:>14}  source",
+        "shape", "arch", "blocks", "d", "heads/kv", "ffn", "vocab", "parameters"
+    );
+    for s in synth::SHAPES {
+        let params = synth::plan(s.name, None, 1).map(|p| p.params.to_string()).unwrap_or_else(|e| format!("({e})"));
+        let arch = match s.family {
+            synth::Family::Gemma3 { .. } => "gemma3",
+            synth::Family::Llama => "llama",
+            synth::Family::Qwen2 => "qwen2",
+            synth::Family::CommandR { .. } => "command-r",
+        };
+        println!(
+            "{:<14} {:<10} {:>6} {:>6} {:>9} {:>6} {:>8} {:>14}  {}",
+            s.name,
+            arch,
+            s.blocks,
+            s.d_model,
+            format!("{}/{}", s.n_heads, s.n_kv_heads),
+            s.ffn_dim,
+            s.vocab_size,
+            params,
+            s.source
+        );
+    }
 }

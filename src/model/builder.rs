@@ -56,6 +56,30 @@ impl WeightFile {
         Ok(external_tensor(name, dims, data_type::FLOAT, &self.location, start, length))
     }
 
+    /// Appends a tensor produced piece by piece: `fill` is handed consecutive chunks of the
+    /// tensor (row-major) to write into, so a tensor larger than memory never exists whole.
+    pub fn append_f32_with(&mut self, name: &str, dims: &[usize], mut fill: impl FnMut(&mut [f32])) -> std::io::Result<TensorProto> {
+        let pad = (WEIGHT_ALIGNMENT - self.offset % WEIGHT_ALIGNMENT) % WEIGHT_ALIGNMENT;
+        self.out.write_all(&vec![0u8; pad as usize])?;
+        self.offset += pad;
+        let start = self.offset;
+        let total: usize = dims.iter().product();
+        let mut chunk = vec![0f32; total.min(1 << 16)];
+        let mut bytes: Vec<u8> = Vec::with_capacity(chunk.len() * 4);
+        let mut left = total;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            fill(&mut chunk[..n]);
+            bytes.clear();
+            bytes.extend(chunk[..n].iter().flat_map(|v| v.to_le_bytes()));
+            self.out.write_all(&bytes)?;
+            left -= n;
+        }
+        let length = (total * 4) as u64;
+        self.offset += length;
+        Ok(external_tensor(name, dims, data_type::FLOAT, &self.location, start, length))
+    }
+
     pub fn finish(mut self) -> std::io::Result<()> {
         self.out.flush()?;
         self.out.get_ref().sync_all()

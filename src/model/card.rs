@@ -53,6 +53,24 @@ pub struct ModelCard {
     pub layers: Vec<LinearLayer>,
     pub spec: Option<DecoderSpec>,
     pub parts: Option<Parts>,
+    /// Set for folders written by `model synth`: random weights in a named real shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<SyntheticOrigin>,
+}
+
+/// Where a synthetic model's shape came from, and how much of it was written.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SyntheticOrigin {
+    /// The shape's name in `model synth --list` (e.g. `llama-3-8b`).
+    pub like: String,
+    pub seed: u64,
+    /// Blocks written; fewer than `shape_blocks` when the model was truncated with `--blocks`.
+    pub blocks: usize,
+    /// Blocks of the real model.
+    pub shape_blocks: usize,
+    pub truncated: bool,
+    /// Where `tokenizer.json` came from (a copied file, or the padded byte-level one).
+    pub tokenizer: String,
 }
 
 impl ModelCard {

@@ -201,6 +201,7 @@ pub fn card_of_model(model: &ModelProto, path: &Path, name: String) -> Result<Mo
         layers,
         spec: None,
         parts: None,
+        synthetic: None,
     })
 }
 

@@ -15,6 +15,7 @@ pub mod gradient;
 pub mod graph;
 pub mod import;
 pub mod onnx;
+pub mod synth;
 pub mod weights;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,8 @@ pub enum ModelError {
     Tokenizer { path: PathBuf, message: String },
     #[error("{0}")]
     Fetch(String),
+    #[error(transparent)]
+    Synth(#[from] synth::SynthError),
 }
 
 impl ModelError {

@@ -126,6 +126,7 @@ fn write_model_folder(
         layers: spec.linear_layers(),
         spec: Some(spec),
         parts: Some(parts),
+        synthetic: None,
     };
     card.write(out_dir)?;
     Ok(card)
@@ -164,15 +165,22 @@ fn write_weights(gguf: &GgufFile, arch: &dyn Architecture, spec: &DecoderSpec, o
         let t = file.append_f32(&name, &shape, &data).map_err(io)?;
         table.insert(name, t);
     }
+    append_rope_tables(&mut file, spec, &mut table).map_err(io)?;
+    file.finish().map_err(io)?;
+    Ok(table)
+}
+
+/// Appends the rotary tables of every distinct rope base (after the weights, as import lays
+/// them out) and records them in `table`.
+pub(crate) fn append_rope_tables(file: &mut WeightFile, spec: &DecoderSpec, table: &mut WeightTable) -> std::io::Result<()> {
     for base in spec.distinct_rope_bases() {
         let (cos, sin) = rope_tables(base, spec.head_dim, spec.max_positions);
         let (cn, sn) = rope_table_names(base);
         let dims = [spec.max_positions, spec.head_dim];
-        table.insert(cn.clone(), file.append_f32(&cn, &dims, &cos).map_err(io)?);
-        table.insert(sn.clone(), file.append_f32(&sn, &dims, &sin).map_err(io)?);
+        table.insert(cn.clone(), file.append_f32(&cn, &dims, &cos)?);
+        table.insert(sn.clone(), file.append_f32(&sn, &dims, &sin)?);
     }
-    file.finish().map_err(io)?;
-    Ok(table)
+    Ok(())
 }
 
 /// `rows x cols` row-major to `cols x rows` row-major.
@@ -191,7 +199,9 @@ pub fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-fn write_graphs(spec: &DecoderSpec, weights: &WeightTable, out_dir: &Path) -> Result<Parts, ModelError> {
+/// Writes every graph of a model folder (full, logits, key/value cache, per-block parts) over
+/// one weight table; import and `model synth` share it so their folders are alike.
+pub(crate) fn write_graphs(spec: &DecoderSpec, weights: &WeightTable, out_dir: &Path) -> Result<Parts, ModelError> {
     let write = |file: &str, model: onnx_model::ModelProto| -> Result<String, ModelError> {
         let path: PathBuf = out_dir.join(file);
         crate::util::write_atomic(&path, &model.encode_to_vec()).map_err(|e| ModelError::io(&path, e))?;

@@ -153,7 +153,7 @@ fn pre_tokenizer(pre: &str) -> Result<Value, String> {
     })
 }
 
-fn byte_level_bpe(tokens: &[String], merges: &[String], pre: &str, bos: Option<(u32, String)>) -> Result<Value, String> {
+pub(crate) fn byte_level_bpe(tokens: &[String], merges: &[String], pre: &str, bos: Option<(u32, String)>) -> Result<Value, String> {
     let vocab = vocab_map(tokens);
     let merges: Vec<Value> = merges
         .iter()

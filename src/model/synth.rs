@@ -1,0 +1,776 @@
+//! `model synth`: a model folder with random weights in the shape of a real model.
+//!
+//! Speed and memory depend on shapes, not on trained values, so the paper's 8B models can be
+//! measured without their weights. A synthetic folder is written by the same code as an
+//! imported one (the decoder spec, `decoder.rs`'s graphs, the card), so every command treats
+//! it exactly as an imported folder; only the weights (seeded uniform noise) and, where the
+//! project lacks the real one, the tokenizer (byte-level, padded to the real vocabulary) differ.
+//!
+//! Weights are scaled so activations stay O(1) through every block: each linear layer
+//! `[in, out]` is drawn with variance `1/in` (it keeps the variance of a normalised input),
+//! norm gains near 1, small biases, and an embedding whose standard deviation makes the
+//! logits of a normalised hidden state O(1). Each tensor has its own ChaCha stream, keyed by
+//! the seed and the tensor's name, so a truncated model (`--blocks`) holds exactly the first
+//! blocks of the full one, and the weight file is written tensor by tensor, chunk by chunk:
+//! the model never exists in memory.
+
+use std::path::{Path, PathBuf};
+
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::builder::WeightFile;
+use super::card::{ModelCard, SourceFile, SyntheticOrigin, CARD_FORMAT};
+use super::decoder::{Activation, DecoderSpec, WeightTable};
+use super::import::{self, GRAPH_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use super::ModelError;
+use crate::progress::Progress;
+
+/// The architecture family of a shape: which switches of [`DecoderSpec`] it sets.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Family {
+    /// Gemma 3: sliding-window layers with a local rope base, every `global_every`-th layer
+    /// global with the global base; q/k norms, sandwich norms, GELU, embeddings x sqrt(d).
+    Gemma3 { window: usize, local_rope_base: f64, global_every: usize },
+    /// Llama 3: pre-norm, SiLU gating, grouped-query attention.
+    Llama,
+    /// Qwen2: Llama with biases on the q/k/v projections.
+    Qwen2,
+    /// Cohere Command-R (Aya 23): parallel attention and MLP on one LayerNorm, logits scaled.
+    CommandR { logit_scale: f32 },
+}
+
+/// How the shape's tokenizer is obtained.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TokenizerPlan {
+    /// The real tokenizer, copied from an imported folder of this model (by default
+    /// `<cache>/models/<name>`); the byte-level one when none is found.
+    CopyFrom { model: &'static str },
+    /// Bytes, the model's special tokens at their real ids, and unused pieces up to the vocabulary.
+    ByteLevel,
+}
+
+/// A real model's shape, with the numbers of its published configuration.
+#[derive(Clone, Debug)]
+pub struct Shape {
+    pub name: &'static str,
+    pub family: Family,
+    pub blocks: usize,
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub ffn_dim: usize,
+    pub vocab_size: usize,
+    /// RMSNorm (or LayerNorm) epsilon.
+    pub norm_eps: f32,
+    /// The (global) rotary base.
+    pub rope_base: f64,
+    /// The context length of the configuration (the rotary tables are capped below it).
+    pub context: usize,
+    pub tied_output: bool,
+    /// Special tokens `(id, piece)` at their real ids; the first is the start token.
+    pub bos: Option<(u32, &'static str)>,
+    pub eos: (u32, &'static str),
+    pub tokenizer: TokenizerPlan,
+    /// Where the numbers come from.
+    pub source: &'static str,
+}
+
+/// Gemma 3's local layers: window and rotary base (the gemma3 importer's constants), one
+/// global layer in six.
+const GEMMA3_LOCAL_BASE: f64 = 10_000.0;
+const GEMMA3_GLOBAL_EVERY: usize = 6;
+
+/// Every shape `model synth` knows. The numbers are the models' own `config.json` fields
+/// (`num_hidden_layers`, `hidden_size`, `num_attention_heads`, `num_key_value_heads`,
+/// `head_dim`, `intermediate_size`, `vocab_size`, `rms_norm_eps`/`layer_norm_eps`,
+/// `rope_theta`, `max_position_embeddings`, `tie_word_embeddings`).
+pub const SHAPES: &[Shape] = &[
+    Shape {
+        name: "gemma-3-270m",
+        family: Family::Gemma3 { window: 512, local_rope_base: GEMMA3_LOCAL_BASE, global_every: GEMMA3_GLOBAL_EVERY },
+        blocks: 18,
+        d_model: 640,
+        n_heads: 4,
+        n_kv_heads: 1,
+        head_dim: 256,
+        ffn_dim: 2048,
+        vocab_size: 262_144,
+        norm_eps: 1e-6,
+        rope_base: 1_000_000.0,
+        context: 32_768,
+        tied_output: true,
+        bos: Some((2, "<bos>")),
+        eos: (1, "<eos>"),
+        tokenizer: TokenizerPlan::CopyFrom { model: "gemma-3-270m" },
+        source: "google/gemma-3-270m config.json (and its GGUF, as imported into .cache/models/gemma-3-270m)",
+    },
+    Shape {
+        name: "gemma-3-1b",
+        family: Family::Gemma3 { window: 512, local_rope_base: GEMMA3_LOCAL_BASE, global_every: GEMMA3_GLOBAL_EVERY },
+        blocks: 26,
+        d_model: 1152,
+        n_heads: 4,
+        n_kv_heads: 1,
+        head_dim: 256,
+        ffn_dim: 6912,
+        vocab_size: 262_144,
+        norm_eps: 1e-6,
+        rope_base: 1_000_000.0,
+        context: 32_768,
+        tied_output: true,
+        bos: Some((2, "<bos>")),
+        eos: (1, "<eos>"),
+        tokenizer: TokenizerPlan::CopyFrom { model: "gemma-3-270m" },
+        source: "google/gemma-3-1b-pt config.json",
+    },
+    Shape {
+        // The 4B's global layers also scale rotary positions by 8 (rope_scaling linear); the
+        // graph, like the gemma3 importer, does not: the cost of a forward pass is the same.
+        // Its vocabulary is the 262,144 pieces padded to 262,208 embedding rows.
+        name: "gemma-3-4b",
+        family: Family::Gemma3 { window: 1024, local_rope_base: GEMMA3_LOCAL_BASE, global_every: GEMMA3_GLOBAL_EVERY },
+        blocks: 34,
+        d_model: 2560,
+        n_heads: 8,
+        n_kv_heads: 4,
+        head_dim: 256,
+        ffn_dim: 10_240,
+        vocab_size: 262_208,
+        norm_eps: 1e-6,
+        rope_base: 1_000_000.0,
+        context: 131_072,
+        tied_output: true,
+        bos: Some((2, "<bos>")),
+        eos: (1, "<eos>"),
+        tokenizer: TokenizerPlan::CopyFrom { model: "gemma-3-270m" },
+        source: "google/gemma-3-4b-pt config.json (text_config)",
+    },
+    Shape {
+        name: "llama-3-8b",
+        family: Family::Llama,
+        blocks: 32,
+        d_model: 4096,
+        n_heads: 32,
+        n_kv_heads: 8,
+        head_dim: 128,
+        ffn_dim: 14_336,
+        vocab_size: 128_256,
+        norm_eps: 1e-5,
+        rope_base: 500_000.0,
+        context: 8192,
+        tied_output: false,
+        bos: Some((128_000, "<|begin_of_text|>")),
+        eos: (128_001, "<|end_of_text|>"),
+        tokenizer: TokenizerPlan::ByteLevel,
+        source: "meta-llama/Meta-Llama-3-8B config.json",
+    },
+    Shape {
+        name: "qwen2.5-0.5b",
+        family: Family::Qwen2,
+        blocks: 24,
+        d_model: 896,
+        n_heads: 14,
+        n_kv_heads: 2,
+        head_dim: 64,
+        ffn_dim: 4864,
+        vocab_size: 151_936,
+        norm_eps: 1e-6,
+        rope_base: 1_000_000.0,
+        context: 32_768,
+        tied_output: true,
+        bos: None,
+        eos: (151_643, "<|endoftext|>"),
+        tokenizer: TokenizerPlan::ByteLevel,
+        source: "Qwen/Qwen2.5-0.5B config.json",
+    },
+    Shape {
+        name: "aya-23-8b",
+        family: Family::CommandR { logit_scale: 0.0625 },
+        blocks: 32,
+        d_model: 4096,
+        n_heads: 32,
+        n_kv_heads: 8,
+        head_dim: 128,
+        ffn_dim: 14_336,
+        vocab_size: 256_000,
+        norm_eps: 1e-5,
+        rope_base: 10_000.0,
+        context: 8192,
+        tied_output: true,
+        bos: Some((5, "<BOS_TOKEN>")),
+        eos: (255_001, "<|END_OF_TURN_TOKEN|>"),
+        tokenizer: TokenizerPlan::ByteLevel,
+        source: "CohereForAI/aya-23-8B config.json (model_type cohere)",
+    },
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    #[error("unknown model shape '{name}'{}; known shapes: {}", suggestion.as_ref().map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default(), known.join(", "))]
+    UnknownShape { name: String, suggestion: Option<String>, known: Vec<String> },
+    #[error("--blocks {blocks}: {shape} has {max} blocks; give 1 to {max}")]
+    BadBlocks { shape: String, blocks: usize, max: usize },
+    #[error("{shape} needs the {architecture} graph, which this build of polyprune lacks")]
+    NeedsGraph { shape: String, architecture: String },
+    #[error(
+        "{shape} needs {} on disk but {path} has {} free; write fewer blocks (--blocks N keeps the first N at full width, \
+         `--plan` shows each size) or choose a folder on a larger disk with -o",
+        gib(*need), gib(*free)
+    )]
+    NoSpace { shape: String, path: PathBuf, need: u64, free: u64 },
+    #[error("{path}: cannot use this tokenizer for {shape}: {reason}")]
+    BadTokenizer { shape: String, path: PathBuf, reason: String },
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// What `model synth` is asked to write.
+#[derive(Clone, Debug)]
+pub struct SynthOptions {
+    /// A name from [`SHAPES`].
+    pub like: String,
+    pub out: PathBuf,
+    pub seed: u64,
+    /// Keep only the first N blocks, every width unchanged.
+    pub blocks: Option<usize>,
+    /// A model folder (or a `tokenizer.json`) whose tokenizer to copy instead of the default.
+    pub tokenizer_from: Option<PathBuf>,
+    /// Cap on the rotary tables' length, as `model import --max-positions`.
+    pub max_positions: usize,
+}
+
+impl SynthOptions {
+    pub fn new(like: &str, out: &Path) -> Self {
+        SynthOptions {
+            like: like.to_string(),
+            out: out.to_path_buf(),
+            seed: 0,
+            blocks: None,
+            tokenizer_from: None,
+            max_positions: import::ImportOptions::default().max_positions,
+        }
+    }
+}
+
+/// Parameters of one role across the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoleSize {
+    /// `embedding`, `output`, a linear role (`q`, `k`, ... `down`), `norms` or `biases`.
+    pub role: String,
+    pub tensors: usize,
+    pub params: u64,
+}
+
+/// A shape resolved for writing: the spec, its parameters by role, and its size on disk.
+#[derive(Clone, Debug)]
+pub struct SynthPlan {
+    pub like: String,
+    pub spec: DecoderSpec,
+    /// Blocks of the real model (the spec holds the blocks written).
+    pub shape_blocks: usize,
+    pub roles: Vec<RoleSize>,
+    /// Parameters written (the rotary tables are not parameters).
+    pub params: u64,
+    /// The weight file's size: every tensor in f32, aligned, plus the rotary tables.
+    pub weight_bytes: u64,
+    /// Space the folder needs: the weights plus the graph files.
+    pub disk_bytes: u64,
+}
+
+/// What `model synth` wrote.
+#[derive(Clone, Debug)]
+pub struct SynthReport {
+    pub out: PathBuf,
+    pub card: ModelCard,
+    pub plan: SynthPlan,
+    /// Where the tokenizer came from, as the card records it.
+    pub tokenizer: String,
+}
+
+/// The shape called `name`, or an error suggesting the nearest name.
+pub fn shape(name: &str) -> Result<&'static Shape, SynthError> {
+    if let Some(s) = SHAPES.iter().find(|s| s.name.eq_ignore_ascii_case(name)) {
+        return Ok(s);
+    }
+    let nearest = SHAPES
+        .iter()
+        .map(|s| (strsim::jaro_winkler(&name.to_ascii_lowercase(), s.name), s.name))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(score, _)| *score > 0.7)
+        .map(|(_, n)| n.to_string());
+    Err(SynthError::UnknownShape { name: name.into(), suggestion: nearest, known: SHAPES.iter().map(|s| s.name.to_string()).collect() })
+}
+
+impl Shape {
+    /// The decoder of this shape with its first `blocks` blocks (all when `None`).
+    pub fn spec(&self, blocks: Option<usize>, max_positions: usize) -> Result<DecoderSpec, SynthError> {
+        let n = blocks.unwrap_or(self.blocks);
+        if n == 0 || n > self.blocks {
+            return Err(SynthError::BadBlocks { shape: self.name.into(), blocks: n, max: self.blocks });
+        }
+        let mut spec = DecoderSpec {
+            architecture: String::new(),
+            blocks: n,
+            d_model: self.d_model,
+            n_heads: self.n_heads,
+            n_kv_heads: self.n_kv_heads,
+            head_dim: self.head_dim,
+            ffn_dim: self.ffn_dim,
+            vocab_size: self.vocab_size,
+            rms_eps: self.norm_eps,
+            activation: Activation::Silu,
+            qk_norm: false,
+            sandwich_norms: false,
+            qkv_bias: false,
+            embed_scale: None,
+            tied_output: self.tied_output,
+            attn_scale: 1.0 / (self.head_dim as f32).sqrt(),
+            rope_base: vec![self.rope_base; n],
+            sliding_window: vec![None; n],
+            max_positions: self.context.min(max_positions),
+        };
+        match self.family {
+            Family::Gemma3 { window, local_rope_base, global_every } => {
+                // As the gemma3 importer: layers 6, 12, ... (1-based) are global.
+                let global = |i: usize| (i + 1).is_multiple_of(global_every);
+                spec.architecture = "gemma3".into();
+                spec.activation = Activation::GeluTanh;
+                spec.qk_norm = true;
+                spec.sandwich_norms = true;
+                spec.embed_scale = Some((self.d_model as f32).sqrt());
+                spec.rope_base = (0..n).map(|i| if global(i) { self.rope_base } else { local_rope_base }).collect();
+                spec.sliding_window = (0..n).map(|i| if global(i) { None } else { Some(window) }).collect();
+            }
+            Family::Llama => spec.architecture = "llama".into(),
+            Family::Qwen2 => {
+                spec.architecture = "qwen2".into();
+                spec.qkv_bias = true;
+            }
+            Family::CommandR { .. } => {
+                return Err(SynthError::NeedsGraph { shape: self.name.into(), architecture: "command-r".into() });
+            }
+        }
+        Ok(spec)
+    }
+}
+
+/// The plan for a shape, without writing anything: `model synth --plan`.
+pub fn plan(like: &str, blocks: Option<usize>, max_positions: usize) -> Result<SynthPlan, ModelError> {
+    let shape = shape(like)?;
+    let spec = shape.spec(blocks, max_positions)?;
+    let weights = spec.weight_shapes();
+    let mut roles: Vec<RoleSize> = Vec::new();
+    let linear: std::collections::HashMap<String, &'static str> =
+        spec.linear_layers().into_iter().map(|l| (l.name, l.role.as_str())).collect();
+    let mut weight_bytes = 0u64;
+    for (name, dims) in &weights {
+        let role = role_of(name, &linear);
+        let params: u64 = dims.iter().map(|&d| d as u64).product();
+        weight_bytes = aligned(weight_bytes) + params * 4;
+        match roles.iter_mut().find(|r| r.role == role) {
+            Some(r) => {
+                r.tensors += 1;
+                r.params += params;
+            }
+            None => roles.push(RoleSize { role, tensors: 1, params }),
+        }
+    }
+    for _ in 0..2 * spec.distinct_rope_bases().len() {
+        weight_bytes = aligned(weight_bytes) + (spec.max_positions * spec.head_dim * 4) as u64;
+    }
+    let params = roles.iter().map(|r| r.params).sum();
+    // Graphs reference the weights, so each is small; a margin covers them and the tokenizer.
+    let disk_bytes = weight_bytes + GRAPH_MARGIN_BYTES + spec.blocks as u64 * GRAPH_MARGIN_PER_BLOCK;
+    Ok(SynthPlan { like: shape.name.into(), shape_blocks: shape.blocks, spec, roles, params, weight_bytes, disk_bytes })
+}
+
+/// Room reserved for the graphs, tokenizer and card beyond the weight file.
+const GRAPH_MARGIN_BYTES: u64 = 64 << 20;
+const GRAPH_MARGIN_PER_BLOCK: u64 = 2 << 20;
+
+fn aligned(offset: u64) -> u64 {
+    offset.div_ceil(64) * 64
+}
+
+fn role_of(name: &str, linear: &std::collections::HashMap<String, &'static str>) -> String {
+    if let Some(r) = linear.get(name) {
+        return r.to_string();
+    }
+    match name {
+        "token_embd.weight" => "embedding".into(),
+        "output.weight" => "output".into(),
+        n if n.ends_with(".bias") => "biases".into(),
+        _ => "norms".into(),
+    }
+}
+
+impl std::fmt::Display for SynthPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.spec;
+        let truncated =
+            if s.blocks < self.shape_blocks { format!(" (first {} of {})", s.blocks, self.shape_blocks) } else { String::new() };
+        writeln!(f, "{} ({}): {} blocks{truncated}", self.like, s.architecture, s.blocks)?;
+        writeln!(
+            f,
+            "d_model {}  heads {}/{} kv x {}  ffn {}  vocabulary {}  tied output: {}  rotary tables: {} positions",
+            s.d_model,
+            s.n_heads,
+            s.n_kv_heads,
+            s.head_dim,
+            s.ffn_dim,
+            s.vocab_size,
+            if s.tied_output { "yes" } else { "no" },
+            s.max_positions
+        )?;
+        writeln!(f, "{:<10} {:>8} {:>16} {:>12}", "role", "tensors", "parameters", "f32 bytes")?;
+        for r in &self.roles {
+            writeln!(f, "{:<10} {:>8} {:>16} {:>12}", r.role, r.tensors, r.params, human_bytes(r.params * 4))?;
+        }
+        writeln!(
+            f,
+            "{:<10} {:>8} {:>16} {:>12}",
+            "total",
+            self.roles.iter().map(|r| r.tensors).sum::<usize>(),
+            self.params,
+            human_bytes(self.params * 4)
+        )?;
+        write!(f, "weight file {} (with rotary tables); needs {} on disk", human_bytes(self.weight_bytes), human_bytes(self.disk_bytes))
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = b as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.2} {}", UNITS[unit])
+    }
+}
+
+/// Writes a synthetic model folder at `opts.out` (replaced atomically when it exists).
+pub fn synthesize(opts: &SynthOptions, progress: &mut dyn Progress) -> Result<SynthReport, ModelError> {
+    let shape = shape(&opts.like)?;
+    let plan = plan(&opts.like, opts.blocks, opts.max_positions)?;
+    check_free_space(&plan, &opts.out)?;
+    let tokenizer = TokenizerSource::resolve(shape, opts)?;
+    let staged = crate::util::StagedDir::begin(&opts.out).map_err(|e| ModelError::io(&opts.out, e))?;
+    let dir = staged.path();
+    let weights = write_weights(shape, &plan.spec, opts.seed, dir, progress)?;
+    progress.stage("writing graphs", 0);
+    let parts = import::write_graphs(&plan.spec, &weights, dir)?;
+    progress.finish();
+    let (tokenizer_label, bos, eos) = tokenizer.write(shape, &plan.spec, &dir.join(TOKENIZER_FILE))?;
+    let origin = SyntheticOrigin {
+        like: shape.name.into(),
+        seed: opts.seed,
+        blocks: plan.spec.blocks,
+        shape_blocks: shape.blocks,
+        truncated: plan.spec.blocks < shape.blocks,
+        tokenizer: tokenizer_label.clone(),
+    };
+    let spec = plan.spec.clone();
+    let card = ModelCard {
+        format: CARD_FORMAT.into(),
+        name: card_name(&origin),
+        architecture: spec.architecture.clone(),
+        source: Some(SourceFile { file: format!("synth:{}", shape.name), sha256: identity_hash(&origin, &spec) }),
+        graph: GRAPH_FILE.into(),
+        tokenizer: TOKENIZER_FILE.into(),
+        bos_token_id: bos,
+        eos_token_id: eos,
+        start_token_id: bos.or(eos),
+        max_positions: spec.max_positions,
+        vocab_size: spec.vocab_size,
+        blocks: spec.blocks,
+        inputs: vec!["input_ids".into()],
+        has_scoring_heads: true,
+        layers: spec.linear_layers(),
+        spec: Some(spec),
+        parts: Some(parts),
+        synthetic: Some(origin),
+    };
+    card.write(dir)?;
+    staged.commit().map_err(|e| ModelError::io(&opts.out, e))?;
+    Ok(SynthReport { out: opts.out.clone(), card, plan, tokenizer: tokenizer_label })
+}
+
+fn card_name(o: &SyntheticOrigin) -> String {
+    let blocks = if o.truncated { format!(", first {} of {} blocks", o.blocks, o.shape_blocks) } else { String::new() };
+    format!("synthetic {} (random weights, seed {}{blocks})", o.like, o.seed)
+}
+
+/// A checksum of everything that decides the weights, standing in for a source file's: two
+/// folders with the same identity hold the same weights.
+fn identity_hash(o: &SyntheticOrigin, spec: &DecoderSpec) -> String {
+    let text = format!("{WEIGHTS_FORMAT}|{}|{}|{}", o.like, o.seed, serde_json::to_string(spec).expect("spec serialises"));
+    format!("{:x}", Sha256::digest(text.as_bytes()))
+}
+
+/// Bumped whenever the drawing of weights changes, so identities of older folders differ.
+const WEIGHTS_FORMAT: &str = "polyprune-synth/1";
+
+/// Refuses before writing when the target's file system lacks the room.
+fn check_free_space(plan: &SynthPlan, out: &Path) -> Result<(), ModelError> {
+    let probe = out.ancestors().find(|p| p.exists() && !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let Some(free) = free_bytes(probe) else { return Ok(()) };
+    if free < plan.disk_bytes {
+        return Err(SynthError::NoSpace { shape: plan.like.clone(), path: probe.to_path_buf(), need: plan.disk_bytes, free }.into());
+    }
+    Ok(())
+}
+
+/// Bytes an unprivileged writer may still use on the file system holding `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// How a tensor's values are drawn: uniform with this mean and standard deviation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Init {
+    pub mean: f32,
+    pub std: f32,
+}
+
+/// The draw for one weight of `spec`: see the module head for why these scales.
+pub fn init_of(name: &str, dims: &[usize], spec: &DecoderSpec, logit_scale: f32) -> Init {
+    let d = spec.d_model as f32;
+    if name == "token_embd.weight" {
+        // Tied: the output layer, so logits of a unit-RMS hidden state get std ~1 after scaling.
+        // Untied: the input only, whose scale the first norm removes.
+        let std = if spec.tied_output { 1.0 / (d.sqrt() * logit_scale) } else { 1.0 / d.sqrt() };
+        return Init { mean: 0.0, std };
+    }
+    if name == "output.weight" {
+        return Init { mean: 0.0, std: 1.0 / (d.sqrt() * logit_scale) };
+    }
+    if name.ends_with(".bias") {
+        return Init { mean: 0.0, std: 0.02 };
+    }
+    if dims.len() == 1 {
+        // Norm gains (GGUF's Gemma norms already hold the `1 +`).
+        return Init { mean: 1.0, std: 0.02 };
+    }
+    Init { mean: 0.0, std: 1.0 / (dims[0] as f32).sqrt() }
+}
+
+/// The ChaCha stream of one tensor: its own, so each tensor's values depend only on the seed
+/// and its name.
+fn tensor_rng(seed: u64, name: &str) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let h = Sha256::digest(name.as_bytes());
+    rng.set_stream(u64::from_le_bytes(h[..8].try_into().expect("8 bytes")));
+    rng
+}
+
+fn logit_scale_of(shape: &Shape) -> f32 {
+    match shape.family {
+        Family::CommandR { logit_scale } => logit_scale,
+        _ => 1.0,
+    }
+}
+
+fn write_weights(shape: &Shape, spec: &DecoderSpec, seed: u64, dir: &Path, progress: &mut dyn Progress) -> Result<WeightTable, ModelError> {
+    let path = dir.join(WEIGHTS_FILE);
+    let io = |e| ModelError::io(&path, e);
+    let mut file = WeightFile::create(dir, WEIGHTS_FILE).map_err(io)?;
+    let mut table = WeightTable::new();
+    let shapes = spec.weight_shapes();
+    let total: u64 = shapes.iter().map(|(_, d)| d.iter().product::<usize>() as u64).sum();
+    progress.stage("drawing weights (parameters)", total);
+    let mut done = 0u64;
+    for (name, dims) in shapes {
+        progress.detail(&name);
+        let init = init_of(&name, &dims, spec, logit_scale_of(shape));
+        let mut rng = tensor_rng(seed, &name);
+        // Uniform on [mean - a, mean + a) has standard deviation a / sqrt(3).
+        let half_width = init.std * 3f32.sqrt();
+        let t = file
+            .append_f32_with(&name, &dims, |chunk| {
+                for v in chunk.iter_mut() {
+                    // 24 random bits: every value exactly representable in f32.
+                    let u = (rng.next_u32() >> 8) as f32 * (1.0 / (1u32 << 24) as f32);
+                    *v = init.mean + (2.0 * u - 1.0) * half_width;
+                }
+            })
+            .map_err(io)?;
+        done += dims.iter().product::<usize>() as u64;
+        progress.advance(done);
+        table.insert(name, t);
+    }
+    import::append_rope_tables(&mut file, spec, &mut table).map_err(io)?;
+    file.finish().map_err(io)?;
+    progress.finish();
+    Ok(table)
+}
+
+/// Where the folder's `tokenizer.json` comes from.
+enum TokenizerSource {
+    Copy(PathBuf),
+    ByteLevel,
+}
+
+impl TokenizerSource {
+    fn resolve(shape: &Shape, opts: &SynthOptions) -> Result<Self, ModelError> {
+        let as_file = |p: &Path| if p.is_dir() { p.join(TOKENIZER_FILE) } else { p.to_path_buf() };
+        if let Some(from) = &opts.tokenizer_from {
+            let file = as_file(from);
+            if !file.is_file() {
+                return Err(SynthError::BadTokenizer { shape: shape.name.into(), path: file, reason: "no such file".into() }.into());
+            }
+            return Ok(TokenizerSource::Copy(file));
+        }
+        Ok(match shape.tokenizer {
+            TokenizerPlan::CopyFrom { model } => {
+                let file = crate::util::cache_dir().join("models").join(model).join(TOKENIZER_FILE);
+                if file.is_file() {
+                    TokenizerSource::Copy(file)
+                } else {
+                    TokenizerSource::ByteLevel
+                }
+            }
+            TokenizerPlan::ByteLevel => TokenizerSource::ByteLevel,
+        })
+    }
+
+    /// Writes `tokenizer.json` at `dest`; returns its description and the BOS and EOS ids.
+    fn write(&self, shape: &Shape, spec: &DecoderSpec, dest: &Path) -> Result<(String, Option<u32>, Option<u32>), ModelError> {
+        let (label, json) = match self {
+            TokenizerSource::Copy(src) => {
+                let text = std::fs::read_to_string(src).map_err(|e| ModelError::io(src, e))?;
+                let bad = |reason: String| SynthError::BadTokenizer { shape: shape.name.into(), path: src.clone(), reason };
+                let tok: tokenizers::Tokenizer = text.parse().map_err(|e: tokenizers::Error| bad(e.to_string()))?;
+                let pieces = tok.get_vocab_size(true);
+                if pieces > spec.vocab_size {
+                    return Err(
+                        bad(format!("it has {pieces} pieces, more than the {} rows of the shape's embedding", spec.vocab_size)).into()
+                    );
+                }
+                (format!("copied from {}", src.display()), text)
+            }
+            TokenizerSource::ByteLevel => {
+                let json = byte_level_tokenizer(shape, spec.vocab_size);
+                (format!("byte-level, padded to {} pieces", spec.vocab_size), serde_json::to_string(&json).expect("json serialises"))
+            }
+        };
+        crate::util::write_atomic(dest, json.as_bytes()).map_err(|e| ModelError::io(dest, e))?;
+        // A tokenizer copied from a model folder keeps that folder's special tokens.
+        let source_card = match self {
+            TokenizerSource::Copy(src) => src.parent().and_then(|d| ModelCard::read(d).ok()),
+            TokenizerSource::ByteLevel => None,
+        };
+        Ok(match source_card {
+            Some(c) => (label, c.bos_token_id, c.eos_token_id),
+            None => (label, shape.bos.map(|b| b.0), Some(shape.eos.0)),
+        })
+    }
+}
+
+/// GPT-2's printable stand-in for each byte, as byte-level tokenizers spell pieces.
+fn byte_char(b: u8) -> char {
+    let printable = |b: u8| (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+    if printable(b) {
+        return b as char;
+    }
+    let rank = (0..b).filter(|&x| !printable(x)).count() as u32;
+    char::from_u32(256 + rank).expect("a valid code point")
+}
+
+/// A byte-level tokenizer of exactly `vocab` pieces: the model's special tokens at their real
+/// ids, the 256 bytes at the first free ids, and `<unused_N>` for every other id. With no
+/// merges, every byte of text is one token: real text of any script tokenizes.
+pub fn byte_level_tokenizer(shape: &Shape, vocab: usize) -> Value {
+    let specials: Vec<(u32, &str)> = shape.bos.into_iter().chain([shape.eos]).collect();
+    let mut bytes = (0u8..=255).map(byte_char);
+    let tokens: Vec<String> = (0..vocab as u32)
+        .map(|id| match specials.iter().find(|s| s.0 == id) {
+            Some((_, piece)) => piece.to_string(),
+            None => bytes.next().map(String::from).unwrap_or_else(|| format!("<unused_{id}>")),
+        })
+        .collect();
+    let bos = shape.bos.map(|(id, piece)| (id, piece.to_string()));
+    let mut json = import::tokenizer::byte_level_bpe(&tokens, &[], "default", bos).expect("the default pre-tokenizer is supported");
+    json["added_tokens"] = Value::Array(
+        specials
+            .iter()
+            .map(|(id, piece)| {
+                json!({"id": id, "content": piece, "single_word": false, "lstrip": false, "rstrip": false,
+                       "normalized": false, "special": true})
+            })
+            .collect(),
+    );
+    json
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_chars_are_distinct_and_match_gpt2() {
+        let chars: std::collections::HashSet<char> = (0u8..=255).map(byte_char).collect();
+        assert_eq!(chars.len(), 256);
+        // GPT-2's table: space is U+0120, newline U+010A, 'a' itself.
+        assert_eq!((byte_char(b' '), byte_char(b'\n'), byte_char(b'a')), ('\u{120}', '\u{10A}', 'a'));
+    }
+
+    #[test]
+    fn byte_level_tokenizer_has_the_vocabulary_and_round_trips() {
+        let shape = shape("llama-3-8b").unwrap();
+        let json = byte_level_tokenizer(shape, shape.vocab_size);
+        let tok: tokenizers::Tokenizer = serde_json::to_string(&json).unwrap().parse().unwrap();
+        assert_eq!(tok.get_vocab_size(true), 128_256);
+        let text = "Héllo, wörld — ሰላም";
+        let enc = tok.encode(text, true).unwrap();
+        assert_eq!(enc.get_ids()[0], 128_000, "BOS first");
+        assert_eq!(enc.len(), 1 + text.len(), "one token per byte after BOS");
+        assert_eq!(tok.decode(&enc.get_ids()[1..], false).unwrap(), text);
+    }
+
+    #[test]
+    fn unknown_names_suggest_the_nearest() {
+        let err = shape("lama-3-8b").unwrap_err().to_string();
+        assert!(err.contains("did you mean 'llama-3-8b'"), "{err}");
+        assert!(shape("GEMMA-3-1B").is_ok());
+    }
+
+    #[test]
+    fn a_disk_without_room_is_refused_with_the_sizes_and_the_fix() {
+        let mut p = plan("llama-3-8b", None, 8192).unwrap();
+        p.disk_bytes = u64::MAX / 4;
+        let out = std::env::temp_dir().join("polyprune-synth-never-written");
+        let err = check_free_space(&p, &out).unwrap_err().to_string();
+        assert!(err.contains("llama-3-8b needs 4294967296.00 GiB on disk") && err.contains("free"), "{err}");
+        assert!(err.contains("--blocks N") && err.contains("-o"), "{err}");
+        assert!(!out.exists());
+        p.disk_bytes = 1;
+        assert!(check_free_space(&p, &out).is_ok());
+    }
+
+    #[test]
+    fn blocks_out_of_range_are_refused() {
+        let s = shape("gemma-3-270m").unwrap();
+        assert!(s.spec(Some(0), 8192).is_err());
+        assert!(s.spec(Some(19), 8192).unwrap_err().to_string().contains("has 18 blocks"));
+        let spec = s.spec(Some(7), 8192).unwrap();
+        // The seventh block (index 6) is local again after the global sixth.
+        assert_eq!(spec.sliding_window[5], None);
+        assert_eq!(spec.sliding_window[6], Some(512));
+    }
+}
