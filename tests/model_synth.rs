@@ -26,14 +26,54 @@ struct Config {
     qkv_bias: bool,
 }
 
-const GEMMA_3_270M: Config =
-    Config { blocks: 18, d: 640, heads: 4, kv_heads: 1, head_dim: 256, ffn: 2048, vocab: 262_144, tied: true, gemma_norms: true, qkv_bias: false };
-const GEMMA_3_1B: Config =
-    Config { blocks: 26, d: 1152, heads: 4, kv_heads: 1, head_dim: 256, ffn: 6912, vocab: 262_144, tied: true, gemma_norms: true, qkv_bias: false };
-const LLAMA_3_8B: Config =
-    Config { blocks: 32, d: 4096, heads: 32, kv_heads: 8, head_dim: 128, ffn: 14_336, vocab: 128_256, tied: false, gemma_norms: false, qkv_bias: false };
-const QWEN2_5_0_5B: Config =
-    Config { blocks: 24, d: 896, heads: 14, kv_heads: 2, head_dim: 64, ffn: 4864, vocab: 151_936, tied: true, gemma_norms: false, qkv_bias: true };
+const GEMMA_3_270M: Config = Config {
+    blocks: 18,
+    d: 640,
+    heads: 4,
+    kv_heads: 1,
+    head_dim: 256,
+    ffn: 2048,
+    vocab: 262_144,
+    tied: true,
+    gemma_norms: true,
+    qkv_bias: false,
+};
+const GEMMA_3_1B: Config = Config {
+    blocks: 26,
+    d: 1152,
+    heads: 4,
+    kv_heads: 1,
+    head_dim: 256,
+    ffn: 6912,
+    vocab: 262_144,
+    tied: true,
+    gemma_norms: true,
+    qkv_bias: false,
+};
+const LLAMA_3_8B: Config = Config {
+    blocks: 32,
+    d: 4096,
+    heads: 32,
+    kv_heads: 8,
+    head_dim: 128,
+    ffn: 14_336,
+    vocab: 128_256,
+    tied: false,
+    gemma_norms: false,
+    qkv_bias: false,
+};
+const QWEN2_5_0_5B: Config = Config {
+    blocks: 24,
+    d: 896,
+    heads: 14,
+    kv_heads: 2,
+    head_dim: 64,
+    ffn: 4864,
+    vocab: 151_936,
+    tied: true,
+    gemma_norms: false,
+    qkv_bias: true,
+};
 
 impl Config {
     /// The prunable layers of the first `blocks` blocks: (name, block, role, [in, out]).
@@ -65,7 +105,9 @@ impl Config {
 
 #[test]
 fn plans_count_the_parameters_of_the_real_models() {
-    for (name, config) in [("gemma-3-270m", &GEMMA_3_270M), ("gemma-3-1b", &GEMMA_3_1B), ("llama-3-8b", &LLAMA_3_8B), ("qwen2.5-0.5b", &QWEN2_5_0_5B)] {
+    for (name, config) in
+        [("gemma-3-270m", &GEMMA_3_270M), ("gemma-3-1b", &GEMMA_3_1B), ("llama-3-8b", &LLAMA_3_8B), ("qwen2.5-0.5b", &QWEN2_5_0_5B)]
+    {
         let plan = synth::plan(name, None, 8192).unwrap();
         assert_eq!(plan.params, config.params(config.blocks), "{name}");
         let truncated = synth::plan(name, Some(2), 8192).unwrap();

@@ -16,8 +16,10 @@
 //! sequential calibration with SparseGPT's statistics (forward through pruned blocks, Gram
 //! matrices) and SparseGPT's solve, and Wanda (same forward, norms, sort). Power laws are fitted
 //! by least squares on logs, and the 8B prediction combines the per-block cost at 8B width with
-//! the calibration exponents. `SCALE_QUICK=1` runs a smaller grid (about 15 minutes on 2 cores);
-//! `SCALE_DEVICE=cuda` runs the same on a GPU (scripts/gpu_check.sh).
+//! the calibration exponents. `SCALE_QUICK=1` runs a smaller grid (about 15 minutes on 2 cores),
+//! `SCALE_TINY=1` only the size sweep on 2 x 64 windows, `SCALE_GRID=0` no calibration grid;
+//! `SCALE_DEVICE=cuda` runs on a GPU (scripts/gpu_check.sh). The measurements are written to
+//! `results/bench/scale-<device>.json`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,7 +35,7 @@ use polyprune::eval::Scorer;
 use polyprune::model::ModelDir;
 use polyprune::prune::{Sparsity, SparsityTarget};
 use polyprune::pruned::{prune_model, LayerFilter};
-use polyprune::runtime::RuntimeOptions;
+use polyprune::runtime::{Graph, GraphSource, Input, RuntimeOptions};
 
 /// One measurement, as the parent hands it to a child.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -142,14 +144,14 @@ fn child(exe: &Path, p: &Point) -> anyhow::Result<Measured> {
     Ok(serde_json::from_str(line)?)
 }
 
-/// A synthetic model folder made once by `polyprune model synth` (reused while its card is
-/// there; `.cache/models/synth/` is cache, like the imported models).
-fn synth(polyprune: &Path, cache: &Path, like: &str, blocks: Option<usize>) -> anyhow::Result<PathBuf> {
+/// A synthetic model folder written by `polyprune model synth` into `scratch/` just before its
+/// point runs, and removed after it (`SCALE_KEEP=1` keeps them): the 8B cuts alone are 5-6 GB.
+fn synth(polyprune: &Path, scratch: &Path, like: &str, blocks: Option<usize>) -> anyhow::Result<PathBuf> {
     let name = match blocks {
         Some(b) => format!("{like}-{b}blocks"),
         None => like.to_string(),
     };
-    let dir = cache.join(&name);
+    let dir = scratch.join(&name);
     if dir.join("card.json").is_file() {
         return Ok(dir);
     }
@@ -191,38 +193,63 @@ fn human_seconds(s: f64) -> String {
     }
 }
 
+/// A model of the size sweep: the imported Gemma 3 270M, or a synthetic shape made on demand.
+#[derive(Clone)]
+enum SizeModel {
+    Imported(PathBuf),
+    Synthetic { like: &'static str, blocks: Option<usize> },
+}
+
 struct Plan {
-    sizes: Vec<(String, Point)>,
+    sizes: Vec<(String, SizeModel, Point)>,
     grid: Vec<Point>,
 }
 
-fn plan(polyprune: &Path, root: &Path, device: &str, quick: bool) -> anyhow::Result<Plan> {
-    let cache = root.join(".cache/models/synth");
+fn plan(root: &Path, device: &str, quick: bool) -> anyhow::Result<Plan> {
     let gemma = root.join(".cache/models/gemma-3-270m");
-    if !gemma.join("card.json").is_file() {
-        bail!("{} is missing: run `make models` first", gemma.display());
-    }
-    let (samples, seqlen) = if quick { (8, 256) } else { (16, 256) };
+    // SCALE_TINY: the smallest windows, no grid, no Gemma 1B (scripts/gpu_check.sh --device cpu).
+    let tiny = std::env::var("SCALE_TINY").is_ok_and(|v| v != "0");
+    let (samples, seqlen) = match (tiny, quick) {
+        (true, _) => (2, 64),
+        (false, true) => (8, 256),
+        (false, false) => (16, 256),
+    };
     let point = |label: &str, model: PathBuf, samples, seqlen| Point { label: label.into(), model, samples, seqlen, device: device.into() };
-    let mut sizes = vec![("gemma-3-270m".to_string(), point("gemma-3-270m", gemma.clone(), samples, seqlen))];
+    // Where the imported model is absent (a GPU machine the weights did not travel to), its
+    // synthetic twin has the same shapes and so the same costs.
+    let first = if gemma.join("card.json").is_file() {
+        SizeModel::Imported(gemma.clone())
+    } else {
+        SizeModel::Synthetic { like: "gemma-3-270m", blocks: None }
+    };
+    let mut sizes = vec![("gemma-3-270m".to_string(), first, point("gemma-3-270m", gemma.clone(), samples, seqlen))];
     let mut synthetic = vec![("gemma-3-1b", None), ("llama-3-8b", Some(1)), ("llama-3-8b", Some(2))];
-    if !quick {
+    if tiny {
+        synthetic.remove(0);
+    } else if !quick {
         synthetic.insert(1, ("gemma-3-4b", Some(8)));
     }
     for (like, blocks) in synthetic {
-        let dir = synth(polyprune, &cache, like, blocks)?;
         let label = match blocks {
             Some(b) => format!("{like} ({b} blocks)"),
             None => like.to_string(),
         };
-        sizes.push((like.to_string(), point(&label, dir, samples, seqlen)));
+        sizes.push((like.to_string(), SizeModel::Synthetic { like, blocks }, point(&label, PathBuf::new(), samples, seqlen)));
     }
+    let mut grid = Vec::new();
+    if tiny || std::env::var("SCALE_GRID").is_ok_and(|v| v == "0") {
+        return Ok(Plan { sizes, grid });
+    }
+    let gemma_dir = match &sizes[0].1 {
+        SizeModel::Imported(dir) => dir.clone(),
+        SizeModel::Synthetic { .. } => bail!("{} is missing: run `make models` (or SCALE_GRID=0 for the size sweep only)", gemma.display()),
+    };
     let (sample_sweep, seqlen_sweep): (&[usize], &[usize]) =
         if quick { (&[16, 32, 64], &[256, 512, 1024]) } else { (&[16, 32, 64, 128], &[256, 512, 1024, 2048]) };
-    let mut grid: Vec<Point> = sample_sweep.iter().map(|&n| point(&format!("{n} x 256"), gemma.clone(), n, 256)).collect();
-    grid.extend(seqlen_sweep.iter().skip(1).map(|&l| point(&format!("16 x {l}"), gemma.clone(), 16, l)));
+    grid.extend(sample_sweep.iter().map(|&n| point(&format!("{n} x 256"), gemma_dir.clone(), n, 256)));
+    grid.extend(seqlen_sweep.iter().skip(1).map(|&l| point(&format!("16 x {l}"), gemma_dir.clone(), 16, l)));
     if !quick {
-        grid.push(point("128 x 2048", gemma.clone(), 128, 2048));
+        grid.push(point("128 x 2048", gemma_dir, 128, 2048));
     }
     Ok(Plan { sizes, grid })
 }
@@ -283,8 +310,10 @@ fn report(sizes: &[(String, Point, Measured)], grid: &[(Point, Measured)], devic
     fit("peak RSS ~ params^a", sizes.iter().map(|(_, _, m)| (m.computed_params, m.peak_rss_bytes)).collect());
     let at_256: Vec<&(Point, Measured)> = grid.iter().filter(|(p, _)| p.seqlen == 256).collect();
     let at_16: Vec<&(Point, Measured)> = grid.iter().filter(|(p, _)| p.samples == 16).collect();
-    let by_samples = fit("calibration time ~ samples^b (seqlen 256)", at_256.iter().map(|(p, m)| (p.samples as f64, m.calibration_s())).collect());
-    let by_seqlen = fit("calibration time ~ seqlen^b (16 samples)", at_16.iter().map(|(p, m)| (p.seqlen as f64, m.calibration_s())).collect());
+    let by_samples =
+        fit("calibration time ~ samples^b (seqlen 256)", at_256.iter().map(|(p, m)| (p.samples as f64, m.calibration_s())).collect());
+    let by_seqlen =
+        fit("calibration time ~ seqlen^b (16 samples)", at_16.iter().map(|(p, m)| (p.seqlen as f64, m.calibration_s())).collect());
     let eval_seqlen = fit("evaluation time ~ seqlen^b (16 samples)", at_16.iter().map(|(p, m)| (p.seqlen as f64, m.eval_s)).collect());
     fit("Wanda time ~ samples^b (seqlen 256)", at_256.iter().map(|(p, m)| (p.samples as f64, m.wanda_s())).collect());
 
@@ -335,8 +364,39 @@ fn report(sizes: &[(String, Point, Measured)], grid: &[(Point, Measured)], devic
     );
 }
 
+/// The logits of a model folder's `model.logits.onnx` on `device` against the CPU, for fixed
+/// token ids (two rows of 24): the largest absolute difference and the largest logit. In one
+/// process: the GPU build of ONNX Runtime runs CPU sessions too.
+fn compare_logits(dir: &Path, device: &str) -> anyhow::Result<(f64, f64)> {
+    let model = ModelDir::open(dir)?;
+    let vocab = model.card.spec.as_ref().map_or(256, |s| s.vocab_size) as i64;
+    let (rows, len) = (2usize, 24usize);
+    let ids: Vec<i64> = (0..rows * len).map(|i| (i as i64 * 7919 + 13) % vocab).collect();
+    let graph_file = dir.join(polyprune::model::import::LOGITS_GRAPH_FILE);
+    let logits = |provider: &str| -> anyhow::Result<Vec<f32>> {
+        let opts = RuntimeOptions { provider: provider.parse().map_err(anyhow::Error::msg)?, intra_threads: 0 };
+        let mut graph = Graph::load(GraphSource::File(&graph_file), &opts, &[])?;
+        let out = graph.run_f32(vec![("input_ids", Input::I64 { shape: vec![rows, len], data: ids.clone() })], &["logits"])?;
+        Ok(out.into_iter().next().context("the logits graph returned nothing")?.data)
+    };
+    let on_device = logits(device)?;
+    let on_cpu = logits("cpu")?;
+    let diff = on_device.iter().zip(&on_cpu).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
+    let largest = on_cpu.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
+    Ok((diff, largest))
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() == 4 && args[1] == "--compare-logits" {
+        let (diff, largest) = compare_logits(Path::new(&args[2]), &args[3])?;
+        println!(
+            "logits on {} vs cpu: max |difference| {diff:.3e} (largest |logit| {largest:.2}, relative {:.2e})",
+            args[3],
+            diff / largest
+        );
+        return Ok(());
+    }
     if args.len() == 3 && args[1] == "--stage" {
         let point: Point = serde_json::from_str(&args[2])?;
         let m = run_point(&point)?;
@@ -348,14 +408,24 @@ fn main() -> anyhow::Result<()> {
     let polyprune = exe.with_file_name("polyprune");
     let device = std::env::var("SCALE_DEVICE").unwrap_or_else(|_| "cpu".into());
     let quick = std::env::var("SCALE_QUICK").is_ok_and(|v| v != "0");
-    let plan = plan(&polyprune, &root, &device, quick)?;
+    let plan = plan(&root, &device, quick)?;
+    let scratch = root.join(".cache/models/synth");
+    let keep = std::env::var("SCALE_KEEP").is_ok_and(|v| v != "0");
     let mut sizes = Vec::new();
-    for (like, p) in &plan.sizes {
+    for (like, model, p) in &plan.sizes {
+        let mut p = p.clone();
+        p.model = match model {
+            SizeModel::Imported(dir) => dir.clone(),
+            SizeModel::Synthetic { like, blocks } => synth(&polyprune, &scratch, like, *blocks)?,
+        };
         eprintln!("scale: {} ({} x {}) ...", p.label, p.samples, p.seqlen);
         let t0 = Instant::now();
-        let m = child(&exe, p)?;
+        let m = child(&exe, &p)?;
         eprintln!("scale: {} done in {:.0} s", p.label, t0.elapsed().as_secs_f64());
-        sizes.push((like.clone(), p.clone(), m));
+        if matches!(model, SizeModel::Synthetic { .. }) && !keep {
+            std::fs::remove_dir_all(&p.model).with_context(|| format!("remove {}", p.model.display()))?;
+        }
+        sizes.push((like.clone(), p, m));
     }
     let mut grid = Vec::new();
     for p in &plan.grid {
