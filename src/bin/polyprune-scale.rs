@@ -161,7 +161,8 @@ fn synth(polyprune: &Path, scratch: &Path, like: &str, blocks: Option<usize>) ->
     if let Some(b) = blocks {
         cmd.args(["--blocks", &b.to_string()]);
     }
-    let status = cmd.status().with_context(|| format!("run {}", polyprune.display()))?;
+    // Its summary line would land inside the tables on stdout; errors still reach stderr.
+    let status = cmd.stdout(std::process::Stdio::null()).status().with_context(|| format!("run {}", polyprune.display()))?;
     if !status.success() {
         bail!("`polyprune model synth --like {like}` failed ({status})");
     }
@@ -362,6 +363,12 @@ fn report(sizes: &[(String, Point, Measured)], grid: &[(Point, Measured)], devic
         (params_8b + 128_256.0 * 4096.0) * 4.0 / 1e9,
         if rss > 24e9 { "; more than this machine's 24 GB" } else { "" }
     );
+    if device == "cpu" {
+        // A GPU's prediction needs a GPU's measured rate, not a datasheet's peak.
+        println!(
+            "  on a GPU: run `SCALE_DEVICE=cuda polyprune-scale` there (scripts/gpu_check.sh does): the same prediction from its measured rates"
+        );
+    }
 }
 
 /// The logits of a model folder's `model.logits.onnx` on `device` against the CPU, for fixed
