@@ -61,11 +61,12 @@ if [ ! -f .cache/models/gemma-3-270m/card.json ]; then
     "$BIN/polyprune" model synth --like gemma-3-270m -o .cache/models/gemma-3-270m >/dev/null
 fi
 if [ "$DEVICE" = cpu ]; then
-    SCALE_DEVICE=cpu SCALE_TINY=1 "$BIN/polyprune-scale" | tee "$WORK/scale.txt"
+    SCALE_DEVICE=cpu SCALE_TINY=1 "$BIN/polyprune-scale"
+    RESULTS=results/bench/scale-cpu-tiny.json
 else
-    SCALE_DEVICE=$DEVICE SCALE_QUICK=1 "$BIN/polyprune-scale" | tee "$WORK/scale.txt"
+    SCALE_DEVICE=$DEVICE SCALE_QUICK=1 "$BIN/polyprune-scale"
+    RESULTS=results/bench/scale-${DEVICE}-quick.json
 fi
-RESULTS=results/bench/scale-${DEVICE}.json
 
 echo "== 3. the same forward pass in PyTorch"
 if "$PYTHON" -c 'import torch, transformers' 2>/dev/null; then

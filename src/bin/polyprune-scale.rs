@@ -19,7 +19,7 @@
 //! the calibration exponents. `SCALE_QUICK=1` runs a smaller grid (about 15 minutes on 2 cores),
 //! `SCALE_TINY=1` only the size sweep on 2 x 64 windows, `SCALE_GRID=0` no calibration grid;
 //! `SCALE_DEVICE=cuda` runs on a GPU (scripts/gpu_check.sh). The measurements are written to
-//! `results/bench/scale-<device>.json`.
+//! `results/bench/scale-<device>-<full|quick|tiny>.json`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -335,6 +335,9 @@ fn report(sizes: &[(String, Point, Measured)], grid: &[(Point, Measured)], devic
     let wanda_forward = whole(&|m: &Measured| m.wanda_forward_s);
     let eval = whole(&|m: &Measured| m.eval_s);
     let rss = whole(&|m: &Measured| m.peak_rss_bytes);
+    if by_samples.is_none() || by_seqlen.is_none() {
+        println!("  (no calibration-size sweep in this run: calibration taken as growing linearly with samples and with seqlen)");
+    }
     let b_s = by_samples.map_or(1.0, |f| f.0);
     let b_l = by_seqlen.map_or(1.0, |f| f.0);
     let e_l = eval_seqlen.map_or(1.0, |f| f.0);
@@ -443,7 +446,12 @@ fn main() -> anyhow::Result<()> {
     report(&sizes, &grid, &device);
     let out = root.join("results/bench");
     std::fs::create_dir_all(&out)?;
-    let file = out.join(format!("scale-{device}.json"));
+    let mode = match (std::env::var("SCALE_TINY").is_ok_and(|v| v != "0"), quick) {
+        (true, _) => "tiny",
+        (false, true) => "quick",
+        (false, false) => "full",
+    };
+    let file = out.join(format!("scale-{device}-{mode}.json"));
     let rows = |rows: Vec<(&Point, &Measured)>| rows.into_iter().map(|(p, m)| json!({ "point": p, "measured": m })).collect::<Vec<Json>>();
     let doc = json!({
         "sizes": rows(sizes.iter().map(|(_, p, m)| (p, m)).collect()),
