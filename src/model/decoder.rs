@@ -2,8 +2,11 @@
 //!
 //! Gemma 3, Llama, Qwen2 and Command-R (Cohere, Aya-23) differ in a handful of switches (norm
 //! kind and placement, parallel or sequential blocks, q/k norms, activation, biases, embedding
-//! and logit scales, sliding windows, rope bases), collected in [`DecoderSpec`]. Tensor names are the GGUF checkpoint's own (`blk.3.ffn_up.weight`), so a
-//! pruned weight is found by the name a user sees in the checkpoint.
+//! and logit scales, sliding windows, rope bases), collected in [`DecoderSpec`]. Tensor names
+//! are the GGUF checkpoint's own (`blk.3.ffn_up.weight`), so a pruned weight is found by the
+//! name a user sees in the checkpoint. Rotary embeddings are always applied in the rotate-half
+//! layout; import reorders the q/k rows of models that rotate adjacent pairs (Llama files,
+//! Command-R), which leaves every attention score unchanged.
 //!
 //! Conventions of the emitted graphs:
 //! * `input_ids`: int64 `[batch, sequence]`. Batches are RIGHT-padded. Attention is causal, so a
