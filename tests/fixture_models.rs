@@ -187,7 +187,7 @@ fn plain_text() -> String {
     (0..40).map(|i| format!("{para} Entry {i}.")).collect::<Vec<_>>().join("\n\n")
 }
 
-/// Magnitude, Wanda and SparseGPT prune the Command-R fixture from the
+/// Magnitude, Wanda, SparseGPT and SNIP (the reverse pass) prune the Command-R fixture from the
 /// command line and save it; each saved folder is exactly half zeros per layer, scores finite,
 /// changed log-probabilities, and `ppl` runs on it.
 #[test]
@@ -200,7 +200,7 @@ fn cohere_prunes_saves_and_scores() {
     let source = format!("file:{}", text.display());
     let ids: Vec<u32> = dense.tokenizer().unwrap().encode(plain_text().as_str(), true).unwrap().get_ids()[..40].to_vec();
     let dense_lp = Scorer::load(&dense, &RuntimeOptions::default(), &[]).unwrap().token_logprobs(&[&ids]).unwrap();
-    for method in ["magnitude", "wanda", "sparsegpt"] {
+    for method in ["magnitude", "wanda", "sparsegpt", "snip"] {
         let saved = work.join(method);
         let out = common::bin()
             .args(["prune", "--model", dense.dir.to_str().unwrap(), "--method", method, "--sparsity", "0.5"])

@@ -103,6 +103,20 @@ fn gradients_match_central_differences_with_biases_and_untied_output() {
     assert!(e < 1e-6, "relative error {e:e}");
 }
 
+/// Command-R's switches: LayerNorm, attention and MLP in parallel on one norm, scaled logits.
+#[test]
+fn gradients_match_central_differences_with_command_r_switches() {
+    let mut s = spec(false);
+    s.architecture = "command-r".into();
+    s.norm = Norm::Layer;
+    s.parallel_block = true;
+    s.qkv_bias = false;
+    s.tied_output = true;
+    s.logit_scale = Some(0.5);
+    let e = worst_relative_error(&s);
+    assert!(e < 1e-6, "relative error {e:e}");
+}
+
 #[test]
 fn sliding_window_changes_the_loss() {
     // A window that hides nothing would make the Gemma check above blind to the mask.
