@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Record PyTorch autograd gradients of the tiny llama and qwen2 fixtures for the Rust reverse pass.
+"""Record PyTorch autograd gradients of the tiny llama, qwen2 and cohere fixtures for the Rust reverse pass.
 
 For each fixture the transformers model is rebuilt exactly as ``make_fixtures.py`` builds it,
 given the values a reader decodes from ``model.gguf`` (F16 matrices), and run in float64 on the
@@ -11,16 +11,17 @@ predicted positions, the quantity ``polyprune::model::gradient`` differentiates.
 * for every prunable matrix (``blk.N.attn_q.weight`` ... ``blk.N.ffn_down.weight``, GGUF names),
   the Frobenius norms of ``g = dL/dW`` and of ``H g`` (``H`` the Hessian of ``L`` over the
   prunable matrices only, by double backward: ``H g = d/dW (g.detach() . dL/dW)``), and both at
-  16 fixed entries, in ``[out][in]`` layout with HF's (rotate-half) row order;
+  16 fixed entries, in ``[out][in]`` layout with q/k rows in rotate-half order (HF's own for
+  llama and qwen2; Cohere's adjacent-pair rows are reordered the way import reorders them);
 * ``g_hg``: the scalar ``g^T H g``.
 
-transformers computes RMS norms, rotary tables and the attention softmax in float32 even in a
-float64 model; this script patches all three to stay in float64, so the values are exact to
-about 1e-12.
+transformers computes norms (RMS, or Cohere's LayerNorm), rotary tables (and Cohere's rotary
+product) and the attention softmax in float32 even in a float64 model; this script patches them
+to stay in float64, so the values are exact to about 1e-12.
 
 Run with torch and transformers installed (see tests/fixtures/README.md):
 
-    .cache/venv/bin/python scripts/gradient_reference.py --out tests/fixtures
+    .cache/venv/bin/python scripts/gradient_reference.py --out tests/fixtures [--arch cohere]
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_fixtures import LLAMA_TOKENIZER, QWEN2_TOKENIZER, build_decoder, build_tokenizer, load_stored_weights  # noqa: E402
-from fixture_files import gguf_tensors, gguf_variants, model_weights  # noqa: E402
+from make_fixtures import COHERE_TOKENIZER, LLAMA_TOKENIZER, QWEN2_TOKENIZER, build_decoder, build_tokenizer, load_stored_weights  # noqa: E402
+from fixture_files import deinterleave_rope_rows, gguf_tensors, gguf_variants, model_weights  # noqa: E402
+
+ARCHITECTURES = ("llama", "qwen2", "cohere")
 
 ROLES = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
 HF_ROLES = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
@@ -56,6 +59,38 @@ def float64_rotary(self, x, position_ids):
     angles = position_ids[:, :, None].to(torch.float64) * inv[None, None, :]
     emb = torch.cat((angles, angles), dim=-1)
     return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+
+def float64_layer_norm(self, x):
+    """Cohere's LayerNorm (no bias) without its float32 round trip."""
+    import torch
+
+    centred = x - x.mean(-1, keepdim=True)
+    return self.weight * (centred * torch.rsqrt(centred.pow(2).mean(-1, keepdim=True) + self.variance_epsilon))
+
+
+def float64_interleaved_rotary(self, x, position_ids):
+    """Cohere's tables: each angle repeated in place (pairs 2j, 2j+1), in float64."""
+    import torch
+
+    dim = self.inv_freq.shape[0] * 2
+    base = self.config.rope_parameters["rope_theta"]
+    inv = base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    angles = position_ids[:, :, None].to(torch.float64) * inv[None, None, :]
+    emb = torch.repeat_interleave(angles, 2, dim=-1)
+    return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+
+def keep_float64_cohere_rotary() -> None:
+    """Cohere's apply_rotary_pos_emb casts q and k to float32; rotate in their own precision."""
+    from transformers.models.cohere import modeling_cohere
+
+    def apply(q, k, cos, sin, unsqueeze_dim=1):
+        cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
+        rot = modeling_cohere.rotate_half
+        return q * cos + rot(q) * sin, k * cos + rot(k) * sin
+
+    modeling_cohere.apply_rotary_pos_emb = apply
 
 
 def keep_float64_softmax() -> None:
@@ -88,7 +123,7 @@ def record(arch: str, fixture_dir: Path) -> dict:
     import torch
     import torch.nn.functional as F
 
-    spec = {"llama": LLAMA_TOKENIZER, "qwen2": QWEN2_TOKENIZER}[arch]
+    spec = {"llama": LLAMA_TOKENIZER, "qwen2": QWEN2_TOKENIZER, "cohere": COHERE_TOKENIZER}[arch]
     tok = build_tokenizer(spec)
     model = build_decoder(arch, tok, spec)
     tensors = gguf_tensors(model_weights(arch, model.config), arch, model.config)
@@ -99,8 +134,11 @@ def record(arch: str, fixture_dir: Path) -> dict:
         name = type(module).__name__
         if name.endswith("RMSNorm"):
             module.forward = float64_rms_norm.__get__(module)
+        if name == "CohereLayerNorm":
+            module.forward = float64_layer_norm.__get__(module)
         if name.endswith("RotaryEmbedding"):
-            module.forward = float64_rotary.__get__(module)
+            rotary = float64_interleaved_rotary if arch == "cohere" else float64_rotary
+            module.forward = rotary.__get__(module)
 
     reference = json.loads((fixture_dir / "reference.json").read_text())
     ids = torch.tensor(reference["input_ids"], dtype=torch.long)
@@ -117,8 +155,13 @@ def record(arch: str, fixture_dir: Path) -> dict:
     z = sum((g.detach() * g).sum() for g in grads)
     hg = torch.autograd.grad(z, params)
     layers = {}
+    cfg = model.config
     for name, g, h in zip(names, grads, hg):
         g, h = g.detach().numpy(), h.detach().numpy()
+        heads = {"attn_q": cfg.num_attention_heads, "attn_k": cfg.num_key_value_heads}.get(name.split(".")[2])
+        if arch == "cohere" and heads is not None:
+            # Cohere's rows pair (2j, 2j+1); the graph's pair (j, j + hd/2), as after import.
+            g, h = deinterleave_rope_rows(g, heads), deinterleave_rope_rows(h, heads)
         picks = sample_entries(*g.shape)
         layers[name] = {
             "shape_out_in": list(g.shape),
@@ -143,12 +186,14 @@ def record(arch: str, fixture_dir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("tests/fixtures"), help="fixture root directory")
+    parser.add_argument("--arch", nargs="+", choices=ARCHITECTURES, default=list(ARCHITECTURES), help="fixtures to record")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
     keep_float64_softmax()
-    for arch in ["llama", "qwen2"]:
+    keep_float64_cohere_rotary()
+    for arch in args.arch:
         directory = args.out / f"tiny-{arch}"
         payload = record(arch, directory)
         (directory / "gradients.json").write_text(json.dumps(payload, indent=1) + "\n")

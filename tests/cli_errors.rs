@@ -96,7 +96,7 @@ fn unsupported_architecture_is_named() {
     fails_clearly(
         &["model", "import", path.to_str().unwrap(), "-o", dir.join("o").to_str().unwrap()],
         &[],
-        &["bloom", "gemma3, llama, qwen2"],
+        &["bloom", "command-r, gemma3, llama, qwen2"],
     );
 }
 

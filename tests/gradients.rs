@@ -1,4 +1,5 @@
-//! The reverse pass (`polyprune::model::gradient`) on the tiny Llama and Qwen2 fixtures against
+//! The reverse pass (`polyprune::model::gradient`) on the tiny Llama, Qwen2 and Cohere
+//! (Command-R: LayerNorm, parallel blocks, scaled logits) fixtures against
 //! PyTorch: its forward against transformers' next-token log-probabilities (reference.json),
 //! its gradients and GraSP's Hessian-gradient product against float64 autograd and double
 //! backward recorded by `scripts/gradient_reference.py` (gradients.json).
@@ -105,6 +106,11 @@ fn llama_gradients_and_hessian_gradient_product_match_pytorch() {
 #[test]
 fn qwen2_gradients_and_hessian_gradient_product_match_pytorch() {
     check("tiny-qwen2");
+}
+
+#[test]
+fn cohere_gradients_and_hessian_gradient_product_match_pytorch() {
+    check("tiny-cohere");
 }
 
 /// SNIP and GraSP through the model-level pruning path on the tiny Llama: exact sparsities per

@@ -1,18 +1,21 @@
 //! One decoder block, forward with a tape and backward from the tape, for one window.
 //!
-//! The forward is the graph of `decoder::Emitter::block` written out in ndarray: pre-norm
+//! The forward is the graph of `decoder::Emitter::block` written out in ndarray: pre-norm (RMS
+//! or LayerNorm)
 //! attention (q/k/v projections with optional biases, optional per-head q/k RMS norms, rotary
 //! positions in the rotate-half layout, grouped keys/values, causal and optional sliding-window
 //! mask, softmax, output projection, optional post-attention "sandwich" norm), a residual add,
 //! then the gated MLP (`down(act(gate(h)) * up(h))`, optional post-MLP norm) and a second
-//! residual add. The backward walks the same steps in reverse; gradients of the seven linear
+//! residual add. A parallel (Command-R) block feeds the attention's normed input to the MLP as
+//! well and adds both outputs to the residual at once. The backward walks the same steps in reverse; gradients of the seven linear
 //! weights are accumulated into [`BlockGrads`], norm gains and biases get none (not pruned).
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array1, Array2, ArrayView2};
 
 use super::ops::{
-    activation, head_rms_norm, head_rms_norm_backward, rms_norm, rms_norm_backward, rope, softmax_rows, softmax_rows_backward,
+    activation, head_rms_norm, head_rms_norm_backward, norm, norm_backward, rms_norm, rms_norm_backward, rope, softmax_rows,
+    softmax_rows_backward,
 };
 use super::{BlockGrads, BlockWeights, Real, DOWN, GATE, K, O, Q, UP, V};
 use crate::model::decoder::DecoderSpec;
@@ -36,7 +39,8 @@ pub struct Tape<F> {
     o: Array2<F>,
     r_post_attn: Option<Array1<F>>,
     x1: Array2<F>,
-    r_ffn: Array1<F>,
+    /// `None` in a parallel block (the MLP reads `attn_in`).
+    r_ffn: Option<Array1<F>>,
     ffn_in: Array2<F>,
     gate: Array2<F>,
     up: Array2<F>,
@@ -72,10 +76,10 @@ fn visible(t: usize, u: usize, window: Option<usize>) -> bool {
 }
 
 pub fn forward<F: Real>(spec: &DecoderSpec, block: usize, w: &BlockWeights<F>, x: ArrayView2<F>) -> Tape<F> {
-    let eps = cast::<F>(f64::from(spec.rms_eps));
+    let eps = cast::<F>(f64::from(spec.norm_eps));
     let hd = spec.head_dim;
     let (t_len, group) = (x.nrows(), spec.n_heads / spec.n_kv_heads);
-    let (attn_in, r_attn) = rms_norm(x, w.attn_norm.view(), eps);
+    let (attn_in, r_attn) = norm(spec.norm, x, w.attn_norm.view(), eps);
     let bias = |i: usize| w.qkv_bias.as_ref().map(|b| &b[i]);
     let q_lin = add_bias(matmul(attn_in.view(), w.linear[Q].view()), bias(0));
     let k_lin = add_bias(matmul(attn_in.view(), w.linear[K].view()), bias(1));
@@ -114,10 +118,14 @@ pub fn forward<F: Real>(spec: &DecoderSpec, block: usize, w: &BlockWeights<F>, x
         }
         None => (o.clone(), None),
     };
-    let x1 = &x + &attn_out;
-    let (r_ffn, ffn_in) = {
-        let (y, r) = rms_norm(x1.view(), w.ffn_norm.view(), eps);
-        (r, y)
+    // x1: the residual the MLP's output is added to (a parallel block adds attention there too).
+    let x1 = if spec.parallel_block { x.to_owned() } else { &x + &attn_out };
+    let (r_ffn, ffn_in) = match &w.ffn_norm {
+        Some(ffn_norm) => {
+            let (y, r) = norm(spec.norm, x1.view(), ffn_norm.view(), eps);
+            (Some(r), y)
+        }
+        None => (None, attn_in.clone()),
     };
     let gate = matmul(ffn_in.view(), w.linear[GATE].view());
     let up = matmul(ffn_in.view(), w.linear[UP].view());
@@ -130,7 +138,7 @@ pub fn forward<F: Real>(spec: &DecoderSpec, block: usize, w: &BlockWeights<F>, x
         }
         None => (m.clone(), None),
     };
-    let out = &x1 + &mlp_out;
+    let out = if spec.parallel_block { &x1 + &attn_out + &mlp_out } else { &x1 + &mlp_out };
     Tape {
         r_attn,
         attn_in,
@@ -188,9 +196,14 @@ pub fn backward<F: Real>(
     accumulate(&mut grads.linear[UP], tape.ffn_in.view(), d_up.view());
     let mut d_ffn_in = d_gate.dot(&w.linear[GATE].t());
     general_mat_mul(F::one(), &d_up, &w.linear[UP].t(), F::one(), &mut d_ffn_in);
-    let dx1 = &d_out + &rms_norm_backward(tape.x1.view(), &tape.r_ffn, w.ffn_norm.view(), d_ffn_in.view());
+    // dx1: the gradient at the MLP's residual input (the block input itself in a parallel
+    // block, whose MLP input gradient joins the attention's at the shared norm below).
+    let (dx1, d_shared_in) = match (&w.ffn_norm, &tape.r_ffn) {
+        (Some(ffn_norm), Some(r)) => (&d_out + &norm_backward(spec.norm, tape.x1.view(), r, ffn_norm.view(), d_ffn_in.view()), None),
+        _ => (d_out.to_owned(), Some(d_ffn_in)),
+    };
 
-    // Attention half: x1 = x + norm?(o), o = ctx W_o.
+    // Attention half: x1 = x + norm?(o), o = ctx W_o (parallel: out = x + o + m, so d_o = d_out).
     let d_o = match (&w.sandwich, &tape.r_post_attn) {
         (Some((post_attn, _)), Some(r)) => rms_norm_backward(tape.o.view(), r, post_attn.view(), dx1.view()),
         _ => dx1.clone(),
@@ -229,5 +242,8 @@ pub fn backward<F: Real>(
     let mut d_attn_in = dq_lin.dot(&w.linear[Q].t());
     general_mat_mul(F::one(), &dk_lin, &w.linear[K].t(), F::one(), &mut d_attn_in);
     general_mat_mul(F::one(), &dv, &w.linear[V].t(), F::one(), &mut d_attn_in);
-    dx1 + rms_norm_backward(x, &tape.r_attn, w.attn_norm.view(), d_attn_in.view())
+    if let Some(d) = d_shared_in {
+        d_attn_in += &d;
+    }
+    dx1 + norm_backward(spec.norm, x, &tape.r_attn, w.attn_norm.view(), d_attn_in.view())
 }

@@ -9,7 +9,8 @@
 //!
 //! 1. forward: embed (times the embedding scale), then each block in turn; only each block's
 //!    *input* is kept, `blocks + 1` arrays of `[T, d]` per window;
-//! 2. the head: final RMS norm, output layer (tied or not), log-softmax and the targets, in
+//! 2. the head: final norm, output layer (tied or not, logits scaled where the model says),
+//!    log-softmax and the targets, in
 //!    chunks of [`HEAD_ROWS`] rows so that no `T x vocab` matrix exists; gives `dL/dx` at the
 //!    last block's output;
 //! 3. blocks from the top: each block's forward is recomputed from its saved input (its tape
@@ -89,7 +90,8 @@ pub struct BlockWeights<F> {
     pub qk_norm: Option<(Array1<F>, Array1<F>)>,
     /// Post-attention and post-MLP norm gains.
     pub sandwich: Option<(Array1<F>, Array1<F>)>,
-    pub ffn_norm: Array1<F>,
+    /// `None` in a parallel (Command-R) block, whose MLP reads the attention's norm.
+    pub ffn_norm: Option<Array1<F>>,
     cos: Arc<Array2<F>>,
     sin: Arc<Array2<F>>,
 }
@@ -216,7 +218,7 @@ impl<F: Real> DecoderWeights<F> {
                 } else {
                     None
                 },
-                ffn_norm: vector(&p("ffn_norm.weight"))?,
+                ffn_norm: if spec.parallel_block { None } else { Some(vector(&p("ffn_norm.weight"))?) },
                 cos: cos.clone(),
                 sin: sin.clone(),
             });
@@ -274,7 +276,7 @@ impl<F: Real> DecoderWeights<F> {
     /// The head on one window's last hidden states: `(dL/dx, log p(next) per position)` with
     /// `dL/dx` for a loss of `-scale * sum log p` (0 when `scale` is 0).
     fn head(&self, x: ArrayView2<F>, ids: &[u32], scale: F) -> (Array2<F>, Vec<f64>) {
-        let eps = cast::<F>(f64::from(self.spec.rms_eps));
+        let eps = cast::<F>(f64::from(self.spec.norm_eps));
         let out_w = self.output_layer();
         let predicted = ids.len().saturating_sub(1);
         let mut dx = Array2::zeros(x.raw_dim());
@@ -283,8 +285,12 @@ impl<F: Real> DecoderWeights<F> {
         while start < predicted {
             let end = (start + HEAD_ROWS).min(predicted);
             let xs = x.slice(s![start..end, ..]);
-            let (h, r) = ops::rms_norm(xs, self.output_norm.view(), eps);
+            let (h, r) = ops::norm(self.spec.norm, xs, self.output_norm.view(), eps);
+            let logit_scale = cast::<F>(f64::from(self.spec.logit_scale.unwrap_or(1.0)));
             let mut logits = h.dot(&out_w.t());
+            if self.spec.logit_scale.is_some() {
+                logits *= logit_scale;
+            }
             for (row, mut l) in logits.axis_iter_mut(Axis(0)).enumerate() {
                 let target = ids[start + row + 1] as usize;
                 let max = l.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
@@ -297,8 +303,8 @@ impl<F: Real> DecoderWeights<F> {
             }
             if scale != F::zero() {
                 let mut dh = Array2::zeros(h.raw_dim());
-                general_mat_mul(F::one(), &logits, out_w, F::zero(), &mut dh);
-                let d = ops::rms_norm_backward(xs, &r, self.output_norm.view(), dh.view());
+                general_mat_mul(logit_scale, &logits, out_w, F::zero(), &mut dh);
+                let d = ops::norm_backward(self.spec.norm, xs, &r, self.output_norm.view(), dh.view());
                 dx.slice_mut(s![start..end, ..]).assign(&d);
             }
             start = end;

@@ -6,7 +6,7 @@
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Zip};
 
 use super::Real;
-use crate::model::decoder::Activation;
+use crate::model::decoder::{Activation, Norm};
 
 fn cast<F: Real>(v: f64) -> F {
     F::from_f64(v).expect("a float type holds every f64 constant used here")
@@ -22,6 +22,35 @@ pub fn rms_norm<F: Real>(x: ArrayView2<F>, w: ArrayView1<F>, eps: F) -> (Array2<
         Zip::from(&mut row).and(&w).for_each(|v, &wi| *v = *v * ri * wi);
     });
     (y, r)
+}
+
+/// The model's norm over each row: RMS, or LayerNorm, which is the RMS norm of the row minus
+/// its mean. Returns the output and the per-row `r = 1 / sqrt(mean square + eps)`.
+pub fn norm<F: Real>(kind: Norm, x: ArrayView2<F>, w: ArrayView1<F>, eps: F) -> (Array2<F>, Array1<F>) {
+    match kind {
+        Norm::Rms => rms_norm(x, w, eps),
+        Norm::Layer => rms_norm(centred(x).view(), w, eps),
+    }
+}
+
+/// Backward of [`norm`]. LayerNorm is `RMSNorm(P x)` with `P = I - 1 1^T / n`, symmetric, so
+/// its input gradient is `P` applied to the RMS norm's gradient at `P x`.
+pub fn norm_backward<F: Real>(kind: Norm, x: ArrayView2<F>, r: &Array1<F>, w: ArrayView1<F>, dy: ArrayView2<F>) -> Array2<F> {
+    match kind {
+        Norm::Rms => rms_norm_backward(x, r, w, dy),
+        Norm::Layer => centred(rms_norm_backward(centred(x).view(), r, w, dy).view()),
+    }
+}
+
+/// Each row minus its mean.
+fn centred<F: Real>(x: ArrayView2<F>) -> Array2<F> {
+    let n = cast::<F>(x.ncols() as f64);
+    let mut y = x.to_owned();
+    for mut row in y.rows_mut() {
+        let mean = row.sum() / n;
+        row.mapv_inplace(|v| v - mean);
+    }
+    y
 }
 
 /// With `u = dy * w`: `dx_j = r u_j - r^3 x_j (sum_i u_i x_i) / n` (the derivative of `r`
