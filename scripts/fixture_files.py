@@ -11,6 +11,7 @@ This script redraws the weights from their seeds with NumPy and writes, under OU
 * tiny-gpt2-dynamo/{model.onnx, model.onnx.data}  dynamo export, weights as external data
 * tiny-llama/{model.gguf, model-q8_0.gguf, tokenizer.json}
 * tiny-qwen2/{model.gguf, tokenizer.json}
+* tiny-cohere/{model.gguf, tokenizer.json}       Command-R (Cohere) architecture
 
 Every fixture's weights are checked against the SHA-256 its reference.json records, so a
 changed random stream cannot silently produce files the reference logits do not describe.
@@ -36,7 +37,7 @@ import numpy as np
 
 SEED = 20240611
 # One seed per model, so adding a fixture never changes another's weights.
-MODEL_SEEDS = {"gpt2": SEED + 1, "llama": SEED + 2, "qwen2": SEED + 3}
+MODEL_SEEDS = {"gpt2": SEED + 1, "llama": SEED + 2, "qwen2": SEED + 3, "cohere": SEED + 4}
 
 # ---------------------------------------------------------------------------------------------
 # Weights: wider-than-default random init so logits spread over several nats (the default 0.02
@@ -75,7 +76,9 @@ def gpt2_parameters(cfg) -> list[tuple[str, tuple[int, ...], bool]]:
 
 
 def decoder_parameters(arch: str, cfg) -> list[tuple[str, tuple[int, ...], bool]]:
-    """The same for a Llama or Qwen2 decoder (nn.Linear stores [out, in])."""
+    """The same for a Llama, Qwen2 or Cohere decoder (nn.Linear stores [out, in]).
+
+    Cohere blocks have one norm (input_layernorm) feeding attention and the MLP in parallel."""
     e, ff = cfg.hidden_size, cfg.intermediate_size
     head_dim = e // cfg.num_attention_heads
     kv = cfg.num_key_value_heads * head_dim
@@ -97,8 +100,9 @@ def decoder_parameters(arch: str, cfg) -> list[tuple[str, tuple[int, ...], bool]
             (p + "mlp.up_proj.weight", (ff, e), False),
             (p + "mlp.down_proj.weight", (e, ff), False),
             (p + "input_layernorm.weight", (e,), False),
-            (p + "post_attention_layernorm.weight", (e,), False),
         ]
+        if arch != "cohere":
+            params += [(p + "post_attention_layernorm.weight", (e,), False)]
     params += [("model.norm.weight", (e,), False)]
     if not cfg.tie_word_embeddings:
         params += [("lm_head.weight", (cfg.vocab_size, e), False)]
@@ -175,10 +179,24 @@ QWEN2_TOKENIZER = TokenizerSpec(
     eos="<|im_end|>",
     pad="<|endoftext|>",
 )
-DECODER_TOKENIZERS = {"llama": LLAMA_TOKENIZER, "qwen2": QWEN2_TOKENIZER}
+# Cohere's special tokens lead the vocabulary (<PAD> is 0, <BOS_TOKEN> 5), as in Aya-23; the
+# split is llama.cpp's "command-r" pre-tokenizer (single digits, then GPT-2's byte-level regex).
+COHERE_TOKENIZER = TokenizerSpec(
+    pre="command-r",
+    size=368,
+    leading_specials=["<PAD>", "<UNK>", "<CLS>", "<SEP>", "<MASK_TOKEN>", "<BOS_TOKEN>", "<EOS_TOKEN>"],
+    bos="<BOS_TOKEN>",
+    eos="<EOS_TOKEN>",
+    pad="<PAD>",
+    add_bos=True,
+)
+DECODER_TOKENIZERS = {"llama": LLAMA_TOKENIZER, "qwen2": QWEN2_TOKENIZER, "cohere": COHERE_TOKENIZER}
+# The GGUF `general.architecture` each fixture family is written as.
+GGUF_ARCHITECTURES = {"llama": "llama", "qwen2": "qwen2", "cohere": "command-r"}
 
 # ---------------------------------------------------------------------------------------------
-# Llama / Qwen2 -> GGUF, laid out like llama.cpp's HF converter.
+# Llama / Qwen2 / Cohere -> GGUF, laid out like llama.cpp's HF converter (Cohere's q/k rows are
+# stored in HF order: the model rotates adjacent pairs, as ggml's "normal" rope does).
 # ---------------------------------------------------------------------------------------------
 
 # HF parameter name (after "model.layers.N.") -> GGUF name (after "blk.N.").
@@ -324,7 +342,7 @@ def write_gguf(path: Path, arch: str, cfg, spec: TokenizerSpec, tok, tensors, va
     """tensors: (gguf name, float32 array in GGUF row order, HF parameter name) triples."""
     import gguf
 
-    writer = gguf.GGUFWriter(str(path), arch)
+    writer = gguf.GGUFWriter(str(path), GGUF_ARCHITECTURES[arch])
     writer.add_type("model")
     writer.add_name(name)
     writer.add_block_count(cfg.num_hidden_layers)
@@ -334,7 +352,13 @@ def write_gguf(path: Path, arch: str, cfg, spec: TokenizerSpec, tok, tensors, va
     writer.add_head_count(cfg.num_attention_heads)
     writer.add_head_count_kv(cfg.num_key_value_heads)
     writer.add_rope_freq_base(float(cfg.rope_parameters["rope_theta"]))
-    writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    if arch == "cohere":
+        # LayerNorm epsilon, the logit scale and "no rope scaling", as the converter writes them.
+        writer.add_layer_norm_eps(cfg.layer_norm_eps)
+        writer.add_logit_scale(cfg.logit_scale)
+        writer.add_rope_scaling_type(gguf.RopeScalingType.NONE)
+    else:
+        writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     writer.add_file_type(variant.file_type)
     if arch == "llama":
         # Only the converter's Llama path writes these two; Qwen2 files omit them and readers
@@ -478,7 +502,7 @@ def materialize(src: Path, out: Path) -> None:
     if (src / "tiny-gpt2-dynamo" / "graph.onnx").exists():
         write_onnx(src / "tiny-gpt2-dynamo" / "graph.onnx", out / "tiny-gpt2-dynamo", weights, external=True)
 
-    for arch in ("llama", "qwen2"):
+    for arch in ("llama", "qwen2", "cohere"):
         name = f"tiny-{arch}"
         reference = read_reference(src / name)
         weights = checked_weights(arch, reference, name)

@@ -16,6 +16,10 @@ The repository keeps no weights: this script writes, under ``--out`` (normally
                           plus an F16/Q8_0 variant; ``tokenizer.json`` and ``reference.json``.
 * ``tiny-qwen2/``        a Qwen2ForCausalLM as GGUF v3 (HF row order, "neox" rope, q/k/v biases,
                           tied embeddings, vocabulary padded with ``[PADi]`` tokens).
+* ``tiny-cohere/``       a CohereForCausalLM (Command-R / Aya-23 architecture) as GGUF v3 with
+                          ``general.architecture = command-r``: one LayerNorm per block feeding
+                          attention and MLP in parallel, interleaved rope in HF row order, tied
+                          embeddings, ``logit_scale``.
 
 Reference logits come from the transformers models in float32 after their weights were
 rounded exactly the way the files store them, so a correct reader reproduces them up to
@@ -47,6 +51,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixture_files import (  # noqa: E402
+    COHERE_TOKENIZER,
     GPT2_TOKENIZER,
     LLAMA_TOKENIZER,
     QWEN2_TOKENIZER,
@@ -160,6 +165,11 @@ def configure_pipeline(tok, pre: str) -> None:
 
     if pre == "gpt2":
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    elif pre == "command-r":
+        # Each digit alone, then GPT-2's byte-level split (Cohere's tokenizer.json does this).
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
+        )
     else:
         pattern = {"llama-bpe": LLAMA_BPE_SPLIT, "qwen2": QWEN2_SPLIT}[pre]
         tok.pre_tokenizer = pre_tokenizers.Sequence(
@@ -575,6 +585,23 @@ QWEN2_CONFIG = dict(
 # Qwen2 checkpoints declare more embedding rows than the tokenizer has; the converter fills
 # the gap with "[PAD<i>]" tokens of type UNUSED. Reproduced here on a small scale.
 QWEN2_VOCAB_PADDING = 4
+# Aya-23 8B scales its logits by 0.0625; with these random weights that would leave them nearly
+# uniform, so the fixture uses 0.625: still far from 1, so a reader that drops it is caught.
+COHERE_CONFIG = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    hidden_act="silu",
+    max_position_embeddings=128,
+    layer_norm_eps=1e-5,
+    rope_theta=10000.0,
+    logit_scale=0.625,
+    use_qk_norm=False,
+    tie_word_embeddings=True,
+    attention_bias=False,
+)
 
 def load_stored_weights(model, arch: str, tensors, variant) -> None:
     """Put into the HF model exactly the values a reader decodes from the GGUF variant."""
@@ -593,11 +620,12 @@ def load_stored_weights(model, arch: str, tensors, variant) -> None:
 
 def build_decoder(arch: str, tok, spec: TokenizerSpec):
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+    from transformers import CohereConfig, CohereForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     config_cls, model_cls, settings, padding = {
         "llama": (LlamaConfig, LlamaForCausalLM, LLAMA_CONFIG, 0),
         "qwen2": (Qwen2Config, Qwen2ForCausalLM, QWEN2_CONFIG, QWEN2_VOCAB_PADDING),
+        "cohere": (CohereConfig, CohereForCausalLM, COHERE_CONFIG, 0),
     }[arch]
     config = config_cls(
         vocab_size=tok.get_vocab_size(with_added_tokens=True) + padding,
@@ -624,6 +652,9 @@ def decoder_config_record(model) -> dict:
         "hidden_act",
         "max_position_embeddings",
         "rms_norm_eps",
+        "layer_norm_eps",
+        "logit_scale",
+        "use_qk_norm",
         "rope_parameters",
         "tie_word_embeddings",
         "attention_bias",
@@ -645,7 +676,7 @@ def variant_record(path: Path, tensors, variant) -> dict:
 
 
 def make_decoder(out: Path, arch: str) -> dict:
-    spec = {"llama": LLAMA_TOKENIZER, "qwen2": QWEN2_TOKENIZER}[arch]
+    spec = {"llama": LLAMA_TOKENIZER, "qwen2": QWEN2_TOKENIZER, "cohere": COHERE_TOKENIZER}[arch]
     tok = build_tokenizer(spec)
     model = build_decoder(arch, tok, spec)
     weights = model_weights(arch, model.config)
@@ -665,7 +696,11 @@ def make_decoder(out: Path, arch: str) -> dict:
         "transformers_class": type(model).__name__,
         "config": decoder_config_record(model),
         "init": WEIGHTS_INIT,
-        "rope_style": "normal (adjacent pairs 2i, 2i+1; q/k rows permuted)" if arch == "llama" else "neox (pairs i, i+d/2; HF row order)",
+        "rope_style": {
+            "llama": "normal (adjacent pairs 2i, 2i+1; q/k rows permuted)",
+            "qwen2": "neox (pairs i, i+d/2; HF row order)",
+            "cohere": "normal (adjacent pairs 2i, 2i+1, as Cohere rotates them; HF row order)",
+        }[arch],
     }
     reference["weights_sha256"] = weights_digest(weights)
     reference["numpy"] = np.__version__
@@ -746,6 +781,12 @@ def rms_norm(x: np.ndarray, gain: np.ndarray, eps: float) -> np.ndarray:
     return x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps) * gain
 
 
+def layer_norm(x: np.ndarray, gain: np.ndarray, eps: float) -> np.ndarray:
+    """Without a bias, as Cohere's (and llama.cpp's command-r) norms are."""
+    centred = x - x.mean(axis=-1, keepdims=True)
+    return centred / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + eps) * gain
+
+
 def apply_rope(x: np.ndarray, n_rot: int, base: float, style: str) -> np.ndarray:
     """x: [seq, heads, head_dim]. ggml "normal" rotates (2i, 2i+1); "neox" rotates (i, i + n_rot/2)."""
     half = n_rot // 2
@@ -762,7 +803,8 @@ def apply_rope(x: np.ndarray, n_rot: int, base: float, style: str) -> np.ndarray
 
 
 def gguf_forward(path: Path, ids: list[list[int]], swap_rope_style: bool = False) -> np.ndarray:
-    """Logits of a llama/qwen2 GGUF computed from the file alone, in float64, the llama.cpp way.
+    """Logits of a llama/qwen2/command-r GGUF computed from the file alone, in float64, the
+    llama.cpp way (command-r: LayerNorm, attention and MLP in parallel, logits scaled).
 
     swap_rope_style uses the other architecture's pairing, to prove the check can fail.
     """
@@ -774,11 +816,14 @@ def gguf_forward(path: Path, ids: list[list[int]], swap_rope_style: bool = False
     n_embd = meta[f"{arch}.embedding_length"]
     n_head = meta[f"{arch}.attention.head_count"]
     n_kv = meta[f"{arch}.attention.head_count_kv"]
-    eps = meta[f"{arch}.attention.layer_norm_rms_epsilon"]
+    parallel = arch == "command-r"
+    norm = layer_norm if parallel else rms_norm
+    eps = meta[f"{arch}.attention.layer_norm_epsilon" if parallel else f"{arch}.attention.layer_norm_rms_epsilon"]
+    logit_scale = meta.get(f"{arch}.logit_scale", 1.0)
     base = meta[f"{arch}.rope.freq_base"]
     head_dim = n_embd // n_head
     n_rot = meta.get(f"{arch}.rope.dimension_count", head_dim)
-    style = {"llama": "normal", "qwen2": "neox"}[arch]
+    style = {"llama": "normal", "qwen2": "neox", "command-r": "normal"}[arch]
     if swap_rope_style:
         style = {"normal": "neox", "neox": "normal"}[style]
     w = gguf_weights(reader)
@@ -798,7 +843,7 @@ def gguf_forward(path: Path, ids: list[list[int]], swap_rope_style: bool = False
             def bias(name, layer=layer):
                 return w.get(f"blk.{layer}.{name}", 0.0)
 
-            h = rms_norm(x, t("attn_norm.weight"), eps)
+            h = norm(x, t("attn_norm.weight"), eps)
             q = (h @ t("attn_q.weight").T + bias("attn_q.bias")).reshape(seq, n_head, head_dim)
             k = (h @ t("attn_k.weight").T + bias("attn_k.bias")).reshape(seq, n_kv, head_dim)
             v = (h @ t("attn_v.weight").T + bias("attn_v.bias")).reshape(seq, n_kv, head_dim)
@@ -809,11 +854,14 @@ def gguf_forward(path: Path, ids: list[list[int]], swap_rope_style: bool = False
                 scores = q[:, head] @ k[:, kv].T / math.sqrt(head_dim) + mask
                 probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
                 heads[:, head] = (probs / probs.sum(axis=-1, keepdims=True)) @ v[:, kv]
-            x = x + heads.reshape(seq, n_embd) @ t("attn_output.weight").T
-            h = rms_norm(x, t("ffn_norm.weight"), eps)
+            attn = heads.reshape(seq, n_embd) @ t("attn_output.weight").T
+            if not parallel:
+                x = x + attn
+                h = norm(x, t("ffn_norm.weight"), eps)
             gate = h @ t("ffn_gate.weight").T
-            x = x + (gate / (1.0 + np.exp(-gate)) * (h @ t("ffn_up.weight").T)) @ t("ffn_down.weight").T
-        rows.append(rms_norm(x, w["output_norm.weight"], eps) @ lm_head.T)
+            mlp = (gate / (1.0 + np.exp(-gate)) * (h @ t("ffn_up.weight").T)) @ t("ffn_down.weight").T
+            x = x + attn + mlp if parallel else x + mlp
+        rows.append(norm(x, w["output_norm.weight"], eps) @ lm_head.T * logit_scale)
     return np.stack(rows)
 
 
@@ -883,7 +931,7 @@ def verify(out: Path, gpt2: dict, decoders: list[dict]) -> None:
         check_gguf(out / f"tiny-{decoder['reference']['model']['family']}", decoder["reference"])
 
 
-FIXTURE_DIRS = ("tiny-gpt2", "tiny-gpt2-dynamo", "tiny-llama", "tiny-qwen2")
+FIXTURE_DIRS = ("tiny-gpt2", "tiny-gpt2-dynamo", "tiny-llama", "tiny-qwen2", "tiny-cohere")
 
 
 def list_files(out: Path) -> None:
@@ -909,7 +957,7 @@ def main() -> None:
     torch.set_num_threads(1)  # one thread: reproducible float summation order
     args.out.mkdir(parents=True, exist_ok=True)
     gpt2 = make_gpt2(args.out, with_dynamo=not args.no_dynamo)
-    decoders = [make_decoder(args.out, "llama"), make_decoder(args.out, "qwen2")]
+    decoders = [make_decoder(args.out, arch) for arch in ("llama", "qwen2", "cohere")]
     write_fixtures(args.out, args.build)
     if not args.no_verify:
         verify(args.build, gpt2, decoders)

@@ -150,3 +150,94 @@ fn onnx_schema_round_trips_exported_models_byte_for_byte() {
         );
     }
 }
+
+#[test]
+fn cohere_gguf_import_matches_transformers() {
+    check_gguf_variant("tiny-cohere", "model.gguf");
+}
+
+/// `model inspect` on an imported Command-R folder: 2 blocks of seven projections, the MLP
+/// reading the attention's input tap (one LayerNorm feeds both), and the spec's switches.
+#[test]
+fn cohere_inspect_shows_parallel_blocks_on_one_norm() {
+    use polyprune::model::decoder::Norm;
+    let dir = import(&fixture("tiny-cohere").join("model.gguf"), "cohere-inspect");
+    let out = common::bin().args(["model", "inspect", dir.dir.to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("(command-r)") && text.contains("blocks: 2"), "{text}");
+    let row = |name: &str| -> Vec<String> {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} missing:\n{text}"));
+        line.split_whitespace().map(str::to_string).collect()
+    };
+    assert_eq!(row("blk.1.ffn_gate.weight"), ["blk.1.ffn_gate.weight", "1", "gate", "64x128", "blk.1.attn_in"]);
+    assert_eq!(row("blk.1.attn_k.weight"), ["blk.1.attn_k.weight", "1", "k", "64x32", "blk.1.attn_in"]);
+    assert_eq!(row("blk.0.ffn_down.weight"), ["blk.0.ffn_down.weight", "0", "down", "128x64", "blk.0.ffn_down_in"]);
+    // Per block 64*64*2 + 64*32*2 + 64*128*3 = 36 864 weights.
+    assert!(text.contains("14 prunable layers, 73728 prunable weights"), "{text}");
+    let spec = dir.card.spec.as_ref().unwrap();
+    assert_eq!((spec.norm, spec.parallel_block, spec.logit_scale, spec.tied_output), (Norm::Layer, true, Some(0.625), true));
+    assert!(spec.weight_shapes().iter().all(|(n, _)| !n.contains("ffn_norm")));
+}
+
+/// Text for calibration and perplexity on the tiny tokenizer (byte-level, so any text works).
+fn plain_text() -> String {
+    let para = "The keeper counted the steps every evening, wrote the weather in a small book and \
+                walked to the harbour in the morning to talk with the sailors about distant cities.";
+    (0..40).map(|i| format!("{para} Entry {i}.")).collect::<Vec<_>>().join("\n\n")
+}
+
+/// Magnitude, Wanda and SparseGPT prune the Command-R fixture from the
+/// command line and save it; each saved folder is exactly half zeros per layer, scores finite,
+/// changed log-probabilities, and `ppl` runs on it.
+#[test]
+fn cohere_prunes_saves_and_scores() {
+    use polyprune::model::weights::WeightStore;
+    let dense = import(&fixture("tiny-cohere").join("model.gguf"), "cohere-prune");
+    let work = common::temp_dir("cohere-prune-work");
+    let text = work.join("text.txt");
+    std::fs::write(&text, plain_text()).unwrap();
+    let source = format!("file:{}", text.display());
+    let ids: Vec<u32> = dense.tokenizer().unwrap().encode(plain_text().as_str(), true).unwrap().get_ids()[..40].to_vec();
+    let dense_lp = Scorer::load(&dense, &RuntimeOptions::default(), &[]).unwrap().token_logprobs(&[&ids]).unwrap();
+    for method in ["magnitude", "wanda", "sparsegpt"] {
+        let saved = work.join(method);
+        let out = common::bin()
+            .args(["prune", "--model", dense.dir.to_str().unwrap(), "--method", method, "--sparsity", "0.5"])
+            .args(["--calib", "eng", "--calib-source", &source, "--samples", "4", "--seqlen", "32", "--save"])
+            .arg(&saved)
+            .arg("--results")
+            .arg(work.join("results"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{method}: {}", String::from_utf8_lossy(&out.stderr));
+        let model = ModelDir::open(&saved).unwrap();
+        let store = WeightStore::open(&model.dir, &model.card.graph).unwrap();
+        for l in &model.card.layers {
+            let w = store.read(&l.name).unwrap();
+            let zeros = w.iter().filter(|v| **v == 0.0).count();
+            assert_eq!(zeros * 2, w.len(), "{method} {}", l.name);
+        }
+        let lp = Scorer::load(&model, &RuntimeOptions::default(), &[]).unwrap().token_logprobs(&[&ids]).unwrap();
+        assert!(lp[0].iter().all(|v| v.is_finite() && *v <= 0.0), "{method}");
+        assert!(lp[0].iter().zip(&dense_lp[0]).any(|(a, b)| (a - b).abs() > 1e-3), "{method}: pruning changed nothing");
+        let ppl = common::bin()
+            .args([
+                "eval",
+                "ppl",
+                "--model",
+                saved.to_str().unwrap(),
+                "--file",
+                text.to_str().unwrap(),
+                "--context",
+                "64",
+                "--stride",
+                "32",
+            ])
+            .arg("--results")
+            .arg(work.join("results"))
+            .output()
+            .unwrap();
+        assert!(ppl.status.success(), "{method} ppl: {}", String::from_utf8_lossy(&ppl.stderr));
+    }
+}

@@ -1,5 +1,5 @@
 //! The key/value-cache path against the full-sequence path, on the same weights: the tiny
-//! Llama and Qwen2 fixtures (generated cache graphs, batching, right padding, greedy steps) and
+//! Llama, Qwen2 and Cohere (Command-R) fixtures (generated cache graphs, batching, right padding, greedy steps) and
 //! the real Gemma 3 270M (sliding-window and global layers; multiple-choice tasks of every
 //! family in `../shared/data`, perplexity on FLORES sentences, MGSM generation).
 //!
@@ -146,6 +146,12 @@ fn cache_path_equals_full_sequence_on_tiny_llama() {
 #[test]
 fn cache_path_equals_full_sequence_on_tiny_qwen2() {
     check_fixture("tiny-qwen2");
+}
+
+/// Command-R: parallel blocks on one LayerNorm and scaled logits, in the cached graphs too.
+#[test]
+fn cache_path_equals_full_sequence_on_tiny_cohere() {
+    check_fixture("tiny-cohere");
 }
 
 fn gemma() -> Option<(PathBuf, ModelDir)> {

@@ -8,11 +8,12 @@
 //!
 //! * Pooled state of block i: the mean of block i's output over the sentence's tokens after the
 //!   start token (the start token's state is the same in every language: it sees only itself).
-//! * MLP activity without editing the graph: the `blk.i.ffn_in` tap (the gate/up input after the
-//!   pre-norm) times the gate weight (the pruned one when overrides are given) is the gate
-//!   pre-activation; GELU and SiLU are positive exactly when their input is, so a neuron is
-//!   active on a token when that pre-activation is > 0 (LAPE's criterion). Counts are
-//!   accumulated per language and neuron; activations are never kept.
+//! * MLP activity without editing the graph: the gate's input tap (`blk.i.ffn_in`, the gate/up
+//!   input after the pre-norm; `blk.i.attn_in` in a parallel Command-R block) times the gate
+//!   weight (the pruned one when overrides are given) is the gate pre-activation; GELU and SiLU
+//!   are positive exactly when their input is, so a neuron is active on a token when that
+//!   pre-activation is > 0 (LAPE's criterion). Counts are accumulated per language and neuron;
+//!   activations are never kept.
 
 use std::collections::BTreeMap;
 
@@ -156,7 +157,14 @@ pub fn probe(
         let names: Vec<&str> = model.card.layers.iter().filter(|l| l.block == k).map(|l| l.name.as_str()).collect();
         let block_overrides: Vec<WeightOverride> = overrides.iter().filter(|o| names.contains(&o.name.as_str())).cloned().collect();
         let mut graph = Graph::load(GraphSource::File(&model.dir.join(&parts.blocks[k])), &opts.runtime, &block_overrides)?;
-        let tap = format!("blk.{k}.ffn_in");
+        // The gate's input tap: `ffn_in`, or `attn_in` where attention and MLP share one norm.
+        let tap = model
+            .card
+            .layers
+            .iter()
+            .find(|l| l.block == k && l.role == Role::Gate)
+            .map(|l| l.input.clone())
+            .unwrap_or_else(|| format!("blk.{k}.ffn_in"));
         let gate = if opts.activity { Some(gate_weight(model, &store, k, overrides)?) } else { None };
         let mut outputs = vec!["hidden_out"];
         if gate.is_some() {

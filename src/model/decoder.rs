@@ -1,9 +1,12 @@
 //! The decoder-only transformer, written once as an ONNX graph for every imported architecture.
 //!
-//! Gemma 3, Llama and Qwen2 differ in a handful of switches (normalisation placement, q/k norms,
-//! activation, biases, embedding scale, sliding windows, rope bases), collected in
-//! [`DecoderSpec`]. Tensor names are the GGUF checkpoint's own (`blk.3.ffn_up.weight`), so a
-//! pruned weight is found by the name a user sees in the checkpoint.
+//! Gemma 3, Llama, Qwen2 and Command-R (Cohere, Aya-23) differ in a handful of switches (norm
+//! kind and placement, parallel or sequential blocks, q/k norms, activation, biases, embedding
+//! and logit scales, sliding windows, rope bases), collected in [`DecoderSpec`]. Tensor names
+//! are the GGUF checkpoint's own (`blk.3.ffn_up.weight`), so a pruned weight is found by the
+//! name a user sees in the checkpoint. Rotary embeddings are always applied in the rotate-half
+//! layout; import reorders the q/k rows of models that rotate adjacent pairs (Llama files,
+//! Command-R), which leaves every attention score unchanged.
 //!
 //! Conventions of the emitted graphs:
 //! * `input_ids`: int64 `[batch, sequence]`. Batches are RIGHT-padded. Attention is causal, so a
@@ -47,6 +50,17 @@ pub enum Activation {
     Silu,
 }
 
+/// The normalisation every norm of a model applies (before its elementwise weight).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Norm {
+    /// `x / sqrt(mean(x^2) + eps)` (Llama, Qwen2, Gemma).
+    #[default]
+    Rms,
+    /// `(x - mean(x)) / sqrt(var(x) + eps)`, without a bias (Command-R / Cohere).
+    Layer,
+}
+
 /// Everything that distinguishes one decoder architecture from another in the graph.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DecoderSpec {
@@ -58,8 +72,17 @@ pub struct DecoderSpec {
     pub head_dim: usize,
     pub ffn_dim: usize,
     pub vocab_size: usize,
-    pub rms_eps: f32,
+    /// Which norm every norm of the model is (absent in cards written before Command-R: RMS).
+    #[serde(default)]
+    pub norm: Norm,
+    /// Epsilon inside every norm's square root.
+    #[serde(alias = "rms_eps")]
+    pub norm_eps: f32,
     pub activation: Activation,
+    /// Attention and MLP both read the block's one norm, and both outputs join the residual
+    /// together: `x + attn(norm(x)) + mlp(norm(x))` (Command-R). No `ffn_norm` weight then.
+    #[serde(default)]
+    pub parallel_block: bool,
     /// RMS norms on each head's queries and keys (Gemma 3).
     pub qk_norm: bool,
     /// Norms on the attention and MLP outputs before the residual add (Gemma 2/3 "sandwich").
@@ -70,6 +93,9 @@ pub struct DecoderSpec {
     pub embed_scale: Option<f32>,
     /// The output layer reuses `token_embd.weight` when true, else `output.weight`.
     pub tied_output: bool,
+    /// Multiply the logits by this (Command-R's `logit_scale`).
+    #[serde(default)]
+    pub logit_scale: Option<f32>,
     /// Scale applied to q·k.
     pub attn_scale: f32,
     /// Rotary base of each block.
@@ -157,7 +183,9 @@ impl DecoderSpec {
                 out.push((p("post_attention_norm.weight"), vec![d]));
                 out.push((p("post_ffw_norm.weight"), vec![d]));
             }
-            out.push((p("ffn_norm.weight"), vec![d]));
+            if !self.parallel_block {
+                out.push((p("ffn_norm.weight"), vec![d]));
+            }
         }
         out.push(("output_norm.weight".to_string(), vec![d]));
         if !self.tied_output {
@@ -169,6 +197,8 @@ impl DecoderSpec {
     /// The prunable layers of block `i`, with the tap that feeds each.
     pub fn linear_layers_of_block(&self, i: usize) -> Vec<LinearLayer> {
         let (d, f) = (self.d_model, self.ffn_dim);
+        // A parallel block's MLP reads the attention's input: one tap, one set of statistics.
+        let ffn_tap = if self.parallel_block { "attn_in" } else { "ffn_in" };
         let layer = |role: Role, gguf: &str, shape: [usize; 2], tap: &str| LinearLayer {
             name: format!("blk.{i}.{gguf}.weight"),
             block: i,
@@ -182,8 +212,8 @@ impl DecoderSpec {
             layer(Role::K, "attn_k", [d, self.kv_dim()], "attn_in"),
             layer(Role::V, "attn_v", [d, self.kv_dim()], "attn_in"),
             layer(Role::O, "attn_output", [self.q_dim(), d], "attn_output_in"),
-            layer(Role::Gate, "ffn_gate", [d, f], "ffn_in"),
-            layer(Role::Up, "ffn_up", [d, f], "ffn_in"),
+            layer(Role::Gate, "ffn_gate", [d, f], ffn_tap),
+            layer(Role::Up, "ffn_up", [d, f], ffn_tap),
             layer(Role::Down, "ffn_down", [f, d], "ffn_down_in"),
         ]
     }
@@ -297,13 +327,22 @@ impl<'a> Emitter<'a> {
         self.g.initializer(t.clone())
     }
 
-    fn rms_norm(&mut self, x: &str, weight: &str, out: Option<&str>) -> String {
-        let sq = self.g.op("Mul", &[x, x], vec![]);
-        let ms = self.g.op("ReduceMean", &[&sq], vec![A::ints("axes", &[-1]), A::int("keepdims", 1)]);
-        let eps = self.g.scalar_f32(self.spec.rms_eps);
+    /// The model's norm over the last axis, times `weight`; the result is named `out` when given.
+    fn norm(&mut self, x: &str, weight: &str, out: Option<&str>) -> String {
+        let mean_last = || vec![A::ints("axes", &[-1]), A::int("keepdims", 1)];
+        let centred = match self.spec.norm {
+            Norm::Rms => x.to_string(),
+            Norm::Layer => {
+                let mean = self.g.op("ReduceMean", &[x], mean_last());
+                self.g.op("Sub", &[x, &mean], vec![])
+            }
+        };
+        let sq = self.g.op("Mul", &[&centred, &centred], vec![]);
+        let ms = self.g.op("ReduceMean", &[&sq], mean_last());
+        let eps = self.g.scalar_f32(self.spec.norm_eps);
         let ms = self.g.op("Add", &[&ms, &eps], vec![]);
         let rms = self.g.op("Sqrt", &[&ms], vec![]);
-        let y = self.g.op("Div", &[x, &rms], vec![]);
+        let y = self.g.op("Div", &[&centred, &rms], vec![]);
         let w = self.w(weight);
         match out {
             Some(name) => {
@@ -448,23 +487,23 @@ impl<'a> Emitter<'a> {
         self.g.op("Transpose", &[&r], vec![A::ints("perm", &[0, 2, 1, 3])])
     }
 
-    fn attention(&mut self, i: usize, x: &str) -> String {
+    /// Self-attention on the normed input `h` (`[B, T, d]`, the `attn_in` tap).
+    fn attention(&mut self, i: usize, h: &str) -> String {
         let s = self.spec;
         let p = |n: &str| format!("blk.{i}.{n}");
-        let h = self.rms_norm(x, &p("attn_norm.weight"), Some(&p("attn_in")));
         let bias = |n: &str| if s.qkv_bias { Some(p(n)) } else { None };
-        let q = self.linear(&h, &p("attn_q.weight"), bias("attn_q.bias").as_deref());
-        let k = self.linear(&h, &p("attn_k.weight"), bias("attn_k.bias").as_deref());
-        let v = self.linear(&h, &p("attn_v.weight"), bias("attn_v.bias").as_deref());
+        let q = self.linear(h, &p("attn_q.weight"), bias("attn_q.bias").as_deref());
+        let k = self.linear(h, &p("attn_k.weight"), bias("attn_k.bias").as_deref());
+        let v = self.linear(h, &p("attn_v.weight"), bias("attn_v.bias").as_deref());
         let mut q = self.split_heads(&q, s.n_heads);
         let mut k = self.split_heads(&k, s.n_kv_heads);
         let v = self.split_heads(&v, s.n_kv_heads);
         if s.qk_norm {
-            q = self.rms_norm(&q, &p("attn_q_norm.weight"), None);
-            k = self.rms_norm(&k, &p("attn_k_norm.weight"), None);
+            q = self.norm(&q, &p("attn_q_norm.weight"), None);
+            k = self.norm(&k, &p("attn_k_norm.weight"), None);
         }
-        let q = self.rope(&q, s.rope_base[i], x);
-        let mut k = self.rope(&k, s.rope_base[i], x);
+        let q = self.rope(&q, s.rope_base[i], h);
+        let mut k = self.rope(&k, s.rope_base[i], h);
         let mut v = v;
         if let Some(with_past) = self.cache {
             if with_past {
@@ -485,7 +524,7 @@ impl<'a> Emitter<'a> {
         let scores = self.g.op("MatMul", &[&q5, &kt], vec![]);
         let scale = self.g.scalar_f32(s.attn_scale);
         let scores = self.g.op("Mul", &[&scores, &scale], vec![]);
-        let mask = self.mask(x, s.sliding_window[i]);
+        let mask = self.mask(h, s.sliding_window[i]);
         let scores = self.g.op("Add", &[&scores, &mask], vec![]);
         let probs = self.g.op("Softmax", &[&scores], vec![A::int("axis", -1)]);
         let ctx = self.g.op("MatMul", &[&probs, &v5], vec![]);
@@ -522,11 +561,11 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn mlp(&mut self, i: usize, x: &str) -> String {
+    /// The gated MLP on the normed input `h`.
+    fn mlp(&mut self, i: usize, h: &str) -> String {
         let p = |n: &str| format!("blk.{i}.{n}");
-        let h = self.rms_norm(x, &p("ffn_norm.weight"), Some(&p("ffn_in")));
-        let gate = self.linear(&h, &p("ffn_gate.weight"), None);
-        let up = self.linear(&h, &p("ffn_up.weight"), None);
+        let gate = self.linear(h, &p("ffn_gate.weight"), None);
+        let up = self.linear(h, &p("ffn_up.weight"), None);
         let act = self.activation(&gate);
         let tap = p("ffn_down_in");
         self.g.op_named("Mul", &[&act, &up], &tap, vec![]);
@@ -536,14 +575,23 @@ impl<'a> Emitter<'a> {
     /// One transformer block from hidden state `x`; its output gets the name `out`.
     fn block(&mut self, i: usize, x: &str, out: &str) {
         let p = |n: &str| format!("blk.{i}.{n}");
-        let mut a = self.attention(i, x);
+        let h = self.norm(x, &p("attn_norm.weight"), Some(&p("attn_in")));
+        let mut a = self.attention(i, &h);
+        if self.spec.parallel_block {
+            // Command-R: x + attn(norm(x)) + mlp(norm(x)).
+            let m = self.mlp(i, &h);
+            let x_a = self.g.op("Add", &[x, &a], vec![]);
+            self.g.op_named("Add", &[&x_a, &m], out, vec![]);
+            return;
+        }
         if self.spec.sandwich_norms {
-            a = self.rms_norm(&a, &p("post_attention_norm.weight"), None);
+            a = self.norm(&a, &p("post_attention_norm.weight"), None);
         }
         let x = self.g.op("Add", &[x, &a], vec![]);
-        let mut m = self.mlp(i, &x);
+        let h = self.norm(&x, &p("ffn_norm.weight"), Some(&p("ffn_in")));
+        let mut m = self.mlp(i, &h);
         if self.spec.sandwich_norms {
-            m = self.rms_norm(&m, &p("post_ffw_norm.weight"), None);
+            m = self.norm(&m, &p("post_ffw_norm.weight"), None);
         }
         self.g.op_named("Add", &[&x, &m], out, vec![]);
     }
@@ -563,13 +611,15 @@ impl<'a> Emitter<'a> {
     /// Final norm and output layer: `[B*T, vocab]` logits, flat so that no reshape copies them.
     fn logits_flat(&mut self, x: &str) -> String {
         let s = self.spec;
-        let h = self.rms_norm(x, "output_norm.weight", None);
+        let h = self.norm(x, "output_norm.weight", None);
+        // Gemm's alpha applies the logit scale inside the product, so no extra `[B*T, V]` pass.
+        let alpha = s.logit_scale.unwrap_or(1.0);
         let out_w = if s.tied_output { "token_embd.weight" } else { "output.weight" };
         let w = self.w(out_w);
         // Gemm with transB reads the [vocab, d] table as is: no transposed copy of the largest tensor.
         let flat_shape = self.g.vec_i64(&[-1, s.d_model as i64]);
         let flat = self.g.op("Reshape", &[&h, &flat_shape], vec![]);
-        self.g.op("Gemm", &[&flat, &w], vec![A::int("transB", 1)])
+        self.g.op("Gemm", &[&flat, &w], vec![A::int("transB", 1), A::float("alpha", alpha)])
     }
 }
 

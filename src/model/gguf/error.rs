@@ -104,6 +104,10 @@ pub enum GgufError {
     )]
     TensorOutOfBounds { path: PathBuf, tensor: String, start: u64, end: u64, file_len: u64 },
 
+    /// The file is of a supported architecture but uses an option import does not build.
+    #[error("GGUF file {path}: {feature} is not supported by polyprune's import; {hint}")]
+    UnsupportedVariant { path: PathBuf, feature: String, hint: &'static str },
+
     /// A metadata key the caller needs is absent.
     #[error(
         "GGUF file {path} has no metadata key '{key}'; the model may be for a different \

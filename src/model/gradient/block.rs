@@ -72,7 +72,7 @@ fn visible(t: usize, u: usize, window: Option<usize>) -> bool {
 }
 
 pub fn forward<F: Real>(spec: &DecoderSpec, block: usize, w: &BlockWeights<F>, x: ArrayView2<F>) -> Tape<F> {
-    let eps = cast::<F>(f64::from(spec.rms_eps));
+    let eps = cast::<F>(f64::from(spec.norm_eps));
     let hd = spec.head_dim;
     let (t_len, group) = (x.nrows(), spec.n_heads / spec.n_kv_heads);
     let (attn_in, r_attn) = rms_norm(x, w.attn_norm.view(), eps);

@@ -31,7 +31,7 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
-use super::decoder::{DecoderSpec, LinearLayer, Role};
+use super::decoder::{DecoderSpec, LinearLayer, Norm, Role};
 use super::weights::WeightStore;
 use super::{ModelDir, ModelError};
 
@@ -165,6 +165,16 @@ impl<F: Real> DecoderWeights<F> {
                 "gradients need an imported model (its card.json has a decoder spec); import the GGUF file with `polyprune model import`"
                     .into(),
         })?;
+        if spec.norm != Norm::Rms || spec.parallel_block || spec.logit_scale.is_some() {
+            return Err(ModelError::Unusable {
+                path: model.dir.clone(),
+                reason: format!(
+                    "gradients (SNIP, GraSP) are not implemented for the {} architecture (LayerNorm, parallel attention and MLP, \
+                     logit scale); use wanda, sparsegpt or magnitude on this model",
+                    spec.architecture
+                ),
+            });
+        }
         let store = WeightStore::open(&model.dir, &model.card.graph)?;
         Self::from_reader(spec, |name| store.read(name))
     }
@@ -274,7 +284,7 @@ impl<F: Real> DecoderWeights<F> {
     /// The head on one window's last hidden states: `(dL/dx, log p(next) per position)` with
     /// `dL/dx` for a loss of `-scale * sum log p` (0 when `scale` is 0).
     fn head(&self, x: ArrayView2<F>, ids: &[u32], scale: F) -> (Array2<F>, Vec<f64>) {
-        let eps = cast::<F>(f64::from(self.spec.rms_eps));
+        let eps = cast::<F>(f64::from(self.spec.norm_eps));
         let out_w = self.output_layer();
         let predicted = ids.len().saturating_sub(1);
         let mut dx = Array2::zeros(x.raw_dim());

@@ -5,7 +5,7 @@
 //! in `tests/gradients.rs`.
 
 use super::*;
-use crate::model::decoder::Activation;
+use crate::model::decoder::{Activation, Norm};
 
 fn spec(gemma_like: bool) -> DecoderSpec {
     DecoderSpec {
@@ -17,13 +17,16 @@ fn spec(gemma_like: bool) -> DecoderSpec {
         head_dim: 8,
         ffn_dim: 24,
         vocab_size: 40,
-        rms_eps: 1e-6,
+        norm: Norm::Rms,
+        norm_eps: 1e-6,
         activation: if gemma_like { Activation::GeluTanh } else { Activation::Silu },
+        parallel_block: false,
         qk_norm: gemma_like,
         sandwich_norms: gemma_like,
         qkv_bias: !gemma_like,
         embed_scale: if gemma_like { Some(4.0) } else { None },
         tied_output: gemma_like,
+        logit_scale: None,
         attn_scale: 1.0 / 8f32.sqrt(),
         rope_base: vec![10_000.0, 1_000_000.0],
         // Block 0 sees 3 keys back at most: shorter than the windows below, so the mask matters.

@@ -6,7 +6,7 @@
 //! from the file, 1,000,000) repeating; the norm weights already include Gemma's `1 +` offset
 //! in GGUF files, so they are used as they are.
 
-use super::super::decoder::{Activation, DecoderSpec};
+use super::super::decoder::{Activation, DecoderSpec, Norm};
 use super::super::gguf::{GgufError, GgufFile};
 use super::{Architecture, ImportOptions};
 
@@ -37,13 +37,16 @@ impl Architecture for Gemma3 {
             head_dim,
             ffn_dim: g.metadata().get_u32(&k("feed_forward_length"))? as usize,
             vocab_size: super::vocab_rows(g)?,
-            rms_eps: g.metadata().get_f32(&k("attention.layer_norm_rms_epsilon"))?,
+            norm: Norm::Rms,
+            norm_eps: g.metadata().get_f32(&k("attention.layer_norm_rms_epsilon"))?,
             activation: Activation::GeluTanh,
+            parallel_block: false,
             qk_norm: true,
             sandwich_norms: true,
             qkv_bias: false,
             embed_scale: Some((d_model as f32).sqrt()),
             tied_output: g.tensor_info("output.weight").is_none(),
+            logit_scale: None,
             attn_scale: 1.0 / (head_dim as f32).sqrt(),
             rope_base: (0..blocks).map(|i| if is_global(i) { global_base } else { LOCAL_ROPE_BASE }).collect(),
             sliding_window: (0..blocks).map(|i| if is_global(i) { None } else { Some(window) }).collect(),

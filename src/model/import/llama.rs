@@ -7,7 +7,7 @@
 //! attention scores are unchanged because q and k get the same permutation within each head.
 //! Qwen2 files keep the rotate-half order and need nothing.
 
-use super::super::decoder::{Activation, DecoderSpec};
+use super::super::decoder::{Activation, DecoderSpec, Norm};
 use super::super::gguf::{GgufError, GgufFile};
 use super::{Architecture, ImportOptions};
 
@@ -52,13 +52,16 @@ impl Architecture for Llama {
             head_dim,
             ffn_dim: g.metadata().get_u32(&k("feed_forward_length"))? as usize,
             vocab_size: super::vocab_rows(g)?,
-            rms_eps: g.metadata().get_f32(&k("attention.layer_norm_rms_epsilon"))?,
+            norm: Norm::Rms,
+            norm_eps: g.metadata().get_f32(&k("attention.layer_norm_rms_epsilon"))?,
             activation: Activation::Silu,
+            parallel_block: false,
             qk_norm: false,
             sandwich_norms: false,
             qkv_bias: g.tensor_info("blk.0.attn_q.bias").is_some(),
             embed_scale: None,
             tied_output: g.tensor_info("output.weight").is_none(),
+            logit_scale: None,
             attn_scale: 1.0 / (head_dim as f32).sqrt(),
             rope_base: vec![base; blocks],
             sliding_window: vec![None; blocks],

@@ -7,6 +7,7 @@
 //! written once, in `decoder.rs`. Tensors are streamed: each is dequantized, laid out for
 //! the graph and appended to the weight file before the next is read.
 
+mod command_r;
 mod gemma3;
 mod llama;
 pub mod tokenizer;
@@ -33,7 +34,7 @@ pub const HEAD_GRAPH_FILE: &str = "model.head.onnx";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
 /// Architectures polyprune can import, with the GGUF `general.architecture` names.
-pub const SUPPORTED: &[&str] = &["gemma3", "llama", "qwen2"];
+pub const SUPPORTED: &[&str] = &["command-r", "gemma3", "llama", "qwen2"];
 
 #[derive(Clone, Debug)]
 pub struct ImportOptions {
@@ -60,6 +61,7 @@ trait Architecture {
 
 fn architecture(name: &str) -> Option<Box<dyn Architecture>> {
     match name {
+        "command-r" => Some(Box::new(command_r::CommandR)),
         "gemma3" => Some(Box::new(gemma3::Gemma3)),
         "llama" => Some(Box::new(llama::Llama { qwen2: false })),
         "qwen2" => Some(Box::new(llama::Llama { qwen2: true })),

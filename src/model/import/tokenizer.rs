@@ -140,13 +140,14 @@ fn pre_tokenizer(pre: &str) -> Result<Value, String> {
     const QWEN2: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
     Ok(match pre {
         "default" | "gpt2" | "gpt-2" => byte_level(true),
-        "smollm" | "starcoder" => json!({"type": "Sequence", "pretokenizers": [
+        // llama.cpp gives Command-R (Aya-23) the same split: single digits, then GPT-2's regex.
+        "smollm" | "starcoder" | "command-r" => json!({"type": "Sequence", "pretokenizers": [
             {"type": "Digits", "individual_digits": true}, byte_level(true)]}),
         "llama-bpe" | "llama3" => json!({"type": "Sequence", "pretokenizers": [split(LLAMA3), byte_level(false)]}),
         "qwen2" => json!({"type": "Sequence", "pretokenizers": [split(QWEN2), byte_level(false)]}),
         other => {
             return Err(format!(
-                "pre-tokenizer '{other}' is not supported (supported: default, gpt2, smollm, starcoder, llama-bpe, qwen2); \
+                "pre-tokenizer '{other}' is not supported (supported: default, gpt2, smollm, starcoder, command-r, llama-bpe, qwen2); \
                  export the model with its own tokenizer.json and use `polyprune model inspect` instead"
             ))
         }
