@@ -24,6 +24,8 @@ struct Config {
     /// Norm gains per block beyond the two pre-norms (Gemma 3: two sandwich norms + q/k norms).
     gemma_norms: bool,
     qkv_bias: bool,
+    /// Attention and MLP share one LayerNorm (Cohere): one norm per block.
+    parallel: bool,
 }
 
 const GEMMA_3_270M: Config = Config {
@@ -37,6 +39,7 @@ const GEMMA_3_270M: Config = Config {
     tied: true,
     gemma_norms: true,
     qkv_bias: false,
+    parallel: false,
 };
 const GEMMA_3_1B: Config = Config {
     blocks: 26,
@@ -49,6 +52,7 @@ const GEMMA_3_1B: Config = Config {
     tied: true,
     gemma_norms: true,
     qkv_bias: false,
+    parallel: false,
 };
 const LLAMA_3_8B: Config = Config {
     blocks: 32,
@@ -61,6 +65,7 @@ const LLAMA_3_8B: Config = Config {
     tied: false,
     gemma_norms: false,
     qkv_bias: false,
+    parallel: false,
 };
 const QWEN2_5_0_5B: Config = Config {
     blocks: 24,
@@ -73,6 +78,20 @@ const QWEN2_5_0_5B: Config = Config {
     tied: true,
     gemma_norms: false,
     qkv_bias: true,
+    parallel: false,
+};
+const AYA_23_8B: Config = Config {
+    blocks: 32,
+    d: 4096,
+    heads: 32,
+    kv_heads: 8,
+    head_dim: 128,
+    ffn: 14_336,
+    vocab: 256_000,
+    tied: true,
+    gemma_norms: false,
+    qkv_bias: false,
+    parallel: true,
 };
 
 impl Config {
@@ -96,7 +115,13 @@ impl Config {
         let (d, q, kv, f, hd) = (self.d, self.heads * self.head_dim, self.kv_heads * self.head_dim, self.ffn, self.head_dim);
         let attn = d * q + 2 * d * kv + q * d;
         let mlp = 3 * d * f;
-        let norms = if self.gemma_norms { 4 * d + 2 * hd } else { 2 * d };
+        let norms = if self.gemma_norms {
+            4 * d + 2 * hd
+        } else if self.parallel {
+            d
+        } else {
+            2 * d
+        };
         let bias = if self.qkv_bias { q + 2 * kv } else { 0 };
         let embed = self.vocab * d * if self.tied { 1 } else { 2 };
         (embed + blocks * (attn + mlp + norms + bias) + d) as u64
@@ -105,9 +130,13 @@ impl Config {
 
 #[test]
 fn plans_count_the_parameters_of_the_real_models() {
-    for (name, config) in
-        [("gemma-3-270m", &GEMMA_3_270M), ("gemma-3-1b", &GEMMA_3_1B), ("llama-3-8b", &LLAMA_3_8B), ("qwen2.5-0.5b", &QWEN2_5_0_5B)]
-    {
+    for (name, config) in [
+        ("gemma-3-270m", &GEMMA_3_270M),
+        ("gemma-3-1b", &GEMMA_3_1B),
+        ("llama-3-8b", &LLAMA_3_8B),
+        ("qwen2.5-0.5b", &QWEN2_5_0_5B),
+        ("aya-23-8b", &AYA_23_8B),
+    ] {
         let plan = synth::plan(name, None, 8192).unwrap();
         assert_eq!(plan.params, config.params(config.blocks), "{name}");
         let truncated = synth::plan(name, Some(2), 8192).unwrap();
@@ -125,6 +154,7 @@ fn plans_count_the_parameters_of_the_real_models() {
     within("gemma-3-270m", 268.1e6, 0.005);
     within("qwen2.5-0.5b", 0.494e9, 0.005);
     within("gemma-3-1b", 1.0e9, 0.005);
+    within("aya-23-8b", 8.03e9, 0.005);
     // The CLI's plan prints the same total and the per-role rows.
     let out = common::bin().args(["model", "synth", "--like", "llama-3-8b", "--plan"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -134,7 +164,7 @@ fn plans_count_the_parameters_of_the_real_models() {
 }
 
 #[test]
-fn unknown_shapes_and_aya_without_its_graph_say_what_to_do() {
+fn unknown_shapes_suggest_the_nearest_and_list_names_every_shape() {
     let out = common::bin().args(["model", "synth", "--like", "llama-3-7b", "--plan"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("did you mean 'llama-3-8b'"), "{err}");
@@ -305,5 +335,16 @@ fn gemma_3_1b_two_blocks() {
     let card: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&std::fs::read(dir.join("card.json")).unwrap()).unwrap();
     assert_eq!(card["synthetic"]["shape_blocks"], 26);
     assert_eq!(card["synthetic"]["truncated"], true);
+    remove(&dir);
+}
+
+#[test]
+fn aya_23_8b_one_block_at_full_width() {
+    let dir = synth("synth-aya", "aya-23-8b", Some(1), 0);
+    assert_inspect_matches(&dir, &AYA_23_8B, 1, "aya-23-8b");
+    // The logit scale (0.0625) is compensated in the tied embedding's scale: logits std ~1.
+    assert_logits_sensible(&dir, AYA_23_8B.vocab);
+    let card: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&std::fs::read(dir.join("card.json")).unwrap()).unwrap();
+    assert_eq!((card["architecture"].as_str(), card["spec"]["parallel_block"].as_bool()), (Some("command-r"), Some(true)));
     remove(&dir);
 }

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::builder::WeightFile;
 use super::card::{ModelCard, SourceFile, SyntheticOrigin, CARD_FORMAT};
-use super::decoder::{Activation, DecoderSpec, WeightTable};
+use super::decoder::{Activation, DecoderSpec, Norm, WeightTable};
 use super::import::{self, GRAPH_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 use super::ModelError;
 use crate::progress::Progress;
@@ -214,8 +214,6 @@ pub enum SynthError {
     UnknownShape { name: String, suggestion: Option<String>, known: Vec<String> },
     #[error("--blocks {blocks}: {shape} has {max} blocks; give 1 to {max}")]
     BadBlocks { shape: String, blocks: usize, max: usize },
-    #[error("{shape} needs the {architecture} graph, which this build of polyprune lacks")]
-    NeedsGraph { shape: String, architecture: String },
     #[error(
         "{shape} needs {} on disk but {path} has {} free; write fewer blocks (--blocks N keeps the first N at full width, \
          `--plan` shows each size) or choose a folder on a larger disk with -o",
@@ -323,13 +321,16 @@ impl Shape {
             head_dim: self.head_dim,
             ffn_dim: self.ffn_dim,
             vocab_size: self.vocab_size,
-            rms_eps: self.norm_eps,
+            norm: Norm::Rms,
+            norm_eps: self.norm_eps,
             activation: Activation::Silu,
+            parallel_block: false,
             qk_norm: false,
             sandwich_norms: false,
             qkv_bias: false,
             embed_scale: None,
             tied_output: self.tied_output,
+            logit_scale: None,
             attn_scale: 1.0 / (self.head_dim as f32).sqrt(),
             rope_base: vec![self.rope_base; n],
             sliding_window: vec![None; n],
@@ -352,8 +353,12 @@ impl Shape {
                 spec.architecture = "qwen2".into();
                 spec.qkv_bias = true;
             }
-            Family::CommandR { .. } => {
-                return Err(SynthError::NeedsGraph { shape: self.name.into(), architecture: "command-r".into() });
+            Family::CommandR { logit_scale } => {
+                // As the command-r importer: one LayerNorm feeding attention and MLP in parallel.
+                spec.architecture = "command-r".into();
+                spec.norm = Norm::Layer;
+                spec.parallel_block = true;
+                spec.logit_scale = Some(logit_scale);
             }
         }
         Ok(spec)
