@@ -62,7 +62,7 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             let report = synth::synthesize(&opts, &mut Bars::default())?;
             let p = &report.plan;
             println!(
-                "wrote {} into {}: {} blocks, {} prunable layers, {} parameters ({:.2} GiB weight file); tokenizer {}",
+                "wrote {} into {}: blocks {}, prunable layers {}, parameters {} ({:.2} GiB weight file); tokenizer {}",
                 report.card.name,
                 report.out.display(),
                 p.spec.blocks,
