@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-BIN=$ROOT/target/release/polyprune
+BIN=${SLURM_TEST_BIN:-$ROOT/target/release/polyprune}
 SCRATCH=${SLURM_TEST_DIR:-$ROOT/target/slurm-test}
 TIMEOUT_S=${SLURM_TEST_TIMEOUT:-1800}
 MODEL=.cache/models/gemma-3-270m
@@ -218,7 +218,7 @@ while :; do
     fi
     # Best effort: the jobs' own sessions yield the CPU to the people sharing this machine.
     scontrol listpids 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9]+$/ {print $1}' | while read -r p; do
-        echo 19 >"/proc/$p/autogroup" 2>/dev/null || true
+        { echo 19 >"/proc/$p/autogroup"; } 2>/dev/null || true
     done || true
     [ $(($(date +%s) - T_SUBMIT)) -gt "$TIMEOUT_S" ] && fail "jobs still queued or running after $TIMEOUT_S s: $queue"
     sleep 3
@@ -230,14 +230,14 @@ say "all jobs ended $T_CLUSTER s after submission"
 # --- per-job state and elapsed time (scontrol keeps finished jobs for MinJobAge) --------------
 field() { grep -o "\b$1=[^ ]*" <<<"$2" | head -1 | cut -d= -f2; }
 epoch() { date -d "$1" +%s; }
-printf '%-14s %-14s %-10s %8s %-20s %-20s\n' job name state elapsed start end
+printf '%-10s %-18s %-10s %8s %-20s %-20s\n' job name state elapsed start end
 last_shard_end=0
 for id in $(seq 0 $((SHARDS - 1)) | sed "s/^/${ARRAY}_/") "$MERGE"; do
     info=$(scontrol -o show job "$id" 2>/dev/null) || fail "scontrol knows no job $id"
     state=$(field JobState "$info")
     start=$(field StartTime "$info")
     end=$(field EndTime "$info")
-    printf '%-14s %-14s %-10s %7ss %-20s %-20s\n' "$id" "$(field JobName "$info")" "$state" \
+    printf '%-10s %-18s %-10s %7ss %-20s %-20s\n' "$id" "$(field JobName "$info")" "$state" \
         "$(($(epoch "$end") - $(epoch "$start")))" "$start" "$end"
     if [ "$state" != COMPLETED ]; then
         tail -n 20 "$LOGS"/*.out 2>/dev/null || true
@@ -298,8 +298,9 @@ done <<<"$single_files"
 [ "$differ" = 0 ] || fail "$differ result files differ between the merged study and the single run"
 cmp -s "$SCRATCH/single/study.json" "$SCRATCH/cluster/study.json" || fail "study.json differs"
 say "merged study = single run: $(wc -l <<<"$single_files") result files identical byte for byte ($(grep -c 'ppl/documents.csv' <<<"$single_files") units' per-document NLL, $(grep -c '\.mask$' <<<"$single_files") masks), study.json identical"
-echo "perplexity (merged study, cluster):"
-find "$SCRATCH/cluster" -path '*ppl/summary.csv' | sort | while read -r f; do
-    echo "  ${f#"$SCRATCH"/cluster/}: $(tail -n +2 "$f" | tr '\n' ' ')"
+echo "perplexity of the merged study ($(head -1 "$SCRATCH/cluster/dense/gemma-3-270m/ppl/summary.csv")):"
+find "$SCRATCH/cluster/cells" "$SCRATCH/cluster/dense" -path '*ppl/summary.csv' | sort | while read -r f; do
+    echo "  ${f#"$SCRATCH"/cluster/}:"
+    tail -n +2 "$f" | sed 's/^/    /'
 done
-say "timings: cluster up and jobs done in $(($(date +%s) - T0 - T_SINGLE)) s (jobs $T_CLUSTER s), single run $T_SINGLE s, total $(($(date +%s) - T0)) s"
+say "timings: set-up, cluster and jobs $(($(date +%s) - T0 - T_SINGLE)) s (jobs $T_CLUSTER s from submission to the merge's end), single-machine run $T_SINGLE s, total $(($(date +%s) - T0)) s"
