@@ -1,7 +1,5 @@
 //! What each subcommand does: glue between the command line and the library.
 
-use std::io::IsTerminal;
-
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -77,20 +75,17 @@ pub fn record_sources(args: &RecordArgs, specs: &[Option<String>]) -> Result<Vec
     Ok(out)
 }
 
-/// A progress bar per stage of a library workflow; when stderr is not a terminal (a batch job's
-/// log), where bars are hidden, one line per finished stage instead.
+/// A progress bar per stage of a library workflow (hidden when stderr is not a terminal).
 #[derive(Default)]
 pub struct Bars {
     bar: Option<ProgressBar>,
     stage: String,
-    started: Option<std::time::Instant>,
 }
 
 impl Progress for Bars {
     fn stage(&mut self, name: &str, total: u64) {
         self.finish();
         self.stage = name.to_string();
-        self.started = Some(std::time::Instant::now());
         self.bar = Some(if total == 0 { spinner(name) } else { bar(total, name) });
     }
     fn advance(&mut self, done: u64) {
@@ -106,10 +101,6 @@ impl Progress for Bars {
     fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
-            if let (Some(started), false) = (self.started.take(), std::io::stderr().is_terminal()) {
-                let steps = if b.length().unwrap_or(0) > 0 { format!("{} steps ", b.position()) } else { String::new() };
-                eprintln!("{}: {steps}done in {}", self.stage, polyprune::progress::clock(started.elapsed()));
-            }
         }
     }
     fn note(&mut self, line: &str) {
