@@ -14,7 +14,7 @@ GEMMA_DIR := $(CACHE)/models/gemma-3-270m
 SMOL_DIR := $(CACHE)/models/smollm2-135m
 SIB200 := ../shared/data/sib200
 
-.PHONY: setup venv runtime gpu-runtime build models data fixtures gradient-reference lint test demo bench bench-scale clean-cache chromium texlive screenshot study-data fuzz
+.PHONY: setup venv runtime gpu-runtime build models data fixtures gradient-reference lint test demo bench bench-scale clean-cache chromium texlive screenshot study-data fuzz slurm-test
 
 setup: venv runtime build
 
@@ -131,6 +131,13 @@ screenshot:
 	chromium --headless --disable-gpu --no-sandbox --window-size=1280,3000 \
 	    --screenshot=$(QUICKSTART)/report.png file://$(abspath $(QUICKSTART)/report.html)
 	@echo "screenshot: $(abspath $(QUICKSTART)/report.png)"
+
+# A real one-node Slurm cluster on this machine (Debian's slurm-wlm and munge, installed when
+# missing; root needed): `study slurm`'s job array of 3 shards and its merge job run a small
+# study, which must equal a single-machine run file for file. Daemons and scratch files go
+# away at the end. Not part of `make test`: it installs and starts system daemons.
+slurm-test: build models
+	nice -n 15 bash scripts/slurm_test.sh
 
 bench: setup models data
 	cargo run --release --bin polyprune-bench

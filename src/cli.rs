@@ -53,7 +53,8 @@ pub enum StudyCommand {
         /// Results folder (default: [study] out in the config, else results/studies/<name>).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Run only share i of n of the cells (i/n, 0-based), e.g. for a Slurm job array.
+        /// Run only share i of n of the cells (i/n, 0-based), e.g. for a Slurm job array; the
+        /// model analyses wait for the merged study.
         #[arg(long)]
         shard: Option<String>,
         /// Stop after computing this many cells (dense baselines count as cells).
@@ -77,7 +78,8 @@ pub enum StudyCommand {
         #[arg(short, long)]
         out: PathBuf,
     },
-    /// Write a Slurm job-array script (one task per shard) and a merge job for a study.
+    /// Write a Slurm job-array script (one task per shard) and a merge job for a study. The jobs
+    /// run in the current folder, where the config's relative paths start.
     Slurm {
         config: PathBuf,
         /// Number of shards (array tasks).

@@ -1,11 +1,13 @@
 //! `polyprune study run|plan|merge|slurm`: glue between the command line and `polyprune::study`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 
+use polyprune::progress::UnitLog;
 use polyprune::store::UnitStatus;
 use polyprune::study::runner::load_evaluation;
 use polyprune::study::{plan, Grid, Observer, RunOptions, Shard, StudyConfig, StudyDir};
@@ -28,31 +30,76 @@ fn load(config: &Path) -> Result<(StudyConfig, String)> {
     Ok((StudyConfig::parse(&text, config, &registry)?, text))
 }
 
-/// One overall bar (units, ETA); its message is the current unit's stage.
-struct Progress {
-    pb: ProgressBar,
-    current: String,
+/// How a study run shows its progress: one overall bar (units, ETA) on a terminal, whose message
+/// is the current unit's stage; one line per finished unit in a log (a Slurm job's output),
+/// where a bar would be hidden and redraws would be noise.
+enum Progress {
+    Bar { pb: ProgressBar, current: String },
+    Log { log: UnitLog, run_started: Instant, unit_started: Instant },
+}
+
+impl Progress {
+    fn new() -> Progress {
+        if std::io::stderr().is_terminal() {
+            Progress::Bar { pb: bar(0, "study"), current: String::new() }
+        } else {
+            Progress::Log { log: UnitLog::new(0, 0), run_started: Instant::now(), unit_started: Instant::now() }
+        }
+    }
+
+    fn done(&self) {
+        if let Progress::Bar { pb, .. } = self {
+            pb.finish_and_clear();
+        }
+    }
 }
 
 impl Observer for Progress {
     fn begin(&mut self, total: usize, done: usize) {
-        self.pb.set_length(total as u64);
-        self.pb.set_position(done as u64);
-        // ETA from this run's pace, not counting units finished earlier.
-        self.pb.reset_eta();
+        match self {
+            Progress::Bar { pb, .. } => {
+                pb.set_length(total as u64);
+                pb.set_position(done as u64);
+                // ETA from this run's pace, not counting units finished earlier.
+                pb.reset_eta();
+            }
+            Progress::Log { log, run_started, .. } => {
+                *log = UnitLog::new(total, done);
+                *run_started = Instant::now();
+                eprintln!("study: {} units to run, {done} finished earlier", total - done);
+            }
+        }
     }
     fn unit_started(&mut self, id: &str) {
-        self.current = id.to_string();
-        self.pb.set_message(id.to_string());
+        match self {
+            Progress::Bar { pb, current } => {
+                *current = id.to_string();
+                pb.set_message(id.to_string());
+            }
+            Progress::Log { unit_started, .. } => *unit_started = Instant::now(),
+        }
     }
     fn stage(&mut self, message: &str) {
-        self.pb.set_message(format!("{}: {message}", self.current));
+        if let Progress::Bar { pb, current } = self {
+            pb.set_message(format!("{current}: {message}"));
+        }
     }
     fn unit_finished(&mut self, id: &str, status: &UnitStatus) {
-        if let UnitStatus::Failed { error } = status {
-            self.pb.println(format!("failed: {id}: {error}"));
+        let error = match status {
+            UnitStatus::Failed { error } => Some(error.as_str()),
+            UnitStatus::Done => None,
+        };
+        match self {
+            Progress::Bar { pb, .. } => {
+                if let Some(error) = error {
+                    pb.println(format!("failed: {id}: {error}"));
+                }
+                pb.inc(1);
+            }
+            Progress::Log { log, run_started, unit_started } => {
+                eprintln!("{}", log.finished(id, unit_started.elapsed(), run_started.elapsed(), error));
+            }
         }
-        self.pb.inc(1);
     }
 }
 
@@ -60,10 +107,10 @@ fn run_study(config_path: &Path, out: Option<PathBuf>, shard: Option<String>, ma
     let (config, text) = load(config_path)?;
     let shard: Option<Shard> = shard.map(|s| s.parse()).transpose()?;
     let dir = StudyDir::new(out.unwrap_or_else(|| config.out.clone()));
-    let mut progress = Progress { pb: bar(0, "study"), current: String::new() };
+    let mut progress = Progress::new();
     let options = RunOptions { shard, max_units: max_cells };
     let summary = polyprune::study::run_study(&config, &text, &dir, &options, &mut progress)?;
-    progress.pb.finish_and_clear();
+    progress.done();
     eprintln!(
         "study {}: {} computed, {} already done, {} failed{}; results: {}",
         config.name,
@@ -168,10 +215,12 @@ fn slurm(config_path: &Path, shards: usize, dir: &Path, out: Option<PathBuf>, ti
     let cells = Grid::expand(&config).cells.len();
     let binary = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("polyprune"));
     let config_abs = std::fs::canonicalize(config_path).unwrap_or_else(|_| config_path.to_path_buf());
+    let workdir = std::env::current_dir().context("cannot read the current folder, which the jobs are to run in")?;
     let options = polyprune::study::slurm::SlurmOptions {
         shards,
         config: config_abs,
         out: out.unwrap_or_else(|| config.out.clone()),
+        workdir,
         binary,
         time,
         cpus,

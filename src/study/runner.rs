@@ -239,8 +239,8 @@ pub fn run_study(
         observer.unit_finished(unit.id(), &status);
     }
     // The model analyses compare finished cells, so they wait for a run that leaves none to do
-    // and none failed.
-    if summary.left == 0 && summary.failed.is_empty() {
+    // and none failed; a shard holds only some cells, so they wait for the merged study.
+    if summary.left == 0 && summary.failed.is_empty() && options.shard.is_none() {
         summary.analyses = super::analyses::run_model_analyses(config, dir, observer)?;
     }
     Ok(summary)
