@@ -137,7 +137,7 @@ screenshot:
 # study, which must equal a single-machine run file for file. Daemons and scratch files go
 # away at the end. Not part of `make test`: it installs and starts system daemons.
 slurm-test: build models
-	nice -n 15 bash scripts/slurm_test.sh
+	bash scripts/slurm_test.sh
 
 bench: setup models data
 	cargo run --release --bin polyprune-bench
