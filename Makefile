@@ -143,8 +143,9 @@ bench: setup models data
 	cargo run --release --bin polyprune-bench
 
 # Cost as work grows: model size (synthetic models of real shapes, up to Llama-3 8B's width) and
-# calibration size, fitted growth, and the prediction for Llama-3 8B at 128 x 2048 (about an
-# hour on 2 cores; SCALE_QUICK=1 about 15 minutes). Synthetic models go to .cache/models/synth.
+# calibration size, fitted growth, and the prediction for Llama-3 8B at 128 x 2048 (about
+# two hours on 2 cores, 128 x 2048 alone about 50 minutes; SCALE_QUICK=1 about half an hour).
+# Synthetic models go to .cache/models/synth.
 bench-scale: setup models data
 	cargo build --release --bin polyprune --bin polyprune-scale
 	target/release/polyprune-scale

@@ -16,7 +16,7 @@
 //! sequential calibration with SparseGPT's statistics (forward through pruned blocks, Gram
 //! matrices) and SparseGPT's solve, and Wanda (same forward, norms, sort). Power laws are fitted
 //! by least squares on logs, and the 8B prediction combines the per-block cost at 8B width with
-//! the calibration exponents. `SCALE_QUICK=1` runs a smaller grid (about 15 minutes on 2 cores),
+//! the calibration exponents. `SCALE_QUICK=1` runs a smaller grid (28 minutes here on 2 shared cores),
 //! `SCALE_TINY=1` only the size sweep on 2 x 64 windows, `SCALE_GRID=0` no calibration grid;
 //! `SCALE_DEVICE=cuda` runs on a GPU (scripts/gpu_check.sh). The measurements are written to
 //! `results/bench/scale-<device>-<full|quick|tiny>.json`.
