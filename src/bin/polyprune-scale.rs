@@ -232,6 +232,7 @@ fn plan(root: &Path, device: &str, quick: bool) -> anyhow::Result<Plan> {
     }
     for (like, blocks) in synthetic {
         let label = match blocks {
+            Some(1) => format!("{like} (1 block)"),
             Some(b) => format!("{like} ({b} blocks)"),
             None => like.to_string(),
         };

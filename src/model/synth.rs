@@ -22,9 +22,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::builder::WeightFile;
-use super::card::{ModelCard, SourceFile, SyntheticOrigin, CARD_FORMAT};
+use super::card::{ModelCard, SourceFile, SyntheticOrigin};
 use super::decoder::{Activation, DecoderSpec, Norm, WeightTable};
-use super::import::{self, GRAPH_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use super::import::{self, TOKENIZER_FILE, WEIGHTS_FILE};
 use super::ModelError;
 use crate::progress::Progress;
 
@@ -486,26 +486,9 @@ pub fn synthesize(opts: &SynthOptions, progress: &mut dyn Progress) -> Result<Sy
         tokenizer: tokenizer_label.clone(),
     };
     let spec = plan.spec.clone();
-    let card = ModelCard {
-        format: CARD_FORMAT.into(),
-        name: card_name(&origin),
-        architecture: spec.architecture.clone(),
-        source: Some(SourceFile { file: format!("synth:{}", shape.name), sha256: identity_hash(&origin, &spec) }),
-        graph: GRAPH_FILE.into(),
-        tokenizer: TOKENIZER_FILE.into(),
-        bos_token_id: bos,
-        eos_token_id: eos,
-        start_token_id: bos.or(eos),
-        max_positions: spec.max_positions,
-        vocab_size: spec.vocab_size,
-        blocks: spec.blocks,
-        inputs: vec!["input_ids".into()],
-        has_scoring_heads: true,
-        layers: spec.linear_layers(),
-        spec: Some(spec),
-        parts: Some(parts),
-        synthetic: Some(origin),
-    };
+    let source = SourceFile { file: format!("synth:{}", shape.name), sha256: identity_hash(&origin, &spec) };
+    let tokens = import::SpecialTokens { bos, eos, start: bos.or(eos) };
+    let card = import::decoder_card(card_name(&origin), source, spec, parts, tokens, Some(origin));
     card.write(dir)?;
     staged.commit().map_err(|e| ModelError::io(&opts.out, e))?;
     Ok(SynthReport { out: opts.out.clone(), card, plan, tokenizer: tokenizer_label })

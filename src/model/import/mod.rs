@@ -33,6 +33,45 @@ pub const CONTINUATION_GRAPH_FILE: &str = "model.continuation.onnx";
 pub const HEAD_GRAPH_FILE: &str = "model.head.onnx";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
+/// The special token ids a card records (`start`: what calibration windows begin with).
+pub(crate) struct SpecialTokens {
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub start: Option<u32>,
+}
+
+/// The card of a folder written from a decoder spec, imported or synthetic: the graphs and
+/// tokenizer under their standard names, the spec's layers and parts.
+pub(crate) fn decoder_card(
+    name: String,
+    source: SourceFile,
+    spec: DecoderSpec,
+    parts: Parts,
+    tokens: SpecialTokens,
+    synthetic: Option<super::card::SyntheticOrigin>,
+) -> ModelCard {
+    ModelCard {
+        format: CARD_FORMAT.into(),
+        name,
+        architecture: spec.architecture.clone(),
+        source: Some(source),
+        graph: GRAPH_FILE.into(),
+        tokenizer: TOKENIZER_FILE.into(),
+        bos_token_id: tokens.bos,
+        eos_token_id: tokens.eos,
+        start_token_id: tokens.start,
+        max_positions: spec.max_positions,
+        vocab_size: spec.vocab_size,
+        blocks: spec.blocks,
+        inputs: vec!["input_ids".into()],
+        has_scoring_heads: true,
+        layers: spec.linear_layers(),
+        spec: Some(spec),
+        parts: Some(parts),
+        synthetic,
+    }
+}
+
 /// Architectures polyprune can import, with the GGUF `general.architecture` names.
 pub const SUPPORTED: &[&str] = &["command-r", "gemma3", "llama", "qwen2"];
 
@@ -110,26 +149,8 @@ fn write_model_folder(
 
     let sha = crate::util::sha256_file(gguf_path).map_err(|e| ModelError::io(gguf_path, e))?;
     let name = gguf.metadata().get_opt::<&str>("general.name")?.map(str::to_string).unwrap_or_else(|| arch_name.clone());
-    let card = ModelCard {
-        format: CARD_FORMAT.into(),
-        name,
-        architecture: arch_name,
-        source: Some(SourceFile { file: file_name(gguf_path), sha256: sha }),
-        graph: GRAPH_FILE.into(),
-        tokenizer: TOKENIZER_FILE.into(),
-        bos_token_id: tok.bos,
-        eos_token_id: tok.eos,
-        start_token_id: tok.start,
-        max_positions: spec.max_positions,
-        vocab_size: spec.vocab_size,
-        blocks: spec.blocks,
-        inputs: vec!["input_ids".into()],
-        has_scoring_heads: true,
-        layers: spec.linear_layers(),
-        spec: Some(spec),
-        parts: Some(parts),
-        synthetic: None,
-    };
+    let tokens = SpecialTokens { bos: tok.bos, eos: tok.eos, start: tok.start };
+    let card = decoder_card(name, SourceFile { file: file_name(gguf_path), sha256: sha }, spec, parts, tokens, None);
     card.write(out_dir)?;
     Ok(card)
 }
