@@ -377,8 +377,9 @@ fn report(sizes: &[(String, Point, Measured)], grid: &[(Point, Measured)], devic
 
 /// The logits of a model folder's `model.logits.onnx` on `device` against the CPU, for fixed
 /// token ids (two rows of 24): the largest absolute difference and the largest logit. In one
-/// process: the GPU build of ONNX Runtime runs CPU sessions too.
-fn compare_logits(dir: &Path, device: &str) -> anyhow::Result<(f64, f64)> {
+/// process: the GPU build of ONNX Runtime runs CPU sessions too. Also the logits' standard
+/// deviation, to see that a synthetic model's scale is what synth promises (about 1).
+fn compare_logits(dir: &Path, device: &str) -> anyhow::Result<(f64, f64, f64)> {
     let model = ModelDir::open(dir)?;
     let vocab = model.card.spec.as_ref().map_or(256, |s| s.vocab_size) as i64;
     let (rows, len) = (2usize, 24usize);
@@ -394,15 +395,18 @@ fn compare_logits(dir: &Path, device: &str) -> anyhow::Result<(f64, f64)> {
     let on_cpu = logits("cpu")?;
     let diff = on_device.iter().zip(&on_cpu).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
     let largest = on_cpu.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
-    Ok((diff, largest))
+    let n = on_cpu.len() as f64;
+    let mean = on_cpu.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let std = (on_cpu.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+    Ok((diff, largest, std))
 }
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() == 4 && args[1] == "--compare-logits" {
-        let (diff, largest) = compare_logits(Path::new(&args[2]), &args[3])?;
+        let (diff, largest, std) = compare_logits(Path::new(&args[2]), &args[3])?;
         println!(
-            "logits on {} vs cpu: max |difference| {diff:.3e} (largest |logit| {largest:.2}, relative {:.2e})",
+            "logits on {} vs cpu: max |difference| {diff:.3e} (largest |logit| {largest:.2}, relative {:.2e}; std {std:.3})",
             args[3],
             diff / largest
         );
