@@ -199,7 +199,7 @@ cat "$SCRATCH/jobs/study-merge.sbatch"
 echo "---"
 
 T_SUBMIT=$(date +%s)
-submitted=$(nice -n 15 bash "$SCRATCH/jobs/submit.sh")
+submitted=$(bash "$SCRATCH/jobs/submit.sh")
 echo "$submitted"
 ARRAY=$(sed -n 's/^submitted array \([0-9]*\) and merge \([0-9]*\);.*/\1/p' <<<"$submitted")
 MERGE=$(sed -n 's/^submitted array \([0-9]*\) and merge \([0-9]*\);.*/\2/p' <<<"$submitted")
@@ -216,10 +216,6 @@ while :; do
         sed 's/^/    /' <<<"$queue"
         last=$queue
     fi
-    # Best effort: the jobs' own sessions yield the CPU to the people sharing this machine.
-    scontrol listpids 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9]+$/ {print $1}' | while read -r p; do
-        { echo 19 >"/proc/$p/autogroup"; } 2>/dev/null || true
-    done || true
     [ $(($(date +%s) - T_SUBMIT)) -gt "$TIMEOUT_S" ] && fail "jobs still queued or running after $TIMEOUT_S s: $queue"
     sleep 3
 done
@@ -272,7 +268,7 @@ say "the shards' logs have one progress line per unit ($unit_lines)"
 
 # --- the same study on one machine, then every result compared -------------------------------
 T_SINGLE=$(date +%s)
-nice -n 15 "$BIN" study run "$CONFIG" --out "$REL/single" 2>"$SCRATCH/log/single.log" || {
+"$BIN" study run "$CONFIG" --out "$REL/single" 2>"$SCRATCH/log/single.log" || {
     cat "$SCRATCH/log/single.log"
     fail "the single-machine run failed"
 }
