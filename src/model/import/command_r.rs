@@ -33,23 +33,15 @@ impl Architecture for CommandR {
         let m = g.metadata();
         let blocks = m.get_u32(&k("block_count"))? as usize;
         let d_model = m.get_u32(&k("embedding_length"))? as usize;
-        let n_heads = m.get_u32(&k("attention.head_count"))? as usize;
-        if n_heads == 0 || !d_model.is_multiple_of(n_heads) || !(d_model / n_heads).is_multiple_of(2) {
+        let (n_heads, n_kv_heads) = super::head_counts(g, ARCH, d_model)?;
+        let head_dim = d_model / n_heads;
+        // Rotary pairs need an even head size.
+        if !head_dim.is_multiple_of(2) {
             return Err(GgufError::ValueOutOfRange {
                 path: g.path().to_path_buf(),
                 key: k("attention.head_count"),
                 expected: "a head count that divides the embedding length into an even head size",
                 value: format!("{n_heads} heads for embedding length {d_model}"),
-            });
-        }
-        let head_dim = d_model / n_heads;
-        let n_kv_heads = m.get_opt::<u32>(&k("attention.head_count_kv"))?.map(|v| v as usize).unwrap_or(n_heads);
-        if n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) {
-            return Err(GgufError::ValueOutOfRange {
-                path: g.path().to_path_buf(),
-                key: k("attention.head_count_kv"),
-                expected: "a key/value head count that divides the head count",
-                value: format!("{n_kv_heads} key/value heads for {n_heads} heads"),
             });
         }
         if g.tensor_info("blk.0.attn_q_norm.weight").is_some() {

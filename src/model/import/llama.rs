@@ -30,16 +30,7 @@ impl Architecture for Llama {
         let k = |s: &str| format!("{}.{s}", self.prefix());
         let blocks = g.metadata().get_u32(&k("block_count"))? as usize;
         let d_model = g.metadata().get_u32(&k("embedding_length"))? as usize;
-        let n_heads = g.metadata().get_u32(&k("attention.head_count"))? as usize;
-        if n_heads == 0 || !d_model.is_multiple_of(n_heads) {
-            return Err(GgufError::ValueOutOfRange {
-                path: g.path().to_path_buf(),
-                key: k("attention.head_count"),
-                expected: "a head count that divides the embedding length",
-                value: format!("{n_heads} heads for embedding length {d_model}"),
-            });
-        }
-        let n_kv_heads = g.metadata().get_opt::<u32>(&k("attention.head_count_kv"))?.map(|v| v as usize).unwrap_or(n_heads);
+        let (n_heads, n_kv_heads) = super::head_counts(g, self.prefix(), d_model)?;
         let head_dim = g.metadata().get_opt::<u32>(&k("attention.key_length"))?.map(|v| v as usize).unwrap_or(d_model / n_heads);
         let base = g.metadata().get_opt::<f32>(&k("rope.freq_base"))?.unwrap_or(10_000.0) as f64;
         let context = g.metadata().get_opt::<u32>(&k("context_length"))?.map(|c| c as usize).unwrap_or(opts.max_positions);

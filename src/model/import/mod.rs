@@ -33,6 +33,29 @@ pub const CONTINUATION_GRAPH_FILE: &str = "model.continuation.onnx";
 pub const HEAD_GRAPH_FILE: &str = "model.head.onnx";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
+/// The attention head counts under `<prefix>.attention.*`: query heads that divide the width,
+/// key/value heads (as many as the queries when absent) that divide the query heads.
+fn head_counts(g: &GgufFile, prefix: &str, d_model: usize) -> Result<(usize, usize), GgufError> {
+    let key = |s: &str| format!("{prefix}.attention.{s}");
+    let out_of_range = |k: &str, expected: &'static str, value: String| GgufError::ValueOutOfRange {
+        path: g.path().to_path_buf(),
+        key: key(k),
+        expected,
+        value,
+    };
+    let n_heads = g.metadata().get_u32(&key("head_count"))? as usize;
+    if n_heads == 0 || !d_model.is_multiple_of(n_heads) {
+        let value = format!("{n_heads} heads for embedding length {d_model}");
+        return Err(out_of_range("head_count", "a head count that divides the embedding length", value));
+    }
+    let n_kv_heads = g.metadata().get_opt::<u32>(&key("head_count_kv"))?.map(|v| v as usize).unwrap_or(n_heads);
+    if n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) {
+        let value = format!("{n_kv_heads} key/value heads for {n_heads} heads");
+        return Err(out_of_range("head_count_kv", "a key/value head count that divides the head count", value));
+    }
+    Ok((n_heads, n_kv_heads))
+}
+
 /// The special token ids a card records (`start`: what calibration windows begin with).
 pub(crate) struct SpecialTokens {
     pub bos: Option<u32>,
