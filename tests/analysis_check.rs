@@ -211,3 +211,55 @@ fn significance_over_a_fabricated_study() {
     assert!(table.lines().any(|l| l.contains("eng_Latn/flores") && l.contains("eng_Latn,deu_Latn") && l.ends_with(",no")), "{table}");
     assert!(study.join("analysis/significance/section.json").is_file());
 }
+
+fn write_provenance(dir: &Path, settings: &str) {
+    let json = format!(
+        r#"{{"tool":"polyprune","tool_version":"0","command":"eval ppl","model":"m","settings":{settings},"machine":{{"hostname":"h","cores":2,"os":"linux"}},"started_unix":0,"seconds":1.0}}"#
+    );
+    std::fs::write(dir.join("provenance.json"), json).unwrap();
+}
+
+/// Units are paired only under the same settings: other windows for perplexity, other shots
+/// for a task are other measurements, refused with exit 2 naming the setting.
+#[test]
+fn check_refuses_evaluations_made_with_other_settings() {
+    let root = temp_dir("check-settings");
+    write_run(&root.join("base/ppl/1-a"), 0.0);
+    write_run(&root.join("cand/ppl/2-a"), 0.0);
+    write_provenance(&root.join("base/ppl/1-a"), r#"{"context":512,"stride":512,"per_line":false,"limit":null}"#);
+    write_provenance(&root.join("cand/ppl/2-a"), r#"{"context":1024,"stride":512,"per_line":false,"limit":null}"#);
+    let (code, _, stderr) =
+        run(&["check", "--baseline", root.join("base").to_str().unwrap(), "--candidate", root.join("cand").to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("context 512 vs 1024"), "{stderr}");
+    // The same windows written by a study unit (its plan nested under settings.plan) pair fine.
+    write_provenance(&root.join("cand/ppl/2-a"), r#"{"config_hash":"x","settings":{"plan":{"context":512,"stride":512},"unit":"c"}}"#);
+    let (code, stdout, stderr) =
+        run(&["check", "--baseline", root.join("base").to_str().unwrap(), "--candidate", root.join("cand").to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    write_examples(&root.join("zero/tasks/1-a"), 0);
+    write_examples(&root.join("five/tasks/1-a"), 0);
+    let five = root.join("five/tasks/1-a/examples.csv");
+    let text = std::fs::read_to_string(&five).unwrap().replace(",test,0,", ",test,5,");
+    std::fs::write(&five, text).unwrap();
+    let (code, _, stderr) =
+        run(&["check", "--baseline", root.join("zero").to_str().unwrap(), "--candidate", root.join("five").to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("shots 0 vs 5"), "{stderr}");
+}
+
+/// Two folders whose files hold no scored rows leave nothing to test: exit 2, not a silent 0.
+#[test]
+fn check_refuses_folders_without_rows() {
+    let root = temp_dir("check-no-rows");
+    for side in ["base", "cand"] {
+        let dir = root.join(side).join("ppl/1-a");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("documents.csv"), "language,source,document,nll,tokens,bytes\n").unwrap();
+    }
+    let (code, stdout, stderr) =
+        run(&["check", "--baseline", root.join("base").to_str().unwrap(), "--candidate", root.join("cand").to_str().unwrap()]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("nothing to compare"), "{stderr}");
+}

@@ -5,7 +5,25 @@
 mod common;
 
 use polyprune::design::StudyConfig;
-use polyprune::study::{run_study, RunOptions, Silent, StudyDir};
+use polyprune::study::{run_study, Observer, RunOptions, Silent, StudyDir};
+
+/// What a study run tells its observer about the model analyses, in order.
+#[derive(Default)]
+struct Recorder {
+    events: Vec<String>,
+}
+
+impl Observer for Recorder {
+    fn analyses_begin(&mut self, total: usize) {
+        self.events.push(format!("begin {total}"));
+    }
+    fn analysis_started(&mut self, name: &str) {
+        self.events.push(format!("start {name}"));
+    }
+    fn analysis_finished(&mut self, name: &str, failure: Option<&str>) {
+        self.events.push(format!("end {name} {failure:?}"));
+    }
+}
 
 fn config_text(model: &std::path::Path) -> String {
     format!(
@@ -38,8 +56,14 @@ fn run_study_runs_the_model_analyses_with_the_study_files_parameters() {
     let config = StudyConfig::parse(&text, &path, &polyprune::eval::registry(None)).unwrap();
     let out = StudyDir::new(dir.join("out"));
 
-    let summary = run_study(&config, &text, &out, &RunOptions::default(), &mut Silent).unwrap();
+    let mut recorder = Recorder::default();
+    let summary = run_study(&config, &text, &out, &RunOptions::default(), &mut recorder).unwrap();
     assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    // One step per analysis, as the log prints one line per step.
+    assert_eq!(
+        recorder.events,
+        ["begin 2", "start smollm2/subspace", "end smollm2/subspace None", "start smollm2/neurons", "end smollm2/neurons None"]
+    );
     assert_eq!(summary.analyses, vec!["smollm2/subspace".to_string(), "smollm2/neurons".to_string()]);
 
     let subspace = dir.join("out/analysis/subspace/subspace_summary.csv");

@@ -190,6 +190,8 @@ pub fn compare_sets(first: &MaskSet, second: &MaskSet) -> Result<Vec<LayerOverla
             total: c.total,
         });
     }
+    // Layer names sort as text (blk.12 before blk.2); readers follow depth.
+    rows.sort_by(|a, b| (a.block.is_none(), a.block, &a.projection, &a.layer).cmp(&(b.block.is_none(), b.block, &b.projection, &b.layer)));
     if rows.is_empty() {
         return Err(AnalysisError::invalid(
             format!("masks of {} and {}", first.label, second.label),
@@ -385,6 +387,15 @@ mod tests {
 
     fn set(label: &str, masks: Vec<(&str, Mask)>) -> MaskSet {
         MaskSet { label: label.into(), masks: masks.into_iter().map(|(n, m)| (n.to_string(), m)).collect() }
+    }
+
+    #[test]
+    fn layers_are_ordered_by_depth_not_as_text() {
+        let names = ["blk.12.attn_q.weight", "blk.2.attn_q.weight", "blk.2.attn_k.weight", "output.weight"];
+        let masks = || names.iter().map(|n| (*n, Mask::all_kept(2, 2))).collect::<Vec<_>>();
+        let rows = compare_sets(&set("eng", masks()), &set("deu", masks())).unwrap();
+        let order: Vec<&str> = rows.iter().map(|r| r.layer.as_str()).collect();
+        assert_eq!(order, ["blk.2.attn_k.weight", "blk.2.attn_q.weight", "blk.12.attn_q.weight", "output.weight"]);
     }
 
     #[test]

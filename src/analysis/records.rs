@@ -43,6 +43,9 @@ pub type UnitScores = BTreeMap<String, f64>;
 pub struct ScoreFile {
     pub metric: Option<Metric>,
     pub sets: BTreeMap<String, UnitScores>,
+    /// Settings the rows themselves record per evaluation set (a task's `split` and `shots`),
+    /// which a paired test must not mix.
+    pub set_settings: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> AnalysisError {
@@ -72,17 +75,22 @@ pub fn documents(path: &Path, rows: Vec<DocumentRow>) -> Result<ScoreFile, Analy
         let bpb = r.nll / (r.bytes as f64 * std::f64::consts::LN_2);
         sets.entry(format!("{}/{}", r.language, r.source)).or_default().insert(r.document, bpb);
     }
-    Ok(ScoreFile { metric: Some(Metric::BitsPerByte), sets })
+    Ok(ScoreFile { metric: Some(Metric::BitsPerByte), sets, set_settings: BTreeMap::new() })
 }
 
 /// Per-example accuracy, by evaluation set `<task>/<language>` and example id.
 pub fn examples(rows: Vec<ExampleRow>) -> ScoreFile {
     let mut sets: BTreeMap<String, UnitScores> = BTreeMap::new();
+    let mut set_settings: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for r in rows {
         let Some(score) = r.score() else { continue };
-        sets.entry(task_set(&r.task, &r.language)).or_default().insert(r.example, f64::from(score));
+        let set = task_set(&r.task, &r.language);
+        set_settings
+            .entry(set.clone())
+            .or_insert_with(|| [("split".to_string(), r.split.clone()), ("shots".to_string(), r.shots.to_string())].into());
+        sets.entry(set).or_default().insert(r.example, f64::from(score));
     }
-    ScoreFile { metric: Some(Metric::Accuracy), sets }
+    ScoreFile { metric: Some(Metric::Accuracy), sets, set_settings }
 }
 
 /// Reads a `documents.csv` or `examples.csv` (through the store) as scores by unit.

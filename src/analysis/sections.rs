@@ -334,6 +334,7 @@ fn comparison_cells(r: &ComparisonRow) -> Vec<TableCell> {
         num(r.ci_lower),
         num(r.ci_upper),
         num(r.permutation_p),
+        num(r.min_p),
         opt(r.wilcoxon_p),
         opt(r.cohens_dz),
         num(r.adjusted_p),
@@ -341,7 +342,7 @@ fn comparison_cells(r: &ComparisonRow) -> Vec<TableCell> {
     ]
 }
 
-const COMPARISON_COLUMNS: [&str; 14] = [
+const COMPARISON_COLUMNS: [&str; 15] = [
     "family",
     "evaluation_set",
     "metric",
@@ -352,6 +353,7 @@ const COMPARISON_COLUMNS: [&str; 14] = [
     "ci_lower",
     "ci_upper",
     "permutation_p",
+    "min_p",
     "wilcoxon_p",
     "cohens_dz",
     "adjusted_p",
@@ -420,15 +422,33 @@ pub fn significance_section(s: &StudySignificance, correction: &str, alpha: f64)
             .collect(),
     };
     let significant = s.comparisons.iter().filter(|r| r.significant).count();
+    let unreachable = s.comparisons.iter().filter(|r| !r.reachable).count();
+    let mut caption =
+        format!("{significant} of {} paired comparisons are significant after {correction} correction at {alpha}.", s.comparisons.len());
+    if unreachable > 0 {
+        caption.push_str(&format!(
+            " {unreachable} cannot be significant whatever their data: too few of their units differ (min_p above {alpha})."
+        ));
+    }
+    if !s.notes.is_empty() {
+        caption.push_str(&format!(" {} notes on left-out or partly paired comparisons are in the notes table.", s.notes.len()));
+    }
+    let notes = Table {
+        name: "notes".into(),
+        caption: "Comparisons left out (too few units in common), tested on part of their units, or unable to reach significance.".into(),
+        columns: columns(&["note"]),
+        rows: s.notes.iter().map(|n| vec![txt(n)]).collect(),
+    };
+    let mut tables = vec![comparisons, rankings, seeds];
+    if !s.notes.is_empty() {
+        tables.push(notes);
+    }
     ReportSection {
         id: "significance".into(),
         title: "Which differences are real".into(),
-        caption: format!(
-            "{significant} of {} paired comparisons are significant after {correction} correction at {alpha}.",
-            s.comparisons.len()
-        ),
+        caption,
         figures: s.rankings.iter().map(cd_figure).collect(),
-        tables: vec![comparisons, rankings, seeds],
+        tables,
     }
 }
 

@@ -76,6 +76,12 @@ pub struct ComparisonRow {
     pub ci_lower: f64,
     pub ci_upper: f64,
     pub permutation_p: f64,
+    /// The smallest permutation p these units allow (2^(1-k), k differing units).
+    pub min_p: f64,
+    /// Whether the comparison can be significant in its family at all: `min_p` at most α, the
+    /// most lenient threshold of Holm and Benjamini-Hochberg. `false` says "too few differing
+    /// units to tell", not "no difference".
+    pub reachable: bool,
     pub wilcoxon_p: Option<f64>,
     pub cohens_dz: Option<f64>,
     pub adjusted_p: f64,
@@ -116,6 +122,8 @@ fn row(family: &str, set: &str, metric: Metric, first: &str, second: &str, c: &P
         ci_lower: c.bootstrap_lower,
         ci_upper: c.bootstrap_upper,
         permutation_p: c.permutation_p,
+        min_p: c.permutation_min_p,
+        reachable: true,
         wilcoxon_p: c.wilcoxon_p,
         cohens_dz: c.cohens_dz,
         adjusted_p: c.permutation_p,
@@ -138,31 +146,80 @@ pub fn adjust_family(rows: &mut [ComparisonRow], settings: &TestSettings) -> Res
     for ((r, q), reject) in rows.iter_mut().zip(adjusted.adjusted).zip(adjusted.reject) {
         r.adjusted_p = q;
         r.significant = reject;
+        r.reachable = r.min_p <= settings.alpha.value();
     }
     Ok(())
 }
 
-/// Every pair of treatments on one evaluation set, as one corrected family. Pairs without
-/// enough units in common are skipped.
+/// What a reader must know about a family beyond its rows: comparisons that cannot be
+/// significant whatever their data, and a family where nothing can be (no comparison reaches
+/// the first Holm / Benjamini-Hochberg threshold α/m).
+pub fn family_notes(rows: &[ComparisonRow], settings: &TestSettings) -> Vec<String> {
+    let Some(first) = rows.first() else { return Vec::new() };
+    let alpha = settings.alpha.value();
+    let first_step = alpha / rows.len() as f64;
+    let mut notes = Vec::new();
+    if rows.iter().all(|r| r.min_p > first_step) {
+        notes.push(format!(
+            "{}: none of its {} comparisons can be significant: each has too few differing units for the first {} threshold {alpha}/{} (the smallest p of k differing units is 2^(1-k)); evaluate more examples or documents",
+            first.family,
+            rows.len(),
+            settings.correction.as_str(),
+            rows.len()
+        ));
+        return notes;
+    }
+    for r in rows.iter().filter(|r| !r.reachable) {
+        notes.push(format!(
+            "{}: {} vs {} cannot be significant at {alpha}: its smallest possible p is {:.3e} ({} units, too few of them differ); evaluate more",
+            r.family, r.first, r.second, r.min_p, r.n
+        ));
+    }
+    notes
+}
+
+/// The corrected comparisons of one family and what the reader must be told about them.
+#[derive(Clone, Debug, Default)]
+pub struct FamilyComparisons {
+    pub rows: Vec<ComparisonRow>,
+    /// Pairs left out (too few units in common), pairs tested on a part of their units only,
+    /// and comparisons that cannot be significant ([`family_notes`]).
+    pub notes: Vec<String>,
+}
+
+/// Every pair of treatments on one evaluation set, as one corrected family. A pair is tested
+/// on the units both scored; when they scored different units, or too few in common to test,
+/// a note says so.
 pub fn compare_treatments(
     family: &str,
     set: &str,
     metric: Metric,
     treatments: &[(String, &UnitScores)],
     settings: &TestSettings,
-) -> Result<Vec<ComparisonRow>, AnalysisError> {
-    let mut rows = Vec::new();
+) -> Result<FamilyComparisons, AnalysisError> {
+    let mut out = FamilyComparisons::default();
     for i in 0..treatments.len() {
         for j in i + 1..treatments.len() {
             let (a, b) = (&treatments[i], &treatments[j]);
             let names = (format!("{set}: {}", a.0), format!("{set}: {}", b.0));
-            if let Ok(c) = compare_units((&names.0, &names.1), a.1, b.1, &settings.comparison) {
-                rows.push(row(family, set, metric, &a.0, &b.0, &c, settings.correction));
+            match compare_units((&names.0, &names.1), a.1, b.1, &settings.comparison) {
+                Ok(c) => {
+                    let union = a.1.keys().chain(b.1.keys().filter(|k| !a.1.contains_key(*k))).count();
+                    if c.n < union {
+                        out.notes.push(format!(
+                            "{family}: {} vs {} tested on the {} units both scored, of {} scored by either; evaluate both on the same examples",
+                            a.0, b.0, c.n, union
+                        ));
+                    }
+                    out.rows.push(row(family, set, metric, &a.0, &b.0, &c, settings.correction));
+                }
+                Err(e) => out.notes.push(format!("{family}: {} vs {} left out: {e}", a.0, b.0)),
             }
         }
     }
-    adjust_family(&mut rows, settings)?;
-    Ok(rows)
+    adjust_family(&mut out.rows, settings)?;
+    out.notes.extend(family_notes(&out.rows, settings));
+    Ok(out)
 }
 
 /// Friedman + Nemenyi over evaluation sets, with the critical-difference diagram data.
@@ -277,6 +334,9 @@ struct Evaluated {
     set: String,
     metric: Metric,
     units: UnitScores,
+    /// The evaluation settings that change the figures (from the `provenance.json` beside the
+    /// file; empty for a folder without one).
+    settings: BTreeMap<String, String>,
 }
 
 impl Evaluated {
@@ -299,8 +359,11 @@ fn evaluated(root: &Path, flag: &str) -> Result<Vec<Evaluated>, AnalysisError> {
         let metric = scores.metric.expect("read_scores sets the metric");
         let kind = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let place = crate::store::run_free_path(&file);
+        let settings = crate::store::read_provenance_beside(&root.join(&file))?.map(|p| p.evaluation_settings()).unwrap_or_default();
         for (set, units) in scores.sets {
-            out.push(Evaluated { file: file.clone(), kind: kind.clone(), place: place.clone(), set, metric, units });
+            let mut settings = settings.clone();
+            settings.extend(scores.set_settings.get(&set).cloned().unwrap_or_default());
+            out.push(Evaluated { file: file.clone(), kind: kind.clone(), place: place.clone(), set, metric, units, settings });
         }
     }
     Ok(out)
@@ -361,9 +424,30 @@ fn pair_evaluations(baseline: Vec<Evaluated>, candidate: Vec<Evaluated>) -> Resu
         ));
     }
     for (b, c) in &pairs {
+        same_settings(b, c)?;
         same_units(b, c)?;
     }
     Ok(pairs)
+}
+
+/// Paired units are only the same measurement under the same settings: a 0-shot baseline
+/// against a 5-shot candidate, or perplexity over other windows, differs by design.
+fn same_settings(b: &Evaluated, c: &Evaluated) -> Result<(), AnalysisError> {
+    let differing: Vec<String> = b
+        .settings
+        .iter()
+        .filter_map(|(key, value)| c.settings.get(key).filter(|other| *other != value).map(|other| format!("{key} {value} vs {other}")))
+        .collect();
+    if differing.is_empty() {
+        return Ok(());
+    }
+    Err(AnalysisError::invalid(
+        format!("{} vs {}", b.describe(), c.describe()),
+        format!(
+            "were evaluated with different settings (baseline vs candidate: {}); evaluate the candidate with the baseline's settings",
+            differing.join(", ")
+        ),
+    ))
 }
 
 /// A paired test needs the same documents or examples on both sides.
@@ -389,8 +473,14 @@ fn same_units(b: &Evaluated, c: &Evaluated) -> Result<(), AnalysisError> {
 /// Compares `candidate` with `baseline` on every evaluation both made, paired by what was
 /// evaluated (see [`pair_evaluations`]); differences are candidate - baseline. All comparisons
 /// form one family.
-pub fn check(baseline: &Path, candidate: &Path, settings: &TestSettings, tolerance: Tolerance) -> Result<Vec<CheckRow>, AnalysisError> {
+pub fn check(baseline: &Path, candidate: &Path, settings: &TestSettings, tolerance: Tolerance) -> Result<CheckOutcome, AnalysisError> {
     let pairs = pair_evaluations(evaluated(baseline, "--baseline")?, evaluated(candidate, "--candidate")?)?;
+    if pairs.iter().all(|(b, _)| b.units.is_empty()) {
+        return Err(AnalysisError::invalid(
+            format!("--baseline {} and --candidate {}", baseline.display(), candidate.display()),
+            "hold no scored documents or examples, so there is nothing to compare; re-run the evaluations (a --limit of 0, or tasks whose every example was skipped, leave empty files)",
+        ));
+    }
     let mut rows = Vec::new();
     for (b, c) in &pairs {
         let names = (format!("candidate {}", c.describe()), format!("baseline {}", b.describe()));
@@ -415,7 +505,17 @@ pub fn check(baseline: &Path, candidate: &Path, settings: &TestSettings, toleran
         };
         r.comparison = c;
     }
-    Ok(rows)
+    let comparisons: Vec<ComparisonRow> = rows.iter().map(|r| r.comparison.clone()).collect();
+    let notes = family_notes(&comparisons, settings);
+    Ok(CheckOutcome { rows, notes })
+}
+
+/// The rows of a regression check and what cannot be read from them alone.
+#[derive(Clone, Debug)]
+pub struct CheckOutcome {
+    pub rows: Vec<CheckRow>,
+    /// Comparisons that cannot be significant at this family size ([`family_notes`]).
+    pub notes: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -486,6 +586,8 @@ pub fn read_study_cells(study: &StudyDir) -> Result<Vec<StudyCell>, AnalysisErro
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct StudySignificance {
     pub comparisons: Vec<ComparisonRow>,
+    /// Comparisons left out, tested on part of their units, or unable to reach significance.
+    pub notes: Vec<String>,
     pub rankings: Vec<Ranking>,
     pub seeds: Vec<SeedSummary>,
 }
@@ -547,7 +649,9 @@ pub fn study_significance(study: &Path, settings: &TestSettings) -> Result<Study
                     treatments.push(("dense".to_string(), d));
                 }
                 let family = family_cells[key].family(set);
-                out.comparisons.extend(compare_treatments(&family, set, metric, &treatments, settings)?);
+                let tested = compare_treatments(&family, set, metric, &treatments, settings)?;
+                out.comparisons.extend(tested.rows);
+                out.notes.extend(tested.notes);
             }
         }
         // Across seeds: per (model, condition, calibration, set) the set mean of each seed.
@@ -605,7 +709,8 @@ mod tests {
         let (a, b, c) = (units(&base), units(&shifted), units(&base));
         let rows =
             compare_treatments("f", "eng", Metric::BitsPerByte, &[("eng".into(), &a), ("deu".into(), &b), ("fra".into(), &c)], &settings)
-                .unwrap();
+                .unwrap()
+                .rows;
         // Pairs in order: eng-deu, eng-fra, deu-fra.
         assert_eq!(rows.len(), 3);
         assert!(rows[0].significant && rows[0].mean_difference < 0.0, "{:?}", rows[0]);
@@ -649,5 +754,78 @@ mod tests {
         // t_{0.975, 2} = 4.302652729911275 (SciPy), se = 1/sqrt(3).
         let half = 4.302652729911275 / 3f64.sqrt();
         assert!((s.t_upper - (2.0 + half)).abs() < 1e-10, "{}", s.t_upper);
+    }
+
+    fn varied(n: usize, shift: f64) -> Vec<f64> {
+        (0..n).map(|i| 1.0 + shift + 0.3 * ((i as f64 * 0.618_033_988_7).fract() - 0.5)).collect()
+    }
+
+    /// The family `check` forms over a study folder: 600 clear regressions must all be flagged.
+    /// With p from 2,000 sign flips alone the smallest p is 1/2001, above Holm's first step
+    /// 0.05/600, and not one would be.
+    #[test]
+    fn a_family_of_hundreds_still_flags_clear_differences() {
+        let settings = TestSettings {
+            comparison: ComparisonConfig {
+                resampling: crate::stats::ResamplingConfig { resamples: crate::stats::Resamples::new(2000).unwrap(), seed: 1 },
+                ..ComparisonConfig::default()
+            },
+            ..TestSettings::default()
+        };
+        let (base, worse) = (units(&varied(40, 0.0)), units(&varied(40, 0.05)));
+        let c = compare_units(("worse", "base"), &worse, &base, &settings.comparison).unwrap();
+        let mut rows: Vec<ComparisonRow> =
+            (0..600).map(|i| row("check", &format!("set{i}"), Metric::BitsPerByte, "a", "b", &c, settings.correction)).collect();
+        adjust_family(&mut rows, &settings).unwrap();
+        assert!(rows.iter().all(|r| r.significant && r.reachable), "{:?}", rows[0]);
+        assert!(rows[0].permutation_p < 0.05 / 600.0, "{}", rows[0].permutation_p);
+        assert!(family_notes(&rows, &settings).is_empty());
+    }
+
+    /// Accuracy differences on few differing examples cannot reach significance; the notes say
+    /// so per comparison, and for the whole family when none can.
+    #[test]
+    fn comparisons_that_cannot_be_significant_are_named() {
+        let settings = TestSettings::default();
+        let score = |flips: usize| -> UnitScores { (0..50).map(|i| (format!("e{i:02}"), if i < flips { 1.0 } else { 0.0 })).collect() };
+        let (none, few, many) = (score(0), score(3), score(30));
+        let out = compare_treatments("fam", "xcopa/it", Metric::Accuracy, &[("a".into(), &none), ("b".into(), &few)], &settings).unwrap();
+        // 3 differing examples: the smallest possible p is 2^(1-3) = 0.25.
+        assert_eq!(out.rows[0].min_p, 0.25);
+        assert!(!out.rows[0].reachable);
+        assert!(out.notes.iter().any(|n| n.contains("none of its 1 comparisons can be significant")), "{:?}", out.notes);
+        let out = compare_treatments(
+            "fam",
+            "xcopa/it",
+            Metric::Accuracy,
+            &[("a".into(), &none), ("b".into(), &few), ("c".into(), &many)],
+            &settings,
+        )
+        .unwrap();
+        assert!(out.rows.iter().any(|r| r.significant));
+        assert!(out.notes.iter().any(|n| n.contains("a vs b cannot be significant")), "{:?}", out.notes);
+    }
+
+    /// Pairs on different units are tested on what they share, with a note; pairs with too few
+    /// units in common are left out, with a note.
+    #[test]
+    fn partly_paired_and_left_out_comparisons_are_noted() {
+        let settings = TestSettings::default();
+        let all = units(&varied(30, 0.0));
+        let half: UnitScores = units(&varied(30, 0.1)).into_iter().take(15).collect();
+        let other: UnitScores = [("zz".to_string(), 1.0)].into();
+        let out = compare_treatments(
+            "fam",
+            "eng",
+            Metric::BitsPerByte,
+            &[("a".into(), &all), ("b".into(), &half), ("c".into(), &other)],
+            &settings,
+        )
+        .unwrap();
+        assert_eq!(out.rows.len(), 1);
+        assert_eq!(out.rows[0].n, 15);
+        assert!(out.notes.iter().any(|n| n.contains("a vs b tested on the 15 units both scored, of 30")), "{:?}", out.notes);
+        assert!(out.notes.iter().any(|n| n.contains("a vs c left out")), "{:?}", out.notes);
+        assert!(out.notes.iter().any(|n| n.contains("b vs c left out")), "{:?}", out.notes);
     }
 }

@@ -28,10 +28,11 @@ fn inner(args: &CheckArgs) -> Result<i32> {
     let settings = test_settings(&args.tests)?;
     let tolerance = Tolerance { bits_per_byte: args.tolerance, accuracy: args.accuracy_tolerance };
     let pb = super::spinner("paired tests");
-    let rows = check(&args.baseline, &args.candidate, &settings, tolerance)?;
+    let outcome = check(&args.baseline, &args.candidate, &settings, tolerance)?;
     pb.finish_and_clear();
+    let rows = &outcome.rows;
     println!("{:<40} {:<28} {:>6} {:>11} {:>23} {:>9} {:>9}  verdict", "file", "evaluation set", "n", "diff", "95% CI", "p", "p adj");
-    for r in &rows {
+    for r in rows {
         let c = &r.comparison;
         println!(
             "{:<40} {:<28} {:>6} {:>+11.5} [{:>+10.5}, {:>+10.5}] {:>9.4} {:>9.4}  {:?}",
@@ -57,11 +58,14 @@ fn inner(args: &CheckArgs) -> Result<i32> {
             r.comparison.mean_difference
         );
     }
+    for note in &outcome.notes {
+        println!("note: {note}");
+    }
     if let Some(out) = &args.out {
-        export_section(out, &check_section(&rows, settings.correction.as_str(), settings.alpha.value()))?;
+        export_section(out, &check_section(rows, settings.correction.as_str(), settings.alpha.value()))?;
     }
     if let Some(path) = &args.junit {
-        let xml = junit::check_report(&rows, settings.correction.as_str(), settings.alpha.value());
+        let xml = junit::check_report(rows, settings.correction.as_str(), settings.alpha.value());
         write_atomic(path, xml.as_bytes()).with_context(|| format!("cannot write --junit {}", path.display()))?;
     }
     Ok(if worse.is_empty() { 0 } else { 1 })

@@ -101,6 +101,36 @@ impl Observer for Progress {
             }
         }
     }
+    fn analyses_begin(&mut self, total: usize) {
+        if total == 0 {
+            return;
+        }
+        match self {
+            Progress::Bar { pb, .. } => pb.println(format!("study: {total} model analyses to run")),
+            Progress::Log { log, run_started, .. } => {
+                // The analyses get their own count and pace: they take minutes, not a unit's time.
+                *log = UnitLog::new(total, 0);
+                *run_started = Instant::now();
+                eprintln!("study: {total} model analyses to run");
+            }
+        }
+    }
+    fn analysis_started(&mut self, name: &str) {
+        self.unit_started(&format!("analysis {name}"));
+    }
+    fn analysis_finished(&mut self, name: &str, failure: Option<&str>) {
+        match self {
+            Progress::Bar { pb, current } => {
+                pb.println(match failure {
+                    None => format!("{current} written"),
+                    Some(error) => format!("failed: {current}: {error}"),
+                });
+            }
+            Progress::Log { log, run_started, unit_started } => {
+                eprintln!("{}", log.finished(&format!("analysis {name}"), unit_started.elapsed(), run_started.elapsed(), failure));
+            }
+        }
+    }
 }
 
 fn run_study(config_path: &Path, out: Option<PathBuf>, shard: Option<String>, max_cells: Option<usize>) -> Result<()> {

@@ -31,8 +31,15 @@ struct TableView {
     export: String,
     caption: String,
     columns: Vec<String>,
+    /// Empty when the table is too long to read in the page ([`MAX_INLINE_ROWS`]).
     rows: Vec<Vec<CellView>>,
+    /// Rows left to the exports, which the page links instead.
+    folded_rows: usize,
 }
+
+/// Longer tables are data, not reading: the page shows their caption and links their CSV and
+/// JSON exports (the section's figures summarise them).
+pub const MAX_INLINE_ROWS: usize = 40;
 
 #[derive(Serialize)]
 struct GridCellView {
@@ -114,6 +121,8 @@ pub struct PageInfo<'a> {
     pub study_dir: &'a str,
     pub config_hash: &'a str,
     pub export_dir: &'a str,
+    /// The export folder relative to the page, for links.
+    pub export_href: &'a str,
 }
 
 /// A number as the tables show it: 4 significant decimals, integers plain, NaN as a dash.
@@ -151,9 +160,11 @@ pub fn render(info: &PageInfo, sections: &[ReportSection], grids: &[SectionGrid]
                 export: export_stem(&s.id, &t.name),
                 caption: t.caption.clone(),
                 columns: t.columns.clone(),
+                folded_rows: if t.rows.len() > MAX_INLINE_ROWS { t.rows.len() } else { 0 },
                 rows: t
                     .rows
                     .iter()
+                    .take(if t.rows.len() > MAX_INLINE_ROWS { 0 } else { t.rows.len() })
                     .map(|r| {
                         r.iter()
                             .map(|c| {
@@ -177,6 +188,7 @@ pub fn render(info: &PageInfo, sections: &[ReportSection], grids: &[SectionGrid]
     context.insert("study_dir", info.study_dir);
     context.insert("config_hash", info.config_hash);
     context.insert("export_dir", info.export_dir);
+    context.insert("export_href", info.export_href);
     context.insert("sections", &views);
     tera.render("report.html", &context).map_err(|e| HtmlError::Template(format!("{e:?}")))
 }
@@ -203,7 +215,7 @@ mod tests {
                 rows: vec![vec![TableCell::Text("blk.0".into()), TableCell::Number(0.5)]],
             }],
         };
-        let info = PageInfo { title: "t", study_dir: "d", config_hash: "h", export_dir: "e" };
+        let info = PageInfo { title: "t", study_dir: "d", config_hash: "h", export_dir: "e", export_href: "e" };
         let html = render(&info, &[section], &[]).unwrap();
         assert!(html.contains("<section id=\"masks\">"));
         assert!(html.contains("Mask overlap &lt;IoU&gt;"), "titles are escaped");
@@ -220,7 +232,7 @@ mod tests {
     fn grids_render_with_bold_spread_and_marks() {
         let section = ReportSection { id: "tasks".into(), title: "Tasks".into(), caption: String::new(), figures: vec![], tables: vec![] };
         let grid = SectionGrid { section: "tasks".into(), grid: crate::report::grid::tests::downstream() };
-        let info = PageInfo { title: "t", study_dir: "d", config_hash: "h", export_dir: "e" };
+        let info = PageInfo { title: "t", study_dir: "d", config_hash: "h", export_dir: "e", export_href: "e" };
         let html = render(&info, &[section], &[grid]).unwrap();
         assert!(html.contains("<table class=\"grid\" id=\"tasks-sib200_acc_m_wanda_u50\">"), "{html}");
         assert_eq!(html.matches("<strong>").count(), 3, "{html}");
@@ -235,5 +247,31 @@ mod tests {
         assert!(html.contains("<tr class=\"dense\"><th scope=\"row\">Dense</th><td class=\"num\">70.0</td>"), "{html}");
         assert!(html.contains("Wanda 50% &amp; co_ok"), "captions are escaped: {html}");
         assert!(html.contains("<p class=\"note\">Mean ± sd over 3 seeds.</p>"), "{html}");
+    }
+
+    /// A table longer than the page can show is linked, not inlined.
+    #[test]
+    fn long_tables_are_linked_to_their_exports() {
+        let row = |i: usize| vec![TableCell::Text(format!("blk.{i}")), TableCell::Number(i as f64)];
+        let table = |name: &str, n: usize| Table {
+            name: name.into(),
+            caption: format!("{name}."),
+            columns: vec!["layer".into(), "x".into()],
+            rows: (0..n).map(row).collect(),
+        };
+        let section = ReportSection {
+            id: "masks".into(),
+            title: "Masks".into(),
+            caption: String::new(),
+            figures: vec![],
+            tables: vec![table("short", MAX_INLINE_ROWS), table("long", MAX_INLINE_ROWS + 1)],
+        };
+        let info = PageInfo { title: "t", study_dir: "d", config_hash: "h", export_dir: "/abs/report", export_href: "../report" };
+        let html = render(&info, &[section], &[]).unwrap();
+        assert!(html.contains("<table id=\"masks-short\">"), "{html}");
+        assert!(!html.contains("<table id=\"masks-long\">"), "{html}");
+        // Tera escapes '/' in attribute values as &#x2F;, which browsers decode.
+        assert!(html.contains("41 rows, too many to read here: <a href=\"..&#x2F;report/masks-long.csv\">"), "{html}");
+        assert_eq!(html.matches("<tr><td>blk.").count(), MAX_INLINE_ROWS, "only the short table's rows are in the page");
     }
 }

@@ -205,6 +205,25 @@ pub fn write_markdown(dir: &Path, title: &str, grids: &[SectionGrid]) -> Result<
     Ok(written)
 }
 
+/// `to` as a link from a page in the folder `from` ('/'-separated; absolute when the two share
+/// no root).
+fn relative_href(from: &Path, to: &Path) -> String {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (from, to) = (absolute(from), absolute(to));
+    let (a, b): (Vec<_>, Vec<_>) = (from.components().collect(), to.components().collect());
+    let shared = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    if shared == 0 {
+        return to.display().to_string();
+    }
+    let mut parts: Vec<String> = vec!["..".to_string(); a.len() - shared];
+    parts.extend(b[shared..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    }
+}
+
 /// Renders the report of the study in `study_dir`: the built-in sections, then the analyses'
 /// (`analyses`, whose comparisons mark the paper tables); exports every table next to the
 /// study (`<study>/report/`), and LaTeX and Markdown where `targets` ask for them.
@@ -225,6 +244,7 @@ pub fn write_report(
         study_dir: &study_dir.display().to_string(),
         config_hash: &results.record.config_hash[..16.min(results.record.config_hash.len())],
         export_dir: &export_dir.display().to_string(),
+        export_href: &relative_href(targets.html.parent().unwrap_or(Path::new(".")), &export_dir),
     };
     let page = html::render(&info, &sections, &grids)?;
     let exports = staged(&export_dir, |dir| {
@@ -264,4 +284,17 @@ pub fn write_report(
             Vec::new()
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative_href;
+    use std::path::Path;
+
+    #[test]
+    fn export_links_are_relative_to_the_page() {
+        assert_eq!(relative_href(Path::new("/s/study"), Path::new("/s/study/report")), "report");
+        assert_eq!(relative_href(Path::new("/s/pages"), Path::new("/s/study/report")), "../study/report");
+        assert_eq!(relative_href(Path::new("/s/study/report"), Path::new("/s/study/report")), ".");
+    }
 }

@@ -500,6 +500,8 @@ mod tests {
             ci_lower: 0.0,
             ci_upper: 0.0,
             permutation_p: 0.001,
+            min_p: 1e-15,
+            reachable: true,
             wilcoxon_p: None,
             cohens_dz: None,
             adjusted_p: if significant { 0.003 } else { 0.2 },

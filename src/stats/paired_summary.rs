@@ -65,6 +65,9 @@ pub struct PairedComparison {
     pub resamples: usize,
     /// Seed for bootstrap and Monte-Carlo permutations.
     pub seed: u64,
+    /// The smallest permutation p-value these |differences| allow, 2^(1-k) for k non-zero
+    /// pairs: above a family's threshold, the comparison cannot be significant there.
+    pub permutation_min_p: f64,
     /// Two-sided sign-flip permutation p-value.
     pub permutation_p: f64,
     /// Exact enumeration or Monte-Carlo.
@@ -108,6 +111,7 @@ pub fn compare_paired(pairs: &PairedSamples, config: &ComparisonConfig) -> Paire
         bca_upper: bootstrap.bca.map(|ci| ci.upper()),
         resamples: config.resampling.resamples.get(),
         seed: config.resampling.seed,
+        permutation_min_p: permutation.min_p,
         permutation_p: permutation.p_value,
         permutation_method: permutation.method,
         wilcoxon_statistic: wilcoxon.map(|w| w.statistic),

@@ -51,6 +51,31 @@ impl Provenance {
     }
 }
 
+impl Provenance {
+    /// The settings that change the figures of an evaluation (what two results must share to
+    /// be compared unit by unit), named the same whether `eval ppl`/`eval tasks` or a study
+    /// wrote them: perplexity's `context`, `stride` and `per_line`; the tasks' `split`, `shots`,
+    /// `max_new_tokens`, and the few-shot `seed` when there are shots. Which text or task was
+    /// evaluated is in the rows themselves; the limit only decides which units exist.
+    pub fn evaluation_settings(&self) -> std::collections::BTreeMap<String, String> {
+        // A study unit's record nests its plan: {"settings": {"plan": {...}, "unit": ...}}.
+        let flat = self.settings.get("settings").and_then(|s| s.get("plan")).unwrap_or(&self.settings);
+        let mut out = std::collections::BTreeMap::new();
+        let mut keep = |key: &str| {
+            if let Some(v) = flat.get(key).filter(|v| !v.is_null()) {
+                out.insert(key.to_string(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+            }
+        };
+        for key in ["context", "stride", "per_line", "split", "shots", "max_new_tokens"] {
+            keep(key);
+        }
+        if flat.get("shots").and_then(|s| s.as_u64()).is_some_and(|shots| shots > 0) {
+            keep("seed");
+        }
+        out
+    }
+}
+
 impl Machine {
     /// This machine (an unreadable hostname is recorded as empty).
     pub fn this() -> Self {

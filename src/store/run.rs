@@ -230,6 +230,17 @@ pub fn read_scores(path: &Path) -> Result<Scores, StoreError> {
     }
 }
 
+/// The `provenance.json` beside a `documents.csv` / `examples.csv`, `None` when there is none
+/// (a folder assembled by hand).
+pub fn read_provenance_beside(score_file: &Path) -> Result<Option<Provenance>, StoreError> {
+    let path = score_file.with_file_name(PROVENANCE);
+    if path.is_file() {
+        read_json(&path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// A results file's place with the names of standalone run folders (`<kind>/<time>-<label>/`)
 /// replaced by `<kind>/<run>`: two runs of the same command land at the same run-free path
 /// whatever their time stamps and labels, so a regression check can pair them.

@@ -55,8 +55,18 @@ pub fn run_model_analyses(config: &StudyConfig, dir: &StudyDir, observer: &mut d
     let grid = Grid::expand(config);
     let params = crate::analysis::workflow::validated(config.analysis.params.clone())?;
     let mut computed = Vec::new();
+    let multi = config.models.len() > 1;
+    let kinds = [
+        (switches.subspaces, "subspace"),
+        (switches.neurons, "neurons"),
+        (switches.pruning_error, "pruning_error"),
+        (switches.probes, "probes"),
+    ];
+    let pending = |model: &str, id: &str| !SectionDir::new(&dir.analysis(multi.then_some(model)), id).exists();
+    let total = config.models.iter().map(|m| kinds.iter().filter(|(on, id)| *on && pending(&m.name, id)).count()).sum();
+    observer.analyses_begin(total);
     for model in &config.models {
-        let out = dir.analysis((config.models.len() > 1).then_some(model.name.as_str()));
+        let out = dir.analysis(multi.then_some(model.name.as_str()));
         let pruned: Vec<(String, PathBuf)> = grid
             .cells
             .iter()
@@ -71,27 +81,20 @@ pub fn run_model_analyses(config: &StudyConfig, dir: &StudyDir, observer: &mut d
             flores: flores.clone(),
             runtime: config.runtime(),
         };
-        let mut progress = ObserverProgress { observer: &mut *observer, stage: String::new() };
-        let pending = |id: &str| !SectionDir::new(&out, id).exists();
-        if switches.subspaces && pending("subspace") {
-            let section = subspace(&cmp, &params, &mut progress)?.section;
-            crate::analysis::sections::export_section(&out, &section)?;
-            computed.push(format!("{}/subspace", model.name));
-        }
-        if switches.neurons && pending("neurons") {
-            let section = neurons(&cmp, &params, &mut progress)?.section;
-            crate::analysis::sections::export_section(&out, &section)?;
-            computed.push(format!("{}/neurons", model.name));
-        }
-        if switches.pruning_error && pending("pruning_error") {
-            let section = pruning_error(&cmp, &params, &mut progress)?.section;
-            crate::analysis::sections::export_section(&out, &section)?;
-            computed.push(format!("{}/pruning_error", model.name));
-        }
-        if switches.probes && pending("probes") {
-            let section = probes(&cmp, &params, &mut progress)?.section;
-            crate::analysis::sections::export_section(&out, &section)?;
-            computed.push(format!("{}/probes", model.name));
+        for (_, id) in kinds.iter().filter(|(on, id)| *on && pending(&model.name, id)) {
+            let name = format!("{}/{id}", model.name);
+            observer.analysis_started(&name);
+            let mut progress = ObserverProgress { observer: &mut *observer, stage: String::new() };
+            let section = match *id {
+                "subspace" => subspace(&cmp, &params, &mut progress).map(|r| r.section),
+                "neurons" => neurons(&cmp, &params, &mut progress).map(|r| r.section),
+                "pruning_error" => pruning_error(&cmp, &params, &mut progress).map(|r| r.section),
+                _ => probes(&cmp, &params, &mut progress).map(|r| r.section),
+            };
+            let written = section.and_then(|section| crate::analysis::sections::export_section(&out, &section));
+            observer.analysis_finished(&name, written.as_ref().err().map(|e| e.to_string()).as_deref());
+            written?;
+            computed.push(name);
         }
     }
     Ok(computed)

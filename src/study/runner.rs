@@ -75,6 +75,12 @@ pub trait Observer {
     /// The current unit's stage, e.g. "wanda block 3: statistics".
     fn stage(&mut self, _message: &str) {}
     fn unit_finished(&mut self, _id: &str, _status: &UnitStatus) {}
+    /// The model analyses after the units: `total` of them to compute now.
+    fn analyses_begin(&mut self, _total: usize) {}
+    /// One analysis (`<model>/<section>`) starts; its stages arrive through [`Observer::stage`].
+    fn analysis_started(&mut self, _name: &str) {}
+    /// One analysis ends, written (`None`) or with this error.
+    fn analysis_finished(&mut self, _name: &str, _failure: Option<&str>) {}
 }
 
 /// An observer that shows nothing (tests, scripts).

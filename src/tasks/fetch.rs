@@ -184,8 +184,7 @@ mod tests {
         if dir.is_dir() {
             Some(dir)
         } else {
-            println!("skipped: {} is absent", dir.display());
-            None
+            crate::util::prerequisite_missing(&format!("{} is absent (CI and the workplace provide ../shared/data)", dir.display()))
         }
     }
 

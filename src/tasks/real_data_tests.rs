@@ -3,7 +3,7 @@
 //! Expected strings come from `scripts/tasks_reference_prompts.py`, which rebuilds them
 //! in Python from the raw files without using this module; they are compared exactly
 //! (no tolerance: prompts are text, and one changed space changes the tokens). Each test
-//! is skipped, with a message, when `../shared/data` is absent.
+//! goes through `prerequisite_missing` when `../shared/data` is absent (a failure under CI).
 
 use std::path::{Path, PathBuf};
 
@@ -17,8 +17,7 @@ fn data_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        println!("skipped: {} is absent", dir.display());
-        None
+        crate::util::prerequisite_missing(&format!("{} is absent (CI and the workplace provide ../shared/data)", dir.display()))
     }
 }
 

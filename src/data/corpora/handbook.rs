@@ -129,8 +129,7 @@ mod tests {
         if root.join(ENGLISH_LOCALE).is_dir() {
             Some(root)
         } else {
-            println!("skipping: debian-handbook is not installed at {DEFAULT_HANDBOOK_ROOT} (run `make data`)");
-            None
+            crate::util::prerequisite_missing(&format!("debian-handbook is not installed at {DEFAULT_HANDBOOK_ROOT} (run `make data`)"))
         }
     }
 

