@@ -18,7 +18,8 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
         ModelCommand::Import { source, out, max_positions } => {
             let spinner = spinner(&format!("importing {}", source.display()));
             let opts = import::ImportOptions { max_positions };
-            let card = if source.is_dir() { hf::import::import_hf(&source, &out, &opts)? } else { import::import_gguf(&source, &out, &opts)? };
+            let card =
+                if source.is_dir() { hf::import::import_hf(&source, &out, &opts)? } else { import::import_gguf(&source, &out, &opts)? };
             spinner.finish_and_clear();
             println!(
                 "imported {} ({}, {} blocks, {} prunable layers) into {}",

@@ -130,9 +130,8 @@ impl HfConfig {
         let Some(class) = classes.first() else {
             return Err(unusable(format!("no \"architectures\" list; expected one of {}", SUPPORTED.join(", "))));
         };
-        let arch = HfArchitecture::from_class(class).ok_or_else(|| {
-            unusable(format!("architecture '{class}' is not supported for import (supported: {})", SUPPORTED.join(", ")))
-        })?;
+        let arch = HfArchitecture::from_class(class)
+            .ok_or_else(|| unusable(format!("architecture '{class}' is not supported for import (supported: {})", SUPPORTED.join(", "))))?;
         Ok(HfConfig { path: path.to_path_buf(), arch, map })
     }
 
@@ -203,10 +202,15 @@ impl HfConfig {
                 must_be("use_bidirectional_attention", Some(Value::Bool(false)), unsupported)?;
             }
             HfArchitecture::Cohere => {
-                must_be("use_qk_norm", Some(Value::Bool(false)), "Command-R+'s q/k LayerNorms are not in the graph; Aya-23 and Command-R import")?;
+                must_be(
+                    "use_qk_norm",
+                    Some(Value::Bool(false)),
+                    "Command-R+'s q/k LayerNorms are not in the graph; Aya-23 and Command-R import",
+                )?;
             }
         }
-        let act_key = if self.arch == HfArchitecture::Gemma3 && self.get("hidden_activation").is_some() { "hidden_activation" } else { "hidden_act" };
+        let act_key =
+            if self.arch == HfArchitecture::Gemma3 && self.get("hidden_activation").is_some() { "hidden_activation" } else { "hidden_act" };
         if let Some(v) = self.get(act_key) {
             if !v.as_str().is_some_and(|a| self.arch.activations().contains(&a)) {
                 return Err(bad_key(&self.path, act_key, v, &format!("the graph computes {} here", self.arch.activations()[0])));
@@ -341,7 +345,12 @@ pub fn rope(c: &HfConfig) -> Result<Rope, ModelError> {
     let refuse_type = |key: &str, params: &Value| -> Result<(), ModelError> {
         let kind = params.get("rope_type").or(params.get("type")).and_then(Value::as_str).unwrap_or("default");
         if kind != "default" {
-            return Err(bad_key(&c.path, key, params, "rotary scaling is not implemented yet; import refuses rather than compute a different model"));
+            return Err(bad_key(
+                &c.path,
+                key,
+                params,
+                "rotary scaling is not implemented yet; import refuses rather than compute a different model",
+            ));
         }
         Ok(())
     };

@@ -50,7 +50,10 @@ pub fn export_hf(model: &Path, out: &Path, opts: &ExportOptions) -> Result<Expor
     let model = ModelDir::open(model)?;
     let card = &model.card;
     let Some(spec) = &card.spec else {
-        return Err(unusable(&model.dir, "the card has no decoder spec: only folders written by `model import` or `model synth` (and their pruned copies) export".into()));
+        return Err(unusable(
+            &model.dir,
+            "the card has no decoder spec: only folders written by `model import` or `model synth` (and their pruned copies) export".into(),
+        ));
     };
     let arch = HfArchitecture::from_spec(spec)
         .ok_or_else(|| unusable(&model.dir, format!("architecture '{}' has no Hugging Face export", spec.architecture)))?;
@@ -61,7 +64,8 @@ pub fn export_hf(model: &Path, out: &Path, opts: &ExportOptions) -> Result<Expor
     let staged = crate::util::StagedDir::begin(out).map_err(|e| ModelError::io(out, e))?;
     let dir = staged.path();
     let config_path = dir.join(CONFIG_FILE);
-    crate::util::write_atomic(&config_path, serde_json::to_string_pretty(&config).expect("json").as_bytes()).map_err(|e| ModelError::io(&config_path, e))?;
+    crate::util::write_atomic(&config_path, serde_json::to_string_pretty(&config).expect("json").as_bytes())
+        .map_err(|e| ModelError::io(&config_path, e))?;
     let (tensors, zeros, prunable) = write_weights(&model, arch, spec, dtype, &dir.join(SINGLE_FILE))?;
     copy_tokenizer_files(&model, dir, pad)?;
     let masks = copy_masks(&model.dir, dir)?;
@@ -75,7 +79,15 @@ fn num(v: f32) -> Value {
 }
 
 /// The `config.json` of `spec` as `arch`; refused when the spec is not expressible in it.
-fn config_json(arch: HfArchitecture, spec: &DecoderSpec, dtype: FloatType, bos: Option<u32>, eos: Option<u32>, pad: Option<u32>, dir: &Path) -> Result<Value, ModelError> {
+fn config_json(
+    arch: HfArchitecture,
+    spec: &DecoderSpec,
+    dtype: FloatType,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    pad: Option<u32>,
+    dir: &Path,
+) -> Result<Value, ModelError> {
     let rope = |base: f64| json!({"rope_type": "default", "rope_theta": base});
     let mut c = Map::new();
     c.insert("architectures".into(), json!([arch.class()]));
@@ -109,9 +121,11 @@ fn config_json(arch: HfArchitecture, spec: &DecoderSpec, dtype: FloatType, bos: 
             c.insert("query_pre_attn_scalar".into(), json!(scalar.round() as u64));
             let window = spec.sliding_window.iter().flatten().next().copied().unwrap_or(spec.max_positions);
             c.insert("sliding_window".into(), json!(window));
-            let types: Vec<&str> = spec.sliding_window.iter().map(|w| if w.is_some() { "sliding_attention" } else { "full_attention" }).collect();
+            let types: Vec<&str> =
+                spec.sliding_window.iter().map(|w| if w.is_some() { "sliding_attention" } else { "full_attention" }).collect();
             c.insert("layer_types".into(), json!(types));
-            let base_of = |sliding: bool| spec.sliding_window.iter().zip(&spec.rope_base).find(|(w, _)| w.is_some() == sliding).map(|(_, b)| *b);
+            let base_of =
+                |sliding: bool| spec.sliding_window.iter().zip(&spec.rope_base).find(|(w, _)| w.is_some() == sliding).map(|(_, b)| *b);
             c.insert(
                 "rope_parameters".into(),
                 json!({"sliding_attention": rope(base_of(true).unwrap_or(10_000.0)), "full_attention": rope(base_of(false).unwrap_or(1_000_000.0))}),
@@ -158,7 +172,13 @@ fn config_json(arch: HfArchitecture, spec: &DecoderSpec, dtype: FloatType, bos: 
 }
 
 /// Streams every weight into `path`; returns the tensor count and the prunable layers' zeros.
-fn write_weights(model: &ModelDir, arch: HfArchitecture, spec: &DecoderSpec, dtype: FloatType, path: &Path) -> Result<(usize, u64, u64), ModelError> {
+fn write_weights(
+    model: &ModelDir,
+    arch: HfArchitecture,
+    spec: &DecoderSpec,
+    dtype: FloatType,
+    path: &Path,
+) -> Result<(usize, u64, u64), ModelError> {
     let store = WeightStore::open(&model.dir, &model.card.graph)?;
     let originals = if model.dir.join(ORIGINALS_FILE).is_file() { Some(Checkpoint::open_file(&model.dir, ORIGINALS_FILE)?) } else { None };
     let shapes = spec.weight_shapes();

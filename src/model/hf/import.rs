@@ -17,7 +17,9 @@ use super::HfOrigin;
 use crate::model::builder::WeightFile;
 use crate::model::card::{ModelCard, SourceFile};
 use crate::model::decoder::WeightTable;
-use crate::model::import::{append_rope_tables, decoder_card, transpose, write_graphs, ImportOptions, SpecialTokens, TOKENIZER_FILE, WEIGHTS_FILE};
+use crate::model::import::{
+    append_rope_tables, decoder_card, transpose, write_graphs, ImportOptions, SpecialTokens, TOKENIZER_FILE, WEIGHTS_FILE,
+};
 use crate::model::ModelError;
 
 /// The side file holding the checkpoint's own bytes of tensors whose graph form cannot be
@@ -37,16 +39,24 @@ pub fn import_hf(src: &Path, out_dir: &Path, opts: &ImportOptions) -> Result<Mod
     }
     let (_, embed_shape) = checkpoint.info(embed)?;
     if embed_shape.len() != 2 {
-        return Err(ModelError::Unusable { path: checkpoint.file_of(embed), reason: format!("tensor '{embed}' has shape {embed_shape:?}, not [vocabulary, hidden]") });
+        return Err(ModelError::Unusable {
+            path: checkpoint.file_of(embed),
+            reason: format!("tensor '{embed}' has shape {embed_shape:?}, not [vocabulary, hidden]"),
+        });
     }
     let spec = config.spec(embed_shape[0], opts.max_positions)?;
     let tok_path = src.join(TOKENIZER_FILE);
     if !tok_path.is_file() {
-        return Err(ModelError::Unusable { path: src.to_path_buf(), reason: format!("no {TOKENIZER_FILE}: copy the model's tokenizer.json into the folder") });
+        return Err(ModelError::Unusable {
+            path: src.to_path_buf(),
+            reason: format!("no {TOKENIZER_FILE}: copy the model's tokenizer.json into the folder"),
+        });
     }
-    let tokenizer = tokenizers::Tokenizer::from_file(&tok_path).map_err(|e| ModelError::Tokenizer { path: tok_path.clone(), message: e.to_string() })?;
-    let config_value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(src.join(CONFIG_FILE)).map_err(|e| ModelError::io(&src.join(CONFIG_FILE), e))?)
-        .map_err(|e| ModelError::Unusable { path: src.join(CONFIG_FILE), reason: e.to_string() })?;
+    let tokenizer = tokenizers::Tokenizer::from_file(&tok_path)
+        .map_err(|e| ModelError::Tokenizer { path: tok_path.clone(), message: e.to_string() })?;
+    let config_value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join(CONFIG_FILE)).map_err(|e| ModelError::io(&src.join(CONFIG_FILE), e))?)
+            .map_err(|e| ModelError::Unusable { path: src.join(CONFIG_FILE), reason: e.to_string() })?;
     let special = tokens::read(src, &config_value, &tokenizer)?;
     let dtype = checkpoint.main_dtype()?;
 
@@ -61,9 +71,12 @@ pub fn import_hf(src: &Path, out_dir: &Path, opts: &ImportOptions) -> Result<Mod
             std::fs::copy(src.join(file), dir.join(file)).map_err(|e| ModelError::io(&dir.join(file), e))?;
         }
     }
-    let name = config_value.get("_name_or_path").and_then(|v| v.as_str()).filter(|s| !s.is_empty()).map(str::to_string).unwrap_or_else(|| {
-        src.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| config.arch.class().into())
-    });
+    let name = config_value
+        .get("_name_or_path")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| src.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| config.arch.class().into()));
     let source = SourceFile { file: format!("{} ({})", name, config.arch.class()), sha256: folder_sha256(src, &checkpoint)? };
     let card_tokens = SpecialTokens { bos: special.bos, eos: special.eos, start: special.start };
     let mut card = decoder_card(name, source, spec, parts, card_tokens, None);
@@ -90,7 +103,12 @@ fn folder_sha256(src: &Path, checkpoint: &Checkpoint) -> Result<String, ModelErr
 }
 
 /// Streams every tensor the spec needs from the checkpoint into the weight file.
-fn write_weights(checkpoint: &Checkpoint, arch: HfArchitecture, spec: &crate::model::decoder::DecoderSpec, out_dir: &Path) -> Result<WeightTable, ModelError> {
+fn write_weights(
+    checkpoint: &Checkpoint,
+    arch: HfArchitecture,
+    spec: &crate::model::decoder::DecoderSpec,
+    out_dir: &Path,
+) -> Result<WeightTable, ModelError> {
     let mut file = WeightFile::create(out_dir, WEIGHTS_FILE).map_err(|e| ModelError::io(out_dir, e))?;
     let io = |e| ModelError::io(&out_dir.join(WEIGHTS_FILE), e);
     let mut table = WeightTable::new();
@@ -102,7 +120,10 @@ fn write_weights(checkpoint: &Checkpoint, arch: HfArchitecture, spec: &crate::mo
             let hint = if hf == "lm_head.weight" { " (config.json says the head is not tied to the embeddings)" } else { "" };
             return Err(ModelError::Unusable {
                 path: checkpoint.file_of(&hf),
-                reason: format!("tensor '{hf}' is missing{hint}; the checkpoint is incomplete or not a standard {} checkpoint", arch.class()),
+                reason: format!(
+                    "tensor '{hf}' is missing{hint}; the checkpoint is incomplete or not a standard {} checkpoint",
+                    arch.class()
+                ),
             });
         }
         let t = checkpoint.read(&hf, &hf_shape(lay, &shape), lay == Layout::OffsetNorm)?;

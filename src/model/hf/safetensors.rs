@@ -138,8 +138,8 @@ impl Checkpoint {
         let mut maps = HashMap::new();
         if index_path.is_file() {
             let text = std::fs::read_to_string(&index_path).map_err(|e| ModelError::io(&index_path, e))?;
-            let value: Value =
-                serde_json::from_str(&text).map_err(|e| unusable(&index_path, format!("not valid JSON ({e}); download the index again")))?;
+            let value: Value = serde_json::from_str(&text)
+                .map_err(|e| unusable(&index_path, format!("not valid JSON ({e}); download the index again")))?;
             let Some(weight_map) = value.get("weight_map").and_then(Value::as_object) else {
                 return Err(unusable(&index_path, "no \"weight_map\" object naming each tensor's shard".into()));
             };
@@ -165,7 +165,10 @@ impl Checkpoint {
             for (tensor, file) in &owner {
                 let st = parse(&dir.join(file), &maps[file])?;
                 if st.tensor(tensor).is_err() {
-                    return Err(unusable(&dir.join(file), format!("{INDEX_FILE} puts tensor '{tensor}' in this shard, but it is not there")));
+                    return Err(unusable(
+                        &dir.join(file),
+                        format!("{INDEX_FILE} puts tensor '{tensor}' in this shard, but it is not there"),
+                    ));
                 }
             }
         } else {
@@ -240,7 +243,11 @@ impl Checkpoint {
                 counts.entry(d.tag()).or_insert((0, d)).0 += 1;
             }
         }
-        counts.values().max_by_key(|(n, _)| *n).map(|(_, d)| *d).ok_or_else(|| unusable(&self.dir, "the checkpoint holds no float tensors".into()))
+        counts
+            .values()
+            .max_by_key(|(n, _)| *n)
+            .map(|(_, d)| *d)
+            .ok_or_else(|| unusable(&self.dir, "the checkpoint holds no float tensors".into()))
     }
 }
 
@@ -282,7 +289,8 @@ impl Writer {
     /// Appends the next declared tensor's values, converted to its dtype; or `raw` bytes
     /// already in that dtype.
     pub fn append(&mut self, name: &str, values: &[f32], raw: Option<&[u8]>) -> Result<(), ModelError> {
-        let (expected, dtype, len) = self.pending.pop_front().ok_or_else(|| unusable(&self.path, format!("tensor '{name}' was not declared")))?;
+        let (expected, dtype, len) =
+            self.pending.pop_front().ok_or_else(|| unusable(&self.path, format!("tensor '{name}' was not declared")))?;
         assert_eq!(expected, name, "tensors are appended in the order declared");
         let bytes = match raw {
             Some(r) => r.to_vec(),
