@@ -220,7 +220,7 @@ impl HfConfig {
     }
 
     /// The decoder this config describes, for a checkpoint whose embedding has `vocab_rows`
-    /// rows and which does (`has_head`) or does not hold an `lm_head.weight`.
+    /// rows; rotary tables cover at most `max_positions_cap` positions.
     pub fn spec(&self, vocab_rows: usize, max_positions_cap: usize) -> Result<DecoderSpec, ModelError> {
         self.refuse_unless_plain()?;
         let arch = self.arch;

@@ -157,8 +157,3 @@ fn write_weights(
     }
     Ok(table)
 }
-
-/// Whether `path` names a Hugging Face folder (a folder with config.json) rather than a file.
-pub fn looks_like_hf_folder(path: &Path) -> bool {
-    path.is_dir()
-}

@@ -63,7 +63,7 @@ impl FloatType {
     }
 
     /// Little-endian bytes of this type to f32 (exact: both 16-bit formats widen losslessly).
-    pub fn to_f32(self, bytes: &[u8]) -> Vec<f32> {
+    pub fn widen(self, bytes: &[u8]) -> Vec<f32> {
         match self {
             FloatType::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             FloatType::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()).collect(),
@@ -72,8 +72,8 @@ impl FloatType {
     }
 
     /// f32 to little-endian bytes of this type, rounding to nearest even as torch's casts do
-    /// (so f16/bf16 values widened by [`FloatType::to_f32`] come back bit for bit).
-    pub fn from_f32(self, values: &[f32]) -> Vec<u8> {
+    /// (so f16/bf16 values widened by [`FloatType::widen`] come back bit for bit).
+    pub fn narrow(self, values: &[f32]) -> Vec<u8> {
         let mut out = Vec::with_capacity(values.len() * self.bytes());
         match self {
             FloatType::F32 => values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
@@ -150,6 +150,7 @@ impl Checkpoint {
                 }
                 owner.insert(tensor.clone(), file.to_string());
             }
+            let mut held: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
             for file in owner.values() {
                 if maps.contains_key(file) {
                     continue;
@@ -159,16 +160,12 @@ impl Checkpoint {
                     return Err(unusable(&path, format!("shard listed in {INDEX_FILE} is missing; download it into the folder")));
                 }
                 let map = map_file(&path)?;
-                parse(&path, &map)?;
+                held.insert(file.clone(), parse(&path, &map)?.names().into_iter().map(|n| n.to_string()).collect());
                 maps.insert(file.clone(), map);
             }
             for (tensor, file) in &owner {
-                let st = parse(&dir.join(file), &maps[file])?;
-                if st.tensor(tensor).is_err() {
-                    return Err(unusable(
-                        &dir.join(file),
-                        format!("{INDEX_FILE} puts tensor '{tensor}' in this shard, but it is not there"),
-                    ));
+                if !held[file].contains(tensor) {
+                    return Err(unusable(&dir.join(file), format!("{INDEX_FILE} puts tensor '{tensor}' in this shard, but it is not there")));
                 }
             }
         } else {
@@ -232,7 +229,25 @@ impl Checkpoint {
             ));
         }
         let bytes = view.data();
-        Ok(Tensor { dtype, shape: shape.to_vec(), values: dtype.to_f32(bytes), raw: keep_raw.then(|| bytes.to_vec()) })
+        let tensor = Tensor { dtype, shape: shape.to_vec(), values: dtype.widen(bytes), raw: keep_raw.then(|| bytes.to_vec()) };
+        self.release(name, bytes);
+        Ok(tensor)
+    }
+
+    /// Drops the mapped pages of a tensor already converted: each is read once, and without
+    /// this a multi-gigabyte checkpoint would stay resident until the import ends.
+    fn release(&self, name: &str, bytes: &[u8]) {
+        let Some(map) = self.owner.get(name).and_then(|f| self.maps.get(f)) else { return };
+        let start = bytes.as_ptr() as usize - map.as_ptr() as usize;
+        // Whole pages inside the tensor only, so no neighbour is touched.
+        let page = 4096;
+        let (from, to) = (start.div_ceil(page) * page, (start + bytes.len()) / page * page);
+        if to > from {
+            // SAFETY: the range lies inside the read-only file mapping; MADV_DONTNEED on a
+            // file-backed page only drops it from memory (a later access reads the file again),
+            // and no slice into it is used after this call.
+            let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from) };
+        }
     }
 
     /// The dtype most of the checkpoint's weights have (what an export writes by default).
@@ -292,12 +307,21 @@ impl Writer {
         let (expected, dtype, len) =
             self.pending.pop_front().ok_or_else(|| unusable(&self.path, format!("tensor '{name}' was not declared")))?;
         assert_eq!(expected, name, "tensors are appended in the order declared");
-        let bytes = match raw {
-            Some(r) => r.to_vec(),
-            None => dtype.from_f32(values),
-        };
-        assert_eq!(bytes.len(), len, "tensor '{name}' has the declared size");
-        self.file.write_all(&bytes).map_err(|e| ModelError::io(&self.tmp, e))
+        let io = |e| ModelError::io(&self.tmp, e);
+        match raw {
+            Some(r) => {
+                assert_eq!(r.len(), len, "tensor '{name}' has the declared size");
+                self.file.write_all(r).map_err(io)
+            }
+            None => {
+                assert_eq!(values.len() * dtype.bytes(), len, "tensor '{name}' has the declared size");
+                // In slices, so a vocabulary-sized tensor is never held twice.
+                for chunk in values.chunks(1 << 20) {
+                    self.file.write_all(&dtype.narrow(chunk)).map_err(io)?;
+                }
+                Ok(())
+            }
+        }
     }
 
     pub fn finish(mut self) -> Result<(), ModelError> {
@@ -319,8 +343,8 @@ mod tests {
         // Every bf16 and f16 bit pattern that is a number widens to f32 and narrows back unchanged.
         for ty in [FloatType::Bf16, FloatType::F16] {
             let bytes: Vec<u8> = (0..=u16::MAX).flat_map(|b| b.to_le_bytes()).collect();
-            let wide = ty.to_f32(&bytes);
-            let back = ty.from_f32(&wide);
+            let wide = ty.widen(&bytes);
+            let back = ty.narrow(&wide);
             for (i, (a, b)) in bytes.chunks(2).zip(back.chunks(2)).enumerate() {
                 if !wide[i].is_nan() {
                     assert_eq!(a, b, "{ty:?} bits {i:#06x}");
@@ -328,7 +352,7 @@ mod tests {
             }
         }
         // bf16 is the top half of f32: 1.0 = 0x3f80.
-        assert_eq!(FloatType::Bf16.to_f32(&[0x80, 0x3f]), vec![1.0]);
+        assert_eq!(FloatType::Bf16.widen(&[0x80, 0x3f]), vec![1.0]);
     }
 
     #[test]
