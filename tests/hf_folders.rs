@@ -197,7 +197,7 @@ fn damaged_copy(name: &str, tag: &str) -> PathBuf {
 
 fn import_error(dir: &Path) -> String {
     let out = common::temp_dir("bad-out");
-    let err = import_hf(dir, &out, &ImportOptions::default()).err().expect("the import fails").to_string();
+    let err = import_hf(dir, &out, &ImportOptions::default()).expect_err("the import fails").to_string();
     assert!(!err.contains("panicked"), "{err}");
     err
 }

@@ -41,9 +41,8 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             spinner.finish_and_clear();
             let sparsity = if r.prunable > 0 { 100.0 * r.zeros as f64 / r.prunable as f64 } else { 0.0 };
             println!(
-                "wrote {} ({}, {} tensors in {}, prunable weights {:.2}% zero{}) into {}",
+                "wrote {} (model.safetensors, {} tensors in {}, prunable weights {:.2}% zero{}) into {}",
                 r.architecture,
-                "model.safetensors",
                 r.tensors,
                 r.dtype.torch_name(),
                 sparsity,

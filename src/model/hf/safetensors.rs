@@ -165,7 +165,10 @@ impl Checkpoint {
             }
             for (tensor, file) in &owner {
                 if !held[file].contains(tensor) {
-                    return Err(unusable(&dir.join(file), format!("{INDEX_FILE} puts tensor '{tensor}' in this shard, but it is not there")));
+                    return Err(unusable(
+                        &dir.join(file),
+                        format!("{INDEX_FILE} puts tensor '{tensor}' in this shard, but it is not there"),
+                    ));
                 }
             }
         } else {
