@@ -18,7 +18,7 @@ fixtures. Three commands:
           build each model with transformers, save_pretrained it, check that `write` gives
           the very same tensors, and record per-line log-likelihoods computed by transformers
           (float32 weights, exactly the bf16 values for the bf16 variants) in reference.json.
-  score   (torch + transformers): per-line log-likelihoods of a folder (an export) for the
+  score   (torch + transformers): per-line log-likelihoods of folders (exports) for the
           token ids in a JSON file, printed as JSON; the export test calls it.
 
     .cache/venv/bin/python scripts/hf_fixtures.py write --src tests/fixtures --out .cache/fixtures
@@ -303,8 +303,10 @@ def cmd_author(args) -> None:
 
 
 def cmd_score(args) -> None:
-    rows = json.loads(Path(args.ids).read_text())
-    print(json.dumps(line_logprobs(load_f32(Path(args.model)), rows)))
+    """jobs.json: [{"model": folder, "ids": [[id, ...], ...]}, ...]; prints one list of
+    per-line token log-probabilities per job (one process, so torch is imported once)."""
+    jobs = json.loads(Path(args.jobs).read_text())
+    print(json.dumps([line_logprobs(load_f32(Path(j["model"])), j["ids"]) for j in jobs]))
 
 
 def main() -> None:
@@ -317,8 +319,7 @@ def main() -> None:
     a.add_argument("--out", type=Path, default=Path("tests/fixtures"))
     a.add_argument("--build", type=Path, default=Path(".cache/fixtures"))
     s = sub.add_parser("score")
-    s.add_argument("--model", required=True)
-    s.add_argument("--ids", required=True)
+    s.add_argument("--jobs", required=True)
     args = p.parse_args()
     {"write": cmd_write, "author": cmd_author, "score": cmd_score}[args.cmd](args)
 
