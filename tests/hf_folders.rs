@@ -359,3 +359,28 @@ fn the_cli_imports_a_folder_and_exports_it_in_another_dtype() {
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(lines.len() == 1 && lines[0].starts_with("error:") && lines[0].contains("no config.json"), "{err}");
 }
+
+/// Shards listed by `model.safetensors.index.json` import to the very weight file the single
+/// file gives.
+#[test]
+fn a_sharded_folder_imports_as_the_single_file() {
+    let single = import(&common::model_fixture("hf-gemma3-bf16"), "shards-single");
+    let dir = damaged_copy("hf-gemma3-bf16", "shards");
+    let all = tensors(&dir.join("model.safetensors"));
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    let mut shards: [BTreeMap<String, (String, Vec<u64>, Vec<u8>)>; 2] = Default::default();
+    let mut weight_map = serde_json::Map::new();
+    for (i, (k, v)) in all.into_iter().enumerate() {
+        let shard = i % 2;
+        weight_map.insert(k.clone(), Value::from(format!("model-0000{}-of-00002.safetensors", shard + 1)));
+        shards[shard].insert(k, v);
+    }
+    for (i, s) in shards.iter().enumerate() {
+        write_safetensors(&dir.join(format!("model-0000{}-of-00002.safetensors", i + 1)), s);
+    }
+    std::fs::write(dir.join("model.safetensors.index.json"), serde_json::json!({"metadata": {}, "weight_map": weight_map}).to_string())
+        .unwrap();
+    let sharded = import(&dir, "shards-sharded");
+    let read = |m: &ModelDir| std::fs::read(m.dir.join("model.onnx.data")).unwrap();
+    assert!(read(&single) == read(&sharded), "the sharded import wrote other weights");
+}
