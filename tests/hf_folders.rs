@@ -82,8 +82,11 @@ fn every_fixture_scores_as_transformers_does() {
     eprintln!("worst relative per-line NLL error against transformers: {worst_per_arch:?}");
 }
 
-/// name -> (dtype, shape, bytes) of a safetensors file, parsed here without the library's reader.
-fn tensors(path: &Path) -> BTreeMap<String, (String, Vec<u64>, Vec<u8>)> {
+/// name -> (dtype, shape, bytes): the tensors of one safetensors file.
+type Tensors = BTreeMap<String, (String, Vec<u64>, Vec<u8>)>;
+
+/// The tensors of a safetensors file, parsed here without the library's reader.
+fn tensors(path: &Path) -> Tensors {
     let blob = std::fs::read(path).unwrap();
     let n = u64::from_le_bytes(blob[..8].try_into().unwrap()) as usize;
     let header: Value = serde_json::from_slice(&blob[8..8 + n]).unwrap();
@@ -263,7 +266,7 @@ fn bad_folders_are_clear_errors_naming_the_file() {
 }
 
 /// A safetensors file written here (header, then the data in name order).
-fn write_safetensors(path: &Path, tensors: &BTreeMap<String, (String, Vec<u64>, Vec<u8>)>) {
+fn write_safetensors(path: &Path, tensors: &Tensors) {
     let mut header = serde_json::Map::new();
     let mut offset = 0;
     for (k, (dtype, shape, data)) in tensors {
@@ -368,7 +371,7 @@ fn a_sharded_folder_imports_as_the_single_file() {
     let dir = damaged_copy("hf-gemma3-bf16", "shards");
     let all = tensors(&dir.join("model.safetensors"));
     std::fs::remove_file(dir.join("model.safetensors")).unwrap();
-    let mut shards: [BTreeMap<String, (String, Vec<u64>, Vec<u8>)>; 2] = Default::default();
+    let mut shards: [Tensors; 2] = Default::default();
     let mut weight_map = serde_json::Map::new();
     for (i, (k, v)) in all.into_iter().enumerate() {
         let shard = i % 2;
