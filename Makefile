@@ -14,7 +14,7 @@ GEMMA_DIR := $(CACHE)/models/gemma-3-270m
 SMOL_DIR := $(CACHE)/models/smollm2-135m
 SIB200 := ../shared/data/sib200
 
-.PHONY: setup venv runtime gpu-runtime build models data fixtures gradient-reference lint test demo bench bench-scale clean-cache chromium texlive screenshot study-data fuzz slurm-test
+.PHONY: setup venv runtime gpu-runtime build models data fixtures gradient-reference hf-reference lint test demo bench bench-scale clean-cache chromium texlive screenshot study-data fuzz slurm-test
 
 setup: venv runtime build
 
@@ -74,6 +74,7 @@ data:
 fixtures: | $(PY_STAMP)
 	$(PY) scripts/gguf_fixture.py $(CACHE)/fixtures/gguf
 	$(PY) scripts/fixture_files.py --src tests/fixtures --out $(CACHE)/fixtures
+	$(PY) scripts/hf_fixtures.py write --src tests/fixtures --out $(CACHE)/fixtures
 
 # The PyTorch gradients the reverse pass is checked against (tests/fixtures/*/gradients.json,
 # committed): authoring only, so torch and transformers stay out of PY_PACKAGES.
@@ -81,6 +82,14 @@ GRADIENT_REFERENCE_PACKAGES := torch==2.15.0 transformers==5.25.0
 gradient-reference: | $(PY_STAMP)
 	$(VENV)/bin/pip install --quiet $(GRADIENT_REFERENCE_PACKAGES)
 	$(PY) scripts/gradient_reference.py --out tests/fixtures
+
+# The Hugging Face fixtures' configs and transformers' per-line log-likelihoods
+# (tests/fixtures/hf-*, committed; `make fixtures` redraws their weights with NumPy alone).
+# The same pinned torch + transformers also load exports in tests/hf_folders.rs.
+hf-reference: | $(PY_STAMP)
+	$(VENV)/bin/pip install --quiet $(GRADIENT_REFERENCE_PACKAGES)
+	$(PY) scripts/hf_fixtures.py author --out tests/fixtures --build $(CACHE)/fixtures
+	$(PY) scripts/hf_fixtures.py write --src tests/fixtures --out $(CACHE)/fixtures
 
 # Formatting and lints gate the tests: CI fails on either (same flags as a developer runs).
 lint: venv

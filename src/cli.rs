@@ -232,14 +232,31 @@ pub enum ModelCommand {
         /// gemma-3-270m or smollm2-135m.
         name: String,
     },
-    /// Convert a GGUF checkpoint into an ONNX model folder (model.onnx, weights, tokenizer.json, card.json).
+    /// Convert a GGUF checkpoint, or a Hugging Face folder (config.json, model.safetensors or
+    /// shards, tokenizer.json), into an ONNX model folder (model.onnx, weights, tokenizer.json, card.json).
     Import {
-        gguf: PathBuf,
+        /// A .gguf file or a Hugging Face model folder.
+        source: PathBuf,
         #[arg(short, long)]
         out: PathBuf,
         /// Longest sequence the graph will accept.
         #[arg(long, default_value_t = 8192)]
         max_positions: usize,
+    },
+    /// Write a model folder (dense, or pruned with `prune --save`) as a Hugging Face folder
+    /// that transformers' AutoModelForCausalLM loads; masks travel beside it.
+    Export {
+        /// The model folder.
+        dir: PathBuf,
+        /// Output format (only hf: config.json, model.safetensors, tokenizer files).
+        #[arg(long, value_enum, default_value_t = ExportFormat::Hf)]
+        format: ExportFormat,
+        /// The folder to write (replaced whole if it exists).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Weight dtype: f32, f16 or bf16 (default: the imported checkpoint's; f32 for GGUF imports).
+        #[arg(long, value_enum)]
+        dtype: Option<ExportDtype>,
     },
     /// List the prunable linear layers and the inputs of a model folder.
     Inspect { dir: PathBuf },
@@ -272,6 +289,18 @@ pub enum ModelCommand {
         #[arg(long, conflicts_with_all = ["like", "out", "plan"])]
         list: bool,
     },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Hf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportDtype {
+    F32,
+    F16,
+    Bf16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

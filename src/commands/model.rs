@@ -1,11 +1,11 @@
-//! `polyprune model ...`: fetch, import, inspect, synth.
+//! `polyprune model ...`: fetch, import, export, inspect, synth.
 
 use anyhow::Result;
 
-use polyprune::model::{fetch, import, synth, ModelDir};
+use polyprune::model::{fetch, hf, import, synth, ModelDir};
 
 use super::{spinner, Bars};
-use crate::cli::ModelCommand;
+use crate::cli::{ExportDtype, ExportFormat, ModelCommand};
 
 pub fn run(cmd: ModelCommand) -> Result<()> {
     match cmd {
@@ -15,9 +15,11 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             println!("{}", path.display());
             eprintln!("licence: {}", known.licence);
         }
-        ModelCommand::Import { gguf, out, max_positions } => {
-            let spinner = spinner(&format!("importing {}", gguf.display()));
-            let card = import::import_gguf(&gguf, &out, &import::ImportOptions { max_positions })?;
+        ModelCommand::Import { source, out, max_positions } => {
+            let spinner = spinner(&format!("importing {}", source.display()));
+            let opts = import::ImportOptions { max_positions };
+            let card =
+                if source.is_dir() { hf::import::import_hf(&source, &out, &opts)? } else { import::import_gguf(&source, &out, &opts)? };
             spinner.finish_and_clear();
             println!(
                 "imported {} ({}, {} blocks, {} prunable layers) into {}",
@@ -26,6 +28,26 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
                 card.blocks,
                 card.layers.len(),
                 out.display()
+            );
+        }
+        ModelCommand::Export { dir, format: ExportFormat::Hf, out, dtype } => {
+            let dtype = dtype.map(|d| match d {
+                ExportDtype::F32 => hf::FloatType::F32,
+                ExportDtype::F16 => hf::FloatType::F16,
+                ExportDtype::Bf16 => hf::FloatType::Bf16,
+            });
+            let spinner = spinner(&format!("exporting {}", dir.display()));
+            let r = hf::export::export_hf(&dir, &out, &hf::export::ExportOptions { dtype })?;
+            spinner.finish_and_clear();
+            let sparsity = if r.prunable > 0 { 100.0 * r.zeros as f64 / r.prunable as f64 } else { 0.0 };
+            println!(
+                "wrote {} (model.safetensors, {} tensors in {}, prunable weights {:.2}% zero{}) into {}",
+                r.architecture,
+                r.tensors,
+                r.dtype.torch_name(),
+                sparsity,
+                if r.masks { ", masks copied" } else { "" },
+                r.out.display()
             );
         }
         ModelCommand::Inspect { dir } => {

@@ -56,6 +56,9 @@ pub struct ModelCard {
     /// Set for folders written by `model synth`: random weights in a named real shape.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synthetic: Option<SyntheticOrigin>,
+    /// Set for folders imported from a Hugging Face folder: its dtype and token sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hf: Option<super::hf::HfOrigin>,
 }
 
 /// Where a synthetic model's shape came from, and how much of it was written.

@@ -202,6 +202,7 @@ pub fn card_of_model(model: &ModelProto, path: &Path, name: String) -> Result<Mo
         spec: None,
         parts: None,
         synthetic: None,
+        hf: None,
     })
 }
 

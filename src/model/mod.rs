@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod gguf;
 pub mod gradient;
 pub mod graph;
+pub mod hf;
 pub mod import;
 pub mod onnx;
 pub mod synth;

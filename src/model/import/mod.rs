@@ -9,7 +9,7 @@
 
 mod command_r;
 mod gemma3;
-mod llama;
+pub(crate) mod llama;
 pub mod tokenizer;
 
 use std::path::{Path, PathBuf};
@@ -92,6 +92,7 @@ pub(crate) fn decoder_card(
         spec: Some(spec),
         parts: Some(parts),
         synthetic,
+        hf: None,
     }
 }
 

@@ -1,0 +1,389 @@
+//! Hugging Face folders in and out (`model import <folder>`, `model export --format hf`).
+//!
+//! The fixtures (`make fixtures`, scripts/hf_fixtures.py) are tiny random models that the
+//! pinned transformers saved with `save_pretrained`, in float32 and bfloat16, with the
+//! per-line log-likelihoods transformers computed from them. Import must reproduce those; an
+//! import exported again must give back the very bytes of every tensor; a pruned export must
+//! load in transformers and score as polyprune scores the pruned folder.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use polyprune::eval::Scorer;
+use polyprune::model::hf::export::{export_hf, ExportOptions};
+use polyprune::model::hf::import::import_hf;
+use polyprune::model::import::ImportOptions;
+use polyprune::model::ModelDir;
+use polyprune::runtime::RuntimeOptions;
+use serde_json::Value;
+
+const ARCHS: &[&str] = &["llama", "qwen2", "gemma3", "cohere"];
+const DTYPES: &[&str] = &["f32", "bf16"];
+
+fn fixtures() -> Vec<String> {
+    ARCHS.iter().flat_map(|a| DTYPES.iter().map(move |d| format!("hf-{a}-{d}"))).collect()
+}
+
+fn reference(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(common::fixture_source(name).join("reference.json")).unwrap()).unwrap()
+}
+
+fn import(src: &Path, tag: &str) -> ModelDir {
+    let out = common::temp_dir(tag);
+    import_hf(src, &out, &ImportOptions { max_positions: 128 }).unwrap_or_else(|e| panic!("{tag}: {e}"));
+    ModelDir::open(&out).unwrap()
+}
+
+/// Relative error of the per-line negative log-likelihood against transformers' (float64
+/// log-softmax of float32 logits from the same weights): float32 round-off over a few dozen
+/// tokens of a 2-3 block model is ~1e-6 relative, while a wrong layout (rotary pairing, norm
+/// offset, window length, missing bias or scale) moves a line's NLL by percents.
+fn worst_nll_error(model: &ModelDir, reference: &Value, what: &str) -> f64 {
+    let mut scorer = Scorer::load(model, &RuntimeOptions::default(), &[]).unwrap();
+    let lines = reference["lines"].as_array().unwrap();
+    let ids: Vec<Vec<u32>> =
+        lines.iter().map(|l| l["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()).collect();
+    let seqs: Vec<&[u32]> = ids.iter().map(|r| r.as_slice()).collect();
+    let ours = scorer.token_logprobs(&seqs).unwrap();
+    let mut worst = 0f64;
+    for ((line, row), ids) in lines.iter().zip(&ours).zip(&ids) {
+        // The folder's own tokenizer.json and start token give transformers' ids.
+        assert_eq!(&scorer.encode(line["text"].as_str().unwrap()).unwrap(), ids, "{what}: ids of {}", line["text"]);
+        let nll: f64 = -row.iter().map(|&v| v as f64).sum::<f64>();
+        let expected = line["nll"].as_f64().unwrap();
+        let rel = (nll - expected).abs() / expected.abs();
+        assert!(rel <= 1e-4, "{what}: line NLL {nll} vs transformers {expected} (relative {rel:e})");
+        worst = worst.max(rel);
+    }
+    worst
+}
+
+#[test]
+fn every_fixture_scores_as_transformers_does() {
+    let mut worst_per_arch: BTreeMap<String, f64> = BTreeMap::new();
+    for name in fixtures() {
+        let r = reference(&name);
+        let model = import(&common::model_fixture(&name), &name);
+        let worst = worst_nll_error(&model, &r, &name);
+        let arch = r["architecture"].as_str().unwrap().to_string();
+        let entry = worst_per_arch.entry(arch).or_default();
+        *entry = entry.max(worst);
+        // The card says which file gave each special token and what dtype the weights were.
+        let hf = model.card.hf.as_ref().unwrap();
+        assert_eq!(serde_json::to_value(hf.dtype).unwrap(), Value::from(r["dtype"].as_str().unwrap()), "{name}");
+        assert!(hf.special_tokens.iter().any(|t| t.role == "eos"), "{name}");
+    }
+    // The logits are not near-uniform, so these comparisons can tell layouts apart.
+    for name in fixtures() {
+        assert!(reference(&name)["token_logprob_std"].as_f64().unwrap() > 0.9, "{name}");
+    }
+    eprintln!("worst relative per-line NLL error against transformers: {worst_per_arch:?}");
+}
+
+/// name -> (dtype, shape, bytes): the tensors of one safetensors file.
+type Tensors = BTreeMap<String, (String, Vec<u64>, Vec<u8>)>;
+
+/// The tensors of a safetensors file, parsed here without the library's reader.
+fn tensors(path: &Path) -> Tensors {
+    let blob = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(blob[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&blob[8..8 + n]).unwrap();
+    header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(k, v)| {
+            let o = v["data_offsets"].as_array().unwrap();
+            let (a, b) = (o[0].as_u64().unwrap() as usize + 8 + n, o[1].as_u64().unwrap() as usize + 8 + n);
+            let shape = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
+            (k.clone(), (v["dtype"].as_str().unwrap().to_string(), shape, blob[a..b].to_vec()))
+        })
+        .collect()
+}
+
+#[test]
+fn an_imported_folder_exported_again_gives_back_every_tensor_byte_for_byte() {
+    for name in fixtures() {
+        let src = common::model_fixture(&name);
+        let model = import(&src, &format!("rt-{name}"));
+        let out = common::temp_dir(&format!("rt-out-{name}"));
+        let report = export_hf(&model.dir, &out, &ExportOptions::default()).unwrap();
+        assert!(!report.masks, "{name}: a dense model has no masks");
+        let (before, after) = (tensors(&src.join("model.safetensors")), tensors(&out.join("model.safetensors")));
+        assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>(), "{name}");
+        for (k, v) in &before {
+            assert!(after[k] == *v, "{name}: tensor {k} changed on the round trip");
+        }
+        // The written config describes the same model: importing the export gives the same spec.
+        let again = import(&out, &format!("rt-again-{name}"));
+        assert_eq!(serde_json::to_value(&again.card.spec).unwrap(), serde_json::to_value(&model.card.spec).unwrap(), "{name}");
+        assert_eq!(again.card.start_token_id, model.card.start_token_id, "{name}");
+    }
+}
+
+/// The pinned torch + transformers in the project venv (`make hf-reference` installs them).
+fn transformers_python() -> Option<PathBuf> {
+    let py = common::python()?;
+    let ok =
+        std::process::Command::new(&py).args(["-c", "import torch, transformers"]).output().map(|o| o.status.success()).unwrap_or(false);
+    if ok {
+        Some(py)
+    } else {
+        common::skip("torch and transformers are not in .cache/venv; `make hf-reference` installs the pinned ones")
+    }
+}
+
+#[test]
+fn a_pruned_export_loads_in_transformers_and_scores_as_the_pruned_folder() {
+    use polyprune::calibrate::{CaptureMode, CaptureOptions};
+    use polyprune::prune::{Sparsity, SparsityTarget};
+    use polyprune::pruned::{prune_model, save_pruned, LayerFilter};
+
+    let Some(py) = transformers_python() else { return };
+    let names = ["hf-llama-bf16", "hf-gemma3-f32", "hf-cohere-f32", "hf-qwen2-f32"];
+    let mut jobs = Vec::new();
+    let mut ours = Vec::new();
+    for name in names {
+        let dense = import(&common::model_fixture(name), &format!("pr-{name}"));
+        let target = SparsityTarget::new(Some(Sparsity::new(0.5).unwrap()), "unstructured".parse().unwrap()).unwrap();
+        let capture = CaptureOptions { mode: CaptureMode::Sequential, batch: 1, runtime: RuntimeOptions::default(), gram: false };
+        let pruned =
+            prune_model(&dense, &"magnitude".parse().unwrap(), target, &LayerFilter::default(), None, &capture, |_, _| {}).unwrap();
+        let saved = common::temp_dir(&format!("pr-saved-{name}"));
+        save_pruned(&dense, &pruned, &saved, &serde_json::json!({"method": "magnitude"})).unwrap();
+        let out = common::temp_dir(&format!("pr-hf-{name}"));
+        let report = export_hf(&saved, &out, &ExportOptions { dtype: Some(polyprune::model::hf::FloatType::F32) }).unwrap();
+        assert!(report.masks && out.join("masks/index.json").is_file(), "{name}: masks travel beside the weights");
+        assert!((report.zeros as f64 / report.prunable as f64 - 0.5).abs() < 0.01, "{name}: {} of {} zero", report.zeros, report.prunable);
+
+        let ids: Vec<Vec<u32>> = reference(name)["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect())
+            .collect();
+        let mut scorer = Scorer::load(&ModelDir::open(&saved).unwrap(), &RuntimeOptions::default(), &[]).unwrap();
+        let seqs: Vec<&[u32]> = ids.iter().map(|r| r.as_slice()).collect();
+        ours.push(scorer.token_logprobs(&seqs).unwrap());
+        jobs.push(serde_json::json!({"model": out, "ids": ids}));
+    }
+    let jobs_file = common::temp_dir("pr-jobs").join("jobs.json");
+    std::fs::write(&jobs_file, serde_json::to_string(&jobs).unwrap()).unwrap();
+    let script = common::repo().join("scripts/hf_fixtures.py");
+    let o =
+        std::process::Command::new(&py).args([script.to_str().unwrap(), "score", "--jobs", jobs_file.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let theirs: Vec<Vec<Vec<f64>>> = serde_json::from_slice(&o.stdout).unwrap();
+    for ((name, ours), theirs) in names.iter().zip(&ours).zip(&theirs) {
+        let dense = reference(name);
+        for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+            let (na, nb): (f64, f64) = (-a.iter().map(|&v| v as f64).sum::<f64>(), -b.iter().sum::<f64>());
+            assert!((na - nb).abs() <= 1e-4 * nb.abs(), "{name}: pruned line NLL {na} vs transformers on the export {nb}");
+            // Pruning did change the model (no comparison of two dense models): some token's
+            // log-probability moved by far more than the agreement above allows.
+            let dense_row: Vec<f64> = dense["lines"][i]["token_logprobs"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            let moved = a.iter().zip(&dense_row).map(|(p, d)| (*p as f64 - d).abs()).fold(0.0, f64::max);
+            assert!(moved > 1e-2, "{name}: line {i} scores as the dense model (largest change {moved})");
+        }
+    }
+}
+
+/// A fixture folder copied somewhere it can be damaged.
+fn damaged_copy(name: &str, tag: &str) -> PathBuf {
+    let src = common::model_fixture(name);
+    let dir = common::temp_dir(tag);
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+fn import_error(dir: &Path) -> String {
+    let out = common::temp_dir("bad-out");
+    let err = import_hf(dir, &out, &ImportOptions::default()).expect_err("the import fails").to_string();
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn bad_folders_are_clear_errors_naming_the_file() {
+    // No config.json.
+    let dir = damaged_copy("hf-llama-f32", "no-config");
+    std::fs::remove_file(dir.join("config.json")).unwrap();
+    let err = import_error(&dir);
+    assert!(err.contains("no config.json") && err.contains(dir.to_str().unwrap()), "{err}");
+
+    // An architecture polyprune does not build.
+    let dir = damaged_copy("hf-llama-f32", "unknown-arch");
+    let text = std::fs::read_to_string(dir.join("config.json")).unwrap().replace("LlamaForCausalLM", "MambaForCausalLM");
+    std::fs::write(dir.join("config.json"), text).unwrap();
+    let err = import_error(&dir);
+    assert!(err.contains("MambaForCausalLM") && err.contains("config.json"), "{err}");
+
+    // Rotary scaling is refused by name, not ignored.
+    let dir = damaged_copy("hf-llama-f32", "rope-scaling");
+    let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    cfg["rope_scaling"] = serde_json::json!({"rope_type": "linear", "factor": 2.0});
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    let err = import_error(&dir);
+    assert!(err.contains("rope_scaling") && err.contains("config.json"), "{err}");
+
+    // A shard the index lists is missing.
+    let dir = damaged_copy("hf-llama-f32", "missing-shard");
+    let st = tensors(&dir.join("model.safetensors"));
+    let map: serde_json::Map<String, Value> = st
+        .keys()
+        .enumerate()
+        .map(|(i, k)| (k.clone(), Value::from(if i == 0 { "model-00002-of-00002.safetensors" } else { "model.safetensors" })))
+        .collect();
+    std::fs::write(dir.join("model.safetensors.index.json"), serde_json::json!({"metadata": {}, "weight_map": map}).to_string()).unwrap();
+    let err = import_error(&dir);
+    assert!(err.contains("model-00002-of-00002.safetensors") && err.contains("missing"), "{err}");
+
+    // A truncated header.
+    let dir = damaged_copy("hf-llama-f32", "truncated");
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    std::fs::write(dir.join("model.safetensors"), &bytes[..100]).unwrap();
+    let err = import_error(&dir);
+    assert!(err.contains("model.safetensors") && err.contains("truncated"), "{err}");
+
+    // A tensor of the wrong shape, and one of a dtype polyprune does not read.
+    for (tag, dtype, shape, needle) in
+        [("wrong-shape", "F32", vec![64u64, 96], "shape [64, 96]"), ("wrong-dtype", "I32", vec![64, 64], "I32")]
+    {
+        let dir = damaged_copy("hf-llama-f32", tag);
+        let mut st = tensors(&dir.join("model.safetensors"));
+        let name = "model.layers.0.self_attn.q_proj.weight";
+        st.insert(name.into(), (dtype.into(), shape.clone(), vec![0u8; shape.iter().product::<u64>() as usize * 4]));
+        write_safetensors(&dir.join("model.safetensors"), &st);
+        let err = import_error(&dir);
+        assert!(err.contains(name) && err.contains(needle) && err.contains("model.safetensors"), "{tag}: {err}");
+    }
+}
+
+/// A safetensors file written here (header, then the data in name order).
+fn write_safetensors(path: &Path, tensors: &Tensors) {
+    let mut header = serde_json::Map::new();
+    let mut offset = 0;
+    for (k, (dtype, shape, data)) in tensors {
+        header.insert(k.clone(), serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + data.len()]}));
+        offset += data.len();
+    }
+    let text = Value::Object(header).to_string();
+    let mut blob = (text.len() as u64).to_le_bytes().to_vec();
+    blob.extend_from_slice(text.as_bytes());
+    for (_, _, data) in tensors.values() {
+        blob.extend_from_slice(data);
+    }
+    std::fs::write(path, blob).unwrap();
+}
+
+/// Bits per byte of `lines` under `model`.
+fn bits_per_byte(model: &ModelDir, lines: &[String]) -> f64 {
+    let mut scorer = Scorer::load(model, &RuntimeOptions::default(), &[]).unwrap();
+    let ids: Vec<Vec<u32>> = lines.iter().map(|l| scorer.encode(l).unwrap()).collect();
+    let seqs: Vec<&[u32]> = ids.iter().map(|r| r.as_slice()).collect();
+    let nll: f64 = scorer.token_logprobs(&seqs).unwrap().iter().flatten().map(|&v| -(v as f64)).sum();
+    let bytes: usize = lines.iter().map(|l| l.len()).sum();
+    nll / bytes as f64 / std::f64::consts::LN_2
+}
+
+#[test]
+fn gemma_270m_exported_to_hf_and_imported_back_scores_as_the_gguf_import() {
+    let Some(gguf_model) = common::model("gemma-3-270m") else { return };
+    let dense = ModelDir::open(&gguf_model).unwrap();
+    let hf = common::temp_dir("gemma-hf");
+    let report = export_hf(&dense.dir, &hf, &ExportOptions::default()).unwrap();
+    assert_eq!(report.dtype, polyprune::model::hf::FloatType::F32, "a GGUF import exports in f32");
+    let back_dir = common::temp_dir("gemma-back");
+    import_hf(&hf, &back_dir, &ImportOptions::default()).unwrap();
+    let back = ModelDir::open(&back_dir).unwrap();
+    assert_eq!(serde_json::to_value(&back.card.spec).unwrap(), serde_json::to_value(&dense.card.spec).unwrap());
+    let lines: Vec<String> = [
+        "The committee will publish its report on the river's water quality next spring.",
+        "Die Stadt plant, im Sommer neue Radwege entlang des Flusses zu bauen.",
+        "El mercado abre temprano y cierra cuando se acaba el pan.",
+        "Les chercheurs ont mesuré la température de l'eau pendant trois ans.",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (a, b) = (bits_per_byte(&dense, &lines), bits_per_byte(&back, &lines));
+    // The same f32 weights but Gemma's norm gains, which go through `g - 1` and back (exact
+    // for gains in [0.5, 2], within one ulp elsewhere): equal to float32 round-off.
+    assert!((a - b).abs() <= 1e-6 * a, "GGUF import {a} bits/byte, HF round trip {b}");
+    eprintln!("gemma-3-270m: {a} bits/byte from GGUF, {b} after the HF round trip");
+    for d in [&hf, &back.dir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+/// The commands: `model import <folder>`, `model export --format hf --dtype bf16`, and a
+/// folder without config.json as one clear line on stderr.
+#[test]
+fn the_cli_imports_a_folder_and_exports_it_in_another_dtype() {
+    let src = common::model_fixture("hf-qwen2-f32");
+    let model = common::temp_dir("cli-model");
+    let out = common::bin().args(["model", "import", src.to_str().unwrap(), "-o", model.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("qwen2, 2 blocks, 14 prunable layers"));
+    let hf = common::temp_dir("cli-hf");
+    let out = common::bin()
+        .args(["model", "export", model.to_str().unwrap(), "--format", "hf", "-o", hf.to_str().unwrap(), "--dtype", "bf16"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(hf.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["dtype"], "bfloat16");
+    assert_eq!(config["architectures"][0], "Qwen2ForCausalLM");
+    // Every value is the f32 fixture's rounded to bfloat16 (nearest, ties to even), computed
+    // here from the bits.
+    let (f32s, bf16s) = (tensors(&src.join("model.safetensors")), tensors(&hf.join("model.safetensors")));
+    for (name, (dtype, shape, data)) in &bf16s {
+        assert_eq!((dtype.as_str(), shape), ("BF16", &f32s[name].1), "{name}");
+        let expected: Vec<u8> = f32s[name]
+            .2
+            .chunks(4)
+            .flat_map(|b| {
+                let u = u32::from_le_bytes(b.try_into().unwrap());
+                (((u as u64 + 0x7fff + ((u as u64 >> 16) & 1)) >> 16) as u16).to_le_bytes()
+            })
+            .collect();
+        assert!(*data == expected, "{name}: not the bf16 rounding of the f32 weights");
+    }
+
+    let empty = common::temp_dir("cli-empty");
+    let o = common::bin().args(["model", "import", empty.to_str().unwrap(), "-o", model.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && !err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() == 1 && lines[0].starts_with("error:") && lines[0].contains("no config.json"), "{err}");
+}
+
+/// Shards listed by `model.safetensors.index.json` import to the very weight file the single
+/// file gives.
+#[test]
+fn a_sharded_folder_imports_as_the_single_file() {
+    let single = import(&common::model_fixture("hf-gemma3-bf16"), "shards-single");
+    let dir = damaged_copy("hf-gemma3-bf16", "shards");
+    let all = tensors(&dir.join("model.safetensors"));
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    let mut shards: [Tensors; 2] = Default::default();
+    let mut weight_map = serde_json::Map::new();
+    for (i, (k, v)) in all.into_iter().enumerate() {
+        let shard = i % 2;
+        weight_map.insert(k.clone(), Value::from(format!("model-0000{}-of-00002.safetensors", shard + 1)));
+        shards[shard].insert(k, v);
+    }
+    for (i, s) in shards.iter().enumerate() {
+        write_safetensors(&dir.join(format!("model-0000{}-of-00002.safetensors", i + 1)), s);
+    }
+    std::fs::write(dir.join("model.safetensors.index.json"), serde_json::json!({"metadata": {}, "weight_map": weight_map}).to_string())
+        .unwrap();
+    let sharded = import(&dir, "shards-sharded");
+    let read = |m: &ModelDir| std::fs::read(m.dir.join("model.onnx.data")).unwrap();
+    assert!(read(&single) == read(&sharded), "the sharded import wrote other weights");
+}
