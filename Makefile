@@ -14,7 +14,7 @@ GEMMA_DIR := $(CACHE)/models/gemma-3-270m
 SMOL_DIR := $(CACHE)/models/smollm2-135m
 SIB200 := ../shared/data/sib200
 
-.PHONY: setup venv runtime gpu-runtime build models data fixtures gradient-reference hf-reference lint test demo bench bench-scale clean-cache chromium texlive screenshot study-data fuzz slurm-test
+.PHONY: setup venv runtime gpu-runtime build models data fixtures gradient-reference hf-reference reference-venv lint test demo bench bench-scale clean-cache chromium texlive screenshot study-data fuzz slurm-test
 
 setup: venv runtime build
 
@@ -91,6 +91,16 @@ hf-reference: | $(PY_STAMP)
 	$(PY) scripts/hf_fixtures.py author --out tests/fixtures --build $(CACHE)/fixtures
 	$(PY) scripts/hf_fixtures.py write --src tests/fixtures --out $(CACHE)/fixtures
 
+# The same pinned torch + transformers in the venv for the tests that load polyprune's
+# exports in transformers (tests/hf_folders.rs); installed once (about 2 minutes, 5 GB with its
+# CUDA wheels, which the CPU tests do not use).
+REFERENCE_STAMP := $(VENV)/.reference-$(shell echo '$(GRADIENT_REFERENCE_PACKAGES)' | cksum | cut -d' ' -f1)
+$(REFERENCE_STAMP): | $(PY_STAMP)
+	$(VENV)/bin/pip install --quiet $(GRADIENT_REFERENCE_PACKAGES)
+	touch $@
+
+reference-venv: $(REFERENCE_STAMP)
+
 # Formatting and lints gate the tests: CI fails on either (same flags as a developer runs).
 lint: venv
 	@command -v rustup >/dev/null && rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -99,7 +109,7 @@ lint: venv
 
 SKIP_LOG := target/test-skips.log
 
-test: lint setup models fixtures data study-data chromium texlive
+test: lint setup models fixtures reference-venv data study-data chromium texlive
 	@mkdir -p target && rm -f $(SKIP_LOG)
 	POLYPRUNE_SKIP_LOG=$(CURDIR)/$(SKIP_LOG) cargo test --release -- --test-threads=1
 	@bash scripts/test_skips.sh $(SKIP_LOG)
