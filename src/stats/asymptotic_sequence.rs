@@ -6,7 +6,7 @@
 //! variance (a little more, a finite 2 + δ moment, for the rate). The guarantee is asymptotic,
 //! as for the central limit theorem and the t-test: the chance that the sequence ever misses
 //! the mean *after* a start time m tends to at most α as m grows. Decisions should therefore
-//! wait for [`MIN_OBSERVATIONS`] observations (measured in the tests on skewed data). It is the right tool for
+//! wait for [`AsymptoticConfidenceSequence::MIN_OBSERVATIONS`] observations (measured in the tests on skewed data). It is the right tool for
 //! per-document bits-per-byte differences, which have no a-priori bounds; for bounded values
 //! (accuracy differences) prefer [`super::BettingConfidenceSequence`], which holds exactly at
 //! every sample size. The target here is the mean of the distribution the documents are drawn
@@ -22,13 +22,6 @@
 use super::error::StatsError;
 use super::interval::ConfidenceInterval;
 use super::probability::{Alpha, ConfidenceLevel};
-
-/// The sample size from which the sequence's intervals are trusted for decisions: before it,
-/// skewed data make the normal approximation optimistic (see the tests for the measurement).
-pub const MIN_OBSERVATIONS: usize = 50;
-
-/// The sample size at which callers without a better guess make the boundary tightest.
-pub const DEFAULT_OPTIMAL_AT: usize = 100;
 
 /// A running asymptotic confidence sequence (see the module documentation).
 #[derive(Clone, Debug)]
@@ -65,6 +58,14 @@ pub(crate) fn unit_margin(t: f64, rho_squared: f64, alpha: f64) -> f64 {
 }
 
 impl AsymptoticConfidenceSequence {
+    /// The sample size from which the sequence's intervals are trusted for decisions: before
+    /// it, skewed data make the normal approximation optimistic (see the tests for the
+    /// measurement).
+    pub const MIN_OBSERVATIONS: usize = 50;
+
+    /// The sample size at which callers without a better guess make the boundary tightest.
+    pub const DEFAULT_OPTIMAL_AT: usize = 100;
+
     /// A sequence at level 1 − `alpha`, tightest after `optimal_at` observations.
     pub fn new(alpha: Alpha, optimal_at: usize) -> Result<Self, StatsError> {
         if optimal_at == 0 {
@@ -153,7 +154,7 @@ mod tests {
         let z = normal_quantile(1.0 - ALPHA / 2.0);
         let (mut cs_misses, mut peek_misses) = (0, 0);
         for _ in 0..runs {
-            let mut cs = AsymptoticConfidenceSequence::new(Alpha::new(ALPHA).unwrap(), DEFAULT_OPTIMAL_AT).unwrap();
+            let mut cs = AsymptoticConfidenceSequence::new(Alpha::new(ALPHA).unwrap(), AsymptoticConfidenceSequence::DEFAULT_OPTIMAL_AT).unwrap();
             let (mut cs_missed, mut peek_missed) = (false, false);
             for t in 1..=steps {
                 // Box-Muller normal, then exp: a log-normal minus one.
@@ -173,14 +174,14 @@ mod tests {
         (cs_misses as f64 / runs as f64, peek_misses as f64 / runs as f64)
     }
 
-    /// From the 50th document on ([`MIN_OBSERVATIONS`]) the sequence keeps its error rate at
+    /// From the 50th document on ([`AsymptoticConfidenceSequence::MIN_OBSERVATIONS`]) the sequence keeps its error rate at
     /// most alpha while the peeked fixed-n interval errs several times as often. From the 10th
     /// the sequence errs more than alpha too: its guarantee is asymptotic, and skewed
     /// differences need that burn-in (measured: 0.095 from the 10th, 0.073 from the 20th,
     /// 0.045 from the 50th; with σ = 1, skewness 6.2, the 100th).
     #[test]
     fn peeking_keeps_the_error_rate_below_alpha_where_a_fixed_n_interval_does_not() {
-        let (cs_rate, peek_rate) = miss_rates(MIN_OBSERVATIONS);
+        let (cs_rate, peek_rate) = miss_rates(AsymptoticConfidenceSequence::MIN_OBSERVATIONS);
         assert!(cs_rate <= ALPHA, "asymptotic sequence miscoverage {cs_rate}");
         assert!(peek_rate > 2.0 * ALPHA, "peeked normal interval miscoverage {peek_rate}");
         let (early_rate, _) = miss_rates(10);
