@@ -154,7 +154,8 @@ mod tests {
         let z = normal_quantile(1.0 - ALPHA / 2.0);
         let (mut cs_misses, mut peek_misses) = (0, 0);
         for _ in 0..runs {
-            let mut cs = AsymptoticConfidenceSequence::new(Alpha::new(ALPHA).unwrap(), AsymptoticConfidenceSequence::DEFAULT_OPTIMAL_AT).unwrap();
+            let mut cs =
+                AsymptoticConfidenceSequence::new(Alpha::new(ALPHA).unwrap(), AsymptoticConfidenceSequence::DEFAULT_OPTIMAL_AT).unwrap();
             let (mut cs_missed, mut peek_missed) = (false, false);
             for t in 1..=steps {
                 // Box-Muller normal, then exp: a log-normal minus one.

@@ -300,7 +300,8 @@ fn slice_items(items: &TaskItems, range: std::ops::Range<usize>) -> TaskItems {
 fn task_sets(folder: &Path, opts: &GateOptions, out: &mut Vec<SetState>) -> Result<(), WorkflowError> {
     let dir = TasksDir::at(folder);
     let provenance = dir.read_provenance()?;
-    let seed = setting(&provenance, "seed", folder)?.as_u64().ok_or_else(|| refused(format!("{}: 'seed' is not a number", folder.display())))?;
+    let seed =
+        setting(&provenance, "seed", folder)?.as_u64().ok_or_else(|| refused(format!("{}: 'seed' is not a number", folder.display())))?;
     let data = match &opts.data {
         Some(d) => d.clone(),
         None => serde_json::from_value(setting(&provenance, "data", folder)?.clone())
@@ -345,17 +346,34 @@ fn text_sets(folder: &Path, opts: &GateOptions, out: &mut Vec<SetState>) -> Resu
     let dir = PerplexityDir::at(folder);
     let provenance = dir.read_provenance()?;
     let number = |key: &str| -> Result<usize, WorkflowError> {
-        setting(&provenance, key, folder)?.as_u64().map(|v| v as usize).ok_or_else(|| refused(format!("{}: '{key}' is not a number", folder.display())))
+        setting(&provenance, key, folder)?
+            .as_u64()
+            .map(|v| v as usize)
+            .ok_or_else(|| refused(format!("{}: '{key}' is not a number", folder.display())))
     };
     let window = WindowOptions { context: number("context")?, stride: number("stride")? };
     let source: Option<String> = setting(&provenance, "source", folder)?.as_str().map(str::to_string);
     let limit = provenance.settings.get("limit").and_then(|v| v.as_u64()).map(|v| v as usize);
-    // The FLORES folder the baseline read: two levels above its first file (<root>/<lang>/<split>).
-    let recorded_root = provenance.settings.get("text").and_then(|t| t.get(0)).and_then(|r| r.get("files")).and_then(|f| f.get(0)).and_then(|f| f.as_str()).and_then(|f| Path::new(f).parent()?.parent().map(Path::to_path_buf));
+    // The FLORES folder the baseline read (its reports name the folder as the file read).
+    let recorded_root = provenance
+        .settings
+        .get("text")
+        .and_then(|t| t.get(0))
+        .and_then(|r| r.get("files"))
+        .and_then(|f| f.get(0))
+        .and_then(|f| f.as_str())
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir());
     let mut sets: BTreeMap<(String, String), BTreeMap<String, f64>> = BTreeMap::new();
     for row in dir.read_documents()? {
         if row.bytes == 0 || !row.nll.is_finite() {
-            return Err(refused(format!("{}: document {} has {} bytes and NLL {}; re-run the baseline", folder.display(), row.document, row.bytes, row.nll)));
+            return Err(refused(format!(
+                "{}: document {} has {} bytes and NLL {}; re-run the baseline",
+                folder.display(),
+                row.document,
+                row.bytes,
+                row.nll
+            )));
         }
         let bits_per_byte = row.nll / (row.bytes as f64 * std::f64::consts::LN_2);
         sets.entry((row.language.clone(), row.source.clone())).or_default().insert(row.document.clone(), bits_per_byte);
@@ -383,7 +401,8 @@ fn text_sets(folder: &Path, opts: &GateOptions, out: &mut Vec<SetState>) -> Resu
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let sequence = AsymptoticConfidenceSequence::new(opts.alpha, AsymptoticConfidenceSequence::DEFAULT_OPTIMAL_AT).map_err(|e| refused(format!("{evaluation}: {e}")))?;
+        let sequence = AsymptoticConfidenceSequence::new(opts.alpha, AsymptoticConfidenceSequence::DEFAULT_OPTIMAL_AT)
+            .map_err(|e| refused(format!("{evaluation}: {e}")))?;
         out.push(SetState {
             evaluation,
             work: Work::Text { language, source: set.source, window, documents },
@@ -402,10 +421,14 @@ fn text_sets(folder: &Path, opts: &GateOptions, out: &mut Vec<SetState>) -> Resu
 /// Every evaluation set of the baseline, narrowed by the options; refuses an empty result.
 fn plan(opts: &GateOptions) -> Result<Vec<SetState>, WorkflowError> {
     if !opts.baseline.is_dir() {
-        return Err(refused(format!("--baseline {} is not a folder; give the results folder of `polyprune eval tasks` or `eval ppl`", opts.baseline.display())));
+        return Err(refused(format!(
+            "--baseline {} is not a folder; give the results folder of `polyprune eval tasks` or `eval ppl`",
+            opts.baseline.display()
+        )));
     }
     let files = find_score_files(&opts.baseline)?;
     let mut sets = Vec::new();
+    let mut with_rows = 0;
     for file in &files {
         let path = opts.baseline.join(file);
         let folder = path.parent().unwrap_or(&opts.baseline).to_path_buf();
@@ -415,6 +438,7 @@ fn plan(opts: &GateOptions) -> Result<Vec<SetState>, WorkflowError> {
             Scores::Examples(_) => task_sets(&folder, opts, &mut sets)?,
             Scores::Documents(_) => text_sets(&folder, opts, &mut sets)?,
         }
+        with_rows += 1;
     }
     let mut seen = HashSet::new();
     if let Some(twice) = sets.iter().find(|s| !seen.insert(s.evaluation.clone())) {
@@ -425,7 +449,8 @@ fn plan(opts: &GateOptions) -> Result<Vec<SetState>, WorkflowError> {
         )));
     }
     if sets.is_empty() {
-        let what = if files.is_empty() { "holds no examples.csv or documents.csv with rows" } else { "has nothing left after --tasks/--langs" };
+        let what =
+            if with_rows == 0 { "holds no examples.csv or documents.csv with rows" } else { "has nothing left after --tasks/--langs" };
         return Err(refused(format!(
             "--baseline {} {what}; give a results folder of `polyprune eval tasks` or `eval ppl` (and tasks/languages it evaluated)",
             opts.baseline.display()
@@ -433,7 +458,10 @@ fn plan(opts: &GateOptions) -> Result<Vec<SetState>, WorkflowError> {
     }
     for t in &opts.tasks {
         if !sets.iter().any(|s| s.evaluation.starts_with(&format!("{t}/"))) {
-            return Err(refused(format!("--tasks {t}: the baseline did not evaluate this task; it has {}", sets.iter().map(|s| s.evaluation.as_str()).collect::<Vec<_>>().join(", "))));
+            return Err(refused(format!(
+                "--tasks {t}: the baseline did not evaluate this task; it has {}",
+                sets.iter().map(|s| s.evaluation.as_str()).collect::<Vec<_>>().join(", ")
+            )));
         }
     }
     Ok(sets)
