@@ -296,6 +296,9 @@ fn slice_items(items: &TaskItems, range: std::ops::Range<usize>) -> TaskItems {
     }
 }
 
+/// A task set's rows in a baseline: split, shots and score per example.
+type TaskSetRows = (String, usize, BTreeMap<String, f64>);
+
 /// The task sets of one `eval tasks` run folder.
 fn task_sets(folder: &Path, opts: &GateOptions, out: &mut Vec<SetState>) -> Result<(), WorkflowError> {
     let dir = TasksDir::at(folder);
@@ -308,7 +311,8 @@ fn task_sets(folder: &Path, opts: &GateOptions, out: &mut Vec<SetState>) -> Resu
             .map_err(|e| refused(format!("{}: 'data' setting: {e}", folder.display())))?,
     };
     let max_new_tokens = provenance.settings.get("max_new_tokens").and_then(|v| v.as_u64()).map(|v| v as usize);
-    let mut sets: BTreeMap<(String, String), (String, usize, BTreeMap<String, f64>)> = BTreeMap::new();
+    // (task, language) -> (split, shots, baseline score per example)
+    let mut sets: BTreeMap<(String, String), TaskSetRows> = BTreeMap::new();
     for row in dir.read_examples()? {
         let Some(score) = row.score() else { continue };
         let entry = sets.entry((row.task.clone(), row.language.clone())).or_insert_with(|| (row.split.clone(), row.shots, BTreeMap::new()));
