@@ -189,6 +189,7 @@ pub fn combine(parts: Vec<TaskResult>) -> Result<Option<TaskResult>, TaskEvalErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eval::ChoiceStats;
     use crate::tasks::{Choice, Example};
 
     fn examples(n: usize) -> TaskItems {
@@ -227,5 +228,52 @@ mod tests {
         assert_eq!(reported_metrics(catalog.spec(TaskName::Xcopa)), vec![Metric::Acc, Metric::AccNorm]);
         assert_eq!(reported_metrics(catalog.spec(TaskName::Xwinograd)), vec![Metric::Acc]);
         assert_eq!(reported_metrics(catalog.spec(TaskName::Mgsm)), vec![Metric::ExactMatch]);
+    }
+
+    fn part(ids: &[(&str, usize)], seconds: f64) -> TaskResult {
+        // Two choices, gold 0; `pred` is the given index (so correct iff it is 0).
+        let records: Vec<ChoiceRecord> = ids
+            .iter()
+            .map(|&(id, pred)| ChoiceRecord {
+                id: id.into(),
+                lls: vec![-1.0, -2.0],
+                chars: vec![1, 1],
+                bytes: vec![1, 1],
+                tokens: vec![1, 1],
+                greedy: vec![true, false],
+                gold: 0,
+                pred,
+                pred_norm: pred,
+                pred_bytes: pred,
+            })
+            .collect();
+        let summary = summarize(TaskName::Sib200, &TaskRecords::Choice(records.clone())).unwrap();
+        let stats = ChoiceStats { requests: 2 * ids.len(), sequences_run: ids.len(), tokens_run: 10 * ids.len(), truncated: 0 };
+        TaskResult {
+            task: TaskName::Sib200,
+            language: "eng_Latn".into(),
+            split: TaskSplit::Test,
+            shots: 0,
+            summary,
+            records: TaskRecords::Choice(records),
+            stats: RunStats::Choice(stats),
+            seconds,
+        }
+    }
+
+    /// Rounds put together: records in order, counters and seconds added, and the accuracy
+    /// recomputed over all of them (3 right of 5 = 0.6, not the mean of the parts' 1/2 and 2/3).
+    #[test]
+    fn combined_rounds_are_one_result_over_all_their_examples() {
+        let whole = combine(vec![part(&[("a", 0), ("b", 1)], 1.0), part(&[("c", 0), ("d", 0), ("e", 1)], 2.0)]).unwrap().unwrap();
+        let TaskRecords::Choice(records) = &whole.records else { panic!("choice records") };
+        assert_eq!(records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "b", "c", "d", "e"]);
+        assert_eq!(whole.summary.n, 5);
+        let acc = whole.summary.metrics.iter().find(|m| m.metric == Metric::Acc).unwrap();
+        assert!((acc.mean - 0.6).abs() < 1e-12, "{}", acc.mean);
+        let RunStats::Choice(stats) = &whole.stats else { panic!("choice stats") };
+        assert_eq!((stats.requests, stats.sequences_run, stats.tokens_run), (10, 5, 50));
+        assert_eq!(whole.seconds, 3.0);
+        assert!(combine(Vec::new()).unwrap().is_none());
     }
 }

@@ -35,7 +35,10 @@
 //! without replacement, intersected with what the data alone allow: the unseen N − t units lie
 //! in [0, 1], so μ ∈ [Sₜ/N, (Sₜ + N − t)/N]. At t = N that is the exact population mean,
 //! reported as a point.
-//! This is the construction of the `confseq` package's `betting_cs` with its defaults.
+//!
+//! The construction follows the `confseq` package's `betting_cs` with its defaults (hedged,
+//! θ = ½, c = ½, no running intersection). That package is not compared against in the tests:
+//! its release builds C++ extensions that need Boost and ships no wheel for this Python.
 
 use super::error::StatsError;
 use super::interval::ConfidenceInterval;
