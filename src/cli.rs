@@ -37,6 +37,10 @@ pub enum Command {
     /// Compare two result folders with paired tests; exit 0 when nothing got significantly
     /// worse, 1 when something did (beyond the tolerance), 2 for bad input.
     Check(CheckArgs),
+    /// Evaluate a candidate on a baseline's own examples a round at a time, stopping as soon as
+    /// anytime-valid confidence sequences decide; exit 0 not worse, 1 worse, 3 undecided when
+    /// the examples run out, 2 for bad input.
+    Gate(GateArgs),
     /// Run a whole study (grid of models, methods, sparsities, calibration sets, seeds) from one config file.
     #[command(subcommand)]
     Study(StudyCommand),
@@ -608,4 +612,51 @@ pub struct CheckArgs {
     /// significantly worse), for CI systems to display.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct GateArgs {
+    /// Results of `polyprune eval tasks` and/or `eval ppl` to compare against: its tasks,
+    /// languages, settings and examples are the gate's.
+    #[arg(long)]
+    pub baseline: PathBuf,
+    /// The candidate model folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Masks saved by `polyprune prune --save` (Magnitude or Wanda) to apply to --model in memory.
+    #[arg(long)]
+    pub masks: Option<PathBuf>,
+    /// Task data folder (task baselines) or FLORES/SIB-200 folder (perplexity baselines);
+    /// default: the one the baseline read.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Only these of the baseline's tasks, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Vec<String>,
+    /// Only these of the baseline's languages, comma-separated ("task:lang" for one task).
+    #[arg(long, value_delimiter = ',')]
+    pub langs: Vec<String>,
+    /// How much worse still counts as not worse: accuracy (0..1) the candidate may lose, or
+    /// bits per byte it may gain.
+    #[arg(long, default_value_t = 0.02)]
+    pub margin: f64,
+    /// Chance of a wrong decision per evaluation set, however early the gate stops.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Examples (documents) per evaluation set per round; the gate decides after each round.
+    #[arg(long, default_value_t = 20)]
+    pub round: usize,
+    /// Maximum batch x sequence tokens per runtime call.
+    #[arg(long, default_value_t = 2048)]
+    pub batch_tokens: usize,
+    /// Where results are written: <results>/gate/<time>-<model>/ with gate.json and the
+    /// candidate's per-example files.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// Also write the decisions as a JUnit XML report (one test case per evaluation set, a
+    /// failure for worse, a skipped case for undecided).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }

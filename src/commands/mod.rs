@@ -11,6 +11,7 @@ use crate::cli::{Cli, Command, EvalCommand, RecordArgs, RuntimeArgs};
 mod analyze;
 pub mod check;
 mod data;
+mod gate;
 mod model;
 mod ppl;
 mod prune;
@@ -19,7 +20,7 @@ mod study;
 mod tasks;
 
 /// Runs a command; `Ok` carries the exit status (0 but for `check`, which exits 1 on a
-/// regression).
+/// regression, and `gate`, which exits 1 for worse and 3 for undecided).
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Model(m) => model::run(m).map(|_| 0),
@@ -29,12 +30,14 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Data(cmd) => data::run(cmd).map(|_| 0),
         Command::Analyze(cmd) => analyze::run(cmd).map(|_| 0),
         Command::Check(args) => check::run(args),
+        Command::Gate(args) => gate::run(args),
         Command::Study(cmd) => study::run(cmd).map(|_| 0),
         Command::Report(args) => report::run(args).map(|_| 0),
     }
 }
 
-/// The exit status of a failed command: 2 for `check`'s bad input (1 means "worse" there).
+/// The exit status of a failed command: 2 for `check`'s and `gate`'s bad input (1 means
+/// "worse" there).
 pub fn exit_code(e: &anyhow::Error) -> i32 {
     if e.is::<check::BadInput>() {
         2

@@ -108,26 +108,20 @@ pub fn evaluate(
     on_progress: impl FnMut(usize),
 ) -> Result<TaskResult, TaskEvalError> {
     let started = std::time::Instant::now();
-    let spec = Catalog::get().spec(loaded.task);
-    let (summary, records, stats) = match &loaded.items {
+    let (records, stats) = match &loaded.items {
         TaskItems::Choice(examples) => {
             let (records, stats) = score_examples(scorer, examples, on_progress)?;
-            let metrics = reported_metrics(spec).into_iter().map(|m| summarize_choices(&records, m)).collect::<Result<Vec<_>, _>>()?;
-            let chance =
-                if records.is_empty() { 0.0 } else { records.iter().map(ChoiceRecord::chance).sum::<f64>() / records.len() as f64 };
-            let summary = TaskSummary { task: loaded.task, n: records.len(), chance, metrics };
-            (summary, TaskRecords::Choice(records), RunStats::Choice(stats))
+            (TaskRecords::Choice(records), RunStats::Choice(stats))
         }
         TaskItems::Generation(examples) => {
             let requests: Vec<(&str, _)> = examples.iter().map(|e| (e.id.as_str(), &e.request)).collect();
             let (outputs, stats) = generate(scorer, &requests, max_new_tokens, on_progress)?;
             let records: Vec<(GenerationRecord, Generated)> =
                 examples.iter().zip(outputs).map(|(e, g)| (score_generation(e, &g.text), g)).collect();
-            let plain: Vec<GenerationRecord> = records.iter().map(|(r, _)| r.clone()).collect();
-            let summary = TaskSummary { task: loaded.task, n: plain.len(), chance: 0.0, metrics: vec![summarize_generations(&plain)] };
-            (summary, TaskRecords::Generation(records), RunStats::Generation(stats))
+            (TaskRecords::Generation(records), RunStats::Generation(stats))
         }
     };
+    let summary = summarize(loaded.task, &records)?;
     Ok(TaskResult {
         task: loaded.task,
         language: loaded.language.label(),
@@ -140,9 +134,62 @@ pub fn evaluate(
     })
 }
 
+/// Mean ± standard error per reported metric of a task's records.
+fn summarize(task: TaskName, records: &TaskRecords) -> Result<TaskSummary, TaskEvalError> {
+    Ok(match records {
+        TaskRecords::Choice(records) => {
+            let spec = Catalog::get().spec(task);
+            let metrics = reported_metrics(spec).into_iter().map(|m| summarize_choices(records, m)).collect::<Result<Vec<_>, _>>()?;
+            let chance =
+                if records.is_empty() { 0.0 } else { records.iter().map(ChoiceRecord::chance).sum::<f64>() / records.len() as f64 };
+            TaskSummary { task, n: records.len(), chance, metrics }
+        }
+        TaskRecords::Generation(records) => {
+            let plain: Vec<GenerationRecord> = records.iter().map(|(r, _)| r.clone()).collect();
+            TaskSummary { task, n: plain.len(), chance: 0.0, metrics: vec![summarize_generations(&plain)] }
+        }
+    })
+}
+
+/// One result from the results of consecutive parts of the same task and language (the
+/// rounds of a sequential evaluation): records in order, counters and seconds added, the
+/// summary recomputed over all records. `None` for no parts.
+pub fn combine(parts: Vec<TaskResult>) -> Result<Option<TaskResult>, TaskEvalError> {
+    let mut parts = parts.into_iter();
+    let Some(mut whole) = parts.next() else { return Ok(None) };
+    for part in parts {
+        match (&mut whole.records, part.records) {
+            (TaskRecords::Choice(all), TaskRecords::Choice(more)) => all.extend(more),
+            (TaskRecords::Generation(all), TaskRecords::Generation(more)) => all.extend(more),
+            _ => unreachable!("one task's parts are all choice or all generation"),
+        }
+        match (&mut whole.stats, part.stats) {
+            (RunStats::Choice(all), RunStats::Choice(more)) => {
+                all.requests += more.requests;
+                all.sequences_run += more.sequences_run;
+                all.tokens_run += more.tokens_run;
+                all.truncated += more.truncated;
+            }
+            (RunStats::Generation(all), RunStats::Generation(more)) => {
+                all.requests += more.requests;
+                all.runs += more.runs;
+                all.tokens_run += more.tokens_run;
+                all.prompt_positions += more.prompt_positions;
+                all.step_positions += more.step_positions;
+                all.truncated += more.truncated;
+            }
+            _ => unreachable!("one task's parts are all choice or all generation"),
+        }
+        whole.seconds += part.seconds;
+    }
+    whole.summary = summarize(whole.task, &whole.records)?;
+    Ok(Some(whole))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eval::ChoiceStats;
     use crate::tasks::{Choice, Example};
 
     fn examples(n: usize) -> TaskItems {
@@ -181,5 +228,52 @@ mod tests {
         assert_eq!(reported_metrics(catalog.spec(TaskName::Xcopa)), vec![Metric::Acc, Metric::AccNorm]);
         assert_eq!(reported_metrics(catalog.spec(TaskName::Xwinograd)), vec![Metric::Acc]);
         assert_eq!(reported_metrics(catalog.spec(TaskName::Mgsm)), vec![Metric::ExactMatch]);
+    }
+
+    fn part(ids: &[(&str, usize)], seconds: f64) -> TaskResult {
+        // Two choices, gold 0; `pred` is the given index (so correct iff it is 0).
+        let records: Vec<ChoiceRecord> = ids
+            .iter()
+            .map(|&(id, pred)| ChoiceRecord {
+                id: id.into(),
+                lls: vec![-1.0, -2.0],
+                chars: vec![1, 1],
+                bytes: vec![1, 1],
+                tokens: vec![1, 1],
+                greedy: vec![true, false],
+                gold: 0,
+                pred,
+                pred_norm: pred,
+                pred_bytes: pred,
+            })
+            .collect();
+        let summary = summarize(TaskName::Sib200, &TaskRecords::Choice(records.clone())).unwrap();
+        let stats = ChoiceStats { requests: 2 * ids.len(), sequences_run: ids.len(), tokens_run: 10 * ids.len(), truncated: 0 };
+        TaskResult {
+            task: TaskName::Sib200,
+            language: "eng_Latn".into(),
+            split: TaskSplit::Test,
+            shots: 0,
+            summary,
+            records: TaskRecords::Choice(records),
+            stats: RunStats::Choice(stats),
+            seconds,
+        }
+    }
+
+    /// Rounds put together: records in order, counters and seconds added, and the accuracy
+    /// recomputed over all of them (3 right of 5 = 0.6, not the mean of the parts' 1/2 and 2/3).
+    #[test]
+    fn combined_rounds_are_one_result_over_all_their_examples() {
+        let whole = combine(vec![part(&[("a", 0), ("b", 1)], 1.0), part(&[("c", 0), ("d", 0), ("e", 1)], 2.0)]).unwrap().unwrap();
+        let TaskRecords::Choice(records) = &whole.records else { panic!("choice records") };
+        assert_eq!(records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "b", "c", "d", "e"]);
+        assert_eq!(whole.summary.n, 5);
+        let acc = whole.summary.metrics.iter().find(|m| m.metric == Metric::Acc).unwrap();
+        assert!((acc.mean - 0.6).abs() < 1e-12, "{}", acc.mean);
+        let RunStats::Choice(stats) = &whole.stats else { panic!("choice stats") };
+        assert_eq!((stats.requests, stats.sequences_run, stats.tokens_run), (10, 5, 50));
+        assert_eq!(whole.seconds, 3.0);
+        assert!(combine(Vec::new()).unwrap().is_none());
     }
 }

@@ -1,11 +1,13 @@
 //! A regression check as a JUnit XML report, the format CI systems (GitLab, Jenkins, GitHub
 //! test-report actions) display as test results: one test case per paired comparison, a
 //! failure for each significantly worse one. Only the elements and attributes every consumer
-//! reads are written (`testsuites`, `testsuite`, `testcase`, `failure`, `system-out`).
+//! reads are written (`testsuites`, `testsuite`, `testcase`, `failure`, `skipped`, `system-out`).
+//! `polyprune gate` writes the same format, one test case per evaluation set.
 
 use std::fmt::Write;
 
 use crate::analysis::significance::{CheckRow, Verdict};
+use crate::workflow::gate::{Decision, GateRecord};
 
 /// The JUnit document for the rows of one `polyprune check` run.
 pub fn check_report(rows: &[CheckRow], correction: &str, alpha: f64) -> String {
@@ -45,6 +47,49 @@ fn test_case(xml: &mut String, r: &CheckRow, correction: &str, alpha: f64) {
         let _ = writeln!(xml, "      <system-out>{}</system-out>", escape(&summary));
     }
     xml.push_str("    </testcase>\n");
+}
+
+/// The JUnit document of one `polyprune gate` run: a test case per evaluation set, a failure
+/// for a worse one, a skipped case for one the examples could not decide.
+pub fn gate_report(record: &GateRecord) -> String {
+    let count = |d: Decision| record.evaluations.iter().filter(|s| s.decision == d).count();
+    let (failures, skipped) = (count(Decision::Worse), count(Decision::Undecided));
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let suite = format!(
+        "name=\"polyprune gate\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\"",
+        record.evaluations.len()
+    );
+    let _ = writeln!(xml, "<testsuites {suite}>");
+    let _ = writeln!(xml, "  <testsuite {suite}>");
+    for s in &record.evaluations {
+        let summary = format!(
+            "{} difference (positive = candidate better) {:+.6}, {}-confidence sequence [{:+.6}, {:+.6}] after {} of {} examples, margin -{}: {}",
+            s.metric,
+            s.mean_difference,
+            1.0 - record.alpha,
+            s.interval.lower,
+            s.interval.upper,
+            s.examples,
+            s.available,
+            record.margin,
+            s.decision.as_str()
+        );
+        let _ = writeln!(xml, "    <testcase classname=\"gate\" name=\"{}\" time=\"0\">", escape(&s.evaluation));
+        match s.decision {
+            Decision::Worse => {
+                let _ = writeln!(xml, "      <failure message=\"{}\" type=\"regression\">{}</failure>", escape(&summary), escape(&summary));
+            }
+            Decision::Undecided => {
+                let _ = writeln!(xml, "      <skipped message=\"{}\"/>", escape(&summary));
+            }
+            Decision::NotWorse => {
+                let _ = writeln!(xml, "      <system-out>{}</system-out>", escape(&summary));
+            }
+        }
+        xml.push_str("    </testcase>\n");
+    }
+    xml.push_str("  </testsuite>\n</testsuites>\n");
+    xml
 }
 
 /// Text for XML attribute values and element content. Characters XML 1.0 forbids (control

@@ -16,11 +16,17 @@
 //! * Many treatments over many evaluation sets: [`friedman_test`], the
 //!   [`nemenyi`] post-hoc test and [`critical_difference_diagram`] data.
 //! * Families of p-values: [`holm`] and [`benjamini_hochberg`].
+//! * Anytime-valid comparisons (look after every example, stop when decided): the
+//!   [`BettingConfidenceSequence`] for bounded values (accuracy differences), exact at every
+//!   sample size and, for a finite test set sampled without replacement, closing on its mean;
+//!   the [`AsymptoticConfidenceSequence`] for unbounded ones (bits-per-byte differences).
 //!
 //! Reference values for the tests come from `scripts/stats_reference.py`
 //! (SciPy and statsmodels).
 
+mod asymptotic_sequence;
 mod bca;
+mod betting_sequence;
 mod bootstrap;
 mod cd_diagram;
 mod descriptive;
@@ -42,6 +48,8 @@ mod sample;
 mod studentized_range;
 mod wilcoxon;
 
+pub use asymptotic_sequence::AsymptoticConfidenceSequence;
+pub use betting_sequence::BettingConfidenceSequence;
 pub use bootstrap::{bootstrap_mean, bootstrap_mean_difference, BootstrapInterval};
 pub use cd_diagram::{critical_difference_diagram, CriticalDifferenceDiagram, RankedTreatment};
 pub use descriptive::{mean, t_interval, Descriptives};

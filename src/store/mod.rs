@@ -11,6 +11,7 @@
 //! <results>/ppl/<unix time>-<label>/      eval ppl    documents.csv, summary.csv, provenance.json
 //! <results>/tasks/<unix time>-<label>/    eval tasks  examples.csv, choices.csv, summary.csv, provenance.json
 //! <results>/prune/<unix time>-<label>/    prune       sparsity.csv, calibration_manifest.csv, provenance.json
+//! <results>/gate/<unix time>-<label>/     gate        gate.json, tasks/ and ppl/ as above (the examples used)
 //!
 //! <study>/study.json                      the expanded plan (StudyRecord)
 //! <study>/config.toml                     the study file as given
@@ -38,7 +39,7 @@ pub use rows::{
     CalibrationManifestRow, ChoiceRow, DocumentRow, ExampleKind, ExampleRow, PerplexitySummaryRow, SparsityRow, TaskSummaryRow,
 };
 pub use run::{
-    find_score_files, new_run, read_provenance_beside, read_scores, run_free_path, unix_now, PerplexityDir, ResultsDir, RunKind, Scores,
-    SectionDir, TasksDir,
+    find_score_files, new_run, read_provenance_beside, read_scores, run_free_path, unix_now, GateDir, PerplexityDir, ResultsDir,
+    RunKind, Scores, SectionDir, TasksDir,
 };
 pub use study::{StudyDir, StudyResults, Unit, UnitResults};

@@ -20,6 +20,7 @@ const PROVENANCE: &str = "provenance.json";
 const SPARSITY: &str = "sparsity.csv";
 const MANIFEST: &str = "calibration_manifest.csv";
 const SECTION: &str = "section.json";
+const GATE: &str = "gate.json";
 /// Folders of analysis outputs, skipped when looking for per-unit scores.
 pub(super) const ANALYSIS: &str = "analysis";
 
@@ -37,6 +38,8 @@ pub enum RunKind {
     Tasks,
     /// `prune`: a [`ResultsDir`].
     Prune,
+    /// `gate`: a [`GateDir`].
+    Gate,
 }
 
 impl RunKind {
@@ -45,6 +48,7 @@ impl RunKind {
             RunKind::Perplexity => "ppl",
             RunKind::Tasks => "tasks",
             RunKind::Prune => "prune",
+            RunKind::Gate => "gate",
         }
     }
 }
@@ -178,6 +182,33 @@ impl ResultsDir {
     }
 }
 
+/// A sequential regression gate's results: `gate.json` (the decisions; its type belongs to the
+/// gate workflow, the store only places the file) and the candidate's per-example results in
+/// `tasks/` and per-document results in `ppl/`, the same files `eval tasks` and `eval ppl` write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GateDir(PathBuf);
+
+impl GateDir {
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        GateDir(path.into())
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn tasks(&self) -> TasksDir {
+        TasksDir(self.0.join("tasks"))
+    }
+    pub fn perplexity(&self) -> PerplexityDir {
+        PerplexityDir(self.0.join("ppl"))
+    }
+    pub fn write_decision<T: serde::Serialize>(&self, record: &T) -> Result<(), StoreError> {
+        write_json(&self.0.join(GATE), record)
+    }
+    pub fn read_decision<T: serde::de::DeserializeOwned>(&self) -> Result<T, StoreError> {
+        read_json(&self.0.join(GATE))
+    }
+}
+
 /// An analysis section's exports under an output folder: `<out>/<id>/section.json` plus each
 /// table as `<name>.csv` and `<name>.json`. The section type belongs to the analyses; the store
 /// only places and writes its files.
@@ -246,7 +277,7 @@ pub fn read_provenance_beside(score_file: &Path) -> Result<Option<Provenance>, S
 /// whatever their time stamps and labels, so a regression check can pair them.
 pub fn run_free_path(rel: &Path) -> String {
     let parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-    let kinds = [RunKind::Perplexity, RunKind::Tasks, RunKind::Prune].map(RunKind::folder);
+    let kinds = [RunKind::Perplexity, RunKind::Tasks, RunKind::Prune, RunKind::Gate].map(RunKind::folder);
     let is_run = |i: usize| i > 0 && kinds.contains(&parts[i - 1].as_str()) && is_run_folder_name(&parts[i]);
     parts.iter().enumerate().map(|(i, p)| if is_run(i) { "<run>" } else { p.as_str() }).collect::<Vec<_>>().join("/")
 }

@@ -3,13 +3,16 @@
 //!
 //! * [`perplexity`]: `eval ppl`, perplexity and bits per byte per language or file;
 //! * [`tasks`]: `eval tasks`, downstream tasks per language;
-//! * [`prune`]: `prune`, calibrate, prune, save, compare perplexity before and after.
+//! * [`prune`]: `prune`, calibrate, prune, save, compare perplexity before and after;
+//! * [`gate`]: `gate`, a candidate against a baseline's results, a round of examples at a time
+//!   until anytime-valid confidence sequences decide.
 //!
 //! These sit above everything they combine (model, data, calibration, pruning, evaluation, the
 //! results store); `crate::study` runs the same building blocks over a whole grid, and
 //! `crate::analysis::workflow` holds the analyses. The command line only maps flags to these
 //! options and prints what comes back.
 
+pub mod gate;
 pub mod perplexity;
 pub mod prune;
 pub mod tasks;
