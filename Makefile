@@ -14,7 +14,7 @@ GEMMA_DIR := $(CACHE)/models/gemma-3-270m
 SMOL_DIR := $(CACHE)/models/smollm2-135m
 SIB200 := ../shared/data/sib200
 
-.PHONY: setup venv runtime gpu-runtime build models data fixtures gradient-reference lint test demo bench bench-scale clean-cache chromium texlive screenshot study-data fuzz slurm-test
+.PHONY: setup venv runtime gpu-runtime build models data fixtures gradient-reference tokenizer-reference lint test demo bench bench-scale clean-cache chromium texlive screenshot study-data fuzz slurm-test
 
 setup: venv runtime build
 
@@ -81,6 +81,13 @@ GRADIENT_REFERENCE_PACKAGES := torch==2.15.0 transformers==5.25.0
 gradient-reference: | $(PY_STAMP)
 	$(VENV)/bin/pip install --quiet $(GRADIENT_REFERENCE_PACKAGES)
 	$(PY) scripts/gradient_reference.py --out tests/fixtures
+
+# Gemma's tokenizer as the sentencepiece library encodes it, on a model rebuilt from the GGUF
+# (tests/fixtures/gemma-tokenizer/cases.json, committed): authoring only, like the gradients.
+TOKENIZER_REFERENCE_PACKAGES := sentencepiece==0.2.3
+tokenizer-reference: | $(PY_STAMP) $(GEMMA_DIR)/card.json
+	$(VENV)/bin/pip install --quiet $(TOKENIZER_REFERENCE_PACKAGES)
+	$(PY) scripts/gemma_tokenizer_reference.py $(CACHE)/models/gemma-3-270m.gguf tests/fixtures/gemma-tokenizer/cases.json
 
 # Formatting and lints gate the tests: CI fails on either (same flags as a developer runs).
 lint: venv
