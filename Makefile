@@ -90,10 +90,15 @@ tokenizer-reference: | $(PY_STAMP) $(GEMMA_DIR)/card.json
 	$(PY) scripts/gemma_tokenizer_reference.py $(CACHE)/models/gemma-3-270m.gguf tests/fixtures/gemma-tokenizer/cases.json
 
 # Formatting and lints gate the tests: CI fails on either (same flags as a developer runs).
+# fuzz/ is its own workspace with its own lock file, which must hold every dependency of the
+# crate it fuzzes: --locked fails when it is stale (a dependency added to Cargo.toml and not
+# to fuzz/Cargo.lock), so fuzz builds stay reproducible.
 lint: venv
 	@command -v rustup >/dev/null && rustup component add rustfmt clippy >/dev/null 2>&1 || true
 	cargo fmt --check
 	cargo clippy --release --all-targets -- -D warnings
+	@cd fuzz && cargo metadata --locked --format-version 1 >/dev/null || { echo "fuzz/Cargo.lock is stale:" \
+	    "run 'cp Cargo.lock fuzz/ && (cd fuzz && cargo metadata --format-version 1 >/dev/null)' and commit fuzz/Cargo.lock" >&2; exit 1; }
 
 SKIP_LOG := target/test-skips.log
 
