@@ -154,6 +154,7 @@ fn pruning_rows_round_trip() {
     round_trip_csv("sparsity", vec![row(Some(true), Some(530)), row(None, None)]);
     // A sparsity.csv written before zeros were counted (no column) still reads.
     let old = temp("sparsity-old").join("sparsity.csv");
+    std::fs::create_dir_all(old.parent().unwrap()).unwrap();
     std::fs::write(
         &old,
         "layer,block,role,requested,pattern,pruned,total,achieved,nm_valid\nblk.0.ffn_up.weight,0,ffn_up,0.5,2:4,512,1024,0.5,\n",
