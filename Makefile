@@ -14,7 +14,7 @@ GEMMA_DIR := $(CACHE)/models/gemma-3-270m
 SMOL_DIR := $(CACHE)/models/smollm2-135m
 SIB200 := ../shared/data/sib200
 
-.PHONY: setup venv runtime gpu-runtime build models data fixtures gradient-reference hf-reference reference-venv lint test demo bench bench-scale clean-cache chromium texlive screenshot study-data fuzz slurm-test
+.PHONY: setup venv runtime gpu-runtime build models data fixtures gradient-reference hf-reference reference-venv tokenizer-reference lint test demo bench bench-scale clean-cache chromium texlive screenshot study-data fuzz slurm-test
 
 setup: venv runtime build
 
@@ -101,11 +101,23 @@ $(REFERENCE_STAMP): | $(PY_STAMP)
 
 reference-venv: $(REFERENCE_STAMP)
 
+# Gemma's tokenizer as the sentencepiece library encodes it, on a model rebuilt from the GGUF
+# (tests/fixtures/gemma-tokenizer/cases.json, committed): authoring only, like the gradients.
+TOKENIZER_REFERENCE_PACKAGES := sentencepiece==0.2.3
+tokenizer-reference: | $(PY_STAMP) $(GEMMA_DIR)/card.json
+	$(VENV)/bin/pip install --quiet $(TOKENIZER_REFERENCE_PACKAGES)
+	$(PY) scripts/gemma_tokenizer_reference.py $(CACHE)/models/gemma-3-270m.gguf tests/fixtures/gemma-tokenizer/cases.json
+
 # Formatting and lints gate the tests: CI fails on either (same flags as a developer runs).
+# fuzz/ is its own workspace with its own lock file, which must hold every dependency of the
+# crate it fuzzes: --locked fails when it is stale (a dependency added to Cargo.toml and not
+# to fuzz/Cargo.lock), so fuzz builds stay reproducible.
 lint: venv
 	@command -v rustup >/dev/null && rustup component add rustfmt clippy >/dev/null 2>&1 || true
 	cargo fmt --check
 	cargo clippy --release --all-targets -- -D warnings
+	@cd fuzz && cargo metadata --locked --format-version 1 >/dev/null || { echo "fuzz/Cargo.lock is stale:" \
+	    "run 'cp Cargo.lock fuzz/ && (cd fuzz && cargo metadata --format-version 1 >/dev/null)' and commit fuzz/Cargo.lock" >&2; exit 1; }
 
 SKIP_LOG := target/test-skips.log
 

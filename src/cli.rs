@@ -25,7 +25,7 @@ pub enum Command {
     /// Evaluate a model (language modelling; downstream tasks).
     #[command(subcommand)]
     Eval(EvalCommand),
-    /// Calibrate in any language(s) and prune with Magnitude, Wanda or SparseGPT.
+    /// Calibrate in any language(s) and prune with Magnitude, Wanda, SparseGPT, SNIP or GraSP.
     Prune(PruneArgs),
     /// Get the data of downstream tasks.
     #[command(subcommand)]

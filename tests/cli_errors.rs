@@ -183,3 +183,30 @@ fn closed_stdout_ends_quietly() {
 
 /// SIGPIPE's number on Linux (every architecture this project builds for).
 const SIGPIPE: i32 = 13;
+
+/// The help of `prune` (the command list's line, its own summary, and `--method`) names every
+/// pruning method, taken from the method list itself so that a new method cannot be left out.
+#[test]
+fn prune_help_names_every_method() {
+    let help = |args: &[&str]| {
+        let out = common::bin().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The entry that starts with `start` (after indentation) and the wrapped lines under it.
+    fn entry(help: &str, start: &str) -> String {
+        let mut lines = help.lines().skip_while(|l| !l.trim_start().starts_with(start));
+        let first = lines.next().unwrap_or_else(|| panic!("no '{start}' in {help}"));
+        let wrapped = lines.take_while(|l| l.starts_with("    ") && !l.trim_start().starts_with('-'));
+        std::iter::once(first).chain(wrapped).collect::<Vec<_>>().join(" ")
+    }
+    let listed = entry(&help(&["--help"]), "prune ");
+    let own = help(&["prune", "--help"]);
+    let summary = own.split("Usage:").next().unwrap().to_string();
+    let method_flag = entry(&own, "--method ");
+    for (what, text) in [("polyprune --help", &listed), ("prune --help summary", &summary), ("prune --help --method", &method_flag)] {
+        for method in polyprune::prune::Method::all() {
+            assert!(text.to_lowercase().contains(method.name()), "{what} does not name {}: {text}", method.name());
+        }
+    }
+}

@@ -87,30 +87,39 @@ pub fn run(args: PruneArgs) -> Result<()> {
 }
 
 /// Sparsity by role; with `per_layer` (a global ranking, where layers end unequal) every layer's too.
+/// Sparsity is the zeros in the pruned weights; `pruned` counts the masks, which prune weights
+/// that were already zero first, so the two differ only where a row or group held more zeros.
 fn print_sparsity(pruned: &PrunedModel, per_layer: bool) -> Result<()> {
-    let mut by_role: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    let mut by_role: std::collections::BTreeMap<&str, (u64, u64, u64)> = Default::default();
     for l in &pruned.layers {
         let e = by_role.entry(l.layer.role.as_str()).or_default();
         e.0 += l.report.pruned;
-        e.1 += l.report.total;
+        e.1 += l.report.zero_count();
+        e.2 += l.report.total;
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{:<6} {:>12} {:>12} {:>9}", "role", "pruned", "weights", "sparsity")?;
-    for (role, (p, t)) in &by_role {
-        writeln!(out, "{:<6} {:>12} {:>12} {:>9.5}", role, p, t, *p as f64 / *t as f64)?;
+    writeln!(out, "{:<6} {:>12} {:>12} {:>12} {:>9}", "role", "pruned", "zeros", "weights", "sparsity")?;
+    for (role, (p, z, t)) in &by_role {
+        writeln!(out, "{:<6} {:>12} {:>12} {:>12} {:>9.5}", role, p, z, t, *z as f64 / *t as f64)?;
     }
     if per_layer {
-        writeln!(out, "{:<28} {:>12} {:>12} {:>9}", "layer", "pruned", "weights", "sparsity")?;
+        writeln!(out, "{:<28} {:>12} {:>12} {:>12} {:>9}", "layer", "pruned", "zeros", "weights", "sparsity")?;
         for l in &pruned.layers {
-            writeln!(out, "{:<28} {:>12} {:>12} {:>9.5}", l.layer.name, l.report.pruned, l.report.total, l.report.achieved)?;
+            let r = &l.report;
+            writeln!(out, "{:<28} {:>12} {:>12} {:>12} {:>9.5}", l.layer.name, r.pruned, r.zero_count(), r.total, r.zero_fraction())?;
         }
     }
     let invalid = pruned.layers.iter().filter(|l| l.report.nm_valid == Some(false)).count();
+    let (zeros, mask) = (pruned.overall_sparsity(), pruned.mask_sparsity());
     writeln!(
         out,
-        "overall sparsity {:.6} over {} layers{}",
-        pruned.overall_sparsity(),
+        "overall sparsity {zeros:.6} (zeros in the pruned weights) over {} layers{}{}",
         pruned.layers.len(),
+        if zeros != mask {
+            format!("; the masks prune {mask:.6} (some rows or groups held more zeros than their share)")
+        } else {
+            String::new()
+        },
         if pruned.layers.iter().any(|l| l.report.nm_valid.is_some()) {
             format!("; N:M groups invalid in {invalid} layers")
         } else {

@@ -14,6 +14,7 @@
 //! language model is scored at its own temperature.
 
 use super::error::PruneError;
+use super::selection::zeros_first;
 use super::snip::check_same_shape;
 use super::weight::LinearWeight;
 
@@ -23,9 +24,11 @@ pub fn grasp_scores(layer: &str, weight: &LinearWeight, hessian_gradient: &[f32]
     Ok(weight.data().iter().zip(hessian_gradient).map(|(&w, &hg)| -f64::from(w) * f64::from(hg)).collect())
 }
 
-/// What the lowest-first selection ranks by: `-S`, so that the highest `S` goes first.
+/// What the lowest-first selection ranks by: `-S`, so that the highest `S` goes first, with
+/// weights that are already zero before everything. A zero weight's `S` is 0, which sits in the
+/// middle of GraSP's signed range, so by score alone it would often be kept.
 pub fn grasp_keep_scores(layer: &str, weight: &LinearWeight, hessian_gradient: &[f32]) -> Result<Vec<f64>, PruneError> {
-    Ok(grasp_scores(layer, weight, hessian_gradient)?.into_iter().map(|s| -s).collect())
+    Ok(zeros_first(weight.data(), grasp_scores(layer, weight, hessian_gradient)?.into_iter().map(|s| -s).collect()))
 }
 
 #[cfg(test)]

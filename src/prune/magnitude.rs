@@ -4,13 +4,14 @@
 //! Neural Networks"; Zhu & Gupta 2017): score `S_ij = |W_ij|`. It ignores the calibration data,
 //! which makes it the control condition of a calibration-language benchmark. The scope is the
 //! whole matrix by default (as in Sun et al. 2023's magnitude baseline) or each output row; an
-//! N:M target always works per group of M inputs in a row. Ties follow `selection`'s rule.
+//! N:M target always works per group of M inputs in a row. Ties and weights that are already
+//! zero follow `selection`'s rules.
 
 use serde::{Deserialize, Serialize};
 
 use super::error::PruneError;
 use super::mask::Mask;
-use super::selection::{check_group_width, mask_from_matrix_scores, mask_from_row_scores};
+use super::selection::{check_group_width, mask_from_matrix_scores, mask_from_row_scores, zeros_first};
 use super::sparsity::SparsityTarget;
 use super::weight::LinearWeight;
 
@@ -29,7 +30,8 @@ pub enum MagnitudeScope {
 pub fn magnitude_mask(layer: &str, weight: &LinearWeight, target: SparsityTarget, scope: MagnitudeScope) -> Result<Mask, PruneError> {
     let (rows, cols) = (weight.out_features(), weight.in_features());
     check_group_width(layer, cols, target)?;
-    let scores: Vec<f64> = weight.data().iter().map(|w| f64::from(w.abs())).collect();
+    // |0| is already the lowest score; zeros_first only settles its ties with other zeros.
+    let scores = zeros_first(weight.data(), weight.data().iter().map(|w| f64::from(w.abs())).collect());
     Ok(match (target, scope) {
         (SparsityTarget::Unstructured(s), MagnitudeScope::PerMatrix) => {
             mask_from_matrix_scores(&scores, rows, cols, s.pruned_count(rows * cols))

@@ -71,6 +71,24 @@ pub struct PrunedLayer {
 }
 
 impl Method {
+    /// Every method once, with default settings (help texts and tests name them from here).
+    pub fn all() -> [Method; 5] {
+        let all = [
+            Method::Magnitude { scope: MagnitudeScope::PerMatrix },
+            Method::Wanda,
+            Method::SparseGpt(SparseGptConfig::default()),
+            Method::Snip { scope: SaliencyScope::Layer },
+            Method::Grasp { scope: SaliencyScope::Layer },
+        ];
+        // Exhaustive on purpose: a new method fails to compile here until it is listed above.
+        for method in &all {
+            match method {
+                Method::Magnitude { .. } | Method::Wanda | Method::SparseGpt(_) | Method::Snip { .. } | Method::Grasp { .. } => {}
+            }
+        }
+        all
+    }
+
     /// Short stable name: "magnitude", "wanda", "sparsegpt", "snip" or "grasp" (plus
     /// "-global" for a gradient saliency ranked over all layers).
     pub fn name(&self) -> &'static str {

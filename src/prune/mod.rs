@@ -33,6 +33,8 @@ pub mod wanda;
 pub mod weight;
 
 #[cfg(test)]
+mod existing_zeros;
+#[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod timing;

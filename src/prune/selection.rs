@@ -7,12 +7,30 @@
 //! matrix or a SparseGPT block it is the row-major flat index (lower row first, then lower
 //! column). Selection uses `select_nth_unstable_by`, O(len) on average, with that total order,
 //! so the result equals what a full stable sort would give.
+//!
+//! **A weight that is already zero is pruned before any other** ([`zeros_first`]). Models arrive
+//! with exact zeros (quantised checkpoints dequantise some weights to 0), and a zero weight
+//! costs nothing to prune whatever its score says: GraSP scores it 0, in the middle of its
+//! range, and SNIP and Wanda give it the same 0 as a weight on a dead input. Left to the score,
+//! such zeros can be kept while other weights are pruned, and the layer ends with more zeros
+//! than the target (on Gemma 3 270M, GraSP at 50% left 52.2%). Pruned first, they count toward
+//! the target, so a scope ends with exactly its share of zeros unless it already held more.
 
 use rayon::prelude::*;
 
 use super::error::PruneError;
 use super::mask::Mask;
 use super::sparsity::SparsityTarget;
+
+/// `scores` with every score of an exact-zero weight (`-0.0` included) lowered to `-inf`, so the
+/// selection prunes those weights first; ties among them keep the lower-index rule.
+pub(super) fn zeros_first(weights: &[f32], mut scores: Vec<f64>) -> Vec<f64> {
+    assert_eq!(weights.len(), scores.len(), "one score per weight");
+    for (score, _) in scores.iter_mut().zip(weights).filter(|(_, &w)| w == 0.0) {
+        *score = f64::NEG_INFINITY;
+    }
+    scores
+}
 
 /// Indices (ascending) of the `k` lowest `scores` under the module's tie rule. Scores must not be
 /// NaN (callers only pass scores built from validated finite weights and statistics).

@@ -9,12 +9,19 @@
 //! normalising by the sum, which does not change the order). The weights are not updated.
 
 use super::error::PruneError;
+use super::selection::zeros_first;
 use super::weight::LinearWeight;
 
 /// `|W_ij * G_ij|` (row-major, f64) for a layer and its loss gradient in the same layout.
 pub fn snip_scores(layer: &str, weight: &LinearWeight, gradient: &[f32]) -> Result<Vec<f64>, PruneError> {
     check_same_shape(layer, "gradient", weight, gradient)?;
     Ok(weight.data().iter().zip(gradient).map(|(&w, &g)| (f64::from(w) * f64::from(g)).abs()).collect())
+}
+
+/// What the lowest-first selection ranks by: the score, with weights that are already zero first
+/// (a nonzero weight whose gradient is 0 also scores 0, and must not take a zero's place).
+pub fn snip_keep_scores(layer: &str, weight: &LinearWeight, gradient: &[f32]) -> Result<Vec<f64>, PruneError> {
+    Ok(zeros_first(weight.data(), snip_scores(layer, weight, gradient)?))
 }
 
 /// `values` must be finite and as many as the layer's weights.

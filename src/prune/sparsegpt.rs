@@ -15,7 +15,10 @@
 //! 4. Columns are processed in blocks of `B` (128) with lazy batch updates. Per block the mask is
 //!    chosen adaptively from the OBS saliency `w^2 / [U]_jj^2`: unstructured, the
 //!    `floor(s * rows * B)` lowest of the whole block; N:M, at each group start, the `n` lowest
-//!    of the next `m` columns in each row.
+//!    of the next `m` columns in each row. Weights that are zero when their block (or group) is
+//!    chosen are pruned first (`selection`'s rule); a block holding more zeros than its quota
+//!    prunes them all, and the blocks after it prune that many fewer, so the layer's zeros
+//!    stay at the target (dead inputs or a sparse checkpoint would otherwise add to it).
 //! 5. For each column `j`: `q = w` masked, `err = (w - q) / U_jj`, and the OBS update
 //!    `W[:, j+1..] -= err * U[j, j+1..]` inside the block; after the block,
 //!    `W[:, block end..] -= Err * U[block, block end..]`.
@@ -152,10 +155,23 @@ pub fn sparsegpt_prune(
     }
 
     let mut mask = Mask::all_kept(rows, cols);
+    // Weights pruned so far beyond the blocks' own quotas: zeros a block held past its quota,
+    // all pruned there and so owed by the blocks after it.
+    let mut surplus = 0;
     for block_start in (0..cols).step_by(config.block_size) {
         let block_end = (block_start + config.block_size).min(cols);
-        let pruned = prune_block(&mut w, &hinv, rows, cols, block_start..block_end, target);
         let count = block_end - block_start;
+        let quota = match target {
+            SparsityTarget::Unstructured(s) => {
+                let own = s.pruned_count(rows * count);
+                let zeros = w.chunks(cols.max(1)).map(|row| row[block_start..block_end].iter().filter(|&&v| v == 0.0).count()).sum();
+                let quota = own.saturating_sub(surplus).max(zeros);
+                surplus = surplus + quota - own;
+                quota
+            }
+            SparsityTarget::NM(_) => 0,
+        };
+        let pruned = prune_block(&mut w, &hinv, rows, cols, block_start..block_end, target, quota);
         for (index, _) in pruned.iter().enumerate().filter(|(_, &p)| p) {
             mask.set(index / count, block_start + index % count, false);
         }
@@ -220,18 +236,26 @@ fn upper_cholesky_of_inverse(h: &Mat<f64>) -> Result<Vec<f64>, usize> {
 
 /// Prunes the columns `block` of `w` (row-major `rows x cols`) in place, applies the lazy
 /// update to the columns after it, and returns the block's pruned flags (row-major
-/// `rows x block.len()`).
-fn prune_block(w: &mut [f64], hinv: &[f64], rows: usize, cols: usize, block: std::ops::Range<usize>, target: SparsityTarget) -> Vec<bool> {
+/// `rows x block.len()`). Unstructured targets prune the `quota` lowest of the block.
+fn prune_block(
+    w: &mut [f64],
+    hinv: &[f64],
+    rows: usize,
+    cols: usize,
+    block: std::ops::Range<usize>,
+    target: SparsityTarget,
+    quota: usize,
+) -> Vec<bool> {
     let count = block.len();
     let mut pruned = vec![false; rows * count];
-    if let SparsityTarget::Unstructured(s) = target {
+    if let SparsityTarget::Unstructured(_) = target {
         let scores: Vec<f64> = (0..rows * count)
             .map(|index| {
                 let j = block.start + index % count;
                 obs_score(w[(index / count) * cols + j], hinv[j * cols + j])
             })
             .collect();
-        for index in lowest_k(&scores, s.pruned_count(rows * count)) {
+        for index in lowest_k(&scores, quota) {
             pruned[index] = true;
         }
     }
@@ -249,8 +273,13 @@ fn prune_block(w: &mut [f64], hinv: &[f64], rows: usize, cols: usize, block: std
     pruned
 }
 
-/// OBS saliency of pruning weight `w` with inverse-Hessian factor diagonal `u_jj`: `w^2 / u_jj^2`.
+/// OBS saliency of pruning weight `w` with inverse-Hessian factor diagonal `u_jj`: `w^2 / u_jj^2`;
+/// `-inf` for a weight that is already zero, which goes first (`selection`'s rule; its
+/// saliency is 0 anyway, and `-inf` keeps it ahead of a tiny weight whose square underflows).
 fn obs_score(w: f64, u_jj: f64) -> f64 {
+    if w == 0.0 {
+        return f64::NEG_INFINITY;
+    }
     (w * w) / (u_jj * u_jj)
 }
 

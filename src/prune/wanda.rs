@@ -5,11 +5,12 @@
 //! channel `j` over all calibration tokens. Comparison group ("per output" in the paper): each
 //! output row on its own; the `k = floor(s * in_features)` lowest scores of each row are pruned. For N:M
 //! targets the `n` lowest of each group of `m` consecutive inputs are pruned. The weights are
-//! not updated. Ties follow `selection`'s rule (lower column first).
+//! not updated. Ties follow `selection`'s rule (lower column first), and weights that are already
+//! zero are pruned first.
 
 use super::error::PruneError;
 use super::mask::Mask;
-use super::selection::{check_group_width, mask_from_row_scores};
+use super::selection::{check_group_width, mask_from_row_scores, zeros_first};
 use super::sparsity::SparsityTarget;
 use super::statistics::InputStatistics;
 use super::weight::LinearWeight;
@@ -28,7 +29,8 @@ pub fn wanda_mask(layer: &str, weight: &LinearWeight, statistics: &InputStatisti
     let (rows, cols) = (weight.out_features(), weight.in_features());
     check_group_width(layer, cols, target)?;
     check_statistics(layer, cols, statistics)?;
-    let scores = wanda_scores(weight, &statistics.column_norms());
+    // A weight on a dead input scores 0 like a zero weight; the zero weight goes first.
+    let scores = zeros_first(weight.data(), wanda_scores(weight, &statistics.column_norms()));
     Ok(mask_from_row_scores(&scores, rows, cols, target))
 }
 
@@ -65,11 +67,18 @@ mod tests {
     fn masks_equal_brute_force_per_row() {
         let (rows, cols) = (7, 16);
         let stats = statistics_with_repeated_norms(cols);
-        // Independent score: |w| * sqrt(3 * c^2) with c = col % 3 (three tokens of value c).
+        // Independent score: |w| * sqrt(3 * c^2) with c = col % 3 (three tokens of value c),
+        // below everything for a weight that is already zero (then a dead input's weight, whose
+        // score is also 0, must not go first by its lower column).
         let norms: Vec<f64> = (0..cols).map(|j| (3.0 * ((j % 3) as f64).powi(2)).sqrt()).collect();
         for seed in 0..4 {
             let weight = discrete_layer(seed, rows, cols);
-            let scores: Vec<f64> = weight.data().iter().enumerate().map(|(i, w)| f64::from(w.abs()) * norms[i % cols]).collect();
+            let scores: Vec<f64> = weight
+                .data()
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| if w == 0.0 { f64::NEG_INFINITY } else { f64::from(w.abs()) * norms[i % cols] })
+                .collect();
             for target in unstructured_targets().into_iter().chain(nm_targets()) {
                 let mask = wanda_mask("fc", &weight, &stats, target).unwrap();
                 assert_eq!(mask, brute_force_mask(&scores, rows, cols, target, false), "{target}");

@@ -14,7 +14,7 @@ use crate::model::gradient::rows_of;
 use crate::model::weights::{stored_layout, WeightStore};
 use crate::model::{LinearLayer, ModelDir};
 use crate::prune::grasp::grasp_keep_scores;
-use crate::prune::snip::snip_scores;
+use crate::prune::snip::snip_keep_scores;
 use crate::prune::{
     saliency_masks, InputStatistics, LinearWeight, Mask, Method, SaliencyScope, ScoredLayer, SparsityReport, SparsityTarget, StatisticsNeed,
 };
@@ -52,11 +52,23 @@ pub struct PrunedModel {
 }
 
 impl PrunedModel {
-    /// Pruned weights / all weights of the pruned layers, exact to the element.
+    /// Zero weights / all weights of the pruned layers after pruning, exact to the element:
+    /// the sparsity the pruned model really has.
     pub fn overall_sparsity(&self) -> f64 {
+        let zeros: u64 = self.layers.iter().map(|l| l.report.zero_count()).sum();
+        zeros as f64 / self.total_weights().max(1) as f64
+    }
+
+    /// Weights the masks prune / all weights of the pruned layers. Equal to
+    /// [`PrunedModel::overall_sparsity`] unless some row or N:M group already held more zeros
+    /// than its share (the methods prune existing zeros first).
+    pub fn mask_sparsity(&self) -> f64 {
         let pruned: u64 = self.layers.iter().map(|l| l.report.pruned).sum();
-        let total: u64 = self.layers.iter().map(|l| l.report.total).sum();
-        pruned as f64 / total.max(1) as f64
+        pruned as f64 / self.total_weights().max(1) as f64
+    }
+
+    fn total_weights(&self) -> u64 {
+        self.layers.iter().map(|l| l.report.total).sum()
     }
 }
 
@@ -78,7 +90,7 @@ fn prune_layer(
     if result_needs_mask(method) {
         result.mask.apply(&mut new)?;
     }
-    let report = SparsityReport::new(&layer.name, target, &result.mask);
+    let report = SparsityReport::new(&layer.name, target, &result.mask, &new);
     Ok((weight_override(layer, new), PrunedLayerOutput { layer: layer.clone(), mask: result.mask, report }))
 }
 
@@ -104,7 +116,7 @@ fn saliency_of(saliency: &GradientSaliency, layer: &LinearLayer, method: &Method
             let hg = saliency.hessian_gradient.as_ref().and_then(|h| h.of(layer)).ok_or_else(missing)?;
             grasp_keep_scores(&layer.name, &weight, &rows_of(hg))?
         }
-        _ => snip_scores(&layer.name, &weight, &rows_of(saliency.gradient.of(layer).ok_or_else(missing)?))?,
+        _ => snip_keep_scores(&layer.name, &weight, &rows_of(saliency.gradient.of(layer).ok_or_else(missing)?))?,
     };
     Ok((weight, ScoredLayer { name: layer.name.clone(), rows: d_out, cols: d_in, scores }))
 }
@@ -143,7 +155,7 @@ fn prune_by_saliency(
     for (layer, weight, mask) in results {
         let mut data = weight.into_data();
         mask.apply(&mut data)?;
-        let report = SparsityReport::new(&layer.name, job.target, &mask);
+        let report = SparsityReport::new(&layer.name, job.target, &mask, &data);
         overrides.push(weight_override(&layer, data));
         outputs.push(PrunedLayerOutput { layer, mask, report });
     }

@@ -246,6 +246,10 @@ pub struct SparsityRow {
     pub achieved: f64,
     /// Whether every group obeys the N:M pattern; empty for unstructured targets.
     pub nm_valid: Option<bool>,
+    /// Weights exactly zero after pruning (`pruned` plus zeros the mask kept); the column is
+    /// absent from files written before these were counted.
+    #[serde(default)]
+    pub zeros: Option<u64>,
 }
 
 impl SparsityRow {
@@ -263,6 +267,7 @@ impl SparsityRow {
                 total: l.report.total,
                 achieved: l.report.achieved,
                 nm_valid: l.report.nm_valid,
+                zeros: l.report.zeros,
             })
             .collect()
     }

@@ -207,7 +207,8 @@ pub struct UnitResults {
     pub record: Option<UnitRecord>,
     pub perplexity: Vec<PerplexitySummaryRow>,
     pub tasks: Vec<TaskSummaryRow>,
-    /// (pruned, total) weights over the pruned layers.
+    /// (zero, total) weights over the pruned layers after pruning (the masks' count in folders
+    /// written before zeros were counted).
     pub sparsity: Option<(u64, u64)>,
 }
 
@@ -241,7 +242,7 @@ fn read_unit(dir: &StudyDir, unit: &Unit) -> Result<UnitResults, StoreError> {
     let folder = dir.unit(unit);
     let sparsity = if folder.has_sparsity() {
         let rows = folder.read_sparsity()?;
-        (!rows.is_empty()).then(|| (rows.iter().map(|r| r.pruned).sum(), rows.iter().map(|r| r.total).sum()))
+        (!rows.is_empty()).then(|| (rows.iter().map(|r| r.zeros.unwrap_or(r.pruned)).sum(), rows.iter().map(|r| r.total).sum()))
     } else {
         None
     };

@@ -105,7 +105,7 @@ pub fn prune(opts: &PruneOptions, progress: &mut dyn Progress) -> Result<PruneRu
             "mode": capture.mode,
             "include": opts.filter.include, "exclude": opts.filter.exclude,
             "model": model.identity(), "timings": pruned.timings,
-            "overall_sparsity": pruned.overall_sparsity(),
+            "overall_sparsity": pruned.overall_sparsity(), "mask_sparsity": pruned.mask_sparsity(),
         });
         let results_dir = new_run(&opts.results, RunKind::Prune, &format!("{}-{}", method.name(), calibration));
         write_results(&results_dir, &model, &pruned, set.as_ref(), &record, started)?;

@@ -33,7 +33,7 @@ const TOKEN_EMBD_ROW_262143_SUM: f64 = -0.03731584548950195;
 
 const SUM_TOLERANCE: f64 = 1e-9;
 
-fn model_path() -> Option<PathBuf> {
+pub(crate) fn model_path() -> Option<PathBuf> {
     let path = std::env::var_os("POLYPRUNE_GEMMA_GGUF")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/models/gemma-3-270m.gguf"));

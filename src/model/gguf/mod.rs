@@ -54,7 +54,7 @@ mod corruption_tests;
 #[cfg(test)]
 mod fixture_tests;
 #[cfg(test)]
-mod gemma_tests;
+pub(crate) mod gemma_tests;
 
 pub use convert::{FromMetadata, Mismatch};
 pub use error::GgufError;

@@ -6,6 +6,12 @@
 //!   characters that are not pieces fall back to `<0xNN>` byte tokens. This is exactly a BPE whose
 //!   merge list holds every split of every piece into two pieces, ranked by the merged piece's
 //!   score (ties by id), so it is written as a `tokenizers` BPE model with byte fallback.
+//!   User-defined pieces (token type 4: Gemma's runs of spaces, tabs and newlines, its HTML
+//!   tags) are not merged into: SentencePiece cuts them out of the text first, longest match
+//!   leftmost, and BPE-merges only what lies between them. They become added tokens, matched
+//!   after the space -> U+2581 normalizer, so a run of spaces is one token (`▁mi ▁▁ sono`, not
+//!   `▁mi ▁ ▁sono`), as SentencePiece itself encodes it (`scripts/gemma_tokenizer_reference.py`).
+//!   llama.cpp's converter stores their U+2581 as plain spaces, which the normalizer undoes.
 //! * `gpt2` (byte-level BPE, Llama 3 / Qwen2 / SmolLM2): the file stores the merges; the
 //!   pre-tokenizer is chosen from `tokenizer.ggml.pre`.
 
@@ -46,7 +52,11 @@ pub fn tokenizer_json(g: &GgufFile) -> Result<TokenizerJson, ModelError> {
             if scores.len() != tokens.len() {
                 return Err(damaged(format!("{} scores for {} tokens", scores.len(), tokens.len())));
             }
-            sentencepiece_bpe(tokens, &scores, bos_for_template)
+            let types = g.metadata().get_opt::<Vec<i32>>("tokenizer.ggml.token_type")?.unwrap_or_default();
+            if !types.is_empty() && types.len() != tokens.len() {
+                return Err(damaged(format!("{} token types for {} tokens", types.len(), tokens.len())));
+            }
+            sentencepiece_bpe(tokens, &scores, &types, bos_for_template)
         }
         "gpt2" => {
             let merges = g.metadata().get_str_array("tokenizer.ggml.merges")?;
@@ -105,7 +115,26 @@ fn bos_template(bos: Option<(u32, String)>) -> Value {
     }
 }
 
-fn sentencepiece_bpe(tokens: &[String], scores: &[f32], bos: Option<(u32, String)>) -> Value {
+/// GGUF's `tokenizer.ggml.token_type` of a piece SentencePiece treats as user-defined.
+const USER_DEFINED: i32 = 4;
+
+/// The user-defined pieces as `tokenizers` added tokens: matched in the normalized text (their
+/// spaces normalized like the text's), not special (they are text, kept when decoding).
+fn user_defined_tokens(tokens: &[String], types: &[i32], vocab: &HashMap<&str, u32>) -> Vec<Value> {
+    let mut pieces: Vec<&str> =
+        tokens.iter().zip(types).filter(|(t, &kind)| kind == USER_DEFINED && !t.is_empty()).map(|(t, _)| t.as_str()).collect();
+    pieces.sort_by_key(|p| vocab[p]);
+    pieces.dedup();
+    pieces
+        .into_iter()
+        .map(|piece| {
+            json!({"id": vocab[piece], "content": piece, "single_word": false, "lstrip": false, "rstrip": false,
+                   "normalized": true, "special": false})
+        })
+        .collect()
+}
+
+fn sentencepiece_bpe(tokens: &[String], scores: &[f32], types: &[i32], bos: Option<(u32, String)>) -> Value {
     let vocab = vocab_map(tokens);
     let merges: Vec<Value> = sentencepiece_merges(&vocab, scores).into_iter().map(|(l, r)| json!([l, r])).collect();
     let unk = tokens.iter().find(|t| t.as_str() == "<unk>").cloned();
@@ -113,7 +142,7 @@ fn sentencepiece_bpe(tokens: &[String], scores: &[f32], bos: Option<(u32, String
         "version": "1.0",
         "truncation": null,
         "padding": null,
-        "added_tokens": [],
+        "added_tokens": user_defined_tokens(tokens, types, &vocab),
         "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"},
         "pre_tokenizer": null,
         "post_processor": bos_template(bos),
@@ -243,5 +272,90 @@ mod fuzz_regressions {
         let tok = import(byte_level(&["a", "b", "ab"], &["a b"])).unwrap();
         let loaded: tokenizers::Tokenizer = tok.json.parse().unwrap();
         assert_eq!(loaded.encode("ab", false).unwrap().get_ids(), &[2]);
+    }
+}
+
+/// SentencePiece's user-defined pieces, on a small vocabulary and on Gemma's own.
+#[cfg(test)]
+mod user_defined_pieces {
+    use super::*;
+    use crate::model::gguf::test_builder::{EncodedValue as V, GgufBuilder};
+
+    fn numbers(type_id: u32, values: Vec<[u8; 4]>) -> V {
+        let mut array = type_id.to_le_bytes().to_vec();
+        array.extend_from_slice(&(values.len() as u64).to_le_bytes());
+        array.extend(values.into_iter().flatten());
+        V::raw(9, array)
+    }
+
+    fn loaded(g: &GgufFile) -> tokenizers::Tokenizer {
+        tokenizer_json(g).unwrap().json.parse().unwrap()
+    }
+
+    /// The vocabulary's pieces for the ids of `text` (an added token's `get_tokens` shows its
+    /// normalized text instead).
+    fn pieces(tok: &tokenizers::Tokenizer, text: &str) -> Vec<String> {
+        tok.encode(text, false).unwrap().get_ids().iter().map(|&id| tok.id_to_token(id).unwrap()).collect()
+    }
+
+    /// "  " (two spaces, stored as GGUF stores Gemma's) is user-defined; "▁b" outscores every
+    /// other merge. By score alone "a  b" is `a ▁ ▁b`; SentencePiece cuts the user-defined
+    /// run out first and merges only around it: `a`, the run, `b`. Three spaces hold the
+    /// two-space run and one more (longest match first, leftmost). A literal U+2581 counts as
+    /// a space (it is what a space normalizes to); tabs and newlines work the same way.
+    #[test]
+    fn user_defined_pieces_are_cut_out_before_merging() {
+        let tokens = ["<unk>", "a", "b", "\u{2581}", "\u{2581}b", "  ", "\t\t", "\t", "<x>", "<", "x", ">", "<x"];
+        let scores = [0.0f32, -1.0, -2.0, -3.0, -0.5, -1000.0, -1000.0, -1000.0, -1000.0, -4.0, -5.0, -6.0, -0.1];
+        let types = [3i32, 1, 1, 1, 1, 4, 4, 4, 4, 1, 1, 1, 1];
+        let gguf = |types: Option<&[i32]>| {
+            let mut b = GgufBuilder::new()
+                .kv("tokenizer.ggml.model", V::string("llama"))
+                .kv("tokenizer.ggml.tokens", V::string_array(&tokens))
+                .kv("tokenizer.ggml.scores", numbers(6, scores.iter().map(|s| s.to_le_bytes()).collect()))
+                .kv("tokenizer.ggml.add_bos_token", V::bool(false));
+            if let Some(types) = types {
+                b = b.kv("tokenizer.ggml.token_type", numbers(5, types.iter().map(|t| t.to_le_bytes()).collect()));
+            }
+            GgufFile::from_bytes("vocab.gguf", b.build()).unwrap()
+        };
+        let tok = loaded(&gguf(Some(&types)));
+        assert_eq!(pieces(&tok, "a  b"), ["a", "  ", "b"]);
+        assert_eq!(pieces(&tok, "a   b"), ["a", "  ", "\u{2581}b"]);
+        assert_eq!(pieces(&tok, "a \u{2581}b"), ["a", "  ", "b"]);
+        assert_eq!(pieces(&tok, "a b"), ["a", "\u{2581}b"]);
+        assert_eq!(pieces(&tok, "a\t\t\tb"), ["a", "\t\t", "\t", "b"]);
+        // "<x" outscores everything, but "<x>" is cut out whole first.
+        assert_eq!(pieces(&tok, "a<x>b"), ["a", "<x>", "b"]);
+        assert_eq!(tok.decode(tok.encode("a  b<x>\t\t", false).unwrap().get_ids(), true).unwrap(), "a  b<x>\t\t");
+        // Without token types (older files) nothing is user-defined: merges by score alone.
+        assert_eq!(pieces(&loaded(&gguf(None)), "a  b"), ["a", "\u{2581}", "\u{2581}b"]);
+        let short = GgufBuilder::new()
+            .kv("tokenizer.ggml.model", V::string("llama"))
+            .kv("tokenizer.ggml.tokens", V::string_array(&tokens))
+            .kv("tokenizer.ggml.scores", numbers(6, scores.iter().map(|s| s.to_le_bytes()).collect()))
+            .kv("tokenizer.ggml.token_type", numbers(5, types[..3].iter().map(|t| t.to_le_bytes()).collect()));
+        let err = tokenizer_json(&GgufFile::from_bytes("vocab.gguf", short.build()).unwrap()).err().unwrap();
+        assert!(err.to_string().contains("3 token types for 13 tokens"), "{err}");
+    }
+
+    /// Gemma 3's tokenizer.json against the sentencepiece library encoding the same texts with a
+    /// model rebuilt from the GGUF's pieces, scores and types (`tests/fixtures/gemma-tokenizer/`,
+    /// written by `scripts/gemma_tokenizer_reference.py`): runs of spaces, tabs and newlines
+    /// in every position, HTML tags, control-token text, bytes. Exact ids.
+    #[test]
+    fn gemma_token_ids_equal_sentencepiece_on_runs_of_whitespace() {
+        let Some(path) = crate::model::gguf::gemma_tests::model_path() else { return };
+        let reference: Value = serde_json::from_str(include_str!("../../../tests/fixtures/gemma-tokenizer/cases.json")).unwrap();
+        let tok = loaded(&GgufFile::open(path).unwrap());
+        let cases = reference["cases"].as_array().unwrap();
+        for case in cases {
+            let text = case["text"].as_str().unwrap();
+            let expected: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            assert_eq!(tok.encode(text, false).unwrap().get_ids(), expected.as_slice(), "{text:?}");
+        }
+        assert_eq!(cases.len(), 123);
+        // The XCOPA choice that scored 16 nats off: the double space is one token (138).
+        assert_eq!(pieces(&tok, " Oggi mi  sono")[1..], ["\u{2581}mi", "  ", "sono"]);
     }
 }
