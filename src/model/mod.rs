@@ -15,6 +15,7 @@ pub mod gradient;
 pub mod graph;
 pub mod import;
 pub mod onnx;
+pub mod rope;
 pub mod synth;
 pub mod weights;
 

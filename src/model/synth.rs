@@ -25,6 +25,7 @@ use super::builder::WeightFile;
 use super::card::{ModelCard, SourceFile, SyntheticOrigin};
 use super::decoder::{Activation, DecoderSpec, Norm, WeightTable};
 use super::import::{self, TOKENIZER_FILE, WEIGHTS_FILE};
+use super::rope::RopeScaling;
 use super::ModelError;
 use crate::progress::Progress;
 
@@ -68,6 +69,9 @@ pub struct Shape {
     pub norm_eps: f32,
     /// The (global) rotary base.
     pub rope_base: f64,
+    /// The configuration's rotary scaling (`rope_scaling`); Gemma 3 applies it to the global
+    /// layers only.
+    pub rope_scaling: Option<RopeScaling>,
     /// The context length of the configuration (the rotary tables are capped below it).
     pub context: usize,
     pub tied_output: bool,
@@ -101,6 +105,7 @@ pub const SHAPES: &[Shape] = &[
         vocab_size: 262_144,
         norm_eps: 1e-6,
         rope_base: 1_000_000.0,
+        rope_scaling: None,
         context: 32_768,
         tied_output: true,
         bos: Some((2, "<bos>")),
@@ -120,6 +125,7 @@ pub const SHAPES: &[Shape] = &[
         vocab_size: 262_144,
         norm_eps: 1e-6,
         rope_base: 1_000_000.0,
+        rope_scaling: None,
         context: 32_768,
         tied_output: true,
         bos: Some((2, "<bos>")),
@@ -128,8 +134,7 @@ pub const SHAPES: &[Shape] = &[
         source: "google/gemma-3-1b-pt config.json",
     },
     Shape {
-        // The 4B's global layers also scale rotary positions by 8 (rope_scaling linear); the
-        // graph, like the gemma3 importer, does not: the cost of a forward pass is the same.
+        // The 4B's global layers scale rotary positions by 8 (rope_scaling linear, factor 8).
         // Its vocabulary is the 262,144 pieces padded to 262,208 embedding rows.
         name: "gemma-3-4b",
         family: Family::Gemma3 { window: 1024, local_rope_base: GEMMA3_LOCAL_BASE, global_every: GEMMA3_GLOBAL_EVERY },
@@ -142,6 +147,7 @@ pub const SHAPES: &[Shape] = &[
         vocab_size: 262_208,
         norm_eps: 1e-6,
         rope_base: 1_000_000.0,
+        rope_scaling: Some(RopeScaling::Linear { factor: 8.0 }),
         context: 131_072,
         tied_output: true,
         bos: Some((2, "<bos>")),
@@ -161,12 +167,33 @@ pub const SHAPES: &[Shape] = &[
         vocab_size: 128_256,
         norm_eps: 1e-5,
         rope_base: 500_000.0,
+        rope_scaling: None,
         context: 8192,
         tied_output: false,
         bos: Some((128_000, "<|begin_of_text|>")),
         eos: (128_001, "<|end_of_text|>"),
         tokenizer: TokenizerPlan::ByteLevel,
         source: "meta-llama/Meta-Llama-3-8B config.json",
+    },
+    Shape {
+        name: "llama-3.1-8b",
+        family: Family::Llama,
+        blocks: 32,
+        d_model: 4096,
+        n_heads: 32,
+        n_kv_heads: 8,
+        head_dim: 128,
+        ffn_dim: 14_336,
+        vocab_size: 128_256,
+        norm_eps: 1e-5,
+        rope_base: 500_000.0,
+        rope_scaling: Some(RopeScaling::llama_3_1()),
+        context: 131_072,
+        tied_output: false,
+        bos: Some((128_000, "<|begin_of_text|>")),
+        eos: (128_001, "<|end_of_text|>"),
+        tokenizer: TokenizerPlan::ByteLevel,
+        source: "meta-llama/Llama-3.1-8B config.json (rope_scaling: llama3, factor 8, low 1, high 4, original 8192)",
     },
     Shape {
         name: "qwen2.5-0.5b",
@@ -180,6 +207,7 @@ pub const SHAPES: &[Shape] = &[
         vocab_size: 151_936,
         norm_eps: 1e-6,
         rope_base: 1_000_000.0,
+        rope_scaling: None,
         context: 32_768,
         tied_output: true,
         bos: None,
@@ -199,6 +227,7 @@ pub const SHAPES: &[Shape] = &[
         vocab_size: 256_000,
         norm_eps: 1e-5,
         rope_base: 10_000.0,
+        rope_scaling: None,
         context: 8192,
         tied_output: true,
         bos: Some((5, "<BOS_TOKEN>")),
@@ -333,6 +362,7 @@ impl Shape {
             logit_scale: None,
             attn_scale: 1.0 / (self.head_dim as f32).sqrt(),
             rope_base: vec![self.rope_base; n],
+            rope_scaling: vec![self.rope_scaling.clone(); n],
             sliding_window: vec![None; n],
             max_positions: self.context.min(max_positions),
         };
@@ -346,6 +376,9 @@ impl Shape {
                 spec.sandwich_norms = true;
                 spec.embed_scale = Some((self.d_model as f32).sqrt());
                 spec.rope_base = (0..n).map(|i| if global(i) { self.rope_base } else { local_rope_base }).collect();
+                spec.rope_scaling = (0..n).map(|i| if global(i) { self.rope_scaling.clone() } else { None }).collect();
+                // query_pre_attn_scalar is the head size in every shape here (not the 27B).
+                spec.attn_scale = super::import::gemma3_attn_scale(self.blocks, self.d_model, self.n_heads, self.head_dim);
                 spec.sliding_window = (0..n).map(|i| if global(i) { None } else { Some(window) }).collect();
             }
             Family::Llama => spec.architecture = "llama".into(),
@@ -386,7 +419,7 @@ pub fn plan(like: &str, blocks: Option<usize>, max_positions: usize) -> Result<S
             None => roles.push(RoleSize { role, tensors: 1, params }),
         }
     }
-    for _ in 0..2 * spec.distinct_rope_bases().len() {
+    for _ in 0..2 * spec.distinct_rotaries().len() {
         weight_bytes = aligned(weight_bytes) + (spec.max_positions * spec.head_dim * 4) as u64;
     }
     let params = roles.iter().map(|r| r.params).sum();

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::mask::Mask;
+use super::sparsegpt::DampingUsed;
 use super::sparsity::{Pattern, SparsityTarget};
 
 /// Per-layer summary of a pruning result; serialisable for the run's index files.
@@ -26,6 +27,10 @@ pub struct SparsityReport {
     pub achieved: f64,
     /// For N:M requests, whether every group satisfies the pattern; `None` for unstructured.
     pub nm_valid: Option<bool>,
+    /// SparseGPT: the Hessian dampening the layer was solved with (absent for other methods,
+    /// and in reports written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damping: Option<DampingUsed>,
 }
 
 impl SparsityReport {
@@ -38,7 +43,22 @@ impl SparsityReport {
             SparsityTarget::Unstructured(_) => None,
             SparsityTarget::NM(nm) => Some(mask.is_nm_valid(nm)),
         };
-        Self { layer: layer.to_string(), requested: target.sparsity(), pattern: target.pattern(), pruned, total, achieved, nm_valid }
+        Self {
+            layer: layer.to_string(),
+            requested: target.sparsity(),
+            pattern: target.pattern(),
+            pruned,
+            total,
+            achieved,
+            nm_valid,
+            damping: None,
+        }
+    }
+
+    /// The report with the dampening SparseGPT used on the layer recorded.
+    pub fn with_damping(mut self, damping: Option<DampingUsed>) -> Self {
+        self.damping = damping;
+        self
     }
 }
 
@@ -63,6 +83,11 @@ mod tests {
         let report = SparsityReport::new("fc", unstructured, &mask);
         assert_eq!(report.nm_valid, None);
         let json = serde_json::to_string(&report).unwrap();
+        assert!(!json.contains("damping"), "no dampening field for methods without one: {json}");
         assert_eq!(serde_json::from_str::<SparsityReport>(&json).unwrap(), report);
+        let damped = report.with_damping(Some(DampingUsed { requested: 0.01, used: 0.1, attempts: 2 }));
+        let json = serde_json::to_string(&damped).unwrap();
+        assert!(json.contains(r#""damping":{"requested":0.01,"used":0.1,"attempts":2}"#), "{json}");
+        assert_eq!(serde_json::from_str::<SparsityReport>(&json).unwrap(), damped);
     }
 }

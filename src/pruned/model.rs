@@ -78,7 +78,7 @@ fn prune_layer(
     if result_needs_mask(method) {
         result.mask.apply(&mut new)?;
     }
-    let report = SparsityReport::new(&layer.name, target, &result.mask);
+    let report = SparsityReport::new(&layer.name, target, &result.mask).with_damping(result.damping);
     Ok((weight_override(layer, new), PrunedLayerOutput { layer: layer.clone(), mask: result.mask, report }))
 }
 

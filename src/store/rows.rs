@@ -246,6 +246,10 @@ pub struct SparsityRow {
     pub achieved: f64,
     /// Whether every group obeys the N:M pattern; empty for unstructured targets.
     pub nm_valid: Option<bool>,
+    /// SparseGPT's Hessian dampening (fraction of the mean diagonal) the layer was solved with;
+    /// empty for other methods and in files written before it was recorded.
+    #[serde(default)]
+    pub damping: Option<f64>,
 }
 
 impl SparsityRow {
@@ -263,6 +267,7 @@ impl SparsityRow {
                 total: l.report.total,
                 achieved: l.report.achieved,
                 nm_valid: l.report.nm_valid,
+                damping: l.report.damping.map(|d| d.used),
             })
             .collect()
     }

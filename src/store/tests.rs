@@ -139,7 +139,7 @@ fn task_rows_round_trip() {
 
 #[test]
 fn pruning_rows_round_trip() {
-    let row = |nm_valid| SparsityRow {
+    let row = |nm_valid, damping| SparsityRow {
         layer: "blk.0.ffn_up.weight".into(),
         block: 0,
         role: "ffn_up".into(),
@@ -149,8 +149,9 @@ fn pruning_rows_round_trip() {
         total: 1024,
         achieved: 0.5,
         nm_valid,
+        damping,
     };
-    round_trip_csv("sparsity", vec![row(Some(true)), row(None)]);
+    round_trip_csv("sparsity", vec![row(Some(true), None), row(None, Some(0.1))]);
     round_trip_csv(
         "manifest",
         vec![CalibrationManifestRow {
