@@ -785,6 +785,49 @@ mod tests {
     }
 
     #[test]
+    fn gemma_3_4b_carries_linear_scaling_on_its_global_layers() {
+        let spec = shape("gemma-3-4b").unwrap().spec(Some(12), 8192).unwrap();
+        for i in 0..12 {
+            let global = (i + 1) % 6 == 0;
+            let rotary = spec.rotary(i);
+            let (base, scaling) = if global { (1e6, Some(RopeScaling::Linear { factor: 8.0 })) } else { (1e4, None) };
+            assert_eq!((rotary.base, rotary.scaling), (base, scaling), "block {i}");
+        }
+        // query_pre_attn_scalar = head size 256.
+        assert_eq!(spec.attn_scale, 1.0 / 16.0);
+        // Two tables (local; scaled global), and the card's spec keeps the scaling.
+        assert_eq!(spec.distinct_rotaries().len(), 2);
+        let back: DecoderSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(back.rope_scaling, spec.rope_scaling);
+        // The global tables are transformers' (tests/fixtures/rope_reference.json, case gemma3-4b):
+        // inverse frequencies 1e6^(-2j/256) / 8, so at pair 1: 1e6^(-1/128) / 8.
+        let inv = spec.rotary(5).inverse_frequencies(256);
+        assert!((inv[1] / (1e6f64.powf(-1.0 / 128.0) / 8.0) - 1.0).abs() < 1e-15);
+        let (cos, _) = crate::model::decoder::rope_tables(&spec.rotary(5), 256, 3);
+        assert_eq!(cos[2 * 256 + 1], ((2.0 * inv[1]).cos()) as f32);
+    }
+
+    #[test]
+    fn llama_3_1_8b_carries_llama3_scaling_and_llama_3_8b_none() {
+        let spec = shape("llama-3.1-8b").unwrap().spec(Some(2), 8192).unwrap();
+        assert_eq!(spec.rope_base, vec![500_000.0; 2]);
+        let want = RopeScaling::Llama3 { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_positions: 8192 };
+        assert_eq!(spec.rope_scaling, vec![Some(want); 2]);
+        assert_eq!((spec.blocks, spec.d_model, spec.head_dim, spec.vocab_size), (2, 4096, 128, 128_256));
+        let card = serde_json::to_value(&spec).unwrap();
+        assert_eq!(card["rope_scaling"][1]["type"], "llama3");
+        // Llama 3 (8B) has none, and its spec serialises as before scaling existed.
+        let plain = shape("llama-3-8b").unwrap().spec(Some(2), 8192).unwrap();
+        assert!(plain.rope_scaling.iter().all(Option::is_none));
+        assert!(serde_json::to_value(&plain).unwrap().get("rope_scaling").is_none());
+        // And a card written before scaling existed reads as unscaled.
+        let mut old = serde_json::to_value(&plain).unwrap();
+        old.as_object_mut().unwrap().remove("rope_scaling");
+        let read: DecoderSpec = serde_json::from_value(old).unwrap();
+        assert_eq!(read.rotary(1), crate::model::rope::Rotary::plain(500_000.0));
+    }
+
+    #[test]
     fn blocks_out_of_range_are_refused() {
         let s = shape("gemma-3-270m").unwrap();
         assert!(s.spec(Some(0), 8192).is_err());

@@ -13,6 +13,9 @@ pub(crate) use gemma3::attn_scale as gemma3_attn_scale;
 mod llama;
 pub mod tokenizer;
 
+#[cfg(test)]
+mod rope_tests;
+
 use std::path::{Path, PathBuf};
 
 use prost::Message;
