@@ -152,6 +152,16 @@ fn pruning_rows_round_trip() {
         damping,
     };
     round_trip_csv("sparsity", vec![row(Some(true), None), row(None, Some(0.1))]);
+    // A sparsity.csv written before the dampening was recorded still reads, without it.
+    let path = temp("sparsity-old").join("sparsity.csv");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        "layer,block,role,requested,pattern,pruned,total,achieved,nm_valid\nblk.0.ffn_up.weight,0,ffn_up,0.5,2:4,512,1024,0.5,true\n",
+    )
+    .unwrap();
+    assert_eq!(read_csv::<SparsityRow>(&path).unwrap(), vec![row(Some(true), None)]);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
     round_trip_csv(
         "manifest",
         vec![CalibrationManifestRow {
