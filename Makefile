@@ -76,12 +76,14 @@ fixtures: | $(PY_STAMP)
 	$(PY) scripts/fixture_files.py --src tests/fixtures --out $(CACHE)/fixtures
 	$(PY) scripts/hf_fixtures.py write --src tests/fixtures --out $(CACHE)/fixtures
 
-# The PyTorch gradients the reverse pass is checked against (tests/fixtures/*/gradients.json,
-# committed): authoring only, so torch and transformers stay out of PY_PACKAGES.
+# The PyTorch gradients the reverse pass is checked against (tests/fixtures/*/gradients.json) and
+# transformers' rotary frequencies (tests/fixtures/rope_reference.json), both
+# committed: authoring only, so torch and transformers stay out of PY_PACKAGES.
 GRADIENT_REFERENCE_PACKAGES := torch==2.15.0 transformers==5.25.0
 gradient-reference: | $(PY_STAMP)
 	$(VENV)/bin/pip install --quiet $(GRADIENT_REFERENCE_PACKAGES)
 	$(PY) scripts/gradient_reference.py --out tests/fixtures
+	$(PY) scripts/rope_reference.py --out tests/fixtures/rope_reference.json
 
 # The Hugging Face fixtures' configs and transformers' per-line log-likelihoods
 # (tests/fixtures/hf-*, committed; `make fixtures` redraws their weights with NumPy alone).

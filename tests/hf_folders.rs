@@ -224,10 +224,10 @@ fn bad_folders_are_clear_errors_naming_the_file() {
     let err = import_error(&dir);
     assert!(err.contains("MambaForCausalLM") && err.contains("config.json"), "{err}");
 
-    // Rotary scaling is refused by name, not ignored.
+    // Rotary scaling of a kind polyprune does not implement is refused by name, not ignored.
     let dir = damaged_copy("hf-llama-f32", "rope-scaling");
     let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    cfg["rope_scaling"] = serde_json::json!({"rope_type": "linear", "factor": 2.0});
+    cfg["rope_scaling"] = serde_json::json!({"rope_type": "longrope", "factor": 2.0});
     std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
     let err = import_error(&dir);
     assert!(err.contains("rope_scaling") && err.contains("config.json"), "{err}");

@@ -134,6 +134,8 @@ fn plans_count_the_parameters_of_the_real_models() {
         ("gemma-3-270m", &GEMMA_3_270M),
         ("gemma-3-1b", &GEMMA_3_1B),
         ("llama-3-8b", &LLAMA_3_8B),
+        // Llama 3.1 8B: Llama 3's shape, with rotary scaling and a longer context.
+        ("llama-3.1-8b", &LLAMA_3_8B),
         ("qwen2.5-0.5b", &QWEN2_5_0_5B),
         ("aya-23-8b", &AYA_23_8B),
     ] {
@@ -170,7 +172,7 @@ fn unknown_shapes_suggest_the_nearest_and_list_names_every_shape() {
     assert!(!out.status.success() && err.contains("did you mean 'llama-3-8b'"), "{err}");
     let out = common::bin().args(["model", "synth", "--list"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for name in ["gemma-3-270m", "gemma-3-1b", "gemma-3-4b", "llama-3-8b", "qwen2.5-0.5b", "aya-23-8b"] {
+    for name in ["gemma-3-270m", "gemma-3-1b", "gemma-3-4b", "llama-3-8b", "llama-3.1-8b", "qwen2.5-0.5b", "aya-23-8b"] {
         assert!(text.contains(name), "{name} missing from --list: {text}");
     }
 }

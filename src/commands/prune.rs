@@ -126,6 +126,19 @@ fn print_sparsity(pruned: &PrunedModel, per_layer: bool) -> Result<()> {
             String::new()
         }
     )?;
+    let raised: Vec<_> =
+        pruned.layers.iter().filter_map(|l| l.report.damping.filter(|d| d.attempts > 1).map(|d| (&l.layer.name, d))).collect();
+    if let Some((_, first)) = raised.first() {
+        let worst = raised.iter().map(|(_, d)| d.used).fold(0.0, f64::max);
+        writeln!(
+            out,
+            "SparseGPT: the Hessian was not positive definite at --percdamp {} in {} layers (first {}); \
+             dampening raised up to {worst} (per layer in sparsity.csv); more calibration tokens avoid this",
+            first.requested,
+            raised.len(),
+            raised[0].0
+        )?;
+    }
     let t = &pruned.timings;
     if t.gradient_s > 0.0 {
         writeln!(out, "time: gradient {:.1} s, H g {:.1} s, masks {:.1} s", t.gradient_s, t.hessian_gradient_s, t.solve_s)?;

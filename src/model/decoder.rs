@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use super::builder::{Dim, GraphBuilder};
 use super::onnx::{data_type, AttributeProto as A, ModelProto, TensorProto};
+use super::rope::{RopeScaling, Rotary};
 
 /// Additive mask value for disallowed attention: large enough that exp() underflows to exactly 0.
 const MASKED: f32 = -1.0e9;
@@ -96,14 +97,23 @@ pub struct DecoderSpec {
     /// Multiply the logits by this (Command-R's `logit_scale`).
     #[serde(default)]
     pub logit_scale: Option<f32>,
-    /// Scale applied to q·k.
+    /// Scale applied to q·k (`head_dim^-0.5`, or Gemma 3's `query_pre_attn_scalar^-0.5`).
     pub attn_scale: f32,
     /// Rotary base of each block.
     pub rope_base: Vec<f64>,
+    /// Rotary scaling of each block, `None` for plain rotary (see `rope.rs`). Empty in cards
+    /// written before scaling was read, and when no block is scaled, so those cards and
+    /// their identities stay as they were.
+    #[serde(default, skip_serializing_if = "no_scaling")]
+    pub rope_scaling: Vec<Option<RopeScaling>>,
     /// Sliding-window length of each block, `None` for global attention.
     pub sliding_window: Vec<Option<usize>>,
     /// Longest sequence the precomputed rotary tables cover.
     pub max_positions: usize,
+}
+
+fn no_scaling(per_block: &[Option<RopeScaling>]) -> bool {
+    per_block.iter().all(Option::is_none)
 }
 
 /// The role of a linear layer inside a block, as the pruning literature names them.
@@ -222,41 +232,29 @@ impl DecoderSpec {
         (0..self.blocks).flat_map(|i| self.linear_layers_of_block(i)).collect()
     }
 
-    /// Distinct rotary bases, each of which gets one pair of cos/sin tables.
-    pub fn distinct_rope_bases(&self) -> Vec<f64> {
-        let mut bases: Vec<f64> = Vec::new();
-        for &b in &self.rope_base {
-            if !bases.contains(&b) {
-                bases.push(b);
+    /// Block `i`'s rotary embedding: its base and scaling.
+    pub fn rotary(&self, i: usize) -> Rotary {
+        Rotary { base: self.rope_base[i], scaling: self.rope_scaling.get(i).cloned().flatten() }
+    }
+
+    /// Distinct rotary embeddings, each of which gets one pair of cos/sin tables.
+    pub fn distinct_rotaries(&self) -> Vec<Rotary> {
+        let mut out: Vec<Rotary> = Vec::new();
+        for i in 0..self.blocks {
+            let r = self.rotary(i);
+            if !out.contains(&r) {
+                out.push(r);
             }
         }
-        bases
+        out
     }
 }
 
-/// Name of the rotary tables for one base.
-pub fn rope_table_names(base: f64) -> (String, String) {
-    (format!("rope.{base}.cos"), format!("rope.{base}.sin"))
-}
-
-/// Rotary tables `[max_positions, head_dim]`: cos and sin of each position's angles, each half
-/// repeated, computed in f64 then rounded (the rotate-half layout: pairs are (j, j + head_dim/2)).
-pub fn rope_tables(base: f64, head_dim: usize, max_positions: usize) -> (Vec<f32>, Vec<f32>) {
-    let half = head_dim / 2;
-    let mut cos = vec![0f32; max_positions * head_dim];
-    let mut sin = vec![0f32; max_positions * head_dim];
-    for p in 0..max_positions {
-        for j in 0..half {
-            let inv = base.powf(-(2.0 * j as f64) / head_dim as f64);
-            let ang = p as f64 * inv;
-            let (s, c) = ang.sin_cos();
-            for k in [j, j + half] {
-                cos[p * head_dim + k] = c as f32;
-                sin[p * head_dim + k] = s as f32;
-            }
-        }
-    }
-    (cos, sin)
+/// Rotary tables `[max_positions, head_dim]` of one block's rotary embedding: cos and sin of
+/// each position's angles (times YaRN's attention factor), each half repeated, computed in
+/// f64 then rounded (the rotate-half layout: pairs are (j, j + head_dim/2)).
+pub fn rope_tables(rotary: &Rotary, head_dim: usize, max_positions: usize) -> (Vec<f32>, Vec<f32>) {
+    rotary.tables(head_dim, max_positions, |v| v as f32)
 }
 
 /// The external weight tensors, by name, shared by all graphs written for one model.
@@ -441,9 +439,9 @@ impl<'a> Emitter<'a> {
     }
 
     /// Rotary embedding on `[B, heads, T, head_dim]`, rotate-half layout.
-    fn rope(&mut self, x: &str, base: f64, like: &str) -> String {
+    fn rope(&mut self, x: &str, rotary: &Rotary, like: &str) -> String {
         let hd = self.spec.head_dim as i64;
-        let (cos_name, sin_name) = rope_table_names(base);
+        let (cos_name, sin_name) = rotary.table_names();
         let (cos_t, sin_t) = (self.w(&cos_name), self.w(&sin_name));
         let (cos, sin) = if self.cache == Some(true) {
             // Each row's own positions: [B, T, hd] tables, broadcast over heads. Padding (-1)
@@ -502,8 +500,9 @@ impl<'a> Emitter<'a> {
             q = self.norm(&q, &p("attn_q_norm.weight"), None);
             k = self.norm(&k, &p("attn_k_norm.weight"), None);
         }
-        let q = self.rope(&q, s.rope_base[i], h);
-        let mut k = self.rope(&k, s.rope_base[i], h);
+        let rotary = s.rotary(i);
+        let q = self.rope(&q, &rotary, h);
+        let mut k = self.rope(&k, &rotary, h);
         let mut v = v;
         if let Some(with_past) = self.cache {
             if with_past {

@@ -16,6 +16,7 @@ pub mod graph;
 pub mod hf;
 pub mod import;
 pub mod onnx;
+pub mod rope;
 pub mod synth;
 pub mod weights;
 

@@ -25,6 +25,7 @@ use super::builder::WeightFile;
 use super::card::{ModelCard, SourceFile, SyntheticOrigin};
 use super::decoder::{Activation, DecoderSpec, Norm, WeightTable};
 use super::import::{self, TOKENIZER_FILE, WEIGHTS_FILE};
+use super::rope::RopeScaling;
 use super::ModelError;
 use crate::progress::Progress;
 
@@ -68,6 +69,9 @@ pub struct Shape {
     pub norm_eps: f32,
     /// The (global) rotary base.
     pub rope_base: f64,
+    /// The configuration's rotary scaling (`rope_scaling`); Gemma 3 applies it to the global
+    /// layers only.
+    pub rope_scaling: Option<RopeScaling>,
     /// The context length of the configuration (the rotary tables are capped below it).
     pub context: usize,
     pub tied_output: bool,
@@ -101,6 +105,7 @@ pub const SHAPES: &[Shape] = &[
         vocab_size: 262_144,
         norm_eps: 1e-6,
         rope_base: 1_000_000.0,
+        rope_scaling: None,
         context: 32_768,
         tied_output: true,
         bos: Some((2, "<bos>")),
@@ -120,6 +125,7 @@ pub const SHAPES: &[Shape] = &[
         vocab_size: 262_144,
         norm_eps: 1e-6,
         rope_base: 1_000_000.0,
+        rope_scaling: None,
         context: 32_768,
         tied_output: true,
         bos: Some((2, "<bos>")),
@@ -128,8 +134,7 @@ pub const SHAPES: &[Shape] = &[
         source: "google/gemma-3-1b-pt config.json",
     },
     Shape {
-        // The 4B's global layers also scale rotary positions by 8 (rope_scaling linear); the
-        // graph, like the gemma3 importer, does not: the cost of a forward pass is the same.
+        // The 4B's global layers scale rotary positions by 8 (rope_scaling linear, factor 8).
         // Its vocabulary is the 262,144 pieces padded to 262,208 embedding rows.
         name: "gemma-3-4b",
         family: Family::Gemma3 { window: 1024, local_rope_base: GEMMA3_LOCAL_BASE, global_every: GEMMA3_GLOBAL_EVERY },
@@ -142,6 +147,7 @@ pub const SHAPES: &[Shape] = &[
         vocab_size: 262_208,
         norm_eps: 1e-6,
         rope_base: 1_000_000.0,
+        rope_scaling: Some(RopeScaling::Linear { factor: 8.0 }),
         context: 131_072,
         tied_output: true,
         bos: Some((2, "<bos>")),
@@ -161,12 +167,33 @@ pub const SHAPES: &[Shape] = &[
         vocab_size: 128_256,
         norm_eps: 1e-5,
         rope_base: 500_000.0,
+        rope_scaling: None,
         context: 8192,
         tied_output: false,
         bos: Some((128_000, "<|begin_of_text|>")),
         eos: (128_001, "<|end_of_text|>"),
         tokenizer: TokenizerPlan::ByteLevel,
         source: "meta-llama/Meta-Llama-3-8B config.json",
+    },
+    Shape {
+        name: "llama-3.1-8b",
+        family: Family::Llama,
+        blocks: 32,
+        d_model: 4096,
+        n_heads: 32,
+        n_kv_heads: 8,
+        head_dim: 128,
+        ffn_dim: 14_336,
+        vocab_size: 128_256,
+        norm_eps: 1e-5,
+        rope_base: 500_000.0,
+        rope_scaling: Some(RopeScaling::llama_3_1()),
+        context: 131_072,
+        tied_output: false,
+        bos: Some((128_000, "<|begin_of_text|>")),
+        eos: (128_001, "<|end_of_text|>"),
+        tokenizer: TokenizerPlan::ByteLevel,
+        source: "meta-llama/Llama-3.1-8B config.json (rope_scaling: llama3, factor 8, low 1, high 4, original 8192)",
     },
     Shape {
         name: "qwen2.5-0.5b",
@@ -180,6 +207,7 @@ pub const SHAPES: &[Shape] = &[
         vocab_size: 151_936,
         norm_eps: 1e-6,
         rope_base: 1_000_000.0,
+        rope_scaling: None,
         context: 32_768,
         tied_output: true,
         bos: None,
@@ -199,6 +227,7 @@ pub const SHAPES: &[Shape] = &[
         vocab_size: 256_000,
         norm_eps: 1e-5,
         rope_base: 10_000.0,
+        rope_scaling: None,
         context: 8192,
         tied_output: true,
         bos: Some((5, "<BOS_TOKEN>")),
@@ -333,6 +362,7 @@ impl Shape {
             logit_scale: None,
             attn_scale: 1.0 / (self.head_dim as f32).sqrt(),
             rope_base: vec![self.rope_base; n],
+            rope_scaling: vec![self.rope_scaling.clone(); n],
             sliding_window: vec![None; n],
             max_positions: self.context.min(max_positions),
         };
@@ -346,6 +376,9 @@ impl Shape {
                 spec.sandwich_norms = true;
                 spec.embed_scale = Some((self.d_model as f32).sqrt());
                 spec.rope_base = (0..n).map(|i| if global(i) { self.rope_base } else { local_rope_base }).collect();
+                spec.rope_scaling = (0..n).map(|i| if global(i) { self.rope_scaling.clone() } else { None }).collect();
+                // query_pre_attn_scalar is the head size in every shape here (not the 27B).
+                spec.attn_scale = super::import::gemma3_attn_scale(self.blocks, self.d_model, self.n_heads, self.head_dim);
                 spec.sliding_window = (0..n).map(|i| if global(i) { None } else { Some(window) }).collect();
             }
             Family::Llama => spec.architecture = "llama".into(),
@@ -386,7 +419,7 @@ pub fn plan(like: &str, blocks: Option<usize>, max_positions: usize) -> Result<S
             None => roles.push(RoleSize { role, tensors: 1, params }),
         }
     }
-    for _ in 0..2 * spec.distinct_rope_bases().len() {
+    for _ in 0..2 * spec.distinct_rotaries().len() {
         weight_bytes = aligned(weight_bytes) + (spec.max_positions * spec.head_dim * 4) as u64;
     }
     let params = roles.iter().map(|r| r.params).sum();
@@ -749,6 +782,49 @@ mod tests {
         assert!(!out.exists());
         p.disk_bytes = 1;
         assert!(check_free_space(&p, &out).is_ok());
+    }
+
+    #[test]
+    fn gemma_3_4b_carries_linear_scaling_on_its_global_layers() {
+        let spec = shape("gemma-3-4b").unwrap().spec(Some(12), 8192).unwrap();
+        for i in 0..12 {
+            let global = (i + 1) % 6 == 0;
+            let rotary = spec.rotary(i);
+            let (base, scaling) = if global { (1e6, Some(RopeScaling::Linear { factor: 8.0 })) } else { (1e4, None) };
+            assert_eq!((rotary.base, rotary.scaling), (base, scaling), "block {i}");
+        }
+        // query_pre_attn_scalar = head size 256.
+        assert_eq!(spec.attn_scale, 1.0 / 16.0);
+        // Two tables (local; scaled global), and the card's spec keeps the scaling.
+        assert_eq!(spec.distinct_rotaries().len(), 2);
+        let back: DecoderSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(back.rope_scaling, spec.rope_scaling);
+        // The global tables are transformers' (tests/fixtures/rope_reference.json, case gemma3-4b):
+        // inverse frequencies 1e6^(-2j/256) / 8, so at pair 1: 1e6^(-1/128) / 8.
+        let inv = spec.rotary(5).inverse_frequencies(256);
+        assert!((inv[1] / (1e6f64.powf(-1.0 / 128.0) / 8.0) - 1.0).abs() < 1e-15);
+        let (cos, _) = crate::model::decoder::rope_tables(&spec.rotary(5), 256, 3);
+        assert_eq!(cos[2 * 256 + 1], ((2.0 * inv[1]).cos()) as f32);
+    }
+
+    #[test]
+    fn llama_3_1_8b_carries_llama3_scaling_and_llama_3_8b_none() {
+        let spec = shape("llama-3.1-8b").unwrap().spec(Some(2), 8192).unwrap();
+        assert_eq!(spec.rope_base, vec![500_000.0; 2]);
+        let want = RopeScaling::Llama3 { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_positions: 8192 };
+        assert_eq!(spec.rope_scaling, vec![Some(want); 2]);
+        assert_eq!((spec.blocks, spec.d_model, spec.head_dim, spec.vocab_size), (2, 4096, 128, 128_256));
+        let card = serde_json::to_value(&spec).unwrap();
+        assert_eq!(card["rope_scaling"][1]["type"], "llama3");
+        // Llama 3 (8B) has none, and its spec serialises as before scaling existed.
+        let plain = shape("llama-3-8b").unwrap().spec(Some(2), 8192).unwrap();
+        assert!(plain.rope_scaling.iter().all(Option::is_none));
+        assert!(serde_json::to_value(&plain).unwrap().get("rope_scaling").is_none());
+        // And a card written before scaling existed reads as unscaled.
+        let mut old = serde_json::to_value(&plain).unwrap();
+        old.as_object_mut().unwrap().remove("rope_scaling");
+        let read: DecoderSpec = serde_json::from_value(old).unwrap();
+        assert_eq!(read.rotary(1), crate::model::rope::Rotary::plain(500_000.0));
     }
 
     #[test]

@@ -200,19 +200,29 @@ pub enum PruneError {
         statistics: String,
     },
 
-    /// The dampened Hessian is not positive definite.
+    /// The dampened Hessian is not positive definite, even after growing the dampening.
     #[error(
-        "the dampened Hessian of layer '{layer}' is not positive definite (Cholesky failed at \
-         pivot {pivot} with dampening {percdamp}); increase the SparseGPT dampening (e.g. 0.1) \
-         or calibrate on more tokens"
+        "the dampened Hessian of layer '{layer}' is not positive definite: Cholesky failed at \
+         pivot {pivot} with every dampening from {percdamp} to {last_percdamp} ({attempts} tries, \
+         each 10x the last). The layer has {inputs} inputs and calibration gave {tokens} tokens: \
+         calibrate on more tokens (more samples, or longer windows; at least as many tokens as \
+         inputs), or raise --percdamp; check the calibration text for non-finite activations"
     )]
     NotPositiveDefinite {
         /// Layer name.
         layer: String,
-        /// Dampening fraction in use.
+        /// Dampening fraction configured.
         percdamp: f64,
-        /// Index where the factorisation broke down.
+        /// The largest dampening fraction tried.
+        last_percdamp: f64,
+        /// Factorisations tried.
+        attempts: u32,
+        /// Index where the last factorisation broke down.
         pivot: usize,
+        /// The layer's input width.
+        inputs: usize,
+        /// Calibration tokens behind the Hessian.
+        tokens: usize,
     },
 
     /// An activation batch has the wrong number of values.

@@ -68,6 +68,8 @@ pub struct PrunedLayer {
     /// Replacement weights for methods that update the survivors (SparseGPT); `None` means
     /// "apply the mask to the original weights".
     pub new_weights: Option<Vec<f32>>,
+    /// SparseGPT: the Hessian dampening the layer was solved with.
+    pub damping: Option<super::sparsegpt::DampingUsed>,
 }
 
 impl Method {
@@ -143,11 +145,13 @@ impl Method {
     ) -> Result<PrunedLayer, PruneError> {
         let require = || statistics.ok_or(PruneError::MissingStatistics { layer: layer.to_string(), method: self.name() });
         match self {
-            Method::Magnitude { scope } => Ok(PrunedLayer { mask: magnitude_mask(layer, weight, target, *scope)?, new_weights: None }),
-            Method::Wanda => Ok(PrunedLayer { mask: wanda_mask(layer, weight, require()?, target)?, new_weights: None }),
+            Method::Magnitude { scope } => {
+                Ok(PrunedLayer { mask: magnitude_mask(layer, weight, target, *scope)?, new_weights: None, damping: None })
+            }
+            Method::Wanda => Ok(PrunedLayer { mask: wanda_mask(layer, weight, require()?, target)?, new_weights: None, damping: None }),
             Method::SparseGpt(config) => {
                 let result = sparsegpt_prune(layer, weight, require()?, target, *config)?;
-                Ok(PrunedLayer { mask: result.mask, new_weights: Some(result.weights) })
+                Ok(PrunedLayer { mask: result.mask, new_weights: Some(result.weights), damping: Some(result.damping) })
             }
             Method::Snip { .. } | Method::Grasp { .. } => {
                 Err(PruneError::MissingStatistics { layer: layer.to_string(), method: self.name() })

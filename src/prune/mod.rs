@@ -46,7 +46,7 @@ pub use mask_file::{decode_mask, encode_mask, read_mask, write_mask};
 pub use method::{Method, PrunedLayer, StatisticsNeed};
 pub use report::SparsityReport;
 pub use saliency::{saliency_masks, SaliencyScope, ScoredLayer};
-pub use sparsegpt::{sparsegpt_prune, SparseGptConfig, SparseGptResult};
+pub use sparsegpt::{sparsegpt_prune, DampingUsed, SparseGptConfig, SparseGptResult, MAX_DAMPING_ATTEMPTS};
 pub use sparsity::{NmPattern, Pattern, Sparsity, SparsityTarget};
 pub use statistics::{GramPrecision, InputStatistics, GRAM_CHUNK_TOKENS};
 pub use wanda::{wanda_mask, wanda_scores};

@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::mask::Mask;
+use super::sparsegpt::DampingUsed;
 use super::sparsity::{Pattern, SparsityTarget};
 
 /// Per-layer summary of a pruning result; serialisable for the run's index files.
@@ -33,6 +34,10 @@ pub struct SparsityReport {
     /// in mask indexes written before these were counted.
     #[serde(default)]
     pub zeros: Option<u64>,
+    /// SparseGPT: the Hessian dampening the layer was solved with (absent for other methods,
+    /// and in reports written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damping: Option<DampingUsed>,
 }
 
 impl SparsityReport {
@@ -57,6 +62,7 @@ impl SparsityReport {
             achieved,
             nm_valid,
             zeros: Some(zeros),
+            damping: None,
         }
     }
 
@@ -72,6 +78,12 @@ impl SparsityReport {
         } else {
             self.zero_count() as f64 / self.total as f64
         }
+    }
+
+    /// The report with the dampening SparseGPT used on the layer recorded.
+    pub fn with_damping(mut self, damping: Option<DampingUsed>) -> Self {
+        self.damping = damping;
+        self
     }
 }
 
@@ -100,11 +112,16 @@ mod tests {
         let report = SparsityReport::new("fc", unstructured, &mask, &weights);
         assert_eq!(report.nm_valid, None);
         let json = serde_json::to_string(&report).unwrap();
+        assert!(!json.contains("damping"), "no dampening field for methods without one: {json}");
         assert_eq!(serde_json::from_str::<SparsityReport>(&json).unwrap(), report);
         // A mask index written before zeros were counted still reads; the mask's count stands in.
         let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
         old.as_object_mut().unwrap().remove("zeros");
         let old: SparsityReport = serde_json::from_value(old).unwrap();
         assert_eq!((old.zeros, old.zero_count(), old.zero_fraction()), (None, 3, 0.375));
+        let damped = report.with_damping(Some(DampingUsed { requested: 0.01, used: 0.1, attempts: 2 }));
+        let json = serde_json::to_string(&damped).unwrap();
+        assert!(json.contains(r#""damping":{"requested":0.01,"used":0.1,"attempts":2}"#), "{json}");
+        assert_eq!(serde_json::from_str::<SparsityReport>(&json).unwrap(), damped);
     }
 }

@@ -124,6 +124,40 @@ pub struct SparseGptResult {
     pub mask: Mask,
     /// Updated row-major weights; pruned entries are exactly 0.
     pub weights: Vec<f32>,
+    /// The dampening the factorisation succeeded with (more than asked when the Hessian was
+    /// not positive definite at the configured one).
+    pub damping: DampingUsed,
+}
+
+/// The dampening one layer's Hessian was factorised with.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DampingUsed {
+    /// The configured fraction of the mean Hessian diagonal (`--percdamp`).
+    pub requested: f64,
+    /// The fraction the Cholesky factorisation succeeded with.
+    pub used: f64,
+    /// Factorisations tried, the successful one included (1: the configured dampening sufficed).
+    pub attempts: u32,
+}
+
+/// Factorisations tried per layer before giving up: the configured dampening, then ten times
+/// more each time, so the default 0.01 ends at 1000 x the mean diagonal, where any positive
+/// semi-definite Gram with finite entries factorises.
+pub const MAX_DAMPING_ATTEMPTS: u32 = 6;
+
+/// The first retry of an undampened (`percdamp = 0`) factorisation. The Gram is accumulated
+/// in f32 chunks by default (`statistics::GramPrecision`), whose rounding (up to ~3e-5 of
+/// `sum |x_i x_j|`) leaves a rank-deficient Gram with small negative eigenvalues; 1e-4 of the
+/// mean diagonal is the smallest round step above that, and the retries grow from there.
+const FIRST_NONZERO_DAMPING: f64 = 1e-4;
+
+/// The dampening tried after `percdamp` failed.
+fn next_damping(percdamp: f64) -> f64 {
+    if percdamp > 0.0 {
+        percdamp * 10.0
+    } else {
+        FIRST_NONZERO_DAMPING
+    }
 }
 
 /// Runs SparseGPT on `weight` using its input's Gram statistics.
@@ -140,12 +174,16 @@ pub fn sparsegpt_prune(
     check_block_size(config, target)?;
     let gram = statistics.gram_lower().ok_or_else(|| PruneError::MissingGram { layer: layer.to_string() })?;
 
-    let (hessian, dead) = dampened_hessian(gram, statistics.tokens(), config.percdamp);
-    let hinv = upper_cholesky_of_inverse(&hessian).map_err(|pivot| PruneError::NotPositiveDefinite {
-        layer: layer.to_string(),
-        percdamp: config.percdamp,
-        pivot,
-    })?;
+    let (hinv, dead, damping) =
+        factorise_with_growing_damping(gram, statistics.tokens(), config.percdamp).map_err(|pivot| PruneError::NotPositiveDefinite {
+            layer: layer.to_string(),
+            percdamp: config.percdamp,
+            last_percdamp: damping_schedule(config.percdamp).last().expect("at least one attempt"),
+            attempts: MAX_DAMPING_ATTEMPTS,
+            pivot,
+            inputs: cols,
+            tokens: statistics.tokens(),
+        })?;
 
     let mut w: Vec<f64> = weight.data().iter().map(|&v| f64::from(v)).collect();
     for row in w.chunks_mut(cols.max(1)) {
@@ -176,7 +214,33 @@ pub fn sparsegpt_prune(
             mask.set(index / count, block_start + index % count, false);
         }
     }
-    Ok(SparseGptResult { mask, weights: w.into_iter().map(|v| v as f32).collect() })
+    Ok(SparseGptResult { mask, weights: w.into_iter().map(|v| v as f32).collect(), damping })
+}
+
+/// The dampening fractions tried, in order: the configured one, then growing.
+fn damping_schedule(percdamp: f64) -> impl Iterator<Item = f64> {
+    std::iter::successors(Some(percdamp), |&p| Some(next_damping(p))).take(MAX_DAMPING_ATTEMPTS as usize)
+}
+
+/// `U` (see [`upper_cholesky_of_inverse`]) of the Hessian dampened by the first fraction of
+/// [`damping_schedule`] that makes it numerically positive definite, the dead inputs, and the
+/// dampening used. A Gram from fewer tokens than inputs has rank at most the token count, so
+/// with little or no dampening its Hessian is singular: the reference implementations stop
+/// there; growing the dampening instead trades a little of the OBS update's accuracy for a
+/// result. Err: the pivot where the last attempt failed.
+fn factorise_with_growing_damping(gram: &Mat<f64>, tokens: usize, percdamp: f64) -> Result<(Vec<f64>, Vec<bool>, DampingUsed), usize> {
+    let mut failed_at = 0;
+    for (attempt, fraction) in damping_schedule(percdamp).enumerate() {
+        let (hessian, dead) = dampened_hessian(gram, tokens, fraction);
+        match upper_cholesky_of_inverse(&hessian) {
+            Ok(hinv) => {
+                let damping = DampingUsed { requested: percdamp, used: fraction, attempts: attempt as u32 + 1 };
+                return Ok((hinv, dead, damping));
+            }
+            Err(pivot) => failed_at = pivot,
+        }
+    }
+    Err(failed_at)
 }
 
 fn check_block_size(config: SparseGptConfig, target: SparsityTarget) -> Result<(), PruneError> {
@@ -209,7 +273,10 @@ fn dampened_hessian(gram_lower: &Mat<f64>, tokens: usize, percdamp: f64) -> (Mat
 /// The upper triangular `U` with positive diagonal and `U^T U = H^-1`, returned row-major
 /// (`d * d` values), computed as `J L^-1 J` with `J H J = L L^T` (see the module documentation).
 /// Reads only the lower triangle of `h`. On failure returns the column of `h` where the
-/// factorisation found a non-positive pivot.
+/// factorisation found a pivot that is not positive, or not distinguishable from rounding:
+/// a pivot (`L_jj^2`, the Schur complement of the columns before it) at most
+/// `d * eps * max_j H_jj` is what an exactly singular matrix leaves after rounding, and an
+/// inverse built on it is rounding noise amplified, not the OBS solution.
 fn upper_cholesky_of_inverse(h: &Mat<f64>) -> Result<Vec<f64>, usize> {
     let d = h.nrows();
     let reverse = |i: usize| d - 1 - i;
@@ -218,6 +285,15 @@ fn upper_cholesky_of_inverse(h: &Mat<f64>) -> Result<Vec<f64>, usize> {
     let llt = reversed.llt(Side::Lower).map_err(|error| match error {
         faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => reverse(index.min(d.saturating_sub(1))),
     })?;
+    let largest_diagonal = (0..d).map(|j| h[(j, j)]).fold(0.0, f64::max);
+    let noise_floor = d as f64 * f64::EPSILON * largest_diagonal;
+    let lost_in_rounding = |j: usize| {
+        let pivot = llt.L()[(j, j)] * llt.L()[(j, j)];
+        pivot.is_nan() || pivot <= noise_floor
+    };
+    if let Some(index) = (0..d).find(|&j| lost_in_rounding(j)) {
+        return Err(reverse(index));
+    }
     let mut l_inverse = Mat::<f64>::zeros(d, d);
     invert_lower_triangular(l_inverse.as_mut(), llt.L(), Par::rayon(0));
     let mut upper = vec![0.0; d * d];
@@ -577,13 +653,10 @@ mod tests {
         let weight = normal_layer(1, 2, 8);
         let x: Vec<f32> = (0..3).flat_map(|t| vec![(t + 1) as f32; 8]).collect();
         let stats = gram_statistics(&x, 8);
-        // Identical channels make X^T X singular; without dampening Cholesky must fail.
-        let undamped = SparseGptConfig::new(0.0, 128).unwrap();
-        let err = sparsegpt_prune("fc", &weight, &stats, unstructured(0.5), undamped).unwrap_err();
-        assert!(matches!(err, PruneError::NotPositiveDefinite { .. }), "{err}");
-        assert!(err.to_string().contains("'fc'") && err.to_string().contains("dampening"));
-        // With the default dampening the same problem is solvable.
-        assert!(sparsegpt_prune("fc", &weight, &stats, unstructured(0.5), SparseGptConfig::default()).is_ok());
+        // With the default dampening this singular problem (identical channels) is solvable
+        // at the first try.
+        let result = sparsegpt_prune("fc", &weight, &stats, unstructured(0.5), SparseGptConfig::default()).unwrap();
+        assert_eq!(result.damping, DampingUsed { requested: 0.01, used: 0.01, attempts: 1 });
 
         let no_gram = {
             let mut s = InputStatistics::new("fc.input", 8, false);
@@ -602,5 +675,76 @@ mod tests {
         assert!(SparseGptConfig::new(-0.1, 128).is_err());
         assert!(SparseGptConfig::new(f64::NAN, 128).is_err());
         assert!(SparseGptConfig::new(0.01, 0).is_err());
+    }
+
+    /// A calibration set with fewer tokens than the layer has inputs: the Gram has rank at most
+    /// the token count, so the undampened Hessian is singular.
+    fn rank_deficient_problem() -> (LinearWeight, InputStatistics, Vec<f32>) {
+        let (rows, cols, tokens) = (4, 32, 8);
+        let x = correlated_inputs(41, tokens, cols);
+        (normal_layer(42, rows, cols), gram_statistics(&x, cols), x)
+    }
+
+    /// Whether the Hessian of `stats` dampened by `percdamp` factorises, tried directly.
+    fn factorises_at(stats: &InputStatistics, percdamp: f64) -> bool {
+        let (h, _) = dampened_hessian(stats.gram_lower().unwrap(), stats.tokens(), percdamp);
+        upper_cholesky_of_inverse(&h).is_ok()
+    }
+
+    #[test]
+    fn a_singular_hessian_is_retried_with_growing_damping_and_the_damping_is_recorded() {
+        let (weight, stats, x) = rank_deficient_problem();
+        // 8 tokens for 32 inputs leave 24 zero eigenvalues, which the f32 rounding of the Gram
+        // turns slightly negative: with no or tiny dampening the first try fails (checked
+        // directly), a larger one succeeds. How many tries that takes depends on the rounding,
+        // so what is asserted is that the recorded dampening is the one that was used.
+        for percdamp in [0.0, 1e-8] {
+            assert!(!factorises_at(&stats, percdamp), "{percdamp}: the first try must fail");
+            let config = SparseGptConfig::new(percdamp, 128).unwrap();
+            let result = sparsegpt_prune("fc", &weight, &stats, unstructured(0.5), config).unwrap();
+            let d = result.damping;
+            assert!(d.requested == percdamp && d.attempts > 1 && d.attempts <= MAX_DAMPING_ATTEMPTS, "{d:?}");
+            let tried: Vec<f64> = damping_schedule(percdamp).take(d.attempts as usize).collect();
+            assert_eq!(d.used, *tried.last().unwrap(), "the recorded dampening is the schedule's");
+            assert!(tried[..tried.len() - 1].iter().all(|&p| !factorises_at(&stats, p)), "every earlier try fails: {tried:?}");
+            // Configured directly, the recorded dampening succeeds at the first try with the same
+            // mask and bit-identical weights (the same f64 operations): it is the one used.
+            let direct = sparsegpt_prune("fc", &weight, &stats, unstructured(0.5), SparseGptConfig::new(d.used, 128).unwrap()).unwrap();
+            assert_eq!(direct.damping, DampingUsed { requested: d.used, used: d.used, attempts: 1 });
+            assert_eq!((&direct.mask, &direct.weights), (&result.mask, &result.weights));
+            assert_eq!(result.mask.count_pruned(), 4 * 32 / 2);
+            // The OBS update still compensates: 8 tokens span 8 directions, which the 16 kept
+            // weights of each row reproduce far better than masking alone.
+            let achieved = reconstruction_error(weight.data(), &result.weights, &x, 32);
+            let mask_only = reconstruction_error(weight.data(), &masked(&weight, &result.mask), &x, 32);
+            assert!(achieved < 0.5 * mask_only, "{achieved} vs masking {mask_only}");
+        }
+    }
+
+    #[test]
+    fn the_retries_are_bounded_and_the_error_says_what_to_do() {
+        let schedule: Vec<f64> = damping_schedule(0.01).collect();
+        assert_eq!(schedule.len(), MAX_DAMPING_ATTEMPTS as usize);
+        // 0.01 x 10^5 (repeated x10 in f64 is exact to a few ulps).
+        assert!((schedule.last().unwrap() / 1000.0 - 1.0).abs() < 1e-12, "{schedule:?}");
+        // From 1e-16, six tries end at 1e-11 of the mean diagonal, far below the Gram's f32
+        // rounding (~1e-7 relative): every try fails and the error says what to do.
+        let (weight, stats, _) = rank_deficient_problem();
+        let err = sparsegpt_prune("fc", &weight, &stats, unstructured(0.5), SparseGptConfig::new(1e-16, 128).unwrap()).unwrap_err();
+        match &err {
+            PruneError::NotPositiveDefinite { attempts, last_percdamp, inputs, tokens, .. } => {
+                assert_eq!((*attempts, *inputs, *tokens), (MAX_DAMPING_ATTEMPTS, 32, 8));
+                assert!((last_percdamp / 1e-11 - 1.0).abs() < 1e-12, "{last_percdamp}");
+            }
+            other => panic!("{other}"),
+        }
+        let message = err.to_string();
+        for part in ["'fc'", "from 0.0000000000000001", "32 inputs", "8 tokens", "more tokens", "--percdamp"] {
+            assert!(message.contains(part), "{part}: {message}");
+        }
+        // A Gram with a non-finite entry never factorises either.
+        let mut gram = Mat::<f64>::identity(6, 6);
+        gram[(3, 1)] = f64::NAN;
+        assert!(factorise_with_growing_damping(&gram, 10, 0.01).is_err());
     }
 }

@@ -90,7 +90,7 @@ fn prune_layer(
     if result_needs_mask(method) {
         result.mask.apply(&mut new)?;
     }
-    let report = SparsityReport::new(&layer.name, target, &result.mask, &new);
+    let report = SparsityReport::new(&layer.name, target, &result.mask, &new).with_damping(result.damping);
     Ok((weight_override(layer, new), PrunedLayerOutput { layer: layer.clone(), mask: result.mask, report }))
 }
 

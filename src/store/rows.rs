@@ -250,6 +250,10 @@ pub struct SparsityRow {
     /// absent from files written before these were counted.
     #[serde(default)]
     pub zeros: Option<u64>,
+    /// SparseGPT's Hessian dampening (fraction of the mean diagonal) the layer was solved with;
+    /// empty for other methods and in files written before it was recorded.
+    #[serde(default)]
+    pub damping: Option<f64>,
 }
 
 impl SparsityRow {
@@ -268,6 +272,7 @@ impl SparsityRow {
                 achieved: l.report.achieved,
                 nm_valid: l.report.nm_valid,
                 zeros: l.report.zeros,
+                damping: l.report.damping.map(|d| d.used),
             })
             .collect()
     }

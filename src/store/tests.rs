@@ -139,7 +139,7 @@ fn task_rows_round_trip() {
 
 #[test]
 fn pruning_rows_round_trip() {
-    let row = |nm_valid, zeros| SparsityRow {
+    let row = |nm_valid, zeros, damping| SparsityRow {
         layer: "blk.0.ffn_up.weight".into(),
         block: 0,
         role: "ffn_up".into(),
@@ -150,9 +150,10 @@ fn pruning_rows_round_trip() {
         achieved: 0.5,
         nm_valid,
         zeros,
+        damping,
     };
-    round_trip_csv("sparsity", vec![row(Some(true), Some(530)), row(None, None)]);
-    // A sparsity.csv written before zeros were counted (no column) still reads.
+    round_trip_csv("sparsity", vec![row(Some(true), Some(530), None), row(None, None, Some(0.1))]);
+    // A sparsity.csv written before zeros and the dampening were recorded (no columns) still reads.
     let old = temp("sparsity-old").join("sparsity.csv");
     std::fs::create_dir_all(old.parent().unwrap()).unwrap();
     std::fs::write(
@@ -160,7 +161,7 @@ fn pruning_rows_round_trip() {
         "layer,block,role,requested,pattern,pruned,total,achieved,nm_valid\nblk.0.ffn_up.weight,0,ffn_up,0.5,2:4,512,1024,0.5,\n",
     )
     .unwrap();
-    assert_eq!(read_csv::<SparsityRow>(&old).unwrap(), vec![row(None, None)]);
+    assert_eq!(read_csv::<SparsityRow>(&old).unwrap(), vec![row(None, None, None)]);
     let _ = std::fs::remove_dir_all(old.parent().unwrap());
     round_trip_csv(
         "manifest",

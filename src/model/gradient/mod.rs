@@ -77,7 +77,7 @@ pub const GRASP_DELTA: f64 = 5e-5;
 pub const HEAD_ROWS: usize = 128;
 
 /// Cosine and sine tables of one rotary base, shared by the blocks using it.
-type RopeTables<F> = (f64, Arc<Array2<F>>, Arc<Array2<F>>);
+type RopeTables<F> = (super::rope::Rotary, Arc<Array2<F>>, Arc<Array2<F>>);
 
 /// One block's weights, linear layers `[in, out]` as the graph multiplies them.
 #[derive(Clone)]
@@ -185,12 +185,12 @@ impl<F: Real> DecoderWeights<F> {
         let mut blocks = Vec::with_capacity(spec.blocks);
         for i in 0..spec.blocks {
             let p = |n: &str| format!("blk.{i}.{n}");
-            let base = spec.rope_base[i];
-            if !tables.iter().any(|(b, _, _)| *b == base) {
-                let (cos, sin) = ops::rope_tables::<F>(base, spec.head_dim, spec.max_positions);
-                tables.push((base, Arc::new(cos), Arc::new(sin)));
+            let rotary = spec.rotary(i);
+            if !tables.iter().any(|(r, _, _)| *r == rotary) {
+                let (cos, sin) = ops::rope_tables::<F>(&rotary, spec.head_dim, spec.max_positions);
+                tables.push((rotary.clone(), Arc::new(cos), Arc::new(sin)));
             }
-            let (_, cos, sin) = tables.iter().find(|(b, _, _)| *b == base).expect("table just made");
+            let (_, cos, sin) = tables.iter().find(|(r, _, _)| *r == rotary).expect("table just made");
             let linear = spec
                 .linear_layers_of_block(i)
                 .iter()

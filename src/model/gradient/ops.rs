@@ -83,23 +83,12 @@ pub fn head_rms_norm_backward<F: Real>(x: ArrayView2<F>, r: &Array1<F>, w: Array
     rms_norm_backward(xf.view(), r, w, dyf.view()).into_shape_with_order((t, width)).expect("same size")
 }
 
-/// Rotary tables `[positions, hd]` in the rotate-half layout of the graph (`decoder::rope_tables`),
-/// computed in f64 and rounded once to `F`.
-pub fn rope_tables<F: Real>(base: f64, hd: usize, positions: usize) -> (Array2<F>, Array2<F>) {
-    let half = hd / 2;
-    let mut cos = Array2::zeros((positions, hd));
-    let mut sin = Array2::zeros((positions, hd));
-    for p in 0..positions {
-        for j in 0..half {
-            let angle = p as f64 * base.powf(-(2.0 * j as f64) / hd as f64);
-            let (s, c) = angle.sin_cos();
-            for k in [j, j + half] {
-                cos[[p, k]] = cast(c);
-                sin[[p, k]] = cast(s);
-            }
-        }
-    }
-    (cos, sin)
+/// Rotary tables `[positions, hd]` in the rotate-half layout of the graph (`decoder::rope_tables`,
+/// scaling included), computed in f64 and rounded once to `F`.
+pub fn rope_tables<F: Real>(rotary: &crate::model::rope::Rotary, hd: usize, positions: usize) -> (Array2<F>, Array2<F>) {
+    let (cos, sin) = rotary.tables(hd, positions, |v| cast::<F>(v));
+    let shape = (positions, hd);
+    (Array2::from_shape_vec(shape, cos).expect("positions x hd"), Array2::from_shape_vec(shape, sin).expect("positions x hd"))
 }
 
 /// Rotary embedding of every head of `[T, heads*hd]` at positions `0..T`:
@@ -200,7 +189,7 @@ mod tests {
         let numeric = numeric_grad(|x| head_rms_norm(x.view(), w4.view(), 1e-6).0, &x, &dy);
         assert!(close(&exact, &numeric) < 1e-7, "head rms norm");
 
-        let (cos, sin) = rope_tables::<f64>(10_000.0, 4, 3);
+        let (cos, sin) = rope_tables::<f64>(&crate::model::rope::Rotary::plain(10_000.0), 4, 3);
         let exact = rope(dy.view(), &cos, &sin, 4, true);
         let numeric = numeric_grad(|x| rope(x.view(), &cos, &sin, 4, false), &x, &dy);
         assert!(close(&exact, &numeric) < 1e-7, "rope");

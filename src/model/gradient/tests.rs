@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::model::decoder::{Activation, Norm};
+use crate::model::rope::RopeScaling;
 
 fn spec(gemma_like: bool) -> DecoderSpec {
     DecoderSpec {
@@ -29,6 +30,13 @@ fn spec(gemma_like: bool) -> DecoderSpec {
         logit_scale: None,
         attn_scale: 1.0 / 8f32.sqrt(),
         rope_base: vec![10_000.0, 1_000_000.0],
+        // Scaled rotary in every test: Gemma 3's linear scaling of its global layer, and YaRN
+        // (original context shorter than the tables) on both blocks of the other.
+        rope_scaling: if gemma_like {
+            vec![None, Some(RopeScaling::Linear { factor: 8.0 })]
+        } else {
+            vec![Some(RopeScaling::yarn(4.0, 8, None, None, None)); 2]
+        },
         // Block 0 sees 3 keys back at most: shorter than the windows below, so the mask matters.
         sliding_window: if gemma_like { vec![Some(3), None] } else { vec![None, None] },
         max_positions: 32,

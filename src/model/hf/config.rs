@@ -277,6 +277,7 @@ impl HfConfig {
             logit_scale: None,
             attn_scale: 1.0 / (head_dim as f32).sqrt(),
             rope_base: vec![rope.global; blocks],
+            rope_scaling: Vec::new(),
             sliding_window: vec![None; blocks],
             max_positions: context.min(max_positions_cap),
         };
@@ -300,7 +301,28 @@ impl HfConfig {
             }
             HfArchitecture::Llama | HfArchitecture::Qwen2 => {}
         }
+        spec.rope_scaling = self.rope_scaling(&spec.sliding_window)?;
+        if spec.rope_scaling.iter().all(Option::is_none) {
+            // Unscaled cards stay as they were (the field is left out when empty).
+            spec.rope_scaling.clear();
+        }
         Ok(spec)
+    }
+}
+
+impl HfConfig {
+    /// Each block's rotary scaling, by its layer type (sliding or full attention), as
+    /// [`crate::model::rope`] reads `rope_scaling` / `rope_parameters`; unknown kinds and keys
+    /// are refused there, by name.
+    fn rope_scaling(&self, sliding: &[Option<usize>]) -> Result<Vec<Option<crate::model::rope::RopeScaling>>, ModelError> {
+        let config = Value::Object(self.map.clone());
+        let for_type = |layer_type: &str| {
+            crate::model::rope::RopeScaling::from_hf_config_for_layer_type(&config, layer_type).map_err(|e| {
+                bad_key(&self.path, &e.key, &Value::String(e.value.clone()), &format!("{}; import refuses rather than compute a different model", e.reason))
+            })
+        };
+        let (full, local) = (for_type("full_attention")?, for_type("sliding_attention")?);
+        Ok(sliding.iter().map(|w| if w.is_some() { local.clone() } else { full.clone() }).collect())
     }
 }
 
@@ -340,33 +362,16 @@ pub struct Rope {
 
 /// Reads the rotary settings, in the older layout (`rope_theta`, `rope_scaling`,
 /// `rope_local_base_freq`) or transformers 5's `rope_parameters` (one dict, or one per layer
-/// type). Only unscaled rotary embeddings are implemented: any scaling is refused by name.
+/// type). Scaling is read per layer type by [`HfConfig::rope_scaling`].
 pub fn rope(c: &HfConfig) -> Result<Rope, ModelError> {
-    let refuse_type = |key: &str, params: &Value| -> Result<(), ModelError> {
-        let kind = params.get("rope_type").or(params.get("type")).and_then(Value::as_str).unwrap_or("default");
-        if kind != "default" {
-            return Err(bad_key(
-                &c.path,
-                key,
-                params,
-                "rotary scaling is not implemented yet; import refuses rather than compute a different model",
-            ));
-        }
-        Ok(())
-    };
-    if let Some(s) = c.get("rope_scaling") {
-        refuse_type("rope_scaling", s)?;
-    }
     let theta = |v: &Value| v.get("rope_theta").and_then(Value::as_f64);
     let mut global = c.opt_f64("rope_theta")?;
     let mut local = c.opt_f64("rope_local_base_freq")?;
     if let Some(p) = c.get("rope_parameters") {
         if p.get("rope_type").is_some() || p.get("rope_theta").is_some() {
-            refuse_type("rope_parameters", p)?;
             global = theta(p).or(global);
         } else {
             for (layer_type, params) in p.as_object().into_iter().flatten() {
-                refuse_type(&format!("rope_parameters.{layer_type}"), params)?;
                 match layer_type.as_str() {
                     "full_attention" => global = theta(params).or(global),
                     "sliding_attention" => local = theta(params).or(local),
@@ -402,9 +407,15 @@ mod tests {
     }
 
     #[test]
-    fn rope_scaling_and_unknown_values_are_refused_by_name() {
-        let scaled = LLAMA.replace("\"rope_theta\"", "\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0},\"rope_theta\"");
-        let err = parse(&scaled).unwrap().spec(100, 8192).unwrap_err().to_string();
+    fn rope_scaling_is_read_and_unknown_values_are_refused_by_name() {
+        let llama31 = r#""rope_scaling":{"rope_type":"llama3","factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192},"rope_theta""#;
+        let scaled = LLAMA.replace("\"rope_theta\"", llama31);
+        let spec = parse(&scaled).unwrap().spec(100, 8192).unwrap();
+        assert_eq!(spec.rope_scaling.len(), 2);
+        assert!(spec.rope_scaling.iter().all(Option::is_some), "{:?}", spec.rope_scaling);
+        assert!(parse(LLAMA).unwrap().spec(100, 8192).unwrap().rope_scaling.is_empty(), "unscaled cards keep no field");
+        let unknown = LLAMA.replace("\"rope_theta\"", "\"rope_scaling\":{\"rope_type\":\"longrope\",\"factor\":8.0},\"rope_theta\"");
+        let err = parse(&unknown).unwrap().spec(100, 8192).unwrap_err().to_string();
         assert!(err.contains("rope_scaling") && err.contains("/m/config.json"), "{err}");
         let biased = LLAMA.replace("\"hidden_act\"", "\"attention_bias\":true,\"hidden_act\"");
         let err = parse(&biased).unwrap().spec(100, 8192).unwrap_err().to_string();

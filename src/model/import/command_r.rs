@@ -74,6 +74,7 @@ impl Architecture for CommandR {
             logit_scale: Some(m.get_f32(&k("logit_scale"))?),
             attn_scale: 1.0 / (head_dim as f32).sqrt(),
             rope_base: vec![base; blocks],
+            rope_scaling: vec![super::gguf_rope_scaling(g, ARCH, head_dim)?; blocks],
             sliding_window: vec![None; blocks],
             max_positions: context.min(opts.max_positions),
         })

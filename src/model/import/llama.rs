@@ -6,6 +6,9 @@
 //! (interleaved layout). Our graph uses the rotate-half layout, so import undoes that reorder;
 //! attention scores are unchanged because q and k get the same permutation within each head.
 //! Qwen2 files keep the rotate-half order and need nothing.
+//!
+//! Rotary scaling (Llama 3.1's `rope_freqs.weight`, Qwen's YaRN, linear) is read by
+//! [`super::gguf_rope_scaling`] and applies to every block.
 
 use super::super::decoder::{Activation, DecoderSpec, Norm};
 use super::super::gguf::{GgufError, GgufFile};
@@ -55,6 +58,7 @@ impl Architecture for Llama {
             logit_scale: None,
             attn_scale: 1.0 / (head_dim as f32).sqrt(),
             rope_base: vec![base; blocks],
+            rope_scaling: vec![super::gguf_rope_scaling(g, self.prefix(), head_dim)?; blocks],
             sliding_window: vec![None; blocks],
             max_positions: context.min(opts.max_positions),
         })

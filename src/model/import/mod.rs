@@ -9,8 +9,12 @@
 
 mod command_r;
 mod gemma3;
+pub(crate) use gemma3::attn_scale as gemma3_attn_scale;
 pub(crate) mod llama;
 pub mod tokenizer;
+
+#[cfg(test)]
+mod rope_tests;
 
 use std::path::{Path, PathBuf};
 
@@ -18,8 +22,9 @@ use prost::Message;
 
 use super::builder::WeightFile;
 use super::card::{ModelCard, Parts, SourceFile, CARD_FORMAT};
-use super::decoder::{self, rope_table_names, rope_tables, DecoderSpec, WeightTable};
+use super::decoder::{self, rope_tables, DecoderSpec, WeightTable};
 use super::gguf::{GgufError, GgufFile};
+use super::rope::RopeScaling;
 use super::ModelError;
 
 pub const GRAPH_FILE: &str = "model.onnx";
@@ -55,6 +60,114 @@ fn head_counts(g: &GgufFile, prefix: &str, d_model: usize) -> Result<(usize, usi
     }
     Ok((n_heads, n_kv_heads))
 }
+
+/// The rotary scaling a GGUF file declares for `arch` (whose heads are `head_dim` wide), as
+/// llama.cpp reads it: `<arch>.rope.scaling.type` (absent: linear), the factor from
+/// `<arch>.rope.scaling.factor` (or the older `<arch>.rope.scale_linear`; 0 or 1: none), YaRN's
+/// `original_context_length` and beta keys, and the per-frequency divisors of
+/// `rope_freqs.weight` (Llama 3.1's scaling, which the converter stores that way). Anything
+/// else that would change the rotary angles (another scaling type, a partial rotary
+/// dimension, YaRN's extra attention factors) is refused, naming the key and the file.
+pub(crate) fn gguf_rope_scaling(g: &GgufFile, arch: &str, head_dim: usize) -> Result<Option<RopeScaling>, GgufError> {
+    let m = g.metadata();
+    let key = |s: &str| format!("{arch}.rope.{s}");
+    // A value import does not implement: named with its key, so the user sees what differs.
+    let unsupported = |k: String, value: String, hint: &'static str| GgufError::UnsupportedVariant {
+        path: g.path().to_path_buf(),
+        feature: format!("metadata '{k}' = {value}"),
+        hint,
+    };
+    let refuse = |k: String, value: String, expected: &'static str| GgufError::ValueOutOfRange {
+        path: g.path().to_path_buf(),
+        key: k,
+        expected,
+        value,
+    };
+    if let Some(dims) = m.get_opt::<u32>(&key("dimension_count"))? {
+        if dims as usize != head_dim {
+            return Err(unsupported(
+                key("dimension_count"),
+                format!("{dims} (the head size is {head_dim})"),
+                "rotary embeddings over part of each head are not implemented, and importing would compute different attention",
+            ));
+        }
+    }
+    let factor = match m.get_opt::<f32>(&key("scaling.factor"))? {
+        Some(f) => Some((key("scaling.factor"), f)),
+        None => m.get_opt::<f32>(&key("scale_linear"))?.map(|f| (key("scale_linear"), f)),
+    };
+    if let Some((k, f)) = &factor {
+        if !(f.is_finite() && *f >= 0.0) {
+            return Err(refuse(k.clone(), f.to_string(), "a positive rotary scaling factor (0 or 1: none)"));
+        }
+    }
+    let factor = factor.map(|(_, f)| f64::from(f)).filter(|&f| f != 0.0 && f != 1.0);
+    let kind = m.get_opt::<&str>(&key("scaling.type"))?.unwrap_or("linear");
+    let scaling = match kind {
+        "none" | "linear" => factor.map(|factor| RopeScaling::Linear { factor }),
+        "yarn" => {
+            let factor = factor.ok_or_else(|| GgufError::MissingKey { path: g.path().to_path_buf(), key: key("scaling.factor") })?;
+            let original = match m.get_opt::<u32>(&key("scaling.original_context_length"))? {
+                Some(n) => n as usize,
+                None => m.get_u32(&format!("{arch}.context_length"))? as usize,
+            };
+            // Keys whose non-default values llama.cpp folds into the angles or the attention
+            // factor in ways transformers' YaRN does not: refused rather than guessed.
+            for (k, neutral) in [
+                ("scaling.yarn_ext_factor", 1.0),
+                ("scaling.yarn_attn_factor", 1.0),
+                ("scaling.attn_factor", 1.0),
+                ("scaling.yarn_log_multiplier", 0.0),
+            ] {
+                if let Some(v) = m.get_opt::<f32>(&key(k))? {
+                    if f64::from(v) != neutral {
+                        return Err(unsupported(
+                            key(k),
+                            v.to_string(),
+                            "only YaRN as transformers computes it (this key at its default) is implemented; importing would compute different attention",
+                        ));
+                    }
+                }
+            }
+            let beta = |k: &str| m.get_opt::<f32>(&key(k)).map(|v| v.map(f64::from));
+            Some(RopeScaling::yarn(factor, original, beta("scaling.yarn_beta_fast")?, beta("scaling.yarn_beta_slow")?, None))
+        }
+        other => {
+            return Err(unsupported(
+                key("scaling.type"),
+                format!("'{other}'"),
+                "polyprune implements the rotary scalings none, linear and yarn (and Llama 3.1's rope_freqs.weight); importing would compute different attention",
+            ));
+        }
+    };
+    let scaling = match (scaling, g.tensor_info(ROPE_FREQS)) {
+        (scaling, None) => scaling,
+        (None, Some(_)) => {
+            Some(RopeScaling::FrequencyDivisors { divisors: g.dequantize(ROPE_FREQS)?.into_iter().map(f64::from).collect() })
+        }
+        (Some(_), Some(_)) => {
+            return Err(GgufError::UnsupportedVariant {
+                path: g.path().to_path_buf(),
+                feature: format!("per-frequency rotary divisors ({ROPE_FREQS}) together with {kind} scaling ({})", key("scaling.type")),
+                hint:
+                    "files converted from Llama 3.1 carry the divisors alone; re-convert the checkpoint with a current llama.cpp converter",
+            });
+        }
+    };
+    if let Some(s) = &scaling {
+        let k = if matches!(s, RopeScaling::FrequencyDivisors { .. }) { ROPE_FREQS.to_string() } else { key("scaling") };
+        s.validate(head_dim, &k).map_err(|e| GgufError::ValueOutOfRange {
+            path: g.path().to_path_buf(),
+            key: e.key,
+            expected: "rotary scaling parameters polyprune can use",
+            value: format!("{} ({})", e.value, e.reason),
+        })?;
+    }
+    Ok(scaling)
+}
+
+/// llama.cpp's tensor of per-frequency rotary divisors (Llama 3.1).
+const ROPE_FREQS: &str = "rope_freqs.weight";
 
 /// The special token ids a card records (`start`: what calibration windows begin with).
 pub(crate) struct SpecialTokens {
@@ -217,12 +330,12 @@ fn write_weights(gguf: &GgufFile, arch: &dyn Architecture, spec: &DecoderSpec, o
     Ok(table)
 }
 
-/// Appends the rotary tables of every distinct rope base (after the weights, as import lays
+/// Appends the rotary tables of every distinct rotary embedding (after the weights, as import lays
 /// them out) and records them in `table`.
 pub(crate) fn append_rope_tables(file: &mut WeightFile, spec: &DecoderSpec, table: &mut WeightTable) -> std::io::Result<()> {
-    for base in spec.distinct_rope_bases() {
-        let (cos, sin) = rope_tables(base, spec.head_dim, spec.max_positions);
-        let (cn, sn) = rope_table_names(base);
+    for rotary in spec.distinct_rotaries() {
+        let (cos, sin) = rope_tables(&rotary, spec.head_dim, spec.max_positions);
+        let (cn, sn) = rotary.table_names();
         let dims = [spec.max_positions, spec.head_dim];
         table.insert(cn.clone(), file.append_f32(&cn, &dims, &cos)?);
         table.insert(sn.clone(), file.append_f32(&sn, &dims, &sin)?);
@@ -323,8 +436,8 @@ fn cache_weights(dir: &Path, card: &ModelCard) -> Result<Option<WeightTable>, Mo
     let Some(graph) = &model.graph else { return Ok(None) };
     let table: WeightTable = graph.initializer.iter().map(|t| (t.name().to_string(), t.clone())).collect();
     let mut needed: Vec<String> = spec.weight_shapes().into_iter().map(|(n, _)| n).collect();
-    for base in spec.distinct_rope_bases() {
-        let (c, s) = rope_table_names(base);
+    for rotary in spec.distinct_rotaries() {
+        let (c, s) = rotary.table_names();
         needed.extend([c, s]);
     }
     let usable = needed.iter().all(|n| table.get(n).is_some_and(|t| t.is_external()));
