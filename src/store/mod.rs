@@ -39,7 +39,7 @@ pub use rows::{
     CalibrationManifestRow, ChoiceRow, DocumentRow, ExampleKind, ExampleRow, PerplexitySummaryRow, SparsityRow, TaskSummaryRow,
 };
 pub use run::{
-    find_score_files, new_run, read_provenance_beside, read_scores, run_free_path, unix_now, GateDir, PerplexityDir, ResultsDir,
-    RunKind, Scores, SectionDir, TasksDir,
+    find_score_files, new_run, read_provenance_beside, read_scores, run_free_path, unix_now, GateDir, PerplexityDir, ResultsDir, RunKind,
+    Scores, SectionDir, TasksDir,
 };
 pub use study::{StudyDir, StudyResults, Unit, UnitResults};

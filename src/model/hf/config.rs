@@ -318,7 +318,12 @@ impl HfConfig {
         let config = Value::Object(self.map.clone());
         let for_type = |layer_type: &str| {
             crate::model::rope::RopeScaling::from_hf_config_for_layer_type(&config, layer_type).map_err(|e| {
-                bad_key(&self.path, &e.key, &Value::String(e.value.clone()), &format!("{}; import refuses rather than compute a different model", e.reason))
+                bad_key(
+                    &self.path,
+                    &e.key,
+                    &Value::String(e.value.clone()),
+                    &format!("{}; import refuses rather than compute a different model", e.reason),
+                )
             })
         };
         let (full, local) = (for_type("full_attention")?, for_type("sliding_attention")?);
