@@ -425,7 +425,11 @@ mod tests {
         let biased = LLAMA.replace("\"hidden_act\"", "\"attention_bias\":true,\"hidden_act\"");
         let err = parse(&biased).unwrap().spec(100, 8192).unwrap_err().to_string();
         assert!(err.contains("attention_bias"), "{err}");
-        let v5 = LLAMA.replace("\"rope_theta\":500000.0", "\"rope_parameters\":{\"rope_type\":\"yarn\",\"rope_theta\":1.0}");
+        // transformers 5's `rope_parameters`: a kind polyprune builds is read, another refused by name.
+        let v5 = LLAMA.replace("\"rope_theta\":500000.0", "\"rope_parameters\":{\"rope_type\":\"yarn\",\"factor\":4.0,\"rope_theta\":1.0}");
+        assert!(parse(&v5).unwrap().spec(100, 8192).unwrap().rope_scaling.iter().all(Option::is_some));
+        let v5 =
+            LLAMA.replace("\"rope_theta\":500000.0", "\"rope_parameters\":{\"rope_type\":\"dynamic\",\"factor\":4.0,\"rope_theta\":1.0}");
         assert!(parse(&v5).unwrap().spec(100, 8192).unwrap_err().to_string().contains("rope_parameters"));
         let gelu = LLAMA.replace("\"silu\"", "\"gelu\"");
         assert!(parse(&gelu).unwrap().spec(100, 8192).unwrap_err().to_string().contains("hidden_act"));
