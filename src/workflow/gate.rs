@@ -175,6 +175,21 @@ enum Sequence {
 }
 
 impl SetState {
+    /// A set before its first round.
+    fn new(evaluation: String, work: Work, baseline: BTreeMap<String, f64>, sequence: Sequence) -> SetState {
+        SetState {
+            evaluation,
+            work,
+            baseline,
+            sequence,
+            used: 0,
+            sum_difference: 0.0,
+            decision: None,
+            task_parts: Vec::new(),
+            documents: Vec::new(),
+        }
+    }
+
     fn available(&self) -> usize {
         self.baseline.len()
     }
@@ -330,17 +345,8 @@ fn task_sets(folder: &Path, opts: &GateOptions, out: &mut Vec<SetState>) -> Resu
         let items = select_items(loaded.items, &order, &evaluation)?;
         let sequence = BettingConfidenceSequence::new(-1.0, 1.0, Some(baseline.len()), opts.alpha, BETTING_GRID_STEPS)
             .map_err(|e| refused(format!("{evaluation}: {e}")))?;
-        out.push(SetState {
-            evaluation,
-            work: Work::Task { loaded: LoadedTask { items, ..loaded }, max_new_tokens },
-            baseline,
-            sequence: Sequence::Betting(sequence),
-            used: 0,
-            sum_difference: 0.0,
-            decision: None,
-            task_parts: Vec::new(),
-            documents: Vec::new(),
-        });
+        let work = Work::Task { loaded: LoadedTask { items, ..loaded }, max_new_tokens };
+        out.push(SetState::new(evaluation, work, baseline, Sequence::Betting(sequence)));
     }
     Ok(())
 }
@@ -407,17 +413,8 @@ fn text_sets(folder: &Path, opts: &GateOptions, out: &mut Vec<SetState>) -> Resu
             .collect::<Result<Vec<_>, _>>()?;
         let sequence = AsymptoticConfidenceSequence::new(opts.alpha, AsymptoticConfidenceSequence::DEFAULT_OPTIMAL_AT)
             .map_err(|e| refused(format!("{evaluation}: {e}")))?;
-        out.push(SetState {
-            evaluation,
-            work: Work::Text { language, source: set.source, window, documents },
-            baseline,
-            sequence: Sequence::Asymptotic(sequence),
-            used: 0,
-            sum_difference: 0.0,
-            decision: None,
-            task_parts: Vec::new(),
-            documents: Vec::new(),
-        });
+        let work = Work::Text { language, source: set.source, window, documents };
+        out.push(SetState::new(evaluation, work, baseline, Sequence::Asymptotic(sequence)));
     }
     Ok(())
 }
