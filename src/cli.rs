@@ -64,6 +64,10 @@ pub enum StudyCommand {
         /// Stop after computing this many cells (dense baselines count as cells).
         #[arg(long)]
         max_cells: Option<usize>,
+        /// With `[tasks] stop = "decided"`: stop after this many rounds of task examples (a
+        /// re-run goes on from there).
+        #[arg(long)]
+        max_rounds: Option<usize>,
     },
     /// Print the cells a config expands to and an estimate of their cost; runs nothing.
     Plan {

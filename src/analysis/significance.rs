@@ -29,7 +29,7 @@ use crate::stats::{
     ComparisonConfig, ConfidenceLevel, CriticalDifferenceDiagram, Descriptives, FriedmanTest, NemenyiTest, PValues, PairedComparison,
     PairedSamples, RankDirection, Sample,
 };
-use crate::store::{ResultsDir, StudyDir};
+use crate::store::{Decisions, ResultsDir, StudyDir};
 
 /// How p-values of one family are corrected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -619,6 +619,46 @@ fn unit_scores(unit: &ResultsDir, measure: Measure) -> Result<Option<ScoreFile>,
     }
 }
 
+/// In a study whose tasks stopped when decided, a fixed-n test on the examples used is not
+/// valid (when to stop depended on the data), so each task comparison's interval and mark come
+/// from its confidence sequence: marked when the sequence excludes 0. Pairs the rounds did not
+/// decide (two calibrations, neither the reference) are left unmarked. Returns the note saying so.
+fn apply_sequences(rows: &mut [ComparisonRow], decisions: &Decisions) -> String {
+    for row in rows.iter_mut().filter(|r| r.metric == Metric::Accuracy) {
+        let found = decisions.sets.iter().filter(|s| s.evaluation == row.evaluation_set).flat_map(|s| &s.comparisons).find_map(|c| {
+            if c.family != row.family {
+                None
+            } else if c.first == row.first && c.second == row.second {
+                Some((c, 1.0))
+            } else if c.first == row.second && c.second == row.first {
+                Some((c, -1.0))
+            } else {
+                None
+            }
+        });
+        match found {
+            Some((c, sign)) => {
+                let (a, b) = (sign * c.lower, sign * c.upper);
+                row.ci_lower = a.min(b);
+                row.ci_upper = a.max(b);
+                row.significant = c.excludes_zero();
+                row.reachable = true;
+                row.correction = "confidence-sequence";
+            }
+            None => {
+                row.significant = false;
+                row.correction = "not-decided";
+            }
+        }
+    }
+    format!(
+        "Tasks stopped when decided (margin {}, rounds of {}): a task comparison's interval is its anytime-valid confidence sequence \
+         ({}, alpha = {} per comparison) and it is significant when that excludes 0; its p-values are fixed-n and descriptive only. \
+         Pairs of two calibrations neither of which is the reference were not decided and are never marked.",
+        decisions.margin, decisions.round, decisions.sequence, decisions.alpha
+    )
+}
+
 /// Runs the study's families of tests.
 pub fn study_significance(study: &Path, settings: &TestSettings) -> Result<StudySignificance, AnalysisError> {
     let dir = StudyDir::new(study);
@@ -652,6 +692,11 @@ pub fn study_significance(study: &Path, settings: &TestSettings) -> Result<Study
                 let tested = compare_treatments(&family, set, metric, &treatments, settings)?;
                 out.comparisons.extend(tested.rows);
                 out.notes.extend(tested.notes);
+            }
+        }
+        if measure == Measure::Tasks {
+            if let Some(decisions) = dir.read_decisions::<Decisions>()? {
+                out.notes.push(apply_sequences(&mut out.comparisons, &decisions));
             }
         }
         // Across seeds: per (model, condition, calibration, set) the set mean of each seed.

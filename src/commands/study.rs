@@ -17,7 +17,7 @@ use crate::cli::{Format, StudyCommand};
 
 pub fn run(cmd: StudyCommand) -> Result<()> {
     match cmd {
-        StudyCommand::Run { config, out, shard, max_cells } => run_study(&config, out, shard, max_cells),
+        StudyCommand::Run { config, out, shard, max_cells, max_rounds } => run_study(&config, out, shard, max_cells, max_rounds),
         StudyCommand::Plan { config, out, format } => print_plan(&config, out, format),
         StudyCommand::Merge { shards, out } => merge(&shards, &out),
         StudyCommand::Slurm { config, shards, dir, out, time, cpus, sbatch } => slurm(&config, shards, &dir, out, time, cpus, sbatch),
@@ -84,6 +84,12 @@ impl Observer for Progress {
             pb.set_message(format!("{current}: {message}"));
         }
     }
+    fn note(&mut self, message: &str) {
+        match self {
+            Progress::Bar { pb, .. } => pb.println(message),
+            Progress::Log { .. } => eprintln!("{message}"),
+        }
+    }
     fn unit_finished(&mut self, id: &str, status: &UnitStatus) {
         let error = match status {
             UnitStatus::Failed { error } => Some(error.as_str()),
@@ -133,12 +139,12 @@ impl Observer for Progress {
     }
 }
 
-fn run_study(config_path: &Path, out: Option<PathBuf>, shard: Option<String>, max_cells: Option<usize>) -> Result<()> {
+fn run_study(config_path: &Path, out: Option<PathBuf>, shard: Option<String>, max_cells: Option<usize>, max_rounds: Option<usize>) -> Result<()> {
     let (config, text) = load(config_path)?;
     let shard: Option<Shard> = shard.map(|s| s.parse()).transpose()?;
     let dir = StudyDir::new(out.unwrap_or_else(|| config.out.clone()));
     let mut progress = Progress::new();
-    let options = RunOptions { shard, max_units: max_cells };
+    let options = RunOptions { shard, max_units: max_cells, max_rounds };
     let summary = polyprune::study::run_study(&config, &text, &dir, &options, &mut progress)?;
     progress.done();
     eprintln!(
@@ -147,7 +153,13 @@ fn run_study(config_path: &Path, out: Option<PathBuf>, shard: Option<String>, ma
         summary.computed.len(),
         summary.skipped.len(),
         summary.failed.len(),
-        if summary.left > 0 { format!(", {} left for a later run", summary.left) } else { String::new() },
+        if summary.left > 0 {
+            format!(", {} left for a later run", summary.left)
+        } else if summary.rounds_left {
+            ", task rounds left for a later run".to_string()
+        } else {
+            String::new()
+        },
         dir.root.display()
     );
     if !summary.failed.is_empty() {

@@ -16,6 +16,7 @@ use crate::data::{Language, TextRegistry, TextSource};
 use crate::eval::WindowOptions;
 use crate::prune::{Method, Pattern, SparseGptConfig, Sparsity, SparsityTarget};
 use crate::runtime::{ExecutionProvider, RuntimeOptions};
+use crate::stats::Alpha;
 use crate::tasks::{Catalog, LanguageEntry, TaskName, TaskSplit};
 
 /// A study file that cannot be used, with where it went wrong.
@@ -171,6 +172,11 @@ struct RawTasks {
     seed: u64,
     split: Option<Spanned<String>>,
     data: Option<PathBuf>,
+    /// `"full"` (default) or `"decided"`.
+    stop: Option<Spanned<String>>,
+    margin: Option<Spanned<f64>>,
+    alpha: Option<Spanned<f64>>,
+    round: Option<Spanned<usize>>,
 }
 
 fn default_task_seed() -> u64 {
@@ -359,6 +365,35 @@ pub struct TaskPlan {
     pub seed: u64,
     pub split: TaskSplit,
     pub data: PathBuf,
+    pub stop: StopRule,
+}
+
+/// When a study stops scoring a task in a language.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "rule")]
+pub enum StopRule {
+    /// Every example (up to `limit`): the default, and what fixed-n tests need.
+    Full,
+    /// Rounds of examples until every comparison of the set is decided by its anytime-valid
+    /// confidence sequence, or the examples (up to `limit`) run out.
+    Decided(DecidedStop),
+}
+
+/// The settings of [`StopRule::Decided`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct DecidedStop {
+    /// Accuracy a calibration may lose against its comparator and still count as not worse.
+    pub margin: f64,
+    /// Error rate of each comparison's decision, at whatever round it is made.
+    pub alpha: Alpha,
+    /// Examples per task and language per round.
+    pub round: usize,
+}
+
+impl DecidedStop {
+    pub const DEFAULT_MARGIN: f64 = 0.02;
+    pub const DEFAULT_ALPHA: f64 = 0.05;
+    pub const DEFAULT_ROUND: usize = 50;
 }
 
 impl TaskPlan {
@@ -998,6 +1033,44 @@ impl Resolver<'_> {
         })
     }
 
+    /// `[tasks] stop` with its `margin`, `alpha` and `round`, which mean nothing without it.
+    fn stop_rule(&self, raw: &RawTasks) -> Result<StopRule, ConfigError> {
+        let decided = match &raw.stop {
+            None => false,
+            Some(s) => match s.get_ref().as_str() {
+                "full" => false,
+                "decided" => true,
+                other => {
+                    return Err(self.err(
+                        "tasks.stop",
+                        s.span(),
+                        format!("'{other}' is not a stop rule; use \"full\" (every example) or \"decided\" (rounds until the comparisons are decided)"),
+                    ))
+                }
+            },
+        };
+        if !decided {
+            let stray = [("tasks.margin", raw.margin.as_ref().map(|m| m.span())), ("tasks.alpha", raw.alpha.as_ref().map(|a| a.span())), ("tasks.round", raw.round.as_ref().map(|r| r.span()))];
+            if let Some((key, Some(span))) = stray.into_iter().find(|(_, span)| span.is_some()) {
+                return Err(self.err(key, span, "only used with stop = \"decided\"; add that line or drop this key"));
+            }
+            return Ok(StopRule::Full);
+        }
+        let margin = raw.margin.as_ref().map_or(DecidedStop::DEFAULT_MARGIN, |m| *m.get_ref());
+        if let Some(m) = raw.margin.as_ref().filter(|m| !(m.get_ref().is_finite() && (0.0..1.0).contains(m.get_ref()))) {
+            return Err(self.err("tasks.margin", m.span(), "give an accuracy difference in [0, 1), e.g. 0.02"));
+        }
+        let alpha = match &raw.alpha {
+            None => Alpha::new(DecidedStop::DEFAULT_ALPHA).expect("0.05 is a level"),
+            Some(a) => Alpha::new(*a.get_ref()).map_err(|e| self.err("tasks.alpha", a.span(), e.to_string()))?,
+        };
+        let round = raw.round.as_ref().map_or(DecidedStop::DEFAULT_ROUND, |r| *r.get_ref());
+        if let Some(r) = raw.round.as_ref().filter(|r| *r.get_ref() == 0) {
+            return Err(self.err("tasks.round", r.span(), "a round of 0 examples never ends; give at least 1 (e.g. 50)"));
+        }
+        Ok(StopRule::Decided(DecidedStop { margin, alpha, round }))
+    }
+
     fn tasks(&self, raw: RawTasks) -> Result<TaskPlan, ConfigError> {
         if raw.names.get_ref().is_empty() {
             return Err(self.err("tasks.names", raw.names.span(), "give at least one task, e.g. names = [\"sib200\"]"));
@@ -1049,7 +1122,9 @@ impl Resolver<'_> {
             None => TaskSplit::Test,
             Some(s) => s.get_ref().parse().map_err(|e: crate::tasks::TaskError| self.err("tasks.split", s.span(), e.to_string()))?,
         };
+        let stop = self.stop_rule(&raw)?;
         Ok(TaskPlan {
+            stop,
             names,
             languages: raw.languages.into_inner().into_iter().map(|l| l.into_inner()).collect(),
             limit: raw.limit.map(|l| l.into_inner()),
@@ -1122,6 +1197,29 @@ limit = 10
             Ok(_) => panic!("accepted:\n{text}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// `stop = "decided"` with its defaults or given settings; the settings alone, an unknown
+    /// rule and out-of-range values are refused naming the key and line.
+    #[test]
+    fn the_decided_stop_rule_is_read_with_defaults_and_checked() {
+        let plan = |text: &str| parse_ok(text).tasks.unwrap().stop;
+        assert_eq!(plan(GOOD), StopRule::Full);
+        let decided = format!("{GOOD}stop = \"decided\"\n");
+        let d = DecidedStop { margin: 0.02, alpha: Alpha::new(0.05).unwrap(), round: 50 };
+        assert_eq!(plan(&decided), StopRule::Decided(d));
+        let given = format!("{decided}margin = 0.05\nalpha = 0.01\nround = 25\n");
+        assert_eq!(plan(&given), StopRule::Decided(DecidedStop { margin: 0.05, alpha: Alpha::new(0.01).unwrap(), round: 25 }));
+        let e = error(&format!("{GOOD}margin = 0.05\n"));
+        assert!(e.starts_with("study.toml:29: tasks.margin") && e.contains("stop = \"decided\""), "{e}");
+        let e = error(&format!("{GOOD}stop = \"sometimes\"\n"));
+        assert!(e.contains("tasks.stop") && e.contains("'sometimes' is not a stop rule"), "{e}");
+        let e = error(&format!("{decided}round = 0\n"));
+        assert!(e.contains("tasks.round"), "{e}");
+        let e = error(&format!("{decided}margin = 1.5\n"));
+        assert!(e.contains("tasks.margin"), "{e}");
+        let e = error(&format!("{decided}alpha = 2.0\n"));
+        assert!(e.contains("tasks.alpha"), "{e}");
     }
 
     #[test]

@@ -8,4 +8,6 @@ pub mod cells;
 pub mod config;
 
 pub use cells::{target_tag, Cell, DenseBaseline, Grid};
-pub use config::{AnalysisParams, AnalysisPlan, AnalysisSwitches, CalibrationChoice, ConfigError, DisplayNames, ReportPlan, StudyConfig};
+pub use config::{
+    AnalysisParams, AnalysisPlan, AnalysisSwitches, CalibrationChoice, ConfigError, DecidedStop, DisplayNames, ReportPlan, StopRule, StudyConfig,
+};

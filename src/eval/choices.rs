@@ -78,7 +78,7 @@ impl PreparedChoice {
 }
 
 /// Counters of one scoring run, for the log and the provenance record.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChoiceStats {
     /// Choices scored.
     pub requests: usize,

@@ -11,7 +11,7 @@
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::choices::{score_examples, ChoiceStats, TaskEvalError};
 use super::generate::{generate, Generated, GenerationStats};
@@ -26,7 +26,7 @@ use crate::tasks::{
 const SUBSAMPLE_STREAM: u64 = 0x5ab5_a3b1_e000_0001;
 
 /// Per-example results of one task and language.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "records", rename_all = "snake_case")]
 pub enum TaskRecords {
     Choice(Vec<ChoiceRecord>),
@@ -34,7 +34,9 @@ pub enum TaskRecords {
 }
 
 /// What the model did, counted.
-#[derive(Clone, Debug, Serialize)]
+// Untagged: a choice run's counters have `sequences_run`, which a generation run's lack, so
+// reading back picks the right variant.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum RunStats {
     Choice(ChoiceStats),
@@ -132,6 +134,69 @@ pub fn evaluate(
         stats,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// A task result as a resumable evaluation keeps it between runs: everything but the summary,
+/// which [`ResultPart::into_result`] recomputes from the records.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ResultPart {
+    pub task: TaskName,
+    pub language: String,
+    pub split: TaskSplit,
+    pub shots: usize,
+    pub records: TaskRecords,
+    pub stats: RunStats,
+    pub seconds: f64,
+}
+
+impl From<TaskResult> for ResultPart {
+    fn from(r: TaskResult) -> Self {
+        ResultPart { task: r.task, language: r.language, split: r.split, shots: r.shots, records: r.records, stats: r.stats, seconds: r.seconds }
+    }
+}
+
+impl ResultPart {
+    pub fn into_result(self) -> Result<TaskResult, TaskEvalError> {
+        let summary = summarize(self.task, &self.records)?;
+        Ok(TaskResult {
+            task: self.task,
+            language: self.language,
+            split: self.split,
+            shots: self.shots,
+            summary,
+            records: self.records,
+            stats: self.stats,
+            seconds: self.seconds,
+        })
+    }
+
+    /// Examples scored.
+    pub fn len(&self) -> usize {
+        match &self.records {
+            TaskRecords::Choice(r) => r.len(),
+            TaskRecords::Generation(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keeps the first `n` examples (a resumed run drops what a killed round left half-written).
+    pub fn truncate(&mut self, n: usize) {
+        match &mut self.records {
+            TaskRecords::Choice(r) => r.truncate(n),
+            TaskRecords::Generation(r) => r.truncate(n),
+        }
+    }
+
+    /// 1 for a correct example and 0 for a wrong one, in order: what paired accuracy tests compare.
+    pub fn correct(&self) -> Vec<f64> {
+        match &self.records {
+            TaskRecords::Choice(r) => r.iter().map(|r| f64::from(u8::from(r.pred == r.gold))).collect(),
+            TaskRecords::Generation(r) => r.iter().map(|(r, _)| f64::from(u8::from(r.correct))).collect(),
+        }
+    }
 }
 
 /// Mean ± standard error per reported metric of a task's records.

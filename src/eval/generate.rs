@@ -22,7 +22,7 @@ use super::scorer::{DecodeBatch, Scorer};
 use crate::tasks::GenerationRequest;
 
 /// Why a generation stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     /// One of the request's stop strings was generated.
@@ -41,7 +41,7 @@ pub enum StopReason {
 const DECODE_KEYS: usize = 4096;
 
 /// The result of one request.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Generated {
     /// Generated text, cut before the first stop string.
     pub text: String,
@@ -54,7 +54,7 @@ pub struct Generated {
 }
 
 /// Counters of one generation run.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GenerationStats {
     /// Requests served.
     pub requests: usize,

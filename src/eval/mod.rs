@@ -9,7 +9,7 @@ pub mod scorer;
 pub mod text_sets;
 
 pub use choices::{ChoiceStats, PreparedChoice, TaskEvalError};
-pub use downstream::{combine, evaluate, limit_items, RunStats, TaskRecords, TaskResult};
+pub use downstream::{combine, evaluate, limit_items, ResultPart, RunStats, TaskRecords, TaskResult};
 pub use generate::{Generated, GenerationStats, StopReason};
 pub use perplexity::{score_documents, DocumentScore, LanguageScore, WindowOptions};
 pub use scorer::{ScoredSequence, Scorer, ScorerError};

@@ -237,7 +237,14 @@ pub fn write_report(
     let results = StudyResults::load(study_dir)?;
     let mut sections = study_sections::sections(&results);
     sections.extend(analyses.sections);
-    let grids = study_grids::study_grids(&study_grids::GridInputs { results: &results, comparisons: &analyses.comparisons, plan, tests });
+    let decisions: Option<crate::store::Decisions> = results.dir.read_decisions()?;
+    let grids = study_grids::study_grids(&study_grids::GridInputs {
+        results: &results,
+        comparisons: &analyses.comparisons,
+        plan,
+        tests,
+        decisions: decisions.as_ref(),
+    });
     let export_dir = results.dir.report();
     let info = html::PageInfo {
         title: &format!("polyprune study: {}", results.record.study),

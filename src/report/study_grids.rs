@@ -15,7 +15,7 @@ use crate::analysis::significance::{ComparisonRow, Correction, StudyCell, TestSe
 use crate::design::{target_tag, Cell, ReportPlan};
 use crate::prune::Pattern;
 use crate::stats::{mean, Descriptives, Sample};
-use crate::store::{StudyResults, UnitResults};
+use crate::store::{Decisions, StudyResults, UnitResults};
 
 use super::grid::{Better, Column, ColumnKind, Grid, GridCell, GridRow, Mark, RowRole};
 use super::names::Names;
@@ -28,6 +28,8 @@ pub struct GridInputs<'a> {
     pub plan: &'a ReportPlan,
     /// The settings the comparisons were made with, for the tables' notes.
     pub tests: &'a TestSettings,
+    /// A study whose tasks stopped when decided: its marks come from confidence sequences.
+    pub decisions: Option<&'a Decisions>,
 }
 
 /// A grid and the report section (`perplexity`, `tasks`) it belongs to.
@@ -186,7 +188,7 @@ impl Builder<'_> {
     }
 
     /// The notes every grid of a condition carries: spread, bold, marks.
-    fn notes(&self, grid: &Grid, condition: &Condition, units: &str, value_note: Option<String>) -> Vec<String> {
+    fn notes(&self, grid: &Grid, condition: &Condition, units: &str, value_note: Option<String>, sequential: Option<String>) -> Vec<String> {
         let mut notes = Vec::new();
         if let Some(v) = value_note {
             notes.push(v);
@@ -217,11 +219,13 @@ impl Builder<'_> {
                     let reference_name = self
                         .names
                         .calibration(condition.rows.iter().find(|(l, _)| l == reference).and_then(|(_, c)| c[0].0.calibration.as_ref()));
-                    let test = format!(
-                        "paired permutation test on the same {units}, {} correction within each evaluation set, α = {}{every}",
-                        correction_name(tests.correction),
-                        tests.alpha.value(),
-                    );
+                    let test = sequential.unwrap_or_else(|| {
+                        format!(
+                            "paired permutation test on the same {units}, {} correction within each evaluation set, α = {}{every}",
+                            correction_name(tests.correction),
+                            tests.alpha.value(),
+                        )
+                    });
                     let marked = grid.rows.iter().any(|r| r.cells.iter().any(|c| c.mark.is_some()));
                     notes.push(if marked {
                         format!("↑/↓: significantly higher/lower than calibration on {reference_name} ({test}).")
@@ -326,7 +330,7 @@ impl Builder<'_> {
                 signed: true,
                 notes: Vec::new(),
             };
-            grid.notes = self.notes(&grid, &condition, "documents", None);
+            grid.notes = self.notes(&grid, &condition, "documents", None, None);
             out.push(SectionGrid { section: "perplexity".into(), grid });
         }
     }
@@ -394,11 +398,45 @@ impl Builder<'_> {
                     notes: Vec::new(),
                 };
                 let delta = "Δ vs dense: the average minus the dense model's average, in percentage points.".to_string();
-                grid.notes = self.notes(&grid, &condition, "examples", Some(delta));
+                let (sequential, stopped) = match self.inputs.decisions {
+                    Some(d) => (Some(sequence_test(d)), stopped_note(d, task, &languages, |l| self.names.language(l))),
+                    None => (None, None),
+                };
+                grid.notes = self.notes(&grid, &condition, "examples", Some(delta), sequential);
+                grid.notes.extend(stopped);
                 out.push(SectionGrid { section: "tasks".into(), grid });
             }
         }
     }
+}
+
+/// How a decided study's task marks were made, for the marks note.
+fn sequence_test(d: &Decisions) -> String {
+    format!(
+        "anytime-valid confidence sequence of the paired accuracy difference ({}, α = {} per comparison), excluding 0 when the set stopped",
+        d.sequence, d.alpha
+    )
+}
+
+/// "Scored until decided: Italian 150 of 500 examples, ..." for one task's columns.
+fn stopped_note(d: &Decisions, task: &str, languages: &[String], name: impl Fn(&str) -> String) -> Option<String> {
+    let parts: Vec<String> = languages
+        .iter()
+        .filter_map(|l| {
+            let set = d.sets.iter().find(|s| s.evaluation == task_set(task, l))?;
+            let undecided = set.comparisons.iter().filter(|c| c.decided_after.is_none()).count();
+            let tail = if undecided == 0 { String::new() } else { format!(", {undecided} of {} comparisons undecided", set.comparisons.len()) };
+            Some(format!("{} {} of {}{tail}", name(l), set.examples, set.available))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "Scored in rounds of {} until every comparison with dense and with the reference calibration was decided (margin {}): decided after {}.",
+            d.round,
+            d.margin,
+            parts.join("; ")
+        )
+    })
 }
 
 /// Every paper table of the study: perplexity grids first, then downstream grids per task.
@@ -555,7 +593,7 @@ mod tests {
             StudyResults { dir: StudyDir::new("/nonexistent"), record, dense: vec![(DenseBaseline::for_model("m"), dense)], cells: units };
         let plan = ReportPlan::default();
         let tests = TestSettings::default();
-        let grids = study_grids(&GridInputs { results: &results, comparisons: &comparisons, plan: &plan, tests: &tests });
+        let grids = study_grids(&GridInputs { results: &results, comparisons: &comparisons, plan: &plan, tests: &tests, decisions: None });
         assert_eq!(grids.len(), 1);
         let g = &grids[0].grid;
         assert_eq!(grids[0].section, "tasks");
@@ -580,7 +618,7 @@ mod tests {
         assert!(notes.contains("in each of the 2 seeds"), "{notes}");
         // Nothing significant: no marks, and the note says so rather than explaining arrows.
         let none: Vec<ComparisonRow> = comparisons.iter().cloned().map(|c| ComparisonRow { significant: false, ..c }).collect();
-        let grids = study_grids(&GridInputs { results: &results, comparisons: &none, plan: &plan, tests: &tests });
+        let grids = study_grids(&GridInputs { results: &results, comparisons: &none, plan: &plan, tests: &tests, decisions: None });
         let notes = grids[0].grid.notes.join(" ");
         assert!(grids[0].grid.rows.iter().all(|r| r.cells.iter().all(|c| c.mark.is_none())));
         assert!(
@@ -589,7 +627,7 @@ mod tests {
         );
         // Naming another reference moves the marks (German is now compared with nobody).
         let plan = ReportPlan { reference_calibration: Some("deu_Latn".into()), ..Default::default() };
-        let grids = study_grids(&GridInputs { results: &results, comparisons: &comparisons, plan: &plan, tests: &tests });
+        let grids = study_grids(&GridInputs { results: &results, comparisons: &comparisons, plan: &plan, tests: &tests, decisions: None });
         let g = &grids[0].grid;
         assert_eq!(g.rows[1].role, RowRole::Pruned);
         assert_eq!(g.rows[1].cells[0].mark, Some(Mark::Lower));

@@ -32,8 +32,8 @@ mod tests;
 
 pub use io::StoreError;
 pub use records::{
-    EvaluationRecord, Machine, MachineRecord, PerplexitySettings, Provenance, StageTimings, StudyRecord, TaskSettings, UnitRecord,
-    UnitStatus,
+    ComparisonDecision, Decisions, EvaluationRecord, Machine, MachineRecord, PerplexitySettings, Provenance, SetDecisions, StageTimings,
+    StudyRecord, TaskSettings, UnitRecord, UnitStatus,
 };
 pub use rows::{
     CalibrationManifestRow, ChoiceRow, DocumentRow, ExampleKind, ExampleRow, PerplexitySummaryRow, SparsityRow, TaskSummaryRow,

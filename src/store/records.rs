@@ -217,3 +217,55 @@ pub struct MachineRecord {
     pub os: String,
     pub device: String,
 }
+
+// ---------------------------------------------------------------------------------------------
+// A study that stops when decided (`[tasks] stop = "decided"`): `decided/decisions.json`.
+
+/// One comparison's outcome, in `decisions.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonDecision {
+    /// The significance analysis' family of the first cell on this set.
+    pub family: String,
+    /// Calibration labels (`dense` for the dense model): the difference is first − second.
+    pub first: String,
+    pub second: String,
+    pub first_unit: String,
+    pub second_unit: String,
+    pub decision: crate::stats::Decision,
+    /// Examples seen when the decision was made (`None`: undecided).
+    pub decided_after: Option<usize>,
+    /// Over every example the set used.
+    pub mean_difference: f64,
+    pub lower: f64,
+    pub upper: f64,
+}
+
+impl ComparisonDecision {
+    /// Whether the interval excludes no difference at all: the sign of the difference is known.
+    pub fn excludes_zero(&self) -> bool {
+        self.lower > 0.0 || self.upper < 0.0
+    }
+}
+
+/// One task in one language.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SetDecisions {
+    /// `<task>/<language>`, as the significance analysis names evaluation sets.
+    pub evaluation: String,
+    /// Examples every unit scored, the most it could (`limit`), and the test set's size.
+    pub examples: usize,
+    pub cap: usize,
+    pub available: usize,
+    pub comparisons: Vec<ComparisonDecision>,
+}
+
+/// `decided/decisions.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Decisions {
+    pub margin: f64,
+    pub alpha: f64,
+    pub round: usize,
+    pub sequence: String,
+    pub sets: Vec<SetDecisions>,
+}
+

@@ -6,16 +6,44 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use super::io::{read_json, write_bytes, write_json, StoreError};
 use super::records::{StudyRecord, UnitRecord, UnitStatus};
 use super::rows::{PerplexitySummaryRow, TaskSummaryRow};
 use super::run::{ResultsDir, ANALYSIS};
 use crate::design::{Cell, DenseBaseline};
+use crate::runtime::WeightOverride;
 
 pub(super) const STUDY_FILE: &str = "study.json";
 const CONFIG_FILE: &str = "config.toml";
 const CELL_FILE: &str = "cell.json";
 const DENSE_FILE: &str = "dense.json";
+const DECISIONS_FILE: &str = "decisions.json";
+const PROGRESS_DIR: &str = "progress";
+const WEIGHTS_DIR: &str = "weights";
+
+/// A weight as safetensors writes it: f32, little-endian.
+struct F32View {
+    shape: Vec<usize>,
+    data: std::sync::Arc<Vec<f32>>,
+}
+
+impl safetensors::View for F32View {
+    fn dtype(&self) -> safetensors::Dtype {
+        safetensors::Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Owned(self.data.iter().flat_map(|x| x.to_le_bytes()).collect())
+    }
+    fn data_len(&self) -> usize {
+        self.data.len() * 4
+    }
+}
 
 /// A unit of work: a pruned cell or a dense baseline.
 #[derive(Clone, Debug)]
@@ -160,6 +188,84 @@ impl StudyDir {
     /// Where the report exports its tables.
     pub fn report(&self) -> PathBuf {
         self.root.join("report")
+    }
+
+    /// `<study>/decided/`: a study that stops when decided keeps its rounds here.
+    fn decided(&self) -> PathBuf {
+        self.root.join("decided")
+    }
+    /// The decisions of a finished decided evaluation (`decided/decisions.json`), `None` in a
+    /// study that scores every example.
+    pub fn read_decisions<T: DeserializeOwned>(&self) -> Result<Option<T>, StoreError> {
+        let path = self.decided().join(DECISIONS_FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        read_json(&path).map(Some)
+    }
+    pub fn write_decisions<T: Serialize>(&self, decisions: &T) -> Result<(), StoreError> {
+        write_json(&self.decided().join(DECISIONS_FILE), decisions)
+    }
+    /// The rounds done so far (`decided/progress/state.json`), `None` before the first.
+    pub fn read_rounds<T: DeserializeOwned>(&self) -> Result<Option<T>, StoreError> {
+        let path = self.decided().join(PROGRESS_DIR).join("state.json");
+        if !path.is_file() {
+            return Ok(None);
+        }
+        read_json(&path).map(Some)
+    }
+    /// Written after every unit's part of the round ([`StudyDir::write_unit_part`]), so the
+    /// state never counts a round a unit has not kept.
+    pub fn write_rounds<T: Serialize>(&self, state: &T) -> Result<(), StoreError> {
+        write_json(&self.decided().join(PROGRESS_DIR).join("state.json"), state)
+    }
+    /// One unit's examples scored so far in a decided evaluation.
+    pub fn read_unit_part<T: DeserializeOwned>(&self, unit: &Unit) -> Result<Option<T>, StoreError> {
+        let path = self.decided().join(PROGRESS_DIR).join(format!("{}.json", unit.id()));
+        if !path.is_file() {
+            return Ok(None);
+        }
+        read_json(&path).map(Some)
+    }
+    pub fn write_unit_part<T: Serialize>(&self, unit: &Unit, part: &T) -> Result<(), StoreError> {
+        write_json(&self.decided().join(PROGRESS_DIR).join(format!("{}.json", unit.id())), part)
+    }
+    /// Drops the rounds' working files and the pruned weights once the results are written.
+    pub fn remove_decided_progress(&self) -> Result<(), StoreError> {
+        for dir in [self.decided().join(PROGRESS_DIR), self.root.join(WEIGHTS_DIR)] {
+            if dir.is_dir() {
+                std::fs::remove_dir_all(&dir).map_err(|source| StoreError::Write { path: dir.clone(), source })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A pruned cell's changed weights, kept while a decided evaluation needs them
+    /// (`weights/<cell>.safetensors`, f32; never committed, removed when the study ends).
+    fn weights_file(&self, cell: &str) -> PathBuf {
+        self.root.join(WEIGHTS_DIR).join(format!("{cell}.safetensors"))
+    }
+    pub fn write_pruned_weights(&self, cell: &str, weights: &[WeightOverride]) -> Result<(), StoreError> {
+        let path = self.weights_file(cell);
+        let views: Vec<(String, F32View)> = weights.iter().map(|w| (w.name.clone(), F32View { shape: w.shape.clone(), data: w.data.clone() })).collect();
+        let bytes = safetensors::tensor::serialize(views, None).map_err(|e| StoreError::Write { path: path.clone(), source: std::io::Error::other(e) })?;
+        write_bytes(&path, &bytes)
+    }
+    pub fn read_pruned_weights(&self, cell: &str) -> Result<Vec<WeightOverride>, StoreError> {
+        let path = self.weights_file(cell);
+        let bytes = std::fs::read(&path).map_err(|source| StoreError::Read { path: path.clone(), source })?;
+        let malformed = |message: String| StoreError::Malformed { path: path.clone(), message, rerun: "`polyprune study run`" };
+        let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| malformed(e.to_string()))?;
+        let mut out = Vec::new();
+        for (name, view) in file.tensors() {
+            if view.dtype() != safetensors::Dtype::F32 {
+                return Err(malformed(format!("tensor {name} is {:?}, not F32", view.dtype())));
+            }
+            let data: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            out.push(WeightOverride { name, shape: view.shape().to_vec(), data: std::sync::Arc::new(data) });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 
     /// Copies the plan (study file and `study.json`) from another folder of the same study.

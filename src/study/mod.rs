@@ -3,6 +3,7 @@
 //! results go on disk is `crate::store`'s business; the runner only hands it rows and records.
 
 pub mod analyses;
+pub mod decided;
 pub mod merge;
 pub mod plan;
 pub mod runner;

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::shard::Shard;
 use crate::calibrate::{CalibrationError, CalibrationSet, CaptureMode, CaptureOptions};
-use crate::design::StudyConfig;
+use crate::design::{StopRule, StudyConfig};
 use crate::design::{Cell, DenseBaseline, Grid};
 use crate::eval::{downstream, LanguageScore, Scorer, ScorerError, TaskEvalError, TaskResult, TextSet};
 use crate::model::{ModelDir, ModelError};
@@ -50,6 +50,8 @@ pub enum RunError {
     Analysis(#[from] crate::analysis::AnalysisError),
     #[error("task {task} in '{language}' has no examples in the '{split}' split; check [tasks] data")]
     NoExamples { task: String, language: String, split: String },
+    #[error("[tasks] stop = \"decided\" compares every unit round by round, so it runs in one process: run the study without --shard (or use stop = \"full\" to shard it)")]
+    DecidedSharded,
 }
 
 /// Why one unit failed (recorded in its `cell.json`; the others still run).
@@ -65,6 +67,8 @@ pub enum UnitError {
     Task(#[from] TaskEvalError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("decided evaluation: {0}")]
+    Decided(String),
 }
 
 /// What the runner tells whoever shows progress.
@@ -74,6 +78,8 @@ pub trait Observer {
     fn unit_started(&mut self, _id: &str) {}
     /// The current unit's stage, e.g. "wanda block 3: statistics".
     fn stage(&mut self, _message: &str) {}
+    /// A line worth keeping in the log (a decided round's outcome).
+    fn note(&mut self, _message: &str) {}
     fn unit_finished(&mut self, _id: &str, _status: &UnitStatus) {}
     /// The model analyses after the units: `total` of them to compute now.
     fn analyses_begin(&mut self, _total: usize) {}
@@ -93,6 +99,9 @@ pub struct RunOptions {
     /// Stop after computing this many units (finished earlier ones do not count): a controlled
     /// interruption, as Ctrl-C would leave it.
     pub max_units: Option<usize>,
+    /// Stop the decided task rounds after this many in this run (the same kind of controlled
+    /// interruption).
+    pub max_rounds: Option<usize>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -104,6 +113,8 @@ pub struct RunSummary {
     pub failed: Vec<(String, String)>,
     /// Units left for a later run (`max_units`).
     pub left: usize,
+    /// Whether the decided task rounds stopped before the end (`max_rounds`).
+    pub rounds_left: bool,
     /// Model analyses computed in this run (`<model>/<analysis>`), once every unit was done.
     pub analyses: Vec<String>,
 }
@@ -166,7 +177,9 @@ pub fn load_evaluation(config: &StudyConfig) -> Result<Evaluation, RunError> {
                     language: language.clone(),
                     source: Box::new(source),
                 })?;
-                if let Some(n) = t.limit {
+                // A decided study draws its own seeded order over the whole set and stops at the
+                // limit, so the confidence sequences know the test set's size.
+                if let (Some(n), StopRule::Full) = (t.limit, t.stop) {
                     loaded.items = downstream::limit_items(loaded.items, n, t.seed);
                 }
                 if loaded.items.is_empty() {
@@ -197,6 +210,13 @@ pub fn run_study(
     observer: &mut dyn Observer,
 ) -> Result<RunSummary, RunError> {
     let grid = Grid::expand(config);
+    let decided = match config.tasks.as_ref().map(|t| t.stop) {
+        Some(StopRule::Decided(rule)) => Some(rule),
+        _ => None,
+    };
+    if decided.is_some() && options.shard.is_some() {
+        return Err(RunError::DecidedSharded);
+    }
     let evaluation = load_evaluation(config)?;
     prepare_dir(dir, config, config_text, &grid)?;
     let units = units(&grid, options.shard);
@@ -244,9 +264,18 @@ pub fn run_study(
         }
         observer.unit_finished(unit.id(), &status);
     }
+    let all_done = summary.left == 0 && summary.failed.is_empty() && options.shard.is_none();
+    if let (Some(rule), true) = (decided, all_done && !evaluation.tasks.is_empty()) {
+        if dir.read_decisions::<crate::store::Decisions>()?.is_none() {
+            match super::decided::run_decided(config, dir, &evaluation, rule, options.max_rounds, observer) {
+                Ok(finished) => summary.rounds_left = finished.is_none(),
+                Err(e) => summary.failed.push(("decided task rounds".to_string(), e.to_string())),
+            }
+        }
+    }
     // The model analyses compare finished cells, so they wait for a run that leaves none to do
     // and none failed; a shard holds only some cells, so they wait for the merged study.
-    if summary.left == 0 && summary.failed.is_empty() && options.shard.is_none() {
+    if all_done && summary.failed.is_empty() && !summary.rounds_left {
         summary.analyses = super::analyses::run_model_analyses(config, dir, observer)?;
     }
     Ok(summary)
@@ -292,6 +321,11 @@ impl Worker<'_> {
             overall_sparsity: None,
             machine: MachineRecord { hostname: machine.hostname, cores: machine.cores, os: machine.os, device: self.config.device.clone() },
         }
+    }
+
+    /// Whether tasks are scored in rounds after every unit ([`super::decided`]), not per unit.
+    fn decides_tasks(&self) -> bool {
+        matches!(self.config.tasks.as_ref().map(|t| t.stop), Some(StopRule::Decided(_)))
     }
 
     fn open_model(&self, name: &str) -> Result<ModelDir, UnitError> {
@@ -375,6 +409,10 @@ impl Worker<'_> {
         record.overall_sparsity = Some(pruned.overall_sparsity());
         let out = self.dir.cell(&cell.id);
         write_pruned(&out, &pruned, set.as_deref())?;
+        if self.decides_tasks() {
+            // The rounds score every cell again and again after all are pruned.
+            self.dir.write_pruned_weights(&cell.id, &pruned.overrides)?;
+        }
         self.measure(&model, &pruned.overrides, &out, &mut record, observer, cell.method.name())?;
         Ok(record)
     }
@@ -422,7 +460,7 @@ impl Worker<'_> {
             let provenance = self.provenance(model, "study perplexity", serde_json::json!({ "plan": plan, "unit": record.id }), t0);
             out.perplexity().write(&scores, &provenance)?;
         }
-        if !self.evaluation.tasks.is_empty() {
+        if !self.evaluation.tasks.is_empty() && !self.decides_tasks() {
             let t0 = Instant::now();
             let mut results: Vec<TaskResult> = Vec::new();
             for loaded in &self.evaluation.tasks {

@@ -13,7 +13,7 @@ use super::error::{Result, TaskError};
 use super::suggest::closest;
 
 /// The tasks this module knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskName {
     /// XCOPA causal commonsense.

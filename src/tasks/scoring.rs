@@ -38,7 +38,7 @@ pub struct ChoiceOutcome {
 }
 
 /// The scored form of one choice example.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ChoiceRecord {
     /// Example id.
     pub id: String,
@@ -80,7 +80,7 @@ impl ChoiceRecord {
 }
 
 /// The scored form of one generation example.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct GenerationRecord {
     /// Example id.
     pub id: String,

@@ -72,26 +72,7 @@ pub struct GateOptions {
 }
 
 /// What the gate says about one evaluation set, or about all of them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Decision {
-    /// The sequence lies wholly below −margin.
-    Worse,
-    /// The sequence lies wholly above −margin.
-    NotWorse,
-    /// The examples ran out with −margin still inside the sequence.
-    Undecided,
-}
-
-impl Decision {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Worse => "worse",
-            Decision::NotWorse => "not-worse",
-            Decision::Undecided => "undecided",
-        }
-    }
-}
+pub use crate::stats::Decision;
 
 /// A confidence sequence's interval at the moment of decision.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -217,11 +198,9 @@ impl SetState {
             Sequence::Betting(_) => true,
             Sequence::Asymptotic(s) => s.observed() >= AsymptoticConfidenceSequence::MIN_OBSERVATIONS.min(self.available()),
         };
-        let interval = self.interval();
-        if trusted && interval.upper() < -margin {
-            Some(Decision::Worse)
-        } else if trusted && interval.lower() > -margin {
-            Some(Decision::NotWorse)
+        let decided = if trusted { Decision::against_margin(&self.interval(), margin) } else { None };
+        if decided.is_some() {
+            decided
         } else if self.used == self.available() {
             Some(Decision::Undecided)
         } else {
