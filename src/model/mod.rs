@@ -17,6 +17,7 @@ pub mod hf;
 pub mod import;
 pub mod onnx;
 pub mod rope;
+pub mod seq2seq;
 pub mod synth;
 pub mod weights;
 

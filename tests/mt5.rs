@@ -1,0 +1,175 @@
+//! mT5 (encoder-decoder) against transformers and lm-evaluation-harness's seq2seq procedure.
+//!
+//! The fixture (`make fixtures`, scripts/hf_seq2seq_fixtures.py) is a tiny random
+//! MT5ForConditionalGeneration with an untied head, 2 encoder and 3 decoder blocks and 8
+//! relative-position buckets reaching their logarithmic and capped ranges; its reference.json
+//! holds what the pinned transformers computed from the same weights: encoder outputs, decoder
+//! logits, greedy `generate` outputs, and per-pair / per-text log-likelihoods following
+//! lm-eval's seq2seq `loglikelihood` and `loglikelihood_rolling`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use polyprune::eval::seq2seq::Seq2SeqScorer;
+use polyprune::model::seq2seq::import::import_hf_seq2seq;
+use polyprune::model::seq2seq::Seq2SeqFolder;
+use polyprune::runtime::RuntimeOptions;
+use serde_json::Value;
+
+const FIXTURE: &str = "hf-mt5-f32";
+
+fn reference() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(common::fixture_source(FIXTURE).join("reference.json")).unwrap()).unwrap()
+}
+
+/// The fixture imported once per test binary.
+fn imported() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = common::temp_dir("mt5-import");
+        import_hf_seq2seq(&common::model_fixture(FIXTURE), &out).unwrap();
+        out
+    })
+    .clone()
+}
+
+fn scorer() -> Seq2SeqScorer {
+    Seq2SeqScorer::load(&Seq2SeqFolder::open(&imported()).unwrap(), &RuntimeOptions::default()).unwrap()
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+fn log_softmax_rows(logits: &[f32], vocab: usize) -> Vec<Vec<f64>> {
+    logits
+        .chunks(vocab)
+        .map(|row| {
+            let m = row.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+            let lse = m + row.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+            row.iter().map(|&v| v as f64 - lse).collect()
+        })
+        .collect()
+}
+
+/// Encoder outputs and decoder logits within 1e-4 of transformers' (float32 on both sides;
+/// the reference is rounded to 1e-7 / 1e-6). Values are of order one (normed states, logits
+/// with a spread near 2), so a wrong bucket, mask, norm or missing scale moves them by far more.
+#[test]
+fn encoder_and_decoder_outputs_match_transformers() {
+    let r = reference();
+    assert!(r["logprob_std"].as_f64().unwrap() > 1.0, "the fixture's logits must vary");
+    let mut s = scorer();
+    let card = Seq2SeqFolder::open(&imported()).unwrap().card;
+    assert!(!card.spec.tied_output, "the checkpoint has lm_head.weight: the head is untied");
+    assert_eq!((card.spec.encoder_blocks, card.spec.decoder_blocks), (2, 3));
+    let mut worst = 0f64;
+    for e in r["encoder"].as_array().unwrap() {
+        let text = e["text"].as_str().unwrap();
+        assert_eq!(s.encode_context(text).unwrap(), ids(&e["ids"]), "ids of {text}");
+        let ours = s.encoder_hidden(&ids(&e["ids"])).unwrap();
+        let theirs = floats(&e["hidden"]);
+        assert_eq!(ours.len(), theirs.len());
+        for (a, b) in ours.iter().zip(&theirs) {
+            worst = worst.max((*a as f64 - b).abs());
+        }
+    }
+    assert!(worst <= 1e-4, "encoder output differs from transformers by {worst:e}");
+    let mut worst = 0f64;
+    for d in r["decoder"].as_array().unwrap() {
+        let ours = s.decoder_logits(&ids(&d["ids"]), &ids(&d["labels"])).unwrap();
+        let theirs = floats(&d["logits"]);
+        assert_eq!(ours.len(), theirs.len());
+        for (a, b) in ours.iter().zip(&theirs) {
+            worst = worst.max((*a as f64 - b).abs());
+        }
+    }
+    assert!(worst <= 1e-4, "decoder logits differ from transformers by {worst:e}");
+}
+
+/// Decoding one token at a time through the self-attention cache gives the full-sequence
+/// log-probabilities: float32 round-off only (1e-5 on values of order -5).
+#[test]
+fn cached_decoding_equals_the_full_sequence() {
+    let r = reference();
+    let mut s = scorer();
+    let vocab = s.spec().vocab_size;
+    for d in r["decoder"].as_array().unwrap() {
+        let (context, labels) = (ids(&d["ids"]), ids(&d["labels"]));
+        let full = log_softmax_rows(&s.decoder_logits(&context, &labels).unwrap(), vocab);
+        let cached = s.label_logprobs_cached(&context, &labels).unwrap();
+        assert_eq!(cached.len(), labels.len());
+        for (t, (&c, &label)) in cached.iter().zip(&labels).enumerate() {
+            let f = full[t][label as usize];
+            assert!((c as f64 - f).abs() <= 1e-5, "position {t}: cached {c} vs full {f}");
+        }
+    }
+}
+
+/// Every (context, continuation) pair scored as lm-eval's seq2seq `loglikelihood` scores it:
+/// same ids (context with `</s>`, continuation without), sums within 1e-5 relative of
+/// transformers' (float32 logits, a few dozen tokens), same greedy flags.
+#[test]
+fn loglikelihood_pairs_match_lm_eval_procedure() {
+    let r = reference();
+    let mut s = scorer();
+    let pairs = r["loglikelihood"].as_array().unwrap();
+    assert!(pairs.len() >= 100);
+    let mut requests = Vec::new();
+    for p in pairs {
+        let context = p["context"].as_str().unwrap();
+        let continuation = p["continuation"].as_str().unwrap();
+        // The fixtures' contexts have no trailing spaces, so lm-eval's move of them is a no-op.
+        assert_eq!(context, context.trim_end());
+        assert_eq!(s.encode_context(context).unwrap(), ids(&p["context_ids"]), "{context}");
+        assert_eq!(s.encode_continuation(continuation).unwrap(), ids(&p["continuation_ids"]), "{continuation}");
+        requests.push((ids(&p["context_ids"]), ids(&p["continuation_ids"])));
+    }
+    let scores = s.loglikelihood(&requests).unwrap();
+    let mut worst = 0f64;
+    for (p, score) in pairs.iter().zip(&scores) {
+        let expected = p["logprob"].as_f64().unwrap();
+        let rel = (score.logprob - expected).abs() / expected.abs();
+        worst = worst.max(rel);
+        assert_eq!(score.greedy, p["greedy"].as_bool().unwrap(), "{}", p["context"]);
+    }
+    assert!(worst <= 1e-5, "worst relative error {worst:e}");
+}
+
+/// `loglikelihood_rolling` over windows of 12 tokens: the same windows as lm-eval's
+/// procedure (several per text, a partial last one) and the same total.
+#[test]
+fn rolling_loglikelihood_matches_lm_eval_procedure() {
+    let r = reference();
+    let mut s = scorer();
+    let max_length = r["rolling_max_length"].as_u64().unwrap() as usize;
+    for t in r["rolling"].as_array().unwrap() {
+        let text = t["text"].as_str().unwrap();
+        let tokens = s.encode_context(text).unwrap();
+        assert_eq!(tokens, ids(&t["ids"]), "{text}");
+        let windows = Seq2SeqScorer::rolling_windows(&tokens, s.spec().eos_token_id, max_length);
+        let expected: Vec<(Vec<u32>, Vec<u32>)> =
+            t["windows"].as_array().unwrap().iter().map(|w| (ids(&w[0]), ids(&w[1]))).collect();
+        assert_eq!(windows, expected, "{text}");
+        let ours = s.loglikelihood_rolling(text, max_length).unwrap();
+        let theirs = t["logprob"].as_f64().unwrap();
+        assert!((ours - theirs).abs() / theirs.abs() <= 1e-5, "{text}: {ours} vs {theirs}");
+    }
+}
+
+/// Greedy decoding with the cache gives transformers' `generate` output token for token.
+#[test]
+fn greedy_generation_matches_transformers_generate() {
+    let r = reference();
+    let mut s = scorer();
+    for g in r["generate"].as_array().unwrap() {
+        let out = s.generate_greedy(&ids(&g["ids"]), g["max_new_tokens"].as_u64().unwrap() as usize).unwrap();
+        assert_eq!(out, ids(&g["output"]));
+    }
+}
