@@ -20,7 +20,8 @@ use std::collections::BTreeMap;
 use crate::model::seq2seq::graphs::{cross_name, past_name, present_name};
 use crate::model::seq2seq::{Seq2SeqFolder, Seq2SeqSpec, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE, ENCODER_GRAPH_FILE};
 use crate::model::ModelError;
-use crate::runtime::{Graph, GraphSource, Input, OutputView, RuntimeError, RuntimeOptions, Value};
+use crate::model::graph::{read_model, with_heads_and_outputs};
+use crate::runtime::{Graph, GraphSource, Input, OutputView, RuntimeError, RuntimeOptions, Value, WeightOverride};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Seq2SeqError {
@@ -61,19 +62,92 @@ pub struct Seq2SeqScorer {
     encoder: Graph,
     cross: Graph,
     decoder: Graph,
+    /// Calibration taps each graph was given as extra outputs ([`Seq2SeqScorer::load_with`]).
+    encoder_taps: Vec<String>,
+    decoder_taps: Vec<String>,
 }
+
+/// The encoder's output, which is also the input of every cross-attention key and value layer.
+pub const ENCODER_HIDDEN: &str = "encoder_hidden";
 
 impl Seq2SeqScorer {
     pub fn load(folder: &Seq2SeqFolder, opts: &RuntimeOptions) -> Result<Self, Seq2SeqError> {
-        let load = |file: &str| Graph::load(GraphSource::File(&folder.graph(file)), opts, &[]);
+        Self::load_with(folder, opts, &[], &[])
+    }
+
+    /// Loads the graphs with `overrides` in place of the named weights (pruned layers; each
+    /// graph takes those it has) and the named internal tensors (calibration taps such as
+    /// `enc.blk.0.attn_in`, or [`ENCODER_HIDDEN`]) as extra outputs for [`Self::tap_pass`].
+    pub fn load_with(folder: &Seq2SeqFolder, opts: &RuntimeOptions, overrides: &[WeightOverride], taps: &[String]) -> Result<Self, Seq2SeqError> {
+        let mut tapped: [Vec<String>; 2] = Default::default();
+        let mut load = |file: &str, slot: Option<usize>| -> Result<Graph, Seq2SeqError> {
+            let path = folder.graph(file);
+            let model = read_model(&path)?;
+            let graph = model.graph.as_ref().cloned().unwrap_or_default();
+            let produced = |name: &str| graph.node.iter().any(|n| n.output.iter().any(|o| o == name));
+            let extra: Vec<String> = match slot {
+                Some(_) => taps.iter().filter(|t| t.as_str() != ENCODER_HIDDEN && produced(t)).cloned().collect(),
+                None => Vec::new(),
+            };
+            let mine: Vec<WeightOverride> =
+                overrides.iter().filter(|w| graph.initializer.iter().any(|t| t.name() == w.name)).cloned().collect();
+            let bytes = prost::Message::encode_to_vec(&with_heads_and_outputs(&model, false, &extra));
+            if let Some(slot) = slot {
+                tapped[slot] = extra;
+            }
+            let label = path.display().to_string();
+            Ok(Graph::load(GraphSource::Memory { bytes: &bytes, folder: &folder.dir, label: &label }, opts, &mine)?)
+        };
+        let encoder = load(ENCODER_GRAPH_FILE, Some(0))?;
+        let cross = load(CROSS_GRAPH_FILE, None)?;
+        let decoder = load(DECODER_GRAPH_FILE, Some(1))?;
+        let [mut encoder_taps, decoder_taps] = tapped;
+        if taps.iter().any(|t| t == ENCODER_HIDDEN) {
+            encoder_taps.push(ENCODER_HIDDEN.into());
+        }
         Ok(Seq2SeqScorer {
             spec: folder.card.spec.clone(),
             name: folder.card.name.clone(),
             tokenizer: folder.tokenizer()?,
-            encoder: load(ENCODER_GRAPH_FILE)?,
-            cross: load(CROSS_GRAPH_FILE)?,
-            decoder: load(DECODER_GRAPH_FILE)?,
+            encoder,
+            cross,
+            decoder,
+            encoder_taps,
+            decoder_taps,
         })
+    }
+
+    /// Runs one calibration sequence through the model, `ids` being both the encoder's input
+    /// and the decoder's labels, and hands each tap's values `[tokens, width]` to `sink` with
+    /// its name and token count.
+    pub fn tap_pass(&mut self, ids: &[u32], sink: &mut dyn FnMut(&str, usize, &[f32]) -> Result<(), Seq2SeqError>) -> Result<(), Seq2SeqError> {
+        if ids.is_empty() {
+            return Err(Seq2SeqError::Empty { what: "a calibration sequence" });
+        }
+        let mut wanted: Vec<&str> = vec![ENCODER_HIDDEN];
+        wanted.extend(self.encoder_taps.iter().map(String::as_str).filter(|t| *t != ENCODER_HIDDEN));
+        let values = self.encoder.run_keep(encoder_inputs(ids), &wanted)?;
+        for (name, v) in wanted.iter().zip(&values).skip(1) {
+            sink(name, ids.len(), &f32_values(v))?;
+        }
+        if self.encoder_taps.iter().any(|t| t == ENCODER_HIDDEN) {
+            sink(ENCODER_HIDDEN, ids.len(), &f32_values(&values[0]))?;
+        }
+        if self.decoder_taps.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> =
+            (0..self.spec.decoder_blocks).flat_map(|i| [cross_name(i, "key"), cross_name(i, "value")]).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let cross = self.cross.run_keep(vec![(ENCODER_HIDDEN, Input::Kept(&values[0]))], &refs)?;
+        let ctx = EncodedContext { len: ids.len(), cross };
+        let taps = self.decoder_taps.clone();
+        let outputs: Vec<&str> = taps.iter().map(String::as_str).collect();
+        let decoded = self.decode(&ctx, &[self.shift_right(ids)], &[ids.to_vec()], None, &outputs)?;
+        for (name, v) in outputs.iter().zip(&decoded) {
+            sink(name, ids.len(), &f32_values(v))?;
+        }
+        Ok(())
     }
 
     pub fn spec(&self) -> &Seq2SeqSpec {

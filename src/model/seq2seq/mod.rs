@@ -12,6 +12,7 @@
 
 pub mod graphs;
 pub mod import;
+pub mod prune;
 
 use std::path::{Path, PathBuf};
 
@@ -167,6 +168,56 @@ pub fn relative_bucket(rel: i64, bidirectional: bool, buckets: i64, max_distance
     let ratio = (distance as f32 / max_exact as f32).ln() / ((max_distance as f64 / max_exact as f64).ln() as f32);
     let large = max_exact + (ratio * (nb - max_exact) as f32) as i64;
     base + large.min(nb - 1)
+}
+
+/// One prunable linear layer of an encoder-decoder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seq2SeqLayer {
+    /// The graph's tensor name (`enc.blk.0.attn_q.weight`, `dec.blk.1.cross_attn_k.weight`).
+    pub name: String,
+    pub stack: Stack,
+    pub block: usize,
+    /// `[in_features, out_features]`, the stored shape.
+    pub shape: [usize; 2],
+    /// The tensor feeding the layer: a tap inside the block, or `encoder_hidden` for the
+    /// cross-attention keys and values.
+    pub input: String,
+}
+
+impl Seq2SeqSpec {
+    /// The prunable layers of one block, with their inputs.
+    pub fn layers_of_block(&self, stack: Stack, block: usize) -> Vec<Seq2SeqLayer> {
+        let (d, f, inner) = (self.d_model, self.ffn_dim, self.inner_dim());
+        let pre = stack.prefix();
+        let layer = |role: &str, shape: [usize; 2], tap: &str| Seq2SeqLayer {
+            name: format!("{pre}.blk.{block}.{role}.weight"),
+            stack,
+            block,
+            shape,
+            input: if tap == "encoder_hidden" { tap.to_string() } else { format!("{pre}.blk.{block}.{tap}") },
+        };
+        let mut out = vec![
+            layer("attn_q", [d, inner], "attn_in"),
+            layer("attn_k", [d, inner], "attn_in"),
+            layer("attn_v", [d, inner], "attn_in"),
+            layer("attn_o", [inner, d], "attn_output_in"),
+        ];
+        if stack == Stack::Decoder {
+            out.extend([
+                layer("cross_attn_q", [d, inner], "cross_attn_in"),
+                layer("cross_attn_k", [d, inner], "encoder_hidden"),
+                layer("cross_attn_v", [d, inner], "encoder_hidden"),
+                layer("cross_attn_o", [inner, d], "cross_attn_output_in"),
+            ]);
+        }
+        out.extend([layer("ffn_gate", [d, f], "ffn_in"), layer("ffn_up", [d, f], "ffn_in"), layer("ffn_down", [f, d], "ffn_down_in")]);
+        out
+    }
+
+    /// Every prunable layer: the encoder's blocks in order, then the decoder's.
+    pub fn layers(&self) -> Vec<Seq2SeqLayer> {
+        [Stack::Encoder, Stack::Decoder].into_iter().flat_map(|s| (0..self.blocks(s)).flat_map(move |b| self.layers_of_block(s, b))).collect()
+    }
 }
 
 /// A seq2seq model folder's description, written beside its graphs.
