@@ -157,8 +157,7 @@ fn rolling_loglikelihood_matches_lm_eval_procedure() {
         let tokens = s.encode_context(text).unwrap();
         assert_eq!(tokens, ids(&t["ids"]), "{text}");
         let windows = Seq2SeqScorer::rolling_windows(&tokens, s.spec().eos_token_id, max_length);
-        let expected: Vec<(Vec<u32>, Vec<u32>)> =
-            t["windows"].as_array().unwrap().iter().map(|w| (ids(&w[0]), ids(&w[1]))).collect();
+        let expected: Vec<(Vec<u32>, Vec<u32>)> = t["windows"].as_array().unwrap().iter().map(|w| (ids(&w[0]), ids(&w[1]))).collect();
         assert_eq!(windows, expected, "{text}");
         let ours = s.loglikelihood_rolling(text, max_length).unwrap();
         let theirs = t["logprob"].as_f64().unwrap();
@@ -264,4 +263,25 @@ fn gradient_methods_are_refused_for_encoder_decoders() {
         let e = prune_seq2seq(&folder, &calibration_ids(), &opts, &RuntimeOptions::default()).err().unwrap().to_string();
         assert!(e.contains("reverse pass") && e.contains("wanda"), "{e}");
     }
+}
+
+/// `model import` takes an mT5 folder and `model inspect` lists its 47 layers by stack; the
+/// commands that do not read encoder-decoders yet refuse the folder saying so.
+#[test]
+fn import_and_inspect_name_the_stacks_and_other_commands_refuse() {
+    let out = common::temp_dir("mt5-cli");
+    let import = common::bin().args(["model", "import"]).arg(common::model_fixture(FIXTURE)).arg("-o").arg(&out).output().unwrap();
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    let said = String::from_utf8_lossy(&import.stdout).to_string();
+    assert!(said.contains("2 encoder and 3 decoder blocks, 47 prunable layers"), "{said}");
+    let inspect = common::bin().args(["model", "inspect"]).arg(&out).output().unwrap();
+    assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stderr));
+    let text = String::from_utf8_lossy(&inspect.stdout).to_string();
+    let row = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in\n{text}")).to_string();
+    assert!(row("enc.blk.1.ffn_gate.weight").split_whitespace().nth(1) == Some("encoder"), "{text}");
+    let cross = row("dec.blk.2.cross_attn_k.weight");
+    assert_eq!(cross.split_whitespace().collect::<Vec<_>>(), ["dec.blk.2.cross_attn_k.weight", "decoder", "2", "64x64", "encoder_hidden"]);
+    assert!(text.contains("47 prunable layers") && text.contains("head: untied"), "{text}");
+    let refused = polyprune::model::ModelDir::open(&out).unwrap_err().to_string();
+    assert!(refused.contains("encoder-decoder") && refused.contains("model inspect"), "{refused}");
 }

@@ -17,10 +17,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::model::graph::{read_model, with_heads_and_outputs};
 use crate::model::seq2seq::graphs::{cross_name, past_name, present_name};
 use crate::model::seq2seq::{Seq2SeqFolder, Seq2SeqSpec, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE, ENCODER_GRAPH_FILE};
 use crate::model::ModelError;
-use crate::model::graph::{read_model, with_heads_and_outputs};
 use crate::runtime::{Graph, GraphSource, Input, OutputView, RuntimeError, RuntimeOptions, Value, WeightOverride};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +78,12 @@ impl Seq2SeqScorer {
     /// Loads the graphs with `overrides` in place of the named weights (pruned layers; each
     /// graph takes those it has) and the named internal tensors (calibration taps such as
     /// `enc.blk.0.attn_in`, or [`ENCODER_HIDDEN`]) as extra outputs for [`Self::tap_pass`].
-    pub fn load_with(folder: &Seq2SeqFolder, opts: &RuntimeOptions, overrides: &[WeightOverride], taps: &[String]) -> Result<Self, Seq2SeqError> {
+    pub fn load_with(
+        folder: &Seq2SeqFolder,
+        opts: &RuntimeOptions,
+        overrides: &[WeightOverride],
+        taps: &[String],
+    ) -> Result<Self, Seq2SeqError> {
         let mut tapped: [Vec<String>; 2] = Default::default();
         let mut load = |file: &str, slot: Option<usize>| -> Result<Graph, Seq2SeqError> {
             let path = folder.graph(file);
@@ -120,7 +125,11 @@ impl Seq2SeqScorer {
     /// Runs one calibration sequence through the model, `ids` being both the encoder's input
     /// and the decoder's labels, and hands each tap's values `[tokens, width]` to `sink` with
     /// its name and token count.
-    pub fn tap_pass(&mut self, ids: &[u32], sink: &mut dyn FnMut(&str, usize, &[f32]) -> Result<(), Seq2SeqError>) -> Result<(), Seq2SeqError> {
+    pub fn tap_pass(
+        &mut self,
+        ids: &[u32],
+        sink: &mut dyn FnMut(&str, usize, &[f32]) -> Result<(), Seq2SeqError>,
+    ) -> Result<(), Seq2SeqError> {
         if ids.is_empty() {
             return Err(Seq2SeqError::Empty { what: "a calibration sequence" });
         }
@@ -136,8 +145,7 @@ impl Seq2SeqScorer {
         if self.decoder_taps.is_empty() {
             return Ok(());
         }
-        let names: Vec<String> =
-            (0..self.spec.decoder_blocks).flat_map(|i| [cross_name(i, "key"), cross_name(i, "value")]).collect();
+        let names: Vec<String> = (0..self.spec.decoder_blocks).flat_map(|i| [cross_name(i, "key"), cross_name(i, "value")]).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let cross = self.cross.run_keep(vec![(ENCODER_HIDDEN, Input::Kept(&values[0]))], &refs)?;
         let ctx = EncodedContext { len: ids.len(), cross };
@@ -165,7 +173,10 @@ impl Seq2SeqScorer {
     }
 
     fn tokenize(&self, text: &str, special: bool) -> Result<Vec<u32>, Seq2SeqError> {
-        let enc = self.tokenizer.encode(text, special).map_err(|e| Seq2SeqError::Tokenize { model: self.name.clone(), message: e.to_string() })?;
+        let enc = self
+            .tokenizer
+            .encode(text, special)
+            .map_err(|e| Seq2SeqError::Tokenize { model: self.name.clone(), message: e.to_string() })?;
         Ok(enc.get_ids().to_vec())
     }
 
@@ -180,8 +191,7 @@ impl Seq2SeqScorer {
             return Err(Seq2SeqError::Empty { what: "the encoder's input" });
         }
         let hidden = self.encoder.run_keep(encoder_inputs(context), &["encoder_hidden"])?;
-        let names: Vec<String> =
-            (0..self.spec.decoder_blocks).flat_map(|i| [cross_name(i, "key"), cross_name(i, "value")]).collect();
+        let names: Vec<String> = (0..self.spec.decoder_blocks).flat_map(|i| [cross_name(i, "key"), cross_name(i, "value")]).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let cross = self.cross.run_keep(vec![("encoder_hidden", Input::Kept(&hidden[0]))], &refs)?;
         Ok(EncodedContext { len: context.len(), cross })
@@ -206,9 +216,8 @@ impl Seq2SeqScorer {
         };
         let (h, hd) = (self.spec.n_heads, self.spec.head_dim);
         let blocks = self.spec.decoder_blocks;
-        let names: Vec<(String, String)> = (0..blocks)
-            .flat_map(|i| ["key", "value"].map(|k| (cross_name(i, k), past_name(i, k))))
-            .collect();
+        let names: Vec<(String, String)> =
+            (0..blocks).flat_map(|i| ["key", "value"].map(|k| (cross_name(i, k), past_name(i, k)))).collect();
         let mut feed: Vec<(&str, Input)> = vec![
             ("decoder_input_ids", Input::I64 { shape: vec![rows, width], data: padded(inputs) }),
             ("labels", Input::I64 { shape: vec![rows, width], data: padded(labels) }),

@@ -41,7 +41,12 @@ pub fn spec(text: &str, path: &Path, vocab_rows: usize, has_head: bool) -> Resul
     let architecture = match class.as_str() {
         "MT5ForConditionalGeneration" => "mt5",
         "T5ForConditionalGeneration" => "t5",
-        other => return Err(unusable(format!("architecture '{other}' is not an encoder-decoder polyprune imports ({})", SEQ2SEQ_CLASSES.join(", ")))),
+        other => {
+            return Err(unusable(format!(
+                "architecture '{other}' is not an encoder-decoder polyprune imports ({})",
+                SEQ2SEQ_CLASSES.join(", ")
+            )))
+        }
     };
     let usize_key = |key: &str, default: Option<usize>| -> Result<usize, ModelError> {
         match get(key) {
@@ -84,7 +89,9 @@ pub fn spec(text: &str, path: &Path, vocab_rows: usize, has_head: bool) -> Resul
     }
     if let Some(v) = get("vocab_size").and_then(Value::as_u64) {
         if v as usize != vocab_rows {
-            return Err(unusable(format!("config key \"vocab_size\" = {v} but shared.weight has {vocab_rows} rows; the config and weights disagree")));
+            return Err(unusable(format!(
+                "config key \"vocab_size\" = {v} but shared.weight has {vocab_rows} rows; the config and weights disagree"
+            )));
         }
     }
     let eps = match get("layer_norm_epsilon") {

@@ -93,7 +93,10 @@ fn write_weights(checkpoint: &Checkpoint, spec: &Seq2SeqSpec, out_dir: &Path) ->
         if !checkpoint.contains(&hf) {
             return Err(ModelError::Unusable {
                 path: checkpoint.file_of(&hf),
-                reason: format!("tensor '{hf}' is missing; the checkpoint is incomplete or not a standard {} checkpoint", spec.architecture),
+                reason: format!(
+                    "tensor '{hf}' is missing; the checkpoint is incomplete or not a standard {} checkpoint",
+                    spec.architecture
+                ),
             });
         }
         let linear = Seq2SeqSpec::is_linear(&name);

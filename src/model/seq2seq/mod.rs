@@ -107,9 +107,12 @@ impl Seq2SeqSpec {
                 }
                 if stack == Stack::Decoder {
                     out.push((p("cross_attn_norm"), vec![d]));
-                    for (role, shape) in
-                        [("cross_attn_q", [d, inner]), ("cross_attn_k", [d, inner]), ("cross_attn_v", [d, inner]), ("cross_attn_o", [inner, d])]
-                    {
+                    for (role, shape) in [
+                        ("cross_attn_q", [d, inner]),
+                        ("cross_attn_k", [d, inner]),
+                        ("cross_attn_v", [d, inner]),
+                        ("cross_attn_o", [inner, d]),
+                    ] {
                         out.push((p(role), shape.to_vec()));
                     }
                 }
@@ -130,7 +133,16 @@ impl Seq2SeqSpec {
     /// `[out, in]`.
     pub fn is_linear(name: &str) -> bool {
         const LINEAR: &[&str] = &[
-            "attn_q", "attn_k", "attn_v", "attn_o", "cross_attn_q", "cross_attn_k", "cross_attn_v", "cross_attn_o", "ffn_gate", "ffn_up",
+            "attn_q",
+            "attn_k",
+            "attn_v",
+            "attn_o",
+            "cross_attn_q",
+            "cross_attn_k",
+            "cross_attn_v",
+            "cross_attn_o",
+            "ffn_gate",
+            "ffn_up",
             "ffn_down",
         ];
         name.strip_suffix(".weight").and_then(|s| s.rsplit('.').next()).is_some_and(|stem| name.contains(".blk.") && LINEAR.contains(&stem))
@@ -216,7 +228,10 @@ impl Seq2SeqSpec {
 
     /// Every prunable layer: the encoder's blocks in order, then the decoder's.
     pub fn layers(&self) -> Vec<Seq2SeqLayer> {
-        [Stack::Encoder, Stack::Decoder].into_iter().flat_map(|s| (0..self.blocks(s)).flat_map(move |b| self.layers_of_block(s, b))).collect()
+        [Stack::Encoder, Stack::Decoder]
+            .into_iter()
+            .flat_map(|s| (0..self.blocks(s)).flat_map(move |b| self.layers_of_block(s, b)))
+            .collect()
     }
 }
 
@@ -248,7 +263,8 @@ impl Seq2SeqFolder {
             });
         }
         let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
-        let card: Seq2SeqCard = serde_json::from_str(&text).map_err(|e| ModelError::BadCard { path: path.clone(), reason: e.to_string() })?;
+        let card: Seq2SeqCard =
+            serde_json::from_str(&text).map_err(|e| ModelError::BadCard { path: path.clone(), reason: e.to_string() })?;
         if card.format != SEQ2SEQ_CARD_FORMAT {
             return Err(ModelError::BadCard { path, reason: format!("format '{}' is not '{}'", card.format, SEQ2SEQ_CARD_FORMAT) });
         }
