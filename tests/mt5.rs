@@ -84,6 +84,7 @@ fn encoder_and_decoder_outputs_match_transformers() {
         }
     }
     assert!(worst <= 1e-4, "encoder output differs from transformers by {worst:e}");
+    eprintln!("encoder output: worst absolute difference from transformers {worst:e}");
     let mut worst = 0f64;
     for d in r["decoder"].as_array().unwrap() {
         let ours = s.decoder_logits(&ids(&d["ids"]), &ids(&d["labels"])).unwrap();
@@ -94,6 +95,7 @@ fn encoder_and_decoder_outputs_match_transformers() {
         }
     }
     assert!(worst <= 1e-4, "decoder logits differ from transformers by {worst:e}");
+    eprintln!("decoder logits: worst absolute difference from transformers {worst:e}");
 }
 
 /// Decoding one token at a time through the self-attention cache gives the full-sequence
@@ -143,6 +145,7 @@ fn loglikelihood_pairs_match_lm_eval_procedure() {
         assert_eq!(score.greedy, p["greedy"].as_bool().unwrap(), "{}", p["context"]);
     }
     assert!(worst <= 1e-5, "worst relative error {worst:e}");
+    eprintln!("{} loglikelihood pairs: worst relative error {worst:e}", pairs.len());
 }
 
 /// `loglikelihood_rolling` over windows of 12 tokens: the same windows as lm-eval's
@@ -253,6 +256,7 @@ fn sequential_cross_attention_sees_the_pruned_encoder() {
     assert_eq!(ours, theirs);
     assert_ne!(kept_in(&one_shot), ours, "the pruned encoder must change the cross-attention's calibration");
     assert!(sequential.calibration_seconds.contains_key("encoder") && sequential.calibration_seconds.contains_key("decoder"));
+    eprintln!("sequential Wanda calibration seconds per stack: {:?}", sequential.calibration_seconds);
 }
 
 #[test]

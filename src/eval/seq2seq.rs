@@ -67,6 +67,9 @@ pub struct Seq2SeqScorer {
     decoder_taps: Vec<String>,
 }
 
+/// Receives one tap's values: its name, its token count and `[tokens, width]` floats.
+pub type TapSink<'a> = dyn FnMut(&str, usize, &[f32]) -> Result<(), Seq2SeqError> + 'a;
+
 /// The encoder's output, which is also the input of every cross-attention key and value layer.
 pub const ENCODER_HIDDEN: &str = "encoder_hidden";
 
@@ -125,11 +128,7 @@ impl Seq2SeqScorer {
     /// Runs one calibration sequence through the model, `ids` being both the encoder's input
     /// and the decoder's labels, and hands each tap's values `[tokens, width]` to `sink` with
     /// its name and token count.
-    pub fn tap_pass(
-        &mut self,
-        ids: &[u32],
-        sink: &mut dyn FnMut(&str, usize, &[f32]) -> Result<(), Seq2SeqError>,
-    ) -> Result<(), Seq2SeqError> {
+    pub fn tap_pass(&mut self, ids: &[u32], sink: &mut TapSink) -> Result<(), Seq2SeqError> {
         if ids.is_empty() {
             return Err(Seq2SeqError::Empty { what: "a calibration sequence" });
         }
