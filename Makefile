@@ -75,6 +75,7 @@ fixtures: | $(PY_STAMP)
 	$(PY) scripts/gguf_fixture.py $(CACHE)/fixtures/gguf
 	$(PY) scripts/fixture_files.py --src tests/fixtures --out $(CACHE)/fixtures
 	$(PY) scripts/hf_fixtures.py write --src tests/fixtures --out $(CACHE)/fixtures
+	$(PY) scripts/hf_seq2seq_fixtures.py write --src tests/fixtures --out $(CACHE)/fixtures
 
 # The PyTorch gradients the reverse pass is checked against (tests/fixtures/*/gradients.json) and
 # transformers' rotary frequencies (tests/fixtures/rope_reference.json), both
@@ -92,6 +93,7 @@ hf-reference: | $(PY_STAMP)
 	$(VENV)/bin/pip install --quiet $(GRADIENT_REFERENCE_PACKAGES)
 	$(PY) scripts/hf_fixtures.py author --out tests/fixtures --build $(CACHE)/fixtures
 	$(PY) scripts/hf_fixtures.py write --src tests/fixtures --out $(CACHE)/fixtures
+	$(PY) scripts/hf_seq2seq_fixtures.py author --out tests/fixtures --build $(CACHE)/fixtures
 
 # The same pinned torch + transformers in the venv for the tests that load polyprune's
 # exports in transformers (tests/hf_folders.rs); installed once (about 2 minutes, 5 GB with its

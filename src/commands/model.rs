@@ -15,6 +15,21 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             println!("{}", path.display());
             eprintln!("licence: {}", known.licence);
         }
+        ModelCommand::Import { source, out, .. } if source.is_dir() && hf::t5::seq2seq_class(&source).is_some() => {
+            let spinner = spinner(&format!("importing {}", source.display()));
+            let card = polyprune::model::seq2seq::import::import_hf_seq2seq(&source, &out)?;
+            spinner.finish_and_clear();
+            let s = &card.spec;
+            println!(
+                "imported {} ({}, encoder-decoder: {} encoder and {} decoder blocks, {} prunable layers) into {}; only `model inspect` reads encoder-decoder folders so far",
+                card.name,
+                s.architecture,
+                s.encoder_blocks,
+                s.decoder_blocks,
+                s.layers().len(),
+                out.display()
+            );
+        }
         ModelCommand::Import { source, out, max_positions } => {
             let spinner = spinner(&format!("importing {}", source.display()));
             let opts = import::ImportOptions { max_positions };
@@ -49,6 +64,32 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
                 if r.masks { ", masks copied" } else { "" },
                 r.out.display()
             );
+        }
+        ModelCommand::Inspect { dir } if dir.join(polyprune::model::seq2seq::SEQ2SEQ_CARD_FILE).is_file() => {
+            let folder = polyprune::model::seq2seq::Seq2SeqFolder::open(&dir)?;
+            let s = &folder.card.spec;
+            println!("model: {} ({}, encoder-decoder)", folder.card.name, s.architecture);
+            println!(
+                "vocabulary: {}   encoder blocks: {}   decoder blocks: {}   relative buckets: {} (max distance {})   head: {}",
+                s.vocab_size,
+                s.encoder_blocks,
+                s.decoder_blocks,
+                s.buckets,
+                s.max_distance,
+                if s.tied_output { "tied to the embeddings" } else { "untied" }
+            );
+            println!("{:<36} {:<8} {:>5} {:>14} input", "layer", "stack", "block", "shape [in,out]");
+            let layers = s.layers();
+            for l in &layers {
+                let stack = match l.stack {
+                    polyprune::model::seq2seq::Stack::Encoder => "encoder",
+                    polyprune::model::seq2seq::Stack::Decoder => "decoder",
+                };
+                let shape = format!("{}x{}", l.shape[0], l.shape[1]);
+                println!("{:<36} {:<8} {:>5} {:>14} {}", l.name, stack, l.block, shape, l.input);
+            }
+            let params: usize = layers.iter().map(|l| l.shape[0] * l.shape[1]).sum();
+            println!("{} prunable layers, {} prunable weights", layers.len(), params);
         }
         ModelCommand::Inspect { dir } => {
             let card = ModelDir::card_of(&dir)?;

@@ -6,6 +6,7 @@ pub mod downstream;
 pub mod generate;
 pub mod perplexity;
 pub mod scorer;
+pub mod seq2seq;
 pub mod text_sets;
 
 pub use choices::{ChoiceStats, PreparedChoice, TaskEvalError};

@@ -12,6 +12,7 @@ pub mod export;
 pub mod import;
 pub mod names;
 pub mod safetensors;
+pub mod t5;
 pub mod tokens;
 
 use serde::{Deserialize, Serialize};
