@@ -365,6 +365,7 @@ impl Shape {
             rope_scaling: vec![self.rope_scaling.clone(); n],
             sliding_window: vec![None; n],
             max_positions: self.context.min(max_positions),
+            gpt: Default::default(),
         };
         match self.family {
             Family::Gemma3 { window, local_rope_base, global_every } => {

@@ -40,6 +40,7 @@ fn spec(gemma_like: bool) -> DecoderSpec {
         // Block 0 sees 3 keys back at most: shorter than the windows below, so the mask matters.
         sliding_window: if gemma_like { vec![Some(3), None] } else { vec![None, None] },
         max_positions: 32,
+        gpt: Default::default(),
     }
 }
 

@@ -280,6 +280,7 @@ impl HfConfig {
             rope_scaling: Vec::new(),
             sliding_window: vec![None; blocks],
             max_positions: context.min(max_positions_cap),
+            gpt: Default::default(),
         };
         match arch {
             HfArchitecture::Gemma3 => {
