@@ -19,7 +19,7 @@ use polyprune::model::ModelDir;
 use polyprune::runtime::RuntimeOptions;
 use serde_json::Value;
 
-const ARCHS: &[&str] = &["llama", "qwen2", "gemma3", "cohere"];
+const ARCHS: &[&str] = &["llama", "qwen2", "gemma3", "cohere", "bloom"];
 const DTYPES: &[&str] = &["f32", "bf16"];
 
 fn fixtures() -> Vec<String> {

@@ -16,6 +16,9 @@ pub use crate::model::import::llama::unpermute_rotary_rows;
 
 /// The checkpoint's name for the graph's tensor `graph_name`.
 pub fn hf_name(arch: HfArchitecture, graph_name: &str) -> String {
+    if arch == HfArchitecture::Bloom {
+        return bloom_name(graph_name);
+    }
     match graph_name {
         "token_embd.weight" => return "model.embed_tokens.weight".into(),
         "output_norm.weight" => return "model.norm.weight".into(),
@@ -45,6 +48,37 @@ pub fn hf_name(arch: HfArchitecture, graph_name: &str) -> String {
     format!("model.layers.{block}.{hf}.{suffix}")
 }
 
+/// BLOOM's names, as `save_pretrained` writes them (under `transformer.`; checkpoints saved
+/// from the bare model lack the prefix, which import also accepts).
+fn bloom_name(graph_name: &str) -> String {
+    let (stem, suffix) = graph_name.rsplit_once('.').unwrap_or((graph_name, "weight"));
+    let global = match stem {
+        "token_embd" => Some("word_embeddings"),
+        "token_embd_norm" => Some("word_embeddings_layernorm"),
+        "output_norm" => Some("ln_f"),
+        "output" => return "lm_head.weight".into(),
+        _ => None,
+    };
+    if let Some(g) = global {
+        return format!("{BLOOM_PREFIX}{g}.{suffix}");
+    }
+    let Some(rest) = stem.strip_prefix("blk.") else { return graph_name.into() };
+    let (block, local) = rest.split_once('.').unwrap_or((rest, ""));
+    let hf = match local {
+        "attn_norm" => "input_layernorm",
+        "attn_qkv" => "self_attention.query_key_value",
+        "attn_output" => "self_attention.dense",
+        "ffn_norm" => "post_attention_layernorm",
+        "ffn_up" => "mlp.dense_h_to_4h",
+        "ffn_down" => "mlp.dense_4h_to_h",
+        other => other,
+    };
+    format!("{BLOOM_PREFIX}h.{block}.{hf}.{suffix}")
+}
+
+/// The prefix of BLOOM's base-model tensors in a `BloomForCausalLM` checkpoint.
+pub const BLOOM_PREFIX: &str = "transformer.";
+
 /// How one tensor's values differ between the checkpoint and the graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
@@ -55,10 +89,17 @@ pub enum Layout {
     Linear { rotary_heads: Option<usize> },
     /// Gemma's `1 + w` norm.
     OffsetNorm,
+    /// BLOOM's fused q/k/v weight (`linear`, also transposed) or bias: the checkpoint
+    /// interleaves its rows per head, `[q_h; k_h; v_h]` for each head `h`, the graph keeps
+    /// `[all Q; all K; all V]` ([`qkv_heads_to_blocks`]).
+    InterleavedQkv { heads: usize, linear: bool },
 }
 
 pub fn layout(arch: HfArchitecture, spec: &DecoderSpec, graph_name: &str) -> Layout {
     let linear = spec.linear_layers().iter().any(|l| l.name == graph_name);
+    if arch == HfArchitecture::Bloom && graph_name.contains(".attn_qkv.") {
+        return Layout::InterleavedQkv { heads: spec.n_heads, linear };
+    }
     if linear {
         let rotary_heads = match arch {
             HfArchitecture::Cohere if graph_name.ends_with(".attn_q.weight") => Some(spec.n_heads),
@@ -76,7 +117,7 @@ pub fn layout(arch: HfArchitecture, spec: &DecoderSpec, graph_name: &str) -> Lay
 /// The checkpoint's shape for a graph tensor of `shape`.
 pub fn hf_shape(layout: Layout, shape: &[usize]) -> Vec<usize> {
     match layout {
-        Layout::Linear { .. } => vec![shape[1], shape[0]],
+        Layout::Linear { .. } | Layout::InterleavedQkv { linear: true, .. } => vec![shape[1], shape[0]],
         _ => shape.to_vec(),
     }
 }
@@ -97,6 +138,34 @@ pub fn permute_rotary_rows(data: &[f32], heads: usize, hd: usize, cols: usize) -
     out
 }
 
+/// BLOOM's fused q/k/v rows from the checkpoint's per-head interleaving (row
+/// `h*3*hd + j*hd + e` holds part `j` in {q, k, v} of head `h`) to the graph's blocks (row
+/// `j*heads*hd + h*hd + e`); `data` is `[3 * heads * hd][cols]` (cols = 1 for the bias).
+pub fn qkv_heads_to_blocks(data: &[f32], heads: usize, hd: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; data.len()];
+    for h in 0..heads {
+        for j in 0..3 {
+            let src = (h * 3 + j) * hd * cols;
+            let dst = (j * heads + h) * hd * cols;
+            out[dst..dst + hd * cols].copy_from_slice(&data[src..src + hd * cols]);
+        }
+    }
+    out
+}
+
+/// The inverse of [`qkv_heads_to_blocks`]: back to the checkpoint's per-head interleaving.
+pub fn qkv_blocks_to_heads(data: &[f32], heads: usize, hd: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; data.len()];
+    for h in 0..heads {
+        for j in 0..3 {
+            let dst = (h * 3 + j) * hd * cols;
+            let src = (j * heads + h) * hd * cols;
+            out[dst..dst + hd * cols].copy_from_slice(&data[src..src + hd * cols]);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +178,28 @@ mod tests {
         assert_eq!(hf_name(HfArchitecture::Qwen2, "blk.1.attn_k.bias"), "model.layers.1.self_attn.k_proj.bias");
         assert_eq!(hf_name(HfArchitecture::Cohere, "blk.10.attn_output.weight"), "model.layers.10.self_attn.o_proj.weight");
         assert_eq!(hf_name(HfArchitecture::Llama, "output.weight"), "lm_head.weight");
+        assert_eq!(hf_name(HfArchitecture::Bloom, "token_embd_norm.bias"), "transformer.word_embeddings_layernorm.bias");
+        assert_eq!(hf_name(HfArchitecture::Bloom, "blk.2.attn_qkv.weight"), "transformer.h.2.self_attention.query_key_value.weight");
+        assert_eq!(hf_name(HfArchitecture::Bloom, "blk.0.ffn_down.bias"), "transformer.h.0.mlp.dense_4h_to_h.bias");
+        assert_eq!(hf_name(HfArchitecture::Bloom, "blk.1.ffn_norm.weight"), "transformer.h.1.post_attention_layernorm.weight");
+        assert_eq!(hf_name(HfArchitecture::Bloom, "output_norm.weight"), "transformer.ln_f.weight");
+    }
+
+    #[test]
+    fn bloom_qkv_rows_go_from_heads_to_blocks_and_back() {
+        // Two heads of size 2, one column: the checkpoint's rows are q0 q0 k0 k0 v0 v0 q1 q1 k1 k1 v1 v1.
+        let labels = ["q0a", "q0b", "k0a", "k0b", "v0a", "v0b", "q1a", "q1b", "k1a", "k1b", "v1a", "v1b"];
+        let rows: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let blocks = qkv_heads_to_blocks(&rows, 2, 2, 1);
+        let named: Vec<&str> = blocks.iter().map(|&v| labels[v as usize]).collect();
+        assert_eq!(named, ["q0a", "q0b", "q1a", "q1b", "k0a", "k0b", "k1a", "k1b", "v0a", "v0b", "v1a", "v1b"]);
+        assert_eq!(qkv_blocks_to_heads(&blocks, 2, 2, 1), rows);
+        // Whole rows move: with three columns each row keeps its values together.
+        let wide: Vec<f32> = (0..36).map(|v| v as f32).collect();
+        let moved = qkv_heads_to_blocks(&wide, 2, 2, 3);
+        assert_eq!(&moved[3..6], &[3.0, 4.0, 5.0]);
+        assert_eq!(&moved[6..9], &[18.0, 19.0, 20.0], "row 2 of the blocks is head 1's first q row");
+        assert_eq!(qkv_blocks_to_heads(&moved, 2, 2, 3), wide);
     }
 
     #[test]
