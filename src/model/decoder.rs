@@ -1,8 +1,9 @@
 //! The decoder-only transformer, written once as an ONNX graph for every imported architecture.
 //!
-//! Gemma 3, Llama, Qwen2 and Command-R (Cohere, Aya-23) differ in a handful of switches (norm
-//! kind and placement, parallel or sequential blocks, q/k norms, activation, biases, embedding
-//! and logit scales, sliding windows, rope bases), collected in [`DecoderSpec`]. Tensor names
+//! Gemma 3, Llama, Qwen2, Command-R (Cohere, Aya-23) and BLOOM differ in a handful of switches
+//! (norm kind and placement, parallel or sequential blocks, q/k norms, activation, biases,
+//! embedding and logit scales, sliding windows, rope bases; BLOOM's ALiBi, fused q/k/v, ungated
+//! MLP and embedding norm in [`GptSwitches`]), collected in [`DecoderSpec`]. Tensor names
 //! are the GGUF checkpoint's own (`blk.3.ffn_up.weight`), so a pruned weight is found by the
 //! name a user sees in the checkpoint. Rotary embeddings are always applied in the rotate-half
 //! layout; import reorders the q/k rows of models that rotate adjacent pairs (Llama files,

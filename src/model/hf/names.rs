@@ -9,6 +9,9 @@
 //!   why the GGUF import undoes it);
 //! * Gemma 3's norms compute `x * (1 + w)` and checkpoints store `w`; the graph (like GGUF)
 //!   stores `1 + w`, added in f32 as transformers does.
+//! * BLOOM's fused `query_key_value` interleaves its rows per head (`[q_h; k_h; v_h]`); the graph
+//!   keeps them as [all Q; all K; all V], as llama.cpp's converter stores them
+//!   ([`qkv_heads_to_blocks`], [`qkv_blocks_to_heads`]).
 
 use super::config::HfArchitecture;
 use crate::model::decoder::DecoderSpec;
@@ -138,6 +141,15 @@ pub fn permute_rotary_rows(data: &[f32], heads: usize, hd: usize, cols: usize) -
     out
 }
 
+/// Keeping BLOOM's fused layer as [Q; K; V] does not change what pruning it does: every method
+/// decides from per-row scores (Wanda, N:M, magnitude per row) or from one threshold over the
+/// whole layer's scores (magnitude per matrix, SNIP and GraSP per layer), and SparseGPT's
+/// threshold covers all rows of a column block while its weight updates act on each row
+/// alone. A permutation of the rows therefore permutes the mask and the updated weights and
+/// changes nothing else (up to the tie rule among exactly equal scores), so pruning the one
+/// `attn_qkv` layer here is pruning `query_key_value` as the reference SparseGPT code does
+/// (the test `pruning_the_fused_layer_commutes_with_its_row_order` checks it).
+///
 /// BLOOM's fused q/k/v rows from the checkpoint's per-head interleaving (row
 /// `h*3*hd + j*hd + e` holds part `j` in {q, k, v} of head `h`) to the graph's blocks (row
 /// `j*heads*hd + h*hd + e`); `data` is `[3 * heads * hd][cols]` (cols = 1 for the bias).
@@ -200,6 +212,43 @@ mod tests {
         assert_eq!(&moved[3..6], &[3.0, 4.0, 5.0]);
         assert_eq!(&moved[6..9], &[18.0, 19.0, 20.0], "row 2 of the blocks is head 1's first q row");
         assert_eq!(qkv_blocks_to_heads(&moved, 2, 2, 3), wide);
+    }
+
+    #[test]
+    fn pruning_the_fused_layer_commutes_with_its_row_order() {
+        use crate::prune::{InputStatistics, LinearWeight, Method, Sparsity, SparsityTarget};
+        let (heads, hd, cols, tokens) = (3, 4, 16, 64);
+        let rows = 3 * heads * hd;
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        };
+        // The checkpoint's interleaved rows, and uneven input channels so Wanda and SparseGPT
+        // differ from magnitude.
+        let interleaved: Vec<f32> = (0..rows * cols).map(|_| next() as f32).collect();
+        let x: Vec<f32> = (0..tokens * cols).map(|i| (next() * (1.0 + (i % cols) as f64)) as f32).collect();
+        let mut stats = InputStatistics::new("qkv", cols, true);
+        stats.accumulate(&x, tokens).unwrap();
+        let blocks = qkv_heads_to_blocks(&interleaved, heads, hd, cols);
+        let target = SparsityTarget::Unstructured(Sparsity::new(0.5).unwrap());
+        for method in ["magnitude", "magnitude-row", "wanda", "sparsegpt"] {
+            let m: Method = method.parse().unwrap();
+            let prune = |data: &[f32]| m.prune("qkv", &LinearWeight::new("qkv", rows, cols, data.to_vec()).unwrap(), Some(&stats), target).unwrap();
+            let (a, b) = (prune(&interleaved), prune(&blocks));
+            let kept = |mask: &crate::prune::Mask| -> Vec<f32> {
+                (0..rows * cols).map(|i| if mask.get(i / cols, i % cols) { 1.0 } else { 0.0 }).collect()
+            };
+            assert_eq!(qkv_heads_to_blocks(&kept(&a.mask), heads, hd, cols), kept(&b.mask), "{method}: masks");
+            if let (Some(wa), Some(wb)) = (&a.new_weights, &b.new_weights) {
+                let moved = qkv_heads_to_blocks(wa, heads, hd, cols);
+                let worst = moved.iter().zip(wb).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+                // The same f64 arithmetic per row; only the order rows are handed out differs.
+                assert!(worst < 1e-6, "{method}: updated weights differ by {worst}");
+            }
+        }
     }
 
     #[test]
