@@ -960,3 +960,39 @@ pub fn head_model(spec: &DecoderSpec, weights: &WeightTable) -> ModelProto {
     e.g.output("argmax", data_type::INT64, &[n]);
     e.g.finish(PRODUCER, &[("polyprune.part", "head".into()), ("polyprune.cache_format", CACHE_FORMAT.into())])
 }
+
+#[cfg(test)]
+mod alibi_tests {
+    use super::*;
+
+    #[test]
+    fn alibi_slopes_match_transformers_for_powers_of_two_and_others() {
+        // transformers' _get_alibi_slopes: 8 heads give 2^-1 .. 2^-8; 6 heads give the 4-head
+        // slopes 2^-2, 2^-4, 2^-6, 2^-8 followed by 2^-1 and 2^-3 (odd powers of 2^-1).
+        let pow2 = |e: i32| 2f64.powi(e);
+        assert_eq!(alibi_slopes(8), (1..=8).map(|i| pow2(-i)).collect::<Vec<_>>());
+        assert_eq!(alibi_slopes(6), vec![pow2(-2), pow2(-4), pow2(-6), pow2(-8), pow2(-1), pow2(-3)]);
+        // 12 heads: 8 of base 2^-1, then 2^-0.5 to the powers 1, 3, 5, 7.
+        let twelve = alibi_slopes(12);
+        assert_eq!(twelve.len(), 12);
+        for (k, &s) in twelve[8..].iter().enumerate() {
+            assert!((s - 2f64.powf(-0.5 * (2 * k + 1) as f64)).abs() < 1e-15, "{k}: {s}");
+        }
+    }
+
+    #[test]
+    fn switches_off_leave_a_card_as_it_was() {
+        let json = serde_json::json!({"architecture": "llama", "blocks": 1, "d_model": 8, "n_heads": 2, "n_kv_heads": 2,
+            "head_dim": 4, "ffn_dim": 16, "vocab_size": 10, "norm_eps": 1e-5, "activation": "silu", "qk_norm": false,
+            "sandwich_norms": false, "qkv_bias": false, "embed_scale": null, "tied_output": true, "attn_scale": 0.5,
+            "rope_base": [10000.0], "sliding_window": [null], "max_positions": 16});
+        let spec: DecoderSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(spec.gpt, GptSwitches::default());
+        let back = serde_json::to_value(&spec).unwrap();
+        assert!(["alibi", "fused_qkv", "plain_mlp", "linear_bias", "norm_bias", "embed_norm", "gpt"].iter().all(|k| back.get(k).is_none()));
+        let mut bloom = spec.clone();
+        bloom.gpt.alibi = true;
+        let read: DecoderSpec = serde_json::from_value(serde_json::to_value(&bloom).unwrap()).unwrap();
+        assert!(read.gpt.alibi && !read.gpt.fused_qkv);
+    }
+}
