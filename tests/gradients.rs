@@ -257,7 +257,10 @@ fn every_method_prunes_bloom_at_exact_sparsity() {
         for (o, out) in result.overrides.iter().zip(&result.layers) {
             assert_eq!(out.report.pruned * 2, out.report.total, "{name} {}", out.layer.name);
             let [d_in, d_out] = out.layer.shape;
-            let zeros = (0..d_out).flat_map(|r| (0..d_in).map(move |c| (r, c))).filter(|&(r, c)| !out.mask.get(r, c)).all(|(r, c)| o.data[c * d_out + r] == 0.0);
+            let zeros = (0..d_out)
+                .flat_map(|r| (0..d_in).map(move |c| (r, c)))
+                .filter(|&(r, c)| !out.mask.get(r, c))
+                .all(|(r, c)| o.data[c * d_out + r] == 0.0);
             assert!(zeros, "{name} {}: a pruned weight is not zero", out.layer.name);
         }
     }

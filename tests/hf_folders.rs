@@ -446,8 +446,9 @@ fn bloom_cache_graphs_equal_the_full_graph_on_right_padded_batches() {
         close(&alone[0].logprobs, &y.logprobs, "alone");
     }
     let contexts: Vec<Vec<u32>> = [20usize, 9, 31].iter().enumerate().map(|(i, &n)| ids(50 + i as u64, n)).collect();
-    let rests: Vec<Vec<Vec<u32>>> =
-        (0..contexts.len()).map(|g| [3usize, 1, 7].iter().enumerate().map(|(i, &n)| ids(90 + 10 * g as u64 + i as u64, n)).collect()).collect();
+    let rests: Vec<Vec<Vec<u32>>> = (0..contexts.len())
+        .map(|g| [3usize, 1, 7].iter().enumerate().map(|(i, &n)| ids(90 + 10 * g as u64 + i as u64, n)).collect())
+        .collect();
     let groups: Vec<ContinuationGroup> = contexts
         .iter()
         .zip(&rests)

@@ -895,7 +895,10 @@ mod tests {
             let p = plan(name, None, 2048).unwrap();
             assert_eq!(p.params, params, "{name}");
             assert!(p.spec.gpt.alibi && p.spec.gpt.fused_qkv && p.spec.distinct_rotaries().is_empty(), "{name}");
-            assert_eq!(p.roles.iter().find(|r| r.role == "qkv").unwrap().params, (p.spec.blocks * p.spec.d_model * 3 * p.spec.d_model) as u64);
+            assert_eq!(
+                p.roles.iter().find(|r| r.role == "qkv").unwrap().params,
+                (p.spec.blocks * p.spec.d_model * 3 * p.spec.d_model) as u64
+            );
         }
     }
 

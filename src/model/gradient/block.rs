@@ -109,7 +109,8 @@ pub fn forward<F: Real>(spec: &DecoderSpec, block: usize, w: &BlockWeights<F>, x
         }
         None => (q_lin.clone(), None, k_lin.clone(), None),
     };
-    let (q, k) = if spec.gpt.alibi { (qn, kn) } else { (rope(qn.view(), &w.cos, &w.sin, hd, false), rope(kn.view(), &w.cos, &w.sin, hd, false)) };
+    let (q, k) =
+        if spec.gpt.alibi { (qn, kn) } else { (rope(qn.view(), &w.cos, &w.sin, hd, false), rope(kn.view(), &w.cos, &w.sin, hd, false)) };
     let (scale, window) = (cast::<F>(f64::from(spec.attn_scale)), spec.sliding_window[block]);
     let slopes = slopes::<F>(spec);
     let mut ctx = Array2::zeros((t_len, spec.n_heads * hd));
@@ -264,7 +265,8 @@ pub fn backward<F: Real>(
         general_mat_mul(F::one(), &ds, &kh, F::one(), &mut dq.slice_mut(s![.., head * hd..(head + 1) * hd]));
         general_mat_mul(F::one(), &ds.t(), &qh, F::one(), &mut dk.slice_mut(s![.., kv * hd..(kv + 1) * hd]));
     }
-    let (dqn, dkn) = if spec.gpt.alibi { (dq, dk) } else { (rope(dq.view(), &w.cos, &w.sin, hd, true), rope(dk.view(), &w.cos, &w.sin, hd, true)) };
+    let (dqn, dkn) =
+        if spec.gpt.alibi { (dq, dk) } else { (rope(dq.view(), &w.cos, &w.sin, hd, true), rope(dk.view(), &w.cos, &w.sin, hd, true)) };
     let (dq_lin, dk_lin) = match (&w.qk_norm, &tape.r_q, &tape.r_k) {
         (Some((qw, kw)), Some(rq), Some(rk)) => (
             head_rms_norm_backward(tape.q_lin.view(), rq, qw.view(), dqn.view()),

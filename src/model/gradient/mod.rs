@@ -54,7 +54,6 @@ pub trait Real:
 impl Real for f32 {}
 impl Real for f64 {}
 
-
 /// GraSP's default finite-difference step: the prunable weights move by this fraction of their
 /// norm. In float32 it balances the `O(delta^2)` truncation against the round-off of the two
 /// gradients divided by `2 eps`. Against PyTorch's exact `H g` on the tiny Llama / Qwen2
@@ -253,8 +252,7 @@ impl<F: Real> DecoderWeights<F> {
         let output = if spec.tied_output { None } else { Some(matrix("output.weight", spec.vocab_size, spec.d_model)?) };
         let output_norm = vector("output_norm.weight")?;
         let output_norm_bias = norm_bias("output_norm")?;
-        let embed_norm =
-            if spec.gpt.embed_norm { Some((vector("token_embd_norm.weight")?, norm_bias("token_embd_norm")?)) } else { None };
+        let embed_norm = if spec.gpt.embed_norm { Some((vector("token_embd_norm.weight")?, norm_bias("token_embd_norm")?)) } else { None };
         Ok(DecoderWeights { spec, embed, embed_norm, blocks, output_norm, output_norm_bias, output })
     }
 

@@ -236,7 +236,8 @@ mod tests {
         let target = SparsityTarget::Unstructured(Sparsity::new(0.5).unwrap());
         for method in ["magnitude", "magnitude-row", "wanda", "sparsegpt"] {
             let m: Method = method.parse().unwrap();
-            let prune = |data: &[f32]| m.prune("qkv", &LinearWeight::new("qkv", rows, cols, data.to_vec()).unwrap(), Some(&stats), target).unwrap();
+            let prune =
+                |data: &[f32]| m.prune("qkv", &LinearWeight::new("qkv", rows, cols, data.to_vec()).unwrap(), Some(&stats), target).unwrap();
             let (a, b) = (prune(&interleaved), prune(&blocks));
             let kept = |mask: &crate::prune::Mask| -> Vec<f32> {
                 (0..rows * cols).map(|i| if mask.get(i / cols, i % cols) { 1.0 } else { 0.0 }).collect()
