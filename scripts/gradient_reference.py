@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Record PyTorch autograd gradients of the tiny llama, qwen2 and cohere fixtures for the Rust reverse pass.
+"""Record PyTorch autograd gradients of the tiny llama, qwen2, cohere and bloom fixtures for the Rust reverse pass.
 
 For each fixture the transformers model is rebuilt exactly as ``make_fixtures.py`` builds it,
 given the values a reader decodes from ``model.gguf`` (F16 matrices), and run in float64 on the
@@ -14,6 +14,14 @@ predicted positions, the quantity ``polyprune::model::gradient`` differentiates.
   16 fixed entries, in ``[out][in]`` layout with q/k rows in rotate-half order (HF's own for
   llama and qwen2; Cohere's adjacent-pair rows are reordered the way import reorders them);
 * ``g_hg``: the scalar ``g^T H g``.
+
+BLOOM (``--arch bloom``) is the Hugging Face fixture ``hf-bloom-f32`` (written by
+``scripts/hf_fixtures.py write`` under ``--fixtures``, default ``.cache/fixtures``), run on the
+token ids of its reference.json lines (four lines of different lengths, each its own batch; the
+loss is the mean over all their predictions); its fused ``query_key_value`` rows are given in
+the graph's [all Q; all K; all V] order, and the result goes to
+``tests/fixtures/hf-bloom-f32/gradients.json``. Its GELU is transformers' own formula without
+the hand-written backward (which double backward cannot differentiate).
 
 transformers computes norms (RMS, or Cohere's LayerNorm), rotary tables (and Cohere's rotary
 product) and the attention softmax in float32 even in a float64 model; this script patches them
@@ -37,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_fixtures import COHERE_TOKENIZER, LLAMA_TOKENIZER, QWEN2_TOKENIZER, build_decoder, build_tokenizer, load_stored_weights  # noqa: E402
 from fixture_files import deinterleave_rope_rows, gguf_tensors, gguf_variants, model_weights  # noqa: E402
 
-ARCHITECTURES = ("llama", "qwen2", "cohere")
+ARCHITECTURES = ("llama", "qwen2", "cohere", "bloom")
 
 ROLES = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
 HF_ROLES = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
@@ -183,10 +191,76 @@ def record(arch: str, fixture_dir: Path) -> dict:
     }
 
 
+def layer_entry(g, h) -> dict:
+    picks = sample_entries(*g.shape)
+    return {
+        "shape_out_in": list(g.shape),
+        "grad_norm": float(np.linalg.norm(g)),
+        "hg_norm": float(np.linalg.norm(h)),
+        "entries": [[r, c, float(g[r, c]), float(h[r, c])] for r, c in picks],
+    }
+
+
+def record_bloom(folder: Path, fixture_dir: Path) -> dict:
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+    from transformers.models.bloom import modeling_bloom
+
+    from hf_fixtures import qkv_heads_to_blocks
+
+    # The formula of BloomGelu's forward, left to autograd (its custom backward has no backward).
+    modeling_bloom.BloomGelu.forward = lambda self, x: modeling_bloom.bloom_gelu_forward(x)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float64, attn_implementation="eager").eval()
+    reference = json.loads((fixture_dir / "reference.json").read_text())
+    rows = [line["ids"] for line in reference["lines"]]
+    roles = [
+        ("attn_qkv", "self_attention.query_key_value"),
+        ("attn_output", "self_attention.dense"),
+        ("ffn_up", "mlp.dense_h_to_4h"),
+        ("ffn_down", "mlp.dense_4h_to_h"),
+    ]
+    names, params = [], []
+    for b, block in enumerate(model.transformer.h):
+        for role, hf in roles:
+            names.append(f"blk.{b}.{role}.weight")
+            params.append(block.get_submodule(hf).weight)
+    predictions = sum(len(r) - 1 for r in rows)
+    loss = 0
+    for ids in rows:
+        t = torch.tensor([ids], dtype=torch.long)
+        logits = model(t).logits[0]
+        loss = loss + F.cross_entropy(logits[:-1], t[0, 1:], reduction="sum")
+    loss = loss / predictions
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    z = sum((g.detach() * g).sum() for g in grads)
+    hg = torch.autograd.grad(z, params)
+    heads = model.config.n_head
+    layers = {}
+    for name, g, h in zip(names, grads, hg):
+        g, h = g.detach().numpy(), h.detach().numpy()
+        if ".attn_qkv." in name:
+            g, h = qkv_heads_to_blocks(g, heads), qkv_heads_to_blocks(h, heads)
+        layers[name] = layer_entry(g, h)
+    return {
+        "format": "polyprune-gradient-reference/1",
+        "description": (
+            "tiny bloom (hf-bloom-f32): dL/dW and H g (float64 autograd, double backward) for L = mean "
+            "next-token cross-entropy over the ids of reference.json's lines; entries are [row_out, col_in, g, Hg], "
+            "query_key_value rows as [all Q; all K; all V]"
+        ),
+        "torch": torch.__version__,
+        "loss": loss.item(),
+        "g_hg": float(sum((g.detach() * h).sum() for g, h in zip(grads, hg))),
+        "layers": layers,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("tests/fixtures"), help="fixture root directory")
     parser.add_argument("--arch", nargs="+", choices=ARCHITECTURES, default=list(ARCHITECTURES), help="fixtures to record")
+    parser.add_argument("--fixtures", type=Path, default=Path(".cache/fixtures"), help="written fixtures (for bloom)")
     args = parser.parse_args()
     import torch
 
@@ -194,8 +268,12 @@ def main() -> None:
     keep_float64_softmax()
     keep_float64_cohere_rotary()
     for arch in args.arch:
-        directory = args.out / f"tiny-{arch}"
-        payload = record(arch, directory)
+        if arch == "bloom":
+            directory = args.out / "hf-bloom-f32"
+            payload = record_bloom(args.fixtures / "hf-bloom-f32", directory)
+        else:
+            directory = args.out / f"tiny-{arch}"
+            payload = record(arch, directory)
         (directory / "gradients.json").write_text(json.dumps(payload, indent=1) + "\n")
         print(f"{directory / 'gradients.json'}: loss {payload['loss']:.6f}, g.Hg {payload['g_hg']:.6f}")
 

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Tiny Hugging Face model folders for polyprune's HF import/export tests.
 
-Four architectures (llama: grouped-query attention, untied head; qwen2: q/k/v biases, tied
+Five architectures (llama: grouped-query attention, untied head; qwen2: q/k/v biases, tied
 head, no BOS; gemma3: sliding window of 4 tokens, shorter than every test line, and a query
-scale that is not the head size; cohere: parallel blocks, logit scale, adjacent-pair rotary),
-each in float32 and bfloat16: eight folders named hf-<arch>-<dtype>.
+scale that is not the head size; cohere: parallel blocks, logit scale, adjacent-pair rotary;
+bloom: 6 heads, so ALiBi slopes beyond a power of two, per-head interleaved fused q/k/v, biases
+everywhere), each in float32 and bfloat16: ten folders named hf-<arch>-<dtype>. `write` also
+writes the float32 BLOOM as a GGUF `bloom` file, gguf-bloom/model.gguf, laid out as llama.cpp's
+converter lays BLOOM out (q/k/v rows as [all Q; all K; all V], the embeddings again as
+`output.weight`), with the tiny Llama tokenizer (a BLOOM tokenizer is not the point here).
 
 The repository keeps only the small files of each folder (config.json and
 generation_config.json as transformers' save_pretrained wrote them, tokenizer_config.json and
@@ -50,6 +54,7 @@ TOKENIZERS = {
     "gemma3": ("tiny-llama", "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"),
     "qwen2": ("tiny-qwen2", None, "<|endoftext|>", "<|endoftext|>"),
     "cohere": ("tiny-cohere", "<BOS_TOKEN>", "<EOS_TOKEN>", "<PAD>"),
+    "bloom": ("tiny-llama", "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"),
 }
 ARCHS = list(TOKENIZERS)
 DTYPES = ["f32", "bf16"]
@@ -82,7 +87,7 @@ def draw(arch: str, name: str, shape: list[int]) -> np.ndarray:
         # Gemma stores the offset w of its `1 + w` norms; the others store the gain itself.
         offset = 0.0 if arch == "gemma3" else 1.0
         return (offset + NORM_STD * noise).astype(np.float32)
-    if "embed_tokens" in name or "lm_head" in name:
+    if "embed_tokens" in name or "lm_head" in name or name.endswith("word_embeddings.weight"):
         return (EMBED_STD * noise).astype(np.float32)
     return (noise / np.float32(np.sqrt(shape[1]))).astype(np.float32)
 
@@ -164,7 +169,78 @@ def cmd_write(args) -> None:
         for dtype in DTYPES:
             name = name_of(arch, dtype)
             write_folder(args.src / name, args.out / name, args.src)
-    print(f"wrote {len(ARCHS) * len(DTYPES)} Hugging Face fixture folders under {args.out}")
+    write_bloom_gguf(args.out / name_of("bloom", "f32"), args.out / "gguf-bloom" / "model.gguf", args.src)
+    print(f"wrote {len(ARCHS) * len(DTYPES)} Hugging Face fixture folders and gguf-bloom under {args.out}")
+
+
+def qkv_heads_to_blocks(values: np.ndarray, heads: int) -> np.ndarray:
+    """BLOOM's fused q/k/v rows from per-head [q_h; k_h; v_h] to [all Q; all K; all V], as
+    llama.cpp's converter re-lays them (weights and biases alike)."""
+    rest = values.shape[1:]
+    per_head = values.reshape((heads, 3, -1) + rest)
+    return np.concatenate([per_head[:, j].reshape((-1,) + rest) for j in range(3)], axis=0)
+
+
+def write_bloom_gguf(folder: Path, path: Path, fixtures: Path) -> None:
+    """The float32 BLOOM fixture as a GGUF file, with the converter's names, metadata and layout."""
+    import gguf
+    import tokenizers
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from fixture_files import LLAMA_TOKENIZER, bpe_merges, gguf_vocab
+
+    config = json.loads((folder / "config.json").read_text())
+    tensors = read_safetensors(folder / "model.safetensors")
+    d, heads = config["hidden_size"], config["n_head"]
+    tok = tokenizers.Tokenizer.from_file(str(fixtures / TOKENIZERS["bloom"][0] / "tokenizer.json"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(str(path), "bloom")
+    writer.add_type("model")
+    writer.add_name("hf-bloom-f32")
+    writer.add_context_length(128)
+    writer.add_embedding_length(d)
+    writer.add_feed_forward_length(4 * d)
+    writer.add_block_count(config["n_layer"])
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(heads)
+    writer.add_layer_norm_eps(config["layer_norm_epsilon"])
+    writer.add_file_type(int(gguf.LlamaFileType.ALL_F32))
+    tokens, types = gguf_vocab(tok, config["vocab_size"])
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre(LLAMA_TOKENIZER.pre)
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    writer.add_token_merges(bpe_merges(tok))
+    writer.add_bos_token_id(tok.token_to_id(LLAMA_TOKENIZER.bos))
+    writer.add_eos_token_id(tok.token_to_id(LLAMA_TOKENIZER.eos))
+    writer.add_add_bos_token(LLAMA_TOKENIZER.add_bos)
+    block_names = {
+        "input_layernorm": "attn_norm",
+        "self_attention.query_key_value": "attn_qkv",
+        "self_attention.dense": "attn_output",
+        "post_attention_layernorm": "ffn_norm",
+        "mlp.dense_h_to_4h": "ffn_up",
+        "mlp.dense_4h_to_h": "ffn_down",
+    }
+    global_names = {"word_embeddings": "token_embd", "word_embeddings_layernorm": "token_embd_norm", "ln_f": "output_norm"}
+    for name, (dtype, shape, raw) in tensors.items():
+        assert dtype == "F32", name
+        values = np.frombuffer(raw, dtype="<f4").reshape(shape)
+        stem, kind = name.removeprefix("transformer.").rsplit(".", 1)
+        if stem.startswith("h."):
+            _, block, local = stem.split(".", 2)
+            gguf_name = f"blk.{block}.{block_names[local]}.{kind}"
+        else:
+            gguf_name = f"{global_names[stem]}.{kind}"
+        if ".attn_qkv." in gguf_name:
+            values = qkv_heads_to_blocks(values, heads)
+        writer.add_tensor(gguf_name, np.ascontiguousarray(values, dtype=np.float32))
+        if gguf_name == "token_embd.weight":
+            writer.add_tensor("output.weight", np.ascontiguousarray(values, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,6 +278,10 @@ def config_for(arch: str, tok) -> object:
         )
     if arch == "cohere":
         return tf.CohereConfig(num_hidden_layers=2, num_key_value_heads=4, logit_scale=0.5, tie_word_embeddings=True, **common)
+    if arch == "bloom":
+        # 6 heads: ALiBi's slopes for a head count that is not a power of two. BLOOM's MLP is
+        # always 4 x hidden_size wide and its configs carry no positions limit.
+        return tf.BloomConfig(vocab_size=common["vocab_size"], hidden_size=96, n_layer=2, n_head=6, **ids)
     raise ValueError(arch)
 
 
@@ -248,7 +328,7 @@ def author_one(arch: str, dtype: str, out: Path, build: Path) -> dict:
         for name, shape in layout:
             state[name].copy_(torch.from_numpy(widened(draw(arch, name, shape), dtype)))
     if tied:
-        assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+        assert model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
     name = name_of(arch, dtype)
     folder = build / name
     shutil.rmtree(folder, ignore_errors=True)
@@ -297,7 +377,7 @@ def author_one(arch: str, dtype: str, out: Path, build: Path) -> dict:
 
 
 def cmd_author(args) -> None:
-    for arch in ARCHS:
+    for arch in args.arch:
         for dtype in DTYPES:
             print(json.dumps(author_one(arch, dtype, args.out, args.build)))
 
@@ -318,6 +398,7 @@ def main() -> None:
     a = sub.add_parser("author")
     a.add_argument("--out", type=Path, default=Path("tests/fixtures"))
     a.add_argument("--build", type=Path, default=Path(".cache/fixtures"))
+    a.add_argument("--arch", nargs="+", choices=ARCHS, default=ARCHS, help="architectures to author (default: all)")
     s = sub.add_parser("score")
     s.add_argument("--jobs", required=True)
     args = p.parse_args()

@@ -187,3 +187,84 @@ fn snip_and_grasp_masks_follow_their_scores_at_exact_sparsity() {
     assert_ne!(pruned[0].layers[0].mask, pruned[4].layers[0].mask);
     assert_ne!(pruned[0].layers[0].mask, pruned[1].layers[0].mask);
 }
+
+/// BLOOM (the Hugging Face fixture hf-bloom-f32: ALiBi with 6 heads, fused q/k/v, ungated GELU
+/// MLP, biases everywhere, embedding LayerNorm): the reverse pass's forward against
+/// transformers' per-token log-probabilities, its gradients and H g against float64 autograd
+/// (`scripts/gradient_reference.py --arch bloom`, the fused layer's rows in the graph's
+/// [Q; K; V] order), in float64 and float32, with the tolerances of [`check`].
+#[test]
+fn bloom_gradients_and_hessian_gradient_product_match_pytorch() {
+    let fixture = "hf-bloom-f32";
+    let reference = json(fixture, "reference.json");
+    let expected = json(fixture, "gradients.json");
+    let lines = reference["lines"].as_array().unwrap();
+    let ids: Vec<Vec<u32>> =
+        lines.iter().map(|l| l["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()).collect();
+    let out = common::temp_dir("gradients-bloom");
+    polyprune::model::hf::import::import_hf(&common::model_fixture(fixture), &out, &ImportOptions { max_positions: 128 }).unwrap();
+    let model = ModelDir::open(&out).unwrap();
+    assert!(model.card.layers.iter().any(|l| l.name == "blk.0.attn_qkv.weight"), "the fused layer is one prunable layer");
+
+    let w64 = DecoderWeights::<f64>::load(&model).unwrap();
+    for (row, line) in w64.next_token_logprobs(&ids).iter().zip(lines) {
+        for (a, b) in row.iter().zip(line["token_logprobs"].as_array().unwrap()) {
+            let b = b.as_f64().unwrap();
+            assert!((a - b).abs() <= 1e-4 + 1e-4 * b.abs(), "bloom forward: {a} vs {b}");
+        }
+    }
+    let g64 = w64.loss_and_gradients(&ids, |_| {});
+    let hg64 = w64.hessian_gradient_product(&ids, &g64, 1e-5, |_, _| {});
+    let e = errors(&model, &g64, Some(&hg64), &expected);
+    eprintln!("bloom f64: {e:?}");
+    assert!(e[0] < 1e-7 && e[1] < 1e-7 && e[2] < 1e-7, "bloom float64 gradients: {e:?}");
+    assert!(e[3] < 1e-4 && e[4] < 1e-4, "bloom float64 H g: {e:?}");
+
+    let w32 = DecoderWeights::<f32>::load(&model).unwrap();
+    let g32 = w32.loss_and_gradients(&ids, |_| {});
+    let hg32 = w32.hessian_gradient_product(&ids, &g32, GRASP_DELTA, |_, _| {});
+    let e = errors(&model, &g32, Some(&hg32), &expected);
+    eprintln!("bloom f32: {e:?}");
+    assert!(e[0] < 1e-5 && e[1] < 1e-4 && e[2] < 1e-4, "bloom float32 gradients: {e:?}");
+    assert!(e[3] < 1e-2 && e[4] < 1e-2, "bloom float32 H g: {e:?}");
+}
+
+/// Every method on BLOOM through the model-level path (calibration on the cache-free per-block
+/// graphs, the reverse pass for SNIP and GraSP): each layer, the fused q/k/v one included,
+/// exactly half pruned, and the pruned weights zero in what the runtime gets.
+#[test]
+fn every_method_prunes_bloom_at_exact_sparsity() {
+    let fixture = "hf-bloom-f32";
+    let out = common::temp_dir("methods-bloom");
+    polyprune::model::hf::import::import_hf(&common::model_fixture(fixture), &out, &ImportOptions { max_positions: 128 }).unwrap();
+    let model = ModelDir::open(&out).unwrap();
+    let ids: Vec<Vec<u32>> = json(fixture, "reference.json")["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["ids"].as_array().unwrap().iter().take(12).map(|v| v.as_u64().unwrap() as u32).collect())
+        .collect();
+    let spec =
+        CalibrationSpec { languages: vec![Language::parse("en").unwrap()], mix: Mix::Even, samples: 4, seqlen: 12, seed: 0, source: None };
+    let set = CalibrationSet { spec, windows: ids, manifest: Vec::new(), text: Vec::new() };
+    let half = SparsityTarget::Unstructured(Sparsity::new(0.5).unwrap());
+    let methods = ["magnitude", "wanda", "sparsegpt", "snip", "grasp"];
+    let jobs: Vec<PruneJob> = methods.iter().map(|m| PruneJob { method: m.parse().unwrap(), target: half }).collect();
+    let capture = CaptureOptions { mode: CaptureMode::OneShot, batch: 2, runtime: RuntimeOptions::default(), gram: false };
+    let pruned = prune_many(&model, &jobs, &LayerFilter::default(), Some(&set), &capture, |_, _, _| {}).unwrap();
+    for (name, result) in methods.iter().zip(&pruned) {
+        assert_eq!(result.layers.len(), 8, "{name}: qkv, o, up, down in each of 2 blocks");
+        for (o, out) in result.overrides.iter().zip(&result.layers) {
+            assert_eq!(out.report.pruned * 2, out.report.total, "{name} {}", out.layer.name);
+            let [d_in, d_out] = out.layer.shape;
+            let zeros = (0..d_out)
+                .flat_map(|r| (0..d_in).map(move |c| (r, c)))
+                .filter(|&(r, c)| !out.mask.get(r, c))
+                .all(|(r, c)| o.data[c * d_out + r] == 0.0);
+            assert!(zeros, "{name} {}: a pruned weight is not zero", out.layer.name);
+        }
+    }
+    // The methods disagree somewhere (each really ran on its own scores).
+    assert_ne!(pruned[0].layers[0].mask, pruned[1].layers[0].mask);
+    assert_ne!(pruned[3].layers[0].mask, pruned[4].layers[0].mask);
+}

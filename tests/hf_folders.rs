@@ -19,7 +19,7 @@ use polyprune::model::ModelDir;
 use polyprune::runtime::RuntimeOptions;
 use serde_json::Value;
 
-const ARCHS: &[&str] = &["llama", "qwen2", "gemma3", "cohere"];
+const ARCHS: &[&str] = &["llama", "qwen2", "gemma3", "cohere", "bloom"];
 const DTYPES: &[&str] = &["f32", "bf16"];
 
 fn fixtures() -> Vec<String> {
@@ -67,6 +67,7 @@ fn every_fixture_scores_as_transformers_does() {
         let r = reference(&name);
         let model = import(&common::model_fixture(&name), &name);
         let worst = worst_nll_error(&model, &r, &name);
+        eprintln!("{name}: worst relative per-line NLL error against transformers {worst:e}");
         let arch = r["architecture"].as_str().unwrap().to_string();
         let entry = worst_per_arch.entry(arch).or_default();
         *entry = entry.max(worst);
@@ -143,7 +144,7 @@ fn a_pruned_export_loads_in_transformers_and_scores_as_the_pruned_folder() {
     use polyprune::pruned::{prune_model, save_pruned, LayerFilter};
 
     let Some(py) = transformers_python() else { return };
-    let names = ["hf-llama-bf16", "hf-gemma3-f32", "hf-cohere-f32", "hf-qwen2-f32"];
+    let names = ["hf-llama-bf16", "hf-gemma3-f32", "hf-cohere-f32", "hf-qwen2-f32", "hf-bloom-bf16"];
     let mut jobs = Vec::new();
     let mut ours = Vec::new();
     for name in names {
@@ -386,4 +387,79 @@ fn a_sharded_folder_imports_as_the_single_file() {
     let sharded = import(&dir, "shards-sharded");
     let read = |m: &ModelDir| std::fs::read(m.dir.join("model.onnx.data")).unwrap();
     assert!(read(&single) == read(&sharded), "the sharded import wrote other weights");
+}
+
+/// The float32 BLOOM fixture as llama.cpp's converter writes a GGUF `bloom` file (q/k/v rows as
+/// [Q; K; V], the embeddings again as `output.weight`; scripts/hf_fixtures.py `write`): its
+/// import scores as transformers does, and as the Hugging Face import of the same weights.
+#[test]
+fn bloom_from_gguf_scores_as_transformers_does() {
+    let gguf = common::model_fixture("gguf-bloom").join("model.gguf");
+    let out = common::temp_dir("gguf-bloom");
+    polyprune::model::import::import_gguf(&gguf, &out, &ImportOptions { max_positions: 128 }).unwrap();
+    let model = ModelDir::open(&out).unwrap();
+    let spec = model.card.spec.as_ref().unwrap();
+    assert!(spec.tied_output, "an output.weight equal to the embeddings is the tied head");
+    let worst = worst_nll_error(&model, &reference("hf-bloom-f32"), "gguf-bloom");
+    let hf = import(&common::model_fixture("hf-bloom-f32"), "gguf-bloom-hf");
+    assert_eq!(serde_json::to_value(spec).unwrap(), serde_json::to_value(hf.card.spec.as_ref().unwrap()).unwrap(), "the same decoder");
+    // Same tensors in the same layout: the weight files hold the same values.
+    let store = |m: &ModelDir| polyprune::model::weights::WeightStore::open(&m.dir, &m.card.graph).unwrap();
+    let (a, b) = (store(&model), store(&hf));
+    for (name, _) in spec.weight_shapes() {
+        assert_eq!(a.read(&name).unwrap(), b.read(&name).unwrap(), "{name}");
+    }
+    eprintln!("gguf-bloom: worst relative per-line NLL error against transformers {worst:e}");
+}
+
+/// BLOOM's key/value-cache graphs (ALiBi over `key_positions`) against its full-sequence graph:
+/// a right-padded batch of different lengths, and the continuations of contexts of different
+/// lengths scored in one call (right-padded pasts). The log-probabilities here reach ~40 in
+/// magnitude; float32 round-off over two blocks is ~1e-6 of that, so 2e-4 leaves room while
+/// an ALiBi bias off by one position moves them by 1e-2 or more.
+#[test]
+fn bloom_cache_graphs_equal_the_full_graph_on_right_padded_batches() {
+    use polyprune::eval::scorer::{ContinuationGroup, PathChoice, ScoringPath};
+    let model = import(&common::model_fixture("hf-bloom-f32"), "kv-bloom");
+    let opts = RuntimeOptions::default();
+    let mut cached = Scorer::load(&model, &opts, &[]).unwrap();
+    assert_eq!(cached.path(), ScoringPath::Cached);
+    let mut full = Scorer::load_with(&model, &opts, &[], PathChoice::FullSequence).unwrap();
+    let vocab = model.card.vocab_size as u64;
+    let ids = |seed: u64, n: usize| -> Vec<u32> { (0..n as u64).map(|i| (1 + (seed * 7919 + i * 104_729) % (vocab - 1)) as u32).collect() };
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        assert_eq!(a.len(), b.len(), "{what}");
+        let d = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(d < 2e-4, "{what}: largest difference {d}");
+    };
+    let seqs: Vec<Vec<u32>> = [25usize, 6, 17, 2].iter().enumerate().map(|(i, &n)| ids(i as u64, n)).collect();
+    let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
+    let a = cached.token_logprobs_and_greedy(&refs).unwrap();
+    let b = full.token_logprobs_and_greedy(&refs).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        close(&x.logprobs, &y.logprobs, "batch");
+        assert_eq!(x.greedy, y.greedy);
+    }
+    // Each sequence alone through the full graph: the padded batch changed nothing.
+    for (s, y) in refs.iter().zip(&b) {
+        let alone = full.token_logprobs_and_greedy(&[s]).unwrap();
+        close(&alone[0].logprobs, &y.logprobs, "alone");
+    }
+    let contexts: Vec<Vec<u32>> = [20usize, 9, 31].iter().enumerate().map(|(i, &n)| ids(50 + i as u64, n)).collect();
+    let rests: Vec<Vec<Vec<u32>>> = (0..contexts.len())
+        .map(|g| [3usize, 1, 7].iter().enumerate().map(|(i, &n)| ids(90 + 10 * g as u64 + i as u64, n)).collect())
+        .collect();
+    let groups: Vec<ContinuationGroup> = contexts
+        .iter()
+        .zip(&rests)
+        .map(|(c, rs)| ContinuationGroup { context: c, rests: rs.iter().map(|r| r.as_slice()).collect() })
+        .collect();
+    let (a, _) = cached.score_continuation_groups(&groups).unwrap();
+    for (g, group) in groups.iter().enumerate() {
+        let (b, _) = full.score_continuations(group.context, &group.rests).unwrap();
+        for (x, y) in a[g].iter().zip(&b) {
+            close(&x.logprobs, &y.logprobs, &format!("group {g}"));
+            assert_eq!(x.greedy, y.greedy, "group {g}");
+        }
+    }
 }

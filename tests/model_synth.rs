@@ -350,3 +350,35 @@ fn aya_23_8b_one_block_at_full_width() {
     assert_eq!((card["architecture"].as_str(), card["spec"]["parallel_block"].as_bool()), (Some("command-r"), Some(true)));
     remove(&dir);
 }
+
+/// BLOOM 560M (`n_layer` 24, `n_embed` 1024, `n_head` 16, vocabulary 250,880, MLP 4 x 1024,
+/// tied head), one block at full width: the fused q/k/v layer and the ungated MLP are what
+/// `model inspect` lists, the card carries ALiBi, and the logits have the spread the weights
+/// were drawn for.
+#[test]
+fn bloom_560m_one_block_at_full_width() {
+    let dir = synth("synth-bloom", "bloom-560m", Some(1), 0);
+    let out = common::bin().args(["model", "inspect"]).arg(&dir).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Vec<(String, String, String)> = text
+        .lines()
+        .filter(|l| l.starts_with("blk."))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_string(), f[2].to_string(), f[3].to_string())
+        })
+        .collect();
+    let expected = [
+        ("blk.0.attn_qkv.weight", "qkv", "1024x3072"),
+        ("blk.0.attn_output.weight", "o", "1024x1024"),
+        ("blk.0.ffn_up.weight", "up", "1024x4096"),
+        ("blk.0.ffn_down.weight", "down", "4096x1024"),
+    ];
+    let expected: Vec<(String, String, String)> = expected.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
+    assert_eq!(listed, expected, "{text}");
+    let card: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("card.json")).unwrap()).unwrap();
+    assert_eq!((card["architecture"].as_str(), card["spec"]["alibi"].as_bool()), (Some("bloom"), Some(true)));
+    assert_logits_sensible(&dir, 250_880);
+    remove(&dir);
+}

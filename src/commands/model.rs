@@ -151,6 +151,7 @@ fn print_shapes() {
             synth::Family::Llama => "llama",
             synth::Family::Qwen2 => "qwen2",
             synth::Family::CommandR { .. } => "command-r",
+            synth::Family::Bloom => "bloom",
         };
         println!(
             "{:<14} {:<10} {:>6} {:>6} {:>9} {:>6} {:>8} {:>14}  {}",

@@ -1,8 +1,9 @@
 //! The decoder-only transformer, written once as an ONNX graph for every imported architecture.
 //!
-//! Gemma 3, Llama, Qwen2 and Command-R (Cohere, Aya-23) differ in a handful of switches (norm
-//! kind and placement, parallel or sequential blocks, q/k norms, activation, biases, embedding
-//! and logit scales, sliding windows, rope bases), collected in [`DecoderSpec`]. Tensor names
+//! Gemma 3, Llama, Qwen2, Command-R (Cohere, Aya-23) and BLOOM differ in a handful of switches
+//! (norm kind and placement, parallel or sequential blocks, q/k norms, activation, biases,
+//! embedding and logit scales, sliding windows, rope bases; BLOOM's ALiBi, fused q/k/v, ungated
+//! MLP and embedding norm in [`GptSwitches`]), collected in [`DecoderSpec`]. Tensor names
 //! are the GGUF checkpoint's own (`blk.3.ffn_up.weight`), so a pruned weight is found by the
 //! name a user sees in the checkpoint. Rotary embeddings are always applied in the rotate-half
 //! layout; import reorders the q/k rows of models that rotate adjacent pairs (Llama files,
@@ -110,6 +111,58 @@ pub struct DecoderSpec {
     pub sliding_window: Vec<Option<usize>>,
     /// Longest sequence the precomputed rotary tables cover.
     pub max_positions: usize,
+    /// BLOOM's switches (ALiBi, fused q/k/v, ungated MLP, biases everywhere); all off for
+    /// the other architectures, whose cards then read and write as before.
+    #[serde(flatten)]
+    pub gpt: GptSwitches,
+}
+
+/// Switches of the GPT-2 / BLOOM lineage. Each is left out of a card when off, so the cards of
+/// the other architectures (and the identities computed from them) stay as they were.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GptSwitches {
+    /// Attention biases from ALiBi instead of rotary embeddings: head `h` adds
+    /// `slope_h * (key position - query position)` to its scaled scores ([`alibi_slopes`]).
+    /// Transformers adds `slope_h * key position`; the two differ by a constant per query row,
+    /// which softmax ignores, and the difference form keeps the added numbers small.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub alibi: bool,
+    /// One fused `attn_qkv` projection whose outputs are laid out [all Q; all K; all V] (the
+    /// layout llama.cpp's converter gives BLOOM's per-head interleaved rows).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fused_qkv: bool,
+    /// An MLP without a gate: `down(act(up(x)))`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub plain_mlp: bool,
+    /// A bias on every linear layer (`<layer>.bias`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub linear_bias: bool,
+    /// Every norm adds a bias after its weight (`<norm>.bias`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub norm_bias: bool,
+    /// A norm on the token embeddings (`token_embd_norm`) before the first block.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub embed_norm: bool,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+/// ALiBi's per-head slopes (Press et al. 2022, as BLOOM computes them): with `p` the largest
+/// power of two not above `n_heads`, `(2^(-8/p))^i` for `i = 1..=p`, then, when `n_heads` is
+/// not a power of two, `(2^(-4/p))^k` for the odd `k = 1, 3, 5, ...` (`n_heads - p` of them:
+/// every other slope of the `2p`-head sequence).
+pub fn alibi_slopes(n_heads: usize) -> Vec<f64> {
+    if n_heads == 0 {
+        return Vec::new();
+    }
+    let p = 1usize << (usize::BITS - 1 - n_heads.leading_zeros());
+    let base = 2f64.powf(-8.0 / p as f64);
+    let mut slopes: Vec<f64> = (1..=p).map(|i| base.powi(i as i32)).collect();
+    let extra = 2f64.powf(-4.0 / p as f64);
+    slopes.extend((0..n_heads - p).map(|k| extra.powi(2 * k as i32 + 1)));
+    slopes
 }
 
 fn no_scaling(per_block: &[Option<RopeScaling>]) -> bool {
@@ -174,13 +227,26 @@ impl DecoderSpec {
     pub fn weight_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let d = self.d_model;
         let mut out = vec![("token_embd.weight".to_string(), vec![self.vocab_size, d])];
+        // A norm's weight, and its bias when norms have one.
+        let norm = |out: &mut Vec<(String, Vec<usize>)>, stem: String, width: usize| {
+            out.push((format!("{stem}.weight"), vec![width]));
+            if self.gpt.norm_bias {
+                out.push((format!("{stem}.bias"), vec![width]));
+            }
+        };
+        if self.gpt.embed_norm {
+            norm(&mut out, "token_embd_norm".into(), d);
+        }
         for i in 0..self.blocks {
             let p = |s: &str| format!("blk.{i}.{s}");
-            out.push((p("attn_norm.weight"), vec![d]));
+            norm(&mut out, p("attn_norm"), d);
             for l in self.linear_layers_of_block(i) {
                 out.push((l.name.clone(), l.shape.to_vec()));
+                if self.gpt.linear_bias {
+                    out.push((linear_bias_name(&l.name), vec![l.shape[1]]));
+                }
             }
-            if self.qkv_bias {
+            if self.qkv_bias && !self.gpt.linear_bias {
                 out.push((p("attn_q.bias"), vec![self.q_dim()]));
                 out.push((p("attn_k.bias"), vec![self.kv_dim()]));
                 out.push((p("attn_v.bias"), vec![self.kv_dim()]));
@@ -194,14 +260,20 @@ impl DecoderSpec {
                 out.push((p("post_ffw_norm.weight"), vec![d]));
             }
             if !self.parallel_block {
-                out.push((p("ffn_norm.weight"), vec![d]));
+                norm(&mut out, p("ffn_norm"), d);
             }
         }
-        out.push(("output_norm.weight".to_string(), vec![d]));
+        norm(&mut out, "output_norm".into(), d);
         if !self.tied_output {
             out.push(("output.weight".to_string(), vec![self.vocab_size, d]));
         }
         out
+    }
+
+    /// The bias added after the linear layer `layer`, when the model has one there.
+    pub fn bias_of(&self, layer: &LinearLayer) -> Option<String> {
+        let qkv = matches!(layer.role, Role::Q | Role::K | Role::V | Role::Qkv);
+        (self.gpt.linear_bias || (self.qkv_bias && qkv)).then(|| linear_bias_name(&layer.name))
     }
 
     /// The prunable layers of block `i`, with the tap that feeds each.
@@ -217,15 +289,22 @@ impl DecoderSpec {
             input: format!("blk.{i}.{tap}"),
             transposed: false,
         };
-        vec![
-            layer(Role::Q, "attn_q", [d, self.q_dim()], "attn_in"),
-            layer(Role::K, "attn_k", [d, self.kv_dim()], "attn_in"),
-            layer(Role::V, "attn_v", [d, self.kv_dim()], "attn_in"),
-            layer(Role::O, "attn_output", [self.q_dim(), d], "attn_output_in"),
-            layer(Role::Gate, "ffn_gate", [d, f], ffn_tap),
-            layer(Role::Up, "ffn_up", [d, f], ffn_tap),
-            layer(Role::Down, "ffn_down", [f, d], "ffn_down_in"),
-        ]
+        let mut layers = if self.gpt.fused_qkv {
+            vec![layer(Role::Qkv, "attn_qkv", [d, self.q_dim() + 2 * self.kv_dim()], "attn_in")]
+        } else {
+            vec![
+                layer(Role::Q, "attn_q", [d, self.q_dim()], "attn_in"),
+                layer(Role::K, "attn_k", [d, self.kv_dim()], "attn_in"),
+                layer(Role::V, "attn_v", [d, self.kv_dim()], "attn_in"),
+            ]
+        };
+        layers.push(layer(Role::O, "attn_output", [self.q_dim(), d], "attn_output_in"));
+        if !self.gpt.plain_mlp {
+            layers.push(layer(Role::Gate, "ffn_gate", [d, f], ffn_tap));
+        }
+        layers.push(layer(Role::Up, "ffn_up", [d, f], ffn_tap));
+        layers.push(layer(Role::Down, "ffn_down", [f, d], "ffn_down_in"));
+        layers
     }
 
     pub fn linear_layers(&self) -> Vec<LinearLayer> {
@@ -237,9 +316,13 @@ impl DecoderSpec {
         Rotary { base: self.rope_base[i], scaling: self.rope_scaling.get(i).cloned().flatten() }
     }
 
-    /// Distinct rotary embeddings, each of which gets one pair of cos/sin tables.
+    /// Distinct rotary embeddings, each of which gets one pair of cos/sin tables (none with
+    /// ALiBi).
     pub fn distinct_rotaries(&self) -> Vec<Rotary> {
         let mut out: Vec<Rotary> = Vec::new();
+        if self.gpt.alibi {
+            return out;
+        }
         for i in 0..self.blocks {
             let r = self.rotary(i);
             if !out.contains(&r) {
@@ -248,6 +331,11 @@ impl DecoderSpec {
         }
         out
     }
+}
+
+/// `blk.3.attn_qkv.weight` -> `blk.3.attn_qkv.bias`.
+fn linear_bias_name(weight: &str) -> String {
+    format!("{}.bias", weight.strip_suffix(".weight").unwrap_or(weight))
 }
 
 /// Rotary tables `[max_positions, head_dim]` of one block's rotary embedding: cos and sin of
@@ -342,13 +430,30 @@ impl<'a> Emitter<'a> {
         let rms = self.g.op("Sqrt", &[&ms], vec![]);
         let y = self.g.op("Div", &[&centred, &rms], vec![]);
         let w = self.w(weight);
+        if !self.spec.gpt.norm_bias {
+            return self.op_maybe_named("Mul", &[&y, &w], out);
+        }
+        let scaled = self.g.op("Mul", &[&y, &w], vec![]);
+        let bias = self.w(&format!("{}.bias", weight.strip_suffix(".weight").unwrap_or(weight)));
+        self.op_maybe_named("Add", &[&scaled, &bias], out)
+    }
+
+    /// `op` on `inputs`, its output named `out` when given.
+    fn op_maybe_named(&mut self, op: &str, inputs: &[&str], out: Option<&str>) -> String {
         match out {
             Some(name) => {
-                self.g.op_named("Mul", &[&y, &w], name, vec![]);
+                self.g.op_named(op, inputs, name, vec![]);
                 name.to_string()
             }
-            None => self.g.op("Mul", &[&y, &w], vec![]),
+            None => self.g.op(op, inputs, vec![]),
         }
+    }
+
+    /// The linear layer `layer` of block `i` (by role) on `x`, with its bias when it has one.
+    fn linear_of(&mut self, i: usize, role: Role, x: &str) -> String {
+        let layer = self.spec.linear_layers_of_block(i).into_iter().find(|l| l.role == role).expect("the block has this layer");
+        let bias = self.spec.bias_of(&layer);
+        self.linear(x, &layer.name, bias.as_deref())
     }
 
     fn linear(&mut self, x: &str, weight: &str, bias: Option<&str>) -> String {
@@ -400,9 +505,32 @@ impl<'a> Emitter<'a> {
         let back = self.g.op("Sub", &[&rows, &cols], vec![]); // row - col: how far back a key is
         let zero = self.g.scalar_i64(0);
         let future = self.g.op("Less", &[&back, &zero], vec![]);
-        let m = self.additive_mask(future, &back, window);
+        let mut m = self.additive_mask(future, &back, window);
+        if self.spec.gpt.alibi {
+            // [T, P+T] -> [kv, group, T, P+T], broadcast over the batch.
+            let bias = self.alibi_bias(&back);
+            m = self.g.op("Add", &[&m, &bias], vec![]);
+        }
         self.masks.insert(window, m.clone());
         m
+    }
+
+    /// ALiBi's biases `-slope_h * back` for `back` = query position - key position
+    /// (`[..., T, P+T]`, int64), shaped `[kv, group, T, P+T]` after the leading axes of `back`
+    /// the way grouped-query scores are (`[B, kv, group, T, P+T]`).
+    fn alibi_bias(&mut self, back: &str) -> String {
+        let s = self.spec;
+        let group = s.n_heads / s.n_kv_heads;
+        let slopes = TensorProto {
+            name: Some("alibi_slopes".into()),
+            dims: vec![s.n_kv_heads as i64, group as i64, 1, 1],
+            data_type: Some(data_type::FLOAT),
+            float_data: alibi_slopes(s.n_heads).into_iter().map(|v| -v as f32).collect(),
+            ..Default::default()
+        };
+        let slopes = self.g.initializer(slopes);
+        let back = self.g.op("Cast", &[back], vec![A::int("to", data_type::FLOAT as i64)]);
+        self.g.op("Mul", &[&back, &slopes], vec![])
     }
 
     /// `MASKED` where `blocked` holds or (with a local `window`) the key lies `window` or more
@@ -435,7 +563,13 @@ impl<'a> Emitter<'a> {
         let m = self.additive_mask(blocked, &back, window);
         // Scores are [B, kv, group, T, P+T] (grouped-query attention).
         let axes = self.g.vec_i64(&[1, 2]);
-        self.g.op("Unsqueeze", &[&m, &axes], vec![])
+        let m = self.g.op("Unsqueeze", &[&m, &axes], vec![]);
+        if !self.spec.gpt.alibi {
+            return m;
+        }
+        let back = self.g.op("Unsqueeze", &[&back, &axes], vec![]);
+        let bias = self.alibi_bias(&back);
+        self.g.op("Add", &[&m, &bias], vec![])
     }
 
     /// Rotary embedding on `[B, heads, T, head_dim]`, rotate-half layout.
@@ -489,10 +623,19 @@ impl<'a> Emitter<'a> {
     fn attention(&mut self, i: usize, h: &str) -> String {
         let s = self.spec;
         let p = |n: &str| format!("blk.{i}.{n}");
-        let bias = |n: &str| if s.qkv_bias { Some(p(n)) } else { None };
-        let q = self.linear(h, &p("attn_q.weight"), bias("attn_q.bias").as_deref());
-        let k = self.linear(h, &p("attn_k.weight"), bias("attn_k.bias").as_deref());
-        let v = self.linear(h, &p("attn_v.weight"), bias("attn_v.bias").as_deref());
+        let (q, k, v) = if s.gpt.fused_qkv {
+            // [all Q; all K; all V] along the output axis.
+            let qkv = self.linear_of(i, Role::Qkv, h);
+            let (qd, kvd) = (s.q_dim() as i64, s.kv_dim() as i64);
+            let ax2 = self.g.vec_i64(&[2]);
+            let mut part = |from: i64, to: i64| {
+                let (a, b) = (self.g.vec_i64(&[from]), self.g.vec_i64(&[to]));
+                self.g.op("Slice", &[&qkv, &a, &b, &ax2], vec![])
+            };
+            (part(0, qd), part(qd, qd + kvd), part(qd + kvd, qd + 2 * kvd))
+        } else {
+            (self.linear_of(i, Role::Q, h), self.linear_of(i, Role::K, h), self.linear_of(i, Role::V, h))
+        };
         let mut q = self.split_heads(&q, s.n_heads);
         let mut k = self.split_heads(&k, s.n_kv_heads);
         let v = self.split_heads(&v, s.n_kv_heads);
@@ -500,9 +643,12 @@ impl<'a> Emitter<'a> {
             q = self.norm(&q, &p("attn_q_norm.weight"), None);
             k = self.norm(&k, &p("attn_k_norm.weight"), None);
         }
-        let rotary = s.rotary(i);
-        let q = self.rope(&q, &rotary, h);
-        let mut k = self.rope(&k, &rotary, h);
+        let (q, mut k) = if s.gpt.alibi {
+            (q, k)
+        } else {
+            let rotary = s.rotary(i);
+            (self.rope(&q, &rotary, h), self.rope(&k, &rotary, h))
+        };
         let mut v = v;
         if let Some(with_past) = self.cache {
             if with_past {
@@ -533,7 +679,7 @@ impl<'a> Emitter<'a> {
         let flat = self.g.vec_i64(&[0, 0, (s.n_heads * s.head_dim) as i64]);
         let tap = p("attn_output_in");
         self.g.op_named("Reshape", &[&ctx, &flat], &tap, vec![]);
-        self.linear(&tap, &p("attn_output.weight"), None)
+        self.linear_of(i, Role::O, &tap)
     }
 
     fn activation(&mut self, x: &str) -> String {
@@ -560,15 +706,20 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    /// The gated MLP on the normed input `h`.
+    /// The MLP on the normed input `h`: gated, `down(act(gate(h)) * up(h))`, or plain,
+    /// `down(act(up(h)))`.
     fn mlp(&mut self, i: usize, h: &str) -> String {
-        let p = |n: &str| format!("blk.{i}.{n}");
-        let gate = self.linear(h, &p("ffn_gate.weight"), None);
-        let up = self.linear(h, &p("ffn_up.weight"), None);
-        let act = self.activation(&gate);
-        let tap = p("ffn_down_in");
-        self.g.op_named("Mul", &[&act, &up], &tap, vec![]);
-        self.linear(&tap, &p("ffn_down.weight"), None)
+        let tap = format!("blk.{i}.ffn_down_in");
+        let up = self.linear_of(i, Role::Up, h);
+        if self.spec.gpt.plain_mlp {
+            let act = self.activation(&up);
+            self.g.op_named("Identity", &[&act], &tap, vec![]);
+        } else {
+            let gate = self.linear_of(i, Role::Gate, h);
+            let act = self.activation(&gate);
+            self.g.op_named("Mul", &[&act, &up], &tap, vec![]);
+        }
+        self.linear_of(i, Role::Down, &tap)
     }
 
     /// One transformer block from hidden state `x`; its output gets the name `out`.
@@ -596,6 +747,16 @@ impl<'a> Emitter<'a> {
     }
 
     fn embed(&mut self, ids: &str, out: &str) {
+        if self.spec.gpt.embed_norm {
+            let raw = format!("{out}.raw");
+            self.embed_scaled(ids, &raw);
+            self.norm(&raw, "token_embd_norm.weight", Some(out));
+        } else {
+            self.embed_scaled(ids, out);
+        }
+    }
+
+    fn embed_scaled(&mut self, ids: &str, out: &str) {
         let table = self.w("token_embd.weight");
         match self.spec.embed_scale {
             Some(scale) => {
@@ -798,4 +959,40 @@ pub fn head_model(spec: &DecoderSpec, weights: &WeightTable) -> ModelProto {
     e.g.output("target_logprobs", data_type::FLOAT, &[n]);
     e.g.output("argmax", data_type::INT64, &[n]);
     e.g.finish(PRODUCER, &[("polyprune.part", "head".into()), ("polyprune.cache_format", CACHE_FORMAT.into())])
+}
+
+#[cfg(test)]
+mod alibi_tests {
+    use super::*;
+
+    #[test]
+    fn alibi_slopes_match_transformers_for_powers_of_two_and_others() {
+        // transformers' _get_alibi_slopes: 8 heads give 2^-1 .. 2^-8; 6 heads give the 4-head
+        // slopes 2^-2, 2^-4, 2^-6, 2^-8 followed by 2^-1 and 2^-3 (odd powers of 2^-1).
+        let pow2 = |e: i32| 2f64.powi(e);
+        assert_eq!(alibi_slopes(8), (1..=8).map(|i| pow2(-i)).collect::<Vec<_>>());
+        assert_eq!(alibi_slopes(6), vec![pow2(-2), pow2(-4), pow2(-6), pow2(-8), pow2(-1), pow2(-3)]);
+        // 12 heads: 8 of base 2^-1, then 2^-0.5 to the powers 1, 3, 5, 7.
+        let twelve = alibi_slopes(12);
+        assert_eq!(twelve.len(), 12);
+        for (k, &s) in twelve[8..].iter().enumerate() {
+            assert!((s - 2f64.powf(-0.5 * (2 * k + 1) as f64)).abs() < 1e-15, "{k}: {s}");
+        }
+    }
+
+    #[test]
+    fn switches_off_leave_a_card_as_it_was() {
+        let json = serde_json::json!({"architecture": "llama", "blocks": 1, "d_model": 8, "n_heads": 2, "n_kv_heads": 2,
+            "head_dim": 4, "ffn_dim": 16, "vocab_size": 10, "norm_eps": 1e-5, "activation": "silu", "qk_norm": false,
+            "sandwich_norms": false, "qkv_bias": false, "embed_scale": null, "tied_output": true, "attn_scale": 0.5,
+            "rope_base": [10000.0], "sliding_window": [null], "max_positions": 16});
+        let spec: DecoderSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(spec.gpt, GptSwitches::default());
+        let back = serde_json::to_value(&spec).unwrap();
+        assert!(["alibi", "fused_qkv", "plain_mlp", "linear_bias", "norm_bias", "embed_norm", "gpt"].iter().all(|k| back.get(k).is_none()));
+        let mut bloom = spec.clone();
+        bloom.gpt.alibi = true;
+        let read: DecoderSpec = serde_json::from_value(serde_json::to_value(&bloom).unwrap()).unwrap();
+        assert!(read.gpt.alibi && !read.gpt.fused_qkv);
+    }
 }

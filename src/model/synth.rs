@@ -41,6 +41,9 @@ pub enum Family {
     Qwen2,
     /// Cohere Command-R (Aya 23): parallel attention and MLP on one LayerNorm, logits scaled.
     CommandR { logit_scale: f32 },
+    /// BLOOM: ALiBi instead of rotary (the rotary fields are unused), LayerNorms with biases
+    /// (one on the embeddings), fused q/k/v, ungated GELU MLP, biases on every linear layer.
+    Bloom,
 }
 
 /// How the shape's tokenizer is obtained.
@@ -235,6 +238,46 @@ pub const SHAPES: &[Shape] = &[
         tokenizer: TokenizerPlan::ByteLevel,
         source: "CohereForAI/aya-23-8B config.json (model_type cohere)",
     },
+    Shape {
+        name: "bloom-560m",
+        family: Family::Bloom,
+        blocks: 24,
+        d_model: 1024,
+        n_heads: 16,
+        n_kv_heads: 16,
+        head_dim: 64,
+        ffn_dim: 4096,
+        vocab_size: 250_880,
+        norm_eps: 1e-5,
+        rope_base: 0.0,
+        rope_scaling: None,
+        context: 2048,
+        tied_output: true,
+        bos: Some((1, "<s>")),
+        eos: (2, "</s>"),
+        tokenizer: TokenizerPlan::ByteLevel,
+        source: "bigscience/bloom-560m config.json (n_layer, n_embed, n_head, layer_norm_epsilon; MLP 4 x n_embed; trained on 2048-token sequences)",
+    },
+    Shape {
+        name: "bloom-7b1",
+        family: Family::Bloom,
+        blocks: 30,
+        d_model: 4096,
+        n_heads: 32,
+        n_kv_heads: 32,
+        head_dim: 128,
+        ffn_dim: 16_384,
+        vocab_size: 250_880,
+        norm_eps: 1e-5,
+        rope_base: 0.0,
+        rope_scaling: None,
+        context: 2048,
+        tied_output: true,
+        bos: Some((1, "<s>")),
+        eos: (2, "</s>"),
+        tokenizer: TokenizerPlan::ByteLevel,
+        source: "bigscience/bloom-7b1 config.json (n_layer, hidden_size, n_head, layer_norm_epsilon; MLP 4 x hidden_size; trained on 2048-token sequences)",
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -365,6 +408,7 @@ impl Shape {
             rope_scaling: vec![self.rope_scaling.clone(); n],
             sliding_window: vec![None; n],
             max_positions: self.context.min(max_positions),
+            gpt: Default::default(),
         };
         match self.family {
             Family::Gemma3 { window, local_rope_base, global_every } => {
@@ -392,6 +436,22 @@ impl Shape {
                 spec.norm = Norm::Layer;
                 spec.parallel_block = true;
                 spec.logit_scale = Some(logit_scale);
+            }
+            Family::Bloom => {
+                // As the BLOOM importers build it.
+                spec.architecture = "bloom".into();
+                spec.norm = Norm::Layer;
+                spec.activation = Activation::GeluTanh;
+                spec.rope_base = Vec::new();
+                spec.rope_scaling = Vec::new();
+                spec.gpt = super::decoder::GptSwitches {
+                    alibi: true,
+                    fused_qkv: true,
+                    plain_mlp: true,
+                    linear_bias: true,
+                    norm_bias: true,
+                    embed_norm: true,
+                };
             }
         }
         Ok(spec)
@@ -825,6 +885,21 @@ mod tests {
         old.as_object_mut().unwrap().remove("rope_scaling");
         let read: DecoderSpec = serde_json::from_value(old).unwrap();
         assert_eq!(read.rotary(1), crate::model::rope::Rotary::plain(500_000.0));
+    }
+
+    #[test]
+    fn bloom_shapes_have_their_published_parameter_counts() {
+        // transformers' BloomForCausalLM of these configs (n_layer, hidden_size, n_head, vocab
+        // 250,880) has 559,214,592 and 7,069,016,064 parameters, counting the tied head once.
+        for (name, params) in [("bloom-560m", 559_214_592u64), ("bloom-7b1", 7_069_016_064)] {
+            let p = plan(name, None, 2048).unwrap();
+            assert_eq!(p.params, params, "{name}");
+            assert!(p.spec.gpt.alibi && p.spec.gpt.fused_qkv && p.spec.distinct_rotaries().is_empty(), "{name}");
+            assert_eq!(
+                p.roles.iter().find(|r| r.role == "qkv").unwrap().params,
+                (p.spec.blocks * p.spec.d_model * 3 * p.spec.d_model) as u64
+            );
+        }
     }
 
     #[test]

@@ -54,16 +54,6 @@ pub trait Real:
 impl Real for f32 {}
 impl Real for f64 {}
 
-/// Indices of the seven linear weights of a block, in `DecoderSpec::linear_layers_of_block` order.
-pub const Q: usize = 0;
-pub const K: usize = 1;
-pub const V: usize = 2;
-pub const O: usize = 3;
-pub const GATE: usize = 4;
-pub const UP: usize = 5;
-pub const DOWN: usize = 6;
-const ROLES: [Role; 7] = [Role::Q, Role::K, Role::V, Role::O, Role::Gate, Role::Up, Role::Down];
-
 /// GraSP's default finite-difference step: the prunable weights move by this fraction of their
 /// norm. In float32 it balances the `O(delta^2)` truncation against the round-off of the two
 /// gradients divided by `2 eps`. Against PyTorch's exact `H g` on the tiny Llama / Qwen2
@@ -83,17 +73,30 @@ type RopeTables<F> = (super::rope::Rotary, Arc<Array2<F>>, Arc<Array2<F>>);
 #[derive(Clone)]
 pub struct BlockWeights<F> {
     pub attn_norm: Array1<F>,
-    /// q, k, v, o, gate, up, down (see the index constants).
+    /// The linear layers in `DecoderSpec::linear_layers_of_block` order (q, k, v or the fused
+    /// qkv, o, gate when gated, up, down), with their roles and biases.
     pub linear: Vec<Array2<F>>,
-    pub qkv_bias: Option<[Array1<F>; 3]>,
+    pub roles: Vec<Role>,
+    pub bias: Vec<Option<Array1<F>>>,
+    /// Biases of the two norms (BLOOM's LayerNorms), `None` without.
+    pub attn_norm_bias: Option<Array1<F>>,
+    pub ffn_norm_bias: Option<Array1<F>>,
     /// Per-head RMS norm gains of queries and keys.
     pub qk_norm: Option<(Array1<F>, Array1<F>)>,
     /// Post-attention and post-MLP norm gains.
     pub sandwich: Option<(Array1<F>, Array1<F>)>,
     /// `None` in a parallel (Command-R) block, whose MLP reads the attention's norm.
     pub ffn_norm: Option<Array1<F>>,
+    /// Rotary tables (empty with ALiBi, which has none).
     cos: Arc<Array2<F>>,
     sin: Arc<Array2<F>>,
+}
+
+impl<F> BlockWeights<F> {
+    /// Where the layer of `role` sits in `linear`.
+    pub fn slot(&self, role: Role) -> usize {
+        self.roles.iter().position(|r| *r == role).unwrap_or_else(|| panic!("the block has no {} layer", role.as_str()))
+    }
 }
 
 /// The whole decoder's weights in memory.
@@ -102,21 +105,30 @@ pub struct DecoderWeights<F> {
     pub spec: DecoderSpec,
     /// `[vocab, d]`.
     pub embed: Array2<F>,
+    /// The norm on the embeddings (weight, bias), when the model has one (BLOOM).
+    pub embed_norm: Option<(Array1<F>, Option<Array1<F>>)>,
     pub blocks: Vec<BlockWeights<F>>,
     pub output_norm: Array1<F>,
+    pub output_norm_bias: Option<Array1<F>>,
     /// `[vocab, d]`; `None` when the output layer is the embedding (tied).
     pub output: Option<Array2<F>>,
 }
 
-/// Gradients of one block's seven linear weights, `[in, out]` like the weights.
+/// Gradients of one block's linear weights, `[in, out]` like the weights, in their order.
 #[derive(Clone, Debug)]
 pub struct BlockGrads<F> {
     pub linear: Vec<Array2<F>>,
+    pub roles: Vec<Role>,
 }
 
 impl<F: Real> BlockGrads<F> {
     fn zeros_like(w: &BlockWeights<F>) -> Self {
-        BlockGrads { linear: w.linear.iter().map(|m| Array2::zeros(m.raw_dim())).collect() }
+        BlockGrads { linear: w.linear.iter().map(|m| Array2::zeros(m.raw_dim())).collect(), roles: w.roles.clone() }
+    }
+
+    fn of_mut(&mut self, role: Role) -> &mut Array2<F> {
+        let i = self.roles.iter().position(|r| *r == role).expect("the block has this layer");
+        &mut self.linear[i]
     }
 
     fn add(mut self, other: BlockGrads<F>) -> Self {
@@ -140,8 +152,8 @@ pub struct Gradients<F> {
 impl<F: Real> Gradients<F> {
     /// The gradient of one linear layer, `[in, out]`.
     pub fn of(&self, layer: &LinearLayer) -> Option<&Array2<F>> {
-        let index = ROLES.iter().position(|r| *r == layer.role)?;
-        self.blocks.get(layer.block).map(|b| &b.linear[index])
+        let b = self.blocks.get(layer.block)?;
+        b.roles.iter().position(|r| *r == layer.role).map(|index| &b.linear[index])
     }
 
     /// Euclidean norm over every prunable weight's gradient.
@@ -183,16 +195,30 @@ impl<F: Real> DecoderWeights<F> {
         };
         let mut tables: Vec<RopeTables<F>> = Vec::new();
         let mut blocks = Vec::with_capacity(spec.blocks);
+        let no_table = Arc::new(Array2::zeros((0, 0)));
+        let norm_bias = |stem: &str| -> Result<Option<Array1<F>>, ModelError> {
+            if spec.gpt.norm_bias {
+                Ok(Some(vector(&format!("{stem}.bias"))?))
+            } else {
+                Ok(None)
+            }
+        };
         for i in 0..spec.blocks {
             let p = |n: &str| format!("blk.{i}.{n}");
-            let rotary = spec.rotary(i);
-            if !tables.iter().any(|(r, _, _)| *r == rotary) {
-                let (cos, sin) = ops::rope_tables::<F>(&rotary, spec.head_dim, spec.max_positions);
-                tables.push((rotary.clone(), Arc::new(cos), Arc::new(sin)));
-            }
-            let (_, cos, sin) = tables.iter().find(|(r, _, _)| *r == rotary).expect("table just made");
-            let linear = spec
-                .linear_layers_of_block(i)
+            let (cos, sin) = if spec.gpt.alibi {
+                (no_table.clone(), no_table.clone())
+            } else {
+                let rotary = spec.rotary(i);
+                if !tables.iter().any(|(r, _, _)| *r == rotary) {
+                    let (cos, sin) = ops::rope_tables::<F>(&rotary, spec.head_dim, spec.max_positions);
+                    tables.push((rotary.clone(), Arc::new(cos), Arc::new(sin)));
+                }
+                let (_, cos, sin) = tables.iter().find(|(r, _, _)| *r == rotary).expect("table just made");
+                (cos.clone(), sin.clone())
+            };
+            let layers = spec.linear_layers_of_block(i);
+            let bias = layers.iter().map(|l| spec.bias_of(l).map(|b| vector(&b)).transpose()).collect::<Result<Vec<_>, _>>()?;
+            let linear = layers
                 .iter()
                 .map(|l| {
                     if l.transposed {
@@ -207,11 +233,10 @@ impl<F: Real> DecoderWeights<F> {
             blocks.push(BlockWeights {
                 attn_norm: vector(&p("attn_norm.weight"))?,
                 linear,
-                qkv_bias: if spec.qkv_bias {
-                    Some([vector(&p("attn_q.bias"))?, vector(&p("attn_k.bias"))?, vector(&p("attn_v.bias"))?])
-                } else {
-                    None
-                },
+                roles: layers.iter().map(|l| l.role).collect(),
+                bias,
+                attn_norm_bias: norm_bias(&p("attn_norm"))?,
+                ffn_norm_bias: if spec.parallel_block { None } else { norm_bias(&p("ffn_norm"))? },
                 qk_norm: if spec.qk_norm { Some((vector(&p("attn_q_norm.weight"))?, vector(&p("attn_k_norm.weight"))?)) } else { None },
                 sandwich: if spec.sandwich_norms {
                     Some((vector(&p("post_attention_norm.weight"))?, vector(&p("post_ffw_norm.weight"))?))
@@ -219,14 +244,16 @@ impl<F: Real> DecoderWeights<F> {
                     None
                 },
                 ffn_norm: if spec.parallel_block { None } else { Some(vector(&p("ffn_norm.weight"))?) },
-                cos: cos.clone(),
-                sin: sin.clone(),
+                cos,
+                sin,
             });
         }
         let embed = matrix("token_embd.weight", spec.vocab_size, spec.d_model)?;
         let output = if spec.tied_output { None } else { Some(matrix("output.weight", spec.vocab_size, spec.d_model)?) };
         let output_norm = vector("output_norm.weight")?;
-        Ok(DecoderWeights { spec, embed, blocks, output_norm, output })
+        let output_norm_bias = norm_bias("output_norm")?;
+        let embed_norm = if spec.gpt.embed_norm { Some((vector("token_embd_norm.weight")?, norm_bias("token_embd_norm")?)) } else { None };
+        Ok(DecoderWeights { spec, embed, embed_norm, blocks, output_norm, output_norm_bias, output })
     }
 
     fn output_layer(&self) -> &Array2<F> {
@@ -255,7 +282,13 @@ impl<F: Real> DecoderWeights<F> {
             row.assign(&self.embed.row(id as usize));
             row.mapv_inplace(|v| v * scale);
         }
-        x
+        match &self.embed_norm {
+            Some((w, b)) => {
+                let eps = cast::<F>(f64::from(self.spec.norm_eps));
+                ops::with_bias(ops::norm(self.spec.norm, x.view(), w.view(), eps).0, b.as_ref())
+            }
+            None => x,
+        }
     }
 
     /// Log-probabilities of each window's next tokens (`[T-1]` per window), the forward alone:
@@ -286,6 +319,8 @@ impl<F: Real> DecoderWeights<F> {
             let end = (start + HEAD_ROWS).min(predicted);
             let xs = x.slice(s![start..end, ..]);
             let (h, r) = ops::norm(self.spec.norm, xs, self.output_norm.view(), eps);
+            // The bias moves the norm's output, not its derivative.
+            let h = ops::with_bias(h, self.output_norm_bias.as_ref());
             let logit_scale = cast::<F>(f64::from(self.spec.logit_scale.unwrap_or(1.0)));
             let mut logits = h.dot(&out_w.t());
             if self.spec.logit_scale.is_some() {
@@ -385,7 +420,7 @@ impl<F: Real> DecoderWeights<F> {
             .blocks
             .into_iter()
             .zip(minus.blocks)
-            .map(|(p, m)| BlockGrads { linear: p.linear.into_iter().zip(m.linear).map(|(a, b)| (a - b) * inv).collect() })
+            .map(|(p, m)| BlockGrads { linear: p.linear.into_iter().zip(m.linear).map(|(a, b)| (a - b) * inv).collect(), roles: p.roles })
             .collect();
         // The loss at `w` itself is not recomputed: the mean of the two equals it to O(eps^2).
         Gradients { loss: 0.5 * (plus.loss + minus.loss), predictions: plus.predictions, blocks }

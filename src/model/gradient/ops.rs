@@ -42,6 +42,14 @@ pub fn norm_backward<F: Real>(kind: Norm, x: ArrayView2<F>, r: &Array1<F>, w: Ar
     }
 }
 
+/// `y` plus `bias` on every row (a norm's or a linear layer's bias), or `y` itself without one.
+pub fn with_bias<F: Real>(mut y: Array2<F>, bias: Option<&Array1<F>>) -> Array2<F> {
+    if let Some(b) = bias {
+        y += b;
+    }
+    y
+}
+
 /// Each row minus its mean.
 fn centred<F: Real>(x: ArrayView2<F>) -> Array2<F> {
     let n = cast::<F>(x.ncols() as f64);

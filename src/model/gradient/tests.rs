@@ -40,6 +40,7 @@ fn spec(gemma_like: bool) -> DecoderSpec {
         // Block 0 sees 3 keys back at most: shorter than the windows below, so the mask matters.
         sliding_window: if gemma_like { vec![Some(3), None] } else { vec![None, None] },
         max_positions: 32,
+        gpt: Default::default(),
     }
 }
 
@@ -76,7 +77,7 @@ fn worst_relative_error(spec: &DecoderSpec) -> f64 {
     let loss_at = |w: &DecoderWeights<f64>| w.loss_and_gradients(&ids, |_| {}).loss;
     let mut worst = 0f64;
     for b in 0..spec.blocks {
-        for m in 0..7 {
+        for m in 0..w.blocks[b].linear.len() {
             let (rows, cols) = w.blocks[b].linear[m].dim();
             let picks = [(0, 0), (rows / 2, cols / 3), (rows - 1, cols - 1), (rows / 3, cols - 2)];
             let (mut err, mut scale) = (0f64, 0f64);
@@ -123,6 +124,52 @@ fn gradients_match_central_differences_with_command_r_switches() {
     s.logit_scale = Some(0.5);
     let e = worst_relative_error(&s);
     assert!(e < 1e-6, "relative error {e:e}");
+}
+
+/// BLOOM's switches: ALiBi (6 query heads, so slopes beyond a power of two), a fused q/k/v
+/// layer, an ungated MLP, LayerNorms with biases (one on the embeddings), biases on every
+/// linear layer.
+#[test]
+fn gradients_match_central_differences_with_bloom_switches() {
+    let e = worst_relative_error(&bloom_like());
+    assert!(e < 1e-6, "relative error {e:e}");
+}
+
+fn bloom_like() -> DecoderSpec {
+    let mut s = spec(false);
+    s.architecture = "bloom".into();
+    s.n_heads = 6;
+    s.n_kv_heads = 3;
+    s.norm = Norm::Layer;
+    s.activation = Activation::GeluTanh;
+    s.qkv_bias = false;
+    s.tied_output = true;
+    s.rope_base = Vec::new();
+    s.rope_scaling = Vec::new();
+    s.gpt = crate::model::decoder::GptSwitches {
+        alibi: true,
+        fused_qkv: true,
+        plain_mlp: true,
+        linear_bias: true,
+        norm_bias: true,
+        embed_norm: true,
+    };
+    s
+}
+
+#[test]
+fn alibi_changes_the_loss() {
+    // Without its biases the BLOOM-like model attends without positions: a different loss,
+    // so the check above does see ALiBi.
+    let s = bloom_like();
+    let (a, b) = (weights(&s).loss_and_gradients(&windows(), |_| {}).loss, {
+        let mut plain = s.clone();
+        plain.gpt.alibi = false;
+        plain.rope_base = vec![10_000.0; 2];
+        plain.rope_scaling = vec![None; 2];
+        weights(&plain).loss_and_gradients(&windows(), |_| {}).loss
+    });
+    assert!((a - b).abs() > 1e-3, "{a} vs {b}");
 }
 
 #[test]

@@ -23,9 +23,10 @@ pub enum HfArchitecture {
     Qwen2,
     Gemma3,
     Cohere,
+    Bloom,
 }
 
-pub const SUPPORTED: &[&str] = &["LlamaForCausalLM", "Qwen2ForCausalLM", "Gemma3ForCausalLM", "CohereForCausalLM"];
+pub const SUPPORTED: &[&str] = &["LlamaForCausalLM", "Qwen2ForCausalLM", "Gemma3ForCausalLM", "CohereForCausalLM", "BloomForCausalLM"];
 
 impl HfArchitecture {
     pub fn from_class(class: &str) -> Option<Self> {
@@ -34,6 +35,7 @@ impl HfArchitecture {
             "Qwen2ForCausalLM" => HfArchitecture::Qwen2,
             "Gemma3ForCausalLM" => HfArchitecture::Gemma3,
             "CohereForCausalLM" => HfArchitecture::Cohere,
+            "BloomForCausalLM" => HfArchitecture::Bloom,
             _ => return None,
         })
     }
@@ -45,6 +47,7 @@ impl HfArchitecture {
             "qwen2" => HfArchitecture::Qwen2,
             "gemma3" => HfArchitecture::Gemma3,
             "command-r" => HfArchitecture::Cohere,
+            "bloom" => HfArchitecture::Bloom,
             _ => return None,
         })
     }
@@ -55,6 +58,7 @@ impl HfArchitecture {
             HfArchitecture::Qwen2 => "Qwen2ForCausalLM",
             HfArchitecture::Gemma3 => "Gemma3ForCausalLM",
             HfArchitecture::Cohere => "CohereForCausalLM",
+            HfArchitecture::Bloom => "BloomForCausalLM",
         }
     }
 
@@ -64,6 +68,7 @@ impl HfArchitecture {
             HfArchitecture::Qwen2 => "qwen2",
             HfArchitecture::Gemma3 => "gemma3_text",
             HfArchitecture::Cohere => "cohere",
+            HfArchitecture::Bloom => "bloom",
         }
     }
 
@@ -74,12 +79,13 @@ impl HfArchitecture {
             HfArchitecture::Qwen2 => "qwen2",
             HfArchitecture::Gemma3 => "gemma3",
             HfArchitecture::Cohere => "command-r",
+            HfArchitecture::Bloom => "bloom",
         }
     }
 
     /// transformers' default for `tie_word_embeddings` when the config omits it.
     fn ties_by_default(self) -> bool {
-        matches!(self, HfArchitecture::Gemma3 | HfArchitecture::Cohere)
+        matches!(self, HfArchitecture::Gemma3 | HfArchitecture::Cohere | HfArchitecture::Bloom)
     }
 
     /// The activation names transformers accepts for what the graph computes.
@@ -201,6 +207,13 @@ impl HfConfig {
                 must_be("attn_logit_softcapping", None, unsupported)?;
                 must_be("use_bidirectional_attention", Some(Value::Bool(false)), unsupported)?;
             }
+            HfArchitecture::Bloom => {
+                must_be(
+                    "apply_residual_connection_post_layernorm",
+                    Some(Value::Bool(false)),
+                    "the residual taken after the norm is not in the graph; BLOOM checkpoints use false",
+                )?;
+            }
             HfArchitecture::Cohere => {
                 must_be(
                     "use_qk_norm",
@@ -208,6 +221,10 @@ impl HfConfig {
                     "Command-R+'s q/k LayerNorms are not in the graph; Aya-23 and Command-R import",
                 )?;
             }
+        }
+        if self.arch == HfArchitecture::Bloom {
+            // BLOOM's GELU is fixed in its code; its configs name no activation.
+            return Ok(());
         }
         let act_key =
             if self.arch == HfArchitecture::Gemma3 && self.get("hidden_activation").is_some() { "hidden_activation" } else { "hidden_act" };
@@ -223,6 +240,9 @@ impl HfConfig {
     /// rows; rotary tables cover at most `max_positions_cap` positions.
     pub fn spec(&self, vocab_rows: usize, max_positions_cap: usize) -> Result<DecoderSpec, ModelError> {
         self.refuse_unless_plain()?;
+        if self.arch == HfArchitecture::Bloom {
+            return self.bloom_spec(vocab_rows, max_positions_cap);
+        }
         let arch = self.arch;
         let blocks = self.usize("num_hidden_layers")?;
         let d_model = self.usize("hidden_size")?;
@@ -280,6 +300,7 @@ impl HfConfig {
             rope_scaling: Vec::new(),
             sliding_window: vec![None; blocks],
             max_positions: context.min(max_positions_cap),
+            gpt: Default::default(),
         };
         match arch {
             HfArchitecture::Gemma3 => {
@@ -299,7 +320,7 @@ impl HfConfig {
             HfArchitecture::Cohere => {
                 spec.logit_scale = Some(self.f64_or("logit_scale", 1.0)? as f32);
             }
-            HfArchitecture::Llama | HfArchitecture::Qwen2 => {}
+            HfArchitecture::Llama | HfArchitecture::Qwen2 | HfArchitecture::Bloom => {}
         }
         spec.rope_scaling = self.rope_scaling(&spec.sliding_window)?;
         if spec.rope_scaling.iter().all(Option::is_none) {
@@ -311,6 +332,75 @@ impl HfConfig {
 }
 
 impl HfConfig {
+    /// The first of `keys` the config has (BLOOM's configs use `n_layer`, `n_head`, `n_embed`
+    /// and transformers' names for the same numbers).
+    fn usize_of(&self, keys: &[&str]) -> Result<usize, ModelError> {
+        for k in keys {
+            if let Some(v) = self.opt_usize(k)? {
+                return Ok(v);
+            }
+        }
+        self.usize(keys[0])
+    }
+
+    /// BLOOM (`BloomForCausalLM`): LayerNorms with biases (one on the embeddings too), ALiBi
+    /// instead of rotary, a fused q/k/v projection, a 4x-wide GELU (tanh) MLP without a gate,
+    /// biases on every linear layer, and the head tied to the embeddings.
+    fn bloom_spec(&self, vocab_rows: usize, max_positions_cap: usize) -> Result<DecoderSpec, ModelError> {
+        let blocks = self.usize_of(&["n_layer", "num_hidden_layers"])?;
+        let d_model = self.usize_of(&["hidden_size", "n_embed"])?;
+        let n_heads = self.usize_of(&["n_head", "num_attention_heads"])?;
+        if n_heads == 0 || !d_model.is_multiple_of(n_heads) {
+            let key = if self.get("n_head").is_some() { "n_head" } else { "num_attention_heads" };
+            return Err(bad_key(&self.path, key, self.get(key).unwrap_or(&Value::Null), "must divide hidden_size"));
+        }
+        if let Some(v) = self.opt_usize("vocab_size")? {
+            if v != vocab_rows {
+                return Err(ModelError::Unusable {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "config key \"vocab_size\" = {v} but the word embeddings have {vocab_rows} rows; the config and weights disagree"
+                    ),
+                });
+            }
+        }
+        let head_dim = d_model / n_heads;
+        Ok(DecoderSpec {
+            architecture: self.arch.graph_name().into(),
+            blocks,
+            d_model,
+            n_heads,
+            n_kv_heads: n_heads,
+            head_dim,
+            ffn_dim: 4 * d_model,
+            vocab_size: vocab_rows,
+            norm: Norm::Layer,
+            norm_eps: self.f64_or("layer_norm_epsilon", 1e-5)? as f32,
+            activation: Activation::GeluTanh,
+            parallel_block: false,
+            qk_norm: false,
+            sandwich_norms: false,
+            qkv_bias: false,
+            embed_scale: None,
+            tied_output: self.bool_or("tie_word_embeddings", true)?,
+            logit_scale: None,
+            attn_scale: 1.0 / (head_dim as f32).sqrt(),
+            rope_base: Vec::new(),
+            rope_scaling: Vec::new(),
+            sliding_window: vec![None; blocks],
+            // ALiBi has no position table: the cap alone bounds the sequences.
+            max_positions: max_positions_cap,
+            gpt: crate::model::decoder::GptSwitches {
+                alibi: true,
+                fused_qkv: true,
+                plain_mlp: true,
+                linear_bias: true,
+                norm_bias: true,
+                embed_norm: true,
+            },
+        })
+    }
+
     /// Each block's rotary scaling, by its layer type (sliding or full attention), as
     /// [`crate::model::rope`] reads `rope_scaling` / `rope_parameters`; unknown kinds and keys
     /// are refused there, by name.

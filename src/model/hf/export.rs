@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::config::{HfArchitecture, HfConfig, CONFIG_FILE};
 use super::import::{KEPT_FILES, ORIGINALS_FILE};
-use super::names::{hf_name, hf_shape, layout, permute_rotary_rows, Layout};
+use super::names::{hf_name, hf_shape, layout, permute_rotary_rows, qkv_blocks_to_heads, Layout};
 use super::safetensors::{Checkpoint, FloatType, Writer, SINGLE_FILE};
 use super::tokens::{GENERATION_CONFIG, TOKENIZER_CONFIG};
 use crate::model::decoder::DecoderSpec;
@@ -88,6 +88,9 @@ fn config_json(
     pad: Option<u32>,
     dir: &Path,
 ) -> Result<Value, ModelError> {
+    if arch == HfArchitecture::Bloom {
+        return checked_config(bloom_config(spec, dtype, bos, eos, pad), arch, spec, dir);
+    }
     let rope = |base: f64| json!({"rope_type": "default", "rope_theta": base});
     let mut c = Map::new();
     c.insert("architectures".into(), json!([arch.class()]));
@@ -148,11 +151,40 @@ fn config_json(
                     c.insert("logit_scale".into(), num(spec.logit_scale.unwrap_or(1.0)));
                     c.insert("use_qk_norm".into(), json!(false));
                 }
-                HfArchitecture::Gemma3 => unreachable!(),
+                HfArchitecture::Gemma3 | HfArchitecture::Bloom => unreachable!(),
             }
         }
     }
-    let config = Value::Object(c);
+    checked_config(Value::Object(c), arch, spec, dir)
+}
+
+/// BLOOM's `config.json`, with the keys `save_pretrained` writes under their BLOOM names.
+fn bloom_config(spec: &DecoderSpec, dtype: FloatType, bos: Option<u32>, eos: Option<u32>, pad: Option<u32>) -> Value {
+    let arch = HfArchitecture::Bloom;
+    json!({
+        "architectures": [arch.class()],
+        "model_type": arch.model_type(),
+        "vocab_size": spec.vocab_size,
+        "hidden_size": spec.d_model,
+        "n_layer": spec.blocks,
+        "n_head": spec.n_heads,
+        "layer_norm_epsilon": num(spec.norm_eps),
+        "tie_word_embeddings": spec.tied_output,
+        "apply_residual_connection_post_layernorm": false,
+        "hidden_dropout": 0.0,
+        "attention_dropout": 0.0,
+        "pretraining_tp": 1,
+        "slow_but_exact": false,
+        "use_cache": true,
+        "bos_token_id": bos,
+        "eos_token_id": eos,
+        "pad_token_id": pad,
+        "dtype": dtype.torch_name(),
+    })
+}
+
+/// `config` when reading it back as an import would gives the card's very spec, else an error.
+fn checked_config(config: Value, arch: HfArchitecture, spec: &DecoderSpec, dir: &Path) -> Result<Value, ModelError> {
     // Read back as an import would: it must describe the very model the card does.
     let text = config.to_string();
     let again = HfConfig::parse(&text, &dir.join(CONFIG_FILE))?.spec(spec.vocab_size, spec.max_positions)?;
@@ -194,6 +226,14 @@ fn write_weights(
             Layout::OffsetNorm => {
                 raw = original_bytes(originals.as_ref(), hf, dtype, &stored)?;
                 stored.iter().map(|v| v - 1.0).collect()
+            }
+            Layout::InterleavedQkv { heads, linear: false } => qkv_blocks_to_heads(&stored, heads, spec.head_dim, 1),
+            Layout::InterleavedQkv { heads, linear: true } => {
+                let (d_in, d_out) = (shape[0], shape[1]);
+                let rows = transpose(&stored, d_in, d_out);
+                zeros += rows.iter().filter(|v| **v == 0.0).count() as u64;
+                prunable += rows.len() as u64;
+                qkv_blocks_to_heads(&rows, heads, spec.head_dim, d_in)
             }
             Layout::Linear { rotary_heads } => {
                 let (d_in, d_out) = (shape[0], shape[1]);

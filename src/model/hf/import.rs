@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use super::config::{HfArchitecture, HfConfig, CONFIG_FILE};
-use super::names::{hf_name, hf_shape, layout, unpermute_rotary_rows, Layout};
+use super::names::{hf_name, hf_shape, layout, qkv_heads_to_blocks, unpermute_rotary_rows, Layout, BLOOM_PREFIX};
 use super::safetensors::{Checkpoint, FloatType, Writer, INDEX_FILE};
 use super::tokens::{self, GENERATION_CONFIG, SPECIAL_TOKENS_MAP, TOKENIZER_CONFIG};
 use super::HfOrigin;
@@ -33,14 +33,14 @@ pub const KEPT_FILES: &[&str] = &[TOKENIZER_CONFIG, GENERATION_CONFIG, SPECIAL_T
 pub fn import_hf(src: &Path, out_dir: &Path, opts: &ImportOptions) -> Result<ModelCard, ModelError> {
     let config = HfConfig::read(src)?;
     let checkpoint = Checkpoint::open(src)?;
-    let embed = "model.embed_tokens.weight";
-    if !checkpoint.contains(embed) {
-        return Err(ModelError::MissingTensor { path: checkpoint.file_of(embed), tensor: embed.into() });
+    let embed = stored_name(&checkpoint, hf_name(config.arch, "token_embd.weight"));
+    if !checkpoint.contains(&embed) {
+        return Err(ModelError::MissingTensor { path: checkpoint.file_of(&embed), tensor: embed });
     }
-    let (_, embed_shape) = checkpoint.info(embed)?;
+    let (_, embed_shape) = checkpoint.info(&embed)?;
     if embed_shape.len() != 2 {
         return Err(ModelError::Unusable {
-            path: checkpoint.file_of(embed),
+            path: checkpoint.file_of(&embed),
             reason: format!("tensor '{embed}' has shape {embed_shape:?}, not [vocabulary, hidden]"),
         });
     }
@@ -86,6 +86,15 @@ pub fn import_hf(src: &Path, out_dir: &Path, opts: &ImportOptions) -> Result<Mod
     Ok(card)
 }
 
+/// The checkpoint's own name for `hf`: BLOOM checkpoints saved from the bare model store
+/// their tensors without the `transformer.` prefix `save_pretrained` writes.
+fn stored_name(checkpoint: &Checkpoint, hf: String) -> String {
+    match hf.strip_prefix(BLOOM_PREFIX) {
+        Some(bare) if !checkpoint.contains(&hf) && checkpoint.contains(bare) => bare.to_string(),
+        _ => hf,
+    }
+}
+
 /// One SHA-256 over the config and every weight file (each hashed, names and hashes joined).
 fn folder_sha256(src: &Path, checkpoint: &Checkpoint) -> Result<String, ModelError> {
     let mut files = vec![CONFIG_FILE.to_string()];
@@ -115,7 +124,7 @@ fn write_weights(
     let mut originals: Vec<(String, FloatType, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, shape) in spec.weight_shapes() {
         let lay = layout(arch, spec, &name);
-        let hf = hf_name(arch, &name);
+        let hf = stored_name(checkpoint, hf_name(arch, &name));
         if !checkpoint.contains(&hf) {
             let hint = if hf == "lm_head.weight" { " (config.json says the head is not tied to the embeddings)" } else { "" };
             return Err(ModelError::Unusable {
@@ -140,6 +149,15 @@ fn write_weights(
                     None => t.values,
                 };
                 transpose(&rows_data, rows, cols)
+            }
+            Layout::InterleavedQkv { heads, linear } => {
+                let cols = if linear { shape[0] } else { 1 };
+                let blocks = qkv_heads_to_blocks(&t.values, heads, spec.head_dim, cols);
+                if linear {
+                    transpose(&blocks, shape[1], cols)
+                } else {
+                    blocks
+                }
             }
         };
         let tensor = file.append_f32(&name, &shape, &data).map_err(io)?;

@@ -77,6 +77,7 @@ impl Architecture for CommandR {
             rope_scaling: vec![super::gguf_rope_scaling(g, ARCH, head_dim)?; blocks],
             sliding_window: vec![None; blocks],
             max_positions: context.min(opts.max_positions),
+            gpt: Default::default(),
         })
     }
 

@@ -78,6 +78,7 @@ impl Architecture for Gemma3 {
             rope_scaling: (0..blocks).map(|i| if is_global(i) { global_scaling.clone() } else { None }).collect(),
             sliding_window: (0..blocks).map(|i| if is_global(i) { None } else { Some(window) }).collect(),
             max_positions: context.min(opts.max_positions),
+            gpt: Default::default(),
         })
     }
 }

@@ -61,6 +61,7 @@ impl Architecture for Llama {
             rope_scaling: vec![super::gguf_rope_scaling(g, self.prefix(), head_dim)?; blocks],
             sliding_window: vec![None; blocks],
             max_positions: context.min(opts.max_positions),
+            gpt: Default::default(),
         })
     }
 

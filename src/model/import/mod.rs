@@ -7,6 +7,7 @@
 //! written once, in `decoder.rs`. Tensors are streamed: each is dequantized, laid out for
 //! the graph and appended to the weight file before the next is read.
 
+mod bloom;
 mod command_r;
 mod gemma3;
 pub(crate) use gemma3::attn_scale as gemma3_attn_scale;
@@ -210,7 +211,7 @@ pub(crate) fn decoder_card(
 }
 
 /// Architectures polyprune can import, with the GGUF `general.architecture` names.
-pub const SUPPORTED: &[&str] = &["command-r", "gemma3", "llama", "qwen2"];
+pub const SUPPORTED: &[&str] = &["bloom", "command-r", "gemma3", "llama", "qwen2"];
 
 #[derive(Clone, Debug)]
 pub struct ImportOptions {
@@ -237,6 +238,7 @@ trait Architecture {
 
 fn architecture(name: &str) -> Option<Box<dyn Architecture>> {
     match name {
+        "bloom" => Some(Box::new(bloom::Bloom)),
         "command-r" => Some(Box::new(command_r::CommandR)),
         "gemma3" => Some(Box::new(gemma3::Gemma3)),
         "llama" => Some(Box::new(llama::Llama { qwen2: false })),
