@@ -246,6 +246,12 @@ pub enum ModelCommand {
         /// Longest sequence the graph will accept.
         #[arg(long, default_value_t = 8192)]
         max_positions: usize,
+        /// Type the weight matrices are stored in: f32, f16 or bf16 (norms and biases stay
+        /// f32; compute on the CPU is f32). Default: a Hugging Face folder's own dtype; f32
+        /// for GGUF, whose quantized blocks dequantize to values no 16-bit type holds exactly
+        /// (f16/bf16 would round them a second time; choose it to halve the memory).
+        #[arg(long, value_enum)]
+        dtype: Option<ExportDtype>,
     },
     /// Write a model folder (dense, or pruned with `prune --save`) as a Hugging Face folder
     /// that transformers' AutoModelForCausalLM loads; masks travel beside it.
@@ -286,6 +292,10 @@ pub enum ModelCommand {
         /// Longest sequence the graph will accept.
         #[arg(long, default_value_t = 8192)]
         max_positions: usize,
+        /// Type the weight matrices are stored in: f32, f16 or bf16 (the f32 draw rounded to
+        /// nearest even; norms and biases stay f32).
+        #[arg(long, value_enum, default_value_t = ExportDtype::F32)]
+        dtype: ExportDtype,
         /// Print the parameters per role and the bytes the folder needs; write nothing.
         #[arg(long, alias = "dry-run")]
         plan: bool,
@@ -305,6 +315,16 @@ pub enum ExportDtype {
     F32,
     F16,
     Bf16,
+}
+
+impl ExportDtype {
+    pub fn float_type(self) -> polyprune::runtime::FloatType {
+        match self {
+            ExportDtype::F32 => polyprune::runtime::FloatType::F32,
+            ExportDtype::F16 => polyprune::runtime::FloatType::F16,
+            ExportDtype::Bf16 => polyprune::runtime::FloatType::Bf16,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
