@@ -853,6 +853,21 @@ mod tests {
         assert_eq!(read.rotary(1), crate::model::rope::Rotary::plain(500_000.0));
     }
 
+    /// A 16-bit plan stores the matrices in two bytes each and the vectors in four: the
+    /// weight file shrinks by exactly two bytes per matrix parameter (alignment padding aside,
+    /// at most 63 bytes a tensor).
+    #[test]
+    fn a_16_bit_plan_halves_the_matrices_only() {
+        let full = plan_typed("llama-3-8b", None, 4096, FloatType::F32).unwrap();
+        let half = plan_typed("llama-3-8b", None, 4096, FloatType::Bf16).unwrap();
+        let matrix_params: u64 =
+            full.spec.weight_shapes().iter().filter(|(_, d)| d.len() == 2).map(|(_, d)| d.iter().product::<usize>() as u64).sum();
+        let tensors = full.spec.weight_shapes().len() as u64 + 2;
+        let saved = full.weight_bytes - half.weight_bytes;
+        assert!(saved.abs_diff(2 * matrix_params) <= 64 * tensors, "saved {saved}, matrices {matrix_params}");
+        assert!(half.to_string().contains("bf16 bytes"), "{half}");
+    }
+
     #[test]
     fn blocks_out_of_range_are_refused() {
         let s = shape("gemma-3-270m").unwrap();

@@ -229,6 +229,39 @@ mod tests {
         assert_eq!(WeightStore::open(dir.path(), "model.onnx").unwrap().read("w").unwrap(), vec![0.0, 0.0, 1.0, 2.0]);
     }
 
+    /// A 16-bit weight reads widened, and saving pruned values writes them back in its type:
+    /// zeros as zero bits, kept values bit for bit, the initializer's type unchanged.
+    #[test]
+    fn half_weights_read_widened_and_save_in_their_type() {
+        for t in [FloatType::F16, FloatType::Bf16] {
+            let dir = tempfile::tempdir().unwrap();
+            let values = [1.5f32, -0.25, 3.0, 0.125];
+            std::fs::write(dir.path().join("weights.bin"), t.narrow(&values)).unwrap();
+            let tensor = TensorProto {
+                name: Some("w".into()),
+                dims: vec![2, 2],
+                data_type: Some(crate::model::builder::onnx_type(t)),
+                data_location: Some(DATA_LOCATION_EXTERNAL),
+                external_data: vec![StringStringEntryProto { key: Some("location".into()), value: Some("weights.bin".into()) }],
+                ..Default::default()
+            };
+            let model =
+                ModelProto { graph: Some(GraphProto { initializer: vec![tensor], ..Default::default() }), ..Default::default() };
+            std::fs::write(dir.path().join("model.onnx"), prost::Message::encode_to_vec(&model)).unwrap();
+            let store = WeightStore::open(dir.path(), "model.onnx").unwrap();
+            assert_eq!(store.read("w").unwrap(), values.to_vec(), "{t}");
+            assert_eq!(store.stored_type("w"), t);
+            let out = tempfile::tempdir().unwrap();
+            store.save_with(out.path(), &[("w".into(), &[0.0, -0.25, 0.0, 0.125])]).unwrap();
+            let bytes = std::fs::read(out.path().join("weights.bin")).unwrap();
+            assert_eq!(bytes.len(), 8, "{t}: still two bytes a weight");
+            assert_eq!(&bytes[..2], &[0, 0], "{t}: a pruned weight is exactly zero");
+            let saved = WeightStore::open(out.path(), "model.onnx").unwrap();
+            assert_eq!(saved.read("w").unwrap(), vec![0.0, -0.25, 0.0, 0.125]);
+            assert_eq!(saved.stored_type("w"), t);
+        }
+    }
+
     #[test]
     fn a_damaged_external_entry_is_an_error_naming_it() {
         for (entries, expected) in [
