@@ -269,7 +269,13 @@ pub enum ModelCommand {
         dtype: Option<ExportDtype>,
     },
     /// List the prunable linear layers and the inputs of a model folder.
-    Inspect { dir: PathBuf },
+    Inspect {
+        dir: PathBuf,
+        /// Print how the model would run within this memory budget (e.g. 6GiB): resident or
+        /// one block at a time, with the sizes; runs nothing.
+        #[arg(long, value_name = "SIZE")]
+        plan_memory: Option<String>,
+    },
     /// Write a model folder with random weights in a real model's shape (speed and memory
     /// depend on shapes, not trained values): `--list` shows the shapes, `--plan` the sizes.
     Synth {
@@ -354,6 +360,11 @@ pub struct RuntimeArgs {
     /// Execution provider: cpu, or cuda[:N] (needs a build with --features cuda).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Memory budget, e.g. 6GiB or 512MiB (default: the memory the machine has free). The
+    /// model runs resident when it fits, else one block at a time; a budget too small for
+    /// one block with its activations is refused before any work, with the size it needs.
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -51,8 +51,18 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
                 r.out.display()
             );
         }
-        ModelCommand::Inspect { dir } => {
+        ModelCommand::Inspect { dir, plan_memory } => {
             let card = ModelDir::card_of(&dir)?;
+            if let Some(size) = plan_memory {
+                let budget = polyprune::model::memory::parse_size(&size).map_err(|e| anyhow::anyhow!("--plan-memory: {e}"))?;
+                let model = ModelDir::open(&dir)?;
+                let opts = polyprune::runtime::RuntimeOptions { max_memory: Some(budget), ..Default::default() };
+                match polyprune::eval::scorer::memory_plan(&model, &opts)? {
+                    Some(plan) => println!("{}", plan?),
+                    None => println!("{}: no decoder spec or per-block graphs; it runs resident only", dir.display()),
+                }
+                return Ok(());
+            }
             let c = &card;
             println!("model: {} ({})", c.name, c.architecture);
             println!("inputs: {}", c.inputs.join(", "));

@@ -15,6 +15,7 @@ pub mod gradient;
 pub mod graph;
 pub mod hf;
 pub mod import;
+pub mod memory;
 pub mod onnx;
 pub mod rope;
 pub mod synth;

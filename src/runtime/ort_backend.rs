@@ -74,11 +74,14 @@ pub struct RuntimeOptions {
     pub provider: ExecutionProvider,
     /// Threads ONNX Runtime uses inside one operator; 0 = one per core.
     pub intra_threads: usize,
+    /// Memory budget in bytes (`--max-memory`); `None`: the memory the machine has free.
+    /// Loading a model plans within it (`model::memory`).
+    pub max_memory: Option<u64>,
 }
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeOptions { provider: ExecutionProvider::Cpu, intra_threads: 0 }
+        RuntimeOptions { provider: ExecutionProvider::Cpu, intra_threads: 0, max_memory: None }
     }
 }
 
