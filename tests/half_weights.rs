@@ -19,8 +19,7 @@ use polyprune::runtime::{FloatType, RuntimeOptions};
 use serde_json::Value;
 
 fn reference_ids(name: &str) -> Vec<Vec<u32>> {
-    let r: Value =
-        serde_json::from_str(&std::fs::read_to_string(common::fixture_source(name).join("reference.json")).unwrap()).unwrap();
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(common::fixture_source(name).join("reference.json")).unwrap()).unwrap();
     r["lines"]
         .as_array()
         .unwrap()

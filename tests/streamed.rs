@@ -119,3 +119,25 @@ fn streamed_equals_cached_on_gemma_3_270m() {
     }
     assert_eq!(x.ids(0), y.ids(0), "greedy text");
 }
+
+/// The budget picks the path before anything loads: Gemma 3 270M resident when the budget
+/// covers the plan's resident estimate, streamed one byte below it (its largest part, the
+/// 262,144 x 640 embedding, needs far less), and a budget below that part is refused with
+/// the size it needs.
+#[test]
+fn a_budget_picks_the_path_and_one_too_small_for_a_part_is_refused() {
+    let Some(model) = common::model("gemma-3-270m") else { return };
+    let dir = ModelDir::open(&model).unwrap();
+    let unbounded = RuntimeOptions { max_memory: Some(u64::MAX), ..Default::default() };
+    let plan = polyprune::eval::scorer::memory_plan(&dir, &unbounded).unwrap().unwrap().unwrap();
+    assert!(plan.streamed_bytes < plan.resident_bytes, "{plan}");
+    let path_under = |budget: u64| {
+        let opts = RuntimeOptions { max_memory: Some(budget), ..Default::default() };
+        Scorer::load(&dir, &opts, &[]).map(|s| s.path())
+    };
+    assert_eq!(path_under(plan.resident_bytes).unwrap(), ScoringPath::Cached);
+    assert_eq!(path_under(plan.resident_bytes - 1).unwrap(), ScoringPath::Streamed);
+    let err = path_under(plan.streamed_bytes - 1).expect_err("refused").to_string();
+    let need = polyprune::model::memory::human(plan.streamed_bytes);
+    assert!(err.contains(&need) && err.contains(&plan.largest_part.part) && err.contains("--max-memory"), "{err}");
+}

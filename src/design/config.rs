@@ -667,9 +667,9 @@ impl Resolver<'_> {
         };
         let max_memory = match &raw.study.max_memory {
             None => None,
-            Some(m) => Some(
-                crate::model::memory::parse_size(m.get_ref()).map_err(|e| self.err("study.max_memory", m.span(), e.to_string()))?,
-            ),
+            Some(m) => {
+                Some(crate::model::memory::parse_size(m.get_ref()).map_err(|e| self.err("study.max_memory", m.span(), e.to_string()))?)
+            }
         };
         let analysis = self.analysis(raw.analysis.unwrap_or_default())?;
         let models = self.models(&raw.models)?;

@@ -101,7 +101,13 @@ impl WeightFile {
     }
 
     /// As [`WeightFile::append_f32_with`], storing the values in `t` (rounded to nearest even).
-    fn append_typed_with(&mut self, name: &str, dims: &[usize], t: FloatType, mut fill: impl FnMut(&mut [f32])) -> std::io::Result<TensorProto> {
+    fn append_typed_with(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        t: FloatType,
+        mut fill: impl FnMut(&mut [f32]),
+    ) -> std::io::Result<TensorProto> {
         let pad = (WEIGHT_ALIGNMENT - self.offset % WEIGHT_ALIGNMENT) % WEIGHT_ALIGNMENT;
         self.out.write_all(&vec![0u8; pad as usize])?;
         self.offset += pad;

@@ -153,8 +153,14 @@ pub fn plan(
     }
     parts.push(PartNeed { part: "output layer".into(), weight_bytes: output, peak_bytes: 0 });
     let last = parts.len() - 1;
+    // The embedding only gathers rows: its output (and the ids) are all it allocates.
+    let embed_activations = tokens * d * 4 * 2;
     for (k, p) in parts.iter_mut().enumerate() {
-        let act = if k == last { head_activations } else { block_activations };
+        let act = match k {
+            0 => embed_activations,
+            k if k == last => head_activations,
+            _ => block_activations,
+        };
         // Two copies of the carried hidden states exist while a part turns inputs into outputs.
         p.peak_bytes = BASE_BYTES + p.weight_bytes + act + 2 * carried;
     }
@@ -232,13 +238,13 @@ mod tests {
     #[test]
     fn llama_3_8b_in_bf16_streams_in_6_gib_and_is_refused_in_2() {
         let card = llama_3_8b(FloatType::Bf16);
-        let plan = plan(&card, 6 << 30, "--max-memory", 2048, 512, 64 * 512).unwrap();
-        assert_eq!(plan.residency, Residency::Streamed, "{plan}");
+        let streamed = plan(&card, 6 << 30, "--max-memory", 2048, 512, 64 * 512).unwrap();
+        assert_eq!(streamed.residency, Residency::Streamed, "{streamed}");
         let output = 128_256u64 * 4096 * 6;
-        assert_eq!(plan.largest_part.part, "output layer");
-        assert_eq!(plan.largest_part.weight_bytes, output);
+        assert_eq!(streamed.largest_part.part, "output layer");
+        assert_eq!(streamed.largest_part.weight_bytes, output);
         let err = plan_err(&card, 2 << 30);
-        assert!(err.contains("output layer") && err.contains(&human(plan.streamed_bytes)) && err.contains("2.00 GiB"), "{err}");
+        assert!(err.contains("output layer") && err.contains(&human(streamed.streamed_bytes)) && err.contains("2.00 GiB"), "{err}");
         // One block's weights, from the closed form above.
         let block = 218_103_808u64 * 6 + 2 * 4096 * 4;
         let spec = card.spec.as_ref().unwrap();
@@ -256,7 +262,7 @@ mod tests {
     }
 
     fn plan_err(card: &ModelCard, budget: u64) -> String {
-        plan(card, budget, "--max-memory", 2048, 512, 64 * 512).err().expect("refused").to_string()
+        plan(card, budget, "--max-memory", 2048, 512, 64 * 512).expect_err("refused").to_string()
     }
 
     #[test]

@@ -183,7 +183,6 @@ impl WeightStore {
     }
 }
 
-
 /// `[out][in]` rows of a linear layer back in the layout its graph stores, with that shape.
 pub fn stored_layout(layer: &LinearLayer, rows: Vec<f32>) -> (Vec<usize>, Vec<f32>) {
     let [d_in, d_out] = layer.shape;
@@ -245,8 +244,7 @@ mod tests {
                 external_data: vec![StringStringEntryProto { key: Some("location".into()), value: Some("weights.bin".into()) }],
                 ..Default::default()
             };
-            let model =
-                ModelProto { graph: Some(GraphProto { initializer: vec![tensor], ..Default::default() }), ..Default::default() };
+            let model = ModelProto { graph: Some(GraphProto { initializer: vec![tensor], ..Default::default() }), ..Default::default() };
             std::fs::write(dir.path().join("model.onnx"), prost::Message::encode_to_vec(&model)).unwrap();
             let store = WeightStore::open(dir.path(), "model.onnx").unwrap();
             assert_eq!(store.read("w").unwrap(), values.to_vec(), "{t}");

@@ -302,14 +302,15 @@ fn override_values(overrides: &[WeightOverride], label: &str) -> Result<Vec<(Str
         .iter()
         .map(|w| {
             let shape: Vec<i64> = w.shape.iter().map(|&d| d as i64).collect();
-            let value = match w.stored {
-                FloatType::F32 => Tensor::from_array((shape, w.data.as_ref().clone())).map(Tensor::into_dyn),
-                FloatType::F16 => Tensor::from_array((shape, w.data.iter().map(|&v| half::f16::from_f32(v)).collect::<Vec<_>>())).map(Tensor::into_dyn),
-                FloatType::Bf16 => {
-                    Tensor::from_array((shape, w.data.iter().map(|&v| half::bf16::from_f32(v)).collect::<Vec<_>>())).map(Tensor::into_dyn)
+            let value =
+                match w.stored {
+                    FloatType::F32 => Tensor::from_array((shape, w.data.as_ref().clone())).map(Tensor::into_dyn),
+                    FloatType::F16 => Tensor::from_array((shape, w.data.iter().map(|&v| half::f16::from_f32(v)).collect::<Vec<_>>()))
+                        .map(Tensor::into_dyn),
+                    FloatType::Bf16 => Tensor::from_array((shape, w.data.iter().map(|&v| half::bf16::from_f32(v)).collect::<Vec<_>>()))
+                        .map(Tensor::into_dyn),
                 }
-            }
-            .map_err(ort_err("build a weight tensor", label))?;
+                .map_err(ort_err("build a weight tensor", label))?;
             Ok((w.name.clone(), Arc::new(value)))
         })
         .collect()

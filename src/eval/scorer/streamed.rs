@@ -76,11 +76,7 @@ impl StreamedGraphs {
         with_last: bool,
     ) -> Result<Vec<ScoredSequence>, ScorerError> {
         let widths: Vec<usize> = batches.iter().map(|b| b.iter().map(|&i| seqs[i].len()).max().unwrap_or(1)).collect();
-        let inputs = batches
-            .iter()
-            .zip(&widths)
-            .map(|(b, &w)| pad_right(&b.iter().map(|&i| seqs[i]).collect::<Vec<_>>(), w))
-            .collect();
+        let inputs = batches.iter().zip(&widths).map(|(b, &w)| pad_right(&b.iter().map(|&i| seqs[i]).collect::<Vec<_>>(), w)).collect();
         let hidden = self.hidden(inputs)?;
         let head_path = self.head.clone();
         let mut head = self.load(&head_path, |n| HEAD_WEIGHTS.contains(&n))?;
