@@ -4,10 +4,13 @@
 //! byte on FLORES sentences, greedy text).
 //!
 //! The block graphs compute the prefix graph's operations, cut at block boundaries, and the
-//! output layer runs on the same rows in the same chunks: the results are identical, bit for
-//! bit (measured: no operator fusion spans a block boundary in these graphs), so every check
-//! below is an equality. A part skipped, run twice or run without its override would move
-//! log-probabilities by far more than one unit in the last place.
+//! output layer runs on the same rows in the same chunks: whole-sequence scores are identical,
+//! bit for bit (measured: no operator fusion spans a block boundary in these graphs), so those
+//! checks are equalities. A part skipped, run twice or run without its override would move
+//! log-probabilities by far more than one unit in the last place. Continuations are the
+//! exception: the cached path scores them on the key/value cache, the streamed path whole, so
+//! there the two agree to round-off only (as the cached and full-sequence paths do,
+//! tests/kv_cache.rs).
 
 mod common;
 
@@ -67,7 +70,10 @@ fn check(dir: &ModelDir, name: &str) {
     let (b, _) = streamed.score_continuation_groups(&groups).unwrap();
     for (g, (x, y)) in a.iter().zip(&b).enumerate() {
         for (p, q) in x.iter().zip(y) {
-            assert_eq!(p.logprobs, q.logprobs, "{name}: continuation group {g}");
+            // f32 round-off in these 2-3 block fixtures is ~1e-6 (tests/fixture_models.rs); a
+            // wrong position or mask moves log-probabilities by more than 1e-2.
+            let worst = p.logprobs.iter().zip(&q.logprobs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(p.logprobs.len() == q.logprobs.len() && worst < 1e-5, "{name}: continuation group {g}: {worst:e}");
             assert_eq!(p.greedy, q.greedy, "{name}: continuation greedy, group {g}");
         }
     }
