@@ -185,6 +185,7 @@ bench: setup models data
 bench-scale: setup models data
 	cargo build --release --bin polyprune --bin polyprune-scale
 	target/release/polyprune-scale
+	[ "$${SCALE_MEMORY:-1}" = 0 ] || scripts/bench_memory.sh
 
 # Fuzzing (cargo-fuzz, nightly): each target of fuzz/ runs FUZZ_SECONDS from seeds made from the
 # fixtures (fuzz/corpus/, not committed). A crash stops the run; libFuzzer writes the input to

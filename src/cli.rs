@@ -250,6 +250,12 @@ pub enum ModelCommand {
         /// Longest sequence the graph will accept.
         #[arg(long, default_value_t = 8192)]
         max_positions: usize,
+        /// Type the weight matrices are stored in: f32, f16 or bf16 (norms and biases stay
+        /// f32; compute on the CPU is f32). Default: a Hugging Face folder's own dtype; f32
+        /// for GGUF, whose quantized blocks dequantize to values no 16-bit type holds exactly
+        /// (f16/bf16 would round them a second time; choose it to halve the memory).
+        #[arg(long, value_enum)]
+        dtype: Option<ExportDtype>,
     },
     /// Write a model folder (dense, or pruned with `prune --save`) as a Hugging Face folder
     /// that transformers' AutoModelForCausalLM loads; masks travel beside it.
@@ -267,7 +273,13 @@ pub enum ModelCommand {
         dtype: Option<ExportDtype>,
     },
     /// List the prunable linear layers and the inputs of a model folder.
-    Inspect { dir: PathBuf },
+    Inspect {
+        dir: PathBuf,
+        /// Print how the model would run within this memory budget (e.g. 6GiB): resident or
+        /// one block at a time, with the sizes; runs nothing.
+        #[arg(long, value_name = "SIZE")]
+        plan_memory: Option<String>,
+    },
     /// Write a model folder with random weights in a real model's shape (speed and memory
     /// depend on shapes, not trained values): `--list` shows the shapes, `--plan` the sizes.
     Synth {
@@ -290,6 +302,10 @@ pub enum ModelCommand {
         /// Longest sequence the graph will accept.
         #[arg(long, default_value_t = 8192)]
         max_positions: usize,
+        /// Type the weight matrices are stored in: f32, f16 or bf16 (the f32 draw rounded to
+        /// nearest even; norms and biases stay f32).
+        #[arg(long, value_enum, default_value_t = ExportDtype::F32)]
+        dtype: ExportDtype,
         /// Print the parameters per role and the bytes the folder needs; write nothing.
         #[arg(long, alias = "dry-run")]
         plan: bool,
@@ -309,6 +325,16 @@ pub enum ExportDtype {
     F32,
     F16,
     Bf16,
+}
+
+impl ExportDtype {
+    pub fn float_type(self) -> polyprune::runtime::FloatType {
+        match self {
+            ExportDtype::F32 => polyprune::runtime::FloatType::F32,
+            ExportDtype::F16 => polyprune::runtime::FloatType::F16,
+            ExportDtype::Bf16 => polyprune::runtime::FloatType::Bf16,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -338,6 +364,11 @@ pub struct RuntimeArgs {
     /// Execution provider: cpu, or cuda[:N] (needs a build with --features cuda).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Memory budget, e.g. 6GiB or 512MiB (default: the memory the machine has free). The
+    /// model runs resident when it fits, else one block at a time; a budget too small for
+    /// one block with its activations is refused before any work, with the size it needs.
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -11,7 +11,7 @@ use polyprune::analysis::probe::{probe, tokenize, ProbeOptions, ProbeSentence};
 use polyprune::analysis::subspace::{mean_accuracy, retrieval};
 use polyprune::model::weights::WeightStore;
 use polyprune::model::ModelDir;
-use polyprune::runtime::{Graph, GraphSource, Input, RuntimeOptions, WeightOverride};
+use polyprune::runtime::{FloatType, Graph, GraphSource, Input, RuntimeOptions, WeightOverride};
 
 const LANGS: [&str; 4] = ["eng_Latn", "deu_Latn", "fra_Latn", "zho_Hans"];
 const SENTENCES: usize = 10;
@@ -96,7 +96,7 @@ fn probe_on_gemma_matches_a_direct_computation() {
     for row in pruned.chunks_mut(f) {
         row[..f / 2].iter_mut().for_each(|w| *w = 0.0);
     }
-    let overrides = vec![WeightOverride { name: gate_name, shape: vec![640, f], data: Arc::new(pruned.clone()) }];
+    let overrides = vec![WeightOverride { name: gate_name, shape: vec![640, f], data: Arc::new(pruned.clone()), stored: FloatType::F32 }];
     let only_activity = ProbeOptions { layers: vec![], activity: true, batch: 4, runtime: RuntimeOptions::default() };
     let with = probe(&model, &sentences[..SENTENCES], &overrides, &only_activity, |_| {}).unwrap().activity.unwrap();
     let row = &with.active[0][BLOCK * f..(BLOCK + 1) * f];

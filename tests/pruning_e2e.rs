@@ -79,6 +79,7 @@ impl LayerPruner for Recording {
                 name: l.name.clone(),
                 shape: vec![d_in, d_out],
                 data: std::sync::Arc::new(polyprune::model::import::transpose(&data, d_out, d_in)),
+                stored: polyprune::runtime::FloatType::F32,
             });
         }
         Ok(out)

@@ -125,7 +125,10 @@ fn decided_rounds_pair_every_unit_replay_exactly_resume_and_reach_the_report() {
             }
         }
         let i = sequence.interval();
-        assert!((c["lower"].as_f64().unwrap() - i.lower()).abs() < 1e-12 && (c["upper"].as_f64().unwrap() - i.upper()).abs() < 1e-12, "{c}");
+        assert!(
+            (c["lower"].as_f64().unwrap() - i.lower()).abs() < 1e-12 && (c["upper"].as_f64().unwrap() - i.upper()).abs() < 1e-12,
+            "{c}"
+        );
         let mean: f64 = (0..used).map(|k| first[k].1 - second[k].1).sum::<f64>() / used as f64;
         assert!((c["mean_difference"].as_f64().unwrap() - mean).abs() < 1e-12, "{c}");
         match decided_at {

@@ -86,7 +86,7 @@ fn peak_rss_bytes() -> f64 {
 
 fn run_point(p: &Point) -> anyhow::Result<Measured> {
     let model = ModelDir::open(&p.model)?;
-    let runtime = RuntimeOptions { provider: p.device.parse().map_err(anyhow::Error::msg)?, intra_threads: 0 };
+    let runtime = RuntimeOptions { provider: p.device.parse().map_err(anyhow::Error::msg)?, intra_threads: 0, max_memory: None };
     let root = polyprune::util::project_root();
     let spec = CalibrationSpec {
         languages: vec![Language::parse("eng_Latn")?],
@@ -386,7 +386,7 @@ fn compare_logits(dir: &Path, device: &str) -> anyhow::Result<(f64, f64, f64)> {
     let ids: Vec<i64> = (0..rows * len).map(|i| (i as i64 * 7919 + 13) % vocab).collect();
     let graph_file = dir.join(polyprune::model::import::LOGITS_GRAPH_FILE);
     let logits = |provider: &str| -> anyhow::Result<Vec<f32>> {
-        let opts = RuntimeOptions { provider: provider.parse().map_err(anyhow::Error::msg)?, intra_threads: 0 };
+        let opts = RuntimeOptions { provider: provider.parse().map_err(anyhow::Error::msg)?, intra_threads: 0, max_memory: None };
         let mut graph = Graph::load(GraphSource::File(&graph_file), &opts, &[])?;
         let out = graph.run_f32(vec![("input_ids", Input::I64 { shape: vec![rows, len], data: ids.clone() })], &["logits"])?;
         Ok(out.into_iter().next().context("the logits graph returned nothing")?.data)

@@ -48,7 +48,26 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
 
 pub fn runtime_options(args: &RuntimeArgs) -> Result<RuntimeOptions> {
     let provider: ExecutionProvider = args.device.parse().map_err(|e: String| anyhow::anyhow!("--device {e}"))?;
-    Ok(RuntimeOptions { provider, intra_threads: args.threads })
+    let max_memory = args
+        .max_memory
+        .as_deref()
+        .map(polyprune::model::memory::parse_size)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--max-memory: {e}"))?;
+    Ok(RuntimeOptions { provider, intra_threads: args.threads, max_memory })
+}
+
+/// Prints how `model` will run within the budget of `opts` and refuses, before any work, a
+/// budget given with --max-memory that even one block with its activations exceeds.
+pub fn announce_memory_plan(model: &std::path::Path, opts: &RuntimeOptions) -> Result<()> {
+    let Ok(dir) = polyprune::model::ModelDir::open(model) else { return Ok(()) };
+    match polyprune::eval::scorer::memory_plan(&dir, opts)? {
+        Some(Ok(plan)) => eprintln!("{plan}"),
+        Some(Err(e)) if opts.max_memory.is_some() => return Err(e.into()),
+        Some(Err(e)) => eprintln!("memory plan: {e}; running one block at a time"),
+        None => {}
+    }
+    Ok(())
 }
 
 /// The source names with `--text-field`/`--skip-bad-lines` applied to those that are

@@ -30,27 +30,28 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
                 out.display()
             );
         }
-        ModelCommand::Import { source, out, max_positions } => {
+        ModelCommand::Import { source, out, max_positions, dtype } => {
             let spinner = spinner(&format!("importing {}", source.display()));
             let opts = import::ImportOptions { max_positions };
-            let card =
-                if source.is_dir() { hf::import::import_hf(&source, &out, &opts)? } else { import::import_gguf(&source, &out, &opts)? };
+            let dtype = dtype.map(ExportDtype::float_type);
+            let card = if source.is_dir() {
+                hf::import::import_hf_as(&source, &out, &opts, dtype)?
+            } else {
+                import::import_gguf_as(&source, &out, &opts, dtype.unwrap_or_default())?
+            };
             spinner.finish_and_clear();
             println!(
-                "imported {} ({}, {} blocks, {} prunable layers) into {}",
+                "imported {} ({}, {} blocks, {} prunable layers, weights in {}) into {}",
                 card.name,
                 card.architecture,
                 card.blocks,
                 card.layers.len(),
+                card.matrix_type(),
                 out.display()
             );
         }
         ModelCommand::Export { dir, format: ExportFormat::Hf, out, dtype } => {
-            let dtype = dtype.map(|d| match d {
-                ExportDtype::F32 => hf::FloatType::F32,
-                ExportDtype::F16 => hf::FloatType::F16,
-                ExportDtype::Bf16 => hf::FloatType::Bf16,
-            });
+            let dtype = dtype.map(ExportDtype::float_type);
             let spinner = spinner(&format!("exporting {}", dir.display()));
             let r = hf::export::export_hf(&dir, &out, &hf::export::ExportOptions { dtype })?;
             spinner.finish_and_clear();
@@ -65,7 +66,7 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
                 r.out.display()
             );
         }
-        ModelCommand::Inspect { dir } if dir.join(polyprune::model::seq2seq::SEQ2SEQ_CARD_FILE).is_file() => {
+        ModelCommand::Inspect { dir, .. } if dir.join(polyprune::model::seq2seq::SEQ2SEQ_CARD_FILE).is_file() => {
             let folder = polyprune::model::seq2seq::Seq2SeqFolder::open(&dir)?;
             let s = &folder.card.spec;
             println!("model: {} ({}, encoder-decoder)", folder.card.name, s.architecture);
@@ -91,12 +92,23 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             let params: usize = layers.iter().map(|l| l.shape[0] * l.shape[1]).sum();
             println!("{} prunable layers, {} prunable weights", layers.len(), params);
         }
-        ModelCommand::Inspect { dir } => {
+        ModelCommand::Inspect { dir, plan_memory } => {
             let card = ModelDir::card_of(&dir)?;
+            if let Some(size) = plan_memory {
+                let budget = polyprune::model::memory::parse_size(&size).map_err(|e| anyhow::anyhow!("--plan-memory: {e}"))?;
+                let model = ModelDir::open(&dir)?;
+                let opts = polyprune::runtime::RuntimeOptions { max_memory: Some(budget), ..Default::default() };
+                match polyprune::eval::scorer::memory_plan(&model, &opts)? {
+                    Some(plan) => println!("{}", plan?),
+                    None => println!("{}: no decoder spec or per-block graphs; it runs resident only", dir.display()),
+                }
+                return Ok(());
+            }
             let c = &card;
             println!("model: {} ({})", c.name, c.architecture);
             println!("inputs: {}", c.inputs.join(", "));
             println!("vocabulary: {}   blocks: {}   max positions: {}", c.vocab_size, c.blocks, c.max_positions);
+            println!("weights: matrices in {}, norms and biases in f32", c.matrix_type());
             if let Some(o) = &c.synthetic {
                 let blocks = if o.truncated { format!(", first {} of its {} blocks", o.blocks, o.shape_blocks) } else { String::new() };
                 println!("synthetic: shape of {}, random weights (seed {}{blocks}); tokenizer {}", o.like, o.seed, o.tokenizer);
@@ -110,18 +122,25 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             let params: usize = c.layers.iter().map(|l| l.shape[0] * l.shape[1]).sum();
             println!("{} prunable layers, {} prunable weights", c.layers.len(), params);
         }
-        ModelCommand::Synth { like, out, seed, blocks, tokenizer_from, max_positions, plan, list } => {
+        ModelCommand::Synth { like, out, seed, blocks, tokenizer_from, max_positions, dtype, plan, list } => {
             if list {
                 print_shapes();
                 return Ok(());
             }
             let like = like.expect("clap requires --like without --list");
             if plan {
-                println!("{}", synth::plan(&like, blocks, max_positions)?);
+                println!("{}", synth::plan_typed(&like, blocks, max_positions, dtype.float_type())?);
                 return Ok(());
             }
             let out = out.expect("clap requires -o without --list or --plan");
-            let opts = synth::SynthOptions { seed, blocks, tokenizer_from, max_positions, ..synth::SynthOptions::new(&like, &out) };
+            let opts = synth::SynthOptions {
+                seed,
+                blocks,
+                tokenizer_from,
+                max_positions,
+                dtype: dtype.float_type(),
+                ..synth::SynthOptions::new(&like, &out)
+            };
             let report = synth::synthesize(&opts, &mut Bars::default())?;
             let p = &report.plan;
             println!(

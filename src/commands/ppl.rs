@@ -25,6 +25,7 @@ pub fn run(args: PplArgs) -> Result<()> {
         runtime: runtime_options(&args.runtime)?,
         results: args.results,
     };
+    super::announce_memory_plan(&options.model, &options.runtime)?;
     let run = perplexity(&options, &mut Bars::default())?;
     print_ppl(&run.scores, args.format, args.per_line)?;
     eprintln!("results: {}", run.results_dir.display());

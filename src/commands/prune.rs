@@ -67,6 +67,7 @@ pub fn run(args: PruneArgs) -> Result<()> {
         }),
         model: args.model,
     };
+    super::announce_memory_plan(&options.model, &options.runtime)?;
     let outcome = prune(&options, &mut Bars::default())?;
     let calibration = if outcome.calibration.is_empty() { "no calibration".to_string() } else { outcome.calibration.clone() };
     for run in &outcome.runs {

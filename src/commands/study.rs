@@ -139,7 +139,13 @@ impl Observer for Progress {
     }
 }
 
-fn run_study(config_path: &Path, out: Option<PathBuf>, shard: Option<String>, max_cells: Option<usize>, max_rounds: Option<usize>) -> Result<()> {
+fn run_study(
+    config_path: &Path,
+    out: Option<PathBuf>,
+    shard: Option<String>,
+    max_cells: Option<usize>,
+    max_rounds: Option<usize>,
+) -> Result<()> {
     let (config, text) = load(config_path)?;
     let shard: Option<Shard> = shard.map(|s| s.parse()).transpose()?;
     let dir = StudyDir::new(out.unwrap_or_else(|| config.out.clone()));

@@ -36,6 +36,7 @@ pub fn run(args: TasksArgs) -> Result<()> {
         runtime: runtime_options(&args.runtime)?,
         results: args.results,
     };
+    super::announce_memory_plan(&options.model, &options.runtime)?;
     let run = evaluate_tasks(&options, &mut Bars::default())?;
     print_results(&run.results, args.format)?;
     eprintln!("results: {}", run.results_dir.display());

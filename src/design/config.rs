@@ -110,6 +110,8 @@ struct RawStudy {
     device: Option<Spanned<String>>,
     #[serde(default)]
     threads: usize,
+    /// Memory budget of every model run, e.g. "6GiB" (default: the machine's free memory).
+    max_memory: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -415,6 +417,8 @@ pub struct StudyConfig {
     /// `cpu`, `cuda` or `cuda:N`.
     pub device: String,
     pub threads: usize,
+    /// Memory budget in bytes (`max_memory`); `None`: the machine's free memory.
+    pub max_memory: Option<u64>,
     pub models: Vec<ModelSpec>,
     pub methods: Vec<Method>,
     pub targets: Vec<SparsityTarget>,
@@ -454,7 +458,7 @@ impl StudyConfig {
     pub fn runtime(&self) -> RuntimeOptions {
         // `resolve` refused any device that does not parse, so this cannot fall back silently.
         let provider: ExecutionProvider = self.device.parse().expect("study.device was checked when the file was read");
-        RuntimeOptions { provider, intra_threads: self.threads }
+        RuntimeOptions { provider, intra_threads: self.threads, max_memory: self.max_memory }
     }
 
     pub fn model(&self, name: &str) -> Option<&ModelSpec> {
@@ -696,6 +700,12 @@ impl Resolver<'_> {
                 v.to_string()
             }
         };
+        let max_memory = match &raw.study.max_memory {
+            None => None,
+            Some(m) => {
+                Some(crate::model::memory::parse_size(m.get_ref()).map_err(|e| self.err("study.max_memory", m.span(), e.to_string()))?)
+            }
+        };
         let analysis = self.analysis(raw.analysis.unwrap_or_default())?;
         let models = self.models(&raw.models)?;
         let (methods, needs_calibration) = self.methods(&raw.pruning)?;
@@ -730,6 +740,7 @@ impl Resolver<'_> {
             mode,
             device,
             threads: raw.study.threads,
+            max_memory,
             models,
             methods,
             targets,
@@ -1050,7 +1061,11 @@ impl Resolver<'_> {
             },
         };
         if !decided {
-            let stray = [("tasks.margin", raw.margin.as_ref().map(|m| m.span())), ("tasks.alpha", raw.alpha.as_ref().map(|a| a.span())), ("tasks.round", raw.round.as_ref().map(|r| r.span()))];
+            let stray = [
+                ("tasks.margin", raw.margin.as_ref().map(|m| m.span())),
+                ("tasks.alpha", raw.alpha.as_ref().map(|a| a.span())),
+                ("tasks.round", raw.round.as_ref().map(|r| r.span())),
+            ];
             if let Some((key, Some(span))) = stray.into_iter().find(|(_, span)| span.is_some()) {
                 return Err(self.err(key, span, "only used with stop = \"decided\"; add that line or drop this key"));
             }

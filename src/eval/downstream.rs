@@ -151,7 +151,15 @@ pub struct ResultPart {
 
 impl From<TaskResult> for ResultPart {
     fn from(r: TaskResult) -> Self {
-        ResultPart { task: r.task, language: r.language, split: r.split, shots: r.shots, records: r.records, stats: r.stats, seconds: r.seconds }
+        ResultPart {
+            task: r.task,
+            language: r.language,
+            split: r.split,
+            shots: r.shots,
+            records: r.records,
+            stats: r.stats,
+            seconds: r.seconds,
+        }
     }
 }
 

@@ -8,6 +8,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::runtime::FloatType;
+
 use super::onnx::tensor_shape_proto::{dimension, Dimension};
 use super::onnx::{
     data_type, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
@@ -27,6 +29,8 @@ pub struct WeightFile {
     location: String,
     out: BufWriter<File>,
     offset: u64,
+    /// What [`WeightFile::append_weight`] stores matrices in (vectors and tables stay f32).
+    matrix_type: FloatType,
 }
 
 impl WeightFile {
@@ -34,7 +38,41 @@ impl WeightFile {
     pub fn create(dir: &Path, location: &str) -> std::io::Result<Self> {
         let path = dir.join(location);
         let out = BufWriter::with_capacity(1 << 22, File::create(&path)?);
-        Ok(WeightFile { path, location: location.to_string(), out, offset: 0 })
+        Ok(WeightFile { path, location: location.to_string(), out, offset: 0, matrix_type: FloatType::F32 })
+    }
+
+    /// Stores the matrices later appended with [`WeightFile::append_weight`] in `t`.
+    pub fn with_matrix_type(mut self, t: FloatType) -> Self {
+        self.matrix_type = t;
+        self
+    }
+
+    /// The type a model weight of `dims` is stored in: 2-D matrices (embedding, linear layers,
+    /// output layer) in the file's matrix type; vectors (norm gains, biases) in f32, where
+    /// they cost almost nothing and Gemma's folded `1 + w` gains keep their f32 value.
+    pub fn type_of(&self, dims: &[usize]) -> FloatType {
+        if dims.len() == 2 {
+            self.matrix_type
+        } else {
+            FloatType::F32
+        }
+    }
+
+    /// Appends a model weight in [`WeightFile::type_of`] its shape.
+    pub fn append_weight(&mut self, name: &str, dims: &[usize], data: &[f32]) -> std::io::Result<TensorProto> {
+        let t = self.type_of(dims);
+        let mut data = data;
+        self.append_typed_with(name, dims, t, |chunk| {
+            let (now, rest) = data.split_at(chunk.len());
+            chunk.copy_from_slice(now);
+            data = rest;
+        })
+    }
+
+    /// As [`WeightFile::append_f32_with`], for a model weight stored in [`WeightFile::type_of`] its shape.
+    pub fn append_weight_with(&mut self, name: &str, dims: &[usize], fill: impl FnMut(&mut [f32])) -> std::io::Result<TensorProto> {
+        let t = self.type_of(dims);
+        self.append_typed_with(name, dims, t, fill)
     }
 
     pub fn path(&self) -> &Path {
@@ -58,7 +96,18 @@ impl WeightFile {
 
     /// Appends a tensor produced piece by piece: `fill` is handed consecutive chunks of the
     /// tensor (row-major) to write into, so a tensor larger than memory never exists whole.
-    pub fn append_f32_with(&mut self, name: &str, dims: &[usize], mut fill: impl FnMut(&mut [f32])) -> std::io::Result<TensorProto> {
+    pub fn append_f32_with(&mut self, name: &str, dims: &[usize], fill: impl FnMut(&mut [f32])) -> std::io::Result<TensorProto> {
+        self.append_typed_with(name, dims, FloatType::F32, fill)
+    }
+
+    /// As [`WeightFile::append_f32_with`], storing the values in `t` (rounded to nearest even).
+    fn append_typed_with(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        t: FloatType,
+        mut fill: impl FnMut(&mut [f32]),
+    ) -> std::io::Result<TensorProto> {
         let pad = (WEIGHT_ALIGNMENT - self.offset % WEIGHT_ALIGNMENT) % WEIGHT_ALIGNMENT;
         self.out.write_all(&vec![0u8; pad as usize])?;
         self.offset += pad;
@@ -71,18 +120,37 @@ impl WeightFile {
             let n = left.min(chunk.len());
             fill(&mut chunk[..n]);
             bytes.clear();
-            bytes.extend(chunk[..n].iter().flat_map(|v| v.to_le_bytes()));
+            t.narrow_into(&chunk[..n], &mut bytes);
             self.out.write_all(&bytes)?;
             left -= n;
         }
-        let length = (total * 4) as u64;
+        let length = (total * t.bytes()) as u64;
         self.offset += length;
-        Ok(external_tensor(name, dims, data_type::FLOAT, &self.location, start, length))
+        Ok(external_tensor(name, dims, onnx_type(t), &self.location, start, length))
     }
 
     pub fn finish(mut self) -> std::io::Result<()> {
         self.out.flush()?;
         self.out.get_ref().sync_all()
+    }
+}
+
+/// The ONNX element type of a weight format.
+pub fn onnx_type(t: FloatType) -> i32 {
+    match t {
+        FloatType::F32 => data_type::FLOAT,
+        FloatType::F16 => data_type::FLOAT16,
+        FloatType::Bf16 => data_type::BFLOAT16,
+    }
+}
+
+/// The weight format of an ONNX element type, for the three float types weights come in.
+pub fn float_type_of(onnx: i32) -> Option<FloatType> {
+    match onnx {
+        data_type::FLOAT => Some(FloatType::F32),
+        data_type::FLOAT16 => Some(FloatType::F16),
+        data_type::BFLOAT16 => Some(FloatType::Bf16),
+        _ => None,
     }
 }
 

@@ -59,6 +59,10 @@ pub struct ModelCard {
     /// Set for folders imported from a Hugging Face folder: its dtype and token sources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hf: Option<super::hf::HfOrigin>,
+    /// The type the weight matrices are stored in (absent: f32, as every folder written
+    /// before 16-bit weights); vectors are always f32.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_dtype: Option<crate::runtime::FloatType>,
 }
 
 /// Where a synthetic model's shape came from, and how much of it was written.
@@ -77,6 +81,11 @@ pub struct SyntheticOrigin {
 }
 
 impl ModelCard {
+    /// The type the weight matrices are stored in.
+    pub fn matrix_type(&self) -> crate::runtime::FloatType {
+        self.weight_dtype.unwrap_or_default()
+    }
+
     /// The start token to prepend, if the model has any.
     pub fn start_token(&self) -> Option<u32> {
         self.start_token_id.or(self.bos_token_id).or(self.eos_token_id)

@@ -365,6 +365,8 @@ struct Emitter<'a> {
     /// Continuation graph: the new tokens' absolute positions `[B, T]` (as given, -1 for
     /// padding), computed once per graph.
     new_positions: Option<String>,
+    /// The f32 tensor each 16-bit weight was widened to, by weight name.
+    casts: BTreeMap<String, String>,
 }
 
 impl<'a> Emitter<'a> {
@@ -378,6 +380,7 @@ impl<'a> Emitter<'a> {
             cache: None,
             offset: None,
             new_positions: None,
+            casts: BTreeMap::new(),
         }
     }
 
@@ -410,7 +413,19 @@ impl<'a> Emitter<'a> {
 
     fn w(&mut self, name: &str) -> String {
         let t = self.weights.get(name).unwrap_or_else(|| panic!("weight table lacks {name}"));
-        self.g.initializer(t.clone())
+        let stored = self.g.initializer(t.clone());
+        if t.data_type == Some(data_type::FLOAT) {
+            return stored;
+        }
+        // A 16-bit weight is widened once per graph; the graph computes in f32 (ONNX Runtime
+        // folds the Cast into the session's own f32 copy when it loads the graph).
+        if let Some(widened) = self.casts.get(name) {
+            return widened.clone();
+        }
+        let widened = format!("{name}.f32");
+        self.g.op_named("Cast", &[&stored], &widened, vec![A::int("to", i64::from(data_type::FLOAT))]);
+        self.casts.insert(name.to_string(), widened.clone());
+        widened
     }
 
     /// The model's norm over the last axis, times `weight`; the result is named `out` when given.

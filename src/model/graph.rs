@@ -203,6 +203,7 @@ pub fn card_of_model(model: &ModelProto, path: &Path, name: String) -> Result<Mo
         parts: None,
         synthetic: None,
         hf: None,
+        weight_dtype: None,
     })
 }
 

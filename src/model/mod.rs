@@ -15,6 +15,7 @@ pub mod gradient;
 pub mod graph;
 pub mod hf;
 pub mod import;
+pub mod memory;
 pub mod onnx;
 pub mod rope;
 pub mod seq2seq;
@@ -131,9 +132,14 @@ impl ModelDir {
 
     /// A stable identity for provenance: the source checksum for imports, else the graph's.
     pub fn identity(&self) -> String {
-        match &self.card.source {
+        let base = match &self.card.source {
             Some(s) => format!("{}:{}", s.file, &s.sha256[..16.min(s.sha256.len())]),
             None => format!("{}:{}", self.card.graph, self.dir.display()),
+        };
+        // The same checkpoint stored in 16 bits holds other weights: another identity.
+        match self.card.matrix_type() {
+            crate::runtime::FloatType::F32 => base,
+            t => format!("{base}:{t}"),
         }
     }
 }

@@ -28,6 +28,7 @@ use super::import::{self, TOKENIZER_FILE, WEIGHTS_FILE};
 use super::rope::RopeScaling;
 use super::ModelError;
 use crate::progress::Progress;
+use crate::runtime::FloatType;
 
 /// The architecture family of a shape: which switches of [`DecoderSpec`] it sets.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -313,6 +314,8 @@ pub struct SynthOptions {
     pub tokenizer_from: Option<PathBuf>,
     /// Cap on the rotary tables' length, as `model import --max-positions`.
     pub max_positions: usize,
+    /// The type the weight matrices are stored in (`--dtype`); vectors stay f32.
+    pub dtype: FloatType,
 }
 
 impl SynthOptions {
@@ -324,6 +327,7 @@ impl SynthOptions {
             blocks: None,
             tokenizer_from: None,
             max_positions: import::ImportOptions::default().max_positions,
+            dtype: FloatType::F32,
         }
     }
 }
@@ -347,7 +351,10 @@ pub struct SynthPlan {
     pub roles: Vec<RoleSize>,
     /// Parameters written (the rotary tables are not parameters).
     pub params: u64,
-    /// The weight file's size: every tensor in f32, aligned, plus the rotary tables.
+    /// The type the matrices are stored in.
+    pub dtype: FloatType,
+    /// The weight file's size: every matrix in `dtype`, every vector in f32, aligned, plus
+    /// the rotary tables.
     pub weight_bytes: u64,
     /// Space the folder needs: the weights plus the graph files.
     pub disk_bytes: u64,
@@ -460,6 +467,11 @@ impl Shape {
 
 /// The plan for a shape, without writing anything: `model synth --plan`.
 pub fn plan(like: &str, blocks: Option<usize>, max_positions: usize) -> Result<SynthPlan, ModelError> {
+    plan_typed(like, blocks, max_positions, FloatType::F32)
+}
+
+/// As [`plan`], with the matrices stored in `dtype`.
+pub fn plan_typed(like: &str, blocks: Option<usize>, max_positions: usize, dtype: FloatType) -> Result<SynthPlan, ModelError> {
     let shape = shape(like)?;
     let spec = shape.spec(blocks, max_positions)?;
     let weights = spec.weight_shapes();
@@ -470,7 +482,8 @@ pub fn plan(like: &str, blocks: Option<usize>, max_positions: usize) -> Result<S
     for (name, dims) in &weights {
         let role = role_of(name, &linear);
         let params: u64 = dims.iter().map(|&d| d as u64).product();
-        weight_bytes = aligned(weight_bytes) + params * 4;
+        let width = if dims.len() == 2 { dtype.bytes() } else { 4 } as u64;
+        weight_bytes = aligned(weight_bytes) + params * width;
         match roles.iter_mut().find(|r| r.role == role) {
             Some(r) => {
                 r.tensors += 1;
@@ -485,7 +498,7 @@ pub fn plan(like: &str, blocks: Option<usize>, max_positions: usize) -> Result<S
     let params = roles.iter().map(|r| r.params).sum();
     // Graphs reference the weights, so each is small; a margin covers them and the tokenizer.
     let disk_bytes = weight_bytes + GRAPH_MARGIN_BYTES + spec.blocks as u64 * GRAPH_MARGIN_PER_BLOCK;
-    Ok(SynthPlan { like: shape.name.into(), shape_blocks: shape.blocks, spec, roles, params, weight_bytes, disk_bytes })
+    Ok(SynthPlan { like: shape.name.into(), shape_blocks: shape.blocks, spec, roles, params, dtype, weight_bytes, disk_bytes })
 }
 
 /// Room reserved for the graphs, tokenizer and card beyond the weight file.
@@ -526,9 +539,12 @@ impl std::fmt::Display for SynthPlan {
             if s.tied_output { "yes" } else { "no" },
             s.max_positions
         )?;
-        writeln!(f, "{:<10} {:>8} {:>16} {:>12}", "role", "tensors", "parameters", "f32 bytes")?;
+        let bytes_header = format!("{} bytes", self.dtype);
+        writeln!(f, "{:<10} {:>8} {:>16} {:>12}", "role", "tensors", "parameters", bytes_header)?;
+        // Norms and biases are vectors, stored in f32 whatever the matrices' type.
+        let width = |role: &str| if role == "norms" || role == "biases" { 4 } else { self.dtype.bytes() as u64 };
         for r in &self.roles {
-            writeln!(f, "{:<10} {:>8} {:>16} {:>12}", r.role, r.tensors, r.params, human_bytes(r.params * 4))?;
+            writeln!(f, "{:<10} {:>8} {:>16} {:>12}", r.role, r.tensors, r.params, human_bytes(r.params * width(&r.role)))?;
         }
         writeln!(
             f,
@@ -536,7 +552,7 @@ impl std::fmt::Display for SynthPlan {
             "total",
             self.roles.iter().map(|r| r.tensors).sum::<usize>(),
             self.params,
-            human_bytes(self.params * 4)
+            human_bytes(self.roles.iter().map(|r| r.params * width(&r.role)).sum())
         )?;
         write!(f, "weight file {} (with rotary tables); needs {} on disk", human_bytes(self.weight_bytes), human_bytes(self.disk_bytes))
     }
@@ -560,12 +576,12 @@ fn human_bytes(b: u64) -> String {
 /// Writes a synthetic model folder at `opts.out` (replaced atomically when it exists).
 pub fn synthesize(opts: &SynthOptions, progress: &mut dyn Progress) -> Result<SynthReport, ModelError> {
     let shape = shape(&opts.like)?;
-    let plan = plan(&opts.like, opts.blocks, opts.max_positions)?;
+    let plan = plan_typed(&opts.like, opts.blocks, opts.max_positions, opts.dtype)?;
     check_free_space(&plan, &opts.out)?;
     let tokenizer = TokenizerSource::resolve(shape, opts)?;
     let staged = crate::util::StagedDir::begin(&opts.out).map_err(|e| ModelError::io(&opts.out, e))?;
     let dir = staged.path();
-    let weights = write_weights(shape, &plan.spec, opts.seed, dir, progress)?;
+    let weights = write_weights(shape, &plan.spec, opts.seed, opts.dtype, dir, progress)?;
     progress.stage("writing graphs", 0);
     let parts = import::write_graphs(&plan.spec, &weights, dir)?;
     progress.finish();
@@ -581,7 +597,8 @@ pub fn synthesize(opts: &SynthOptions, progress: &mut dyn Progress) -> Result<Sy
     let spec = plan.spec.clone();
     let source = SourceFile { file: format!("synth:{}", shape.name), sha256: identity_hash(&origin, &spec) };
     let tokens = import::SpecialTokens { bos, eos, start: bos.or(eos) };
-    let card = import::decoder_card(card_name(&origin), source, spec, parts, tokens, Some(origin));
+    let mut card = import::decoder_card(card_name(&origin), source, spec, parts, tokens, Some(origin));
+    card.weight_dtype = import::card_dtype(opts.dtype);
     card.write(dir)?;
     staged.commit().map_err(|e| ModelError::io(&opts.out, e))?;
     Ok(SynthReport { out: opts.out.clone(), card, plan, tokenizer: tokenizer_label })
@@ -667,10 +684,19 @@ fn logit_scale_of(shape: &Shape) -> f32 {
     }
 }
 
-fn write_weights(shape: &Shape, spec: &DecoderSpec, seed: u64, dir: &Path, progress: &mut dyn Progress) -> Result<WeightTable, ModelError> {
+fn write_weights(
+    shape: &Shape,
+    spec: &DecoderSpec,
+    seed: u64,
+    dtype: FloatType,
+    dir: &Path,
+    progress: &mut dyn Progress,
+) -> Result<WeightTable, ModelError> {
     let path = dir.join(WEIGHTS_FILE);
     let io = |e| ModelError::io(&path, e);
-    let mut file = WeightFile::create(dir, WEIGHTS_FILE).map_err(io)?;
+    // A 16-bit folder holds the f32 draw rounded to nearest even: the same model as the f32
+    // folder of the seed, rounded once.
+    let mut file = WeightFile::create(dir, WEIGHTS_FILE).map_err(io)?.with_matrix_type(dtype);
     let mut table = WeightTable::new();
     let shapes = spec.weight_shapes();
     let total: u64 = shapes.iter().map(|(_, d)| d.iter().product::<usize>() as u64).sum();
@@ -683,7 +709,7 @@ fn write_weights(shape: &Shape, spec: &DecoderSpec, seed: u64, dir: &Path, progr
         // Uniform on [mean - a, mean + a) has standard deviation a / sqrt(3).
         let half_width = init.std * 3f32.sqrt();
         let t = file
-            .append_f32_with(&name, &dims, |chunk| {
+            .append_weight_with(&name, &dims, |chunk| {
                 for v in chunk.iter_mut() {
                     // 24 random bits: every value exactly representable in f32.
                     let u = (rng.next_u32() >> 8) as f32 * (1.0 / (1u32 << 24) as f32);
@@ -885,6 +911,21 @@ mod tests {
         old.as_object_mut().unwrap().remove("rope_scaling");
         let read: DecoderSpec = serde_json::from_value(old).unwrap();
         assert_eq!(read.rotary(1), crate::model::rope::Rotary::plain(500_000.0));
+    }
+
+    /// A 16-bit plan stores the matrices in two bytes each and the vectors in four: the
+    /// weight file shrinks by exactly two bytes per matrix parameter (alignment padding aside,
+    /// at most 63 bytes a tensor).
+    #[test]
+    fn a_16_bit_plan_halves_the_matrices_only() {
+        let full = plan_typed("llama-3-8b", None, 4096, FloatType::F32).unwrap();
+        let half = plan_typed("llama-3-8b", None, 4096, FloatType::Bf16).unwrap();
+        let matrix_params: u64 =
+            full.spec.weight_shapes().iter().filter(|(_, d)| d.len() == 2).map(|(_, d)| d.iter().product::<usize>() as u64).sum();
+        let tensors = full.spec.weight_shapes().len() as u64 + 2;
+        let saved = full.weight_bytes - half.weight_bytes;
+        assert!(saved.abs_diff(2 * matrix_params) <= 64 * tensors, "saved {saved}, matrices {matrix_params}");
+        assert!(half.to_string().contains("bf16 bytes"), "{half}");
     }
 
     #[test]

@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use super::builder::float_type_of;
 use super::decoder::LinearLayer;
 use super::import::transpose;
-use super::onnx::{data_type, ModelProto, TensorProto};
+use super::onnx::{ModelProto, TensorProto};
 use super::{graph, ModelError};
+use crate::runtime::{FloatType, WeightOverride};
 
 /// Where one initializer's bytes are.
 #[derive(Clone, Debug)]
@@ -34,10 +36,12 @@ fn location(dir: &Path, graph_file: &str, t: &TensorProto) -> Result<Location, M
             .transpose()
     };
     let file = t.external_entry("location").ok_or_else(|| bad("external data without a location".into()))?;
-    let size = t.element_count().ok_or_else(|| bad(format!("dims {:?} are no tensor shape", t.dims)))? as u64 * 4;
+    let float = t.data_type.and_then(float_type_of);
+    let width = float.map_or(4, FloatType::bytes) as u64;
+    let size = t.element_count().ok_or_else(|| bad(format!("dims {:?} are no tensor shape", t.dims)))? as u64 * width;
     let length = number("length")?.unwrap_or(size);
     // Only float tensors are read or rewritten; others need only a well-formed entry.
-    if t.data_type == Some(data_type::FLOAT) && length != size {
+    if float.is_some() && length != size {
         return Err(bad(format!("external data length {length} bytes, but its shape {:?} needs {size}", t.dims)));
     }
     Ok(Location::External { file: dir.join(file), offset: number("offset")?.unwrap_or(0), length })
@@ -66,6 +70,18 @@ impl WeightStore {
         &self.model.graph.as_ref().expect("graph").initializer[i]
     }
 
+    /// The type the folder stores initializer `name` in (f32 when it has none of the three).
+    pub fn stored_type(&self, name: &str) -> FloatType {
+        self.index.get(name).and_then(|(i, _)| self.tensor(*i).data_type).and_then(float_type_of).unwrap_or(FloatType::F32)
+    }
+
+    /// The override that puts `[out][in]` rows into the graph in place of `layer`'s weights,
+    /// in the layout and type the folder stores them in.
+    pub fn override_of(&self, layer: &LinearLayer, rows: Vec<f32>) -> WeightOverride {
+        let (shape, data) = stored_layout(layer, rows);
+        WeightOverride { name: layer.name.clone(), shape, data: std::sync::Arc::new(data), stored: self.stored_type(&layer.name) }
+    }
+
     /// A linear layer's weights as `[out][in]` rows, the layout the pruning maths and the
     /// papers use, whichever way the graph stores them (imported graphs keep `[in][out]`).
     pub fn read_rows(&self, layer: &LinearLayer) -> Result<Vec<f32>, ModelError> {
@@ -79,31 +95,36 @@ impl WeightStore {
         let unusable = |reason: String| ModelError::Unusable { path: self.dir.clone(), reason };
         let (i, loc) = self.index.get(name).ok_or_else(|| unusable(format!("no initializer named '{name}'")))?;
         let t = self.tensor(*i);
-        if t.data_type != Some(data_type::FLOAT) {
-            return Err(unusable(format!("initializer '{name}' is not float32 (type {})", t.data_type())));
-        }
+        let Some(stored) = t.data_type.and_then(float_type_of) else {
+            return Err(unusable(format!("initializer '{name}' is not float32, float16 or bfloat16 (type {})", t.data_type())));
+        };
         let n =
             t.element_count().ok_or_else(|| unusable(format!("initializer '{name}' has dims {:?}, which is no tensor shape", t.dims)))?;
         match loc {
-            Location::Inline if !t.float_data.is_empty() => Ok(t.float_data.clone()),
+            Location::Inline if stored == FloatType::F32 && !t.float_data.is_empty() => Ok(t.float_data.clone()),
+            // ONNX keeps inline 16-bit values in int32_data, one per entry, when not in raw_data.
+            Location::Inline if stored != FloatType::F32 && !t.int32_data.is_empty() => {
+                let bytes: Vec<u8> = t.int32_data.iter().flat_map(|&v| (v as u16).to_le_bytes()).collect();
+                Ok(stored.widen(&bytes))
+            }
             Location::Inline => {
                 let bytes = t.raw_data.as_deref().unwrap_or_default();
-                if bytes.len() != n * 4 {
+                if bytes.len() != n * stored.bytes() {
                     return Err(unusable(format!(
                         "initializer '{name}' holds {} bytes, but its shape {:?} needs {}",
                         bytes.len(),
                         t.dims,
-                        n * 4
+                        n * stored.bytes()
                     )));
                 }
-                Ok(le_f32(bytes))
+                Ok(stored.widen(bytes))
             }
             Location::External { file, offset, length } => {
                 let mut f = std::fs::File::open(file).map_err(|e| ModelError::io(file, e))?;
                 f.seek(SeekFrom::Start(*offset)).map_err(|e| ModelError::io(file, e))?;
                 let mut buf = vec![0u8; *length as usize];
                 f.read_exact(&mut buf).map_err(|e| ModelError::io(file, e))?;
-                Ok(le_f32(&buf))
+                Ok(stored.widen(&buf))
             }
         }
     }
@@ -134,7 +155,10 @@ impl WeightStore {
                     reason: format!("replacement for '{name}' has {} values, the initializer {expected:?}", values.len()),
                 });
             }
-            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            // Written back in the type the folder stores it in: a pruned zero stays exactly
+            // zero, and values read from a 16-bit weight come back bit for bit.
+            let stored = self.tensor(*i).data_type.and_then(float_type_of).unwrap_or(FloatType::F32);
+            let bytes = stored.narrow(values);
             match loc {
                 Location::External { file, offset, .. } => {
                     let target = out.join(file.file_name().unwrap_or_default());
@@ -145,6 +169,7 @@ impl WeightStore {
                 Location::Inline => {
                     let t = &mut model.graph.as_mut().expect("graph").initializer[*i];
                     t.float_data.clear();
+                    t.int32_data.clear();
                     t.raw_data = Some(bytes);
                     inline_changed = true;
                 }
@@ -156,10 +181,6 @@ impl WeightStore {
         }
         Ok(())
     }
-}
-
-fn le_f32(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
 /// `[out][in]` rows of a linear layer back in the layout its graph stores, with that shape.
@@ -175,7 +196,7 @@ pub fn stored_layout(layer: &LinearLayer, rows: Vec<f32>) -> (Vec<usize>, Vec<f3
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::onnx::{GraphProto, StringStringEntryProto, DATA_LOCATION_EXTERNAL};
+    use crate::model::onnx::{data_type, GraphProto, StringStringEntryProto, DATA_LOCATION_EXTERNAL};
 
     /// A model folder with one external float tensor of 4 values whose entries are `entries`.
     fn folder(entries: &[(&str, &str)]) -> tempfile::TempDir {
@@ -205,6 +226,38 @@ mod tests {
         // Offset and length are optional in ONNX (0 and the tensor's size).
         let dir = folder(&[("location", "weights.bin")]);
         assert_eq!(WeightStore::open(dir.path(), "model.onnx").unwrap().read("w").unwrap(), vec![0.0, 0.0, 1.0, 2.0]);
+    }
+
+    /// A 16-bit weight reads widened, and saving pruned values writes them back in its type:
+    /// zeros as zero bits, kept values bit for bit, the initializer's type unchanged.
+    #[test]
+    fn half_weights_read_widened_and_save_in_their_type() {
+        for t in [FloatType::F16, FloatType::Bf16] {
+            let dir = tempfile::tempdir().unwrap();
+            let values = [1.5f32, -0.25, 3.0, 0.125];
+            std::fs::write(dir.path().join("weights.bin"), t.narrow(&values)).unwrap();
+            let tensor = TensorProto {
+                name: Some("w".into()),
+                dims: vec![2, 2],
+                data_type: Some(crate::model::builder::onnx_type(t)),
+                data_location: Some(DATA_LOCATION_EXTERNAL),
+                external_data: vec![StringStringEntryProto { key: Some("location".into()), value: Some("weights.bin".into()) }],
+                ..Default::default()
+            };
+            let model = ModelProto { graph: Some(GraphProto { initializer: vec![tensor], ..Default::default() }), ..Default::default() };
+            std::fs::write(dir.path().join("model.onnx"), prost::Message::encode_to_vec(&model)).unwrap();
+            let store = WeightStore::open(dir.path(), "model.onnx").unwrap();
+            assert_eq!(store.read("w").unwrap(), values.to_vec(), "{t}");
+            assert_eq!(store.stored_type("w"), t);
+            let out = tempfile::tempdir().unwrap();
+            store.save_with(out.path(), &[("w".into(), &[0.0, -0.25, 0.0, 0.125])]).unwrap();
+            let bytes = std::fs::read(out.path().join("weights.bin")).unwrap();
+            assert_eq!(bytes.len(), 8, "{t}: still two bytes a weight");
+            assert_eq!(&bytes[..2], &[0, 0], "{t}: a pruned weight is exactly zero");
+            let saved = WeightStore::open(out.path(), "model.onnx").unwrap();
+            assert_eq!(saved.read("w").unwrap(), vec![0.0, -0.25, 0.0, 0.125]);
+            assert_eq!(saved.stored_type("w"), t);
+        }
     }
 
     #[test]

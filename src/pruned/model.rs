@@ -18,7 +18,7 @@ use crate::prune::snip::snip_keep_scores;
 use crate::prune::{
     saliency_masks, InputStatistics, LinearWeight, Mask, Method, SaliencyScope, ScoredLayer, SparsityReport, SparsityTarget, StatisticsNeed,
 };
-use crate::runtime::WeightOverride;
+use crate::runtime::{FloatType, WeightOverride};
 
 /// Which layers to prune: all prunable layers, narrowed by name/role filters.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -91,13 +91,14 @@ fn prune_layer(
         result.mask.apply(&mut new)?;
     }
     let report = SparsityReport::new(&layer.name, target, &result.mask, &new).with_damping(result.damping);
-    Ok((weight_override(layer, new), PrunedLayerOutput { layer: layer.clone(), mask: result.mask, report }))
+    Ok((store.override_of(layer, new), PrunedLayerOutput { layer: layer.clone(), mask: result.mask, report }))
 }
 
-/// The override that puts `[out][in]` rows into the graph in place of the layer's weights.
-pub(super) fn weight_override(layer: &LinearLayer, rows: Vec<f32>) -> WeightOverride {
+/// The override that puts `[out][in]` rows into the graph in place of the layer's weights,
+/// in the type the folder stores them in.
+pub(super) fn weight_override(layer: &LinearLayer, rows: Vec<f32>, stored: FloatType) -> WeightOverride {
     let (shape, data) = stored_layout(layer, rows);
-    WeightOverride { name: layer.name.clone(), shape, data: std::sync::Arc::new(data) }
+    WeightOverride { name: layer.name.clone(), shape, data: std::sync::Arc::new(data), stored }
 }
 
 /// Whether a method scores with the model's gradients (SNIP, GraSP).
@@ -156,7 +157,7 @@ fn prune_by_saliency(
         let mut data = weight.into_data();
         mask.apply(&mut data)?;
         let report = SparsityReport::new(&layer.name, job.target, &mask, &data);
-        overrides.push(weight_override(&layer, data));
+        overrides.push(weight_override(&layer, data, model.card.matrix_type()));
         outputs.push(PrunedLayerOutput { layer, mask, report });
     }
     let timings = CaptureTimings {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{weight_override, PrunedModel};
+use super::model::PrunedModel;
 use crate::model::weights::WeightStore;
 use crate::model::{ModelDir, ModelError};
 use crate::prune::{Mask, Method, SparsityReport};
@@ -90,7 +90,7 @@ pub fn overrides_from_masks(model: &ModelDir, masks: &[(MaskEntry, Mask)]) -> Re
             })?;
             let mut rows = store.read_rows(layer)?;
             mask.apply(&mut rows).map_err(|e| ModelError::Unusable { path: model.dir.clone(), reason: e.to_string() })?;
-            Ok(weight_override(layer, rows))
+            Ok(store.override_of(layer, rows))
         })
         .collect()
 }

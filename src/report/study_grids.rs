@@ -188,7 +188,14 @@ impl Builder<'_> {
     }
 
     /// The notes every grid of a condition carries: spread, bold, marks.
-    fn notes(&self, grid: &Grid, condition: &Condition, units: &str, value_note: Option<String>, sequential: Option<String>) -> Vec<String> {
+    fn notes(
+        &self,
+        grid: &Grid,
+        condition: &Condition,
+        units: &str,
+        value_note: Option<String>,
+        sequential: Option<String>,
+    ) -> Vec<String> {
         let mut notes = Vec::new();
         if let Some(v) = value_note {
             notes.push(v);
@@ -425,7 +432,8 @@ fn stopped_note(d: &Decisions, task: &str, languages: &[String], name: impl Fn(&
         .filter_map(|l| {
             let set = d.sets.iter().find(|s| s.evaluation == task_set(task, l))?;
             let undecided = set.comparisons.iter().filter(|c| c.decided_after.is_none()).count();
-            let tail = if undecided == 0 { String::new() } else { format!(", {undecided} of {} comparisons undecided", set.comparisons.len()) };
+            let tail =
+                if undecided == 0 { String::new() } else { format!(", {undecided} of {} comparisons undecided", set.comparisons.len()) };
             Some(format!("{} {} of {}{tail}", name(l), set.examples, set.available))
         })
         .collect();

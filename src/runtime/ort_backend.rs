@@ -12,7 +12,7 @@ use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights, SessionBui
 use ort::session::{OutputSelector, RunOptions, Session};
 use ort::value::{DynValue, Tensor};
 
-use super::WeightOverride;
+use super::{FloatType, WeightOverride};
 
 /// The ONNX Runtime release the `ort` binding was built against (API 24).
 pub const ORT_VERSION: &str = "1.31.1";
@@ -74,11 +74,14 @@ pub struct RuntimeOptions {
     pub provider: ExecutionProvider,
     /// Threads ONNX Runtime uses inside one operator; 0 = one per core.
     pub intra_threads: usize,
+    /// Memory budget in bytes (`--max-memory`); `None`: the memory the machine has free.
+    /// Loading a model plans within it (`model::memory`).
+    pub max_memory: Option<u64>,
 }
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeOptions { provider: ExecutionProvider::Cpu, intra_threads: 0 }
+        RuntimeOptions { provider: ExecutionProvider::Cpu, intra_threads: 0, max_memory: None }
     }
 }
 
@@ -299,8 +302,16 @@ fn override_values(overrides: &[WeightOverride], label: &str) -> Result<Vec<(Str
         .iter()
         .map(|w| {
             let shape: Vec<i64> = w.shape.iter().map(|&d| d as i64).collect();
-            let tensor = Tensor::from_array((shape, w.data.as_ref().clone())).map_err(ort_err("build a weight tensor", label))?;
-            Ok((w.name.clone(), Arc::new(tensor.into_dyn())))
+            let value =
+                match w.stored {
+                    FloatType::F32 => Tensor::from_array((shape, w.data.as_ref().clone())).map(Tensor::into_dyn),
+                    FloatType::F16 => Tensor::from_array((shape, w.data.iter().map(|&v| half::f16::from_f32(v)).collect::<Vec<_>>()))
+                        .map(Tensor::into_dyn),
+                    FloatType::Bf16 => Tensor::from_array((shape, w.data.iter().map(|&v| half::bf16::from_f32(v)).collect::<Vec<_>>()))
+                        .map(Tensor::into_dyn),
+                }
+                .map_err(ort_err("build a weight tensor", label))?;
+            Ok((w.name.clone(), Arc::new(value)))
         })
         .collect()
 }

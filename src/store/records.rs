@@ -268,4 +268,3 @@ pub struct Decisions {
     pub sequence: String,
     pub sets: Vec<SetDecisions>,
 }
-

@@ -247,8 +247,13 @@ impl StudyDir {
     }
     pub fn write_pruned_weights(&self, cell: &str, weights: &[WeightOverride]) -> Result<(), StoreError> {
         let path = self.weights_file(cell);
-        let views: Vec<(String, F32View)> = weights.iter().map(|w| (w.name.clone(), F32View { shape: w.shape.clone(), data: w.data.clone() })).collect();
-        let bytes = safetensors::tensor::serialize(views, None).map_err(|e| StoreError::Write { path: path.clone(), source: std::io::Error::other(e) })?;
+        let views: Vec<(String, F32View)> =
+            weights.iter().map(|w| (w.name.clone(), F32View { shape: w.shape.clone(), data: w.data.clone() })).collect();
+        // The values are kept in f32; the type the graph stores each in travels as metadata.
+        let stored: std::collections::HashMap<String, String> =
+            weights.iter().map(|w| (w.name.clone(), w.stored.flag_name().to_string())).collect();
+        let bytes = safetensors::tensor::serialize(views, Some(stored))
+            .map_err(|e| StoreError::Write { path: path.clone(), source: std::io::Error::other(e) })?;
         write_bytes(&path, &bytes)
     }
     pub fn read_pruned_weights(&self, cell: &str) -> Result<Vec<WeightOverride>, StoreError> {
@@ -256,13 +261,19 @@ impl StudyDir {
         let bytes = std::fs::read(&path).map_err(|source| StoreError::Read { path: path.clone(), source })?;
         let malformed = |message: String| StoreError::Malformed { path: path.clone(), message, rerun: "`polyprune study run`" };
         let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| malformed(e.to_string()))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| malformed(e.to_string()))?;
+        let stored = header.metadata().clone().unwrap_or_default();
         let mut out = Vec::new();
         for (name, view) in file.tensors() {
             if view.dtype() != safetensors::Dtype::F32 {
                 return Err(malformed(format!("tensor {name} is {:?}, not F32", view.dtype())));
             }
             let data: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-            out.push(WeightOverride { name, shape: view.shape().to_vec(), data: std::sync::Arc::new(data) });
+            let stored = match stored.get(&name) {
+                Some(tag) => tag.parse().map_err(|e: String| malformed(format!("tensor {name}: {e}")))?,
+                None => return Err(malformed(format!("tensor {name} has no stored type in the metadata"))),
+            };
+            out.push(WeightOverride { name, shape: view.shape().to_vec(), data: std::sync::Arc::new(data), stored });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)

@@ -39,8 +39,8 @@ use crate::analysis::significance::StudyCell;
 use crate::design::{Cell, DecidedStop, Grid, StudyConfig};
 use crate::eval::{downstream, ResultPart, Scorer, TaskResult};
 use crate::model::ModelDir;
-use crate::store::{ComparisonDecision, Decisions, Provenance, SetDecisions, StudyDir, Unit};
 use crate::stats::BettingConfidenceSequence;
+use crate::store::{ComparisonDecision, Decisions, Provenance, SetDecisions, StudyDir, Unit};
 use crate::tasks::{LoadedTask, TaskItems};
 use crate::workflow::gate::Decision;
 
@@ -360,7 +360,12 @@ fn load_scorer(config: &StudyConfig, dir: &StudyDir, unit: &Unit) -> Result<Scor
 }
 
 /// Each unit's task files, as a full study writes them, on the examples the rounds used.
-fn write_unit_results(config: &StudyConfig, dir: &StudyDir, units: &[Unit], parts: Vec<BTreeMap<String, ResultPart>>) -> Result<(), UnitError> {
+fn write_unit_results(
+    config: &StudyConfig,
+    dir: &StudyDir,
+    units: &[Unit],
+    parts: Vec<BTreeMap<String, ResultPart>>,
+) -> Result<(), UnitError> {
     for (unit, kept) in units.iter().zip(parts) {
         let spec = config.model(unit.model()).expect("unit of a listed model");
         let model = ModelDir::open(&spec.path)?;

@@ -21,8 +21,8 @@ use serde::Serialize;
 
 use super::shard::Shard;
 use crate::calibrate::{CalibrationError, CalibrationSet, CaptureMode, CaptureOptions};
-use crate::design::{StopRule, StudyConfig};
 use crate::design::{Cell, DenseBaseline, Grid};
+use crate::design::{StopRule, StudyConfig};
 use crate::eval::{downstream, LanguageScore, Scorer, ScorerError, TaskEvalError, TaskResult, TextSet};
 use crate::model::{ModelDir, ModelError};
 use crate::prune::StatisticsNeed;

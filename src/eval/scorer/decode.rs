@@ -67,6 +67,12 @@ impl Scorer {
         }
         let (next, cost) = if matches!(self.engine, Engine::Full(_)) {
             self.greedy_step_whole(batch)?
+        } else if matches!(self.engine, Engine::Streamed(_)) {
+            // No cache on the streamed path: every step runs the rows whole, one part at a time.
+            let seqs: Vec<&[u32]> = batch.rows.iter().map(|r| r.as_slice()).collect();
+            let scored = self.score_streamed(&seqs, true, true)?;
+            let next = scored.iter().map(|s| *s.greedy.last().expect("every row has its last position")).collect();
+            (next, Cost { runs: 1, tokens: seqs.iter().map(|s| s.len()).sum() })
         } else {
             let Engine::Cached(g) = &mut self.engine else { unreachable!("checked above") };
             let (hidden, rows, cost) = match batch.cache.take() {

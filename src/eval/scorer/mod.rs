@@ -11,6 +11,9 @@
 //!   generation feeds one new token per step against the cache ([`Scorer::greedy_step`]).
 //! * **Full-sequence** (exported graphs polyprune did not build): each sequence runs whole
 //!   through the graph's `token_logprobs`/`argmax` heads, as right-padded batches.
+//! * **Streamed** (chosen when the model does not fit the memory budget): the embedding,
+//!   each block and the output layer are loaded one at a time and every batch passes a part
+//!   before the next part is loaded ([`streamed`]).
 //!
 //! Sequences are grouped into right-padded batches of similar length (so padding wastes
 //! little). Causal attention keeps padding from reaching real positions, and only real
@@ -19,6 +22,7 @@
 mod continuations;
 mod decode;
 mod head;
+mod streamed;
 
 pub use continuations::ContinuationGroup;
 pub use decode::DecodeBatch;
@@ -28,6 +32,7 @@ use tokenizers::Tokenizer;
 use crate::model::decoder::{past_name, present_name};
 use crate::model::decoder::{KEY_POSITIONS, PAST_ROWS};
 use crate::model::import::{ensure_cached_graphs, CONTINUATION_GRAPH_FILE, HEAD_GRAPH_FILE, PREFIX_GRAPH_FILE};
+use crate::model::memory::{self, MemoryError, MemoryPlan, Residency};
 use crate::model::{graph, ModelDir, ModelError};
 use crate::runtime::{Arena, Graph, GraphSource, Input, OutputView, RuntimeError, RuntimeOptions, SharedWeights, Value, WeightOverride};
 
@@ -50,6 +55,31 @@ pub enum ScorerError {
     Tokenizer { path: std::path::PathBuf, message: String },
     #[error("the text is empty after tokenization ({what}); give non-empty text")]
     EmptyText { what: String },
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+}
+
+/// Default batch of the scorer, and the most token positions one call carries from part to
+/// part on the streamed path (64 documents of a 512-token window), as the plan assumes them.
+const PLAN_BATCH_TOKENS: usize = 2048;
+const PLAN_CONTEXT: usize = 512;
+const PLAN_CARRIED_TOKENS: usize = 64 * 512;
+
+/// The memory plan of running `model` for scoring under `opts`' budget (the free memory when
+/// none is given); `None` for models without a decoder spec (not built by polyprune) or when
+/// no budget is known, which run as before.
+pub fn memory_plan(model: &ModelDir, opts: &RuntimeOptions) -> Result<Option<Result<MemoryPlan, MemoryError>>, ScorerError> {
+    if model.card.spec.is_none() || model.card.parts.is_none() {
+        return Ok(None);
+    }
+    let (budget, source) = match opts.max_memory {
+        Some(b) => (b, "--max-memory"),
+        None => match memory::free_memory() {
+            Some(b) => (b, "free memory"),
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(memory::plan(&model.card, budget, source, PLAN_BATCH_TOKENS, PLAN_CONTEXT, PLAN_CARRIED_TOKENS)))
 }
 
 /// What one scored sequence gives back: `logprobs[t] = log p(s[t+1] | s[..=t])` and, when
@@ -73,6 +103,8 @@ pub enum ScoringPath {
     Cached,
     /// Whole sequences through `model.onnx`'s scoring heads.
     FullSequence,
+    /// One part resident at a time: embedding, each block, output layer ([`streamed`]).
+    Streamed,
 }
 
 /// Which path to load: the best available, or the full-sequence one (to compare against it).
@@ -81,6 +113,9 @@ pub enum PathChoice {
     #[default]
     Auto,
     FullSequence,
+    /// One block's weights resident at a time (needs the per-block graphs of a folder
+    /// polyprune wrote).
+    Streamed,
 }
 
 struct CachedGraphs {
@@ -149,6 +184,7 @@ impl CachedGraphs {
 enum Engine {
     Cached(Box<CachedGraphs>),
     Full(Graph),
+    Streamed(Box<streamed::StreamedGraphs>),
 }
 
 /// Work done by one call, for the callers' counters.
@@ -197,7 +233,21 @@ impl Scorer {
     /// Loads a model folder, with pruned weights given as overrides (empty for the dense model),
     /// on the best path it supports.
     pub fn load(model: &ModelDir, opts: &RuntimeOptions, overrides: &[WeightOverride]) -> Result<Self, ScorerError> {
-        Self::load_with(model, opts, overrides, PathChoice::Auto)
+        Self::load_with(model, opts, overrides, Self::planned_path(model, opts)?)
+    }
+
+    /// The path the memory budget allows ([`crate::model::memory`]): streamed when the model
+    /// does not fit resident. A budget given by the user that even one part exceeds is an
+    /// error before anything loads; under the default budget (the free memory) such a model
+    /// streams anyway, as the least memory polyprune can run it in.
+    pub fn planned_path(model: &ModelDir, opts: &RuntimeOptions) -> Result<PathChoice, ScorerError> {
+        let Some(plan) = memory_plan(model, opts)? else { return Ok(PathChoice::Auto) };
+        Ok(match plan {
+            Ok(p) if p.residency == Residency::Resident => PathChoice::Auto,
+            Ok(_) => PathChoice::Streamed,
+            Err(e) if opts.max_memory.is_some() => return Err(ScorerError::Memory(e)),
+            Err(_) => PathChoice::Streamed,
+        })
     }
 
     pub fn load_with(
@@ -218,6 +268,9 @@ impl Scorer {
     }
 
     fn engine(model: &ModelDir, opts: &RuntimeOptions, overrides: &[WeightOverride], choice: PathChoice) -> Result<Engine, ScorerError> {
+        if choice == PathChoice::Streamed {
+            return Ok(Engine::Streamed(Box::new(Self::streamed_graphs(model, opts, overrides)?)));
+        }
         Ok(match (choice, Self::cached_graphs(model, opts, overrides)?) {
             (PathChoice::Auto, Some(cached)) => Engine::Cached(Box::new(cached)),
             _ => Engine::Full(Self::full_graph(model, opts, overrides)?),
@@ -254,6 +307,41 @@ impl Scorer {
         }))
     }
 
+    /// The parts the streamed path loads one at a time; refused, naming the fix, for folders
+    /// without per-block graphs.
+    fn streamed_graphs(
+        model: &ModelDir,
+        opts: &RuntimeOptions,
+        overrides: &[WeightOverride],
+    ) -> Result<streamed::StreamedGraphs, ScorerError> {
+        let refuse = |reason: &str| {
+            ScorerError::Model(ModelError::Unusable {
+                path: model.dir.clone(),
+                reason: format!(
+                    "{reason}: running one block at a time needs the per-block graphs of a folder polyprune imported; re-import the model with `polyprune model import`, or give a larger --max-memory"
+                ),
+            })
+        };
+        let (Some(spec), Some(parts)) = (&model.card.spec, &model.card.parts) else {
+            return Err(refuse("the card has no decoder spec or per-block parts"));
+        };
+        if parts.blocks.len() != spec.blocks {
+            return Err(refuse("the card lists fewer block graphs than the model has blocks"));
+        }
+        if !ensure_cached_graphs(&model.dir, &model.card)? {
+            return Err(refuse("the weights are not in an external file the parts can share"));
+        }
+        Ok(streamed::StreamedGraphs {
+            embed: model.dir.join(&parts.embed),
+            blocks: parts.blocks.iter().map(|b| model.dir.join(b)).collect(),
+            head: model.dir.join(HEAD_GRAPH_FILE),
+            opts: opts.clone(),
+            overrides: overrides.to_vec(),
+            d_model: spec.d_model,
+            loads: 0,
+        })
+    }
+
     fn full_graph(model: &ModelDir, opts: &RuntimeOptions, overrides: &[WeightOverride]) -> Result<Graph, ScorerError> {
         Ok(if model.card.has_scoring_heads {
             Graph::load(GraphSource::File(&model.graph_path()), opts, overrides)?
@@ -270,6 +358,7 @@ impl Scorer {
         match self.engine {
             Engine::Cached(_) => ScoringPath::Cached,
             Engine::Full(_) => ScoringPath::FullSequence,
+            Engine::Streamed(_) => ScoringPath::Streamed,
         }
     }
 
@@ -294,6 +383,9 @@ impl Scorer {
 
     /// Log-probability of each next token of every sequence: `out[i][t] = log p(s_i[t+1] | s_i[..=t])`.
     pub fn token_logprobs(&mut self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>, ScorerError> {
+        if matches!(self.engine, Engine::Streamed(_)) {
+            return Ok(self.score_streamed(seqs, false, false)?.into_iter().map(|r| r.logprobs).collect());
+        }
         let rows = self.in_batches(seqs, |scorer, batch, width| scorer.run_batch(batch, width, false))?;
         Ok(rows.into_iter().map(|r| r.logprobs).collect())
     }
@@ -302,7 +394,34 @@ impl Scorer {
     /// from the same run: `greedy[t]` is the model's top prediction for `s[t+1]`. Choice
     /// scoring uses it to tell whether a continuation is what greedy decoding would write.
     pub fn token_logprobs_and_greedy(&mut self, seqs: &[&[u32]]) -> Result<Vec<ScoredSequence>, ScorerError> {
+        if matches!(self.engine, Engine::Streamed(_)) {
+            return self.score_streamed(seqs, true, false);
+        }
         self.in_batches(seqs, |scorer, batch, width| scorer.run_batch(batch, width, true))
+    }
+
+    /// The batches [`Scorer::in_batches`] runs: indices of the sequences of at least
+    /// `min_len` tokens, longest first, right-padded batches bounded by `batch_tokens`.
+    fn batches(&self, seqs: &[&[u32]], min_len: usize) -> Vec<Vec<usize>> {
+        let mut order: Vec<usize> = (0..seqs.len()).filter(|&i| seqs[i].len() >= min_len).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].len()));
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < order.len() {
+            let longest = seqs[order[start]].len();
+            let fit = (self.batch_tokens / longest).max(1);
+            let batch: Vec<usize> = order[start..(start + fit).min(order.len())].to_vec();
+            start += batch.len();
+            out.push(batch);
+        }
+        out
+    }
+
+    /// The streamed path on `seqs` (see [`streamed`]), in the batches the other paths use.
+    fn score_streamed(&mut self, seqs: &[&[u32]], with_greedy: bool, with_last: bool) -> Result<Vec<ScoredSequence>, ScorerError> {
+        let batches = self.batches(seqs, if with_last { 1 } else { 2 });
+        let Engine::Streamed(g) = &mut self.engine else { unreachable!("callers check the path") };
+        g.score(seqs, &batches, with_greedy, with_last)
     }
 
     /// Runs `seqs` (those of at least two tokens; shorter ones get empty rows) in
@@ -314,14 +433,8 @@ impl Scorer {
         mut run: impl FnMut(&mut Self, &[&[u32]], usize) -> Result<Vec<ScoredSequence>, ScorerError>,
     ) -> Result<Vec<ScoredSequence>, ScorerError> {
         let mut out: Vec<ScoredSequence> = vec![ScoredSequence::default(); seqs.len()];
-        let mut order: Vec<usize> = (0..seqs.len()).filter(|&i| seqs[i].len() >= 2).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].len()));
-        let mut start = 0;
-        while start < order.len() {
-            let longest = seqs[order[start]].len();
-            let fit = (self.batch_tokens / longest).max(1);
-            let batch: Vec<usize> = order[start..(start + fit).min(order.len())].to_vec();
-            start += batch.len();
+        for batch in self.batches(seqs, 2) {
+            let longest = seqs[batch[0]].len();
             let rows = run(self, &batch.iter().map(|&i| seqs[i]).collect::<Vec<_>>(), longest)?;
             for (i, row) in batch.into_iter().zip(rows) {
                 out[i] = row;

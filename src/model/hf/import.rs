@@ -18,7 +18,7 @@ use crate::model::builder::WeightFile;
 use crate::model::card::{ModelCard, SourceFile};
 use crate::model::decoder::WeightTable;
 use crate::model::import::{
-    append_rope_tables, decoder_card, transpose, write_graphs, ImportOptions, SpecialTokens, TOKENIZER_FILE, WEIGHTS_FILE,
+    append_rope_tables, card_dtype, decoder_card, transpose, write_graphs, ImportOptions, SpecialTokens, TOKENIZER_FILE, WEIGHTS_FILE,
 };
 use crate::model::ModelError;
 
@@ -31,6 +31,12 @@ pub const KEPT_FILES: &[&str] = &[TOKENIZER_CONFIG, GENERATION_CONFIG, SPECIAL_T
 
 /// Imports the Hugging Face folder `src` into the model folder `out_dir` and returns its card.
 pub fn import_hf(src: &Path, out_dir: &Path, opts: &ImportOptions) -> Result<ModelCard, ModelError> {
+    import_hf_as(src, out_dir, opts, None)
+}
+
+/// As [`import_hf`], storing the weight matrices in `dtype` (`None`: the checkpoint's own,
+/// the dtype most of its weights have).
+pub fn import_hf_as(src: &Path, out_dir: &Path, opts: &ImportOptions, dtype: Option<FloatType>) -> Result<ModelCard, ModelError> {
     let config = HfConfig::read(src)?;
     let checkpoint = Checkpoint::open(src)?;
     let embed = stored_name(&checkpoint, hf_name(config.arch, "token_embd.weight"));
@@ -58,11 +64,12 @@ pub fn import_hf(src: &Path, out_dir: &Path, opts: &ImportOptions) -> Result<Mod
         serde_json::from_str(&std::fs::read_to_string(src.join(CONFIG_FILE)).map_err(|e| ModelError::io(&src.join(CONFIG_FILE), e))?)
             .map_err(|e| ModelError::Unusable { path: src.join(CONFIG_FILE), reason: e.to_string() })?;
     let special = tokens::read(src, &config_value, &tokenizer)?;
-    let dtype = checkpoint.main_dtype()?;
+    let checkpoint_dtype = checkpoint.main_dtype()?;
 
     let staged = crate::util::StagedDir::begin(out_dir).map_err(|e| ModelError::io(out_dir, e))?;
     let dir = staged.path();
-    let weights = write_weights(&checkpoint, config.arch, &spec, dir)?;
+    let stored = dtype.unwrap_or(checkpoint_dtype);
+    let weights = write_weights(&checkpoint, config.arch, &spec, stored, dir)?;
     let parts = write_graphs(&spec, &weights, dir)?;
     let to = dir.join(TOKENIZER_FILE);
     std::fs::copy(&tok_path, &to).map_err(|e| ModelError::io(&to, e))?;
@@ -80,7 +87,8 @@ pub fn import_hf(src: &Path, out_dir: &Path, opts: &ImportOptions) -> Result<Mod
     let source = SourceFile { file: format!("{} ({})", name, config.arch.class()), sha256: folder_sha256(src, &checkpoint)? };
     let card_tokens = SpecialTokens { bos: special.bos, eos: special.eos, start: special.start };
     let mut card = decoder_card(name, source, spec, parts, card_tokens, None);
-    card.hf = Some(HfOrigin { dtype, special_tokens: special.sources });
+    card.hf = Some(HfOrigin { dtype: checkpoint_dtype, special_tokens: special.sources });
+    card.weight_dtype = card_dtype(stored);
     card.write(dir)?;
     staged.commit().map_err(|e| ModelError::io(out_dir, e))?;
     Ok(card)
@@ -116,9 +124,10 @@ fn write_weights(
     checkpoint: &Checkpoint,
     arch: HfArchitecture,
     spec: &crate::model::decoder::DecoderSpec,
+    dtype: FloatType,
     out_dir: &Path,
 ) -> Result<WeightTable, ModelError> {
-    let mut file = WeightFile::create(out_dir, WEIGHTS_FILE).map_err(|e| ModelError::io(out_dir, e))?;
+    let mut file = WeightFile::create(out_dir, WEIGHTS_FILE).map_err(|e| ModelError::io(out_dir, e))?.with_matrix_type(dtype);
     let io = |e| ModelError::io(&out_dir.join(WEIGHTS_FILE), e);
     let mut table = WeightTable::new();
     let mut originals: Vec<(String, FloatType, Vec<usize>, Vec<u8>)> = Vec::new();
@@ -160,7 +169,7 @@ fn write_weights(
                 }
             }
         };
-        let tensor = file.append_f32(&name, &shape, &data).map_err(io)?;
+        let tensor = file.append_weight(&name, &shape, &data).map_err(io)?;
         table.insert(name, tensor);
     }
     append_rope_tables(&mut file, spec, &mut table).map_err(io)?;

@@ -19,80 +19,15 @@ use crate::model::ModelError;
 pub const SINGLE_FILE: &str = "model.safetensors";
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
 
-/// The float formats polyprune reads and writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FloatType {
-    F32,
-    F16,
-    Bf16,
-}
+pub use crate::runtime::FloatType;
 
-impl FloatType {
-    pub fn tag(self) -> &'static str {
-        match self {
-            FloatType::F32 => "F32",
-            FloatType::F16 => "F16",
-            FloatType::Bf16 => "BF16",
-        }
-    }
-
-    /// The name transformers gives it in `config.json` (`torch_dtype` / `dtype`).
-    pub fn torch_name(self) -> &'static str {
-        match self {
-            FloatType::F32 => "float32",
-            FloatType::F16 => "float16",
-            FloatType::Bf16 => "bfloat16",
-        }
-    }
-
-    pub fn bytes(self) -> usize {
-        match self {
-            FloatType::F32 => 4,
-            _ => 2,
-        }
-    }
-
-    fn of(d: Dtype) -> Option<Self> {
-        match d {
-            Dtype::F32 => Some(FloatType::F32),
-            Dtype::F16 => Some(FloatType::F16),
-            Dtype::BF16 => Some(FloatType::Bf16),
-            _ => None,
-        }
-    }
-
-    /// Little-endian bytes of this type to f32 (exact: both 16-bit formats widen losslessly).
-    pub fn widen(self, bytes: &[u8]) -> Vec<f32> {
-        match self {
-            FloatType::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            FloatType::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()).collect(),
-            FloatType::Bf16 => bytes.chunks_exact(2).map(|b| half::bf16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()).collect(),
-        }
-    }
-
-    /// f32 to little-endian bytes of this type, rounding to nearest even as torch's casts do
-    /// (so f16/bf16 values widened by [`FloatType::widen`] come back bit for bit).
-    pub fn narrow(self, values: &[f32]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(values.len() * self.bytes());
-        match self {
-            FloatType::F32 => values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
-            FloatType::F16 => values.iter().for_each(|v| out.extend_from_slice(&half::f16::from_f32(*v).to_bits().to_le_bytes())),
-            FloatType::Bf16 => values.iter().for_each(|v| out.extend_from_slice(&half::bf16::from_f32(*v).to_bits().to_le_bytes())),
-        }
-        out
-    }
-}
-
-impl std::str::FromStr for FloatType {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "f32" | "float32" => Ok(FloatType::F32),
-            "f16" | "float16" => Ok(FloatType::F16),
-            "bf16" | "bfloat16" => Ok(FloatType::Bf16),
-            _ => Err(format!("unknown dtype '{s}' (f32, f16 or bf16)")),
-        }
+/// The float format of a safetensors dtype, for the three polyprune reads.
+fn float_type_of(d: Dtype) -> Option<FloatType> {
+    match d {
+        Dtype::F32 => Some(FloatType::F32),
+        Dtype::F16 => Some(FloatType::F16),
+        Dtype::BF16 => Some(FloatType::Bf16),
+        _ => None,
     }
 }
 
@@ -208,7 +143,7 @@ impl Checkpoint {
     pub fn info(&self, name: &str) -> Result<(FloatType, Vec<usize>), ModelError> {
         let (file, st) = self.view_source(name)?;
         let view = st.tensor(name).map_err(|e| unusable(&file, format!("tensor '{name}': {e}")))?;
-        let dtype = FloatType::of(view.dtype())
+        let dtype = float_type_of(view.dtype())
             .ok_or_else(|| unusable(&file, format!("tensor '{name}' is {:?}; only F32, F16 and BF16 weights are read", view.dtype())))?;
         Ok((dtype, view.shape().to_vec()))
     }
@@ -223,7 +158,7 @@ impl Checkpoint {
     pub fn read(&self, name: &str, shape: &[usize], keep_raw: bool) -> Result<Tensor, ModelError> {
         let (file, st) = self.view_source(name)?;
         let view = st.tensor(name).map_err(|e| unusable(&file, format!("tensor '{name}': {e}")))?;
-        let dtype = FloatType::of(view.dtype())
+        let dtype = float_type_of(view.dtype())
             .ok_or_else(|| unusable(&file, format!("tensor '{name}' is {:?}; only F32, F16 and BF16 weights are read", view.dtype())))?;
         if view.shape() != shape {
             return Err(unusable(

@@ -27,6 +27,7 @@ use super::decoder::{self, rope_tables, DecoderSpec, WeightTable};
 use super::gguf::{GgufError, GgufFile};
 use super::rope::RopeScaling;
 use super::ModelError;
+use crate::runtime::FloatType;
 
 pub const GRAPH_FILE: &str = "model.onnx";
 /// The same model with a `logits` output instead of the scoring heads.
@@ -177,6 +178,12 @@ pub(crate) struct SpecialTokens {
     pub start: Option<u32>,
 }
 
+/// What a card records of a folder's matrix type: nothing for f32, so f32 cards stay as
+/// they were before 16-bit weights.
+pub(crate) fn card_dtype(dtype: FloatType) -> Option<FloatType> {
+    (dtype != FloatType::F32).then_some(dtype)
+}
+
 /// The card of a folder written from a decoder spec, imported or synthetic: the graphs and
 /// tokenizer under their standard names, the spec's layers and parts.
 pub(crate) fn decoder_card(
@@ -207,6 +214,7 @@ pub(crate) fn decoder_card(
         parts: Some(parts),
         synthetic,
         hf: None,
+        weight_dtype: None,
     }
 }
 
@@ -262,12 +270,20 @@ fn read_spec(gguf: &GgufFile, opts: &ImportOptions) -> Result<(String, Box<dyn A
 
 /// Imports `gguf_path` into the folder `out_dir` (created if needed) and returns its card.
 pub fn import_gguf(gguf_path: &Path, out_dir: &Path, opts: &ImportOptions) -> Result<ModelCard, ModelError> {
+    import_gguf_as(gguf_path, out_dir, opts, FloatType::F32)
+}
+
+/// As [`import_gguf`], storing the weight matrices in `dtype`. A GGUF import defaults to f32
+/// (`model import --dtype`): quantized blocks dequantize to `scale x quant (- min)` products
+/// that neither 16-bit format holds exactly, so f32 keeps the checkpoint's values and f16 or
+/// bf16 rounds them a second time (the choice of users short of memory).
+pub fn import_gguf_as(gguf_path: &Path, out_dir: &Path, opts: &ImportOptions, dtype: FloatType) -> Result<ModelCard, ModelError> {
     let gguf = GgufFile::open(gguf_path)?;
     let (arch_name, arch, spec) = read_spec(&gguf, opts)?;
     // Built beside the target and swapped in whole: a killed import leaves the previous
     // folder (or none), never a folder with graphs but half its weights.
     let staged = crate::util::StagedDir::begin(out_dir).map_err(|e| ModelError::io(out_dir, e))?;
-    let card = write_model_folder(&gguf, gguf_path, arch.as_ref(), arch_name, spec, staged.path())?;
+    let card = write_model_folder(&gguf, gguf_path, arch.as_ref(), arch_name, spec, dtype, staged.path())?;
     staged.commit().map_err(|e| ModelError::io(out_dir, e))?;
     Ok(card)
 }
@@ -278,9 +294,10 @@ fn write_model_folder(
     arch: &dyn Architecture,
     arch_name: String,
     spec: DecoderSpec,
+    dtype: FloatType,
     out_dir: &Path,
 ) -> Result<ModelCard, ModelError> {
-    let weights = write_weights(gguf, arch, &spec, out_dir)?;
+    let weights = write_weights(gguf, arch, &spec, dtype, out_dir)?;
     let parts = write_graphs(&spec, &weights, out_dir)?;
     let tok = tokenizer::tokenizer_json(gguf)?;
     let tok_path = out_dir.join(TOKENIZER_FILE);
@@ -289,7 +306,8 @@ fn write_model_folder(
     let sha = crate::util::sha256_file(gguf_path).map_err(|e| ModelError::io(gguf_path, e))?;
     let name = gguf.metadata().get_opt::<&str>("general.name")?.map(str::to_string).unwrap_or_else(|| arch_name.clone());
     let tokens = SpecialTokens { bos: tok.bos, eos: tok.eos, start: tok.start };
-    let card = decoder_card(name, SourceFile { file: file_name(gguf_path), sha256: sha }, spec, parts, tokens, None);
+    let mut card = decoder_card(name, SourceFile { file: file_name(gguf_path), sha256: sha }, spec, parts, tokens, None);
+    card.weight_dtype = card_dtype(dtype);
     card.write(out_dir)?;
     Ok(card)
 }
@@ -308,8 +326,14 @@ fn file_name(p: &Path) -> String {
 }
 
 /// Dequantizes every weight the graph needs and appends it to the weight file.
-fn write_weights(gguf: &GgufFile, arch: &dyn Architecture, spec: &DecoderSpec, out_dir: &Path) -> Result<WeightTable, ModelError> {
-    let mut file = WeightFile::create(out_dir, WEIGHTS_FILE).map_err(|e| ModelError::io(out_dir, e))?;
+fn write_weights(
+    gguf: &GgufFile,
+    arch: &dyn Architecture,
+    spec: &DecoderSpec,
+    dtype: FloatType,
+    out_dir: &Path,
+) -> Result<WeightTable, ModelError> {
+    let mut file = WeightFile::create(out_dir, WEIGHTS_FILE).map_err(|e| ModelError::io(out_dir, e))?.with_matrix_type(dtype);
     let io = |e| ModelError::io(&out_dir.join(WEIGHTS_FILE), e);
     let mut table = WeightTable::new();
     let linear: std::collections::HashSet<String> = spec.linear_layers().into_iter().map(|l| l.name).collect();
@@ -324,7 +348,7 @@ fn write_weights(gguf: &GgufFile, arch: &dyn Architecture, spec: &DecoderSpec, o
         let data = arch.adjust(&name, spec, data);
         // GGUF rows are outputs ([out][in]); MatMul wants [in][out].
         let data = if linear.contains(&name) { transpose(&data, shape[1], shape[0]) } else { data };
-        let t = file.append_f32(&name, &shape, &data).map_err(io)?;
+        let t = file.append_weight(&name, &shape, &data).map_err(io)?;
         table.insert(name, t);
     }
     append_rope_tables(&mut file, spec, &mut table).map_err(io)?;

@@ -114,7 +114,12 @@ pub fn prune_seq2seq(
                 pruned.mask.apply(&mut rows)?;
                 let stored = transpose(&rows, d_out, d_in);
                 result.layers.push(PrunedSeq2SeqLayer { pruned: pruned.mask.count_pruned(), total: d_in * d_out, layer: layer.clone() });
-                result.overrides.push(WeightOverride { name: layer.name.clone(), shape: vec![d_in, d_out], data: Arc::new(stored) });
+                result.overrides.push(WeightOverride {
+                    name: layer.name.clone(),
+                    shape: vec![d_in, d_out],
+                    data: Arc::new(stored),
+                    stored: store.stored_type(&layer.name),
+                });
             }
         }
     }

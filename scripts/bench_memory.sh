@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Larger than memory, measured (`make bench-scale` runs it after polyprune-scale; SCALE_MEMORY=0
+# skips it). Each command runs under /usr/bin/time -v: wall time, peak RSS and bytes read from
+# disk ("File system inputs" x 512).
+#
+# 1. Gemma 3 270M, eval ppl on 40 English SIB-200 sentences, resident (a budget above the plan's
+#    resident estimate) and streamed (a budget just below it), twice each: the time ratio.
+# 2. Synthetic llama-3-8b in bf16 (32 blocks, 15 GiB; written to $SCRATCH, removed after unless
+#    SCALE_KEEP=1): eval ppl on a short sentence and Wanda (4 x 128 English windows, the first
+#    two blocks' layers) with --max-memory 6GiB, and the refusal of a 2 GiB budget.
+#
+# Needs target/release/polyprune, .cache/models/gemma-3-270m (`make models`), the SIB-200 data
+# (`make data`) and about 16 GB of free disk under $SCRATCH (default .cache/models/synth).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${POLYPRUNE_BIN:-target/release}/polyprune
+SCRATCH=${SCRATCH:-.cache/models/synth}
+OUT=${OUT:-results/bench/memory}
+mkdir -p "$SCRATCH" "$OUT"
+GEMMA=.cache/models/gemma-3-270m
+SIB=${SIB:-.cache/data/sib200/eng_Latn/test.tsv}
+cut -f3 "$SIB" | sed -n 2,41p > "$OUT/eng40.txt"
+# The shortest of those sentences: an 8B forward pass costs ~16 GFLOP a token.
+awk '{ print length($0) "\t" $0 }' "$OUT/eng40.txt" | sort -n | head -1 | cut -f2- > "$OUT/eng1.txt"
+
+# Runs "$@" under /usr/bin/time -v; prints "label: wall, peak RSS, read" and keeps the output.
+measure() {
+    local label=$1; shift
+    /usr/bin/time -v "$@" > "$OUT/$label.out" 2> "$OUT/$label.time" || { cat "$OUT/$label.time" >&2; return 1; }
+    awk -v l="$label" -F': ' '
+        /Elapsed \(wall clock\)/ { wall = $2 }
+        /Maximum resident set size/ { rss = $2 / 1048576 }
+        /File system inputs/ { rd = $2 * 512 / 1e9 }
+        END { printf "%-22s wall %s  peak RSS %.2f GiB  read %.2f GB\n", l, wall, rss, rd }' "$OUT/$label.time"
+}
+
+# The plan's resident estimate for Gemma, so that one byte less streams it.
+resident=$("$B" model inspect "$GEMMA" --plan-memory 1TiB | sed -n 's/.*resident needs ~\([0-9.]*\) GiB.*/\1/p')
+below=$(awk -v r="$resident" 'BEGIN { printf "%.0f", r * 1073741824 - 16777216 }')
+echo "Gemma 3 270M: resident estimate ${resident} GiB; streamed runs get a budget of $below bytes"
+for round in 1 2; do
+    measure "gemma-resident-$round" "$B" eval ppl --model "$GEMMA" --file "$OUT/eng40.txt" --per-line --max-memory 1TiB --results "$OUT/results"
+    measure "gemma-streamed-$round" "$B" eval ppl --model "$GEMMA" --file "$OUT/eng40.txt" --per-line --max-memory "$below" --results "$OUT/results"
+done
+grep -h "bits/byte" -A1 "$OUT"/gemma-*.out | grep '^file' | sort -u | sed 's/^/  bits per byte (identical on both paths): /'
+
+LLAMA="$SCRATCH/llama-3-8b-bf16"
+measure "llama8b-synth" "$B" model synth --like llama-3-8b --dtype bf16 -o "$LLAMA"
+"$B" model inspect "$LLAMA" --plan-memory 6GiB
+measure "llama8b-ppl-6GiB" "$B" eval ppl --model "$LLAMA" --file "$OUT/eng1.txt" --per-line --max-memory 6GiB --results "$OUT/results"
+measure "llama8b-wanda-6GiB" "$B" prune --model "$LLAMA" --method wanda --sparsity 0.5 --calib eng_Latn --samples 4 --seqlen 128 \
+    --include blk.0.,blk.1. --max-memory 6GiB --results "$OUT/results"
+if "$B" eval ppl --model "$LLAMA" --file "$OUT/eng1.txt" --max-memory 2GiB --results "$OUT/results" 2> "$OUT/refused.txt"; then
+    echo "a 2 GiB budget was not refused" >&2
+    exit 1
+fi
+echo "2 GiB refused: $(tail -1 "$OUT/refused.txt")"
+[ "${SCALE_KEEP:-0}" != 0 ] || rm -rf "$LLAMA"

@@ -1,0 +1,279 @@
+//! Planning a run within a memory budget (`--max-memory`, `[study] max_memory`).
+//!
+//! From the card alone (shapes and the weights' stored type) the plan estimates what each way
+//! of running needs at its peak and picks the first that fits:
+//! * **resident**: every weight in f32 (the CPU computes in f32; a 16-bit folder also keeps
+//!   its mapped 16-bit bytes, and the output layer's session widens its own copy), plus one
+//!   batch of activations and one chunk of output-layer rows;
+//! * **streamed**: one part (embedding, a block, or the output layer) at a time, plus the
+//!   activations and the hidden states the batches carry from part to part.
+//!
+//! When even the largest part with its activations exceeds the budget the plan refuses before
+//! any work, naming the part and the budget it would need. The estimates are upper-bound
+//! style (measured peaks are in README's "Memory" section); a command prints its plan.
+
+use serde::Serialize;
+
+use super::card::ModelCard;
+use crate::runtime::FloatType;
+
+/// Rows the output layer runs at once (the scorer's chunk, `eval::scorer::HEAD_ROWS`).
+const HEAD_ROWS: u64 = 64;
+/// Room for the runtime library, the tokenizer and the process itself.
+const BASE_BYTES: u64 = 400 << 20;
+
+/// How a model runs under a budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Residency {
+    /// All weights loaded once (the key/value-cache graphs).
+    Resident,
+    /// One part at a time (see `eval::scorer`'s streamed path).
+    Streamed,
+}
+
+/// One part's estimated peak.
+#[derive(Clone, Debug, Serialize)]
+pub struct PartNeed {
+    pub part: String,
+    /// Its weights as the runtime holds them.
+    pub weight_bytes: u64,
+    /// Its peak with activations and the carried hidden states.
+    pub peak_bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MemoryPlan {
+    pub budget_bytes: u64,
+    /// Where the budget came from ("--max-memory", "free memory", ...).
+    pub budget_source: String,
+    pub dtype: FloatType,
+    pub residency: Residency,
+    /// Tokens per runtime call (batch x padded length).
+    pub batch_tokens: usize,
+    pub resident_bytes: u64,
+    /// The streamed path's peak: its largest part.
+    pub streamed_bytes: u64,
+    pub largest_part: PartNeed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    #[error("{what} is not a size: give bytes or a number with a unit, e.g. 6GiB, 512MiB, 8G")]
+    BadSize { what: String },
+    #[error(
+        "the memory budget {budget} ({source_name}) is too small for {model}: its largest part, {part}, needs {need} with its activations even when the model runs one block at a time; give --max-memory {need} or more (or [study] max_memory)"
+    )]
+    TooSmall { budget: String, source_name: String, model: String, part: String, need: String },
+    #[error("{model} has no decoder spec in its card, so its memory cannot be planned; re-import it with `polyprune model import`")]
+    NoSpec { model: String },
+}
+
+/// `6GiB`, `512MiB`, `8G` (decimal), `1.5GiB` or plain bytes.
+pub fn parse_size(text: &str) -> Result<u64, MemoryError> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let bad = || MemoryError::BadSize { what: format!("'{text}'") };
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024f64.powi(2),
+        "gib" => 1024f64.powi(3),
+        "tib" => 1024f64.powi(4),
+        _ => return Err(bad()),
+    };
+    let bytes = value * scale;
+    if !bytes.is_finite() || bytes < 1.0 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
+/// Bytes as a person reads them (GiB with two decimals, or MiB).
+pub fn human(bytes: u64) -> String {
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+    if gib >= 1.0 {
+        format!("{gib:.2} GiB")
+    } else {
+        format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
+    }
+}
+
+/// The memory this machine has available now (`MemAvailable`), the default budget.
+pub fn free_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The plan for running `card`'s model on `batch_tokens`-token batches of at most `context`
+/// tokens per sequence within `budget` bytes, carrying `carried_tokens` token positions of
+/// hidden states between parts (all batches of one call).
+pub fn plan(
+    card: &ModelCard,
+    budget: u64,
+    budget_source: &str,
+    batch_tokens: usize,
+    context: usize,
+    carried_tokens: usize,
+) -> Result<MemoryPlan, MemoryError> {
+    let spec = card.spec.as_ref().ok_or_else(|| MemoryError::NoSpec { model: card.name.clone() })?;
+    let dtype = card.matrix_type();
+    // What the runtime holds for a weight: f32, plus the mapped 16-bit bytes of a 16-bit folder.
+    let held = |dims: &[usize]| -> u64 {
+        let n: u64 = dims.iter().map(|&d| d as u64).product();
+        if dims.len() == 2 && dtype != FloatType::F32 {
+            n * 4 + n * dtype.bytes() as u64
+        } else {
+            n * 4
+        }
+    };
+    let shapes = spec.weight_shapes();
+    let of = |pred: &dyn Fn(&str) -> bool| -> u64 { shapes.iter().filter(|(n, _)| pred(n)).map(|(_, d)| held(d)).sum() };
+    let (d, f, heads, vocab) = (spec.d_model as u64, spec.ffn_dim as u64, spec.n_heads as u64, spec.vocab_size as u64);
+    let (tokens, context) = (batch_tokens as u64, context.max(1) as u64);
+    // One batch in a block: the residual, norms, q/k/v/o and taps (~12 d), the MLP (3 ffn),
+    // attention scores and probabilities (2 heads x context per token), in f32.
+    let block_activations = tokens * (12 * d + 3 * f + 2 * heads * context) * 4;
+    let head_activations = HEAD_ROWS * vocab * 4 * 3;
+    let carried = carried_tokens as u64 * d * 4;
+    let embed = of(&|n| n == "token_embd.weight");
+    let output = if spec.tied_output { embed } else { of(&|n| n == "output.weight") };
+    let mut parts = vec![PartNeed { part: "embedding".into(), weight_bytes: embed, peak_bytes: 0 }];
+    for i in 0..spec.blocks {
+        let prefix = format!("blk.{i}.");
+        parts.push(PartNeed { part: format!("block {i}"), weight_bytes: of(&|n| n.starts_with(&prefix)), peak_bytes: 0 });
+    }
+    parts.push(PartNeed { part: "output layer".into(), weight_bytes: output, peak_bytes: 0 });
+    let last = parts.len() - 1;
+    // The embedding only gathers rows: its output (and the ids) are all it allocates.
+    let embed_activations = tokens * d * 4 * 2;
+    for (k, p) in parts.iter_mut().enumerate() {
+        let act = match k {
+            0 => embed_activations,
+            k if k == last => head_activations,
+            _ => block_activations,
+        };
+        // Two copies of the carried hidden states exist while a part turns inputs into outputs.
+        p.peak_bytes = BASE_BYTES + p.weight_bytes + act + 2 * carried;
+    }
+    let largest = parts.iter().max_by_key(|p| p.peak_bytes).expect("a model has parts").clone();
+    let all_weights: u64 = shapes.iter().map(|(_, d)| held(d)).sum();
+    // A 16-bit folder's output-layer session widens the output matrix again (its own copy).
+    let head_copy = if dtype != FloatType::F32 { output } else { 0 };
+    let resident = BASE_BYTES + all_weights + head_copy + block_activations.max(head_activations);
+    let residency = if resident <= budget {
+        Residency::Resident
+    } else if largest.peak_bytes <= budget {
+        Residency::Streamed
+    } else {
+        return Err(MemoryError::TooSmall {
+            budget: human(budget),
+            source_name: budget_source.to_string(),
+            model: card.name.clone(),
+            part: largest.part.clone(),
+            need: human(largest.peak_bytes),
+        });
+    };
+    Ok(MemoryPlan {
+        budget_bytes: budget,
+        budget_source: budget_source.to_string(),
+        dtype,
+        residency,
+        batch_tokens,
+        resident_bytes: resident,
+        streamed_bytes: largest.peak_bytes,
+        largest_part: largest,
+    })
+}
+
+impl std::fmt::Display for MemoryPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = match self.residency {
+            Residency::Resident => "resident (every weight loaded once)",
+            Residency::Streamed => "streamed (one block's weights resident at a time)",
+        };
+        write!(
+            f,
+            "memory plan: budget {} ({}); weights in {}; resident needs ~{}, streamed ~{} (largest part: {}, weights {}); runs {how}, {} tokens per batch",
+            human(self.budget_bytes),
+            self.budget_source,
+            self.dtype,
+            human(self.resident_bytes),
+            human(self.streamed_bytes),
+            self.largest_part.part,
+            human(self.largest_part.weight_bytes),
+            self.batch_tokens
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A card of Llama-3 8B's shape (`model synth --plan`'s spec) with matrices in `dtype`.
+    fn llama_3_8b(dtype: FloatType) -> ModelCard {
+        let spec = crate::model::synth::plan("llama-3-8b", None, 8192).unwrap().spec;
+        let parts = crate::model::card::Parts { embed: "e".into(), blocks: (0..spec.blocks).map(|i| format!("b{i}")).collect() };
+        let source = crate::model::card::SourceFile { file: "x".into(), sha256: "0".into() };
+        let tokens = crate::model::import::SpecialTokens { bos: Some(1), eos: Some(2), start: Some(1) };
+        let mut card = crate::model::import::decoder_card("llama-3-8b".into(), source, spec, parts, tokens, None);
+        card.weight_dtype = crate::model::import::card_dtype(dtype);
+        card
+    }
+
+    /// Llama-3 8B (hidden 4096, 8 of 32 heads for keys/values, FFN 14336, vocabulary 128256,
+    /// untied output) in bf16: a block holds 2x4096^2 + 2x4096x1024 + 3x4096x14336 =
+    /// 218,103,808 matrix weights (6 bytes each once widened: the mapped bf16 and its f32
+    /// copy) and two 4096-wide f32 norms; the output layer's 128256x4096 matrix is the largest
+    /// part. 6 GiB streams it; 2 GiB is refused naming that part.
+    #[test]
+    fn llama_3_8b_in_bf16_streams_in_6_gib_and_is_refused_in_2() {
+        let card = llama_3_8b(FloatType::Bf16);
+        let streamed = plan(&card, 6 << 30, "--max-memory", 2048, 512, 64 * 512).unwrap();
+        assert_eq!(streamed.residency, Residency::Streamed, "{streamed}");
+        let output = 128_256u64 * 4096 * 6;
+        assert_eq!(streamed.largest_part.part, "output layer");
+        assert_eq!(streamed.largest_part.weight_bytes, output);
+        let err = plan_err(&card, 2 << 30);
+        assert!(err.contains("output layer") && err.contains(&human(streamed.streamed_bytes)) && err.contains("2.00 GiB"), "{err}");
+        // One block's weights, from the closed form above.
+        let block = 218_103_808u64 * 6 + 2 * 4096 * 4;
+        let spec = card.spec.as_ref().unwrap();
+        let held: u64 = spec
+            .weight_shapes()
+            .iter()
+            .filter(|(n, _)| n.starts_with("blk.0."))
+            .map(|(_, d)| d.iter().product::<usize>() as u64 * if d.len() == 2 { 6 } else { 4 })
+            .sum();
+        assert_eq!(held, block);
+        // The same model in f32 resident needs all 8.03e9 weights at 4 bytes: 24 GiB is short.
+        let f32_plan = plan(&llama_3_8b(FloatType::F32), 24 << 30, "--max-memory", 2048, 512, 0).unwrap();
+        assert!(f32_plan.resident_bytes > 8_030_000_000 * 4, "{f32_plan}");
+        assert_eq!(f32_plan.residency, Residency::Streamed);
+    }
+
+    fn plan_err(card: &ModelCard, budget: u64) -> String {
+        plan(card, budget, "--max-memory", 2048, 512, 64 * 512).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("6GiB").unwrap(), 6 << 30);
+        assert_eq!(parse_size("512 MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("8G").unwrap(), 8_000_000_000);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        for bad in ["", "six", "6XB", "0", "-1G"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The streamed path (one part of the model resident at a time: embedding, each block, output
+//! layer) against the cached path, on the same weights: the tiny Llama and Gemma 3 fixtures
+//! (batching, right padding, continuations, greedy steps) and the real Gemma 3 270M (bits per
+//! byte on FLORES sentences, greedy text).
+//!
+//! The block graphs compute the prefix graph's operations, cut at block boundaries, and the
+//! output layer runs on the same rows in the same chunks: whole-sequence scores are identical,
+//! bit for bit (measured: no operator fusion spans a block boundary in these graphs), so those
+//! checks are equalities. A part skipped, run twice or run without its override would move
+//! log-probabilities by far more than one unit in the last place. Continuations are the
+//! exception: the cached path scores them on the key/value cache, the streamed path whole, so
+//! there the two agree to round-off only (as the cached and full-sequence paths do,
+//! tests/kv_cache.rs).
+
+mod common;
+
+use polyprune::eval::scorer::{ContinuationGroup, DecodeBatch, PathChoice, ScoringPath};
+use polyprune::eval::{score_documents, Scorer, WindowOptions};
+use polyprune::model::hf::import::import_hf;
+use polyprune::model::import::{import_gguf, ImportOptions};
+use polyprune::model::ModelDir;
+use polyprune::runtime::RuntimeOptions;
+
+fn both_paths(dir: &ModelDir) -> (Scorer, Scorer) {
+    let opts = RuntimeOptions::default();
+    let cached = Scorer::load(dir, &opts, &[]).unwrap();
+    assert_eq!(cached.path(), ScoringPath::Cached);
+    let streamed = Scorer::load_with(dir, &opts, &[], PathChoice::Streamed).unwrap();
+    assert_eq!(streamed.path(), ScoringPath::Streamed);
+    (cached, streamed)
+}
+
+/// Deterministic pseudo-random ids in `1..vocab`.
+fn ids(seed: u64, n: usize, vocab: usize) -> Vec<u32> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            1 + ((x >> 33) as usize % (vocab - 1)) as u32
+        })
+        .collect()
+}
+
+fn check(dir: &ModelDir, name: &str) {
+    let (mut cached, mut streamed) = both_paths(dir);
+    let vocab = dir.card.vocab_size;
+    // Several batches (a small batch_tokens) of different widths: every batch passes block k
+    // before block k+1.
+    cached.batch_tokens = 64;
+    streamed.batch_tokens = 64;
+    let seqs: Vec<Vec<u32>> = [40usize, 7, 23, 2, 61, 9].iter().enumerate().map(|(i, &n)| ids(i as u64, n, vocab)).collect();
+    let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
+    let a = cached.token_logprobs_and_greedy(&refs).unwrap();
+    let b = streamed.token_logprobs_and_greedy(&refs).unwrap();
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(x.logprobs, y.logprobs, "{name}: token log-probabilities of sequence {i}");
+        assert_eq!(x.greedy, y.greedy, "{name}: greedy of sequence {i}");
+    }
+    // Continuations (scored whole on the streamed path) against the cached continuation graph.
+    let contexts: Vec<Vec<u32>> = [30usize, 12, 2].iter().enumerate().map(|(i, &n)| ids(60 + i as u64, n, vocab)).collect();
+    let rests: Vec<Vec<Vec<u32>>> = (0..contexts.len())
+        .map(|g| [2usize, 6, 1].iter().enumerate().map(|(i, &n)| ids(80 + 10 * g as u64 + i as u64, n, vocab)).collect())
+        .collect();
+    let groups: Vec<ContinuationGroup> = contexts
+        .iter()
+        .zip(&rests)
+        .map(|(c, rs)| ContinuationGroup { context: c, rests: rs.iter().map(|r| r.as_slice()).collect() })
+        .collect();
+    let (a, _) = cached.score_continuation_groups(&groups).unwrap();
+    let (b, _) = streamed.score_continuation_groups(&groups).unwrap();
+    for (g, (x, y)) in a.iter().zip(&b).enumerate() {
+        for (p, q) in x.iter().zip(y) {
+            // f32 round-off in these 2-3 block fixtures is ~1e-6 (tests/fixture_models.rs); a
+            // wrong position or mask moves log-probabilities by more than 1e-2.
+            let worst = p.logprobs.iter().zip(&q.logprobs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(p.logprobs.len() == q.logprobs.len() && worst < 1e-5, "{name}: continuation group {g}: {worst:e}");
+            assert_eq!(p.greedy, q.greedy, "{name}: continuation greedy, group {g}");
+        }
+    }
+    // Greedy decoding of prompts of different lengths in one batch.
+    let prompts: Vec<Vec<u32>> = [3usize, 17, 1].iter().enumerate().map(|(i, &n)| ids(40 + i as u64, n, vocab)).collect();
+    let (mut x, mut y) = (DecodeBatch::new(prompts.clone()), DecodeBatch::new(prompts));
+    for step in 0..8 {
+        let (ta, _) = cached.greedy_step(&mut x).unwrap();
+        let (tb, _) = streamed.greedy_step(&mut y).unwrap();
+        assert_eq!(ta, tb, "{name}: greedy step {step}");
+    }
+}
+
+#[test]
+fn streamed_equals_cached_on_the_llama_fixture() {
+    let out = common::temp_dir("streamed-llama");
+    import_gguf(&common::model_fixture("tiny-llama").join("model.gguf"), &out, &ImportOptions { max_positions: 128 }).unwrap();
+    check(&ModelDir::open(&out).unwrap(), "tiny-llama");
+}
+
+/// Gemma 3: sliding-window and global blocks, q/k and sandwich norms, tied output layer.
+#[test]
+fn streamed_equals_cached_on_the_gemma3_fixture() {
+    let out = common::temp_dir("streamed-gemma3");
+    import_hf(&common::model_fixture("hf-gemma3-f32"), &out, &ImportOptions { max_positions: 128 }).unwrap();
+    check(&ModelDir::open(&out).unwrap(), "hf-gemma3");
+}
+
+/// Gemma 3 270M on the first 8 English FLORES (SIB-200) sentences: the same per-sentence NLLs
+/// (so the same bits per byte) and the same greedy continuation.
+#[test]
+fn streamed_equals_cached_on_gemma_3_270m() {
+    let Some(model) = common::model("gemma-3-270m") else { return };
+    let Some(shared) = common::shared() else { return };
+    let text = std::fs::read_to_string(shared.join("data/sib200/eng_Latn/test.tsv")).unwrap();
+    let docs: Vec<(String, String)> =
+        text.lines().skip(1).take(8).enumerate().map(|(i, l)| (i.to_string(), l.split('\t').nth(2).unwrap().to_string())).collect();
+    let dir = ModelDir::open(&model).unwrap();
+    let (mut cached, mut streamed) = both_paths(&dir);
+    let nll = |s: &mut Scorer| -> Vec<f64> {
+        score_documents(s, &docs, WindowOptions::default(), |_| {}).unwrap().iter().map(|d| d.nll).collect()
+    };
+    assert_eq!(nll(&mut cached), nll(&mut streamed), "per-sentence NLL (bits per byte)");
+    let prompt = cached.encode("The capital of France is").unwrap();
+    let (mut x, mut y) = (DecodeBatch::new(vec![prompt.clone()]), DecodeBatch::new(vec![prompt]));
+    for _ in 0..3 {
+        cached.greedy_step(&mut x).unwrap();
+        streamed.greedy_step(&mut y).unwrap();
+    }
+    assert_eq!(x.ids(0), y.ids(0), "greedy text");
+}
+
+/// The budget picks the path before anything loads: Gemma 3 270M resident when the budget
+/// covers the plan's resident estimate, streamed one byte below it (its largest part, the
+/// 262,144 x 640 embedding, needs far less), and a budget below that part is refused with
+/// the size it needs.
+#[test]
+fn a_budget_picks_the_path_and_one_too_small_for_a_part_is_refused() {
+    let Some(model) = common::model("gemma-3-270m") else { return };
+    let dir = ModelDir::open(&model).unwrap();
+    let unbounded = RuntimeOptions { max_memory: Some(u64::MAX), ..Default::default() };
+    let plan = polyprune::eval::scorer::memory_plan(&dir, &unbounded).unwrap().unwrap().unwrap();
+    assert!(plan.streamed_bytes < plan.resident_bytes, "{plan}");
+    let path_under = |budget: u64| {
+        let opts = RuntimeOptions { max_memory: Some(budget), ..Default::default() };
+        Scorer::load(&dir, &opts, &[]).map(|s| s.path())
+    };
+    assert_eq!(path_under(plan.resident_bytes).unwrap(), ScoringPath::Cached);
+    assert_eq!(path_under(plan.resident_bytes - 1).unwrap(), ScoringPath::Streamed);
+    let err = path_under(plan.streamed_bytes - 1).expect_err("refused").to_string();
+    let need = polyprune::model::memory::human(plan.streamed_bytes);
+    assert!(err.contains(&need) && err.contains(&plan.largest_part.part) && err.contains("--max-memory"), "{err}");
+}
