@@ -2,10 +2,11 @@
 
 AUTHORING ONLY: the outputs (tests/fixtures/hf-*/lmeval_rolling.json) are committed and
 tests/hf_folders.rs reads them; CI does not install lm-eval and does not run this script.
-Written against lm_eval==0.4.13 (with the venv's pinned torch and transformers).
+Written against lm_eval==0.4.13 with accelerate==1.16.0 (its HFLM imports accelerate) and the
+venv's pinned torch 2.15 and transformers 5.25.
 
 Rerun (after `make fixtures` has written the weights into .cache/fixtures/):
-    .cache/venv/bin/pip install lm_eval==0.4.13
+    .cache/venv/bin/pip install lm_eval==0.4.13 accelerate==1.16.0
     .cache/venv/bin/python scripts/lmeval_rolling_reference.py
 
 For every fixture and every max_length in MAX_LENGTHS it loads the folder with lm-eval's HFLM
