@@ -396,7 +396,7 @@ methods = ["magnitude", "wanda"]
 sparsities = [0.5]
 patterns = ["unstructured"]
 [calibration]
-source = "flores:data"
+source = "udhr"
 samples = 4
 seqlen = 32
 sets = [{ languages = ["eng_Latn"] }, { languages = ["deu_Latn"] }]
