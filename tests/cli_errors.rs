@@ -90,13 +90,13 @@ fn unsupported_architecture_is_named() {
     let key = b"general.architecture";
     let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len();
     let value = bytes[at..].windows(5).position(|w| w == b"llama").unwrap() + at;
-    bytes[value..value + 5].copy_from_slice(b"bloom");
-    let path = dir.join("bloom.gguf");
+    bytes[value..value + 5].copy_from_slice(b"mamba");
+    let path = dir.join("mamba.gguf");
     std::fs::write(&path, bytes).unwrap();
     fails_clearly(
         &["model", "import", path.to_str().unwrap(), "-o", dir.join("o").to_str().unwrap()],
         &[],
-        &["bloom", "command-r, gemma3, llama, qwen2"],
+        &["mamba", "bloom, command-r, gemma3, llama, qwen2"],
     );
 }
 
