@@ -14,10 +14,10 @@ use std::sync::OnceLock;
 
 use polyprune::eval::seq2seq::Seq2SeqScorer;
 use polyprune::model::seq2seq::import::import_hf_seq2seq;
-use polyprune::model::seq2seq::prune::{prune_seq2seq, PrunedSeq2Seq, Seq2SeqPruneOptions};
 use polyprune::model::seq2seq::Seq2SeqFolder;
 use polyprune::model::weights::WeightStore;
 use polyprune::prune::{wanda_mask, InputStatistics, LinearWeight, Pattern, Sparsity, SparsityTarget};
+use polyprune::pruned::seq2seq::{prune_seq2seq, PrunedSeq2Seq, Seq2SeqPruneOptions};
 use polyprune::runtime::{RuntimeOptions, WeightOverride};
 use serde_json::Value;
 

@@ -154,9 +154,9 @@ fn decided_rounds_pair_every_unit_replay_exactly_resume_and_reach_the_report() {
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("decided after") && page.contains(&format!("{used} of {available}")), "the tasks table names the stopping point");
 
-    // Interrupted after one round, then resumed: the same examples, decisions and intervals.
+    // Interrupted after two rounds, then resumed (replayed round by round): the same examples, decisions and intervals.
     let (_, resumed) = setup("study-decided-resumed").unwrap();
-    let first = run(&config, &resumed, &["--max-rounds", "1"]);
+    let first = run(&config, &resumed, &["--max-rounds", "2"]);
     assert!(String::from_utf8_lossy(&first.stderr).contains("task rounds left"), "{}", String::from_utf8_lossy(&first.stderr));
     assert!(resumed.join("decided/progress/state.json").is_file() && !resumed.join("decided/decisions.json").exists());
     run(&config, &resumed, &[]);

@@ -51,3 +51,6 @@ pub use sparsity::{NmPattern, Pattern, Sparsity, SparsityTarget};
 pub use statistics::{GramPrecision, InputStatistics, GRAM_CHUNK_TOKENS};
 pub use wanda::{wanda_mask, wanda_scores};
 pub use weight::LinearWeight;
+
+#[cfg(test)]
+mod fused_rows_tests;

@@ -6,6 +6,7 @@
 
 mod model;
 mod saved;
+pub mod seq2seq;
 
 pub use model::{prune_many, prune_model, LayerFilter, PruneJob, PrunedLayerOutput, PrunedModel};
 pub use saved::{

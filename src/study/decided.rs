@@ -226,9 +226,20 @@ pub fn run_decided(
     for set in &mut sets {
         let used = state.used.get(&set.evaluation).copied().unwrap_or(0);
         if used > 0 && parts.iter().all(|p| p.contains_key(&set.evaluation)) {
+            // Replayed round by round, so a decision gets the round it was first made in.
             let scores: Vec<Vec<f64>> = parts.iter().map(|p| p[&set.evaluation].correct()).collect();
-            observe(set, &scores, 0..used, rule)?;
+            let mut start = 0;
+            while start < used {
+                let end = (start + rule.round).min(used);
+                observe(set, &scores, start..end, rule)?;
+                start = end;
+            }
             set.used = used;
+        } else {
+            // A set some unit kept no examples of starts again in every unit.
+            for p in &mut parts {
+                p.remove(&set.evaluation);
+            }
         }
     }
     let mut rounds = state.rounds;

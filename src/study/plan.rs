@@ -55,7 +55,9 @@ pub struct PlanEstimate {
 }
 
 /// Tokens scored per unit for one model's tokenizer.
-fn scored_tokens(tokenizer: &tokenizers::Tokenizer, evaluation: &Evaluation, limit: Option<usize>) -> usize {
+/// `task_cap`: the most examples a set of a decided study scores (its examples are a random
+/// draw from the whole set, so the tokens scale with the share).
+fn scored_tokens(tokenizer: &tokenizers::Tokenizer, evaluation: &Evaluation, limit: Option<usize>, task_cap: Option<usize>) -> usize {
     let count = |text: &str| tokenizer.encode(text, false).map(|e| e.len()).unwrap_or(text.len() / 4);
     let mut total = 0;
     for set in &evaluation.text {
@@ -63,7 +65,15 @@ fn scored_tokens(tokenizer: &tokenizers::Tokenizer, evaluation: &Evaluation, lim
         total += set.documents[..n].iter().map(|(_, t)| count(t) + 1).sum::<usize>();
     }
     for task in &evaluation.tasks {
-        total += task_tokens(&task.items, &count);
+        let all = task_tokens(&task.items, &count);
+        let n = match &task.items {
+            TaskItems::Choice(v) => v.len(),
+            TaskItems::Generation(v) => v.len(),
+        };
+        total += match task_cap {
+            Some(cap) if cap < n => all * cap / n,
+            _ => all,
+        };
     }
     total
 }
@@ -120,12 +130,14 @@ pub fn estimate(config: &StudyConfig, evaluation: &Evaluation, dir: &StudyDir) -
     let grid = Grid::expand(config);
     let throughput = measured_throughput(dir, &grid).unwrap_or(DEFAULT_THROUGHPUT);
     let limit = config.perplexity.as_ref().and_then(|p| p.limit);
+    // A decided study draws from whole sets and stops at `limit` at the latest: the most it costs.
+    let task_cap = config.tasks.as_ref().filter(|t| matches!(t.stop, crate::design::StopRule::Decided(_))).and_then(|t| t.limit);
     let mut per_model = std::collections::BTreeMap::new();
     for m in &config.models {
         let tokens = crate::model::ModelDir::open(&m.path)
             .ok()
             .and_then(|d| d.tokenizer().ok())
-            .map(|t| scored_tokens(&t, evaluation, limit))
+            .map(|t| scored_tokens(&t, evaluation, limit, task_cap))
             .unwrap_or_else(|| {
                 let bytes: usize = evaluation
                     .text

@@ -12,7 +12,6 @@
 
 pub mod graphs;
 pub mod import;
-pub mod prune;
 
 use std::path::{Path, PathBuf};
 

@@ -18,9 +18,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Seq2SeqFolder, Seq2SeqLayer, Stack, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE, ENCODER_GRAPH_FILE};
 use crate::eval::seq2seq::{Seq2SeqError, Seq2SeqScorer};
 use crate::model::import::transpose;
+use crate::model::seq2seq::{Seq2SeqFolder, Seq2SeqLayer, Stack, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE, ENCODER_GRAPH_FILE};
 use crate::model::weights::WeightStore;
 use crate::model::ModelError;
 use crate::prune::{InputStatistics, LinearWeight, Method, PruneError, SparsityTarget, StatisticsNeed};
