@@ -84,13 +84,6 @@ impl OpenSet {
     }
 }
 
-fn item_count(items: &TaskItems) -> usize {
-    match items {
-        TaskItems::Choice(v) => v.len(),
-        TaskItems::Generation(v) => v.len(),
-    }
-}
-
 /// The set's examples in the seeded order every unit shares.
 fn shuffled(items: TaskItems, seed: u64) -> TaskItems {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -104,13 +97,6 @@ fn shuffled(items: TaskItems, seed: u64) -> TaskItems {
             v.shuffle(&mut rng);
             TaskItems::Generation(v)
         }
-    }
-}
-
-fn slice(items: &TaskItems, range: std::ops::Range<usize>) -> TaskItems {
-    match items {
-        TaskItems::Choice(v) => TaskItems::Choice(v[range].to_vec()),
-        TaskItems::Generation(v) => TaskItems::Generation(v[range].to_vec()),
     }
 }
 
@@ -169,7 +155,7 @@ pub fn run_decided(
     let mut sets: Vec<OpenSet> = Vec::new();
     for loaded in &evaluation.tasks {
         let evaluation_name = task_set(&loaded.task.to_string(), &loaded.language.label());
-        let available = item_count(&loaded.items);
+        let available = loaded.items.len();
         let items = shuffled(loaded.items.clone(), seed);
         let mut comparisons = Vec::new();
         for &(first, second) in &pairs {
@@ -259,7 +245,7 @@ pub fn run_decided(
             for &i in &open {
                 let set = &sets[i];
                 let range = set.used..(set.used + rule.round).min(set.cap);
-                let part = LoadedTask { items: slice(&set.loaded.items, range), ..set.loaded.clone() };
+                let part = LoadedTask { items: set.loaded.items.slice(range), ..set.loaded.clone() };
                 let result = ResultPart::from(downstream::evaluate(&mut scorer, &part, None, |_| {})?);
                 fresh[u].push(result.correct());
                 append(&mut parts[u], &set.evaluation, result)?;
@@ -392,37 +378,21 @@ fn write_unit_results(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::design::config::tests::parse_ok;
+    use crate::design::config::tests::{parse_ok, GOOD};
 
-    const STUDY: &str = r#"
-[study]
-name = "d"
-out = "results/studies/d"
-seeds = [0]
-[[models]]
-name = "m"
-path = "models/m"
-[pruning]
-methods = ["magnitude", "wanda"]
-sparsities = [0.5]
-patterns = ["unstructured"]
-[calibration]
-source = "udhr"
-samples = 4
-seqlen = 32
-sets = [{ languages = ["eng_Latn"] }, { languages = ["deu_Latn"] }]
-[tasks]
-names = ["xcopa"]
-languages = ["it"]
-stop = "decided"
-data = "data"
-"#;
+    /// The config tests' study with an uncalibrated method beside a calibrated one, decided.
+    fn study() -> String {
+        let text = GOOD
+            .replace(r#"methods = ["wanda", "sparsegpt"]"#, r#"methods = ["magnitude", "wanda"]"#)
+            .replace(r#"patterns = ["unstructured", "2:4"]"#, r#"patterns = ["unstructured"]"#);
+        format!("{text}stop = \"decided\"\n")
+    }
 
     /// Every cell against dense; German Wanda against English Wanda; nothing for Magnitude
     /// (uncalibrated) against a reference.
     #[test]
     fn cells_are_compared_with_dense_and_with_the_reference_calibration() {
-        let config = parse_ok(STUDY);
+        let config = parse_ok(&study());
         let units = all_units(&Grid::expand(&config));
         let pairs = comparison_pairs(&units, "eng_Latn");
         let named: Vec<(String, String)> = pairs.iter().map(|&(a, b)| (units[a].id().to_string(), label(&units[b]))).collect();

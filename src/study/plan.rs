@@ -66,10 +66,7 @@ fn scored_tokens(tokenizer: &tokenizers::Tokenizer, evaluation: &Evaluation, lim
     }
     for task in &evaluation.tasks {
         let all = task_tokens(&task.items, &count);
-        let n = match &task.items {
-            TaskItems::Choice(v) => v.len(),
-            TaskItems::Generation(v) => v.len(),
-        };
+        let n = task.items.len();
         total += match task_cap {
             Some(cap) if cap < n => all * cap / n,
             _ => all,

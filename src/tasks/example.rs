@@ -139,6 +139,14 @@ impl TaskItems {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Examples `range`, in order (a round of a sequential evaluation).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> TaskItems {
+        match self {
+            TaskItems::Choice(v) => TaskItems::Choice(v[range].to_vec()),
+            TaskItems::Generation(v) => TaskItems::Generation(v[range].to_vec()),
+        }
+    }
 }
 
 #[cfg(test)]

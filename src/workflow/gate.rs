@@ -283,13 +283,6 @@ fn select_items(items: TaskItems, order: &[String], what: &str) -> Result<TaskIt
     })
 }
 
-fn slice_items(items: &TaskItems, range: std::ops::Range<usize>) -> TaskItems {
-    match items {
-        TaskItems::Choice(v) => TaskItems::Choice(v[range].to_vec()),
-        TaskItems::Generation(v) => TaskItems::Generation(v[range].to_vec()),
-    }
-}
-
 /// A task set's rows in a baseline: split, shots and score per example.
 type TaskSetRows = (String, usize, BTreeMap<String, f64>);
 
@@ -453,7 +446,7 @@ fn run_round(set: &mut SetState, scorer: &mut Scorer, round: usize) -> Result<()
     let mut differences = Vec::with_capacity(range.len());
     match &set.work {
         Work::Task { loaded, max_new_tokens } => {
-            let part = LoadedTask { items: slice_items(&loaded.items, range.clone()), ..loaded.clone() };
+            let part = LoadedTask { items: loaded.items.slice(range.clone()), ..loaded.clone() };
             let result = downstream::evaluate(scorer, &part, *max_new_tokens, |_| {})?;
             let scores: Vec<(String, f64)> = match &result.records {
                 TaskRecords::Choice(records) => records.iter().map(|r| (r.id.clone(), f64::from(u8::from(r.pred == r.gold)))).collect(),
