@@ -12,7 +12,7 @@
 //!   after the space -> U+2581 normalizer, so a run of spaces is one token (`▁mi ▁▁ sono`, not
 //!   `▁mi ▁ ▁sono`), as SentencePiece itself encodes it (`scripts/gemma_tokenizer_reference.py`).
 //!   llama.cpp's converter stores their U+2581 as plain spaces, which the normalizer undoes.
-//! * `gpt2` (byte-level BPE, Llama 3 / Qwen2 / SmolLM2): the file stores the merges; the
+//! * `gpt2` (byte-level BPE, Llama 3 / Qwen2 / SmolLM2 / BLOOM): the file stores the merges; the
 //!   pre-tokenizer is chosen from `tokenizer.ggml.pre`.
 
 use std::collections::HashMap;
@@ -167,6 +167,10 @@ fn pre_tokenizer(pre: &str) -> Result<Value, String> {
     const LLAMA3: &str =
         r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
     const QWEN2: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    // BLOOM splits before a space and around a fixed set of punctuation (Latin, CJK, Devanagari,
+    // Urdu, Arabic); its tokenizer.json writes the set as a class nested in the negated class,
+    // llama.cpp flat, as here: the same characters.
+    const BLOOM: &str = " ?[^(\\s|.,!?\u{2026}\u{3002}\u{ff0c}\u{3001}\u{0964}\u{06d4}\u{060c})]+";
     Ok(match pre {
         "default" | "gpt2" | "gpt-2" => byte_level(true),
         // llama.cpp gives Command-R (Aya-23) the same split: single digits, then GPT-2's regex.
@@ -174,12 +178,11 @@ fn pre_tokenizer(pre: &str) -> Result<Value, String> {
             {"type": "Digits", "individual_digits": true}, byte_level(true)]}),
         "llama-bpe" | "llama3" => json!({"type": "Sequence", "pretokenizers": [split(LLAMA3), byte_level(false)]}),
         "qwen2" => json!({"type": "Sequence", "pretokenizers": [split(QWEN2), byte_level(false)]}),
-        other => {
-            return Err(format!(
-                "pre-tokenizer '{other}' is not supported (supported: default, gpt2, smollm, starcoder, command-r, llama-bpe, qwen2); \
+        "bloom" => json!({"type": "Sequence", "pretokenizers": [split(BLOOM), byte_level(false)]}),
+        other => return Err(format!(
+            "pre-tokenizer '{other}' is not supported (supported: default, gpt2, smollm, starcoder, command-r, llama-bpe, qwen2, bloom); \
                  export the model with its own tokenizer.json and use `polyprune model inspect` instead"
-            ))
-        }
+        )),
     })
 }
 
@@ -357,5 +360,78 @@ mod user_defined_pieces {
         assert_eq!(cases.len(), 123);
         // The XCOPA choice that scored 16 nats off: the double space is one token (138).
         assert_eq!(pieces(&tok, " Oggi mi  sono")[1..], ["\u{2581}mi", "  ", "sono"]);
+    }
+}
+
+/// BLOOM's pre-tokenizer (`tokenizer.ggml.pre = bloom`).
+#[cfg(test)]
+mod bloom_split {
+    use super::*;
+    use tokenizers::tokenizer::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer, PreTokenizerWrapper};
+
+    /// The pieces `pre` cuts `text` into, with ByteLevel's `Ġ` for a space.
+    fn pieces(pre: &Value, text: &str) -> Vec<String> {
+        let pre: PreTokenizerWrapper = serde_json::from_value(pre.clone()).unwrap();
+        let mut split = PreTokenizedString::from(text);
+        pre.pre_tokenize(&mut split).unwrap();
+        split.get_splits(OffsetReferential::Original, OffsetType::Char).into_iter().map(|(s, _, _)| s.to_string()).collect()
+    }
+
+    /// The split as bigscience/bloom's own tokenizer.json writes it: the punctuation as a class
+    /// nested in the negated class.
+    fn published() -> Value {
+        json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": " ?[^(\\s|[.,!?…。，、।۔،])]+"}, "behavior": "Isolated", "invert": false},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]})
+    }
+
+    /// Worked by hand from the rule: a piece is an optional space and a run of characters that
+    /// are neither whitespace nor the punctuation; everything between pieces stands alone.
+    #[test]
+    fn bloom_splits_before_spaces_and_around_its_punctuation() {
+        let ours = pre_tokenizer("bloom").unwrap();
+        assert_eq!(pieces(&ours, "Hello, world!"), ["Hello", ",", "Ġworld", "!"]);
+        assert_eq!(pieces(&ours, "a  b"), ["a", "Ġ", "Ġb"]);
+        // A space before a bracket matches no piece: it stands alone with the bracket.
+        assert_eq!(pieces(&ours, "3.14 (pi)"), ["3", ".", "14", "Ġ(", "pi", ")"]);
+        // "你好。世界，" in UTF-8 bytes as ByteLevel shows them.
+        let cjk = pieces(&ours, "你好。世界，");
+        assert_eq!(cjk.len(), 4, "{cjk:?}");
+        // A full stop of Devanagari ends a piece like "." does.
+        assert_eq!(pieces(&ours, "नमस्ते। ok").len(), 3);
+    }
+
+    /// The flat class here and the nested class of the published tokenizer.json cut every text
+    /// the same way: Latin, CJK, Devanagari, Arabic and Urdu punctuation, digits, brackets, runs
+    /// of whitespace.
+    #[test]
+    fn bloom_split_equals_the_published_tokenizer_json() {
+        let texts = [
+            "The cat sat on the mat... and then? It left!",
+            "Der Fluss, die Stadt; das Land: (gross) | klein",
+            "他说：“你好。”然后，他走了、很快…",
+            "यह एक वाक्य है। दूसरा वाक्य?",
+            "مرحبا، كيف حالك؟ أنا بخير۔",
+            "tabs\tand\nnewlines  and   spaces 12,345.67",
+        ];
+        for text in texts {
+            assert_eq!(pieces(&pre_tokenizer("bloom").unwrap(), text), pieces(&published(), text), "{text:?}");
+        }
+    }
+
+    /// A GGUF vocabulary that names `bloom` imports, and its merges stay inside pieces.
+    #[test]
+    fn a_bloom_gguf_vocabulary_imports() {
+        use crate::model::gguf::test_builder::{EncodedValue as V, GgufBuilder};
+        let g = GgufBuilder::new()
+            .kv("tokenizer.ggml.model", V::string("gpt2"))
+            .kv("tokenizer.ggml.pre", V::string("bloom"))
+            .kv("tokenizer.ggml.tokens", V::string_array(&["a", "b", ",", "Ġ", "Ġb", "ab", "a,"]))
+            .kv("tokenizer.ggml.merges", V::string_array(&["Ġ b", "a b", "a ,"]));
+        let tok: tokenizers::Tokenizer =
+            tokenizer_json(&GgufFile::from_bytes("vocab.gguf", g.build()).unwrap()).unwrap().json.parse().unwrap();
+        let ids = tok.encode("ab, b", false).unwrap().get_ids().to_vec();
+        // "a," would merge, but "," is its own piece: ab | , | Ġb.
+        assert_eq!(ids, [5, 2, 4]);
     }
 }
