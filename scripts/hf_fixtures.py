@@ -170,7 +170,40 @@ def cmd_write(args) -> None:
             name = name_of(arch, dtype)
             write_folder(args.src / name, args.out / name, args.src)
     write_bloom_gguf(args.out / name_of("bloom", "f32"), args.out / "gguf-bloom" / "model.gguf", args.src)
-    print(f"wrote {len(ARCHS) * len(DTYPES)} Hugging Face fixture folders and gguf-bloom under {args.out}")
+    for arch in GGUF_DECODERS:
+        write_decoder_gguf(arch, args.out / name_of(arch, "f32"), args.out / f"gguf-{arch}" / "model.gguf", args.src)
+    print(f"wrote {len(ARCHS) * len(DTYPES)} Hugging Face fixture folders and gguf-{{bloom,{','.join(GGUF_DECODERS)}}} under {args.out}")
+
+
+# The float32 fixtures also written as GGUF, as llama.cpp's converter writes them. Not gemma3:
+# the fixture's layer pattern (sliding, global, sliding) and query scale (32, not the head
+# size 16) are exactly what GGUF cannot say; llama.cpp fixes both by the architecture (every
+# sixth layer global, the head size), so a converted file would compute another model. The
+# real Gemma 3 270M GGUF covers that importer.
+GGUF_DECODERS = ["llama", "qwen2", "cohere"]
+
+
+def write_decoder_gguf(arch: str, folder: Path, path: Path, fixtures: Path) -> None:
+    """A float32 Llama, Qwen2 or Cohere fixture as a GGUF file, with the converter's names,
+    metadata and row order (scripts/fixture_files.py writes them for the tiny-* fixtures)."""
+    import tokenizers
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import gguf
+    from fixture_files import DECODER_TOKENIZERS, GgufVariant, gguf_tensors, write_gguf
+
+    cfg = SimpleNamespace(**json.loads((folder / "config.json").read_text()))
+    weights = {}
+    for name, (dtype, shape, raw) in read_safetensors(folder / "model.safetensors").items():
+        assert dtype == "F32", name
+        weights[name] = np.frombuffer(raw, dtype="<f4").reshape(shape)
+    tok = tokenizers.Tokenizer.from_file(str(fixtures / TOKENIZERS[arch][0] / "tokenizer.json"))
+    # Every matrix in float32 (the default variant stores them in float16), so the import is
+    # held to transformers' float32 reference at the same tolerance as the folder.
+    every_matrix = GgufVariant("model.gguf", int(gguf.LlamaFileType.ALL_F32), {".weight": gguf.GGMLQuantizationType.F32})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_gguf(path, arch, cfg, DECODER_TOKENIZERS[arch], tok, gguf_tensors(weights, arch, cfg), every_matrix, f"hf-{arch}-f32")
 
 
 def qkv_heads_to_blocks(values: np.ndarray, heads: int) -> np.ndarray:
