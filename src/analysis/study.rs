@@ -55,6 +55,9 @@ pub fn analyze_study(study: &Path, settings: &TestSettings) -> Result<StudyAnaly
     let out = dir.analysis(None);
     let mut sections = Vec::new();
     let groups = mask_groups(&dir, &cells)?;
+    if groups.is_empty() {
+        sections.extend(stored_mask_sections(&dir)?);
+    }
     let several = groups.len() > 1;
     for (i, (label, sets)) in groups.iter().enumerate() {
         let rows = compare_all_pairs(sets)?;
@@ -86,6 +89,25 @@ fn with_sparsegpt_note(mut section: ReportSection, sparsegpt_left_out: bool) -> 
         );
     }
     section
+}
+
+/// The mask-overlap sections an earlier analysis of this study stored (`masks`, or `masks-1`,
+/// `masks-2`, .. for several conditions), in their order. A results folder kept for readers
+/// holds these and not the masks themselves (13 MB per Gemma 3 270M cell), and its report must
+/// still show them.
+fn stored_mask_sections(dir: &StudyDir) -> Result<Vec<ReportSection>, AnalysisError> {
+    let root = dir.analysis(None);
+    let Ok(entries) = std::fs::read_dir(&root) else { return Ok(Vec::new()) };
+    let mut ids: Vec<(usize, String)> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|name| match name.strip_prefix("masks") {
+            Some("") => Some((0, name)),
+            Some(rest) => rest.strip_prefix('-')?.parse().ok().map(|n| (n, name)),
+            None => None,
+        })
+        .collect();
+    ids.sort();
+    ids.into_iter().map(|(_, id)| SectionDir::new(&root, &id)).filter(|f| f.exists()).map(|f| Ok(f.read_section()?)).collect()
 }
 
 /// The sections the model-running analyses write during `study run`.
@@ -164,6 +186,11 @@ mod tests {
         assert!(matches!(found[0].tables[0].rows[0][1], TableCell::Number(x) if x.is_nan()));
         let Chart::Bars { series, .. } = &found[0].figures[0].chart else { panic!("bars") };
         assert!(series[0].values == [2.0] && series[0].lower[0].is_nan());
+        // Without masks in the cells, the stored mask sections come back, numbered ones in order.
+        export_section(&out, &section("masks-10")).unwrap();
+        export_section(&out, &section("masks-2")).unwrap();
+        let stored = stored_mask_sections(&study).unwrap();
+        assert_eq!(stored.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["masks", "masks-2", "masks-10"]);
         std::fs::write(out.join("neurons/section.json"), "{").unwrap();
         assert!(model_sections(&study).unwrap_err().to_string().contains("neurons"));
         let _ = std::fs::remove_dir_all(&study.root);
