@@ -130,8 +130,7 @@ fn layer_error_proxy_equals_the_measured_layer_output_error() {
     let target = statistics(&xt, cols);
     let half = SparsityTarget::Unstructured(Sparsity::new(0.5).unwrap());
     for method in [Method::Wanda, "sparsegpt".parse::<Method>().unwrap()] {
-        let mixture =
-            InputStatistics::scaled_sum("mix", &[(&per_language[0], 0.25), (&per_language[1], 1.5)]).unwrap();
+        let mixture = InputStatistics::scaled_sum("mix", &[(&per_language[0], 0.25), (&per_language[1], 1.5)]).unwrap();
         assert_eq!(mixture.tokens(), 75 + 300);
         let pruned = method.prune("fc", &weight, Some(&mixture), half).unwrap();
         let new = pruned.new_weights.unwrap_or_else(|| {

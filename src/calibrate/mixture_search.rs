@@ -193,7 +193,8 @@ pub fn search_mixtures<E>(
             moves[i + 1..].iter().find_map(|b| {
                 let sum: Vec<i64> = a.1.iter().zip(&b.1).map(|(x, y)| x + y).collect();
                 let shares: Vec<i64> = current.shares.iter().zip(&sum).map(|(&s, d)| s as i64 + d).collect();
-                (sum.iter().any(|&d| d != 0) && shares.iter().all(|&s| s >= 0)).then(|| shares.iter().map(|&s| s as usize).collect::<Vec<_>>())
+                (sum.iter().any(|&d| d != 0) && shares.iter().all(|&s| s >= 0))
+                    .then(|| shares.iter().map(|&s| s as usize).collect::<Vec<_>>())
             })
         });
         if let Some(shares) = combined {

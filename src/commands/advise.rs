@@ -32,8 +32,7 @@ pub fn run(args: AdviseArgs) -> Result<()> {
         calib_source: sources[0].clone(),
         source: sources[1].clone(),
         flores: args.flores,
-        objective: Objective::parse(&args.objective)
-            .ok_or_else(|| anyhow!("--objective {}: expected worst or mean", args.objective))?,
+        objective: Objective::parse(&args.objective).ok_or_else(|| anyhow!("--objective {}: expected worst or mean", args.objective))?,
         budget: args.budget,
         validate: args.validate,
         limit: args.limit,

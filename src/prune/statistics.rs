@@ -220,7 +220,11 @@ impl InputStatistics {
     pub fn scaled_sum(label: impl Into<String>, parts: &[(&InputStatistics, f64)]) -> Result<InputStatistics, PruneError> {
         let label = label.into();
         let Some((first, _)) = parts.first() else {
-            return Err(PruneError::StatisticsMismatch { target: label, other: String::new(), reason: "a mixture needs at least one part".into() });
+            return Err(PruneError::StatisticsMismatch {
+                target: label,
+                other: String::new(),
+                reason: "a mixture needs at least one part".into(),
+            });
         };
         let width = first.width;
         let gram = parts.iter().all(|(p, _)| p.has_gram());

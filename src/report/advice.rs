@@ -31,7 +31,8 @@ pub fn render(a: &Advice) -> Result<String, HtmlError> {
         .map(|(k, w)| format!("{k} {:.1} %", 100.0 * w))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut test_rows = vec![Row { name: "dense".into(), cells: a.targets.iter().map(|t| format!("{:.4}", a.dense_test_bpb[t])).collect() }];
+    let mut test_rows =
+        vec![Row { name: "dense".into(), cells: a.targets.iter().map(|t| format!("{:.4}", a.dense_test_bpb[t])).collect() }];
     for (name, bpb) in &a.test_bpb {
         test_rows.push(Row { name: name.clone(), cells: a.targets.iter().map(|t| format!("{:.4}", bpb[t])).collect() });
     }
@@ -157,10 +158,20 @@ pub fn render(a: &Advice) -> Result<String, HtmlError> {
     let mut context = tera::Context::new();
     context.insert("version", env!("CARGO_PKG_VERSION"));
     context.insert("model", &a.model);
-    context.insert("setup", &format!(
-        "{} at {}, {} windows of {} tokens (seed {}), objective: {}; targets {}; candidates {}",
-        a.method, a.sparsity, a.samples, a.seqlen, a.seed, a.objective.name(), a.targets.join(", "), a.candidates.join(", ")
-    ));
+    context.insert(
+        "setup",
+        &format!(
+            "{} at {}, {} windows of {} tokens (seed {}), objective: {}; targets {}; candidates {}",
+            a.method,
+            a.sparsity,
+            a.samples,
+            a.seqlen,
+            a.seed,
+            a.objective.name(),
+            a.targets.join(", "),
+            a.candidates.join(", ")
+        ),
+    );
     context.insert("weights", &weights);
     context.insert("english", ENGLISH);
     context.insert("beats", &beats);

@@ -45,8 +45,8 @@ use serde::Serialize;
 
 use super::{score_sets, WorkflowError};
 use crate::calibrate::{
-    capture_and_prune, search_mixtures, CalibrationError, CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions,
-    EvaluatedMixture, LayerPruner, Mix, Objective,
+    capture_and_prune, search_mixtures, CalibrationError, CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions, EvaluatedMixture,
+    LayerPruner, Mix, Objective,
 };
 use crate::data::Language;
 use crate::eval::{LanguageScore, Scorer, TextSet, WindowOptions};
@@ -644,8 +644,7 @@ pub fn advise(opts: &AdviseOptions, progress: &mut dyn Progress) -> Result<Advic
         overrides_of.insert(label.clone(), overrides);
     }
     cost.validation_s = t0.elapsed().as_secs_f64();
-    let candidates_only: Vec<&String> =
-        to_validate.iter().filter(|(_, _, own)| own.is_none()).map(|(label, _, _)| label).collect();
+    let candidates_only: Vec<&String> = to_validate.iter().filter(|(_, _, own)| own.is_none()).map(|(label, _, _)| label).collect();
     let best_label = candidates_only
         .iter()
         .min_by(|a, b| {
@@ -685,7 +684,13 @@ pub fn advise(opts: &AdviseOptions, progress: &mut dyn Progress) -> Result<Advic
     }
     let mut comparisons = Vec::new();
     for (name, _) in test_names.iter().skip(1) {
-        comparisons.extend(compare_on_targets(("recommended", name), &test_scores["recommended"], &test_scores[name], &opts.comparison, opts.alpha)?);
+        comparisons.extend(compare_on_targets(
+            ("recommended", name),
+            &test_scores["recommended"],
+            &test_scores[name],
+            &opts.comparison,
+            opts.alpha,
+        )?);
     }
     let beats_english =
         comparisons.iter().filter(|c| c.second == ENGLISH).map(|c| (c.target.clone(), c.first_better)).collect::<BTreeMap<_, _>>();
@@ -712,7 +717,8 @@ pub fn advise(opts: &AdviseOptions, progress: &mut dyn Progress) -> Result<Advic
         let pruned = prune_model(&model, &opts.method, target, &LayerFilter::default(), Some(&set), &capture, |_, _| {})?;
         let scores = score(&model, &opts.runtime, &pruned.overrides, &test_sets, window, progress)?;
         cost.confirmation_tokens = tokens_of(&scores);
-        let comparisons = compare_on_targets(("sequential", "recommended"), &scores, &test_scores["recommended"], &opts.comparison, opts.alpha)?;
+        let comparisons =
+            compare_on_targets(("sequential", "recommended"), &scores, &test_scores["recommended"], &opts.comparison, opts.alpha)?;
         Some(Confirmation {
             calib: chosen.iter().map(|&k| candidates[k].clone()).collect(),
             mix: format!("weights:{}", weights.iter().map(|w| format!("{w}")).collect::<Vec<_>>().join(",")),
@@ -809,25 +815,45 @@ pub fn write_advice(advice: &Advice, out: &Path) -> Result<Vec<PathBuf>, Workflo
 
     let mut csv = String::from("calibration,weights,target,dev_bpb,test_bpb,proxy,vs_recommended_diff,vs_recommended_ci_lower,vs_recommended_ci_upper,vs_recommended_adjusted_p\n");
     let fmt = |x: Option<f64>| x.map(|v| format!("{v:.6}")).unwrap_or_default();
-    let mut rows: Vec<(String, String, Option<&BitsPerByte>, Option<&BitsPerByte>, Option<&BTreeMap<String, f64>>)> = Vec::new();
-    rows.push(("dense".into(), String::new(), Some(&advice.dense_dev_bpb), Some(&advice.dense_test_bpb), None));
-    let weights_text = |w: &BTreeMap<String, f64>| {
-        w.iter().filter(|(_, &v)| v > 0.0).map(|(k, v)| format!("{k}:{v:.4}")).collect::<Vec<_>>().join(" ")
-    };
-    rows.push((
-        "recommended".into(),
-        weights_text(&advice.recommended.weights),
-        Some(&advice.recommended.dev_bpb),
-        advice.test_bpb.get("recommended"),
-        Some(&advice.recommended.proxy),
-    ));
+    /// One calibration's rows of `advice.csv`.
+    struct CsvRow<'a> {
+        name: String,
+        weights: String,
+        dev: Option<&'a BitsPerByte>,
+        test: Option<&'a BitsPerByte>,
+        proxy: Option<&'a BTreeMap<String, f64>>,
+    }
+    let weights_text =
+        |w: &BTreeMap<String, f64>| w.iter().filter(|(_, &v)| v > 0.0).map(|(k, v)| format!("{k}:{v:.4}")).collect::<Vec<_>>().join(" ");
+    let mut rows = vec![
+        CsvRow {
+            name: "dense".into(),
+            weights: String::new(),
+            dev: Some(&advice.dense_dev_bpb),
+            test: Some(&advice.dense_test_bpb),
+            proxy: None,
+        },
+        CsvRow {
+            name: "recommended".into(),
+            weights: weights_text(&advice.recommended.weights),
+            dev: Some(&advice.recommended.dev_bpb),
+            test: advice.test_bpb.get("recommended"),
+            proxy: Some(&advice.recommended.proxy),
+        },
+    ];
     for p in advice.search.iter().filter(|p| p.dev_bpb.is_some()) {
-        rows.push((p.calibration.clone(), weights_text(&p.weights), p.dev_bpb.as_ref(), advice.test_bpb.get(&p.calibration), Some(&p.proxy)));
+        rows.push(CsvRow {
+            name: p.calibration.clone(),
+            weights: weights_text(&p.weights),
+            dev: p.dev_bpb.as_ref(),
+            test: advice.test_bpb.get(&p.calibration),
+            proxy: Some(&p.proxy),
+        });
     }
     for (name, bpb) in advice.test_bpb.iter().filter(|(k, _)| *k != "recommended" && !advice.search.iter().any(|p| &p.calibration == *k)) {
-        rows.push((name.clone(), format!("{name}:1.0000"), None, Some(bpb), None));
+        rows.push(CsvRow { name: name.clone(), weights: format!("{name}:1.0000"), dev: None, test: Some(bpb), proxy: None });
     }
-    for (name, weights, dev, test, proxy) in rows {
+    for CsvRow { name, weights, dev, test, proxy } in rows {
         for t in &advice.targets {
             let c = advice.comparisons.iter().find(|c| c.second == name && &c.target == t);
             csv.push_str(&format!(
