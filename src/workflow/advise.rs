@@ -562,6 +562,7 @@ pub fn advise(opts: &AdviseOptions, progress: &mut dyn Progress) -> Result<Advic
     progress.stage("calibration statistics", languages.len() as u64);
     for (i, code) in languages.iter().enumerate() {
         progress.detail(code);
+        progress.note(&format!("calibrating {code} (one-shot statistics)"));
         let spec = CalibrationSpec {
             languages: vec![Language::parse(code)?],
             mix: Mix::Even,
@@ -607,6 +608,7 @@ pub fn advise(opts: &AdviseOptions, progress: &mut dyn Progress) -> Result<Advic
     progress.finish();
     cost.proxy_evaluations = searched.len();
     cost.search_s = t0.elapsed().as_secs_f64();
+    progress.note(&format!("searched {} mixtures in {:.0} s", searched.len(), cost.search_s));
 
     // 4. Validation on the development half: the best few mixtures and every single language.
     let t0 = Instant::now();
@@ -676,24 +678,36 @@ pub fn advise(opts: &AdviseOptions, progress: &mut dyn Progress) -> Result<Advic
             test_names.push((code.clone(), code.clone()));
         }
     }
+    let mut scored: BTreeMap<&String, Vec<LanguageScore>> = BTreeMap::new();
     for (name, label) in &test_names {
-        progress.note(&format!("test: {name}"));
-        let scores = score(&model, &opts.runtime, &overrides_of[label], &test_sets, window, progress)?;
-        cost.test_tokens += tokens_of(&scores);
+        // A recommendation that is one language's calibration is scored once.
+        let scores = match scored.get(label) {
+            Some(scores) => scores.clone(),
+            None => {
+                progress.note(&format!("test: {name}"));
+                let scores = score(&model, &opts.runtime, &overrides_of[label], &test_sets, window, progress)?;
+                cost.test_tokens += tokens_of(&scores);
+                scored.insert(label, scores.clone());
+                scores
+            }
+        };
         test_scores.insert(name.clone(), scores);
     }
     let mut comparisons = Vec::new();
-    for (name, _) in test_names.iter().skip(1) {
+    // A baseline that is the recommendation itself is not compared with it.
+    for (name, label) in test_names.iter().skip(1).filter(|(_, label)| *label != best_label) {
         comparisons.extend(compare_on_targets(
             ("recommended", name),
             &test_scores["recommended"],
-            &test_scores[name],
+            &test_scores[label],
             &opts.comparison,
             opts.alpha,
         )?);
     }
-    let beats_english =
-        comparisons.iter().filter(|c| c.second == ENGLISH).map(|c| (c.target.clone(), c.first_better)).collect::<BTreeMap<_, _>>();
+    let beats_english = targets
+        .iter()
+        .map(|t| (t.clone(), comparisons.iter().any(|c| c.second == ENGLISH && &c.target == t && c.first_better)))
+        .collect::<BTreeMap<_, _>>();
     cost.test_s = t0.elapsed().as_secs_f64();
 
     // 6. Sequential confirmation with the mixture.
