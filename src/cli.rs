@@ -27,6 +27,11 @@ pub enum Command {
     Eval(EvalCommand),
     /// Calibrate in any language(s) and prune with Magnitude, Wanda, SparseGPT, SNIP or GraSP.
     Prune(PruneArgs),
+    /// Which calibration text for my languages? Searches mixtures of calibration languages for
+    /// the one that serves the target languages best (one calibration pass per language, a
+    /// layer-error proxy, validation on text), with test bits per byte against English-only and
+    /// each target-only calibration; writes advice.json, advice.csv, search.csv, advice.html.
+    Advise(AdviseArgs),
     /// Get the data of downstream tasks.
     #[command(subcommand)]
     Data(DataCommand),
@@ -46,6 +51,77 @@ pub enum Command {
     Study(StudyCommand),
     /// Render a study's results as one self-contained HTML file (plus paper tables as LaTeX and Markdown, CSV/JSON exports).
     Report(ReportArgs),
+}
+
+#[derive(Args)]
+pub struct AdviseArgs {
+    /// Model folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Languages the pruned model will serve, comma-separated (FLORES or ISO codes).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub targets: Vec<String>,
+    /// Languages the calibration may mix (default: the targets plus English).
+    #[arg(long, value_delimiter = ',')]
+    pub candidates: Vec<String>,
+    /// wanda or sparsegpt.
+    #[arg(long)]
+    pub method: String,
+    /// Fraction of each layer's weights to prune, in [0, 1) (implied by an N:M pattern).
+    #[arg(long)]
+    pub sparsity: Option<f64>,
+    /// unstructured, or N:M such as 2:4.
+    #[arg(long, default_value = "unstructured")]
+    pub pattern: String,
+    /// Calibration windows per set.
+    #[arg(long, default_value_t = 128)]
+    pub samples: usize,
+    #[arg(long, default_value_t = 512)]
+    pub seqlen: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// worst (the worst-served target, the default) or mean (over targets).
+    #[arg(long, default_value = "worst")]
+    pub objective: String,
+    /// Proxy evaluations the mixture search may spend (each prunes every layer once).
+    #[arg(long, default_value_t = 24)]
+    pub budget: usize,
+    /// How many of the best searched mixtures are validated on text (besides every single
+    /// language).
+    #[arg(long, default_value_t = 3)]
+    pub validate: usize,
+    /// Documents per target in each of the development and test halves (default: all).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Skip the confirmation by one sequential calibration on the recommended mixture.
+    #[arg(long)]
+    pub no_confirm: bool,
+    /// Text source for calibration (handbook, udhr, flores, file:<path>, jsonl:..., parquet:...;
+    /// default per language).
+    #[arg(long)]
+    pub calib_source: Option<String>,
+    /// Text source for the development and test text (default per language).
+    #[arg(long)]
+    pub source: Option<String>,
+    #[command(flatten)]
+    pub records: RecordArgs,
+    /// FLORES/SIB-200 folder for the `flores` source.
+    #[arg(long)]
+    pub flores: Option<PathBuf>,
+    /// SparseGPT dampening, as a fraction of the mean Hessian diagonal.
+    #[arg(long, default_value_t = 0.01)]
+    pub percdamp: f64,
+    /// SparseGPT column block size.
+    #[arg(long, default_value_t = 128)]
+    pub blocksize: usize,
+    /// Windows per runtime call during calibration.
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 #[derive(Subcommand)]

@@ -1,13 +1,16 @@
 //! Calibration: which text the pruning methods see (`set`), and what they measure on it
 //! (`capture`: per-layer input statistics, block by block; `gradients`: the loss gradient and
-//! Hessian-gradient product over the whole model, for SNIP and GraSP).
+//! Hessian-gradient product over the whole model, for SNIP and GraSP; `mixture_search`: which
+//! mixture of calibration languages serves a set of target languages best).
 
 pub mod capture;
 pub mod gradients;
+pub mod mixture_search;
 pub mod set;
 
 pub use capture::{capture_and_prune, CaptureMode, CaptureOptions, CaptureTimings, LayerPruner};
 pub use gradients::{collect_gradients, GradientSaliency};
+pub use mixture_search::{search_mixtures, EvaluatedMixture, Objective};
 pub use set::{CalibrationSet, CalibrationSpec, Mix, WindowRecord};
 
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@ use polyprune::runtime::{ExecutionProvider, RuntimeOptions};
 
 use crate::cli::{Cli, Command, EvalCommand, RecordArgs, RuntimeArgs};
 
+mod advise;
 mod analyze;
 pub mod check;
 mod data;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Model(m) => model::run(m).map(|_| 0),
         Command::Eval(EvalCommand::Ppl(args)) => ppl::run(args).map(|_| 0),
         Command::Prune(args) => prune::run(args).map(|_| 0),
+        Command::Advise(args) => advise::run(args).map(|_| 0),
         Command::Eval(EvalCommand::Tasks(args)) => tasks::run(args).map(|_| 0),
         Command::Data(cmd) => data::run(cmd).map(|_| 0),
         Command::Analyze(cmd) => analyze::run(cmd).map(|_| 0),

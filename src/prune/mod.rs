@@ -6,7 +6,9 @@
 //! its own mask format; it only does the maths:
 //!
 //! * [`sparsity`]: what to prune ([`Sparsity`], [`Pattern`], validated into a [`SparsityTarget`]);
-//! * [`statistics`]: streaming per-channel norms and Gram matrices of layer inputs;
+//! * [`statistics`]: streaming per-channel norms and Gram matrices of layer inputs (and a
+//!   calibration mixture's, as a weighted sum of each language's);
+//! * [`output_error`]: a weight change's output error on one language, from its Gram matrix;
 //! * [`magnitude`], [`wanda`], [`sparsegpt`]: the per-layer methods (each cites its paper);
 //! * [`snip`], [`grasp`]: gradient saliencies (the gradients come from `crate::model::gradient`),
 //!   turned into masks per layer or globally by [`saliency`];
@@ -22,6 +24,7 @@ pub mod magnitude;
 pub mod mask;
 pub mod mask_file;
 pub mod method;
+pub mod output_error;
 pub mod report;
 pub mod saliency;
 mod selection;
@@ -44,6 +47,7 @@ pub use magnitude::{magnitude_mask, MagnitudeScope};
 pub use mask::{Mask, NmViolation};
 pub use mask_file::{decode_mask, encode_mask, read_mask, write_mask};
 pub use method::{Method, PrunedLayer, StatisticsNeed};
+pub use output_error::ColumnGram;
 pub use report::SparsityReport;
 pub use saliency::{saliency_masks, SaliencyScope, ScoredLayer};
 pub use sparsegpt::{sparsegpt_prune, DampingUsed, SparseGptConfig, SparseGptResult, MAX_DAMPING_ATTEMPTS};

@@ -210,10 +210,94 @@ impl InputStatistics {
         self.tokens += other.tokens;
         Ok(())
     }
+    /// The statistics of a calibration mixture: `sum_k factor_k * parts_k`, each part's sums of
+    /// squares, Gram matrix and token count scaled by its factor. Both statistics are sums over
+    /// calibration tokens, so with integer factors this is exactly what a calibration on the
+    /// parts' tokens, each repeated `factor_k` times, accumulates (up to the order of the f64
+    /// additions and the f32 chunking of the Gram, see the module documentation); fractional
+    /// factors give the expected statistics of a calibration that draws that share of each
+    /// part's windows. The result keeps the Gram matrix only when every part has one.
+    pub fn scaled_sum(label: impl Into<String>, parts: &[(&InputStatistics, f64)]) -> Result<InputStatistics, PruneError> {
+        let label = label.into();
+        let Some((first, _)) = parts.first() else {
+            return Err(PruneError::StatisticsMismatch {
+                target: label,
+                other: String::new(),
+                reason: "a mixture needs at least one part".into(),
+            });
+        };
+        let width = first.width;
+        let gram = parts.iter().all(|(p, _)| p.has_gram());
+        let mut out = InputStatistics::new(label, width, gram);
+        let mut tokens = 0.0;
+        for (part, factor) in parts {
+            if part.width != width {
+                return Err(PruneError::StatisticsMismatch {
+                    target: out.label.clone(),
+                    other: part.label.clone(),
+                    reason: format!("widths {width} and {} differ", part.width),
+                });
+            }
+            if !(factor.is_finite() && *factor >= 0.0) {
+                return Err(PruneError::StatisticsMismatch {
+                    target: out.label.clone(),
+                    other: part.label.clone(),
+                    reason: format!("mixture factor {factor} is not a finite non-negative number"),
+                });
+            }
+            if *factor == 0.0 {
+                continue;
+            }
+            for (sum, add) in out.sum_squares.iter_mut().zip(&part.sum_squares) {
+                *sum += factor * add;
+            }
+            if let (Some(total), Some(add)) = (out.gram_lower.as_mut(), part.gram_lower.as_ref()) {
+                for j in 0..width {
+                    let target = &mut total.col_as_slice_mut(j)[j..];
+                    for (t, s) in target.iter_mut().zip(&add.col_as_slice(j)[j..]) {
+                        *t += factor * s;
+                    }
+                }
+            }
+            tokens += factor * part.tokens as f64;
+        }
+        out.tokens = tokens.round() as usize;
+        Ok(out)
+    }
+
+    /// The same statistics without the Gram matrix (frees `8 * width^2` bytes).
+    pub fn without_gram(&self) -> InputStatistics {
+        InputStatistics {
+            label: self.label.clone(),
+            width: self.width,
+            tokens: self.tokens,
+            sum_squares: self.sum_squares.clone(),
+            gram_lower: None,
+            precision: self.precision,
+        }
+    }
+
+    /// `<A, X^T X> = sum_ij A_ij (X^T X)_ij` for a symmetric `A` given by its lower triangle
+    /// (the upper is ignored); `None` without a Gram matrix. With `A = dW^T dW` this is
+    /// `||dW X^T||_F^2`, the squared output change of a weight change `dW` on these tokens.
+    pub fn gram_inner_product(&self, a_lower: MatRef<'_, f64>) -> Option<f64> {
+        let gram = self.gram_lower.as_ref()?;
+        let mut total = 0.0;
+        for j in 0..self.width {
+            let g = &gram.col_as_slice(j)[j..];
+            let mut column = 0.0;
+            for (k, &gij) in g.iter().enumerate() {
+                let weight = if k == 0 { 1.0 } else { 2.0 };
+                column += weight * gij * a_lower[(j + k, j)];
+            }
+            total += column;
+        }
+        Some(total)
+    }
 }
 
 /// `target (lower triangle) = or += x^T x`, parallel over the global rayon pool.
-fn lower_gram<T: faer::traits::ComplexField>(target: faer::MatMut<'_, T>, accum: Accum, x: MatRef<'_, T>) {
+pub(super) fn lower_gram<T: faer::traits::ComplexField>(target: faer::MatMut<'_, T>, accum: Accum, x: MatRef<'_, T>) {
     triangular_matmul(
         target,
         BlockStructure::TriangularLower,

@@ -10,6 +10,7 @@
 //! The report reads what the store holds ([`StudyResults`]) and shows numbers `stats` and the
 //! significance analysis computed; it neither runs a model nor computes a test of its own.
 
+pub mod advice;
 pub mod charts;
 mod figure_pdf;
 pub mod grid;

@@ -15,6 +15,7 @@
 //!   into the flat, serialisable [`PairedComparison`].
 //! * Many treatments over many evaluation sets: [`friedman_test`], the
 //!   [`nemenyi`] post-hoc test and [`critical_difference_diagram`] data.
+//! * Agreement of two rankings: Spearman's [`spearman`].
 //! * Families of p-values: [`holm`] and [`benjamini_hochberg`].
 //! * Anytime-valid comparisons (look after every example, stop when decided): the
 //!   [`BettingConfidenceSequence`] for bounded values (accuracy differences), exact at every
@@ -29,6 +30,7 @@ mod bca;
 mod betting_sequence;
 mod bootstrap;
 mod cd_diagram;
+mod correlation;
 mod descriptive;
 mod effect_size;
 mod error;
@@ -53,6 +55,7 @@ pub use asymptotic_sequence::AsymptoticConfidenceSequence;
 pub use betting_sequence::BettingConfidenceSequence;
 pub use bootstrap::{bootstrap_mean, bootstrap_mean_difference, BootstrapInterval};
 pub use cd_diagram::{critical_difference_diagram, CriticalDifferenceDiagram, RankedTreatment};
+pub use correlation::spearman;
 pub use descriptive::{mean, t_interval, Descriptives};
 pub use effect_size::{cohens_dz, hedges_correction, hedges_gz};
 pub use error::StatsError;

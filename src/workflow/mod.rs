@@ -4,6 +4,8 @@
 //! * [`perplexity`]: `eval ppl`, perplexity and bits per byte per language or file;
 //! * [`tasks`]: `eval tasks`, downstream tasks per language;
 //! * [`prune`]: `prune`, calibrate, prune, save, compare perplexity before and after;
+//! * [`advise`]: `advise`, which calibration mixture serves a set of target languages best,
+//!   searched on a layer-error proxy from one calibration pass per language, then validated;
 //! * [`gate`]: `gate`, a candidate against a baseline's results, a round of examples at a time
 //!   until anytime-valid confidence sequences decide.
 //!
@@ -12,6 +14,7 @@
 //! `crate::analysis::workflow` holds the analyses. The command line only maps flags to these
 //! options and prints what comes back.
 
+pub mod advise;
 pub mod gate;
 pub mod perplexity;
 pub mod prune;
