@@ -287,5 +287,219 @@ fn import_and_inspect_name_the_stacks_and_other_commands_refuse() {
     assert_eq!(cross.split_whitespace().collect::<Vec<_>>(), ["dec.blk.2.cross_attn_k.weight", "decoder", "2", "64x64", "encoder_hidden"]);
     assert!(text.contains("47 prunable layers") && text.contains("head: untied"), "{text}");
     let refused = polyprune::model::ModelDir::open(&out).unwrap_err().to_string();
-    assert!(refused.contains("encoder-decoder") && refused.contains("model inspect"), "{refused}");
+    assert!(refused.contains("encoder-decoder") && refused.contains("eval ppl"), "{refused}");
+}
+
+fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `eval ppl --per-line` rows: (nll, tokens, bytes).
+fn per_line_nll(model: &std::path::Path, file: &std::path::Path, extra: &[&str]) -> Vec<(f64, usize, usize)> {
+    let results = common::temp_dir("mt5-ppl-results");
+    let stdout = run_ok(
+        common::bin()
+            .args(["eval", "ppl", "--model"])
+            .arg(model)
+            .arg("--file")
+            .arg(file)
+            .args(["--per-line", "--context", "12", "--format", "csv", "--results"])
+            .arg(&results)
+            .args(extra),
+    );
+    let rows: Vec<(f64, usize, usize)> = stdout
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().unwrap())
+        })
+        .collect();
+    let run = std::fs::read_dir(results.join("ppl")).unwrap().next().unwrap().unwrap().path();
+    let stored = polyprune::store::PerplexityDir::at(&run).read_documents().unwrap();
+    assert_eq!(stored.len(), rows.len(), "the results folder holds every line");
+    rows
+}
+
+fn reference_texts_file() -> (PathBuf, Vec<(String, f64, usize)>) {
+    let r = reference();
+    let texts: Vec<(String, f64, usize)> = r["rolling"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["text"].as_str().unwrap().to_string(), t["logprob"].as_f64().unwrap(), ids(&t["ids"]).len()))
+        .collect();
+    let file = common::temp_dir("mt5-ppl").join("lines.txt");
+    std::fs::write(&file, texts.iter().map(|t| t.0.as_str()).collect::<Vec<_>>().join("\n")).unwrap();
+    (file, texts)
+}
+
+/// `eval ppl` on the mT5 folder: each line's NLL is lm-eval's seq2seq `loglikelihood_rolling`
+/// over windows of `--context` labels, which the reference computed with transformers
+/// (several windows per line at 12 tokens); every token of the line, `</s>` included, counts.
+#[test]
+fn eval_ppl_per_line_is_lm_evals_rolling_loglikelihood() {
+    let (file, texts) = reference_texts_file();
+    let rows = per_line_nll(&imported(), &file, &[]);
+    assert_eq!(rows.len(), texts.len());
+    for ((nll, tokens, bytes), (text, logprob, n)) in rows.iter().zip(&texts) {
+        assert!((nll + logprob).abs() / logprob.abs() <= 1e-5, "{text}: {nll} vs {}", -logprob);
+        assert_eq!((*tokens, *bytes), (*n, text.len()), "{text}");
+    }
+}
+
+/// A calibration text file for `--calib-source file:` (paragraphs in English and French).
+fn calibration_file() -> PathBuf {
+    let r = reference();
+    let mut paragraphs: Vec<String> = Vec::new();
+    for round in 0..40 {
+        for e in r["loglikelihood"].as_array().unwrap().iter().take(6) {
+            paragraphs.push(format!("{} {} ({round})", e["context"].as_str().unwrap(), e["continuation"].as_str().unwrap()));
+        }
+    }
+    let file = common::temp_dir("mt5-calib").join("calib.txt");
+    std::fs::write(&file, paragraphs.join("\n\n")).unwrap();
+    file
+}
+
+/// `prune` on the mT5 folder, through the command: the saved folder's weights are exactly
+/// the library's `prune_seq2seq` on the same calibration windows (drawn here with the
+/// library's sampler; text + `</s>` as the encoder's input and the decoder's labels), every
+/// layer is exactly half zeros, `sparsity.csv` lists the 47 layers with their stack's roles,
+/// and `eval ppl` reads the saved folder and the dense folder with `--masks` alike.
+#[test]
+fn prune_writes_a_folder_that_eval_reads() {
+    use polyprune::calibrate::{CalibrationSet, CalibrationSpec, Mix};
+    use polyprune::data::Language;
+    let calib = calibration_file();
+    let source = format!("file:{}", calib.display());
+    let out = common::temp_dir("mt5-pruned").join("wanda");
+    let results = common::temp_dir("mt5-prune-results");
+    let stdout = run_ok(
+        common::bin()
+            .args(["prune", "--model"])
+            .arg(imported())
+            .args(["--method", "wanda", "--sparsity", "0.5", "--calib", "eng", "--calib-source", &source])
+            .args(["--samples", "6", "--seqlen", "24", "--save"])
+            .arg(&out)
+            .arg("--results")
+            .arg(&results),
+    );
+    assert!(stdout.contains("cross_k") && stdout.contains("overall sparsity 0.500000"), "{stdout}");
+
+    let folder = Seq2SeqFolder::open(&imported()).unwrap();
+    let spec = CalibrationSpec {
+        languages: vec![Language::parse("eng").unwrap()],
+        mix: Mix::Even,
+        samples: 6,
+        seqlen: 24,
+        seed: 0,
+        source: Some(source.clone()),
+    };
+    let registry = polyprune::eval::registry(None);
+    let set = CalibrationSet::draw(&spec, &registry, &folder.tokenizer().unwrap(), folder.card.spec.eos_token_id).unwrap();
+    let eos = folder.card.spec.eos_token_id;
+    let sequences: Vec<Vec<u32>> = set.windows.iter().map(|w| w[1..].iter().copied().chain([eos]).collect()).collect();
+    let opts = Seq2SeqPruneOptions { method: "wanda".parse().unwrap(), target: half(), sequential: true };
+    let library = prune_seq2seq(&folder, &sequences, &opts, &RuntimeOptions::default()).unwrap();
+    let saved = Seq2SeqFolder::open(&out).unwrap();
+    assert_eq!(library.overrides.len(), 47);
+    for w in &library.overrides {
+        let graph = Seq2SeqFolder::graph_of(&w.name);
+        let stored = WeightStore::open(&saved.dir, graph).unwrap().read(&w.name).unwrap();
+        assert_eq!(stored, *w.data, "{}: the saved weights are the library's", w.name);
+        assert_eq!(stored.iter().filter(|&&v| v == 0.0).count(), stored.len() / 2, "{}", w.name);
+    }
+
+    let run = std::fs::read_dir(results.join("prune")).unwrap().next().unwrap().unwrap().path();
+    let rows = polyprune::store::ResultsDir::at(&run).read_sparsity().unwrap();
+    assert_eq!(rows.len(), 47);
+    assert!(rows.iter().all(|r| r.pruned * 2 == r.total && r.achieved == 0.5));
+    let cross = rows.iter().find(|r| r.layer == "dec.blk.1.cross_attn_k.weight").unwrap();
+    assert_eq!((cross.role.as_str(), cross.block), ("cross_k", 3), "decoder blocks are numbered after the encoder's");
+
+    let (file, _) = reference_texts_file();
+    let dense = per_line_nll(&imported(), &file, &[]);
+    let pruned = per_line_nll(&out, &file, &[]);
+    let masked = per_line_nll(&imported(), &file, &["--masks", out.to_str().unwrap()]);
+    for ((d, p), m) in dense.iter().zip(&pruned).zip(&masked) {
+        assert!((p.0 - d.0).abs() > 1e-3, "pruning changes every line's NLL: {} vs {}", p.0, d.0);
+        assert!((p.0 - m.0).abs() <= 1e-9 * p.0.abs(), "saved folder {} vs masks {}", p.0, m.0);
+    }
+}
+
+/// SNIP and GraSP are refused by name before any calibration, and so are layer filters.
+#[test]
+fn prune_refuses_gradient_methods_and_filters_for_encoder_decoders() {
+    for (extra, needle) in [
+        (vec!["--method", "snip", "--sparsity", "0.5", "--calib", "eng"], "snip needs gradients"),
+        (vec!["--method", "wanda,grasp", "--sparsity", "0.5", "--calib", "eng"], "grasp needs gradients"),
+        (vec!["--method", "magnitude", "--sparsity", "0.5", "--include", "attn_q"], "--include/--exclude"),
+    ] {
+        let out = common::bin().args(["prune", "--model"]).arg(imported()).args(&extra).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && !err.contains("panicked"), "{err}");
+        assert!(err.lines().last().unwrap_or_default().contains(needle), "{extra:?}: {err}");
+    }
+}
+
+/// `eval tasks` on the mT5 folder through the workflow: every choice's log-likelihood is the
+/// library's lm-eval-style `loglikelihood` of (context without trailing whitespace + `</s>`,
+/// whitespace + continuation), and MGSM's answers are greedy generation (checked against
+/// `generate` in `greedy_generation_matches_transformers_generate`) cut at the stop strings.
+#[test]
+fn eval_tasks_scores_choices_and_generates_as_lm_eval_does() {
+    use polyprune::eval::TaskRecords;
+    use polyprune::tasks::{TaskItems, TaskName, TaskSplit};
+    use polyprune::workflow::tasks::{evaluate_tasks, TasksOptions};
+    let Some(shared) = common::shared() else { return };
+    let opts = TasksOptions {
+        model: imported(),
+        masks: None,
+        tasks: vec![TaskName::Xcopa, TaskName::Mgsm],
+        languages: vec!["xcopa:zh".into(), "mgsm:en".into()],
+        split: TaskSplit::Test,
+        shots: 0,
+        seed: 0,
+        limit: Some(4),
+        max_new_tokens: Some(6),
+        data: shared.join("data"),
+        skip_unavailable: false,
+        batch_tokens: 2048,
+        runtime: RuntimeOptions::default(),
+        results: common::temp_dir("mt5-tasks"),
+    };
+    let run = evaluate_tasks(&opts, &mut polyprune::progress::Silent).unwrap();
+    assert!(run.results_dir.join("examples.csv").is_file());
+    let mut s = scorer();
+    let load = |task, lang: &str| {
+        let options = polyprune::tasks::LoadOptions { split: TaskSplit::Test, shots: 0, seed: 0 };
+        let mut l = polyprune::tasks::load(task, lang, &shared.join("data"), &options).unwrap();
+        l.items = polyprune::eval::limit_items(l.items, 4, 0);
+        l
+    };
+    let xcopa = load(TaskName::Xcopa, "zh");
+    let (TaskItems::Choice(examples), TaskRecords::Choice(records)) = (&xcopa.items, &run.results[0].records) else { panic!("xcopa") };
+    assert_eq!(records.len(), 4);
+    for (e, r) in examples.iter().zip(records) {
+        for (c, ll) in e.choices.iter().zip(&r.lls) {
+            let context = c.context().trim_end();
+            let continuation = format!("{}{}", &c.context()[context.len()..], c.continuation());
+            let pair = (s.encode_context(context).unwrap(), s.encode_continuation(&continuation).unwrap());
+            let expected = s.loglikelihood(&[pair]).unwrap()[0].logprob;
+            assert!((ll - expected).abs() <= 1e-5 * expected.abs(), "{}: {ll} vs {expected}", e.id);
+        }
+    }
+    let mgsm = load(TaskName::Mgsm, "en");
+    let (TaskItems::Generation(examples), TaskRecords::Generation(records)) = (&mgsm.items, &run.results[1].records) else { panic!("mgsm") };
+    assert_eq!(records.len(), 4);
+    for (e, (_, g)) in examples.iter().zip(records) {
+        let out = s.generate_greedy(&s.encode_context(&e.request.context).unwrap(), 6).unwrap();
+        let text = s.decode_text(&out[1..]).unwrap();
+        let cut = e.request.until.iter().filter(|u| !u.is_empty()).filter_map(|u| text.find(u.as_str())).min().unwrap_or(text.len());
+        assert_eq!(g.text, text[..cut], "{}", e.id);
+        assert!(g.new_tokens <= 6);
+    }
 }

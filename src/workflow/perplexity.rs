@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{score_sets, WorkflowError};
-use crate::eval::{LanguageScore, Scorer, TextSet, WindowOptions};
-use crate::model::ModelDir;
+use super::folder::ModelFolder;
+use crate::eval::{LanguageScore, TextSet, WindowOptions};
 use crate::progress::Progress;
 use crate::runtime::RuntimeOptions;
 use crate::store::{new_run, PerplexityDir, Provenance, RunKind};
@@ -74,8 +74,11 @@ pub fn language_sets(
     Ok(crate::eval::evaluation_sets_limited(languages, source, &crate::eval::registry(flores), limit)?)
 }
 
+/// Scores the text with a decoder-only model (windows of `context` tokens advancing by
+/// `stride`) or an encoder-decoder (lm-eval's `loglikelihood_rolling` over windows of `context`
+/// labels; see `crate::eval::seq2seq_tasks`).
 pub fn perplexity(opts: &PerplexityOptions, progress: &mut dyn Progress) -> Result<PerplexityRun, WorkflowError> {
-    let model = ModelDir::open(&opts.model)?;
+    let model = ModelFolder::open(&opts.model)?;
     let mut sets: Vec<TextSet> = Vec::new();
     if let Some(file) = &opts.file {
         sets.push(TextSet {
@@ -90,22 +93,31 @@ pub fn perplexity(opts: &PerplexityOptions, progress: &mut dyn Progress) -> Resu
         return Err(WorkflowError::Refused("nothing to score: give --file <path> or --langs <codes>".into()));
     }
     let overrides = match &opts.masks {
-        Some(dir) => crate::pruned::overrides_from_mask_dir(&model, dir)?,
+        Some(dir) => model.mask_overrides(dir)?,
         None => Vec::new(),
     };
-    let mut scorer = Scorer::load(&model, &opts.runtime, &overrides)?;
-    scorer.batch_tokens = opts.batch_tokens;
-    let window = WindowOptions { context: opts.window.context.min(model.card.max_positions), stride: opts.window.stride };
+    let mut scorer = model.scorer(&opts.runtime, &overrides, opts.batch_tokens)?;
+    let context = model.max_positions().map_or(opts.window.context, |max| opts.window.context.min(max));
+    let window = WindowOptions { context, stride: opts.window.stride };
     let started = std::time::Instant::now();
-    let scores = score_sets(&mut scorer, &sets, opts.limit, window, progress)?;
+    let scores = score_sets(scorer.as_mut(), &sets, opts.limit, window, progress)?;
     let settings = serde_json::json!({
         "langs": opts.languages, "source": opts.source, "file": opts.file.as_ref().map(|f| &f.path),
         "per_line": opts.file.as_ref().is_some_and(|f| f.per_line),
         "limit": opts.limit, "masks": opts.masks, "context": window.context, "stride": window.stride,
+        "objective": objective_of(&model),
         "text": sets.iter().filter_map(|s| s.report.as_ref()).collect::<Vec<_>>(),
     });
     let provenance = Provenance::new("eval ppl", model.identity(), settings, started);
-    let results_dir = new_run(&opts.results, RunKind::Perplexity, &model.card.name);
+    let results_dir = new_run(&opts.results, RunKind::Perplexity, model.name());
     PerplexityDir::at(&results_dir).write(&scores, &provenance)?;
     Ok(PerplexityRun { scores, results_dir })
+}
+
+/// How the NLL was computed, for the provenance record.
+fn objective_of(model: &ModelFolder) -> &'static str {
+    match model {
+        ModelFolder::Decoder(_) => "next-token",
+        ModelFolder::EncoderDecoder(_) => "loglikelihood-rolling",
+    }
 }
