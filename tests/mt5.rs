@@ -503,3 +503,124 @@ fn eval_tasks_scores_choices_and_generates_as_lm_eval_does() {
         assert!(g.new_tokens <= 6);
     }
 }
+
+/// A study file over the fixture, with `methods` and calibration in English and French.
+fn study_file(dir: &std::path::Path, flores: &std::path::Path, methods: &str) -> PathBuf {
+    let text = format!(
+        r#"[study]
+name = "mt5-test"
+out = "{out}"
+seeds = [0]
+mode = "sequential"
+device = "cpu"
+
+[[models]]
+name = "mt5"
+path = "{model}"
+
+[pruning]
+methods = [{methods}]
+sparsities = [0.5]
+patterns = ["unstructured"]
+
+[calibration]
+source = "flores:{flores}"
+samples = 4
+seqlen = 32
+sets = [{{ languages = ["eng_Latn"] }}, {{ languages = ["fra_Latn"] }}]
+
+[perplexity]
+languages = ["eng_Latn"]
+source = "flores:{flores}"
+limit = 4
+"#,
+        out = dir.join("results").display(),
+        model = imported().display(),
+        flores = flores.display(),
+    );
+    let path = dir.join("study.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `study run` and `report` on the mT5 fixture: every cell has its 47 layers at half, an
+/// encoder-decoder's per-block timings, and perplexity equal to `eval ppl`'s workflow on the
+/// dense folder with the cell's masks (the same NLL per document); the report renders.
+#[test]
+fn study_run_and_report_take_an_mt5_model() {
+    use polyprune::store::{ResultsDir, StudyDir};
+    use polyprune::workflow::perplexity::{perplexity, PerplexityOptions};
+    let Some(shared) = common::shared() else { return };
+    let dir = common::temp_dir("mt5-study");
+    let flores = shared.join("data/sib200");
+    let config = study_file(&dir, &flores, r#""wanda", "magnitude""#);
+    let run = common::bin().args(["study", "run"]).arg(&config).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let study = StudyDir::new(dir.join("results"));
+    let cells: Vec<PathBuf> = std::fs::read_dir(study.root.join("cells")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(cells.len(), 3, "wanda x (eng, fra) and magnitude: {cells:?}");
+    for cell in &cells {
+        let rows = ResultsDir::at(cell).read_sparsity().unwrap();
+        assert_eq!(rows.len(), 47, "{}", cell.display());
+        assert!(rows.iter().all(|r| 2 * r.pruned == r.total), "{}", cell.display());
+        let blocks: Value = serde_json::from_str(&std::fs::read_to_string(cell.join("block_seconds.json")).unwrap()).unwrap();
+        let stacks: Vec<&str> = blocks.as_array().unwrap().iter().map(|b| b["stack"].as_str().unwrap()).collect();
+        assert_eq!(stacks, ["encoder", "encoder", "decoder", "decoder", "decoder"]);
+    }
+    let wanda = cells.iter().find(|c| c.file_name().unwrap().to_string_lossy().contains("fra_Latn")).unwrap();
+    let stored = ResultsDir::at(wanda).perplexity().read_documents().unwrap();
+    let opts = PerplexityOptions {
+        model: imported(),
+        masks: Some(wanda.clone()),
+        file: None,
+        languages: vec!["eng_Latn".into()],
+        source: Some(format!("flores:{}", flores.display())),
+        flores: None,
+        limit: Some(4),
+        window: polyprune::eval::WindowOptions::default(),
+        batch_tokens: 2048,
+        runtime: RuntimeOptions::default(),
+        results: dir.join("ppl"),
+    };
+    let again = perplexity(&opts, &mut polyprune::progress::Silent).unwrap();
+    let docs = &again.scores[0].documents;
+    assert_eq!(docs.len(), 4);
+    for (row, doc) in stored.iter().zip(docs) {
+        assert_eq!((row.document.as_str(), row.tokens), (doc.id.as_str(), doc.tokens));
+        assert!((row.nll - doc.nll).abs() <= 1e-9 * doc.nll, "{}: study {} vs eval ppl {}", doc.id, row.nll, doc.nll);
+    }
+    let report = common::bin().arg("report").arg(&study.root).output().unwrap();
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    assert!(study.root.join("report.html").is_file());
+}
+
+/// SNIP or GraSP in a study with an encoder-decoder is refused by name before anything runs,
+/// by `study plan` and `study run` alike.
+#[test]
+fn a_study_refuses_gradient_methods_on_an_encoder_decoder_at_plan_time() {
+    let Some(shared) = common::shared() else { return };
+    let dir = common::temp_dir("mt5-study-snip");
+    let config = study_file(&dir, &shared.join("data/sib200"), r#""wanda", "snip""#);
+    for command in ["plan", "run"] {
+        let out = common::bin().args(["study", command]).arg(&config).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && !err.contains("panicked"), "{err}");
+        assert!(err.contains("model 'mt5' is an encoder-decoder") && err.contains("snip needs gradients"), "study {command}: {err}");
+    }
+    assert!(!dir.join("results").join("cells").exists(), "nothing ran");
+}
+
+/// `model synth --like mt5-*` knows the published shapes: `--plan` prints them with the
+/// parameter count (mT5-small: 300,176,768, counted by hand in the library's test).
+#[test]
+fn model_synth_plans_the_mt5_shapes() {
+    let plan = run_ok(common::bin().args(["model", "synth", "--like", "mt5-small", "--plan"]));
+    assert!(
+        plan.contains("8 encoder and 8 decoder blocks, d_model 512, heads 6 x d_kv 64, d_ff 1024, vocabulary 250112, 32 buckets to distance 128; 300176768 parameters"),
+        "{plan}"
+    );
+    let xl = run_ok(common::bin().args(["model", "synth", "--like", "mt5-xl", "--plan"]));
+    assert!(xl.contains("24 encoder and 24 decoder blocks, d_model 2048, heads 32 x d_kv 64, d_ff 5120"), "{xl}");
+    let list = run_ok(common::bin().args(["model", "synth", "--list"]));
+    assert!(list.lines().any(|l| l.starts_with("mt5-base") && l.contains(" 768 ") && l.contains("2048")), "{list}");
+}
