@@ -578,6 +578,7 @@ fn study_run_and_report_take_an_mt5_model() {
         flores: None,
         limit: Some(4),
         window: polyprune::eval::WindowOptions::default(),
+        objective: Default::default(),
         batch_tokens: 2048,
         runtime: RuntimeOptions::default(),
         results: dir.join("ppl"),
@@ -623,4 +624,59 @@ fn model_synth_plans_the_mt5_shapes() {
     assert!(xl.contains("24 encoder and 24 decoder blocks, d_model 2048, heads 32 x d_kv 64, d_ff 5120"), "{xl}");
     let list = run_ok(common::bin().args(["model", "synth", "--list"]));
     assert!(list.lines().any(|l| l.starts_with("mt5-base") && l.contains(" 768 ") && l.contains("2048")), "{list}");
+}
+
+/// `eval ppl --objective span-corruption`: each line's NLL is that of T5's span-corruption
+/// labels for the line's chunks of `--context` tokens, scored with the library's
+/// `loglikelihood`; the chunks are checked by brute force: putting each hidden span back in
+/// place of its sentinel gives the line's tokens again, the noise is round(15%) of each
+/// chunk, and the sentinels are the tokenizer's `<extra_id_k>`. A decoder-only model refuses
+/// the objective.
+#[test]
+fn eval_ppl_span_corruption_scores_t5s_objective() {
+    use polyprune::eval::span_corruption::{document_pairs, SpanCorruption};
+    let (file, texts) = reference_texts_file();
+    let rows = per_line_nll(&imported(), &file, &["--objective", "span-corruption", "--noise-seed", "3"]);
+    let mut s = scorer();
+    let noise = SpanCorruption::t5(3);
+    let extra: Vec<u32> = (0..8).map(|k| s.tokenizer().token_to_id(&format!("<extra_id_{k}>")).unwrap()).collect();
+    let eos = s.spec().eos_token_id;
+    for (line, ((nll, tokens, _), (text, _, _))) in rows.iter().zip(&texts).enumerate() {
+        let pairs = document_pairs(&s, &(line + 1).to_string(), text, 12, &noise).unwrap();
+        let ids = s.encode_continuation(text).unwrap();
+        let mut rebuilt = Vec::new();
+        for ((input, labels), chunk) in pairs.iter().zip(ids.chunks(12)) {
+            assert_eq!((input.last(), labels.last()), (Some(&eos), Some(&eos)));
+            let mut restored = Vec::new();
+            for &t in &input[..input.len() - 1] {
+                match extra.iter().position(|&e| e == t) {
+                    Some(k) => {
+                        let at = labels.iter().position(|&l| l == extra[k]).expect("the sentinel starts a span in the labels");
+                        restored.extend(labels[at + 1..].iter().take_while(|&&l| !extra.contains(&l) && l != eos));
+                    }
+                    None => restored.push(t),
+                }
+            }
+            assert_eq!(restored, chunk, "line {}", line + 1);
+            let hidden = labels.iter().filter(|&&l| !extra.contains(&l) && l != eos).count();
+            let n = chunk.len().max(2);
+            assert_eq!(hidden, if chunk.len() < 2 { 0 } else { ((n as f64 * 0.15).round() as usize).clamp(1, n - 1) });
+            rebuilt.extend(restored);
+        }
+        assert_eq!(rebuilt, ids);
+        let expected: f64 = -s.loglikelihood(&pairs).unwrap().iter().map(|p| p.logprob).sum::<f64>();
+        assert!((nll - expected).abs() <= 1e-9 * expected, "line {}: {nll} vs {expected}", line + 1);
+        assert_eq!(*tokens, pairs.iter().map(|p| p.1.len()).sum::<usize>());
+    }
+    let decoder = common::bin()
+        .args(["eval", "ppl", "--model"])
+        .arg(common::model_fixture("tiny-gpt2"))
+        .arg("--file")
+        .arg(&file)
+        .args(["--objective", "span-corruption", "--results"])
+        .arg(common::temp_dir("mt5-span-refused"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&decoder.stderr);
+    assert!(!decoder.status.success() && err.contains("decoder-only model: drop the flag"), "{err}");
 }

@@ -9,6 +9,7 @@ pub mod perplexity;
 pub mod scorer;
 pub mod seq2seq;
 pub mod seq2seq_tasks;
+pub mod span_corruption;
 pub mod text_sets;
 
 pub use choices::{ChoiceStats, PreparedChoice, TaskEvalError};
