@@ -493,7 +493,9 @@ fn eval_tasks_scores_choices_and_generates_as_lm_eval_does() {
         }
     }
     let mgsm = load(TaskName::Mgsm, "en");
-    let (TaskItems::Generation(examples), TaskRecords::Generation(records)) = (&mgsm.items, &run.results[1].records) else { panic!("mgsm") };
+    let (TaskItems::Generation(examples), TaskRecords::Generation(records)) = (&mgsm.items, &run.results[1].records) else {
+        panic!("mgsm")
+    };
     assert_eq!(records.len(), 4);
     for (e, (_, g)) in examples.iter().zip(records) {
         let out = s.generate_greedy(&s.encode_context(&e.request.context).unwrap(), 6).unwrap();

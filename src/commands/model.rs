@@ -130,7 +130,14 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             }
             let like = like.expect("clap requires --like without --list");
             if let Some(shape) = seq2seq_synth::seq2seq_shape(&like) {
-                return synth_seq2seq(shape, out, seed, blocks, tokenizer_from.is_some() || dtype.float_type() != polyprune::runtime::FloatType::F32, plan);
+                return synth_seq2seq(
+                    shape,
+                    out,
+                    seed,
+                    blocks,
+                    tokenizer_from.is_some() || dtype.float_type() != polyprune::runtime::FloatType::F32,
+                    plan,
+                );
             }
             if plan {
                 println!("{}", synth::plan_typed(&like, blocks, max_positions, dtype.float_type())?);

@@ -4,8 +4,8 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use polyprune::eval::{LanguageScore, WindowOptions};
 use polyprune::eval::span_corruption::SpanCorruption;
+use polyprune::eval::{LanguageScore, WindowOptions};
 use polyprune::workflow::perplexity::{perplexity, FileText, Objective, PerplexityOptions};
 
 use super::{record_sources, runtime_options, Bars};

@@ -81,7 +81,8 @@ pub fn corrupt(ids: &[u32], mask: &[bool], sentinels: &[u32], eos: u32) -> Resul
             continue;
         }
         if i == 0 || !mask[i - 1] {
-            let sentinel = *sentinels.get(span).ok_or_else(|| format!("needs more than the tokenizer's {} sentinel tokens", sentinels.len()))?;
+            let sentinel =
+                *sentinels.get(span).ok_or_else(|| format!("needs more than the tokenizer's {} sentinel tokens", sentinels.len()))?;
             input.push(sentinel);
             labels.push(sentinel);
             span += 1;
@@ -128,7 +129,10 @@ pub fn document_pairs(
         .map(|chunk| {
             let mask = noise_mask(chunk.len(), noise, &mut rng);
             corrupt(chunk, &mask, &marks, eos).map_err(|message| {
-                ScorerError::from(Seq2SeqError::Tokenize { model: scorer.name().to_string(), message: format!("document '{id}': {message}") })
+                ScorerError::from(Seq2SeqError::Tokenize {
+                    model: scorer.name().to_string(),
+                    message: format!("document '{id}': {message}"),
+                })
             })
         })
         .collect()

@@ -214,7 +214,11 @@ impl PrunedSeq2Seq {
             layers: self
                 .layers
                 .iter()
-                .map(|l| PrunedLayerOutput { layer: l.layer.as_linear(spec.encoder_blocks), mask: l.mask.clone(), report: l.report.clone() })
+                .map(|l| PrunedLayerOutput {
+                    layer: l.layer.as_linear(spec.encoder_blocks),
+                    mask: l.mask.clone(),
+                    report: l.report.clone(),
+                })
                 .collect(),
             timings,
         }
@@ -246,7 +250,8 @@ pub fn save_pruned_seq2seq(folder: &Seq2SeqFolder, pruned: &PrunedModel, out: &P
     }
     write_masks(staged.path(), pruned)?;
     let path = staged.path().join("pruning.json");
-    crate::util::write_atomic(&path, serde_json::to_string_pretty(record).expect("json").as_bytes()).map_err(|e| ModelError::io(&path, e))?;
+    crate::util::write_atomic(&path, serde_json::to_string_pretty(record).expect("json").as_bytes())
+        .map_err(|e| ModelError::io(&path, e))?;
     staged.commit().map_err(|e| ModelError::io(out, e))
 }
 

@@ -26,10 +26,8 @@ use crate::design::{StopRule, StudyConfig};
 use crate::eval::{downstream, LanguageScore, ScorerError, TaskEvalError, TaskResult, TextSet};
 use crate::model::seq2seq::Seq2SeqFolder;
 use crate::model::ModelError;
-use crate::pruned::seq2seq::{prune_seq2seq, Seq2SeqPruneOptions};
-use crate::workflow::folder::ModelFolder;
-use crate::workflow::WorkflowError;
 use crate::prune::StatisticsNeed;
+use crate::pruned::seq2seq::{prune_seq2seq, Seq2SeqPruneOptions};
 use crate::pruned::{prune_many, prune_model, write_masks, LayerFilter, PruneJob, PrunedModel};
 use crate::runtime::WeightOverride;
 use crate::store::{
@@ -37,6 +35,8 @@ use crate::store::{
     UnitStatus,
 };
 use crate::tasks::{LoadOptions, LoadedTask, TaskError};
+use crate::workflow::folder::ModelFolder;
+use crate::workflow::WorkflowError;
 
 /// Why a study could not start (nothing has been computed when these happen).
 #[derive(Debug, thiserror::Error)]
@@ -315,7 +315,9 @@ pub fn check_encoder_decoders(config: &StudyConfig) -> Result<(), RunError> {
             return refuse("[tasks] stop = \"decided\" is not supported for encoder-decoders yet; use stop = \"full\"".into());
         }
         if config.analysis.switches.runs_models() {
-            return refuse("the model analyses (subspaces, neurons, pruning_error, probes) read decoder-only models only; switch them off".into());
+            return refuse(
+                "the model analyses (subspaces, neurons, pruning_error, probes) read decoder-only models only; switch them off".into(),
+            );
         }
     }
     Ok(())
@@ -486,8 +488,9 @@ impl Worker<'_> {
     ) -> Result<UnitRecord, UnitError> {
         observer.stage(&format!("{}: pruning encoder and decoder", cell.method.name()));
         let eos = seq2seq.card.spec.eos_token_id;
-        let sequences: Vec<Vec<u32>> =
-            set.map(|s| s.windows.iter().map(|w| w[1..].iter().copied().chain(std::iter::once(eos)).collect()).collect()).unwrap_or_default();
+        let sequences: Vec<Vec<u32>> = set
+            .map(|s| s.windows.iter().map(|w| w[1..].iter().copied().chain(std::iter::once(eos)).collect()).collect())
+            .unwrap_or_default();
         let options = Seq2SeqPruneOptions { method: cell.method, target: cell.target(), sequential: cell.mode == CaptureMode::Sequential };
         let result = prune_seq2seq(seq2seq, &sequences, &options, &self.config.runtime())?;
         let pruned = result.to_pruned_model(&seq2seq.card.spec);

@@ -70,9 +70,7 @@ impl ModelFolder {
                 scorer.batch_tokens = batch_tokens.max(1);
                 Box::new(scorer)
             }
-            ModelFolder::EncoderDecoder(f) => {
-                Box::new(Seq2SeqScorer::load_with(f, runtime, overrides, &[]).map_err(ScorerError::from)?)
-            }
+            ModelFolder::EncoderDecoder(f) => Box::new(Seq2SeqScorer::load_with(f, runtime, overrides, &[]).map_err(ScorerError::from)?),
         })
     }
 

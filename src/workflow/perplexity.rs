@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{score_sets, WorkflowError};
 use super::folder::ModelFolder;
+use super::{score_sets, WorkflowError};
 use crate::eval::seq2seq::Seq2SeqScorer;
 use crate::eval::span_corruption::SpanCorruption;
 use crate::eval::{LanguageScore, ScorerError, TextSet, WindowOptions};

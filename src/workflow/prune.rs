@@ -4,10 +4,10 @@
 
 use std::path::PathBuf;
 
+use super::folder::ModelFolder;
 use super::perplexity::language_sets;
 use super::{score_sets, WorkflowError};
 use crate::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions};
-use super::folder::ModelFolder;
 use crate::eval::{LanguageScore, WindowOptions};
 use crate::model::ModelDir;
 use crate::progress::Progress;

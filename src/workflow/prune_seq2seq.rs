@@ -29,7 +29,8 @@ pub(super) fn prune_encoder_decoder(
     target: SparsityTarget,
     progress: &mut dyn Progress,
 ) -> Result<PruneRun, WorkflowError> {
-    if let Some(m) = opts.methods.iter().find(|m| matches!(m.statistics_need(), StatisticsNeed::Gradient | StatisticsNeed::HessianGradient)) {
+    if let Some(m) = opts.methods.iter().find(|m| matches!(m.statistics_need(), StatisticsNeed::Gradient | StatisticsNeed::HessianGradient))
+    {
         return Err(WorkflowError::Refused(format!(
             "{} needs gradients from a reverse pass of the encoder-decoder, which polyprune does not have yet; prune {} with magnitude, wanda or sparsegpt",
             m.name(),

@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use super::WorkflowError;
 use super::folder::ModelFolder;
+use super::WorkflowError;
 use crate::eval::{downstream, TaskResult};
 use crate::progress::Progress;
 use crate::runtime::RuntimeOptions;

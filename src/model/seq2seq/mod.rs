@@ -221,14 +221,7 @@ impl Seq2SeqLayer {
             Stack::Encoder => self.block,
             Stack::Decoder => encoder_blocks + self.block,
         };
-        crate::model::LinearLayer {
-            name: self.name.clone(),
-            block,
-            role,
-            shape: self.shape,
-            input: self.input.clone(),
-            transposed: false,
-        }
+        crate::model::LinearLayer { name: self.name.clone(), block, role, shape: self.shape, input: self.input.clone(), transposed: false }
     }
 }
 

@@ -14,7 +14,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::graphs::{cross_kv_model, decoder_model, encoder_model};
-use super::{Seq2SeqCard, Seq2SeqSpec, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE, ENCODER_GRAPH_FILE, SEQ2SEQ_CARD_FILE, SEQ2SEQ_CARD_FORMAT, SEQ2SEQ_WEIGHTS_FILE};
+use super::{
+    Seq2SeqCard, Seq2SeqSpec, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE, ENCODER_GRAPH_FILE, SEQ2SEQ_CARD_FILE, SEQ2SEQ_CARD_FORMAT,
+    SEQ2SEQ_WEIGHTS_FILE,
+};
 use crate::model::builder::WeightFile;
 use crate::model::card::SourceFile;
 use crate::model::decoder::WeightTable;
@@ -46,9 +49,33 @@ pub const MT5_BUCKETS: usize = 32;
 pub const MT5_MAX_DISTANCE: usize = 128;
 
 pub const SEQ2SEQ_SHAPES: &[Seq2SeqShape] = &[
-    Seq2SeqShape { name: "mt5-small", blocks: 8, d_model: 512, n_heads: 6, head_dim: 64, ffn_dim: 1024, source: "google/mt5-small config.json" },
-    Seq2SeqShape { name: "mt5-base", blocks: 12, d_model: 768, n_heads: 12, head_dim: 64, ffn_dim: 2048, source: "google/mt5-base config.json" },
-    Seq2SeqShape { name: "mt5-xl", blocks: 24, d_model: 2048, n_heads: 32, head_dim: 64, ffn_dim: 5120, source: "google/mt5-xl config.json" },
+    Seq2SeqShape {
+        name: "mt5-small",
+        blocks: 8,
+        d_model: 512,
+        n_heads: 6,
+        head_dim: 64,
+        ffn_dim: 1024,
+        source: "google/mt5-small config.json",
+    },
+    Seq2SeqShape {
+        name: "mt5-base",
+        blocks: 12,
+        d_model: 768,
+        n_heads: 12,
+        head_dim: 64,
+        ffn_dim: 2048,
+        source: "google/mt5-base config.json",
+    },
+    Seq2SeqShape {
+        name: "mt5-xl",
+        blocks: 24,
+        d_model: 2048,
+        n_heads: 32,
+        head_dim: 64,
+        ffn_dim: 5120,
+        source: "google/mt5-xl config.json",
+    },
 ];
 
 /// The encoder-decoder shape called `name`, if it is one.
@@ -162,7 +189,11 @@ pub fn synthesize_seq2seq(
     let json = t5_byte_tokenizer(spec.vocab_size);
     crate::util::write_atomic(&tok, json.to_string().as_bytes()).map_err(|e| ModelError::io(&tok, e))?;
     let identity = format!("polyprune-synth-seq2seq/1|{}|{seed}|{}", shape.name, serde_json::to_string(&spec).expect("spec serialises"));
-    let truncated = if spec.encoder_blocks < shape.blocks { format!(", first {} of {} blocks", spec.encoder_blocks, shape.blocks) } else { String::new() };
+    let truncated = if spec.encoder_blocks < shape.blocks {
+        format!(", first {} of {} blocks", spec.encoder_blocks, shape.blocks)
+    } else {
+        String::new()
+    };
     let card = Seq2SeqCard {
         format: SEQ2SEQ_CARD_FORMAT.into(),
         name: format!("synthetic {} (random weights, seed {seed}{truncated})", shape.name),
@@ -216,7 +247,11 @@ mod tests {
             assert_eq!((spec.decoder_start_token_id, spec.eos_token_id, spec.pad_token_id), (0, 1, 0));
         }
         let small = seq2seq_shape("mt5-small").unwrap().spec(None).unwrap();
-        let by_hand: u64 = 2 * 250_112 * 512 + 8 * (4 * 512 * 384 + 3 * 512 * 1024 + 2 * 512) + 8 * (8 * 512 * 384 + 3 * 512 * 1024 + 3 * 512) + 2 * 32 * 6 + 2 * 512;
+        let by_hand: u64 = 2 * 250_112 * 512
+            + 8 * (4 * 512 * 384 + 3 * 512 * 1024 + 2 * 512)
+            + 8 * (8 * 512 * 384 + 3 * 512 * 1024 + 3 * 512)
+            + 2 * 32 * 6
+            + 2 * 512;
         assert_eq!(parameters(&small), by_hand);
         assert_eq!(by_hand, 300_176_768);
         assert!(seq2seq_shape("MT5-Base").is_some() && seq2seq_shape("mt5-large").is_none());
