@@ -47,7 +47,7 @@ pub fn score_documents(
                 return Err(ScorerError::EmptyText { what: format!("document '{id}'") });
             }
             let mine = Seq2SeqScorer::rolling_windows(&ids, scorer.spec().eos_token_id, max_length);
-            owner.extend(std::iter::repeat(d).take(mine.len()));
+            owner.extend(std::iter::repeat_n(d, mine.len()));
             windows.extend(mine);
             tokens.push(ids.len());
         }

@@ -24,6 +24,9 @@ use super::perplexity::DocumentScore;
 use super::scorer::ScorerError;
 use super::seq2seq::{Seq2SeqError, Seq2SeqScorer};
 
+/// One (encoder input, decoder labels) pair.
+pub type Request = (Vec<u32>, Vec<u32>);
+
 /// The noise T5 pre-trains on: 15% of the tokens, in spans of mean length 3.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct SpanCorruption {
@@ -64,8 +67,8 @@ pub fn noise_mask(length: usize, noise: &SpanCorruption, rng: &mut ChaCha8Rng) -
     let kept_lengths = random_segmentation(padded - noise_tokens, spans, rng);
     let mut mask = Vec::with_capacity(padded);
     for (kept, noisy) in kept_lengths.iter().zip(&noise_lengths) {
-        mask.extend(std::iter::repeat(false).take(*kept));
-        mask.extend(std::iter::repeat(true).take(*noisy));
+        mask.extend(std::iter::repeat_n(false, *kept));
+        mask.extend(std::iter::repeat_n(true, *noisy));
     }
     mask.truncate(length);
     mask
@@ -115,7 +118,7 @@ pub fn document_pairs(
     text: &str,
     context: usize,
     noise: &SpanCorruption,
-) -> Result<Vec<(Vec<u32>, Vec<u32>)>, ScorerError> {
+) -> Result<Vec<Request>, ScorerError> {
     let ids = scorer.encode_continuation(text)?;
     if ids.is_empty() {
         return Err(ScorerError::EmptyText { what: format!("document '{id}'") });
@@ -152,7 +155,7 @@ pub fn score_documents(
         let mut owner = Vec::new();
         for (d, (id, text)) in group.iter().enumerate() {
             let mine = document_pairs(scorer, id, text, context, noise)?;
-            owner.extend(std::iter::repeat(d).take(mine.len()));
+            owner.extend(std::iter::repeat_n(d, mine.len()));
             pairs.extend(mine);
         }
         let scores = scorer.loglikelihood(&pairs)?;
@@ -168,68 +171,4 @@ pub fn score_documents(
         on_done(results.len());
     }
     Ok(results)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every mask has T5's counts: round(15%) noise tokens (1 ..= length - 1), round(noise / 3)
-    /// spans (at least one), starting with kept tokens and ending with noise, for every length.
-    #[test]
-    fn masks_have_t5s_counts() {
-        let noise = SpanCorruption::t5(0);
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        for length in 2..300 {
-            let mask = noise_mask(length, &noise, &mut rng);
-            let n = ((length as f64 * 0.15).round() as usize).clamp(1, length - 1);
-            let spans = ((n as f64 / 3.0).round() as usize).max(1);
-            assert_eq!(mask.iter().filter(|&&m| m).count(), n, "length {length}");
-            let runs = (0..length).filter(|&i| mask[i] && (i == 0 || !mask[i - 1])).count();
-            assert_eq!(runs, spans, "length {length}");
-            assert!(!mask[0] && mask[length - 1], "length {length}");
-        }
-    }
-
-    /// For 40 tokens (6 noise tokens in 2 spans, 34 kept in 2 runs) the masks are the
-    /// 5 x 33 = 165 compositions, each equally likely: enumerated by brute force, every one is
-    /// drawn and none other, each within 5 standard deviations of 1/165 of 33,000 draws.
-    #[test]
-    fn masks_are_uniform_over_the_compositions() {
-        let noise = SpanCorruption::t5(0);
-        let mut expected = std::collections::HashMap::new();
-        for kept_first in 1..34 {
-            for noise_first in 1..6 {
-                let mut m = vec![false; kept_first];
-                m.extend(vec![true; noise_first]);
-                m.extend(vec![false; 34 - kept_first]);
-                m.extend(vec![true; 6 - noise_first]);
-                expected.insert(m, 0usize);
-            }
-        }
-        assert_eq!(expected.len(), 165);
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let draws = 33_000;
-        for _ in 0..draws {
-            let m = noise_mask(40, &noise, &mut rng);
-            *expected.get_mut(&m).expect("a composition") += 1;
-        }
-        let mean = draws as f64 / 165.0;
-        let sd = (mean * (1.0 - 1.0 / 165.0)).sqrt();
-        for (m, count) in &expected {
-            assert!((*count as f64 - mean).abs() < 5.0 * sd, "{m:?} drawn {count} times, expected {mean}");
-        }
-    }
-
-    /// Inputs keep the kept tokens and one sentinel per span; labels are each sentinel and
-    /// the span it hides; both end with `</s>` (written out by hand).
-    #[test]
-    fn corruption_replaces_spans_with_sentinels() {
-        let ids = [10, 11, 12, 13, 14, 15, 16, 17];
-        let mask = [false, true, true, false, false, true, false, true];
-        let (input, labels) = corrupt(&ids, &mask, &[99, 98, 97], 1).unwrap();
-        assert_eq!(input, [10, 99, 13, 14, 98, 16, 97, 1]);
-        assert_eq!(labels, [99, 11, 12, 98, 15, 97, 17, 1]);
-        assert!(corrupt(&ids, &mask, &[99], 1).unwrap_err().contains("sentinel"));
-    }
 }

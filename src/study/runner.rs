@@ -76,10 +76,23 @@ pub enum UnitError {
     Store(#[from] StoreError),
     #[error("decided evaluation: {0}")]
     Decided(String),
+    // Boxed, as the larger errors of the layers above: a unit's error travels by value.
     #[error(transparent)]
-    Seq2SeqPrune(#[from] crate::pruned::seq2seq::Seq2SeqPruneError),
+    Seq2SeqPrune(Box<crate::pruned::seq2seq::Seq2SeqPruneError>),
     #[error(transparent)]
-    Workflow(#[from] WorkflowError),
+    Workflow(Box<WorkflowError>),
+}
+
+impl From<crate::pruned::seq2seq::Seq2SeqPruneError> for UnitError {
+    fn from(e: crate::pruned::seq2seq::Seq2SeqPruneError) -> Self {
+        UnitError::Seq2SeqPrune(Box::new(e))
+    }
+}
+
+impl From<WorkflowError> for UnitError {
+    fn from(e: WorkflowError) -> Self {
+        UnitError::Workflow(Box::new(e))
+    }
 }
 
 /// What the runner tells whoever shows progress.
@@ -445,7 +458,7 @@ impl Worker<'_> {
                 if group.len() > 1 {
                     let jobs: Vec<PruneJob> = group.iter().map(|c| PruneJob { method: c.method, target: c.target() }).collect();
                     let names: Vec<String> = group.iter().map(|c| c.method.name().to_string()).collect();
-                    let mut all = prune_many(&model, &jobs, &filter, set.as_deref(), &capture, |_, k, stage| {
+                    let mut all = prune_many(model, &jobs, &filter, set.as_deref(), &capture, |_, k, stage| {
                         observer.stage(&format!("{} (shared pass) block {}/{blocks}: {stage}", names.join("+"), k + 1));
                     })?;
                     let mine = group.iter().position(|c| c.id == cell.id).expect("the cell is in its own group");
@@ -455,7 +468,7 @@ impl Worker<'_> {
                     }
                     pruned
                 } else {
-                    prune_model(&model, &cell.method, cell.target(), &filter, set.as_deref(), &capture, |k, stage| {
+                    prune_model(model, &cell.method, cell.target(), &filter, set.as_deref(), &capture, |k, stage| {
                         observer.stage(&format!("{} block {}/{blocks}: {stage}", cell.method.name(), k + 1));
                     })?
                 }

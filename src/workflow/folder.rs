@@ -11,6 +11,8 @@ use crate::model::seq2seq::{is_seq2seq_folder, Seq2SeqFolder};
 use crate::model::{ModelDir, ModelError};
 use crate::runtime::{RuntimeOptions, WeightOverride};
 
+// One per workflow run: boxing the larger variant would save nothing worth an indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum ModelFolder {
     Decoder(ModelDir),
