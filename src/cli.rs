@@ -414,6 +414,12 @@ impl ExportDtype {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PplObjective {
+    Text,
+    SpanCorruption,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,
     Csv,
@@ -546,6 +552,13 @@ pub struct PplArgs {
     /// Maximum batch x sequence tokens per runtime call.
     #[arg(long, default_value_t = 2048)]
     pub batch_tokens: usize,
+    /// What the NLL measures: the text (default), or, for encoder-decoders (mT5), T5's
+    /// span-corruption loss on the text with 15% of its tokens noised (spans of mean 3).
+    #[arg(long, value_enum, default_value_t = PplObjective::Text)]
+    pub objective: PplObjective,
+    /// Seeds span corruption's noise (`--objective span-corruption`).
+    #[arg(long, default_value_t = 0)]
+    pub noise_seed: u64,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Where results are written (CSV + provenance).

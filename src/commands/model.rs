@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 
+use polyprune::model::seq2seq::synth as seq2seq_synth;
 use polyprune::model::{fetch, hf, import, synth, ModelDir};
 
 use super::{spinner, Bars};
@@ -21,7 +22,7 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             spinner.finish_and_clear();
             let s = &card.spec;
             println!(
-                "imported {} ({}, encoder-decoder: {} encoder and {} decoder blocks, {} prunable layers) into {}; only `model inspect` reads encoder-decoder folders so far",
+                "imported {} ({}, encoder-decoder: {} encoder and {} decoder blocks, {} prunable layers) into {}; `eval ppl`, `eval tasks`, `prune` and `study run` read it",
                 card.name,
                 s.architecture,
                 s.encoder_blocks,
@@ -128,6 +129,16 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
                 return Ok(());
             }
             let like = like.expect("clap requires --like without --list");
+            if let Some(shape) = seq2seq_synth::seq2seq_shape(&like) {
+                return synth_seq2seq(
+                    shape,
+                    out,
+                    seed,
+                    blocks,
+                    tokenizer_from.is_some() || dtype.float_type() != polyprune::runtime::FloatType::F32,
+                    plan,
+                );
+            }
             if plan {
                 println!("{}", synth::plan_typed(&like, blocks, max_positions, dtype.float_type())?);
                 return Ok(());
@@ -158,6 +169,42 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
     Ok(())
 }
 
+/// `model synth --like mt5-*`: the encoder-decoder shapes (f32, byte-level tokenizer).
+fn synth_seq2seq(
+    shape: &seq2seq_synth::Seq2SeqShape,
+    out: Option<std::path::PathBuf>,
+    seed: u64,
+    blocks: Option<usize>,
+    other_options: bool,
+    plan: bool,
+) -> Result<()> {
+    if other_options {
+        anyhow::bail!("{}: --tokenizer-from and --dtype are not supported for encoder-decoder shapes; drop them", shape.name);
+    }
+    let spec = shape.spec(blocks)?;
+    let params = seq2seq_synth::parameters(&spec);
+    if plan {
+        println!(
+            "{} (mt5): {} encoder and {} decoder blocks, d_model {}, heads {} x d_kv {}, d_ff {}, vocabulary {}, {} buckets to distance {}; {} parameters ({:.2} GiB in f32)",
+            shape.name, spec.encoder_blocks, spec.decoder_blocks, spec.d_model, spec.n_heads, spec.head_dim, spec.ffn_dim,
+            spec.vocab_size, spec.buckets, spec.max_distance, params, params as f64 * 4.0 / (1u64 << 30) as f64
+        );
+        return Ok(());
+    }
+    let out = out.expect("clap requires -o without --list or --plan");
+    let report = seq2seq_synth::synthesize_seq2seq(shape, &out, seed, blocks, &mut Bars::default())?;
+    println!(
+        "wrote {} into {}: {} encoder and {} decoder blocks, prunable layers {}, parameters {}",
+        report.card.name,
+        report.out.display(),
+        report.card.spec.encoder_blocks,
+        report.card.spec.decoder_blocks,
+        report.card.spec.layers().len(),
+        report.parameters
+    );
+    Ok(())
+}
+
 fn print_shapes() {
     println!(
         "{:<14} {:<10} {:>6} {:>6} {:>9} {:>6} {:>8} {:>14}  source",
@@ -181,6 +228,21 @@ fn print_shapes() {
             format!("{}/{}", s.n_heads, s.n_kv_heads),
             s.ffn_dim,
             s.vocab_size,
+            params,
+            s.source
+        );
+    }
+    for s in seq2seq_synth::SEQ2SEQ_SHAPES {
+        let params = s.spec(None).map(|spec| seq2seq_synth::parameters(&spec).to_string()).unwrap_or_default();
+        println!(
+            "{:<14} {:<10} {:>6} {:>6} {:>9} {:>6} {:>8} {:>14}  {} (encoder-decoder: blocks per stack)",
+            s.name,
+            "mt5",
+            s.blocks,
+            s.d_model,
+            format!("{}/{}", s.n_heads, s.n_heads),
+            s.ffn_dim,
+            seq2seq_synth::MT5_VOCAB,
             params,
             s.source
         );

@@ -4,11 +4,12 @@ use std::io::Write;
 
 use anyhow::Result;
 
+use polyprune::eval::span_corruption::SpanCorruption;
 use polyprune::eval::{LanguageScore, WindowOptions};
-use polyprune::workflow::perplexity::{perplexity, FileText, PerplexityOptions};
+use polyprune::workflow::perplexity::{perplexity, FileText, Objective, PerplexityOptions};
 
 use super::{record_sources, runtime_options, Bars};
-use crate::cli::{Format, PplArgs};
+use crate::cli::{Format, PplArgs, PplObjective};
 
 pub fn run(args: PplArgs) -> Result<()> {
     let source = record_sources(&args.records, std::slice::from_ref(&args.source))?.remove(0);
@@ -21,6 +22,10 @@ pub fn run(args: PplArgs) -> Result<()> {
         flores: args.flores,
         limit: args.limit,
         window: WindowOptions { context: args.context, stride: args.stride },
+        objective: match args.objective {
+            PplObjective::Text => Objective::Text,
+            PplObjective::SpanCorruption => Objective::SpanCorruption(SpanCorruption::t5(args.noise_seed)),
+        },
         batch_tokens: args.batch_tokens,
         runtime: runtime_options(&args.runtime)?,
         results: args.results,

@@ -185,6 +185,7 @@ fn run_study(
 
 fn print_plan(config_path: &Path, out: Option<PathBuf>, format: Format) -> Result<()> {
     let (config, _) = load(config_path)?;
+    polyprune::study::runner::check_encoder_decoders(&config)?;
     let evaluation = load_evaluation(&config)?;
     let dir = StudyDir::new(out.unwrap_or_else(|| config.out.clone()));
     let estimate = plan::estimate(&config, &evaluation, &dir);

@@ -13,9 +13,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::choices::{score_examples, ChoiceStats, TaskEvalError};
-use super::generate::{generate, Generated, GenerationStats};
-use super::scorer::Scorer;
+use super::choices::{ChoiceStats, TaskEvalError};
+use super::generate::{Generated, GenerationStats};
+use super::language_model::LanguageModel;
 use crate::tasks::{
     score_generation, summarize_choices, summarize_generations, Catalog, ChoiceRecord, GenerationRecord, LoadedTask, Metric, OutputType,
     TaskItems, TaskName, TaskSpec, TaskSplit, TaskSummary,
@@ -104,20 +104,20 @@ pub fn limit_items(items: TaskItems, n: usize, seed: u64) -> TaskItems {
 /// Runs a loaded task through the model. `max_new_tokens` lowers the task's own cap on
 /// generated tokens; `on_progress` gets the number of examples done.
 pub fn evaluate(
-    scorer: &mut Scorer,
+    scorer: &mut dyn LanguageModel,
     loaded: &LoadedTask,
     max_new_tokens: Option<usize>,
-    on_progress: impl FnMut(usize),
+    mut on_progress: impl FnMut(usize),
 ) -> Result<TaskResult, TaskEvalError> {
     let started = std::time::Instant::now();
     let (records, stats) = match &loaded.items {
         TaskItems::Choice(examples) => {
-            let (records, stats) = score_examples(scorer, examples, on_progress)?;
+            let (records, stats) = scorer.score_examples(examples, &mut on_progress)?;
             (TaskRecords::Choice(records), RunStats::Choice(stats))
         }
         TaskItems::Generation(examples) => {
             let requests: Vec<(&str, _)> = examples.iter().map(|e| (e.id.as_str(), &e.request)).collect();
-            let (outputs, stats) = generate(scorer, &requests, max_new_tokens, on_progress)?;
+            let (outputs, stats) = scorer.generate(&requests, max_new_tokens, &mut on_progress)?;
             let records: Vec<(GenerationRecord, Generated)> =
                 examples.iter().zip(outputs).map(|(e, g)| (score_generation(e, &g.text), g)).collect();
             (TaskRecords::Generation(records), RunStats::Generation(stats))

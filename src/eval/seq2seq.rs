@@ -161,6 +161,19 @@ impl Seq2SeqScorer {
         &self.spec
     }
 
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn tokenizer(&self) -> &tokenizers::Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Generated ids back to text, special tokens (`</s>`, the start token) left out.
+    pub fn decode_text(&self, ids: &[u32]) -> Result<String, Seq2SeqError> {
+        self.tokenizer.decode(ids, true).map_err(|e| Seq2SeqError::Tokenize { model: self.name.clone(), message: e.to_string() })
+    }
+
     /// A text's ids as the encoder gets them: with the tokenizer's special tokens (`</s>` last).
     pub fn encode_context(&self, text: &str) -> Result<Vec<u32>, Seq2SeqError> {
         self.tokenize(text, true)
@@ -329,6 +342,17 @@ impl Seq2SeqScorer {
     /// Greedy decoding with the cache; the output starts with the decoder start token and
     /// stops after `</s>` or `max_new_tokens` new tokens.
     pub fn generate_greedy(&mut self, context: &[u32], max_new_tokens: usize) -> Result<Vec<u32>, Seq2SeqError> {
+        self.generate_greedy_until(context, max_new_tokens, |_| false)
+    }
+
+    /// As [`Self::generate_greedy`], also stopping after the step at which `stop(output so
+    /// far)` first holds (generation tasks stop at their `until` strings this way).
+    pub fn generate_greedy_until(
+        &mut self,
+        context: &[u32],
+        max_new_tokens: usize,
+        mut stop: impl FnMut(&[u32]) -> bool,
+    ) -> Result<Vec<u32>, Seq2SeqError> {
         let ctx = self.encode(context)?;
         let presents = self.present_names();
         let mut outputs: Vec<&str> = vec!["argmax"];
@@ -340,7 +364,7 @@ impl Seq2SeqScorer {
             let mut values = self.decode(&ctx, &[vec![last]], &[vec![0]], past.as_deref(), &outputs)?;
             let next = i64_values(&values[0])[0] as u32;
             tokens.push(next);
-            if next == self.spec.eos_token_id {
+            if next == self.spec.eos_token_id || stop(&tokens) {
                 break;
             }
             past = Some(values.split_off(1));

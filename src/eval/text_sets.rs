@@ -4,8 +4,9 @@ use std::path::Path;
 
 use crate::data::{CorpusSplit, DataError, Language, Take, TextRegistry, TextReport};
 
-use super::perplexity::{score_documents, LanguageScore, WindowOptions};
-use super::scorer::{Scorer, ScorerError};
+use super::language_model::LanguageModel;
+use super::perplexity::{LanguageScore, WindowOptions};
+use super::scorer::ScorerError;
 
 /// One language's evaluation documents from one source.
 #[derive(Clone, Debug)]
@@ -63,7 +64,7 @@ pub fn registry(flores: Option<&Path>) -> TextRegistry {
 
 /// Scores the first `limit` documents of every set; `progress(set index, documents done)`.
 pub fn score_sets(
-    scorer: &mut Scorer,
+    scorer: &mut dyn LanguageModel,
     sets: &[TextSet],
     limit: Option<usize>,
     window: WindowOptions,
@@ -72,7 +73,7 @@ pub fn score_sets(
     let mut scores = Vec::new();
     for (i, set) in sets.iter().enumerate() {
         let docs = &set.documents[..limit.unwrap_or(usize::MAX).min(set.documents.len())];
-        let documents = score_documents(scorer, docs, window, |n| progress(i, n))?;
+        let documents = scorer.score_documents(docs, window, &mut |n| progress(i, n))?;
         scores.push(LanguageScore { language: set.language.clone(), source: set.source.clone(), documents });
     }
     Ok(scores)

@@ -182,6 +182,12 @@ pub enum Role {
     Down,
     /// A fused q/k/v projection (GPT-2 style exports).
     Qkv,
+    /// An encoder-decoder's cross-attention (queries from the decoder, keys and values from
+    /// the encoder's output); its self-attention and MLP layers take the roles above.
+    CrossQ,
+    CrossK,
+    CrossV,
+    CrossO,
 }
 
 impl Role {
@@ -195,6 +201,10 @@ impl Role {
             Role::Up => "up",
             Role::Down => "down",
             Role::Qkv => "qkv",
+            Role::CrossQ => "cross_q",
+            Role::CrossK => "cross_k",
+            Role::CrossV => "cross_v",
+            Role::CrossO => "cross_o",
         }
     }
 }

@@ -89,10 +89,10 @@ impl ModelDir {
     /// The card of a model folder (read, or built by inspecting the graph), without checking
     /// that the folder is complete enough to run.
     pub fn card_of(dir: &Path) -> Result<ModelCard, ModelError> {
-        if dir.join(seq2seq::SEQ2SEQ_CARD_FILE).is_file() && !dir.join("model.onnx").is_file() {
+        if seq2seq::is_seq2seq_folder(dir) {
             return Err(ModelError::Unusable {
                 path: dir.to_path_buf(),
-                reason: "an encoder-decoder (mT5/T5) model folder: only `polyprune model inspect` reads these so far; scoring, calibration and pruning of encoder-decoders exist in the library only (README, \"Encoder-decoders\")".into(),
+                reason: "an encoder-decoder (mT5/T5) model folder, which this command does not read yet; `model inspect`, `eval ppl`, `eval tasks`, `prune` and `study run` do (README, \"Encoder-decoders\")".into(),
             });
         }
         if !dir.join("model.onnx").is_file() {

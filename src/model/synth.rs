@@ -670,7 +670,7 @@ pub fn init_of(name: &str, dims: &[usize], spec: &DecoderSpec, logit_scale: f32)
 
 /// The ChaCha stream of one tensor: its own, so each tensor's values depend only on the seed
 /// and its name.
-fn tensor_rng(seed: u64, name: &str) -> ChaCha8Rng {
+pub(crate) fn tensor_rng(seed: u64, name: &str) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let h = Sha256::digest(name.as_bytes());
     rng.set_stream(u64::from_le_bytes(h[..8].try_into().expect("8 bytes")));
@@ -804,6 +804,11 @@ fn byte_char(b: u8) -> char {
 /// merges, every byte of text is one token: real text of any script tokenizes.
 pub fn byte_level_tokenizer(shape: &Shape, vocab: usize) -> Value {
     let specials: Vec<(u32, &str)> = shape.bos.into_iter().chain([shape.eos]).collect();
+    byte_level_tokenizer_with(shape.bos, &specials, vocab)
+}
+
+/// As [`byte_level_tokenizer`], with the special tokens given (`bos`, if any, among them).
+pub fn byte_level_tokenizer_with(bos: Option<(u32, &str)>, specials: &[(u32, &str)], vocab: usize) -> Value {
     let mut bytes = (0u8..=255).map(byte_char);
     let tokens: Vec<String> = (0..vocab as u32)
         .map(|id| match specials.iter().find(|s| s.0 == id) {
@@ -811,7 +816,7 @@ pub fn byte_level_tokenizer(shape: &Shape, vocab: usize) -> Value {
             None => bytes.next().map(String::from).unwrap_or_else(|| format!("<unused_{id}>")),
         })
         .collect();
-    let bos = shape.bos.map(|(id, piece)| (id, piece.to_string()));
+    let bos = bos.map(|(id, piece)| (id, piece.to_string()));
     let mut json = import::tokenizer::byte_level_bpe(&tokens, &[], "default", bos).expect("the default pre-tokenizer is supported");
     json["added_tokens"] = Value::Array(
         specials

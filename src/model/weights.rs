@@ -141,6 +141,13 @@ impl WeightStore {
                 std::fs::copy(entry.path(), &to).map_err(|e| ModelError::io(&to, e))?;
             }
         }
+        self.patch(out, replaced)
+    }
+
+    /// Replaces initializers in `out`, a copy of this folder: external weights are patched in
+    /// place, inline ones re-encoded into `out`'s `model.onnx`. Several graphs sharing one
+    /// weight file (an encoder-decoder's) are patched one store at a time.
+    pub fn patch(&self, out: &Path, replaced: &[(String, &[f32])]) -> Result<(), ModelError> {
         let mut model = self.model.clone();
         let mut inline_changed = false;
         for (name, values) in replaced {

@@ -99,6 +99,12 @@ pub fn overrides_from_masks(model: &ModelDir, masks: &[(MaskEntry, Mask)]) -> Re
 /// `masks/`). Refuses SparseGPT masks: SparseGPT also updates the kept weights, so its masks
 /// alone do not reproduce the pruned model; evaluate the saved model folder instead.
 pub fn overrides_from_mask_dir(model: &ModelDir, dir: &Path) -> Result<Vec<WeightOverride>, ModelError> {
+    overrides_from_masks(model, &read_mask_dir(dir)?)
+}
+
+/// The masks saved in `dir` (a `--save` folder or its `masks/`), refused when they come from
+/// SparseGPT (see [`overrides_from_mask_dir`]).
+pub fn read_mask_dir(dir: &Path) -> Result<Vec<(MaskEntry, Mask)>, ModelError> {
     let record = [dir.join("pruning.json"), dir.join("..").join("pruning.json")].into_iter().find(|p| p.is_file());
     if let Some(path) = record {
         let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
@@ -124,8 +130,7 @@ pub fn overrides_from_mask_dir(model: &ModelDir, dir: &Path) -> Result<Vec<Weigh
             reason: format!("no {MASK_INDEX} here or in {MASK_DIR}/; give --masks a folder written by `polyprune prune --save`"),
         });
     }
-    let masks = read_masks(dir)?;
-    overrides_from_masks(model, &masks)
+    read_masks(dir)
 }
 
 /// Saves the pruned model as a model folder (graphs, patched weights, tokenizer, card) plus its masks.

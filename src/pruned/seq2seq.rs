@@ -15,15 +15,19 @@
 //! need a reverse pass of the encoder-decoder that does not exist yet, and are refused.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::model::{PrunedLayerOutput, PrunedModel};
+use super::saved::{read_mask_dir, write_masks};
+use crate::calibrate::CaptureTimings;
 use crate::eval::seq2seq::{Seq2SeqError, Seq2SeqScorer};
 use crate::model::import::transpose;
-use crate::model::seq2seq::{Seq2SeqFolder, Seq2SeqLayer, Stack, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE, ENCODER_GRAPH_FILE};
+use crate::model::seq2seq::{Seq2SeqFolder, Seq2SeqLayer, Seq2SeqSpec, Stack, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE, ENCODER_GRAPH_FILE};
 use crate::model::weights::WeightStore;
 use crate::model::ModelError;
-use crate::prune::{InputStatistics, LinearWeight, Method, PruneError, SparsityTarget, StatisticsNeed};
+use crate::prune::{InputStatistics, LinearWeight, Mask, Method, PruneError, SparsityReport, SparsityTarget, StatisticsNeed};
 use crate::runtime::{RuntimeOptions, WeightOverride};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,15 +57,29 @@ pub struct PrunedSeq2SeqLayer {
     pub layer: Seq2SeqLayer,
     pub pruned: usize,
     pub total: usize,
+    /// `[out][in]`, bit set = kept, as the decoder-only masks.
+    pub mask: Mask,
+    pub report: SparsityReport,
+}
+
+/// The time one block cost: its calibration pass (sequential mode; the one-shot pass is
+/// counted once, in `calibration_seconds`) and the per-layer solves.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BlockSeconds {
+    pub stack: Stack,
+    pub block: usize,
+    pub calibration: f64,
+    pub solve: f64,
 }
 
 /// What pruning produced: the pruned weights (`[in, out]`, ready to override the graphs'),
-/// per-layer counts, and the calibration time spent per stack.
+/// per-layer counts and masks, and where the time went.
 pub struct PrunedSeq2Seq {
     pub layers: Vec<PrunedSeq2SeqLayer>,
     pub overrides: Vec<WeightOverride>,
     /// Seconds of calibration passes, encoder blocks then decoder blocks.
     pub calibration_seconds: BTreeMap<&'static str, f64>,
+    pub blocks: Vec<BlockSeconds>,
 }
 
 /// Prunes every linear layer of both stacks of `folder` with `opts`, calibrating on
@@ -87,19 +105,25 @@ pub fn prune_seq2seq(
         WeightStore::open(&folder.dir, DECODER_GRAPH_FILE)?,
         WeightStore::open(&folder.dir, CROSS_GRAPH_FILE)?,
     ];
-    let mut result = PrunedSeq2Seq { layers: Vec::new(), overrides: Vec::new(), calibration_seconds: BTreeMap::new() };
+    let mut result = PrunedSeq2Seq { layers: Vec::new(), overrides: Vec::new(), calibration_seconds: BTreeMap::new(), blocks: Vec::new() };
     let mut statistics: BTreeMap<String, InputStatistics> = BTreeMap::new();
     for stack in [Stack::Encoder, Stack::Decoder] {
         for block in 0..spec.blocks(stack) {
             let layers = spec.layers_of_block(stack, block);
             let fresh = opts.sequential || statistics.is_empty();
+            let mut seconds = BlockSeconds { stack, block, calibration: 0.0, solve: 0.0 };
             if need != StatisticsNeed::None && fresh {
                 let scope = if opts.sequential { layers.clone() } else { spec.layers() };
                 let started = Instant::now();
                 statistics = collect(folder, calibration, &scope, &result.overrides, need == StatisticsNeed::Gram, runtime)?;
                 let key = if opts.sequential { stack_name(stack) } else { "one-shot" };
-                *result.calibration_seconds.entry(key).or_default() += started.elapsed().as_secs_f64();
+                let elapsed = started.elapsed().as_secs_f64();
+                *result.calibration_seconds.entry(key).or_default() += elapsed;
+                if opts.sequential {
+                    seconds.calibration = elapsed;
+                }
             }
+            let solving = Instant::now();
             for layer in layers {
                 let store = match (layer.stack, layer.input.as_str()) {
                     (Stack::Encoder, _) => &stores[0],
@@ -112,8 +136,15 @@ pub fn prune_seq2seq(
                 let pruned = opts.method.prune(&layer.name, &weight, statistics.get(&layer.input), opts.target)?;
                 let mut rows = pruned.new_weights.unwrap_or_else(|| weight.into_data());
                 pruned.mask.apply(&mut rows)?;
+                let report = SparsityReport::new(&layer.name, opts.target, &pruned.mask, &rows).with_damping(pruned.damping);
                 let stored = transpose(&rows, d_out, d_in);
-                result.layers.push(PrunedSeq2SeqLayer { pruned: pruned.mask.count_pruned(), total: d_in * d_out, layer: layer.clone() });
+                result.layers.push(PrunedSeq2SeqLayer {
+                    pruned: pruned.mask.count_pruned(),
+                    total: d_in * d_out,
+                    layer: layer.clone(),
+                    mask: pruned.mask,
+                    report,
+                });
                 result.overrides.push(WeightOverride {
                     name: layer.name.clone(),
                     shape: vec![d_in, d_out],
@@ -121,6 +152,8 @@ pub fn prune_seq2seq(
                     stored: store.stored_type(&layer.name),
                 });
             }
+            seconds.solve = solving.elapsed().as_secs_f64();
+            result.blocks.push(seconds);
         }
     }
     Ok(result)
@@ -164,4 +197,92 @@ pub fn collect(
         }
     }
     Ok(stats)
+}
+
+impl PrunedSeq2Seq {
+    /// The result as the decoder-only tools hold a pruned model (sparsity tables, masks, the
+    /// results folder); layers described by [`Seq2SeqLayer::as_linear`]. The per-block times
+    /// stay in [`Self::blocks`]; the timings sum them (calibration passes as `forward_s`).
+    pub fn to_pruned_model(&self, spec: &Seq2SeqSpec) -> PrunedModel {
+        let timings = CaptureTimings {
+            forward_s: self.calibration_seconds.values().sum(),
+            solve_s: self.blocks.iter().map(|b| b.solve).sum(),
+            ..Default::default()
+        };
+        PrunedModel {
+            overrides: self.overrides.clone(),
+            layers: self
+                .layers
+                .iter()
+                .map(|l| PrunedLayerOutput {
+                    layer: l.layer.as_linear(spec.encoder_blocks),
+                    mask: l.mask.clone(),
+                    report: l.report.clone(),
+                })
+                .collect(),
+            timings,
+        }
+    }
+}
+
+/// Saves a pruned encoder-decoder as a model folder: the dense folder's files with the pruned
+/// weights patched into its weight file (all three graphs read it), plus `masks/` and
+/// `pruning.json` as a decoder's saved folder has them. Staged beside `out` and swapped in whole.
+pub fn save_pruned_seq2seq(folder: &Seq2SeqFolder, pruned: &PrunedModel, out: &Path, record: &serde_json::Value) -> Result<(), ModelError> {
+    let staged = crate::util::StagedDir::begin(out).map_err(|e| ModelError::io(out, e))?;
+    for entry in std::fs::read_dir(&folder.dir).map_err(|e| ModelError::io(&folder.dir, e))? {
+        let entry = entry.map_err(|e| ModelError::io(&folder.dir, e))?;
+        if entry.path().is_file() {
+            let to = staged.path().join(entry.file_name());
+            std::fs::copy(entry.path(), &to).map_err(|e| ModelError::io(&to, e))?;
+        }
+    }
+    for graph in [ENCODER_GRAPH_FILE, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE] {
+        let replaced: Vec<(String, &[f32])> = pruned
+            .overrides
+            .iter()
+            .filter(|o| Seq2SeqFolder::graph_of(&o.name) == graph)
+            .map(|o| (o.name.clone(), o.data.as_slice()))
+            .collect();
+        if !replaced.is_empty() {
+            WeightStore::open(&folder.dir, graph)?.patch(staged.path(), &replaced)?;
+        }
+    }
+    write_masks(staged.path(), pruned)?;
+    let path = staged.path().join("pruning.json");
+    crate::util::write_atomic(&path, serde_json::to_string_pretty(record).expect("json").as_bytes())
+        .map_err(|e| ModelError::io(&path, e))?;
+    staged.commit().map_err(|e| ModelError::io(out, e))
+}
+
+/// The dense encoder-decoder's weights with the masks saved in `dir` applied (Magnitude and
+/// Wanda; SparseGPT's masks are refused, as for decoders: evaluate its saved folder instead).
+pub fn overrides_from_mask_dir_seq2seq(folder: &Seq2SeqFolder, dir: &Path) -> Result<Vec<WeightOverride>, ModelError> {
+    let layers = folder.card.spec.layers();
+    let mut stores: BTreeMap<&'static str, WeightStore> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (entry, mask) in read_mask_dir(dir)? {
+        let layer = layers.iter().find(|l| l.name == entry.layer).ok_or_else(|| ModelError::Unusable {
+            path: folder.dir.clone(),
+            reason: format!(
+                "the masks name layer '{}', which this model does not have; use the masks with the model they were made for",
+                entry.layer
+            ),
+        })?;
+        let graph = Seq2SeqFolder::graph_of(&layer.name);
+        if !stores.contains_key(graph) {
+            stores.insert(graph, WeightStore::open(&folder.dir, graph)?);
+        }
+        let store = &stores[graph];
+        let [d_in, d_out] = layer.shape;
+        let mut rows = transpose(&store.read(&layer.name)?, d_in, d_out);
+        mask.apply(&mut rows).map_err(|e| ModelError::Unusable { path: folder.dir.clone(), reason: e.to_string() })?;
+        out.push(WeightOverride {
+            name: layer.name.clone(),
+            shape: vec![d_in, d_out],
+            data: Arc::new(transpose(&rows, d_out, d_in)),
+            stored: store.stored_type(&layer.name),
+        });
+    }
+    Ok(out)
 }

@@ -23,9 +23,11 @@ use super::shard::Shard;
 use crate::calibrate::{CalibrationError, CalibrationSet, CaptureMode, CaptureOptions};
 use crate::design::{Cell, DenseBaseline, Grid};
 use crate::design::{StopRule, StudyConfig};
-use crate::eval::{downstream, LanguageScore, Scorer, ScorerError, TaskEvalError, TaskResult, TextSet};
-use crate::model::{ModelDir, ModelError};
+use crate::eval::{downstream, LanguageScore, ScorerError, TaskEvalError, TaskResult, TextSet};
+use crate::model::seq2seq::Seq2SeqFolder;
+use crate::model::ModelError;
 use crate::prune::StatisticsNeed;
+use crate::pruned::seq2seq::{prune_seq2seq, Seq2SeqPruneOptions};
 use crate::pruned::{prune_many, prune_model, write_masks, LayerFilter, PruneJob, PrunedModel};
 use crate::runtime::WeightOverride;
 use crate::store::{
@@ -33,6 +35,8 @@ use crate::store::{
     UnitStatus,
 };
 use crate::tasks::{LoadOptions, LoadedTask, TaskError};
+use crate::workflow::folder::ModelFolder;
+use crate::workflow::WorkflowError;
 
 /// Why a study could not start (nothing has been computed when these happen).
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +56,9 @@ pub enum RunError {
     NoExamples { task: String, language: String, split: String },
     #[error("[tasks] stop = \"decided\" compares every unit round by round, so it runs in one process: run the study without --shard (or use stop = \"full\" to shard it)")]
     DecidedSharded,
+    /// A grid asking an encoder-decoder for something only decoder-only models have.
+    #[error("model '{model}' is an encoder-decoder (mT5/T5): {what}")]
+    EncoderDecoder { model: String, what: String },
 }
 
 /// Why one unit failed (recorded in its `cell.json`; the others still run).
@@ -69,6 +76,23 @@ pub enum UnitError {
     Store(#[from] StoreError),
     #[error("decided evaluation: {0}")]
     Decided(String),
+    // Boxed, as the larger errors of the layers above: a unit's error travels by value.
+    #[error(transparent)]
+    Seq2SeqPrune(Box<crate::pruned::seq2seq::Seq2SeqPruneError>),
+    #[error(transparent)]
+    Workflow(Box<WorkflowError>),
+}
+
+impl From<crate::pruned::seq2seq::Seq2SeqPruneError> for UnitError {
+    fn from(e: crate::pruned::seq2seq::Seq2SeqPruneError) -> Self {
+        UnitError::Seq2SeqPrune(Box::new(e))
+    }
+}
+
+impl From<WorkflowError> for UnitError {
+    fn from(e: WorkflowError) -> Self {
+        UnitError::Workflow(Box::new(e))
+    }
 }
 
 /// What the runner tells whoever shows progress.
@@ -217,6 +241,7 @@ pub fn run_study(
     if decided.is_some() && options.shard.is_some() {
         return Err(RunError::DecidedSharded);
     }
+    check_encoder_decoders(config)?;
     let evaluation = load_evaluation(config)?;
     prepare_dir(dir, config, config_text, &grid)?;
     let units = units(&grid, options.shard);
@@ -281,9 +306,45 @@ pub fn run_study(
     Ok(summary)
 }
 
+/// Refuses, before anything runs, what the grid asks of an encoder-decoder model that
+/// polyprune cannot do for one: gradient methods (SNIP, GraSP: no reverse pass of the
+/// encoder-decoder), layer filters, decided task rounds and the model analyses.
+pub fn check_encoder_decoders(config: &StudyConfig) -> Result<(), RunError> {
+    for m in config.models.iter().filter(|m| crate::model::seq2seq::is_seq2seq_folder(&m.path)) {
+        let refuse = |what: String| Err(RunError::EncoderDecoder { model: m.name.clone(), what });
+        if let Some(method) =
+            config.methods.iter().find(|x| matches!(x.statistics_need(), StatisticsNeed::Gradient | StatisticsNeed::HessianGradient))
+        {
+            return refuse(format!(
+                "{} needs gradients from a reverse pass of the encoder-decoder, which polyprune does not have yet; \
+                 drop it from methods (magnitude, wanda and sparsegpt prune encoder-decoders)",
+                method.name()
+            ));
+        }
+        if !config.include.is_empty() || !config.exclude.is_empty() {
+            return refuse("include/exclude layer filters are not supported for encoder-decoders yet; drop them".into());
+        }
+        if matches!(config.tasks.as_ref().map(|t| t.stop), Some(StopRule::Decided(_))) {
+            return refuse("[tasks] stop = \"decided\" is not supported for encoder-decoders yet; use stop = \"full\"".into());
+        }
+        if config.analysis.switches.runs_models() {
+            return refuse(
+                "the model analyses (subspaces, neurons, pruning_error, probes) read decoder-only models only; switch them off".into(),
+            );
+        }
+    }
+    Ok(())
+}
+
 fn write_record(dir: &StudyDir, unit: &Unit, record: &UnitRecord) -> Result<(), UnitError> {
     Ok(dir.write_record(unit, record)?)
 }
+
+/// The scorer's own default batch (the study has no setting for it).
+const DEFAULT_BATCH_TOKENS: usize = 2048;
+
+/// An encoder-decoder cell's per-block calibration and solve seconds, beside its `sparsity.csv`.
+pub const BLOCK_SECONDS_FILE: &str = "block_seconds.json";
 
 /// The calibration set in use, kept while consecutive cells share it.
 type CachedSet = ((String, String, u64), Arc<CalibrationSet>);
@@ -328,10 +389,10 @@ impl Worker<'_> {
         matches!(self.config.tasks.as_ref().map(|t| t.stop), Some(StopRule::Decided(_)))
     }
 
-    fn open_model(&self, name: &str) -> Result<ModelDir, UnitError> {
+    fn open_model(&self, name: &str) -> Result<ModelFolder, UnitError> {
         // The config checked that every unit's model is listed.
         let spec = self.config.model(name).expect("unit of a listed model");
-        Ok(ModelDir::open(&spec.path)?)
+        Ok(ModelFolder::open(&spec.path)?)
     }
 
     fn run(&mut self, unit: &Unit, observer: &mut dyn Observer) -> Result<UnitRecord, UnitError> {
@@ -350,7 +411,7 @@ impl Worker<'_> {
         Ok(record)
     }
 
-    fn calibration_set(&mut self, model: &ModelDir, cell: &Cell) -> Result<Option<Arc<CalibrationSet>>, UnitError> {
+    fn calibration_set(&mut self, model: &ModelFolder, cell: &Cell) -> Result<Option<Arc<CalibrationSet>>, UnitError> {
         let (Some(spec), Some(key)) = (cell.calibration_spec(), cell.calibration_key()) else {
             return Ok(None);
         };
@@ -359,23 +420,33 @@ impl Worker<'_> {
                 return Ok(Some(set.clone()));
             }
         }
-        let spec = crate::calibrate::CalibrationSpec { seqlen: spec.seqlen.min(model.card.max_positions), ..spec };
-        let tokenizer = model.tokenizer()?;
         let registry = crate::eval::registry(None);
-        let set = Arc::new(CalibrationSet::draw(&spec, &registry, &tokenizer, model.calibration_start_token()?)?);
+        let set = Arc::new(match model {
+            ModelFolder::Decoder(model) => {
+                let spec = crate::calibrate::CalibrationSpec { seqlen: spec.seqlen.min(model.card.max_positions), ..spec };
+                CalibrationSet::draw(&spec, &registry, &model.tokenizer()?, model.calibration_start_token()?)?
+            }
+            // Windows start with `</s>`, which the encoder-decoder's workflow drops (see
+            // `crate::workflow::prune_seq2seq`); the set is the decoder's otherwise.
+            ModelFolder::EncoderDecoder(f) => CalibrationSet::draw(&spec, &registry, &f.tokenizer()?, f.card.spec.eos_token_id)?,
+        });
         self.calibration = Some((key, set.clone()));
         Ok(Some(set))
     }
 
     fn run_cell(&mut self, unit: &Unit, cell: &Cell, observer: &mut dyn Observer) -> Result<UnitRecord, UnitError> {
         let mut record = self.empty_record(unit, UnitStatus::Done);
-        let model = self.open_model(&cell.model)?;
-        record.model_hash = model.identity();
+        let folder = self.open_model(&cell.model)?;
+        record.model_hash = folder.identity();
         observer.stage(&format!("{}: calibration set", cell.id));
         let t0 = Instant::now();
-        let set = self.calibration_set(&model, cell)?;
+        let set = self.calibration_set(&folder, cell)?;
         record.timings.calibration_draw_s = t0.elapsed().as_secs_f64();
         record.calibration_tokens = set.as_ref().map_or(0, |s| s.tokens());
+        let model = match &folder {
+            ModelFolder::Decoder(model) => model,
+            ModelFolder::EncoderDecoder(f) => return self.run_encoder_decoder_cell(f, &folder, cell, set.as_deref(), record, observer),
+        };
         let calibration_batch = self.config.calibration.as_ref().map_or(4, |c| c.batch);
         let capture = CaptureOptions { mode: cell.mode, batch: calibration_batch, runtime: self.config.runtime(), gram: false };
         let filter = LayerFilter { include: self.config.include.clone(), exclude: self.config.exclude.clone() };
@@ -387,7 +458,7 @@ impl Worker<'_> {
                 if group.len() > 1 {
                     let jobs: Vec<PruneJob> = group.iter().map(|c| PruneJob { method: c.method, target: c.target() }).collect();
                     let names: Vec<String> = group.iter().map(|c| c.method.name().to_string()).collect();
-                    let mut all = prune_many(&model, &jobs, &filter, set.as_deref(), &capture, |_, k, stage| {
+                    let mut all = prune_many(model, &jobs, &filter, set.as_deref(), &capture, |_, k, stage| {
                         observer.stage(&format!("{} (shared pass) block {}/{blocks}: {stage}", names.join("+"), k + 1));
                     })?;
                     let mine = group.iter().position(|c| c.id == cell.id).expect("the cell is in its own group");
@@ -397,7 +468,7 @@ impl Worker<'_> {
                     }
                     pruned
                 } else {
-                    prune_model(&model, &cell.method, cell.target(), &filter, set.as_deref(), &capture, |k, stage| {
+                    prune_model(model, &cell.method, cell.target(), &filter, set.as_deref(), &capture, |k, stage| {
                         observer.stage(&format!("{} block {}/{blocks}: {stage}", cell.method.name(), k + 1));
                     })?
                 }
@@ -413,7 +484,38 @@ impl Worker<'_> {
             // The rounds score every cell again and again after all are pruned.
             self.dir.write_pruned_weights(&cell.id, &pruned.overrides)?;
         }
-        self.measure(&model, &pruned.overrides, &out, &mut record, observer, cell.method.name())?;
+        self.measure(&folder, &pruned.overrides, &out, &mut record, observer, cell.method.name())?;
+        Ok(record)
+    }
+
+    /// A cell of an encoder-decoder: both stacks pruned by `prune_seq2seq` (no pass shared
+    /// between cells), then written and measured as a decoder's cell is.
+    fn run_encoder_decoder_cell(
+        &mut self,
+        seq2seq: &Seq2SeqFolder,
+        folder: &ModelFolder,
+        cell: &Cell,
+        set: Option<&CalibrationSet>,
+        mut record: UnitRecord,
+        observer: &mut dyn Observer,
+    ) -> Result<UnitRecord, UnitError> {
+        observer.stage(&format!("{}: pruning encoder and decoder", cell.method.name()));
+        let eos = seq2seq.card.spec.eos_token_id;
+        let sequences: Vec<Vec<u32>> = set
+            .map(|s| s.windows.iter().map(|w| w[1..].iter().copied().chain(std::iter::once(eos)).collect()).collect())
+            .unwrap_or_default();
+        let options = Seq2SeqPruneOptions { method: cell.method, target: cell.target(), sequential: cell.mode == CaptureMode::Sequential };
+        let result = prune_seq2seq(seq2seq, &sequences, &options, &self.config.runtime())?;
+        let pruned = result.to_pruned_model(&seq2seq.card.spec);
+        record.timings.calibration_forward_s = pruned.timings.forward_s;
+        record.timings.prune_solve_s = pruned.timings.solve_s;
+        record.overall_sparsity = Some(pruned.overall_sparsity());
+        let out = self.dir.cell(&cell.id);
+        write_pruned(&out, &pruned, set)?;
+        let path = out.path().join(BLOCK_SECONDS_FILE);
+        let json = serde_json::to_string_pretty(&result.blocks).expect("block timings serialise");
+        crate::util::write_atomic(&path, json.as_bytes()).map_err(|e| ModelError::io(&path, e))?;
+        self.measure(folder, &pruned.overrides, &out, &mut record, observer, cell.method.name())?;
         Ok(record)
     }
 
@@ -440,19 +542,20 @@ impl Worker<'_> {
     /// Perplexity and tasks of `model` with `overrides`, written under `out/ppl` and `out/tasks`.
     fn measure(
         &self,
-        model: &ModelDir,
+        model: &ModelFolder,
         overrides: &[WeightOverride],
         out: &ResultsDir,
         record: &mut UnitRecord,
         observer: &mut dyn Observer,
         what: &str,
     ) -> Result<(), UnitError> {
-        let mut scorer = Scorer::load(model, &self.config.runtime(), overrides)?;
+        let mut scorer = model.scorer(&self.config.runtime(), overrides, DEFAULT_BATCH_TOKENS)?;
         if let Some(plan) = &self.config.perplexity {
             let t0 = Instant::now();
-            let window = crate::eval::WindowOptions { context: plan.context.min(model.card.max_positions), stride: plan.stride };
+            let context = model.max_positions().map_or(plan.context, |max| plan.context.min(max));
+            let window = crate::eval::WindowOptions { context, stride: plan.stride };
             let sets = &self.evaluation.text;
-            let scores = crate::eval::score_sets(&mut scorer, sets, plan.limit, window, |i, n| {
+            let scores = crate::eval::score_sets(scorer.as_mut(), sets, plan.limit, window, |i, n| {
                 observer.stage(&format!("{what}: perplexity {} ({n} documents)", sets[i].language));
             })?;
             record.timings.perplexity_s = t0.elapsed().as_secs_f64();
@@ -465,7 +568,7 @@ impl Worker<'_> {
             let mut results: Vec<TaskResult> = Vec::new();
             for loaded in &self.evaluation.tasks {
                 let label = format!("{what}: {} {}", loaded.task, loaded.language.label());
-                results.push(downstream::evaluate(&mut scorer, loaded, None, |n| observer.stage(&format!("{label} ({n} examples)")))?);
+                results.push(downstream::evaluate(scorer.as_mut(), loaded, None, |n| observer.stage(&format!("{label} ({n} examples)")))?);
             }
             record.timings.tasks_s = t0.elapsed().as_secs_f64();
             let provenance = self.provenance(model, "study tasks", serde_json::json!({ "plan": self.config.tasks, "unit": record.id }), t0);
@@ -474,7 +577,7 @@ impl Worker<'_> {
         Ok(())
     }
 
-    fn provenance(&self, model: &ModelDir, command: &str, settings: serde_json::Value, started: Instant) -> Provenance {
+    fn provenance(&self, model: &ModelFolder, command: &str, settings: serde_json::Value, started: Instant) -> Provenance {
         Provenance::new(command, model.identity(), serde_json::json!({ "config_hash": self.config.hash, "settings": settings }), started)
     }
 }

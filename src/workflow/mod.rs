@@ -15,9 +15,11 @@
 //! options and prints what comes back.
 
 pub mod advise;
+pub mod folder;
 pub mod gate;
 pub mod perplexity;
 pub mod prune;
+mod prune_seq2seq;
 pub mod tasks;
 
 use std::path::PathBuf;
@@ -37,6 +39,8 @@ pub enum WorkflowError {
     Task(#[from] crate::tasks::TaskError),
     #[error(transparent)]
     Calibration(#[from] crate::calibrate::CalibrationError),
+    #[error(transparent)]
+    Seq2SeqPrune(#[from] crate::pruned::seq2seq::Seq2SeqPruneError),
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{0}; check --results")]
@@ -48,7 +52,7 @@ pub enum WorkflowError {
 
 /// Scores every set, one progress stage per set.
 fn score_sets(
-    scorer: &mut crate::eval::Scorer,
+    scorer: &mut dyn crate::eval::LanguageModel,
     sets: &[crate::eval::TextSet],
     limit: Option<usize>,
     window: crate::eval::WindowOptions,

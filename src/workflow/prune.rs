@@ -4,10 +4,11 @@
 
 use std::path::PathBuf;
 
+use super::folder::ModelFolder;
 use super::perplexity::language_sets;
 use super::{score_sets, WorkflowError};
 use crate::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions};
-use crate::eval::{LanguageScore, Scorer, WindowOptions};
+use crate::eval::{LanguageScore, WindowOptions};
 use crate::model::ModelDir;
 use crate::progress::Progress;
 use crate::prune::{Method, Pattern, Sparsity, SparsityTarget};
@@ -81,7 +82,10 @@ pub fn prune(opts: &PruneOptions, progress: &mut dyn Progress) -> Result<PruneRu
         ));
     }
     let target = SparsityTarget::new(opts.sparsity, opts.pattern).map_err(|e| WorkflowError::Refused(e.to_string()))?;
-    let model = ModelDir::open(&opts.model)?;
+    let model = match ModelFolder::open(&opts.model)? {
+        ModelFolder::Decoder(model) => model,
+        ModelFolder::EncoderDecoder(folder) => return super::prune_seq2seq::prune_encoder_decoder(opts, &folder, target, progress),
+    };
     let started = std::time::Instant::now();
     let set = draw_calibration_set(opts, &model)?;
     let capture = CaptureOptions { mode: opts.mode, batch: opts.batch, runtime: opts.runtime.clone(), gram: false };
@@ -108,7 +112,7 @@ pub fn prune(opts: &PruneOptions, progress: &mut dyn Progress) -> Result<PruneRu
             "overall_sparsity": pruned.overall_sparsity(), "mask_sparsity": pruned.mask_sparsity(),
         });
         let results_dir = new_run(&opts.results, RunKind::Prune, &format!("{}-{}", method.name(), calibration));
-        write_results(&results_dir, &model, &pruned, set.as_ref(), &record, started)?;
+        write_results(&results_dir, model.identity(), &pruned, set.as_ref(), &record, started)?;
         let saved = match &opts.save {
             Some(out) => {
                 let out = if opts.methods.len() > 1 { out.join(method.name()) } else { out.clone() };
@@ -120,24 +124,36 @@ pub fn prune(opts: &PruneOptions, progress: &mut dyn Progress) -> Result<PruneRu
         runs.push(PrunedRun { method: *method, pruned, results_dir, saved, perplexity: Vec::new() });
     }
 
-    let mut dense = Vec::new();
-    if let Some(check) = opts.evaluate.as_ref().filter(|c| !c.languages.is_empty()) {
-        let sets = language_sets(&check.languages, check.source.as_deref(), opts.flores.as_deref(), check.limit)?;
-        let window = WindowOptions::default();
-        let mut scorer = Scorer::load(&model, &opts.runtime, &[])?;
-        dense = score_sets(&mut scorer, &sets, check.limit, window, progress)?;
-        drop(scorer);
-        for run in &mut runs {
-            let mut scorer = Scorer::load(&model, &opts.runtime, &run.pruned.overrides)?;
-            run.perplexity = score_sets(&mut scorer, &sets, check.limit, window, progress)?;
-        }
-    }
+    let dense = compare_perplexity(opts, &ModelFolder::Decoder(model), &mut runs, progress)?;
     Ok(PruneRun { calibration, runs, dense })
 }
 
-fn write_results(
+/// Perplexity of the dense model and of each pruned run, when `evaluate` asks for it; the
+/// dense scores come back, each run's go into it.
+pub(super) fn compare_perplexity(
+    opts: &PruneOptions,
+    model: &ModelFolder,
+    runs: &mut [PrunedRun],
+    progress: &mut dyn Progress,
+) -> Result<Vec<LanguageScore>, WorkflowError> {
+    let Some(check) = opts.evaluate.as_ref().filter(|c| !c.languages.is_empty()) else { return Ok(Vec::new()) };
+    let sets = language_sets(&check.languages, check.source.as_deref(), opts.flores.as_deref(), check.limit)?;
+    let window = WindowOptions::default();
+    // The scorer's own default batch, which `prune` has no flag to change.
+    let batch_tokens = 2048;
+    let mut scorer = model.scorer(&opts.runtime, &[], batch_tokens)?;
+    let dense = score_sets(scorer.as_mut(), &sets, check.limit, window, progress)?;
+    drop(scorer);
+    for run in runs {
+        let mut scorer = model.scorer(&opts.runtime, &run.pruned.overrides, batch_tokens)?;
+        run.perplexity = score_sets(scorer.as_mut(), &sets, check.limit, window, progress)?;
+    }
+    Ok(dense)
+}
+
+pub(super) fn write_results(
     dir: &std::path::Path,
-    model: &ModelDir,
+    identity: String,
     pruned: &PrunedModel,
     set: Option<&CalibrationSet>,
     record: &serde_json::Value,
@@ -148,6 +164,6 @@ fn write_results(
     if let Some(set) = set {
         out.write_manifest(&set.manifest)?;
     }
-    out.write_provenance(&Provenance::new("prune", model.identity(), record.clone(), started))?;
+    out.write_provenance(&Provenance::new("prune", identity, record.clone(), started))?;
     Ok(())
 }

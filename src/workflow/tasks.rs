@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 
+use super::folder::ModelFolder;
 use super::WorkflowError;
-use crate::eval::{downstream, Scorer, TaskResult};
-use crate::model::ModelDir;
+use crate::eval::{downstream, TaskResult};
 use crate::progress::Progress;
 use crate::runtime::RuntimeOptions;
 use crate::store::{new_run, Provenance, RunKind, TasksDir};
@@ -117,18 +117,17 @@ fn load_all(opts: &TasksOptions, progress: &mut dyn Progress) -> Result<(Vec<Loa
 
 pub fn evaluate_tasks(opts: &TasksOptions, progress: &mut dyn Progress) -> Result<TasksRun, WorkflowError> {
     let (loaded, skipped) = load_all(opts, progress)?;
-    let model = ModelDir::open(&opts.model)?;
+    let model = ModelFolder::open(&opts.model)?;
     let overrides = match &opts.masks {
-        Some(dir) => crate::pruned::overrides_from_mask_dir(&model, dir)?,
+        Some(dir) => model.mask_overrides(dir)?,
         None => Vec::new(),
     };
-    let mut scorer = Scorer::load(&model, &opts.runtime, &overrides)?;
-    scorer.batch_tokens = opts.batch_tokens.max(1);
+    let mut scorer = model.scorer(&opts.runtime, &overrides, opts.batch_tokens)?;
     let started = std::time::Instant::now();
     let mut results: Vec<TaskResult> = Vec::new();
     for l in &loaded {
         progress.stage(&format!("{} {}", l.task, l.language.label()), l.items.len() as u64);
-        let r = downstream::evaluate(&mut scorer, l, opts.max_new_tokens, |n| progress.advance(n as u64));
+        let r = downstream::evaluate(scorer.as_mut(), l, opts.max_new_tokens, |n| progress.advance(n as u64));
         progress.finish();
         results.push(r?);
     }
@@ -139,10 +138,10 @@ pub fn evaluate_tasks(opts: &TasksOptions, progress: &mut dyn Progress) -> Resul
     let settings = serde_json::json!({
         "tasks": opts.tasks.iter().map(|t| t.as_str()).collect::<Vec<_>>(), "langs": opts.languages, "split": opts.split,
         "shots": opts.shots, "seed": opts.seed, "limit": opts.limit, "max_new_tokens": opts.max_new_tokens, "data": opts.data,
-        "batch_tokens": scorer.batch_tokens, "masks": opts.masks, "runs": runs,
+        "batch_tokens": opts.batch_tokens.max(1), "masks": opts.masks, "runs": runs,
     });
     let provenance = Provenance::new("eval tasks", model.identity(), settings, started);
-    let results_dir = new_run(&opts.results, RunKind::Tasks, &model.card.name);
+    let results_dir = new_run(&opts.results, RunKind::Tasks, model.name());
     TasksDir::at(&results_dir).write(&results, &provenance)?;
     Ok(TasksRun { results, skipped, results_dir })
 }

@@ -57,6 +57,8 @@ pub enum ScorerError {
     EmptyText { what: String },
     #[error(transparent)]
     Memory(#[from] MemoryError),
+    #[error(transparent)]
+    Seq2Seq(#[from] crate::eval::seq2seq::Seq2SeqError),
 }
 
 /// Default batch of the scorer, and the most token positions one call carries from part to

@@ -12,6 +12,7 @@
 
 pub mod graphs;
 pub mod import;
+pub mod synth;
 
 use std::path::{Path, PathBuf};
 
@@ -195,6 +196,40 @@ pub struct Seq2SeqLayer {
     pub input: String,
 }
 
+impl Seq2SeqLayer {
+    /// The layer as the decoder-only tools describe one (sparsity tables, masks, filters):
+    /// the role says which attention (`cross_q`..`cross_o` for the cross-attention), and
+    /// `block` counts the encoder's blocks first, then the decoder's (`dec.blk.0` is block
+    /// `encoder_blocks`), so that every block of the model has its own number.
+    pub fn as_linear(&self, encoder_blocks: usize) -> crate::model::LinearLayer {
+        use crate::model::Role;
+        let stem = self.name.strip_suffix(".weight").and_then(|s| s.rsplit('.').next()).unwrap_or_default();
+        let role = match stem {
+            "attn_q" => Role::Q,
+            "attn_k" => Role::K,
+            "attn_v" => Role::V,
+            "attn_o" => Role::O,
+            "cross_attn_q" => Role::CrossQ,
+            "cross_attn_k" => Role::CrossK,
+            "cross_attn_v" => Role::CrossV,
+            "cross_attn_o" => Role::CrossO,
+            "ffn_gate" => Role::Gate,
+            "ffn_up" => Role::Up,
+            _ => Role::Down,
+        };
+        let block = match self.stack {
+            Stack::Encoder => self.block,
+            Stack::Decoder => encoder_blocks + self.block,
+        };
+        crate::model::LinearLayer { name: self.name.clone(), block, role, shape: self.shape, input: self.input.clone(), transposed: false }
+    }
+}
+
+/// True for a folder holding an encoder-decoder model (its card, and no decoder graph).
+pub fn is_seq2seq_folder(dir: &Path) -> bool {
+    dir.join(SEQ2SEQ_CARD_FILE).is_file() && !dir.join("model.onnx").is_file()
+}
+
 impl Seq2SeqSpec {
     /// The prunable layers of one block, with their inputs.
     pub fn layers_of_block(&self, stack: Stack, block: usize) -> Vec<Seq2SeqLayer> {
@@ -277,6 +312,24 @@ impl Seq2SeqFolder {
     pub fn tokenizer(&self) -> Result<tokenizers::Tokenizer, ModelError> {
         let path = self.dir.join(&self.card.tokenizer);
         tokenizers::Tokenizer::from_file(&path).map_err(|e| ModelError::Tokenizer { path, message: e.to_string() })
+    }
+
+    /// A stable identity for provenance: the source and its checksum.
+    pub fn identity(&self) -> String {
+        let s = &self.card.source;
+        format!("{}:{}", s.file, &s.sha256[..16.min(s.sha256.len())])
+    }
+
+    /// The graph file holding a weight: the cross-attention keys and values live in the
+    /// cross graph (which reads the encoder's output), other decoder weights in the decoder's.
+    pub fn graph_of(name: &str) -> &'static str {
+        if name.starts_with("enc.") {
+            ENCODER_GRAPH_FILE
+        } else if name.ends_with("cross_attn_k.weight") || name.ends_with("cross_attn_v.weight") {
+            CROSS_GRAPH_FILE
+        } else {
+            DECODER_GRAPH_FILE
+        }
     }
 }
 
