@@ -97,6 +97,12 @@ fn check(arch: &str) {
         // The weight file holds the matrices in two bytes each.
         let size = |d: &Path| std::fs::metadata(d.join("model.onnx.data")).unwrap().len() as f64;
         assert!(size(&half_dir) < 0.6 * size(&f32_dir), "{what}: weight file {} vs f32 {}", size(&half_dir), size(&f32_dir));
+        // Exported without --dtype, the folder's matrices keep their stored type (not the f32
+        // checkpoint's they were rounded from).
+        let exported = common::temp_dir(&format!("half-{arch}-{t}-export"));
+        let report = polyprune::model::hf::export::export_hf(&half.dir, &exported, &Default::default()).unwrap();
+        assert_eq!(report.dtype, t, "{what}: export type");
+        let _ = std::fs::remove_dir_all(&exported);
     }
 }
 

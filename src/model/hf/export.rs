@@ -3,8 +3,8 @@
 //!
 //! The weights are read from the folder's ONNX weight file one tensor at a time, turned back
 //! into the checkpoint's layout ([`super::names`]) and streamed into `model.safetensors` in the
-//! source's dtype (recorded at import; f32 for GGUF imports and synthetic models) or the one
-//! asked for. Pruned weights are stored zeros, and zero is exact in every dtype. The written
+//! source folder's dtype (the type its matrices are stored in, `--dtype` at import or synth;
+//! for older cards, the checkpoint's recorded at import, else f32) or the one asked for. Pruned weights are stored zeros, and zero is exact in every dtype. The written
 //! `config.json` is read back through the importer's own config reader and must give the
 //! card's spec again, so an export never writes a config that describes another model.
 
@@ -57,7 +57,7 @@ pub fn export_hf(model: &Path, out: &Path, opts: &ExportOptions) -> Result<Expor
     };
     let arch = HfArchitecture::from_spec(spec)
         .ok_or_else(|| unusable(&model.dir, format!("architecture '{}' has no Hugging Face export", spec.architecture)))?;
-    let dtype = opts.dtype.or(card.hf.as_ref().map(|h| h.dtype)).unwrap_or(FloatType::F32);
+    let dtype = opts.dtype.or(card.weight_dtype).or(card.hf.as_ref().map(|h| h.dtype)).unwrap_or(FloatType::F32);
     let pad = card.hf.as_ref().and_then(|h| h.special_tokens.iter().find(|t| t.role == "pad").map(|t| t.id));
     let config = config_json(arch, spec, dtype, card.bos_token_id, card.eos_token_id, pad, &model.dir)?;
 
