@@ -179,10 +179,12 @@ fn pre_tokenizer(pre: &str) -> Result<Value, String> {
         "llama-bpe" | "llama3" => json!({"type": "Sequence", "pretokenizers": [split(LLAMA3), byte_level(false)]}),
         "qwen2" => json!({"type": "Sequence", "pretokenizers": [split(QWEN2), byte_level(false)]}),
         "bloom" => json!({"type": "Sequence", "pretokenizers": [split(BLOOM), byte_level(false)]}),
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "pre-tokenizer '{other}' is not supported (supported: default, gpt2, smollm, starcoder, command-r, llama-bpe, qwen2, bloom); \
                  export the model with its own tokenizer.json and use `polyprune model inspect` instead"
-        )),
+        ))
+        }
     })
 }
 
