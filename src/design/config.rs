@@ -1523,34 +1523,34 @@ limit = 10
         assert_eq!(explicit.candidates, ["deu_Latn"]);
     }
 
-    /// Each bad `[advice]` entry is refused naming its key and line (the table starts on line 31).
+    /// Each bad `[advice]` entry is refused naming its key and line (the table's first key is on line 31).
     #[test]
     fn bad_advice_entries_are_named_with_their_line() {
         let advice = |body: &str| error(&format!("{GOOD}\n[advice]\n{body}\n"));
         let e = advice("budgett = 3");
-        assert!(e.starts_with("study.toml:32: ") && e.contains("unknown field `budgett`"), "{e}");
+        assert!(e.starts_with("study.toml:31: ") && e.contains("unknown field `budgett`"), "{e}");
         let e = advice("method = \"magnitude\"");
         assert!(
-            e.starts_with("study.toml:32: advice.method: 'magnitude' is not a wanda or sparsegpt method") && e.contains("wanda, sparsegpt"),
+            e.starts_with("study.toml:31: advice.method: 'magnitude' is not a wanda or sparsegpt method") && e.contains("wanda, sparsegpt"),
             "{e}"
         );
         let e = advice("sparsity = 0.7");
         assert!(
-            e.starts_with("study.toml:32: advice.sparsity: 0.7 is not one of this study's unstructured [pruning] sparsities (0.5)"),
+            e.starts_with("study.toml:31: advice.sparsity: 0.7 is not one of this study's unstructured [pruning] sparsities (0.5)"),
             "{e}"
         );
         let e = advice("objective = \"best\"");
-        assert!(e.starts_with("study.toml:32: advice.objective: 'best' is not an objective"), "{e}");
+        assert!(e.starts_with("study.toml:31: advice.objective: 'best' is not an objective"), "{e}");
         let e = advice("budget = 0");
-        assert!(e.starts_with("study.toml:32: advice.budget: 0 is too small"), "{e}");
+        assert!(e.starts_with("study.toml:31: advice.budget: 0 is too small"), "{e}");
         let e = advice("validate = 1\nlimit = 1");
-        assert!(e.starts_with("study.toml:33: advice.limit: 1 is too small"), "{e}");
+        assert!(e.starts_with("study.toml:32: advice.limit: 1 is too small"), "{e}");
         let e = advice("targets = [\"xx_Fake\"]");
-        assert!(e.starts_with("study.toml:32: advice.targets:"), "{e}");
+        assert!(e.starts_with("study.toml:31: advice.targets:"), "{e}");
         let e = advice("targets = []");
-        assert!(e.starts_with("study.toml:32: advice.targets: give at least one language"), "{e}");
+        assert!(e.starts_with("study.toml:31: advice.targets: give at least one language"), "{e}");
         let e = advice("candidates = [\"deu_Latn\", \"deu\"]");
-        assert!(e.starts_with("study.toml:32: advice.candidates: ") && e.contains("listed twice"), "{e}");
+        assert!(e.starts_with("study.toml:31: advice.candidates: ") && e.contains("listed twice"), "{e}");
         let e = error(&format!("{}\n[advice]\n", GOOD.replace("[\"wanda\", \"sparsegpt\"]", "[\"magnitude\"]")));
         assert!(e.contains("advice.method: the search mixes Wanda or SparseGPT statistics"), "{e}");
     }
