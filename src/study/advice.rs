@@ -116,7 +116,7 @@ pub fn run_advice(config: &StudyConfig, dir: &StudyDir, observer: &mut dyn Obser
             advise(&options, &mut progress).and_then(|advice| write_advice(&advice, &out))
         };
         observer.analysis_finished(&step, outcome.as_ref().err().map(|e| e.to_string()).as_deref());
-        outcome?;
+        outcome.map_err(|e| RunError::Advice(Box::new(e)))?;
         dir.write_advice_record(&name, &AdviceRecord::of(config, plan, &name))?;
         computed.push(step);
     }

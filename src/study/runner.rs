@@ -49,7 +49,8 @@ pub enum RunError {
     #[error("analysis: {0}")]
     Analysis(#[from] crate::analysis::AnalysisError),
     #[error("[advice]: {0}")]
-    Advice(#[from] crate::workflow::WorkflowError),
+    // Boxed: the workflow's errors are large, and this enum travels by value.
+    Advice(Box<crate::workflow::WorkflowError>),
     #[error("task {task} in '{language}' has no examples in the '{split}' split; check [tasks] data")]
     NoExamples { task: String, language: String, split: String },
     #[error("[tasks] stop = \"decided\" compares every unit round by round, so it runs in one process: run the study without --shard (or use stop = \"full\" to shard it)")]
