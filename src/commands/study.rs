@@ -201,6 +201,13 @@ fn print_plan(config_path: &Path, out: Option<PathBuf>, format: Format) -> Resul
                     u.id, u.kind, u.model, u.label, u.done, u.score_tokens, u.calibration_tokens, u.seconds
                 )?;
             }
+            for a in &estimate.advice {
+                writeln!(
+                    o,
+                    "advice/{},advice,{},{},{},,{},{:.1}",
+                    a.model, a.model, a.label, a.done, a.calibration_tokens, a.calibration_s
+                )?;
+            }
         }
         Format::Table => {
             writeln!(o, "{:<48} {:<16} {:>5} {:>10} {:>10} {:>9}", "cell", "model", "done", "scored tok", "calib tok", "est. s")?;
@@ -214,6 +221,19 @@ fn print_plan(config_path: &Path, out: Option<PathBuf>, format: Format) -> Resul
                     u.score_tokens,
                     u.calibration_tokens,
                     u.seconds
+                )?;
+            }
+            for a in &estimate.advice {
+                writeln!(
+                    o,
+                    "{:<48} {:<16} {:>5} {:>10} {:>10} {:>9.0}  [advice] {} (calibration only; its scoring is not estimated)",
+                    format!("advice/{}", a.model),
+                    a.model,
+                    if a.done { "yes" } else { "-" },
+                    "-",
+                    a.calibration_tokens,
+                    a.calibration_s,
+                    a.label
                 )?;
             }
             let t = &estimate.throughput;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::calibrate::{CaptureMode, Mix};
+use crate::calibrate::{CaptureMode, Mix, Objective};
 use crate::data::{Language, TextRegistry, TextSource};
 use crate::eval::WindowOptions;
 use crate::prune::{Method, Pattern, SparseGptConfig, Sparsity, SparsityTarget};
@@ -43,7 +43,23 @@ struct RawConfig {
     perplexity: Option<RawPerplexity>,
     tasks: Option<RawTasks>,
     analysis: Option<RawAnalysis>,
+    advice: Option<RawAdvice>,
     report: Option<RawReport>,
+}
+
+/// `[advice]` as written: the `advise` search for the study's languages (see [`AdvicePlan`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdvice {
+    targets: Option<Spanned<Vec<Spanned<String>>>>,
+    candidates: Option<Spanned<Vec<Spanned<String>>>>,
+    method: Option<Spanned<String>>,
+    sparsity: Option<Spanned<f64>>,
+    objective: Option<Spanned<String>>,
+    budget: Option<Spanned<usize>>,
+    validate: Option<Spanned<usize>>,
+    limit: Option<Spanned<usize>>,
+    confirm: Option<bool>,
 }
 
 /// `[report]` as written: which calibration the significance marks compare against, and the
@@ -259,6 +275,46 @@ pub struct AnalysisPlan {
     pub params: AnalysisParams,
 }
 
+/// The study file's `[advice]`: the `advise` mixture search run for the study's languages after
+/// its cells, with the study's calibration and evaluation text, so the report can set the
+/// searched mixture beside the grid's best cell. Resolved from the file and the rest of the
+/// study, so that it names exactly what runs (the runner keeps it with the result and reruns
+/// the search when it changes).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AdvicePlan {
+    /// Languages the pruned model will serve (default: the `[perplexity]` languages).
+    pub targets: Vec<String>,
+    /// Languages the calibration may mix (default: the targets plus English).
+    pub candidates: Vec<String>,
+    /// Wanda or SparseGPT, with the study's SparseGPT settings.
+    pub method: Method,
+    /// `None` for an N:M pattern, whose sparsity the pattern implies.
+    pub sparsity: Option<Sparsity>,
+    pub pattern: Pattern,
+    pub objective: Objective,
+    /// Proxy evaluations the search may spend.
+    pub budget: usize,
+    /// Best searched mixtures validated on text (besides the single languages).
+    pub validate: usize,
+    /// Documents per target in each of the development and test halves (`None` = all).
+    pub limit: Option<usize>,
+    /// Confirm the recommendation with one sequential calibration on the mixture.
+    pub confirm: bool,
+    /// From `[calibration]`.
+    pub samples: usize,
+    pub seqlen: usize,
+    pub batch: usize,
+    pub calib_source: Option<String>,
+    /// From `[perplexity]` (`None` when the study has none: each language's default).
+    pub source: Option<String>,
+}
+
+impl AdvicePlan {
+    /// The `advise` command's defaults (`polyprune advise --help`), which `[advice]` shares.
+    pub const DEFAULT_BUDGET: usize = 24;
+    pub const DEFAULT_VALIDATE: usize = 3;
+}
+
 /// The study file's `[report]`: how tables name things and what they compare against. It
 /// changes no result, so it stays out of the study's hash: names can be edited after a run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -428,6 +484,9 @@ pub struct StudyConfig {
     pub perplexity: Option<PerplexityPlan>,
     pub tasks: Option<TaskPlan>,
     pub analysis: AnalysisPlan,
+    /// `[advice]`, when the file has one (not part of the hash: adding it to a finished study
+    /// runs the search without redoing the grid).
+    pub advice: Option<AdvicePlan>,
     /// `[report]`: names and the reference calibration (not part of the hash).
     pub report: ReportPlan,
     /// SHA-256 (hex) of the study file's bytes (without `[report]`, which changes no result)
@@ -451,7 +510,7 @@ impl StudyConfig {
             message: e.message().trim().to_string(),
         })?;
         let mut config = Resolver { text, path, registry }.resolve(raw, String::new())?;
-        config.hash = config_hash(&without_report_table(text), &config.analysis);
+        config.hash = config_hash(&without_tables(text, &["report", "advice"]), &config.analysis);
         Ok(config)
     }
 
@@ -480,22 +539,23 @@ fn config_hash(text: &str, analysis: &AnalysisPlan) -> String {
     crate::util::sha256_bytes(&bytes)
 }
 
-/// The study file without its `[report]` table (and `[report.*]` sub-tables): the text the
-/// hash covers. A header line starts a table; the table runs to the next header line.
-/// A text without `[report]` is returned as it is (the hashes of existing studies stand).
-fn without_report_table(text: &str) -> String {
+/// The study file without the tables `names` (and their sub-tables): the text the hash covers.
+/// `[report]` changes no result; `[advice]` has its own record beside its result. A header
+/// line starts a table; the table runs to the next header line. A text without them is
+/// returned as it is (the hashes of existing studies stand).
+fn without_tables(text: &str, names: &[&str]) -> String {
     let mut kept = String::with_capacity(text.len());
-    let mut in_report = false;
+    let mut in_dropped = false;
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim_start();
         if trimmed.starts_with('[') {
             let header = trimmed.trim_start_matches('[').trim_start();
-            let was_in_report = in_report;
-            in_report =
-                !trimmed.starts_with("[[") && header.strip_prefix("report").is_some_and(|rest| rest.trim_start().starts_with([']', '.']));
+            let was_in_dropped = in_dropped;
+            in_dropped = !trimmed.starts_with("[[")
+                && names.iter().any(|name| header.strip_prefix(name).is_some_and(|rest| rest.trim_start().starts_with([']', '.'])));
             // The blank lines that set the table apart go with it, so appending a [report]
             // table to a study file leaves its hash as it was.
-            if in_report && !was_in_report {
+            if in_dropped && !was_in_dropped {
                 let end = kept.trim_end().len();
                 kept.truncate(end);
                 if !kept.is_empty() {
@@ -503,7 +563,7 @@ fn without_report_table(text: &str) -> String {
                 }
             }
         }
-        if !in_report {
+        if !in_dropped {
             kept.push_str(line);
         }
     }
@@ -608,6 +668,16 @@ fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
+/// What `[advice]` takes its defaults from and is checked against.
+struct AdviceContext<'a> {
+    methods: &'a [Method],
+    targets: &'a [SparsityTarget],
+    calibration: Option<&'a CalibrationGrid>,
+    perplexity: Option<&'a PerplexityPlan>,
+    calib_source: Option<&'a Spanned<String>>,
+    eval_source: Option<&'a Spanned<String>>,
+}
+
 /// A name and where the file wrote it.
 type NamedSpan = (String, std::ops::Range<usize>);
 
@@ -710,6 +780,7 @@ impl Resolver<'_> {
         let models = self.models(&raw.models)?;
         let (methods, needs_calibration) = self.methods(&raw.pruning)?;
         let targets = self.targets(&raw.pruning)?;
+        let calib_source = raw.calibration.as_ref().and_then(|c| c.source.clone());
         let calibration = match (raw.calibration, needs_calibration) {
             (Some(c), _) => Some(self.calibration(c)?),
             (None, Some((method, span))) => {
@@ -721,6 +792,7 @@ impl Resolver<'_> {
             }
             (None, None) => None,
         };
+        let eval_source = raw.perplexity.as_ref().and_then(|p| p.source.clone());
         let perplexity = raw.perplexity.map(|p| self.perplexity(p)).transpose()?;
         let tasks = raw.tasks.map(|t| self.tasks(t)).transpose()?;
         if perplexity.is_none() && tasks.is_none() {
@@ -731,6 +803,20 @@ impl Resolver<'_> {
                 message: "the study measures nothing: add a [perplexity] or [tasks] table".into(),
             });
         }
+        let advice = match raw.advice {
+            Some(a) => Some(self.advice(
+                a,
+                AdviceContext {
+                    methods: &methods,
+                    targets: &targets,
+                    calibration: calibration.as_ref(),
+                    perplexity: perplexity.as_ref(),
+                    calib_source: calib_source.as_ref(),
+                    eval_source: eval_source.as_ref(),
+                },
+            )?),
+            None => None,
+        };
         let report = self.report(raw.report.unwrap_or_default(), &models, &methods, calibration.as_ref(), tasks.as_ref())?;
         let out = raw.study.out.unwrap_or_else(|| PathBuf::from("results/studies").join(&name));
         Ok(StudyConfig {
@@ -750,8 +836,161 @@ impl Resolver<'_> {
             perplexity,
             tasks,
             analysis,
+            advice,
             report,
             hash,
+        })
+    }
+
+    /// `[advice]`, with its defaults taken from the rest of the study.
+    fn advice(&self, raw: RawAdvice, study: AdviceContext<'_>) -> Result<AdvicePlan, ConfigError> {
+        // Errors about the table as a whole point at its header line (a wrapped `Spanned`
+        // table would move the unknown-key errors there too).
+        let table = self
+            .text
+            .match_indices("[advice]")
+            .find(|(i, _)| self.text[..*i].trim_end_matches([' ', '\t']).ends_with('\n') || *i == 0)
+            .map_or(0..0, |(i, m)| i..i + m.len());
+        let Some(calibration) = study.calibration else {
+            return Err(self.err(
+                "advice",
+                table,
+                "the search calibrates with the study's [calibration] samples and seqlen: add a [calibration] table",
+            ));
+        };
+        let languages = |key: &str, list: &Spanned<Vec<Spanned<String>>>, source: Option<&Spanned<String>>| {
+            if list.get_ref().is_empty() {
+                return Err(self.err(key, list.span(), "give at least one language, or drop the key for the default"));
+            }
+            let mut codes: Vec<String> = Vec::new();
+            for code in list.get_ref() {
+                let language = self.language(key, code)?;
+                self.has_text(key, code, language, source)?;
+                if codes.iter().any(|c| c == language.flores_code()) {
+                    return Err(self.err(key, code.span(), format!("{language} is listed twice")));
+                }
+                codes.push(language.flores_code().to_string());
+            }
+            Ok(codes)
+        };
+        let targets = match (&raw.targets, study.perplexity) {
+            (Some(list), _) => languages("advice.targets", list, study.eval_source)?,
+            (None, Some(p)) => p.languages.iter().map(|l| l.flores_code().to_string()).collect(),
+            (None, None) => {
+                return Err(self.err("advice.targets", table, "no [perplexity] languages to default to: give targets = [\"...\"]"));
+            }
+        };
+        let candidates = match &raw.candidates {
+            Some(list) => languages("advice.candidates", list, study.calib_source)?,
+            None => {
+                let mut c = targets.clone();
+                if !c.iter().any(|t| t == "eng_Latn") {
+                    c.push("eng_Latn".to_string());
+                }
+                c
+            }
+        };
+        let searchable = |m: &&Method| matches!(m, Method::Wanda | Method::SparseGpt(_));
+        let method = match &raw.method {
+            Some(name) => {
+                let wanted = name.get_ref().trim();
+                match study.methods.iter().filter(searchable).find(|m| m.name() == wanted) {
+                    Some(m) => *m,
+                    None => {
+                        let offered: Vec<&str> = study.methods.iter().filter(searchable).map(|m| m.name()).collect();
+                        return Err(self.err(
+                            "advice.method",
+                            name.span(),
+                            format!(
+                                "'{wanted}' is not a wanda or sparsegpt method of this study's [pruning] methods{}",
+                                if offered.is_empty() { String::new() } else { format!("; use one of: {}", offered.join(", ")) }
+                            ),
+                        ));
+                    }
+                }
+            }
+            None => match study.methods.iter().find(searchable) {
+                Some(m) => *m,
+                None => {
+                    return Err(self.err(
+                        "advice.method",
+                        table,
+                        "the search mixes Wanda or SparseGPT statistics, and [pruning] methods has neither: add wanda or sparsegpt",
+                    ))
+                }
+            },
+        };
+        let target = match &raw.sparsity {
+            None => study.targets[0],
+            Some(s) => {
+                let x = *s.get_ref();
+                match study.targets.iter().find(|t| matches!(t, SparsityTarget::Unstructured(u) if (u.get() - x).abs() < 1e-9)) {
+                    Some(t) => *t,
+                    None => {
+                        let offered: Vec<String> = study
+                            .targets
+                            .iter()
+                            .filter_map(|t| match t {
+                                SparsityTarget::Unstructured(u) => Some(u.get().to_string()),
+                                SparsityTarget::NM(_) => None,
+                            })
+                            .collect();
+                        return Err(self.err(
+                            "advice.sparsity",
+                            s.span(),
+                            format!(
+                                "{x} is not one of this study's unstructured [pruning] sparsities ({}), so the grid has no cell to set beside it",
+                                if offered.is_empty() { "none".to_string() } else { offered.join(", ") }
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
+        let objective = match &raw.objective {
+            None => Objective::Worst,
+            Some(o) => Objective::parse(o.get_ref().trim()).ok_or_else(|| {
+                self.err("advice.objective", o.span(), format!("'{}' is not an objective; use \"worst\" or \"mean\"", o.get_ref()))
+            })?,
+        };
+        let at_least_one = |key: &str, v: &Option<Spanned<usize>>, default: usize| match v {
+            Some(s) if *s.get_ref() == 0 => Err(self.err(key, s.span(), "0 is too small; give at least 1")),
+            Some(s) => Ok(*s.get_ref()),
+            None => Ok(default),
+        };
+        let budget = at_least_one("advice.budget", &raw.budget, AdvicePlan::DEFAULT_BUDGET)?;
+        let validate = at_least_one("advice.validate", &raw.validate, AdvicePlan::DEFAULT_VALIDATE)?;
+        let limit = match &raw.limit {
+            Some(l) if *l.get_ref() < 2 => {
+                return Err(self.err(
+                    "advice.limit",
+                    l.span(),
+                    format!("{} is too small: paired tests need at least 2 documents per half", l.get_ref()),
+                ))
+            }
+            l => l.as_ref().map(|l| *l.get_ref()),
+        };
+        let first_set = &calibration.sets[0];
+        let (sparsity, pattern) = match target {
+            SparsityTarget::Unstructured(s) => (Some(s), Pattern::Unstructured),
+            SparsityTarget::NM(_) => (None, target.pattern()),
+        };
+        Ok(AdvicePlan {
+            targets,
+            candidates,
+            method,
+            sparsity,
+            pattern,
+            objective,
+            budget,
+            validate,
+            limit,
+            confirm: raw.confirm.unwrap_or(true),
+            samples: first_set.samples,
+            seqlen: first_set.seqlen,
+            batch: calibration.batch,
+            calib_source: first_set.source.clone(),
+            source: study.perplexity.and_then(|p| p.source.clone()),
         })
     }
 
@@ -1251,6 +1490,71 @@ limit = 10
         assert_eq!(c.out, PathBuf::from("results/studies/demo"));
     }
 
+    /// `[advice]` alone takes everything from the study: the `[perplexity]` languages as targets,
+    /// them plus English as candidates, the first Wanda/SparseGPT method, the first sparsity,
+    /// the `[calibration]` windows and both text sources; and it stays out of the study's hash.
+    #[test]
+    fn the_advice_table_defaults_to_the_studys_languages_and_settings() {
+        let plain = parse_ok(GOOD);
+        assert!(plain.advice.is_none());
+        let c = parse_ok(&format!("{GOOD}\n[advice]\n"));
+        let a = c.advice.as_ref().unwrap();
+        assert_eq!(a.targets, ["eng_Latn", "deu_Latn"]);
+        assert_eq!(a.candidates, ["eng_Latn", "deu_Latn"], "English is a target already");
+        assert_eq!(a.method, Method::Wanda);
+        assert_eq!((a.sparsity.map(|s| s.get()), a.pattern), (Some(0.5), Pattern::Unstructured));
+        assert_eq!(a.objective, Objective::Worst);
+        assert_eq!((a.budget, a.validate, a.limit, a.confirm), (24, 3, None, true));
+        assert_eq!((a.samples, a.seqlen, a.batch), (16, 128, 4));
+        assert_eq!((a.calib_source.as_deref(), a.source.as_deref()), (Some("udhr"), Some("udhr")));
+        assert_eq!(c.hash, plain.hash, "adding [advice] keeps the grid's results");
+
+        let given = parse_ok(&format!(
+            "{GOOD}\n[advice]\ntargets = [\"deu\"]\nmethod = \"sparsegpt\"\nsparsity = 0.5\nobjective = \"mean\"\n\
+             budget = 8\nvalidate = 2\nlimit = 10\nconfirm = false\n"
+        ));
+        let a = given.advice.unwrap();
+        assert_eq!(a.targets, ["deu_Latn"]);
+        assert_eq!(a.candidates, ["deu_Latn", "eng_Latn"], "the targets plus English");
+        assert!(matches!(a.method, Method::SparseGpt(_)));
+        assert_eq!(a.objective, Objective::Mean);
+        assert_eq!((a.budget, a.validate, a.limit, a.confirm), (8, 2, Some(10), false));
+        let explicit = parse_ok(&format!("{GOOD}\n[advice]\ncandidates = [\"deu_Latn\"]\n")).advice.unwrap();
+        assert_eq!(explicit.candidates, ["deu_Latn"]);
+    }
+
+    /// Each bad `[advice]` entry is refused naming its key and line (the table's first key is on line 31).
+    #[test]
+    fn bad_advice_entries_are_named_with_their_line() {
+        let advice = |body: &str| error(&format!("{GOOD}\n[advice]\n{body}\n"));
+        let e = advice("budgett = 3");
+        assert!(e.starts_with("study.toml:31: ") && e.contains("unknown field `budgett`"), "{e}");
+        let e = advice("method = \"magnitude\"");
+        assert!(
+            e.starts_with("study.toml:31: advice.method: 'magnitude' is not a wanda or sparsegpt method") && e.contains("wanda, sparsegpt"),
+            "{e}"
+        );
+        let e = advice("sparsity = 0.7");
+        assert!(
+            e.starts_with("study.toml:31: advice.sparsity: 0.7 is not one of this study's unstructured [pruning] sparsities (0.5)"),
+            "{e}"
+        );
+        let e = advice("objective = \"best\"");
+        assert!(e.starts_with("study.toml:31: advice.objective: 'best' is not an objective"), "{e}");
+        let e = advice("budget = 0");
+        assert!(e.starts_with("study.toml:31: advice.budget: 0 is too small"), "{e}");
+        let e = advice("validate = 1\nlimit = 1");
+        assert!(e.starts_with("study.toml:32: advice.limit: 1 is too small"), "{e}");
+        let e = advice("targets = [\"xx_Fake\"]");
+        assert!(e.starts_with("study.toml:31: advice.targets:"), "{e}");
+        let e = advice("targets = []");
+        assert!(e.starts_with("study.toml:31: advice.targets: give at least one language"), "{e}");
+        let e = advice("candidates = [\"deu_Latn\", \"deu\"]");
+        assert!(e.starts_with("study.toml:31: advice.candidates: ") && e.contains("listed twice"), "{e}");
+        let e = error(&format!("{}\n[advice]\n", GOOD.replace("[\"wanda\", \"sparsegpt\"]", "[\"magnitude\"]")));
+        assert!(e.contains("advice.method: the search mixes Wanda or SparseGPT statistics"), "{e}");
+    }
+
     #[test]
     fn an_unknown_key_is_named_with_its_line() {
         let text = GOOD.replace("seqlen = 128", "seqlen = 128\nsampels = 3");
@@ -1407,9 +1711,9 @@ limit = 10
         // The report reads the same table from the study file alone.
         let alone = ReportPlan::from_study_file(&format!("{GOOD}\n{table}"), Path::new("study.toml")).unwrap();
         assert_eq!(alone, named.report);
-        assert_eq!(without_report_table(GOOD), GOOD, "a file without [report] hashes as before");
+        assert_eq!(without_tables(GOOD, &["report", "advice"]), GOOD, "a file without [report] hashes as before");
         assert_eq!(
-            without_report_table("[a]\nx = 1\n[report]\ny = 2\n[report.languages]\nde = \"D\"\n[[b]]\nz = 3\n"),
+            without_tables("[a]\nx = 1\n[report]\ny = 2\n[report.languages]\nde = \"D\"\n[[b]]\nz = 3\n", &["report"]),
             "[a]\nx = 1\n[[b]]\nz = 3\n"
         );
     }

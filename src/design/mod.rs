@@ -9,6 +9,6 @@ pub mod config;
 
 pub use cells::{target_tag, Cell, DenseBaseline, Grid};
 pub use config::{
-    AnalysisParams, AnalysisPlan, AnalysisSwitches, CalibrationChoice, ConfigError, DecidedStop, DisplayNames, ReportPlan, StopRule,
-    StudyConfig,
+    AdvicePlan, AnalysisParams, AnalysisPlan, AnalysisSwitches, CalibrationChoice, ConfigError, DecidedStop, DisplayNames, ReportPlan,
+    StopRule, StudyConfig,
 };

@@ -19,6 +19,7 @@ pub mod junit;
 pub mod latex;
 pub mod markdown;
 pub mod names;
+pub mod study_advice;
 pub mod study_grids;
 pub mod study_sections;
 
@@ -237,6 +238,11 @@ pub fn write_report(
 ) -> Result<ReportOutput, ReportError> {
     let results = StudyResults::load(study_dir)?;
     let mut sections = study_sections::sections(&results);
+    // Beside the grid: right after the perplexity section (or after setup when it has none).
+    if let Some(advice) = study_advice::section(&results)? {
+        let at = sections.iter().position(|s| s.id == "perplexity").map_or(1.min(sections.len()), |i| i + 1);
+        sections.insert(at, advice);
+    }
     sections.extend(analyses.sections);
     let decisions: Option<crate::store::Decisions> = results.dir.read_decisions()?;
     let grids = study_grids::study_grids(&study_grids::GridInputs {

@@ -19,6 +19,8 @@
 //! <study>/cells/<id>/sparsity.csv, calibration_manifest.csv, masks/, ppl/, tasks/
 //! <study>/dense/<model>/dense.json, ppl/, tasks/
 //! <study>/analysis/[<model>/]<section>/   section.json, <table>.csv, <table>.json
+//! <study>/advice/<model>/                 `[advice]`: advice.json, advice.csv, search.csv,
+//!                                          study_advice.json (what ran, written last)
 //! <study>/report/                         the report's table exports
 //! ```
 

@@ -21,6 +21,7 @@ const CONFIG_FILE: &str = "config.toml";
 const CELL_FILE: &str = "cell.json";
 const DENSE_FILE: &str = "dense.json";
 const DECISIONS_FILE: &str = "decisions.json";
+const ADVICE_RECORD: &str = "study_advice.json";
 const PROGRESS_DIR: &str = "progress";
 const WEIGHTS_DIR: &str = "weights";
 
@@ -184,6 +185,41 @@ impl StudyDir {
         }
         models.sort();
         Ok(models)
+    }
+    /// `<study>/advice/<model>/`: the `[advice]` search's files for one model (`advise`'s
+    /// `advice.json` and the rest, and the record of what ran).
+    pub fn advice(&self, model: &str) -> PathBuf {
+        self.root.join("advice").join(model)
+    }
+    /// The record of the `[advice]` search that produced `advice/<model>/` (written after its
+    /// files, so its presence means they are complete), `None` before one finished.
+    pub fn read_advice_record<T: DeserializeOwned>(&self, model: &str) -> Result<Option<T>, StoreError> {
+        let path = self.advice(model).join(ADVICE_RECORD);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        read_json(&path).map(Some)
+    }
+    /// `advice/<model>/advice.json` (the `advise` result), `None` when there is none.
+    pub fn read_advice<T: DeserializeOwned>(&self, model: &str) -> Result<Option<T>, StoreError> {
+        let path = self.advice(model).join("advice.json");
+        if !path.is_file() {
+            return Ok(None);
+        }
+        read_json(&path).map(Some)
+    }
+    pub fn write_advice_record<T: Serialize>(&self, model: &str, record: &T) -> Result<(), StoreError> {
+        write_json(&self.advice(model).join(ADVICE_RECORD), record)
+    }
+    /// Removes the record before a search is redone, so files half rewritten by an interrupted
+    /// run are never taken for a finished result.
+    pub fn remove_advice_record(&self, model: &str) -> Result<(), StoreError> {
+        let path = self.advice(model).join(ADVICE_RECORD);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StoreError::Write { path, source }),
+        }
     }
     /// Where the report exports its tables.
     pub fn report(&self) -> PathBuf {

@@ -2,6 +2,7 @@
 //! it resumably (`runner`), split it across machines (`shard`, `merge`, `slurm`). Where the
 //! results go on disk is `crate::store`'s business; the runner only hands it rows and records.
 
+pub mod advice;
 pub mod analyses;
 pub mod decided;
 pub mod merge;

@@ -46,9 +46,25 @@ pub struct UnitCost {
     pub seconds: f64,
 }
 
+/// The `[advice]` search of one model, after the units.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdviceCost {
+    pub model: String,
+    /// `wanda 50% worst-case over eng_Latn, deu_Latn from eng_Latn, deu_Latn`.
+    pub label: String,
+    pub done: bool,
+    /// One one-shot pass per language (candidates, targets and English), plus the confirmation.
+    pub calibration_tokens: usize,
+    /// Calibration only: the search's scoring depends on how the proxy ranks, so it is not
+    /// estimated here.
+    pub calibration_s: f64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct PlanEstimate {
     pub units: Vec<UnitCost>,
+    /// The `[advice]` searches (empty without `[advice]`).
+    pub advice: Vec<AdviceCost>,
     pub throughput: Throughput,
     /// Seconds for the units not yet done.
     pub remaining_s: f64,
@@ -173,7 +189,41 @@ pub fn estimate(config: &StudyConfig, evaluation: &Evaluation, dir: &StudyDir) -
             seconds,
         });
     }
-    PlanEstimate { units, throughput, remaining_s }
+    let pending = super::advice::pending_advice(config, dir);
+    let advice = config
+        .advice
+        .iter()
+        .flat_map(|plan| {
+            let mut languages = plan.candidates.clone();
+            for l in plan.targets.iter().map(String::as_str).chain(["eng_Latn"]) {
+                if !languages.iter().any(|c| c == l) {
+                    languages.push(l.to_string());
+                }
+            }
+            let passes = languages.len() + usize::from(plan.confirm);
+            let calibration_tokens = passes * plan.samples * plan.seqlen;
+            let target = match plan.sparsity {
+                Some(s) => format!("{}%", (s.get() * 100.0).round()),
+                None => plan.pattern.to_string(),
+            };
+            let label = format!(
+                "{} {target} {} over {} from {}",
+                plan.method.name(),
+                plan.objective.name(),
+                plan.targets.join(", "),
+                plan.candidates.join(", ")
+            );
+            let pending = &pending;
+            config.models.iter().map(move |m| AdviceCost {
+                model: m.name.clone(),
+                label: label.clone(),
+                done: !pending.contains(&m.name),
+                calibration_tokens,
+                calibration_s: calibration_tokens as f64 / throughput.calibration_tokens_per_s,
+            })
+        })
+        .collect();
+    PlanEstimate { units, advice, throughput, remaining_s }
 }
 
 #[cfg(test)]

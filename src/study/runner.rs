@@ -52,6 +52,9 @@ pub enum RunError {
     Task { task: String, language: String, source: Box<TaskError> },
     #[error("analysis: {0}")]
     Analysis(#[from] crate::analysis::AnalysisError),
+    #[error("[advice]: {0}")]
+    // Boxed: the workflow's errors are large, and this enum travels by value.
+    Advice(Box<crate::workflow::WorkflowError>),
     #[error("task {task} in '{language}' has no examples in the '{split}' split; check [tasks] data")]
     NoExamples { task: String, language: String, split: String },
     #[error("[tasks] stop = \"decided\" compares every unit round by round, so it runs in one process: run the study without --shard (or use stop = \"full\" to shard it)")]
@@ -139,7 +142,8 @@ pub struct RunSummary {
     pub left: usize,
     /// Whether the decided task rounds stopped before the end (`max_rounds`).
     pub rounds_left: bool,
-    /// Model analyses computed in this run (`<model>/<analysis>`), once every unit was done.
+    /// Model analyses computed in this run (`<model>/<analysis>`, and `<model>/advice` for the
+    /// `[advice]` search), once every unit was done.
     pub analyses: Vec<String>,
 }
 
@@ -302,6 +306,7 @@ pub fn run_study(
     // and none failed; a shard holds only some cells, so they wait for the merged study.
     if all_done && summary.failed.is_empty() && !summary.rounds_left {
         summary.analyses = super::analyses::run_model_analyses(config, dir, observer)?;
+        summary.analyses.extend(super::advice::run_advice(config, dir, observer)?);
     }
     Ok(summary)
 }

@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{score_sets, WorkflowError};
 use crate::calibrate::{
@@ -102,7 +102,7 @@ pub struct AdviseOptions {
 pub type BitsPerByte = BTreeMap<String, f64>;
 
 /// A searched mixture, as reported.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SearchPoint {
     /// A language code, or `mix:<lang>=<weight>+..`.
     pub calibration: String,
@@ -117,7 +117,7 @@ pub struct SearchPoint {
     pub dev_score: Option<f64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Recommendation {
     pub calibration: String,
     pub weights: BTreeMap<String, f64>,
@@ -128,7 +128,7 @@ pub struct Recommendation {
 }
 
 /// A paired comparison on one target's test documents (`first - second`, bits per byte).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TestComparison {
     pub target: String,
     pub first: String,
@@ -147,7 +147,7 @@ pub struct TestComparison {
 }
 
 /// How well the proxy ranked the validated calibrations, against development bits per byte.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Agreement {
     pub calibrations: usize,
     /// Spearman's rho per target: proxy error vs development bits per byte.
@@ -156,7 +156,7 @@ pub struct Agreement {
     pub objective: Option<f64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Confirmation {
     /// `prune --calib <languages> --mix weights:<..>` with the recommendation's windows.
     pub calib: Vec<String>,
@@ -166,7 +166,7 @@ pub struct Confirmation {
     pub comparisons: Vec<TestComparison>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Cost {
     /// One-shot passes (one per language) plus the confirmation's sequential pass.
     pub calibration_passes: usize,
@@ -183,7 +183,7 @@ pub struct Cost {
 }
 
 /// Everything `advise` found, as `advice.json` holds it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Advice {
     pub model: String,
     pub method: String,
@@ -199,6 +199,11 @@ pub struct Advice {
     pub search: Vec<SearchPoint>,
     pub dense_dev_bpb: BitsPerByte,
     pub dense_test_bpb: BitsPerByte,
+    /// Per target, the ids of its test-half documents (what `test_bpb` is measured on), so a
+    /// study's report can measure its grid on the same documents. Empty in files written
+    /// before it was kept.
+    #[serde(default)]
+    pub test_documents: BTreeMap<String, Vec<String>>,
     /// Per calibration (`recommended` or a language code), per target.
     pub test_bpb: BTreeMap<String, BitsPerByte>,
     pub comparisons: Vec<TestComparison>,
@@ -789,6 +794,7 @@ pub fn advise(opts: &AdviseOptions, progress: &mut dyn Progress) -> Result<Advic
         search,
         dense_dev_bpb,
         dense_test_bpb: bpb_of(&dense_test),
+        test_documents: dense_test.iter().map(|s| (s.language.clone(), s.documents.iter().map(|d| d.id.clone()).collect())).collect(),
         test_bpb: test_scores.iter().map(|(k, v)| (k.clone(), bpb_of(v))).collect(),
         comparisons,
         beats_english,
