@@ -670,6 +670,17 @@ pub fn init_of(name: &str, dims: &[usize], spec: &DecoderSpec, logit_scale: f32)
 
 /// The ChaCha stream of one tensor: its own, so each tensor's values depend only on the seed
 /// and its name.
+/// Fills `chunk` with values uniform around `mean` with standard deviation `std` (uniform on
+/// [mean - a, mean + a) has standard deviation a / sqrt(3)), from 24 random bits each, so every
+/// value is exactly representable in f32.
+pub(crate) fn fill_uniform(rng: &mut impl RngCore, mean: f32, std: f32, chunk: &mut [f32]) {
+    let half_width = std * 3f32.sqrt();
+    for v in chunk.iter_mut() {
+        let u = (rng.next_u32() >> 8) as f32 * (1.0 / (1u32 << 24) as f32);
+        *v = mean + (2.0 * u - 1.0) * half_width;
+    }
+}
+
 pub(crate) fn tensor_rng(seed: u64, name: &str) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let h = Sha256::digest(name.as_bytes());
@@ -706,17 +717,7 @@ fn write_weights(
         progress.detail(&name);
         let init = init_of(&name, &dims, spec, logit_scale_of(shape));
         let mut rng = tensor_rng(seed, &name);
-        // Uniform on [mean - a, mean + a) has standard deviation a / sqrt(3).
-        let half_width = init.std * 3f32.sqrt();
-        let t = file
-            .append_weight_with(&name, &dims, |chunk| {
-                for v in chunk.iter_mut() {
-                    // 24 random bits: every value exactly representable in f32.
-                    let u = (rng.next_u32() >> 8) as f32 * (1.0 / (1u32 << 24) as f32);
-                    *v = init.mean + (2.0 * u - 1.0) * half_width;
-                }
-            })
-            .map_err(io)?;
+        let t = file.append_weight_with(&name, &dims, |chunk| fill_uniform(&mut rng, init.mean, init.std, chunk)).map_err(io)?;
         done += dims.iter().product::<usize>() as u64;
         progress.advance(done);
         table.insert(name, t);

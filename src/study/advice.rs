@@ -9,10 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::runner::ObserverProgress;
 use super::runner::RunError;
 use super::Observer;
 use crate::design::{AdvicePlan, StudyConfig};
-use crate::progress::Progress;
 use crate::stats::{Alpha, ComparisonConfig};
 use crate::store::StudyDir;
 use crate::workflow::advise::{advise, write_advice, AdviseOptions};
@@ -33,28 +33,6 @@ impl AdviceRecord {
             settings: serde_json::to_value(plan).expect("the advice plan serialises"),
             model: model.to_string(),
         }
-    }
-}
-
-/// Forwards the search's stages and notes to the study's observer (one log line per note).
-struct ObserverProgress<'a> {
-    observer: &'a mut dyn Observer,
-    stage: String,
-}
-
-impl Progress for ObserverProgress<'_> {
-    fn stage(&mut self, name: &str, _total: u64) {
-        self.stage = name.to_string();
-        self.observer.stage(name);
-    }
-    fn advance(&mut self, done: u64) {
-        self.observer.stage(&format!("{} {done}", self.stage));
-    }
-    fn detail(&mut self, what: &str) {
-        self.observer.stage(what);
-    }
-    fn note(&mut self, line: &str) {
-        self.observer.note(&format!("advice: {line}"));
     }
 }
 
@@ -112,7 +90,7 @@ pub fn run_advice(config: &StudyConfig, dir: &StudyDir, observer: &mut dyn Obser
         };
         let out = dir.advice(&name);
         let outcome = {
-            let mut progress = ObserverProgress { observer: &mut *observer, stage: String::new() };
+            let mut progress = ObserverProgress::new(&mut *observer, "advice");
             advise(&options, &mut progress).and_then(|advice| write_advice(&advice, &out))
         };
         observer.analysis_finished(&step, outcome.as_ref().err().map(|e| e.to_string()).as_deref());

@@ -10,33 +10,14 @@
 
 use std::path::PathBuf;
 
+use super::runner::ObserverProgress;
 use super::runner::RunError;
 use super::Observer;
 use crate::analysis::workflow::{neurons, probes, pruning_error, subspace, ModelComparison};
 use crate::analysis::AnalysisError;
 use crate::design::{Grid, StudyConfig};
-use crate::progress::Progress;
 use crate::prune::Method;
 use crate::store::{SectionDir, StudyDir};
-
-/// Forwards an analysis' stages to the study's observer as the current unit's stage.
-struct ObserverProgress<'a> {
-    observer: &'a mut dyn Observer,
-    stage: String,
-}
-
-impl Progress for ObserverProgress<'_> {
-    fn stage(&mut self, name: &str, _total: u64) {
-        self.stage = name.to_string();
-        self.observer.stage(name);
-    }
-    fn advance(&mut self, done: u64) {
-        self.observer.stage(&format!("{} {done}", self.stage));
-    }
-    fn detail(&mut self, what: &str) {
-        self.observer.stage(what);
-    }
-}
 
 /// Runs the model analyses the study file asks for; returns the section ids computed now.
 pub fn run_model_analyses(config: &StudyConfig, dir: &StudyDir, observer: &mut dyn Observer) -> Result<Vec<String>, RunError> {
@@ -84,7 +65,7 @@ pub fn run_model_analyses(config: &StudyConfig, dir: &StudyDir, observer: &mut d
         for (_, id) in kinds.iter().filter(|(on, id)| *on && pending(&model.name, id)) {
             let name = format!("{}/{id}", model.name);
             observer.analysis_started(&name);
-            let mut progress = ObserverProgress { observer: &mut *observer, stage: String::new() };
+            let mut progress = ObserverProgress::new(&mut *observer, "analysis");
             let section = match *id {
                 "subspace" => subspace(&cmp, &params, &mut progress).map(|r| r.section),
                 "neurons" => neurons(&cmp, &params, &mut progress).map(|r| r.section),

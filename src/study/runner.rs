@@ -116,6 +116,36 @@ pub trait Observer {
     fn analysis_finished(&mut self, _name: &str, _failure: Option<&str>) {}
 }
 
+/// Forwards a workflow's progress (an analysis, the advice search) to the study's observer:
+/// stages as the current stage, notes as log lines starting with `notes`.
+pub(super) struct ObserverProgress<'a> {
+    observer: &'a mut dyn Observer,
+    stage: String,
+    notes: &'static str,
+}
+
+impl<'a> ObserverProgress<'a> {
+    pub(super) fn new(observer: &'a mut dyn Observer, notes: &'static str) -> Self {
+        ObserverProgress { observer, stage: String::new(), notes }
+    }
+}
+
+impl crate::progress::Progress for ObserverProgress<'_> {
+    fn stage(&mut self, name: &str, _total: u64) {
+        self.stage = name.to_string();
+        self.observer.stage(name);
+    }
+    fn advance(&mut self, done: u64) {
+        self.observer.stage(&format!("{} {done}", self.stage));
+    }
+    fn detail(&mut self, what: &str) {
+        self.observer.stage(what);
+    }
+    fn note(&mut self, line: &str) {
+        self.observer.note(&format!("{}: {line}", self.notes));
+    }
+}
+
 /// An observer that shows nothing (tests, scripts).
 pub struct Silent;
 impl Observer for Silent {}

@@ -9,7 +9,6 @@
 use std::path::{Path, PathBuf};
 
 use prost::Message;
-use rand::RngCore;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -22,7 +21,7 @@ use crate::model::builder::WeightFile;
 use crate::model::card::SourceFile;
 use crate::model::decoder::WeightTable;
 use crate::model::import::TOKENIZER_FILE;
-use crate::model::synth::{byte_level_tokenizer_with, tensor_rng, SynthError};
+use crate::model::synth::{byte_level_tokenizer_with, fill_uniform, tensor_rng, SynthError};
 use crate::model::ModelError;
 use crate::progress::Progress;
 
@@ -161,16 +160,7 @@ pub fn synthesize_seq2seq(
     for (name, dims) in spec.weight_shapes() {
         let (mean, std) = init_of(&name, &dims, &spec);
         let mut rng = tensor_rng(seed, &name);
-        // Uniform on [mean - a, mean + a) has standard deviation a / sqrt(3).
-        let half_width = std * 3f32.sqrt();
-        let t = file
-            .append_f32_with(&name, &dims, |chunk| {
-                for v in chunk.iter_mut() {
-                    let u = (rng.next_u32() >> 8) as f32 * (1.0 / (1u32 << 24) as f32);
-                    *v = mean + (2.0 * u - 1.0) * half_width;
-                }
-            })
-            .map_err(io)?;
+        let t = file.append_f32_with(&name, &dims, |chunk| fill_uniform(&mut rng, mean, std, chunk)).map_err(io)?;
         done += dims.iter().product::<usize>() as u64;
         progress.advance(done);
         table.insert(name, t);
