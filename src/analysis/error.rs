@@ -16,6 +16,11 @@ pub enum AnalysisError {
     Data(#[from] crate::data::DataError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Seq2Seq(#[from] crate::eval::seq2seq::Seq2SeqError),
+    #[error(transparent)]
+    // Boxed: the encoder-decoder's pruning errors are large, and this enum travels by value.
+    Seq2SeqCapture(Box<crate::pruned::seq2seq::Seq2SeqPruneError>),
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {reason}")]
@@ -26,6 +31,12 @@ pub enum AnalysisError {
     MaskShapes { layer: String, first: String, second: String, a_rows: usize, a_cols: usize, b_rows: usize, b_cols: usize },
     #[error("{what}: {reason}")]
     Invalid { what: String, reason: String },
+}
+
+impl From<crate::pruned::seq2seq::Seq2SeqPruneError> for AnalysisError {
+    fn from(e: crate::pruned::seq2seq::Seq2SeqPruneError) -> Self {
+        AnalysisError::Seq2SeqCapture(Box::new(e))
+    }
 }
 
 impl AnalysisError {

@@ -40,6 +40,44 @@ impl LayerPlace {
         }
         LayerPlace { block: None, projection: layer.to_string() }
     }
+
+    /// As [`Self::of`], also reading an encoder-decoder's names (`enc.blk.<i>.attn_q.weight`,
+    /// `dec.blk.<i>.cross_attn_k.weight`) when its encoder's block count is known: blocks are
+    /// numbered as `sparsity.csv` numbers them, the decoder's after the encoder's, and the
+    /// projection keeps its stack (`enc.attn_q`, `dec.cross_attn_k`).
+    pub fn in_model(layer: &str, encoder_blocks: Option<usize>) -> LayerPlace {
+        if let (Some(e), Some((stack, rest))) = (encoder_blocks, layer.split_once('.')) {
+            let inner = LayerPlace::of(rest);
+            if let (Some(b), "enc" | "dec") = (inner.block, stack) {
+                let block = if stack == "enc" { b } else { e + b };
+                return LayerPlace { block: Some(block), projection: format!("{stack}.{}", inner.projection) };
+            }
+        }
+        LayerPlace::of(layer)
+    }
+}
+
+/// The block of an encoder-decoder's layer name within its stack, and the stack's prefix.
+fn stack_block(layer: &str) -> Option<(&str, usize)> {
+    let (stack, rest) = layer.split_once('.')?;
+    let block = LayerPlace::of(rest).block?;
+    matches!(stack, "enc" | "dec").then_some((stack, block))
+}
+
+/// The encoder's block count of the encoder-decoder whose masks these are (`None` for a
+/// decoder-only model's): from the model card beside or above the masks (a saved folder), else
+/// one more than the highest encoder block the masks name.
+fn encoder_blocks_of<'a>(dir: &Path, names: impl Iterator<Item = &'a String>) -> Option<usize> {
+    let places: Vec<(&str, usize)> = names.filter_map(|n| stack_block(n)).collect();
+    if places.is_empty() {
+        return None;
+    }
+    for d in [Some(dir), dir.parent()].into_iter().flatten() {
+        if let Ok(folder) = crate::model::seq2seq::Seq2SeqFolder::open(d) {
+            return Some(folder.card.spec.encoder_blocks);
+        }
+    }
+    Some(places.iter().filter(|(s, _)| *s == "enc").map(|(_, b)| b + 1).max().unwrap_or(0))
 }
 
 /// The masks of one pruned model (one calibration language, or magnitude), by layer name.
@@ -47,13 +85,18 @@ impl LayerPlace {
 pub struct MaskSet {
     pub label: String,
     pub masks: BTreeMap<String, Mask>,
+    /// An encoder-decoder's encoder block count (for [`LayerPlace::in_model`]); `None` for a
+    /// decoder-only model.
+    pub encoder_blocks: Option<usize>,
 }
 
 impl MaskSet {
     /// Reads `dir/masks/index.json` (or `dir/index.json`) and its masks.
     pub fn read(label: &str, dir: &Path) -> Result<MaskSet, AnalysisError> {
         let masks: Vec<(MaskEntry, Mask)> = read_masks(dir)?;
-        Ok(MaskSet { label: label.to_string(), masks: masks.into_iter().map(|(e, m)| (e.layer, m)).collect() })
+        let masks: BTreeMap<String, Mask> = masks.into_iter().map(|(e, m)| (e.layer, m)).collect();
+        let encoder_blocks = encoder_blocks_of(dir, masks.keys());
+        Ok(MaskSet { label: label.to_string(), masks, encoder_blocks })
     }
 }
 
@@ -173,7 +216,7 @@ pub fn compare_sets(first: &MaskSet, second: &MaskSet) -> Result<Vec<LayerOverla
     for (layer, a) in &first.masks {
         let Some(b) = second.masks.get(layer) else { continue };
         let c = overlap(layer, (&first.label, a), (&second.label, b))?;
-        let place = LayerPlace::of(layer);
+        let place = LayerPlace::in_model(layer, first.encoder_blocks);
         rows.push(LayerOverlap {
             first: first.label.clone(),
             second: second.label.clone(),
@@ -275,7 +318,7 @@ pub fn unique_kept(sets: &[MaskSet]) -> Result<Vec<UniqueKept>, AnalysisError> {
         for &(label, m) in &masks[1..] {
             overlap(layer, masks[0], (label, m))?; // shape check only
         }
-        let place = LayerPlace::of(layer);
+        let place = LayerPlace::in_model(layer, sets[0].encoder_blocks);
         for (i, (label, mask)) in masks.iter().enumerate() {
             let only: u64 = (0..mask.words().len())
                 .into_par_iter()
@@ -386,7 +429,7 @@ mod tests {
     }
 
     fn set(label: &str, masks: Vec<(&str, Mask)>) -> MaskSet {
-        MaskSet { label: label.into(), masks: masks.into_iter().map(|(n, m)| (n.to_string(), m)).collect() }
+        MaskSet { label: label.into(), masks: masks.into_iter().map(|(n, m)| (n.to_string(), m)).collect(), encoder_blocks: None }
     }
 
     #[test]

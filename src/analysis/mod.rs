@@ -6,6 +6,7 @@
 //! imports nothing from the report.
 //! * [`masks`]: overlap of pruning masks across calibration languages (exact, on bits);
 //! * [`probe`]: hidden states and MLP activity of a (pruned) model on parallel sentences;
+//!   [`encoder_probe`]: the same from an encoder-decoder's encoder (mT5, T5);
 //! * [`probes`]: language-identity and cross-lingual topic probes, k-means clusters and PCA
 //!   pictures of those states (linfa);
 //! * [`subspace`]: PCA, language-specific subspace, principal angles, retrieval;
@@ -17,6 +18,7 @@
 //! * [`study`]: the stored-results analyses of a finished study, for the study runner;
 //! * [`workflow`]: the analyses that run models, as library calls (commands and study runner).
 
+pub mod encoder_probe;
 mod error;
 pub mod masks;
 pub mod neurons;

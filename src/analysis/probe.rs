@@ -77,7 +77,7 @@ fn gate_weight(
 }
 
 /// Adds to `counts` (language `lang`) the neurons of block `k` active on each real token.
-fn count_active(counts: &mut ActivationCounts, lang: usize, k: usize, x: ArrayView2<f32>, gate: ArrayView2<f32>) {
+pub(super) fn count_active(counts: &mut ActivationCounts, lang: usize, k: usize, x: ArrayView2<f32>, gate: ArrayView2<f32>) {
     let pre = x.dot(&gate);
     let neurons = counts.neurons;
     let row = &mut counts.active[lang][k * neurons..(k + 1) * neurons];

@@ -10,7 +10,8 @@
 //! layer more faithful on e?
 //!
 //! The Grams come from a one-shot dense pass over the evaluation text; nothing is pruned during
-//! it (the collector below returns no replacement weights).
+//! it (the collector below returns no replacement weights). An encoder-decoder's come from the
+//! calibration taps of both stacks ([`crate::pruned::seq2seq::collect`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,10 +22,11 @@ use serde::Serialize;
 use super::masks::{LayerPlace, MaskSet};
 use super::AnalysisError;
 use crate::calibrate::{capture_and_prune, CalibrationError, CalibrationSet, CaptureMode, CaptureOptions, LayerPruner};
+use crate::model::seq2seq::{is_seq2seq_folder, Seq2SeqFolder, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE, ENCODER_GRAPH_FILE};
 use crate::model::weights::WeightStore;
 use crate::model::{LinearLayer, ModelDir};
 use crate::prune::InputStatistics;
-use crate::runtime::WeightOverride;
+use crate::runtime::{RuntimeOptions, WeightOverride};
 
 /// `||D X||^2` and `||W X||^2` of one layer on one text.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -80,6 +82,18 @@ pub enum PrunedWeights {
     Masks(MaskSet),
     /// A saved pruned model folder (SparseGPT also moves the kept weights).
     Model(Box<WeightStore>),
+    /// A saved pruned encoder-decoder folder: one weight table per graph file.
+    Seq2SeqModel(BTreeMap<&'static str, WeightStore>),
+}
+
+/// An encoder-decoder's three graphs' weight tables, by graph file.
+fn seq2seq_stores(dir: &Path) -> Result<BTreeMap<&'static str, WeightStore>, AnalysisError> {
+    [ENCODER_GRAPH_FILE, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE].into_iter().map(|g| Ok((g, WeightStore::open(dir, g)?))).collect()
+}
+
+/// The table holding an encoder-decoder's weight `name`.
+fn store_of<'a>(stores: &'a BTreeMap<&'static str, WeightStore>, name: &str) -> &'a WeightStore {
+    &stores[Seq2SeqFolder::graph_of(name)]
 }
 
 pub struct Candidate {
@@ -92,6 +106,9 @@ impl Candidate {
         Ok(Candidate { label: label.to_string(), weights: PrunedWeights::Masks(MaskSet::read(label, dir)?) })
     }
     pub fn from_model(label: &str, dir: &Path) -> Result<Candidate, AnalysisError> {
+        if is_seq2seq_folder(dir) {
+            return Ok(Candidate { label: label.to_string(), weights: PrunedWeights::Seq2SeqModel(seq2seq_stores(dir)?) });
+        }
         let card = crate::model::ModelDir::card_of(dir)?;
         Ok(Candidate { label: label.to_string(), weights: PrunedWeights::Model(Box::new(WeightStore::open(dir, &card.graph)?)) })
     }
@@ -107,6 +124,7 @@ impl Candidate {
                 Ok(Some(rows))
             }
             PrunedWeights::Model(store) => Ok(Some(store.read_rows(layer)?)),
+            PrunedWeights::Seq2SeqModel(stores) => Ok(Some(store_of(stores, &layer.name).read_rows(layer)?)),
         }
     }
 }
@@ -131,26 +149,41 @@ struct ErrorCollector<'a> {
     rows: Vec<LayerError>,
 }
 
+/// Every candidate's error on one layer (dense weights from `dense`) on one evaluation text.
+fn layer_errors(
+    dense: &WeightStore,
+    candidates: &[Candidate],
+    evaluation: &str,
+    layer: &LinearLayer,
+    place: &LayerPlace,
+    stats: &InputStatistics,
+) -> Result<Vec<LayerError>, AnalysisError> {
+    let gram = stats.gram().ok_or_else(|| AnalysisError::invalid("pruning error", "the capture collected no Gram matrix"))?;
+    let dense_rows = dense.read_rows(layer)?;
+    let out_features = layer.shape[1];
+    let mut rows = Vec::new();
+    for c in candidates {
+        let Some(pruned) = c.rows_of(layer, &dense_rows)? else { continue };
+        let e = output_error(&dense_rows, &pruned, out_features, &gram)?;
+        rows.push(LayerError {
+            calibration: c.label.clone(),
+            evaluation: evaluation.to_string(),
+            layer: layer.name.clone(),
+            block: place.block,
+            projection: place.projection.clone(),
+            relative_error: e.relative(),
+            snr_db: e.snr_db(),
+            tokens: stats.tokens(),
+        });
+    }
+    Ok(rows)
+}
+
 impl ErrorCollector<'_> {
     fn layer(&mut self, layer: &LinearLayer, stats: &InputStatistics) -> Result<(), AnalysisError> {
-        let gram = stats.gram().ok_or_else(|| AnalysisError::invalid("pruning error", "the capture collected no Gram matrix"))?;
-        let dense_rows = self.dense.read_rows(layer)?;
-        let out_features = layer.shape[1];
         let place = LayerPlace::of(&layer.name);
-        for c in self.candidates {
-            let Some(pruned) = c.rows_of(layer, &dense_rows)? else { continue };
-            let e = output_error(&dense_rows, &pruned, out_features, &gram)?;
-            self.rows.push(LayerError {
-                calibration: c.label.clone(),
-                evaluation: self.evaluation.to_string(),
-                layer: layer.name.clone(),
-                block: place.block,
-                projection: place.projection.clone(),
-                relative_error: e.relative(),
-                snr_db: e.snr_db(),
-                tokens: stats.tokens(),
-            });
-        }
+        let rows = layer_errors(self.dense, self.candidates, self.evaluation, layer, &place, stats)?;
+        self.rows.extend(rows);
         Ok(())
     }
 }
@@ -187,6 +220,35 @@ pub fn error_grid(
         let mut collector = ErrorCollector { dense: &dense, candidates, evaluation: language, rows: Vec::new() };
         capture_and_prune(model, text, &opts, &mut collector, |k, _| on_block(language, k))?;
         rows.extend(collector.rows);
+    }
+    Ok(rows)
+}
+
+/// The grid of an encoder-decoder: for each evaluation text (a language and its sequences,
+/// each the encoder's input and the decoder's labels), one dense pass of both stacks collecting
+/// the Grams of every layer's input, and every candidate's error on every layer of both stacks.
+/// Blocks are numbered as `sparsity.csv` numbers them (the decoder's after the encoder's);
+/// `on_text(texts done)`.
+pub fn seq2seq_error_grid(
+    folder: &Seq2SeqFolder,
+    evaluation: &[(String, Vec<Vec<u32>>)],
+    candidates: &[Candidate],
+    runtime: &RuntimeOptions,
+    mut on_text: impl FnMut(usize),
+) -> Result<Vec<LayerError>, AnalysisError> {
+    let spec = &folder.card.spec;
+    let layers = spec.layers();
+    let dense = seq2seq_stores(&folder.dir)?;
+    let mut rows = Vec::new();
+    for (i, (language, sequences)) in evaluation.iter().enumerate() {
+        let statistics = crate::pruned::seq2seq::collect(folder, sequences, &layers, &[], true, runtime)?;
+        for layer in &layers {
+            let Some(stats) = statistics.get(&layer.input) else { continue };
+            let linear = layer.as_linear(spec.encoder_blocks);
+            let place = LayerPlace::in_model(&layer.name, Some(spec.encoder_blocks));
+            rows.extend(layer_errors(store_of(&dense, &layer.name), candidates, language, &linear, &place, stats)?);
+        }
+        on_text(i + 1);
     }
     Ok(rows)
 }

@@ -4,6 +4,10 @@
 //! `analyze subspace|neurons|error|masks` and the study runner's `[analysis]` step call these
 //! same functions with the same [`AnalysisParams`], so a study's analysis and a hand-run one
 //! agree; the parameters are keys of the study file and enter its hash.
+//!
+//! An encoder-decoder (mT5, T5) is probed on its encoder ([`super::encoder_probe`]: its blocks'
+//! outputs and gated-GELU activity, each section's caption says so); its pruning error covers
+//! the layers of both stacks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -12,7 +16,7 @@ use super::masks::{by_depth, compare_all_pairs, unique_kept, DepthOverlap, Layer
 use super::neurons::{compare, lape, protection, LapeParams, LapeResult, NeuronChange, Protection};
 use super::probe::{probe, tokenize, ProbeOptions, ProbeResult, ProbeSentence};
 use super::probes::{probe_block, test_ids, ClusterRow, LabelledStates, LanguageProbeRow, PcaAxes, PcaRow, TopicProbeRow};
-use super::pruning_error::{error_grid, text_windows, Candidate, LayerError};
+use super::pruning_error::{error_grid, seq2seq_error_grid, text_windows, Candidate, LayerError};
 use super::section::ReportSection;
 use super::sections::{error_section, masks_section, neurons_section, probes_section, subspace_section, ProbeChance};
 use super::subspace::{language_subspace, principal_angles, summarise, SubspaceSummary};
@@ -21,8 +25,10 @@ use crate::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOpti
 use crate::data::corpora::flores::{read_rows, FloresPart};
 use crate::data::Language;
 pub use crate::design::AnalysisParams;
+use crate::model::seq2seq::{is_seq2seq_folder, Seq2SeqFolder};
 use crate::model::ModelDir;
 use crate::progress::Progress;
+use crate::workflow::folder::ModelFolder;
 use crate::runtime::{RuntimeOptions, WeightOverride};
 
 /// Checks the parameters no analysis can run with, naming the parameter.
@@ -64,26 +70,62 @@ pub struct ModelComparison {
 /// A model to probe: the dense one, a saved pruned folder, or the dense one with masks.
 struct Variant {
     label: String,
-    model: ModelDir,
+    model: ModelFolder,
     overrides: Vec<WeightOverride>,
 }
 
+/// A model folder (decoder-only or encoder-decoder), as opposed to a folder of masks.
 fn is_model_folder(dir: &std::path::Path) -> bool {
-    dir.join("model.onnx").is_file()
+    dir.join("model.onnx").is_file() || is_seq2seq_folder(dir)
 }
 
-fn variants(cmp: &ModelComparison) -> Result<(ModelDir, Vec<Variant>), AnalysisError> {
-    let dense = ModelDir::open(&cmp.model)?;
+fn variants(cmp: &ModelComparison) -> Result<(ModelFolder, Vec<Variant>), AnalysisError> {
+    let dense = ModelFolder::open(&cmp.model)?;
     let mut out = vec![Variant { label: "dense".into(), model: dense.clone(), overrides: Vec::new() }];
     for (label, dir) in &cmp.pruned {
         if is_model_folder(dir) {
-            out.push(Variant { label: label.clone(), model: ModelDir::open(dir)?, overrides: Vec::new() });
+            let model = ModelFolder::open(dir)?;
+            if matches!(model, ModelFolder::EncoderDecoder(_)) != matches!(dense, ModelFolder::EncoderDecoder(_)) {
+                return Err(AnalysisError::invalid(
+                    format!("pruned model {label}={}", dir.display()),
+                    format!("it and {} are not the same kind of model (decoder-only, encoder-decoder); compare a model with its own pruned versions", cmp.model.display()),
+                ));
+            }
+            out.push(Variant { label: label.clone(), model, overrides: Vec::new() });
         } else {
-            let overrides = crate::pruned::overrides_from_mask_dir(&dense, dir)?;
+            let overrides = dense.mask_overrides(dir)?;
             out.push(Variant { label: label.clone(), model: dense.clone(), overrides });
         }
     }
     Ok((dense, out))
+}
+
+/// The blocks whose states are probed: a decoder's, or an encoder-decoder's encoder blocks.
+fn probed_blocks(model: &ModelFolder) -> usize {
+    match model {
+        ModelFolder::Decoder(m) => m.card.blocks,
+        ModelFolder::EncoderDecoder(f) => f.card.spec.encoder_blocks,
+    }
+}
+
+/// Parallel sentences `(language, id, text)` tokenized as the model reads them.
+fn tokenize_for(model: &ModelFolder, triples: &[(String, String, String)]) -> Result<Vec<ProbeSentence>, AnalysisError> {
+    match model {
+        ModelFolder::Decoder(m) => tokenize(m, &m.tokenizer()?, triples),
+        ModelFolder::EncoderDecoder(f) => super::encoder_probe::tokenize(f, triples),
+    }
+}
+
+/// What an encoder-decoder's probe sections show, added to their captions.
+const ENCODER_STATES_NOTE: &str = " Encoder-decoder (mT5/T5): these are the ENCODER's states, each encoder block's output \
+     (the residual stream after the block) mean-pooled over the sentence's text tokens, T5's </s> left out; MLP activity is \
+     the encoder's gated-GELU gate. The decoder's states (the sentence teacher-forced as its labels) are not shown.";
+
+fn with_states_note(mut section: ReportSection, model: &ModelFolder) -> ReportSection {
+    if matches!(model, ModelFolder::EncoderDecoder(_)) {
+        section.caption.push_str(ENCODER_STATES_NOTE);
+    }
+    section
 }
 
 /// `(language, [(id, text)])`.
@@ -97,7 +139,7 @@ fn evaluation_text(cmp: &ModelComparison) -> Result<Vec<LanguageText>, AnalysisE
 }
 
 /// The first `n` test sentences that every language has, grouped by language.
-fn parallel_sentences(model: &ModelDir, cmp: &ModelComparison, n: usize) -> Result<Vec<ProbeSentence>, AnalysisError> {
+fn parallel_sentences(model: &ModelFolder, cmp: &ModelComparison, n: usize) -> Result<Vec<ProbeSentence>, AnalysisError> {
     if cmp.languages.len() < 2 {
         return Err(AnalysisError::invalid("languages", "give at least two languages to compare"));
     }
@@ -118,8 +160,7 @@ fn parallel_sentences(model: &ModelDir, cmp: &ModelComparison, n: usize) -> Resu
             triples.push((language.clone(), id.to_string(), texts[id].to_string()));
         }
     }
-    let tokenizer = model.tokenizer()?;
-    tokenize(model, &tokenizer, &triples)
+    tokenize_for(model, &triples)
 }
 
 fn run_probe(
@@ -128,8 +169,16 @@ fn run_probe(
     opts: &ProbeOptions,
     progress: &mut dyn Progress,
 ) -> Result<ProbeResult, AnalysisError> {
-    progress.stage(&format!("probe {}", v.label), v.model.card.blocks as u64);
-    let r = probe(&v.model, sentences, &v.overrides, opts, |k| progress.advance(k as u64));
+    let r = match &v.model {
+        ModelFolder::Decoder(m) => {
+            progress.stage(&format!("probe {}", v.label), m.card.blocks as u64);
+            probe(m, sentences, &v.overrides, opts, |k| progress.advance(k as u64))
+        }
+        ModelFolder::EncoderDecoder(f) => {
+            progress.stage(&format!("probe {} (encoder)", v.label), sentences.len() as u64);
+            super::encoder_probe::probe_encoder(f, sentences, &v.overrides, opts, |n| progress.advance(n as u64))
+        }
+    };
     progress.finish();
     r
 }
@@ -146,7 +195,7 @@ pub struct SubspaceAnalysis {
 pub fn subspace(cmp: &ModelComparison, params: &AnalysisParams, progress: &mut dyn Progress) -> Result<SubspaceAnalysis, AnalysisError> {
     let (dense, variants) = variants(cmp)?;
     let sentences = parallel_sentences(&dense, cmp, params.sentences)?;
-    let layers = if params.layers.is_empty() { vec![dense.card.blocks / 2] } else { params.layers.clone() };
+    let layers = if params.layers.is_empty() { vec![probed_blocks(&dense) / 2] } else { params.layers.clone() };
     let opts = ProbeOptions { layers, activity: false, batch: params.batch, runtime: cmp.runtime.clone() };
     let rank = params.rank.unwrap_or(cmp.languages.len() - 1);
     let mut summaries = Vec::new();
@@ -166,7 +215,7 @@ pub fn subspace(cmp: &ModelComparison, params: &AnalysisParams, progress: &mut d
             summaries.push(summary);
         }
     }
-    let section = subspace_section(&summaries, &languages, &angles);
+    let section = with_states_note(subspace_section(&summaries, &languages, &angles), &dense);
     Ok(SubspaceAnalysis { summaries, angles, section })
 }
 
@@ -200,7 +249,7 @@ pub fn neurons(cmp: &ModelComparison, params: &AnalysisParams, progress: &mut dy
     let (_, dense_result) = results.remove(0);
     let changes: Vec<NeuronChange> = results.iter().flat_map(|(label, r)| compare(label, &dense_result, r, &languages)).collect();
     let protection = protection(&changes);
-    let section = neurons_section(&dense_result, &languages, &changes, &protection);
+    let section = with_states_note(neurons_section(&dense_result, &languages, &changes, &protection), &dense);
     Ok(NeuronAnalysis { languages, dense: dense_result, changes, protection, section })
 }
 
@@ -211,7 +260,7 @@ pub struct ErrorAnalysis {
 }
 
 pub fn pruning_error(cmp: &ModelComparison, params: &AnalysisParams, progress: &mut dyn Progress) -> Result<ErrorAnalysis, AnalysisError> {
-    let dense = ModelDir::open(&cmp.model)?;
+    let dense = ModelFolder::open(&cmp.model)?;
     if cmp.pruned.is_empty() {
         return Err(AnalysisError::invalid("pruned models", "give at least one pruned model or masks folder as label=folder"));
     }
@@ -220,26 +269,82 @@ pub fn pruning_error(cmp: &ModelComparison, params: &AnalysisParams, progress: &
         .iter()
         .map(|(label, dir)| if is_model_folder(dir) { Candidate::from_model(label, dir) } else { Candidate::from_masks(label, dir) })
         .collect::<Result<Vec<_>, _>>()?;
+    let rows = match &dense {
+        ModelFolder::Decoder(dense) => decoder_error(dense, cmp, params, &candidates, progress)?,
+        ModelFolder::EncoderDecoder(folder) => encoder_decoder_error(folder, cmp, params, &candidates, progress)?,
+    };
+    let section = error_section(&rows);
+    Ok(ErrorAnalysis { rows, section })
+}
+
+/// The text of each evaluation language as token ids (no special tokens).
+fn evaluation_tokens(tokenizer: &tokenizers::Tokenizer, cmp: &ModelComparison) -> Result<Vec<(String, Vec<Vec<u32>>)>, AnalysisError> {
+    evaluation_text(cmp)?
+        .into_iter()
+        .map(|(language, documents)| {
+            let tokens = documents
+                .iter()
+                .map(|(id, text)| {
+                    tokenizer
+                        .encode(text.as_str(), false)
+                        .map(|e| e.get_ids().to_vec())
+                        .map_err(|e| AnalysisError::invalid(format!("sentence {id} ({language})"), format!("cannot tokenize: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((language, tokens))
+        })
+        .collect()
+}
+
+fn too_little_text(language: String, seqlen: usize) -> AnalysisError {
+    AnalysisError::invalid(language, format!("too little evaluation text for one window of {seqlen} tokens; lower error_seqlen"))
+}
+
+/// An encoder-decoder's error grid: each window's text followed by `</s>` is the encoder's
+/// input and the decoder's labels, as pruning calibrates both stacks
+/// ([`crate::pruned::seq2seq`]), so every layer of both stacks is measured on the text.
+fn encoder_decoder_error(
+    folder: &Seq2SeqFolder,
+    cmp: &ModelComparison,
+    params: &AnalysisParams,
+    candidates: &[Candidate],
+    progress: &mut dyn Progress,
+) -> Result<Vec<LayerError>, AnalysisError> {
+    let eos = folder.card.spec.eos_token_id;
+    let languages = evaluation_tokens(&folder.tokenizer()?, cmp)?;
+    let mut texts = Vec::new();
+    for (language, tokens) in languages {
+        // Windows of seqlen - 1 text tokens (the `</s>` completes seqlen), as the study's cells calibrate.
+        let windows = text_windows(&tokens, eos, params.error_seqlen, params.error_windows);
+        if windows.is_empty() {
+            return Err(too_little_text(language, params.error_seqlen));
+        }
+        let sequences: Vec<Vec<u32>> = windows.iter().map(|w| w[1..].iter().copied().chain(std::iter::once(eos)).collect()).collect();
+        texts.push((language, sequences));
+    }
+    progress.stage("layer error (encoder and decoder)", texts.len() as u64);
+    let rows = seq2seq_error_grid(folder, &texts, candidates, &cmp.runtime, |k| {
+        progress.advance(k as u64);
+    });
+    progress.finish();
+    rows
+}
+
+fn decoder_error(
+    dense: &ModelDir,
+    cmp: &ModelComparison,
+    params: &AnalysisParams,
+    candidates: &[Candidate],
+    progress: &mut dyn Progress,
+) -> Result<Vec<LayerError>, AnalysisError> {
     let tokenizer = dense.tokenizer()?;
     let start = dense.calibration_start_token()?;
     let seqlen = params.error_seqlen.min(dense.card.max_positions);
     let mut texts = Vec::new();
-    for (language, documents) in evaluation_text(cmp)? {
-        let tokens = documents
-            .iter()
-            .map(|(id, text)| {
-                tokenizer
-                    .encode(text.as_str(), false)
-                    .map(|e| e.get_ids().to_vec())
-                    .map_err(|e| AnalysisError::invalid(format!("sentence {id} ({language})"), format!("cannot tokenize: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+    for (language, tokens) in evaluation_tokens(&tokenizer, cmp)? {
         let windows = text_windows(&tokens, start, seqlen, params.error_windows);
         if windows.is_empty() {
-            return Err(AnalysisError::invalid(
-                language,
-                format!("too little evaluation text for one window of {seqlen} tokens; lower error_seqlen"),
-            ));
+            return Err(too_little_text(language, seqlen));
         }
         // The windows are fixed text, not a draw: the spec only describes them.
         let spec = CalibrationSpec {
@@ -254,14 +359,12 @@ pub fn pruning_error(cmp: &ModelComparison, params: &AnalysisParams, progress: &
     }
     let capture = CaptureOptions { mode: CaptureMode::OneShot, batch: params.batch, runtime: cmp.runtime.clone(), gram: true };
     progress.stage("layer error", dense.card.blocks as u64);
-    let rows = error_grid(&dense, &texts, &candidates, &capture, |language, k| {
+    let rows = error_grid(dense, &texts, candidates, &capture, |language, k| {
         progress.detail(&format!("layer error on {language}"));
         progress.advance(k as u64);
     });
     progress.finish();
-    let rows = rows?;
-    let section = error_section(&rows);
-    Ok(ErrorAnalysis { rows, section })
+    rows
 }
 
 /// Share of the sentence ids whose translations are all held apart for testing the probes.
@@ -273,7 +376,7 @@ pub const PROBE_SPLIT_SEED: u64 = 0;
 /// all of them, or `n` drawn with a fixed seed (the files are sorted by topic, so the first `n`
 /// would be one or two topics).
 fn topic_sentences(
-    model: &ModelDir,
+    model: &ModelFolder,
     cmp: &ModelComparison,
     n: Option<usize>,
 ) -> Result<(Vec<ProbeSentence>, BTreeMap<String, String>), AnalysisError> {
@@ -313,8 +416,7 @@ fn topic_sentences(
             triples.push((language.clone(), id.clone(), texts[id.as_str()].to_string()));
         }
     }
-    let tokenizer = model.tokenizer()?;
-    Ok((tokenize(model, &tokenizer, &triples)?, topics))
+    Ok((tokenize_for(model, &triples)?, topics))
 }
 
 /// Share of the most frequent label: what always guessing it scores.
@@ -343,7 +445,7 @@ pub struct ProbeAnalysis {
 pub fn probes(cmp: &ModelComparison, params: &AnalysisParams, progress: &mut dyn Progress) -> Result<ProbeAnalysis, AnalysisError> {
     let (dense, variants) = variants(cmp)?;
     let (sentences, topics) = topic_sentences(&dense, cmp, params.probe_sentences)?;
-    let blocks = if params.layers.is_empty() { (0..dense.card.blocks).collect() } else { params.layers.clone() };
+    let blocks = if params.layers.is_empty() { (0..probed_blocks(&dense)).collect() } else { params.layers.clone() };
     let ids: Vec<String> = topics.keys().cloned().collect();
     let held = test_ids(&ids, PROBE_TEST_SHARE, PROBE_SPLIT_SEED)?;
     let opts = ProbeOptions { layers: blocks, activity: false, batch: params.batch, runtime: cmp.runtime.clone() };
@@ -369,7 +471,7 @@ pub fn probes(cmp: &ModelComparison, params: &AnalysisParams, progress: &mut dyn
     }
     let explained: BTreeMap<usize, Vec<f64>> = axes.iter().map(|(b, a)| (*b, a.explained.clone())).collect();
     let chance = ProbeChance { language: 1.0 / cmp.languages.len() as f64, topic: majority_share(held.iter().map(|id| &topics[id])) };
-    let section = probes_section(&language, &topic, &clusters, &pca, &explained, chance);
+    let section = with_states_note(probes_section(&language, &topic, &clusters, &pca, &explained, chance), &dense);
     Ok(ProbeAnalysis { language, topic, clusters, pca, section })
 }
 

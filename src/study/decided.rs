@@ -37,11 +37,11 @@ use super::runner::{Evaluation, Observer, UnitError};
 use crate::analysis::records::task_set;
 use crate::analysis::significance::StudyCell;
 use crate::design::{Cell, DecidedStop, Grid, StudyConfig};
-use crate::eval::{downstream, ResultPart, Scorer, TaskResult};
-use crate::model::ModelDir;
+use crate::eval::{downstream, LanguageModel, ResultPart, TaskResult};
 use crate::stats::BettingConfidenceSequence;
 use crate::store::{ComparisonDecision, Decisions, Provenance, SetDecisions, StudyDir, Unit};
 use crate::tasks::{LoadedTask, TaskItems};
+use crate::workflow::folder::ModelFolder;
 use crate::workflow::gate::Decision;
 
 /// Keeps the rounds' example order apart from the other uses of the task seed.
@@ -246,7 +246,7 @@ pub fn run_decided(
                 let set = &sets[i];
                 let range = set.used..(set.used + rule.round).min(set.cap);
                 let part = LoadedTask { items: set.loaded.items.slice(range), ..set.loaded.clone() };
-                let result = ResultPart::from(downstream::evaluate(&mut scorer, &part, None, |_| {})?);
+                let result = ResultPart::from(downstream::evaluate(scorer.as_mut(), &part, None, |_| {})?);
                 fresh[u].push(result.correct());
                 append(&mut parts[u], &set.evaluation, result)?;
             }
@@ -345,15 +345,16 @@ fn append(parts: &mut BTreeMap<String, ResultPart>, evaluation: &str, more: Resu
     Ok(())
 }
 
-/// The unit's scorer: the dense model, or the model with the cell's kept weights.
-fn load_scorer(config: &StudyConfig, dir: &StudyDir, unit: &Unit) -> Result<Scorer, UnitError> {
+/// The unit's scorer: the dense model, or the model with the cell's kept weights (a decoder's
+/// or an encoder-decoder's: the rounds go through [`LanguageModel`]).
+fn load_scorer(config: &StudyConfig, dir: &StudyDir, unit: &Unit) -> Result<Box<dyn LanguageModel>, UnitError> {
     let spec = config.model(unit.model()).expect("unit of a listed model");
-    let model = ModelDir::open(&spec.path)?;
+    let model = ModelFolder::open(&spec.path)?;
     let overrides = match unit {
         Unit::Dense(_) => Vec::new(),
         Unit::Cell(c) => dir.read_pruned_weights(&c.id)?,
     };
-    Ok(Scorer::load(&model, &config.runtime(), &overrides)?)
+    Ok(model.scorer(&config.runtime(), &overrides, super::runner::DEFAULT_BATCH_TOKENS)?)
 }
 
 /// Each unit's task files, as a full study writes them, on the examples the rounds used.
@@ -365,7 +366,7 @@ fn write_unit_results(
 ) -> Result<(), UnitError> {
     for (unit, kept) in units.iter().zip(parts) {
         let spec = config.model(unit.model()).expect("unit of a listed model");
-        let model = ModelDir::open(&spec.path)?;
+        let model = ModelFolder::open(&spec.path)?;
         let results: Vec<TaskResult> = kept.into_values().map(ResultPart::into_result).collect::<Result<_, _>>()?;
         let started = std::time::Instant::now();
         let settings = serde_json::json!({ "config_hash": config.hash, "settings": { "plan": config.tasks, "unit": unit.id() } });

@@ -359,14 +359,6 @@ pub fn check_encoder_decoders(config: &StudyConfig) -> Result<(), RunError> {
         if !config.include.is_empty() || !config.exclude.is_empty() {
             return refuse("include/exclude layer filters are not supported for encoder-decoders yet; drop them".into());
         }
-        if matches!(config.tasks.as_ref().map(|t| t.stop), Some(StopRule::Decided(_))) {
-            return refuse("[tasks] stop = \"decided\" is not supported for encoder-decoders yet; use stop = \"full\"".into());
-        }
-        if config.analysis.switches.runs_models() {
-            return refuse(
-                "the model analyses (subspaces, neurons, pruning_error, probes) read decoder-only models only; switch them off".into(),
-            );
-        }
     }
     Ok(())
 }
@@ -376,7 +368,7 @@ fn write_record(dir: &StudyDir, unit: &Unit, record: &UnitRecord) -> Result<(), 
 }
 
 /// The scorer's own default batch (the study has no setting for it).
-const DEFAULT_BATCH_TOKENS: usize = 2048;
+pub(super) const DEFAULT_BATCH_TOKENS: usize = 2048;
 
 /// An encoder-decoder cell's per-block calibration and solve seconds, beside its `sparsity.csv`.
 pub const BLOCK_SECONDS_FILE: &str = "block_seconds.json";
@@ -550,6 +542,10 @@ impl Worker<'_> {
         let path = out.path().join(BLOCK_SECONDS_FILE);
         let json = serde_json::to_string_pretty(&result.blocks).expect("block timings serialise");
         crate::util::write_atomic(&path, json.as_bytes()).map_err(|e| ModelError::io(&path, e))?;
+        if self.decides_tasks() {
+            // The rounds score every cell again and again after all are pruned.
+            self.dir.write_pruned_weights(&cell.id, &pruned.overrides)?;
+        }
         self.measure(folder, &pruned.overrides, &out, &mut record, observer, cell.method.name())?;
         Ok(record)
     }

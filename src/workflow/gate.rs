@@ -31,8 +31,8 @@ use serde::{Deserialize, Serialize};
 
 use super::WorkflowError;
 use crate::data::Language;
-use crate::eval::{combine, downstream, score_documents, DocumentScore, LanguageScore, Scorer, TaskRecords, TaskResult, WindowOptions};
-use crate::model::ModelDir;
+use super::folder::ModelFolder;
+use crate::eval::{combine, downstream, DocumentScore, LanguageModel, LanguageScore, TaskRecords, TaskResult, WindowOptions};
 use crate::progress::Progress;
 use crate::runtime::RuntimeOptions;
 use crate::stats::{Alpha, AsymptoticConfidenceSequence, BettingConfidenceSequence, ConfidenceInterval};
@@ -333,6 +333,13 @@ fn text_sets(folder: &Path, opts: &GateOptions, out: &mut Vec<SetState>) -> Resu
             .map(|v| v as usize)
             .ok_or_else(|| refused(format!("{}: '{key}' is not a number", folder.display())))
     };
+    if provenance.settings.get("objective").is_some_and(|o| o.get("span_corruption").is_some()) {
+        return Err(refused(format!(
+            "{}: the baseline scored T5's span-corruption objective, which the gate does not re-score; \
+             give it a baseline of `eval ppl` without --objective",
+            folder.display()
+        )));
+    }
     let window = WindowOptions { context: number("context")?, stride: number("stride")? };
     let source: Option<String> = setting(&provenance, "source", folder)?.as_str().map(str::to_string);
     let limit = provenance.settings.get("limit").and_then(|v| v.as_u64()).map(|v| v as usize);
@@ -441,7 +448,7 @@ fn plan(opts: &GateOptions) -> Result<Vec<SetState>, WorkflowError> {
 }
 
 /// Runs one round of the set's next examples on the candidate and feeds the differences in.
-fn run_round(set: &mut SetState, scorer: &mut Scorer, round: usize) -> Result<(), WorkflowError> {
+fn run_round(set: &mut SetState, scorer: &mut dyn LanguageModel, round: usize) -> Result<(), WorkflowError> {
     let range = set.used..(set.used + round).min(set.available());
     let mut differences = Vec::with_capacity(range.len());
     match &set.work {
@@ -458,7 +465,7 @@ fn run_round(set: &mut SetState, scorer: &mut Scorer, round: usize) -> Result<()
             set.task_parts.push(result);
         }
         Work::Text { window, documents, .. } => {
-            let scored = score_documents(scorer, &documents[range.clone()], *window, |_| {})?;
+            let scored = scorer.score_documents(&documents[range.clone()], *window, &mut |_| {})?;
             for d in &scored {
                 let candidate = d.nll / (d.bytes as f64 * std::f64::consts::LN_2);
                 differences.push(set.baseline[&d.id] - candidate);
@@ -500,13 +507,13 @@ pub fn gate(opts: &GateOptions, progress: &mut dyn Progress) -> Result<GateRun, 
         return Err(refused("--round must be at least 1 (examples per evaluation set per round)".into()));
     }
     let mut sets = plan(opts)?;
-    let model = ModelDir::open(&opts.model)?;
+    let model = ModelFolder::open(&opts.model)?;
     let overrides = match &opts.masks {
-        Some(dir) => crate::pruned::overrides_from_mask_dir(&model, dir)?,
+        Some(dir) => model.mask_overrides(dir)?,
         None => Vec::new(),
     };
-    let mut scorer = Scorer::load(&model, &opts.runtime, &overrides)?;
-    scorer.batch_tokens = opts.batch_tokens.max(1);
+    let batch_tokens = opts.batch_tokens.max(1);
+    let mut scorer = model.scorer(&opts.runtime, &overrides, batch_tokens)?;
     let started = std::time::Instant::now();
     let available: usize = sets.iter().map(SetState::available).sum();
     progress.stage("gate", available as u64);
@@ -514,7 +521,7 @@ pub fn gate(opts: &GateOptions, progress: &mut dyn Progress) -> Result<GateRun, 
     while sets.iter().any(|s| s.decision.is_none()) {
         round += 1;
         for set in sets.iter_mut().filter(|s| s.decision.is_none()) {
-            run_round(set, &mut scorer, opts.round)?;
+            run_round(set, scorer.as_mut(), opts.round)?;
             set.decision = set.decide(opts.margin);
             if let Some(d) = set.decision {
                 let i = set.interval();
@@ -551,10 +558,10 @@ pub fn gate(opts: &GateOptions, progress: &mut dyn Progress) -> Result<GateRun, 
     };
     let settings = serde_json::json!({
         "baseline": opts.baseline, "masks": opts.masks, "data": opts.data, "margin": opts.margin, "alpha": opts.alpha.value(),
-        "round": opts.round, "batch_tokens": scorer.batch_tokens, "decision": decision,
+        "round": opts.round, "batch_tokens": batch_tokens, "decision": decision,
     });
     let provenance = Provenance::new("gate", model.identity(), settings, started);
-    let results_dir = new_run(&opts.results, RunKind::Gate, &model.card.name);
+    let results_dir = new_run(&opts.results, RunKind::Gate, model.name());
     let out = GateDir::at(&results_dir);
     let mut task_results = Vec::new();
     let mut text_scores = Vec::new();

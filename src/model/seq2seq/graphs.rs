@@ -1,7 +1,8 @@
 //! The three graphs of an encoder-decoder model folder.
 //!
 //! * `encoder.onnx`: `input_ids` `[B, S]` and `attention_mask` `[B, S]` (int64, 1 for real
-//!   tokens; rows are right-padded) -> `encoder_hidden` `[B, S, d]` after the final norm.
+//!   tokens; rows are right-padded) -> `encoder_hidden` `[B, S, d]` after the final norm. Each
+//!   block's output is named `enc.blk.N.hidden_out` inside it (read by the analyses).
 //! * `cross_kv.onnx`: `encoder_hidden` -> `cross.N.key` / `cross.N.value` `[B, heads, S, hd]`
 //!   for every decoder block: computed once per context, then read by every decoding step and
 //!   every continuation of that context.
@@ -38,6 +39,13 @@ pub fn past_name(i: usize, kind: &str) -> String {
 
 pub fn present_name(i: usize, kind: &str) -> String {
     format!("present.{i}.{kind}")
+}
+
+/// Encoder block `i`'s output `[B, S, d]`: the residual stream after the block (the last
+/// block's is `encoder_hidden` before the encoder's final norm). Not a graph output; asked for
+/// as an extra output ([`crate::model::graph::with_heads_and_outputs`]).
+pub fn encoder_block_output(i: usize) -> String {
+    format!("enc.blk.{i}.hidden_out")
 }
 
 struct Emitter<'a> {
@@ -211,6 +219,11 @@ pub fn encoder_model(spec: &Seq2SeqSpec, weights: &WeightTable) -> ModelProto {
         let o = e.linear(&tap, &p("attn_o.weight"));
         x = e.g.op("Add", &[&x, &o], vec![]);
         x = e.feed_forward(&p, &x);
+        // The block's output (the residual stream, before the final norm), named so that the
+        // analyses can read it as an extra output, as they read a decoder block's `hidden_out`.
+        let out = encoder_block_output(i);
+        e.g.op_named("Identity", &[&x], &out, vec![]);
+        x = out;
     }
     e.norm(&x, "enc.output_norm.weight", Some("encoder_hidden"));
     e.g.output("encoder_hidden", data_type::FLOAT, &dims3("batch", "sequence", spec.d_model));
