@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::model::{PrunedLayerOutput, PrunedModel};
+use super::model::{LayerFilter, PrunedLayerOutput, PrunedModel};
 use super::saved::{read_mask_dir, write_masks};
 use crate::calibrate::CaptureTimings;
 use crate::eval::seq2seq::{Seq2SeqError, Seq2SeqScorer};
@@ -90,6 +90,19 @@ pub fn prune_seq2seq(
     opts: &Seq2SeqPruneOptions,
     runtime: &RuntimeOptions,
 ) -> Result<PrunedSeq2Seq, Seq2SeqPruneError> {
+    prune_seq2seq_selected(folder, calibration, opts, &LayerFilter::default(), runtime)
+}
+
+/// As [`prune_seq2seq`], pruning only the layers `filter` selects (matched on the names and
+/// roles of [`Seq2SeqLayer::as_linear`]: `enc.blk.0.`, `dec.blk.3.cross`, `cross_q`); the others
+/// keep their dense weights, also in the passes that calibrate later blocks.
+pub fn prune_seq2seq_selected(
+    folder: &Seq2SeqFolder,
+    calibration: &[Vec<u32>],
+    opts: &Seq2SeqPruneOptions,
+    filter: &LayerFilter,
+    runtime: &RuntimeOptions,
+) -> Result<PrunedSeq2Seq, Seq2SeqPruneError> {
     let need = opts.method.statistics_need();
     if matches!(need, StatisticsNeed::Gradient | StatisticsNeed::HessianGradient) {
         return Err(Seq2SeqPruneError::NoReversePass { method: opts.method.name() });
@@ -109,7 +122,11 @@ pub fn prune_seq2seq(
     let mut statistics: BTreeMap<String, InputStatistics> = BTreeMap::new();
     for stack in [Stack::Encoder, Stack::Decoder] {
         for block in 0..spec.blocks(stack) {
-            let layers = spec.layers_of_block(stack, block);
+            let layers: Vec<Seq2SeqLayer> =
+                spec.layers_of_block(stack, block).into_iter().filter(|l| filter.selects(&l.as_linear(spec.encoder_blocks))).collect();
+            if layers.is_empty() {
+                continue;
+            }
             let fresh = opts.sequential || statistics.is_empty();
             let mut seconds = BlockSeconds { stack, block, calibration: 0.0, solve: 0.0 };
             if need != StatisticsNeed::None && fresh {

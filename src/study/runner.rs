@@ -27,7 +27,7 @@ use crate::eval::{downstream, LanguageScore, ScorerError, TaskEvalError, TaskRes
 use crate::model::seq2seq::Seq2SeqFolder;
 use crate::model::ModelError;
 use crate::prune::StatisticsNeed;
-use crate::pruned::seq2seq::{prune_seq2seq, Seq2SeqPruneOptions};
+use crate::pruned::seq2seq::{prune_seq2seq_selected, Seq2SeqPruneOptions};
 use crate::pruned::{prune_many, prune_model, write_masks, LayerFilter, PruneJob, PrunedModel};
 use crate::runtime::WeightOverride;
 use crate::store::{
@@ -343,7 +343,7 @@ pub fn run_study(
 
 /// Refuses, before anything runs, what the grid asks of an encoder-decoder model that
 /// polyprune cannot do for one: gradient methods (SNIP, GraSP: no reverse pass of the
-/// encoder-decoder), layer filters, decided task rounds and the model analyses.
+/// encoder-decoder), and layer filters that select none of its layers.
 pub fn check_encoder_decoders(config: &StudyConfig) -> Result<(), RunError> {
     for m in config.models.iter().filter(|m| crate::model::seq2seq::is_seq2seq_folder(&m.path)) {
         let refuse = |what: String| Err(RunError::EncoderDecoder { model: m.name.clone(), what });
@@ -357,7 +357,19 @@ pub fn check_encoder_decoders(config: &StudyConfig) -> Result<(), RunError> {
             ));
         }
         if !config.include.is_empty() || !config.exclude.is_empty() {
-            return refuse("include/exclude layer filters are not supported for encoder-decoders yet; drop them".into());
+            // The filters read the encoder-decoder's own names (`enc.blk.0.`, `dec.blk.3.cross`):
+            // one that leaves none of its layers would run cells that prune nothing.
+            let filter = LayerFilter { include: config.include.clone(), exclude: config.exclude.clone() };
+            if let Ok(folder) = Seq2SeqFolder::open(&m.path) {
+                let spec = &folder.card.spec;
+                if !spec.layers().iter().any(|l| filter.selects(&l.as_linear(spec.encoder_blocks))) {
+                    return refuse(
+                        "include/exclude select none of its layers; its names are like enc.blk.0.attn_q.weight and \
+                         dec.blk.1.cross_attn_k.weight (see `polyprune model inspect`)"
+                            .into(),
+                    );
+                }
+            }
         }
     }
     Ok(())
@@ -532,7 +544,8 @@ impl Worker<'_> {
             .map(|s| s.windows.iter().map(|w| w[1..].iter().copied().chain(std::iter::once(eos)).collect()).collect())
             .unwrap_or_default();
         let options = Seq2SeqPruneOptions { method: cell.method, target: cell.target(), sequential: cell.mode == CaptureMode::Sequential };
-        let result = prune_seq2seq(seq2seq, &sequences, &options, &self.config.runtime())?;
+        let filter = LayerFilter { include: self.config.include.clone(), exclude: self.config.exclude.clone() };
+        let result = prune_seq2seq_selected(seq2seq, &sequences, &options, &filter, &self.config.runtime())?;
         let pruned = result.to_pruned_model(&seq2seq.card.spec);
         record.timings.calibration_forward_s = pruned.timings.forward_s;
         record.timings.prune_solve_s = pruned.timings.solve_s;
