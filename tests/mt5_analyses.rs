@@ -375,17 +375,18 @@ fn a_study_with_filters_decided_rounds_and_analyses_takes_an_mt5_model() {
     let block = rows[0].iter().position(|h| h == "block").unwrap();
     let blocks: std::collections::BTreeSet<usize> = rows[1..].iter().filter(|r| r.len() > 1).map(|r| r[block].parse().unwrap()).collect();
     assert_eq!(blocks.into_iter().collect::<Vec<_>>(), [0, 1, 3, 4]);
-
 }
 
-/// A study whose filters leave none of the mT5's layers (a decoder's Hugging Face name) is refused at plan time, naming its
-/// layer names.
+/// A study whose filters leave none of the mT5's layers (here a decoder's Hugging Face name) is
+/// refused at plan time, naming its layer names.
 #[test]
 fn a_filter_selecting_no_mt5_layer_is_refused() {
     let Some(shared) = common::shared() else { return };
     let dir = common::temp_dir("mt5-analyses-nofilter");
     let config = study_file(&dir, &shared);
-    let text = std::fs::read_to_string(&config).unwrap().replace(r#"include = ["enc.blk.0.", "dec.blk.2.cross", "ffn_down"]"#, r#"include = ["model.layers.0."]"#);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(r#"include = ["enc.blk.0.", "dec.blk.2.cross", "ffn_down"]"#, r#"include = ["model.layers.0."]"#);
     std::fs::write(&config, text).unwrap();
     let out = common::bin().args(["study", "plan"]).arg(&config).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -491,4 +492,75 @@ fn walk(root: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `analyze error|subspace|masks` on mT5 from the command line, with one 50% magnitude pruning
+/// given twice: as masks on the dense folder and as a saved pruned folder. Magnitude keeps the
+/// dense values it does not prune, so both are the same model and every figure must agree
+/// exactly (two ways of reading the weights: masks applied in memory, the saved graphs'
+/// tables); the error covers all 47 layers of both stacks in both languages, the subspace
+/// probes encoder block 1 of 2 by default, and the masks overlap fully in every block 0..4.
+#[test]
+fn analyze_takes_an_mt5_model_as_masks_or_as_a_saved_folder() {
+    let Some(shared) = common::shared() else { return };
+    let dir = common::temp_dir("mt5-analyses-cli");
+    let flores = shared.join("data/sib200");
+    let f = folder();
+    let target = SparsityTarget::new(Some(Sparsity::new(0.5).unwrap()), Pattern::Unstructured).unwrap();
+    let opts = Seq2SeqPruneOptions { method: "magnitude".parse().unwrap(), target, sequential: false };
+    let pruned = prune_seq2seq(&f, &[], &opts, &RuntimeOptions::default()).unwrap().to_pruned_model(&f.card.spec);
+    let (masks, saved) = (dir.join("masks"), dir.join("saved"));
+    polyprune::pruned::write_masks(&masks, &pruned).unwrap();
+    polyprune::pruned::seq2seq::save_pruned_seq2seq(&f, &pruned, &saved, &serde_json::json!({"method": "magnitude"})).unwrap();
+    let compared = |cmd: &mut std::process::Command| {
+        cmd.arg("--model").arg(imported()).arg("--pruned").arg(format!("masks={}", masks.display()));
+        cmd.arg("--pruned").arg(format!("saved={}", saved.display())).args(["--langs", "eng_Latn,fra_Latn", "--flores"]).arg(&flores);
+    };
+
+    let out = dir.join("error");
+    let mut cmd = common::bin();
+    cmd.args(["analyze", "error", "--windows", "2", "--seqlen", "16", "--sentences", "4", "--out"]).arg(&out);
+    compared(&mut cmd);
+    run_ok(&mut cmd);
+    let rows = common::rfc4180_rows(&std::fs::read_to_string(out.join("pruning_error/pruning_error.csv")).unwrap(), ',');
+    let col = |name: &str| rows[0].iter().position(|h| h == name).unwrap();
+    let (cal, ev, layer, err) = (col("calibration"), col("evaluation"), col("layer"), col("relative_error"));
+    let mut by: BTreeMap<(String, String), BTreeMap<String, f64>> = BTreeMap::new();
+    for r in rows[1..].iter().filter(|r| r.len() > 1) {
+        by.entry((r[ev].clone(), r[layer].clone())).or_default().insert(r[cal].clone(), r[err].parse().unwrap());
+    }
+    assert_eq!(by.len(), 2 * 47, "every layer of both stacks in both languages");
+    for (key, cells) in &by {
+        assert_eq!(cells.len(), 2, "{key:?}");
+        assert!(cells["masks"] > 0.0 && cells["masks"] == cells["saved"], "{key:?}: {cells:?}");
+    }
+
+    let mut cmd = common::bin();
+    cmd.args(["analyze", "subspace", "--sentences", "6"]);
+    compared(&mut cmd);
+    let printed = run_ok(&mut cmd);
+    let line = |model: &str| -> Vec<String> {
+        let l = printed.lines().find(|l| l.starts_with(model)).unwrap_or_else(|| panic!("no {model} in\n{printed}"));
+        l.split_whitespace().skip(1).map(str::to_string).collect()
+    };
+    assert_eq!(line("dense")[0], "1", "the middle of 2 encoder blocks: {printed}");
+    assert_eq!(line("masks")[..6], line("saved")[..6], "{printed}");
+
+    let printed =
+        run_ok(common::bin().args(["analyze", "masks"]).arg(format!("a={}", masks.display())).arg(format!("b={}", saved.display())));
+    let depth: Vec<(usize, f64)> = printed
+        .lines()
+        .filter(|l| l.starts_with("a "))
+        .map(|l| {
+            let v: Vec<&str> = l.split_whitespace().collect();
+            (v[2].parse().unwrap(), v[3].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(depth, (0..5).map(|b| (b, 1.0)).collect::<Vec<_>>(), "{printed}");
 }

@@ -28,8 +28,8 @@ pub use crate::design::AnalysisParams;
 use crate::model::seq2seq::{is_seq2seq_folder, Seq2SeqFolder};
 use crate::model::ModelDir;
 use crate::progress::Progress;
-use crate::workflow::folder::ModelFolder;
 use crate::runtime::{RuntimeOptions, WeightOverride};
+use crate::workflow::folder::ModelFolder;
 
 /// Checks the parameters no analysis can run with, naming the parameter.
 pub fn validated(params: AnalysisParams) -> Result<AnalysisParams, AnalysisError> {

@@ -22,7 +22,7 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             spinner.finish_and_clear();
             let s = &card.spec;
             println!(
-                "imported {} ({}, encoder-decoder: {} encoder and {} decoder blocks, {} prunable layers) into {}; `eval ppl`, `eval tasks`, `prune` and `study run` read it",
+                "imported {} ({}, encoder-decoder: {} encoder and {} decoder blocks, {} prunable layers) into {}; `eval ppl`, `eval tasks`, `prune`, `gate`, `analyze` and `study run` read it",
                 card.name,
                 s.architecture,
                 s.encoder_blocks,

@@ -81,7 +81,7 @@ impl ModelFolder {
         match self {
             ModelFolder::Decoder(m) => Ok(m),
             ModelFolder::EncoderDecoder(f) => Err(WorkflowError::Refused(format!(
-                "{}: {command} does not take encoder-decoder (mT5/T5) models yet; `eval ppl`, `eval tasks`, `prune` and `study run` do",
+                "{}: {command} does not take encoder-decoder (mT5/T5) models yet; `eval ppl`, `eval tasks`, `prune`, `gate`, `analyze` and `study run` do",
                 f.dir.display()
             ))),
         }

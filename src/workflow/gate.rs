@@ -29,9 +29,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::folder::ModelFolder;
 use super::WorkflowError;
 use crate::data::Language;
-use super::folder::ModelFolder;
 use crate::eval::{combine, downstream, DocumentScore, LanguageModel, LanguageScore, TaskRecords, TaskResult, WindowOptions};
 use crate::progress::Progress;
 use crate::runtime::RuntimeOptions;
