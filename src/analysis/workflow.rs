@@ -277,8 +277,11 @@ pub fn pruning_error(cmp: &ModelComparison, params: &AnalysisParams, progress: &
     Ok(ErrorAnalysis { rows, section })
 }
 
+/// `(language, token ids of each document)`.
+type LanguageTokens = (String, Vec<Vec<u32>>);
+
 /// The text of each evaluation language as token ids (no special tokens).
-fn evaluation_tokens(tokenizer: &tokenizers::Tokenizer, cmp: &ModelComparison) -> Result<Vec<(String, Vec<Vec<u32>>)>, AnalysisError> {
+fn evaluation_tokens(tokenizer: &tokenizers::Tokenizer, cmp: &ModelComparison) -> Result<Vec<LanguageTokens>, AnalysisError> {
     evaluation_text(cmp)?
         .into_iter()
         .map(|(language, documents)| {
