@@ -31,8 +31,8 @@ use crate::model::import::transpose;
 use crate::model::seq2seq::{Seq2SeqFolder, Seq2SeqLayer, Seq2SeqSpec, Stack, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE, ENCODER_GRAPH_FILE};
 use crate::model::weights::WeightStore;
 use crate::model::ModelError;
-use crate::model::gradient::seq2seq::{Seq2SeqGradients, Seq2SeqWeights};
-use crate::model::gradient::{rows_of, GRASP_DELTA};
+use crate::model::gradient::rows_of;
+use crate::model::gradient::seq2seq::{Seq2SeqGradients, Seq2SeqWeights, SEQ2SEQ_GRASP_DELTA};
 use crate::prune::grasp::grasp_keep_scores;
 use crate::prune::snip::snip_keep_scores;
 use crate::prune::{
@@ -186,7 +186,7 @@ fn prune_by_gradients(folder: &Seq2SeqFolder, calibration: &[Vec<u32>], opts: &S
     let mut seconds = gradient.seconds.clone();
     let hessian_gradient = if opts.method.statistics_need() == StatisticsNeed::HessianGradient {
         let started = Instant::now();
-        let hg = weights.hessian_gradient_product(&pairs, &gradient, GRASP_DELTA);
+        let hg = weights.hessian_gradient_product(&pairs, &gradient, SEQ2SEQ_GRASP_DELTA);
         result.calibration_seconds.insert(HESSIAN_GRADIENT_PASSES, started.elapsed().as_secs_f64());
         for (a, b) in seconds.encoder.iter_mut().zip(&hg.seconds.encoder).chain(seconds.decoder.iter_mut().zip(&hg.seconds.decoder)) {
             *a += b;
