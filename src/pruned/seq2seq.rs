@@ -27,12 +27,12 @@ use super::model::{PrunedLayerOutput, PrunedModel};
 use super::saved::{read_mask_dir, write_masks};
 use crate::calibrate::CaptureTimings;
 use crate::eval::seq2seq::{Seq2SeqError, Seq2SeqScorer};
+use crate::model::gradient::rows_of;
+use crate::model::gradient::seq2seq::{Seq2SeqGradients, Seq2SeqWeights, SEQ2SEQ_GRASP_DELTA};
 use crate::model::import::transpose;
 use crate::model::seq2seq::{Seq2SeqFolder, Seq2SeqLayer, Seq2SeqSpec, Stack, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE, ENCODER_GRAPH_FILE};
 use crate::model::weights::WeightStore;
 use crate::model::ModelError;
-use crate::model::gradient::rows_of;
-use crate::model::gradient::seq2seq::{Seq2SeqGradients, Seq2SeqWeights, SEQ2SEQ_GRASP_DELTA};
 use crate::prune::grasp::grasp_keep_scores;
 use crate::prune::snip::snip_keep_scores;
 use crate::prune::{
@@ -175,7 +175,11 @@ pub fn prune_seq2seq(
 /// SNIP or GraSP on every layer of both stacks from one gradient pass of the dense model (two
 /// more for GraSP's `H g`): each layer scored by [`snip_keep_scores`] / [`grasp_keep_scores`]
 /// and masked per layer or over all layers at once (the method's scope).
-fn prune_by_gradients(folder: &Seq2SeqFolder, calibration: &[Vec<u32>], opts: &Seq2SeqPruneOptions) -> Result<PrunedSeq2Seq, Seq2SeqPruneError> {
+fn prune_by_gradients(
+    folder: &Seq2SeqFolder,
+    calibration: &[Vec<u32>],
+    opts: &Seq2SeqPruneOptions,
+) -> Result<PrunedSeq2Seq, Seq2SeqPruneError> {
     let spec = &folder.card.spec;
     let weights = Seq2SeqWeights::<f32>::load(folder)?;
     let pairs: Vec<(&[u32], &[u32])> = calibration.iter().filter(|s| !s.is_empty()).map(|s| (s.as_slice(), s.as_slice())).collect();

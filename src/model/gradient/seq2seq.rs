@@ -181,7 +181,14 @@ fn grad_of<F: Real>(g: &mut BlockGrads<F>, role: Role) -> &mut Array2<F> {
 
 /// Attention of `q` `[T, heads*hd]` over `k`, `v` `[S, heads*hd]`, scores unscaled plus
 /// `bias[head]` `[T, S]` where given; returns the merged heads and each head's probabilities.
-fn attend<F: Real>(q: &Array2<F>, k: &Array2<F>, v: &Array2<F>, heads: usize, hd: usize, bias: Option<&[Array2<F>]>) -> (Array2<F>, Vec<Array2<F>>) {
+fn attend<F: Real>(
+    q: &Array2<F>,
+    k: &Array2<F>,
+    v: &Array2<F>,
+    heads: usize,
+    hd: usize,
+    bias: Option<&[Array2<F>]>,
+) -> (Array2<F>, Vec<Array2<F>>) {
     let mut ctx = Array2::zeros((q.nrows(), heads * hd));
     let mut probs = Vec::with_capacity(heads);
     for h in 0..heads {
@@ -365,16 +372,15 @@ impl<F: Real> Seq2SeqWeights<F> {
 
     /// From the gradient at a block's output to the gradient at its input; adds the block's
     /// linear weights' gradients to `grads` and, in a decoder block, the gradient with respect
-    /// to the encoder's output to `d_memory`.
+    /// to the encoder's output to the second of `memory` (the output, its gradient).
     fn block_backward(
         &self,
         w: &T5BlockWeights<F>,
         x: ArrayView2<F>,
-        memory: Option<&Array2<F>>,
+        memory: Option<(&Array2<F>, &mut Array2<F>)>,
         tape: &Tape<F>,
         d_out: &Array2<F>,
         grads: &mut BlockGrads<F>,
-        d_memory: Option<&mut Array2<F>>,
     ) -> Array2<F> {
         let hd = self.spec.head_dim;
         // MLP: out = residual + down(gelu(gate) * up).
@@ -395,17 +401,15 @@ impl<F: Real> Seq2SeqWeights<F> {
         let mut d_residual = d_out + &rms_norm_backward(residual.view(), &tape.r_ffn, w.ffn_norm.view(), d_ffn_in.view());
 
         // Cross-attention: x2 = x1 + cross_o(attend(q(norm(x1)), k(memory), v(memory))).
-        if let (Some(c), Some(memory), Some(norm)) = (&tape.cross, memory, &w.cross_norm) {
+        if let (Some(c), Some((memory, d_memory)), Some(norm)) = (&tape.cross, memory, &w.cross_norm) {
             accumulate(grad_of(grads, Role::CrossO), c.ctx.view(), d_residual.view());
             let d_ctx = d_residual.dot(&w.weight(Role::CrossO).t());
             let (dq, dk, dv) = attend_backward(&c.q, &c.k, &c.v, &c.probs, &d_ctx, hd);
             accumulate(grad_of(grads, Role::CrossQ), c.input.view(), dq.view());
             accumulate(grad_of(grads, Role::CrossK), memory.view(), dk.view());
             accumulate(grad_of(grads, Role::CrossV), memory.view(), dv.view());
-            if let Some(dm) = d_memory {
-                general_mat_mul(F::one(), &dk, &w.weight(Role::CrossK).t(), F::one(), dm);
-                general_mat_mul(F::one(), &dv, &w.weight(Role::CrossV).t(), F::one(), dm);
-            }
+            general_mat_mul(F::one(), &dk, &w.weight(Role::CrossK).t(), F::one(), d_memory);
+            general_mat_mul(F::one(), &dv, &w.weight(Role::CrossV).t(), F::one(), d_memory);
             let d_input = dq.dot(&w.weight(Role::CrossQ).t());
             d_residual += &rms_norm_backward(tape.x1.view(), &c.r, norm.view(), d_input.view());
         }
@@ -512,7 +516,8 @@ impl<F: Real> Seq2SeqWeights<F> {
         }
         let enc_top = enc_inputs.pop().expect("embeddings at least");
         let t = Instant::now();
-        let norms: Vec<(Array2<F>, Array1<F>)> = enc_top.par_iter().map(|x| rms_norm(x.view(), self.encoder_norm.view(), self.eps())).collect();
+        let norms: Vec<(Array2<F>, Array1<F>)> =
+            enc_top.par_iter().map(|x| rms_norm(x.view(), self.encoder_norm.view(), self.eps())).collect();
         let (memory, memory_r): (Vec<Array2<F>>, Vec<Array1<F>>) = norms.into_iter().unzip();
         seconds.head += t.elapsed().as_secs_f64();
         for (b, w) in self.decoder.iter().enumerate() {
@@ -552,7 +557,7 @@ impl<F: Real> Seq2SeqWeights<F> {
                     || zero_grads(w),
                     |mut g, ((((dx, dm), x), m), bias)| {
                         let tape = self.block_forward(w, x.view(), Some(m), bias);
-                        *dx = self.block_backward(w, x.view(), Some(m), &tape, dx, &mut g, Some(dm));
+                        *dx = self.block_backward(w, x.view(), Some((m, dm)), &tape, dx, &mut g);
                         g
                     },
                 )
@@ -586,7 +591,7 @@ impl<F: Real> Seq2SeqWeights<F> {
                     || zero_grads(w),
                     |mut g, ((dx, x), bias)| {
                         let tape = self.block_forward(w, x.view(), None, bias);
-                        *dx = self.block_backward(w, x.view(), None, &tape, dx, &mut g, None);
+                        *dx = self.block_backward(w, x.view(), None, &tape, dx, &mut g);
                         g
                     },
                 )
@@ -615,7 +620,10 @@ impl<F: Real> Seq2SeqWeights<F> {
         let difference = |p: Vec<BlockGrads<F>>, m: Vec<BlockGrads<F>>| -> Vec<BlockGrads<F>> {
             p.into_iter()
                 .zip(m)
-                .map(|(p, m)| BlockGrads { linear: p.linear.into_iter().zip(m.linear).map(|(a, b)| (a - b) * inv).collect(), roles: p.roles })
+                .map(|(p, m)| BlockGrads {
+                    linear: p.linear.into_iter().zip(m.linear).map(|(a, b)| (a - b) * inv).collect(),
+                    roles: p.roles,
+                })
                 .collect()
         };
         let mut seconds = plus.seconds.clone();
@@ -722,7 +730,12 @@ mod tests {
                         (at(h) - at(-h)) / (2.0 * h)
                     };
                     let scale = got.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
-                    assert!((got[[i, o]] - numeric).abs() < 1e-6 * scale, "{} [{i},{o}] tied {tied}: {} vs {numeric}", layer.name, got[[i, o]]);
+                    assert!(
+                        (got[[i, o]] - numeric).abs() < 1e-6 * scale,
+                        "{} [{i},{o}] tied {tied}: {} vs {numeric}",
+                        layer.name,
+                        got[[i, o]]
+                    );
                 }
             }
         }
