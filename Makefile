@@ -79,8 +79,8 @@ fixtures: | $(PY_STAMP)
 
 # The PyTorch gradients the reverse pass is checked against (tests/fixtures/*/gradients.json) and
 # transformers' rotary frequencies (tests/fixtures/rope_reference.json), both
-# committed: authoring only, so torch and transformers stay out of PY_PACKAGES. The BLOOM
-# gradients are taken on the written hf-bloom-f32 fixture, hence `fixtures` first.
+# committed: authoring only, so torch and transformers stay out of PY_PACKAGES. The BLOOM and
+# mT5 gradients are taken on the written hf-bloom-f32 / hf-mt5-f32 fixtures, hence `fixtures` first.
 GRADIENT_REFERENCE_PACKAGES := torch==2.15.0 transformers==5.25.0
 gradient-reference: fixtures | $(PY_STAMP)
 	$(VENV)/bin/pip install --quiet $(GRADIENT_REFERENCE_PACKAGES)

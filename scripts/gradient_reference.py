@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Record PyTorch autograd gradients of the tiny llama, qwen2, cohere and bloom fixtures for the Rust reverse pass.
+"""Record PyTorch autograd gradients of the tiny llama, qwen2, cohere, bloom and mt5 fixtures for the Rust reverse pass.
 
 For each fixture the transformers model is rebuilt exactly as ``make_fixtures.py`` builds it,
 given the values a reader decodes from ``model.gguf`` (F16 matrices), and run in float64 on the
@@ -23,6 +23,16 @@ the graph's [all Q; all K; all V] order, and the result goes to
 ``tests/fixtures/hf-bloom-f32/gradients.json``. Its GELU is transformers' own formula without
 the hand-written backward (which double backward cannot differentiate).
 
+mT5 (``--arch mt5``) is the Hugging Face fixture ``hf-mt5-f32`` (``scripts/hf_seq2seq_fixtures.py
+write``, under ``--fixtures`` as BLOOM's), run on five (input, labels) pairs from its
+reference.json: its three ``encoder`` texts, each both the encoder's input and the decoder's
+labels (how pruning calibrates), and its two ``decoder`` (ids, labels) pairs. The loss is the
+mean label cross-entropy over all of them (the decoder reads the labels shifted right behind the
+start token, as transformers does when given ``labels``); the prunable matrices are both
+stacks' self-attention q/k/v/o, the decoder's cross-attention q/k/v/o and the gated MLP's
+wi_0/wi_1/wo (``enc.blk.N.attn_q.weight`` ... ``dec.blk.N.cross_attn_k.weight`` ...
+``ffn_down.weight``); the result goes to ``tests/fixtures/hf-mt5-f32/gradients.json``.
+
 transformers computes norms (RMS, or Cohere's LayerNorm), rotary tables (and Cohere's rotary
 product) and the attention softmax in float32 even in a float64 model; this script patches them
 to stay in float64, so the values are exact to about 1e-12.
@@ -45,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_fixtures import COHERE_TOKENIZER, LLAMA_TOKENIZER, QWEN2_TOKENIZER, build_decoder, build_tokenizer, load_stored_weights  # noqa: E402
 from fixture_files import deinterleave_rope_rows, gguf_tensors, gguf_variants, model_weights  # noqa: E402
 
-ARCHITECTURES = ("llama", "qwen2", "cohere", "bloom")
+ARCHITECTURES = ("llama", "qwen2", "cohere", "bloom", "mt5")
 
 ROLES = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
 HF_ROLES = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
@@ -256,11 +266,73 @@ def record_bloom(folder: Path, fixture_dir: Path) -> dict:
     }
 
 
+MT5_ROLES = [
+    ("attn_q", "layer.0.SelfAttention.q"),
+    ("attn_k", "layer.0.SelfAttention.k"),
+    ("attn_v", "layer.0.SelfAttention.v"),
+    ("attn_o", "layer.0.SelfAttention.o"),
+]
+MT5_CROSS_ROLES = [
+    ("cross_attn_q", "layer.1.EncDecAttention.q"),
+    ("cross_attn_k", "layer.1.EncDecAttention.k"),
+    ("cross_attn_v", "layer.1.EncDecAttention.v"),
+    ("cross_attn_o", "layer.1.EncDecAttention.o"),
+]
+
+
+def record_mt5(folder: Path, fixture_dir: Path) -> dict:
+    import torch
+    import torch.nn.functional as F
+    from transformers import MT5ForConditionalGeneration
+
+    # Loaded in float32 and converted whole: asked for float64 directly, transformers keeps
+    # the MLP's `wo` in float32 (_keep_in_fp32_modules) and rounds its input to float32.
+    model = MT5ForConditionalGeneration.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval().double()
+    for module in model.modules():
+        if type(module).__name__ == "MT5LayerNorm":
+            # Its variance is taken in float32 even in a float64 model.
+            module.forward = float64_rms_norm.__get__(module)
+    reference = json.loads((fixture_dir / "reference.json").read_text())
+    pairs = [(e["ids"], e["ids"]) for e in reference["encoder"]] + [(d["ids"], d["labels"]) for d in reference["decoder"]]
+    names, params = [], []
+    for stack, blocks in (("enc", model.encoder.block), ("dec", model.decoder.block)):
+        for b, block in enumerate(blocks):
+            mlp = "layer.2" if stack == "dec" else "layer.1"
+            roles = MT5_ROLES + (MT5_CROSS_ROLES if stack == "dec" else [])
+            roles = roles + [("ffn_gate", f"{mlp}.DenseReluDense.wi_0"), ("ffn_up", f"{mlp}.DenseReluDense.wi_1"), ("ffn_down", f"{mlp}.DenseReluDense.wo")]
+            for role, hf in roles:
+                names.append(f"{stack}.blk.{b}.{role}.weight")
+                params.append(block.get_submodule(hf).weight)
+    predictions = sum(len(labels) for _, labels in pairs)
+    loss = 0
+    for ids, labels in pairs:
+        logits = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).logits[0]
+        loss = loss + F.cross_entropy(logits, torch.tensor(labels), reduction="sum")
+    loss = loss / predictions
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    z = sum((g.detach() * g).sum() for g in grads)
+    hg = torch.autograd.grad(z, params)
+    layers = {name: layer_entry(g.detach().numpy(), h.detach().numpy()) for name, g, h in zip(names, grads, hg)}
+    return {
+        "format": "polyprune-gradient-reference/1",
+        "description": (
+            "tiny mt5 (hf-mt5-f32): dL/dW and H g (float64 autograd, double backward) for L = mean label "
+            "cross-entropy over the (input, labels) pairs: reference.json's encoder ids as both, then its decoder "
+            "(ids, labels); entries are [row_out, col_in, g, Hg]"
+        ),
+        "torch": torch.__version__,
+        "pairs": [[ids, labels] for ids, labels in pairs],
+        "loss": loss.item(),
+        "g_hg": float(sum((g.detach() * h).sum() for g, h in zip(grads, hg))),
+        "layers": layers,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("tests/fixtures"), help="fixture root directory")
     parser.add_argument("--arch", nargs="+", choices=ARCHITECTURES, default=list(ARCHITECTURES), help="fixtures to record")
-    parser.add_argument("--fixtures", type=Path, default=Path(".cache/fixtures"), help="written fixtures (for bloom)")
+    parser.add_argument("--fixtures", type=Path, default=Path(".cache/fixtures"), help="written fixtures (for bloom and mt5)")
     args = parser.parse_args()
     import torch
 
@@ -271,6 +343,9 @@ def main() -> None:
         if arch == "bloom":
             directory = args.out / "hf-bloom-f32"
             payload = record_bloom(args.fixtures / "hf-bloom-f32", directory)
+        elif arch == "mt5":
+            directory = args.out / "hf-mt5-f32"
+            payload = record_mt5(args.fixtures / "hf-mt5-f32", directory)
         else:
             directory = args.out / f"tiny-{arch}"
             payload = record(arch, directory)

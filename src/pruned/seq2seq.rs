@@ -11,8 +11,12 @@
 //! Each block costs one pass over the calibration set through the whole model (the graphs are
 //! reloaded with the pruned weights so far), which is quadratic in depth but exact; one-shot
 //! mode collects every statistic from the dense model in one pass. The per-layer maths is
-//! [`crate::prune::Method::prune`], unchanged from the decoder-only models'. SNIP and GraSP
-//! need a reverse pass of the encoder-decoder that does not exist yet, and are refused.
+//! [`crate::prune::Method::prune`], unchanged from the decoder-only models'.
+//!
+//! SNIP and GraSP score the dense model once, whatever the mode, from the reverse pass of
+//! [`crate::model::gradient::seq2seq`]: the gradient (and GraSP's Hessian-gradient product) of
+//! the decoder's mean label loss over the calibration set, each sequence both the encoder's
+//! input and the decoder's labels, with respect to every prunable layer of both stacks.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,11 +27,18 @@ use super::model::{LayerFilter, PrunedLayerOutput, PrunedModel};
 use super::saved::{read_mask_dir, write_masks};
 use crate::calibrate::CaptureTimings;
 use crate::eval::seq2seq::{Seq2SeqError, Seq2SeqScorer};
+use crate::model::gradient::rows_of;
+use crate::model::gradient::seq2seq::{Seq2SeqGradients, Seq2SeqWeights, SEQ2SEQ_GRASP_DELTA};
 use crate::model::import::transpose;
 use crate::model::seq2seq::{Seq2SeqFolder, Seq2SeqLayer, Seq2SeqSpec, Stack, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE, ENCODER_GRAPH_FILE};
 use crate::model::weights::WeightStore;
 use crate::model::ModelError;
-use crate::prune::{InputStatistics, LinearWeight, Mask, Method, PruneError, SparsityReport, SparsityTarget, StatisticsNeed};
+use crate::prune::grasp::grasp_keep_scores;
+use crate::prune::snip::snip_keep_scores;
+use crate::prune::{
+    saliency_masks, InputStatistics, LinearWeight, Mask, Method, PruneError, SaliencyScope, ScoredLayer, SparsityReport, SparsityTarget,
+    StatisticsNeed,
+};
 use crate::runtime::{RuntimeOptions, WeightOverride};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +49,6 @@ pub enum Seq2SeqPruneError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Prune(#[from] PruneError),
-    #[error("{method} needs gradients from a reverse pass of the encoder-decoder, which polyprune does not have yet; prune encoder-decoder models with magnitude, wanda or sparsegpt")]
-    NoReversePass { method: &'static str },
     #[error("{method} needs calibration text; give at least one calibration sequence")]
     NoCalibration { method: &'static str },
 }
@@ -63,7 +72,10 @@ pub struct PrunedSeq2SeqLayer {
 }
 
 /// The time one block cost: its calibration pass (sequential mode; the one-shot pass is
-/// counted once, in `calibration_seconds`) and the per-layer solves.
+/// counted once, in `calibration_seconds`) and the per-layer solves. For SNIP and GraSP,
+/// `calibration` is the block's share of the gradient passes (its forward, then its
+/// recomputed forward and backward; GraSP's three passes summed), and `solve` its scoring and
+/// masking.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BlockSeconds {
     pub stack: Stack,
@@ -77,7 +89,8 @@ pub struct BlockSeconds {
 pub struct PrunedSeq2Seq {
     pub layers: Vec<PrunedSeq2SeqLayer>,
     pub overrides: Vec<WeightOverride>,
-    /// Seconds of calibration passes, encoder blocks then decoder blocks.
+    /// Seconds of calibration passes: per stack (sequential), `one-shot`, or SNIP/GraSP's
+    /// `gradient` and `hessian_gradient` passes (each whole, embedding and head included).
     pub calibration_seconds: BTreeMap<&'static str, f64>,
     pub blocks: Vec<BlockSeconds>,
 }
@@ -104,11 +117,11 @@ pub fn prune_seq2seq_selected(
     runtime: &RuntimeOptions,
 ) -> Result<PrunedSeq2Seq, Seq2SeqPruneError> {
     let need = opts.method.statistics_need();
-    if matches!(need, StatisticsNeed::Gradient | StatisticsNeed::HessianGradient) {
-        return Err(Seq2SeqPruneError::NoReversePass { method: opts.method.name() });
-    }
     if need != StatisticsNeed::None && calibration.iter().all(Vec::is_empty) {
         return Err(Seq2SeqPruneError::NoCalibration { method: opts.method.name() });
+    }
+    if matches!(need, StatisticsNeed::Gradient | StatisticsNeed::HessianGradient) {
+        return prune_by_gradients(folder, calibration, opts);
     }
     let spec = &folder.card.spec;
     // Each layer's weights are read from the graph that holds them: the cross-attention keys
@@ -176,6 +189,119 @@ pub fn prune_seq2seq_selected(
     Ok(result)
 }
 
+/// SNIP or GraSP on every layer of both stacks from one gradient pass of the dense model (two
+/// more for GraSP's `H g`): each layer scored by [`snip_keep_scores`] / [`grasp_keep_scores`]
+/// and masked per layer or over all layers at once (the method's scope).
+fn prune_by_gradients(
+    folder: &Seq2SeqFolder,
+    calibration: &[Vec<u32>],
+    opts: &Seq2SeqPruneOptions,
+) -> Result<PrunedSeq2Seq, Seq2SeqPruneError> {
+    let spec = &folder.card.spec;
+    let weights = Seq2SeqWeights::<f32>::load(folder)?;
+    let pairs: Vec<(&[u32], &[u32])> = calibration.iter().filter(|s| !s.is_empty()).map(|s| (s.as_slice(), s.as_slice())).collect();
+    let mut result = PrunedSeq2Seq { layers: Vec::new(), overrides: Vec::new(), calibration_seconds: BTreeMap::new(), blocks: Vec::new() };
+    let started = Instant::now();
+    let gradient = weights.loss_and_gradients(&pairs);
+    result.calibration_seconds.insert(GRADIENT_PASS, started.elapsed().as_secs_f64());
+    let mut seconds = gradient.seconds.clone();
+    let hessian_gradient = if opts.method.statistics_need() == StatisticsNeed::HessianGradient {
+        let started = Instant::now();
+        let hg = weights.hessian_gradient_product(&pairs, &gradient, SEQ2SEQ_GRASP_DELTA);
+        result.calibration_seconds.insert(HESSIAN_GRADIENT_PASSES, started.elapsed().as_secs_f64());
+        for (a, b) in seconds.encoder.iter_mut().zip(&hg.seconds.encoder).chain(seconds.decoder.iter_mut().zip(&hg.seconds.decoder)) {
+            *a += b;
+        }
+        Some(hg)
+    } else {
+        None
+    };
+    let scores_from: &Seq2SeqGradients<f32> = hessian_gradient.as_ref().unwrap_or(&gradient);
+    let missing = |layer: &Seq2SeqLayer| {
+        Seq2SeqPruneError::Model(ModelError::Unusable {
+            path: folder.dir.clone(),
+            reason: format!("the gradient pass has no {}; the folder's card and its graphs disagree, re-import the model", layer.name),
+        })
+    };
+    // Every layer's weights and scores, block by block; the solve time is each block's scoring.
+    let mut kept: Vec<(Seq2SeqLayer, LinearWeight)> = Vec::new();
+    let mut scored: Vec<ScoredLayer> = Vec::new();
+    let mut solve = Vec::new();
+    for stack in [Stack::Encoder, Stack::Decoder] {
+        let blocks = match stack {
+            Stack::Encoder => &weights.encoder,
+            Stack::Decoder => &weights.decoder,
+        };
+        for (block, w) in blocks.iter().enumerate() {
+            let t0 = Instant::now();
+            for (layer, matrix) in spec.layers_of_block(stack, block).into_iter().zip(&w.linear) {
+                let [d_in, d_out] = layer.shape;
+                let weight = LinearWeight::new(&layer.name, d_out, d_in, rows_of(matrix))?;
+                let values = rows_of(scores_from.of(&layer).ok_or_else(|| missing(&layer))?);
+                let scores = match opts.method {
+                    Method::Grasp { .. } => grasp_keep_scores(&layer.name, &weight, &values)?,
+                    _ => snip_keep_scores(&layer.name, &weight, &values)?,
+                };
+                scored.push(ScoredLayer { name: layer.name.clone(), rows: d_out, cols: d_in, scores });
+                kept.push((layer, weight));
+            }
+            solve.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    drop((gradient, hessian_gradient));
+    let t0 = Instant::now();
+    let scope = opts.method.saliency_scope().unwrap_or_default();
+    let masks = match scope {
+        SaliencyScope::Layer => scored
+            .iter()
+            .map(|s| saliency_masks(std::slice::from_ref(s), opts.target, scope).map(|mut m| m.remove(0)))
+            .collect::<Result<Vec<_>, _>>()?,
+        SaliencyScope::Global => saliency_masks(&scored, opts.target, scope)?,
+    };
+    // The masking time is shared out over the blocks by their weight counts.
+    drop(scored);
+    let total: usize = kept.iter().map(|(l, _)| l.shape[0] * l.shape[1]).sum();
+    let masking = t0.elapsed().as_secs_f64();
+    let stores = [
+        WeightStore::open(&folder.dir, ENCODER_GRAPH_FILE)?,
+        WeightStore::open(&folder.dir, DECODER_GRAPH_FILE)?,
+        WeightStore::open(&folder.dir, CROSS_GRAPH_FILE)?,
+    ];
+    for ((layer, weight), mask) in kept.into_iter().zip(masks) {
+        let [d_in, d_out] = layer.shape;
+        let mut rows = weight.into_data();
+        mask.apply(&mut rows)?;
+        let report = SparsityReport::new(&layer.name, opts.target, &mask, &rows);
+        let store = match Seq2SeqFolder::graph_of(&layer.name) {
+            ENCODER_GRAPH_FILE => &stores[0],
+            DECODER_GRAPH_FILE => &stores[1],
+            _ => &stores[2],
+        };
+        result.overrides.push(WeightOverride {
+            name: layer.name.clone(),
+            shape: vec![d_in, d_out],
+            data: Arc::new(transpose(&rows, d_out, d_in)),
+            stored: store.stored_type(&layer.name),
+        });
+        result.layers.push(PrunedSeq2SeqLayer { pruned: mask.count_pruned(), total: d_in * d_out, layer, mask, report });
+    }
+    let block_ids = [Stack::Encoder, Stack::Decoder].into_iter().flat_map(|s| (0..spec.blocks(s)).map(move |b| (s, b)));
+    for ((stack, block), solve) in block_ids.zip(solve) {
+        let calibration = match stack {
+            Stack::Encoder => seconds.encoder[block],
+            Stack::Decoder => seconds.decoder[block],
+        };
+        let weights_in_block: usize = spec.layers_of_block(stack, block).iter().map(|l| l.shape[0] * l.shape[1]).sum();
+        let share = masking * weights_in_block as f64 / total.max(1) as f64;
+        result.blocks.push(BlockSeconds { stack, block, calibration, solve: solve + share });
+    }
+    Ok(result)
+}
+
+/// `calibration_seconds` keys of SNIP and GraSP: the gradient pass, and GraSP's two more for `H g`.
+pub const GRADIENT_PASS: &str = "gradient";
+pub const HESSIAN_GRADIENT_PASSES: &str = "hessian_gradient";
+
 fn stack_name(stack: Stack) -> &'static str {
     match stack {
         Stack::Encoder => "encoder",
@@ -221,9 +347,14 @@ impl PrunedSeq2Seq {
     /// results folder); layers described by [`Seq2SeqLayer::as_linear`]. The per-block times
     /// stay in [`Self::blocks`]; the timings sum them (calibration passes as `forward_s`).
     pub fn to_pruned_model(&self, spec: &Seq2SeqSpec) -> PrunedModel {
+        let pass = |key: &str| self.calibration_seconds.get(key).copied().unwrap_or(0.0);
+        let gradient_s = pass(GRADIENT_PASS);
+        let hessian_gradient_s = pass(HESSIAN_GRADIENT_PASSES);
         let timings = CaptureTimings {
-            forward_s: self.calibration_seconds.values().sum(),
+            forward_s: self.calibration_seconds.values().sum::<f64>() - gradient_s - hessian_gradient_s,
             solve_s: self.blocks.iter().map(|b| b.solve).sum(),
+            gradient_s,
+            hessian_gradient_s,
             ..Default::default()
         };
         PrunedModel {

@@ -347,15 +347,6 @@ pub fn run_study(
 pub fn check_encoder_decoders(config: &StudyConfig) -> Result<(), RunError> {
     for m in config.models.iter().filter(|m| crate::model::seq2seq::is_seq2seq_folder(&m.path)) {
         let refuse = |what: String| Err(RunError::EncoderDecoder { model: m.name.clone(), what });
-        if let Some(method) =
-            config.methods.iter().find(|x| matches!(x.statistics_need(), StatisticsNeed::Gradient | StatisticsNeed::HessianGradient))
-        {
-            return refuse(format!(
-                "{} needs gradients from a reverse pass of the encoder-decoder, which polyprune does not have yet; \
-                 drop it from methods (magnitude, wanda and sparsegpt prune encoder-decoders)",
-                method.name()
-            ));
-        }
         if !config.include.is_empty() || !config.exclude.is_empty() {
             // The filters read the encoder-decoder's own names (`enc.blk.0.`, `dec.blk.3.cross`):
             // one that leaves none of its layers would run cells that prune nothing.
@@ -547,7 +538,9 @@ impl Worker<'_> {
         let filter = LayerFilter { include: self.config.include.clone(), exclude: self.config.exclude.clone() };
         let result = prune_seq2seq_selected(seq2seq, &sequences, &options, &filter, &self.config.runtime())?;
         let pruned = result.to_pruned_model(&seq2seq.card.spec);
-        record.timings.calibration_forward_s = pruned.timings.forward_s;
+        // SNIP and GraSP's gradient passes are this cell's calibration.
+        let t = &pruned.timings;
+        record.timings.calibration_forward_s = t.forward_s + t.gradient_s + t.hessian_gradient_s;
         record.timings.prune_solve_s = pruned.timings.solve_s;
         record.overall_sparsity = Some(pruned.overall_sparsity());
         let out = self.dir.cell(&cell.id);

@@ -5,7 +5,8 @@
 //! `seqlen` tokens); each window's text tokens followed by `</s>` are both the encoder's input
 //! and the decoder's labels, which is how the text reaches every layer of both stacks.
 //! Sequential mode prunes the encoder's blocks in order, then the decoder's, each calibrated
-//! on the model pruned so far; one-shot mode calibrates everything on the dense model.
+//! on the model pruned so far; one-shot mode calibrates everything on the dense model. SNIP and
+//! GraSP score the dense model from the encoder-decoder's reverse pass in either mode.
 
 use super::folder::ModelFolder;
 use super::prune::{compare_perplexity, write_results, PruneOptions, PruneRun, PrunedRun};
@@ -29,13 +30,8 @@ pub(super) fn prune_encoder_decoder(
     target: SparsityTarget,
     progress: &mut dyn Progress,
 ) -> Result<PruneRun, WorkflowError> {
-    if let Some(m) = opts.methods.iter().find(|m| matches!(m.statistics_need(), StatisticsNeed::Gradient | StatisticsNeed::HessianGradient))
-    {
-        return Err(WorkflowError::Refused(format!(
-            "{} needs gradients from a reverse pass of the encoder-decoder, which polyprune does not have yet; prune {} with magnitude, wanda or sparsegpt",
-            m.name(),
-            folder.card.name
-        )));
+    if let Some(m) = opts.methods.iter().find(|m| m.statistics_need() != StatisticsNeed::None).filter(|_| opts.calibration.is_none()) {
+        return Err(WorkflowError::Refused(format!("{} needs calibration data: give --calib <languages>", m.name())));
     }
     if !opts.filter.include.is_empty() || !opts.filter.exclude.is_empty() {
         return Err(WorkflowError::Refused(

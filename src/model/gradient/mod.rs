@@ -25,6 +25,7 @@
 
 mod block;
 mod ops;
+pub mod seq2seq;
 
 use std::sync::Arc;
 
