@@ -420,18 +420,64 @@ fn prune_writes_a_folder_that_eval_reads() {
     }
 }
 
-/// Layer filters are refused before any calibration, and so is SNIP without calibration text
-/// (SNIP and GraSP themselves: tests/mt5_gradients.rs).
+/// SNIP without calibration text and a layer filter that selects none of the encoder-decoder's
+/// layers are refused before any calibration (SNIP and GraSP themselves: tests/mt5_gradients.rs).
 #[test]
-fn prune_refuses_filters_and_uncalibrated_snip_for_encoder_decoders() {
+fn prune_refuses_empty_filters_and_uncalibrated_snip_for_encoder_decoders() {
     for (extra, needle) in [
         (vec!["--method", "snip", "--sparsity", "0.5"], "snip needs calibration data"),
-        (vec!["--method", "magnitude", "--sparsity", "0.5", "--include", "attn_q"], "--include/--exclude"),
+        (vec!["--method", "magnitude", "--sparsity", "0.5", "--include", "blk.99."], "select none of its layers"),
     ] {
         let out = common::bin().args(["prune", "--model"]).arg(imported()).args(&extra).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && !err.contains("panicked"), "{err}");
         assert!(err.lines().last().unwrap_or_default().contains(needle), "{extra:?}: {err}");
+    }
+}
+
+/// `prune --include/--exclude` on an encoder-decoder prunes exactly the selected layers, for a
+/// method that calibrates (Wanda) and one scored by the reverse pass (SNIP): `sparsity.csv`
+/// lists exactly those layers at 50%, and the saved folder keeps every other layer's weights.
+#[test]
+fn prune_filters_select_encoder_decoder_layers() {
+    let calib = calibration_file();
+    let source = format!("file:{}", calib.display());
+    let dense = Seq2SeqFolder::open(&imported()).unwrap();
+    let selected = |n: &str| (n.starts_with("enc.blk.1.") || n.contains("cross")) && !n.contains("cross_attn_o");
+    let expected: Vec<String> = dense.card.spec.layers().into_iter().map(|l| l.name).filter(|n| selected(n)).collect();
+    assert!(expected.len() > 4 && expected.len() < 47, "{expected:?}");
+    for method in ["wanda", "snip"] {
+        let out = common::temp_dir(&format!("mt5-filter-{method}"));
+        run_ok(
+            common::bin()
+                .args(["prune", "--model"])
+                .arg(imported())
+                .args(["--method", method, "--sparsity", "0.5", "--calib", "eng", "--calib-source", &source])
+                .args(["--samples", "4", "--seqlen", "16", "--include", "enc.blk.1.,cross", "--exclude", "cross_attn_o"])
+                .arg("--save")
+                .arg(out.join("saved"))
+                .arg("--results")
+                .arg(out.join("results")),
+        );
+        let run = std::fs::read_dir(out.join("results/prune")).unwrap().next().unwrap().unwrap().path();
+        let rows = polyprune::store::ResultsDir::at(&run).read_sparsity().unwrap();
+        let mut pruned: Vec<String> = rows.iter().map(|r| r.layer.clone()).collect();
+        pruned.sort();
+        let mut want = expected.clone();
+        want.sort();
+        assert_eq!(pruned, want, "{method}: the pruned layers are the selected ones");
+        assert!(rows.iter().all(|r| r.achieved == 0.5), "{method}");
+        let saved = Seq2SeqFolder::open(&out.join("saved")).unwrap();
+        for layer in dense.card.spec.layers() {
+            let graph = Seq2SeqFolder::graph_of(&layer.name);
+            let before = WeightStore::open(&dense.dir, graph).unwrap().read(&layer.name).unwrap();
+            let after = WeightStore::open(&saved.dir, graph).unwrap().read(&layer.name).unwrap();
+            if selected(&layer.name) {
+                assert_eq!(after.iter().filter(|&&v| v == 0.0).count(), after.len() / 2, "{method}: {}", layer.name);
+            } else {
+                assert_eq!(after, before, "{method}: {} is left out and keeps its dense weights", layer.name);
+            }
+        }
     }
 }
 

@@ -121,7 +121,7 @@ pub fn prune_seq2seq_selected(
         return Err(Seq2SeqPruneError::NoCalibration { method: opts.method.name() });
     }
     if matches!(need, StatisticsNeed::Gradient | StatisticsNeed::HessianGradient) {
-        return prune_by_gradients(folder, calibration, opts);
+        return prune_by_gradients(folder, calibration, opts, filter);
     }
     let spec = &folder.card.spec;
     // Each layer's weights are read from the graph that holds them: the cross-attention keys
@@ -196,6 +196,7 @@ fn prune_by_gradients(
     folder: &Seq2SeqFolder,
     calibration: &[Vec<u32>],
     opts: &Seq2SeqPruneOptions,
+    filter: &LayerFilter,
 ) -> Result<PrunedSeq2Seq, Seq2SeqPruneError> {
     let spec = &folder.card.spec;
     let weights = Seq2SeqWeights::<f32>::load(folder)?;
@@ -235,6 +236,10 @@ fn prune_by_gradients(
         for (block, w) in blocks.iter().enumerate() {
             let t0 = Instant::now();
             for (layer, matrix) in spec.layers_of_block(stack, block).into_iter().zip(&w.linear) {
+                // Layers left out keep their dense weights (the gradient pass ran on the dense model).
+                if !filter.selects(&layer.as_linear(spec.encoder_blocks)) {
+                    continue;
+                }
                 let [d_in, d_out] = layer.shape;
                 let weight = LinearWeight::new(&layer.name, d_out, d_in, rows_of(matrix))?;
                 let values = rows_of(scores_from.of(&layer).ok_or_else(|| missing(&layer))?);

@@ -15,7 +15,7 @@ use crate::calibrate::{CalibrationSet, CaptureMode};
 use crate::model::seq2seq::Seq2SeqFolder;
 use crate::progress::Progress;
 use crate::prune::{SparsityTarget, StatisticsNeed};
-use crate::pruned::seq2seq::{prune_seq2seq, save_pruned_seq2seq, Seq2SeqPruneOptions};
+use crate::pruned::seq2seq::{prune_seq2seq_selected, save_pruned_seq2seq, Seq2SeqPruneOptions};
 use crate::store::{new_run, RunKind};
 
 /// The calibration sequences: each window without its start token, ended with `</s>` as the
@@ -33,12 +33,15 @@ pub(super) fn prune_encoder_decoder(
     if let Some(m) = opts.methods.iter().find(|m| m.statistics_need() != StatisticsNeed::None).filter(|_| opts.calibration.is_none()) {
         return Err(WorkflowError::Refused(format!("{} needs calibration data: give --calib <languages>", m.name())));
     }
-    if !opts.filter.include.is_empty() || !opts.filter.exclude.is_empty() {
-        return Err(WorkflowError::Refused(
-            "--include/--exclude are not supported for encoder-decoder models yet; prune every layer (drop the flags)".into(),
-        ));
-    }
     let spec = &folder.card.spec;
+    // A filter that leaves none of the encoder-decoder's layers would prune nothing.
+    if !spec.layers().iter().any(|l| opts.filter.selects(&l.as_linear(spec.encoder_blocks))) {
+        return Err(WorkflowError::Refused(format!(
+            "{}: --include/--exclude select none of its layers; its names are like enc.blk.0.attn_q.weight and \
+             dec.blk.1.cross_attn_k.weight (see `polyprune model inspect`)",
+            folder.dir.display()
+        )));
+    }
     let started = std::time::Instant::now();
     let set = match &opts.calibration {
         Some(requested) => {
@@ -55,7 +58,7 @@ pub(super) fn prune_encoder_decoder(
     for method in &opts.methods {
         progress.stage(&format!("{} {calibration}", method.name()), 1);
         let options = Seq2SeqPruneOptions { method: *method, target, sequential };
-        let result = prune_seq2seq(folder, &sequences, &options, &opts.runtime);
+        let result = prune_seq2seq_selected(folder, &sequences, &options, &opts.filter, &opts.runtime);
         progress.finish();
         let result = result?;
         let pruned = result.to_pruned_model(spec);
