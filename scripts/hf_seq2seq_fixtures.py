@@ -46,6 +46,7 @@ minimal protobuf reader, so `make fixtures` needs only NumPy and gguf.
     .cache/venv/bin/python scripts/hf_seq2seq_fixtures.py write --src tests/fixtures --out .cache/fixtures
     .cache/venv/bin/python scripts/hf_seq2seq_fixtures.py author --out tests/fixtures --build .cache/fixtures
     .cache/venv/bin/python scripts/hf_seq2seq_fixtures.py author-gguf --out tests/fixtures
+    .cache/venv/bin/python scripts/hf_seq2seq_fixtures.py onnx-export --out DIR   (torch + transformers)
 """
 
 from __future__ import annotations
@@ -623,6 +624,69 @@ def cmd_author_gguf(args) -> None:
     print(json.dumps({"cases": len(cases), "transformers_equals_sentencepiece": agree, "spiece_bytes": (dst / SPIECE_FILE).stat().st_size}))
 
 
+def cmd_onnx_export(args) -> None:
+    """The written hf-mt5-f32 folder (--src) as an ONNX export laid out as optimum writes an
+    encoder-decoder (--out): encoder_model.onnx (input_ids, attention_mask -> last_hidden_state)
+    and decoder_model.onnx (input_ids, encoder_hidden_states, encoder_attention_mask -> logits),
+    exported by torch's TorchScript exporter as optimum calls it (opset 17, constant folding,
+    dynamic batch and sequence axes), beside the folder's config and tokenizer files. optimum's
+    decoder_with_past_model.onnx is not written: polyprune refuses the folder on its files and
+    on how the weights are stored, which the other two show. Used by tests/mt5_import.rs."""
+    import torch
+    import transformers as tf
+
+    model = tf.MT5ForConditionalGeneration.from_pretrained(args.src, dtype=torch.float32, attn_implementation="eager").eval()
+    model.config.use_cache = False
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask):
+            return self.m.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    class Decoder(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, encoder_hidden_states, encoder_attention_mask):
+            hidden = self.m.decoder(
+                input_ids=input_ids, encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask, use_cache=False
+            ).last_hidden_state
+            return self.m.lm_head(hidden)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    ids = torch.ones(1, 5, dtype=torch.long)
+    common = dict(opset_version=17, do_constant_folding=True, dynamo=False)
+    torch.onnx.export(
+        Encoder(model),
+        (ids, torch.ones_like(ids)),
+        str(args.out / "encoder_model.onnx"),
+        input_names=["input_ids", "attention_mask"],
+        output_names=["last_hidden_state"],
+        dynamic_axes={"input_ids": {0: "batch", 1: "encoder_sequence"}, "attention_mask": {0: "batch", 1: "encoder_sequence"}},
+        **common,
+    )
+    torch.onnx.export(
+        Decoder(model),
+        (ids[:, :3], torch.zeros(1, 5, model.config.d_model), torch.ones_like(ids)),
+        str(args.out / "decoder_model.onnx"),
+        input_names=["input_ids", "encoder_hidden_states", "encoder_attention_mask"],
+        output_names=["logits"],
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "decoder_sequence"},
+            "encoder_hidden_states": {0: "batch", 1: "encoder_sequence"},
+            "encoder_attention_mask": {0: "batch", 1: "encoder_sequence"},
+        },
+        **common,
+    )
+    for f in SMALL_FILES:
+        shutil.copyfile(args.src / f, args.out / f)
+    print(f"wrote {args.out}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -635,8 +699,11 @@ def main() -> None:
     g = sub.add_parser("author-gguf")
     g.add_argument("--out", type=Path, default=Path("tests/fixtures"))
     g.add_argument("--build", type=Path, default=Path(".cache/fixtures"))
+    o = sub.add_parser("onnx-export")
+    o.add_argument("--src", type=Path, default=Path(".cache/fixtures") / NAME)
+    o.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
-    {"write": cmd_write, "author": cmd_author, "author-gguf": cmd_author_gguf}[args.cmd](args)
+    {"write": cmd_write, "author": cmd_author, "author-gguf": cmd_author_gguf, "onnx-export": cmd_onnx_export}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -182,3 +182,55 @@ fn the_command_imports_a_t5_gguf_and_eval_reads_it() {
         assert!(*nll_a > 1.0 && (nll_a - nll_b).abs() <= 1e-6 * nll_b.abs(), "{nll_a} vs {nll_b}");
     }
 }
+
+/// The pinned torch + transformers in the project venv (`make hf-reference` installs them).
+fn transformers_python() -> Option<PathBuf> {
+    let py = common::python()?;
+    let ok =
+        std::process::Command::new(&py).args(["-c", "import torch, transformers"]).output().map(|o| o.status.success()).unwrap_or(false);
+    if ok {
+        Some(py)
+    } else {
+        common::skip("torch and transformers are not in .cache/venv; `make hf-reference` installs the pinned ones")
+    }
+}
+
+/// An encoder-decoder ONNX export laid out as optimum writes it (encoder_model.onnx and
+/// decoder_model.onnx from torch's TorchScript exporter, written from the fixture by
+/// scripts/hf_seq2seq_fixtures.py) is refused with the reason and the fix, and the reason
+/// holds on the export: no linear weight keeps its checkpoint name (each of the 7 matrices of
+/// an encoder block and 11 of a decoder block, and the head, is an anonymous `onnx::MatMul_N`),
+/// and both graphs carry their own copy of the shared embedding.
+#[test]
+fn an_optimum_layout_onnx_export_is_refused_with_the_reason() {
+    let Some(py) = transformers_python() else { return };
+    let export = common::temp_dir("mt5-optimum");
+    let script = common::repo().join("scripts/hf_seq2seq_fixtures.py");
+    let run = std::process::Command::new(&py)
+        .arg(&script)
+        .args(["onnx-export", "--src"])
+        .arg(common::model_fixture(HF_FIXTURE))
+        .arg("--out")
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    for (file, anonymous_matrices) in [("encoder_model.onnx", 7 * 2), ("decoder_model.onnx", 11 * 3 + 1)] {
+        let model = polyprune::model::graph::read_model(&export.join(file)).unwrap();
+        let names: Vec<String> = model.graph.unwrap().initializer.iter().map(|t| t.name().to_string()).collect();
+        assert!(names.iter().any(|n| n.ends_with("shared.weight")), "{file}: {names:?}");
+        let named_linear = ["SelfAttention.q", "SelfAttention.o", "EncDecAttention.k", "DenseReluDense", "lm_head"];
+        assert!(!names.iter().any(|n| named_linear.iter().any(|l| n.contains(l))), "{file}: {names:?}");
+        assert_eq!(names.iter().filter(|n| n.starts_with("onnx::MatMul_")).count(), anonymous_matrices, "{file}: {names:?}");
+    }
+    let out = common::temp_dir("mt5-optimum-import").join("model");
+    let import = common::bin().args(["model", "import"]).arg(&export).arg("-o").arg(&out).output().unwrap();
+    assert!(!import.status.success());
+    let said = String::from_utf8_lossy(&import.stderr).to_string();
+    for part in
+        ["encoder_model.onnx, decoder_model.onnx", "optimum", "onnx::MatMul_N", "Import the Hugging Face folder it was exported from"]
+    {
+        assert!(said.contains(part), "missing {part:?} in: {said}");
+    }
+    assert!(!out.exists(), "nothing is written for a refused import");
+}

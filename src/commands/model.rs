@@ -39,6 +39,9 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             );
         }
         ModelCommand::Import { source, out, max_positions, dtype } => {
+            if source.is_dir() {
+                polyprune::model::seq2seq::import::refuse_optimum_export(&source)?;
+            }
             let spinner = spinner(&format!("importing {}", source.display()));
             let opts = import::ImportOptions { max_positions };
             let dtype = dtype.map(ExportDtype::float_type);

@@ -24,8 +24,43 @@ use crate::model::hf::t5;
 use crate::model::import::{transpose, TOKENIZER_FILE};
 use crate::model::ModelError;
 
+/// The files optimum's ONNX export writes for an encoder-decoder (`optimum-cli export onnx`
+/// on mT5 / T5): the encoder, the decoder without and with a key/value cache, and the two
+/// decoders merged behind an `If`.
+pub const OPTIMUM_SEQ2SEQ_FILES: &[&str] =
+    &["encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx", "decoder_model_merged.onnx"];
+
+/// Refuses a folder holding an encoder-decoder ONNX export as optimum writes it (and no
+/// checkpoint to import instead), saying why and what to do. Why, as checked on a real export
+/// (`tests/mt5_import.rs`, written with torch's TorchScript exporter as optimum uses it):
+/// constant folding stores every linear layer's weight transposed under an anonymous name
+/// (`onnx::MatMul_427`), so nothing ties a matrix to its block, stack or role, and the encoder
+/// and the decoder are separate graphs with their own copy of the shared embedding, while
+/// polyprune's encoder-decoder runs its own three graphs over one weight file (the
+/// cross-attention keys and values computed once per context). The Hugging Face folder the
+/// export was made from has every weight under its name.
+pub fn refuse_optimum_export(dir: &Path) -> Result<(), ModelError> {
+    let found: Vec<&str> = OPTIMUM_SEQ2SEQ_FILES.iter().copied().filter(|f| dir.join(f).is_file()).collect();
+    let has_checkpoint = dir.join("model.safetensors").is_file() || dir.join("model.safetensors.index.json").is_file();
+    if found.is_empty() || has_checkpoint {
+        return Ok(());
+    }
+    Err(ModelError::Unusable {
+        path: dir.to_path_buf(),
+        reason: format!(
+            "an encoder-decoder ONNX export as optimum writes it ({}) cannot be imported: its graphs keep the linear layers' \
+             weights as anonymous, transposed constants (onnx::MatMul_N after constant folding), so they cannot be mapped to \
+             the encoder's and decoder's layers, and the encoder and decoder are separate graphs, each with its own copy of \
+             the shared embedding. Import the Hugging Face folder it was exported from instead (config.json, \
+             model.safetensors, tokenizer.json): `polyprune model import <that folder> -o <dir>`",
+            found.join(", ")
+        ),
+    })
+}
+
 /// Imports the Hugging Face folder `src` (an mT5 or T5 v1.1 checkpoint) into `out_dir`.
 pub fn import_hf_seq2seq(src: &Path, out_dir: &Path) -> Result<Seq2SeqCard, ModelError> {
+    refuse_optimum_export(src)?;
     let config_path = src.join(CONFIG_FILE);
     let text = std::fs::read_to_string(&config_path).map_err(|e| ModelError::io(&config_path, e))?;
     let checkpoint = Checkpoint::open(src)?;
