@@ -234,3 +234,52 @@ fn an_optimum_layout_onnx_export_is_refused_with_the_reason() {
     }
     assert!(!out.exists(), "nothing is written for a refused import");
 }
+
+/// `model export --format hf` of the imported mT5: every tensor of the fixture's checkpoint
+/// comes back under its name with the same values (bit for bit), and transformers'
+/// MT5ForConditionalGeneration loads the folder and computes the reference decoder logits
+/// (within 1e-4, the tolerance tests/mt5.rs holds polyprune's own graphs to).
+#[test]
+fn an_exported_mt5_folder_loads_in_transformers_with_the_same_weights() {
+    use polyprune::model::hf::safetensors::Checkpoint;
+    let imported = common::temp_dir("mt5-export-src");
+    import_hf_seq2seq(&common::model_fixture(HF_FIXTURE), &imported).unwrap();
+    let out = common::temp_dir("mt5-export").join("hf");
+    let export = common::bin().args(["model", "export"]).arg(&imported).args(["--format", "hf", "-o"]).arg(&out).output().unwrap();
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let said = String::from_utf8_lossy(&export.stdout).to_string();
+    assert!(said.contains("MT5ForConditionalGeneration") && said.contains("float32"), "{said}");
+    let (theirs, ours) = (Checkpoint::open(&common::model_fixture(HF_FIXTURE)).unwrap(), Checkpoint::open(&out).unwrap());
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(common::fixture_source(HF_FIXTURE).join("reference.json")).unwrap()).unwrap();
+    let layout = reference["tensors"].as_array().unwrap();
+    assert_eq!(layout.len(), 66);
+    for t in layout {
+        let name = t[0].as_str().unwrap();
+        let shape: Vec<usize> = t[1].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let (a, b) = (theirs.read(name, &shape, false).unwrap().values, ours.read(name, &shape, false).unwrap().values);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()) && a.len() == b.len(), "{name} differs");
+    }
+    let Some(py) = transformers_python() else { return };
+    let script = r#"
+import json, sys, torch, transformers as tf
+model = tf.MT5ForConditionalGeneration.from_pretrained(sys.argv[1], dtype=torch.float32, attn_implementation="eager").eval()
+ref = json.load(open(sys.argv[2]))
+worst = 0.0
+with torch.no_grad():
+    for d in ref["decoder"]:
+        logits = model(input_ids=torch.tensor([d["ids"]]), labels=torch.tensor([d["labels"]])).logits[0].flatten()
+        worst = max(worst, float((logits - torch.tensor(d["logits"])).abs().max()))
+print(worst)
+"#;
+    let run = std::process::Command::new(&py)
+        .args(["-c", script])
+        .arg(&out)
+        .arg(common::fixture_source(HF_FIXTURE).join("reference.json"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let worst: f64 = String::from_utf8_lossy(&run.stdout).trim().parse().unwrap();
+    eprintln!("transformers on the export: worst logit difference from the reference {worst:e}");
+    assert!(worst <= 1e-4, "transformers' logits on the export differ by {worst:e}");
+}
