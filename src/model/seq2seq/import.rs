@@ -167,8 +167,7 @@ pub fn gguf_spec(g: &crate::model::gguf::GgufFile, eos: u32, pad: u32) -> Result
     let d_model = m.get_u32(&key("embedding_length"))? as usize;
     let ffn_dim = m.get_u32(&key("feed_forward_length"))? as usize;
     let n_heads = m.get_u32(&key("attention.head_count"))? as usize;
-    let head_dim =
-        m.get_opt::<u32>(&key("attention.key_length"))?.map(|v| v as usize).unwrap_or(if n_heads > 0 { d_model / n_heads } else { 0 });
+    let head_dim = m.get_opt::<u32>(&key("attention.key_length"))?.map(|v| v as usize).unwrap_or(d_model.checked_div(n_heads).unwrap_or(0));
     if let Some(v) = m.get_opt::<u32>(&key("attention.value_length"))? {
         if v as usize != head_dim {
             return Err(out_of_range("attention.value_length", "the key length (T5's d_kv is both)", v.to_string()));
