@@ -283,3 +283,39 @@ print(worst)
     eprintln!("transformers on the export: worst logit difference from the reference {worst:e}");
     assert!(worst <= 1e-4, "transformers' logits on the export differ by {worst:e}");
 }
+
+/// The GGUF import against transformers directly, at llama.cpp's distance of 128: the folder
+/// exported (`T5ForConditionalGeneration`, relative_attention_max_distance 128) and loaded by
+/// transformers gives polyprune's decoder logits on the reference inputs within 1e-4.
+#[test]
+fn gguf_import_logits_match_transformers_at_distance_128() {
+    let Some(py) = transformers_python() else { return };
+    let out = common::temp_dir("mt5-gguf-export").join("hf");
+    polyprune::model::hf::export::export_hf(&from_gguf(), &out, &Default::default()).unwrap();
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        (config["architectures"][0].as_str(), config["relative_attention_max_distance"].as_u64()),
+        (Some("T5ForConditionalGeneration"), Some(128))
+    );
+    let script = r#"
+import json, sys, torch, transformers as tf
+model = tf.AutoModelForSeq2SeqLM.from_pretrained(sys.argv[1], dtype=torch.float32, attn_implementation="eager").eval()
+ref = json.load(open(sys.argv[2]))
+with torch.no_grad():
+    print(json.dumps([model(input_ids=torch.tensor([d["ids"]]), labels=torch.tensor([d["labels"]])).logits[0].flatten().tolist() for d in ref["decoder"]]))
+"#;
+    let reference = common::fixture_source(HF_FIXTURE).join("reference.json");
+    let run = std::process::Command::new(&py).args(["-c", script]).arg(&out).arg(&reference).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let theirs: Vec<Vec<f64>> = serde_json::from_slice(&run.stdout).unwrap();
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(&reference).unwrap()).unwrap();
+    let mut s = scorer(&from_gguf());
+    let mut worst = 0f64;
+    for (d, theirs) in reference["decoder"].as_array().unwrap().iter().zip(&theirs) {
+        let ours = s.decoder_logits(&ids(&d["ids"]), &ids(&d["labels"])).unwrap();
+        assert_eq!(ours.len(), theirs.len());
+        worst = ours.iter().zip(theirs).fold(worst, |w, (a, b)| w.max((*a as f64 - b).abs()));
+    }
+    eprintln!("GGUF import against transformers at distance 128: worst logit difference {worst:e}");
+    assert!(worst <= 1e-4, "{worst:e}");
+}
