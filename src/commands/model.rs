@@ -16,9 +16,16 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             println!("{}", path.display());
             eprintln!("licence: {}", known.licence);
         }
-        ModelCommand::Import { source, out, .. } if source.is_dir() && hf::t5::seq2seq_class(&source).is_some() => {
+        ModelCommand::Import { source, out, .. }
+            if (source.is_dir() && hf::t5::seq2seq_class(&source).is_some())
+                || (source.is_file() && polyprune::model::seq2seq::import::is_t5_gguf(&source)) =>
+        {
             let spinner = spinner(&format!("importing {}", source.display()));
-            let card = polyprune::model::seq2seq::import::import_hf_seq2seq(&source, &out)?;
+            let card = if source.is_dir() {
+                polyprune::model::seq2seq::import::import_hf_seq2seq(&source, &out)?
+            } else {
+                polyprune::model::seq2seq::import::import_gguf_seq2seq(&source, &out)?
+            };
             spinner.finish_and_clear();
             let s = &card.spec;
             println!(
@@ -32,6 +39,9 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             );
         }
         ModelCommand::Import { source, out, max_positions, dtype } => {
+            if source.is_dir() {
+                polyprune::model::seq2seq::import::refuse_optimum_export(&source)?;
+            }
             let spinner = spinner(&format!("importing {}", source.display()));
             let opts = import::ImportOptions { max_positions };
             let dtype = dtype.map(ExportDtype::float_type);

@@ -47,6 +47,9 @@ fn unusable(path: &Path, reason: String) -> ModelError {
 
 /// Exports the model folder `model` to the Hugging Face folder `out` (replaced whole).
 pub fn export_hf(model: &Path, out: &Path, opts: &ExportOptions) -> Result<ExportReport, ModelError> {
+    if crate::model::seq2seq::is_seq2seq_folder(model) {
+        return export_seq2seq_hf(model, out, opts);
+    }
     let model = ModelDir::open(model)?;
     let card = &model.card;
     let Some(spec) = &card.spec else {
@@ -323,4 +326,107 @@ fn copy_masks(from: &Path, to: &Path) -> Result<bool, ModelError> {
         std::fs::copy(&record, to.join("pruning.json")).map_err(|e| ModelError::io(&to.join("pruning.json"), e))?;
     }
     Ok(true)
+}
+
+/// An encoder-decoder folder (mT5, T5 v1.1; dense, pruned or imported from GGUF) to a Hugging
+/// Face folder that `MT5ForConditionalGeneration` / `T5ForConditionalGeneration` load: the
+/// config (read back through the importer's reader, which must give the card's spec again),
+/// `model.safetensors` with every tensor under its checkpoint name (`shared.weight` once, the
+/// head as `lm_head.weight` when untied), the tokenizer and generation configs, and a pruned
+/// folder's `masks/` and `pruning.json`.
+pub fn export_seq2seq_hf(model: &Path, out: &Path, opts: &ExportOptions) -> Result<ExportReport, ModelError> {
+    use crate::model::hf::t5;
+    use crate::model::seq2seq::{Seq2SeqFolder, Seq2SeqSpec, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE, ENCODER_GRAPH_FILE};
+
+    let folder = Seq2SeqFolder::open(model)?;
+    let spec = &folder.card.spec;
+    let mt5 = spec.architecture == "mt5";
+    let class = if mt5 { "MT5ForConditionalGeneration" } else { "T5ForConditionalGeneration" };
+    // transformers' T5 multiplies a tied head's input by d_model^-0.5; a tied model without
+    // that scale (llama.cpp computes none) has no T5 config that reproduces it.
+    if !mt5 && spec.tied_output && spec.output_scale.is_none() {
+        return Err(unusable(
+            model,
+            "the head is tied to the embeddings without T5's d_model^-0.5 scale, which no T5ForConditionalGeneration config \
+             expresses (transformers would scale it)"
+                .into(),
+        ));
+    }
+    let dtype = opts.dtype.unwrap_or(FloatType::F32);
+    let config = json!({
+        "architectures": [class],
+        "model_type": if mt5 { "mt5" } else { "t5" },
+        "vocab_size": spec.vocab_size,
+        "d_model": spec.d_model,
+        "d_kv": spec.head_dim,
+        "d_ff": spec.ffn_dim,
+        "num_heads": spec.n_heads,
+        "num_layers": spec.encoder_blocks,
+        "num_decoder_layers": spec.decoder_blocks,
+        "relative_attention_num_buckets": spec.buckets,
+        "relative_attention_max_distance": spec.max_distance,
+        "layer_norm_epsilon": num(spec.norm_eps),
+        "feed_forward_proj": "gated-gelu",
+        "dense_act_fn": "gelu_new",
+        "is_gated_act": true,
+        "is_encoder_decoder": true,
+        "tie_word_embeddings": spec.tied_output,
+        "decoder_start_token_id": spec.decoder_start_token_id,
+        "eos_token_id": spec.eos_token_id,
+        "pad_token_id": spec.pad_token_id,
+        "dropout_rate": 0.0,
+        "use_cache": true,
+        "dtype": dtype.torch_name(),
+    });
+    let text = serde_json::to_string_pretty(&config).expect("json");
+    let again = t5::spec(&text, &model.join(CONFIG_FILE), spec.vocab_size, !spec.tied_output)?;
+    if again != *spec {
+        return Err(unusable(model, format!("this model's spec cannot be written as a {class} config.json without changing it")));
+    }
+
+    let staged = crate::util::StagedDir::begin(out).map_err(|e| ModelError::io(out, e))?;
+    let dir = staged.path();
+    let config_path = dir.join(CONFIG_FILE);
+    crate::util::write_atomic(&config_path, text.as_bytes()).map_err(|e| ModelError::io(&config_path, e))?;
+    let graphs = [ENCODER_GRAPH_FILE, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE];
+    let stores = graphs.iter().map(|g| WeightStore::open(&folder.dir, g)).collect::<Result<Vec<_>, _>>()?;
+    let shapes = spec.weight_shapes();
+    let hf_shape = |name: &str, shape: &[usize]| if Seq2SeqSpec::is_linear(name) { vec![shape[1], shape[0]] } else { shape.to_vec() };
+    let declared: Vec<(String, FloatType, Vec<usize>)> =
+        shapes.iter().map(|(name, shape)| (t5::hf_name(name), dtype, hf_shape(name, shape))).collect();
+    let mut writer = Writer::create(&dir.join(SINGLE_FILE), &declared)?;
+    let (mut zeros, mut prunable) = (0u64, 0u64);
+    for ((name, shape), (hf, _, _)) in shapes.iter().zip(&declared) {
+        let graph = Seq2SeqFolder::graph_of(name);
+        let store = &stores[graphs.iter().position(|g| *g == graph).expect("one of the three graphs")];
+        let stored = store.read(name)?;
+        let values = if Seq2SeqSpec::is_linear(name) {
+            let rows = transpose(&stored, shape[0], shape[1]);
+            zeros += rows.iter().filter(|v| **v == 0.0).count() as u64;
+            prunable += rows.len() as u64;
+            rows
+        } else {
+            stored
+        };
+        writer.append(hf, &values, None)?;
+    }
+    writer.finish()?;
+
+    let tok_to = dir.join("tokenizer.json");
+    let tok_from = folder.dir.join(&folder.card.tokenizer);
+    std::fs::copy(&tok_from, &tok_to).map_err(|e| ModelError::io(&tok_to, e))?;
+    let tok = folder.tokenizer()?;
+    let piece = |id: u32| tok.id_to_token(id);
+    let unk = tok.get_vocab(true).contains_key("<unk>").then_some("<unk>");
+    let tok_cfg = json!({"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": piece(spec.eos_token_id),
+                         "pad_token": piece(spec.pad_token_id), "unk_token": unk});
+    let gen_cfg = json!({"decoder_start_token_id": spec.decoder_start_token_id, "eos_token_id": spec.eos_token_id,
+                         "pad_token_id": spec.pad_token_id});
+    for (file, value) in [(TOKENIZER_CONFIG, tok_cfg), (GENERATION_CONFIG, gen_cfg)] {
+        let p = dir.join(file);
+        crate::util::write_atomic(&p, serde_json::to_string_pretty(&value).expect("json").as_bytes()).map_err(|e| ModelError::io(&p, e))?;
+    }
+    let masks = copy_masks(&folder.dir, dir)?;
+    staged.commit().map_err(|e| ModelError::io(out, e))?;
+    Ok(ExportReport { out: out.to_path_buf(), architecture: class, dtype, tensors: declared.len(), zeros, prunable, masks })
 }

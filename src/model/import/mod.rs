@@ -13,6 +13,7 @@ mod gemma3;
 pub(crate) use gemma3::attn_scale as gemma3_attn_scale;
 pub(crate) mod llama;
 pub mod tokenizer;
+pub mod unigram;
 
 #[cfg(test)]
 mod rope_tests;
