@@ -92,7 +92,7 @@ impl ModelDir {
         if seq2seq::is_seq2seq_folder(dir) {
             return Err(ModelError::Unusable {
                 path: dir.to_path_buf(),
-                reason: "an encoder-decoder (mT5/T5) model folder, which this command does not read yet; `model inspect`, `eval ppl`, `eval tasks`, `prune`, `gate`, `analyze` and `study run` do (README, \"Encoder-decoders\")".into(),
+                reason: "an encoder-decoder (mT5/T5) model folder, which this command does not read yet; `model inspect`, `model export --format hf`, `eval ppl`, `eval tasks`, `prune`, `gate`, `analyze` and `study run` do (README, \"Encoder-decoders\")".into(),
             });
         }
         if !dir.join("model.onnx").is_file() {

@@ -75,15 +75,4 @@ impl ModelFolder {
             ModelFolder::EncoderDecoder(f) => Box::new(Seq2SeqScorer::load_with(f, runtime, overrides, &[]).map_err(ScorerError::from)?),
         })
     }
-
-    /// The decoder-only model, or a refusal naming `command` for an encoder-decoder.
-    pub fn decoder_only(&self, command: &str) -> Result<&ModelDir, WorkflowError> {
-        match self {
-            ModelFolder::Decoder(m) => Ok(m),
-            ModelFolder::EncoderDecoder(f) => Err(WorkflowError::Refused(format!(
-                "{}: {command} does not take encoder-decoder (mT5/T5) models yet; `eval ppl`, `eval tasks`, `prune`, `gate`, `analyze` and `study run` do",
-                f.dir.display()
-            ))),
-        }
-    }
 }
