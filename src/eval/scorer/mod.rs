@@ -13,7 +13,8 @@
 //!   through the graph's `token_logprobs`/`argmax` heads, as right-padded batches.
 //! * **Streamed** (chosen when the model does not fit the memory budget): the embedding,
 //!   each block and the output layer are loaded one at a time and every batch passes a part
-//!   before the next part is loaded ([`streamed`]).
+//!   before the next part is loaded ([`streamed`]); continuations and generation use per-block
+//!   key/value caches there too.
 //!
 //! Sequences are grouped into right-padded batches of similar length (so padding wastes
 //! little). Causal attention keeps padding from reaching real positions, and only real
@@ -341,6 +342,9 @@ impl Scorer {
             overrides: overrides.to_vec(),
             d_model: spec.d_model,
             loads: 0,
+            dir: model.dir.clone(),
+            spec: spec.clone(),
+            cache_graphs: Vec::new(),
         })
     }
 
@@ -386,7 +390,7 @@ impl Scorer {
     /// Log-probability of each next token of every sequence: `out[i][t] = log p(s_i[t+1] | s_i[..=t])`.
     pub fn token_logprobs(&mut self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>, ScorerError> {
         if matches!(self.engine, Engine::Streamed(_)) {
-            return Ok(self.score_streamed(seqs, false, false)?.into_iter().map(|r| r.logprobs).collect());
+            return Ok(self.score_streamed(seqs, false)?.into_iter().map(|r| r.logprobs).collect());
         }
         let rows = self.in_batches(seqs, |scorer, batch, width| scorer.run_batch(batch, width, false))?;
         Ok(rows.into_iter().map(|r| r.logprobs).collect())
@@ -397,7 +401,7 @@ impl Scorer {
     /// scoring uses it to tell whether a continuation is what greedy decoding would write.
     pub fn token_logprobs_and_greedy(&mut self, seqs: &[&[u32]]) -> Result<Vec<ScoredSequence>, ScorerError> {
         if matches!(self.engine, Engine::Streamed(_)) {
-            return self.score_streamed(seqs, true, false);
+            return self.score_streamed(seqs, true);
         }
         self.in_batches(seqs, |scorer, batch, width| scorer.run_batch(batch, width, true))
     }
@@ -420,10 +424,10 @@ impl Scorer {
     }
 
     /// The streamed path on `seqs` (see [`streamed`]), in the batches the other paths use.
-    fn score_streamed(&mut self, seqs: &[&[u32]], with_greedy: bool, with_last: bool) -> Result<Vec<ScoredSequence>, ScorerError> {
-        let batches = self.batches(seqs, if with_last { 1 } else { 2 });
+    fn score_streamed(&mut self, seqs: &[&[u32]], with_greedy: bool) -> Result<Vec<ScoredSequence>, ScorerError> {
+        let batches = self.batches(seqs, 2);
         let Engine::Streamed(g) = &mut self.engine else { unreachable!("callers check the path") };
-        g.score(seqs, &batches, with_greedy, with_last)
+        g.score(seqs, &batches, with_greedy)
     }
 
     /// Runs `seqs` (those of at least two tokens; shorter ones get empty rows) in
