@@ -56,7 +56,7 @@ impl Scorer {
         let (shared, whole): (Vec<usize>, Vec<usize>) = (0..groups.len()).partition(|&g| cached && groups[g].context.len() >= 2);
         let mut cost = self.score_whole(groups, &whole, &mut out)?;
         if !shared.is_empty() {
-            let batch_tokens = self.batch_tokens;
+            let batch_tokens = self.call_tokens();
             let c = match &mut self.engine {
                 Engine::Cached(g) => score_shared(g, groups, shared, batch_tokens, &mut out)?,
                 Engine::Streamed(g) => score_shared_streamed(g, groups, shared, batch_tokens, &mut out)?,

@@ -95,7 +95,7 @@ impl Scorer {
         let mut start = 0;
         while start < order.len() {
             let width = batch.rows[order[start]].len();
-            let chunk: Vec<usize> = order[start..(start + (self.batch_tokens / width).max(1)).min(order.len())].to_vec();
+            let chunk: Vec<usize> = order[start..(start + (self.call_tokens() / width).max(1)).min(order.len())].to_vec();
             start += chunk.len();
             let seqs: Vec<&[u32]> = chunk.iter().map(|&i| batch.rows[i].as_slice()).collect();
             let tokens = self.greedy_next_whole(&seqs)?;

@@ -62,9 +62,9 @@ pub enum ScorerError {
     Seq2Seq(#[from] crate::eval::seq2seq::Seq2SeqError),
 }
 
-/// Default batch of the scorer, and the most token positions one call carries from part to
-/// part on the streamed path (64 documents of a 512-token window), as the plan assumes them.
-const PLAN_BATCH_TOKENS: usize = 2048;
+/// The longest sequence one call runs (perplexity's window) and the most token positions one
+/// call carries from part to part on the streamed path (64 documents of a 512-token window),
+/// as the plan assumes them; the batch size comes from the budget.
 const PLAN_CONTEXT: usize = 512;
 const PLAN_CARRIED_TOKENS: usize = 64 * 512;
 
@@ -82,7 +82,18 @@ pub fn memory_plan(model: &ModelDir, opts: &RuntimeOptions) -> Result<Option<Res
             None => return Ok(None),
         },
     };
-    Ok(Some(memory::plan(&model.card, budget, source, PLAN_BATCH_TOKENS, PLAN_CONTEXT, PLAN_CARRIED_TOKENS)))
+    Ok(Some(memory::plan_within_budget(&model.card, budget, source, PLAN_CONTEXT, PLAN_CARRIED_TOKENS)))
+}
+
+/// The path a plan (see [`Scorer::planned_path`]) allows.
+fn path_of(plan: Option<&Result<MemoryPlan, MemoryError>>, opts: &RuntimeOptions) -> Result<PathChoice, ScorerError> {
+    Ok(match plan {
+        None => PathChoice::Auto,
+        Some(Ok(p)) if p.residency == Residency::Resident => PathChoice::Auto,
+        Some(Ok(_)) => PathChoice::Streamed,
+        Some(Err(e)) if opts.max_memory.is_some() => return Err(ScorerError::Memory(e.clone())),
+        Some(Err(_)) => PathChoice::Streamed,
+    })
 }
 
 /// What one scored sequence gives back: `logprobs[t] = log p(s[t+1] | s[..=t])` and, when
@@ -207,6 +218,9 @@ pub struct Scorer {
     /// runtime's memory (on the full-sequence path the logits inside the graph are
     /// `tokens x vocab` floats).
     pub batch_tokens: usize,
+    /// The memory plan's batch ([`crate::model::memory::plan_within_budget`]): runs use at
+    /// most this many tokens whatever `batch_tokens` says (no bound without a plan).
+    pub budget_batch_tokens: usize,
 }
 
 /// Weights the output layer reads; the head graph gets only these overrides.
@@ -235,8 +249,19 @@ fn f32_of(v: &Value) -> &[f32] {
 impl Scorer {
     /// Loads a model folder, with pruned weights given as overrides (empty for the dense model),
     /// on the best path it supports.
+    /// Runs use the plan's batch size at most.
     pub fn load(model: &ModelDir, opts: &RuntimeOptions, overrides: &[WeightOverride]) -> Result<Self, ScorerError> {
-        Self::load_with(model, opts, overrides, Self::planned_path(model, opts)?)
+        let plan = memory_plan(model, opts)?;
+        let mut scorer = Self::load_with(model, opts, overrides, path_of(plan.as_ref(), opts)?)?;
+        if let Some(Ok(plan)) = plan {
+            scorer.budget_batch_tokens = plan.batch_tokens;
+        }
+        Ok(scorer)
+    }
+
+    /// Tokens per run of the model body: `batch_tokens`, within the memory plan's batch.
+    fn call_tokens(&self) -> usize {
+        self.batch_tokens.min(self.budget_batch_tokens).max(1)
     }
 
     /// The path the memory budget allows ([`crate::model::memory`]): streamed when the model
@@ -244,13 +269,7 @@ impl Scorer {
     /// error before anything loads; under the default budget (the free memory) such a model
     /// streams anyway, as the least memory polyprune can run it in.
     pub fn planned_path(model: &ModelDir, opts: &RuntimeOptions) -> Result<PathChoice, ScorerError> {
-        let Some(plan) = memory_plan(model, opts)? else { return Ok(PathChoice::Auto) };
-        Ok(match plan {
-            Ok(p) if p.residency == Residency::Resident => PathChoice::Auto,
-            Ok(_) => PathChoice::Streamed,
-            Err(e) if opts.max_memory.is_some() => return Err(ScorerError::Memory(e)),
-            Err(_) => PathChoice::Streamed,
-        })
+        path_of(memory_plan(model, opts)?.as_ref(), opts)
     }
 
     pub fn load_with(
@@ -267,7 +286,7 @@ impl Scorer {
             (tokenizer.join().expect("reading the tokenizer does not panic"), engine)
         });
         release_freed_heap();
-        Ok(Scorer { model: model.clone(), engine: engine?, tokenizer: tokenizer?, batch_tokens: 2048 })
+        Ok(Scorer { model: model.clone(), engine: engine?, tokenizer: tokenizer?, batch_tokens: 2048, budget_batch_tokens: usize::MAX })
     }
 
     fn engine(model: &ModelDir, opts: &RuntimeOptions, overrides: &[WeightOverride], choice: PathChoice) -> Result<Engine, ScorerError> {
@@ -415,7 +434,7 @@ impl Scorer {
         let mut start = 0;
         while start < order.len() {
             let longest = seqs[order[start]].len();
-            let fit = (self.batch_tokens / longest).max(1);
+            let fit = (self.call_tokens() / longest).max(1);
             let batch: Vec<usize> = order[start..(start + fit).min(order.len())].to_vec();
             start += batch.len();
             out.push(batch);
