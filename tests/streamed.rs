@@ -103,6 +103,50 @@ fn streamed_equals_cached_on_the_llama_fixture() {
     let dir = ModelDir::open(&out).unwrap();
     check(&dir, "tiny-llama");
     check_gradients(&dir, "tiny-llama");
+    check_probe(&dir);
+}
+
+/// The probe behind `analyze subspace|neurons` and the probes analysis (one block's weights
+/// resident at a time) under the least budget the plan accepts: batches hold at most the
+/// plan's 512 tokens (4 of these sentences of up to 123 tokens, where the unbounded run takes all 8 in one), and
+/// the pooled states and MLP activity counts are the same. Pooled states are f64 means of the same f32 block outputs at real positions (causal
+/// attention keeps padding out), so they agree to f32 round-off of a 2-block fixture (~1e-6,
+/// tests/fixture_models.rs), far below the spread between sentences; a budget below the
+/// plan's streamed need is refused before any work.
+fn check_probe(dir: &ModelDir) {
+    use polyprune::analysis::probe::{probe, ProbeOptions, ProbeSentence};
+    let vocab = dir.card.vocab_size;
+    let sentences: Vec<ProbeSentence> = (0..8)
+        .map(|i| ProbeSentence {
+            language: ["a", "b"][i % 2].into(),
+            id: (i / 2).to_string(),
+            tokens: ids(300 + i as u64, 60 + 9 * i, vocab),
+        })
+        .collect();
+    let unbounded = RuntimeOptions { max_memory: Some(u64::MAX), ..Default::default() };
+    let plan = polyprune::eval::scorer::memory_plan(dir, &unbounded).unwrap().unwrap().unwrap();
+    let run = |max_memory: u64| {
+        let opts = ProbeOptions {
+            layers: vec![0, 1],
+            activity: true,
+            batch: 64,
+            runtime: RuntimeOptions { max_memory: Some(max_memory), ..Default::default() },
+        };
+        probe(dir, &sentences, &[], &opts, |_| {})
+    };
+    // The least budget the plan accepts: either path's need at one 512-token window.
+    let least = plan.resident_bytes.min(plan.streamed_bytes);
+    let tight = polyprune::model::memory::plan_within_budget(&dir.card, least, "--max-memory", 512, 64 * 512).unwrap();
+    assert_eq!(tight.batch_tokens, 512, "{tight}");
+    let (a, b) = (run(u64::MAX).unwrap(), run(least).unwrap());
+    for (layer, x) in &a.pooled {
+        let y = &b.pooled[layer];
+        let worst = x.states.iter().zip(y.states.iter()).map(|(p, q)| (p - q).abs()).fold(0f64, f64::max);
+        assert!(worst < 1e-5, "pooled states of block {layer}: {worst:e}");
+    }
+    assert_eq!(a.activity.unwrap().active, b.activity.unwrap().active, "MLP activity counts");
+    let err = run(least - 1).err().expect("refused").to_string();
+    assert!(err.contains("--max-memory"), "{err}");
 }
 
 /// SNIP's gradients and GraSP's `H g` (so their scores `|w g|` and `-w H g`) with one block's

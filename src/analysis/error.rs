@@ -16,6 +16,8 @@ pub enum AnalysisError {
     Data(#[from] crate::data::DataError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Memory(#[from] crate::model::memory::MemoryError),
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {reason}")]
