@@ -374,6 +374,10 @@ fn central_difference<F: Real>(plus: Gradients<F>, minus: Gradients<F>, eps: f64
     Gradients { loss: 0.5 * (plus.loss + minus.loss), predictions: plus.predictions, blocks }
 }
 
+/// What the head gives back for one window: `dL/dx` at the last block's output and
+/// `log p(next)` per position.
+type HeadOutput<F> = (Array2<F>, Vec<f64>);
+
 /// Where a pass reads its weights: [`DecoderWeights`] (all in memory) or
 /// [`StreamedWeights`] (one part at a time from the model folder).
 trait PassWeights<F: Real> {
@@ -384,7 +388,7 @@ trait PassWeights<F: Real> {
     fn block(&self, i: usize) -> Result<std::borrow::Cow<'_, BlockWeights<F>>, ModelError>;
     /// The head on every window's last hidden states (`top[w]`): `(dL/dx, log p(next))` per
     /// window for a loss of `-scale * sum log p`.
-    fn heads(&self, top: &[Array2<F>], windows: &[Vec<u32>], scale: F) -> Result<Vec<(Array2<F>, Vec<f64>)>, ModelError>;
+    fn heads(&self, top: &[Array2<F>], windows: &[Vec<u32>], scale: F) -> Result<Vec<HeadOutput<F>>, ModelError>;
 }
 
 impl<F: Real> PassWeights<F> for DecoderWeights<F> {
@@ -397,7 +401,7 @@ impl<F: Real> PassWeights<F> for DecoderWeights<F> {
     fn block(&self, i: usize) -> Result<std::borrow::Cow<'_, BlockWeights<F>>, ModelError> {
         Ok(std::borrow::Cow::Borrowed(&self.blocks[i]))
     }
-    fn heads(&self, top: &[Array2<F>], windows: &[Vec<u32>], scale: F) -> Result<Vec<(Array2<F>, Vec<f64>)>, ModelError> {
+    fn heads(&self, top: &[Array2<F>], windows: &[Vec<u32>], scale: F) -> Result<Vec<HeadOutput<F>>, ModelError> {
         Ok(top.par_iter().zip(windows).map(|(x, ids)| self.head(x.view(), ids, scale)).collect())
     }
 }

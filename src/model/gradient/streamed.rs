@@ -17,8 +17,8 @@ use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 
 use super::{
-    block_from_reader, cast, embed_window, loss_and_gradients, sum_squares, BlockGrads, BlockWeights, Gradients, HeadWeights, PassWeights,
-    Real, RopeTables,
+    block_from_reader, cast, embed_window, loss_and_gradients, sum_squares, BlockGrads, BlockWeights, Gradients, HeadOutput, HeadWeights,
+    PassWeights, Real, RopeTables,
 };
 use crate::model::decoder::DecoderSpec;
 use crate::model::weights::WeightStore;
@@ -142,7 +142,7 @@ impl<F: Real> PassWeights<F> for Pass<'_, F> {
         Ok(Cow::Owned(b))
     }
 
-    fn heads(&self, top: &[Array2<F>], windows: &[Vec<u32>], scale: F) -> Result<Vec<(Array2<F>, Vec<f64>)>, ModelError> {
+    fn heads(&self, top: &[Array2<F>], windows: &[Vec<u32>], scale: F) -> Result<Vec<HeadOutput<F>>, ModelError> {
         let w = self.weights;
         let output = w.table::<F>(if w.spec.tied_output { "token_embd.weight" } else { "output.weight" })?;
         let (norm, norm_bias) = (w.vector::<F>("output_norm.weight")?, w.norm_bias::<F>("output_norm")?);
