@@ -7,15 +7,17 @@
 //! output layer runs on the same rows in the same chunks: whole-sequence scores are identical,
 //! bit for bit (measured: no operator fusion spans a block boundary in these graphs), so those
 //! checks are equalities. A part skipped, run twice or run without its override would move
-//! log-probabilities by far more than one unit in the last place. Continuations are the
-//! exception: the cached path scores them on the key/value cache, the streamed path whole, so
-//! there the two agree to round-off only (as the cached and full-sequence paths do,
-//! tests/kv_cache.rs).
+//! log-probabilities by far more than one unit in the last place. Continuations and greedy
+//! steps run on the key/value cache on both paths: the streamed path's per-block cache graphs
+//! are the cached path's prefix and continuation graphs cut at block boundaries, fed the same
+//! batches, and the output layer sees the same rows in the same chunks, so those are
+//! equalities too.
 
 mod common;
 
 use polyprune::eval::scorer::{ContinuationGroup, DecodeBatch, PathChoice, ScoringPath};
 use polyprune::eval::{score_documents, Scorer, WindowOptions};
+use polyprune::model::gradient::{DecoderWeights, StreamedWeights, GRASP_DELTA};
 use polyprune::model::hf::import::import_hf;
 use polyprune::model::import::{import_gguf, ImportOptions};
 use polyprune::model::ModelDir;
@@ -56,7 +58,7 @@ fn check(dir: &ModelDir, name: &str) {
         assert_eq!(x.logprobs, y.logprobs, "{name}: token log-probabilities of sequence {i}");
         assert_eq!(x.greedy, y.greedy, "{name}: greedy of sequence {i}");
     }
-    // Continuations (scored whole on the streamed path) against the cached continuation graph.
+    // Continuations on the key/value cache, contexts of several widths in several batches.
     let contexts: Vec<Vec<u32>> = [30usize, 12, 2].iter().enumerate().map(|(i, &n)| ids(60 + i as u64, n, vocab)).collect();
     let rests: Vec<Vec<Vec<u32>>> = (0..contexts.len())
         .map(|g| [2usize, 6, 1].iter().enumerate().map(|(i, &n)| ids(80 + 10 * g as u64 + i as u64, n, vocab)).collect())
@@ -66,32 +68,115 @@ fn check(dir: &ModelDir, name: &str) {
         .zip(&rests)
         .map(|(c, rs)| ContinuationGroup { context: c, rests: rs.iter().map(|r| r.as_slice()).collect() })
         .collect();
-    let (a, _) = cached.score_continuation_groups(&groups).unwrap();
-    let (b, _) = streamed.score_continuation_groups(&groups).unwrap();
+    let (a, cost_a) = cached.score_continuation_groups(&groups).unwrap();
+    let (b, cost_b) = streamed.score_continuation_groups(&groups).unwrap();
+    // The same batches: the streamed path ran the contexts once, not each continuation whole.
+    assert_eq!(cost_a, cost_b, "{name}: continuation batches");
     for (g, (x, y)) in a.iter().zip(&b).enumerate() {
-        for (p, q) in x.iter().zip(y) {
-            // f32 round-off in these 2-3 block fixtures is ~1e-6 (tests/fixture_models.rs); a
-            // wrong position or mask moves log-probabilities by more than 1e-2.
-            let worst = p.logprobs.iter().zip(&q.logprobs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            assert!(p.logprobs.len() == q.logprobs.len() && worst < 1e-5, "{name}: continuation group {g}: {worst:e}");
-            assert_eq!(p.greedy, q.greedy, "{name}: continuation greedy, group {g}");
+        for (c, (p, q)) in x.iter().zip(y).enumerate() {
+            assert!(p.logprobs.iter().all(|v| v.is_finite()), "{name}: group {g} continuation {c} scored");
+            assert_eq!(p.logprobs, q.logprobs, "{name}: continuation log-likelihoods, group {g} continuation {c}");
+            assert_eq!(p.greedy, q.greedy, "{name}: continuation greedy, group {g} continuation {c}");
         }
     }
-    // Greedy decoding of prompts of different lengths in one batch.
+    // Greedy decoding of prompts of different lengths in one batch, one row leaving midway
+    // (its cache row is skipped from then on).
     let prompts: Vec<Vec<u32>> = [3usize, 17, 1].iter().enumerate().map(|(i, &n)| ids(40 + i as u64, n, vocab)).collect();
     let (mut x, mut y) = (DecodeBatch::new(prompts.clone()), DecodeBatch::new(prompts));
     for step in 0..8 {
-        let (ta, _) = cached.greedy_step(&mut x).unwrap();
-        let (tb, _) = streamed.greedy_step(&mut y).unwrap();
+        let (ta, ca) = cached.greedy_step(&mut x).unwrap();
+        let (tb, cb) = streamed.greedy_step(&mut y).unwrap();
         assert_eq!(ta, tb, "{name}: greedy step {step}");
+        assert_eq!(ca, cb, "{name}: positions run at step {step} (one token per row after the first)");
+        if step == 3 {
+            x.retain(&[true, false, true]);
+            y.retain(&[true, false, true]);
+        }
     }
+    assert_eq!(x.ids(1), y.ids(1), "{name}: generated tokens");
 }
 
 #[test]
 fn streamed_equals_cached_on_the_llama_fixture() {
     let out = common::temp_dir("streamed-llama");
     import_gguf(&common::model_fixture("tiny-llama").join("model.gguf"), &out, &ImportOptions { max_positions: 128 }).unwrap();
-    check(&ModelDir::open(&out).unwrap(), "tiny-llama");
+    let dir = ModelDir::open(&out).unwrap();
+    check(&dir, "tiny-llama");
+    check_gradients(&dir, "tiny-llama");
+    check_probe(&dir);
+}
+
+/// The probe behind `analyze subspace|neurons` and the probes analysis (one block's weights
+/// resident at a time) under the least budget the plan accepts: batches hold at most the
+/// plan's 512 tokens (4 of these sentences of up to 123 tokens, where the unbounded run takes all 8 in one), and
+/// the pooled states and MLP activity counts are the same. Pooled states are f64 means of the same f32 block outputs at real positions (causal
+/// attention keeps padding out), so they agree to f32 round-off of a 2-block fixture (~1e-6,
+/// tests/fixture_models.rs), far below the spread between sentences; a budget below the
+/// plan's streamed need is refused before any work.
+fn check_probe(dir: &ModelDir) {
+    use polyprune::analysis::probe::{probe, ProbeOptions, ProbeSentence};
+    let vocab = dir.card.vocab_size;
+    let sentences: Vec<ProbeSentence> = (0..8)
+        .map(|i| ProbeSentence {
+            language: ["a", "b"][i % 2].into(),
+            id: (i / 2).to_string(),
+            tokens: ids(300 + i as u64, 60 + 9 * i, vocab),
+        })
+        .collect();
+    let unbounded = RuntimeOptions { max_memory: Some(u64::MAX), ..Default::default() };
+    let plan = polyprune::eval::scorer::memory_plan(dir, &unbounded).unwrap().unwrap().unwrap();
+    let run = |max_memory: u64| {
+        let opts = ProbeOptions {
+            layers: vec![0, 1],
+            activity: true,
+            batch: 64,
+            runtime: RuntimeOptions { max_memory: Some(max_memory), ..Default::default() },
+        };
+        probe(dir, &sentences, &[], &opts, |_| {})
+    };
+    // The least budget the plan accepts: either path's need at one 512-token window.
+    let least = plan.resident_bytes.min(plan.streamed_bytes);
+    let tight = polyprune::model::memory::plan_within_budget(&dir.card, least, "--max-memory", 512, 64 * 512).unwrap();
+    assert_eq!(tight.batch_tokens, 512, "{tight}");
+    let (a, b) = (run(u64::MAX).unwrap(), run(least).unwrap());
+    for (layer, x) in &a.pooled {
+        let y = &b.pooled[layer];
+        let worst = x.states.iter().zip(y.states.iter()).map(|(p, q)| (p - q).abs()).fold(0f64, f64::max);
+        assert!(worst < 1e-5, "pooled states of block {layer}: {worst:e}");
+    }
+    assert_eq!(a.activity.unwrap().active, b.activity.unwrap().active, "MLP activity counts");
+    let err = run(least - 1).err().expect("refused").to_string();
+    assert!(err.contains("--max-memory"), "{err}");
+}
+
+/// SNIP's gradients and GraSP's `H g` (so their scores `|w g|` and `-w H g`) with one block's
+/// weights read from the folder at a time, against the pass over the whole model in memory,
+/// both in one thread (rayon then adds the windows' gradients in one order): the same
+/// functions on the same f32 values, so equal bit for bit. A block read twice or the GraSP
+/// step missed on a block would move them by far more than the last bit.
+fn check_gradients(dir: &ModelDir, name: &str) {
+    let vocab = dir.card.vocab_size;
+    let windows: Vec<Vec<u32>> = (0..3).map(|i| ids(200 + i, 24, vocab)).collect();
+    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let (g, hg) = one_thread.install(|| {
+        let w = DecoderWeights::<f32>::load(dir).unwrap();
+        let g = w.loss_and_gradients(&windows, |_| {});
+        let hg = w.hessian_gradient_product(&windows, &g, GRASP_DELTA, |_, _| {});
+        (g, hg)
+    });
+    let (sg, shg) = one_thread.install(|| {
+        let w = StreamedWeights::open(dir).unwrap();
+        let g = w.loss_and_gradients::<f32>(&windows, |_| {}).unwrap();
+        let hg = w.hessian_gradient_product(&windows, &g, GRASP_DELTA, |_, _| {}).unwrap();
+        (g, hg)
+    });
+    assert!(g.norm() > 0.0 && hg.norm() > 0.0, "{name}: non-zero gradients");
+    for (what, x, y) in [("gradient", &g, &sg), ("H g", &hg, &shg)] {
+        assert_eq!(x.loss, y.loss, "{name}: loss of the {what} pass");
+        for (k, (a, b)) in x.blocks.iter().zip(&y.blocks).enumerate() {
+            assert_eq!(a.linear, b.linear, "{name}: {what} of block {k}");
+        }
+    }
 }
 
 /// Gemma 3: sliding-window and global blocks, q/k and sandwich norms, tied output layer.
@@ -103,7 +188,8 @@ fn streamed_equals_cached_on_the_gemma3_fixture() {
 }
 
 /// Gemma 3 270M on the first 8 English FLORES (SIB-200) sentences: the same per-sentence NLLs
-/// (so the same bits per byte) and the same greedy continuation.
+/// (so the same bits per byte), the same choice log-likelihoods on the key/value cache and the
+/// same greedy continuations.
 #[test]
 fn streamed_equals_cached_on_gemma_3_270m() {
     let Some(model) = common::model("gemma-3-270m") else { return };
@@ -117,13 +203,29 @@ fn streamed_equals_cached_on_gemma_3_270m() {
         score_documents(s, &docs, WindowOptions::default(), |_| {}).unwrap().iter().map(|d| d.nll).collect()
     };
     assert_eq!(nll(&mut cached), nll(&mut streamed), "per-sentence NLL (bits per byte)");
-    let prompt = cached.encode("The capital of France is").unwrap();
-    let (mut x, mut y) = (DecodeBatch::new(vec![prompt.clone()]), DecodeBatch::new(vec![prompt]));
+    // SIB-200-style choices: each sentence a context, three topic names its continuations
+    // (one of one token, others longer), scored on the key/value cache on both paths.
+    let words = |text: &str| cached.tokenizer().encode(text, false).unwrap().get_ids().to_vec();
+    let rests: Vec<Vec<u32>> = [" science", " travel and tourism", " entertainment news today"].iter().map(|t| words(t)).collect();
+    assert!(rests.iter().any(|r| r.len() == 1) && rests.iter().any(|r| r.len() >= 3), "{rests:?}");
+    let contexts: Vec<Vec<u32>> =
+        docs.iter().take(4).map(|(_, text)| cached.encode(&format!("Topic of: {text} Answer:")).unwrap()).collect();
+    let groups: Vec<ContinuationGroup> =
+        contexts.iter().map(|c| ContinuationGroup { context: c, rests: rests.iter().map(|r| r.as_slice()).collect() }).collect();
+    let (a, _) = cached.score_continuation_groups(&groups).unwrap();
+    let (b, _) = streamed.score_continuation_groups(&groups).unwrap();
+    for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+        assert!(x.logprobs.iter().all(|v| v.is_finite()));
+        assert_eq!((&x.logprobs, &x.greedy), (&y.logprobs, &y.greedy), "choice log-likelihoods");
+    }
+    // Greedy text of two prompts of different lengths generated together.
+    let prompts = vec![cached.encode("The capital of France is").unwrap(), cached.encode("One, two, three,").unwrap()];
+    let (mut x, mut y) = (DecodeBatch::new(prompts.clone()), DecodeBatch::new(prompts));
     for _ in 0..3 {
         cached.greedy_step(&mut x).unwrap();
         streamed.greedy_step(&mut y).unwrap();
     }
-    assert_eq!(x.ids(0), y.ids(0), "greedy text");
+    assert_eq!((x.ids(0), x.ids(1)), (y.ids(0), y.ids(1)), "greedy text");
 }
 
 /// The budget picks the path before anything loads: Gemma 3 270M resident when the budget

@@ -21,6 +21,8 @@ pub enum AnalysisError {
     #[error(transparent)]
     // Boxed: the encoder-decoder's pruning errors are large, and this enum travels by value.
     Seq2SeqCapture(Box<crate::pruned::seq2seq::Seq2SeqPruneError>),
+    #[error(transparent)]
+    Memory(#[from] crate::model::memory::MemoryError),
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {reason}")]

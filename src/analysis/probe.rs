@@ -2,7 +2,8 @@
 //! chosen layers, and per-neuron MLP activity counts per language (for LAPE).
 //!
 //! The model's per-block parts are run one block at a time over all sentences (as calibration
-//! does), the dense weights or pruned ones (overrides) alike. Sentences of one batch are
+//! does), the dense weights or pruned ones (overrides) alike: only one block's weights are
+//! resident, and the batches hold at most the memory plan's tokens per call (`--max-memory`). Sentences of one batch are
 //! right-padded; attention is causal, so real positions never see the padding and only they
 //! are read.
 //!
@@ -88,6 +89,38 @@ pub(super) fn count_active(counts: &mut ActivationCounts, lang: usize, k: usize,
     }
 }
 
+/// Tokens per runtime call under the memory budget of `runtime` (the plan's batch, see
+/// [`crate::model::memory::plan_within_budget`]); a `--max-memory` that even one block with its
+/// activations exceeds is refused here, before any work. The probe always runs one block at
+/// a time (the streamed path), whatever the plan's residency.
+fn budget_tokens(model: &ModelDir, runtime: &RuntimeOptions) -> Result<usize, AnalysisError> {
+    match crate::eval::scorer::memory_plan(model, runtime) {
+        Ok(Some(Ok(plan))) => Ok(plan.batch_tokens),
+        Ok(Some(Err(e))) if runtime.max_memory.is_some() => Err(e.into()),
+        _ => Ok(usize::MAX),
+    }
+}
+
+/// Consecutive sentences in batches of at most `most` sentences and (beyond a lone sentence)
+/// `tokens` padded tokens.
+fn batches(sentences: &[ProbeSentence], most: usize, tokens: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < sentences.len() {
+        let (mut end, mut longest) = (start + 1, sentences[start].tokens.len());
+        while end < sentences.len() && end - start < most.max(1) {
+            let wider = longest.max(sentences[end].tokens.len());
+            if wider.saturating_mul(end - start + 1) > tokens {
+                break;
+            }
+            (longest, end) = (wider, end + 1);
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
 /// Runs the probe; sentences should be grouped by language for cache-friendly batches, but any
 /// order works.
 pub fn probe(
@@ -113,8 +146,7 @@ pub fn probe(
         ));
     }
     let last = if opts.activity { parts.blocks.len() - 1 } else { *opts.layers.iter().max().unwrap_or(&0) };
-    let batches: Vec<std::ops::Range<usize>> =
-        (0..sentences.len()).step_by(opts.batch.max(1)).map(|s| s..(s + opts.batch.max(1)).min(sentences.len())).collect();
+    let batches = batches(sentences, opts.batch, budget_tokens(model, &opts.runtime)?);
     let width = |r: &std::ops::Range<usize>| sentences[r.clone()].iter().map(|s| s.tokens.len()).max().unwrap_or(0);
 
     // Hidden states per batch, `[b, t, d]` with t the batch's longest sentence.

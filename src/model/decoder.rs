@@ -377,6 +377,9 @@ struct Emitter<'a> {
     new_positions: Option<String>,
     /// The f32 tensor each 16-bit weight was widened to, by weight name.
     casts: BTreeMap<String, String>,
+    /// The block whose past keys give the past length (0 in the whole-body continuation graph;
+    /// the block itself in a one-block graph, which has no other past).
+    past_block: usize,
 }
 
 impl<'a> Emitter<'a> {
@@ -391,6 +394,7 @@ impl<'a> Emitter<'a> {
             offset: None,
             new_positions: None,
             casts: BTreeMap::new(),
+            past_block: 0,
         }
     }
 
@@ -401,7 +405,7 @@ impl<'a> Emitter<'a> {
             return o.clone();
         }
         let o = if self.cache == Some(true) {
-            self.g.op("Shape", &[&past_name(0, "key")], vec![A::int("start", 2), A::int("end", 3)])
+            self.g.op("Shape", &[&past_name(self.past_block, "key")], vec![A::int("start", 2), A::int("end", 3)])
         } else {
             self.g.vec_i64(&[0])
         };
@@ -951,6 +955,34 @@ pub fn cached_body(spec: &DecoderSpec, weights: &WeightTable, with_past: bool) -
     }
     let part = if with_past { "continuation" } else { "prefix" };
     e.g.finish(PRODUCER, &[("polyprune.part", part.into()), ("polyprune.cache_format", CACHE_FORMAT.into())])
+}
+
+/// Block `i` with its key/value cache, for the streamed path: `hidden` `[B, T, d]` (plus, with
+/// `with_past`, `past.i.key/value`, `past_rows` and `key_positions` as [`cached_body`]'s
+/// continuation takes them) -> `hidden_out` and `present.i.key/value`. It is [`cached_body`]
+/// cut at block boundaries (the same operations per block), so a context and its continuations
+/// can run one block's weights at a time against the keys and values of that block alone.
+pub fn cached_block_part(spec: &DecoderSpec, weights: &WeightTable, i: usize, with_past: bool) -> ModelProto {
+    let kind = if with_past { "continuation" } else { "prefix" };
+    let mut e = Emitter::new(&format!("polyprune_block_{i}_{kind}"), spec, weights);
+    e.cache = Some(with_past);
+    e.past_block = i;
+    let (b, t, d) = (Dim::Named("batch"), Dim::Named("sequence"), Dim::Fixed(spec.d_model as i64));
+    e.g.input("hidden", data_type::FLOAT, &[b, t, d]);
+    let (kv, hd) = (Dim::Fixed(spec.n_kv_heads as i64), Dim::Fixed(spec.head_dim as i64));
+    if with_past {
+        for kind in ["key", "value"] {
+            e.g.input(&past_name(i, kind), data_type::FLOAT, &[Dim::Named("past_batch"), kv, Dim::Named("past_sequence"), hd]);
+        }
+        e.g.input(PAST_ROWS, data_type::INT64, &[b]);
+        e.g.input(KEY_POSITIONS, data_type::INT64, &[b, Dim::Named("total_sequence")]);
+    }
+    e.block(i, "hidden", "hidden_out");
+    e.g.output("hidden_out", data_type::FLOAT, &[b, t, d]);
+    for kind in ["key", "value"] {
+        e.g.output(&present_name(i, kind), data_type::FLOAT, &[b, kv, Dim::Named("total_sequence"), hd]);
+    }
+    e.g.finish(PRODUCER, &[("polyprune.part", format!("block {i} {kind}")), ("polyprune.cache_format", CACHE_FORMAT.into())])
 }
 
 /// Bumped when the cached graphs' inputs or outputs change, so stale files are rebuilt.

@@ -51,13 +51,15 @@ pub struct MemoryPlan {
     pub residency: Residency,
     /// Tokens per runtime call (batch x padded length).
     pub batch_tokens: usize,
+    /// The estimated peak on the chosen path at `batch_tokens`.
+    pub peak_bytes: u64,
     pub resident_bytes: u64,
     /// The streamed path's peak: its largest part.
     pub streamed_bytes: u64,
     pub largest_part: PartNeed,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum MemoryError {
     #[error("{what} is not a size: give bytes or a number with a unit, e.g. 6GiB, 512MiB, 8G")]
     BadSize { what: String },
@@ -188,10 +190,52 @@ pub fn plan(
         dtype,
         residency,
         batch_tokens,
+        peak_bytes: if residency == Residency::Resident { resident } else { largest.peak_bytes },
         resident_bytes: resident,
         streamed_bytes: largest.peak_bytes,
         largest_part: largest,
     })
+}
+
+/// Tokens per runtime call when the budget leaves room for them: the scorer's default batch
+/// (`eval::scorer`'s 2048, measured there as the knee of throughput against peak memory).
+pub const MAX_BATCH_TOKENS: usize = 2048;
+
+/// [`plan`] with the batch size derived from the budget: the path is chosen by what it needs
+/// with the smallest batch that still runs a whole `context`-token window (a sequence is
+/// never split across calls; the plan's needs and a refusal are at that batch), and the batch
+/// is then the most tokens, up to
+/// [`MAX_BATCH_TOKENS`] (or one window when that is longer), whose peak on that path stays
+/// within the budget. Every estimate grows with the batch, so the largest fitting batch is
+/// found by bisection over [`plan`] itself.
+pub fn plan_within_budget(
+    card: &ModelCard,
+    budget: u64,
+    budget_source: &str,
+    context: usize,
+    carried_tokens: usize,
+) -> Result<MemoryPlan, MemoryError> {
+    let least = context.max(1);
+    let at_least = plan(card, budget, budget_source, least, context, carried_tokens)?;
+    let need = |tokens: usize| -> Result<u64, MemoryError> {
+        let p = plan(card, u64::MAX, budget_source, tokens, context, carried_tokens)?;
+        Ok(match at_least.residency {
+            Residency::Resident => p.resident_bytes,
+            Residency::Streamed => p.streamed_bytes,
+        })
+    };
+    // The largest batch in [least, most] whose need fits (`least` fits: the plan chose it).
+    let (mut fits, mut most) = (least, MAX_BATCH_TOKENS.max(least));
+    while fits < most {
+        let mid = fits + (most - fits).div_ceil(2);
+        if need(mid)? <= budget {
+            fits = mid;
+        } else {
+            most = mid - 1;
+        }
+    }
+    let peak_bytes = need(fits)?;
+    Ok(MemoryPlan { batch_tokens: fits, peak_bytes, ..at_least })
 }
 
 impl std::fmt::Display for MemoryPlan {
@@ -202,7 +246,7 @@ impl std::fmt::Display for MemoryPlan {
         };
         write!(
             f,
-            "memory plan: budget {} ({}); weights in {}; resident needs ~{}, streamed ~{} (largest part: {}, weights {}); runs {how}, {} tokens per batch",
+            "memory plan: budget {} ({}); weights in {}; resident needs ~{}, streamed ~{} (largest part: {}, weights {}); runs {how}, {} tokens per batch (peak ~{})",
             human(self.budget_bytes),
             self.budget_source,
             self.dtype,
@@ -210,7 +254,8 @@ impl std::fmt::Display for MemoryPlan {
             human(self.streamed_bytes),
             self.largest_part.part,
             human(self.largest_part.weight_bytes),
-            self.batch_tokens
+            self.batch_tokens,
+            human(self.peak_bytes)
         )
     }
 }
@@ -259,6 +304,30 @@ mod tests {
         let f32_plan = plan(&llama_3_8b(FloatType::F32), 24 << 30, "--max-memory", 2048, 512, 0).unwrap();
         assert!(f32_plan.resident_bytes > 8_030_000_000 * 4, "{f32_plan}");
         assert_eq!(f32_plan.residency, Residency::Streamed);
+    }
+
+    /// Llama-3 8B in f32, resident: every weight (8,030,261,248 x 4 bytes) plus one batch's
+    /// block activations, `(12 x 4096 + 3 x 14336 + 2 x 32 heads x 512 context) x 4` =
+    /// 499,712 bytes per token, once they exceed the head's 64 x 128,256 x 12 bytes. A budget
+    /// of the weights plus 1000.5 tokens' worth runs 1000-token batches; one of 3000 tokens'
+    /// worth runs the default 2048; one below a 512-token window's need streams.
+    #[test]
+    fn the_batch_is_the_most_tokens_the_budget_holds() {
+        let card = llama_3_8b(FloatType::F32);
+        let weights = 8_030_261_248u64 * 4;
+        let per_token = (12 * 4096 + 3 * 14336 + 2 * 32 * 512) * 4;
+        assert_eq!(per_token, 499_712);
+        let budget = BASE_BYTES + weights + 1000 * per_token + per_token / 2;
+        let p = plan_within_budget(&card, budget, "--max-memory", 512, 0).unwrap();
+        assert_eq!((p.residency, p.batch_tokens), (Residency::Resident, 1000), "{p}");
+        assert_eq!(p.peak_bytes, BASE_BYTES + weights + 1000 * per_token);
+        // The needs reported are those at one 512-token window, the least the path runs.
+        assert_eq!(p.resident_bytes, BASE_BYTES + weights + 512 * per_token);
+        let roomy = plan_within_budget(&card, BASE_BYTES + weights + 3000 * per_token, "--max-memory", 512, 0).unwrap();
+        assert_eq!((roomy.residency, roomy.batch_tokens), (Residency::Resident, MAX_BATCH_TOKENS));
+        let short = plan_within_budget(&card, BASE_BYTES + weights + 511 * per_token, "--max-memory", 512, 0).unwrap();
+        assert_eq!(short.residency, Residency::Streamed, "{short}");
+        assert!(short.peak_bytes <= short.budget_bytes && short.batch_tokens >= 512, "{short}");
     }
 
     fn plan_err(card: &ModelCard, budget: u64) -> String {

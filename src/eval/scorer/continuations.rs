@@ -11,8 +11,9 @@
 //! ([`super::head::HeadQueue`]), which runs on full chunks across batches.
 
 use super::head::HeadQueue;
+use super::streamed::{BlockGraphs, PastIndex, StreamedGraphs};
 use super::{pad_right, CachedGraphs, Cost, Engine, ScoredSequence, Scorer, ScorerError};
-use crate::runtime::{Arena, Input, Value};
+use crate::runtime::{Arena, Input};
 
 /// Keys (rows x (past + new positions)) per continuation run. Bounds the past gathered for the
 /// batch inside the runtime and the grown keys and values the graph writes: 1 KiB per key and
@@ -45,19 +46,22 @@ impl Scorer {
     }
 
     /// [`Scorer::score_continuations`] for many contexts at once: `out[g][c]` for continuation c
-    /// of group g. On the cached path the contexts run in right-padded batches and the
-    /// continuations of a whole batch of contexts run together (module documentation); groups
-    /// whose context is a lone start token, and models without cache graphs, run each
+    /// of group g. On the cached and streamed paths the contexts run in right-padded batches
+    /// and the continuations of a whole batch of contexts run together (module documentation);
+    /// groups whose context is a lone start token, and models without cache graphs, run each
     /// (context + continuation) whole.
     pub fn score_continuation_groups(&mut self, groups: &[ContinuationGroup]) -> Result<(Vec<Vec<ScoredSequence>>, Cost), ScorerError> {
         let mut out: Vec<Vec<ScoredSequence>> = groups.iter().map(|g| vec![ScoredSequence::default(); g.rests.len()]).collect();
-        let cached = matches!(self.engine, Engine::Cached(_));
+        let cached = matches!(self.engine, Engine::Cached(_) | Engine::Streamed(_));
         let (shared, whole): (Vec<usize>, Vec<usize>) = (0..groups.len()).partition(|&g| cached && groups[g].context.len() >= 2);
         let mut cost = self.score_whole(groups, &whole, &mut out)?;
         if !shared.is_empty() {
-            let batch_tokens = self.batch_tokens;
-            let Engine::Cached(g) = &mut self.engine else { unreachable!("checked above") };
-            let c = score_shared(g, groups, shared, batch_tokens, &mut out)?;
+            let batch_tokens = self.call_tokens();
+            let c = match &mut self.engine {
+                Engine::Cached(g) => score_shared(g, groups, shared, batch_tokens, &mut out)?,
+                Engine::Streamed(g) => score_shared_streamed(g, groups, shared, batch_tokens, &mut out)?,
+                Engine::Full(_) => unreachable!("checked above"),
+            };
             cost.runs += c.runs;
             cost.tokens += c.tokens;
         }
@@ -87,75 +91,126 @@ impl Scorer {
     }
 }
 
-/// The cached path for `shared` (groups whose context has at least two tokens).
-fn score_shared(
-    g: &mut CachedGraphs,
-    groups: &[ContinuationGroup],
-    mut shared: Vec<usize>,
-    batch_tokens: usize,
-    out: &mut [Vec<ScoredSequence>],
-) -> Result<Cost, ScorerError> {
-    for &gi in &shared {
+/// Continuation rows of one batch: `(context row, group, continuation)`.
+type Rows = Vec<(usize, usize, usize)>;
+
+/// One right-padded batch of contexts and the continuation batches that run on its cache.
+struct ContextBatch {
+    /// Group indices, longest context first (it sets `width`).
+    groups: Vec<usize>,
+    width: usize,
+    /// Continuation batches, longest first: their rows and `t`, the tokens each row feeds.
+    chunks: Vec<(Rows, usize)>,
+}
+
+/// How the groups in `shared` (contexts of at least two tokens) are batched: contexts of
+/// similar length together, bounded by `batch_tokens` and [`CONTEXT_KEYS`]; each batch's
+/// continuations of two or more tokens in batches bounded by `batch_tokens` and
+/// [`CONTINUATION_KEYS`]. The cached and streamed paths share it, so they run the same batches.
+fn plan_shared(groups: &[ContinuationGroup], mut shared: Vec<usize>, batch_tokens: usize) -> Vec<ContextBatch> {
+    shared.sort_by_key(|&gi| std::cmp::Reverse(groups[gi].context.len()));
+    let mut plan = Vec::new();
+    let mut start = 0;
+    while start < shared.len() {
+        let width = groups[shared[start]].context.len();
+        let batch = shared[start..(start + (batch_tokens.min(CONTEXT_KEYS) / width).max(1)).min(shared.len())].to_vec();
+        start += batch.len();
+        let mut rows: Rows = Vec::new();
+        for (e, &gi) in batch.iter().enumerate() {
+            rows.extend((0..groups[gi].rests.len()).filter(|&c| groups[gi].rests[c].len() >= 2).map(|c| (e, gi, c)));
+        }
+        rows.sort_by_key(|&(_, gi, c)| std::cmp::Reverse(groups[gi].rests[c].len()));
+        let mut chunks = Vec::new();
+        let mut s = 0;
+        while s < rows.len() {
+            let (_, gi, c) = rows[s];
+            let t = groups[gi].rests[c].len() - 1;
+            let fit = (batch_tokens / t).min(CONTINUATION_KEYS / (width + t)).max(1);
+            let chunk = rows[s..(s + fit).min(rows.len())].to_vec();
+            s += chunk.len();
+            chunks.push((chunk, t));
+        }
+        plan.push(ContextBatch { groups: batch, width, chunks });
+    }
+    plan
+}
+
+/// Marks every continuation of `shared` unscored (NaN), so a row the head never reached shows.
+fn unscored(groups: &[ContinuationGroup], shared: &[usize], out: &mut [Vec<ScoredSequence>]) {
+    for &gi in shared {
         for (c, r) in groups[gi].rests.iter().enumerate() {
             out[gi][c] = ScoredSequence { logprobs: vec![f32::NAN; r.len()], greedy: vec![u32::MAX; r.len()] };
         }
     }
-    shared.sort_by_key(|&gi| std::cmp::Reverse(groups[gi].context.len()));
+}
+
+/// Queues a context batch's last positions (`hidden` `[contexts, width, d]`): each predicts
+/// the first token of each of its context's continuations.
+fn push_context_rows(head: &mut HeadQueue<Slot>, groups: &[ContinuationGroup], batch: &ContextBatch, hidden: &[f32], d: usize) {
+    for (e, &gi) in batch.groups.iter().enumerate() {
+        let at = (e * batch.width + groups[gi].context.len() - 1) * d;
+        for (c, rest) in groups[gi].rests.iter().enumerate() {
+            if let Some(&first) = rest.first() {
+                head.push(&hidden[at..at + d], first, (gi, c, 0));
+            }
+        }
+    }
+}
+
+/// Queues a continuation batch's rows (`hidden` `[rows, t, d]`): row b's position j predicts
+/// its continuation's token j + 1.
+fn push_continuation_rows(
+    head: &mut HeadQueue<Slot>,
+    groups: &[ContinuationGroup],
+    chunk: &[(usize, usize, usize)],
+    t: usize,
+    hidden: &[f32],
+    d: usize,
+) {
+    for (b, &(_, gi, c)) in chunk.iter().enumerate() {
+        for (j, &target) in groups[gi].rests[c].iter().enumerate().skip(1) {
+            let at = (b * t + j - 1) * d;
+            head.push(&hidden[at..at + d], target, (gi, c, j));
+        }
+    }
+}
+
+/// The cached path for `shared` (groups whose context has at least two tokens).
+fn score_shared(
+    g: &mut CachedGraphs,
+    groups: &[ContinuationGroup],
+    shared: Vec<usize>,
+    batch_tokens: usize,
+    out: &mut [Vec<ScoredSequence>],
+) -> Result<Cost, ScorerError> {
+    unscored(groups, &shared, out);
     let mut cost = Cost::default();
-    let mut head: HeadQueue<Slot> = HeadQueue::new(g.d_model);
+    let d = g.d_model;
+    let mut head: HeadQueue<Slot> = HeadQueue::new(d);
     let mut put = |(gi, c, j): Slot, lp: f32, am: u32| {
         out[gi][c].logprobs[j] = lp;
         out[gi][c].greedy[j] = am;
     };
-    let mut start = 0;
-    while start < shared.len() {
-        // The longest context comes first, so it sets the batch's width.
-        let width = groups[shared[start]].context.len();
-        let batch = &shared[start..(start + (batch_tokens.min(CONTEXT_KEYS) / width).max(1)).min(shared.len())];
-        start += batch.len();
-        let contexts: Vec<&[u32]> = batch.iter().map(|&gi| groups[gi].context).collect();
+    for batch in plan_shared(groups, shared, batch_tokens) {
+        let width = batch.width;
+        let contexts: Vec<&[u32]> = batch.groups.iter().map(|&gi| groups[gi].context).collect();
         let (ids, shape) = pad_right(&contexts, width);
         let outputs = g.outputs_with_presents(Some("hidden"));
         let mut past =
             g.prefix.run_keep_with(vec![("input_ids", Input::I64 { shape, data: ids })], &super::refs(&outputs), Arena::Release)?;
         let hidden = past.remove(0);
         cost.runs += 1;
-        cost.tokens += batch.len() * width;
-        // Every continuation's first token is predicted at its context's last position.
-        let (h, d) = (super::f32_of(&hidden), g.d_model);
-        for (e, &gi) in batch.iter().enumerate() {
-            let at = (e * width + groups[gi].context.len() - 1) * d;
-            for (c, rest) in groups[gi].rests.iter().enumerate() {
-                if let Some(&first) = rest.first() {
-                    head.push(&h[at..at + d], first, (gi, c, 0));
-                }
-            }
-        }
+        cost.tokens += batch.groups.len() * width;
+        push_context_rows(&mut head, groups, &batch, super::f32_of(&hidden), d);
         drop(hidden);
         head.drain(&mut g.head, false, &mut put)?;
         // Continuations of two or more tokens run on the cache for the rest, longest first.
-        let mut rows: Vec<(usize, usize, usize)> = Vec::new();
-        for (e, &gi) in batch.iter().enumerate() {
-            rows.extend((0..groups[gi].rests.len()).filter(|&c| groups[gi].rests[c].len() >= 2).map(|c| (e, gi, c)));
-        }
-        rows.sort_by_key(|&(_, gi, c)| std::cmp::Reverse(groups[gi].rests[c].len()));
-        let mut s = 0;
-        while s < rows.len() {
-            let (_, gi, c) = rows[s];
-            let t = groups[gi].rests[c].len() - 1;
-            let fit = (batch_tokens / t).min(CONTINUATION_KEYS / (width + t)).max(1);
-            let chunk = &rows[s..(s + fit).min(rows.len())];
-            s += chunk.len();
-            let hidden = run_continuation_chunk(g, groups, &past, width, t, chunk)?;
+        for (chunk, t) in &batch.chunks {
+            let (ids, index) = chunk_inputs(groups, width, *t, chunk);
+            let mut hidden = g.run_continuation(ids, vec![chunk.len(), *t], &past, index.past_rows, index.key_positions, &["hidden"])?;
             cost.runs += 1;
             cost.tokens += chunk.len() * t;
-            let h = super::f32_of(&hidden);
-            for (b, &(_, gi, c)) in chunk.iter().enumerate() {
-                for (j, &target) in groups[gi].rests[c].iter().enumerate().skip(1) {
-                    let at = (b * t + j - 1) * d;
-                    head.push(&h[at..at + d], target, (gi, c, j));
-                }
-            }
+            push_continuation_rows(&mut head, groups, chunk, *t, super::f32_of(&hidden.remove(0)), d);
             head.drain(&mut g.head, false, &mut put)?;
         }
     }
@@ -163,18 +218,76 @@ fn score_shared(
     Ok(cost)
 }
 
-/// One continuation batch: `chunk` rows `(context row, group, continuation)`, each feeding all
-/// of its continuation's tokens but the last (at most `t`), against the prefix batch's cache
-/// `past` (context rows right-padded to `width`). Returns `hidden` `[rows, t, d]`: row b's
-/// position j predicts its continuation's token j + 1.
-fn run_continuation_chunk(
-    g: &mut CachedGraphs,
+/// The streamed path for `shared`: the batches of [`plan_shared`], every one passing block k
+/// (contexts first, then each context batch's continuations on its block-k keys and values)
+/// before block k+1 loads; then the output layer on the rows the cached path scores, in its
+/// order (the same chunks of [`super::HEAD_ROWS`] rows).
+fn score_shared_streamed(
+    g: &mut StreamedGraphs,
     groups: &[ContinuationGroup],
-    past: &[Value],
-    width: usize,
-    t: usize,
-    chunk: &[(usize, usize, usize)],
-) -> Result<Value, ScorerError> {
+    shared: Vec<usize>,
+    batch_tokens: usize,
+    out: &mut [Vec<ScoredSequence>],
+) -> Result<Cost, ScorerError> {
+    unscored(groups, &shared, out);
+    let plan = plan_shared(groups, shared, batch_tokens);
+    let mut cost = Cost::default();
+    // Every batch's ids, context batch then its continuation batches, in plan order.
+    let mut inputs = Vec::new();
+    let mut indices = Vec::new();
+    for batch in &plan {
+        let contexts: Vec<&[u32]> = batch.groups.iter().map(|&gi| groups[gi].context).collect();
+        inputs.push(pad_right(&contexts, batch.width));
+        cost.runs += 1;
+        cost.tokens += batch.groups.len() * batch.width;
+        for (chunk, t) in &batch.chunks {
+            let (ids, index) = chunk_inputs(groups, batch.width, *t, chunk);
+            inputs.push((ids, vec![chunk.len(), *t]));
+            indices.push(index);
+            cost.runs += 1;
+            cost.tokens += chunk.len() * t;
+        }
+    }
+    let mut hidden = g.embed(inputs)?;
+    for k in 0..g.blocks.len() {
+        let mut block = g.load_cached_block(k, BlockGraphs::Both)?;
+        let (mut at, mut chunk_at) = (0, 0);
+        for batch in &plan {
+            let [h, key, value] = block.prefix(&hidden[at])?;
+            hidden[at] = h;
+            at += 1;
+            for _ in &batch.chunks {
+                let out = block.continuation(&hidden[at], [&key, &value], &indices[chunk_at], false)?;
+                hidden[at] = out.into_iter().next().expect("one output asked, one given");
+                at += 1;
+                chunk_at += 1;
+            }
+        }
+    }
+    let d = g.d_model;
+    let mut head_graph = g.load_head()?;
+    let mut head: HeadQueue<Slot> = HeadQueue::new(d);
+    let mut put = |(gi, c, j): Slot, lp: f32, am: u32| {
+        out[gi][c].logprobs[j] = lp;
+        out[gi][c].greedy[j] = am;
+    };
+    let mut states = hidden.iter();
+    for batch in &plan {
+        push_context_rows(&mut head, groups, batch, super::f32_of(states.next().expect("one state per batch")), d);
+        head.drain(&mut head_graph, false, &mut put)?;
+        for (chunk, t) in &batch.chunks {
+            push_continuation_rows(&mut head, groups, chunk, *t, super::f32_of(states.next().expect("one state per batch")), d);
+            head.drain(&mut head_graph, false, &mut put)?;
+        }
+    }
+    head.drain(&mut head_graph, true, &mut put)?;
+    Ok(cost)
+}
+
+/// One continuation batch's inputs: `chunk` rows `(context row, group, continuation)`, each
+/// feeding all of its continuation's tokens but the last (at most `t`, ids `[rows, t]`),
+/// against the context batch's cache (context rows right-padded to `width`).
+fn chunk_inputs(groups: &[ContinuationGroup], width: usize, t: usize, chunk: &[(usize, usize, usize)]) -> (Vec<i64>, PastIndex) {
     let n = chunk.len();
     let mut ids = vec![0i64; n * t];
     let mut past_rows = Vec::with_capacity(n);
@@ -194,6 +307,5 @@ fn run_continuation_chunk(
             *slot = (known + j) as i64;
         }
     }
-    let mut hidden = g.run_continuation(ids, vec![n, t], past, past_rows, key_positions, &["hidden"])?;
-    Ok(hidden.remove(0))
+    (ids, PastIndex { past_rows, key_positions })
 }

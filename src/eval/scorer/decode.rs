@@ -6,6 +6,7 @@
 //! the caller ([`DecodeBatch::retain`]) leave the batch at the next step (`past_rows` picks the
 //! rows still decoding).
 
+use super::streamed::{BlockGraphs, PastIndex, StreamedGraphs};
 use super::{Cost, Engine, Scorer, ScorerError};
 use crate::runtime::{Arena, Input, Value};
 
@@ -59,7 +60,8 @@ impl DecodeBatch {
 impl Scorer {
     /// One greedy step: appends to every row of `batch` its argmax next token and returns those
     /// tokens. On the cached path the first step runs the prompts and each later step one token
-    /// per row, so generating T tokens costs O(T) positions per row; on the full-sequence path
+    /// per row, so generating T tokens costs O(T) positions per row; the streamed path does the
+    /// same one block at a time (every step loads every block once); on the full-sequence path
     /// the whole sequences run again, batched by length.
     pub fn greedy_step(&mut self, batch: &mut DecodeBatch) -> Result<(Vec<u32>, Cost), ScorerError> {
         if batch.is_empty() {
@@ -67,12 +69,8 @@ impl Scorer {
         }
         let (next, cost) = if matches!(self.engine, Engine::Full(_)) {
             self.greedy_step_whole(batch)?
-        } else if matches!(self.engine, Engine::Streamed(_)) {
-            // No cache on the streamed path: every step runs the rows whole, one part at a time.
-            let seqs: Vec<&[u32]> = batch.rows.iter().map(|r| r.as_slice()).collect();
-            let scored = self.score_streamed(&seqs, true, true)?;
-            let next = scored.iter().map(|s| *s.greedy.last().expect("every row has its last position")).collect();
-            (next, Cost { runs: 1, tokens: seqs.iter().map(|s| s.len()).sum() })
+        } else if let Engine::Streamed(g) = &mut self.engine {
+            streamed_step(g, batch)?
         } else {
             let Engine::Cached(g) = &mut self.engine else { unreachable!("checked above") };
             let (hidden, rows, cost) = match batch.cache.take() {
@@ -97,7 +95,7 @@ impl Scorer {
         let mut start = 0;
         while start < order.len() {
             let width = batch.rows[order[start]].len();
-            let chunk: Vec<usize> = order[start..(start + (self.batch_tokens / width).max(1)).min(order.len())].to_vec();
+            let chunk: Vec<usize> = order[start..(start + (self.call_tokens() / width).max(1)).min(order.len())].to_vec();
             start += chunk.len();
             let seqs: Vec<&[u32]> = chunk.iter().map(|&i| batch.rows[i].as_slice()).collect();
             let tokens = self.greedy_next_whole(&seqs)?;
@@ -121,21 +119,28 @@ fn first_step(g: &mut super::CachedGraphs, batch: &mut DecodeBatch) -> Result<(V
     let mut values =
         g.prefix.run_keep_with(vec![("input_ids", Input::I64 { shape, data: ids })], &super::refs(&outputs), Arena::Release)?;
     let hidden = values.remove(0);
+    let (key_positions, last) = prompt_positions(batch, width);
+    let cost = Cost { runs: 1, tokens: batch.len() * width };
+    batch.cache = Some(BatchCache { values, key_positions, width, cache_row: (0..batch.len()).collect() });
+    Ok((hidden, last, cost))
+}
+
+/// The prompts' key positions (right-padded to `width`, -1 for padding) and each row's last
+/// real position in the flat `[R * width]` hidden states.
+fn prompt_positions(batch: &DecodeBatch, width: usize) -> (Vec<i64>, Vec<usize>) {
     let mut key_positions = vec![-1i64; batch.len() * width];
     for (i, r) in batch.rows.iter().enumerate() {
         for (p, slot) in key_positions[i * width..i * width + r.len()].iter_mut().enumerate() {
             *slot = p as i64;
         }
     }
-    let cost = Cost { runs: 1, tokens: batch.len() * width };
-    let last: Vec<usize> = batch.rows.iter().enumerate().map(|(i, r)| i * width + r.len() - 1).collect();
-    batch.cache = Some(BatchCache { values, key_positions, width, cache_row: (0..batch.len()).collect() });
-    Ok((hidden, last, cost))
+    let last = batch.rows.iter().enumerate().map(|(i, r)| i * width + r.len() - 1).collect();
+    (key_positions, last)
 }
 
-/// Each row's last token against the cache; returns `hidden` `[R, 1, d]` (row i's position is
-/// row i) and leaves the grown cache (rows in batch order) in `batch`.
-fn later_step(g: &mut super::CachedGraphs, batch: &mut DecodeBatch, cache: BatchCache) -> Result<(Value, Vec<usize>, Cost), ScorerError> {
+/// A later step's inputs: each row's last token `[R]`, and which cache row it continues with
+/// every key's position (the cached ones, then the new token's).
+fn step_inputs(batch: &DecodeBatch, cache: &BatchCache) -> (Vec<i64>, PastIndex) {
     let (n, w) = (batch.len(), cache.width);
     let ids: Vec<i64> = batch.rows.iter().map(|r| *r.last().expect("rows are never empty") as i64).collect();
     let past_rows: Vec<i64> = cache.cache_row.iter().map(|&c| c as i64).collect();
@@ -144,9 +149,60 @@ fn later_step(g: &mut super::CachedGraphs, batch: &mut DecodeBatch, cache: Batch
         key_positions.extend_from_slice(&cache.key_positions[c * w..(c + 1) * w]);
         key_positions.push(r.len() as i64 - 1);
     }
+    (ids, PastIndex { past_rows, key_positions })
+}
+
+/// Each row's last token against the cache; returns `hidden` `[R, 1, d]` (row i's position is
+/// row i) and leaves the grown cache (rows in batch order) in `batch`.
+fn later_step(g: &mut super::CachedGraphs, batch: &mut DecodeBatch, cache: BatchCache) -> Result<(Value, Vec<usize>, Cost), ScorerError> {
+    let (n, w) = (batch.len(), cache.width);
+    let (ids, index) = step_inputs(batch, &cache);
     let outputs = g.outputs_with_presents(Some("hidden"));
-    let mut values = g.run_continuation(ids, vec![n, 1], &cache.values, past_rows, key_positions.clone(), &super::refs(&outputs))?;
+    let mut values =
+        g.run_continuation(ids, vec![n, 1], &cache.values, index.past_rows, index.key_positions.clone(), &super::refs(&outputs))?;
     let hidden = values.remove(0);
-    batch.cache = Some(BatchCache { values, key_positions, width: w + 1, cache_row: (0..n).collect() });
+    batch.cache = Some(BatchCache { values, key_positions: index.key_positions, width: w + 1, cache_row: (0..n).collect() });
     Ok((hidden, (0..n).collect(), Cost { runs: 1, tokens: n }))
+}
+
+/// One greedy step on the streamed path: the prompts (first step) or each row's last token
+/// (later steps) pass block k, against block k's cache, before block k+1 loads; every block's
+/// keys and values stay in `batch` for the next step. The same inputs as the cached path's
+/// steps, block by block.
+fn streamed_step(g: &mut StreamedGraphs, batch: &mut DecodeBatch) -> Result<(Vec<u32>, Cost), ScorerError> {
+    let cache = batch.cache.take();
+    let n = batch.len();
+    let (input, index, rows, key_positions, width, cost) = match &cache {
+        None => {
+            let width = batch.rows.iter().map(|r| r.len()).max().unwrap_or(1);
+            let seqs: Vec<&[u32]> = batch.rows.iter().map(|r| r.as_slice()).collect();
+            let (key_positions, last) = prompt_positions(batch, width);
+            (super::pad_right(&seqs, width), None, last, key_positions, width, Cost { runs: 1, tokens: n * width })
+        }
+        Some(c) => {
+            let (ids, index) = step_inputs(batch, c);
+            let key_positions = index.key_positions.clone();
+            ((ids, vec![n, 1]), Some(index), (0..n).collect(), key_positions, c.width + 1, Cost { runs: 1, tokens: n })
+        }
+    };
+    let mut hidden = g.embed(vec![input])?.pop().expect("one batch in, one out");
+    let mut values = Vec::with_capacity(2 * g.blocks.len());
+    for k in 0..g.blocks.len() {
+        let out: Vec<Value> = match (&cache, &index) {
+            (Some(c), Some(index)) => {
+                let mut block = g.load_cached_block(k, BlockGraphs::Continuation)?;
+                block.continuation(&hidden, [&c.values[2 * k], &c.values[2 * k + 1]], index, true)?
+            }
+            _ => g.load_cached_block(k, BlockGraphs::Prefix)?.prefix(&hidden)?.into(),
+        };
+        let mut out = out.into_iter();
+        hidden = out.next().expect("the block's output first");
+        values.extend(out);
+    }
+    drop(cache);
+    let mut head = g.load_head()?;
+    let zeros = vec![0; rows.len()];
+    let (_, next) = super::head::run_head(&mut head, super::f32_of(&hidden), g.d_model, &rows, &zeros, true, Arena::Release)?;
+    batch.cache = Some(BatchCache { values, key_positions, width, cache_row: (0..n).collect() });
+    Ok((next, cost))
 }

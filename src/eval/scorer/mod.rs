@@ -13,7 +13,8 @@
 //!   through the graph's `token_logprobs`/`argmax` heads, as right-padded batches.
 //! * **Streamed** (chosen when the model does not fit the memory budget): the embedding,
 //!   each block and the output layer are loaded one at a time and every batch passes a part
-//!   before the next part is loaded ([`streamed`]).
+//!   before the next part is loaded ([`streamed`]); continuations and generation use per-block
+//!   key/value caches there too.
 //!
 //! Sequences are grouped into right-padded batches of similar length (so padding wastes
 //! little). Causal attention keeps padding from reaching real positions, and only real
@@ -61,9 +62,9 @@ pub enum ScorerError {
     Seq2Seq(#[from] crate::eval::seq2seq::Seq2SeqError),
 }
 
-/// Default batch of the scorer, and the most token positions one call carries from part to
-/// part on the streamed path (64 documents of a 512-token window), as the plan assumes them.
-const PLAN_BATCH_TOKENS: usize = 2048;
+/// The longest sequence one call runs (perplexity's window) and the most token positions one
+/// call carries from part to part on the streamed path (64 documents of a 512-token window),
+/// as the plan assumes them; the batch size comes from the budget.
 const PLAN_CONTEXT: usize = 512;
 const PLAN_CARRIED_TOKENS: usize = 64 * 512;
 
@@ -81,7 +82,18 @@ pub fn memory_plan(model: &ModelDir, opts: &RuntimeOptions) -> Result<Option<Res
             None => return Ok(None),
         },
     };
-    Ok(Some(memory::plan(&model.card, budget, source, PLAN_BATCH_TOKENS, PLAN_CONTEXT, PLAN_CARRIED_TOKENS)))
+    Ok(Some(memory::plan_within_budget(&model.card, budget, source, PLAN_CONTEXT, PLAN_CARRIED_TOKENS)))
+}
+
+/// The path a plan (see [`Scorer::planned_path`]) allows.
+fn path_of(plan: Option<&Result<MemoryPlan, MemoryError>>, opts: &RuntimeOptions) -> Result<PathChoice, ScorerError> {
+    Ok(match plan {
+        None => PathChoice::Auto,
+        Some(Ok(p)) if p.residency == Residency::Resident => PathChoice::Auto,
+        Some(Ok(_)) => PathChoice::Streamed,
+        Some(Err(e)) if opts.max_memory.is_some() => return Err(ScorerError::Memory(e.clone())),
+        Some(Err(_)) => PathChoice::Streamed,
+    })
 }
 
 /// What one scored sequence gives back: `logprobs[t] = log p(s[t+1] | s[..=t])` and, when
@@ -206,6 +218,9 @@ pub struct Scorer {
     /// runtime's memory (on the full-sequence path the logits inside the graph are
     /// `tokens x vocab` floats).
     pub batch_tokens: usize,
+    /// The memory plan's batch ([`crate::model::memory::plan_within_budget`]): runs use at
+    /// most this many tokens whatever `batch_tokens` says (no bound without a plan).
+    pub budget_batch_tokens: usize,
 }
 
 /// Weights the output layer reads; the head graph gets only these overrides.
@@ -234,8 +249,19 @@ fn f32_of(v: &Value) -> &[f32] {
 impl Scorer {
     /// Loads a model folder, with pruned weights given as overrides (empty for the dense model),
     /// on the best path it supports.
+    /// Runs use the plan's batch size at most.
     pub fn load(model: &ModelDir, opts: &RuntimeOptions, overrides: &[WeightOverride]) -> Result<Self, ScorerError> {
-        Self::load_with(model, opts, overrides, Self::planned_path(model, opts)?)
+        let plan = memory_plan(model, opts)?;
+        let mut scorer = Self::load_with(model, opts, overrides, path_of(plan.as_ref(), opts)?)?;
+        if let Some(Ok(plan)) = plan {
+            scorer.budget_batch_tokens = plan.batch_tokens;
+        }
+        Ok(scorer)
+    }
+
+    /// Tokens per run of the model body: `batch_tokens`, within the memory plan's batch.
+    fn call_tokens(&self) -> usize {
+        self.batch_tokens.min(self.budget_batch_tokens).max(1)
     }
 
     /// The path the memory budget allows ([`crate::model::memory`]): streamed when the model
@@ -243,13 +269,7 @@ impl Scorer {
     /// error before anything loads; under the default budget (the free memory) such a model
     /// streams anyway, as the least memory polyprune can run it in.
     pub fn planned_path(model: &ModelDir, opts: &RuntimeOptions) -> Result<PathChoice, ScorerError> {
-        let Some(plan) = memory_plan(model, opts)? else { return Ok(PathChoice::Auto) };
-        Ok(match plan {
-            Ok(p) if p.residency == Residency::Resident => PathChoice::Auto,
-            Ok(_) => PathChoice::Streamed,
-            Err(e) if opts.max_memory.is_some() => return Err(ScorerError::Memory(e)),
-            Err(_) => PathChoice::Streamed,
-        })
+        path_of(memory_plan(model, opts)?.as_ref(), opts)
     }
 
     pub fn load_with(
@@ -266,7 +286,7 @@ impl Scorer {
             (tokenizer.join().expect("reading the tokenizer does not panic"), engine)
         });
         release_freed_heap();
-        Ok(Scorer { model: model.clone(), engine: engine?, tokenizer: tokenizer?, batch_tokens: 2048 })
+        Ok(Scorer { model: model.clone(), engine: engine?, tokenizer: tokenizer?, batch_tokens: 2048, budget_batch_tokens: usize::MAX })
     }
 
     fn engine(model: &ModelDir, opts: &RuntimeOptions, overrides: &[WeightOverride], choice: PathChoice) -> Result<Engine, ScorerError> {
@@ -341,6 +361,9 @@ impl Scorer {
             overrides: overrides.to_vec(),
             d_model: spec.d_model,
             loads: 0,
+            dir: model.dir.clone(),
+            spec: spec.clone(),
+            cache_graphs: Vec::new(),
         })
     }
 
@@ -386,7 +409,7 @@ impl Scorer {
     /// Log-probability of each next token of every sequence: `out[i][t] = log p(s_i[t+1] | s_i[..=t])`.
     pub fn token_logprobs(&mut self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>, ScorerError> {
         if matches!(self.engine, Engine::Streamed(_)) {
-            return Ok(self.score_streamed(seqs, false, false)?.into_iter().map(|r| r.logprobs).collect());
+            return Ok(self.score_streamed(seqs, false)?.into_iter().map(|r| r.logprobs).collect());
         }
         let rows = self.in_batches(seqs, |scorer, batch, width| scorer.run_batch(batch, width, false))?;
         Ok(rows.into_iter().map(|r| r.logprobs).collect())
@@ -397,7 +420,7 @@ impl Scorer {
     /// scoring uses it to tell whether a continuation is what greedy decoding would write.
     pub fn token_logprobs_and_greedy(&mut self, seqs: &[&[u32]]) -> Result<Vec<ScoredSequence>, ScorerError> {
         if matches!(self.engine, Engine::Streamed(_)) {
-            return self.score_streamed(seqs, true, false);
+            return self.score_streamed(seqs, true);
         }
         self.in_batches(seqs, |scorer, batch, width| scorer.run_batch(batch, width, true))
     }
@@ -411,7 +434,7 @@ impl Scorer {
         let mut start = 0;
         while start < order.len() {
             let longest = seqs[order[start]].len();
-            let fit = (self.batch_tokens / longest).max(1);
+            let fit = (self.call_tokens() / longest).max(1);
             let batch: Vec<usize> = order[start..(start + fit).min(order.len())].to_vec();
             start += batch.len();
             out.push(batch);
@@ -420,10 +443,10 @@ impl Scorer {
     }
 
     /// The streamed path on `seqs` (see [`streamed`]), in the batches the other paths use.
-    fn score_streamed(&mut self, seqs: &[&[u32]], with_greedy: bool, with_last: bool) -> Result<Vec<ScoredSequence>, ScorerError> {
-        let batches = self.batches(seqs, if with_last { 1 } else { 2 });
+    fn score_streamed(&mut self, seqs: &[&[u32]], with_greedy: bool) -> Result<Vec<ScoredSequence>, ScorerError> {
+        let batches = self.batches(seqs, 2);
         let Engine::Streamed(g) = &mut self.engine else { unreachable!("callers check the path") };
-        g.score(seqs, &batches, with_greedy, with_last)
+        g.score(seqs, &batches, with_greedy)
     }
 
     /// Runs `seqs` (those of at least two tokens; shorter ones get empty rows) in

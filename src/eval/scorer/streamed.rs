@@ -11,13 +11,28 @@
 //!
 //! The graphs compute what the prefix graph computes, part by part, so the scores equal the
 //! cached path's up to how ONNX Runtime fuses operators across a part boundary
-//! (`tests/streamed.rs` measures it). There is no key/value cache: continuations and
-//! generation run whole sequences, as on the full-sequence path.
+//! (`tests/streamed.rs` measures it).
+//!
+//! **Key/value cache.** Continuations and generation use per-block cache graphs
+//! ([`crate::model::decoder::cached_block_part`], built in memory from the block file's weight
+//! references, nothing written): block k's *prefix* graph returns its output and block k's
+//! keys/values; its *continuation* graph takes that block's past keys/values as the whole-body
+//! continuation graph does. Continuations: all context batches and all continuation batches
+//! pass block k (contexts first, then the continuations of each context batch on that batch's
+//! block-k cache, which is dropped once they have run) before block k+1 loads; only one
+//! block's cache of one context batch exists at a time. Generation: the batch's caches of
+//! every block stay between steps (they are small next to the weights), and each step moves
+//! every row one token through block k before block k+1, so a step reads every block's
+//! weights once (for a model streamed from disk, a step costs a read of the model).
 
 use std::path::{Path, PathBuf};
 
+use prost::Message;
+
 use super::{f32_of, head, pad_right, ScoredSequence, ScorerError};
-use crate::runtime::{Arena, Graph, GraphSource, Input, RuntimeError, RuntimeOptions, Value, WeightOverride};
+use crate::model::decoder::{cached_block_part, past_name, present_name, DecoderSpec, WeightTable, KEY_POSITIONS, PAST_ROWS};
+use crate::model::graph;
+use crate::runtime::{Arena, Graph, GraphSource, Input, RuntimeError, RuntimeOptions, SharedWeights, Value, WeightOverride};
 
 /// Weights the embedding and output-layer graphs read (the only overrides they take).
 const EMBED_WEIGHTS: &[&str] = &["token_embd.weight"];
@@ -32,6 +47,67 @@ pub(super) struct StreamedGraphs {
     pub d_model: usize,
     /// Graphs loaded so far (one per part per call), for the callers' counters.
     pub loads: usize,
+    /// The folder the weight references point into.
+    pub dir: PathBuf,
+    pub spec: DecoderSpec,
+    /// Block k's cache graphs (prefix, continuation), encoded once on first use.
+    pub cache_graphs: Vec<Option<[Vec<u8>; 2]>>,
+}
+
+/// Block k's cache graphs; when both are loaded they share the block's packed weights.
+pub(super) struct CachedBlock {
+    prefix: Option<Graph>,
+    continuation: Option<Graph>,
+    block: usize,
+}
+
+/// Which of a block's cache graphs a caller runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum BlockGraphs {
+    Prefix,
+    Continuation,
+    Both,
+}
+
+/// The inputs of a per-block continuation run besides `hidden` and the past keys/values.
+pub(super) struct PastIndex {
+    pub past_rows: Vec<i64>,
+    pub key_positions: Vec<i64>,
+}
+
+impl CachedBlock {
+    /// The prefix graph on `hidden` `[B, T, d]`: `(hidden_out, key, value)`.
+    pub fn prefix(&mut self, hidden: &Value) -> Result<[Value; 3], ScorerError> {
+        let (k, v) = (present_name(self.block, "key"), present_name(self.block, "value"));
+        let graph = self.prefix.as_mut().expect("loaded with the prefix graph");
+        let out = graph.run_keep_with(vec![("hidden", Input::Kept(hidden))], &["hidden_out", &k, &v], Arena::Release)?;
+        Ok(out.try_into().unwrap_or_else(|_| unreachable!("three outputs asked, three given")))
+    }
+
+    /// The continuation graph on `hidden` `[B, T, d]` against this block's past `(key, value)`;
+    /// `hidden_out`, then the grown key and value when `with_presents`.
+    pub fn continuation(
+        &mut self,
+        hidden: &Value,
+        past: [&Value; 2],
+        index: &PastIndex,
+        with_presents: bool,
+    ) -> Result<Vec<Value>, ScorerError> {
+        let b = hidden.shape()[0];
+        let keys = index.key_positions.len() / b;
+        let (pk, pv) = (past_name(self.block, "key"), past_name(self.block, "value"));
+        let inputs = vec![
+            ("hidden", Input::Kept(hidden)),
+            (pk.as_str(), Input::Kept(past[0])),
+            (pv.as_str(), Input::Kept(past[1])),
+            (PAST_ROWS, Input::I64 { shape: vec![b], data: index.past_rows.clone() }),
+            (KEY_POSITIONS, Input::I64 { shape: vec![b, keys], data: index.key_positions.clone() }),
+        ];
+        let (k, v) = (present_name(self.block, "key"), present_name(self.block, "value"));
+        let outputs: Vec<&str> = if with_presents { vec!["hidden_out", &k, &v] } else { vec!["hidden_out"] };
+        let graph = self.continuation.as_mut().expect("loaded with the continuation graph");
+        Ok(graph.run_keep_with(inputs, &outputs, Arena::Release)?)
+    }
 }
 
 impl StreamedGraphs {
@@ -43,15 +119,54 @@ impl StreamedGraphs {
         Graph::load(GraphSource::File(path), &self.opts, &overrides)
     }
 
-    /// The last block's output for every batch `(ids, shape)`, one part resident at a time.
-    fn hidden(&mut self, batches: Vec<(Vec<i64>, Vec<usize>)>) -> Result<Vec<Value>, ScorerError> {
+    /// Block k's prefix and/or continuation cache graphs, with block k's overrides; two
+    /// sessions share the block's packed weights.
+    pub fn load_cached_block(&mut self, k: usize, which: BlockGraphs) -> Result<CachedBlock, ScorerError> {
+        if self.cache_graphs.len() != self.blocks.len() {
+            self.cache_graphs = vec![None; self.blocks.len()];
+        }
+        if self.cache_graphs[k].is_none() {
+            // The block file's initializers are the weight references (external data in the
+            // folder's weight file) the cache graphs read, rotary tables included.
+            let proto = graph::read_model(&self.blocks[k])?;
+            let table: WeightTable = proto.graph.iter().flat_map(|g| &g.initializer).map(|t| (t.name().to_string(), t.clone())).collect();
+            let encode = |with_past| cached_block_part(&self.spec, &table, k, with_past).encode_to_vec();
+            self.cache_graphs[k] = Some([encode(false), encode(true)]);
+        }
+        let prefix = format!("blk.{k}.");
+        let overrides: Vec<WeightOverride> = self.overrides.iter().filter(|o| o.name.starts_with(&prefix)).cloned().collect();
+        let shared = SharedWeights::new(&self.opts)?;
+        let [p, c] = self.cache_graphs[k].as_ref().expect("encoded above");
+        let load = |bytes: &[u8], kind: &str| {
+            let label = format!("{} ({kind} with key/value cache)", self.blocks[k].display());
+            Graph::load_sharing(GraphSource::Memory { bytes, folder: &self.dir, label: &label }, &self.opts, &overrides, Some(&shared))
+        };
+        let prefix = if which == BlockGraphs::Continuation { None } else { Some(load(p, "prefix")?) };
+        let continuation = if which == BlockGraphs::Prefix { None } else { Some(load(c, "continuation")?) };
+        self.loads += 1;
+        Ok(CachedBlock { prefix, continuation, block: k })
+    }
+
+    /// The embedding of every batch `(ids, shape)`.
+    pub fn embed(&mut self, batches: Vec<(Vec<i64>, Vec<usize>)>) -> Result<Vec<Value>, ScorerError> {
         let embed_path = self.embed.clone();
         let mut embed = self.load(&embed_path, |n| EMBED_WEIGHTS.contains(&n))?;
         let mut hidden = Vec::with_capacity(batches.len());
         for (ids, shape) in batches {
             hidden.extend(embed.run_keep_with(vec![("input_ids", Input::I64 { shape, data: ids })], &["hidden"], Arena::Release)?);
         }
-        drop(embed);
+        Ok(hidden)
+    }
+
+    /// The output layer, with its overrides.
+    pub fn load_head(&mut self) -> Result<Graph, ScorerError> {
+        let head_path = self.head.clone();
+        Ok(self.load(&head_path, |n| HEAD_WEIGHTS.contains(&n))?)
+    }
+
+    /// The last block's output for every batch `(ids, shape)`, one part resident at a time.
+    fn hidden(&mut self, batches: Vec<(Vec<i64>, Vec<usize>)>) -> Result<Vec<Value>, ScorerError> {
+        let mut hidden = self.embed(batches)?;
         for k in 0..self.blocks.len() {
             let path = self.blocks[k].clone();
             let prefix = format!("blk.{k}.");
@@ -66,20 +181,12 @@ impl StreamedGraphs {
 
     /// Scores `seqs` (ids) in the given batches of indices into `seqs`: for each sequence the
     /// log-probability of every next token and, with `with_greedy`, the argmax at every
-    /// position; with `with_last` one more row per sequence, its last position (target 0,
-    /// whose argmax is the greedy continuation).
-    pub fn score(
-        &mut self,
-        seqs: &[&[u32]],
-        batches: &[Vec<usize>],
-        with_greedy: bool,
-        with_last: bool,
-    ) -> Result<Vec<ScoredSequence>, ScorerError> {
+    /// position.
+    pub fn score(&mut self, seqs: &[&[u32]], batches: &[Vec<usize>], with_greedy: bool) -> Result<Vec<ScoredSequence>, ScorerError> {
         let widths: Vec<usize> = batches.iter().map(|b| b.iter().map(|&i| seqs[i].len()).max().unwrap_or(1)).collect();
         let inputs = batches.iter().zip(&widths).map(|(b, &w)| pad_right(&b.iter().map(|&i| seqs[i]).collect::<Vec<_>>(), w)).collect();
         let hidden = self.hidden(inputs)?;
-        let head_path = self.head.clone();
-        let mut head = self.load(&head_path, |n| HEAD_WEIGHTS.contains(&n))?;
+        let mut head = self.load_head()?;
         let mut out = vec![ScoredSequence::default(); seqs.len()];
         for ((batch, h), &width) in batches.iter().zip(&hidden).zip(&widths) {
             let (mut rows, mut targets) = (Vec::new(), Vec::new());
@@ -89,15 +196,11 @@ impl StreamedGraphs {
                     rows.push(b * width + t);
                     targets.push(s[t + 1]);
                 }
-                if with_last {
-                    rows.push(b * width + s.len() - 1);
-                    targets.push(0);
-                }
             }
             let (lp, am) = head::run_head(&mut head, f32_of(h), self.d_model, &rows, &targets, with_greedy, Arena::Keep)?;
             let mut at = 0;
             for &i in batch {
-                let n = seqs[i].len() - 1 + usize::from(with_last);
+                let n = seqs[i].len() - 1;
                 out[i] = ScoredSequence {
                     logprobs: lp[at..at + n].to_vec(),
                     greedy: if with_greedy { am[at..at + n].to_vec() } else { Vec::new() },

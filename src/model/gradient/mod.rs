@@ -26,6 +26,9 @@
 mod block;
 mod ops;
 pub mod seq2seq;
+mod streamed;
+
+pub use streamed::StreamedWeights;
 
 use std::sync::Arc;
 
@@ -195,8 +198,7 @@ impl<F: Real> DecoderWeights<F> {
             })
         };
         let mut tables: Vec<RopeTables<F>> = Vec::new();
-        let mut blocks = Vec::with_capacity(spec.blocks);
-        let no_table = Arc::new(Array2::zeros((0, 0)));
+        let blocks = (0..spec.blocks).map(|i| block_from_reader(&spec, i, &read, &mut tables)).collect::<Result<Vec<_>, _>>()?;
         let norm_bias = |stem: &str| -> Result<Option<Array1<F>>, ModelError> {
             if spec.gpt.norm_bias {
                 Ok(Some(vector(&format!("{stem}.bias"))?))
@@ -204,51 +206,6 @@ impl<F: Real> DecoderWeights<F> {
                 Ok(None)
             }
         };
-        for i in 0..spec.blocks {
-            let p = |n: &str| format!("blk.{i}.{n}");
-            let (cos, sin) = if spec.gpt.alibi {
-                (no_table.clone(), no_table.clone())
-            } else {
-                let rotary = spec.rotary(i);
-                if !tables.iter().any(|(r, _, _)| *r == rotary) {
-                    let (cos, sin) = ops::rope_tables::<F>(&rotary, spec.head_dim, spec.max_positions);
-                    tables.push((rotary.clone(), Arc::new(cos), Arc::new(sin)));
-                }
-                let (_, cos, sin) = tables.iter().find(|(r, _, _)| *r == rotary).expect("table just made");
-                (cos.clone(), sin.clone())
-            };
-            let layers = spec.linear_layers_of_block(i);
-            let bias = layers.iter().map(|l| spec.bias_of(l).map(|b| vector(&b)).transpose()).collect::<Result<Vec<_>, _>>()?;
-            let linear = layers
-                .iter()
-                .map(|l| {
-                    if l.transposed {
-                        return Err(ModelError::Unusable {
-                            path: l.name.clone().into(),
-                            reason: "transposed weights are not supported".into(),
-                        });
-                    }
-                    matrix(&l.name, l.shape[0], l.shape[1])
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            blocks.push(BlockWeights {
-                attn_norm: vector(&p("attn_norm.weight"))?,
-                linear,
-                roles: layers.iter().map(|l| l.role).collect(),
-                bias,
-                attn_norm_bias: norm_bias(&p("attn_norm"))?,
-                ffn_norm_bias: if spec.parallel_block { None } else { norm_bias(&p("ffn_norm"))? },
-                qk_norm: if spec.qk_norm { Some((vector(&p("attn_q_norm.weight"))?, vector(&p("attn_k_norm.weight"))?)) } else { None },
-                sandwich: if spec.sandwich_norms {
-                    Some((vector(&p("post_attention_norm.weight"))?, vector(&p("post_ffw_norm.weight"))?))
-                } else {
-                    None
-                },
-                ffn_norm: if spec.parallel_block { None } else { Some(vector(&p("ffn_norm.weight"))?) },
-                cos,
-                sin,
-            });
-        }
         let embed = matrix("token_embd.weight", spec.vocab_size, spec.d_model)?;
         let output = if spec.tied_output { None } else { Some(matrix("output.weight", spec.vocab_size, spec.d_model)?) };
         let output_norm = vector("output_norm.weight")?;
@@ -277,19 +234,7 @@ impl<F: Real> DecoderWeights<F> {
 
     /// A window's embeddings `[T, d]`.
     fn embed_window(&self, ids: &[u32]) -> Array2<F> {
-        let scale = self.spec.embed_scale.map(|s| cast::<F>(f64::from(s))).unwrap_or(F::one());
-        let mut x = Array2::zeros((ids.len(), self.spec.d_model));
-        for (mut row, &id) in x.rows_mut().into_iter().zip(ids) {
-            row.assign(&self.embed.row(id as usize));
-            row.mapv_inplace(|v| v * scale);
-        }
-        match &self.embed_norm {
-            Some((w, b)) => {
-                let eps = cast::<F>(f64::from(self.spec.norm_eps));
-                ops::with_bias(ops::norm(self.spec.norm, x.view(), w.view(), eps).0, b.as_ref())
-            }
-            None => x,
-        }
+        embed_window(&self.spec, &self.embed, self.embed_norm.as_ref(), ids)
     }
 
     /// Log-probabilities of each window's next tokens (`[T-1]` per window), the forward alone:
@@ -310,89 +255,14 @@ impl<F: Real> DecoderWeights<F> {
     /// The head on one window's last hidden states: `(dL/dx, log p(next) per position)` with
     /// `dL/dx` for a loss of `-scale * sum log p` (0 when `scale` is 0).
     fn head(&self, x: ArrayView2<F>, ids: &[u32], scale: F) -> (Array2<F>, Vec<f64>) {
-        let eps = cast::<F>(f64::from(self.spec.norm_eps));
-        let out_w = self.output_layer();
-        let predicted = ids.len().saturating_sub(1);
-        let mut dx = Array2::zeros(x.raw_dim());
-        let mut logprobs = Vec::with_capacity(predicted);
-        let mut start = 0;
-        while start < predicted {
-            let end = (start + HEAD_ROWS).min(predicted);
-            let xs = x.slice(s![start..end, ..]);
-            let (h, r) = ops::norm(self.spec.norm, xs, self.output_norm.view(), eps);
-            // The bias moves the norm's output, not its derivative.
-            let h = ops::with_bias(h, self.output_norm_bias.as_ref());
-            let logit_scale = cast::<F>(f64::from(self.spec.logit_scale.unwrap_or(1.0)));
-            let mut logits = h.dot(&out_w.t());
-            if self.spec.logit_scale.is_some() {
-                logits *= logit_scale;
-            }
-            for (row, mut l) in logits.axis_iter_mut(Axis(0)).enumerate() {
-                let target = ids[start + row + 1] as usize;
-                let max = l.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
-                l.mapv_inplace(|v| (v - max).exp());
-                let sum = l.sum();
-                logprobs.push((l[target] / sum).to_f64().unwrap_or(f64::NAN).ln());
-                // d(-log p_target)/dlogits = softmax - onehot, times the loss scale.
-                l.mapv_inplace(|v| v / sum * scale);
-                l[target] -= scale;
-            }
-            if scale != F::zero() {
-                let mut dh = Array2::zeros(h.raw_dim());
-                general_mat_mul(logit_scale, &logits, out_w, F::zero(), &mut dh);
-                let d = ops::norm_backward(self.spec.norm, xs, &r, self.output_norm.view(), dh.view());
-                dx.slice_mut(s![start..end, ..]).assign(&d);
-            }
-            start = end;
-        }
-        (dx, logprobs)
+        let head = HeadWeights { norm: &self.output_norm, norm_bias: self.output_norm_bias.as_ref(), output: self.output_layer() };
+        head.run(&self.spec, x, ids, scale)
     }
 
     /// The mean next-token loss over `windows` and its gradient with respect to every prunable
     /// weight. `on_block(k)` is called as block `k`'s backward starts (top block first).
-    pub fn loss_and_gradients(&self, windows: &[Vec<u32>], mut on_block: impl FnMut(usize)) -> Gradients<F> {
-        let spec = &self.spec;
-        let predictions: usize = windows.iter().map(|w| w.len().saturating_sub(1)).sum();
-        let scale = cast::<F>(1.0 / predictions.max(1) as f64);
-        // inputs[k][w]: block k's input for window w; inputs[blocks] is the last output.
-        let mut inputs: Vec<Vec<Array2<F>>> = vec![windows.par_iter().map(|ids| self.embed_window(ids)).collect()];
-        for (i, w) in self.blocks.iter().enumerate() {
-            let next = inputs[i].par_iter().map(|x| block::forward(spec, i, w, x.view()).out).collect();
-            inputs.push(next);
-        }
-        let top = inputs.pop().expect("embeddings at least");
-        let heads: Vec<(Array2<F>, Vec<f64>)> = top.par_iter().zip(windows).map(|(x, ids)| self.head(x.view(), ids, scale)).collect();
-        drop(top);
-        let loss = -heads.iter().flat_map(|(_, lp)| lp.iter()).sum::<f64>() / predictions.max(1) as f64;
-        let mut d: Vec<Array2<F>> = heads.into_iter().map(|(dx, _)| dx).collect();
-        let mut grads = Vec::with_capacity(spec.blocks);
-        for i in (0..spec.blocks).rev() {
-            on_block(i);
-            let w = &self.blocks[i];
-            let xs = inputs.pop().expect("one saved input per block");
-            let (dxs, g): (Vec<Array2<F>>, BlockGrads<F>) = xs
-                .par_iter()
-                .zip(d.par_iter())
-                .fold(
-                    || (Vec::new(), BlockGrads::zeros_like(w)),
-                    |(mut dxs, mut g), (x, dout)| {
-                        let tape = block::forward(spec, i, w, x.view());
-                        dxs.push(block::backward(spec, w, x.view(), &tape, dout.view(), &mut g));
-                        (dxs, g)
-                    },
-                )
-                .reduce(
-                    || (Vec::new(), BlockGrads::zeros_like(w)),
-                    |(mut a, ga), (b, gb)| {
-                        a.extend(b);
-                        (a, ga.add(gb))
-                    },
-                );
-            d = dxs;
-            grads.push(g);
-        }
-        grads.reverse();
-        Gradients { loss, predictions, blocks: grads }
+    pub fn loss_and_gradients(&self, windows: &[Vec<u32>], on_block: impl FnMut(usize)) -> Gradients<F> {
+        loss_and_gradients(self, windows, on_block).expect("weights in memory are always at hand")
     }
 
     /// GraSP's Hessian-gradient product `H g` by a central difference of gradients,
@@ -416,16 +286,244 @@ impl<F: Real> DecoderWeights<F> {
         shifted.step_prunable(g, cast(-eps));
         let minus = shifted.loss_and_gradients(windows, |k| on_pass("w - eps g", k));
         drop(shifted);
-        let inv = cast::<F>(1.0 / (2.0 * eps));
-        let blocks = plus
-            .blocks
-            .into_iter()
-            .zip(minus.blocks)
-            .map(|(p, m)| BlockGrads { linear: p.linear.into_iter().zip(m.linear).map(|(a, b)| (a - b) * inv).collect(), roles: p.roles })
-            .collect();
-        // The loss at `w` itself is not recomputed: the mean of the two equals it to O(eps^2).
-        Gradients { loss: 0.5 * (plus.loss + minus.loss), predictions: plus.predictions, blocks }
+        central_difference(plus, minus, eps)
     }
+}
+
+/// A window's embeddings `[T, d]` from the embedding matrix and its norm (when the model has one).
+fn embed_window<F: Real>(
+    spec: &DecoderSpec,
+    embed: &Array2<F>,
+    embed_norm: Option<&(Array1<F>, Option<Array1<F>>)>,
+    ids: &[u32],
+) -> Array2<F> {
+    let scale = spec.embed_scale.map(|s| cast::<F>(f64::from(s))).unwrap_or(F::one());
+    let mut x = Array2::zeros((ids.len(), spec.d_model));
+    for (mut row, &id) in x.rows_mut().into_iter().zip(ids) {
+        row.assign(&embed.row(id as usize));
+        row.mapv_inplace(|v| v * scale);
+    }
+    match embed_norm {
+        Some((w, b)) => {
+            let eps = cast::<F>(f64::from(spec.norm_eps));
+            ops::with_bias(ops::norm(spec.norm, x.view(), w.view(), eps).0, b.as_ref())
+        }
+        None => x,
+    }
+}
+
+/// The output layer's weights: the final norm (and its bias) and the `[vocab, d]` matrix.
+struct HeadWeights<'a, F> {
+    norm: &'a Array1<F>,
+    norm_bias: Option<&'a Array1<F>>,
+    output: &'a Array2<F>,
+}
+
+impl<F: Real> HeadWeights<'_, F> {
+    /// The head on one window's last hidden states: `(dL/dx, log p(next) per position)` with
+    /// `dL/dx` for a loss of `-scale * sum log p` (0 when `scale` is 0).
+    fn run(&self, spec: &DecoderSpec, x: ArrayView2<F>, ids: &[u32], scale: F) -> (Array2<F>, Vec<f64>) {
+        let eps = cast::<F>(f64::from(spec.norm_eps));
+        let out_w = self.output;
+        let predicted = ids.len().saturating_sub(1);
+        let mut dx = Array2::zeros(x.raw_dim());
+        let mut logprobs = Vec::with_capacity(predicted);
+        let mut start = 0;
+        while start < predicted {
+            let end = (start + HEAD_ROWS).min(predicted);
+            let xs = x.slice(s![start..end, ..]);
+            let (h, r) = ops::norm(spec.norm, xs, self.norm.view(), eps);
+            // The bias moves the norm's output, not its derivative.
+            let h = ops::with_bias(h, self.norm_bias);
+            let logit_scale = cast::<F>(f64::from(spec.logit_scale.unwrap_or(1.0)));
+            let mut logits = h.dot(&out_w.t());
+            if spec.logit_scale.is_some() {
+                logits *= logit_scale;
+            }
+            for (row, mut l) in logits.axis_iter_mut(Axis(0)).enumerate() {
+                let target = ids[start + row + 1] as usize;
+                let max = l.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
+                l.mapv_inplace(|v| (v - max).exp());
+                let sum = l.sum();
+                logprobs.push((l[target] / sum).to_f64().unwrap_or(f64::NAN).ln());
+                // d(-log p_target)/dlogits = softmax - onehot, times the loss scale.
+                l.mapv_inplace(|v| v / sum * scale);
+                l[target] -= scale;
+            }
+            if scale != F::zero() {
+                let mut dh = Array2::zeros(h.raw_dim());
+                general_mat_mul(logit_scale, &logits, out_w, F::zero(), &mut dh);
+                let d = ops::norm_backward(spec.norm, xs, &r, self.norm.view(), dh.view());
+                dx.slice_mut(s![start..end, ..]).assign(&d);
+            }
+            start = end;
+        }
+        (dx, logprobs)
+    }
+}
+
+/// `(plus - minus) / (2 eps)` per gradient entry: `H g` from the gradients at `w +- eps g`.
+fn central_difference<F: Real>(plus: Gradients<F>, minus: Gradients<F>, eps: f64) -> Gradients<F> {
+    let inv = cast::<F>(1.0 / (2.0 * eps));
+    let blocks = plus
+        .blocks
+        .into_iter()
+        .zip(minus.blocks)
+        .map(|(p, m)| BlockGrads { linear: p.linear.into_iter().zip(m.linear).map(|(a, b)| (a - b) * inv).collect(), roles: p.roles })
+        .collect();
+    // The loss at `w` itself is not recomputed: the mean of the two equals it to O(eps^2).
+    Gradients { loss: 0.5 * (plus.loss + minus.loss), predictions: plus.predictions, blocks }
+}
+
+/// What the head gives back for one window: `dL/dx` at the last block's output and
+/// `log p(next)` per position.
+type HeadOutput<F> = (Array2<F>, Vec<f64>);
+
+/// Where a pass reads its weights: [`DecoderWeights`] (all in memory) or
+/// [`StreamedWeights`] (one part at a time from the model folder).
+trait PassWeights<F: Real> {
+    fn spec(&self) -> &DecoderSpec;
+    /// Every window's embeddings `[T, d]`.
+    fn embedded(&self, windows: &[Vec<u32>]) -> Result<Vec<Array2<F>>, ModelError>;
+    /// Block `i`'s weights, held while the caller holds them.
+    fn block(&self, i: usize) -> Result<std::borrow::Cow<'_, BlockWeights<F>>, ModelError>;
+    /// The head on every window's last hidden states (`top[w]`): `(dL/dx, log p(next))` per
+    /// window for a loss of `-scale * sum log p`.
+    fn heads(&self, top: &[Array2<F>], windows: &[Vec<u32>], scale: F) -> Result<Vec<HeadOutput<F>>, ModelError>;
+}
+
+impl<F: Real> PassWeights<F> for DecoderWeights<F> {
+    fn spec(&self) -> &DecoderSpec {
+        &self.spec
+    }
+    fn embedded(&self, windows: &[Vec<u32>]) -> Result<Vec<Array2<F>>, ModelError> {
+        Ok(windows.par_iter().map(|ids| self.embed_window(ids)).collect())
+    }
+    fn block(&self, i: usize) -> Result<std::borrow::Cow<'_, BlockWeights<F>>, ModelError> {
+        Ok(std::borrow::Cow::Borrowed(&self.blocks[i]))
+    }
+    fn heads(&self, top: &[Array2<F>], windows: &[Vec<u32>], scale: F) -> Result<Vec<HeadOutput<F>>, ModelError> {
+        Ok(top.par_iter().zip(windows).map(|(x, ids)| self.head(x.view(), ids, scale)).collect())
+    }
+}
+
+/// The mean next-token loss over `windows` and its gradient with respect to every prunable
+/// weight, reading the weights from `weights`. `on_block(k)` is called as block `k`'s backward starts (top block first).
+fn loss_and_gradients<F: Real>(
+    weights: &impl PassWeights<F>,
+    windows: &[Vec<u32>],
+    mut on_block: impl FnMut(usize),
+) -> Result<Gradients<F>, ModelError> {
+    let spec = weights.spec();
+    let predictions: usize = windows.iter().map(|w| w.len().saturating_sub(1)).sum();
+    let scale = cast::<F>(1.0 / predictions.max(1) as f64);
+    // inputs[k][w]: block k's input for window w; inputs[blocks] is the last output.
+    let mut inputs: Vec<Vec<Array2<F>>> = vec![weights.embedded(windows)?];
+    for i in 0..spec.blocks {
+        let w = weights.block(i)?;
+        let next = inputs[i].par_iter().map(|x| block::forward(spec, i, &w, x.view()).out).collect();
+        inputs.push(next);
+    }
+    let top = inputs.pop().expect("embeddings at least");
+    let heads = weights.heads(&top, windows, scale)?;
+    drop(top);
+    let loss = -heads.iter().flat_map(|(_, lp)| lp.iter()).sum::<f64>() / predictions.max(1) as f64;
+    let mut d: Vec<Array2<F>> = heads.into_iter().map(|(dx, _)| dx).collect();
+    let mut grads = Vec::with_capacity(spec.blocks);
+    for i in (0..spec.blocks).rev() {
+        on_block(i);
+        let w = weights.block(i)?;
+        let w: &BlockWeights<F> = &w;
+        let xs = inputs.pop().expect("one saved input per block");
+        let (dxs, g): (Vec<Array2<F>>, BlockGrads<F>) = xs
+            .par_iter()
+            .zip(d.par_iter())
+            .fold(
+                || (Vec::new(), BlockGrads::zeros_like(w)),
+                |(mut dxs, mut g), (x, dout)| {
+                    let tape = block::forward(spec, i, w, x.view());
+                    dxs.push(block::backward(spec, w, x.view(), &tape, dout.view(), &mut g));
+                    (dxs, g)
+                },
+            )
+            .reduce(
+                || (Vec::new(), BlockGrads::zeros_like(w)),
+                |(mut a, ga), (b, gb)| {
+                    a.extend(b);
+                    (a, ga.add(gb))
+                },
+            );
+        d = dxs;
+        grads.push(g);
+    }
+    grads.reverse();
+    Ok(Gradients { loss, predictions, blocks: grads })
+}
+
+/// Block `i`'s weights from a reader of stored tensors, the rotary tables shared through
+/// `tables` (made on first use of each rotary embedding).
+fn block_from_reader<F: Real>(
+    spec: &DecoderSpec,
+    i: usize,
+    read: &impl Fn(&str) -> Result<Vec<f32>, ModelError>,
+    tables: &mut Vec<RopeTables<F>>,
+) -> Result<BlockWeights<F>, ModelError> {
+    let vector = |name: &str| -> Result<Array1<F>, ModelError> { Ok(read(name)?.into_iter().map(|v| cast(f64::from(v))).collect()) };
+    let matrix = |name: &str, rows: usize, cols: usize| -> Result<Array2<F>, ModelError> {
+        let data: Vec<F> = read(name)?.into_iter().map(|v| cast(f64::from(v))).collect();
+        Array2::from_shape_vec((rows, cols), data).map_err(|_| ModelError::Unusable {
+            path: name.into(),
+            reason: format!("tensor '{name}' does not hold {rows} x {cols} values; re-import the model"),
+        })
+    };
+    let no_table = Arc::new(Array2::zeros((0, 0)));
+    let norm_bias = |stem: &str| -> Result<Option<Array1<F>>, ModelError> {
+        if spec.gpt.norm_bias {
+            Ok(Some(vector(&format!("{stem}.bias"))?))
+        } else {
+            Ok(None)
+        }
+    };
+    let p = |n: &str| format!("blk.{i}.{n}");
+    let (cos, sin) = if spec.gpt.alibi {
+        (no_table.clone(), no_table.clone())
+    } else {
+        let rotary = spec.rotary(i);
+        if !tables.iter().any(|(r, _, _)| *r == rotary) {
+            let (cos, sin) = ops::rope_tables::<F>(&rotary, spec.head_dim, spec.max_positions);
+            tables.push((rotary.clone(), Arc::new(cos), Arc::new(sin)));
+        }
+        let (_, cos, sin) = tables.iter().find(|(r, _, _)| *r == rotary).expect("table just made");
+        (cos.clone(), sin.clone())
+    };
+    let layers = spec.linear_layers_of_block(i);
+    let bias = layers.iter().map(|l| spec.bias_of(l).map(|b| vector(&b)).transpose()).collect::<Result<Vec<_>, _>>()?;
+    let linear = layers
+        .iter()
+        .map(|l| {
+            if l.transposed {
+                return Err(ModelError::Unusable { path: l.name.clone().into(), reason: "transposed weights are not supported".into() });
+            }
+            matrix(&l.name, l.shape[0], l.shape[1])
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(BlockWeights {
+        attn_norm: vector(&p("attn_norm.weight"))?,
+        linear,
+        roles: layers.iter().map(|l| l.role).collect(),
+        bias,
+        attn_norm_bias: norm_bias(&p("attn_norm"))?,
+        ffn_norm_bias: if spec.parallel_block { None } else { norm_bias(&p("ffn_norm"))? },
+        qk_norm: if spec.qk_norm { Some((vector(&p("attn_q_norm.weight"))?, vector(&p("attn_k_norm.weight"))?)) } else { None },
+        sandwich: if spec.sandwich_norms {
+            Some((vector(&p("post_attention_norm.weight"))?, vector(&p("post_ffw_norm.weight"))?))
+        } else {
+            None
+        },
+        ffn_norm: if spec.parallel_block { None } else { Some(vector(&p("ffn_norm.weight"))?) },
+        cos,
+        sin,
+    })
 }
 
 /// `[in, out]` (graph layout) to `[out][in]` rows (the layout the pruning maths uses), in f32.
