@@ -65,6 +65,10 @@ pub enum MemoryError {
         "the memory budget {budget} ({source_name}) is too small for {model}: its largest part, {part}, needs {need} with its activations even when the model runs one block at a time; give --max-memory {need} or more (or [study] max_memory)"
     )]
     TooSmall { budget: String, source_name: String, model: String, part: String, need: String },
+    #[error(
+        "the memory budget {budget} ({source_name}) is too small to prune {model}: {part} needs {need} even with one block's weights resident and the pruned weights spilled to disk; give --max-memory {need} or more, or fewer calibration windows (--samples, --seqlen)"
+    )]
+    PruneTooSmall { budget: String, source_name: String, model: String, part: String, need: String },
     #[error("{model} has no decoder spec in its card, so its memory cannot be planned; re-import it with `polyprune model import`")]
     NoSpec { model: String },
 }
@@ -192,6 +196,126 @@ pub fn plan(
         streamed_bytes: largest.peak_bytes,
         largest_part: largest,
     })
+}
+
+/// What pruning a model block by block needs (`prune`'s calibration and solve).
+#[derive(Clone, Debug, Serialize)]
+pub struct PrunePlan {
+    pub budget_bytes: u64,
+    pub budget_source: String,
+    /// The largest estimate over the blocks: the statistics pass (the block's weights, one
+    /// batch's activations, the statistics) or the solve of its largest layer (statistics,
+    /// the layer's copies, SparseGPT's two d_in^2 f64 factors, the block's replacements).
+    pub peak_bytes: u64,
+    /// Where that peak is ("block 31, blk.31.ffn_down.weight's solve").
+    pub peak_part: String,
+    /// Every pruned layer's replacement weights in f32: what a run holds when it keeps them.
+    pub all_replacements_bytes: u64,
+    /// The masks of every pruned layer (one bit per weight), held to the end.
+    pub masks_bytes: u64,
+    /// Whether each block's replacements go to a spill file when it is done.
+    pub spill: bool,
+}
+
+/// Calibration shape for [`prune_plan`]: windows of `seqlen` tokens, `batch` per call.
+#[derive(Clone, Copy, Debug)]
+pub struct CalibrationShape {
+    pub windows: usize,
+    pub seqlen: usize,
+    pub batch: usize,
+}
+
+/// The plan for pruning the layers `selected` picks with calibration `shape` (none for
+/// Magnitude) within `budget`; `gram`: SparseGPT's Gram matrices are collected. `streamed`:
+/// the model is evaluated streamed (so its replacements must not stay in memory). Refuses
+/// when one block's peak exceeds the budget.
+pub fn prune_plan(
+    card: &ModelCard,
+    budget: u64,
+    budget_source: &str,
+    shape: Option<CalibrationShape>,
+    gram: bool,
+    streamed: bool,
+    selected: impl Fn(&super::LinearLayer) -> bool,
+) -> Result<PrunePlan, MemoryError> {
+    let spec = card.spec.as_ref().ok_or_else(|| MemoryError::NoSpec { model: card.name.clone() })?;
+    let stored = card.matrix_type().bytes() as u64;
+    // A matrix as a session holds it: f32, plus the mapped bytes of a 16-bit folder.
+    let held_per_weight = if card.matrix_type() == FloatType::F32 { 4 } else { 4 + stored };
+    let (d, f, heads) = (spec.d_model as u64, spec.ffn_dim as u64, spec.n_heads as u64);
+    let weights = |l: &super::LinearLayer| l.shape[0] as u64 * l.shape[1] as u64;
+    let chosen: Vec<&super::LinearLayer> = card.layers.iter().filter(|l| selected(l)).collect();
+    let all_replacements: u64 = chosen.iter().map(|l| weights(l) * 4).sum();
+    let masks: u64 = chosen.iter().map(|l| weights(l).div_ceil(64) * 8).sum();
+    let (carried, activations) = match shape {
+        Some(c) => {
+            let tokens = (c.batch.max(1).min(c.windows.max(1)) * c.seqlen) as u64;
+            let seqlen = c.seqlen as u64;
+            // The hidden states of every window, twice while a block turns inputs into outputs.
+            (2 * c.windows as u64 * seqlen * d * 4, tokens * (12 * d + 3 * f + 2 * heads * seqlen) * 4)
+        }
+        None => (0, 0),
+    };
+    let mut peak = (0u64, String::new());
+    for k in 0..spec.blocks {
+        let layers: Vec<&super::LinearLayer> = card.layers.iter().filter(|l| l.block == k).collect();
+        let mut widths: Vec<(&str, u64)> = layers.iter().map(|l| (l.input.as_str(), l.shape[0] as u64)).collect();
+        widths.sort();
+        widths.dedup();
+        let statistics: u64 = if shape.is_some() { widths.iter().map(|(_, w)| w * 8 + if gram { w * w * 8 } else { 0 }).sum() } else { 0 };
+        let block_held: u64 = layers.iter().map(|l| weights(l) * held_per_weight).sum();
+        let pass = BASE_BYTES + block_held + activations + carried + statistics;
+        if pass > peak.0 {
+            peak = (pass, format!("block {k}'s calibration pass"));
+        }
+        let block_chosen: Vec<&&super::LinearLayer> = chosen.iter().filter(|l| l.block == k).collect();
+        let replacements: u64 = block_chosen.iter().map(|l| weights(l) * 4).sum();
+        for l in block_chosen {
+            // The stored bytes read, widened, turned to [out][in], and the result; SparseGPT
+            // adds its f64 copy of the weights and two d_in x d_in f64 factors.
+            let n = weights(l);
+            let d_in = l.shape[0] as u64;
+            let layer = n * (stored + 4 * 3) + if gram { n * 8 + 2 * d_in * d_in * 8 } else { 0 };
+            let solve = BASE_BYTES + carried + statistics + replacements + layer + masks;
+            if solve > peak.0 {
+                peak = (solve, format!("block {k}'s solve of {}", l.name));
+            }
+        }
+    }
+    let spill = streamed || peak.0 + all_replacements > budget;
+    if peak.0 > budget {
+        return Err(MemoryError::PruneTooSmall {
+            budget: human(budget),
+            source_name: budget_source.to_string(),
+            model: card.name.clone(),
+            part: peak.1,
+            need: human(peak.0),
+        });
+    }
+    Ok(PrunePlan {
+        budget_bytes: budget,
+        budget_source: budget_source.to_string(),
+        peak_bytes: peak.0,
+        peak_part: peak.1,
+        all_replacements_bytes: all_replacements,
+        masks_bytes: masks,
+        spill,
+    })
+}
+
+impl std::fmt::Display for PrunePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "prune plan: budget {} ({}); peak ~{} ({}); pruned weights {} in f32{}",
+            human(self.budget_bytes),
+            self.budget_source,
+            human(self.peak_bytes),
+            self.peak_part,
+            human(self.all_replacements_bytes),
+            if self.spill { ", spilled to disk block by block" } else { ", kept in memory" }
+        )
+    }
 }
 
 impl std::fmt::Display for MemoryPlan {
