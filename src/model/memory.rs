@@ -271,11 +271,13 @@ pub fn prune_plan(
         let block_chosen: Vec<&&super::LinearLayer> = chosen.iter().filter(|l| l.block == k).collect();
         let replacements: u64 = block_chosen.iter().map(|l| weights(l) * 4).sum();
         for l in block_chosen {
-            // The stored bytes read, widened, turned to [out][in], and the result; SparseGPT
-            // adds its f64 copy of the weights and two d_in x d_in f64 factors.
+            // One layer's solve, phase by phase: the stored bytes read, widened and turned to
+            // [out][in]; SparseGPT's two d_in x d_in f64 factors beside the f32 weights, then
+            // one factor, its f64 copy of the weights and the result.
             let n = weights(l);
             let d_in = l.shape[0] as u64;
-            let layer = n * (stored + 4 * 3) + if gram { n * 8 + 2 * d_in * d_in * 8 } else { 0 };
+            let read = n * (stored + 4 * 3);
+            let layer = if gram { read.max(n * 4 + 2 * d_in * d_in * 8).max(n * (4 + 8 + 4) + d_in * d_in * 8) } else { read + n * 4 };
             let solve = BASE_BYTES + carried + statistics + replacements + layer + masks;
             if solve > peak.0 {
                 peak = (solve, format!("block {k}'s solve of {}", l.name));
@@ -383,6 +385,34 @@ mod tests {
         let f32_plan = plan(&llama_3_8b(FloatType::F32), 24 << 30, "--max-memory", 2048, 512, 0).unwrap();
         assert!(f32_plan.resident_bytes > 8_030_000_000 * 4, "{f32_plan}");
         assert_eq!(f32_plan.residency, Residency::Streamed);
+    }
+
+    /// Pruning Llama-3 8B in bf16 (32 blocks of 218,103,808 linear weights) on 4 x 128
+    /// windows: its replacements are 4 x 6,979,321,856 bytes in f32, far over 6 GiB, so they
+    /// spill; Wanda's peak fits. SparseGPT's down projection alone needs its 14336^2 f64 Gram
+    /// and two factors of that size (4.93 GB) beside the other Grams, so 6 GiB is refused
+    /// naming that layer, and the budget it names is accepted.
+    #[test]
+    fn llama_3_8b_prunes_with_spilled_weights_and_sparsegpt_names_the_down_projection() {
+        let card = llama_3_8b(FloatType::Bf16);
+        let shape = Some(CalibrationShape { windows: 4, seqlen: 128, batch: 4 });
+        let wanda = prune_plan(&card, 6 << 30, "--max-memory", shape, false, true, |_| true).unwrap();
+        assert_eq!(wanda.all_replacements_bytes, 4 * 6_979_321_856);
+        assert_eq!(wanda.masks_bytes, 6_979_321_856 / 8);
+        assert!(wanda.spill && wanda.peak_bytes < 6 << 30, "{wanda}");
+        // Not streamed, a budget that holds everything keeps the replacements in memory.
+        assert!(!prune_plan(&card, 64 << 30, "--max-memory", shape, false, false, |_| true).unwrap().spill);
+        let err = prune_plan(&card, 6 << 30, "--max-memory", shape, true, true, |_| true).unwrap_err();
+        let MemoryError::PruneTooSmall { part, need, .. } = &err else { panic!("{err}") };
+        assert!(part.contains("ffn_down"), "{err}");
+        let floor = 3 * 14_336u64 * 14_336 * 8 + 3 * 4096 * 4096 * 8;
+        let need_bytes = parse_size(&need.replace(' ', "")).unwrap();
+        assert!(need_bytes > floor, "{err}");
+        let given = prune_plan(&card, need_bytes + (16 << 20), "--max-memory", shape, true, true, |_| true).unwrap();
+        assert!(given.peak_part.contains("ffn_down"), "{given}");
+        // Only the first two blocks selected: their replacements only.
+        let two = prune_plan(&card, 6 << 30, "--max-memory", shape, false, true, |l| l.block < 2).unwrap();
+        assert_eq!(two.all_replacements_bytes, 4 * 2 * 218_103_808);
     }
 
     fn plan_err(card: &ModelCard, budget: u64) -> String {
