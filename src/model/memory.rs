@@ -66,11 +66,23 @@ pub enum MemoryError {
     )]
     TooSmall { budget: String, source_name: String, model: String, part: String, need: String },
     #[error(
-        "the memory budget {budget} ({source_name}) is too small to prune {model}: {part} needs {need} even with one block's weights resident and the pruned weights spilled to disk; give --max-memory {need} or more, or fewer calibration windows (--samples, --seqlen)"
+        "the memory budget {} ({}) is too small to prune {}: {} needs {} even with one block's weights resident and the pruned weights spilled to disk; give --max-memory {} or more, or fewer calibration windows (--samples, --seqlen)",
+        .0.budget, .0.source_name, .0.model, .0.part, .0.need, .0.need
     )]
-    PruneTooSmall { budget: String, source_name: String, model: String, part: String, need: String },
+    PruneTooSmall(Box<PruneShortfall>),
     #[error("{model} has no decoder spec in its card, so its memory cannot be planned; re-import it with `polyprune model import`")]
     NoSpec { model: String },
+}
+
+/// What [`MemoryError::PruneTooSmall`] names (boxed: every result carrying a memory error pays
+/// for its size).
+#[derive(Debug)]
+pub struct PruneShortfall {
+    pub budget: String,
+    pub source_name: String,
+    pub model: String,
+    pub part: String,
+    pub need: String,
 }
 
 /// `6GiB`, `512MiB`, `8G` (decimal), `1.5GiB` or plain bytes.
@@ -286,13 +298,13 @@ pub fn prune_plan(
     }
     let spill = streamed || peak.0 + all_replacements > budget;
     if peak.0 > budget {
-        return Err(MemoryError::PruneTooSmall {
+        return Err(MemoryError::PruneTooSmall(Box::new(PruneShortfall {
             budget: human(budget),
             source_name: budget_source.to_string(),
             model: card.name.clone(),
             part: peak.1,
             need: human(peak.0),
-        });
+        })));
     }
     Ok(PrunePlan {
         budget_bytes: budget,
@@ -403,7 +415,8 @@ mod tests {
         // Not streamed, a budget that holds everything keeps the replacements in memory.
         assert!(!prune_plan(&card, 64 << 30, "--max-memory", shape, false, false, |_| true).unwrap().spill);
         let err = prune_plan(&card, 6 << 30, "--max-memory", shape, true, true, |_| true).unwrap_err();
-        let MemoryError::PruneTooSmall { part, need, .. } = &err else { panic!("{err}") };
+        let MemoryError::PruneTooSmall(shortfall) = &err else { panic!("{err}") };
+        let (part, need) = (&shortfall.part, &shortfall.need);
         assert!(part.contains("ffn_down"), "{err}");
         let floor = 3 * 14_336u64 * 14_336 * 8 + 3 * 4096 * 4096 * 8;
         let need_bytes = parse_size(&need.replace(' ', "")).unwrap();

@@ -29,8 +29,15 @@ pub enum RuntimeError {
     Cuda { device: String, reason: String },
     #[error("graph {target} has no output '{name}'")]
     MissingOutput { target: String, name: String },
+    /// Boxed: it is rare, and every result that can carry a runtime error pays for its size.
     #[error(transparent)]
-    Spill(#[from] super::SpillReadError),
+    Spill(Box<super::SpillReadError>),
+}
+
+impl From<super::SpillReadError> for RuntimeError {
+    fn from(e: super::SpillReadError) -> Self {
+        RuntimeError::Spill(Box::new(e))
+    }
 }
 
 fn ort_err<'a, R>(action: &'static str, target: &'a str) -> impl FnOnce(ort::Error<R>) -> RuntimeError + 'a {
