@@ -212,10 +212,12 @@ impl LayerPruner for MethodPruner<'_> {
     ) -> Result<Vec<WeightOverride>, CalibrationError> {
         let chosen: Vec<&LinearLayer> = layers.iter().filter(|l| self.filter.selects(l)).collect();
         let one = |l: &&LinearLayer| prune_layer(self.store, l, self.method, self.target, statistics.get(&l.input));
-        // Within a budget, SparseGPT solves one layer at a time: a 14336-wide input's inverse
-        // Hessian factors take 2 x 14336^2 f64 = 3.3 GB beside its Gram matrix (each solve
-        // still runs on every core). The results are the same either way.
-        let results: Vec<_> = if self.spill.is_some() && self.method.statistics_need() == StatisticsNeed::Gram {
+        // Within a budget (spilling), one layer at a time, as the memory plan counts: SparseGPT's
+        // factors for a 14336-wide input take 2 x 14336^2 f64 = 3.3 GB beside its Gram matrix,
+        // and two of a 70B block's 28672 x 8192 layers read and scored at once peaked 1.7 GiB
+        // over the plan. Each layer's work still runs on every core (the row selection and the
+        // factorisation are parallel); the results are the same either way.
+        let results: Vec<_> = if self.spill.is_some() {
             chosen.iter().map(one).collect::<Result<_, _>>()?
         } else {
             chosen.par_iter().map(one).collect::<Result<_, _>>()?
