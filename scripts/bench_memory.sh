@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Larger than memory, measured (`make bench-scale` runs it after polyprune-scale; SCALE_MEMORY=0
 # skips it). Each command runs under /usr/bin/time -v: wall time, peak RSS and bytes read from
-# disk ("File system inputs" x 512).
+# disk ("File system inputs" x 512) and written ("outputs": the spill files of a pruned 8B).
 #
 # 1. Gemma 3 270M, eval ppl on 40 English SIB-200 sentences, resident (a budget above the plan's
 #    resident estimate) and streamed (a budget just below it), twice each: the time ratio.
 # 2. Synthetic llama-3-8b in bf16 (32 blocks, 15 GiB; written to $SCRATCH, removed after unless
-#    SCALE_KEEP=1): eval ppl on a short sentence and Wanda (4 x 128 English windows, the first
-#    two blocks' layers) with --max-memory 6GiB, and the refusal of a 2 GiB budget.
+#    SCALE_KEEP=1), with --max-memory 6GiB: eval ppl on the 3 shortest of those sentences, one
+#    SIB-200 round (2 English test examples), whole-model Wanda 50% (4 x 128 English windows;
+#    each block's pruned weights spilled to disk, perplexity before and after on 3 FLORES
+#    sentences), and the refusals: a 2 GiB budget for evaluation, 6 GiB for SparseGPT (its
+#    14336-wide down projection). SparseGPT then runs on the first 2 blocks (`synth --blocks 2`)
+#    within the budget the refusal names: its cost per block, times 32, is the whole model's.
+# 3. Aya-23 8B (AYA=1): eval ppl and whole-model Wanda the same way.
+# 4. One block of llama-3-70b (`synth --blocks 1`): eval ppl and Wanda on it, the inputs of the
+#    70B prediction in README's "Memory" section.
 #
 # Needs target/release/polyprune, .cache/models/gemma-3-270m (`make models`), the SIB-200 data
 # (`make data`) and about 16 GB of free disk under $SCRATCH (default .cache/models/synth).
@@ -31,7 +38,8 @@ measure() {
         /Elapsed \(wall clock\)/ { wall = $2 }
         /Maximum resident set size/ { rss = $2 / 1048576 }
         /File system inputs/ { rd = $2 * 512 / 1e9 }
-        END { printf "%-22s wall %s  peak RSS %.2f GiB  read %.2f GB\n", l, wall, rss, rd }' "$OUT/$label.time"
+        /File system outputs/ { wr = $2 * 512 / 1e9 }
+        END { printf "%-24s wall %s  peak RSS %.2f GiB  read %.2f GB  written %.2f GB\n", l, wall, rss, rd, wr }' "$OUT/$label.time"
 }
 
 # The plan's resident estimate for Gemma, so that one byte less streams it.
@@ -44,15 +52,49 @@ for round in 1 2; do
 done
 grep -h "bits/byte" -A1 "$OUT"/gemma-*.out | grep '^file' | sort -u | sed 's/^/  bits per byte (identical on both paths): /'
 
+# The 3 shortest sentences.
+awk '{ print length($0) "\t" $0 }' "$OUT/eng40.txt" | sort -n | head -3 | cut -f2- > "$OUT/eng3.txt"
 LLAMA="$SCRATCH/llama-3-8b-bf16"
 measure "llama8b-synth" "$B" model synth --like llama-3-8b --dtype bf16 -o "$LLAMA"
 "$B" model inspect "$LLAMA" --plan-memory 6GiB
-measure "llama8b-ppl-6GiB" "$B" eval ppl --model "$LLAMA" --file "$OUT/eng1.txt" --per-line --max-memory 6GiB --results "$OUT/results"
-measure "llama8b-wanda-6GiB" "$B" prune --model "$LLAMA" --method wanda --sparsity 0.5 --calib eng_Latn --samples 4 --seqlen 128 \
-    --include blk.0.,blk.1. --max-memory 6GiB --results "$OUT/results"
+measure "llama8b-ppl3-6GiB" "$B" eval ppl --model "$LLAMA" --file "$OUT/eng3.txt" --per-line --max-memory 6GiB --results "$OUT/results"
+measure "llama8b-sib200-6GiB" "$B" eval tasks --model "$LLAMA" --tasks sib200 --langs eng_Latn --limit 2 --data "${DATA:-.cache/data}" \
+    --max-memory 6GiB --results "$OUT/results"
+measure "llama8b-wanda-all-6GiB" "$B" prune --model "$LLAMA" --method wanda --sparsity 0.5 --calib eng_Latn --samples 4 --seqlen 128 \
+    --max-memory 6GiB --eval-ppl eng_Latn --eval-source flores --eval-limit 3 --results "$OUT/results"
 if "$B" eval ppl --model "$LLAMA" --file "$OUT/eng1.txt" --max-memory 2GiB --results "$OUT/results" 2> "$OUT/refused.txt"; then
     echo "a 2 GiB budget was not refused" >&2
     exit 1
 fi
 echo "2 GiB refused: $(tail -1 "$OUT/refused.txt")"
+if "$B" prune --model "$LLAMA" --method sparsegpt --sparsity 0.5 --calib eng_Latn --samples 4 --seqlen 128 --max-memory 6GiB \
+    --results "$OUT/results" 2> "$OUT/sparsegpt-refused.txt"; then
+    echo "SparseGPT within 6 GiB was not refused" >&2
+    exit 1
+fi
+echo "SparseGPT at 6 GiB refused: $(tail -1 "$OUT/sparsegpt-refused.txt")"
+need=$(sed -n 's/.*give --max-memory \([0-9.]*\) GiB.*/\1/p' "$OUT/sparsegpt-refused.txt" | tail -1)
 [ "${SCALE_KEEP:-0}" != 0 ] || rm -rf "$LLAMA"
+CUT="$SCRATCH/llama-3-8b-bf16-2blocks"
+measure "llama8b-cut2-synth" "$B" model synth --like llama-3-8b --blocks 2 --dtype bf16 -o "$CUT"
+for method in wanda sparsegpt; do
+    measure "llama8b-cut2-$method" "$B" prune --model "$CUT" --method "$method" --sparsity 0.5 --calib eng_Latn --samples 4 --seqlen 128 \
+        --max-memory "$(awk -v n="$need" 'BEGIN { printf "%.2fGiB", n + 0.01 }')" --results "$OUT/results"
+done
+rm -rf "$CUT"
+
+if [ "${AYA:-0}" != 0 ]; then
+    AYA_DIR="$SCRATCH/aya-23-8b-bf16"
+    measure "aya8b-synth" "$B" model synth --like aya-23-8b --dtype bf16 -o "$AYA_DIR"
+    measure "aya8b-ppl3-6GiB" "$B" eval ppl --model "$AYA_DIR" --file "$OUT/eng3.txt" --per-line --max-memory 6GiB --results "$OUT/results"
+    measure "aya8b-wanda-all-6GiB" "$B" prune --model "$AYA_DIR" --method wanda --sparsity 0.5 --calib eng_Latn --samples 4 --seqlen 128 \
+        --max-memory 6GiB --results "$OUT/results"
+    [ "${SCALE_KEEP:-0}" != 0 ] || rm -rf "$AYA_DIR"
+fi
+
+L70="$SCRATCH/llama-3-70b-bf16-1block"
+measure "llama70b-block1-synth" "$B" model synth --like llama-3-70b --blocks 1 --dtype bf16 -o "$L70"
+measure "llama70b-block1-ppl3" "$B" eval ppl --model "$L70" --file "$OUT/eng3.txt" --per-line --max-memory 12GiB --results "$OUT/results"
+measure "llama70b-block1-wanda" "$B" prune --model "$L70" --method wanda --sparsity 0.5 --calib eng_Latn --samples 4 --seqlen 128 \
+    --max-memory 12GiB --results "$OUT/results"
+[ "${SCALE_KEEP:-0}" != 0 ] || rm -rf "$L70"

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use polyprune::analysis::probe::{probe, tokenize, ProbeOptions, ProbeSentence};
 use polyprune::analysis::subspace::{mean_accuracy, retrieval};
 use polyprune::model::weights::WeightStore;
@@ -96,7 +94,7 @@ fn probe_on_gemma_matches_a_direct_computation() {
     for row in pruned.chunks_mut(f) {
         row[..f / 2].iter_mut().for_each(|w| *w = 0.0);
     }
-    let overrides = vec![WeightOverride { name: gate_name, shape: vec![640, f], data: Arc::new(pruned.clone()), stored: FloatType::F32 }];
+    let overrides = vec![WeightOverride::new(gate_name, vec![640, f], pruned.clone(), FloatType::F32)];
     let only_activity = ProbeOptions { layers: vec![], activity: true, batch: 4, runtime: RuntimeOptions::default() };
     let with = probe(&model, &sentences[..SENTENCES], &overrides, &only_activity, |_| {}).unwrap().activity.unwrap();
     let row = &with.active[0][BLOCK * f..(BLOCK + 1) * f];

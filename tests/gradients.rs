@@ -170,7 +170,7 @@ fn snip_and_grasp_masks_follow_their_scores_at_exact_sparsity() {
             for r in 0..d_out {
                 for c in 0..d_in {
                     if !out.mask.get(r, c) {
-                        assert_eq!(o.data[c * d_out + r], 0.0, "{}", out.layer.name);
+                        assert_eq!(o.values().unwrap()[c * d_out + r], 0.0, "{}", out.layer.name);
                     }
                 }
             }
@@ -260,7 +260,7 @@ fn every_method_prunes_bloom_at_exact_sparsity() {
             let zeros = (0..d_out)
                 .flat_map(|r| (0..d_in).map(move |c| (r, c)))
                 .filter(|&(r, c)| !out.mask.get(r, c))
-                .all(|(r, c)| o.data[c * d_out + r] == 0.0);
+                .all(|(r, c)| o.values().unwrap()[c * d_out + r] == 0.0);
             assert!(zeros, "{name} {}: a pruned weight is not zero", out.layer.name);
         }
     }

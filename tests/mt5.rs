@@ -213,7 +213,7 @@ fn every_pruned_layer_is_exactly_at_its_sparsity() {
         assert!(names.contains(&"dec.blk.2.cross_attn_k.weight") && names.contains(&"dec.blk.0.attn_o.weight"));
         for (layer, w) in pruned.layers.iter().zip(&pruned.overrides) {
             assert_eq!(layer.layer.name, w.name);
-            let zeros = w.data.iter().filter(|&&v| v == 0.0).count();
+            let zeros = w.values().unwrap().iter().filter(|&&v| v == 0.0).count();
             assert_eq!((layer.pruned, zeros), (layer.total / 2, layer.total / 2), "{method} {}", w.name);
         }
         let folder = Seq2SeqFolder::open(&imported()).unwrap();
@@ -249,7 +249,7 @@ fn sequential_cross_attention_sees_the_pruned_encoder() {
     let expected = wanda_mask(name, &weight, &stats, half()).unwrap();
     let kept_in = |p: &PrunedSeq2Seq| -> Vec<bool> {
         let w = p.overrides.iter().find(|w| w.name == name).unwrap();
-        (0..inner).flat_map(|o| (0..d).map(move |i| (o, i))).map(|(o, i)| w.data[i * inner + o] != 0.0).collect()
+        (0..inner).flat_map(|o| (0..d).map(move |i| (o, i))).map(|(o, i)| w.values().unwrap()[i * inner + o] != 0.0).collect()
     };
     let ours = kept_in(&sequential);
     let theirs: Vec<bool> = (0..inner).flat_map(|o| (0..d).map(move |i| (o, i))).map(|(o, i)| expected.get(o, i)).collect();
@@ -399,7 +399,7 @@ fn prune_writes_a_folder_that_eval_reads() {
     for w in &library.overrides {
         let graph = Seq2SeqFolder::graph_of(&w.name);
         let stored = WeightStore::open(&saved.dir, graph).unwrap().read(&w.name).unwrap();
-        assert_eq!(stored, *w.data, "{}: the saved weights are the library's", w.name);
+        assert_eq!(stored, *w.values().unwrap(), "{}: the saved weights are the library's", w.name);
         assert_eq!(stored.iter().filter(|&&v| v == 0.0).count(), stored.len() / 2, "{}", w.name);
     }
 

@@ -78,7 +78,7 @@ impl LayerPruner for Recording {
             out.push(WeightOverride {
                 name: l.name.clone(),
                 shape: vec![d_in, d_out],
-                data: std::sync::Arc::new(polyprune::model::import::transpose(&data, d_out, d_in)),
+                data: polyprune::runtime::OverrideData::in_memory(polyprune::model::import::transpose(&data, d_out, d_in)),
                 stored: polyprune::runtime::FloatType::F32,
             });
         }
@@ -252,9 +252,10 @@ fn two_four_pattern_is_valid_in_every_group() {
         for o in &p.overrides {
             let layer = model.card.layers.iter().find(|l| l.name == o.name).unwrap();
             let [d_in, d_out] = layer.shape;
+            let values = o.values().unwrap();
             for col in 0..d_out {
                 for g in 0..d_in / 4 {
-                    let zeros = (0..4).filter(|k| o.data[(g * 4 + k) * d_out + col] == 0.0).count();
+                    let zeros = (0..4).filter(|k| values[(g * 4 + k) * d_out + col] == 0.0).count();
                     assert!(zeros >= 2, "{method} {} out {col} group {g}", o.name);
                 }
             }

@@ -69,7 +69,7 @@ fn gate_weight(
         })?;
     let [d_in, d_out] = layer.shape;
     let stored = match overrides.iter().find(|o| o.name == layer.name) {
-        Some(o) => o.data.as_ref().clone(),
+        Some(o) => std::sync::Arc::unwrap_or_clone(o.values().map_err(|e| unusable(model, e.to_string()))?),
         None => store.read(&layer.name)?,
     };
     // The stored layout is [in][out] unless the export keeps [out][in].

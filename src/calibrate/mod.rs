@@ -23,6 +23,8 @@ pub enum CalibrationError {
     Runtime(#[from] crate::runtime::RuntimeError),
     #[error(transparent)]
     Prune(#[from] crate::prune::PruneError),
+    #[error(transparent)]
+    Spill(Box<crate::pruned::spill::SpillError>),
     #[error("cannot tokenize calibration text with {path}: {message}")]
     Tokenizer { path: std::path::PathBuf, message: String },
     #[error("{language} from '{source_name}' has {tokens} tokens in its calibration split, fewer than one window of {seqlen}; use a shorter --seqlen or a source with more text (--calib-source)")]
@@ -31,4 +33,10 @@ pub enum CalibrationError {
     BadMix { given: String, reason: String },
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<crate::pruned::spill::SpillError> for CalibrationError {
+    fn from(e: crate::pruned::spill::SpillError) -> Self {
+        CalibrationError::Spill(Box::new(e))
+    }
 }

@@ -68,6 +68,11 @@ pub fn run(args: PruneArgs) -> Result<()> {
         model: args.model,
     };
     super::announce_memory_plan(&options.model, &options.runtime)?;
+    if let Ok(polyprune::workflow::folder::ModelFolder::Decoder(dir)) = polyprune::workflow::folder::ModelFolder::open(&options.model) {
+        if let Some(plan) = polyprune::workflow::prune::prune_memory_plan(&options, &dir)? {
+            eprintln!("{plan}");
+        }
+    }
     let outcome = prune(&options, &mut Bars::default())?;
     let calibration = if outcome.calibration.is_empty() { "no calibration".to_string() } else { outcome.calibration.clone() };
     for run in &outcome.runs {

@@ -67,8 +67,24 @@ pub enum MemoryError {
         "the memory budget {budget} ({source_name}) is too small for {model}: its largest part, {part}, needs {need} with its activations even when the model runs one block at a time; give --max-memory {need} or more (or [study] max_memory)"
     )]
     TooSmall { budget: String, source_name: String, model: String, part: String, need: String },
+    #[error(
+        "the memory budget {} ({}) is too small to prune {}: {} needs {} even with one block's weights resident and the pruned weights spilled to disk; give --max-memory {} or more, or fewer calibration windows (--samples, --seqlen)",
+        .0.budget, .0.source_name, .0.model, .0.part, .0.need, .0.need
+    )]
+    PruneTooSmall(Box<PruneShortfall>),
     #[error("{model} has no decoder spec in its card, so its memory cannot be planned; re-import it with `polyprune model import`")]
     NoSpec { model: String },
+}
+
+/// What [`MemoryError::PruneTooSmall`] names (boxed: every result carrying a memory error pays
+/// for its size).
+#[derive(Debug)]
+pub struct PruneShortfall {
+    pub budget: String,
+    pub source_name: String,
+    pub model: String,
+    pub part: String,
+    pub need: String,
 }
 
 /// `6GiB`, `512MiB`, `8G` (decimal), `1.5GiB` or plain bytes.
@@ -238,6 +254,128 @@ pub fn plan_within_budget(
     Ok(MemoryPlan { batch_tokens: fits, peak_bytes, ..at_least })
 }
 
+/// What pruning a model block by block needs (`prune`'s calibration and solve).
+#[derive(Clone, Debug, Serialize)]
+pub struct PrunePlan {
+    pub budget_bytes: u64,
+    pub budget_source: String,
+    /// The largest estimate over the blocks: the statistics pass (the block's weights, one
+    /// batch's activations, the statistics) or the solve of its largest layer (statistics,
+    /// the layer's copies, SparseGPT's two d_in^2 f64 factors, the block's replacements).
+    pub peak_bytes: u64,
+    /// Where that peak is ("block 31, blk.31.ffn_down.weight's solve").
+    pub peak_part: String,
+    /// Every pruned layer's replacement weights in f32: what a run holds when it keeps them.
+    pub all_replacements_bytes: u64,
+    /// The masks of every pruned layer (one bit per weight), held to the end.
+    pub masks_bytes: u64,
+    /// Whether each block's replacements go to a spill file when it is done.
+    pub spill: bool,
+}
+
+/// Calibration shape for [`prune_plan`]: windows of `seqlen` tokens, `batch` per call.
+#[derive(Clone, Copy, Debug)]
+pub struct CalibrationShape {
+    pub windows: usize,
+    pub seqlen: usize,
+    pub batch: usize,
+}
+
+/// The plan for pruning the layers `selected` picks with calibration `shape` (none for
+/// Magnitude) within `budget`; `gram`: SparseGPT's Gram matrices are collected. `streamed`:
+/// the model is evaluated streamed (so its replacements must not stay in memory). Refuses
+/// when one block's peak exceeds the budget.
+pub fn prune_plan(
+    card: &ModelCard,
+    budget: u64,
+    budget_source: &str,
+    shape: Option<CalibrationShape>,
+    gram: bool,
+    streamed: bool,
+    selected: impl Fn(&super::LinearLayer) -> bool,
+) -> Result<PrunePlan, MemoryError> {
+    let spec = card.spec.as_ref().ok_or_else(|| MemoryError::NoSpec { model: card.name.clone() })?;
+    let stored = card.matrix_type().bytes() as u64;
+    // A matrix as a session holds it: f32, plus the mapped bytes of a 16-bit folder.
+    let held_per_weight = if card.matrix_type() == FloatType::F32 { 4 } else { 4 + stored };
+    let (d, f, heads) = (spec.d_model as u64, spec.ffn_dim as u64, spec.n_heads as u64);
+    let weights = |l: &super::LinearLayer| l.shape[0] as u64 * l.shape[1] as u64;
+    let chosen: Vec<&super::LinearLayer> = card.layers.iter().filter(|l| selected(l)).collect();
+    let all_replacements: u64 = chosen.iter().map(|l| weights(l) * 4).sum();
+    let masks: u64 = chosen.iter().map(|l| weights(l).div_ceil(64) * 8).sum();
+    let (carried, activations) = match shape {
+        Some(c) => {
+            let tokens = (c.batch.max(1).min(c.windows.max(1)) * c.seqlen) as u64;
+            let seqlen = c.seqlen as u64;
+            // The hidden states of every window, twice while a block turns inputs into outputs.
+            (2 * c.windows as u64 * seqlen * d * 4, tokens * (12 * d + 3 * f + 2 * heads * seqlen) * 4)
+        }
+        None => (0, 0),
+    };
+    let mut peak = (0u64, String::new());
+    for k in 0..spec.blocks {
+        let layers: Vec<&super::LinearLayer> = card.layers.iter().filter(|l| l.block == k).collect();
+        let mut widths: Vec<(&str, u64)> = layers.iter().map(|l| (l.input.as_str(), l.shape[0] as u64)).collect();
+        widths.sort();
+        widths.dedup();
+        let statistics: u64 = if shape.is_some() { widths.iter().map(|(_, w)| w * 8 + if gram { w * w * 8 } else { 0 }).sum() } else { 0 };
+        let block_held: u64 = layers.iter().map(|l| weights(l) * held_per_weight).sum();
+        let pass = BASE_BYTES + block_held + activations + carried + statistics;
+        if pass > peak.0 {
+            peak = (pass, format!("block {k}'s calibration pass"));
+        }
+        let block_chosen: Vec<&&super::LinearLayer> = chosen.iter().filter(|l| l.block == k).collect();
+        let replacements: u64 = block_chosen.iter().map(|l| weights(l) * 4).sum();
+        for l in block_chosen {
+            // One layer's solve, phase by phase: the stored bytes read, widened and turned to
+            // [out][in]; SparseGPT's two d_in x d_in f64 factors beside the f32 weights, then
+            // one factor, its f64 copy of the weights and the result.
+            let n = weights(l);
+            let d_in = l.shape[0] as u64;
+            let read = n * (stored + 4 * 3);
+            let layer = if gram { read.max(n * 4 + 2 * d_in * d_in * 8).max(n * (4 + 8 + 4) + d_in * d_in * 8) } else { read + n * 4 };
+            let solve = BASE_BYTES + carried + statistics + replacements + layer + masks;
+            if solve > peak.0 {
+                peak = (solve, format!("block {k}'s solve of {}", l.name));
+            }
+        }
+    }
+    let spill = streamed || peak.0 + all_replacements > budget;
+    if peak.0 > budget {
+        return Err(MemoryError::PruneTooSmall(Box::new(PruneShortfall {
+            budget: human(budget),
+            source_name: budget_source.to_string(),
+            model: card.name.clone(),
+            part: peak.1,
+            need: human(peak.0),
+        })));
+    }
+    Ok(PrunePlan {
+        budget_bytes: budget,
+        budget_source: budget_source.to_string(),
+        peak_bytes: peak.0,
+        peak_part: peak.1,
+        all_replacements_bytes: all_replacements,
+        masks_bytes: masks,
+        spill,
+    })
+}
+
+impl std::fmt::Display for PrunePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "prune plan: budget {} ({}); peak ~{} ({}); pruned weights {} in f32{}",
+            human(self.budget_bytes),
+            self.budget_source,
+            human(self.peak_bytes),
+            self.peak_part,
+            human(self.all_replacements_bytes),
+            if self.spill { ", spilled to disk block by block" } else { ", kept in memory" }
+        )
+    }
+}
+
 impl std::fmt::Display for MemoryPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let how = match self.residency {
@@ -328,6 +466,35 @@ mod tests {
         let short = plan_within_budget(&card, BASE_BYTES + weights + 511 * per_token, "--max-memory", 512, 0).unwrap();
         assert_eq!(short.residency, Residency::Streamed, "{short}");
         assert!(short.peak_bytes <= short.budget_bytes && short.batch_tokens >= 512, "{short}");
+    }
+
+    /// Pruning Llama-3 8B in bf16 (32 blocks of 218,103,808 linear weights) on 4 x 128
+    /// windows: its replacements are 4 x 6,979,321,856 bytes in f32, far over 6 GiB, so they
+    /// spill; Wanda's peak fits. SparseGPT's down projection alone needs its 14336^2 f64 Gram
+    /// and two factors of that size (4.93 GB) beside the other Grams, so 6 GiB is refused
+    /// naming that layer, and the budget it names is accepted.
+    #[test]
+    fn llama_3_8b_prunes_with_spilled_weights_and_sparsegpt_names_the_down_projection() {
+        let card = llama_3_8b(FloatType::Bf16);
+        let shape = Some(CalibrationShape { windows: 4, seqlen: 128, batch: 4 });
+        let wanda = prune_plan(&card, 6 << 30, "--max-memory", shape, false, true, |_| true).unwrap();
+        assert_eq!(wanda.all_replacements_bytes, 4 * 6_979_321_856);
+        assert_eq!(wanda.masks_bytes, 6_979_321_856 / 8);
+        assert!(wanda.spill && wanda.peak_bytes < 6 << 30, "{wanda}");
+        // Not streamed, a budget that holds everything keeps the replacements in memory.
+        assert!(!prune_plan(&card, 64 << 30, "--max-memory", shape, false, false, |_| true).unwrap().spill);
+        let err = prune_plan(&card, 6 << 30, "--max-memory", shape, true, true, |_| true).unwrap_err();
+        let MemoryError::PruneTooSmall(shortfall) = &err else { panic!("{err}") };
+        let (part, need) = (&shortfall.part, &shortfall.need);
+        assert!(part.contains("ffn_down"), "{err}");
+        let floor = 3 * 14_336u64 * 14_336 * 8 + 3 * 4096 * 4096 * 8;
+        let need_bytes = parse_size(&need.replace(' ', "")).unwrap();
+        assert!(need_bytes > floor, "{err}");
+        let given = prune_plan(&card, need_bytes + (16 << 20), "--max-memory", shape, true, true, |_| true).unwrap();
+        assert!(given.peak_part.contains("ffn_down"), "{given}");
+        // Only the first two blocks selected: their replacements only.
+        let two = prune_plan(&card, 6 << 30, "--max-memory", shape, false, true, |l| l.block < 2).unwrap();
+        assert_eq!(two.all_replacements_bytes, 4 * 2 * 218_103_808);
     }
 
     fn plan_err(card: &ModelCard, budget: u64) -> String {

@@ -180,6 +180,26 @@ pub const SHAPES: &[Shape] = &[
         source: "meta-llama/Meta-Llama-3-8B config.json",
     },
     Shape {
+        name: "llama-3-70b",
+        family: Family::Llama,
+        blocks: 80,
+        d_model: 8192,
+        n_heads: 64,
+        n_kv_heads: 8,
+        head_dim: 128,
+        ffn_dim: 28_672,
+        vocab_size: 128_256,
+        norm_eps: 1e-5,
+        rope_base: 500_000.0,
+        rope_scaling: None,
+        context: 8192,
+        tied_output: false,
+        bos: Some((128_000, "<|begin_of_text|>")),
+        eos: (128_001, "<|end_of_text|>"),
+        tokenizer: TokenizerPlan::ByteLevel,
+        source: "meta-llama/Meta-Llama-3-70B config.json",
+    },
+    Shape {
         name: "llama-3.1-8b",
         family: Family::Llama,
         blocks: 32,
@@ -947,6 +967,15 @@ mod tests {
                 (p.spec.blocks * p.spec.d_model * 3 * p.spec.d_model) as u64
             );
         }
+    }
+
+    /// Meta-Llama-3-70B (80 blocks, hidden 8192, 64/8 heads, FFN 28,672, untied 128,256
+    /// vocabulary) has 70,553,706,496 parameters: 80 x 855,654,400 per block (2 x 8192^2 +
+    /// 2 x 8192 x 1024 + 3 x 8192 x 28672 + two norms) + 2 x 128256 x 8192 + the final norm.
+    #[test]
+    fn llama_3_70b_has_its_published_parameter_count() {
+        assert_eq!(plan("llama-3-70b", None, 8192).unwrap().params, 70_553_706_496);
+        assert_eq!(plan("llama-3-70b", Some(1), 8192).unwrap().params, 855_654_400 + 2 * 128_256 * 8192 + 8192);
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl WeightStore {
     /// in the layout and type the folder stores them in.
     pub fn override_of(&self, layer: &LinearLayer, rows: Vec<f32>) -> WeightOverride {
         let (shape, data) = stored_layout(layer, rows);
-        WeightOverride { name: layer.name.clone(), shape, data: std::sync::Arc::new(data), stored: self.stored_type(&layer.name) }
+        WeightOverride::new(layer.name.clone(), shape, data, self.stored_type(&layer.name))
     }
 
     /// A linear layer's weights as `[out][in]` rows, the layout the pruning maths and the
@@ -133,6 +133,17 @@ impl WeightStore {
     /// External weight files are copied and patched in place (offsets unchanged, so every graph
     /// of the folder stays valid); inline weights are re-encoded into the graph.
     pub fn save_with(&self, out: &Path, replaced: &[(String, &[f32])]) -> Result<(), ModelError> {
+        self.copy_folder(out)?;
+        self.patch(out, replaced)
+    }
+
+    /// As [`WeightStore::save_with`], the replacements read from overrides one at a time.
+    pub fn save_with_overrides(&self, out: &Path, overrides: &[WeightOverride]) -> Result<(), ModelError> {
+        self.copy_folder(out)?;
+        self.patch_overrides(out, overrides)
+    }
+
+    fn copy_folder(&self, out: &Path) -> Result<(), ModelError> {
         std::fs::create_dir_all(out).map_err(|e| ModelError::io(out, e))?;
         for entry in std::fs::read_dir(&self.dir).map_err(|e| ModelError::io(&self.dir, e))? {
             let entry = entry.map_err(|e| ModelError::io(&self.dir, e))?;
@@ -141,16 +152,37 @@ impl WeightStore {
                 std::fs::copy(entry.path(), &to).map_err(|e| ModelError::io(&to, e))?;
             }
         }
-        self.patch(out, replaced)
+        Ok(())
     }
 
     /// Replaces initializers in `out`, a copy of this folder: external weights are patched in
     /// place, inline ones re-encoded into `out`'s `model.onnx`. Several graphs sharing one
     /// weight file (an encoder-decoder's) are patched one store at a time.
     pub fn patch(&self, out: &Path, replaced: &[(String, &[f32])]) -> Result<(), ModelError> {
-        let mut model = self.model.clone();
-        let mut inline_changed = false;
-        for (name, values) in replaced {
+        self.patch_each(out, replaced.iter().map(|(name, values)| Ok((name.as_str(), std::borrow::Cow::Borrowed(*values)))))
+    }
+
+    /// As [`WeightStore::patch`] with the overrides' values, read one at a time: a spilled
+    /// override is read back from its file only while it is written (a whole pruned model
+    /// never sits in memory at once).
+    pub fn patch_overrides(&self, out: &Path, overrides: &[WeightOverride]) -> Result<(), ModelError> {
+        self.patch_each(
+            out,
+            overrides.iter().map(|o| {
+                let values = o.values().map_err(|e| ModelError::Unusable { path: e.path.clone(), reason: e.to_string() })?;
+                Ok((o.name.as_str(), std::borrow::Cow::Owned(std::sync::Arc::unwrap_or_clone(values))))
+            }),
+        )
+    }
+
+    fn patch_each<'a>(
+        &self,
+        out: &Path,
+        replaced: impl Iterator<Item = Result<(&'a str, std::borrow::Cow<'a, [f32]>), ModelError>>,
+    ) -> Result<(), ModelError> {
+        let mut model: Option<ModelProto> = None;
+        for item in replaced {
+            let (name, values) = item?;
             let (i, loc) = self
                 .index
                 .get(name)
@@ -165,7 +197,8 @@ impl WeightStore {
             // Written back in the type the folder stores it in: a pruned zero stays exactly
             // zero, and values read from a 16-bit weight come back bit for bit.
             let stored = self.tensor(*i).data_type.and_then(float_type_of).unwrap_or(FloatType::F32);
-            let bytes = stored.narrow(values);
+            let bytes = stored.narrow(&values);
+            drop(values);
             match loc {
                 Location::External { file, offset, .. } => {
                     let target = out.join(file.file_name().unwrap_or_default());
@@ -174,15 +207,15 @@ impl WeightStore {
                     f.write_all(&bytes).map_err(|e| ModelError::io(&target, e))?;
                 }
                 Location::Inline => {
+                    let model = model.get_or_insert_with(|| self.model.clone());
                     let t = &mut model.graph.as_mut().expect("graph").initializer[*i];
                     t.float_data.clear();
                     t.int32_data.clear();
                     t.raw_data = Some(bytes);
-                    inline_changed = true;
                 }
             }
         }
-        if inline_changed {
+        if let Some(model) = model {
             let path = out.join("model.onnx");
             crate::util::write_atomic(&path, &prost::Message::encode_to_vec(&model)).map_err(|e| ModelError::io(&path, e))?;
         }

@@ -39,7 +39,7 @@
 
 use faer::linalg::matmul::matmul;
 use faer::linalg::triangular_inverse::invert_lower_triangular;
-use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
+use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -231,8 +231,8 @@ fn damping_schedule(percdamp: f64) -> impl Iterator<Item = f64> {
 fn factorise_with_growing_damping(gram: &Mat<f64>, tokens: usize, percdamp: f64) -> Result<(Vec<f64>, Vec<bool>, DampingUsed), usize> {
     let mut failed_at = 0;
     for (attempt, fraction) in damping_schedule(percdamp).enumerate() {
-        let (hessian, dead) = dampened_hessian(gram, tokens, fraction);
-        match upper_cholesky_of_inverse(&hessian) {
+        let (reversed, dead) = reversed_dampened_hessian(gram, tokens, fraction);
+        match upper_cholesky_of_reversed(reversed) {
             Ok(hinv) => {
                 let damping = DampingUsed { requested: percdamp, used: fraction, attempts: attempt as u32 + 1 };
                 return Ok((hinv, dead, damping));
@@ -254,48 +254,109 @@ fn check_block_size(config: SparseGptConfig, target: SparsityTarget) -> Result<(
 
 /// `H = 2 G / n` with dead inputs set to 1 on the diagonal and the dampening added; also returns
 /// which inputs were dead. Only the lower triangle of the returned matrix is meaningful.
+#[cfg(test)]
 fn dampened_hessian(gram_lower: &Mat<f64>, tokens: usize, percdamp: f64) -> (Mat<f64>, Vec<bool>) {
     let d = gram_lower.nrows();
+    let (diagonal, dead) = dampened_diagonal(gram_lower, tokens, percdamp);
     let scale = 2.0 / tokens as f64;
-    let mut h = Mat::from_fn(d, d, |i, j| if i >= j { scale * gram_lower[(i, j)] } else { 0.0 });
-    let dead: Vec<bool> = (0..d).map(|j| h[(j, j)] == 0.0).collect();
-    for (j, _) in dead.iter().enumerate().filter(|(_, &is_dead)| is_dead) {
-        h[(j, j)] = 1.0;
-    }
-    let mean_diagonal = (0..d).map(|j| h[(j, j)]).sum::<f64>() / d.max(1) as f64;
-    let damp = percdamp * mean_diagonal;
-    for j in 0..d {
-        h[(j, j)] += damp;
-    }
+    let h = Mat::from_fn(d, d, |i, j| {
+        if i == j {
+            diagonal[i]
+        } else if i > j {
+            scale * gram_lower[(i, j)]
+        } else {
+            0.0
+        }
+    });
     (h, dead)
+}
+
+/// The diagonal of the dampened Hessian (see [`dampened_hessian`]) and the dead inputs.
+fn dampened_diagonal(gram_lower: &Mat<f64>, tokens: usize, percdamp: f64) -> (Vec<f64>, Vec<bool>) {
+    let d = gram_lower.nrows();
+    let scale = 2.0 / tokens as f64;
+    let mut diagonal: Vec<f64> = (0..d).map(|j| scale * gram_lower[(j, j)]).collect();
+    let dead: Vec<bool> = diagonal.iter().map(|&h| h == 0.0).collect();
+    for (h, _) in diagonal.iter_mut().zip(&dead).filter(|(_, &is_dead)| is_dead) {
+        *h = 1.0;
+    }
+    let mean_diagonal = diagonal.iter().sum::<f64>() / d.max(1) as f64;
+    let damp = percdamp * mean_diagonal;
+    for h in diagonal.iter_mut() {
+        *h += damp;
+    }
+    (diagonal, dead)
+}
+
+/// `J H J` (lower triangle) of the dampened Hessian, built straight from the Gram: one
+/// `d x d` matrix, which [`upper_cholesky_of_reversed`] factorises in place (a 14336-wide
+/// input's is 1.6 GB).
+fn reversed_dampened_hessian(gram_lower: &Mat<f64>, tokens: usize, percdamp: f64) -> (Mat<f64>, Vec<bool>) {
+    let d = gram_lower.nrows();
+    let (diagonal, dead) = dampened_diagonal(gram_lower, tokens, percdamp);
+    let scale = 2.0 / tokens as f64;
+    let reverse = |i: usize| d - 1 - i;
+    // (J H J)[i][j] for i >= j is H[d-1-j][d-1-i], a lower-triangle entry of H.
+    let reversed = Mat::from_fn(d, d, |i, j| {
+        if i == j {
+            diagonal[reverse(i)]
+        } else if i > j {
+            scale * gram_lower[(reverse(j), reverse(i))]
+        } else {
+            0.0
+        }
+    });
+    (reversed, dead)
 }
 
 /// The upper triangular `U` with positive diagonal and `U^T U = H^-1`, returned row-major
 /// (`d * d` values), computed as `J L^-1 J` with `J H J = L L^T` (see the module documentation).
-/// Reads only the lower triangle of `h`. On failure returns the column of `h` where the
-/// factorisation found a pivot that is not positive, or not distinguishable from rounding:
-/// a pivot (`L_jj^2`, the Schur complement of the columns before it) at most
-/// `d * eps * max_j H_jj` is what an exactly singular matrix leaves after rounding, and an
-/// inverse built on it is rounding noise amplified, not the OBS solution.
+/// Reads only the lower triangle of `h`.
+#[cfg(test)]
 fn upper_cholesky_of_inverse(h: &Mat<f64>) -> Result<Vec<f64>, usize> {
     let d = h.nrows();
     let reverse = |i: usize| d - 1 - i;
-    // (J H J)[i][j] for i >= j is H[d-1-i][d-1-j], an upper-triangle entry of H: read its mirror.
-    let reversed = Mat::from_fn(d, d, |i, j| if i >= j { h[(reverse(j), reverse(i))] } else { 0.0 });
-    let llt = reversed.llt(Side::Lower).map_err(|error| match error {
-        faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => reverse(index.min(d.saturating_sub(1))),
+    upper_cholesky_of_reversed(Mat::from_fn(d, d, |i, j| if i >= j { h[(reverse(j), reverse(i))] } else { 0.0 }))
+}
+
+/// [`upper_cholesky_of_inverse`] of the `H` whose `J H J` (lower triangle) is `reversed`,
+/// factorised in place: at most two `d x d` matrices exist at once. On failure returns the
+/// column of `H` where the factorisation found a pivot that is not positive, or not
+/// distinguishable from rounding: a pivot (`L_jj^2`, the Schur complement of the columns
+/// before it) at most `d * eps * max_j H_jj` is what an exactly singular matrix leaves after
+/// rounding, and an inverse built on it is rounding noise amplified, not the OBS solution.
+fn upper_cholesky_of_reversed(mut reversed: Mat<f64>) -> Result<Vec<f64>, usize> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch, LltError};
+    let d = reversed.nrows();
+    let reverse = |i: usize| d - 1 - i;
+    let largest_diagonal = (0..d).map(|j| reversed[(j, j)]).fold(0.0, f64::max);
+    // What `Mat::llt` does, without its copy of the matrix.
+    let par = faer::get_global_parallelism();
+    let mut scratch = MemBuffer::new(cholesky_in_place_scratch::<f64>(d, par, Default::default()));
+    cholesky_in_place(reversed.as_mut(), Default::default(), par, MemStack::new(&mut scratch), Default::default()).map_err(|error| {
+        match error {
+            LltError::NonPositivePivot { index } => reverse(index.min(d.saturating_sub(1))),
+        }
     })?;
-    let largest_diagonal = (0..d).map(|j| h[(j, j)]).fold(0.0, f64::max);
+    drop(scratch);
+    for j in 0..d {
+        for i in 0..j {
+            reversed[(i, j)] = 0.0;
+        }
+    }
+    let l = reversed;
     let noise_floor = d as f64 * f64::EPSILON * largest_diagonal;
     let lost_in_rounding = |j: usize| {
-        let pivot = llt.L()[(j, j)] * llt.L()[(j, j)];
+        let pivot = l[(j, j)] * l[(j, j)];
         pivot.is_nan() || pivot <= noise_floor
     };
     if let Some(index) = (0..d).find(|&j| lost_in_rounding(j)) {
         return Err(reverse(index));
     }
     let mut l_inverse = Mat::<f64>::zeros(d, d);
-    invert_lower_triangular(l_inverse.as_mut(), llt.L(), Par::rayon(0));
+    invert_lower_triangular(l_inverse.as_mut(), l.as_ref(), Par::rayon(0));
+    drop(l);
     let mut upper = vec![0.0; d * d];
     for i in 0..d {
         for j in i..d {

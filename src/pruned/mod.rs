@@ -7,8 +7,9 @@
 mod model;
 mod saved;
 pub mod seq2seq;
+pub mod spill;
 
-pub use model::{prune_many, prune_model, LayerFilter, PruneJob, PrunedLayerOutput, PrunedModel};
+pub use model::{prune_many, prune_many_with, prune_model, LayerFilter, PruneJob, PrunedLayerOutput, PrunedModel};
 pub use saved::{
     overrides_from_mask_dir, overrides_from_masks, parse_mask_index, read_mask_dir, read_masks, save_pruned, write_masks, MaskEntry,
     MASK_DIR, MASK_INDEX,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::spill::SpillDir;
 use crate::calibrate::{
     capture_and_prune, collect_gradients, CalibrationError, CalibrationSet, CaptureOptions, CaptureTimings, GradientSaliency, LayerPruner,
 };
@@ -98,7 +99,7 @@ fn prune_layer(
 /// in the type the folder stores them in.
 pub(super) fn weight_override(layer: &LinearLayer, rows: Vec<f32>, stored: FloatType) -> WeightOverride {
     let (shape, data) = stored_layout(layer, rows);
-    WeightOverride { name: layer.name.clone(), shape, data: std::sync::Arc::new(data), stored }
+    WeightOverride::new(layer.name.clone(), shape, data, stored)
 }
 
 /// Whether a method scores with the model's gradients (SNIP, GraSP).
@@ -197,26 +198,39 @@ struct MethodPruner<'a> {
     target: SparsityTarget,
     filter: &'a LayerFilter,
     outputs: Vec<PrunedLayerOutput>,
+    /// Where each block's replacement weights go when it is done (with this job's file
+    /// prefix); `None` keeps them in memory.
+    spill: Option<(&'a SpillDir, String)>,
 }
 
 impl LayerPruner for MethodPruner<'_> {
     fn prune_block(
         &mut self,
-        _block: usize,
+        block: usize,
         layers: &[LinearLayer],
         statistics: &BTreeMap<String, InputStatistics>,
     ) -> Result<Vec<WeightOverride>, CalibrationError> {
         let chosen: Vec<&LinearLayer> = layers.iter().filter(|l| self.filter.selects(l)).collect();
-        let results: Vec<_> = chosen
-            .par_iter()
-            .map(|l| prune_layer(self.store, l, self.method, self.target, statistics.get(&l.input)))
-            .collect::<Result<_, _>>()?;
+        let one = |l: &&LinearLayer| prune_layer(self.store, l, self.method, self.target, statistics.get(&l.input));
+        // Within a budget (spilling), one layer at a time, as the memory plan counts: SparseGPT's
+        // factors for a 14336-wide input take 2 x 14336^2 f64 = 3.3 GB beside its Gram matrix,
+        // and two of a 70B block's 28672 x 8192 layers read and scored at once peaked 1.7 GiB
+        // over the plan. Each layer's work still runs on every core (the row selection and the
+        // factorisation are parallel); the results are the same either way.
+        let results: Vec<_> = if self.spill.is_some() {
+            chosen.iter().map(one).collect::<Result<_, _>>()?
+        } else {
+            chosen.par_iter().map(one).collect::<Result<_, _>>()?
+        };
         let mut overrides = Vec::new();
         for (o, out) in results {
             overrides.push(o);
             self.outputs.push(out);
         }
-        Ok(overrides)
+        match &self.spill {
+            Some((dir, prefix)) => Ok(dir.spill(&format!("{prefix}-block-{block:03}"), overrides)?),
+            None => Ok(overrides),
+        }
     }
 }
 
@@ -228,10 +242,26 @@ pub fn prune_model(
     filter: &LayerFilter,
     set: Option<&CalibrationSet>,
     capture: &CaptureOptions,
+    on_block: impl FnMut(usize, &str),
+) -> Result<PrunedModel, CalibrationError> {
+    prune_model_with(model, method, target, filter, set, capture, None, on_block)
+}
+
+/// As [`prune_model`]; with `spill`, each block's replacement weights are written there as
+/// the block is done (under `prefix`) and read back from it when used.
+#[allow(clippy::too_many_arguments)]
+fn prune_model_with(
+    model: &ModelDir,
+    method: &Method,
+    target: SparsityTarget,
+    filter: &LayerFilter,
+    set: Option<&CalibrationSet>,
+    capture: &CaptureOptions,
+    spill: Option<(&SpillDir, String)>,
     mut on_block: impl FnMut(usize, &str),
 ) -> Result<PrunedModel, CalibrationError> {
     let store = WeightStore::open(&model.dir, &model.card.graph)?;
-    let mut pruner = MethodPruner { store: &store, method, target, filter, outputs: Vec::new() };
+    let mut pruner = MethodPruner { store: &store, method, target, filter, outputs: Vec::new(), spill };
     let need = method.statistics_need();
     if uses_gradients(method) {
         let job = PruneJob { method: *method, target };
@@ -240,8 +270,12 @@ pub fn prune_model(
     let (overrides, timings) = match (need, set) {
         (StatisticsNeed::None, _) => {
             let t0 = std::time::Instant::now();
-            let layers = model.card.layers.clone();
-            let overrides = pruner.prune_block(0, &layers, &BTreeMap::new())?;
+            // Block by block, in the card's order, so that a spill folder takes each block's
+            // weights before the next is read.
+            let mut overrides = Vec::new();
+            for (k, layers) in layers_by_block(&model.card.layers) {
+                overrides.extend(pruner.prune_block(k, &layers, &BTreeMap::new())?);
+            }
             (overrides, CaptureTimings { solve_s: t0.elapsed().as_secs_f64(), ..Default::default() })
         }
         (_, None) => return Err(CalibrationError::Invalid(format!("{} needs calibration data: give --calib <languages>", method.name()))),
@@ -251,6 +285,18 @@ pub fn prune_model(
         }
     };
     Ok(PrunedModel { overrides, layers: pruner.outputs, timings })
+}
+
+/// The layers grouped by block, blocks in order of first appearance, layers in card order.
+fn layers_by_block(layers: &[LinearLayer]) -> Vec<(usize, Vec<LinearLayer>)> {
+    let mut out: Vec<(usize, Vec<LinearLayer>)> = Vec::new();
+    for l in layers {
+        match out.iter_mut().find(|(k, _)| *k == l.block) {
+            Some((_, v)) => v.push(l.clone()),
+            None => out.push((l.block, vec![l.clone()])),
+        }
+    }
+    out
 }
 
 /// One pruning of a model: a method at a sparsity target.
@@ -297,8 +343,24 @@ pub fn prune_many(
     filter: &LayerFilter,
     set: Option<&CalibrationSet>,
     capture: &CaptureOptions,
+    on_progress: impl FnMut(usize, usize, &str),
+) -> Result<Vec<PrunedModel>, CalibrationError> {
+    prune_many_with(model, jobs, filter, set, capture, None, on_progress)
+}
+
+/// As [`prune_many`]; with `spill`, every job's replacement weights leave memory block by
+/// block into that folder (see [`crate::pruned::spill`]): the results are the same, bit for
+/// bit (`tests/streamed_prune.rs`), and at most one block's replacements are in memory.
+pub fn prune_many_with(
+    model: &ModelDir,
+    jobs: &[PruneJob],
+    filter: &LayerFilter,
+    set: Option<&CalibrationSet>,
+    capture: &CaptureOptions,
+    spill: Option<&SpillDir>,
     mut on_progress: impl FnMut(usize, usize, &str),
 ) -> Result<Vec<PrunedModel>, CalibrationError> {
+    let spill_of = |i: usize| spill.map(|dir| (dir, format!("job{i}-{}", jobs[i].method.name())));
     let mut results: Vec<Option<PrunedModel>> = (0..jobs.len()).map(|_| None).collect();
     // SNIP and GraSP share one gradient pass (and GraSP's H g) on the dense model.
     let gradient_jobs: Vec<usize> = (0..jobs.len()).filter(|&i| uses_gradients(&jobs[i].method)).collect();
@@ -324,7 +386,14 @@ pub fn prune_many(
         let mut shared = SharedStatisticsPruner {
             jobs: calibrated
                 .iter()
-                .map(|&i| MethodPruner { store: &store, method: &jobs[i].method, target: jobs[i].target, filter, outputs: Vec::new() })
+                .map(|&i| MethodPruner {
+                    store: &store,
+                    method: &jobs[i].method,
+                    target: jobs[i].target,
+                    filter,
+                    outputs: Vec::new(),
+                    spill: spill_of(i),
+                })
                 .collect(),
             overrides: vec![Vec::new(); calibrated.len()],
             solve_s: vec![0.0; calibrated.len()],
@@ -339,7 +408,9 @@ pub fn prune_many(
     }
     for (i, job) in jobs.iter().enumerate() {
         if results[i].is_none() {
-            results[i] = Some(prune_model(model, &job.method, job.target, filter, set, capture, |k, stage| on_progress(i, k, stage))?);
+            let spill = spill_of(i);
+            results[i] =
+                Some(prune_model_with(model, &job.method, job.target, filter, set, capture, spill, |k, stage| on_progress(i, k, stage))?);
         }
     }
     Ok(results.into_iter().map(|r| r.expect("every job pruned")).collect())

@@ -136,11 +136,12 @@ pub fn read_mask_dir(dir: &Path) -> Result<Vec<(MaskEntry, Mask)>, ModelError> {
 /// Saves the pruned model as a model folder (graphs, patched weights, tokenizer, card) plus its masks.
 pub fn save_pruned(model: &ModelDir, pruned: &PrunedModel, out: &Path, record: &serde_json::Value) -> Result<(), ModelError> {
     let store = WeightStore::open(&model.dir, &model.card.graph)?;
-    let replaced: Vec<(String, &[f32])> = pruned.overrides.iter().map(|o| (o.name.clone(), o.data.as_slice())).collect();
     // Built beside `out` and swapped in whole, so a killed save never leaves a folder whose
     // masks or weights are only partly written (and `--masks`/`--model` never read one).
     let staged = crate::util::StagedDir::begin(out).map_err(|e| ModelError::io(out, e))?;
-    store.save_with(staged.path(), &replaced)?;
+    // The folder's files are copied, then each pruned weight written over its bytes, one at a
+    // time (spilled weights are read back one by one: the model is never whole in memory).
+    store.save_with_overrides(staged.path(), &pruned.overrides)?;
     write_masks(staged.path(), pruned)?;
     let path = staged.path().join("pruning.json");
     crate::util::write_atomic(&path, serde_json::to_string_pretty(record).expect("json").as_bytes())

@@ -20,7 +20,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::model::{LayerFilter, PrunedLayerOutput, PrunedModel};
@@ -175,12 +174,7 @@ pub fn prune_seq2seq_selected(
                     mask: pruned.mask,
                     report,
                 });
-                result.overrides.push(WeightOverride {
-                    name: layer.name.clone(),
-                    shape: vec![d_in, d_out],
-                    data: Arc::new(stored),
-                    stored: store.stored_type(&layer.name),
-                });
+                result.overrides.push(WeightOverride::new(layer.name.clone(), vec![d_in, d_out], stored, store.stored_type(&layer.name)));
             }
             seconds.solve = solving.elapsed().as_secs_f64();
             result.blocks.push(seconds);
@@ -391,14 +385,10 @@ pub fn save_pruned_seq2seq(folder: &Seq2SeqFolder, pruned: &PrunedModel, out: &P
         }
     }
     for graph in [ENCODER_GRAPH_FILE, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE] {
-        let replaced: Vec<(String, &[f32])> = pruned
-            .overrides
-            .iter()
-            .filter(|o| Seq2SeqFolder::graph_of(&o.name) == graph)
-            .map(|o| (o.name.clone(), o.data.as_slice()))
-            .collect();
+        let replaced: Vec<WeightOverride> =
+            pruned.overrides.iter().filter(|o| Seq2SeqFolder::graph_of(&o.name) == graph).cloned().collect();
         if !replaced.is_empty() {
-            WeightStore::open(&folder.dir, graph)?.patch(staged.path(), &replaced)?;
+            WeightStore::open(&folder.dir, graph)?.patch_overrides(staged.path(), &replaced)?;
         }
     }
     write_masks(staged.path(), pruned)?;
@@ -430,12 +420,7 @@ pub fn overrides_from_mask_dir_seq2seq(folder: &Seq2SeqFolder, dir: &Path) -> Re
         let [d_in, d_out] = layer.shape;
         let mut rows = transpose(&store.read(&layer.name)?, d_in, d_out);
         mask.apply(&mut rows).map_err(|e| ModelError::Unusable { path: folder.dir.clone(), reason: e.to_string() })?;
-        out.push(WeightOverride {
-            name: layer.name.clone(),
-            shape: vec![d_in, d_out],
-            data: Arc::new(transpose(&rows, d_out, d_in)),
-            stored: store.stored_type(&layer.name),
-        });
+        out.push(WeightOverride::new(layer.name.clone(), vec![d_in, d_out], transpose(&rows, d_out, d_in), store.stored_type(&layer.name)));
     }
     Ok(out)
 }

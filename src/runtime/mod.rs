@@ -3,6 +3,7 @@
 
 mod float_type;
 mod ort_backend;
+mod weight_override;
 
 pub use float_type::FloatType;
 
@@ -11,13 +12,6 @@ pub use ort_backend::{
     Value,
 };
 
-/// One replacement weight handed to the runtime at session creation (a pruned layer).
-#[derive(Clone, Debug)]
-pub struct WeightOverride {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub data: std::sync::Arc<Vec<f32>>,
-    /// The type the graph stores this weight in: the override is handed to the runtime in
-    /// it (rounded to nearest even from `data`; a pruned zero stays exactly zero).
-    pub stored: FloatType,
-}
+pub use weight_override::{
+    override_bytes_in_memory, reset_override_high_water, CountedValues, OverrideData, SpillFile, SpillReadError, WeightOverride,
+};

@@ -29,6 +29,15 @@ pub enum RuntimeError {
     Cuda { device: String, reason: String },
     #[error("graph {target} has no output '{name}'")]
     MissingOutput { target: String, name: String },
+    /// Boxed: it is rare, and every result that can carry a runtime error pays for its size.
+    #[error(transparent)]
+    Spill(Box<super::SpillReadError>),
+}
+
+impl From<super::SpillReadError> for RuntimeError {
+    fn from(e: super::SpillReadError) -> Self {
+        RuntimeError::Spill(Box::new(e))
+    }
 }
 
 fn ort_err<'a, R>(action: &'static str, target: &'a str) -> impl FnOnce(ort::Error<R>) -> RuntimeError + 'a {
@@ -302,15 +311,17 @@ fn override_values(overrides: &[WeightOverride], label: &str) -> Result<Vec<(Str
         .iter()
         .map(|w| {
             let shape: Vec<i64> = w.shape.iter().map(|&d| d as i64).collect();
-            let value =
-                match w.stored {
-                    FloatType::F32 => Tensor::from_array((shape, w.data.as_ref().clone())).map(Tensor::into_dyn),
-                    FloatType::F16 => Tensor::from_array((shape, w.data.iter().map(|&v| half::f16::from_f32(v)).collect::<Vec<_>>()))
-                        .map(Tensor::into_dyn),
-                    FloatType::Bf16 => Tensor::from_array((shape, w.data.iter().map(|&v| half::bf16::from_f32(v)).collect::<Vec<_>>()))
-                        .map(Tensor::into_dyn),
+            // In the stored type; a spilled override comes straight from its file's bytes.
+            let bytes = w.data.stored_bytes(w.stored)?;
+            let halves = || bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+            let value = match w.stored {
+                FloatType::F32 => Tensor::from_array((shape, FloatType::F32.widen(&bytes))).map(Tensor::into_dyn),
+                FloatType::F16 => Tensor::from_array((shape, halves().map(half::f16::from_bits).collect::<Vec<_>>())).map(Tensor::into_dyn),
+                FloatType::Bf16 => {
+                    Tensor::from_array((shape, halves().map(half::bf16::from_bits).collect::<Vec<_>>())).map(Tensor::into_dyn)
                 }
-                .map_err(ort_err("build a weight tensor", label))?;
+            }
+            .map_err(ort_err("build a weight tensor", label))?;
             Ok((w.name.clone(), Arc::new(value)))
         })
         .collect()

@@ -25,27 +25,6 @@ const ADVICE_RECORD: &str = "study_advice.json";
 const PROGRESS_DIR: &str = "progress";
 const WEIGHTS_DIR: &str = "weights";
 
-/// A weight as safetensors writes it: f32, little-endian.
-struct F32View {
-    shape: Vec<usize>,
-    data: std::sync::Arc<Vec<f32>>,
-}
-
-impl safetensors::View for F32View {
-    fn dtype(&self) -> safetensors::Dtype {
-        safetensors::Dtype::F32
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        std::borrow::Cow::Owned(self.data.iter().flat_map(|x| x.to_le_bytes()).collect())
-    }
-    fn data_len(&self) -> usize {
-        self.data.len() * 4
-    }
-}
-
 /// A unit of work: a pruned cell or a dense baseline.
 #[derive(Clone, Debug)]
 pub enum Unit {
@@ -281,38 +260,27 @@ impl StudyDir {
     fn weights_file(&self, cell: &str) -> PathBuf {
         self.root.join(WEIGHTS_DIR).join(format!("{cell}.safetensors"))
     }
+    /// Written by the one weights-file writer ([`crate::pruned::spill`]): each weight in the
+    /// type the model folder stores it in.
     pub fn write_pruned_weights(&self, cell: &str, weights: &[WeightOverride]) -> Result<(), StoreError> {
         let path = self.weights_file(cell);
-        let views: Vec<(String, F32View)> =
-            weights.iter().map(|w| (w.name.clone(), F32View { shape: w.shape.clone(), data: w.data.clone() })).collect();
-        // The values are kept in f32; the type the graph stores each in travels as metadata.
-        let stored: std::collections::HashMap<String, String> =
-            weights.iter().map(|w| (w.name.clone(), w.stored.flag_name().to_string())).collect();
-        let bytes = safetensors::tensor::serialize(views, Some(stored))
-            .map_err(|e| StoreError::Write { path: path.clone(), source: std::io::Error::other(e) })?;
-        write_bytes(&path, &bytes)
+        crate::pruned::spill::write_overrides(&path, weights).map_err(|e| match e {
+            crate::pruned::spill::SpillError::Write { path, source } => StoreError::Write { path, source },
+            other => StoreError::Write { path: path.clone(), source: std::io::Error::other(other.to_string()) },
+        })
     }
+    /// The weights of [`StudyDir::write_pruned_weights`], read from the file when a session
+    /// needs them (also the f32 files older studies wrote).
     pub fn read_pruned_weights(&self, cell: &str) -> Result<Vec<WeightOverride>, StoreError> {
         let path = self.weights_file(cell);
-        let bytes = std::fs::read(&path).map_err(|source| StoreError::Read { path: path.clone(), source })?;
-        let malformed = |message: String| StoreError::Malformed { path: path.clone(), message, rerun: "`polyprune study run`" };
-        let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| malformed(e.to_string()))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| malformed(e.to_string()))?;
-        let stored = header.metadata().clone().unwrap_or_default();
-        let mut out = Vec::new();
-        for (name, view) in file.tensors() {
-            if view.dtype() != safetensors::Dtype::F32 {
-                return Err(malformed(format!("tensor {name} is {:?}, not F32", view.dtype())));
-            }
-            let data: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-            let stored = match stored.get(&name) {
-                Some(tag) => tag.parse().map_err(|e: String| malformed(format!("tensor {name}: {e}")))?,
-                None => return Err(malformed(format!("tensor {name} has no stored type in the metadata"))),
-            };
-            out.push(WeightOverride { name, shape: view.shape().to_vec(), data: std::sync::Arc::new(data), stored });
+        if !path.is_file() {
+            return Err(StoreError::Read { path: path.clone(), source: std::io::Error::from(std::io::ErrorKind::NotFound) });
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        crate::pruned::spill::map_overrides(&path, None).map_err(|e| StoreError::Malformed {
+            path: path.clone(),
+            message: e.to_string(),
+            rerun: "`polyprune study run`",
+        })
     }
 
     /// Copies the plan (study file and `study.json`) from another folder of the same study.

@@ -9,10 +9,13 @@ use super::perplexity::language_sets;
 use super::{score_sets, WorkflowError};
 use crate::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions};
 use crate::eval::{LanguageScore, WindowOptions};
+use crate::model::memory::{self, CalibrationShape, PrunePlan};
 use crate::model::ModelDir;
 use crate::progress::Progress;
+use crate::prune::StatisticsNeed;
 use crate::prune::{Method, Pattern, Sparsity, SparsityTarget};
-use crate::pruned::{prune_many, save_pruned, LayerFilter, PruneJob, PrunedModel};
+use crate::pruned::spill::SpillDir;
+use crate::pruned::{prune_many_with, save_pruned, LayerFilter, PruneJob, PrunedModel};
 use crate::runtime::RuntimeOptions;
 use crate::store::{new_run, Provenance, ResultsDir, RunKind};
 
@@ -75,6 +78,44 @@ fn draw_calibration_set(opts: &PruneOptions, model: &ModelDir) -> Result<Option<
     Ok(Some(CalibrationSet::draw(&spec, &registry, &tokenizer, start)?))
 }
 
+/// How `prune` runs within the memory budget (`--max-memory`, else the free memory): the
+/// peak of one block's calibration and solve, and whether the pruned weights leave memory
+/// block by block (they do when the model is evaluated streamed, or when they would not fit
+/// beside that peak). `None` for a model without a decoder spec or when no budget is known.
+/// A budget given by the user below one block's peak is refused here, before any work.
+pub fn prune_memory_plan(opts: &PruneOptions, model: &ModelDir) -> Result<Option<PrunePlan>, WorkflowError> {
+    if model.card.spec.is_none() || model.card.parts.is_none() {
+        return Ok(None);
+    }
+    let (budget, source) = match opts.runtime.max_memory {
+        Some(b) => (b, "--max-memory"),
+        None => match memory::free_memory() {
+            Some(b) => (b, "free memory"),
+            None => return Ok(None),
+        },
+    };
+    let streamed = !matches!(
+        crate::eval::scorer::memory_plan(model, &opts.runtime)?,
+        None | Some(Ok(memory::MemoryPlan { residency: memory::Residency::Resident, .. }))
+    );
+    let shape = opts.calibration.as_ref().map(|c| CalibrationShape {
+        windows: c.samples,
+        seqlen: c.seqlen.min(model.card.max_positions),
+        batch: opts.batch,
+    });
+    let gram = opts.methods.iter().any(|m| m.statistics_need() == StatisticsNeed::Gram);
+    match memory::prune_plan(&model.card, budget, source, shape, gram, streamed, |l| opts.filter.selects(l)) {
+        Ok(plan) => Ok(Some(plan)),
+        Err(e) if opts.runtime.max_memory.is_some() => Err(WorkflowError::Refused(e.to_string())),
+        // Under the default budget the run goes ahead in the least memory polyprune can.
+        Err(_) => {
+            let plan = memory::prune_plan(&model.card, u64::MAX, source, shape, gram, true, |l| opts.filter.selects(l))
+                .map_err(|e| WorkflowError::Refused(e.to_string()))?;
+            Ok(Some(PrunePlan { budget_bytes: budget, spill: true, ..plan }))
+        }
+    }
+}
+
 pub fn prune(opts: &PruneOptions, progress: &mut dyn Progress) -> Result<PruneRun, WorkflowError> {
     if opts.methods.is_empty() {
         return Err(WorkflowError::Refused(
@@ -87,13 +128,20 @@ pub fn prune(opts: &PruneOptions, progress: &mut dyn Progress) -> Result<PruneRu
         ModelFolder::EncoderDecoder(folder) => return super::prune_seq2seq::prune_encoder_decoder(opts, &folder, target, progress),
     };
     let started = std::time::Instant::now();
+    let plan = prune_memory_plan(opts, &model)?;
     let set = draw_calibration_set(opts, &model)?;
+    // Each block's pruned weights go to disk as the block is done; the folder goes when the
+    // last of them is dropped (at the end of this call, after saving and evaluating).
+    let spill = match plan.as_ref().filter(|p| p.spill) {
+        Some(_) => Some(SpillDir::create(&opts.results.join("prune")).map_err(crate::calibrate::CalibrationError::from)?),
+        None => None,
+    };
     let capture = CaptureOptions { mode: opts.mode, batch: opts.batch, runtime: opts.runtime.clone(), gram: false };
     let jobs: Vec<PruneJob> = opts.methods.iter().map(|m| PruneJob { method: *m, target }).collect();
     let calibration = set.as_ref().map(|s| s.spec.label()).unwrap_or_default();
     let blocks = model.card.blocks;
     progress.stage(&calibration, (blocks * jobs.len()) as u64);
-    let all = prune_many(&model, &jobs, &opts.filter, set.as_ref(), &capture, |job, k, stage| {
+    let all = prune_many_with(&model, &jobs, &opts.filter, set.as_ref(), &capture, spill.as_ref(), |job, k, stage| {
         progress.advance((job * blocks + k) as u64);
         progress.detail(&format!("{} block {k}: {stage}", jobs[job].method.name()));
     });
@@ -125,6 +173,8 @@ pub fn prune(opts: &PruneOptions, progress: &mut dyn Progress) -> Result<PruneRu
     }
 
     let dense = compare_perplexity(opts, &ModelFolder::Decoder(model), &mut runs, progress)?;
+    // With a spill folder, the runs' weights stay in it until the last of them is dropped.
+    drop(spill);
     Ok(PruneRun { calibration, runs, dense })
 }
 
