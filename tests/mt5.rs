@@ -278,6 +278,19 @@ fn import_and_inspect_name_the_stacks_and_other_commands_refuse() {
     assert!(text.contains("47 prunable layers") && text.contains("head: untied"), "{text}");
     let refused = polyprune::model::ModelDir::open(&out).unwrap_err().to_string();
     assert!(refused.contains("encoder-decoder") && refused.contains("eval ppl"), "{refused}");
+    // 16-bit storage is for decoders: asking for it is refused, naming the flag, not ignored.
+    let half = common::temp_dir("mt5-cli-bf16");
+    let import = common::bin()
+        .args(["model", "import"])
+        .arg(common::model_fixture(FIXTURE))
+        .arg("-o")
+        .arg(&half)
+        .args(["--dtype", "bf16"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&import.stderr);
+    assert!(!import.status.success() && err.contains("f32 only") && err.contains("--dtype") && !err.contains("panicked"), "{err}");
+    assert!(!half.join("card.json").exists() && !half.join("seq2seq.json").exists());
 }
 
 fn run_ok(cmd: &mut std::process::Command) -> String {

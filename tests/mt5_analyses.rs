@@ -169,7 +169,7 @@ fn neuron_activity_counts_equal_a_count_by_hand() {
 
     let store = WeightStore::open(&f.dir, ENCODER_GRAPH_FILE).unwrap();
     let weight = |name: &str| -> Vec<f32> {
-        overrides.iter().find(|o| o.name == name).map(|o| o.data.as_ref().clone()).unwrap_or_else(|| store.read(name).unwrap())
+        overrides.iter().find(|o| o.name == name).map(|o| o.values().unwrap().as_ref().clone()).unwrap_or_else(|| store.read(name).unwrap())
     };
     let mut tokens = [0u64; 2];
     let mut active = vec![vec![0u64; blocks * ff]; 2];

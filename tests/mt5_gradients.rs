@@ -173,7 +173,7 @@ fn snip_and_grasp_prune_both_stacks_at_exact_sparsity() {
         assert_eq!(pruned.layers.len(), 47, "{method}");
         for (l, o) in pruned.layers.iter().zip(&pruned.overrides) {
             assert_eq!(l.layer.name, o.name);
-            let zeros = o.data.iter().filter(|&&v| v == 0.0).count();
+            let zeros = o.values().unwrap().iter().filter(|&&v| v == 0.0).count();
             assert_eq!((l.pruned, zeros), (l.total / 2, l.total / 2), "{method} {}", o.name);
             // SNIP prunes the lowest |w g|; GraSP the highest -w Hg, so kept w Hg are the lowest.
             let stack = if l.layer.stack == Stack::Encoder { &w.encoder } else { &w.decoder };

@@ -73,7 +73,7 @@ fn unusable(folder: &Seq2SeqFolder, reason: impl Into<String>) -> AnalysisError 
 fn gate_weight(store: &WeightStore, k: usize, overrides: &[WeightOverride]) -> Result<Vec<f32>, AnalysisError> {
     let name = format!("enc.blk.{k}.ffn_gate.weight");
     Ok(match overrides.iter().find(|o| o.name == name) {
-        Some(o) => o.data.as_ref().clone(),
+        Some(o) => o.values().map_err(crate::runtime::RuntimeError::from)?.as_ref().clone(),
         None => store.read(&name)?,
     })
 }

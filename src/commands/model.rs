@@ -16,10 +16,17 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             println!("{}", path.display());
             eprintln!("licence: {}", known.licence);
         }
-        ModelCommand::Import { source, out, .. }
+        ModelCommand::Import { source, out, dtype, .. }
             if (source.is_dir() && hf::t5::seq2seq_class(&source).is_some())
                 || (source.is_file() && polyprune::model::seq2seq::import::is_t5_gguf(&source)) =>
         {
+            // The encoder-decoder graphs read f32 weights only (mT5's published checkpoints are f32).
+            if dtype.is_some_and(|d| d.float_type() != polyprune::runtime::FloatType::F32) {
+                anyhow::bail!(
+                    "{}: encoder-decoder (mT5/T5) folders are stored in f32 only; drop --dtype (or give --dtype f32)",
+                    source.display()
+                );
+            }
             let spinner = spinner(&format!("importing {}", source.display()));
             let card = if source.is_dir() {
                 polyprune::model::seq2seq::import::import_hf_seq2seq(&source, &out)?
@@ -29,7 +36,7 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             spinner.finish_and_clear();
             let s = &card.spec;
             println!(
-                "imported {} ({}, encoder-decoder: {} encoder and {} decoder blocks, {} prunable layers) into {}; `eval ppl`, `eval tasks`, `prune`, `gate`, `analyze` and `study run` read it",
+                "imported {} ({}, encoder-decoder: {} encoder and {} decoder blocks, {} prunable layers) into {}; `eval ppl`, `eval tasks`, `prune`, `gate`, `analyze`, `model export` and `study run` read it",
                 card.name,
                 s.architecture,
                 s.encoder_blocks,

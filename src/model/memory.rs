@@ -78,7 +78,7 @@ pub enum MemoryError {
 
 /// What [`MemoryError::PruneTooSmall`] names (boxed: every result carrying a memory error pays
 /// for its size).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct PruneShortfall {
     pub budget: String,
     pub source_name: String,

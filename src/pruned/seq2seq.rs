@@ -276,12 +276,12 @@ fn prune_by_gradients(
             DECODER_GRAPH_FILE => &stores[1],
             _ => &stores[2],
         };
-        result.overrides.push(WeightOverride {
-            name: layer.name.clone(),
-            shape: vec![d_in, d_out],
-            data: Arc::new(transpose(&rows, d_out, d_in)),
-            stored: store.stored_type(&layer.name),
-        });
+        result.overrides.push(WeightOverride::new(
+            layer.name.clone(),
+            vec![d_in, d_out],
+            transpose(&rows, d_out, d_in),
+            store.stored_type(&layer.name),
+        ));
         result.layers.push(PrunedSeq2SeqLayer { pruned: mask.count_pruned(), total: d_in * d_out, layer, mask, report });
     }
     let block_ids = [Stack::Encoder, Stack::Decoder].into_iter().flat_map(|s| (0..spec.blocks(s)).map(move |b| (s, b)));
