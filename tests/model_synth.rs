@@ -167,12 +167,13 @@ fn plans_count_the_parameters_of_the_real_models() {
 
 #[test]
 fn unknown_shapes_suggest_the_nearest_and_list_names_every_shape() {
-    let out = common::bin().args(["model", "synth", "--like", "llama-3-7b", "--plan"]).output().unwrap();
+    // One edit from llama-3-8b and two from llama-3-70b.
+    let out = common::bin().args(["model", "synth", "--like", "llama-3-8c", "--plan"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("did you mean 'llama-3-8b'"), "{err}");
     let out = common::bin().args(["model", "synth", "--list"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for name in ["gemma-3-270m", "gemma-3-1b", "gemma-3-4b", "llama-3-8b", "llama-3.1-8b", "qwen2.5-0.5b", "aya-23-8b"] {
+    for name in ["gemma-3-270m", "gemma-3-1b", "gemma-3-4b", "llama-3-8b", "llama-3-70b", "llama-3.1-8b", "qwen2.5-0.5b", "aya-23-8b"] {
         assert!(text.contains(name), "{name} missing from --list: {text}");
     }
 }

@@ -23,8 +23,8 @@ use polyprune::model::hf::import::import_hf;
 use polyprune::model::import::{import_gguf, ImportOptions};
 use polyprune::model::ModelDir;
 use polyprune::prune::{Sparsity, SparsityTarget};
-use polyprune::pruned::spill::SpillDir;
 use polyprune::pruned::{prune_many, prune_many_with, save_pruned, LayerFilter, PruneJob, PrunedModel};
+use polyprune::runtime::spill::SpillDir;
 use polyprune::runtime::{override_bytes_in_memory, reset_override_high_water, RuntimeOptions};
 
 /// The in-memory byte counter is process-wide: these tests take turns.

@@ -24,7 +24,7 @@ pub enum CalibrationError {
     #[error(transparent)]
     Prune(#[from] crate::prune::PruneError),
     #[error(transparent)]
-    Spill(Box<crate::pruned::spill::SpillError>),
+    Spill(Box<crate::runtime::spill::SpillError>),
     #[error("cannot tokenize calibration text with {path}: {message}")]
     Tokenizer { path: std::path::PathBuf, message: String },
     #[error("{language} from '{source_name}' has {tokens} tokens in its calibration split, fewer than one window of {seqlen}; use a shorter --seqlen or a source with more text (--calib-source)")]
@@ -35,8 +35,8 @@ pub enum CalibrationError {
     Invalid(String),
 }
 
-impl From<crate::pruned::spill::SpillError> for CalibrationError {
-    fn from(e: crate::pruned::spill::SpillError) -> Self {
+impl From<crate::runtime::spill::SpillError> for CalibrationError {
+    fn from(e: crate::runtime::spill::SpillError) -> Self {
         CalibrationError::Spill(Box::new(e))
     }
 }

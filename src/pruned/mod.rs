@@ -7,7 +7,6 @@
 mod model;
 mod saved;
 pub mod seq2seq;
-pub mod spill;
 
 pub use model::{prune_many, prune_many_with, prune_model, LayerFilter, PruneJob, PrunedLayerOutput, PrunedModel};
 pub use saved::{

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::spill::SpillDir;
 use crate::calibrate::{
     capture_and_prune, collect_gradients, CalibrationError, CalibrationSet, CaptureOptions, CaptureTimings, GradientSaliency, LayerPruner,
 };
@@ -19,6 +18,7 @@ use crate::prune::snip::snip_keep_scores;
 use crate::prune::{
     saliency_masks, InputStatistics, LinearWeight, Mask, Method, SaliencyScope, ScoredLayer, SparsityReport, SparsityTarget, StatisticsNeed,
 };
+use crate::runtime::spill::SpillDir;
 use crate::runtime::{FloatType, WeightOverride};
 
 /// Which layers to prune: all prunable layers, narrowed by name/role filters.
@@ -349,7 +349,7 @@ pub fn prune_many(
 }
 
 /// As [`prune_many`]; with `spill`, every job's replacement weights leave memory block by
-/// block into that folder (see [`crate::pruned::spill`]): the results are the same, bit for
+/// block into that folder (see [`crate::runtime::spill`]): the results are the same, bit for
 /// bit (`tests/streamed_prune.rs`), and at most one block's replacements are in memory.
 pub fn prune_many_with(
     model: &ModelDir,

@@ -3,6 +3,7 @@
 
 mod float_type;
 mod ort_backend;
+pub mod spill;
 mod weight_override;
 
 pub use float_type::FloatType;

@@ -260,12 +260,12 @@ impl StudyDir {
     fn weights_file(&self, cell: &str) -> PathBuf {
         self.root.join(WEIGHTS_DIR).join(format!("{cell}.safetensors"))
     }
-    /// Written by the one weights-file writer ([`crate::pruned::spill`]): each weight in the
+    /// Written by the one weights-file writer ([`crate::runtime::spill`]): each weight in the
     /// type the model folder stores it in.
     pub fn write_pruned_weights(&self, cell: &str, weights: &[WeightOverride]) -> Result<(), StoreError> {
         let path = self.weights_file(cell);
-        crate::pruned::spill::write_overrides(&path, weights).map_err(|e| match e {
-            crate::pruned::spill::SpillError::Write { path, source } => StoreError::Write { path, source },
+        crate::runtime::spill::write_overrides(&path, weights).map_err(|e| match e {
+            crate::runtime::spill::SpillError::Write { path, source } => StoreError::Write { path, source },
             other => StoreError::Write { path: path.clone(), source: std::io::Error::other(other.to_string()) },
         })
     }
@@ -276,7 +276,7 @@ impl StudyDir {
         if !path.is_file() {
             return Err(StoreError::Read { path: path.clone(), source: std::io::Error::from(std::io::ErrorKind::NotFound) });
         }
-        crate::pruned::spill::map_overrides(&path, None).map_err(|e| StoreError::Malformed {
+        crate::runtime::spill::map_overrides(&path, None).map_err(|e| StoreError::Malformed {
             path: path.clone(),
             message: e.to_string(),
             rerun: "`polyprune study run`",

@@ -14,8 +14,8 @@ use crate::model::ModelDir;
 use crate::progress::Progress;
 use crate::prune::StatisticsNeed;
 use crate::prune::{Method, Pattern, Sparsity, SparsityTarget};
-use crate::pruned::spill::SpillDir;
 use crate::pruned::{prune_many_with, save_pruned, LayerFilter, PruneJob, PrunedModel};
+use crate::runtime::spill::SpillDir;
 use crate::runtime::RuntimeOptions;
 use crate::store::{new_run, Provenance, ResultsDir, RunKind};
 

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::runtime::{FloatType, OverrideData, SpillFile, WeightOverride};
+use super::{FloatType, OverrideData, SpillFile, WeightOverride};
 
 /// The metadata key under which each tensor's stored type travels (the file may hold the
 /// values in another type: a study written before the files kept the stored type held f32).
@@ -28,7 +28,7 @@ pub enum SpillError {
     )]
     Malformed { path: PathBuf, message: String },
     #[error(transparent)]
-    Read(#[from] crate::runtime::SpillReadError),
+    Read(#[from] super::SpillReadError),
 }
 
 /// One tensor's bytes for the safetensors writer.
