@@ -33,7 +33,7 @@ pub use streamed::StreamedWeights;
 use std::sync::Arc;
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array1, Array2, ArrayView2, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2};
 use rayon::prelude::*;
 
 use super::decoder::{DecoderSpec, LinearLayer, Role};
@@ -166,6 +166,25 @@ impl<F: Real> Gradients<F> {
     }
 }
 
+/// A stored vector, in the pass's float type.
+pub(super) fn read_vector<F: Real>(read: &impl Fn(&str) -> Result<Vec<f32>, ModelError>, name: &str) -> Result<Array1<F>, ModelError> {
+    Ok(read(name)?.into_iter().map(|v| cast(f64::from(v))).collect())
+}
+
+/// A stored `rows x cols` matrix (row-major), in the pass's float type.
+pub(super) fn read_matrix<F: Real>(
+    read: &impl Fn(&str) -> Result<Vec<f32>, ModelError>,
+    name: &str,
+    rows: usize,
+    cols: usize,
+) -> Result<Array2<F>, ModelError> {
+    let data: Vec<F> = read(name)?.into_iter().map(|v| cast(f64::from(v))).collect();
+    Array2::from_shape_vec((rows, cols), data).map_err(|_| ModelError::Unusable {
+        path: name.into(),
+        reason: format!("tensor '{name}' does not hold {rows} x {cols} values; re-import the model"),
+    })
+}
+
 fn sum_squares<'a, F: Real + 'a>(mats: impl Iterator<Item = &'a Array2<F>>) -> f64 {
     mats.map(|m| m.iter().map(|v| v.to_f64().unwrap_or(0.0).powi(2)).sum::<f64>()).sum()
 }
@@ -189,14 +208,8 @@ impl<F: Real> DecoderWeights<F> {
 
     /// Builds the weights from a reader of stored tensors (row-major, the graph's layout).
     pub fn from_reader(spec: DecoderSpec, read: impl Fn(&str) -> Result<Vec<f32>, ModelError>) -> Result<Self, ModelError> {
-        let vector = |name: &str| -> Result<Array1<F>, ModelError> { Ok(read(name)?.into_iter().map(|v| cast(f64::from(v))).collect()) };
-        let matrix = |name: &str, rows: usize, cols: usize| -> Result<Array2<F>, ModelError> {
-            let data: Vec<F> = read(name)?.into_iter().map(|v| cast(f64::from(v))).collect();
-            Array2::from_shape_vec((rows, cols), data).map_err(|_| ModelError::Unusable {
-                path: name.into(),
-                reason: format!("tensor '{name}' does not hold {rows} x {cols} values; re-import the model"),
-            })
-        };
+        let vector = |name: &str| read_vector(&read, name);
+        let matrix = |name: &str, rows: usize, cols: usize| read_matrix(&read, name, rows, cols);
         let mut tables: Vec<RopeTables<F>> = Vec::new();
         let blocks = (0..spec.blocks).map(|i| block_from_reader(&spec, i, &read, &mut tables)).collect::<Result<Vec<_>, _>>()?;
         let norm_bias = |stem: &str| -> Result<Option<Array1<F>>, ModelError> {
@@ -340,16 +353,7 @@ impl<F: Real> HeadWeights<'_, F> {
             if spec.logit_scale.is_some() {
                 logits *= logit_scale;
             }
-            for (row, mut l) in logits.axis_iter_mut(Axis(0)).enumerate() {
-                let target = ids[start + row + 1] as usize;
-                let max = l.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
-                l.mapv_inplace(|v| (v - max).exp());
-                let sum = l.sum();
-                logprobs.push((l[target] / sum).to_f64().unwrap_or(f64::NAN).ln());
-                // d(-log p_target)/dlogits = softmax - onehot, times the loss scale.
-                l.mapv_inplace(|v| v / sum * scale);
-                l[target] -= scale;
-            }
+            ops::cross_entropy_rows(&mut logits, |row| ids[start + row + 1] as usize, scale, &mut logprobs);
             if scale != F::zero() {
                 let mut dh = Array2::zeros(h.raw_dim());
                 general_mat_mul(logit_scale, &logits, out_w, F::zero(), &mut dh);
@@ -468,14 +472,8 @@ fn block_from_reader<F: Real>(
     read: &impl Fn(&str) -> Result<Vec<f32>, ModelError>,
     tables: &mut Vec<RopeTables<F>>,
 ) -> Result<BlockWeights<F>, ModelError> {
-    let vector = |name: &str| -> Result<Array1<F>, ModelError> { Ok(read(name)?.into_iter().map(|v| cast(f64::from(v))).collect()) };
-    let matrix = |name: &str, rows: usize, cols: usize| -> Result<Array2<F>, ModelError> {
-        let data: Vec<F> = read(name)?.into_iter().map(|v| cast(f64::from(v))).collect();
-        Array2::from_shape_vec((rows, cols), data).map_err(|_| ModelError::Unusable {
-            path: name.into(),
-            reason: format!("tensor '{name}' does not hold {rows} x {cols} values; re-import the model"),
-        })
-    };
+    let vector = |name: &str| read_vector(read, name);
+    let matrix = |name: &str, rows: usize, cols: usize| read_matrix(read, name, rows, cols);
     let no_table = Arc::new(Array2::zeros((0, 0)));
     let norm_bias = |stem: &str| -> Result<Option<Array1<F>>, ModelError> {
         if spec.gpt.norm_bias {

@@ -154,6 +154,21 @@ pub fn softmax_rows_backward<F: Real>(p: &Array2<F>, dp: &Array2<F>) -> Array2<F
     ds
 }
 
+/// Turns each row of `logits` into the gradient of `scale x -log p(target)` (softmax minus the
+/// one-hot target, times `scale`), in place, and pushes each row's log-probability of its
+/// target (`target(row)`) onto `logprobs`.
+pub fn cross_entropy_rows<F: Real>(logits: &mut Array2<F>, target: impl Fn(usize) -> usize, scale: F, logprobs: &mut Vec<f64>) {
+    for (row, mut l) in logits.axis_iter_mut(Axis(0)).enumerate() {
+        let target = target(row);
+        let max = l.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
+        l.mapv_inplace(|v| (v - max).exp());
+        let sum = l.sum();
+        logprobs.push((l[target] / sum).to_f64().unwrap_or(f64::NAN).ln());
+        l.mapv_inplace(|v| v / sum * scale);
+        l[target] -= scale;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,11 +30,11 @@
 use std::time::Instant;
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array1, Array2, ArrayView2, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2};
 use rayon::prelude::*;
 
-use super::ops::{activation, rms_norm, rms_norm_backward, softmax_rows, softmax_rows_backward};
-use super::{cast, sum_squares, BlockGrads, Real, HEAD_ROWS};
+use super::ops::{activation, cross_entropy_rows, rms_norm, rms_norm_backward, softmax_rows, softmax_rows_backward};
+use super::{cast, read_matrix, read_vector, sum_squares, BlockGrads, Real, HEAD_ROWS};
 use crate::model::decoder::{Activation, Role};
 use crate::model::seq2seq::{Seq2SeqFolder, Seq2SeqLayer, Seq2SeqSpec, Stack};
 use crate::model::weights::WeightStore;
@@ -244,14 +244,8 @@ impl<F: Real> Seq2SeqWeights<F> {
 
     /// Builds the weights from a reader of stored tensors (row-major, the graphs' layout).
     pub fn from_reader(spec: Seq2SeqSpec, read: impl Fn(&str) -> Result<Vec<f32>, ModelError>) -> Result<Self, ModelError> {
-        let vector = |name: &str| -> Result<Array1<F>, ModelError> { Ok(read(name)?.into_iter().map(|v| cast(f64::from(v))).collect()) };
-        let matrix = |name: &str, rows: usize, cols: usize| -> Result<Array2<F>, ModelError> {
-            let data: Vec<F> = read(name)?.into_iter().map(|v| cast(f64::from(v))).collect();
-            Array2::from_shape_vec((rows, cols), data).map_err(|_| ModelError::Unusable {
-                path: name.into(),
-                reason: format!("tensor '{name}' does not hold {rows} x {cols} values; re-import the model"),
-            })
-        };
+        let vector = |name: &str| read_vector(&read, name);
+        let matrix = |name: &str, rows: usize, cols: usize| read_matrix(&read, name, rows, cols);
         let stack = |stack: Stack| -> Result<Vec<T5BlockWeights<F>>, ModelError> {
             (0..spec.blocks(stack))
                 .map(|b| {
@@ -443,16 +437,7 @@ impl<F: Real> Seq2SeqWeights<F> {
                 h *= output_scale;
             }
             let mut logits = h.dot(&out_w.t());
-            for (row, mut l) in logits.axis_iter_mut(Axis(0)).enumerate() {
-                let target = labels[start + row] as usize;
-                let max = l.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
-                l.mapv_inplace(|v| (v - max).exp());
-                let sum = l.sum();
-                logprobs.push((l[target] / sum).to_f64().unwrap_or(f64::NAN).ln());
-                // d(-log p_target)/dlogits = softmax - onehot, times the loss scale.
-                l.mapv_inplace(|v| v / sum * scale);
-                l[target] -= scale;
-            }
+            cross_entropy_rows(&mut logits, |row| labels[start + row] as usize, scale, &mut logprobs);
             if scale != F::zero() {
                 let mut dh = Array2::zeros(h.raw_dim());
                 general_mat_mul(output_scale, &logits, out_w, F::zero(), &mut dh);
