@@ -166,6 +166,15 @@ impl<F: Real> Gradients<F> {
     }
 }
 
+/// The decoder spec the passes need from an imported model's card.
+pub(super) fn decoder_spec(model: &ModelDir) -> Result<DecoderSpec, ModelError> {
+    model.card.spec.clone().ok_or_else(|| ModelError::Unusable {
+        path: model.dir.clone(),
+        reason: "gradients need an imported model (its card.json has a decoder spec); import the GGUF file with `polyprune model import`"
+            .into(),
+    })
+}
+
 /// A stored vector, in the pass's float type.
 pub(super) fn read_vector<F: Real>(read: &impl Fn(&str) -> Result<Vec<f32>, ModelError>, name: &str) -> Result<Array1<F>, ModelError> {
     Ok(read(name)?.into_iter().map(|v| cast(f64::from(v))).collect())
@@ -196,12 +205,7 @@ fn cast<F: Real>(v: f64) -> F {
 impl<F: Real> DecoderWeights<F> {
     /// Reads an imported model's weights (its card must carry the decoder spec).
     pub fn load(model: &ModelDir) -> Result<Self, ModelError> {
-        let spec = model.card.spec.clone().ok_or_else(|| ModelError::Unusable {
-            path: model.dir.clone(),
-            reason:
-                "gradients need an imported model (its card.json has a decoder spec); import the GGUF file with `polyprune model import`"
-                    .into(),
-        })?;
+        let spec = decoder_spec(model)?;
         let store = WeightStore::open(&model.dir, &model.card.graph)?;
         Self::from_reader(spec, |name| store.read(name))
     }

@@ -50,12 +50,7 @@ impl StreamedWeights {
 
     /// An imported model's weights, left in its folder (its card must carry the decoder spec).
     pub fn open(model: &ModelDir) -> Result<Self, ModelError> {
-        let spec = model.card.spec.clone().ok_or_else(|| ModelError::Unusable {
-            path: model.dir.clone(),
-            reason:
-                "gradients need an imported model (its card.json has a decoder spec); import the GGUF file with `polyprune model import`"
-                    .into(),
-        })?;
+        let spec = super::decoder_spec(model)?;
         let store = WeightStore::open(&model.dir, &model.card.graph)?;
         Ok(Self::new(spec, move |name| store.read(name)))
     }
