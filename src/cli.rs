@@ -451,6 +451,11 @@ pub struct RuntimeArgs {
     /// one block with its activations is refused before any work, with the size it needs.
     #[arg(long, value_name = "SIZE")]
     pub max_memory: Option<String>,
+    /// What the model's graphs compute in: auto (half on cuda when the folder stores its
+    /// matrices in f16 or bf16, else f32), f32, or half (the stored 16-bit type; norms,
+    /// softmax and log-softmax stay f32).
+    #[arg(long, default_value = "auto", value_name = "auto|f32|half")]
+    pub compute: String,
 }
 
 #[derive(Subcommand)]
