@@ -387,7 +387,8 @@ fn compare_logits(dir: &Path, device: &str) -> anyhow::Result<(f64, f64, f64)> {
     let graph_file = dir.join(polyprune::model::import::LOGITS_GRAPH_FILE);
     let logits = |provider: &str| -> anyhow::Result<Vec<f32>> {
         // f32 compute on both sides: this compares providers, not compute types.
-        let opts = RuntimeOptions { provider: provider.parse().map_err(anyhow::Error::msg)?, compute: ComputeChoice::F32, ..Default::default() };
+        let opts =
+            RuntimeOptions { provider: provider.parse().map_err(anyhow::Error::msg)?, compute: ComputeChoice::F32, ..Default::default() };
         let mut graph = Graph::load(GraphSource::File(&graph_file), &opts, &[])?;
         let out = graph.run_f32(vec![("input_ids", Input::I64 { shape: vec![rows, len], data: ids.clone() })], &["logits"])?;
         Ok(out.into_iter().next().context("the logits graph returned nothing")?.data)
@@ -443,7 +444,8 @@ fn compare_compute(dir: &Path, device: &str) -> anyhow::Result<()> {
         f32_s / half_s
     );
     let blocks = model.card.spec.as_ref().map_or(0, |s| s.blocks);
-    let report = json!({"stored": stored.flag_name(), "blocks": blocks, "max_diff": diff, "largest": largest, "f32_s": f32_s, "half_s": half_s});
+    let report =
+        json!({"stored": stored.flag_name(), "blocks": blocks, "max_diff": diff, "largest": largest, "f32_s": f32_s, "half_s": half_s});
     println!("COMPUTE {report}");
     Ok(())
 }

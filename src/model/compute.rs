@@ -53,7 +53,13 @@ pub fn graph_for_compute(source: &GraphSource, opts: &RuntimeOptions) -> Result<
     }
     let explicit = opts.compute == ComputeChoice::Half;
     // Auto leaves alone whatever is not a decoder folder polyprune wrote; Half says so.
-    let not_ours = |why: String| if explicit { Err(format!("{why}; half compute applies to the decoder graphs polyprune imports or synthesises: use --compute f32")) } else { Ok(None) };
+    let not_ours = |why: String| {
+        if explicit {
+            Err(format!("{why}; half compute applies to the decoder graphs polyprune imports or synthesises: use --compute f32"))
+        } else {
+            Ok(None)
+        }
+    };
     let folder: &Path = match source {
         GraphSource::File(path) => path.parent().unwrap_or(Path::new(".")),
         GraphSource::Memory { folder, .. } => folder,

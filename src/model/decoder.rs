@@ -423,12 +423,12 @@ impl<'a> Emitter<'a> {
     }
 
     /// A tensor of the compute type in f32, for what must be accumulated in f32.
-    fn to_f32(&mut self, x: &str) -> String {
+    fn as_f32(&mut self, x: &str) -> String {
         self.cast_if_half(x, data_type::FLOAT)
     }
 
     /// An f32 tensor back in the compute type.
-    fn to_compute(&mut self, x: &str) -> String {
+    fn as_compute(&mut self, x: &str) -> String {
         let t = onnx_type(self.compute);
         self.cast_if_half(x, t)
     }
@@ -501,7 +501,7 @@ impl<'a> Emitter<'a> {
     /// too much in 16 bits, and f16 squares overflow past 256) and only its output is narrowed.
     fn norm(&mut self, x: &str, weight: &str, out: Option<&str>) -> String {
         let mean_last = || vec![A::ints("axes", &[-1]), A::int("keepdims", 1)];
-        let x = &self.to_f32(x);
+        let x = &self.as_f32(x);
         let centred = match self.spec.norm {
             Norm::Rms => x.to_string(),
             Norm::Layer => {
@@ -710,7 +710,7 @@ impl<'a> Emitter<'a> {
     fn with_past(&mut self, past: &str, new: &str) -> String {
         let past = self.g.op("Gather", &[past, PAST_ROWS], vec![A::int("axis", 0)]);
         // The cache crosses graph boundaries in f32 (see `f32_boundary`).
-        let past = self.to_compute(&past);
+        let past = self.as_compute(&past);
         self.g.op("Concat", &[&past, new], vec![A::int("axis", 2)])
     }
 
@@ -771,13 +771,13 @@ impl<'a> Emitter<'a> {
         let scores = self.g.op("MatMul", &[&q5, &kt], vec![]);
         // Scaling, masking and the softmax run in f32 in half compute: the mask's -1e9 is
         // beyond f16's range, and the softmax's sum over keys needs f32's mantissa.
-        let scores = self.to_f32(&scores);
+        let scores = self.as_f32(&scores);
         let scale = self.g.scalar_f32(s.attn_scale);
         let scores = self.g.op("Mul", &[&scores, &scale], vec![]);
         let mask = self.mask(h, s.sliding_window[i]);
         let scores = self.g.op("Add", &[&scores, &mask], vec![]);
         let probs = self.g.op("Softmax", &[&scores], vec![A::int("axis", -1)]);
-        let probs = self.to_compute(&probs);
+        let probs = self.as_compute(&probs);
         let ctx = self.g.op("MatMul", &[&probs, &v5], vec![]);
         let heads_shape = self.g.vec_i64(&[0, s.n_heads as i64, -1, hd]);
         let ctx = self.g.op("Reshape", &[&ctx, &heads_shape], vec![]);
@@ -888,7 +888,7 @@ impl<'a> Emitter<'a> {
         let flat = self.g.op("Reshape", &[&h, &flat_shape], vec![]);
         let logits = self.g.op("Gemm", &[&flat, &w], vec![A::int("transB", 1), A::float("alpha", alpha)]);
         // The log-softmax over the vocabulary (and every head after it) reads f32 logits.
-        self.to_f32(&logits)
+        self.as_f32(&logits)
     }
 
     /// A graph input of f32 values, as the compute type: graphs keep f32 at their boundary in
@@ -896,7 +896,7 @@ impl<'a> Emitter<'a> {
     /// narrowing it back is exact, so the boundary changes no value).
     fn input_f32(&mut self, name: &str, dims: &[Dim]) -> String {
         self.g.input(name, data_type::FLOAT, dims);
-        self.to_compute(name)
+        self.as_compute(name)
     }
 
     /// Makes every graph output named in `outputs` f32 (see [`Emitter::input_f32`]).
@@ -954,8 +954,13 @@ pub enum Part {
     Embed,
     Block(usize),
     /// The key/value-cache body: the prefix (`with_past` false) or continuation graph.
-    CachedBody { with_past: bool },
-    CachedBlock { block: usize, with_past: bool },
+    CachedBody {
+        with_past: bool,
+    },
+    CachedBlock {
+        block: usize,
+        with_past: bool,
+    },
     Head,
 }
 

@@ -349,8 +349,12 @@ impl Graph {
         let label = source.label();
         // A graph polyprune built is rebuilt here in the compute type the options resolve to,
         // the one place every path (resident, streamed, calibration, probes) passes through.
-        let rebuilt = crate::model::compute::graph_for_compute(&source, opts)
-            .map_err(|reason| RuntimeError::Compute { choice: opts.compute, target: label.clone(), device: opts.provider.to_string(), reason })?;
+        let rebuilt = crate::model::compute::graph_for_compute(&source, opts).map_err(|reason| RuntimeError::Compute {
+            choice: opts.compute,
+            target: label.clone(),
+            device: opts.provider.to_string(),
+            reason,
+        })?;
         let source = match &rebuilt {
             Some((bytes, folder)) => GraphSource::Memory { bytes, folder, label: &label },
             None => source,
