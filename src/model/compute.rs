@@ -12,9 +12,10 @@
 //!   as transformers narrows its cos/sin to the activations' type: an angle is never formed in
 //!   16 bits (where position times frequency would lose the position), and the narrowed cos and
 //!   sin err by half a unit in the last place, as q and k themselves do;
+//!   The attention scale multiplies the queries before q·k (f16 tops out at 65504);
 //! * in f32: every norm (statistics and gain: the gains are stored in f32), the attention's
-//!   scaling, mask and softmax, and the logits from the output layer on (log-softmax, argmax,
-//!   the log-likelihoods the caller sums).
+//!   mask and softmax, and the logits from the output layer on (log-softmax, argmax, the
+//!   log-likelihoods the caller sums).
 //!
 //! Inputs and outputs stay f32 (a 16-bit value widens exactly), so callers are unchanged.
 

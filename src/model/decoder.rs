@@ -768,12 +768,21 @@ impl<'a> Emitter<'a> {
         let k5 = self.g.op("Unsqueeze", &[&k, &ax2], vec![]);
         let v5 = self.g.op("Unsqueeze", &[&v, &ax2], vec![]);
         let kt = self.g.op("Transpose", &[&k5], vec![A::ints("perm", &[0, 1, 2, 4, 3])]);
-        let scores = self.g.op("MatMul", &[&q5, &kt], vec![]);
-        // Scaling, masking and the softmax run in f32 in half compute: the mask's -1e9 is
-        // beyond f16's range, and the softmax's sum over keys needs f32's mantissa.
-        let scores = self.as_f32(&scores);
-        let scale = self.g.scalar_f32(s.attn_scale);
-        let scores = self.g.op("Mul", &[&scores, &scale], vec![]);
+        let scores = if self.half() {
+            // Half compute scales the queries before the product, as PyTorch's attention does:
+            // unscaled q·k of wide heads can pass f16's 65504, and the usual scales (a power
+            // of two: head_dim^-0.5 for 16, 64, 256) are exact. Masking and the softmax run in
+            // f32: the mask's -1e9 is beyond f16's range, and the sum over keys needs f32's
+            // mantissa.
+            let scale = self.scalar(s.attn_scale);
+            let q5 = self.g.op("Mul", &[&q5, &scale], vec![]);
+            let scores = self.g.op("MatMul", &[&q5, &kt], vec![]);
+            self.as_f32(&scores)
+        } else {
+            let scores = self.g.op("MatMul", &[&q5, &kt], vec![]);
+            let scale = self.g.scalar_f32(s.attn_scale);
+            self.g.op("Mul", &[&scores, &scale], vec![])
+        };
         let mask = self.mask(h, s.sliding_window[i]);
         let scores = self.g.op("Add", &[&scores, &mask], vec![]);
         let probs = self.g.op("Softmax", &[&scores], vec![A::int("axis", -1)]);
