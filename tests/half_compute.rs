@@ -324,6 +324,10 @@ fn f16_compute_on_the_cpu_stays_within_the_rounding_bound_of_f32_compute() {
             let opts = RuntimeOptions { compute, ..Default::default() };
             Scorer::load_with(&model, &opts, &[], path).unwrap().token_logprobs(&seqs).unwrap()
         };
+        // Not bit for bit across paths, unlike f32 compute (tests/streamed.rs): the CPU
+        // provider runs f16 ops it lacks kernels for in f32 between casts and removes cast
+        // pairs where it can, so which intermediate results get rounded depends on where a
+        // graph is cut (measured on llama: up to 5e-3 between the streamed and resident paths).
         for path in [PathChoice::Auto, PathChoice::FullSequence, PathChoice::Streamed] {
             let (f, h) = (score(ComputeChoice::F32, path), score(ComputeChoice::Half, path));
             let d = f.iter().flatten().zip(h.iter().flatten()).map(|(a, b)| f64::from((a - b).abs())).fold(0.0, f64::max);
