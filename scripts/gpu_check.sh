@@ -66,9 +66,9 @@ echo "== 1b. half compute vs f32 compute on $DEVICE"
 # Tolerances, with u the type's unit roundoff (bf16 2^-8, f16 2^-11) and L the blocks: logits
 # within 4 u sqrt(12 L + 2) of the largest |logit| (about 12 roundings per block plus the
 # embedding and the logits, adding like a random walk; the largest of many such errors about 4
-# standard deviations out, as tests/half_compute.rs derives it). A log-softmax moves by at most twice the largest change of
-# its inputs, so bits per byte within 2 x that logit tolerance x tokens / bytes / ln 2, with the
-# largest |logit| of the logit comparison as the scale.
+# standard deviations out, as tests/half_compute.rs derives it). A log-softmax moves by at most
+# twice the largest change of its inputs, so bits per byte within 2 x that logit tolerance x
+# tokens / bytes / ln 2, with the largest |logit| of the logit comparison as the scale.
 if [ "$DEVICE" = cpu ]; then
     HALF=f16; PPL_LIMIT=16
     "$BIN/polyprune" model import .cache/fixtures/hf-llama-f32 --dtype f16 -o "$WORK/hf-llama-half" >/dev/null
@@ -88,7 +88,8 @@ for folder in $HALF_FOLDERS; do
     for compute in f32 half; do
         t0=$EPOCHREALTIME
         "$BIN/polyprune" eval ppl --model "$folder" --file README.md --per-line --limit "$PPL_LIMIT" --format csv \
-            --device "$DEVICE" --compute "$compute" --results "$WORK/results-$compute" > "$WORK/ppl-$compute.csv" 2>/dev/null
+            --device "$DEVICE" --compute "$compute" --results "$WORK/results-$compute" > "$WORK/ppl-$compute.csv" \
+            2> "$WORK/ppl-$compute.log" || { cat "$WORK/ppl-$compute.log" >&2; exit 1; }
         echo "$t0 $EPOCHREALTIME" > "$WORK/ppl-$compute.seconds"
     done
     python3 - "$WORK" "$HALF" "$(basename "$folder")" <<'PY'
