@@ -327,7 +327,7 @@ pub enum ModelCommand {
         #[arg(long, default_value_t = 8192)]
         max_positions: usize,
         /// Type the weight matrices are stored in: f32, f16 or bf16 (norms and biases stay
-        /// f32; compute on the CPU is f32). Default: a Hugging Face folder's own dtype; f32
+        /// f32; compute is f32 on the CPU and in this type on CUDA, see --compute). Default: a Hugging Face folder's own dtype; f32
         /// for GGUF, whose quantized blocks dequantize to values no 16-bit type holds exactly
         /// (f16/bf16 would round them a second time; choose it to halve the memory).
         #[arg(long, value_enum)]
@@ -451,6 +451,11 @@ pub struct RuntimeArgs {
     /// one block with its activations is refused before any work, with the size it needs.
     #[arg(long, value_name = "SIZE")]
     pub max_memory: Option<String>,
+    /// What the model's graphs compute in: auto (half on cuda when the folder stores its
+    /// matrices in f16 or bf16, else f32), f32, or half (the stored 16-bit type; norms,
+    /// softmax and log-softmax stay f32).
+    #[arg(long, default_value = "auto", value_name = "auto|f32|half")]
+    pub compute: String,
 }
 
 #[derive(Subcommand)]

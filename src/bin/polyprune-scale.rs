@@ -35,7 +35,7 @@ use polyprune::eval::Scorer;
 use polyprune::model::ModelDir;
 use polyprune::prune::{Sparsity, SparsityTarget};
 use polyprune::pruned::{prune_model, LayerFilter};
-use polyprune::runtime::{Graph, GraphSource, Input, RuntimeOptions};
+use polyprune::runtime::{ComputeChoice, Graph, GraphSource, Input, RuntimeOptions};
 
 /// One measurement, as the parent hands it to a child.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -86,7 +86,7 @@ fn peak_rss_bytes() -> f64 {
 
 fn run_point(p: &Point) -> anyhow::Result<Measured> {
     let model = ModelDir::open(&p.model)?;
-    let runtime = RuntimeOptions { provider: p.device.parse().map_err(anyhow::Error::msg)?, intra_threads: 0, max_memory: None };
+    let runtime = RuntimeOptions { provider: p.device.parse().map_err(anyhow::Error::msg)?, ..Default::default() };
     let root = polyprune::util::project_root();
     let spec = CalibrationSpec {
         languages: vec![Language::parse("eng_Latn")?],
@@ -386,7 +386,9 @@ fn compare_logits(dir: &Path, device: &str) -> anyhow::Result<(f64, f64, f64)> {
     let ids: Vec<i64> = (0..rows * len).map(|i| (i as i64 * 7919 + 13) % vocab).collect();
     let graph_file = dir.join(polyprune::model::import::LOGITS_GRAPH_FILE);
     let logits = |provider: &str| -> anyhow::Result<Vec<f32>> {
-        let opts = RuntimeOptions { provider: provider.parse().map_err(anyhow::Error::msg)?, intra_threads: 0, max_memory: None };
+        // f32 compute on both sides: this compares providers, not compute types.
+        let opts =
+            RuntimeOptions { provider: provider.parse().map_err(anyhow::Error::msg)?, compute: ComputeChoice::F32, ..Default::default() };
         let mut graph = Graph::load(GraphSource::File(&graph_file), &opts, &[])?;
         let out = graph.run_f32(vec![("input_ids", Input::I64 { shape: vec![rows, len], data: ids.clone() })], &["logits"])?;
         Ok(out.into_iter().next().context("the logits graph returned nothing")?.data)
@@ -401,8 +403,59 @@ fn compare_logits(dir: &Path, device: &str) -> anyhow::Result<(f64, f64, f64)> {
     Ok((diff, largest, std))
 }
 
+/// Half compute against f32 compute of one folder on `device` (`--compare-compute`): the
+/// logits of `model.logits.onnx` for fixed token ids (4 rows of 128), their largest absolute
+/// difference and the largest |logit| of the f32 run; and the median seconds of 5 runs of
+/// `model.onnx` (the scoring heads: only `B x T` numbers leave the device, so the time is the
+/// computation's, not a vocabulary-wide copy's) on the same ids, after a warm-up. Printed as a
+/// sentence and as one `COMPUTE {json}` line for scripts.
+fn compare_compute(dir: &Path, device: &str) -> anyhow::Result<()> {
+    let model = ModelDir::open(dir)?;
+    let vocab = model.card.spec.as_ref().map_or(256, |s| s.vocab_size) as i64;
+    let (rows, len) = (4usize, 128usize);
+    let ids: Vec<i64> = (0..rows * len).map(|i| (i as i64 * 7919 + 13) % vocab).collect();
+    let provider = device.parse().map_err(anyhow::Error::msg)?;
+    let feed = || vec![("input_ids", Input::I64 { shape: vec![rows, len], data: ids.clone() })];
+    let run = |compute: ComputeChoice| -> anyhow::Result<(Vec<f32>, f64)> {
+        let opts = RuntimeOptions { provider, compute, ..Default::default() };
+        let logits_file = dir.join(polyprune::model::import::LOGITS_GRAPH_FILE);
+        let out = Graph::load(GraphSource::File(&logits_file), &opts, &[])?.run_f32(feed(), &["logits"])?;
+        let logits = out.into_iter().next().context("the logits graph returned nothing")?.data;
+        let mut scoring = Graph::load(GraphSource::File(&model.graph_path()), &opts, &[])?;
+        scoring.run_f32(feed(), &["token_logprobs"])?;
+        let mut seconds: Vec<f64> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                scoring.run_f32(feed(), &["token_logprobs"]).map(|_| t.elapsed().as_secs_f64())
+            })
+            .collect::<Result<_, _>>()?;
+        seconds.sort_by(f64::total_cmp);
+        Ok((logits, seconds[2]))
+    };
+    let (full, f32_s) = run(ComputeChoice::F32)?;
+    let (half, half_s) = run(ComputeChoice::Half)?;
+    let diff = full.iter().zip(&half).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
+    let largest = full.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
+    let stored = model.card.matrix_type();
+    println!(
+        "logits in {stored} compute vs f32 on {device}: max |difference| {diff:.3e} (largest |logit| {largest:.2}, relative {:.2e}); scoring {rows} x {len} tokens: {:.2} ms in f32, {:.2} ms in {stored} ({:.2}x)",
+        diff / largest,
+        f32_s * 1e3,
+        half_s * 1e3,
+        f32_s / half_s
+    );
+    let blocks = model.card.spec.as_ref().map_or(0, |s| s.blocks);
+    let report =
+        json!({"stored": stored.flag_name(), "blocks": blocks, "max_diff": diff, "largest": largest, "f32_s": f32_s, "half_s": half_s});
+    println!("COMPUTE {report}");
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() == 4 && args[1] == "--compare-compute" {
+        return compare_compute(Path::new(&args[2]), &args[3]);
+    }
     if args.len() == 4 && args[1] == "--compare-logits" {
         let (diff, largest, std) = compare_logits(Path::new(&args[2]), &args[3])?;
         println!(

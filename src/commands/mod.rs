@@ -56,7 +56,8 @@ pub fn runtime_options(args: &RuntimeArgs) -> Result<RuntimeOptions> {
         .map(polyprune::model::memory::parse_size)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--max-memory: {e}"))?;
-    Ok(RuntimeOptions { provider, intra_threads: args.threads, max_memory })
+    let compute = args.compute.parse().map_err(|e: String| anyhow::anyhow!("--{e}"))?;
+    Ok(RuntimeOptions { provider, intra_threads: args.threads, max_memory, compute })
 }
 
 /// Prints how `model` will run within the budget of `opts` and refuses, before any work, a

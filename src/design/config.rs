@@ -517,7 +517,7 @@ impl StudyConfig {
     pub fn runtime(&self) -> RuntimeOptions {
         // `resolve` refused any device that does not parse, so this cannot fall back silently.
         let provider: ExecutionProvider = self.device.parse().expect("study.device was checked when the file was read");
-        RuntimeOptions { provider, intra_threads: self.threads, max_memory: self.max_memory }
+        RuntimeOptions { provider, intra_threads: self.threads, max_memory: self.max_memory, ..Default::default() }
     }
 
     pub fn model(&self, name: &str) -> Option<&ModelSpec> {

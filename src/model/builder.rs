@@ -285,6 +285,37 @@ impl GraphBuilder {
         name
     }
 
+    /// A scalar constant of float type `t` (f32 or a 16-bit type, rounded to nearest even).
+    pub fn scalar_typed(&mut self, v: f32, t: FloatType) -> String {
+        if t == FloatType::F32 {
+            return self.scalar_f32(v);
+        }
+        let name = self.fresh("const_half");
+        self.graph.initializer.push(TensorProto {
+            name: Some(name.clone()),
+            dims: vec![],
+            data_type: Some(onnx_type(t)),
+            raw_data: Some(t.narrow(&[v])),
+            ..Default::default()
+        });
+        name
+    }
+
+    /// Makes the tensor `name` (a graph output) a cast of what the graph computed under that
+    /// name: its producer's output and every reader are renamed `<name>.computed`, and a
+    /// `Cast` to `elem_type` takes the name. Half-compute graphs use it to keep f32 outputs.
+    pub fn cast_output(&mut self, name: &str, elem_type: i32) {
+        let computed = format!("{name}.computed");
+        for node in &mut self.graph.node {
+            for t in node.output.iter_mut().chain(node.input.iter_mut()) {
+                if t == name {
+                    *t = computed.clone();
+                }
+            }
+        }
+        self.op_named("Cast", &[&computed], name, vec![AttributeProto::int("to", i64::from(elem_type))]);
+    }
+
     pub fn input(&mut self, name: &str, elem_type: i32, dims: &[Dim]) {
         self.graph.input.push(value_info(name, elem_type, dims));
     }

@@ -36,9 +36,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::builder::{Dim, GraphBuilder};
+use super::builder::{onnx_type, Dim, GraphBuilder};
 use super::onnx::{data_type, AttributeProto as A, ModelProto, TensorProto};
 use super::rope::{RopeScaling, Rotary};
+use crate::runtime::FloatType;
 
 /// Additive mask value for disallowed attention: large enough that exp() underflows to exactly 0.
 const MASKED: f32 = -1.0e9;
@@ -375,8 +376,12 @@ struct Emitter<'a> {
     /// Continuation graph: the new tokens' absolute positions `[B, T]` (as given, -1 for
     /// padding), computed once per graph.
     new_positions: Option<String>,
-    /// The f32 tensor each 16-bit weight was widened to, by weight name.
-    casts: BTreeMap<String, String>,
+    /// The type the graph computes in: f32, or a 16-bit type ("half compute", see
+    /// `model::compute`): matrix products, embeddings and elementwise ops run in it, while
+    /// norm statistics, the attention softmax and the final log-softmax run in f32.
+    compute: FloatType,
+    /// The tensor each weight was cast to, by weight name and target ONNX type.
+    casts: BTreeMap<(String, i32), String>,
     /// The block whose past keys give the past length (0 in the whole-body continuation graph;
     /// the block itself in a one-block graph, which has no other past).
     past_block: usize,
@@ -393,8 +398,47 @@ impl<'a> Emitter<'a> {
             cache: None,
             offset: None,
             new_positions: None,
+            compute: FloatType::F32,
             casts: BTreeMap::new(),
             past_block: 0,
+        }
+    }
+
+    fn with_compute(mut self, compute: FloatType) -> Self {
+        self.compute = compute;
+        self
+    }
+
+    fn half(&self) -> bool {
+        self.compute != FloatType::F32
+    }
+
+    /// `x` cast to `to` when the graph computes in half (no node in f32 compute, so f32
+    /// graphs stay exactly as they were).
+    fn cast_if_half(&mut self, x: &str, to: i32) -> String {
+        if !self.half() {
+            return x.to_string();
+        }
+        self.g.op("Cast", &[x], vec![A::int("to", i64::from(to))])
+    }
+
+    /// A tensor of the compute type in f32, for what must be accumulated in f32.
+    fn as_f32(&mut self, x: &str) -> String {
+        self.cast_if_half(x, data_type::FLOAT)
+    }
+
+    /// An f32 tensor back in the compute type.
+    fn as_compute(&mut self, x: &str) -> String {
+        let t = onnx_type(self.compute);
+        self.cast_if_half(x, t)
+    }
+
+    /// A scalar constant of the compute type, for arithmetic on compute-type tensors.
+    fn scalar(&mut self, v: f32) -> String {
+        if self.half() {
+            self.g.scalar_typed(v, self.compute)
+        } else {
+            self.g.scalar_f32(v)
         }
     }
 
@@ -425,26 +469,39 @@ impl<'a> Emitter<'a> {
         pos
     }
 
+    /// Weight `name` in the compute type.
     fn w(&mut self, name: &str) -> String {
+        let t = onnx_type(self.compute);
+        self.w_as(name, t)
+    }
+
+    /// Weight `name` as ONNX type `to`: as stored, or cast once per graph. In f32 compute a
+    /// 16-bit matrix is widened (ONNX Runtime folds the Cast into the session's own f32 copy
+    /// when it loads the graph); in half compute the f32 vectors and rotary tables are
+    /// narrowed the same way, and norm gains are read in f32, where the norm multiplies them.
+    fn w_as(&mut self, name: &str, to: i32) -> String {
         let t = self.weights.get(name).unwrap_or_else(|| panic!("weight table lacks {name}"));
         let stored = self.g.initializer(t.clone());
-        if t.data_type == Some(data_type::FLOAT) {
+        if t.data_type == Some(to) {
             return stored;
         }
-        // A 16-bit weight is widened once per graph; the graph computes in f32 (ONNX Runtime
-        // folds the Cast into the session's own f32 copy when it loads the graph).
-        if let Some(widened) = self.casts.get(name) {
-            return widened.clone();
+        let key = (name.to_string(), to);
+        if let Some(cast) = self.casts.get(&key) {
+            return cast.clone();
         }
-        let widened = format!("{name}.f32");
-        self.g.op_named("Cast", &[&stored], &widened, vec![A::int("to", i64::from(data_type::FLOAT))]);
-        self.casts.insert(name.to_string(), widened.clone());
-        widened
+        let suffix = super::builder::float_type_of(to).map_or("cast", FloatType::flag_name);
+        let cast = format!("{name}.{suffix}");
+        self.g.op_named("Cast", &[&stored], &cast, vec![A::int("to", i64::from(to))]);
+        self.casts.insert(key, cast.clone());
+        cast
     }
 
     /// The model's norm over the last axis, times `weight`; the result is named `out` when given.
+    /// In half compute the whole norm runs in f32 (the mean of squares of a wide row loses
+    /// too much in 16 bits, and f16 squares overflow past 256) and only its output is narrowed.
     fn norm(&mut self, x: &str, weight: &str, out: Option<&str>) -> String {
         let mean_last = || vec![A::ints("axes", &[-1]), A::int("keepdims", 1)];
+        let x = &self.as_f32(x);
         let centred = match self.spec.norm {
             Norm::Rms => x.to_string(),
             Norm::Layer => {
@@ -458,13 +515,27 @@ impl<'a> Emitter<'a> {
         let ms = self.g.op("Add", &[&ms, &eps], vec![]);
         let rms = self.g.op("Sqrt", &[&ms], vec![]);
         let y = self.g.op("Div", &[&centred, &rms], vec![]);
-        let w = self.w(weight);
-        if !self.spec.gpt.norm_bias {
-            return self.op_maybe_named("Mul", &[&y, &w], out);
+        let w = self.w_as(weight, data_type::FLOAT);
+        let (last, inputs) = if !self.spec.gpt.norm_bias {
+            ("Mul", [y, w])
+        } else {
+            let scaled = self.g.op("Mul", &[&y, &w], vec![]);
+            let bias = self.w_as(&format!("{}.bias", weight.strip_suffix(".weight").unwrap_or(weight)), data_type::FLOAT);
+            ("Add", [scaled, bias])
+        };
+        if !self.half() {
+            return self.op_maybe_named(last, &[&inputs[0], &inputs[1]], out);
         }
-        let scaled = self.g.op("Mul", &[&y, &w], vec![]);
-        let bias = self.w(&format!("{}.bias", weight.strip_suffix(".weight").unwrap_or(weight)));
-        self.op_maybe_named("Add", &[&scaled, &bias], out)
+        let normed = self.g.op(last, &[&inputs[0], &inputs[1]], vec![]);
+        let to = onnx_type(self.compute);
+        let cast = vec![A::int("to", i64::from(to))];
+        match out {
+            Some(name) => {
+                self.g.op_named("Cast", &[&normed], name, cast);
+                name.to_string()
+            }
+            None => self.g.op("Cast", &[&normed], cast),
+        }
     }
 
     /// `op` on `inputs`, its output named `out` when given.
@@ -638,6 +709,8 @@ impl<'a> Emitter<'a> {
     /// of many contexts run in one batch.
     fn with_past(&mut self, past: &str, new: &str) -> String {
         let past = self.g.op("Gather", &[past, PAST_ROWS], vec![A::int("axis", 0)]);
+        // The cache crosses graph boundaries in f32 (see `f32_boundary`).
+        let past = self.as_compute(&past);
         self.g.op("Concat", &[&past, new], vec![A::int("axis", 2)])
     }
 
@@ -695,12 +768,25 @@ impl<'a> Emitter<'a> {
         let k5 = self.g.op("Unsqueeze", &[&k, &ax2], vec![]);
         let v5 = self.g.op("Unsqueeze", &[&v, &ax2], vec![]);
         let kt = self.g.op("Transpose", &[&k5], vec![A::ints("perm", &[0, 1, 2, 4, 3])]);
-        let scores = self.g.op("MatMul", &[&q5, &kt], vec![]);
-        let scale = self.g.scalar_f32(s.attn_scale);
-        let scores = self.g.op("Mul", &[&scores, &scale], vec![]);
+        let scores = if self.half() {
+            // Half compute scales the queries before the product, as PyTorch's attention does:
+            // unscaled q·k of wide heads can pass f16's 65504, and the usual scales (a power
+            // of two: head_dim^-0.5 for 16, 64, 256) are exact. Masking and the softmax run in
+            // f32: the mask's -1e9 is beyond f16's range, and the sum over keys needs f32's
+            // mantissa.
+            let scale = self.scalar(s.attn_scale);
+            let q5 = self.g.op("Mul", &[&q5, &scale], vec![]);
+            let scores = self.g.op("MatMul", &[&q5, &kt], vec![]);
+            self.as_f32(&scores)
+        } else {
+            let scores = self.g.op("MatMul", &[&q5, &kt], vec![]);
+            let scale = self.g.scalar_f32(s.attn_scale);
+            self.g.op("Mul", &[&scores, &scale], vec![])
+        };
         let mask = self.mask(h, s.sliding_window[i]);
         let scores = self.g.op("Add", &[&scores, &mask], vec![]);
         let probs = self.g.op("Softmax", &[&scores], vec![A::int("axis", -1)]);
+        let probs = self.as_compute(&probs);
         let ctx = self.g.op("MatMul", &[&probs, &v5], vec![]);
         let heads_shape = self.g.vec_i64(&[0, s.n_heads as i64, -1, hd]);
         let ctx = self.g.op("Reshape", &[&ctx, &heads_shape], vec![]);
@@ -720,15 +806,15 @@ impl<'a> Emitter<'a> {
             Activation::GeluTanh => {
                 let x2 = self.g.op("Mul", &[x, x], vec![]);
                 let x3 = self.g.op("Mul", &[&x2, x], vec![]);
-                let c = self.g.scalar_f32(0.044715);
+                let c = self.scalar(0.044715);
                 let cx3 = self.g.op("Mul", &[&x3, &c], vec![]);
                 let inner = self.g.op("Add", &[x, &cx3], vec![]);
-                let k = self.g.scalar_f32((2.0 / std::f64::consts::PI).sqrt() as f32);
+                let k = self.scalar((2.0 / std::f64::consts::PI).sqrt() as f32);
                 let inner = self.g.op("Mul", &[&inner, &k], vec![]);
                 let t = self.g.op("Tanh", &[&inner], vec![]);
-                let one = self.g.scalar_f32(1.0);
+                let one = self.scalar(1.0);
                 let t1 = self.g.op("Add", &[&t, &one], vec![]);
-                let half = self.g.scalar_f32(0.5);
+                let half = self.scalar(0.5);
                 let hx = self.g.op("Mul", &[x, &half], vec![]);
                 self.g.op("Mul", &[&hx, &t1], vec![])
             }
@@ -790,7 +876,8 @@ impl<'a> Emitter<'a> {
         match self.spec.embed_scale {
             Some(scale) => {
                 let e = self.g.op("Gather", &[&table, ids], vec![A::int("axis", 0)]);
-                let s = self.g.scalar_f32(scale);
+                // In half compute the scale is rounded to the type, as transformers does.
+                let s = self.scalar(scale);
                 self.g.op_named("Mul", &[&e, &s], out, vec![]);
             }
             None => self.g.op_named("Gather", &[&table, ids], out, vec![A::int("axis", 0)]),
@@ -808,7 +895,26 @@ impl<'a> Emitter<'a> {
         // Gemm with transB reads the [vocab, d] table as is: no transposed copy of the largest tensor.
         let flat_shape = self.g.vec_i64(&[-1, s.d_model as i64]);
         let flat = self.g.op("Reshape", &[&h, &flat_shape], vec![]);
-        self.g.op("Gemm", &[&flat, &w], vec![A::int("transB", 1), A::float("alpha", alpha)])
+        let logits = self.g.op("Gemm", &[&flat, &w], vec![A::int("transB", 1), A::float("alpha", alpha)]);
+        // The log-softmax over the vocabulary (and every head after it) reads f32 logits.
+        self.as_f32(&logits)
+    }
+
+    /// A graph input of f32 values, as the compute type: graphs keep f32 at their boundary in
+    /// half compute too, so callers feed and read f32 alike (widening a 16-bit value and
+    /// narrowing it back is exact, so the boundary changes no value).
+    fn input_f32(&mut self, name: &str, dims: &[Dim]) -> String {
+        self.g.input(name, data_type::FLOAT, dims);
+        self.as_compute(name)
+    }
+
+    /// Makes every graph output named in `outputs` f32 (see [`Emitter::input_f32`]).
+    fn f32_boundary(&mut self, outputs: &[String]) {
+        if self.half() {
+            for name in outputs {
+                self.g.cast_output(name, data_type::FLOAT);
+            }
+        }
     }
 }
 
@@ -844,6 +950,74 @@ fn emit_logits_3d(g: &mut GraphBuilder, logits_flat: &str, ids: &str, vocab: usi
 
 const PRODUCER: &str = "polyprune";
 
+/// The metadata key naming a graph's compute type; written only in half compute, so f32
+/// graphs (the files import writes) are byte for byte what they were.
+pub const COMPUTE_KEY: &str = "polyprune.compute";
+
+/// Which graph of a decoder: every graph polyprune writes or builds for one, as its
+/// `polyprune.part` metadata names it, so a graph read back can be rebuilt from its weights
+/// in another compute type ([`part_graph`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Full(Heads),
+    Embed,
+    Block(usize),
+    /// The key/value-cache body: the prefix (`with_past` false) or continuation graph.
+    CachedBody {
+        with_past: bool,
+    },
+    CachedBlock {
+        block: usize,
+        with_past: bool,
+    },
+    Head,
+}
+
+impl Part {
+    /// The `polyprune.part` value of a graph, as the builders write it.
+    pub fn from_metadata(value: &str) -> Option<Part> {
+        let cache = |kind: &str| match kind {
+            "prefix" => Some(false),
+            "continuation" => Some(true),
+            _ => None,
+        };
+        Some(match value.split(' ').collect::<Vec<_>>().as_slice() {
+            ["Scoring"] => Part::Full(Heads::Scoring),
+            ["Logits"] => Part::Full(Heads::Logits),
+            ["embed"] => Part::Embed,
+            ["head"] => Part::Head,
+            ["block", i] => Part::Block(i.parse().ok()?),
+            ["block", i, kind] => Part::CachedBlock { block: i.parse().ok()?, with_past: cache(kind)? },
+            [kind] => Part::CachedBody { with_past: cache(kind)? },
+            _ => return None,
+        })
+    }
+}
+
+/// The graph `part` of a decoder computing in `compute` (f32, or half compute: see
+/// `model::compute`).
+pub fn part_graph(spec: &DecoderSpec, weights: &WeightTable, part: Part, compute: FloatType) -> ModelProto {
+    match part {
+        Part::Full(heads) => full_model_in(spec, weights, heads, compute),
+        Part::Embed => embed_part_in(spec, weights, compute),
+        Part::Block(i) => block_part_in(spec, weights, i, compute),
+        Part::CachedBody { with_past } => cached_body_in(spec, weights, with_past, compute),
+        Part::CachedBlock { block, with_past } => cached_block_part_in(spec, weights, block, with_past, compute),
+        Part::Head => head_model_in(spec, weights, compute),
+    }
+}
+
+impl Emitter<'_> {
+    /// The finished graph, its metadata naming the compute type when it is not f32.
+    fn finish(self, metadata: &[(&str, String)]) -> ModelProto {
+        let mut metadata = metadata.to_vec();
+        if self.half() {
+            metadata.push((COMPUTE_KEY, self.compute.flag_name().to_string()));
+        }
+        self.g.finish(PRODUCER, &metadata)
+    }
+}
+
 /// Which outputs a whole-model graph has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Heads {
@@ -855,7 +1029,11 @@ pub enum Heads {
 
 /// The whole model: `input_ids` -> the chosen heads.
 pub fn full_model(spec: &DecoderSpec, weights: &WeightTable, heads: Heads) -> ModelProto {
-    let mut e = Emitter::new("polyprune_decoder", spec, weights);
+    full_model_in(spec, weights, heads, FloatType::F32)
+}
+
+fn full_model_in(spec: &DecoderSpec, weights: &WeightTable, heads: Heads, compute: FloatType) -> ModelProto {
+    let mut e = Emitter::new("polyprune_decoder", spec, weights).with_compute(compute);
     e.g.input("input_ids", data_type::INT64, &[Dim::Named("batch"), Dim::Named("sequence")]);
     e.embed("input_ids", "embed.out");
     let mut x = "embed.out".to_string();
@@ -877,36 +1055,47 @@ pub fn full_model(spec: &DecoderSpec, weights: &WeightTable, heads: Heads) -> Mo
             e.g.output("logits", data_type::FLOAT, &[b, t, Dim::Fixed(spec.vocab_size as i64)]);
         }
     }
-    e.g.finish(PRODUCER, &[("polyprune.part", format!("{heads:?}"))])
+    e.finish(&[("polyprune.part", format!("{heads:?}"))])
 }
 
 /// The embedding alone: `input_ids` -> `hidden`.
 pub fn embed_part(spec: &DecoderSpec, weights: &WeightTable) -> ModelProto {
-    let mut e = Emitter::new("polyprune_embed", spec, weights);
+    embed_part_in(spec, weights, FloatType::F32)
+}
+
+fn embed_part_in(spec: &DecoderSpec, weights: &WeightTable, compute: FloatType) -> ModelProto {
+    let mut e = Emitter::new("polyprune_embed", spec, weights).with_compute(compute);
     e.g.input("input_ids", data_type::INT64, &[Dim::Named("batch"), Dim::Named("sequence")]);
     e.embed("input_ids", "hidden");
+    e.f32_boundary(&["hidden".into()]);
     e.g.output("hidden", data_type::FLOAT, &[Dim::Named("batch"), Dim::Named("sequence"), Dim::Fixed(spec.d_model as i64)]);
-    e.g.finish(PRODUCER, &[("polyprune.part", "embed".into())])
+    e.finish(&[("polyprune.part", "embed".into())])
 }
 
 /// Block `i` alone: `hidden` -> `hidden_out` plus the input of each of its linear layers.
 pub fn block_part(spec: &DecoderSpec, weights: &WeightTable, i: usize) -> ModelProto {
-    let mut e = Emitter::new(&format!("polyprune_block_{i}"), spec, weights);
+    block_part_in(spec, weights, i, FloatType::F32)
+}
+
+fn block_part_in(spec: &DecoderSpec, weights: &WeightTable, i: usize, compute: FloatType) -> ModelProto {
+    let mut e = Emitter::new(&format!("polyprune_block_{i}"), spec, weights).with_compute(compute);
     let (b, t) = (Dim::Named("batch"), Dim::Named("sequence"));
     let d = Dim::Fixed(spec.d_model as i64);
-    e.g.input("hidden", data_type::FLOAT, &[b, t, d]);
-    e.block(i, "hidden", "hidden_out");
-    e.g.output("hidden_out", data_type::FLOAT, &[b, t, d]);
+    let x = e.input_f32("hidden", &[b, t, d]);
+    e.block(i, &x, "hidden_out");
     let mut taps: Vec<(String, usize)> = Vec::new();
     for l in spec.linear_layers_of_block(i) {
         if !taps.iter().any(|(n, _)| *n == l.input) {
             taps.push((l.input.clone(), l.shape[0]));
         }
     }
+    let outputs: Vec<String> = std::iter::once("hidden_out".to_string()).chain(taps.iter().map(|(n, _)| n.clone())).collect();
+    e.f32_boundary(&outputs);
+    e.g.output("hidden_out", data_type::FLOAT, &[b, t, d]);
     for (name, width) in taps {
         e.g.output(&name, data_type::FLOAT, &[b, t, Dim::Fixed(width as i64)]);
     }
-    e.g.finish(PRODUCER, &[("polyprune.part", format!("block {i}"))])
+    e.finish(&[("polyprune.part", format!("block {i}"))])
 }
 
 /// Graph input holding block `i`'s past keys or values (`kind` is `key` or `value`).
@@ -925,8 +1114,12 @@ pub fn present_name(i: usize, kind: &str) -> String {
 /// vocabulary-wide tensor is computed: the output layer is [`head_model`], run on the rows the
 /// caller scores.
 pub fn cached_body(spec: &DecoderSpec, weights: &WeightTable, with_past: bool) -> ModelProto {
+    cached_body_in(spec, weights, with_past, FloatType::F32)
+}
+
+fn cached_body_in(spec: &DecoderSpec, weights: &WeightTable, with_past: bool, compute: FloatType) -> ModelProto {
     let name = if with_past { "polyprune_continuation" } else { "polyprune_prefix" };
-    let mut e = Emitter::new(name, spec, weights);
+    let mut e = Emitter::new(name, spec, weights).with_compute(compute);
     e.cache = Some(with_past);
     let (b, t) = (Dim::Named("batch"), Dim::Named("sequence"));
     e.g.input("input_ids", data_type::INT64, &[b, t]);
@@ -947,6 +1140,9 @@ pub fn cached_body(spec: &DecoderSpec, weights: &WeightTable, with_past: bool) -
         e.block(i, &x, &out);
         x = out;
     }
+    let presents = (0..spec.blocks).flat_map(|i| ["key", "value"].map(|kind| present_name(i, kind)));
+    let outputs: Vec<String> = std::iter::once("hidden".to_string()).chain(presents).collect();
+    e.f32_boundary(&outputs);
     e.g.output("hidden", data_type::FLOAT, &[b, t, Dim::Fixed(spec.d_model as i64)]);
     for i in 0..spec.blocks {
         for kind in ["key", "value"] {
@@ -954,7 +1150,7 @@ pub fn cached_body(spec: &DecoderSpec, weights: &WeightTable, with_past: bool) -
         }
     }
     let part = if with_past { "continuation" } else { "prefix" };
-    e.g.finish(PRODUCER, &[("polyprune.part", part.into()), ("polyprune.cache_format", CACHE_FORMAT.into())])
+    e.finish(&[("polyprune.part", part.into()), ("polyprune.cache_format", CACHE_FORMAT.into())])
 }
 
 /// Block `i` with its key/value cache, for the streamed path: `hidden` `[B, T, d]` (plus, with
@@ -963,12 +1159,16 @@ pub fn cached_body(spec: &DecoderSpec, weights: &WeightTable, with_past: bool) -
 /// cut at block boundaries (the same operations per block), so a context and its continuations
 /// can run one block's weights at a time against the keys and values of that block alone.
 pub fn cached_block_part(spec: &DecoderSpec, weights: &WeightTable, i: usize, with_past: bool) -> ModelProto {
+    cached_block_part_in(spec, weights, i, with_past, FloatType::F32)
+}
+
+fn cached_block_part_in(spec: &DecoderSpec, weights: &WeightTable, i: usize, with_past: bool, compute: FloatType) -> ModelProto {
     let kind = if with_past { "continuation" } else { "prefix" };
-    let mut e = Emitter::new(&format!("polyprune_block_{i}_{kind}"), spec, weights);
+    let mut e = Emitter::new(&format!("polyprune_block_{i}_{kind}"), spec, weights).with_compute(compute);
     e.cache = Some(with_past);
     e.past_block = i;
     let (b, t, d) = (Dim::Named("batch"), Dim::Named("sequence"), Dim::Fixed(spec.d_model as i64));
-    e.g.input("hidden", data_type::FLOAT, &[b, t, d]);
+    let x = e.input_f32("hidden", &[b, t, d]);
     let (kv, hd) = (Dim::Fixed(spec.n_kv_heads as i64), Dim::Fixed(spec.head_dim as i64));
     if with_past {
         for kind in ["key", "value"] {
@@ -977,12 +1177,13 @@ pub fn cached_block_part(spec: &DecoderSpec, weights: &WeightTable, i: usize, wi
         e.g.input(PAST_ROWS, data_type::INT64, &[b]);
         e.g.input(KEY_POSITIONS, data_type::INT64, &[b, Dim::Named("total_sequence")]);
     }
-    e.block(i, "hidden", "hidden_out");
+    e.block(i, &x, "hidden_out");
+    e.f32_boundary(&["hidden_out".to_string(), present_name(i, "key"), present_name(i, "value")]);
     e.g.output("hidden_out", data_type::FLOAT, &[b, t, d]);
     for kind in ["key", "value"] {
         e.g.output(&present_name(i, kind), data_type::FLOAT, &[b, kv, Dim::Named("total_sequence"), hd]);
     }
-    e.g.finish(PRODUCER, &[("polyprune.part", format!("block {i} {kind}")), ("polyprune.cache_format", CACHE_FORMAT.into())])
+    e.finish(&[("polyprune.part", format!("block {i} {kind}")), ("polyprune.cache_format", CACHE_FORMAT.into())])
 }
 
 /// Bumped when the cached graphs' inputs or outputs change, so stale files are rebuilt.
@@ -1000,11 +1201,15 @@ pub const KEY_POSITIONS: &str = "key_positions";
 /// -> `target_logprobs` `[N]` (log p(target | row)) and `argmax` `[N]` (the greedy token).
 /// The `N x vocab` logits exist only inside this run, so a caller bounds them by choosing N.
 pub fn head_model(spec: &DecoderSpec, weights: &WeightTable) -> ModelProto {
-    let mut e = Emitter::new("polyprune_head", spec, weights);
+    head_model_in(spec, weights, FloatType::F32)
+}
+
+fn head_model_in(spec: &DecoderSpec, weights: &WeightTable, compute: FloatType) -> ModelProto {
+    let mut e = Emitter::new("polyprune_head", spec, weights).with_compute(compute);
     let n = Dim::Named("rows");
-    e.g.input("hidden", data_type::FLOAT, &[n, Dim::Fixed(spec.d_model as i64)]);
+    let hidden = e.input_f32("hidden", &[n, Dim::Fixed(spec.d_model as i64)]);
     e.g.input("targets", data_type::INT64, &[n]);
-    let logits = e.logits_flat("hidden");
+    let logits = e.logits_flat(&hidden);
     let g = &mut e.g;
     let lsm = g.op("LogSoftmax", &[&logits], vec![A::int("axis", 1)]);
     let column = g.vec_i64(&[-1, 1]);
@@ -1015,7 +1220,7 @@ pub fn head_model(spec: &DecoderSpec, weights: &WeightTable) -> ModelProto {
     g.op_named("ArgMax", &[&logits], "argmax", vec![A::int("axis", 1), A::int("keepdims", 0)]);
     e.g.output("target_logprobs", data_type::FLOAT, &[n]);
     e.g.output("argmax", data_type::INT64, &[n]);
-    e.g.finish(PRODUCER, &[("polyprune.part", "head".into()), ("polyprune.cache_format", CACHE_FORMAT.into())])
+    e.finish(&[("polyprune.part", "head".into()), ("polyprune.cache_format", CACHE_FORMAT.into())])
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 pub mod builder;
 pub mod card;
+pub mod compute;
 pub mod decoder;
 pub mod fetch;
 pub mod gguf;

@@ -1,11 +1,13 @@
 //! Running graphs. `ort.rs` is the only file that talks to ONNX Runtime; everything else
 //! hands it token ids or hidden states and reads back the few outputs it asked for.
 
+mod compute;
 mod float_type;
 mod ort_backend;
 pub mod spill;
 mod weight_override;
 
+pub use compute::{ComputeChoice, CPU_OPS_WITHOUT_BF16};
 pub use float_type::FloatType;
 
 pub use ort_backend::{

@@ -12,7 +12,7 @@ use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights, SessionBui
 use ort::session::{OutputSelector, RunOptions, Session};
 use ort::value::{DynValue, Tensor};
 
-use super::{FloatType, WeightOverride};
+use super::{ComputeChoice, FloatType, WeightOverride};
 
 /// The ONNX Runtime release the `ort` binding was built against (API 24).
 pub const ORT_VERSION: &str = "1.31.1";
@@ -27,6 +27,8 @@ pub enum RuntimeError {
     Ort { action: &'static str, target: String, message: String },
     #[error("cannot run on {device}: {reason}")]
     Cuda { device: String, reason: String },
+    #[error("--compute {choice} for {target} on {device}: {reason}")]
+    Compute { choice: super::ComputeChoice, target: String, device: String, reason: String },
     #[error("graph {target} has no output '{name}'")]
     MissingOutput { target: String, name: String },
     /// Boxed: it is rare, and every result that can carry a runtime error pays for its size.
@@ -86,11 +88,13 @@ pub struct RuntimeOptions {
     /// Memory budget in bytes (`--max-memory`); `None`: the memory the machine has free.
     /// Loading a model plans within it (`model::memory`).
     pub max_memory: Option<u64>,
+    /// The float type the graphs polyprune built compute in (`--compute`, [`ComputeChoice`]).
+    pub compute: ComputeChoice,
 }
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeOptions { provider: ExecutionProvider::Cpu, intra_threads: 0, max_memory: None }
+        RuntimeOptions { provider: ExecutionProvider::Cpu, intra_threads: 0, max_memory: None, compute: ComputeChoice::Auto }
     }
 }
 
@@ -343,6 +347,18 @@ impl Graph {
     ) -> Result<Self, RuntimeError> {
         let env = environment(opts.provider)?;
         let label = source.label();
+        // A graph polyprune built is rebuilt here in the compute type the options resolve to,
+        // the one place every path (resident, streamed, calibration, probes) passes through.
+        let rebuilt = crate::model::compute::graph_for_compute(&source, opts).map_err(|reason| RuntimeError::Compute {
+            choice: opts.compute,
+            target: label.clone(),
+            device: opts.provider.to_string(),
+            reason,
+        })?;
+        let source = match &rebuilt {
+            Some((bytes, folder)) => GraphSource::Memory { bytes, folder, label: &label },
+            None => source,
+        };
         let overrides = override_values(overrides, &label)?;
         let builder = Session::builder(env).map_err(ort_err("create a session builder", &label))?;
         let mut builder = configure(builder, opts, &overrides).map_err(ort_err("configure the session", &label))?;
