@@ -92,6 +92,8 @@ impl ModelCard {
     }
 
     pub fn read(dir: &Path) -> Result<Self, ModelError> {
+        // The graphs of a folder read here load through the runtime's compute-type rebuild.
+        crate::runtime::install_rebuild(super::compute::graph_for_compute);
         let path = dir.join(CARD_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
         let card: ModelCard = serde_json::from_str(&text).map_err(|e| ModelError::BadCard { path: path.clone(), reason: e.to_string() })?;

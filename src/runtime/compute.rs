@@ -8,7 +8,36 @@
 //! whose provider lacks bf16 kernels for most ops ([`CPU_OPS_WITHOUT_BF16`]) and where every
 //! result the project has measured was computed in f32 (an explicit `half` runs f16 there).
 
-use super::{ExecutionProvider, FloatType};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use super::{ExecutionProvider, FloatType, GraphSource, RuntimeOptions};
+
+/// A graph rebuilt in the compute type `opts` resolve to, with the folder its weights are read
+/// from; `None` to load it as it is; `Err` says why an explicit `--compute half` cannot be
+/// honoured.
+pub type GraphRebuild = fn(&GraphSource, &RuntimeOptions) -> Result<Option<(Vec<u8>, PathBuf)>, String>;
+
+static REBUILD: OnceLock<GraphRebuild> = OnceLock::new();
+
+/// Installs the model layer's rebuild (`model::compute`), which reading a model card does: the
+/// runtime may not name the layer above it, and every graph polyprune builds is loaded from a
+/// folder whose card was read first. Later calls keep the first.
+pub fn install_rebuild(rebuild: GraphRebuild) {
+    let _ = REBUILD.set(rebuild);
+}
+
+/// The installed rebuild of `source` for `opts`; without one (no model card read yet) graphs
+/// load as they are, and an explicit half is refused.
+pub(super) fn rebuild_for_compute(source: &GraphSource, opts: &RuntimeOptions) -> Result<Option<(Vec<u8>, PathBuf)>, String> {
+    match REBUILD.get() {
+        Some(rebuild) => rebuild(source, opts),
+        None if opts.compute == ComputeChoice::Half => {
+            Err("half compute rebuilds the decoder graphs of a polyprune model folder; open the folder as a model (its card.json) or use --compute f32".into())
+        }
+        None => Ok(None),
+    }
+}
 
 /// Ops of the half-compute graphs that ONNX Runtime's CPU provider (1.31.1) has no bf16 kernel
 /// for, as `tests/half_compute.rs` probes them op by op; every op of those graphs runs in f16.

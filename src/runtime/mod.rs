@@ -7,7 +7,7 @@ mod ort_backend;
 pub mod spill;
 mod weight_override;
 
-pub use compute::{ComputeChoice, CPU_OPS_WITHOUT_BF16};
+pub use compute::{install_rebuild, ComputeChoice, GraphRebuild, CPU_OPS_WITHOUT_BF16};
 pub use float_type::FloatType;
 
 pub use ort_backend::{

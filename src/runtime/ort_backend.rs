@@ -349,7 +349,7 @@ impl Graph {
         let label = source.label();
         // A graph polyprune built is rebuilt here in the compute type the options resolve to,
         // the one place every path (resident, streamed, calibration, probes) passes through.
-        let rebuilt = crate::model::compute::graph_for_compute(&source, opts).map_err(|reason| RuntimeError::Compute {
+        let rebuilt = super::compute::rebuild_for_compute(&source, opts).map_err(|reason| RuntimeError::Compute {
             choice: opts.compute,
             target: label.clone(),
             device: opts.provider.to_string(),
