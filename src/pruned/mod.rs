@@ -5,6 +5,7 @@
 //! this module sits above `crate::calibrate`, which feeds those methods their statistics.
 
 mod model;
+mod spilled_saliency;
 mod saved;
 pub mod seq2seq;
 
