@@ -191,6 +191,16 @@ impl BlockGradientStore<f32> for SpilledGradients<'_> {
     }
 }
 
+impl Drop for SpilledGradients<'_> {
+    /// The files go as soon as the gradients are done with (an 8B model's are 28 GB in f32),
+    /// not with the spill folder at the end of the run.
+    fn drop(&mut self) {
+        for i in 0..self.files.len() {
+            self.discard(i);
+        }
+    }
+}
+
 /// A matrix's values row-major, without a copy when it already is (every gradient is).
 fn into_row_major(m: Array2<f32>) -> Vec<f32> {
     let m = if m.is_standard_layout() { m } else { m.as_standard_layout().into_owned() };

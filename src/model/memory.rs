@@ -281,19 +281,33 @@ pub struct CalibrationShape {
     pub batch: usize,
 }
 
+/// What a run's methods measure on the calibration set, for [`prune_plan`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneNeeds {
+    /// SparseGPT's Gram matrices (else Wanda's input norms, when calibrated at all).
+    pub gram: bool,
+    /// SNIP or GraSP: the model's reverse pass and its gradients.
+    pub gradients: bool,
+    /// GraSP: `H g` besides, two more reverse passes at perturbed weights.
+    pub hessian_gradient: bool,
+    /// A gradient method ranks all layers at once (global scope).
+    pub global_scores: bool,
+}
+
 /// The plan for pruning the layers `selected` picks with calibration `shape` (none for
-/// Magnitude) within `budget`; `gram`: SparseGPT's Gram matrices are collected. `streamed`:
-/// the model is evaluated streamed (so its replacements must not stay in memory). Refuses
-/// when one block's peak exceeds the budget.
+/// Magnitude) within `budget`, measuring what `needs` says. `streamed`: the model is evaluated
+/// streamed (so its replacements must not stay in memory). Refuses when one block's peak
+/// exceeds the budget.
 pub fn prune_plan(
     card: &ModelCard,
     budget: u64,
     budget_source: &str,
     shape: Option<CalibrationShape>,
-    gram: bool,
+    needs: PruneNeeds,
     streamed: bool,
     selected: impl Fn(&super::LinearLayer) -> bool,
 ) -> Result<PrunePlan, MemoryError> {
+    let gram = needs.gram;
     let spec = card.spec.as_ref().ok_or_else(|| MemoryError::NoSpec { model: card.name.clone() })?;
     let stored = card.matrix_type().bytes() as u64;
     // A matrix as a session holds it: f32, plus the mapped bytes of a 16-bit folder.
@@ -340,7 +354,19 @@ pub fn prune_plan(
             }
         }
     }
-    let spill = streamed || peak.0 + all_replacements > budget;
+    // SNIP and GraSP: the reverse pass and the layer-by-layer scoring, one block's weights and
+    // gradients at a time (the spilled path), and what the resident path would hold instead.
+    let mut resident_gradients = 0;
+    if let (Some(c), true) = (shape, needs.gradients) {
+        let gradients = GradientPlan::new(card, spec, c, needs, held_per_weight);
+        for need in gradients.peaks(&chosen, masks) {
+            if need.0 > peak.0 {
+                peak = need;
+            }
+        }
+        resident_gradients = gradients.resident(all_replacements);
+    }
+    let spill = streamed || peak.0 + all_replacements > budget || resident_gradients > budget;
     if peak.0 > budget {
         return Err(MemoryError::PruneTooSmall(Box::new(PruneShortfall {
             budget: human(budget),
@@ -359,6 +385,88 @@ pub fn prune_plan(
         masks_bytes: masks,
         spill,
     })
+}
+
+/// The estimates of SNIP's and GraSP's steps (`calibrate::spill_gradients`, then
+/// `pruned::spilled_saliency`), all in bytes, with one block's weights resident.
+struct GradientPlan<'a> {
+    card: &'a ModelCard,
+    spec: &'a super::decoder::DecoderSpec,
+    needs: PruneNeeds,
+    /// Bytes a matrix weight takes read from the folder (f32, plus a 16-bit folder's mapped bytes).
+    held_per_weight: u64,
+    /// Every block's input per window (and the two `dL/dx` of the block being differentiated),
+    /// kept for the whole pass.
+    saved: u64,
+    /// One window's forward tape in a block (the activations of [`plan`]'s estimate).
+    tape: u64,
+    /// Windows differentiated at once: one per worker thread.
+    workers: u64,
+}
+
+impl<'a> GradientPlan<'a> {
+    fn new(card: &'a ModelCard, spec: &'a super::decoder::DecoderSpec, c: CalibrationShape, needs: PruneNeeds, held_per_weight: u64) -> Self {
+        let (d, f, heads, t) = (spec.d_model as u64, spec.ffn_dim as u64, spec.n_heads as u64, c.seqlen as u64);
+        let windows = c.windows.max(1) as u64;
+        GradientPlan {
+            card,
+            spec,
+            needs,
+            held_per_weight,
+            saved: (spec.blocks as u64 + 3) * windows * t * d * 4,
+            tape: t * (12 * d + 3 * f + 2 * heads * t) * 4,
+            workers: windows.min(rayon::current_num_threads() as u64),
+        }
+    }
+
+    fn block_weights(&self, k: usize) -> u64 {
+        self.card.layers.iter().filter(|l| l.block == k).map(|l| l.shape[0] as u64 * l.shape[1] as u64).sum()
+    }
+
+    /// Each block's reverse pass (and GraSP's), the output layer's, and each selected layer's
+    /// scoring, with where each is.
+    fn peaks(&self, chosen: &[&super::LinearLayer], masks: u64) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        let table = self.spec.vocab_size as u64 * self.spec.d_model as u64;
+        // The output layer (or embedding) widened to f32 beside its mapped bytes, and each
+        // worker's chunk of logits and their gradient.
+        let head = BASE_BYTES + self.saved + table * self.held_per_weight + self.workers * 2 * super::gradient::HEAD_ROWS as u64 * self.spec.vocab_size as u64 * 4;
+        out.push((head, "the output layer in the reverse pass".to_string()));
+        for k in 0..self.spec.blocks {
+            let n = self.block_weights(k);
+            // Each worker sums its windows' gradients, and the sums are added into fresh
+            // zeros: two block-sized accumulators per worker; GraSP's passes also read the
+            // block of `g` they step along.
+            let direction = if self.needs.hessian_gradient { n * 4 } else { 0 };
+            let backward = BASE_BYTES + self.saved + n * self.held_per_weight + direction + self.workers * (2 * n * 4 + self.tape);
+            out.push((backward, format!("block {k}'s reverse pass")));
+            // Its gradients written out: the block, its bytes, and the file serialised in memory;
+            // GraSP's `H g` also reads back the block of the gradients at `w + eps g`.
+            let write = BASE_BYTES + self.saved + n * 4 * if self.needs.hessian_gradient { 4 } else { 3 };
+            out.push((write, format!("block {k}'s gradients spilled")));
+        }
+        for l in chosen {
+            let n = l.shape[0] as u64 * l.shape[1] as u64;
+            let block: u64 = chosen.iter().filter(|o| o.block == l.block).map(|o| o.shape[0] as u64 * o.shape[1] as u64 * 4).sum();
+            // The weight read (stored bytes, f32, [out][in] copy), its gradient read back and
+            // turned to rows, f64 scores, the masked weights in the stored layout; beside the
+            // block's replacements so far and every mask.
+            let layer = n * (self.card.matrix_type().bytes() as u64 + 4 * 2 + 4 * 2 + 8 + 4);
+            out.push((BASE_BYTES + masks + block + layer, format!("block {}'s scoring of {}", l.block, l.name)));
+        }
+        out
+    }
+
+    /// What the resident gradient path holds: every weight in f32, the gradients (and for
+    /// GraSP a shifted copy of the model, the two perturbed gradients and `H g`), then every
+    /// pruned weight (and with global scope every score, 8 bytes per weight).
+    fn resident(&self, all_replacements: u64) -> u64 {
+        let model: u64 = self.spec.weight_shapes().iter().map(|(_, d)| d.iter().map(|&x| x as u64).product::<u64>() * 4).sum();
+        let prunable: u64 = (0..self.spec.blocks).map(|k| self.block_weights(k) * 4).sum();
+        let grasp = if self.needs.hessian_gradient { model + 3 * prunable } else { 0 };
+        let scores = if self.needs.global_scores { all_replacements * 2 } else { 0 };
+        BASE_BYTES + self.saved + model + prunable + grasp + all_replacements + scores
+    }
 }
 
 impl std::fmt::Display for PrunePlan {
@@ -401,6 +509,9 @@ impl std::fmt::Display for MemoryPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const WANDA: PruneNeeds = PruneNeeds { gram: false, gradients: false, hessian_gradient: false, global_scores: false };
+    const SPARSEGPT: PruneNeeds = PruneNeeds { gram: true, ..WANDA };
 
     /// A card of Llama-3 8B's shape (`model synth --plan`'s spec) with matrices in `dtype`.
     fn llama_3_8b(dtype: FloatType) -> ModelCard {
@@ -477,24 +588,61 @@ mod tests {
     fn llama_3_8b_prunes_with_spilled_weights_and_sparsegpt_names_the_down_projection() {
         let card = llama_3_8b(FloatType::Bf16);
         let shape = Some(CalibrationShape { windows: 4, seqlen: 128, batch: 4 });
-        let wanda = prune_plan(&card, 6 << 30, "--max-memory", shape, false, true, |_| true).unwrap();
+        let wanda = prune_plan(&card, 6 << 30, "--max-memory", shape, WANDA, true, |_| true).unwrap();
         assert_eq!(wanda.all_replacements_bytes, 4 * 6_979_321_856);
         assert_eq!(wanda.masks_bytes, 6_979_321_856 / 8);
         assert!(wanda.spill && wanda.peak_bytes < 6 << 30, "{wanda}");
         // Not streamed, a budget that holds everything keeps the replacements in memory.
-        assert!(!prune_plan(&card, 64 << 30, "--max-memory", shape, false, false, |_| true).unwrap().spill);
-        let err = prune_plan(&card, 6 << 30, "--max-memory", shape, true, true, |_| true).unwrap_err();
+        assert!(!prune_plan(&card, 64 << 30, "--max-memory", shape, WANDA, false, |_| true).unwrap().spill);
+        let err = prune_plan(&card, 6 << 30, "--max-memory", shape, SPARSEGPT, true, |_| true).unwrap_err();
         let MemoryError::PruneTooSmall(shortfall) = &err else { panic!("{err}") };
         let (part, need) = (&shortfall.part, &shortfall.need);
         assert!(part.contains("ffn_down"), "{err}");
         let floor = 3 * 14_336u64 * 14_336 * 8 + 3 * 4096 * 4096 * 8;
         let need_bytes = parse_size(&need.replace(' ', "")).unwrap();
         assert!(need_bytes > floor, "{err}");
-        let given = prune_plan(&card, need_bytes + (16 << 20), "--max-memory", shape, true, true, |_| true).unwrap();
+        let given = prune_plan(&card, need_bytes + (16 << 20), "--max-memory", shape, SPARSEGPT, true, |_| true).unwrap();
         assert!(given.peak_part.contains("ffn_down"), "{given}");
         // Only the first two blocks selected: their replacements only.
-        let two = prune_plan(&card, 6 << 30, "--max-memory", shape, false, true, |l| l.block < 2).unwrap();
+        let two = prune_plan(&card, 6 << 30, "--max-memory", shape, WANDA, true, |l| l.block < 2).unwrap();
         assert_eq!(two.all_replacements_bytes, 4 * 2 * 218_103_808);
+    }
+
+    /// SNIP on Llama-3 8B in bf16 on 2 x 64 windows: its largest step is a block's reverse
+    /// pass, closed form: the block's 218,103,808 weights at 6 bytes, two f32 accumulators of
+    /// them per worker (min(2 windows, threads)) with one window's tape each, and every
+    /// block's saved input, (32 + 3) x 2 x 64 x 4096 x 4 bytes. A budget a byte short is
+    /// refused naming that pass; GraSP needs one block of `g` (4 bytes a weight) more. The
+    /// resident path (every weight and gradient in f32, 32+ GB) is over 64 GiB for GraSP, so
+    /// it spills there too.
+    #[test]
+    fn snip_and_grasp_count_a_block_s_reverse_pass() {
+        // Four threads, so that both windows are differentiated at once whatever the machine.
+        rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap().install(snip_and_grasp_in_four_threads);
+    }
+
+    fn snip_and_grasp_in_four_threads() {
+        let card = llama_3_8b(FloatType::Bf16);
+        let shape = Some(CalibrationShape { windows: 2, seqlen: 64, batch: 2 });
+        let snip = PruneNeeds { gradients: true, ..WANDA };
+        let grasp = PruneNeeds { hessian_gradient: true, ..snip };
+        let n = 218_103_808u64;
+        let workers = 2u64.min(rayon::current_num_threads() as u64);
+        let tape = 64 * (12 * 4096 + 3 * 14336 + 2 * 32 * 64) * 4;
+        let saved = 35 * 2 * 64 * 4096 * 4;
+        let backward = BASE_BYTES + saved + n * 6 + workers * (2 * n * 4 + tape);
+        let at = |budget: u64, needs: PruneNeeds| prune_plan(&card, budget, "--max-memory", shape, needs, true, |_| true);
+        let fits = at(backward, snip).unwrap();
+        assert_eq!((fits.peak_bytes, fits.peak_part.as_str()), (backward, "block 0's reverse pass"), "{fits}");
+        assert!(fits.spill);
+        let err = at(backward - 1, snip).unwrap_err().to_string();
+        assert!(err.contains("block 0's reverse pass") && err.contains(&human(backward)), "{err}");
+        let g = at(u64::MAX, grasp).unwrap();
+        assert_eq!((g.peak_bytes, g.peak_part.as_str()), (backward + n * 4, "block 0's reverse pass"), "{g}");
+        // Kept in memory only when the resident gradient path fits: 8.03e9 weights in f32 and
+        // 32 x 218,103,808 gradients already exceed 32 GiB.
+        let kept = |budget: u64| prune_plan(&card, budget, "--max-memory", shape, snip, false, |_| true).unwrap().spill;
+        assert!(kept(32 << 30) && !kept(1 << 40));
     }
 
     fn plan_err(card: &ModelCard, budget: u64) -> String {
