@@ -457,15 +457,20 @@ impl<'a> GradientPlan<'a> {
         out
     }
 
-    /// What the resident gradient path holds: every weight in f32, the gradients (and for
-    /// GraSP a shifted copy of the model, the two perturbed gradients and `H g`), then every
-    /// pruned weight (and with global scope every score, 8 bytes per weight).
+    /// What the resident gradient path holds: every weight in f32 (read through the folder's
+    /// mapped bytes), the gradients (and for GraSP a shifted copy of the model, the two
+    /// perturbed gradients and `H g`), then every pruned weight (and with global scope every
+    /// score, 8 bytes per weight). Measured on a one-block Llama-3 8B shape in bf16 (SNIP, 2 x
+    /// 64 windows): 7.37 GiB peak RSS against 8.3 GiB estimated.
     fn resident(&self, all_replacements: u64) -> u64 {
-        let model: u64 = self.spec.weight_shapes().iter().map(|(_, d)| d.iter().map(|&x| x as u64).product::<u64>() * 4).sum();
+        let stored = self.card.matrix_type().bytes() as u64;
+        let count = |d: &[usize]| d.iter().map(|&x| x as u64).product::<u64>();
+        let model: u64 = self.spec.weight_shapes().iter().map(|(_, d)| count(d) * 4).sum();
+        let mapped: u64 = self.spec.weight_shapes().iter().filter(|(_, d)| d.len() == 2).map(|(_, d)| count(d) * stored).sum();
         let prunable: u64 = (0..self.spec.blocks).map(|k| self.block_weights(k) * 4).sum();
         let grasp = if self.needs.hessian_gradient { model + 3 * prunable } else { 0 };
         let scores = if self.needs.global_scores { all_replacements * 2 } else { 0 };
-        BASE_BYTES + self.saved + model + prunable + grasp + all_replacements + scores
+        BASE_BYTES + self.saved + model + mapped + prunable + grasp + all_replacements + scores
     }
 }
 
