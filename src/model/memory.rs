@@ -461,7 +461,7 @@ impl<'a> GradientPlan<'a> {
     /// mapped bytes), the gradients (and for GraSP a shifted copy of the model, the two
     /// perturbed gradients and `H g`), then every pruned weight (and with global scope every
     /// score, 8 bytes per weight). Measured on a one-block Llama-3 8B shape in bf16 (SNIP, 2 x
-    /// 64 windows): 7.37 GiB peak RSS against 8.3 GiB estimated.
+    /// 64 windows): 7.37 GiB peak RSS against 9.1 GiB estimated.
     fn resident(&self, all_replacements: u64) -> u64 {
         let stored = self.card.matrix_type().bytes() as u64;
         let count = |d: &[usize]| d.iter().map(|&x| x as u64).product::<u64>();
