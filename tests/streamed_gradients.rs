@@ -144,7 +144,11 @@ fn check_gradient_files(folder: &Path) -> usize {
         let block: usize = name.rsplit('-').next().unwrap().parse().unwrap();
         let prefix = format!("blk.{block}.");
         let tensors = map_overrides(&path, None).unwrap();
-        assert!(!tensors.is_empty() && tensors.iter().all(|t| t.name.starts_with(&prefix)), "{name}: {:?}", tensors.iter().map(|t| &t.name).collect::<Vec<_>>());
+        assert!(
+            !tensors.is_empty() && tensors.iter().all(|t| t.name.starts_with(&prefix)),
+            "{name}: {:?}",
+            tensors.iter().map(|t| &t.name).collect::<Vec<_>>()
+        );
         seen += 1;
     }
     seen
@@ -227,5 +231,42 @@ fn the_plan_refuses_a_budget_below_a_gradient_step_naming_it() {
     assert!(peak.peak_bytes > without.peak_bytes, "{peak} vs {without}");
     let g = plan(u64::MAX, grasp).unwrap();
     assert!(g.peak_bytes > peak.peak_bytes, "{g} vs {peak}");
+    let _ = std::fs::remove_dir_all(&model.dir);
+}
+
+/// The pruning-error analysis within a budget: the plan's peak is accepted and gives the same
+/// grid as the run without a budget, value for value (the pass already runs one block's graph
+/// and Grams at a time); a byte less is refused before any work, naming the part.
+#[test]
+fn the_pruning_error_analysis_within_its_planned_budget_equals_the_unbudgeted_one() {
+    use polyprune::analysis::pruning_error::{check_budget, error_grid, Candidate};
+    let Some(shared) = common::shared() else { return };
+    // Its pruned weights pass the in-memory counter the other tests read.
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let model = tiny_llama();
+    let set = calibration(&model, &shared);
+    let capture = |max_memory: Option<u64>| CaptureOptions {
+        mode: CaptureMode::OneShot,
+        batch: 4,
+        runtime: RuntimeOptions { max_memory, ..Default::default() },
+        gram: true,
+    };
+    let half = SparsityTarget::new(Some(Sparsity::new(0.5).unwrap()), "unstructured".parse().unwrap()).unwrap();
+    let job = PruneJob { method: "wanda".parse().unwrap(), target: half };
+    let pruned = prune_many(&model, &[job], &LayerFilter::default(), Some(&set), &capture(None), |_, _, _| {}).unwrap().remove(0);
+    let saved = common::temp_dir("gradspill-error-saved");
+    save_pruned(&model, &pruned, &saved, &serde_json::json!({"method": "wanda"})).unwrap();
+    let candidates = vec![Candidate::from_model("wanda", &saved).unwrap()];
+    let texts = vec![("eng_Latn".to_string(), set)];
+    let grid = |max_memory: Option<u64>| error_grid(&model, &texts, &candidates, &capture(max_memory), |_, _| {});
+    let free = grid(None).unwrap();
+    assert_eq!(free.len(), model.card.layers.len());
+    assert!(free.iter().all(|r| r.relative_error > 0.0 && r.relative_error < 1.0), "{free:?}");
+    let plan = check_budget(&model, &texts, &capture(Some(u64::MAX))).unwrap().unwrap();
+    let within = grid(Some(plan.peak_bytes)).unwrap();
+    assert_eq!(serde_json::to_string(&free).unwrap(), serde_json::to_string(&within).unwrap());
+    let err = grid(Some(plan.peak_bytes - 1)).unwrap_err().to_string();
+    assert!(err.contains(&plan.peak_part) && err.contains("give --max-memory"), "{err}");
+    let _ = std::fs::remove_dir_all(&saved);
     let _ = std::fs::remove_dir_all(&model.dir);
 }

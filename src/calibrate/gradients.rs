@@ -133,7 +133,8 @@ impl<'a> SpilledGradients<'a> {
     /// One layer's gradient as `[out][in]` rows (the layout the pruning maths uses), read back
     /// from its block's file.
     pub fn rows(&self, layer: &LinearLayer) -> Result<Vec<f32>, ModelError> {
-        let missing = || self.unreadable(format!("no {} gradient of {} was written; the model card and its spec disagree", self.kind, layer.name));
+        let missing =
+            || self.unreadable(format!("no {} gradient of {} was written; the model card and its spec disagree", self.kind, layer.name));
         let spilled = self.files.get(layer.block).and_then(Option::as_ref).ok_or_else(missing)?;
         let o = spilled.iter().find(|o| o.name == layer.name).ok_or_else(missing)?;
         Ok(rows_of(&self.matrix(o)?))
@@ -144,13 +145,18 @@ impl<'a> SpilledGradients<'a> {
         let values = o.values().map_err(|e| self.unreadable(e.to_string()))?;
         let values = Arc::try_unwrap(values).unwrap_or_else(|shared| (*shared).clone());
         let (rows, cols) = (o.shape[0], o.shape[1]);
-        Array2::from_shape_vec((rows, cols), values).map_err(|_| self.unreadable(format!("{} does not hold {rows} x {cols} values", o.name)))
+        Array2::from_shape_vec((rows, cols), values)
+            .map_err(|_| self.unreadable(format!("{} does not hold {rows} x {cols} values", o.name)))
     }
 }
 
 impl GradientBlocks<f32> for SpilledGradients<'_> {
     fn block(&self, i: usize) -> Result<Cow<'_, BlockGrads<f32>>, ModelError> {
-        let spilled = self.files.get(i).and_then(Option::as_ref).ok_or_else(|| self.unreadable(format!("block {i}'s {} gradients were never written", self.kind)))?;
+        let spilled = self
+            .files
+            .get(i)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| self.unreadable(format!("block {i}'s {} gradients were never written", self.kind)))?;
         let linear = spilled.iter().map(|o| self.matrix(o)).collect::<Result<Vec<_>, _>>()?;
         Ok(Cow::Owned(BlockGrads { linear, roles: self.layers[i].iter().map(|l| l.role).collect() }))
     }

@@ -72,6 +72,11 @@ pub enum MemoryError {
         .0.budget, .0.source_name, .0.model, .0.part, .0.need, .0.need
     )]
     PruneTooSmall(Box<PruneShortfall>),
+    #[error(
+        "the memory budget {} ({}) is too small for the pruning-error analysis of {}: {} needs {} even with one block's weights and Gram matrices in memory; give --max-memory {} or more, or fewer or shorter evaluation windows (--windows, --seqlen)",
+        .0.budget, .0.source_name, .0.model, .0.part, .0.need, .0.need
+    )]
+    ErrorAnalysisTooSmall(Box<PruneShortfall>),
     #[error("{model} has no decoder spec in its card, so its memory cannot be planned; re-import it with `polyprune model import`")]
     NoSpec { model: String },
 }
@@ -405,7 +410,13 @@ struct GradientPlan<'a> {
 }
 
 impl<'a> GradientPlan<'a> {
-    fn new(card: &'a ModelCard, spec: &'a super::decoder::DecoderSpec, c: CalibrationShape, needs: PruneNeeds, held_per_weight: u64) -> Self {
+    fn new(
+        card: &'a ModelCard,
+        spec: &'a super::decoder::DecoderSpec,
+        c: CalibrationShape,
+        needs: PruneNeeds,
+        held_per_weight: u64,
+    ) -> Self {
         let (d, f, heads, t) = (spec.d_model as u64, spec.ffn_dim as u64, spec.n_heads as u64, c.seqlen as u64);
         let windows = c.windows.max(1) as u64;
         GradientPlan {
@@ -430,7 +441,10 @@ impl<'a> GradientPlan<'a> {
         let table = self.spec.vocab_size as u64 * self.spec.d_model as u64;
         // The output layer (or embedding) widened to f32 beside its mapped bytes, and each
         // worker's chunk of logits and their gradient.
-        let head = BASE_BYTES + self.saved + table * self.held_per_weight + self.workers * 2 * super::gradient::HEAD_ROWS as u64 * self.spec.vocab_size as u64 * 4;
+        let head = BASE_BYTES
+            + self.saved
+            + table * self.held_per_weight
+            + self.workers * 2 * super::gradient::HEAD_ROWS as u64 * self.spec.vocab_size as u64 * 4;
         out.push((head, "the output layer in the reverse pass".to_string()));
         for k in 0..self.spec.blocks {
             let n = self.block_weights(k);
@@ -472,6 +486,60 @@ impl<'a> GradientPlan<'a> {
         let scores = if self.needs.global_scores { all_replacements * 2 } else { 0 };
         BASE_BYTES + self.saved + model + mapped + prunable + grasp + all_replacements + scores
     }
+}
+
+/// The peak of the pruning-error analysis ([`crate::analysis::pruning_error`]) and where it is.
+#[derive(Clone, Debug, Serialize)]
+pub struct ErrorPlan {
+    pub budget_bytes: u64,
+    pub peak_bytes: u64,
+    pub peak_part: String,
+}
+
+/// What the decoder's pruning-error analysis needs, block by block, on `shape`'s windows of one
+/// evaluation language (each language's pass is the same size): the block's dense pass (its
+/// weights, one batch's activations, every window's hidden states twice) collecting the
+/// Gram matrix of each distinct layer input in f64, then each layer's error from those Grams
+/// (the dense and one pruned weight in f32, and three `out x in` f64 matrices: the weight,
+/// the difference and its product with the Gram). Refuses when one block exceeds `budget`.
+pub fn error_plan(card: &ModelCard, budget: u64, budget_source: &str, shape: CalibrationShape) -> Result<ErrorPlan, MemoryError> {
+    let spec = card.spec.as_ref().ok_or_else(|| MemoryError::NoSpec { model: card.name.clone() })?;
+    let stored = card.matrix_type().bytes() as u64;
+    let held_per_weight = if card.matrix_type() == FloatType::F32 { 4 } else { 4 + stored };
+    let (d, f, heads, seqlen) = (spec.d_model as u64, spec.ffn_dim as u64, spec.n_heads as u64, shape.seqlen as u64);
+    let tokens = (shape.batch.max(1).min(shape.windows.max(1)) as u64) * seqlen;
+    let activations = tokens * (12 * d + 3 * f + 2 * heads * seqlen) * 4;
+    let carried = 2 * shape.windows as u64 * seqlen * d * 4;
+    let mut peak = (0u64, String::new());
+    for k in 0..spec.blocks {
+        let layers: Vec<&super::LinearLayer> = card.layers.iter().filter(|l| l.block == k).collect();
+        let mut widths: Vec<(&str, u64)> = layers.iter().map(|l| (l.input.as_str(), l.shape[0] as u64)).collect();
+        widths.sort();
+        widths.dedup();
+        let grams: u64 = widths.iter().map(|(_, w)| w * w * 8 + w * 8).sum();
+        let block_held: u64 = layers.iter().map(|l| l.shape[0] as u64 * l.shape[1] as u64 * held_per_weight).sum();
+        let pass = BASE_BYTES + block_held + activations + carried + grams;
+        if pass > peak.0 {
+            peak = (pass, format!("block {k}'s Gram matrices"));
+        }
+        for l in layers {
+            let n = l.shape[0] as u64 * l.shape[1] as u64;
+            let error = BASE_BYTES + carried + grams + n * (stored + 4 + 4 + 4 + 3 * 8);
+            if error > peak.0 {
+                peak = (error, format!("block {k}'s error of {}", l.name));
+            }
+        }
+    }
+    if peak.0 > budget {
+        return Err(MemoryError::ErrorAnalysisTooSmall(Box::new(PruneShortfall {
+            budget: human(budget),
+            source_name: budget_source.to_string(),
+            model: card.name.clone(),
+            part: peak.1,
+            need: human(peak.0),
+        })));
+    }
+    Ok(ErrorPlan { budget_bytes: budget, peak_bytes: peak.0, peak_part: peak.1 })
 }
 
 impl std::fmt::Display for PrunePlan {
@@ -648,6 +716,23 @@ mod tests {
         // 32 x 218,103,808 gradients already exceed 32 GiB.
         let kept = |budget: u64| prune_plan(&card, budget, "--max-memory", shape, snip, false, |_| true).unwrap().spill;
         assert!(kept(32 << 30) && !kept(1 << 40));
+    }
+
+    /// The error analysis of Llama-3 8B (bf16) on 8 x 128 windows: the error of the first of
+    /// the three 4096 x 14336 layers (the gate projection) dominates, closed form: the
+    /// block's 14336^2 f64 Gram beside its three 4096^2 ones (and their f64 sums), every
+    /// window's hidden states twice, and the layer's 58,720,256 weights at 2 + 3 x 4 + 3 x 8
+    /// bytes. A budget a byte short is refused naming it.
+    #[test]
+    fn the_error_analysis_counts_a_block_s_grams_and_its_largest_layer() {
+        let card = llama_3_8b(FloatType::Bf16);
+        let shape = CalibrationShape { windows: 8, seqlen: 128, batch: 4 };
+        let grams = 3 * (4096u64 * 4096 * 8 + 4096 * 8) + 14336 * 14336 * 8 + 14336 * 8;
+        let need = BASE_BYTES + 2 * 8 * 128 * 4096 * 4 + grams + 58_720_256 * (2 + 12 + 24);
+        let fits = error_plan(&card, need, "--max-memory", shape).unwrap();
+        assert_eq!((fits.peak_bytes, fits.peak_part.as_str()), (need, "block 0's error of blk.0.ffn_gate.weight"));
+        let err = error_plan(&card, need - 1, "--max-memory", shape).unwrap_err().to_string();
+        assert!(err.contains("blk.0.ffn_gate.weight") && err.contains(&human(need)) && err.contains("--windows"), "{err}");
     }
 
     fn plan_err(card: &ModelCard, budget: u64) -> String {

@@ -5,9 +5,9 @@
 //! this module sits above `crate::calibrate`, which feeds those methods their statistics.
 
 mod model;
-mod spilled_saliency;
 mod saved;
 pub mod seq2seq;
+mod spilled_saliency;
 
 pub use model::{prune_many, prune_many_with, prune_model, LayerFilter, PruneJob, PrunedLayerOutput, PrunedModel};
 pub use saved::{

@@ -8,7 +8,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::calibrate::{
-    capture_and_prune, collect_gradients, spill_gradients, CalibrationError, CalibrationSet, CaptureOptions, CaptureTimings, GradientSaliency, LayerPruner,
+    capture_and_prune, collect_gradients, spill_gradients, CalibrationError, CalibrationSet, CaptureOptions, CaptureTimings,
+    GradientSaliency, LayerPruner,
 };
 use crate::model::gradient::rows_of;
 use crate::model::weights::{stored_layout, WeightStore};
@@ -203,7 +204,11 @@ fn prune_gradient_jobs(
     let hessian = jobs.iter().any(|j| j.method.statistics_need() == StatisticsNeed::HessianGradient);
     if let Some((dir, prefixes)) = spill {
         let saliency = spill_gradients(model, set, hessian, dir, on_stage)?;
-        return jobs.iter().zip(&prefixes).map(|(job, prefix)| prune_by_spilled_saliency(model, &saliency, job, filter, dir, prefix)).collect();
+        return jobs
+            .iter()
+            .zip(&prefixes)
+            .map(|(job, prefix)| prune_by_spilled_saliency(model, &saliency, job, filter, dir, prefix))
+            .collect();
     }
     let saliency = collect_gradients(model, set, hessian, on_stage)?;
     jobs.iter().map(|job| prune_by_saliency(model, &saliency, job, filter)).collect()

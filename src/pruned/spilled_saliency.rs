@@ -31,7 +31,9 @@ fn spilled_saliency_of(
     let direction = match method {
         Method::Grasp { .. } => match &saliency.hessian_gradient {
             Some(hg) => hg.rows(layer)?,
-            None => return Err(CalibrationError::Invalid(format!("GraSP on {} has no Hessian-gradient product; this is a bug", layer.name))),
+            None => {
+                return Err(CalibrationError::Invalid(format!("GraSP on {} has no Hessian-gradient product; this is a bug", layer.name)))
+            }
         },
         _ => saliency.gradient.rows(layer)?,
     };
@@ -230,7 +232,8 @@ mod tests {
         for sparsity in [0.0, 0.1, 0.25, 0.5, 0.7, 0.99] {
             let s = Sparsity::new(sparsity).unwrap();
             let resident =
-                saliency_masks(&scored.iter().map(copy).collect::<Vec<_>>(), SparsityTarget::Unstructured(s), SaliencyScope::Global).unwrap();
+                saliency_masks(&scored.iter().map(copy).collect::<Vec<_>>(), SparsityTarget::Unstructured(s), SaliencyScope::Global)
+                    .unwrap();
             let total = scored.iter().map(|l| l.scores.len()).sum();
             let mut passes = 0;
             let mut cut = GlobalCut::find(&layers, s.pruned_count(total), |l| {
