@@ -160,7 +160,8 @@ impl StreamedWeights {
         delta: f64,
         on_pass: impl FnMut(&str, usize),
     ) -> Result<Gradients<F>, ModelError> {
-        let (mut plus, mut out): (Vec<Option<BlockGrads<F>>>, Vec<Option<BlockGrads<F>>>) = (Vec::new(), Vec::new());
+        let mut plus: Vec<Option<BlockGrads<F>>> = Vec::new();
+        let mut out: Vec<Option<BlockGrads<F>>> = Vec::new();
         let loss = self.hessian_gradient_product_into(windows, g, delta, &mut plus, &mut out, on_pass)?;
         let blocks = out.into_iter().enumerate().map(|(i, b)| b.ok_or_else(|| missing_block(i))).collect::<Result<_, _>>()?;
         Ok(Gradients { loss: loss.loss, predictions: loss.predictions, blocks })
