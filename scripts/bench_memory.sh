@@ -9,10 +9,9 @@
 #    SCALE_KEEP=1), with --max-memory 6GiB: eval ppl on the 3 shortest of those sentences, one
 #    SIB-200 round (2 English test examples), whole-model Wanda 50% (4 x 128 English windows;
 #    each block's pruned weights spilled to disk, perplexity before and after on 3 FLORES
-#    sentences), and the refusals: a 2 GiB budget for evaluation, 6 GiB for SparseGPT (its
-#    14336-wide down projection). SparseGPT then runs on the first 2 blocks (`synth --blocks 2`)
-#    within the budget the refusal names: its cost per block, times 32, is the whole model's.
-# 3. Aya-23 8B (AYA=1): eval ppl and whole-model Wanda the same way.
+#    sentences), whole-model SparseGPT 50% the same way, and the refusals: a 2 GiB budget for
+#    evaluation, 5 GiB for SparseGPT (its 14336-wide down projection's Gram and factor).
+# 3. Aya-23 8B (AYA=1): eval ppl and whole-model Wanda and SparseGPT the same way.
 # 4. One block of llama-3-70b (`synth --blocks 1`): eval ppl and Wanda on it, the inputs of the
 #    70B prediction in README's "Memory" section.
 #
@@ -67,28 +66,24 @@ if "$B" eval ppl --model "$LLAMA" --file "$OUT/eng1.txt" --max-memory 2GiB --res
     exit 1
 fi
 echo "2 GiB refused: $(tail -1 "$OUT/refused.txt")"
-if "$B" prune --model "$LLAMA" --method sparsegpt --sparsity 0.5 --calib eng_Latn --samples 4 --seqlen 128 --max-memory 6GiB \
+if "$B" prune --model "$LLAMA" --method sparsegpt --sparsity 0.5 --calib eng_Latn --samples 4 --seqlen 128 --max-memory 5GiB \
     --results "$OUT/results" 2> "$OUT/sparsegpt-refused.txt"; then
-    echo "SparseGPT within 6 GiB was not refused" >&2
+    echo "SparseGPT within 5 GiB was not refused" >&2
     exit 1
 fi
-echo "SparseGPT at 6 GiB refused: $(tail -1 "$OUT/sparsegpt-refused.txt")"
-need=$(sed -n 's/.*give --max-memory \([0-9.]*\) GiB.*/\1/p' "$OUT/sparsegpt-refused.txt" | tail -1)
+echo "SparseGPT at 5 GiB refused: $(tail -1 "$OUT/sparsegpt-refused.txt")"
+measure "llama8b-sparsegpt-all-6GiB" "$B" prune --model "$LLAMA" --method sparsegpt --sparsity 0.5 --calib eng_Latn --samples 4 --seqlen 128 \
+    --max-memory 6GiB --eval-ppl eng_Latn --eval-source flores --eval-limit 3 --results "$OUT/results"
 [ "${SCALE_KEEP:-0}" != 0 ] || rm -rf "$LLAMA"
-CUT="$SCRATCH/llama-3-8b-bf16-2blocks"
-measure "llama8b-cut2-synth" "$B" model synth --like llama-3-8b --blocks 2 --dtype bf16 -o "$CUT"
-for method in wanda sparsegpt; do
-    measure "llama8b-cut2-$method" "$B" prune --model "$CUT" --method "$method" --sparsity 0.5 --calib eng_Latn --samples 4 --seqlen 128 \
-        --max-memory "$(awk -v n="$need" 'BEGIN { printf "%.2fGiB", n + 0.01 }')" --results "$OUT/results"
-done
-rm -rf "$CUT"
 
 if [ "${AYA:-0}" != 0 ]; then
     AYA_DIR="$SCRATCH/aya-23-8b-bf16"
     measure "aya8b-synth" "$B" model synth --like aya-23-8b --dtype bf16 -o "$AYA_DIR"
     measure "aya8b-ppl3-6GiB" "$B" eval ppl --model "$AYA_DIR" --file "$OUT/eng3.txt" --per-line --max-memory 6GiB --results "$OUT/results"
-    measure "aya8b-wanda-all-6GiB" "$B" prune --model "$AYA_DIR" --method wanda --sparsity 0.5 --calib eng_Latn --samples 4 --seqlen 128 \
-        --max-memory 6GiB --results "$OUT/results"
+    for method in wanda sparsegpt; do
+        measure "aya8b-$method-all-6GiB" "$B" prune --model "$AYA_DIR" --method "$method" --sparsity 0.5 --calib eng_Latn --samples 4 \
+            --seqlen 128 --max-memory 6GiB --eval-ppl eng_Latn --eval-source flores --eval-limit 3 --results "$OUT/results"
+    done
     [ "${SCALE_KEEP:-0}" != 0 ] || rm -rf "$AYA_DIR"
 fi
 

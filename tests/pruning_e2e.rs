@@ -62,7 +62,7 @@ impl LayerPruner for Recording {
         &mut self,
         block: usize,
         layers: &[LinearLayer],
-        statistics: &BTreeMap<String, InputStatistics>,
+        statistics: &mut BTreeMap<String, InputStatistics>,
     ) -> Result<Vec<WeightOverride>, CalibrationError> {
         self.seen.insert(block, statistics.clone());
         let target = SparsityTarget::new(Some(Sparsity::new(0.5).unwrap()), "unstructured".parse().unwrap()).unwrap();

@@ -198,7 +198,7 @@ impl LayerPruner for ErrorCollector<'_> {
         &mut self,
         _block: usize,
         layers: &[LinearLayer],
-        statistics: &BTreeMap<String, InputStatistics>,
+        statistics: &mut BTreeMap<String, InputStatistics>,
     ) -> Result<Vec<WeightOverride>, CalibrationError> {
         for layer in layers {
             if let Some(stats) = statistics.get(&layer.input) {

@@ -51,11 +51,14 @@ pub struct CaptureTimings {
 /// Prunes one block given the statistics of its layer inputs (keyed by tap name); returns the
 /// replacement weights for the block's layers.
 pub trait LayerPruner {
+    /// Prunes block `block`'s `layers` from their inputs' `statistics`. A pruner may remove
+    /// the entries it is done with: a Gram matrix freed before the block's last solve is
+    /// memory that solve can use.
     fn prune_block(
         &mut self,
         block: usize,
         layers: &[LinearLayer],
-        statistics: &BTreeMap<String, InputStatistics>,
+        statistics: &mut BTreeMap<String, InputStatistics>,
     ) -> Result<Vec<WeightOverride>, CalibrationError>;
 }
 
@@ -184,7 +187,7 @@ pub fn capture_and_prune(
         drop(dense);
         on_block(k, "pruning");
         let t0 = Instant::now();
-        let block_overrides = if layers.is_empty() { Vec::new() } else { pruner.prune_block(k, &layers, &stats)? };
+        let block_overrides = if layers.is_empty() { Vec::new() } else { pruner.prune_block(k, &layers, &mut stats)? };
         runner.timings.solve_s += t0.elapsed().as_secs_f64();
         drop(stats);
         hidden = if one_shot {

@@ -266,7 +266,7 @@ pub struct PrunePlan {
     pub budget_source: String,
     /// The largest estimate over the blocks: the statistics pass (the block's weights, one
     /// batch's activations, the statistics) or the solve of its largest layer (statistics,
-    /// the layer's copies, SparseGPT's two d_in^2 f64 factors, the block's replacements).
+    /// the layer's copies, SparseGPT's d_in^2 f64 factor, the block's replacements).
     pub peak_bytes: u64,
     /// Where that peak is ("block 31, blk.31.ffn_down.weight's solve").
     pub peak_part: String,
@@ -331,47 +331,66 @@ pub fn prune_plan(
         }
         None => (0, 0),
     };
-    let mut peak = (0u64, String::new());
+    // Two peaks: solving with every statistic of the block held (a run that keeps its
+    // replacements in memory), and solving layer by layer with each input's statistics freed
+    // after its last layer (a spilling run; `pruned::model`'s `MethodPruner`).
+    let (mut kept, mut released) = ((0u64, String::new()), (0u64, String::new()));
+    let raise = |peak: &mut (u64, String), bytes: u64, part: &dyn Fn() -> String| {
+        if bytes > peak.0 {
+            *peak = (bytes, part());
+        }
+    };
+    let statistic = |width: u64| if shape.is_some() { width * 8 + if gram { width * width * 8 } else { 0 } } else { 0 };
     for k in 0..spec.blocks {
         let layers: Vec<&super::LinearLayer> = card.layers.iter().filter(|l| l.block == k).collect();
         let mut widths: Vec<(&str, u64)> = layers.iter().map(|l| (l.input.as_str(), l.shape[0] as u64)).collect();
         widths.sort();
         widths.dedup();
-        let statistics: u64 = if shape.is_some() { widths.iter().map(|(_, w)| w * 8 + if gram { w * w * 8 } else { 0 }).sum() } else { 0 };
+        let statistics: u64 = widths.iter().map(|&(_, w)| statistic(w)).sum();
         let block_held: u64 = layers.iter().map(|l| weights(l) * held_per_weight).sum();
         let pass = BASE_BYTES + block_held + activations + carried + statistics;
-        if pass > peak.0 {
-            peak = (pass, format!("block {k}'s calibration pass"));
-        }
+        raise(&mut kept, pass, &|| format!("block {k}'s calibration pass"));
+        raise(&mut released, pass, &|| format!("block {k}'s calibration pass"));
         let block_chosen: Vec<&&super::LinearLayer> = chosen.iter().filter(|l| l.block == k).collect();
         let replacements: u64 = block_chosen.iter().map(|l| weights(l) * 4).sum();
-        for l in block_chosen {
+        for (i, l) in block_chosen.iter().enumerate() {
             // One layer's solve, phase by phase: the stored bytes read, widened and turned to
-            // [out][in]; SparseGPT's two d_in x d_in f64 factors beside the f32 weights, then
-            // one factor, its f64 copy of the weights and the result.
+            // [out][in]; SparseGPT's d_in x d_in f64 factor beside the f32 weights, then its
+            // f64 copy of the weights and the result.
             let n = weights(l);
             let d_in = l.shape[0] as u64;
             let read = n * (stored + 4 * 3);
-            let layer = if gram { read.max(n * 4 + 2 * d_in * d_in * 8).max(n * (4 + 8 + 4) + d_in * d_in * 8) } else { read + n * 4 };
-            let solve = BASE_BYTES + carried + statistics + replacements + layer + masks;
-            if solve > peak.0 {
-                peak = (solve, format!("block {k}'s solve of {}", l.name));
-            }
+            let layer = if gram { read.max(n * (4 + 8 + 4) + d_in * d_in * 8) } else { read + n * 4 };
+            let base = BASE_BYTES + carried + replacements + layer + masks;
+            // An input no chosen layer reads is freed with the block, the others after their
+            // last chosen layer.
+            let live: u64 = widths
+                .iter()
+                .filter(|(input, _)| {
+                    let read_by = |ls: &[&&super::LinearLayer]| ls.iter().any(|c| c.input == *input);
+                    !read_by(&block_chosen) || read_by(&block_chosen[i..])
+                })
+                .map(|&(_, w)| statistic(w))
+                .sum();
+            raise(&mut kept, base + statistics, &|| format!("block {k}'s solve of {}", l.name));
+            raise(&mut released, base + live, &|| format!("block {k}'s solve of {}", l.name));
         }
     }
-    // SNIP and GraSP: the reverse pass and the layer-by-layer scoring, one block's weights and
-    // gradients at a time (the spilled path), and what the resident path would hold instead.
+    // SNIP and GraSP: the spilled path's steps (the reverse pass and the layer-by-layer
+    // scoring, one block's weights and gradients at a time), and what the resident path
+    // holds instead (every weight and gradient in f32); the resident path runs only when
+    // that fits.
     let mut resident_gradients = 0;
     if let (Some(c), true) = (shape, needs.gradients) {
         let gradients = GradientPlan::new(card, spec, c, needs, held_per_weight);
-        for need in gradients.peaks(&chosen, masks) {
-            if need.0 > peak.0 {
-                peak = need;
-            }
+        for (bytes, part) in gradients.peaks(&chosen, masks) {
+            raise(&mut released, bytes, &|| part.clone());
         }
         resident_gradients = gradients.resident(all_replacements);
+        raise(&mut kept, resident_gradients, &|| "the resident gradient pass (every weight and gradient in f32)".to_string());
     }
-    let spill = streamed || peak.0 + all_replacements > budget || resident_gradients > budget;
+    let spill = streamed || kept.0 + all_replacements > budget || resident_gradients > budget;
+    let peak = if spill { released } else { kept };
     if peak.0 > budget {
         return Err(MemoryError::PruneTooSmall(Box::new(PruneShortfall {
             budget: human(budget),
@@ -654,9 +673,10 @@ mod tests {
 
     /// Pruning Llama-3 8B in bf16 (32 blocks of 218,103,808 linear weights) on 4 x 128
     /// windows: its replacements are 4 x 6,979,321,856 bytes in f32, far over 6 GiB, so they
-    /// spill; Wanda's peak fits. SparseGPT's down projection alone needs its 14336^2 f64 Gram
-    /// and two factors of that size (4.93 GB) beside the other Grams, so 6 GiB is refused
-    /// naming that layer, and the budget it names is accepted.
+    /// spill; Wanda's peak fits. SparseGPT's peak is the down projection's solve: spilling,
+    /// the three 4096-wide Grams are freed by then, leaving its own 14336^2 f64 Gram and one
+    /// factor of that size, which fits 6 GiB; 5 GiB is refused naming that layer, and the
+    /// budget it names is accepted.
     #[test]
     fn llama_3_8b_prunes_with_spilled_weights_and_sparsegpt_names_the_down_projection() {
         let card = llama_3_8b(FloatType::Bf16);
@@ -667,13 +687,24 @@ mod tests {
         assert!(wanda.spill && wanda.peak_bytes < 6 << 30, "{wanda}");
         // Not streamed, a budget that holds everything keeps the replacements in memory.
         assert!(!prune_plan(&card, 64 << 30, "--max-memory", shape, WANDA, false, |_| true).unwrap().spill);
-        let err = prune_plan(&card, 6 << 30, "--max-memory", shape, SPARSEGPT, true, |_| true).unwrap_err();
+        let sparsegpt = prune_plan(&card, 6 << 30, "--max-memory", shape, SPARSEGPT, true, |_| true).unwrap();
+        let (n, d_in) = (4096u64 * 14_336, 14_336u64);
+        let gram = d_in * 8 + d_in * d_in * 8;
+        let carried = 2 * 4 * 128 * 4096 * 4;
+        let solve = n * (4 + 8 + 4) + d_in * d_in * 8;
+        let down = BASE_BYTES + carried + 4 * 218_103_808 + solve + 6_979_321_856 / 8 + gram;
+        assert_eq!((sparsegpt.peak_bytes, sparsegpt.spill), (down, true), "{sparsegpt}");
+        assert!(sparsegpt.peak_part.contains("block 0's solve of blk.0.ffn_down"), "{sparsegpt}");
+        // Kept in memory, every Gram of the block is still held at that solve.
+        let kept = prune_plan(&card, 64 << 30, "--max-memory", shape, SPARSEGPT, false, |_| true).unwrap();
+        assert_eq!((kept.peak_bytes, kept.spill), (down + 3 * (4096 * 8 + 4096 * 4096 * 8), false), "{kept}");
+        let err = prune_plan(&card, 5 << 30, "--max-memory", shape, SPARSEGPT, true, |_| true).unwrap_err();
         let MemoryError::PruneTooSmall(shortfall) = &err else { panic!("{err}") };
         let (part, need) = (&shortfall.part, &shortfall.need);
         assert!(part.contains("ffn_down"), "{err}");
-        let floor = 3 * 14_336u64 * 14_336 * 8 + 3 * 4096 * 4096 * 8;
         let need_bytes = parse_size(&need.replace(' ', "")).unwrap();
-        assert!(need_bytes > floor, "{err}");
+        // The refusal prints GiB to two decimals (5.4 MiB either way).
+        assert!(need_bytes.abs_diff(down) < 6 << 20, "{err}");
         let given = prune_plan(&card, need_bytes + (16 << 20), "--max-memory", shape, SPARSEGPT, true, |_| true).unwrap();
         assert!(given.peak_part.contains("ffn_down"), "{given}");
         // Only the first two blocks selected: their replacements only.

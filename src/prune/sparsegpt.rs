@@ -38,7 +38,6 @@
 //! product.
 
 use faer::linalg::matmul::matmul;
-use faer::linalg::triangular_inverse::invert_lower_triangular;
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -288,22 +287,21 @@ fn dampened_diagonal(gram_lower: &Mat<f64>, tokens: usize, percdamp: f64) -> (Ve
     (diagonal, dead)
 }
 
-/// `J H J` (lower triangle) of the dampened Hessian, built straight from the Gram: one
-/// `d x d` matrix, which [`upper_cholesky_of_reversed`] factorises in place (a 14336-wide
-/// input's is 1.6 GB).
-fn reversed_dampened_hessian(gram_lower: &Mat<f64>, tokens: usize, percdamp: f64) -> (Mat<f64>, Vec<bool>) {
+/// `J H J` (lower triangle) of the dampened Hessian, built straight from the Gram into one
+/// column-major `d x d` buffer, which [`upper_cholesky_of_reversed`] turns into the result in
+/// place (a 14336-wide input's is 1.6 GB, so a second one would decide whether an 8B model's
+/// down projection fits a 6 GiB budget).
+fn reversed_dampened_hessian(gram_lower: &Mat<f64>, tokens: usize, percdamp: f64) -> (Vec<f64>, Vec<bool>) {
     let d = gram_lower.nrows();
     let (diagonal, dead) = dampened_diagonal(gram_lower, tokens, percdamp);
     let scale = 2.0 / tokens as f64;
     let reverse = |i: usize| d - 1 - i;
+    let mut reversed = vec![0.0; d * d];
     // (J H J)[i][j] for i >= j is H[d-1-j][d-1-i], a lower-triangle entry of H.
-    let reversed = Mat::from_fn(d, d, |i, j| {
-        if i == j {
-            diagonal[reverse(i)]
-        } else if i > j {
-            scale * gram_lower[(reverse(j), reverse(i))]
-        } else {
-            0.0
+    reversed.par_chunks_mut(d.max(1)).enumerate().for_each(|(j, column)| {
+        column[j] = diagonal[reverse(j)];
+        for (i, value) in column.iter_mut().enumerate().skip(j + 1) {
+            *value = scale * gram_lower[(reverse(j), reverse(i))];
         }
     });
     (reversed, dead)
@@ -316,58 +314,95 @@ fn reversed_dampened_hessian(gram_lower: &Mat<f64>, tokens: usize, percdamp: f64
 fn upper_cholesky_of_inverse(h: &Mat<f64>) -> Result<Vec<f64>, usize> {
     let d = h.nrows();
     let reverse = |i: usize| d - 1 - i;
-    upper_cholesky_of_reversed(Mat::from_fn(d, d, |i, j| if i >= j { h[(reverse(j), reverse(i))] } else { 0.0 }))
+    let reversed: Vec<f64> =
+        (0..d * d).map(|k| (k % d, k / d)).map(|(i, j)| if i >= j { h[(reverse(j), reverse(i))] } else { 0.0 }).collect();
+    upper_cholesky_of_reversed(reversed)
 }
 
-/// [`upper_cholesky_of_inverse`] of the `H` whose `J H J` (lower triangle) is `reversed`,
-/// factorised in place: at most two `d x d` matrices exist at once. On failure returns the
-/// column of `H` where the factorisation found a pivot that is not positive, or not
-/// distinguishable from rounding: a pivot (`L_jj^2`, the Schur complement of the columns
-/// before it) at most `d * eps * max_j H_jj` is what an exactly singular matrix leaves after
-/// rounding, and an inverse built on it is rounding noise amplified, not the OBS solution.
-fn upper_cholesky_of_reversed(mut reversed: Mat<f64>) -> Result<Vec<f64>, usize> {
+/// [`upper_cholesky_of_inverse`] of the `H` whose `J H J` (lower triangle, column-major
+/// `d x d`) is `reversed`, computed in that buffer: factorised, inverted and laid out in
+/// place, so no second `d x d` matrix exists. On failure returns the column of `H` where the
+/// factorisation found a pivot that is not positive, or not distinguishable from rounding: a
+/// pivot (`L_jj^2`, the Schur complement of the columns before it) at most
+/// `d * eps * max_j H_jj` is what an exactly singular matrix leaves after rounding, and an
+/// inverse built on it is rounding noise amplified, not the OBS solution.
+fn upper_cholesky_of_reversed(mut reversed: Vec<f64>) -> Result<Vec<f64>, usize> {
     use faer::dyn_stack::{MemBuffer, MemStack};
     use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch, LltError};
-    let d = reversed.nrows();
+    let d = (reversed.len() as f64).sqrt() as usize;
+    debug_assert_eq!(d * d, reversed.len());
     let reverse = |i: usize| d - 1 - i;
-    let largest_diagonal = (0..d).map(|j| reversed[(j, j)]).fold(0.0, f64::max);
-    // What `Mat::llt` does, without its copy of the matrix.
+    let largest_diagonal = (0..d).map(|j| reversed[j * d + j]).fold(0.0, f64::max);
     let par = faer::get_global_parallelism();
-    let mut scratch = MemBuffer::new(cholesky_in_place_scratch::<f64>(d, par, Default::default()));
-    cholesky_in_place(reversed.as_mut(), Default::default(), par, MemStack::new(&mut scratch), Default::default()).map_err(|error| {
-        match error {
-            LltError::NonPositivePivot { index } => reverse(index.min(d.saturating_sub(1))),
-        }
-    })?;
-    drop(scratch);
-    for j in 0..d {
-        for i in 0..j {
-            reversed[(i, j)] = 0.0;
-        }
+    {
+        let mut l = MatMut::from_column_major_slice_mut(&mut reversed, d, d);
+        let mut scratch = MemBuffer::new(cholesky_in_place_scratch::<f64>(d, par, Default::default()));
+        cholesky_in_place(l.as_mut(), Default::default(), par, MemStack::new(&mut scratch), Default::default()).map_err(
+            |error| match error {
+                LltError::NonPositivePivot { index } => reverse(index.min(d.saturating_sub(1))),
+            },
+        )?;
     }
-    let l = reversed;
+    // The factorisation leaves the strict upper triangle as it found it; the inverse must
+    // find zeros there.
+    reversed.par_chunks_mut(d.max(1)).enumerate().for_each(|(j, column)| column[..j].fill(0.0));
     let noise_floor = d as f64 * f64::EPSILON * largest_diagonal;
     let lost_in_rounding = |j: usize| {
-        let pivot = l[(j, j)] * l[(j, j)];
+        let pivot = reversed[j * d + j] * reversed[j * d + j];
         pivot.is_nan() || pivot <= noise_floor
     };
     if let Some(index) = (0..d).find(|&j| lost_in_rounding(j)) {
         return Err(reverse(index));
     }
-    let mut l_inverse = Mat::<f64>::zeros(d, d);
-    invert_lower_triangular(l_inverse.as_mut(), l.as_ref(), Par::rayon(0));
-    drop(l);
-    let mut upper = vec![0.0; d * d];
-    for i in 0..d {
-        for j in i..d {
-            upper[i * d + j] = l_inverse[(reverse(i), reverse(j))];
-        }
-    }
+    invert_lower_triangular_in_place(MatMut::from_column_major_slice_mut(&mut reversed, d, d), Par::rayon(0));
+    let mut upper = reversed;
+    anti_transpose_in_place(&mut upper, d);
     // A pivot that is positive but tiny passes the factorisation and overflows the inverse;
     // that is the same failure (H numerically singular), so report it the same way.
     match upper.iter().position(|v| !v.is_finite()) {
         Some(index) => Err(index / d.max(1)),
         None => Ok(upper),
+    }
+}
+
+/// `L <- L^-1` for a lower triangular `L` with nonzero diagonal, in place: with
+/// `L = [A 0; B C]`, `L^-1 = [A^-1 0; -C^-1 B A^-1, C^-1]`, so `B` is solved against `C` from
+/// the left and `A` from the right while both are still the original blocks, then `A` and `C`
+/// are inverted the same way. Two triangular solves per level: the same flops as faer's
+/// out-of-place inverse, without its second matrix.
+fn invert_lower_triangular_in_place(l: MatMut<'_, f64>, par: Par) {
+    let n = l.nrows();
+    if n <= 1 {
+        if n == 1 {
+            let mut l = l;
+            l[(0, 0)] = 1.0 / l[(0, 0)];
+        }
+        return;
+    }
+    let mid = n / 2;
+    let (a, _, mut b, c) = l.split_at_mut(mid, mid);
+    faer::linalg::triangular_solve::solve_lower_triangular_in_place(c.as_ref(), b.as_mut(), par);
+    faer::linalg::triangular_solve::solve_upper_triangular_in_place(a.as_ref().transpose(), b.as_mut().transpose_mut(), par);
+    b.as_mut().col_iter_mut().for_each(|column| column.iter_mut().for_each(|v| *v = -*v));
+    invert_lower_triangular_in_place(a, par);
+    invert_lower_triangular_in_place(c, par);
+}
+
+/// Column-major `M` (`d x d`) to row-major `J M J`, in place: entry `(i, j)` of the result is
+/// `M[d-1-i][d-1-j]`, [`upper_cholesky_of_reversed`]'s `U = J L^-1 J`. Reversing the flat
+/// buffer reverses both indices; the column-major result then reads row-major once
+/// transposed, done in tiles so that both sides of a swap stay in cache.
+fn anti_transpose_in_place(m: &mut [f64], d: usize) {
+    const TILE: usize = 64;
+    m.reverse();
+    for tile_i in (0..d).step_by(TILE) {
+        for tile_j in (tile_i..d).step_by(TILE) {
+            for i in tile_i..(tile_i + TILE).min(d) {
+                for j in tile_j.max(i + 1)..(tile_j + TILE).min(d) {
+                    m.swap(i * d + j, j * d + i);
+                }
+            }
+        }
     }
 }
 
@@ -705,6 +740,46 @@ mod tests {
                 let product: f64 = (0..d).map(|k| (0..d).map(|l| u[l * d + i] * u[l * d + k]).sum::<f64>() * sym(k, j)).sum();
                 let identity = if i == j { 1.0 } else { 0.0 };
                 assert!((product - identity).abs() < 1e-10, "({i},{j}) {product}");
+            }
+        }
+    }
+
+    /// The in-place inverse against faer's out-of-place one, on sizes whose halving reaches
+    /// odd splits. Diagonal >= 1 and off-diagonal entries <= 0.05 keep the inverse's entries
+    /// below ~2, so two f64 algorithms agree to within a few hundred ulps.
+    #[test]
+    fn the_in_place_triangular_inverse_equals_faers() {
+        for d in [1, 2, 3, 67, 130] {
+            let l = Mat::from_fn(d, d, |i, j| match i.cmp(&j) {
+                std::cmp::Ordering::Greater => (((i * 7 + j * 3) % 11) as f64 / 11.0 - 0.5) / 10.0,
+                std::cmp::Ordering::Equal => 1.0 + (i % 5) as f64,
+                std::cmp::Ordering::Less => 0.0,
+            });
+            let mut expected = Mat::<f64>::zeros(d, d);
+            faer::linalg::triangular_inverse::invert_lower_triangular(expected.as_mut(), l.as_ref(), Par::Seq);
+            let mut flat: Vec<f64> = (0..d * d).map(|k| l[(k % d, k / d)]).collect();
+            invert_lower_triangular_in_place(MatMut::from_column_major_slice_mut(&mut flat, d, d), Par::Seq);
+            for j in 0..d {
+                for i in 0..d {
+                    let want = if i >= j { expected[(i, j)] } else { 0.0 };
+                    assert!((flat[j * d + i] - want).abs() < 1e-13, "d {d} ({i},{j}): {} vs {want}", flat[j * d + i]);
+                }
+            }
+        }
+    }
+
+    /// Against the definition, on sizes below, at and across the 64-wide tiles.
+    #[test]
+    fn anti_transpose_reads_the_reversed_matrix_row_major() {
+        for d in [1, 2, 5, 64, 130] {
+            let column_major: Vec<f64> = (0..d * d).map(|k| k as f64).collect();
+            let mut m = column_major.clone();
+            anti_transpose_in_place(&mut m, d);
+            for i in 0..d {
+                for j in 0..d {
+                    let (a, b) = (d - 1 - i, d - 1 - j);
+                    assert_eq!(m[i * d + j], column_major[b * d + a], "d {d} ({i},{j})");
+                }
             }
         }
     }

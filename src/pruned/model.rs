@@ -228,6 +228,9 @@ struct MethodPruner<'a> {
     /// Where each block's replacement weights go when it is done (with this job's file
     /// prefix); `None` keeps them in memory.
     spill: Option<(&'a SpillDir, String)>,
+    /// Whether a spilling run frees each input's statistics after its last layer: only the
+    /// last (or only) job sharing them may.
+    release_statistics: bool,
 }
 
 impl LayerPruner for MethodPruner<'_> {
@@ -235,19 +238,31 @@ impl LayerPruner for MethodPruner<'_> {
         &mut self,
         block: usize,
         layers: &[LinearLayer],
-        statistics: &BTreeMap<String, InputStatistics>,
+        statistics: &mut BTreeMap<String, InputStatistics>,
     ) -> Result<Vec<WeightOverride>, CalibrationError> {
         let chosen: Vec<&LinearLayer> = layers.iter().filter(|l| self.filter.selects(l)).collect();
-        let one = |l: &&LinearLayer| prune_layer(self.store, l, self.method, self.target, statistics.get(&l.input));
+        let one = |l: &&LinearLayer, statistics: &BTreeMap<String, InputStatistics>| {
+            prune_layer(self.store, l, self.method, self.target, statistics.get(&l.input))
+        };
         // Within a budget (spilling), one layer at a time, as the memory plan counts: SparseGPT's
-        // factors for a 14336-wide input take 2 x 14336^2 f64 = 3.3 GB beside its Gram matrix,
-        // and two of a 70B block's 28672 x 8192 layers read and scored at once peaked 1.7 GiB
-        // over the plan. Each layer's work still runs on every core (the row selection and the
-        // factorisation are parallel); the results are the same either way.
+        // factor for a 14336-wide input takes 14336^2 f64 = 1.6 GB beside its Gram matrix, and
+        // two of a 70B block's 28672 x 8192 layers read and scored at once peaked 1.7 GiB over
+        // the plan. Each input's statistics go as soon as its last layer is solved, so an 8B
+        // block's down projection is solved without the other three Grams. Each layer's work
+        // still runs on every core (the row selection and the factorisation are parallel); the
+        // results are the same either way.
         let results: Vec<_> = if self.spill.is_some() {
-            chosen.iter().map(one).collect::<Result<_, _>>()?
+            let mut results = Vec::with_capacity(chosen.len());
+            for (i, l) in chosen.iter().enumerate() {
+                results.push(one(l, statistics)?);
+                let used_later = chosen[i + 1..].iter().any(|later| later.input == l.input);
+                if self.release_statistics && !used_later {
+                    statistics.remove(&l.input);
+                }
+            }
+            results
         } else {
-            chosen.par_iter().map(one).collect::<Result<_, _>>()?
+            chosen.par_iter().map(|l| one(l, statistics)).collect::<Result<_, _>>()?
         };
         let mut overrides = Vec::new();
         for (o, out) in results {
@@ -293,7 +308,7 @@ fn prune_model_with(
         return prune_gradient_jobs(model, &[&job], filter, set, spill, &mut on_block).map(|mut v| v.remove(0));
     }
     let store = WeightStore::open(&model.dir, &model.card.graph)?;
-    let mut pruner = MethodPruner { store: &store, method, target, filter, outputs: Vec::new(), spill };
+    let mut pruner = MethodPruner { store: &store, method, target, filter, outputs: Vec::new(), spill, release_statistics: true };
     let need = method.statistics_need();
     let (overrides, timings) = match (need, set) {
         (StatisticsNeed::None, _) => {
@@ -302,7 +317,7 @@ fn prune_model_with(
             // weights before the next is read.
             let mut overrides = Vec::new();
             for (k, layers) in layers_by_block(&model.card.layers) {
-                overrides.extend(pruner.prune_block(k, &layers, &BTreeMap::new())?);
+                overrides.extend(pruner.prune_block(k, &layers, &mut BTreeMap::new())?);
             }
             (overrides, CaptureTimings { solve_s: t0.elapsed().as_secs_f64(), ..Default::default() })
         }
@@ -349,7 +364,7 @@ impl LayerPruner for SharedStatisticsPruner<'_> {
         &mut self,
         block: usize,
         layers: &[LinearLayer],
-        statistics: &BTreeMap<String, InputStatistics>,
+        statistics: &mut BTreeMap<String, InputStatistics>,
     ) -> Result<Vec<WeightOverride>, CalibrationError> {
         for (i, job) in self.jobs.iter_mut().enumerate() {
             let t0 = std::time::Instant::now();
@@ -422,6 +437,7 @@ pub fn prune_many_with(
                     filter,
                     outputs: Vec::new(),
                     spill: spill_of(i),
+                    release_statistics: Some(&i) == calibrated.last(),
                 })
                 .collect(),
             overrides: vec![Vec::new(); calibrated.len()],

@@ -238,7 +238,7 @@ impl LayerPruner for KeepStatistics {
         &mut self,
         block: usize,
         _layers: &[LinearLayer],
-        statistics: &BTreeMap<String, InputStatistics>,
+        statistics: &mut BTreeMap<String, InputStatistics>,
     ) -> Result<Vec<WeightOverride>, CalibrationError> {
         if self.blocks.len() <= block {
             self.blocks.resize_with(block + 1, BTreeMap::new);
