@@ -10,7 +10,11 @@
 //! layer more faithful on e?
 //!
 //! The Grams come from a one-shot dense pass over the evaluation text; nothing is pruned during
-//! it (the collector below returns no replacement weights). An encoder-decoder's come from the
+//! it (the collector below returns no replacement weights). The pass runs one block's graph at
+//! a time, and each block's Grams are reduced to their layers' errors (dense and pruned weights
+//! read one layer at a time) before the next block runs, so a decoder's peak is one block's:
+//! under `--max-memory` that peak is planned first ([`crate::model::memory::error_plan`]) and a
+//! budget below it is refused before any work. An encoder-decoder's come from the
 //! calibration taps of both stacks ([`crate::pruned::seq2seq::collect`]).
 
 use std::collections::BTreeMap;
@@ -22,6 +26,7 @@ use serde::Serialize;
 use super::masks::{LayerPlace, MaskSet};
 use super::AnalysisError;
 use crate::calibrate::{capture_and_prune, CalibrationError, CalibrationSet, CaptureMode, CaptureOptions, LayerPruner};
+use crate::model::memory::{error_plan, CalibrationShape, ErrorPlan};
 use crate::model::seq2seq::{is_seq2seq_folder, Seq2SeqFolder, CROSS_GRAPH_FILE, DECODER_GRAPH_FILE, ENCODER_GRAPH_FILE};
 use crate::model::weights::WeightStore;
 use crate::model::{LinearLayer, ModelDir};
@@ -213,6 +218,7 @@ pub fn error_grid(
     capture: &CaptureOptions,
     mut on_block: impl FnMut(&str, usize),
 ) -> Result<Vec<LayerError>, AnalysisError> {
+    check_budget(model, evaluation, capture)?;
     let dense = WeightStore::open(&model.dir, &model.card.graph)?;
     let opts = CaptureOptions { mode: CaptureMode::OneShot, gram: true, ..capture.clone() };
     let mut rows = Vec::new();
@@ -222,6 +228,23 @@ pub fn error_grid(
         rows.extend(collector.rows);
     }
     Ok(rows)
+}
+
+/// The plan of [`error_grid`] under `--max-memory` (the largest evaluation text's windows),
+/// refused when one block does not fit; `None` without a budget or a decoder spec.
+pub fn check_budget(
+    model: &ModelDir,
+    evaluation: &[(String, CalibrationSet)],
+    capture: &CaptureOptions,
+) -> Result<Option<ErrorPlan>, AnalysisError> {
+    let Some(budget) = capture.runtime.max_memory else { return Ok(None) };
+    if model.card.spec.is_none() {
+        return Ok(None);
+    }
+    let windows = evaluation.iter().map(|(_, s)| s.windows.len()).max().unwrap_or(0);
+    let seqlen = evaluation.iter().flat_map(|(_, s)| s.windows.iter().map(Vec::len)).max().unwrap_or(0);
+    let shape = CalibrationShape { windows, seqlen, batch: capture.batch };
+    Ok(Some(error_plan(&model.card, budget, "--max-memory", shape)?))
 }
 
 /// The grid of an encoder-decoder: for each evaluation text (a language and its sequences,

@@ -9,7 +9,7 @@ pub mod mixture_search;
 pub mod set;
 
 pub use capture::{capture_and_prune, CaptureMode, CaptureOptions, CaptureTimings, LayerPruner};
-pub use gradients::{collect_gradients, GradientSaliency};
+pub use gradients::{collect_gradients, spill_gradients, GradientSaliency, SpilledGradients, SpilledSaliency};
 pub use mixture_search::{search_mixtures, EvaluatedMixture, Objective};
 pub use set::{CalibrationSet, CalibrationSpec, Mix, WindowRecord};
 

@@ -72,6 +72,11 @@ pub enum MemoryError {
         .0.budget, .0.source_name, .0.model, .0.part, .0.need, .0.need
     )]
     PruneTooSmall(Box<PruneShortfall>),
+    #[error(
+        "the memory budget {} ({}) is too small for the pruning-error analysis of {}: {} needs {} even with one block's weights and Gram matrices in memory; give --max-memory {} or more, or fewer or shorter evaluation windows (--windows, --seqlen)",
+        .0.budget, .0.source_name, .0.model, .0.part, .0.need, .0.need
+    )]
+    ErrorAnalysisTooSmall(Box<PruneShortfall>),
     #[error("{model} has no decoder spec in its card, so its memory cannot be planned; re-import it with `polyprune model import`")]
     NoSpec { model: String },
 }
@@ -281,19 +286,33 @@ pub struct CalibrationShape {
     pub batch: usize,
 }
 
+/// What a run's methods measure on the calibration set, for [`prune_plan`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneNeeds {
+    /// SparseGPT's Gram matrices (else Wanda's input norms, when calibrated at all).
+    pub gram: bool,
+    /// SNIP or GraSP: the model's reverse pass and its gradients.
+    pub gradients: bool,
+    /// GraSP: `H g` besides, two more reverse passes at perturbed weights.
+    pub hessian_gradient: bool,
+    /// A gradient method ranks all layers at once (global scope).
+    pub global_scores: bool,
+}
+
 /// The plan for pruning the layers `selected` picks with calibration `shape` (none for
-/// Magnitude) within `budget`; `gram`: SparseGPT's Gram matrices are collected. `streamed`:
-/// the model is evaluated streamed (so its replacements must not stay in memory). Refuses
-/// when one block's peak exceeds the budget.
+/// Magnitude) within `budget`, measuring what `needs` says. `streamed`: the model is evaluated
+/// streamed (so its replacements must not stay in memory). Refuses when one block's peak
+/// exceeds the budget.
 pub fn prune_plan(
     card: &ModelCard,
     budget: u64,
     budget_source: &str,
     shape: Option<CalibrationShape>,
-    gram: bool,
+    needs: PruneNeeds,
     streamed: bool,
     selected: impl Fn(&super::LinearLayer) -> bool,
 ) -> Result<PrunePlan, MemoryError> {
+    let gram = needs.gram;
     let spec = card.spec.as_ref().ok_or_else(|| MemoryError::NoSpec { model: card.name.clone() })?;
     let stored = card.matrix_type().bytes() as u64;
     // A matrix as a session holds it: f32, plus the mapped bytes of a 16-bit folder.
@@ -357,7 +376,20 @@ pub fn prune_plan(
             raise(&mut released, base + live, &|| format!("block {k}'s solve of {}", l.name));
         }
     }
-    let spill = streamed || kept.0 + all_replacements > budget;
+    // SNIP and GraSP: the spilled path's steps (the reverse pass and the layer-by-layer
+    // scoring, one block's weights and gradients at a time), and what the resident path
+    // holds instead (every weight and gradient in f32); the resident path runs only when
+    // that fits.
+    let mut resident_gradients = 0;
+    if let (Some(c), true) = (shape, needs.gradients) {
+        let gradients = GradientPlan::new(card, spec, c, needs, held_per_weight);
+        for (bytes, part) in gradients.peaks(&chosen, masks) {
+            raise(&mut released, bytes, &|| part.clone());
+        }
+        resident_gradients = gradients.resident(all_replacements);
+        raise(&mut kept, resident_gradients, &|| "the resident gradient pass (every weight and gradient in f32)".to_string());
+    }
+    let spill = streamed || kept.0 + all_replacements > budget || resident_gradients > budget;
     let peak = if spill { released } else { kept };
     if peak.0 > budget {
         return Err(MemoryError::PruneTooSmall(Box::new(PruneShortfall {
@@ -377,6 +409,156 @@ pub fn prune_plan(
         masks_bytes: masks,
         spill,
     })
+}
+
+/// The estimates of SNIP's and GraSP's steps (`calibrate::spill_gradients`, then
+/// `pruned::spilled_saliency`), all in bytes, with one block's weights resident.
+struct GradientPlan<'a> {
+    card: &'a ModelCard,
+    spec: &'a super::decoder::DecoderSpec,
+    needs: PruneNeeds,
+    /// Bytes a matrix weight takes read from the folder (f32, plus a 16-bit folder's mapped bytes).
+    held_per_weight: u64,
+    /// Every block's input per window (and the two `dL/dx` of the block being differentiated),
+    /// kept for the whole pass.
+    saved: u64,
+    /// One window's forward tape in a block (the activations of [`plan`]'s estimate).
+    tape: u64,
+    /// Windows differentiated at once: one per worker thread.
+    workers: u64,
+}
+
+impl<'a> GradientPlan<'a> {
+    fn new(
+        card: &'a ModelCard,
+        spec: &'a super::decoder::DecoderSpec,
+        c: CalibrationShape,
+        needs: PruneNeeds,
+        held_per_weight: u64,
+    ) -> Self {
+        let (d, f, heads, t) = (spec.d_model as u64, spec.ffn_dim as u64, spec.n_heads as u64, c.seqlen as u64);
+        let windows = c.windows.max(1) as u64;
+        GradientPlan {
+            card,
+            spec,
+            needs,
+            held_per_weight,
+            saved: (spec.blocks as u64 + 3) * windows * t * d * 4,
+            tape: t * (12 * d + 3 * f + 2 * heads * t) * 4,
+            workers: windows.min(rayon::current_num_threads() as u64),
+        }
+    }
+
+    fn block_weights(&self, k: usize) -> u64 {
+        self.card.layers.iter().filter(|l| l.block == k).map(|l| l.shape[0] as u64 * l.shape[1] as u64).sum()
+    }
+
+    /// Each block's reverse pass (and GraSP's), the output layer's, and each selected layer's
+    /// scoring, with where each is.
+    fn peaks(&self, chosen: &[&super::LinearLayer], masks: u64) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        let table = self.spec.vocab_size as u64 * self.spec.d_model as u64;
+        // The output layer (or embedding) widened to f32 beside its mapped bytes, and each
+        // worker's chunk of logits and their gradient.
+        let head = BASE_BYTES
+            + self.saved
+            + table * self.held_per_weight
+            + self.workers * 2 * super::gradient::HEAD_ROWS as u64 * self.spec.vocab_size as u64 * 4;
+        out.push((head, "the output layer in the reverse pass".to_string()));
+        for k in 0..self.spec.blocks {
+            let n = self.block_weights(k);
+            // Each worker sums its windows' gradients, and the sums are added into fresh
+            // zeros: two block-sized accumulators per worker; GraSP's passes also read the
+            // block of `g` they step along.
+            let direction = if self.needs.hessian_gradient { n * 4 } else { 0 };
+            let backward = BASE_BYTES + self.saved + n * self.held_per_weight + direction + self.workers * (2 * n * 4 + self.tape);
+            out.push((backward, format!("block {k}'s reverse pass")));
+            // Its gradients written out: the block, its bytes, and the file serialised in memory;
+            // GraSP's `H g` also reads back the block of the gradients at `w + eps g`.
+            let write = BASE_BYTES + self.saved + n * 4 * if self.needs.hessian_gradient { 4 } else { 3 };
+            out.push((write, format!("block {k}'s gradients spilled")));
+        }
+        for l in chosen {
+            let n = l.shape[0] as u64 * l.shape[1] as u64;
+            let block: u64 = chosen.iter().filter(|o| o.block == l.block).map(|o| o.shape[0] as u64 * o.shape[1] as u64 * 4).sum();
+            // The weight read (stored bytes, f32, [out][in] copy), its gradient read back and
+            // turned to rows, f64 scores, the masked weights in the stored layout; beside the
+            // block's replacements so far and every mask.
+            let layer = n * (self.card.matrix_type().bytes() as u64 + 4 * 2 + 4 * 2 + 8 + 4);
+            out.push((BASE_BYTES + masks + block + layer, format!("block {}'s scoring of {}", l.block, l.name)));
+        }
+        out
+    }
+
+    /// What the resident gradient path holds: every weight in f32 (read through the folder's
+    /// mapped bytes), the gradients (and for GraSP a shifted copy of the model, the two
+    /// perturbed gradients and `H g`), then every pruned weight (and with global scope every
+    /// score, 8 bytes per weight). Measured on a one-block Llama-3 8B shape in bf16 (SNIP, 2 x
+    /// 64 windows): 7.37 GiB peak RSS against 9.1 GiB estimated.
+    fn resident(&self, all_replacements: u64) -> u64 {
+        let stored = self.card.matrix_type().bytes() as u64;
+        let count = |d: &[usize]| d.iter().map(|&x| x as u64).product::<u64>();
+        let model: u64 = self.spec.weight_shapes().iter().map(|(_, d)| count(d) * 4).sum();
+        let mapped: u64 = self.spec.weight_shapes().iter().filter(|(_, d)| d.len() == 2).map(|(_, d)| count(d) * stored).sum();
+        let prunable: u64 = (0..self.spec.blocks).map(|k| self.block_weights(k) * 4).sum();
+        let grasp = if self.needs.hessian_gradient { model + 3 * prunable } else { 0 };
+        let scores = if self.needs.global_scores { all_replacements * 2 } else { 0 };
+        BASE_BYTES + self.saved + model + mapped + prunable + grasp + all_replacements + scores
+    }
+}
+
+/// The peak of the pruning-error analysis ([`crate::analysis::pruning_error`]) and where it is.
+#[derive(Clone, Debug, Serialize)]
+pub struct ErrorPlan {
+    pub budget_bytes: u64,
+    pub peak_bytes: u64,
+    pub peak_part: String,
+}
+
+/// What the decoder's pruning-error analysis needs, block by block, on `shape`'s windows of one
+/// evaluation language (each language's pass is the same size): the block's dense pass (its
+/// weights, one batch's activations, every window's hidden states twice) collecting the
+/// Gram matrix of each distinct layer input in f64, then each layer's error from those Grams
+/// (the dense and one pruned weight in f32, and three `out x in` f64 matrices: the weight,
+/// the difference and its product with the Gram). Refuses when one block exceeds `budget`.
+pub fn error_plan(card: &ModelCard, budget: u64, budget_source: &str, shape: CalibrationShape) -> Result<ErrorPlan, MemoryError> {
+    let spec = card.spec.as_ref().ok_or_else(|| MemoryError::NoSpec { model: card.name.clone() })?;
+    let stored = card.matrix_type().bytes() as u64;
+    let held_per_weight = if card.matrix_type() == FloatType::F32 { 4 } else { 4 + stored };
+    let (d, f, heads, seqlen) = (spec.d_model as u64, spec.ffn_dim as u64, spec.n_heads as u64, shape.seqlen as u64);
+    let tokens = (shape.batch.max(1).min(shape.windows.max(1)) as u64) * seqlen;
+    let activations = tokens * (12 * d + 3 * f + 2 * heads * seqlen) * 4;
+    let carried = 2 * shape.windows as u64 * seqlen * d * 4;
+    let mut peak = (0u64, String::new());
+    for k in 0..spec.blocks {
+        let layers: Vec<&super::LinearLayer> = card.layers.iter().filter(|l| l.block == k).collect();
+        let mut widths: Vec<(&str, u64)> = layers.iter().map(|l| (l.input.as_str(), l.shape[0] as u64)).collect();
+        widths.sort();
+        widths.dedup();
+        let grams: u64 = widths.iter().map(|(_, w)| w * w * 8 + w * 8).sum();
+        let block_held: u64 = layers.iter().map(|l| l.shape[0] as u64 * l.shape[1] as u64 * held_per_weight).sum();
+        let pass = BASE_BYTES + block_held + activations + carried + grams;
+        if pass > peak.0 {
+            peak = (pass, format!("block {k}'s Gram matrices"));
+        }
+        for l in layers {
+            let n = l.shape[0] as u64 * l.shape[1] as u64;
+            let error = BASE_BYTES + carried + grams + n * (stored + 4 + 4 + 4 + 3 * 8);
+            if error > peak.0 {
+                peak = (error, format!("block {k}'s error of {}", l.name));
+            }
+        }
+    }
+    if peak.0 > budget {
+        return Err(MemoryError::ErrorAnalysisTooSmall(Box::new(PruneShortfall {
+            budget: human(budget),
+            source_name: budget_source.to_string(),
+            model: card.name.clone(),
+            part: peak.1,
+            need: human(peak.0),
+        })));
+    }
+    Ok(ErrorPlan { budget_bytes: budget, peak_bytes: peak.0, peak_part: peak.1 })
 }
 
 impl std::fmt::Display for PrunePlan {
@@ -419,6 +601,9 @@ impl std::fmt::Display for MemoryPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const WANDA: PruneNeeds = PruneNeeds { gram: false, gradients: false, hessian_gradient: false, global_scores: false };
+    const SPARSEGPT: PruneNeeds = PruneNeeds { gram: true, ..WANDA };
 
     /// A card of Llama-3 8B's shape (`model synth --plan`'s spec) with matrices in `dtype`.
     fn llama_3_8b(dtype: FloatType) -> ModelCard {
@@ -496,13 +681,13 @@ mod tests {
     fn llama_3_8b_prunes_with_spilled_weights_and_sparsegpt_names_the_down_projection() {
         let card = llama_3_8b(FloatType::Bf16);
         let shape = Some(CalibrationShape { windows: 4, seqlen: 128, batch: 4 });
-        let wanda = prune_plan(&card, 6 << 30, "--max-memory", shape, false, true, |_| true).unwrap();
+        let wanda = prune_plan(&card, 6 << 30, "--max-memory", shape, WANDA, true, |_| true).unwrap();
         assert_eq!(wanda.all_replacements_bytes, 4 * 6_979_321_856);
         assert_eq!(wanda.masks_bytes, 6_979_321_856 / 8);
         assert!(wanda.spill && wanda.peak_bytes < 6 << 30, "{wanda}");
         // Not streamed, a budget that holds everything keeps the replacements in memory.
-        assert!(!prune_plan(&card, 64 << 30, "--max-memory", shape, false, false, |_| true).unwrap().spill);
-        let sparsegpt = prune_plan(&card, 6 << 30, "--max-memory", shape, true, true, |_| true).unwrap();
+        assert!(!prune_plan(&card, 64 << 30, "--max-memory", shape, WANDA, false, |_| true).unwrap().spill);
+        let sparsegpt = prune_plan(&card, 6 << 30, "--max-memory", shape, SPARSEGPT, true, |_| true).unwrap();
         let (n, d_in) = (4096u64 * 14_336, 14_336u64);
         let gram = d_in * 8 + d_in * d_in * 8;
         let carried = 2 * 4 * 128 * 4096 * 4;
@@ -511,20 +696,74 @@ mod tests {
         assert_eq!((sparsegpt.peak_bytes, sparsegpt.spill), (down, true), "{sparsegpt}");
         assert!(sparsegpt.peak_part.contains("block 0's solve of blk.0.ffn_down"), "{sparsegpt}");
         // Kept in memory, every Gram of the block is still held at that solve.
-        let kept = prune_plan(&card, 64 << 30, "--max-memory", shape, true, false, |_| true).unwrap();
+        let kept = prune_plan(&card, 64 << 30, "--max-memory", shape, SPARSEGPT, false, |_| true).unwrap();
         assert_eq!((kept.peak_bytes, kept.spill), (down + 3 * (4096 * 8 + 4096 * 4096 * 8), false), "{kept}");
-        let err = prune_plan(&card, 5 << 30, "--max-memory", shape, true, true, |_| true).unwrap_err();
+        let err = prune_plan(&card, 5 << 30, "--max-memory", shape, SPARSEGPT, true, |_| true).unwrap_err();
         let MemoryError::PruneTooSmall(shortfall) = &err else { panic!("{err}") };
         let (part, need) = (&shortfall.part, &shortfall.need);
         assert!(part.contains("ffn_down"), "{err}");
         let need_bytes = parse_size(&need.replace(' ', "")).unwrap();
         // The refusal prints GiB to two decimals (5.4 MiB either way).
         assert!(need_bytes.abs_diff(down) < 6 << 20, "{err}");
-        let given = prune_plan(&card, need_bytes + (16 << 20), "--max-memory", shape, true, true, |_| true).unwrap();
+        let given = prune_plan(&card, need_bytes + (16 << 20), "--max-memory", shape, SPARSEGPT, true, |_| true).unwrap();
         assert!(given.peak_part.contains("ffn_down"), "{given}");
         // Only the first two blocks selected: their replacements only.
-        let two = prune_plan(&card, 6 << 30, "--max-memory", shape, false, true, |l| l.block < 2).unwrap();
+        let two = prune_plan(&card, 6 << 30, "--max-memory", shape, WANDA, true, |l| l.block < 2).unwrap();
         assert_eq!(two.all_replacements_bytes, 4 * 2 * 218_103_808);
+    }
+
+    /// SNIP on Llama-3 8B in bf16 on 2 x 64 windows: its largest step is a block's reverse
+    /// pass, closed form: the block's 218,103,808 weights at 6 bytes, two f32 accumulators of
+    /// them per worker (min(2 windows, threads)) with one window's tape each, and every
+    /// block's saved input, (32 + 3) x 2 x 64 x 4096 x 4 bytes. A budget a byte short is
+    /// refused naming that pass; GraSP needs one block of `g` (4 bytes a weight) more. The
+    /// resident path (every weight and gradient in f32, 32+ GB) is over 64 GiB for GraSP, so
+    /// it spills there too.
+    #[test]
+    fn snip_and_grasp_count_a_block_s_reverse_pass() {
+        // Four threads, so that both windows are differentiated at once whatever the machine.
+        rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap().install(snip_and_grasp_in_four_threads);
+    }
+
+    fn snip_and_grasp_in_four_threads() {
+        let card = llama_3_8b(FloatType::Bf16);
+        let shape = Some(CalibrationShape { windows: 2, seqlen: 64, batch: 2 });
+        let snip = PruneNeeds { gradients: true, ..WANDA };
+        let grasp = PruneNeeds { hessian_gradient: true, ..snip };
+        let n = 218_103_808u64;
+        let workers = 2u64.min(rayon::current_num_threads() as u64);
+        let tape = 64 * (12 * 4096 + 3 * 14336 + 2 * 32 * 64) * 4;
+        let saved = 35 * 2 * 64 * 4096 * 4;
+        let backward = BASE_BYTES + saved + n * 6 + workers * (2 * n * 4 + tape);
+        let at = |budget: u64, needs: PruneNeeds| prune_plan(&card, budget, "--max-memory", shape, needs, true, |_| true);
+        let fits = at(backward, snip).unwrap();
+        assert_eq!((fits.peak_bytes, fits.peak_part.as_str()), (backward, "block 0's reverse pass"), "{fits}");
+        assert!(fits.spill);
+        let err = at(backward - 1, snip).unwrap_err().to_string();
+        assert!(err.contains("block 0's reverse pass") && err.contains(&human(backward)), "{err}");
+        let g = at(u64::MAX, grasp).unwrap();
+        assert_eq!((g.peak_bytes, g.peak_part.as_str()), (backward + n * 4, "block 0's reverse pass"), "{g}");
+        // Kept in memory only when the resident gradient path fits: 8.03e9 weights in f32 and
+        // 32 x 218,103,808 gradients already exceed 32 GiB.
+        let kept = |budget: u64| prune_plan(&card, budget, "--max-memory", shape, snip, false, |_| true).unwrap().spill;
+        assert!(kept(32 << 30) && !kept(1 << 40));
+    }
+
+    /// The error analysis of Llama-3 8B (bf16) on 8 x 128 windows: the error of the first of
+    /// the three 4096 x 14336 layers (the gate projection) dominates, closed form: the
+    /// block's 14336^2 f64 Gram beside its three 4096^2 ones (and their f64 sums), every
+    /// window's hidden states twice, and the layer's 58,720,256 weights at 2 + 3 x 4 + 3 x 8
+    /// bytes. A budget a byte short is refused naming it.
+    #[test]
+    fn the_error_analysis_counts_a_block_s_grams_and_its_largest_layer() {
+        let card = llama_3_8b(FloatType::Bf16);
+        let shape = CalibrationShape { windows: 8, seqlen: 128, batch: 4 };
+        let grams = 3 * (4096u64 * 4096 * 8 + 4096 * 8) + 14336 * 14336 * 8 + 14336 * 8;
+        let need = BASE_BYTES + 2 * 8 * 128 * 4096 * 4 + grams + 58_720_256 * (2 + 12 + 24);
+        let fits = error_plan(&card, need, "--max-memory", shape).unwrap();
+        assert_eq!((fits.peak_bytes, fits.peak_part.as_str()), (need, "block 0's error of blk.0.ffn_gate.weight"));
+        let err = error_plan(&card, need - 1, "--max-memory", shape).unwrap_err().to_string();
+        assert!(err.contains("blk.0.ffn_gate.weight") && err.contains(&human(need)) && err.contains("--windows"), "{err}");
     }
 
     fn plan_err(card: &ModelCard, budget: u64) -> String {

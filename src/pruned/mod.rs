@@ -7,6 +7,7 @@
 mod model;
 mod saved;
 pub mod seq2seq;
+mod spilled_saliency;
 
 pub use model::{prune_many, prune_many_with, prune_model, LayerFilter, PruneJob, PrunedLayerOutput, PrunedModel};
 pub use saved::{

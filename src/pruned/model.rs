@@ -8,7 +8,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::calibrate::{
-    capture_and_prune, collect_gradients, CalibrationError, CalibrationSet, CaptureOptions, CaptureTimings, GradientSaliency, LayerPruner,
+    capture_and_prune, collect_gradients, spill_gradients, CalibrationError, CalibrationSet, CaptureOptions, CaptureTimings,
+    GradientSaliency, LayerPruner,
 };
 use crate::model::gradient::rows_of;
 use crate::model::weights::{stored_layout, WeightStore};
@@ -19,6 +20,8 @@ use crate::prune::{
     saliency_masks, InputStatistics, LinearWeight, Mask, Method, SaliencyScope, ScoredLayer, SparsityReport, SparsityTarget, StatisticsNeed,
 };
 use crate::runtime::spill::SpillDir;
+
+use super::spilled_saliency::prune_by_spilled_saliency;
 use crate::runtime::{FloatType, WeightOverride};
 
 /// Which layers to prune: all prunable layers, narrowed by name/role filters.
@@ -113,12 +116,25 @@ fn saliency_of(saliency: &GradientSaliency, layer: &LinearLayer, method: &Method
     let [d_in, d_out] = layer.shape;
     let index = saliency.weights.spec.linear_layers_of_block(layer.block).iter().position(|l| l.name == layer.name).ok_or_else(missing)?;
     let weight = LinearWeight::new(&layer.name, d_out, d_in, rows_of(&saliency.weights.blocks[layer.block].linear[index]))?;
+    let direction = match method {
+        Method::Grasp { .. } => saliency.hessian_gradient.as_ref().and_then(|h| h.of(layer)).ok_or_else(missing)?,
+        _ => saliency.gradient.of(layer).ok_or_else(missing)?,
+    };
+    score_layer(layer, weight, &rows_of(direction), method)
+}
+
+/// A layer's keep-scores from its weight and, as `[out][in]` rows, its gradient (SNIP) or its
+/// Hessian-gradient product (GraSP): the one scoring step of the resident and spilled paths.
+pub(super) fn score_layer(
+    layer: &LinearLayer,
+    weight: LinearWeight,
+    direction: &[f32],
+    method: &Method,
+) -> Result<(LinearWeight, ScoredLayer), CalibrationError> {
+    let [d_in, d_out] = layer.shape;
     let scores = match method {
-        Method::Grasp { .. } => {
-            let hg = saliency.hessian_gradient.as_ref().and_then(|h| h.of(layer)).ok_or_else(missing)?;
-            grasp_keep_scores(&layer.name, &weight, &rows_of(hg))?
-        }
-        _ => snip_keep_scores(&layer.name, &weight, &rows_of(saliency.gradient.of(layer).ok_or_else(missing)?))?,
+        Method::Grasp { .. } => grasp_keep_scores(&layer.name, &weight, direction)?,
+        _ => snip_keep_scores(&layer.name, &weight, direction)?,
     };
     Ok((weight, ScoredLayer { name: layer.name.clone(), rows: d_out, cols: d_in, scores }))
 }
@@ -170,12 +186,15 @@ fn prune_by_saliency(
     Ok(PrunedModel { overrides, layers: outputs, timings })
 }
 
-/// SNIP and GraSP jobs (in order) from one gradient pass, plus `H g` when a GraSP job is among them.
+/// SNIP and GraSP jobs (in order) from one gradient pass, plus `H g` when a GraSP job is among
+/// them. With `spill` (a folder and each job's file prefix) nothing model-sized stays in memory:
+/// the gradients go to the folder block by block, and so do each job's pruned weights.
 fn prune_gradient_jobs(
     model: &ModelDir,
     jobs: &[&PruneJob],
     filter: &LayerFilter,
     set: Option<&CalibrationSet>,
+    spill: Option<(&SpillDir, Vec<String>)>,
     on_stage: &mut dyn FnMut(usize, &str),
 ) -> Result<Vec<PrunedModel>, CalibrationError> {
     let Some(set) = set else {
@@ -183,6 +202,14 @@ fn prune_gradient_jobs(
         return Err(CalibrationError::Invalid(format!("{name} needs calibration data: give --calib <languages>")));
     };
     let hessian = jobs.iter().any(|j| j.method.statistics_need() == StatisticsNeed::HessianGradient);
+    if let Some((dir, prefixes)) = spill {
+        let saliency = spill_gradients(model, set, hessian, dir, on_stage)?;
+        return jobs
+            .iter()
+            .zip(&prefixes)
+            .map(|(job, prefix)| prune_by_spilled_saliency(model, &saliency, job, filter, dir, prefix))
+            .collect();
+    }
     let saliency = collect_gradients(model, set, hessian, on_stage)?;
     jobs.iter().map(|job| prune_by_saliency(model, &saliency, job, filter)).collect()
 }
@@ -275,13 +302,14 @@ fn prune_model_with(
     spill: Option<(&SpillDir, String)>,
     mut on_block: impl FnMut(usize, &str),
 ) -> Result<PrunedModel, CalibrationError> {
+    if uses_gradients(method) {
+        let job = PruneJob { method: *method, target };
+        let spill = spill.map(|(dir, prefix)| (dir, vec![prefix]));
+        return prune_gradient_jobs(model, &[&job], filter, set, spill, &mut on_block).map(|mut v| v.remove(0));
+    }
     let store = WeightStore::open(&model.dir, &model.card.graph)?;
     let mut pruner = MethodPruner { store: &store, method, target, filter, outputs: Vec::new(), spill, release_statistics: true };
     let need = method.statistics_need();
-    if uses_gradients(method) {
-        let job = PruneJob { method: *method, target };
-        return prune_gradient_jobs(model, &[&job], filter, set, &mut on_block).map(|mut v| v.remove(0));
-    }
     let (overrides, timings) = match (need, set) {
         (StatisticsNeed::None, _) => {
             let t0 = std::time::Instant::now();
@@ -303,7 +331,7 @@ fn prune_model_with(
 }
 
 /// The layers grouped by block, blocks in order of first appearance, layers in card order.
-fn layers_by_block(layers: &[LinearLayer]) -> Vec<(usize, Vec<LinearLayer>)> {
+pub(super) fn layers_by_block(layers: &[LinearLayer]) -> Vec<(usize, Vec<LinearLayer>)> {
     let mut out: Vec<(usize, Vec<LinearLayer>)> = Vec::new();
     for l in layers {
         match out.iter_mut().find(|(k, _)| *k == l.block) {
@@ -381,7 +409,8 @@ pub fn prune_many_with(
     let gradient_jobs: Vec<usize> = (0..jobs.len()).filter(|&i| uses_gradients(&jobs[i].method)).collect();
     if let Some(&first) = gradient_jobs.first() {
         let chosen: Vec<&PruneJob> = gradient_jobs.iter().map(|&i| &jobs[i]).collect();
-        let pruned = prune_gradient_jobs(model, &chosen, filter, set, &mut |k, stage| on_progress(first, k, stage))?;
+        let spill = spill.map(|dir| (dir, gradient_jobs.iter().map(|&i| spill_of(i).expect("a spill folder").1).collect()));
+        let pruned = prune_gradient_jobs(model, &chosen, filter, set, spill, &mut |k, stage| on_progress(first, k, stage))?;
         for (&i, p) in gradient_jobs.iter().zip(pruned) {
             results[i] = Some(p);
         }

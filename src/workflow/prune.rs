@@ -103,16 +103,28 @@ pub fn prune_memory_plan(opts: &PruneOptions, model: &ModelDir) -> Result<Option
         seqlen: c.seqlen.min(model.card.max_positions),
         batch: opts.batch,
     });
-    let gram = opts.methods.iter().any(|m| m.statistics_need() == StatisticsNeed::Gram);
-    match memory::prune_plan(&model.card, budget, source, shape, gram, streamed, |l| opts.filter.selects(l)) {
+    let needs = prune_needs(&opts.methods);
+    match memory::prune_plan(&model.card, budget, source, shape, needs, streamed, |l| opts.filter.selects(l)) {
         Ok(plan) => Ok(Some(plan)),
         Err(e) if opts.runtime.max_memory.is_some() => Err(WorkflowError::Refused(e.to_string())),
         // Under the default budget the run goes ahead in the least memory polyprune can.
         Err(_) => {
-            let plan = memory::prune_plan(&model.card, u64::MAX, source, shape, gram, true, |l| opts.filter.selects(l))
+            let plan = memory::prune_plan(&model.card, u64::MAX, source, shape, needs, true, |l| opts.filter.selects(l))
                 .map_err(|e| WorkflowError::Refused(e.to_string()))?;
             Ok(Some(PrunePlan { budget_bytes: budget, spill: true, ..plan }))
         }
+    }
+}
+
+/// What `methods` measure, for the memory plan.
+fn prune_needs(methods: &[Method]) -> memory::PruneNeeds {
+    let need = |n: StatisticsNeed| methods.iter().any(|m| m.statistics_need() == n);
+    let gradients = need(StatisticsNeed::Gradient) || need(StatisticsNeed::HessianGradient);
+    memory::PruneNeeds {
+        gram: need(StatisticsNeed::Gram),
+        gradients,
+        hessian_gradient: need(StatisticsNeed::HessianGradient),
+        global_scores: methods.iter().any(|m| m.saliency_scope() == Some(crate::prune::SaliencyScope::Global)),
     }
 }
 

@@ -28,7 +28,7 @@ mod ops;
 pub mod seq2seq;
 mod streamed;
 
-pub use streamed::StreamedWeights;
+pub use streamed::{BlockGradientStore, GradientBlocks, StreamedWeights};
 
 use std::sync::Arc;
 
@@ -194,7 +194,7 @@ pub(super) fn read_matrix<F: Real>(
     })
 }
 
-fn sum_squares<'a, F: Real + 'a>(mats: impl Iterator<Item = &'a Array2<F>>) -> f64 {
+pub(crate) fn sum_squares<'a, F: Real + 'a>(mats: impl Iterator<Item = &'a Array2<F>>) -> f64 {
     mats.map(|m| m.iter().map(|v| v.to_f64().unwrap_or(0.0).powi(2)).sum::<f64>()).sum()
 }
 
@@ -372,15 +372,15 @@ impl<F: Real> HeadWeights<'_, F> {
 
 /// `(plus - minus) / (2 eps)` per gradient entry: `H g` from the gradients at `w +- eps g`.
 fn central_difference<F: Real>(plus: Gradients<F>, minus: Gradients<F>, eps: f64) -> Gradients<F> {
-    let inv = cast::<F>(1.0 / (2.0 * eps));
-    let blocks = plus
-        .blocks
-        .into_iter()
-        .zip(minus.blocks)
-        .map(|(p, m)| BlockGrads { linear: p.linear.into_iter().zip(m.linear).map(|(a, b)| (a - b) * inv).collect(), roles: p.roles })
-        .collect();
+    let blocks = plus.blocks.into_iter().zip(minus.blocks).map(|(p, m)| central_difference_block(p, m, eps)).collect();
     // The loss at `w` itself is not recomputed: the mean of the two equals it to O(eps^2).
     Gradients { loss: 0.5 * (plus.loss + minus.loss), predictions: plus.predictions, blocks }
+}
+
+/// One block of [`central_difference`].
+fn central_difference_block<F: Real>(plus: BlockGrads<F>, minus: BlockGrads<F>, eps: f64) -> BlockGrads<F> {
+    let inv = cast::<F>(1.0 / (2.0 * eps));
+    BlockGrads { linear: plus.linear.into_iter().zip(minus.linear).map(|(a, b)| (a - b) * inv).collect(), roles: plus.roles }
 }
 
 /// What the head gives back for one window: `dL/dx` at the last block's output and
@@ -420,8 +420,35 @@ impl<F: Real> PassWeights<F> for DecoderWeights<F> {
 fn loss_and_gradients<F: Real>(
     weights: &impl PassWeights<F>,
     windows: &[Vec<u32>],
-    mut on_block: impl FnMut(usize),
+    on_block: impl FnMut(usize),
 ) -> Result<Gradients<F>, ModelError> {
+    let mut grads = Vec::with_capacity(weights.spec().blocks);
+    let loss = loss_and_gradients_each(weights, windows, on_block, |_, g| {
+        grads.push(g);
+        Ok(())
+    })?;
+    grads.reverse();
+    Ok(Gradients { loss: loss.loss, predictions: loss.predictions, blocks: grads })
+}
+
+/// The loss of a pass whose gradients went elsewhere block by block.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PassLoss {
+    /// Mean next-token negative log-likelihood (nats).
+    pub loss: f64,
+    /// Predicted positions the mean is over.
+    pub predictions: usize,
+}
+
+/// [`loss_and_gradients`], handing each block's gradients to `keep(k, g)` as soon as block `k`
+/// is differentiated (top block first), after its weights are dropped: a caller that writes
+/// them to disk holds one block's gradients at a time, not the model's.
+fn loss_and_gradients_each<F: Real>(
+    weights: &impl PassWeights<F>,
+    windows: &[Vec<u32>],
+    mut on_block: impl FnMut(usize),
+    mut keep: impl FnMut(usize, BlockGrads<F>) -> Result<(), ModelError>,
+) -> Result<PassLoss, ModelError> {
     let spec = weights.spec();
     let predictions: usize = windows.iter().map(|w| w.len().saturating_sub(1)).sum();
     let scale = cast::<F>(1.0 / predictions.max(1) as f64);
@@ -437,35 +464,42 @@ fn loss_and_gradients<F: Real>(
     drop(top);
     let loss = -heads.iter().flat_map(|(_, lp)| lp.iter()).sum::<f64>() / predictions.max(1) as f64;
     let mut d: Vec<Array2<F>> = heads.into_iter().map(|(dx, _)| dx).collect();
-    let mut grads = Vec::with_capacity(spec.blocks);
     for i in (0..spec.blocks).rev() {
         on_block(i);
-        let w = weights.block(i)?;
-        let w: &BlockWeights<F> = &w;
         let xs = inputs.pop().expect("one saved input per block");
-        let (dxs, g): (Vec<Array2<F>>, BlockGrads<F>) = xs
-            .par_iter()
-            .zip(d.par_iter())
-            .fold(
-                || (Vec::new(), BlockGrads::zeros_like(w)),
-                |(mut dxs, mut g), (x, dout)| {
-                    let tape = block::forward(spec, i, w, x.view());
-                    dxs.push(block::backward(spec, w, x.view(), &tape, dout.view(), &mut g));
-                    (dxs, g)
-                },
-            )
-            .reduce(
-                || (Vec::new(), BlockGrads::zeros_like(w)),
-                |(mut a, ga), (b, gb)| {
-                    a.extend(b);
-                    (a, ga.add(gb))
-                },
-            );
+        let (dxs, g) = block_backward(spec, i, &*weights.block(i)?, &xs, &d);
         d = dxs;
-        grads.push(g);
+        keep(i, g)?;
     }
-    grads.reverse();
-    Ok(Gradients { loss, predictions, blocks: grads })
+    Ok(PassLoss { loss, predictions })
+}
+
+/// Block `i`'s backward over every window: `dL/dx` at its inputs and its weights' gradients,
+/// summed over the windows (each worker sums its own, then the sums are added).
+fn block_backward<F: Real>(
+    spec: &DecoderSpec,
+    i: usize,
+    w: &BlockWeights<F>,
+    xs: &[Array2<F>],
+    d: &[Array2<F>],
+) -> (Vec<Array2<F>>, BlockGrads<F>) {
+    xs.par_iter()
+        .zip(d.par_iter())
+        .fold(
+            || (Vec::new(), BlockGrads::zeros_like(w)),
+            |(mut dxs, mut g), (x, dout)| {
+                let tape = block::forward(spec, i, w, x.view());
+                dxs.push(block::backward(spec, w, x.view(), &tape, dout.view(), &mut g));
+                (dxs, g)
+            },
+        )
+        .reduce(
+            || (Vec::new(), BlockGrads::zeros_like(w)),
+            |(mut a, ga), (b, gb)| {
+                a.extend(b);
+                (a, ga.add(gb))
+            },
+        )
 }
 
 /// Block `i`'s weights from a reader of stored tensors, the rotary tables shared through
