@@ -19,10 +19,7 @@ mod common;
 use std::path::Path;
 use std::sync::Mutex;
 
-use polyprune::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions, Mix};
-use polyprune::data::{Language, SourceLocations, TextRegistry};
-use polyprune::model::hf::import::import_hf;
-use polyprune::model::import::{import_gguf, ImportOptions};
+use polyprune::calibrate::{CalibrationSet, CaptureMode, CaptureOptions};
 use polyprune::model::memory::{prune_plan, CalibrationShape, PruneNeeds};
 use polyprune::model::ModelDir;
 use polyprune::prune::{Sparsity, SparsityTarget};
@@ -35,29 +32,15 @@ use polyprune::store::ResultsDir;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn tiny_llama() -> ModelDir {
-    let out = common::temp_dir("gradspill-llama");
-    import_gguf(&common::model_fixture("tiny-llama").join("model.gguf"), &out, &ImportOptions { max_positions: 128 }).unwrap();
-    ModelDir::open(&out).unwrap()
+    common::imported_tiny_llama("gradspill-llama")
 }
 
 fn hf_llama_bf16() -> ModelDir {
-    let out = common::temp_dir("gradspill-hf-llama");
-    import_hf(&common::model_fixture("hf-llama-bf16"), &out, &ImportOptions { max_positions: 128 }).unwrap();
-    ModelDir::open(&out).unwrap()
+    common::imported_hf_llama_bf16("gradspill-hf-llama")
 }
 
 fn calibration(model: &ModelDir, shared: &Path) -> CalibrationSet {
-    let registry =
-        TextRegistry::new(SourceLocations { flores_root: shared.join("data/sib200"), ..SourceLocations::for_project(&common::repo()) });
-    let spec = CalibrationSpec {
-        languages: vec![Language::parse("eng_Latn").unwrap(), Language::parse("deu_Latn").unwrap()],
-        mix: Mix::Even,
-        samples: 4,
-        seqlen: 32,
-        seed: 11,
-        source: Some("flores".into()),
-    };
-    CalibrationSet::draw(&spec, &registry, &model.tokenizer().unwrap(), model.card.start_token().unwrap()).unwrap()
+    common::english_german_calibration(model, shared, 4, 11)
 }
 
 /// Every gradient method and scope, unstructured (where the scopes differ) and 2:4.

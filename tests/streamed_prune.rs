@@ -16,11 +16,9 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use polyprune::calibrate::{CalibrationSet, CalibrationSpec, CaptureMode, CaptureOptions, Mix};
-use polyprune::data::{Language, SourceLocations, TextRegistry};
+use polyprune::data::Language;
 use polyprune::eval::scorer::PathChoice;
 use polyprune::eval::Scorer;
-use polyprune::model::hf::import::import_hf;
-use polyprune::model::import::{import_gguf, ImportOptions};
 use polyprune::model::ModelDir;
 use polyprune::prune::{Sparsity, SparsityTarget};
 use polyprune::pruned::{prune_many, prune_many_with, save_pruned, LayerFilter, PruneJob, PrunedModel};
@@ -31,29 +29,15 @@ use polyprune::runtime::{override_bytes_in_memory, reset_override_high_water, Ru
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn tiny_llama() -> ModelDir {
-    let out = common::temp_dir("spill-llama");
-    import_gguf(&common::model_fixture("tiny-llama").join("model.gguf"), &out, &ImportOptions { max_positions: 128 }).unwrap();
-    ModelDir::open(&out).unwrap()
+    common::imported_tiny_llama("spill-llama")
 }
 
 fn hf_llama_bf16() -> ModelDir {
-    let out = common::temp_dir("spill-hf-llama");
-    import_hf(&common::model_fixture("hf-llama-bf16"), &out, &ImportOptions { max_positions: 128 }).unwrap();
-    ModelDir::open(&out).unwrap()
+    common::imported_hf_llama_bf16("spill-hf-llama")
 }
 
 fn calibration(model: &ModelDir, shared: &Path) -> CalibrationSet {
-    let registry =
-        TextRegistry::new(SourceLocations { flores_root: shared.join("data/sib200"), ..SourceLocations::for_project(&common::repo()) });
-    let spec = CalibrationSpec {
-        languages: vec![Language::parse("eng_Latn").unwrap(), Language::parse("deu_Latn").unwrap()],
-        mix: Mix::Even,
-        samples: 6,
-        seqlen: 32,
-        seed: 7,
-        source: Some("flores".into()),
-    };
-    CalibrationSet::draw(&spec, &registry, &model.tokenizer().unwrap(), model.card.start_token().unwrap()).unwrap()
+    common::english_german_calibration(model, shared, 6, 7)
 }
 
 fn jobs() -> Vec<PruneJob> {

@@ -105,6 +105,21 @@ pub(super) fn weight_override(layer: &LinearLayer, rows: Vec<f32>, stored: Float
     WeightOverride::new(layer.name.clone(), shape, data, stored)
 }
 
+/// A saliency method's result for one layer: `weight` with `mask` applied, as the override the
+/// graph takes and the output the run keeps.
+pub(super) fn masked_layer(
+    layer: LinearLayer,
+    weight: LinearWeight,
+    mask: Mask,
+    target: SparsityTarget,
+    stored: FloatType,
+) -> Result<(WeightOverride, PrunedLayerOutput), CalibrationError> {
+    let mut data = weight.into_data();
+    mask.apply(&mut data)?;
+    let report = SparsityReport::new(&layer.name, target, &mask, &data);
+    Ok((weight_override(&layer, data, stored), PrunedLayerOutput { layer, mask, report }))
+}
+
 /// Whether a method scores with the model's gradients (SNIP, GraSP).
 fn uses_gradients(method: &Method) -> bool {
     matches!(method.statistics_need(), StatisticsNeed::Gradient | StatisticsNeed::HessianGradient)
@@ -171,11 +186,9 @@ fn prune_by_saliency(
     let mut overrides = Vec::with_capacity(results.len());
     let mut outputs = Vec::with_capacity(results.len());
     for (layer, weight, mask) in results {
-        let mut data = weight.into_data();
-        mask.apply(&mut data)?;
-        let report = SparsityReport::new(&layer.name, job.target, &mask, &data);
-        overrides.push(weight_override(&layer, data, model.card.matrix_type()));
-        outputs.push(PrunedLayerOutput { layer, mask, report });
+        let (o, out) = masked_layer(layer, weight, mask, job.target, model.card.matrix_type())?;
+        overrides.push(o);
+        outputs.push(out);
     }
     let timings = CaptureTimings {
         gradient_s: saliency.gradient_s,

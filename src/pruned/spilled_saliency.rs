@@ -14,10 +14,10 @@
 use crate::calibrate::{CalibrationError, CaptureTimings, SpilledSaliency};
 use crate::model::weights::WeightStore;
 use crate::model::{LinearLayer, ModelDir};
-use crate::prune::{saliency_masks, LinearWeight, Mask, Method, PruneError, SaliencyScope, ScoredLayer, SparsityReport, SparsityTarget};
+use crate::prune::{saliency_masks, LinearWeight, Mask, Method, PruneError, SaliencyScope, ScoredLayer, SparsityTarget};
 use crate::runtime::spill::SpillDir;
 
-use super::model::{layers_by_block, score_layer, weight_override, LayerFilter, PruneJob, PrunedLayerOutput, PrunedModel};
+use super::model::{layers_by_block, masked_layer, score_layer, LayerFilter, PruneJob, PrunedModel};
 
 /// One selected layer's weight `[out][in]` and its keep-scores, from the spilled gradients.
 fn spilled_saliency_of(
@@ -74,11 +74,9 @@ pub(super) fn prune_by_spilled_saliency(
                 None => saliency_masks(std::slice::from_ref(&scored), job.target, scope)?.remove(0),
             };
             drop(scored);
-            let mut data = weight.into_data();
-            mask.apply(&mut data)?;
-            let report = SparsityReport::new(&layer.name, job.target, &mask, &data);
-            replacements.push(weight_override(&layer, data, model.card.matrix_type()));
-            outputs.push(PrunedLayerOutput { layer, mask, report });
+            let (o, out) = masked_layer(layer, weight, mask, job.target, model.card.matrix_type())?;
+            replacements.push(o);
+            outputs.push(out);
         }
         overrides.extend(spill.spill(&format!("{prefix}-block-{block:03}"), replacements)?);
     }

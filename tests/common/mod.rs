@@ -145,3 +145,40 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// The tiny Llama GGUF fixture imported into a fresh temporary folder (`tag` names it).
+pub fn imported_tiny_llama(tag: &str) -> polyprune::model::ModelDir {
+    use polyprune::model::import::{import_gguf, ImportOptions};
+    let out = temp_dir(tag);
+    import_gguf(&model_fixture("tiny-llama").join("model.gguf"), &out, &ImportOptions { max_positions: 128 }).unwrap();
+    polyprune::model::ModelDir::open(&out).unwrap()
+}
+
+/// The Hugging Face Llama fixture in bf16 imported into a fresh temporary folder.
+pub fn imported_hf_llama_bf16(tag: &str) -> polyprune::model::ModelDir {
+    use polyprune::model::import::ImportOptions;
+    let out = temp_dir(tag);
+    polyprune::model::hf::import::import_hf(&model_fixture("hf-llama-bf16"), &out, &ImportOptions { max_positions: 128 }).unwrap();
+    polyprune::model::ModelDir::open(&out).unwrap()
+}
+
+/// `samples` FLORES windows of 32 tokens, English and German evenly, drawn with `seed`.
+pub fn english_german_calibration(
+    model: &polyprune::model::ModelDir,
+    shared: &Path,
+    samples: usize,
+    seed: u64,
+) -> polyprune::calibrate::CalibrationSet {
+    use polyprune::calibrate::{CalibrationSet, CalibrationSpec, Mix};
+    use polyprune::data::{Language, SourceLocations, TextRegistry};
+    let registry = TextRegistry::new(SourceLocations { flores_root: shared.join("data/sib200"), ..SourceLocations::for_project(&repo()) });
+    let spec = CalibrationSpec {
+        languages: vec![Language::parse("eng_Latn").unwrap(), Language::parse("deu_Latn").unwrap()],
+        mix: Mix::Even,
+        samples,
+        seqlen: 32,
+        seed,
+        source: Some("flores".into()),
+    };
+    CalibrationSet::draw(&spec, &registry, &model.tokenizer().unwrap(), model.card.start_token().unwrap()).unwrap()
+}
