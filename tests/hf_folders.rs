@@ -126,25 +126,13 @@ fn an_imported_folder_exported_again_gives_back_every_tensor_byte_for_byte() {
     }
 }
 
-/// The pinned torch + transformers in the project venv (`make hf-reference` installs them).
-fn transformers_python() -> Option<PathBuf> {
-    let py = common::python()?;
-    let ok =
-        std::process::Command::new(&py).args(["-c", "import torch, transformers"]).output().map(|o| o.status.success()).unwrap_or(false);
-    if ok {
-        Some(py)
-    } else {
-        common::skip("torch and transformers are not in .cache/venv; `make hf-reference` installs the pinned ones")
-    }
-}
-
 #[test]
 fn a_pruned_export_loads_in_transformers_and_scores_as_the_pruned_folder() {
     use polyprune::calibrate::{CaptureMode, CaptureOptions};
     use polyprune::prune::{Sparsity, SparsityTarget};
     use polyprune::pruned::{prune_model, save_pruned, LayerFilter};
 
-    let Some(py) = transformers_python() else { return };
+    let Some(py) = common::transformers_python() else { return };
     let names = ["hf-llama-bf16", "hf-gemma3-f32", "hf-cohere-f32", "hf-qwen2-f32", "hf-bloom-bf16"];
     let mut jobs = Vec::new();
     let mut ours = Vec::new();
@@ -322,7 +310,7 @@ fn gemma_270m_exported_to_hf_and_imported_back_scores_as_the_gguf_import() {
     // line the NLL polyprune gives it: 18 blocks of float32 round-off over ~20 tokens stay
     // near 1e-5 relative, while a wrong norm offset, embedding scale or rotary base moves a
     // line by whole nats.
-    if let Some(py) = transformers_python() {
+    if let Some(py) = common::transformers_python() {
         let mut scorer = Scorer::load(&dense, &RuntimeOptions::default(), &[]).unwrap();
         let ids: Vec<Vec<u32>> = lines.iter().map(|l| scorer.encode(l).unwrap()).collect();
         let seqs: Vec<&[u32]> = ids.iter().map(|r| r.as_slice()).collect();

@@ -183,18 +183,6 @@ fn the_command_imports_a_t5_gguf_and_eval_reads_it() {
     }
 }
 
-/// The pinned torch + transformers in the project venv (`make hf-reference` installs them).
-fn transformers_python() -> Option<PathBuf> {
-    let py = common::python()?;
-    let ok =
-        std::process::Command::new(&py).args(["-c", "import torch, transformers"]).output().map(|o| o.status.success()).unwrap_or(false);
-    if ok {
-        Some(py)
-    } else {
-        common::skip("torch and transformers are not in .cache/venv; `make hf-reference` installs the pinned ones")
-    }
-}
-
 /// An encoder-decoder ONNX export laid out as optimum writes it (encoder_model.onnx and
 /// decoder_model.onnx from torch's TorchScript exporter, written from the fixture by
 /// scripts/hf_seq2seq_fixtures.py) is refused with the reason and the fix, and the reason
@@ -203,7 +191,7 @@ fn transformers_python() -> Option<PathBuf> {
 /// and both graphs carry their own copy of the shared embedding.
 #[test]
 fn an_optimum_layout_onnx_export_is_refused_with_the_reason() {
-    let Some(py) = transformers_python() else { return };
+    let Some(py) = common::transformers_python() else { return };
     let export = common::temp_dir("mt5-optimum");
     let script = common::repo().join("scripts/hf_seq2seq_fixtures.py");
     let run = std::process::Command::new(&py)
@@ -260,7 +248,7 @@ fn an_exported_mt5_folder_loads_in_transformers_with_the_same_weights() {
         let (a, b) = (theirs.read(name, &shape, false).unwrap().values, ours.read(name, &shape, false).unwrap().values);
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()) && a.len() == b.len(), "{name} differs");
     }
-    let Some(py) = transformers_python() else { return };
+    let Some(py) = common::transformers_python() else { return };
     let script = r#"
 import json, sys, torch, transformers as tf
 model = tf.MT5ForConditionalGeneration.from_pretrained(sys.argv[1], dtype=torch.float32, attn_implementation="eager").eval()
@@ -289,7 +277,7 @@ print(worst)
 /// transformers gives polyprune's decoder logits on the reference inputs within 1e-4.
 #[test]
 fn gguf_import_logits_match_transformers_at_distance_128() {
-    let Some(py) = transformers_python() else { return };
+    let Some(py) = common::transformers_python() else { return };
     let out = common::temp_dir("mt5-gguf-export").join("hf");
     polyprune::model::hf::export::export_hf(&from_gguf(), &out, &Default::default()).unwrap();
     let config: Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();

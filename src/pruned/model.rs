@@ -120,6 +120,11 @@ pub(super) fn masked_layer(
     Ok((weight_override(&layer, data, stored), PrunedLayerOutput { layer, mask, report }))
 }
 
+/// A saliency prune's timings: its gradient passes, and the scoring and masking since `scored_from`.
+pub(super) fn saliency_timings(gradient_s: f64, hessian_gradient_s: f64, scored_from: std::time::Instant) -> CaptureTimings {
+    CaptureTimings { gradient_s, hessian_gradient_s, solve_s: scored_from.elapsed().as_secs_f64(), ..Default::default() }
+}
+
 /// Whether a method scores with the model's gradients (SNIP, GraSP).
 fn uses_gradients(method: &Method) -> bool {
     matches!(method.statistics_need(), StatisticsNeed::Gradient | StatisticsNeed::HessianGradient)
@@ -190,12 +195,7 @@ fn prune_by_saliency(
         overrides.push(o);
         outputs.push(out);
     }
-    let timings = CaptureTimings {
-        gradient_s: saliency.gradient_s,
-        hessian_gradient_s: saliency.hessian_gradient_s,
-        solve_s: t0.elapsed().as_secs_f64(),
-        ..Default::default()
-    };
+    let timings = saliency_timings(saliency.gradient_s, saliency.hessian_gradient_s, t0);
     Ok(PrunedModel { overrides, layers: outputs, timings })
 }
 

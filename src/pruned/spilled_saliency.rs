@@ -11,13 +11,13 @@
 //! below the cut, and as many equal to it as remain, in (layer, flat index) order). The masks
 //! are those of the resident ranking, bit for bit.
 
-use crate::calibrate::{CalibrationError, CaptureTimings, SpilledSaliency};
+use crate::calibrate::{CalibrationError, SpilledSaliency};
 use crate::model::weights::WeightStore;
 use crate::model::{LinearLayer, ModelDir};
 use crate::prune::{saliency_masks, LinearWeight, Mask, Method, PruneError, SaliencyScope, ScoredLayer, SparsityTarget};
 use crate::runtime::spill::SpillDir;
 
-use super::model::{layers_by_block, masked_layer, score_layer, LayerFilter, PruneJob, PrunedModel};
+use super::model::{layers_by_block, masked_layer, saliency_timings, score_layer, LayerFilter, PruneJob, PrunedModel};
 
 /// One selected layer's weight `[out][in]` and its keep-scores, from the spilled gradients.
 fn spilled_saliency_of(
@@ -80,12 +80,7 @@ pub(super) fn prune_by_spilled_saliency(
         }
         overrides.extend(spill.spill(&format!("{prefix}-block-{block:03}"), replacements)?);
     }
-    let timings = CaptureTimings {
-        gradient_s: saliency.gradient_s,
-        hessian_gradient_s: saliency.hessian_gradient_s,
-        solve_s: t0.elapsed().as_secs_f64(),
-        ..Default::default()
-    };
+    let timings = saliency_timings(saliency.gradient_s, saliency.hessian_gradient_s, t0);
     Ok(PrunedModel { overrides, layers: outputs, timings })
 }
 

@@ -182,3 +182,15 @@ pub fn english_german_calibration(
     };
     CalibrationSet::draw(&spec, &registry, &model.tokenizer().unwrap(), model.card.start_token().unwrap()).unwrap()
 }
+
+/// The pinned torch + transformers in the project venv (`make hf-reference` installs them).
+pub fn transformers_python() -> Option<PathBuf> {
+    let py = python()?;
+    let ok =
+        std::process::Command::new(&py).args(["-c", "import torch, transformers"]).output().map(|o| o.status.success()).unwrap_or(false);
+    if ok {
+        Some(py)
+    } else {
+        skip("torch and transformers are not in .cache/venv; `make hf-reference` installs the pinned ones")
+    }
+}
