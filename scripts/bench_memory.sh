@@ -11,8 +11,8 @@
 #    each block's pruned weights spilled to disk, perplexity before and after on 3 FLORES
 #    sentences), whole-model SparseGPT 50% the same way, and the refusals: a 2 GiB budget for
 #    evaluation, 5 GiB for SparseGPT (its 14336-wide down projection's Gram and factor).
-# 3. Aya-23 8B (AYA=1): 6 GiB (refused today: the 256,000-row output layer needs 7.43 GiB), then
-#    eval ppl and whole-model Wanda and SparseGPT the same way within AYA_BUDGET (default 7.5GiB).
+# 3. Aya-23 8B (AYA=1): eval ppl, one SIB-200 round and whole-model Wanda and SparseGPT the same
+#    way within 6 GiB (its 256,000-row output layer runs in vocabulary slices).
 # 4. One block of llama-3-70b (`synth --blocks 1`): eval ppl and Wanda on it, the inputs of the
 #    70B prediction in README's "Memory" section.
 #
@@ -80,16 +80,13 @@ measure "llama8b-sparsegpt-all-6GiB" "$B" prune --model "$LLAMA" --method sparse
 if [ "${AYA:-0}" != 0 ]; then
     AYA_DIR="$SCRATCH/aya-23-8b-bf16"
     measure "aya8b-synth" "$B" model synth --like aya-23-8b --dtype bf16 -o "$AYA_DIR"
-    if "$B" eval ppl --model "$AYA_DIR" --file "$OUT/eng3.txt" --max-memory 6GiB --results "$OUT/results" 2> "$OUT/aya-refused.txt"; then
-        echo "Aya-23 8B: eval ppl within 6 GiB ran"
-    else
-        echo "Aya-23 8B at 6 GiB refused: $(tail -1 "$OUT/aya-refused.txt")"
-    fi
-    AYA_BUDGET=${AYA_BUDGET:-7.5GiB}
-    measure "aya8b-ppl3-$AYA_BUDGET" "$B" eval ppl --model "$AYA_DIR" --file "$OUT/eng3.txt" --per-line --max-memory "$AYA_BUDGET" --results "$OUT/results"
+    "$B" model inspect "$AYA_DIR" --plan-memory 6GiB
+    measure "aya8b-ppl3-6GiB" "$B" eval ppl --model "$AYA_DIR" --file "$OUT/eng3.txt" --per-line --max-memory 6GiB --results "$OUT/results"
+    measure "aya8b-sib200-6GiB" "$B" eval tasks --model "$AYA_DIR" --tasks sib200 --langs eng_Latn --limit 2 --data "${DATA:-.cache/data}" \
+        --max-memory 6GiB --results "$OUT/results"
     for method in wanda sparsegpt; do
-        measure "aya8b-$method-all-$AYA_BUDGET" "$B" prune --model "$AYA_DIR" --method "$method" --sparsity 0.5 --calib eng_Latn --samples 4 \
-            --seqlen 128 --max-memory "$AYA_BUDGET" --eval-ppl eng_Latn --eval-source flores --eval-limit 3 --results "$OUT/results"
+        measure "aya8b-$method-all-6GiB" "$B" prune --model "$AYA_DIR" --method "$method" --sparsity 0.5 --calib eng_Latn --samples 4 \
+            --seqlen 128 --max-memory 6GiB --eval-ppl eng_Latn --eval-source flores --eval-limit 3 --results "$OUT/results"
     done
     [ "${SCALE_KEEP:-0}" != 0 ] || rm -rf "$AYA_DIR"
 fi

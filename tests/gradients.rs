@@ -156,7 +156,7 @@ fn snip_and_grasp_masks_follow_their_scores_at_exact_sparsity() {
             let cols = out.layer.shape[0];
             let (mut max_pruned, mut min_kept) = (f64::MIN, f64::MAX);
             for (k, s) in score.iter().enumerate() {
-                if out.mask.get(k / cols, k % cols) {
+                if out.mask.as_ref().unwrap().get(k / cols, k % cols) {
                     min_kept = min_kept.min(*s);
                 } else {
                     max_pruned = max_pruned.max(*s);
@@ -169,7 +169,7 @@ fn snip_and_grasp_masks_follow_their_scores_at_exact_sparsity() {
             let [d_in, d_out] = out.layer.shape;
             for r in 0..d_out {
                 for c in 0..d_in {
-                    if !out.mask.get(r, c) {
+                    if !out.mask.as_ref().unwrap().get(r, c) {
                         assert_eq!(o.values().unwrap()[c * d_out + r], 0.0, "{}", out.layer.name);
                     }
                 }
@@ -259,7 +259,7 @@ fn every_method_prunes_bloom_at_exact_sparsity() {
             let [d_in, d_out] = out.layer.shape;
             let zeros = (0..d_out)
                 .flat_map(|r| (0..d_in).map(move |c| (r, c)))
-                .filter(|&(r, c)| !out.mask.get(r, c))
+                .filter(|&(r, c)| !out.mask.as_ref().unwrap().get(r, c))
                 .all(|(r, c)| o.values().unwrap()[c * d_out + r] == 0.0);
             assert!(zeros, "{name} {}: a pruned weight is not zero", out.layer.name);
         }

@@ -872,15 +872,30 @@ impl<'a> Emitter<'a> {
     }
 
     fn embed_scaled(&mut self, ids: &str, out: &str) {
-        let table = self.w("token_embd.weight");
+        // The rows are gathered in the stored type and only they are widened: a Cast of the
+        // whole table would be folded into a session's own widened copy of it (4.2 GB for
+        // Aya-23 8B's 256,000-row table). Widening is exact, so the order changes no value.
+        let t = self.weights.get("token_embd.weight").expect("weight table lacks token_embd.weight");
+        let stored = self.g.initializer(t.clone());
+        let to = onnx_type(self.compute);
+        let widen = t.data_type != Some(to);
+        let gather = vec![A::int("axis", 0)];
+        let cast = || vec![A::int("to", i64::from(to))];
         match self.spec.embed_scale {
             Some(scale) => {
-                let e = self.g.op("Gather", &[&table, ids], vec![A::int("axis", 0)]);
+                let mut rows = self.g.op("Gather", &[&stored, ids], gather);
+                if widen {
+                    rows = self.g.op("Cast", &[&rows], cast());
+                }
                 // In half compute the scale is rounded to the type, as transformers does.
                 let s = self.scalar(scale);
-                self.g.op_named("Mul", &[&e, &s], out, vec![]);
+                self.g.op_named("Mul", &[&rows, &s], out, vec![]);
             }
-            None => self.g.op_named("Gather", &[&table, ids], out, vec![A::int("axis", 0)]),
+            None if widen => {
+                let rows = self.g.op("Gather", &[&stored, ids], gather);
+                self.g.op_named("Cast", &[&rows], out, cast());
+            }
+            None => self.g.op_named("Gather", &[&stored, ids], out, gather),
         }
     }
 
@@ -971,6 +986,8 @@ pub enum Part {
         with_past: bool,
     },
     Head,
+    /// [`head_slice_model`]: the output layer over the vocabulary rows its weights hold.
+    HeadSlice,
 }
 
 impl Part {
@@ -986,6 +1003,7 @@ impl Part {
             ["Logits"] => Part::Full(Heads::Logits),
             ["embed"] => Part::Embed,
             ["head"] => Part::Head,
+            ["head", "slice"] => Part::HeadSlice,
             ["block", i] => Part::Block(i.parse().ok()?),
             ["block", i, kind] => Part::CachedBlock { block: i.parse().ok()?, with_past: cache(kind)? },
             [kind] => Part::CachedBody { with_past: cache(kind)? },
@@ -1004,6 +1022,7 @@ pub fn part_graph(spec: &DecoderSpec, weights: &WeightTable, part: Part, compute
         Part::CachedBody { with_past } => cached_body_in(spec, weights, with_past, compute),
         Part::CachedBlock { block, with_past } => cached_block_part_in(spec, weights, block, with_past, compute),
         Part::Head => head_model_in(spec, weights, compute),
+        Part::HeadSlice => head_slice_model_in(spec, weights, compute),
     }
 }
 
@@ -1221,6 +1240,47 @@ fn head_model_in(spec: &DecoderSpec, weights: &WeightTable, compute: FloatType) 
     e.g.output("target_logprobs", data_type::FLOAT, &[n]);
     e.g.output("argmax", data_type::INT64, &[n]);
     e.finish(&[("polyprune.part", "head".into()), ("polyprune.cache_format", CACHE_FORMAT.into())])
+}
+
+/// The output layer over one slice of the vocabulary, for a head whose whole matrix does not
+/// fit the memory budget: `weights` hold the output matrix (or tied embedding) cut to the
+/// slice's rows, `[len, d]`. `hidden` `[N, d]` and `targets` `[N]` (indices within the slice,
+/// any in-range value for rows whose target lies elsewhere) -> per row the slice's
+/// `slice_logsumexp`, its largest logit `slice_max` and where it is (`slice_argmax`), and the
+/// target's logit `target_logits`. The caller combines slices: log p(t) = logit(t) - log(sum
+/// over slices of exp(slice_logsumexp)), the argmax is the first slice's with the largest max.
+pub fn head_slice_model(spec: &DecoderSpec, weights: &WeightTable) -> ModelProto {
+    head_slice_model_in(spec, weights, FloatType::F32)
+}
+
+fn head_slice_model_in(spec: &DecoderSpec, weights: &WeightTable, compute: FloatType) -> ModelProto {
+    let mut e = Emitter::new("polyprune_head_slice", spec, weights).with_compute(compute);
+    let n = Dim::Named("rows");
+    let hidden = e.input_f32("hidden", &[n, Dim::Fixed(spec.d_model as i64)]);
+    e.g.input("targets", data_type::INT64, &[n]);
+    let logits = e.logits_flat(&hidden);
+    let g = &mut e.g;
+    // max + log(sum(exp(l - max))): ONNX Runtime's ReduceSum is vectorised (its
+    // ReduceLogSumExp sums serially: 6e-5 off per token over a 131,072-token slice).
+    let row_max = g.op("ReduceMax", &[&logits], vec![A::ints("axes", &[1]), A::int("keepdims", 1)]);
+    let shifted = g.op("Sub", &[&logits, &row_max], vec![]);
+    let exp = g.op("Exp", &[&shifted], vec![]);
+    let axis = g.vec_i64(&[1]);
+    let sum = g.op("ReduceSum", &[&exp, &axis], vec![A::int("keepdims", 0)]);
+    let log_sum = g.op("Log", &[&sum], vec![]);
+    let flat = g.vec_i64(&[-1]);
+    g.op_named("Reshape", &[&row_max, &flat], "slice_max", vec![]);
+    g.op_named("Add", &[&log_sum, "slice_max"], "slice_logsumexp", vec![]);
+    g.op_named("ArgMax", &[&logits], "slice_argmax", vec![A::int("axis", 1), A::int("keepdims", 0)]);
+    let column = g.vec_i64(&[-1, 1]);
+    let targets = g.op("Reshape", &["targets", &column], vec![]);
+    let picked = g.op("GatherElements", &[&logits, &targets], vec![A::int("axis", 1)]);
+    g.op_named("Reshape", &[&picked, &flat], "target_logits", vec![]);
+    for name in ["slice_logsumexp", "slice_max", "target_logits"] {
+        e.g.output(name, data_type::FLOAT, &[n]);
+    }
+    e.g.output("slice_argmax", data_type::INT64, &[n]);
+    e.finish(&[("polyprune.part", "head slice".into()), ("polyprune.cache_format", CACHE_FORMAT.into())])
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //!   its mapped 16-bit bytes, and the output layer's session widens its own copy), plus one
 //!   batch of activations and one chunk of output-layer rows;
 //! * **streamed**: one part (embedding, a block, or the output layer) at a time, plus the
-//!   activations and the hidden states the batches carry from part to part.
+//!   activations and the hidden states the batches carry from part to part. An output layer
+//!   that alone exceeds the budget runs in vocabulary slices (`eval::scorer`'s streamed
+//!   head), as few as fit.
 //!
 //! When even the largest part with its activations exceeds the budget the plan refuses before
 //! any work, naming the part and the budget it would need. The estimates are upper-bound
@@ -21,6 +23,9 @@ use crate::runtime::FloatType;
 const HEAD_ROWS: u64 = 64;
 /// Room for the runtime library, the tokenizer and the process itself.
 const BASE_BYTES: u64 = 400 << 20;
+/// The fewest vocabulary rows a slice of the output layer has: below this a slice's session
+/// costs more to build than its product takes to run.
+pub const HEAD_SLICE_MIN_ROWS: usize = 1024;
 
 /// How a model runs under a budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -57,6 +62,8 @@ pub struct MemoryPlan {
     /// The streamed path's peak: its largest part.
     pub streamed_bytes: u64,
     pub largest_part: PartNeed,
+    /// The vocabulary slices the streamed path's output layer runs in (1: whole).
+    pub head_slices: usize,
 }
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -147,6 +154,20 @@ pub fn plan(
     context: usize,
     carried_tokens: usize,
 ) -> Result<MemoryPlan, MemoryError> {
+    plan_sliced_for(card, budget, budget_source, batch_tokens, context, carried_tokens, budget)
+}
+
+/// [`plan`] with the output layer sliced to fit `slicing_budget` (the budget itself, or the
+/// real budget while [`plan_within_budget`] asks what a batch would need without one).
+fn plan_sliced_for(
+    card: &ModelCard,
+    budget: u64,
+    budget_source: &str,
+    batch_tokens: usize,
+    context: usize,
+    carried_tokens: usize,
+    slicing_budget: u64,
+) -> Result<MemoryPlan, MemoryError> {
     let spec = card.spec.as_ref().ok_or_else(|| MemoryError::NoSpec { model: card.name.clone() })?;
     let dtype = card.matrix_type();
     // What the runtime holds for a weight: f32, plus the mapped 16-bit bytes of a 16-bit folder.
@@ -165,16 +186,25 @@ pub fn plan(
     // One batch in a block: the residual, norms, q/k/v/o and taps (~12 d), the MLP (3 ffn),
     // attention scores and probabilities (2 heads x context per token), in f32.
     let block_activations = tokens * (12 * d + 3 * f + 2 * heads * context) * 4;
-    let head_activations = HEAD_ROWS * vocab * 4 * 3;
     let carried = carried_tokens as u64 * d * 4;
-    let embed = of(&|n| n == "token_embd.weight");
-    let output = if spec.tied_output { embed } else { of(&|n| n == "output.weight") };
+    let table = vocab * d;
+    // The embedding gathers rows of the stored table and widens only them. The output
+    // layer's session holds an f32 matrix as it is (Gemma 3 270M streamed peaks below its
+    // resident run), but a 16-bit one as two f32 copies beside the stored bytes (measured on
+    // Llama-3 8B: 4.20 GiB anonymous and 1.01 GiB mapped for its 0.98 GiB bf16 matrix).
+    let embed = table * dtype.bytes() as u64;
+    let output = if dtype == FloatType::F32 { table * 4 } else { table * (8 + dtype.bytes() as u64) };
+    let head_slices = head_slices(output, vocab, slicing_budget, 2 * carried);
+    let slice_rows = vocab.div_ceil(head_slices as u64);
+    let head_activations = HEAD_ROWS * slice_rows * 4 * 3;
     let mut parts = vec![PartNeed { part: "embedding".into(), weight_bytes: embed, peak_bytes: 0 }];
     for i in 0..spec.blocks {
         let prefix = format!("blk.{i}.");
         parts.push(PartNeed { part: format!("block {i}"), weight_bytes: of(&|n| n.starts_with(&prefix)), peak_bytes: 0 });
     }
-    parts.push(PartNeed { part: "output layer".into(), weight_bytes: output, peak_bytes: 0 });
+    let head_part =
+        if head_slices == 1 { "output layer".to_string() } else { format!("output layer (one of {head_slices} vocabulary slices)") };
+    parts.push(PartNeed { part: head_part, weight_bytes: output.div_ceil(head_slices as u64), peak_bytes: 0 });
     let last = parts.len() - 1;
     // The embedding only gathers rows: its output (and the ids) are all it allocates.
     let embed_activations = tokens * d * 4 * 2;
@@ -189,9 +219,10 @@ pub fn plan(
     }
     let largest = parts.iter().max_by_key(|p| p.peak_bytes).expect("a model has parts").clone();
     let all_weights: u64 = shapes.iter().map(|(_, d)| held(d)).sum();
-    // A 16-bit folder's output-layer session widens the output matrix again (its own copy).
-    let head_copy = if dtype != FloatType::F32 { output } else { 0 };
-    let resident = BASE_BYTES + all_weights + head_copy + block_activations.max(head_activations);
+    // A 16-bit folder's output-layer session widens the output matrix again (its own copy;
+    // the resident path runs it whole).
+    let head_copy = if dtype != FloatType::F32 { table * (4 + dtype.bytes() as u64) } else { 0 };
+    let resident = BASE_BYTES + all_weights + head_copy + block_activations.max(HEAD_ROWS * vocab * 4 * 3);
     let residency = if resident <= budget {
         Residency::Resident
     } else if largest.peak_bytes <= budget {
@@ -215,7 +246,17 @@ pub fn plan(
         resident_bytes: resident,
         streamed_bytes: largest.peak_bytes,
         largest_part: largest,
+        head_slices,
     })
+}
+
+/// The fewest vocabulary slices whose output-layer part (`output` bytes whole, besides the
+/// `carried` hidden states) fits `budget`; the most slices allowed when none does (the part
+/// then names the shortfall).
+fn head_slices(output: u64, vocab: u64, budget: u64, carried: u64) -> usize {
+    let most = vocab.div_ceil(HEAD_SLICE_MIN_ROWS as u64).max(1);
+    let need = |s: u64| BASE_BYTES + output.div_ceil(s) + HEAD_ROWS * vocab.div_ceil(s) * 4 * 3 + carried;
+    (1..=most).find(|&s| need(s) <= budget).unwrap_or(most) as usize
 }
 
 /// Tokens per runtime call when the budget leaves room for them: the scorer's default batch
@@ -239,7 +280,7 @@ pub fn plan_within_budget(
     let least = context.max(1);
     let at_least = plan(card, budget, budget_source, least, context, carried_tokens)?;
     let need = |tokens: usize| -> Result<u64, MemoryError> {
-        let p = plan(card, u64::MAX, budget_source, tokens, context, carried_tokens)?;
+        let p = plan_sliced_for(card, u64::MAX, budget_source, tokens, context, carried_tokens, budget)?;
         Ok(match at_least.residency {
             Residency::Resident => p.resident_bytes,
             Residency::Streamed => p.streamed_bytes,
@@ -579,8 +620,11 @@ impl std::fmt::Display for PrunePlan {
 impl std::fmt::Display for MemoryPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let how = match self.residency {
-            Residency::Resident => "resident (every weight loaded once)",
-            Residency::Streamed => "streamed (one block's weights resident at a time)",
+            Residency::Resident => "resident (every weight loaded once)".to_string(),
+            Residency::Streamed if self.head_slices > 1 => {
+                format!("streamed (one block's weights resident at a time, the output layer in {} vocabulary slices)", self.head_slices)
+            }
+            Residency::Streamed => "streamed (one block's weights resident at a time)".to_string(),
         };
         write!(
             f,
@@ -619,18 +663,28 @@ mod tests {
     /// Llama-3 8B (hidden 4096, 8 of 32 heads for keys/values, FFN 14336, vocabulary 128256,
     /// untied output) in bf16: a block holds 2x4096^2 + 2x4096x1024 + 3x4096x14336 =
     /// 218,103,808 matrix weights (6 bytes each once widened: the mapped bf16 and its f32
-    /// copy) and two 4096-wide f32 norms; the output layer's 128256x4096 matrix is the largest
-    /// part. 6 GiB streams it; 2 GiB is refused naming that part.
+    /// copy) and two 4096-wide f32 norms; the output layer's session holds its 128256x4096
+    /// matrix at 10 bytes a weight (two f32 copies and the mapped bf16). With the 64 x 512
+    /// carried positions (twice 0.5 GiB) that is 6.37 GiB whole: 8 GiB runs it whole, 6 GiB in
+    /// two vocabulary slices, each then the largest part. The embedding gathers bf16 rows: 2
+    /// bytes a weight. 2 GiB is refused naming a block, which slices cannot shrink.
     #[test]
-    fn llama_3_8b_in_bf16_streams_in_6_gib_and_is_refused_in_2() {
+    fn llama_3_8b_in_bf16_streams_in_6_gib_with_a_sliced_output_layer_and_is_refused_in_2() {
         let card = llama_3_8b(FloatType::Bf16);
+        let output = 128_256u64 * 4096 * 10;
+        let carried = 64 * 512 * 4096 * 4;
+        let whole = BASE_BYTES + output + 64 * 128_256 * 4 * 3 + 2 * carried;
+        assert!(whole > 6 << 30 && whole < 8 << 30, "{}", human(whole));
+        let roomy = plan(&card, 8 << 30, "--max-memory", 2048, 512, 64 * 512).unwrap();
+        assert_eq!((roomy.residency, roomy.head_slices), (Residency::Streamed, 1), "{roomy}");
         let streamed = plan(&card, 6 << 30, "--max-memory", 2048, 512, 64 * 512).unwrap();
-        assert_eq!(streamed.residency, Residency::Streamed, "{streamed}");
-        let output = 128_256u64 * 4096 * 6;
-        assert_eq!(streamed.largest_part.part, "output layer");
-        assert_eq!(streamed.largest_part.weight_bytes, output);
+        assert_eq!((streamed.residency, streamed.head_slices), (Residency::Streamed, 2), "{streamed}");
+        assert_eq!(streamed.largest_part.part, "output layer (one of 2 vocabulary slices)");
+        assert_eq!(streamed.largest_part.weight_bytes, output / 2);
+        assert_eq!(streamed.largest_part.peak_bytes, BASE_BYTES + output / 2 + 64 * 64_128 * 4 * 3 + 2 * carried);
+        assert!(streamed.to_string().contains("in 2 vocabulary slices"), "{streamed}");
         let err = plan_err(&card, 2 << 30);
-        assert!(err.contains("output layer") && err.contains(&human(streamed.streamed_bytes)) && err.contains("2.00 GiB"), "{err}");
+        assert!(err.contains("block") && err.contains("2.00 GiB"), "{err}");
         // One block's weights, from the closed form above.
         let block = 218_103_808u64 * 6 + 2 * 4096 * 4;
         let spec = card.spec.as_ref().unwrap();

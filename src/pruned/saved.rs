@@ -37,7 +37,11 @@ pub fn write_masks(dir: &Path, pruned: &PrunedModel) -> Result<(), ModelError> {
     let mut index = Vec::new();
     for l in &pruned.layers {
         let file = mask_file_name(&l.layer.name);
-        crate::prune::write_mask(&l.mask, &masks.join(&file))
+        let mask = l.mask.as_ref().ok_or_else(|| ModelError::Unusable {
+            path: masks.join(&file),
+            reason: "the mask was released before it was written (a bug: masks are written first)".into(),
+        })?;
+        crate::prune::write_mask(mask, &masks.join(&file))
             .map_err(|e| ModelError::Unusable { path: masks.join(&file), reason: e.to_string() })?;
         index.push(MaskEntry {
             layer: l.layer.name.clone(),

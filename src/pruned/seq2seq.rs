@@ -363,7 +363,7 @@ impl PrunedSeq2Seq {
                 .iter()
                 .map(|l| PrunedLayerOutput {
                     layer: l.layer.as_linear(spec.encoder_blocks),
-                    mask: l.mask.clone(),
+                    mask: Some(l.mask.clone()),
                     report: l.report.clone(),
                 })
                 .collect(),

@@ -184,6 +184,11 @@ pub fn prune(opts: &PruneOptions, progress: &mut dyn Progress) -> Result<PruneRu
         runs.push(PrunedRun { method: *method, pruned, results_dir, saved, perplexity: Vec::new() });
     }
 
+    if spill.is_some() {
+        // Saved above when asked for (the sparsity rows come from the reports); the
+        // evaluation's memory plan does not count them.
+        runs.iter_mut().for_each(|r| r.pruned.release_masks());
+    }
     let dense = compare_perplexity(opts, &ModelFolder::Decoder(model), &mut runs, progress)?;
     // With a spill folder, the runs' weights stay in it until the last of them is dropped.
     drop(spill);

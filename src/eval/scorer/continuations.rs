@@ -265,12 +265,30 @@ fn score_shared_streamed(
         }
     }
     let d = g.d_model;
-    let mut head_graph = g.load_head()?;
-    let mut head: HeadQueue<Slot> = HeadQueue::new(d);
     let mut put = |(gi, c, j): Slot, lp: f32, am: u32| {
         out[gi][c].logprobs[j] = lp;
         out[gi][c].greedy[j] = am;
     };
+    if g.sliced_head() {
+        // Every scored row queued first, so that each slice's session loads once.
+        let mut head: HeadQueue<Slot> = HeadQueue::new(d);
+        let mut states = hidden.iter();
+        for batch in &plan {
+            push_context_rows(&mut head, groups, batch, super::f32_of(states.next().expect("one state per batch")), d);
+            for (chunk, t) in &batch.chunks {
+                push_continuation_rows(&mut head, groups, chunk, *t, super::f32_of(states.next().expect("one state per batch")), d);
+            }
+        }
+        drop(hidden);
+        let (x, targets, slots) = head.take_all();
+        let (lp, am) = g.head_rows(|i, row| row.extend_from_slice(&x[i * d..(i + 1) * d]), &targets, true)?;
+        for ((slot, l), a) in slots.into_iter().zip(lp).zip(am) {
+            put(slot, l, a);
+        }
+        return Ok(cost);
+    }
+    let mut head_graph = g.load_head()?;
+    let mut head: HeadQueue<Slot> = HeadQueue::new(d);
     let mut states = hidden.iter();
     for batch in &plan {
         push_context_rows(&mut head, groups, batch, super::f32_of(states.next().expect("one state per batch")), d);

@@ -200,9 +200,14 @@ fn streamed_step(g: &mut StreamedGraphs, batch: &mut DecodeBatch) -> Result<(Vec
         values.extend(out);
     }
     drop(cache);
-    let mut head = g.load_head()?;
     let zeros = vec![0; rows.len()];
-    let (_, next) = super::head::run_head(&mut head, super::f32_of(&hidden), g.d_model, &rows, &zeros, true, Arena::Release)?;
+    let next = if g.sliced_head() {
+        let (state, d) = (super::f32_of(&hidden), g.d_model);
+        g.head_rows(|i, x| x.extend_from_slice(&state[rows[i] * d..(rows[i] + 1) * d]), &zeros, true)?.1
+    } else {
+        let mut head = g.load_head()?;
+        super::head::run_head(&mut head, super::f32_of(&hidden), g.d_model, &rows, &zeros, true, Arena::Release)?.1
+    };
     batch.cache = Some(BatchCache { values, key_positions, width, cache_row: (0..n).collect() });
     Ok((next, cost))
 }

@@ -86,6 +86,13 @@ impl<S> HeadQueue<S> {
         self.slots.push(slot);
     }
 
+    /// Every queued row, `(hidden rows [n, d] flat, targets, slots)`, leaving the queue empty
+    /// (for a head run over all rows at once: the sliced head).
+    pub fn take_all(&mut self) -> (Vec<f32>, Vec<u32>, Vec<S>) {
+        let targets = self.targets.drain(..).map(|t| t as u32).collect();
+        (std::mem::take(&mut self.x), targets, std::mem::take(&mut self.slots))
+    }
+
     /// Runs the head on every full chunk queued (all queued rows when `all`), giving each row's
     /// `(slot, log p(target), argmax)` to `put`.
     pub fn drain(&mut self, head: &mut Graph, all: bool, mut put: impl FnMut(S, f32, u32)) -> Result<(), ScorerError> {
@@ -103,4 +110,99 @@ impl<S> HeadQueue<S> {
         }
         Ok(())
     }
+}
+
+/// One vocabulary slice's results for a chunk of rows (see `decoder::head_slice_model`).
+struct SliceChunk {
+    logsumexp: Vec<f32>,
+    max: Vec<f32>,
+    argmax: Vec<i64>,
+    target_logits: Vec<f32>,
+}
+
+fn run_slice_chunk(head: &mut Graph, x: &[f32], d: usize, targets: Vec<i64>) -> Result<SliceChunk, ScorerError> {
+    let rows = targets.len();
+    let inputs =
+        vec![("hidden", Input::F32 { shape: vec![rows, d], data: x }), ("targets", Input::I64 { shape: vec![rows], data: targets })];
+    let values = head.run_keep_with(inputs, &["slice_logsumexp", "slice_max", "slice_argmax", "target_logits"], Arena::Keep)?;
+    let f32s = |i: usize| match values[i].view() {
+        Some(OutputView::F32(v)) => v.to_vec(),
+        _ => Vec::new(),
+    };
+    let argmax = match values[2].view() {
+        Some(OutputView::I64(v)) => v.to_vec(),
+        _ => Vec::new(),
+    };
+    Ok(SliceChunk { logsumexp: f32s(0), max: f32s(1), argmax, target_logits: f32s(3) })
+}
+
+/// What the slices run so far say of one row: the running log-sum-exp as `(max, sum of
+/// exp(l - max))` in f64, the largest logit and its token, and the target's logit.
+#[derive(Clone, Copy)]
+struct RowSoFar {
+    lse_max: f64,
+    lse_sum: f64,
+    best: f32,
+    best_token: u32,
+    target_logit: f32,
+}
+
+impl RowSoFar {
+    const EMPTY: RowSoFar =
+        RowSoFar { lse_max: f64::NEG_INFINITY, lse_sum: 0.0, best: f32::NEG_INFINITY, best_token: 0, target_logit: f32::NAN };
+
+    fn add_logsumexp(&mut self, lse: f64) {
+        if lse > self.lse_max {
+            self.lse_sum = self.lse_sum * (self.lse_max - lse).exp() + 1.0;
+            self.lse_max = lse;
+        } else {
+            self.lse_sum += (lse - self.lse_max).exp();
+        }
+    }
+
+    fn log_prob(&self) -> f32 {
+        (self.target_logit as f64 - (self.lse_max + self.lse_sum.ln())) as f32
+    }
+}
+
+/// The output layer run as vocabulary slices, for a head whose whole matrix does not fit the
+/// memory budget: each slice's session is loaded once (`load(s)` gives it and its first
+/// token) and runs every row in chunks of [`HEAD_ROWS`]; `row(i, x)` appends row i's hidden
+/// state to `x`. A row's log-probability is its target's logit less the log-sum-exp combined
+/// over slices; its argmax is the first token with the largest logit, as one session's ArgMax
+/// picks it.
+pub(super) fn run_sliced(
+    slices: usize,
+    mut load: impl FnMut(usize) -> Result<(Graph, std::ops::Range<usize>), ScorerError>,
+    d: usize,
+    row: impl Fn(usize, &mut Vec<f32>),
+    targets: &[u32],
+    with_greedy: bool,
+) -> Result<(Vec<f32>, Vec<u32>), ScorerError> {
+    let mut so_far = vec![RowSoFar::EMPTY; targets.len()];
+    let mut x = Vec::with_capacity(HEAD_ROWS.min(targets.len()) * d);
+    for s in 0..slices {
+        let (mut head, tokens) = load(s)?;
+        for start in (0..targets.len()).step_by(HEAD_ROWS) {
+            let end = (start + HEAD_ROWS).min(targets.len());
+            x.clear();
+            (start..end).for_each(|i| row(i, &mut x));
+            let local = |t: u32| if tokens.contains(&(t as usize)) { (t as usize - tokens.start) as i64 } else { 0 };
+            let out = run_slice_chunk(&mut head, &x, d, targets[start..end].iter().map(|&t| local(t)).collect())?;
+            for (j, r) in so_far[start..end].iter_mut().enumerate() {
+                r.add_logsumexp(out.logsumexp[j] as f64);
+                // Strictly larger only: on a tie the earlier slice's (lower) token stays.
+                if out.max[j] > r.best {
+                    r.best = out.max[j];
+                    r.best_token = (tokens.start as i64 + out.argmax[j]) as u32;
+                }
+                if tokens.contains(&(targets[start + j] as usize)) {
+                    r.target_logit = out.target_logits[j];
+                }
+            }
+        }
+    }
+    let lp = so_far.iter().map(RowSoFar::log_prob).collect();
+    let am = if with_greedy { so_far.iter().map(|r| r.best_token).collect() } else { Vec::new() };
+    Ok((lp, am))
 }

@@ -255,8 +255,17 @@ impl Scorer {
         let mut scorer = Self::load_with(model, opts, overrides, path_of(plan.as_ref(), opts)?)?;
         if let Some(Ok(plan)) = plan {
             scorer.budget_batch_tokens = plan.batch_tokens;
+            scorer.set_head_slices(plan.head_slices);
         }
         Ok(scorer)
+    }
+
+    /// Runs the streamed path's output layer in `slices` vocabulary slices (the memory plan
+    /// sets it; tests compare it with the whole head). No effect on the other paths.
+    pub fn set_head_slices(&mut self, slices: usize) {
+        if let Engine::Streamed(g) = &mut self.engine {
+            g.head_slices = slices.clamp(1, g.spec.vocab_size.max(1));
+        }
     }
 
     /// Tokens per run of the model body: `batch_tokens`, within the memory plan's batch.
@@ -364,6 +373,8 @@ impl Scorer {
             dir: model.dir.clone(),
             spec: spec.clone(),
             cache_graphs: Vec::new(),
+            head_slices: 1,
+            head_weights: None,
         })
     }
 

@@ -25,13 +25,17 @@
 //! every row one token through block k before block k+1, so a step reads every block's
 //! weights once (for a model streamed from disk, a step costs a read of the model).
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use prost::Message;
 
 use super::{f32_of, head, pad_right, ScoredSequence, ScorerError};
-use crate::model::decoder::{cached_block_part, past_name, present_name, DecoderSpec, WeightTable, KEY_POSITIONS, PAST_ROWS};
+use crate::model::decoder::{
+    cached_block_part, head_slice_model, past_name, present_name, DecoderSpec, WeightTable, KEY_POSITIONS, PAST_ROWS,
+};
 use crate::model::graph;
+use crate::model::onnx::{StringStringEntryProto, TensorProto};
 use crate::runtime::{Arena, Graph, GraphSource, Input, RuntimeError, RuntimeOptions, SharedWeights, Value, WeightOverride};
 
 /// Weights the embedding and output-layer graphs read (the only overrides they take).
@@ -52,6 +56,10 @@ pub(super) struct StreamedGraphs {
     pub spec: DecoderSpec,
     /// Block k's cache graphs (prefix, continuation), encoded once on first use.
     pub cache_graphs: Vec<Option<[Vec<u8>; 2]>>,
+    /// The vocabulary slices the output layer runs in (the memory plan's; 1: whole).
+    pub head_slices: usize,
+    /// The head graph's weight references, read on the first sliced run.
+    pub head_weights: Option<WeightTable>,
 }
 
 /// Block k's cache graphs; when both are loaded they share the block's packed weights.
@@ -164,6 +172,64 @@ impl StreamedGraphs {
         Ok(self.load(&head_path, |n| HEAD_WEIGHTS.contains(&n))?)
     }
 
+    /// Whether the output layer runs in vocabulary slices ([`StreamedGraphs::head_rows`]).
+    pub fn sliced_head(&self) -> bool {
+        self.head_slices > 1
+    }
+
+    /// The output layer in slices over `n` rows (`row(i, x)` appends row i's hidden state),
+    /// each slice's session loaded once: `(log p(target), argmax)` per row.
+    pub fn head_rows(
+        &mut self,
+        row: impl Fn(usize, &mut Vec<f32>),
+        targets: &[u32],
+        with_greedy: bool,
+    ) -> Result<(Vec<f32>, Vec<u32>), ScorerError> {
+        let (slices, d) = (self.head_slices, self.d_model);
+        head::run_sliced(slices, |s| self.load_head_slice(s), d, row, targets, with_greedy)
+    }
+
+    /// Slice `s` of [`StreamedGraphs::head_slices`] of the output layer: its session, reading
+    /// only that slice's rows of the output matrix from the weight file, and its tokens.
+    fn load_head_slice(&mut self, s: usize) -> Result<(Graph, Range<usize>), ScorerError> {
+        if self.head_weights.is_none() {
+            let proto = graph::read_model(&self.head)?;
+            self.head_weights = Some(proto.graph.iter().flat_map(|g| &g.initializer).map(|t| (t.name().to_string(), t.clone())).collect());
+        }
+        let table = self.head_weights.as_ref().expect("read above");
+        let matrix = if self.spec.tied_output { "token_embd.weight" } else { "output.weight" };
+        let vocab = self.spec.vocab_size;
+        let per = vocab.div_ceil(self.head_slices);
+        let tokens = (s * per).min(vocab)..((s + 1) * per).min(vocab);
+        let unusable = |reason: String| {
+            ScorerError::Model(crate::model::ModelError::Unusable {
+                path: self.head.clone(),
+                reason: format!("{reason}; re-import the model with `polyprune model import`, or give a larger --max-memory"),
+            })
+        };
+        let whole = table.get(matrix).ok_or_else(|| unusable(format!("the output layer's graph has no initializer {matrix}")))?;
+        let sliced = slice_rows(whole, tokens.clone(), self.d_model).ok_or_else(|| {
+            unusable(format!("{matrix} is not a [{vocab}, {}] matrix in the weight file, so it cannot be read in slices", self.d_model))
+        })?;
+        let mut weights = table.clone();
+        weights.insert(matrix.to_string(), sliced);
+        let bytes = head_slice_model(&self.spec, &weights).encode_to_vec();
+        let mut overrides = Vec::new();
+        for o in self.overrides.iter().filter(|o| HEAD_WEIGHTS.contains(&o.name.as_str())) {
+            if o.name != matrix {
+                overrides.push(o.clone());
+                continue;
+            }
+            let values = o.values().map_err(|e| unusable(e.to_string()))?;
+            let part = values[tokens.start * self.d_model..tokens.end * self.d_model].to_vec();
+            overrides.push(WeightOverride::new(matrix, vec![tokens.len(), self.d_model], part, o.stored));
+        }
+        self.loads += 1;
+        let label = format!("{} (vocabulary slice {} of {})", self.head.display(), s + 1, self.head_slices);
+        let graph = Graph::load(GraphSource::Memory { bytes: &bytes, folder: &self.dir, label: &label }, &self.opts, &overrides)?;
+        Ok((graph, tokens))
+    }
+
     /// The last block's output for every batch `(ids, shape)`, one part resident at a time.
     fn hidden(&mut self, batches: Vec<(Vec<i64>, Vec<usize>)>) -> Result<Vec<Value>, ScorerError> {
         let mut hidden = self.embed(batches)?;
@@ -186,6 +252,9 @@ impl StreamedGraphs {
         let widths: Vec<usize> = batches.iter().map(|b| b.iter().map(|&i| seqs[i].len()).max().unwrap_or(1)).collect();
         let inputs = batches.iter().zip(&widths).map(|(b, &w)| pad_right(&b.iter().map(|&i| seqs[i]).collect::<Vec<_>>(), w)).collect();
         let hidden = self.hidden(inputs)?;
+        if self.sliced_head() {
+            return self.score_sliced(seqs, batches, &widths, &hidden, with_greedy);
+        }
         let mut head = self.load_head()?;
         let mut out = vec![ScoredSequence::default(); seqs.len()];
         for ((batch, h), &width) in batches.iter().zip(&hidden).zip(&widths) {
@@ -210,4 +279,62 @@ impl StreamedGraphs {
         }
         Ok(out)
     }
+
+    /// [`StreamedGraphs::score`]'s output layer in vocabulary slices, over the rows of every
+    /// batch at once.
+    fn score_sliced(
+        &mut self,
+        seqs: &[&[u32]],
+        batches: &[Vec<usize>],
+        widths: &[usize],
+        hidden: &[Value],
+        with_greedy: bool,
+    ) -> Result<Vec<ScoredSequence>, ScorerError> {
+        let (mut rows, mut targets) = (Vec::new(), Vec::new());
+        for ((k, batch), &width) in batches.iter().enumerate().zip(widths) {
+            for (b, &i) in batch.iter().enumerate() {
+                let s = seqs[i];
+                for t in 0..s.len() - 1 {
+                    rows.push((k, b * width + t));
+                    targets.push(s[t + 1]);
+                }
+            }
+        }
+        let d = self.d_model;
+        let states: Vec<&[f32]> = hidden.iter().map(f32_of).collect();
+        let (lp, am) =
+            self.head_rows(|i, x| x.extend_from_slice(&states[rows[i].0][rows[i].1 * d..(rows[i].1 + 1) * d]), &targets, with_greedy)?;
+        let mut out = vec![ScoredSequence::default(); seqs.len()];
+        let mut at = 0;
+        for &i in batches.iter().flatten() {
+            let n = seqs[i].len() - 1;
+            out[i] = ScoredSequence {
+                logprobs: lp[at..at + n].to_vec(),
+                greedy: if with_greedy { am[at..at + n].to_vec() } else { Vec::new() },
+            };
+            at += n;
+        }
+        Ok(out)
+    }
+}
+
+/// Rows `tokens` of the `[vocab, d]` external-data matrix `t`: the same file, its offset moved
+/// to the first row and its length cut to the rows (row-major, so a row range is one span).
+/// `None` when `t` is not such a matrix.
+fn slice_rows(t: &TensorProto, tokens: Range<usize>, d: usize) -> Option<TensorProto> {
+    let width = crate::model::onnx::data_type::element_size(t.data_type?)?;
+    if !t.is_external() || t.dims.len() != 2 || t.dims[1] != d as i64 || (t.dims[0] as usize) < tokens.end {
+        return None;
+    }
+    let offset: u64 = t.external_entry("offset").map_or(Some(0), |v| v.parse().ok())?;
+    let row_bytes = (d * width) as u64;
+    let mut sliced = t.clone();
+    sliced.dims[0] = tokens.len() as i64;
+    let location = t.external_entry("location")?.to_string();
+    sliced.external_data = vec![
+        StringStringEntryProto::new("location", location),
+        StringStringEntryProto::new("offset", (offset + tokens.start as u64 * row_bytes).to_string()),
+        StringStringEntryProto::new("length", (tokens.len() as u64 * row_bytes).to_string()),
+    ];
+    Some(sliced)
 }
