@@ -44,7 +44,7 @@ fn record(id: &str, seed: Option<u64>) -> UnitRecord {
         eval_tokens: 0,
         calibration_tokens: 0,
         overall_sparsity: Some(0.5),
-        machine: MachineRecord { hostname: "h".into(), cores: 2, os: "linux".into(), device: "cpu".into() },
+        machine: MachineRecord { hostname: "h".into(), cores: 2, os: "linux".into(), device: "cpu".into(), compute: "f32".into() },
     }
 }
 

@@ -15,7 +15,7 @@ use crate::calibrate::{CaptureMode, Mix, Objective};
 use crate::data::{Language, TextRegistry, TextSource};
 use crate::eval::WindowOptions;
 use crate::prune::{Method, Pattern, SparseGptConfig, Sparsity, SparsityTarget};
-use crate::runtime::{ExecutionProvider, RuntimeOptions};
+use crate::runtime::{ComputeChoice, ExecutionProvider, RuntimeOptions};
 use crate::stats::Alpha;
 use crate::tasks::{Catalog, LanguageEntry, TaskName, TaskSplit};
 
@@ -128,6 +128,8 @@ struct RawStudy {
     threads: usize,
     /// Memory budget of every model run, e.g. "6GiB" (default: the machine's free memory).
     max_memory: Option<Spanned<String>>,
+    /// What the graphs compute in: auto, f32 or half (`--compute`).
+    compute: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -475,6 +477,8 @@ pub struct StudyConfig {
     pub threads: usize,
     /// Memory budget in bytes (`max_memory`); `None`: the machine's free memory.
     pub max_memory: Option<u64>,
+    /// What the graphs compute in (`compute`; default auto: half on CUDA for 16-bit folders).
+    pub compute: ComputeChoice,
     pub models: Vec<ModelSpec>,
     pub methods: Vec<Method>,
     pub targets: Vec<SparsityTarget>,
@@ -517,7 +521,7 @@ impl StudyConfig {
     pub fn runtime(&self) -> RuntimeOptions {
         // `resolve` refused any device that does not parse, so this cannot fall back silently.
         let provider: ExecutionProvider = self.device.parse().expect("study.device was checked when the file was read");
-        RuntimeOptions { provider, intra_threads: self.threads, max_memory: self.max_memory, ..Default::default() }
+        RuntimeOptions { provider, intra_threads: self.threads, max_memory: self.max_memory, compute: self.compute }
     }
 
     pub fn model(&self, name: &str) -> Option<&ModelSpec> {
@@ -776,6 +780,10 @@ impl Resolver<'_> {
                 Some(crate::model::memory::parse_size(m.get_ref()).map_err(|e| self.err("study.max_memory", m.span(), e.to_string()))?)
             }
         };
+        let compute = match &raw.study.compute {
+            None => ComputeChoice::Auto,
+            Some(c) => c.get_ref().parse().map_err(|message: String| self.err("study.compute", c.span(), message))?,
+        };
         let analysis = self.analysis(raw.analysis.unwrap_or_default())?;
         let models = self.models(&raw.models)?;
         let (methods, needs_calibration) = self.methods(&raw.pruning)?;
@@ -827,6 +835,7 @@ impl Resolver<'_> {
             device,
             threads: raw.study.threads,
             max_memory,
+            compute,
             models,
             methods,
             targets,
@@ -1451,6 +1460,23 @@ limit = 10
             Ok(_) => panic!("accepted:\n{text}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// `[study] compute` and `max_memory` reach the runtime options every model run gets;
+    /// the defaults are auto and no budget (the free memory), and a value of neither kind is
+    /// refused naming the key and its line.
+    #[test]
+    fn compute_and_max_memory_keys_reach_the_runtime_options() {
+        let with = |extra: &str| GOOD.replacen("seeds = [0]\n", &format!("seeds = [0]\n{extra}\n"), 1);
+        let runtime = parse_ok(GOOD).runtime();
+        assert_eq!((runtime.compute, runtime.max_memory), (ComputeChoice::Auto, None));
+        let runtime = parse_ok(&with("compute = \"half\"\nmax_memory = \"6GiB\"")).runtime();
+        assert_eq!((runtime.compute, runtime.max_memory), (ComputeChoice::Half, Some(6 << 30)));
+        assert_eq!(parse_ok(&with("compute = \"f32\"")).runtime().compute, ComputeChoice::F32);
+        let e = error(&with("compute = \"fp8\""));
+        assert!(e.starts_with("study.toml:4: study.compute") && e.contains("expected auto, f32 or half"), "{e}");
+        let e = error(&with("max_memory = \"lots\""));
+        assert!(e.starts_with("study.toml:4: study.max_memory") && e.contains("6GiB"), "{e}");
     }
 
     /// `stop = "decided"` with its defaults or given settings; the settings alone, an unknown

@@ -489,7 +489,7 @@ mod tests {
             eval_tokens: 0,
             calibration_tokens: 0,
             overall_sparsity: None,
-            machine: MachineRecord { hostname: String::new(), cores: 1, os: String::new(), device: String::new() },
+            machine: MachineRecord { hostname: String::new(), cores: 1, os: String::new(), device: String::new(), compute: String::new() },
         }
     }
 

@@ -216,6 +216,14 @@ pub struct MachineRecord {
     pub cores: usize,
     pub os: String,
     pub device: String,
+    /// The type the model's graphs computed in (`f32`, `f16`, `bf16`; see `[study] compute`).
+    /// Records written before half compute existed computed in f32.
+    #[serde(default = "f32_compute")]
+    pub compute: String,
+}
+
+fn f32_compute() -> String {
+    "f32".into()
 }
 
 // ---------------------------------------------------------------------------------------------

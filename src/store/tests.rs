@@ -221,7 +221,7 @@ fn unit_record(status: UnitStatus) -> UnitRecord {
         eval_tokens: 100,
         calibration_tokens: 256,
         overall_sparsity: Some(0.5),
-        machine: MachineRecord { hostname: "h".into(), cores: 2, os: "linux".into(), device: "cpu".into() },
+        machine: MachineRecord { hostname: "h".into(), cores: 2, os: "linux".into(), device: "cpu".into(), compute: "f32".into() },
     }
 }
 

@@ -410,8 +410,26 @@ impl Worker<'_> {
             eval_tokens: 0,
             calibration_tokens: 0,
             overall_sparsity: None,
-            machine: MachineRecord { hostname: machine.hostname, cores: machine.cores, os: machine.os, device: self.config.device.clone() },
+            machine: MachineRecord {
+                hostname: machine.hostname,
+                cores: machine.cores,
+                os: machine.os,
+                device: self.config.device.clone(),
+                compute: self.compute_of(unit.model()),
+            },
         }
+    }
+
+    /// What `model`'s graphs compute in under the study's device and `compute` key: resolved
+    /// from its card, or the key as written when the card cannot say (the run then fails
+    /// on loading the model, with the reason).
+    fn compute_of(&self, model: &str) -> String {
+        let runtime = self.config.runtime();
+        self.config
+            .model(model)
+            .and_then(|m| crate::model::ModelCard::read(&m.path).ok())
+            .and_then(|card| runtime.compute.resolve(runtime.provider, card.matrix_type()).ok())
+            .map_or_else(|| runtime.compute.to_string(), |t| t.flag_name().to_string())
     }
 
     /// Whether tasks are scored in rounds after every unit ([`super::decided`]), not per unit.
