@@ -258,24 +258,9 @@ impl StreamedGraphs {
         let mut head = self.load_head()?;
         let mut out = vec![ScoredSequence::default(); seqs.len()];
         for ((batch, h), &width) in batches.iter().zip(&hidden).zip(&widths) {
-            let (mut rows, mut targets) = (Vec::new(), Vec::new());
-            for (b, &i) in batch.iter().enumerate() {
-                let s = seqs[i];
-                for t in 0..s.len() - 1 {
-                    rows.push(b * width + t);
-                    targets.push(s[t + 1]);
-                }
-            }
+            let (rows, targets): (Vec<usize>, Vec<u32>) = next_token_rows(seqs, batch, width).unzip();
             let (lp, am) = head::run_head(&mut head, f32_of(h), self.d_model, &rows, &targets, with_greedy, Arena::Keep)?;
-            let mut at = 0;
-            for &i in batch {
-                let n = seqs[i].len() - 1;
-                out[i] = ScoredSequence {
-                    logprobs: lp[at..at + n].to_vec(),
-                    greedy: if with_greedy { am[at..at + n].to_vec() } else { Vec::new() },
-                };
-                at += n;
-            }
+            hand_out(seqs, batch, &lp, &am, with_greedy, &mut out);
         }
         Ok(out)
     }
@@ -290,31 +275,40 @@ impl StreamedGraphs {
         hidden: &[Value],
         with_greedy: bool,
     ) -> Result<Vec<ScoredSequence>, ScorerError> {
-        let (mut rows, mut targets) = (Vec::new(), Vec::new());
-        for ((k, batch), &width) in batches.iter().enumerate().zip(widths) {
-            for (b, &i) in batch.iter().enumerate() {
-                let s = seqs[i];
-                for t in 0..s.len() - 1 {
-                    rows.push((k, b * width + t));
-                    targets.push(s[t + 1]);
-                }
-            }
-        }
+        let (rows, targets): (Vec<(usize, usize)>, Vec<u32>) = batches
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .flat_map(|(k, (batch, &width))| next_token_rows(seqs, batch, width).map(move |(row, t)| ((k, row), t)))
+            .unzip();
         let d = self.d_model;
         let states: Vec<&[f32]> = hidden.iter().map(f32_of).collect();
         let (lp, am) =
             self.head_rows(|i, x| x.extend_from_slice(&states[rows[i].0][rows[i].1 * d..(rows[i].1 + 1) * d]), &targets, with_greedy)?;
         let mut out = vec![ScoredSequence::default(); seqs.len()];
-        let mut at = 0;
-        for &i in batches.iter().flatten() {
-            let n = seqs[i].len() - 1;
-            out[i] = ScoredSequence {
-                logprobs: lp[at..at + n].to_vec(),
-                greedy: if with_greedy { am[at..at + n].to_vec() } else { Vec::new() },
-            };
-            at += n;
-        }
+        let order: Vec<usize> = batches.iter().flatten().copied().collect();
+        hand_out(seqs, &order, &lp, &am, with_greedy, &mut out);
         Ok(out)
+    }
+}
+
+/// Every scored row of `batch` (sequences right-padded to `width`): `(row, next token)`,
+/// sequence by sequence.
+fn next_token_rows<'a>(seqs: &'a [&[u32]], batch: &'a [usize], width: usize) -> impl Iterator<Item = (usize, u32)> + 'a {
+    batch.iter().enumerate().flat_map(move |(b, &i)| {
+        let s = seqs[i];
+        (0..s.len() - 1).map(move |t| (b * width + t, s[t + 1]))
+    })
+}
+
+/// Gives each sequence of `order`, in turn, its run of the head's results.
+fn hand_out(seqs: &[&[u32]], order: &[usize], lp: &[f32], am: &[u32], with_greedy: bool, out: &mut [ScoredSequence]) {
+    let mut at = 0;
+    for &i in order {
+        let n = seqs[i].len() - 1;
+        out[i] =
+            ScoredSequence { logprobs: lp[at..at + n].to_vec(), greedy: if with_greedy { am[at..at + n].to_vec() } else { Vec::new() } };
+        at += n;
     }
 }
 
