@@ -557,41 +557,21 @@ fn eval_tasks_scores_choices_and_generates_as_lm_eval_does() {
 
 /// A study file over the fixture, with `methods` and calibration in English and French.
 fn study_file(dir: &std::path::Path, flores: &std::path::Path, methods: &str) -> PathBuf {
-    let text = format!(
-        r#"[study]
-name = "mt5-test"
-out = "{out}"
-seeds = [0]
-mode = "sequential"
-device = "cpu"
-
-[[models]]
-name = "mt5"
-path = "{model}"
-
-[pruning]
-methods = [{methods}]
-sparsities = [0.5]
-patterns = ["unstructured"]
-
-[calibration]
-source = "flores:{flores}"
-samples = 4
-seqlen = 32
-sets = [{{ languages = ["eng_Latn"] }}, {{ languages = ["fra_Latn"] }}]
-
-[perplexity]
-languages = ["eng_Latn"]
-source = "flores:{flores}"
-limit = 4
-"#,
-        out = dir.join("results").display(),
-        model = imported().display(),
-        flores = flores.display(),
-    );
-    let path = dir.join("study.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    let model = imported();
+    common::StudyFile {
+        name: "mt5-test",
+        model: &model,
+        flores,
+        methods,
+        samples: 4,
+        seqlen: 32,
+        calibration: &["eng_Latn", "fra_Latn"],
+        perplexity: &["eng_Latn"],
+        limit: 4,
+        pruning: "",
+        tables: "",
+    }
+    .write(dir)
 }
 
 /// `study run` and `report` on the mT5 fixture: every cell has its 47 layers at half, an

@@ -208,37 +208,9 @@ fn neuron_activity_counts_equal_a_count_by_hand() {
 /// A study file over the fixture: Wanda and Magnitude at 50%, calibration in English and
 /// French, layer filters, XCOPA (Italian) rounds that stop when decided, every model analysis.
 fn study_file(dir: &Path, shared: &Path) -> PathBuf {
-    let flores = shared.join("data/sib200");
-    let text = format!(
-        r#"[study]
-name = "mt5-analyses"
-out = "{out}"
-seeds = [0]
-mode = "sequential"
-device = "cpu"
-
-[[models]]
-name = "mt5"
-path = "{model}"
-
-[pruning]
-methods = ["wanda", "magnitude"]
-sparsities = [0.5]
-patterns = ["unstructured"]
-include = ["enc.blk.0.", "dec.blk.2.cross", "ffn_down"]
-exclude = ["cross_attn_v", "dec.blk.0."]
-
-[calibration]
-source = "flores:{flores}"
-samples = 4
-seqlen = 32
-sets = [{{ languages = ["eng_Latn"] }}, {{ languages = ["fra_Latn"] }}]
-
-[perplexity]
-languages = ["eng_Latn", "fra_Latn"]
-source = "flores:{flores}"
-limit = 4
-
+    let (model, flores) = (imported(), shared.join("data/sib200"));
+    let tables = format!(
+        r#"
 [tasks]
 names = ["xcopa"]
 languages = ["it"]
@@ -258,14 +230,22 @@ probe_sentences = 30
 error_windows = 2
 error_seqlen = 16
 "#,
-        out = dir.join("results").display(),
-        model = imported().display(),
-        flores = flores.display(),
         data = shared.join("data").display(),
     );
-    let path = dir.join("study.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    common::StudyFile {
+        name: "mt5-analyses",
+        model: &model,
+        flores: &flores,
+        methods: r#""wanda", "magnitude""#,
+        samples: 4,
+        seqlen: 32,
+        calibration: &["eng_Latn", "fra_Latn"],
+        perplexity: &["eng_Latn", "fra_Latn"],
+        limit: 4,
+        pruning: "include = [\"enc.blk.0.\", \"dec.blk.2.cross\", \"ffn_down\"]\nexclude = [\"cross_attn_v\", \"dec.blk.0.\"]\n",
+        tables: &tables,
+    }
+    .write(dir)
 }
 
 /// The layers the filters select, by the names alone: an include pattern in the name (or the

@@ -276,40 +276,21 @@ fn a_study_runs_snip_and_grasp_on_an_mt5_model() {
     let Some(shared) = common::shared() else { return };
     let dir = common::temp_dir("mt5-study-gradients");
     let flores = shared.join("data/sib200");
-    let config = dir.join("study.toml");
-    let text = format!(
-        r#"[study]
-name = "mt5-gradients"
-out = "{out}"
-seeds = [0]
-mode = "sequential"
-device = "cpu"
-
-[[models]]
-name = "mt5"
-path = "{model}"
-
-[pruning]
-methods = ["snip", "grasp"]
-sparsities = [0.5]
-patterns = ["unstructured"]
-
-[calibration]
-source = "flores:{flores}"
-samples = 2
-seqlen = 16
-sets = [{{ languages = ["fra_Latn"] }}]
-
-[perplexity]
-languages = ["eng_Latn"]
-source = "flores:{flores}"
-limit = 2
-"#,
-        out = dir.join("results").display(),
-        model = imported().display(),
-        flores = flores.display(),
-    );
-    std::fs::write(&config, text).unwrap();
+    let model = imported();
+    let config = common::StudyFile {
+        name: "mt5-gradients",
+        model: &model,
+        flores: &flores,
+        methods: r#""snip", "grasp""#,
+        samples: 2,
+        seqlen: 16,
+        calibration: &["fra_Latn"],
+        perplexity: &["eng_Latn"],
+        limit: 2,
+        pruning: "",
+        tables: "",
+    }
+    .write(&dir);
     for command in ["plan", "run"] {
         let out = common::bin().args(["study", command]).arg(&config).output().unwrap();
         assert!(out.status.success(), "study {command}: {}", String::from_utf8_lossy(&out.stderr));

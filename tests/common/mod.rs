@@ -194,3 +194,73 @@ pub fn transformers_python() -> Option<PathBuf> {
         skip("torch and transformers are not in .cache/venv; `make hf-reference` installs the pinned ones")
     }
 }
+
+/// A study file over the mT5 fixture (or any model folder), as the encoder-decoder tests write
+/// it: one seed, sequential calibration on the CPU, unstructured 50%, calibration and
+/// perplexity on the FLORES copy at `flores`. `pruning` adds keys to `[pruning]`; `tables`
+/// follows `[perplexity]` (tasks, analyses).
+pub struct StudyFile<'a> {
+    pub name: &'a str,
+    pub model: &'a Path,
+    pub flores: &'a Path,
+    /// TOML list items, e.g. `"wanda", "magnitude"`.
+    pub methods: &'a str,
+    pub samples: usize,
+    pub seqlen: usize,
+    pub calibration: &'a [&'a str],
+    pub perplexity: &'a [&'a str],
+    pub limit: usize,
+    pub pruning: &'a str,
+    pub tables: &'a str,
+}
+
+impl StudyFile<'_> {
+    /// Writes `dir/study.toml` (results under `dir/results`) and returns its path.
+    pub fn write(&self, dir: &Path) -> PathBuf {
+        let quoted = |langs: &[&str]| langs.iter().map(|l| format!("\"{l}\"")).collect::<Vec<_>>().join(", ");
+        let sets = self.calibration.iter().map(|l| format!("{{ languages = [\"{l}\"] }}")).collect::<Vec<_>>().join(", ");
+        let text = format!(
+            r#"[study]
+name = "{name}"
+out = "{out}"
+seeds = [0]
+mode = "sequential"
+device = "cpu"
+
+[[models]]
+name = "mt5"
+path = "{model}"
+
+[pruning]
+methods = [{methods}]
+sparsities = [0.5]
+patterns = ["unstructured"]
+{pruning}
+[calibration]
+source = "flores:{flores}"
+samples = {samples}
+seqlen = {seqlen}
+sets = [{sets}]
+
+[perplexity]
+languages = [{perplexity}]
+source = "flores:{flores}"
+limit = {limit}
+{tables}"#,
+            name = self.name,
+            out = dir.join("results").display(),
+            model = self.model.display(),
+            methods = self.methods,
+            pruning = self.pruning,
+            flores = self.flores.display(),
+            samples = self.samples,
+            seqlen = self.seqlen,
+            perplexity = quoted(self.perplexity),
+            limit = self.limit,
+            tables = self.tables,
+        );
+        let path = dir.join("study.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
