@@ -253,9 +253,15 @@ impl Scorer {
     pub fn load(model: &ModelDir, opts: &RuntimeOptions, overrides: &[WeightOverride]) -> Result<Self, ScorerError> {
         let plan = memory_plan(model, opts)?;
         let mut scorer = Self::load_with(model, opts, overrides, path_of(plan.as_ref(), opts)?)?;
-        if let Some(Ok(plan)) = plan {
-            scorer.budget_batch_tokens = plan.batch_tokens;
-            scorer.set_head_slices(plan.head_slices);
+        match plan {
+            Some(Ok(plan)) => {
+                scorer.budget_batch_tokens = plan.batch_tokens;
+                scorer.set_head_slices(plan.head_slices);
+            }
+            // Streamed under the free memory, which even its smallest parts exceed: the
+            // output layer in its smallest slices too.
+            Some(Err(_)) => scorer.set_head_slices(model.card.vocab_size.div_ceil(memory::HEAD_SLICE_MIN_ROWS)),
+            None => {}
         }
         Ok(scorer)
     }
