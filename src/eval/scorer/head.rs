@@ -206,3 +206,23 @@ pub(super) fn run_sliced(
     let am = if with_greedy { so_far.iter().map(|r| r.best_token).collect() } else { Vec::new() };
     Ok((lp, am))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RowSoFar;
+
+    /// Slices' log-sum-exps combine to the whole vocabulary's, in any order of size: logits
+    /// {1, 2, 3, 10} in slices {1, 2}, {10}, {3} give log(e + e^2 + e^3 + e^10), and a target
+    /// logit of 2 gets log p = 2 minus that (f64 throughout, so 1e-12).
+    #[test]
+    fn slices_combine_to_the_whole_log_sum_exp() {
+        let lse = |xs: &[f64]| xs.iter().map(|x| x.exp()).sum::<f64>().ln();
+        let mut row = RowSoFar { target_logit: 2.0, ..RowSoFar::EMPTY };
+        for slice in [&[1.0, 2.0][..], &[10.0], &[3.0]] {
+            row.add_logsumexp(lse(slice));
+        }
+        let whole = lse(&[1.0, 2.0, 3.0, 10.0]);
+        assert!((row.lse_max + row.lse_sum.ln() - whole).abs() < 1e-12);
+        assert!((f64::from(row.log_prob()) - (2.0 - whole)).abs() < 1e-6, "{}", row.log_prob());
+    }
+}
