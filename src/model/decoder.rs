@@ -1216,6 +1216,26 @@ pub const PAST_ROWS: &str = "past_rows";
 /// new, -1 where the past or the new tokens are padding.
 pub const KEY_POSITIONS: &str = "key_positions";
 
+impl Emitter<'_> {
+    /// The head graphs' inputs, `hidden` `[N, d]` and `targets` `[N]`, and the `[N, vocab]`
+    /// logits of `hidden`; the `N` dimension for the outputs.
+    fn head_logits(&mut self) -> (String, Dim<'static>) {
+        let n = Dim::Named("rows");
+        let hidden = self.input_f32("hidden", &[n, Dim::Fixed(self.spec.d_model as i64)]);
+        self.g.input("targets", data_type::INT64, &[n]);
+        (self.logits_flat(&hidden), n)
+    }
+}
+
+/// Row i's entry `targets[i]` of `[N, V]` `values`, as the flat `[N]` output `out`.
+fn pick_targets(g: &mut GraphBuilder, values: &str, out: &str) {
+    let column = g.vec_i64(&[-1, 1]);
+    let targets = g.op("Reshape", &["targets", &column], vec![]);
+    let picked = g.op("GatherElements", &[values, &targets], vec![A::int("axis", 1)]);
+    let flat = g.vec_i64(&[-1]);
+    g.op_named("Reshape", &[&picked, &flat], out, vec![]);
+}
+
 /// The output layer on chosen rows: `hidden` `[N, d]` (last block outputs) and `targets` `[N]`
 /// -> `target_logprobs` `[N]` (log p(target | row)) and `argmax` `[N]` (the greedy token).
 /// The `N x vocab` logits exist only inside this run, so a caller bounds them by choosing N.
@@ -1225,17 +1245,10 @@ pub fn head_model(spec: &DecoderSpec, weights: &WeightTable) -> ModelProto {
 
 fn head_model_in(spec: &DecoderSpec, weights: &WeightTable, compute: FloatType) -> ModelProto {
     let mut e = Emitter::new("polyprune_head", spec, weights).with_compute(compute);
-    let n = Dim::Named("rows");
-    let hidden = e.input_f32("hidden", &[n, Dim::Fixed(spec.d_model as i64)]);
-    e.g.input("targets", data_type::INT64, &[n]);
-    let logits = e.logits_flat(&hidden);
+    let (logits, n) = e.head_logits();
     let g = &mut e.g;
     let lsm = g.op("LogSoftmax", &[&logits], vec![A::int("axis", 1)]);
-    let column = g.vec_i64(&[-1, 1]);
-    let targets = g.op("Reshape", &["targets", &column], vec![]);
-    let picked = g.op("GatherElements", &[&lsm, &targets], vec![A::int("axis", 1)]);
-    let flat = g.vec_i64(&[-1]);
-    g.op_named("Reshape", &[&picked, &flat], "target_logprobs", vec![]);
+    pick_targets(g, &lsm, "target_logprobs");
     g.op_named("ArgMax", &[&logits], "argmax", vec![A::int("axis", 1), A::int("keepdims", 0)]);
     e.g.output("target_logprobs", data_type::FLOAT, &[n]);
     e.g.output("argmax", data_type::INT64, &[n]);
@@ -1255,10 +1268,7 @@ pub fn head_slice_model(spec: &DecoderSpec, weights: &WeightTable) -> ModelProto
 
 fn head_slice_model_in(spec: &DecoderSpec, weights: &WeightTable, compute: FloatType) -> ModelProto {
     let mut e = Emitter::new("polyprune_head_slice", spec, weights).with_compute(compute);
-    let n = Dim::Named("rows");
-    let hidden = e.input_f32("hidden", &[n, Dim::Fixed(spec.d_model as i64)]);
-    e.g.input("targets", data_type::INT64, &[n]);
-    let logits = e.logits_flat(&hidden);
+    let (logits, n) = e.head_logits();
     let g = &mut e.g;
     // max + log(sum(exp(l - max))): ONNX Runtime's ReduceSum is vectorised (its
     // ReduceLogSumExp sums serially: 6e-5 off per token over a 131,072-token slice).
@@ -1272,10 +1282,7 @@ fn head_slice_model_in(spec: &DecoderSpec, weights: &WeightTable, compute: Float
     g.op_named("Reshape", &[&row_max, &flat], "slice_max", vec![]);
     g.op_named("Add", &[&log_sum, "slice_max"], "slice_logsumexp", vec![]);
     g.op_named("ArgMax", &[&logits], "slice_argmax", vec![A::int("axis", 1), A::int("keepdims", 0)]);
-    let column = g.vec_i64(&[-1, 1]);
-    let targets = g.op("Reshape", &["targets", &column], vec![]);
-    let picked = g.op("GatherElements", &[&logits, &targets], vec![A::int("axis", 1)]);
-    g.op_named("Reshape", &[&picked, &flat], "target_logits", vec![]);
+    pick_targets(g, &logits, "target_logits");
     for name in ["slice_logsumexp", "slice_max", "target_logits"] {
         e.g.output(name, data_type::FLOAT, &[n]);
     }

@@ -122,9 +122,11 @@ struct SliceChunk {
 
 fn run_slice_chunk(head: &mut Graph, x: &[f32], d: usize, targets: Vec<i64>) -> Result<SliceChunk, ScorerError> {
     let rows = targets.len();
+    // As in `run_head`: only a short (last) chunk gives its regions back.
+    let arena = if rows < HEAD_ROWS { Arena::Release } else { Arena::Keep };
     let inputs =
         vec![("hidden", Input::F32 { shape: vec![rows, d], data: x }), ("targets", Input::I64 { shape: vec![rows], data: targets })];
-    let values = head.run_keep_with(inputs, &["slice_logsumexp", "slice_max", "slice_argmax", "target_logits"], Arena::Keep)?;
+    let values = head.run_keep_with(inputs, &["slice_logsumexp", "slice_max", "slice_argmax", "target_logits"], arena)?;
     let f32s = |i: usize| match values[i].view() {
         Some(OutputView::F32(v)) => v.to_vec(),
         _ => Vec::new(),
